@@ -63,8 +63,13 @@ func configFromContext(c *cli.Context) (*config, error) {
 }
 
 // defaultDataDir follows the XDG base directory convention:
-// $XDG_DATA_HOME/loopcard, else ~/.local/share/loopcard.
+// $XDG_DATA_HOME/loopcard, else ~/.local/share/loopcard. Root gets
+// /var/lib/loopcard instead: the embedded PostgreSQL runs as the postgres
+// user, who cannot enter /root.
 func defaultDataDir() (string, error) {
+	if os.Geteuid() == 0 {
+		return "/var/lib/loopcard", nil
+	}
 	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
 		return filepath.Join(d, "loopcard"), nil
 	}
