@@ -211,9 +211,9 @@ func (c *Card) GetKeyVersion(keyNo byte) (byte, error) {
 
 // SetConfiguration options.
 const (
-	ConfigPICC     byte = 0x00 // data: 1 byte, bit 0 disables FormatPICC, bit 1 enables random ID
-	ConfigDefault  byte = 0x01 // data: default key (24 bytes) and version
-	ConfigATS      byte = 0x02 // data: user-defined ATS
+	ConfigPICC    byte = 0x00 // data: 1 byte, bit 0 disables FormatPICC, bit 1 enables random ID
+	ConfigDefault byte = 0x01 // data: default key (24 bytes) and version
+	ConfigATS     byte = 0x02 // data: user-defined ATS
 )
 
 // SetConfiguration sends SetConfiguration(option, data) encrypted (PICC
