@@ -112,22 +112,30 @@ func (c *Card) openChangeKey(hdr, pt []byte, old cardKey, t keyType, own bool) (
 			nk.version = parityVersion(nk.value)
 		}
 	case legacySession:
-		// key || CRC16(key) || [CRC16(new)] || zeros
-		need := l + 2
+		// key || [ver] || CRC16(key||[ver]) || [CRC16(new)] || zeros
+		n := l
+		if t == keyAES {
+			n++
+		}
+		need := n + 2
 		if !own {
 			need += 2
 		}
 		if len(pt) < need || !allZero(pt[need:]) || len(pt)-need >= 8 {
 			return nk, false
 		}
-		if binary.LittleEndian.Uint16(pt[l:]) != desfire.CRC16(pt[:l]) {
+		if binary.LittleEndian.Uint16(pt[n:]) != desfire.CRC16(pt[:n]) {
 			return nk, false
 		}
 		nk.value = xorKey(pt[:l], old, own)
-		if !own && binary.LittleEndian.Uint16(pt[l+2:]) != desfire.CRC16(nk.value) {
+		if !own && binary.LittleEndian.Uint16(pt[n+2:]) != desfire.CRC16(nk.value) {
 			return nk, false
 		}
-		nk.version = parityVersion(nk.value)
+		if t == keyAES {
+			nk.version = pt[l]
+		} else {
+			nk.version = parityVersion(nk.value)
+		}
 	default:
 		return nk, false
 	}

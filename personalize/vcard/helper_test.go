@@ -230,7 +230,10 @@ func (x *client) exchange1(cmd byte, data []byte) (byte, []byte) {
 
 func le24(n int) []byte { return []byte{byte(n), byte(n >> 8), byte(n >> 16)} }
 
-func le32(v int32) []byte { u := uint32(v); return []byte{byte(u), byte(u >> 8), byte(u >> 16), byte(u >> 24)} }
+func le32(v int32) []byte {
+	u := uint32(v)
+	return []byte{byte(u), byte(u >> 8), byte(u >> 16), byte(u >> 24)}
+}
 
 // rwHdr is the 7-byte header of ReadData/WriteData/WriteRecord/ReadRecords.
 func rwHdr(file byte, off, n int) []byte { return slices.Concat([]byte{file}, le24(off), le24(n)) }
