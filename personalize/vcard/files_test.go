@@ -280,7 +280,7 @@ func TestErrors(t *testing.T) {
 // open transaction, and that committed data survives them.
 func TestTear(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(c *vcard.Card, x *client)
 	}{
 		{"power loss", func(c *vcard.Card, x *client) { c.PowerOff(); c.PowerOn(); x.ev2 = nil }},
