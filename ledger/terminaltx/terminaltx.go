@@ -286,7 +286,7 @@ func (r *reader) take(n int) []byte {
 	return s
 }
 
-func (r *reader) byte() byte { return r.take(1)[0] }
+func (r *reader) byte() byte  { return r.take(1)[0] }
 func (r *reader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
 func (r *reader) u64() uint64 { return binary.BigEndian.Uint64(r.take(8)) }
 
