@@ -244,7 +244,7 @@ func (c *Card) AuthenticateISO(keyNo byte, key Key) error {
 	if err := checkRndA(cmd, rndA, got); err != nil {
 		return err
 	}
-	s, err := newEV1DES(LegacySessionKey(k, rndA, rndB))
+	s, err := NewEV1SessionDES(LegacySessionKey(k, rndA, rndB))
 	if err != nil {
 		return err
 	}

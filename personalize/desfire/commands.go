@@ -66,10 +66,21 @@ func (m CommMode) String() string {
 	return "invalid"
 }
 
-// CommModeFor is the communication mode this client uses for cmd in an
-// authenticated session; fileMode is the file's mode from its settings, used
-// for the data and value commands. A card implementation applies the same
-// table. Authentication commands and SelectApplication are never wrapped.
+// CommModeFor is the communication mode this client uses for cmd in an EV1
+// or EV2 session; fileMode is the file's mode from its settings, used for the
+// data and value commands. A card implementation applies the same table.
+// Authentication commands and SelectApplication are never wrapped. In a
+// legacy (0x0A) session every command but file data access and ChangeKey is
+// plain, as on D40 cards (no MAC on GetKeySettings, CreateApplication...);
+// this client supports only plain files there.
+//
+// Where the clear header ends (what UnwrapCommand gets as header): ReadData,
+// WriteData, ReadRecords, WriteRecord 7 bytes; GetValue, Credit, Debit,
+// LimitedCredit, ChangeKey, SetConfiguration, GetKeyVersion,
+// GetFileSettings, DeleteFile 1 byte; ChangeKeySettings 0 bytes (its one
+// byte is data); every other command has all its parameters in the header.
+// In EV1 MAC mode a command carries a CMAC only when it has data after the
+// header (WriteData, WriteRecord, Credit, Debit, LimitedCredit).
 func CommModeFor(cmd byte, fileMode CommMode) CommMode {
 	switch cmd {
 	case CmdReadData, CmdWriteData, CmdGetValue, CmdCredit, CmdDebit,

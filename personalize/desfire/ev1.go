@@ -46,9 +46,12 @@ func NewEV1Session(sessionKey []byte) (*EV1Session, error) {
 	return newEV1(b), nil
 }
 
-// newEV1DES starts EV1 secure messaging with a DES/2K3DES session key (after
-// AuthenticateISO).
-func newEV1DES(sessionKey []byte) (*EV1Session, error) {
+// NewEV1SessionDES starts EV1 secure messaging with 8-byte blocks after
+// AuthenticateISO (0x1A) with a DES/2K3DES key; sessionKey is the 16-byte
+// LegacySessionKey. The CMAC is the 64-bit CMAC (constant 0x1B). A full-mode
+// response of exactly 8 bytes is taken as a CMAC, so full-mode responses with
+// 1 to 4 data bytes are not supported with DES blocks.
+func NewEV1SessionDES(sessionKey []byte) (*EV1Session, error) {
 	b, err := newDESBlock(sessionKey)
 	if err != nil {
 		return nil, err

@@ -49,9 +49,9 @@ func newPairs(t *testing.T) []pair {
 	k1, err := NewEV1Session(sk)
 	require.NoError(t, err)
 	dk := LegacySessionKey(mustHex(t, "00112233445566778899AABBCCDDEEFF"), mustHex(t, "0123456789ABCDEF"), mustHex(t, "FEDCBA9876543210"))
-	cd, err := newEV1DES(dk)
+	cd, err := NewEV1SessionDES(dk)
 	require.NoError(t, err)
-	kd, err := newEV1DES(dk)
+	kd, err := NewEV1SessionDES(dk)
 	require.NoError(t, err)
 	return []pair{
 		{name: "ev2", client: c2, card: k2},
