@@ -1,8 +1,6 @@
 package vcard
 
 import (
-	"crypto/subtle"
-	"encoding/binary"
 
 	"github.com/loopcard/loopcard/personalize/desfire"
 )
@@ -68,87 +66,25 @@ func (c *Card) changeKey(hdr, body []byte) (byte, []byte) {
 // openChangeKey reads the new key from the ChangeKey cryptogram, whose
 // layout depends on the secure messaging in use.
 func (c *Card) openChangeKey(hdr, pt []byte, old cardKey, t keyType, own bool) (cardKey, bool) {
-	l := t.keyLen()
-	nk := cardKey{typ: t}
+	var scheme desfire.AuthScheme
 	switch c.auth.sess.(type) {
 	case ev2Adapter:
-		// own: key || ver; other: (key ^ old) || ver || CRC32(key)
-		want := l + 1
-		if !own {
-			want += 4
-		}
-		if len(pt) != want {
-			return nk, false
-		}
-		nk.value = xorKey(pt[:l], old, own)
-		nk.version = pt[l]
-		if !own && binary.LittleEndian.Uint32(pt[l+1:]) != desfire.CRC32(nk.value) {
-			return nk, false
-		}
+		scheme = desfire.AuthEV2
 	case ev1Session:
-		// key || [ver] || CRC32(cmd||keyNo||key||[ver]) || [CRC32(new)] || zeros
-		n := l
-		if t == keyAES {
-			n++
-		}
-		need := n + 4
-		if !own {
-			need += 4
-		}
-		if len(pt) < need || !allZero(pt[need:]) || len(pt)-need >= 16 {
-			return nk, false
-		}
-		crc := desfire.CRC32(append([]byte{cmdChangeKey, hdr[0]}, pt[:n]...))
-		if binary.LittleEndian.Uint32(pt[n:]) != crc {
-			return nk, false
-		}
-		nk.value = xorKey(pt[:l], old, own)
-		if !own && binary.LittleEndian.Uint32(pt[n+4:]) != desfire.CRC32(nk.value) {
-			return nk, false
-		}
-		if t == keyAES {
-			nk.version = pt[l]
-		} else {
-			nk.version = parityVersion(nk.value)
-		}
+		scheme = desfire.AuthEV1
 	case legacySession:
-		// key || [ver] || CRC16(key||[ver]) || [CRC16(new)] || zeros
-		n := l
-		if t == keyAES {
-			n++
-		}
-		need := n + 2
-		if !own {
-			need += 2
-		}
-		if len(pt) < need || !allZero(pt[need:]) || len(pt)-need >= 8 {
-			return nk, false
-		}
-		if binary.LittleEndian.Uint16(pt[n:]) != desfire.CRC16(pt[:n]) {
-			return nk, false
-		}
-		nk.value = xorKey(pt[:l], old, own)
-		if !own && binary.LittleEndian.Uint16(pt[n+2:]) != desfire.CRC16(nk.value) {
-			return nk, false
-		}
-		if t == keyAES {
-			nk.version = pt[l]
-		} else {
-			nk.version = parityVersion(nk.value)
-		}
+		scheme = desfire.AuthLegacy
 	default:
-		return nk, false
+		return cardKey{}, false
 	}
-	return nk, true
-}
-
-// xorKey returns b, or b XOR the old key when another key is changed.
-func xorKey(b []byte, old cardKey, own bool) []byte {
-	out := append([]byte(nil), b...)
-	if !own && len(old.value) == len(out) {
-		subtle.XORBytes(out, out, old.value)
+	v, ver, err := desfire.OpenChangeKey(scheme, hdr[0], pt, t.keyLen(), t == keyAES, own, old.value)
+	if err != nil {
+		return cardKey{}, false
 	}
-	return out
+	if t != keyAES && scheme != desfire.AuthEV2 {
+		ver = parityVersion(v)
+	}
+	return cardKey{typ: t, value: v, version: ver}, true
 }
 
 // parityVersion is the key version DES keys carry in the parity bits of

@@ -94,12 +94,25 @@ func (c *Card) execute(cmd byte, s *spec, hdr, body []byte) (byte, []byte) {
 		}
 		mode = m
 	}
+	if _, ok := sessionOf[legacySession](c); ok && s.mode == nil && cmd != cmdChangeKey {
+		// Legacy (D40) secure messaging protects only file data and keys.
+		mode = commPlain
+	}
 	if mode != commPlain && c.auth == nil && s.mode != nil {
 		// File access with MAC or full communication needs authentication.
 		return stPermissionDenied, nil
 	}
 	if c.auth != nil {
-		plain, err := c.auth.sess.unwrap(cmd, hdr, body, mode)
+		uh, ub := hdr, body
+		if _, ok := sessionOf[ev1Session](c); ok && s.mode == nil && mode == commMAC {
+			// EV1 sends no CMAC with the management commands: their CMAC
+			// only moves the IV on.
+			uh, ub = slices.Concat(hdr, body), nil
+		}
+		plain, err := c.auth.sess.unwrap(cmd, uh, ub, mode)
+		if len(uh) > len(hdr) {
+			plain = body
+		}
 		if err != nil {
 			c.log.Debug("vcard: secure messaging", "cmd", cmd, "err", err)
 			return stIntegrityError, nil
@@ -390,3 +403,13 @@ func get24(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 }
 func getI32(b []byte) int32 { return int32(binary.LittleEndian.Uint32(b)) }
 
 func putI32(v int32) []byte { return binary.LittleEndian.AppendUint32(nil, uint32(v)) }
+
+// sessionOf returns the current session if it is of type T.
+func sessionOf[T session](c *Card) (T, bool) {
+	var zero T
+	if c.auth == nil {
+		return zero, false
+	}
+	s, ok := c.auth.sess.(T)
+	return s, ok
+}
