@@ -1,0 +1,376 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/loopcard/loopcard/keys"
+	"github.com/urfave/cli/v2"
+)
+
+// defaultSystemID is the AN10922 system identifier `keys diversify` uses
+// when --system-id is not given: "LOOPCARD", so that M = UID(7) || AID(3) ||
+// SystemID(8) is 18 bytes, inside the 16..31 the HSM computes exactly.
+var defaultSystemID = []byte("LOOPCARD")
+
+func keysCommand() *cli.Command {
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
+	return &cli.Command{
+		Name:  "keys",
+		Usage: "manage the HSM key hierarchy: init, list, import, rotate, diversify",
+		Subcommands: []*cli.Command{
+			{
+				Name:   "init",
+				Usage:  "create every key of the hierarchy that is missing",
+				Flags:  []cli.Flag{jsonFlag},
+				Action: keysInit,
+			},
+			{
+				Name:   "list",
+				Usage:  "list keys: label, type, version, KCV, created, usages",
+				Flags:  []cli.Flag{jsonFlag},
+				Action: keysList,
+			},
+			{
+				Name:      "import",
+				Usage:     "import a key from two or more XOR components (key ceremony)",
+				ArgsUsage: "LABEL --component FILE --component FILE [...]",
+				Flags: []cli.Flag{
+					&cli.StringSliceFlag{Name: "component", Usage: "file holding one component in hex (repeat, 2 or more)"},
+					jsonFlag,
+				},
+				Action: keysImport,
+			},
+			{
+				Name:      "rotate",
+				Usage:     "generate the next version of a key; old versions stay usable",
+				ArgsUsage: "LABEL",
+				Flags:     []cli.Flag{jsonFlag},
+				Action:    keysRotate,
+			},
+			{
+				Name:      "diversify",
+				Usage:     "print the KCV of a card's AN10922 diversified key (never the key)",
+				ArgsUsage: "LABEL --uid HEX [--aid HEX] [--system-id HEX]",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "uid", Usage: "card UID, 7 bytes in hex"},
+					&cli.StringFlag{Name: "aid", Value: "000000", Usage: "application id, 3 bytes in hex (000000: PICC level)"},
+					&cli.StringFlag{Name: "system-id", Value: strings.ToUpper(hex.EncodeToString(defaultSystemID)), Usage: "system identifier in hex, 6 to 21 bytes"},
+					jsonFlag,
+				},
+				Action: keysDiversify,
+			},
+		},
+	}
+}
+
+// cmdArgs is a subcommand's LABEL argument and its flags, which may come
+// after LABEL as the usage lines write them (urfave/cli/v2 stops parsing
+// flags at the first argument, so the rest is parsed here).
+type cmdArgs struct {
+	c     *cli.Context
+	label string
+	strs  map[string][]string
+	bools map[string]bool
+}
+
+// parseArgs returns the single LABEL argument and any flags after it, or a
+// usage error.
+func parseArgs(c *cli.Context, usage string) (*cmdArgs, error) {
+	a := &cmdArgs{c: c, strs: map[string][]string{}, bools: map[string]bool{}}
+	usageErr := fmt.Errorf("usage: loopcard keys %s %s", c.Command.Name, usage)
+	kinds := map[string]string{}
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			switch f.(type) {
+			case *cli.BoolFlag:
+				kinds[n] = "bool"
+			default:
+				kinds[n] = "string"
+			}
+		}
+	}
+	args := c.Args().Slice()
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if !strings.HasPrefix(arg, "-") || arg == "-" {
+			if a.label != "" {
+				return nil, usageErr
+			}
+			a.label = arg
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		switch kinds[name] {
+		case "bool":
+			a.bools[name] = !hasValue || value == "true"
+		case "string":
+			if !hasValue {
+				if i+1 >= len(args) {
+					return nil, fmt.Errorf("flag --%s needs a value: %w", name, usageErr)
+				}
+				i++
+				value = args[i]
+			}
+			a.strs[name] = append(a.strs[name], value)
+		default:
+			return nil, fmt.Errorf("unknown flag %s: %w", arg, usageErr)
+		}
+	}
+	if a.label == "" {
+		return nil, usageErr
+	}
+	return a, nil
+}
+
+func (a *cmdArgs) str(name string) string {
+	if v := a.strs[name]; len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return a.c.String(name)
+}
+
+func (a *cmdArgs) strSlice(name string) []string {
+	return append(a.c.StringSlice(name), a.strs[name]...)
+}
+
+func (a *cmdArgs) json() bool { return a.bools["json"] || a.c.Bool("json") }
+
+func keysInit(c *cli.Context) error {
+	h, err := openHSM(c)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	created, err := h.Init(c.Context)
+	if err != nil {
+		return err
+	}
+	list, err := h.List(c.Context)
+	if err != nil {
+		return err
+	}
+	isNew := map[string]bool{}
+	for _, l := range created {
+		isNew[l.String()] = true
+	}
+	newInfos := []keys.KeyInfo{}
+	for _, k := range list {
+		if isNew[k.Label] {
+			newInfos = append(newInfos, k)
+		}
+	}
+	if c.Bool("json") {
+		return printJSON(c, map[string]any{"created": newInfos})
+	}
+	if len(newInfos) == 0 {
+		fmt.Fprintln(c.App.Writer, "every key exists: nothing created")
+		return nil
+	}
+	for _, k := range newInfos {
+		fmt.Fprintf(c.App.Writer, "created %s %s KCV %s\n", k.Label, k.Type, kcvText(k.KCV))
+	}
+	return nil
+}
+
+func kcvText(kcv string) string {
+	if kcv == "" {
+		return "-"
+	}
+	return kcv
+}
+
+func keysList(c *cli.Context) error {
+	h, err := openHSM(c)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	list, err := h.List(c.Context)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if list == nil {
+			list = []keys.KeyInfo{}
+		}
+		return printJSON(c, list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(c.App.Writer, "no keys: run \"loopcard keys init\" or import them")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LABEL\tTYPE\tVERSION\tKCV\tCREATED\tUSAGES")
+	for _, k := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", k.Label, k.Type, k.Version, kcvText(k.KCV),
+			k.Created.Format("2006-01-02 15:04:05Z"), strings.Join(k.Usages, ","))
+	}
+	return tw.Flush()
+}
+
+func keysImport(c *cli.Context) error {
+	a, err := parseArgs(c, "LABEL --component FILE --component FILE [...]")
+	if err != nil {
+		return err
+	}
+	name := a.label
+	if strings.Contains(name, "/") {
+		return fmt.Errorf("import takes a key name such as app-debit, not %q: the next version is chosen for you", name)
+	}
+	spec, err := keys.LookupSpec(name)
+	if err != nil {
+		return err
+	}
+	if !spec.Importable() {
+		return fmt.Errorf("%s is a key pair and cannot be imported: create it with \"loopcard keys init\"", name)
+	}
+	files := a.strSlice("component")
+	if len(files) < 2 {
+		return fmt.Errorf("a key is imported from 2 or more components: give --component FILE for each")
+	}
+	// Components are read into memory only, checked, and cleared; the
+	// token is not touched unless every one is valid.
+	var comps []keys.Component
+	defer func() {
+		for _, cp := range comps {
+			cp.Destroy()
+		}
+	}()
+	for i, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("component %d: cannot read %s: %w", i+1, f, errors.Unwrap(err))
+		}
+		cp, err := keys.ParseComponent(b)
+		clear(b)
+		if err != nil {
+			return fmt.Errorf("component %d (%s): %w", i+1, f, err)
+		}
+		comps = append(comps, cp)
+		if cp.Len() != spec.Size() {
+			return fmt.Errorf("component %d (%s) is %d bytes; %s needs %d bytes (%d hex digits)",
+				i+1, f, cp.Len(), name, spec.Size(), 2*spec.Size())
+		}
+	}
+	h, err := openHSM(c)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	res, err := h.Import(c.Context, name, comps)
+	if err != nil {
+		return err
+	}
+	if a.json() {
+		type comp struct {
+			File string `json:"file"`
+			KCV  string `json:"kcv"`
+		}
+		out := struct {
+			Label      string `json:"label"`
+			Components []comp `json:"components"`
+			KCV        string `json:"kcv"`
+		}{Label: res.Label.String(), KCV: res.KCV}
+		for i, k := range res.ComponentKCVs {
+			out.Components = append(out.Components, comp{File: files[i], KCV: k})
+		}
+		return printJSON(c, out)
+	}
+	for i, k := range res.ComponentKCVs {
+		fmt.Fprintf(c.App.Writer, "component %d (%s) KCV %s\n", i+1, files[i], k)
+	}
+	fmt.Fprintf(c.App.Writer, "imported %s KCV %s\n", res.Label, res.KCV)
+	return nil
+}
+
+func keysRotate(c *cli.Context) error {
+	a, err := parseArgs(c, "LABEL")
+	if err != nil {
+		return err
+	}
+	name := a.label
+	if _, err := keys.LookupSpec(name); err != nil {
+		return err
+	}
+	h, err := openHSM(c)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := h.Rotate(c.Context, name)
+	if err != nil {
+		return err
+	}
+	list, err := h.List(c.Context)
+	if err != nil {
+		return err
+	}
+	for _, k := range list {
+		if k.Label == l.String() {
+			if a.json() {
+				return printJSON(c, k)
+			}
+			fmt.Fprintf(c.App.Writer, "created %s %s KCV %s\n", k.Label, k.Type, kcvText(k.KCV))
+			return nil
+		}
+	}
+	return fmt.Errorf("rotated %s but cannot list it", l)
+}
+
+func keysDiversify(c *cli.Context) error {
+	a, err := parseArgs(c, "LABEL --uid HEX [--aid HEX] [--system-id HEX]")
+	if err != nil {
+		return err
+	}
+	label, err := keys.ParseLabel(a.label)
+	if err != nil {
+		return err
+	}
+	hexFlag := func(name string) ([]byte, error) {
+		v := a.str(name)
+		if v == "" {
+			return nil, fmt.Errorf("--%s is required", name)
+		}
+		b, err := hex.DecodeString(v)
+		if err != nil {
+			return nil, fmt.Errorf("--%s must be hex digits, such as 04782E21801D80", name)
+		}
+		return b, nil
+	}
+	uid, err := hexFlag("uid")
+	if err != nil {
+		return err
+	}
+	aid, err := hexFlag("aid")
+	if err != nil {
+		return err
+	}
+	sys, err := hexFlag("system-id")
+	if err != nil {
+		return err
+	}
+	m, err := keys.DiversificationInput(uid, aid, sys)
+	if err != nil {
+		return err
+	}
+	h, err := openHSM(c)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	key, used, err := h.Diversify(c.Context, label, m)
+	if err != nil {
+		return err
+	}
+	defer key.Destroy()
+	if a.json() {
+		return printJSON(c, map[string]string{"label": used.String(), "uid": strings.ToUpper(hex.EncodeToString(uid)), "kcv": key.KCV()})
+	}
+	fmt.Fprintf(c.App.Writer, "%s UID %X KCV %s\n", used, uid, key.KCV())
+	return nil
+}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"os"
+	"testing"
+
+	"github.com/loopcard/loopcard/softhsm"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain lets testscript run "loopcard" as a subprocess of the test
+// binary that calls run: every command of a script gets a fresh process,
+// so each can point SOFTHSM2_CONF at its own data directory.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"loopcard": func() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) },
+	})
+}
+
+// The keys subcommands against the embedded SoftHSM2 default under a
+// temporary --data-dir: every subcommand, --json, and bad input.
+func TestKeysCLI(t *testing.T) {
+	module, err := softhsm.ModulePath()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/keys",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("MODULE", module)
+			env.Setenv("LOOPCARD_DATA_DIR", env.WorkDir+"/data")
+			return nil
+		},
+	})
+}
