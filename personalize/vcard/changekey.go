@@ -1,7 +1,6 @@
 package vcard
 
 import (
-
 	"github.com/loopcard/loopcard/personalize/desfire"
 )
 

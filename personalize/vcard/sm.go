@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/loopcard/loopcard/personalize/desfire"
 )
@@ -168,14 +169,21 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// errNoISOSession: the desfire package exports no EV1 session over a DES
-// block cipher yet, so AuthenticateISO cannot be completed.
-var errNoISOSession = errors.New("vcard: EV1 secure messaging with DES keys not available")
-
-// isoSession starts EV1 secure messaging after AuthenticateISO.
-func isoSession(_ cardKey, _, _ []byte, err error) (session, error) {
+// isoSession starts EV1 secure messaging with 8-byte blocks after
+// AuthenticateISO.
+func isoSession(k cardKey, rndA, rndB []byte, err error) (session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, errNoISOSession
+	var key []byte
+	if k.typ == key3K3DES {
+		key = slices.Concat(rndA[0:4], rndB[0:4], rndA[6:10], rndB[6:10], rndA[12:16], rndB[12:16])
+	} else {
+		key = desfire.LegacySessionKey(k.value, rndA, rndB)
+	}
+	s, err := desfire.NewEV1SessionDES(key)
+	if err != nil {
+		return nil, err
+	}
+	return ev1Session{s: s, bs: 8}, nil
 }
