@@ -2,7 +2,6 @@ package desfire
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -216,12 +215,10 @@ func (c *Card) needAuth(cmd byte) error {
 	return nil
 }
 
-var errShort = errors.New("response too short")
-
 // wantLen checks a response length.
 func wantLen(cmd byte, b []byte, n int) error {
 	if len(b) != n {
-		return fmt.Errorf("%w: command 0x%02X: %v: %d bytes, want %d", ErrMalformed, cmd, errShort, len(b), n)
+		return fmt.Errorf("%w: command 0x%02X: response of %d bytes, want %d", ErrMalformed, cmd, len(b), n)
 	}
 	return nil
 }
