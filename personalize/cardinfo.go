@@ -53,22 +53,24 @@ const CardInfoFormat = 1
 const MaxIDLen = 32
 
 // CardInfoSize is the encoded size of CardInfo: format, key version, card
-// id, and two length-prefixed identifiers of up to MaxIDLen bytes.
-const CardInfoSize = 1 + 1 + 8 + 1 + MaxIDLen + 1 + MaxIDLen
+// number, organizer, and the length-prefixed event identifier of up to
+// MaxIDLen bytes.
+const CardInfoSize = 1 + 1 + 8 + 8 + 1 + MaxIDLen
 
 // ErrCardInfo is wrapped by errors of decoding or validating card info.
 var ErrCardInfo = errors.New("invalid card info")
 
-// CardInfo is the content of the card info file.
+// CardInfo is the content of the card info file. The ledger knows a card by
+// its UID; CardID is the number printed on its label.
 type CardInfo struct {
 	KeyVersion byte
 	CardID     CardID
-	Organizer  string
+	OrgID      int64
 	Event      string
 }
 
-// ValidID reports whether s is a usable organizer or event identifier: 1 to
-// MaxIDLen bytes of letters, digits, '.', '_' and '-'.
+// ValidID reports whether s is a usable event identifier: 1 to MaxIDLen
+// bytes of letters, digits, '.', '_' and '-'.
 func ValidID(s string) bool {
 	if len(s) < 1 || len(s) > MaxIDLen {
 		return false
@@ -84,17 +86,19 @@ func ValidID(s string) bool {
 }
 
 // MarshalBinary encodes the card info in CardInfoSize bytes, zero padded:
-// format, key version, card id (big-endian), then organizer and event, each
-// a length byte and its bytes.
+// format, key version, card number and organizer (big-endian), then the
+// event as a length byte and its bytes.
 func (ci CardInfo) MarshalBinary() ([]byte, error) {
-	if !ValidID(ci.Organizer) || !ValidID(ci.Event) {
-		return nil, fmt.Errorf("%w: organizer and event must be 1 to %d letters, digits, '.', '_' or '-'", ErrCardInfo, MaxIDLen)
+	if ci.OrgID < 1 {
+		return nil, fmt.Errorf("%w: organizer %d", ErrCardInfo, ci.OrgID)
+	}
+	if !ValidID(ci.Event) {
+		return nil, fmt.Errorf("%w: an event is 1 to %d letters, digits, '.', '_' or '-'", ErrCardInfo, MaxIDLen)
 	}
 	b := make([]byte, 0, CardInfoSize)
 	b = append(b, CardInfoFormat, ci.KeyVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(ci.CardID))
-	b = append(b, byte(len(ci.Organizer)))
-	b = append(b, ci.Organizer...)
+	b = binary.BigEndian.AppendUint64(b, uint64(ci.OrgID))
 	b = append(b, byte(len(ci.Event)))
 	b = append(b, ci.Event...)
 	return append(b, make([]byte, CardInfoSize-len(b))...), nil
@@ -103,7 +107,7 @@ func (ci CardInfo) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes card info read from a card: at least the encoded
 // bytes, trailing bytes must be zero. Errors wrap ErrCardInfo.
 func (ci *CardInfo) UnmarshalBinary(b []byte) error {
-	if len(b) < 11 {
+	if len(b) < 19 {
 		return fmt.Errorf("%w: %d bytes", ErrCardInfo, len(b))
 	}
 	if b[0] != CardInfoFormat {
@@ -112,25 +116,24 @@ func (ci *CardInfo) UnmarshalBinary(b []byte) error {
 	var out CardInfo
 	out.KeyVersion = b[1]
 	out.CardID = CardID(binary.BigEndian.Uint64(b[2:10]))
-	rest := b[10:]
-	var ids [2]string
-	for i := range ids {
-		if len(rest) < 1 || int(rest[0]) > len(rest)-1 {
-			return fmt.Errorf("%w: truncated identifier", ErrCardInfo)
-		}
-		n := int(rest[0])
-		ids[i] = string(rest[1 : 1+n])
-		if !ValidID(ids[i]) {
-			return fmt.Errorf("%w: bad identifier", ErrCardInfo)
-		}
-		rest = rest[1+n:]
+	out.OrgID = int64(binary.BigEndian.Uint64(b[10:18]))
+	if out.OrgID < 1 {
+		return fmt.Errorf("%w: organizer %d", ErrCardInfo, out.OrgID)
 	}
-	for _, c := range rest {
+	rest := b[18:]
+	n := int(rest[0])
+	if n > len(rest)-1 {
+		return fmt.Errorf("%w: truncated event", ErrCardInfo)
+	}
+	out.Event = string(rest[1 : 1+n])
+	if !ValidID(out.Event) {
+		return fmt.Errorf("%w: bad event", ErrCardInfo)
+	}
+	for _, c := range rest[1+n:] {
 		if c != 0 {
 			return fmt.Errorf("%w: non-zero padding", ErrCardInfo)
 		}
 	}
-	out.Organizer, out.Event = ids[0], ids[1]
 	*ci = out
 	return nil
 }

@@ -101,7 +101,7 @@ func TestCardID(t *testing.T) {
 }
 
 func TestCardInfoRoundTrip(t *testing.T) {
-	ci := CardInfo{KeyVersion: 3, CardID: 1200042, Organizer: "acme", Event: "summer-2026"}
+	ci := CardInfo{KeyVersion: 3, CardID: 1200042, OrgID: 7, Event: "summer-2026"}
 	b, err := ci.MarshalBinary()
 	require.NoError(t, err)
 	require.Len(t, b, CardInfoSize)
@@ -110,21 +110,24 @@ func TestCardInfoRoundTrip(t *testing.T) {
 	require.NoError(t, back.UnmarshalBinary(append(b, 0, 0, 0, 0)))
 	require.Equal(t, ci, back)
 
-	_, err = CardInfo{Organizer: "a b", Event: "e"}.MarshalBinary()
+	_, err = CardInfo{OrgID: 1, Event: "a b"}.MarshalBinary()
+	require.ErrorIs(t, err, ErrCardInfo)
+	_, err = CardInfo{OrgID: 0, Event: "e"}.MarshalBinary()
 	require.ErrorIs(t, err, ErrCardInfo)
 
 	for name, bad := range map[string][]byte{
 		"short":       b[:5],
 		"format":      append([]byte{9}, b[1:]...),
 		"padding":     append(append([]byte(nil), b...), 1),
-		"long length": append(append([]byte(nil), b[:10]...), 200, 'a'),
+		"long length": append(append([]byte(nil), b[:18]...), 200, 'a'),
+		"no org":      append(append(append([]byte(nil), b[:10]...), 0, 0, 0, 0, 0, 0, 0, 0), b[18:]...),
 	} {
 		require.ErrorIs(t, new(CardInfo).UnmarshalBinary(bad), ErrCardInfo, name)
 	}
 }
 
 func FuzzCardInfo(f *testing.F) {
-	b, _ := CardInfo{KeyVersion: 1, CardID: 100001, Organizer: "o", Event: "e"}.MarshalBinary()
+	b, _ := CardInfo{KeyVersion: 1, CardID: 100001, OrgID: 1, Event: "e"}.MarshalBinary()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var ci CardInfo
