@@ -1,0 +1,29 @@
+// Package ledger is Loopcard's double-entry money ledger on PostgreSQL:
+// accounts and balanced postings in integer minor units, terminal
+// transactions accepted exactly once with each card's sequence and balance
+// chain checked, cash and online top-ups, card sales, refunds, breakage,
+// store day closes and reports.
+//
+// # Money
+//
+// Amounts are int64 minor units (cents). A posting's amount is positive for a
+// debit and negative for a credit; an account's balance is the sum of its
+// postings, so the sum of all balances is zero at every commit. Each account
+// has a normal side: card balances, merchant payables, deposits, refunds
+// payable, pending loads and breakage are credit-normal (what the organizer
+// owes), store cash, payment-provider clearing and the bank are debit-normal
+// (what it holds). Balance reports the normal-side amount, which for a card is
+// the credit on it.
+//
+// The database enforces the invariants as well as this package: a statement
+// trigger on postings rejects unbalanced transactions and applies the
+// postings to the balances (nothing else may change a balance), and a check
+// constraint keeps every balance at or above its floor.
+//
+// # Locking
+//
+// Every database transaction locks in one fixed order: card rows (with their
+// accounts) in card-id order first, then every other account in account-id
+// order. No transaction waits for a card while holding another account, so
+// no two transactions can deadlock, and no balance update is lost.
+package ledger

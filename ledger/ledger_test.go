@@ -1,0 +1,128 @@
+package ledger
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const org = int64(7)
+
+// newLedger returns a ledger on a fresh, migrated database with one
+// organizer and event.
+func newLedger(t *testing.T) *Ledger {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
+	require.NoError(t, err)
+	cfg.MaxConns = 20
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	require.NoError(t, Migrate(ctx, pool))
+	l := New(pool, Options{})
+	require.NoError(t, l.CreateOrganizer(ctx, org, "Test Org"))
+	require.NoError(t, l.AddEvent(ctx, org, "fest", "Festival", time.Time{}))
+	return l
+}
+
+func requireInvariants(t *testing.T, l *Ledger) {
+	t.Helper()
+	require.NoError(t, l.Verify(context.Background()))
+}
+
+func TestMigrateTwice(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	require.NoError(t, Migrate(ctx, l.pool))
+	v, err := SchemaVersion(ctx, l.pool)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, v, int32(3))
+}
+
+func TestCorePostingsAndFloors(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	require.NoError(t, l.AddStore(ctx, org, "store-1", "Main gate"))
+	card := []byte{4, 1, 2, 3, 4, 5, 6}
+	require.NoError(t, l.RegisterCards(ctx, org, "fest", [][]byte{card}))
+
+	var cash, cardAcct int64
+	post := func(debit, credit, amount int64) error {
+		return l.inTx(ctx, func(tx pgx.Tx) error {
+			if _, err := lockCard(ctx, tx, org, card); err != nil {
+				return err
+			}
+			e := entry{id: l.newID(), kind: "test", at: time.Now(), postings: transfer(debit, credit, amount)}
+			return writeEntries(ctx, tx, org, []entry{e}, nil)
+		})
+	}
+	require.NoError(t, l.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if cash, err = accountID(ctx, tx, org, StoreCash, "store-1"); err != nil {
+			return err
+		}
+		cardAcct, err = accountID(ctx, tx, org, Card, "04010203040506")
+		return err
+	}))
+
+	require.NoError(t, post(cash, cardAcct, 1000)) // cash top-up
+	b, err := l.CardBalance(ctx, org, card)
+	require.NoError(t, err)
+	require.Equal(t, int64(1000), b)
+	cb, err := l.Balance(ctx, org, StoreCash, "store-1")
+	require.NoError(t, err)
+	require.Equal(t, int64(1000), cb)
+
+	// Taking more than the card holds would break its floor.
+	require.ErrorIs(t, post(cardAcct, cash, 1001), ErrInsufficientFunds)
+	require.NoError(t, post(cardAcct, cash, 1000))
+	b, err = l.CardBalance(ctx, org, card)
+	require.NoError(t, err)
+	require.Zero(t, b)
+	requireInvariants(t, l)
+
+	tests := []struct {
+		name string
+		sql  string
+	}{
+		{"unbalanced", `INSERT INTO journal (org_id, txn_id, kind, at) VALUES (7, '00000000-0000-7000-8000-000000000001', 'x', now());
+			INSERT INTO postings VALUES (7, '00000000-0000-7000-8000-000000000001', 1, $CASH, 5)`},
+		{"no journal", `INSERT INTO postings VALUES (7, '00000000-0000-7000-8000-000000000002', 1, $CASH, 5),
+			(7, '00000000-0000-7000-8000-000000000002', 2, $CARD, -5)`},
+		{"unknown account", `INSERT INTO journal (org_id, txn_id, kind, at) VALUES (7, '00000000-0000-7000-8000-000000000003', 'x', now());
+			INSERT INTO postings VALUES (7, '00000000-0000-7000-8000-000000000003', 1, 999999, 5),
+			(7, '00000000-0000-7000-8000-000000000003', 2, $CARD, -5)`},
+		{"set balance", `UPDATE accounts SET balance = 5 WHERE account_id = $CASH`},
+		{"new account with balance", `INSERT INTO accounts (org_id, kind, ref, side, balance) VALUES (7, 'bank', 'x', 1, 10)`},
+		{"delete posting", `DELETE FROM postings`},
+		{"update posting", `UPDATE postings SET amount = amount * 2`},
+		{"delete account", `DELETE FROM accounts WHERE account_id = $CASH`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sql := replaceAll(tc.sql, map[string]int64{"$CASH": cash, "$CARD": cardAcct})
+			_, err := l.pool.Exec(ctx, "BEGIN; "+sql+"; COMMIT")
+			require.Error(t, err)
+			_, _ = l.pool.Exec(ctx, "ROLLBACK")
+			requireInvariants(t, l)
+		})
+	}
+}
+
+func replaceAll(s string, m map[string]int64) string {
+	for k, v := range m {
+		s = strings.ReplaceAll(s, k, strconv.FormatInt(v, 10))
+	}
+	return s
+}
