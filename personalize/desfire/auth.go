@@ -203,7 +203,7 @@ func (c *Card) AuthenticateLegacy(keyNo byte, key Key) error {
 	if err := checkRndA(cmd, rndA, got); err != nil {
 		return err
 	}
-	c.scheme, c.keyNo, c.legacyKey = AuthLegacy, keyNo, LegacySessionKey(k, rndA, rndB)
+	c.scheme, c.keyNo, c.legacy = AuthLegacy, keyNo, &legacySession{key: LegacySessionKey(k, rndA, rndB)}
 	c.log.Debug("desfire authenticated", "scheme", "legacy", "key_no", keyNo)
 	return nil
 }

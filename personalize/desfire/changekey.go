@@ -70,7 +70,7 @@ func (c *Card) ChangeKey(keyNo byte, newKey, oldKey Key) error {
 			pt = appendCRC16(pt, newKey.bytes())
 		}
 		var ct []byte
-		ct, err = LegacySend(c.legacyKey, padZero(pt, 8))
+		ct, err = LegacySend(c.legacy.key, padZero(pt, 8))
 		payload = append([]byte{wk}, ct...)
 		clear(pt)
 	}

@@ -58,12 +58,16 @@ type Card struct {
 	log  *slog.Logger
 	aid  AID
 
-	scheme    AuthScheme
-	keyNo     byte
-	ev2       *EV2Session
-	ev1       *EV1Session
-	legacyKey []byte
+	scheme AuthScheme
+	keyNo  byte
+	ev2    *EV2Session
+	ev1    *EV1Session
+	legacy *legacySession
 }
+
+// legacySession holds the session key of AuthenticateLegacy behind a
+// pointer, so that printing a Card never shows it.
+type legacySession struct{ key []byte }
 
 // New returns a client for the card behind t. The PICC level (AID 000000)
 // is assumed selected, as after activation.
@@ -87,8 +91,10 @@ func (c *Card) EV2() *EV2Session { return c.ev2 }
 // dropSession forgets the authentication, as the card does on any error.
 func (c *Card) dropSession() {
 	c.scheme, c.ev2, c.ev1 = AuthNone, nil, nil
-	clear(c.legacyKey)
-	c.legacyKey = nil
+	if c.legacy != nil {
+		clear(c.legacy.key)
+		c.legacy = nil
+	}
 }
 
 // transmitFrame sends one frame and splits the answer.

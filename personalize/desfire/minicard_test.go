@@ -212,6 +212,14 @@ func TestClientAgainstCardPrimitives(t *testing.T) {
 			require.NoError(t, tc.auth(c, 0, tc.k0))
 			require.Equal(t, tc.scheme, c.Scheme())
 			require.Equal(t, tc.scheme, m.auth)
+			if tc.scheme == AuthLegacy {
+				// Printing the client never shows the session key.
+				for _, f := range []string{"%v", "%+v", "%#v"} {
+					out := sprintf(f, c)
+					require.NotContains(t, out, sprintf("%v", m.legacy)[1:20])
+					require.NotContains(t, out, string(m.legacy[:6]))
+				}
+			}
 
 			if tc.scheme != AuthLegacy {
 				v, err := c.GetKeyVersion(1)
