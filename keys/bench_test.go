@@ -1,0 +1,45 @@
+package keys
+
+import (
+	"context"
+	"testing"
+)
+
+// benchKey and benchM are a non-zero base key and an 18-byte AN10922 input.
+var (
+	benchKey = []byte("\x2b\x7e\x15\x16\x28\xae\xd2\xa6\xab\xf7\x15\x88\x09\xcf\x4f\x3c")
+	benchM   = []byte("\x04\x78\x2E\x21\x80\x1D\x80\x30\x42\xF5LOOPCARD")
+)
+
+// BenchmarkDiversifyHSM and BenchmarkDiversifyGo report AN10922
+// diversifications per second (div/s) through the HSM (CKM_AES_CMAC in
+// SoftHSM2, one session) and through the pure-Go reference; run them
+// together: go test -run '^$' -bench Diversify ./keys/
+func BenchmarkDiversifyHSM(b *testing.B) {
+	h := openTest(b)
+	ctx := context.Background()
+	l := importKnown(b, h, AppMaster, benchKey)
+	for b.Loop() {
+		k, _, err := h.Diversify(ctx, l, benchM)
+		if err != nil {
+			b.Fatal(err)
+		}
+		k.Destroy()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "div/s")
+}
+
+func BenchmarkDiversifyGo(b *testing.B) {
+	base, err := NewAESKey(benchKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		k, err := AN10922(base, benchM)
+		if err != nil {
+			b.Fatal(err)
+		}
+		k.Destroy()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "div/s")
+}
