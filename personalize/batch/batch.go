@@ -1,0 +1,347 @@
+// Package batch keeps card batches and their cards in PostgreSQL: a batch is
+// N cards of one event with one card layout; each card reserves a slot with
+// its UID before the station writes to it and is marked done, with the hash
+// of its QR token and its PIN verification value, once it was verified. The
+// tables are created by the project's migrations (ledger/migrations).
+package batch
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/loopcard/loopcard/personalize"
+)
+
+var (
+	// ErrNotFound: no such batch.
+	ErrNotFound = errors.New("batch not found")
+	// ErrFull: every slot of the batch is taken.
+	ErrFull = errors.New("batch is full")
+	// ErrInvalid: bad arguments, such as a count out of range.
+	ErrInvalid = errors.New("invalid batch")
+	// ErrNotReserved: Finish for a slot that is not reserved by that card.
+	ErrNotReserved = errors.New("card slot is not reserved by this card")
+)
+
+// OtherBatchError says a card already belongs to another batch.
+type OtherBatchError struct {
+	BatchNo int64
+	Slot    int
+	Done    bool
+}
+
+func (e *OtherBatchError) Error() string {
+	state := "reserved for"
+	if e.Done {
+		state = "personalized in"
+	}
+	return fmt.Sprintf("card already %s batch %d (slot %d)", state, e.BatchNo, e.Slot)
+}
+
+// Status of a batch or a card slot.
+const (
+	StatusOpen     = "open"
+	StatusComplete = "complete"
+	StatusReserved = "reserved"
+	StatusDone     = "done"
+)
+
+// Batch is one batch with its progress.
+type Batch struct {
+	OrgID       int64              `json:"org_id"`
+	No          int64              `json:"batch"`
+	Event       string             `json:"event"`
+	Count       int                `json:"count"`
+	Layout      personalize.Layout `json:"layout"`
+	Status      string             `json:"status"`
+	Done        int                `json:"done"`
+	Reserved    int                `json:"reserved"`
+	CreatedAt   time.Time          `json:"created_at"`
+	CompletedAt *time.Time         `json:"completed_at,omitempty"`
+}
+
+// Card is one slot of a batch.
+type Card struct {
+	Slot        int            `json:"slot"`
+	Number      string         `json:"card_number"`
+	UID         HexBytes       `json:"uid"`
+	Status      string         `json:"status"`
+	KeyVersions map[string]int `json:"key_versions,omitempty"`
+	ReservedAt  time.Time      `json:"reserved_at"`
+	DoneAt      *time.Time     `json:"done_at,omitempty"`
+}
+
+// HexBytes is shown as upper-case hex in JSON, as card UIDs are written.
+type HexBytes []byte
+
+// MarshalText implements encoding.TextMarshaler.
+func (b HexBytes) MarshalText() ([]byte, error) {
+	return []byte(strings.ToUpper(hex.EncodeToString(b))), nil
+}
+
+// Store reads and writes batches.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// NewStore returns a Store on pool. The schema must be migrated.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Create makes a new open batch of count cards of event for organizer orgID,
+// numbered one above the organizer's last batch. Errors wrap ErrInvalid.
+func (s *Store) Create(ctx context.Context, orgID int64, event string, count int, layout personalize.Layout) (Batch, error) {
+	if orgID < 1 {
+		return Batch{}, fmt.Errorf("%w: organizer %d", ErrInvalid, orgID)
+	}
+	if !personalize.ValidID(event) {
+		return Batch{}, fmt.Errorf("%w: event %q: use 1 to %d letters, digits, '.', '_' or '-'", ErrInvalid, event, personalize.MaxIDLen)
+	}
+	if count < 1 || count >= personalize.SlotsPerBatch {
+		return Batch{}, fmt.Errorf("%w: count %d: a batch holds 1 to %d cards", ErrInvalid, count, personalize.SlotsPerBatch-1)
+	}
+	if err := layout.Validate(); err != nil {
+		return Batch{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	lj, err := json.Marshal(layout)
+	if err != nil {
+		return Batch{}, fmt.Errorf("batch: %w", err)
+	}
+	// Two concurrent creates may pick the same number; the primary key
+	// refuses the second, which tries the next number.
+	for range 10 {
+		var no int64
+		err := s.pool.QueryRow(ctx, `
+			INSERT INTO card_batches (org_id, batch_no, event_id, card_count, layout)
+			SELECT $1, coalesce(max(batch_no), 0) + 1, $2, $3, $4 FROM card_batches WHERE org_id = $1
+			RETURNING batch_no`, orgID, event, count, lj).Scan(&no)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" {
+			continue
+		}
+		if err != nil {
+			return Batch{}, fmt.Errorf("batch: create: %w", err)
+		}
+		return s.Get(ctx, orgID, no)
+	}
+	return Batch{}, errors.New("batch: create: too many concurrent creations, try again")
+}
+
+const batchColumns = `b.org_id, b.batch_no, b.event_id, b.card_count, b.layout, b.status, b.created_at, b.completed_at,
+	(SELECT count(*) FILTER (WHERE c.status = 'done') FROM batch_cards c WHERE c.org_id = b.org_id AND c.batch_no = b.batch_no),
+	(SELECT count(*) FILTER (WHERE c.status = 'reserved') FROM batch_cards c WHERE c.org_id = b.org_id AND c.batch_no = b.batch_no)`
+
+func scanBatch(row pgx.Row) (Batch, error) {
+	var b Batch
+	var lj []byte
+	err := row.Scan(&b.OrgID, &b.No, &b.Event, &b.Count, &lj, &b.Status, &b.CreatedAt, &b.CompletedAt, &b.Done, &b.Reserved)
+	if err != nil {
+		return Batch{}, err
+	}
+	if err := json.Unmarshal(lj, &b.Layout); err != nil {
+		return Batch{}, fmt.Errorf("batch %d: stored layout: %w", b.No, err)
+	}
+	return b, nil
+}
+
+// Get returns one batch. Errors wrap ErrNotFound.
+func (s *Store) Get(ctx context.Context, orgID, no int64) (Batch, error) {
+	b, err := scanBatch(s.pool.QueryRow(ctx, `SELECT `+batchColumns+` FROM card_batches b WHERE b.org_id = $1 AND b.batch_no = $2`, orgID, no))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Batch{}, fmt.Errorf("%w: batch %d of organizer %d", ErrNotFound, no, orgID)
+	}
+	if err != nil {
+		return Batch{}, fmt.Errorf("batch: get: %w", err)
+	}
+	return b, nil
+}
+
+// List returns the organizer's batches, newest first.
+func (s *Store) List(ctx context.Context, orgID int64) ([]Batch, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+batchColumns+` FROM card_batches b WHERE b.org_id = $1 ORDER BY b.batch_no DESC`, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("batch: list: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Batch, error) { return scanBatch(r) })
+	if err != nil {
+		return nil, fmt.Errorf("batch: list: %w", err)
+	}
+	return out, nil
+}
+
+// Cards returns the slots of a batch that are reserved or done, by slot.
+func (s *Store) Cards(ctx context.Context, orgID, no int64) ([]Card, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT slot, uid, status, key_versions, reserved_at, done_at FROM batch_cards
+		WHERE org_id = $1 AND batch_no = $2 ORDER BY slot`, orgID, no)
+	if err != nil {
+		return nil, fmt.Errorf("batch: cards: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Card, error) {
+		var c Card
+		var kv []byte
+		if err := r.Scan(&c.Slot, (*[]byte)(&c.UID), &c.Status, &kv, &c.ReservedAt, &c.DoneAt); err != nil {
+			return Card{}, err
+		}
+		id, err := personalize.NewCardID(no, c.Slot)
+		if err != nil {
+			return Card{}, err
+		}
+		c.Number = id.String()
+		if err := json.Unmarshal(kv, &c.KeyVersions); err != nil {
+			return Card{}, err
+		}
+		return c, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("batch: cards: %w", err)
+	}
+	return out, nil
+}
+
+// Reservation is the slot a card holds in a batch.
+type Reservation struct {
+	Slot   int
+	CardID personalize.CardID
+	// Done is true when the card was already finished in this batch.
+	Done bool
+	// Reassigned is true when the slot was taken over from a card that was
+	// reserved earlier and never came back.
+	Reassigned bool
+}
+
+// Reserve gives the card with uid a slot of the batch, before anything is
+// written to the card. A card that already has a slot of this batch keeps
+// it (Done tells whether it was finished). A new card takes the lowest free
+// slot; when none is free it takes over the oldest slot still reserved by a
+// card that never came back. Errors wrap ErrNotFound or ErrFull, or are an
+// *OtherBatchError.
+func (s *Store) Reserve(ctx context.Context, orgID, no int64, uid []byte) (Reservation, error) {
+	var r Reservation
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var count int
+		// The batch row lock orders the reservations of one batch.
+		err := tx.QueryRow(ctx, `SELECT card_count FROM card_batches WHERE org_id = $1 AND batch_no = $2 FOR UPDATE`, orgID, no).Scan(&count)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: batch %d of organizer %d", ErrNotFound, no, orgID)
+		}
+		if err != nil {
+			return err
+		}
+		var other int64
+		var status string
+		err = tx.QueryRow(ctx, `SELECT batch_no, slot, status FROM batch_cards WHERE org_id = $1 AND uid = $2`, orgID, uid).Scan(&other, &r.Slot, &status)
+		switch {
+		case err == nil && other != no:
+			return &OtherBatchError{BatchNo: other, Slot: r.Slot, Done: status == StatusDone}
+		case err == nil:
+			r.Done = status == StatusDone
+			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		err = tx.QueryRow(ctx, `
+			SELECT s FROM generate_series(1, $3::int) s
+			WHERE NOT EXISTS (SELECT 1 FROM batch_cards c WHERE c.org_id = $1 AND c.batch_no = $2 AND c.slot = s)
+			ORDER BY s LIMIT 1`, orgID, no, count).Scan(&r.Slot)
+		if err == nil {
+			_, err = tx.Exec(ctx, `INSERT INTO batch_cards (org_id, batch_no, slot, uid, status) VALUES ($1, $2, $3, $4, 'reserved')`,
+				orgID, no, r.Slot, uid)
+			return err
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		err = tx.QueryRow(ctx, `
+			UPDATE batch_cards SET uid = $3, reserved_at = now(), key_versions = '{}'
+			WHERE (org_id, batch_no, slot) = (SELECT org_id, batch_no, slot FROM batch_cards
+				WHERE org_id = $1 AND batch_no = $2 AND status = 'reserved' ORDER BY reserved_at, slot LIMIT 1)
+			RETURNING slot`, orgID, no, uid).Scan(&r.Slot)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: all %d cards of batch %d are done", ErrFull, count, no)
+		}
+		r.Reassigned = true
+		return err
+	})
+	if err != nil {
+		var ob *OtherBatchError
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrFull) || errors.As(err, &ob) {
+			return Reservation{}, err
+		}
+		return Reservation{}, fmt.Errorf("batch: reserve: %w", err)
+	}
+	r.CardID, err = personalize.NewCardID(no, r.Slot)
+	return r, err
+}
+
+// Finished is what the station records about a card it has finished.
+type Finished struct {
+	// KeyVersions maps each base key name to the version used.
+	KeyVersions map[string]int
+	// TokenHash is SHA-256 of the QR token.
+	TokenHash []byte
+	// PVV and PVVKeyVersion are the PIN verification value and the version
+	// of the pin key that made it.
+	PVV           []byte
+	PVVKeyVersion int
+}
+
+// Finish marks the card's reserved slot done and records f, and completes
+// the batch with its last card. It returns whether the batch is now
+// complete. Errors wrap ErrNotReserved when the slot is not reserved by uid
+// (another station took it over, or it is done already).
+func (s *Store) Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f Finished) (complete bool, err error) {
+	if len(f.TokenHash) != 32 || len(f.PVV) == 0 || f.PVVKeyVersion < 1 {
+		return false, fmt.Errorf("%w: finishing a card needs its token hash and PIN verification value", ErrInvalid)
+	}
+	kv, err := json.Marshal(f.KeyVersions)
+	if err != nil {
+		return false, fmt.Errorf("batch: %w", err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE batch_cards SET status = 'done', key_versions = $5, token_hash = $6, pvv = $7, pvv_key_version = $8, done_at = now()
+			WHERE org_id = $1 AND batch_no = $2 AND slot = $3 AND uid = $4 AND status = 'reserved'`,
+			orgID, no, slot, uid, kv, f.TokenHash, f.PVV, f.PVVKeyVersion)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("%w: batch %d slot %d", ErrNotReserved, no, slot)
+		}
+		err = tx.QueryRow(ctx, `
+			UPDATE card_batches b SET status = 'complete', completed_at = now()
+			WHERE org_id = $1 AND batch_no = $2 AND status = 'open'
+			  AND card_count = (SELECT count(*) FROM batch_cards c WHERE c.org_id = $1 AND c.batch_no = $2 AND c.status = 'done')
+			RETURNING true`, orgID, no).Scan(&complete)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotReserved) {
+			return false, err
+		}
+		return false, fmt.Errorf("batch: finish: %w", err)
+	}
+	return complete, nil
+}
+
+// ParseNo parses a batch number given on the command line.
+func ParseNo(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%w: batch %q is not a batch number", ErrInvalid, s)
+	}
+	return n, nil
+}
