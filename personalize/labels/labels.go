@@ -19,6 +19,7 @@ import (
 	"codeberg.org/go-pdf/fpdf"
 	"github.com/boombuler/barcode"
 	"github.com/boombuler/barcode/qr"
+	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/personalize/qrpin"
 )
 
@@ -30,7 +31,7 @@ type Label struct {
 	// Number is the short card number, such as "12-00042".
 	Number string
 	Token  qrpin.Token
-	PIN    qrpin.PIN
+	PIN    keys.PIN
 }
 
 // Sheet is the page layout of the PDF.
@@ -146,7 +147,7 @@ func cutMarks(pdf *fpdf.Fpdf) {
 
 // drawLabel draws one card-sized label with its top left corner at x, y.
 func drawLabel(pdf *fpdf.Fpdf, x, y float64, l Label, publicURL string) error {
-	if l.PIN.IsZero() {
+	if l.PIN.Reveal() == "" {
 		return errors.New("no PIN")
 	}
 	u := l.Token.URL(publicURL)
@@ -166,7 +167,7 @@ func drawLabel(pdf *fpdf.Fpdf, x, y float64, l Label, publicURL string) error {
 	pdf.SetFont("Helvetica", "", 7)
 	pdf.Text(tx, y+27, "PIN")
 	pdf.SetFont("Courier", "B", 16)
-	pdf.Text(tx, y+34, l.PIN.Digits())
+	pdf.Text(tx, y+34, l.PIN.Reveal())
 	pdf.SetFont("Helvetica", "", 6)
 	pdf.Text(tx, y+42, "Scan for balance and top-up.")
 	pdf.Text(tx, y+45, "Keep the PIN secret.")
@@ -226,7 +227,7 @@ func WriteCSV(path string, ls []Label, publicURL string) error {
 }
 
 func csvRow(l Label, publicURL string) []string {
-	return []string{l.Number, l.Token.URL(publicURL), l.PIN.Digits()}
+	return []string{l.Number, l.Token.URL(publicURL), l.PIN.Reveal()}
 }
 
 // ErrCSV is wrapped by errors of reading a label CSV.
@@ -252,7 +253,7 @@ func ReadCSV(r io.Reader, publicURL string) ([]Label, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: line %d: %w", ErrCSV, i+1, err)
 		}
-		pin, err := qrpin.ParsePIN(row[2])
+		pin, err := keys.ParsePIN(row[2])
 		if err != nil {
 			return nil, fmt.Errorf("%w: line %d: %w", ErrCSV, i+1, err)
 		}

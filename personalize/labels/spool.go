@@ -72,7 +72,7 @@ func OpenSpool(path, publicURL string) (*Spool, []Label, error) {
 
 // Append writes the label and syncs the file.
 func (s *Spool) Append(l Label) error {
-	if l.PIN.IsZero() {
+	if l.PIN.Reveal() == "" {
 		return fmt.Errorf("labels: card %s has no PIN", l.Number)
 	}
 	s.mu.Lock()

@@ -1,15 +1,14 @@
-// Package qrpin makes the two secrets printed on a card's label: the QR
-// token, a random 128-bit value carried in the card's public URL and stored
-// only as its SHA-256 hash, and the 6-digit PIN, stored only as a PIN
-// verification value computed by the HSM. Both are types whose bytes cannot
-// be printed by accident; only the label writer asks for them in clear.
+// Package qrpin holds the QR half of a card's label secrets: the token, a
+// random 128-bit value carried in the card's public URL and stored only as
+// its SHA-256 hash. Its bytes cannot be printed by accident; only the label
+// writer asks for the URL. (The PIN half is keys.PIN, stored only as a PIN
+// verification value made in the HSM.)
 package qrpin
 
 import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
@@ -19,9 +18,6 @@ import (
 // TokenSize is the size of a QR token in bytes (128 bits).
 const TokenSize = 16
 
-// PINDigits is the number of digits of a PIN.
-const PINDigits = 6
-
 // DefaultPublicURL is the base of card URLs when none is configured.
 const DefaultPublicURL = "https://localhost:8443/c/"
 
@@ -30,8 +26,6 @@ var (
 	ErrRandom = errors.New("qrpin: wrong amount of random input")
 	// ErrURL is returned for a public URL or card URL that cannot be used.
 	ErrURL = errors.New("qrpin: bad card URL")
-	// ErrPIN is returned for a string that is not a 6-digit PIN.
-	ErrPIN = errors.New("qrpin: not a 6-digit PIN")
 )
 
 // Token is a card's QR token. It has no String method and formats as an
@@ -103,76 +97,9 @@ func ParseURL(base, cardURL string) (Token, error) {
 	return NewToken(b)
 }
 
-// PINRandomSize is how many random bytes NewPIN takes.
-const PINRandomSize = 8
-
-// PIN is a card's 6-digit PIN. It has no String method and formats as an
-// address.
-type PIN struct {
-	_ [0]func()
-	d *[PINDigits]byte
-}
-
-// NewPIN turns PINRandomSize random bytes into a uniformly distributed PIN
-// (a 64-bit number modulo 10^6: the bias is below 10^-13).
-func NewPIN(random []byte) (PIN, error) {
-	if len(random) != PINRandomSize {
-		return PIN{}, ErrRandom
-	}
-	n := binary.BigEndian.Uint64(random) % 1000000
-	d := new([PINDigits]byte)
-	for i := PINDigits - 1; i >= 0; i-- {
-		d[i] = '0' + byte(n%10)
-		n /= 10
-	}
-	return PIN{d: d}, nil
-}
-
-// ParsePIN reads 6 decimal digits. Errors wrap ErrPIN.
-func ParsePIN(s string) (PIN, error) {
-	if len(s) != PINDigits {
-		return PIN{}, ErrPIN
-	}
-	d := new([PINDigits]byte)
-	for i := range PINDigits {
-		if s[i] < '0' || s[i] > '9' {
-			return PIN{}, ErrPIN
-		}
-		d[i] = s[i]
-	}
-	return PIN{d: d}, nil
-}
-
-// IsZero reports whether p holds no PIN.
-func (p PIN) IsZero() bool { return p.d == nil }
-
-// Digits returns the PIN in clear, for the print files and for computing
-// its verification value only.
-func (p PIN) Digits() string {
-	if p.d == nil {
-		return ""
-	}
-	return string(p.d[:])
-}
-
-// Equal reports in constant time whether p and o are the same PIN.
-func (p PIN) Equal(o PIN) bool {
-	if p.d == nil || o.d == nil {
-		return p.d == o.d
-	}
-	return subtle.ConstantTimeCompare(p.d[:], o.d[:]) == 1
-}
-
 // Destroy overwrites the token bytes.
 func (t Token) Destroy() {
 	if t.b != nil {
 		clear(t.b[:])
-	}
-}
-
-// Destroy overwrites the PIN digits.
-func (p PIN) Destroy() {
-	if p.d != nil {
-		clear(p.d[:])
 	}
 }

@@ -1,7 +1,6 @@
 package qrpin
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -60,37 +59,6 @@ func TestCheckPublicURL(t *testing.T) {
 			require.ErrorIs(t, err, ErrURL, tt.in)
 		}
 	}
-}
-
-func TestPIN(t *testing.T) {
-	tests := []struct {
-		random string
-		want   string
-	}{
-		{"0000000000000000", "000000"},
-		{"00000000000F423F", "999999"}, // 999999
-		{"00000000000F4240", "000000"}, // 10^6 wraps
-		{"0000000000003039", "012345"}, // 12345 keeps its leading zero
-		{"FFFFFFFFFFFFFFFF", "551615"},
-	}
-	for _, tt := range tests {
-		p, err := NewPIN(mustHex(tt.random))
-		require.NoError(t, err)
-		require.Equal(t, tt.want, p.Digits())
-		q, err := ParsePIN(tt.want)
-		require.NoError(t, err)
-		require.True(t, p.Equal(q))
-		require.NotContains(t, fmt.Sprintf("%v %+v %#v", p, p, p), tt.want)
-	}
-	_, err := NewPIN(make([]byte, 4))
-	require.ErrorIs(t, err, ErrRandom)
-	for _, bad := range []string{"12345", "1234567", "12a456", ""} {
-		_, err := ParsePIN(bad)
-		require.ErrorIs(t, err, ErrPIN, bad)
-	}
-	p, _ := ParsePIN("424242")
-	p.Destroy()
-	require.False(t, bytes.Contains([]byte(p.Digits()), []byte("4")))
 }
 
 func mustHex(s string) []byte {
