@@ -9,18 +9,20 @@
 // Open takes an RFC 7512 URI (token=, serial= or slot-id=; module-path and
 // pin-source or pin-value). crypto11 opens the module: it reference-counts
 // C_Initialize/C_Finalize per module across the process, finds the token and
-// logs in a persistent session. Every operation then runs on raw
-// miekg/pkcs11 sessions from a small pool of our own, because crypto11 cannot
-// create, unwrap or wrap secret keys, has no CMAC or EdDSA call, and panics
-// on errors inside hash.Hash.Sum; PKCS#11 login state is per process, so our
-// sessions share crypto11's login.
+// logs in a persistent session; it also generates and signs with hq-sign
+// when that is ECDSA P-256 (tokens without Ed25519). Every other operation
+// runs on raw miekg/pkcs11 sessions from a small pool of our own, because
+// crypto11 cannot create, unwrap or wrap secret keys, has no CMAC or EdDSA
+// call, and panics on errors inside hash.Hash.Sum; PKCS#11 login state is
+// per process, so our sessions share crypto11's login.
 //
 // # Keys
 //
 // Every long-term key is a token object that is private, sensitive and never
 // extractable, with only the usages it needs: AES base keys sign (CMAC) only,
 // the pin HMAC key signs and verifies, data-kek wraps and unwraps, hq-sign is
-// an Ed25519 pair (CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EDDSA). CKA_LABEL is
+// an Ed25519 pair (CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EDDSA), or ECDSA P-256
+// where the token lacks those. CKA_LABEL is
 // "NAME/vN"; CKA_ID is "NAME/vN created=TIME" (SoftHSM2 2.6.1 cannot read
 // CKA_START_DATE back). Version 0 in a Label means the newest version; older
 // versions stay usable.
@@ -28,7 +30,7 @@
 // A key check value (KCV) is the first 3 bytes, in upper-case hex, of
 // AES-CMAC(key, 16 zero bytes) for AES keys and HMAC-SHA256(key, 16 zero
 // bytes) for the pin key, computed in the HSM; for hq-sign it is the first 3
-// bytes of SHA-256 of the public key. A wrap-only data-kek cannot compute one
+// bytes of SHA-256 of the public key's PKIX (SubjectPublicKeyInfo) DER. A wrap-only data-kek cannot compute one
 // in the HSM, so its KCV is shown only at import.
 //
 // # Diversification

@@ -32,6 +32,10 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxSessions bounds the sessions of the pool; 0 means 4.
 	MaxSessions int
+	// ECDSA makes hq-sign an ECDSA P-256 key pair instead of Ed25519. It is
+	// chosen automatically for tokens without CKM_EC_EDWARDS_KEY_PAIR_GEN or
+	// CKM_EDDSA.
+	ECDSA bool
 }
 
 // HSM is an open, logged-in PKCS#11 token holding the key hierarchy. It is
@@ -43,6 +47,8 @@ type HSM struct {
 	pool *sessionPool
 	log  *slog.Logger
 	who  string
+	// ecdsa: new hq-sign versions are ECDSA P-256 (through crypto11).
+	ecdsa bool
 
 	mu      sync.Mutex
 	handles map[string]pkcs11.ObjectHandle // secret key label -> handle
@@ -113,6 +119,7 @@ func Open(uri string, opts Options) (*HSM, error) {
 		return nil, err
 	}
 	h.slot = slot
+	h.ecdsa = opts.ECDSA || !hasMechanisms(h.p, slot, ckmECEdwardsKeyPairGen, ckmEdDSA)
 	n := opts.MaxSessions
 	if n <= 0 {
 		n = 4
@@ -143,7 +150,7 @@ func classifyOpenError(err error, u *URI) error {
 		return fmt.Errorf("keys: open HSM: %w", p11)
 	}
 	if strings.Contains(root.Error(), "could not find PKCS#11 token") {
-		return fmt.Errorf("%w: no token matches %s: check token= in the HSM URI (softhsm2-util --show-slots lists them)", ErrTokenNotFound, u)
+		return fmt.Errorf("%w: no token matches %s: check token= in the HSM URI, and SOFTHSM2_CONF for SoftHSM2 (softhsm2-util --show-slots lists tokens)", ErrTokenNotFound, u)
 	}
 	return fmt.Errorf("keys: open HSM: %s", err)
 }
@@ -173,6 +180,26 @@ func findSlot(p *pkcs11.Ctx, u *URI) (uint, error) {
 		return s, nil
 	}
 	return 0, fmt.Errorf("%w: no token matches %s", ErrTokenNotFound, u)
+}
+
+// hasMechanisms reports whether the token in slot supports every mechanism.
+func hasMechanisms(p *pkcs11.Ctx, slot uint, mechs ...uint) bool {
+	list, err := p.GetMechanismList(slot)
+	if err != nil {
+		return false
+	}
+	for _, want := range mechs {
+		found := false
+		for _, m := range list {
+			if m.Mechanism == want {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // Close closes every session and releases the module. Close is idempotent.
@@ -209,6 +236,11 @@ func (h *HSM) withSession(ctx context.Context, f func(pkcs11.SessionHandle) erro
 		errors.Is(err, pkcs11.Error(pkcs11.CKR_SESSION_CLOSED)) ||
 		errors.Is(err, pkcs11.Error(pkcs11.CKR_DEVICE_REMOVED))
 	h.pool.put(sh, broken)
+	if errors.Is(err, pkcs11.Error(pkcs11.CKR_OBJECT_HANDLE_INVALID)) || errors.Is(err, pkcs11.Error(pkcs11.CKR_KEY_HANDLE_INVALID)) {
+		h.mu.Lock()
+		h.handles = map[string]pkcs11.ObjectHandle{} // another process changed the token
+		h.mu.Unlock()
+	}
 	return err
 }
 

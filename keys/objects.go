@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -248,6 +249,22 @@ func secretTemplate(spec Spec, l Label, now time.Time) []*pkcs11.Attribute {
 	)
 }
 
+// privateKeyAttrs is the template of a signing private key: private,
+// sensitive, never extractable, sign only.
+func privateKeyAttrs(keyType uint) []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, keyType),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+	}
+}
+
 // generate creates key l of spec in the HSM.
 func (h *HSM) generate(sh pkcs11.SessionHandle, spec Spec, l Label) error {
 	now := time.Now().UTC()
@@ -262,23 +279,16 @@ func (h *HSM) generate(sh pkcs11.SessionHandle, spec Spec, l Label) error {
 			return fmt.Errorf("keys: generate %s: %w", l, err)
 		}
 	case KindSigning:
+		if h.ecdsa {
+			return h.generateECDSA(l, now)
+		}
 		pub := append(common(l, now),
 			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
 			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ckkECEdwards),
 			pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, ed25519Params),
 			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
 		)
-		priv := append(common(l, now),
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ckkECEdwards),
-			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
-			pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
-		)
+		priv := append(common(l, now), privateKeyAttrs(ckkECEdwards)...)
 		mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(ckmECEdwardsKeyPairGen, nil)}
 		if _, _, err := h.p.GenerateKeyPair(sh, mech, pub, priv); err != nil {
 			return fmt.Errorf("keys: generate %s: %w", l, err)
@@ -428,12 +438,17 @@ func (h *HSM) describe(sh pkcs11.SessionHandle, spec Spec, l Label) (KeyInfo, er
 		}
 		info.KCV = formatKCV(mac)
 	case KindSigning:
-		pub, err := h.publicKey(sh, l)
+		pub, alg, err := h.publicKey(sh, l)
 		if err != nil {
 			return KeyInfo{}, err
 		}
-		sum := sha256.Sum256(pub)
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			return KeyInfo{}, fmt.Errorf("keys: public key of %s: %w", l, err)
+		}
+		sum := sha256.Sum256(der)
 		info.KCV = formatKCV(sum[:])
+		info.Type = alg
 	case KindKEK:
 		// A wrap-only key cannot compute a check value in the HSM without a
 		// usage it must not have; its KCV is shown at import time.

@@ -3,10 +3,14 @@ package keys
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"testing"
 
+	"github.com/loopcard/loopcard/softhsm"
+	"github.com/miekg/pkcs11"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,6 +25,7 @@ func TestSigner(t *testing.T) {
 	s1, err := h.Signer(ctx, Label{Name: HQSign})
 	require.NoError(t, err)
 	require.Equal(t, Label{HQSign, 1}, s1.Label())
+	require.Equal(t, AlgEd25519, s1.Algorithm(), "SoftHSM2 has Ed25519: it is the default")
 	var signer crypto.Signer = s1
 	msg := []byte("loopcard checkpoint\n42\nroot\n")
 	sig, err := signer.Sign(rand.Reader, msg, crypto.Hash(0))
@@ -155,4 +160,51 @@ func TestEnvelope(t *testing.T) {
 	got, err = h.Unseal(ctx, env3, nil)
 	require.NoError(t, err)
 	require.Equal(t, msg, got)
+}
+
+// Tokens without Ed25519 (forced here) get an ECDSA P-256 hq-sign through
+// crypto11, with the same non-extractable attributes.
+func TestSignerECDSA(t *testing.T) {
+	uri := softhsm.NewTestToken(t)
+	h, err := Open(uri, Options{ECDSA: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
+	ctx := context.Background()
+	_, err = h.Init(ctx)
+	require.NoError(t, err)
+
+	list, err := h.List(ctx)
+	require.NoError(t, err)
+	var info KeyInfo
+	for _, k := range list {
+		if k.Name == HQSign {
+			info = k
+		}
+	}
+	require.Equal(t, AlgECDSAP256, info.Type)
+	require.Equal(t, []string{"sign"}, info.Usages)
+	require.True(t, info.Sensitive)
+	require.False(t, info.Extractable)
+	require.Regexp(t, `^[0-9A-F]{6}$`, info.KCV)
+
+	s, err := h.Signer(ctx, Label{Name: HQSign})
+	require.NoError(t, err)
+	require.Equal(t, AlgECDSAP256, s.Algorithm())
+	digest := sha256.Sum256([]byte("checkpoint"))
+	sig, err := s.Sign(rand.Reader, digest[:], crypto.SHA256)
+	require.NoError(t, err)
+	pub := s.Public().(*ecdsa.PublicKey)
+	require.True(t, ecdsa.VerifyASN1(pub, digest[:], sig))
+	digest[0] ^= 1
+	require.False(t, ecdsa.VerifyASN1(pub, digest[:], sig))
+	_, err = s.Sign(rand.Reader, []byte("message"), crypto.Hash(0))
+	require.Error(t, err)
+
+	require.NoError(t, h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		oh, err := h.object(sh, Label{HQSign, 1}, pkcs11.CKO_PRIVATE_KEY)
+		require.NoError(t, err)
+		_, err = h.p.GetAttributeValue(sh, oh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+		require.ErrorIs(t, err, pkcs11.Error(pkcs11.CKR_ATTRIBUTE_SENSITIVE))
+		return nil
+	}))
 }

@@ -4,41 +4,79 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/ThalesIgnite/crypto11"
 	"github.com/miekg/pkcs11"
 )
 
-// publicKey returns the raw 32-byte Ed25519 public key of key pair l.
-func (h *HSM) publicKey(sh pkcs11.SessionHandle, l Label) (ed25519.PublicKey, error) {
+// Signing algorithms of hq-sign, as KeyInfo.Type and Signer.Algorithm name them.
+const (
+	AlgEd25519   = "Ed25519"
+	AlgECDSAP256 = "ECDSA P-256"
+)
+
+// generateECDSA creates hq-sign version l as an ECDSA P-256 pair through
+// crypto11, for tokens without Ed25519.
+func (h *HSM) generateECDSA(l Label, now time.Time) error {
+	pub, err := crypto11.NewAttributeSetWithIDAndLabel(objectID(l, now), []byte(l.String()))
+	if err != nil {
+		return fmt.Errorf("keys: generate %s: %w", l, err)
+	}
+	priv := pub.Copy()
+	priv.AddIfNotPresent(privateKeyAttrs(pkcs11.CKK_EC))
+	priv.Unset(crypto11.CkaClass) // crypto11 sets the class itself
+	if _, err := h.c11.GenerateECDSAKeyPairWithAttributes(pub, priv, elliptic.P256()); err != nil {
+		return fmt.Errorf("keys: generate %s: %s", l, err)
+	}
+	return nil
+}
+
+// publicKey returns the public key of key pair l and its algorithm.
+func (h *HSM) publicKey(sh pkcs11.SessionHandle, l Label) (crypto.PublicKey, string, error) {
 	oh, err := h.object(sh, l, pkcs11.CKO_PUBLIC_KEY)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	attrs, err := h.p.GetAttributeValue(sh, oh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil)})
+	attrs, err := h.p.GetAttributeValue(sh, oh, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("keys: read public key of %s: %w", l, err)
+		return nil, "", fmt.Errorf("keys: read public key of %s: %w", l, err)
 	}
-	p := attrs[0].Value
+	if bytesToUint(attrs[0].Value) == pkcs11.CKK_EC {
+		s, err := h.c11.FindKeyPair(nil, []byte(l.String()))
+		if err != nil || s == nil {
+			return nil, "", fmt.Errorf("keys: find ECDSA key pair %s: %v", l, err)
+		}
+		return s.Public(), AlgECDSAP256, nil
+	}
+	p := attrs[1].Value
 	// CKA_EC_POINT is a DER OCTET STRING; some modules give the raw point.
 	if len(p) == 2+ed25519.PublicKeySize && p[0] == 0x04 && p[1] == ed25519.PublicKeySize {
 		p = p[2:]
 	}
 	if len(p) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("keys: public key of %s is %d bytes, not an Ed25519 key", l, len(p))
+		return nil, "", fmt.Errorf("keys: public key of %s is %d bytes, not an Ed25519 key", l, len(p))
 	}
-	return ed25519.PublicKey(append([]byte(nil), p...)), nil
+	return ed25519.PublicKey(append([]byte(nil), p...)), AlgEd25519, nil
 }
 
-// Signer is hq-sign as a crypto.Signer: Ed25519 computed in the HSM with
-// CKM_EDDSA. Sign takes the whole message (crypto.Hash(0)), as
-// ed25519.PrivateKey does.
+// Signer is a version of hq-sign as a crypto.Signer. An Ed25519 key signs
+// in the HSM with CKM_EDDSA and takes the whole message with
+// crypto.Hash(0), as ed25519.PrivateKey does; an ECDSA P-256 key (tokens
+// without Ed25519) is crypto11's signer and takes a SHA-256 digest.
 type Signer struct {
 	h     *HSM
 	label Label
-	pub   ed25519.PublicKey
+	alg   string
+	pub   crypto.PublicKey
+	ec    crypto11.Signer // ECDSA only
 }
 
 var _ crypto.Signer = (*Signer)(nil)
@@ -62,11 +100,16 @@ func (h *HSM) Signer(ctx context.Context, l Label) (*Signer, error) {
 		if _, err = h.object(sh, s.label, pkcs11.CKO_PRIVATE_KEY); err != nil {
 			return err
 		}
-		s.pub, err = h.publicKey(sh, s.label)
+		s.pub, s.alg, err = h.publicKey(sh, s.label)
 		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if s.alg == AlgECDSAP256 {
+		if s.ec, err = h.c11.FindKeyPair(nil, []byte(s.label.String())); err != nil || s.ec == nil {
+			return nil, fmt.Errorf("keys: find ECDSA key pair %s: %v", s.label, err)
+		}
 	}
 	return s, nil
 }
@@ -74,12 +117,26 @@ func (h *HSM) Signer(ctx context.Context, l Label) (*Signer, error) {
 // Label is the key version this signer uses.
 func (s *Signer) Label() Label { return s.label }
 
-// Public returns the ed25519.PublicKey.
+// Algorithm is AlgEd25519 or AlgECDSAP256.
+func (s *Signer) Algorithm() string { return s.alg }
+
+// Public returns an ed25519.PublicKey or an *ecdsa.PublicKey.
 func (s *Signer) Public() crypto.PublicKey { return s.pub }
 
-// Sign signs message with Ed25519 in the HSM. opts must be crypto.Hash(0)
-// (pure Ed25519); rand is ignored.
-func (s *Signer) Sign(_ io.Reader, message []byte, opts crypto.SignerOpts) ([]byte, error) {
+// Sign signs in the HSM. For Ed25519, message is the message itself and
+// opts must be crypto.Hash(0) (or nil); for ECDSA P-256 it is a SHA-256
+// digest and the signature is ASN.1 DER. rand is ignored: the HSM draws.
+func (s *Signer) Sign(rand io.Reader, message []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if s.ec != nil {
+		if opts == nil || opts.HashFunc() != crypto.SHA256 || len(message) != 32 {
+			return nil, errors.New("keys: ECDSA P-256 signs a SHA-256 digest: pass crypto.SHA256")
+		}
+		sig, err := s.ec.Sign(rand, message, opts)
+		if err != nil {
+			return nil, fmt.Errorf("keys: sign with %s: %s", s.label, err)
+		}
+		return sig, nil
+	}
 	if opts != nil && opts.HashFunc() != crypto.Hash(0) {
 		return nil, errors.New("keys: Ed25519 signs the message itself: pass crypto.Hash(0)")
 	}
