@@ -201,6 +201,7 @@ func (c *Card) Transmit(apdu []byte) (resp []byte) {
 			return slices.Clone(swWrongP1P2)
 		}
 		status, out := c.native(ins, data)
+		c.log.Debug("vcard command", "cmd", ins, "lc", len(data), "status", status, "resp_len", len(out))
 		c.persist()
 		return append(out, 0x91, status)
 	case 0x00:

@@ -318,3 +318,48 @@ func (x *client) changeOwnKey(n byte, data []byte) {
 	require.Equal(x.t, []byte{0x91, 0x00}, x.c.Transmit(a))
 	x.ev2 = nil
 }
+
+func TestFileManagement(t *testing.T) {
+	c := newCard(t, vcard.Options{})
+	x := newClient(t, c)
+	personalize(t, x)
+	// ChangeFileSettings with the change key (0) in full mode: the value
+	// file becomes plain and freely readable.
+	x.ok(0x5F, []byte{3}, slices.Concat([]byte{0}, access(0xE, 1, 2, 0)), full)
+	require.Zero(t, x.selectApp(testAID))
+	require.Equal(t, le32(0), x.ok(desfire.CmdGetValue, []byte{3}, nil, plain))
+	st, _ := x.do(desfire.CmdCredit, []byte{3}, le32(1), plain)
+	require.Equal(t, desfire.StatusPermissionDenied, st, "credit still needs key 2")
+
+	require.Zero(t, x.auth("ev2", 0))
+	for _, tc := range []struct {
+		name string
+		cmd  byte
+		hdr  []byte
+		data []byte
+		want byte
+	}{
+		{"lower above upper", desfire.CmdCreateValueFile, []byte{9}, slices.Concat([]byte{0}, access(0, 0, 0, 0), le32(10), le32(5), le32(7), []byte{0}), desfire.StatusBoundaryError},
+		{"file number 32", desfire.CmdCreateStdDataFile, []byte{32}, slices.Concat([]byte{0}, access(0, 0, 0, 0), le24(8)), desfire.StatusParameterError},
+		{"cyclic file of one record", desfire.CmdCreateCyclicRecordFile, []byte{9}, slices.Concat([]byte{0}, access(0, 0, 0, 0), le24(8), le24(1)), desfire.StatusParameterError},
+		{"file larger than the card", desfire.CmdCreateStdDataFile, []byte{9}, slices.Concat([]byte{0}, access(0, 0, 0, 0), le24(9000)), desfire.StatusOutOfEEPROM},
+		{"short create", desfire.CmdCreateStdDataFile, []byte{9}, []byte{0, 0}, desfire.StatusLengthError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Zero(t, x.auth("ev2", 0))
+			st, _ := x.do(tc.cmd, tc.hdr, tc.data, mac)
+			require.Equal(t, tc.want, st)
+		})
+	}
+	require.Zero(t, x.auth("ev2", 0))
+	x.ok(desfire.CmdDeleteFile, []byte{5}, nil, mac)
+	require.Equal(t, []byte{0, 1, 2, 3, 4}, x.ok(desfire.CmdGetFileIDs, nil, nil, mac))
+	st, _ = x.do(desfire.CmdReadRecords, rwHdr(5, 0, 0), nil, plain)
+	require.Equal(t, desfire.StatusFileNotFound, st)
+
+	require.Zero(t, x.selectApp(0))
+	st, _ = x.do(desfire.CmdCreateApplication, nil, []byte{9, 9, 9, 0x0F, 0x8F}, plain)
+	require.Equal(t, desfire.StatusParameterError, st, "15 keys")
+	st, _ = x.do(desfire.CmdCreateApplication, nil, []byte{0x12, 0x34, 0x56, 0x0F, 0x81}, plain)
+	require.Equal(t, desfire.StatusDuplicateError, st)
+}

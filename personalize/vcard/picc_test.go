@@ -1,9 +1,13 @@
 package vcard_test
 
 import (
+	"bytes"
+	"encoding/hex"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -119,4 +123,22 @@ func TestPersistence(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(`{"format":1}`), 0o600))
 	_, err = vcard.New(vcard.Options{UID: testUID, StatePath: path})
 	require.ErrorIs(t, err, vcard.ErrState)
+}
+
+// TestNoSecretsInLogs runs a personalization with debug logging and checks
+// that no key appears in the log, in hex or raw.
+func TestNoSecretsInLogs(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c := newCard(t, vcard.Options{Logger: log})
+	x := newClient(t, c)
+	personalize(t, x)
+	require.Zero(t, x.auth("ev2", 1))
+	st, _ := x.do(desfire.CmdCredit, []byte{3}, le32(5), full) // refused: logged as an error status
+	require.Equal(t, desfire.StatusPermissionDenied, st)
+	require.Contains(t, buf.String(), "vcard command")
+	for _, k := range appKeys {
+		require.NotContains(t, strings.ToLower(buf.String()), hex.EncodeToString(k))
+		require.False(t, bytes.Contains(buf.Bytes(), k))
+	}
 }
