@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -341,4 +342,62 @@ func FuzzParseURI(f *testing.F) {
 		}
 		require.Equal(t, u.String(), again.String())
 	})
+}
+
+// Many goroutines share the session pool: every result is right and the
+// pool never opens more than MaxSessions sessions.
+func TestConcurrentDiversify(t *testing.T) {
+	uri := softhsm.NewTestToken(t)
+	h, err := Open(uri, Options{MaxSessions: 3})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
+	ctx := context.Background()
+	raw := unhex(t, "2B7E151628AED2A6ABF7158809CF4F3C")
+	importKnown(t, h, AppRead, raw)
+	base, err := NewAESKey(raw)
+	require.NoError(t, err)
+
+	const workers, each = 8, 50
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				m := []byte(fmt.Sprintf("uid%04daid%02d-system", i, w))
+				got, _, err := h.Diversify(ctx, Label{Name: AppRead}, m)
+				if err != nil {
+					errs <- err
+					return
+				}
+				want, err := AN10922(base, m)
+				if err != nil || !got.Equal(want) {
+					errs <- fmt.Errorf("worker %d input %d: wrong key (%v)", w, i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		require.NoError(t, <-errs)
+	}
+	h.pool.mu.Lock()
+	open := len(h.pool.all)
+	h.pool.mu.Unlock()
+	require.LessOrEqual(t, open, 3)
+	require.GreaterOrEqual(t, open, 1)
+
+	// A context that ends while every session is busy gives up waiting.
+	var held []pkcs11.SessionHandle
+	for i := 0; i < 3; i++ {
+		sh, err := h.pool.get(ctx)
+		require.NoError(t, err)
+		held = append(held, sh)
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_, _, err = h.Diversify(short, Label{Name: AppRead}, []byte("0123456789abcdefgh"))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	for _, sh := range held {
+		h.pool.put(sh, false)
+	}
 }
