@@ -1,0 +1,528 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+)
+
+// Errors that reject one terminal transaction of an upload.
+var (
+	ErrConflict          = errors.New("ledger: transaction id already used with other content")
+	ErrTerminalSeqReused = errors.New("ledger: terminal sequence number already used by another transaction")
+	ErrWrongOrganizer    = errors.New("ledger: transaction belongs to another organizer")
+	ErrWrongMerchant     = errors.New("ledger: transaction names a merchant other than its terminal's")
+)
+
+// Status is the outcome of one uploaded terminal transaction.
+type Status int
+
+const (
+	// Accepted: recorded now and posted (card → merchant).
+	Accepted Status = iota + 1
+	// Held: recorded now but not posted, see Result.Reason; an alert was
+	// raised unless the card is unknown. The terminal must not upload it again
+	// (doing so is harmless).
+	Held
+	// Duplicate: recorded earlier with the same content; nothing changed.
+	Duplicate
+	// Rejected: not recorded, see Result.Err; the terminal should keep it
+	// and report it.
+	Rejected
+)
+
+func (s Status) String() string {
+	switch s {
+	case Accepted:
+		return "accepted"
+	case Held:
+		return "held"
+	case Duplicate:
+		return "duplicate"
+	case Rejected:
+		return "rejected"
+	}
+	return "unknown"
+}
+
+// Reasons a transaction is held or a card alert raised.
+const (
+	ReasonClone       = "clone"        // another transaction has the same card sequence
+	ReasonChain       = "chain"        // balance chain does not join its neighbours
+	ReasonUnfunded    = "unfunded"     // the ledger holds less credit than the card spent
+	ReasonUnknownCard = "unknown_card" // the card was never registered
+)
+
+// Result is the outcome of one transaction of an upload, in upload order.
+type Result struct {
+	ID     terminaltx.ID // zero when the bytes did not parse
+	Status Status
+	Reason string // for Held, and for Accepted with a chain alert
+	Err    error  // for Rejected
+}
+
+// Submit records one terminal transaction online: the single-transaction
+// path of a terminal that is connected. See Upload.
+func (l *Ledger) Submit(ctx context.Context, org int64, raw []byte) (Result, error) {
+	r, err := l.Upload(ctx, org, [][]byte{raw})
+	if err != nil {
+		return Result{}, err
+	}
+	return r[0], nil
+}
+
+// Upload records a batch of signed terminal transactions (encodings of
+// package terminaltx) of organizer org in one database transaction, and
+// returns one Result per transaction. Each transaction is accepted exactly
+// once: the same id with the same content again is a Duplicate, with other
+// content it is Rejected with ErrConflict. Signatures are checked against
+// the terminals' enrolled keys, and the terminal must be active. Arrivals
+// may be late, out of order and repeated.
+//
+// Per card, the ledger tracks the sequence numbers and the balance chain:
+// a second transaction with a card sequence already used (a clone) is held,
+// a balance that does not join the neighbouring sequence numbers is posted
+// but flagged, and a debit the ledger's credit does not cover is held; each
+// of these blocks an active card and raises one alert.
+//
+// The error is non-nil only when the batch could not be processed at all
+// (database unavailable); then nothing was recorded.
+func (l *Ledger) Upload(ctx context.Context, org int64, raws [][]byte) ([]Result, error) {
+	res := make([]Result, len(raws))
+	txs := make([]*terminaltx.Signed, len(raws))
+	termSet := map[string]bool{}
+	for i, raw := range raws {
+		s, err := terminaltx.Parse(raw)
+		if err != nil {
+			res[i] = Result{Status: Rejected, Err: err}
+			continue
+		}
+		res[i].ID = s.ID
+		if s.Organizer != org {
+			res[i].Status, res[i].Err = Rejected, ErrWrongOrganizer
+			continue
+		}
+		txs[i] = s
+		termSet[s.Terminal] = true
+	}
+	terms := make([]string, 0, len(termSet))
+	for t := range termSet {
+		terms = append(terms, t)
+	}
+	var active map[string]terminalInfo
+	if len(terms) > 0 {
+		var err error
+		if active, err = l.activeTerminals(ctx, org, terms); err != nil {
+			return nil, err
+		}
+	}
+	for i, s := range txs {
+		if s == nil {
+			continue
+		}
+		ti, ok := active[s.Terminal]
+		switch {
+		case !ok:
+			res[i].Status, res[i].Err = Rejected, ErrTerminalNotActive
+		case ti.merchant != s.Merchant:
+			res[i].Status, res[i].Err = Rejected, ErrWrongMerchant
+		default:
+			continue
+		}
+		txs[i] = nil
+	}
+	l.verifyAll(txs, active, res)
+
+	// The same id twice in one batch: the first one stands for both.
+	first := map[terminaltx.ID]int{}
+	var todo []int
+	for i, s := range txs {
+		if s == nil {
+			continue
+		}
+		if j, ok := first[s.ID]; ok {
+			if s.ContentHash() == txs[j].ContentHash() {
+				res[i].Status = Duplicate
+			} else {
+				res[i].Status, res[i].Err = Rejected, ErrConflict
+			}
+			continue
+		}
+		first[s.ID] = i
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return res, nil
+	}
+	// Cards in order, then each card's transactions by card sequence.
+	sort.Slice(todo, func(a, b int) bool {
+		x, y := txs[todo[a]], txs[todo[b]]
+		if c := bytes.Compare(x.Card, y.Card); c != 0 {
+			return c < 0
+		}
+		if x.CardSeq != y.CardSeq {
+			return x.CardSeq < y.CardSeq
+		}
+		return todo[a] < todo[b]
+	})
+	var out []Result
+	err := l.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = l.apply(ctx, tx, org, txs, todo, active)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: upload: %w", err)
+	}
+	for k, i := range todo {
+		out[k].ID = res[i].ID
+		res[i] = out[k]
+	}
+	for i := range res {
+		if res[i].Status == Duplicate && res[i].Err == nil {
+			// A duplicate within the batch shares the fate of its first copy.
+			if j, ok := first[res[i].ID]; ok && j != i && res[j].Status == Rejected {
+				res[i] = res[j]
+			}
+		}
+	}
+	return res, nil
+}
+
+// verifyAll checks signatures in parallel, rejecting and dropping the bad ones.
+func (l *Ledger) verifyAll(txs []*terminaltx.Signed, active map[string]terminalInfo, res []Result) {
+	var wg sync.WaitGroup
+	next := make(chan int, len(txs))
+	for i, s := range txs {
+		if s != nil {
+			next <- i
+		}
+	}
+	close(next)
+	for range min(l.workers, len(next)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := txs[i].Verify(active[txs[i].Terminal].pub); err != nil {
+					res[i].Status, res[i].Err = Rejected, err
+					txs[i] = nil
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+type seqKey struct {
+	card string
+	seq  int64
+}
+
+type cardEvent struct {
+	txn           terminaltx.ID
+	before, after int64
+}
+
+type termSeq struct {
+	terminal string
+	seq      int64
+}
+
+// apply records the transactions txs[todo...] (sorted by card and card
+// sequence) in tx and returns their results in the order of todo.
+func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, org int64, txs []*terminaltx.Signed, todo []int, active map[string]terminalInfo) ([]Result, error) {
+	out := make([]Result, len(todo))
+	var (
+		cards    [][]byte
+		ids      = make([]pgtype.UUID, len(todo))
+		tIDs     = make([]string, len(todo))
+		tSeqs    = make([]int64, len(todo))
+		cardArg  = make([][]byte, len(todo))
+		cardSeqs = make([]int64, len(todo))
+	)
+	for k, i := range todo {
+		s := txs[i]
+		if k == 0 || !bytes.Equal(s.Card, txs[todo[k-1]].Card) {
+			cards = append(cards, s.Card)
+		}
+		ids[k] = pgtype.UUID{Bytes: s.ID, Valid: true}
+		tIDs[k], tSeqs[k] = s.Terminal, s.TerminalSeq
+		cardArg[k], cardSeqs[k] = s.Card, int64(s.CardSeq)
+	}
+	states, err := lockCards(ctx, tx, org, cards)
+	if err != nil {
+		return nil, err
+	}
+
+	// What the database already holds about these ids, terminal sequences
+	// and card sequences (with their neighbours), in one round trip.
+	b := &pgx.Batch{}
+	existing := map[terminaltx.ID][]byte{}
+	b.Queue(`SELECT txn_id, content_hash FROM terminal_txs WHERE org_id = $1 AND txn_id = ANY($2)`, org, ids).
+		Query(func(rows pgx.Rows) error {
+			var id [16]byte
+			var h []byte
+			_, err := pgx.ForEachRow(rows, []any{&id, &h}, func() error {
+				existing[id] = bytes.Clone(h)
+				return nil
+			})
+			return err
+		})
+	usedSeq := map[termSeq]terminaltx.ID{}
+	b.Queue(`SELECT t.terminal_id, t.terminal_seq, t.txn_id FROM unnest($2::text[], $3::bigint[]) q(tid, tseq)
+		JOIN terminal_txs t ON t.org_id = $1 AND t.terminal_id = q.tid AND t.terminal_seq = q.tseq`, org, tIDs, tSeqs).
+		Query(func(rows pgx.Rows) error {
+			var k termSeq
+			var id [16]byte
+			_, err := pgx.ForEachRow(rows, []any{&k.terminal, &k.seq, &id}, func() error {
+				usedSeq[k] = id
+				return nil
+			})
+			return err
+		})
+	events := map[seqKey]cardEvent{}
+	b.Queue(`SELECT DISTINCT e.card_id, e.card_seq, e.txn_id, e.balance_before, e.balance_after
+		FROM unnest($2::bytea[], $3::bigint[]) q(card, seq)
+		JOIN card_events e ON e.org_id = $1 AND e.card_id = q.card AND e.card_seq BETWEEN q.seq - 1 AND q.seq + 1`,
+		org, cardArg, cardSeqs).
+		Query(func(rows pgx.Rows) error {
+			var card []byte
+			var seq int64
+			var ev cardEvent
+			_, err := pgx.ForEachRow(rows, []any{&card, &seq, &ev.txn, &ev.before, &ev.after}, func() error {
+				events[seqKey{string(card), seq}] = ev
+				return nil
+			})
+			return err
+		})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("ledger: read state: %w", err)
+	}
+
+	var (
+		rec     terminalRows
+		evRows  cardEventRows
+		entries []entry
+		alerts  []alert
+		locked  = make(map[int64]bool, len(states))
+	)
+	for _, st := range states {
+		locked[st.account] = true
+	}
+	raise := func(st *cardState, s *terminaltx.Signed, kind string, other *terminaltx.ID, detail string) {
+		if st.status != "active" {
+			return
+		}
+		st.status, st.blocked = "blocked", true
+		alerts = append(alerts, alert{id: l.newID(), card: s.Card, kind: kind, txn: s.ID, other: other, detail: detail})
+		l.log.Warn("card blocked", "org", org, "card", terminaltx.CardHex(s.Card), "reason", kind, "txn", s.ID.String(), "detail", detail)
+	}
+	for k, i := range todo {
+		s := txs[i]
+		if h, ok := existing[s.ID]; ok {
+			if c := s.ContentHash(); bytes.Equal(h, c[:]) {
+				out[k] = Result{Status: Duplicate}
+			} else {
+				out[k] = Result{Status: Rejected, Err: ErrConflict}
+			}
+			continue
+		}
+		ts := termSeq{s.Terminal, s.TerminalSeq}
+		if other, ok := usedSeq[ts]; ok && other != s.ID {
+			out[k] = Result{Status: Rejected, Err: ErrTerminalSeqReused}
+			continue
+		}
+		usedSeq[ts] = s.ID
+		st := states[string(s.Card)]
+		status, reason := "posted", ""
+		sk := seqKey{string(s.Card), int64(s.CardSeq)}
+		switch prev, taken := events[sk]; {
+		case st == nil:
+			status, reason = "held", ReasonUnknownCard
+		case taken:
+			status, reason = "held", ReasonClone
+			raise(st, s, ReasonClone, &prev.txn, fmt.Sprintf("card sequence %d used by two transactions", s.CardSeq))
+		default:
+			if p, ok := events[seqKey{sk.card, sk.seq - 1}]; ok && p.after != s.BalanceBefore {
+				reason = ReasonChain
+				raise(st, s, ReasonChain, &p.txn, fmt.Sprintf("balance before %d at sequence %d, but %d after sequence %d", s.BalanceBefore, s.CardSeq, p.after, s.CardSeq-1))
+			}
+			if n, ok := events[seqKey{sk.card, sk.seq + 1}]; ok && n.before != s.BalanceAfter {
+				reason = ReasonChain
+				raise(st, s, ReasonChain, &n.txn, fmt.Sprintf("balance after %d at sequence %d, but %d before sequence %d", s.BalanceAfter, s.CardSeq, n.before, s.CardSeq+1))
+			}
+			if st.balance < s.Amount {
+				status, reason = "held", ReasonUnfunded
+				raise(st, s, ReasonUnfunded, nil, fmt.Sprintf("card spent %d, ledger holds %d", s.Amount, st.balance))
+			} else {
+				st.balance -= s.Amount
+				entries = append(entries, entry{id: s.ID, kind: "terminal_debit", event: st.event, ref: s.Terminal, at: s.Time,
+					postings: transfer(st.account, active[s.Terminal].merchantAccount, s.Amount)})
+			}
+			events[sk] = cardEvent{txn: s.ID, before: s.BalanceBefore, after: s.BalanceAfter}
+			evRows.add(s)
+		}
+		rec.add(s, status, reason)
+		if status == "posted" {
+			out[k] = Result{Status: Accepted, Reason: reason}
+		} else {
+			out[k] = Result{Status: Held, Reason: reason}
+		}
+	}
+	if err := rec.insert(ctx, tx, org); err != nil {
+		return nil, err
+	}
+	if err := evRows.insert(ctx, tx, org); err != nil {
+		return nil, err
+	}
+	if err := writeEntries(ctx, tx, org, entries, locked); err != nil {
+		return nil, err
+	}
+	if err := insertAlerts(ctx, tx, org, alerts); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// terminalRows gathers terminal_txs rows for one multi-row insert.
+type terminalRows struct {
+	ids                                         []pgtype.UUID
+	terms, merchants, statuses, reasons         []string
+	tseqs, cseqs, amounts, befores, afters, ats []int64
+	cards, hashes, raws                         [][]byte
+}
+
+func (r *terminalRows) add(s *terminaltx.Signed, status, reason string) {
+	h := s.ContentHash()
+	r.ids = append(r.ids, pgtype.UUID{Bytes: s.ID, Valid: true})
+	r.terms = append(r.terms, s.Terminal)
+	r.merchants = append(r.merchants, s.Merchant)
+	r.statuses = append(r.statuses, status)
+	r.reasons = append(r.reasons, reason)
+	r.tseqs = append(r.tseqs, s.TerminalSeq)
+	r.cseqs = append(r.cseqs, int64(s.CardSeq))
+	r.amounts = append(r.amounts, s.Amount)
+	r.befores = append(r.befores, s.BalanceBefore)
+	r.afters = append(r.afters, s.BalanceAfter)
+	r.ats = append(r.ats, s.Time.UnixMilli())
+	r.cards = append(r.cards, s.Card)
+	r.hashes = append(r.hashes, h[:])
+	r.raws = append(r.raws, s.Bytes())
+}
+
+func (r *terminalRows) insert(ctx context.Context, tx pgx.Tx, org int64) error {
+	if len(r.ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
+			amount, balance_before, balance_after, merchant_id, at, content_hash, raw, status, hold_reason)
+		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, to_timestamp(at / 1000.0), hash, raw, status, reason
+		FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+			$10::text[], $11::bigint[], $12::bytea[], $13::bytea[], $14::text[], $15::text[])
+			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, hash, raw, status, reason)`,
+		org, r.ids, r.terms, r.tseqs, r.cards, r.cseqs, r.amounts, r.befores, r.afters, r.merchants, r.ats,
+		r.hashes, r.raws, r.statuses, r.reasons)
+	if err != nil {
+		return fmt.Errorf("ledger: terminal transactions: %w", err)
+	}
+	return nil
+}
+
+type cardEventRows struct {
+	cards          [][]byte
+	seqs           []int64
+	ids            []pgtype.UUID
+	befores, after []int64
+}
+
+func (r *cardEventRows) add(s *terminaltx.Signed) {
+	r.cards = append(r.cards, s.Card)
+	r.seqs = append(r.seqs, int64(s.CardSeq))
+	r.ids = append(r.ids, pgtype.UUID{Bytes: s.ID, Valid: true})
+	r.befores = append(r.befores, s.BalanceBefore)
+	r.after = append(r.after, s.BalanceAfter)
+}
+
+func (r *cardEventRows) insert(ctx context.Context, tx pgx.Tx, org int64) error {
+	if len(r.cards) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO card_events (org_id, card_id, card_seq, txn_id, balance_before, balance_after)
+		SELECT $1, * FROM unnest($2::bytea[], $3::bigint[], $4::uuid[], $5::bigint[], $6::bigint[])`,
+		org, r.cards, r.seqs, r.ids, r.befores, r.after)
+	if err != nil {
+		return fmt.Errorf("ledger: card events: %w", err)
+	}
+	return nil
+}
+
+// alert is a clone or tamper alert; raising one blocks the card.
+type alert struct {
+	id     terminaltx.ID
+	card   []byte
+	kind   string
+	txn    terminaltx.ID
+	other  *terminaltx.ID
+	detail string
+}
+
+func insertAlerts(ctx context.Context, tx pgx.Tx, org int64, alerts []alert) error {
+	for _, a := range alerts {
+		var other *pgtype.UUID
+		if a.other != nil {
+			other = &pgtype.UUID{Bytes: *a.other, Valid: true}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO card_alerts (org_id, alert_id, card_id, kind, txn_id, other_txn_id, detail)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, org, pgtype.UUID{Bytes: a.id, Valid: true}, a.card, a.kind,
+			pgtype.UUID{Bytes: a.txn, Valid: true}, other, a.detail); err != nil {
+			return fmt.Errorf("ledger: alert: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE cards SET status = 'blocked' WHERE org_id = $1 AND card_id = $2`, org, a.card); err != nil {
+			return fmt.Errorf("ledger: block card: %w", err)
+		}
+	}
+	return nil
+}
+
+// Alert is a clone or tamper alert raised for a card.
+type Alert struct {
+	ID       terminaltx.ID
+	Card     []byte
+	Kind     string // clone, chain or unfunded
+	Txn      terminaltx.ID
+	OtherTxn *terminaltx.ID
+	Detail   string
+}
+
+// Alerts lists the alerts of an organizer, oldest first.
+func (l *Ledger) Alerts(ctx context.Context, org int64) ([]Alert, error) {
+	rows, err := l.pool.Query(ctx, `SELECT alert_id, card_id, kind, txn_id, other_txn_id, detail FROM card_alerts
+		WHERE org_id = $1 ORDER BY raised_at, alert_id`, org)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []Alert
+	for rows.Next() {
+		var a Alert
+		var other pgtype.UUID
+		if err := rows.Scan(&a.ID, &a.Card, &a.Kind, &a.Txn, &other, &a.Detail); err != nil {
+			return nil, err
+		}
+		if other.Valid {
+			o := terminaltx.ID(other.Bytes)
+			a.OtherTxn = &o
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

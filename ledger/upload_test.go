@@ -1,0 +1,399 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+)
+
+// terminal is a test terminal: its key and sequence counter.
+type terminal struct {
+	id, merchant string
+	key          ed25519.PrivateKey
+	seq          int64
+}
+
+func newTerminal(t testing.TB, l *Ledger, id, merchant string) *terminal {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, l.AddMerchant(ctx, org, merchant, "Merchant "+merchant))
+	tok, err := l.CreateTerminal(ctx, org, id, merchant, time.Hour)
+	require.NoError(t, err)
+	seed := make([]byte, 32)
+	copy(seed, id)
+	key := ed25519.NewKeyFromSeed(seed)
+	require.NoError(t, l.EnrolTerminal(ctx, org, id, tok, key.Public().(ed25519.PublicKey)))
+	return &terminal{id: id, merchant: merchant, key: key}
+}
+
+// card is a simulated card: its UID, counter and balance.
+type card struct {
+	uid []byte
+	seq uint32
+	bal int64
+}
+
+func newCard(n int) *card {
+	uid := make([]byte, 7)
+	uid[0] = 0x04
+	binary.BigEndian.PutUint32(uid[3:], uint32(n))
+	return &card{uid: uid}
+}
+
+var idRand = rand.New(rand.NewPCG(1, 2))
+var idMu sync.Mutex
+
+func testID() terminaltx.ID {
+	idMu.Lock()
+	defer idMu.Unlock()
+	var r [10]byte
+	binary.BigEndian.PutUint64(r[:], idRand.Uint64())
+	binary.BigEndian.PutUint16(r[8:], uint16(idRand.Uint32()))
+	return terminaltx.NewID(time.Now(), r[:])
+}
+
+// pay debits the card at the terminal and returns the signed encoding.
+func (tm *terminal) pay(t testing.TB, c *card, amount int64) []byte {
+	t.Helper()
+	tm.seq++
+	c.seq++
+	tx := terminaltx.Tx{Kind: terminaltx.KindDebit, ID: testID(), Organizer: org, Terminal: tm.id, TerminalSeq: tm.seq,
+		Card: c.uid, CardSeq: c.seq, Amount: amount, BalanceBefore: c.bal, BalanceAfter: c.bal - amount,
+		Merchant: tm.merchant, Time: time.Now()}
+	c.bal -= amount
+	s, err := terminaltx.Sign(&tx, tm.key)
+	require.NoError(t, err)
+	return s.Bytes()
+}
+
+// fund registers cards and tops each up with amount cash at store-1.
+func fund(t testing.TB, l *Ledger, amount int64, cards ...*card) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, l.AddStore(ctx, org, "store-1", "Store"))
+	uids := make([][]byte, len(cards))
+	for i, c := range cards {
+		uids[i] = c.uid
+	}
+	require.NoError(t, l.RegisterCards(ctx, org, "fest", uids))
+	for _, c := range cards {
+		c.seq++
+		_, err := l.TopUpCash(ctx, org, CashTopUp{Store: "store-1", Card: c.uid, Amount: amount,
+			Write: &CardWrite{Seq: c.seq, Before: c.bal, After: c.bal + amount}})
+		require.NoError(t, err)
+		c.bal += amount
+	}
+}
+
+func statuses(rs []Result) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Status.String()
+		if r.Reason != "" {
+			out[i] += "/" + r.Reason
+		}
+	}
+	return out
+}
+
+func TestUploadOutcomes(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	bar := newTerminal(t, l, "bar-1", "bar")
+	food := newTerminal(t, l, "food-1", "food")
+	c := newCard(1)
+	fund(t, l, 1000, c)
+
+	a := bar.pay(t, c, 300)
+	b := food.pay(t, c, 200)
+	// Out of order, then again with a duplicate inside the batch.
+	res, err := l.Upload(ctx, org, [][]byte{b, a})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted", "accepted"}, statuses(res))
+	res, err = l.Upload(ctx, org, [][]byte{a, b, a})
+	require.NoError(t, err)
+	require.Equal(t, []string{"duplicate", "duplicate", "duplicate"}, statuses(res))
+	bal, err := l.CardBalance(ctx, org, c.uid)
+	require.NoError(t, err)
+	require.Equal(t, int64(500), bal)
+	mb, err := l.Balance(ctx, org, Merchant, "bar")
+	require.NoError(t, err)
+	require.Equal(t, int64(300), mb)
+
+	// Same id, other content: rejected, nothing changes.
+	pa, err := terminaltx.Parse(a)
+	require.NoError(t, err)
+	changed := pa.Tx
+	changed.Amount, changed.BalanceAfter = 301, changed.BalanceBefore-301
+	sc, err := terminaltx.Sign(&changed, bar.key)
+	require.NoError(t, err)
+
+	// Reusing a terminal sequence number with a new id.
+	reused := pa.Tx
+	reused.ID = testID()
+	reused.CardSeq = 50
+	sr, err := terminaltx.Sign(&reused, bar.key)
+	require.NoError(t, err)
+
+	badSig := bar.pay(t, c, 10)
+	badSig[len(badSig)-1] ^= 1
+	c.bal += 10
+
+	other := newTerminal(t, l, "rogue-1", "rogue")
+	wrongMerchantTx := terminaltx.Tx{Kind: terminaltx.KindDebit, ID: testID(), Organizer: org, Terminal: other.id, TerminalSeq: 1,
+		Card: c.uid, CardSeq: 77, Amount: 1, BalanceBefore: 1, BalanceAfter: 0, Merchant: "bar", Time: time.Now()}
+	wm, err := terminaltx.Sign(&wrongMerchantTx, other.key)
+	require.NoError(t, err)
+	otherOrg := wrongMerchantTx
+	otherOrg.Organizer, otherOrg.Merchant, otherOrg.ID = org+1, "rogue", testID()
+	oo, err := terminaltx.Sign(&otherOrg, other.key)
+	require.NoError(t, err)
+
+	res, err = l.Upload(ctx, org, [][]byte{sc.Bytes(), sr.Bytes(), badSig, wm.Bytes(), oo.Bytes(), []byte("junk")})
+	require.NoError(t, err)
+	require.Equal(t, []string{"rejected", "rejected", "rejected", "rejected", "rejected", "rejected"}, statuses(res))
+	require.ErrorIs(t, res[0].Err, ErrConflict)
+	require.ErrorIs(t, res[1].Err, ErrTerminalSeqReused)
+	require.ErrorIs(t, res[2].Err, terminaltx.ErrSignature)
+	require.ErrorIs(t, res[3].Err, ErrWrongMerchant)
+	require.ErrorIs(t, res[4].Err, ErrWrongOrganizer)
+	require.ErrorIs(t, res[5].Err, terminaltx.ErrMalformed)
+
+	// A revoked terminal is refused.
+	require.NoError(t, l.RevokeTerminal(ctx, org, "food-1"))
+	res, err = l.Upload(ctx, org, [][]byte{food.pay(t, c, 5)})
+	require.NoError(t, err)
+	require.ErrorIs(t, res[0].Err, ErrTerminalNotActive)
+	c.bal += 5
+
+	// Unknown card: recorded and held, no alert.
+	stranger := newCard(999)
+	stranger.bal = 100
+	res, err = l.Upload(ctx, org, [][]byte{bar.pay(t, stranger, 10)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"held/unknown_card"}, statuses(res))
+
+	bal, err = l.CardBalance(ctx, org, c.uid)
+	require.NoError(t, err)
+	require.Equal(t, int64(500), bal)
+	alerts, err := l.Alerts(ctx, org)
+	require.NoError(t, err)
+	require.Empty(t, alerts)
+	requireInvariants(t, l)
+}
+
+func TestUploadUnfundedBlocksCard(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	bar := newTerminal(t, l, "bar-1", "bar")
+	c := newCard(1)
+	fund(t, l, 100, c)
+	c.bal = 5000 // a card that claims more than was ever loaded
+	res, err := l.Submit(ctx, org, bar.pay(t, c, 4000))
+	require.NoError(t, err)
+	require.Equal(t, Held, res.Status)
+	require.Equal(t, ReasonChain, alertKinds(t, l)[0], "balance before does not join the top-up")
+	info, err := l.Card(ctx, org, c.uid)
+	require.NoError(t, err)
+	require.Equal(t, "blocked", info.Status)
+	require.Equal(t, int64(100), info.Balance)
+	requireInvariants(t, l)
+}
+
+func alertKinds(t *testing.T, l *Ledger) []string {
+	t.Helper()
+	alerts, err := l.Alerts(context.Background(), org)
+	require.NoError(t, err)
+	var kinds []string
+	for _, a := range alerts {
+		kinds = append(kinds, a.Kind)
+	}
+	return kinds
+}
+
+// TestCloneBlocksCardOnce replays one card's history from two terminals
+// that diverge after a copy of the card was made.
+func TestCloneBlocksCardOnce(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	t1 := newTerminal(t, l, "bar-1", "bar")
+	t2 := newTerminal(t, l, "bar-2", "bar")
+	orig := newCard(1)
+	fund(t, l, 2000, orig)
+
+	var txs1, txs2 [][]byte
+	txs1 = append(txs1, t1.pay(t, orig, 100), t1.pay(t, orig, 100))
+	clone := *orig // the copy: same UID, counter and balance
+	for range 3 {
+		txs1 = append(txs1, t1.pay(t, orig, 50))
+		txs2 = append(txs2, t2.pay(t, &clone, 70))
+	}
+	res, err := l.Upload(ctx, org, txs1)
+	require.NoError(t, err)
+	for _, r := range res {
+		require.Equal(t, Accepted, r.Status)
+	}
+	res, err = l.Upload(ctx, org, txs2)
+	require.NoError(t, err)
+	for _, r := range res {
+		require.Equal(t, Held, r.Status)
+		require.Equal(t, ReasonClone, r.Reason)
+	}
+	// Uploading both again changes nothing and raises nothing new.
+	res, err = l.Upload(ctx, org, append(append([][]byte{}, txs2...), txs1...))
+	require.NoError(t, err)
+	for _, r := range res {
+		require.Equal(t, Duplicate, r.Status)
+	}
+	require.Equal(t, []string{ReasonClone}, alertKinds(t, l))
+	info, err := l.Card(ctx, org, orig.uid)
+	require.NoError(t, err)
+	require.Equal(t, "blocked", info.Status)
+	require.Equal(t, int64(2000-350), info.Balance)
+	requireInvariants(t, l)
+}
+
+func TestChainBreakFlagsButPosts(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	bar := newTerminal(t, l, "bar-1", "bar")
+	c := newCard(1)
+	fund(t, l, 1000, c)
+	first := bar.pay(t, c, 100) // seq 2: 1000 -> 900
+	c.bal += 300                // tampered: the card gained 300 without a top-up
+	second := bar.pay(t, c, 100)
+	// The later one arrives first; the chain is checked when the gap closes.
+	res, err := l.Upload(ctx, org, [][]byte{second})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted"}, statuses(res))
+	res, err = l.Upload(ctx, org, [][]byte{first})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted/chain"}, statuses(res))
+	require.Equal(t, []string{ReasonChain}, alertKinds(t, l))
+	requireInvariants(t, l)
+}
+
+// TestConcurrentUploads uploads overlapping batches with duplicates and
+// conflicts from many goroutines: every transaction is counted once.
+func TestConcurrentUploads(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	const nCards, nTerms, perCard = 40, 4, 12
+	terms := make([]*terminal, nTerms)
+	for i := range terms {
+		terms[i] = newTerminal(t, l, fmt.Sprintf("t-%d", i), fmt.Sprintf("m-%d", i%2))
+	}
+	cards := make([]*card, nCards)
+	for i := range cards {
+		cards[i] = newCard(i + 1)
+	}
+	fund(t, l, 10_000, cards...)
+
+	var all [][]byte
+	var conflicts [][]byte
+	want := map[string]int64{}
+	var total int64
+	for i := range perCard {
+		for _, c := range cards {
+			tm := terms[(i+int(c.uid[6]))%nTerms]
+			amt := int64(1 + (i*7+int(c.uid[6]))%90)
+			raw := tm.pay(t, c, amt)
+			all = append(all, raw)
+			want[tm.merchant] += amt
+			total += amt
+			if i%5 == 0 { // same id, other content
+				p, err := terminaltx.Parse(raw)
+				require.NoError(t, err)
+				x := p.Tx
+				x.Time = x.Time.Add(time.Second)
+				s, err := terminaltx.Sign(&x, tm.key)
+				require.NoError(t, err)
+				conflicts = append(conflicts, s.Bytes())
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const workers = 12
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted := map[terminaltx.ID]int{}
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mu.Lock()
+			r := rand.New(rand.NewPCG(uint64(w), rng.Uint64()))
+			mu.Unlock()
+			for range 6 {
+				var batch [][]byte
+				for range 60 {
+					batch = append(batch, all[r.IntN(len(all))])
+				}
+				batch = append(batch, conflicts[r.IntN(len(conflicts))])
+				batch = append(batch, all[w*len(all)/workers:(w+1)*len(all)/workers]...)
+				r.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+				res, err := l.Upload(ctx, org, batch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, x := range res {
+					if x.Status == Accepted || x.Status == Held {
+						accepted[x.ID]++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	// Everything once more: each id has exactly one recorded version (the
+	// original or its conflicting twin, whichever came first), the other is
+	// rejected as a conflict.
+	res, err := l.Upload(ctx, org, all)
+	require.NoError(t, err)
+	res2, err := l.Upload(ctx, org, conflicts)
+	require.NoError(t, err)
+	dups := map[terminaltx.ID]int{}
+	for _, x := range append(res, res2...) {
+		if x.Status == Duplicate {
+			dups[x.ID]++
+		} else {
+			require.Equal(t, Rejected, x.Status)
+			require.ErrorIs(t, x.Err, ErrConflict)
+		}
+	}
+	require.Len(t, dups, len(all))
+	for _, n := range dups {
+		require.Equal(t, 1, n)
+	}
+	require.Len(t, accepted, len(all))
+	for id, n := range accepted {
+		require.Equal(t, 1, n, "transaction %s accepted %d times", id, n)
+	}
+	for _, c := range cards {
+		b, err := l.CardBalance(ctx, org, c.uid)
+		require.NoError(t, err)
+		require.Equal(t, c.bal, b)
+	}
+	for m, v := range want {
+		b, err := l.Balance(ctx, org, Merchant, m)
+		require.NoError(t, err)
+		require.Equal(t, v, b)
+	}
+	var n int64
+	require.NoError(t, l.pool.QueryRow(ctx, `SELECT count(*) FROM terminal_txs WHERE status = 'posted'`).Scan(&n))
+	require.Equal(t, int64(len(all)), n)
+	require.Empty(t, alertKinds(t, l))
+	requireInvariants(t, l)
+}
