@@ -112,8 +112,19 @@ func getValueMode(c *Card, hdr []byte) (commMode, byte) {
 func writeWant(mode func(c *Card, hdr []byte) (commMode, byte)) func(c *Card, hdr []byte) (int, byte) {
 	return func(c *Card, hdr []byte) (int, byte) {
 		m, st := mode(c, hdr)
-		n := get24(hdr[4:7])
-		if st != stOK || c.auth == nil || n == 0 {
+		if st != stOK {
+			return 0, st
+		}
+		f := c.sel.files[hdr[0]]
+		off, n := get24(hdr[1:4]), get24(hdr[4:7])
+		size := len(f.data)
+		if f.typ == fileLinearRecord || f.typ == fileCyclicRecord {
+			size = f.recordSize
+		}
+		if n == 0 || off+n > size {
+			return 0, stOK // refused by the command itself, without waiting for data
+		}
+		if c.auth == nil {
 			return n, stOK
 		}
 		return c.auth.sess.wireLen(n, m), stOK
