@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +15,12 @@ import (
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(crashHelperEnv) != "" {
+		os.Exit(crashHelper())
+	}
+	pgtest.Main(m)
+}
 
 const org = int64(7)
 
