@@ -14,7 +14,9 @@
 // runs on raw miekg/pkcs11 sessions from a small pool of our own, because
 // crypto11 cannot create, unwrap or wrap secret keys, has no CMAC or EdDSA
 // call, and panics on errors inside hash.Hash.Sum; PKCS#11 login state is
-// per process, so our sessions share crypto11's login.
+// per process, so our sessions share crypto11's login. Because crypto11
+// finalises the module when its Configure fails, Open first checks the token
+// and PIN on a session of its own whenever the module is already in use.
 //
 // # Keys
 //
@@ -30,8 +32,9 @@
 // A key check value (KCV) is the first 3 bytes, in upper-case hex, of
 // AES-CMAC(key, 16 zero bytes) for AES keys and HMAC-SHA256(key, 16 zero
 // bytes) for the pin key, computed in the HSM; for hq-sign it is the first 3
-// bytes of SHA-256 of the public key's PKIX (SubjectPublicKeyInfo) DER. A wrap-only data-kek cannot compute one
-// in the HSM, so its KCV is shown only at import.
+// bytes of SHA-256 of the public key's PKIX (SubjectPublicKeyInfo) DER. A
+// wrap-only data-kek cannot compute one in the HSM, so its KCV is shown only
+// at import.
 //
 // # Diversification
 //

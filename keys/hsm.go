@@ -47,6 +47,7 @@ type HSM struct {
 	pool *sessionPool
 	log  *slog.Logger
 	who  string
+	module string
 	// ecdsa: new hq-sign versions are ECDSA P-256 (through crypto11).
 	ecdsa bool
 
@@ -80,6 +81,18 @@ func Open(uri string, opts Options) (*HSM, error) {
 		return nil, err
 	}
 	defer pin.destroy()
+
+	modules.Lock()
+	defer modules.Unlock()
+	if modules.live[u.ModulePath] > 0 {
+		// crypto11 finalises the module when a Configure fails, which would
+		// break every HSM already open in this process: check first.
+		release, err := precheck(u, pin)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 
 	cfg := &crypto11.Config{Path: u.ModulePath, Pin: string(pin.bytes())}
 	switch {
@@ -125,7 +138,49 @@ func Open(uri string, opts Options) (*HSM, error) {
 		n = 4
 	}
 	h.pool = newSessionPool(h.p, slot, n)
+	h.module = u.ModulePath
+	modules.live[u.ModulePath]++
 	return h, nil
+}
+
+// modules counts the open HSMs per module path, and serialises Open and
+// Close, which initialise and finalise modules.
+var modules = struct {
+	sync.Mutex
+	live map[string]int
+}{live: map[string]int{}}
+
+// precheck finds the token and logs in on a session of our own, for a module
+// already initialised in this process. release closes the session; call it
+// once crypto11 holds its own logged-in session.
+func precheck(u *URI, pin *secretBytes) (release func(), err error) {
+	p := pkcs11.New(u.ModulePath)
+	if p == nil {
+		return nil, fmt.Errorf("%w: %s cannot be loaded: install softhsm2 (scripts/setup) or fix module-path in the HSM URI", ErrModuleNotFound, u.ModulePath)
+	}
+	if err := p.Initialize(); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+		p.Destroy()
+		return nil, fmt.Errorf("keys: initialise PKCS#11 module: %w", err)
+	}
+	slot, err := findSlot(p, u)
+	if err != nil {
+		p.Destroy()
+		return nil, err
+	}
+	sh, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		p.Destroy()
+		return nil, fmt.Errorf("keys: open session: %w", err)
+	}
+	release = func() {
+		_ = p.CloseSession(sh)
+		p.Destroy()
+	}
+	if err := p.Login(sh, pkcs11.CKU_USER, string(pin.bytes())); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
+		release()
+		return nil, classifyOpenError(err, u)
+	}
+	return release, nil
 }
 
 // classifyOpenError maps crypto11's errors, which do not implement Unwrap,
@@ -179,7 +234,7 @@ func findSlot(p *pkcs11.Ctx, u *URI) (uint, error) {
 		}
 		return s, nil
 	}
-	return 0, fmt.Errorf("%w: no token matches %s", ErrTokenNotFound, u)
+	return 0, fmt.Errorf("%w: no token matches %s: check token= in the HSM URI, and SOFTHSM2_CONF for SoftHSM2 (softhsm2-util --show-slots lists tokens)", ErrTokenNotFound, u)
 }
 
 // hasMechanisms reports whether the token in slot supports every mechanism.
@@ -211,6 +266,9 @@ func (h *HSM) Close() error {
 	}
 	h.closed = true
 	h.mu.Unlock()
+	modules.Lock()
+	defer modules.Unlock()
+	modules.live[h.module]--
 	h.pool.close()
 	h.p.Destroy()
 	if err := h.c11.Close(); err != nil {

@@ -401,3 +401,36 @@ func TestConcurrentDiversify(t *testing.T) {
 		h.pool.put(sh, false)
 	}
 }
+
+// A failed Open must not finalise the module under HSMs already open in the
+// process (crypto11 finalises on a failed Configure; Open checks first).
+func TestFailedOpenLeavesOpenHSMsWorking(t *testing.T) {
+	uri := softhsm.NewTestToken(t)
+	h, err := Open(uri, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
+	ctx := context.Background()
+	_, err = h.Init(ctx)
+	require.NoError(t, err)
+	u, err := ParseURI(softhsm.NewTestToken(t)) // created after C_Initialize: invisible
+	require.NoError(t, err)
+
+	for _, uri := range []string{
+		"pkcs11:token=" + u.Token + "?module-path=" + u.ModulePath + "&pin-source=" + u.PINSource,
+		"pkcs11:token=nope?module-path=" + u.ModulePath + "&pin-value=12345678",
+	} {
+		_, err = Open(uri, Options{})
+		require.ErrorIs(t, err, ErrTokenNotFound)
+		require.ErrorContains(t, err, "SOFTHSM2_CONF")
+	}
+	list, err := h.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, len(Hierarchy()))
+
+	// A second handle on the same token shares the module and the login.
+	h2, err := Open(uri, Options{})
+	require.NoError(t, err)
+	require.NoError(t, h2.Close())
+	_, err = h.List(ctx)
+	require.NoError(t, err, "closing one handle keeps the other working")
+}

@@ -25,6 +25,11 @@ var testTokens struct {
 // the last one the configuration too, so callers must close their HSM handles
 // in their own t.Cleanup (registered after this call, they run before it).
 //
+// SoftHSM2 reads its token directory at C_Initialize: a token created while
+// an HSM is open in the process stays invisible until every HSM of the
+// process is closed. Create the tokens a test needs before opening any, and
+// do not run HSM tests in parallel.
+//
 // A machine without SoftHSM2 makes the test fail with a message that names
 // the Debian package to install.
 func NewTestToken(t testing.TB) string {
