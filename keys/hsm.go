@@ -41,12 +41,12 @@ type Options struct {
 // HSM is an open, logged-in PKCS#11 token holding the key hierarchy. It is
 // safe for concurrent use.
 type HSM struct {
-	c11  *crypto11.Context
-	p    *pkcs11.Ctx
-	slot uint
-	pool *sessionPool
-	log  *slog.Logger
-	who  string
+	c11    *crypto11.Context
+	p      *pkcs11.Ctx
+	slot   uint
+	pool   *sessionPool
+	log    *slog.Logger
+	who    string
 	module string
 	// ecdsa: new hq-sign versions are ECDSA P-256 (through crypto11).
 	ecdsa bool
