@@ -1,0 +1,290 @@
+package station_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
+	"github.com/loopcard/loopcard/personalize"
+	"github.com/loopcard/loopcard/personalize/batch"
+	"github.com/loopcard/loopcard/personalize/desfire"
+	"github.com/loopcard/loopcard/personalize/reader"
+	"github.com/loopcard/loopcard/personalize/station"
+	"github.com/loopcard/loopcard/personalize/vcard"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestPersonalizeStates(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	b := e.newBatch(t, 2)
+	other := e.newBatch(t, 1)
+	sp := spoolPath(t)
+	s, _ := e.station(t, b, sp, nil)
+	l := personalize.DefaultLayout()
+
+	// Blank card: personalized.
+	vc := newCard(t, 1)
+	res, err := s.Personalize(ctx, present(vc))
+	require.NoError(t, err)
+	require.Equal(t, station.Personalized, res.Outcome)
+	require.Equal(t, "1-00001", res.Number)
+	info := checkCard(t, l, present(vc), vc.UID())
+	require.Equal(t, res.CardID, info.CardID)
+
+	// Presented again: verified and left alone.
+	res, err = s.Personalize(ctx, present(vc))
+	require.NoError(t, err)
+	require.Equal(t, station.AlreadyDone, res.Outcome)
+
+	// Ours, of another batch: refused.
+	so, _ := e.station(t, other, spoolPath(t), nil)
+	_, err = so.Personalize(ctx, present(vc))
+	require.ErrorIs(t, err, station.ErrOtherBatch)
+
+	// Foreign: a card whose PICC master key is someone else's AES key.
+	foreign := newCard(t, 2)
+	c := desfire.New(present(foreign))
+	require.NoError(t, c.AuthenticateLegacy(0, desfire.DefaultDESKey()))
+	k, _ := desfire.NewAESKey([]byte("someone elses k!"), 1)
+	require.NoError(t, c.ChangeKey(0, k, desfire.Key{}))
+	_, err = s.Personalize(ctx, present(foreign))
+	require.ErrorIs(t, err, station.ErrForeign)
+
+	// Foreign: factory key but someone's application on it.
+	withApp := newCard(t, 3)
+	c = desfire.New(present(withApp))
+	require.NoError(t, c.AuthenticateLegacy(0, desfire.DefaultDESKey()))
+	require.NoError(t, c.CreateApplication(0x123456, 0x0F, 1, desfire.KeyAES))
+	_, err = s.Personalize(ctx, present(withApp))
+	require.ErrorIs(t, err, station.ErrForeign)
+	got, err := e.store.Get(ctx, orgID, b.No)
+	require.NoError(t, err)
+	require.Equal(t, 0, got.Reserved, "foreign cards take no slot")
+
+	// Ours, half-done and not recorded (its record was lost): finished.
+	half := newCard(t, 4)
+	lk := present(half)
+	lk.failAt = 12
+	_, err = s.Personalize(ctx, lk)
+	require.ErrorIs(t, err, errCrash)
+	_, err = e.pool.Exec(ctx, `DELETE FROM batch_cards WHERE uid = $1`, half.UID())
+	require.NoError(t, err)
+	res, err = s.Personalize(ctx, present(half))
+	require.NoError(t, err)
+	require.Equal(t, station.Resumed, res.Outcome)
+	require.True(t, res.Complete)
+	checkCard(t, l, present(half), half.UID())
+
+	// The batch is full now.
+	_, err = s.Personalize(ctx, present(newCard(t, 5)))
+	require.ErrorIs(t, err, batch.ErrFull)
+}
+
+// countAPDUs personalizes one blank card and returns the number of APDUs it
+// took.
+func countAPDUs(t *testing.T, e *testEnv) int {
+	b := e.newBatch(t, 1)
+	s, _ := e.station(t, b, spoolPath(t), nil)
+	lk := present(newCard(t, 999999))
+	_, err := s.Personalize(context.Background(), lk)
+	require.NoError(t, err)
+	return lk.n
+}
+
+func TestTearAtEveryStep(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	n := countAPDUs(t, e)
+	require.Greater(t, n, 20)
+	t.Logf("a blank card takes %d APDUs", n)
+
+	b := e.newBatch(t, 2*n)
+	sp := spoolPath(t)
+	s, _ := e.station(t, b, sp, nil)
+	l := personalize.DefaultLayout()
+	infos := map[string][]byte{}
+	for i := 1; i <= 2*n; i++ {
+		tearAt, after := (i+1)/2, i%2 == 0
+		t.Run(fmt.Sprintf("apdu %d after=%v", tearAt, after), func(t *testing.T) {
+			vc := newCard(t, i)
+			lk := present(vc)
+			lk.tearAt, lk.after = tearAt, after
+			_, err := s.Personalize(ctx, lk)
+			require.ErrorIs(t, err, station.ErrTorn)
+			require.ErrorIs(t, err, reader.ErrRemoved)
+
+			res, err := s.Personalize(ctx, present(vc))
+			require.NoError(t, err)
+			if tearAt <= 2 {
+				// Torn during recognition, before anything was written.
+				require.Equal(t, station.Personalized, res.Outcome)
+			}
+			infos[string(vc.UID())] = readInfo(t, l, vc)
+		})
+	}
+	e.checkRecords(t, b, sp, infos)
+}
+
+// faultyStore fails like a station process dying around its database
+// calls: before a call reaches the database, or after it committed.
+type faultyStore struct {
+	station.Store
+	failReserve, failFinishBefore, failFinishAfter bool
+}
+
+func (f *faultyStore) Reserve(ctx context.Context, org, no int64, uid []byte) (batch.Reservation, error) {
+	if f.failReserve {
+		return batch.Reservation{}, errCrash
+	}
+	return f.Store.Reserve(ctx, org, no, uid)
+}
+
+func (f *faultyStore) Finish(ctx context.Context, org, no int64, slot int, uid []byte, fin batch.Finished) (bool, error) {
+	if f.failFinishBefore {
+		return false, errCrash
+	}
+	done, err := f.Store.Finish(ctx, org, no, slot, uid, fin)
+	if f.failFinishAfter {
+		return false, errCrash
+	}
+	return done, err
+}
+
+func TestCrashAndRestart(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	n := countAPDUs(t, e)
+	type crash struct {
+		name  string
+		store func() *faultyStore
+		apdu  int // the process dies at this APDU
+	}
+	crashes := []crash{
+		{"before reserving", func() *faultyStore { return &faultyStore{failReserve: true} }, 0},
+		{"after the label, before recording", func() *faultyStore { return &faultyStore{failFinishBefore: true} }, 0},
+		{"after recording", func() *faultyStore { return &faultyStore{failFinishAfter: true} }, 0},
+	}
+	for a := 3; a <= n; a += 3 {
+		crashes = append(crashes, crash{fmt.Sprintf("at APDU %d", a), func() *faultyStore { return &faultyStore{} }, a})
+	}
+	b := e.newBatch(t, len(crashes))
+	sp := spoolPath(t)
+	l := personalize.DefaultLayout()
+	infos := map[string][]byte{}
+	for i, c := range crashes {
+		t.Run(c.name, func(t *testing.T) {
+			fs := c.store()
+			fs.Store = e.store
+			s, spool := e.station(t, b, sp, fs)
+			vc := newCard(t, i)
+			lk := present(vc)
+			lk.failAt = c.apdu
+			_, err := s.Personalize(ctx, lk)
+			require.ErrorIs(t, err, errCrash)
+			s.Close()
+			require.NoError(t, spool.Close())
+
+			// A new station process on the same database and spool.
+			s2, _ := e.station(t, b, sp, nil)
+			res, err := s2.Personalize(ctx, present(vc))
+			require.NoError(t, err)
+			if c.name == "after recording" {
+				require.Equal(t, station.AlreadyDone, res.Outcome)
+			}
+			infos[string(vc.UID())] = readInfo(t, l, vc)
+		})
+	}
+	e.checkRecords(t, b, sp, infos)
+}
+
+// cards presents the given virtual cards one after another.
+type cards struct {
+	list []*link
+	next int
+}
+
+func (c *cards) Name() string { return "test" }
+func (c *cards) Close() error { return nil }
+func (c *cards) WaitForCard(ctx context.Context) (reader.Card, error) {
+	if c.next == len(c.list) {
+		return nil, errors.New("no more cards")
+	}
+	c.next++
+	lk := c.list[c.next-1]
+	lk.vc.PowerOn()
+	return lk, nil
+}
+
+func TestRunCrashMidBatch(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	const count = 6
+	b := e.newBatch(t, count)
+	sp := spoolPath(t)
+	var vcs []*vcard.Card
+	var links []*link
+	for i := range count + 1 {
+		vc := newCard(t, 100+i)
+		vcs = append(vcs, vc)
+		links = append(links, &link{vc: vc})
+	}
+	// The first run dies in the middle of the fourth card; a foreign card
+	// (already ours, of this batch, but torn) and a torn card are skipped.
+	links[1].tearAt = 9
+	links[3].failAt = 17
+	s, spool := e.station(t, b, sp, nil)
+	var events []station.Event
+	err := s.Run(ctx, &cards{list: links[:5]}, func(ev station.Event) { events = append(events, ev) })
+	require.ErrorIs(t, err, errCrash)
+	require.Len(t, events, 4)
+	require.ErrorIs(t, events[1].Err, station.ErrTorn)
+	require.Equal(t, 2, events[3].Done)
+	s.Close()
+	require.NoError(t, spool.Close())
+
+	// Restart: the torn card, the interrupted card and the rest come again.
+	again := []*link{{vc: vcs[3]}, {vc: vcs[4]}, {vc: vcs[1]}, {vc: vcs[5]}, {vc: vcs[0]}, {vc: vcs[6]}}
+	s2, _ := e.station(t, b, sp, nil)
+	events = nil
+	require.NoError(t, s2.Run(ctx, &cards{list: again}, func(ev station.Event) { events = append(events, ev) }))
+	require.Len(t, events, 4, "the run stops when the batch is complete")
+	require.Equal(t, count, events[3].Done)
+	require.True(t, events[3].Complete)
+
+	l := personalize.DefaultLayout()
+	infos := map[string][]byte{}
+	for _, vc := range vcs[:6] {
+		infos[string(vc.UID())] = readInfo(t, l, vc)
+	}
+	e.checkRecords(t, b, sp, infos)
+}
+
+func TestBlankCardsReader(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	b := e.newBatch(t, 3)
+	sp := spoolPath(t)
+	s, _ := e.station(t, b, sp, nil)
+	r := &station.BlankCards{}
+	var events []station.Event
+	require.NoError(t, s.Run(ctx, r, func(ev station.Event) { events = append(events, ev) }))
+	require.Equal(t, 3, r.Presented())
+	require.Len(t, events, 3)
+	for _, ev := range events {
+		require.NoError(t, ev.Err)
+		require.Equal(t, station.Personalized, ev.Outcome)
+	}
+	got, err := e.store.Get(ctx, orgID, b.No)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusComplete, got.Status)
+	tm := s.Times()
+	require.Equal(t, 3, tm.Cards)
+	require.Greater(t, tm.HSM, tm.Total/100)
+	require.Less(t, tm.HSM+tm.Card+tm.DB, tm.Total)
+}
