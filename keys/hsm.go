@@ -232,6 +232,12 @@ func findSlot(p *pkcs11.Ctx, u *URI) (uint, error) {
 		if u.Token != "" && strings.TrimRight(ti.Label, " \x00") != u.Token {
 			continue
 		}
+		if u.Manufacturer != "" && strings.TrimRight(ti.ManufacturerID, " \x00") != u.Manufacturer {
+			continue
+		}
+		if u.Model != "" && strings.TrimRight(ti.Model, " \x00") != u.Model {
+			continue
+		}
 		return s, nil
 	}
 	return 0, fmt.Errorf("%w: no token matches %s: check token= in the HSM URI, and SOFTHSM2_CONF for SoftHSM2 (softhsm2-util --show-slots lists tokens)", ErrTokenNotFound, u)
