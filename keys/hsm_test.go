@@ -406,6 +406,8 @@ func TestConcurrentDiversify(t *testing.T) {
 // process (crypto11 finalises on a failed Configure; Open checks first).
 func TestFailedOpenLeavesOpenHSMsWorking(t *testing.T) {
 	uri := softhsm.NewTestToken(t)
+	other, err := ParseURI(softhsm.NewTestToken(t)) // visible: created before any Open
+	require.NoError(t, err)
 	h, err := Open(uri, Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, h.Close()) })
@@ -423,9 +425,18 @@ func TestFailedOpenLeavesOpenHSMsWorking(t *testing.T) {
 		require.ErrorIs(t, err, ErrTokenNotFound)
 		require.ErrorContains(t, err, "SOFTHSM2_CONF")
 	}
+	_, err = Open("pkcs11:token="+other.Token+"?module-path="+other.ModulePath+"&pin-value=12345678", Options{})
+	require.ErrorIs(t, err, ErrWrongPIN)
 	list, err := h.List(ctx)
 	require.NoError(t, err)
 	require.Len(t, list, len(Hierarchy()))
+
+	h3, err := Open(other.String(), Options{})
+	require.NoError(t, err, "the right PIN opens the other token beside the first")
+	list3, err := h3.List(ctx)
+	require.NoError(t, err)
+	require.Empty(t, list3)
+	require.NoError(t, h3.Close())
 
 	// A second handle on the same token shares the module and the login.
 	h2, err := Open(uri, Options{})
