@@ -38,12 +38,9 @@ func Embedded(dataDir string) (uri string, created bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", false, fmt.Errorf("softhsm: embedded token directory: %w", err)
 	}
-	if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
-		if err := WriteConfig(conf, tokens); err != nil {
-			return "", false, err
-		}
-	} else if err != nil {
-		return "", false, fmt.Errorf("softhsm: embedded configuration: %w", err)
+	// Rewritten every time, so that a moved data directory still works.
+	if err := WriteConfig(conf, tokens); err != nil {
+		return "", false, err
 	}
 	if err := os.Setenv(ConfEnv, conf); err != nil {
 		return "", false, fmt.Errorf("softhsm: %w", err)

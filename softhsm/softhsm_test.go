@@ -93,6 +93,16 @@ func TestEmbedded(t *testing.T) {
 	require.Equal(t, pin, pin2)
 	require.Equal(t, []string{EmbeddedLabel}, tokenLabels(t))
 
+	// A moved data directory keeps working: the configuration follows it.
+	moved := filepath.Join(t.TempDir(), "moved")
+	require.NoError(t, os.Rename(data, moved))
+	data = moved
+	pinFile = filepath.Join(data, "softhsm", "pin")
+	_, created, err = Embedded(data)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, []string{EmbeddedLabel}, tokenLabels(t))
+
 	// A token without its PIN file is reported, not replaced.
 	require.NoError(t, os.Remove(pinFile))
 	_, _, err = Embedded(data)
