@@ -140,7 +140,18 @@ func (a *cmdArgs) strSlice(name string) []string {
 
 func (a *cmdArgs) json() bool { return a.bools["json"] || a.c.Bool("json") }
 
+// noArgs refuses arguments to a subcommand that takes none.
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("usage: loopcard keys %s [--json] (it takes no arguments)", c.Command.Name)
+	}
+	return nil
+}
+
 func keysInit(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
 	h, err := openHSM(c)
 	if err != nil {
 		return err
@@ -185,6 +196,9 @@ func kcvText(kcv string) string {
 }
 
 func keysList(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
 	h, err := openHSM(c)
 	if err != nil {
 		return err
