@@ -162,6 +162,9 @@ func (h *HSM) Import(ctx context.Context, name string, components []Component) (
 		if err != nil {
 			return fmt.Errorf("keys: store %s: %w", res.Label, err)
 		}
+		if err := h.ensureUnique(sh, res.Label, pkcs11.CKO_SECRET_KEY, oh); err != nil {
+			return err
+		}
 		var mech uint
 		switch spec.Kind {
 		case KindAESBase:

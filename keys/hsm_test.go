@@ -445,3 +445,26 @@ func TestFailedOpenLeavesOpenHSMsWorking(t *testing.T) {
 	_, err = h.List(ctx)
 	require.NoError(t, err, "closing one handle keeps the other working")
 }
+
+// A version created twice (two ceremonies racing) leaves one key: the
+// second creator destroys its own and reports ErrKeyExists.
+func TestDuplicateVersionIsUndone(t *testing.T) {
+	h := openTest(t)
+	ctx := context.Background()
+	_, err := h.Init(ctx)
+	require.NoError(t, err)
+	before, err := h.List(ctx)
+	require.NoError(t, err)
+	require.NoError(t, h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		for _, name := range []string{AppRead, HQSign} {
+			spec, err := LookupSpec(name)
+			require.NoError(t, err)
+			err = h.generate(sh, spec, Label{name, 1})
+			require.ErrorIs(t, err, ErrKeyExists, name)
+		}
+		return nil
+	}))
+	after, err := h.List(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+}

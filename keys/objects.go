@@ -275,9 +275,11 @@ func (h *HSM) generate(sh pkcs11.SessionHandle, spec Spec, l Label) error {
 			mech = pkcs11.CKM_GENERIC_SECRET_KEY_GEN
 		}
 		t := append(secretTemplate(spec, l, now), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, spec.Size()))
-		if _, err := h.p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, t); err != nil {
+		oh, err := h.p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, t)
+		if err != nil {
 			return fmt.Errorf("keys: generate %s: %w", l, err)
 		}
+		return h.ensureUnique(sh, l, pkcs11.CKO_SECRET_KEY, oh)
 	case KindSigning:
 		if h.ecdsa {
 			return h.generateECDSA(l, now)
@@ -290,11 +292,35 @@ func (h *HSM) generate(sh pkcs11.SessionHandle, spec Spec, l Label) error {
 		)
 		priv := append(common(l, now), privateKeyAttrs(ckkECEdwards)...)
 		mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(ckmECEdwardsKeyPairGen, nil)}
-		if _, _, err := h.p.GenerateKeyPair(sh, mech, pub, priv); err != nil {
+		pubH, privH, err := h.p.GenerateKeyPair(sh, mech, pub, priv)
+		if err != nil {
 			return fmt.Errorf("keys: generate %s: %w", l, err)
 		}
+		return h.ensureUnique(sh, l, pkcs11.CKO_PRIVATE_KEY, privH, pubH)
 	}
 	return nil
+}
+
+// ensureUnique checks that the objects just created are the only ones of
+// class labelled l. Two ceremonies racing on one token (in two processes)
+// could both pick the same next version; the loser destroys what it created
+// and fails with ErrKeyExists.
+func (h *HSM) ensureUnique(sh pkcs11.SessionHandle, l Label, class uint, created ...pkcs11.ObjectHandle) error {
+	objs, err := h.findObjects(sh, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, l.String()),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+	})
+	if err == nil && len(objs) == 1 {
+		return nil
+	}
+	for _, oh := range created {
+		_ = h.p.DestroyObject(sh, oh)
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s was created at the same time by someone else: retry", ErrKeyExists, l)
 }
 
 // Init creates version 1 of every key of the hierarchy that has no version
