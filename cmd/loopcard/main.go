@@ -66,6 +66,7 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		versionCommand(),
 		keysCommand(),
+		vcardCommand(),
 	}
 }
 
