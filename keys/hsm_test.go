@@ -468,3 +468,20 @@ func TestDuplicateVersionIsUndone(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before, after)
 }
+
+func FuzzParseComponent(f *testing.F) {
+	f.Add([]byte("00112233445566778899AABBCCDDEEFF\n"))
+	f.Add([]byte(" 0a1b 2c3d\t4e5f\r\n"))
+	f.Add([]byte("zz"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := ParseComponent(in)
+		if err != nil {
+			require.ErrorIs(t, err, ErrBadComponent)
+			return
+		}
+		// Parse, print as hex, parse again: the same bytes.
+		again, err := ParseComponent([]byte(strings.ToUpper(fmt.Sprintf("%x", *c.b))))
+		require.NoError(t, err)
+		require.Equal(t, *c.b, *again.b)
+	})
+}
