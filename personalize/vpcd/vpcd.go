@@ -76,7 +76,8 @@ type Conn struct {
 
 // Connect inserts card into the vpcd slot listening at addr (host:port) and
 // serves vpcd's requests in a goroutine until Close or until the connection
-// ends. A nil logger discards logs.
+// ends; then the card is powered off, as a card taken out of the field. A nil
+// logger discards logs.
 func Connect(ctx context.Context, addr string, card Card, logger *slog.Logger) (*Conn, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -107,8 +108,9 @@ func Connect(ctx context.Context, addr string, card Card, logger *slog.Logger) (
 }
 
 // Close takes the card out of the slot: it closes the connection, which vpcd
-// reports to pcscd as a card removal, and waits until the serving goroutine
-// has stopped calling the card. Close is idempotent.
+// reports to pcscd as a card removal, powers the card off (a tear, if an
+// exchange was under way) and waits until the serving goroutine has stopped
+// calling the card. Close is idempotent.
 func (c *Conn) Close() error {
 	c.once.Do(func() {
 		close(c.closed)
@@ -131,6 +133,8 @@ func (c *Conn) Err() error {
 
 func (c *Conn) serve() {
 	err := c.loop()
+	// Out of the slot, out of the field: the card loses power.
+	c.card.PowerOff()
 	select {
 	case <-c.closed:
 		err = ErrClosed

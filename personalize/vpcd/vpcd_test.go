@@ -177,9 +177,13 @@ func TestEndOfConnection(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeVPCD(t)
-			conn, err := vpcd.Connect(context.Background(), f.ln.Addr().String(), &plainCard{}, nil)
+			card := &plainCard{}
+			conn, err := vpcd.Connect(context.Background(), f.ln.Addr().String(), card, nil)
 			require.NoError(t, err)
 			srv := f.accept(t)
+			send(t, srv, []byte{1})
+			send(t, srv, []byte{4})
+			recv(t, srv)
 			tt.end(conn, srv)
 			select {
 			case <-conn.Done():
@@ -187,6 +191,7 @@ func TestEndOfConnection(t *testing.T) {
 				t.Fatal("connection did not end")
 			}
 			require.ErrorIs(t, conn.Err(), tt.want)
+			require.Equal(t, []string{"on", "off"}, card.events(), "the card left the field unpowered")
 			require.NoError(t, conn.Close(), "Close after the end")
 		})
 	}
