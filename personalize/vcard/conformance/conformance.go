@@ -184,6 +184,7 @@ func init() {
 		{"tear before commit", tearBeforeCommit},
 		{"abort and reselect", abortAndReselect},
 		{"ev2 non-first keeps counter", nonFirst},
+		{"random UID", randomUID},
 	}
 	for _, a := range auths {
 		for _, m := range []desfire.CommMode{plain, mac, full} {
@@ -508,4 +509,28 @@ func files(t *testing.T, e *env, a auth, m desfire.CommMode) {
 	require.NoError(t, c.DeleteFile(fileLinear))
 	_, err = c.GetFileSettings(fileLinear)
 	require.ErrorIs(t, err, desfire.ErrFileNotFound)
+}
+
+func randomUID(t *testing.T, e *env) {
+	e.personalize(false, plain)
+	c := e.c
+	require.NoError(t, c.SelectApplication(0))
+	require.NoError(t, c.AuthenticateEV2First(0, e.piccKey()))
+	uid, err := c.GetCardUID()
+	require.NoError(t, err)
+	require.NoError(t, c.SetConfiguration(desfire.ConfigPICC, []byte{0x02}))
+	e.h.Tear(t)
+	e.c = desfire.New(e.h)
+	r, err := e.h.Transmit([]byte{0xFF, 0xCA, 0x00, 0x00, 0x00})
+	require.NoError(t, err)
+	require.Len(t, r, 6, "4-byte random UID and 90 00")
+	require.Equal(t, byte(0x08), r[0])
+	require.Equal(t, []byte{0x90, 0x00}, r[4:])
+	v, err := e.c.GetVersion()
+	require.NoError(t, err)
+	require.Equal(t, [7]byte{}, v.UID, "GetVersion hides the UID")
+	require.NoError(t, e.c.AuthenticateEV2First(0, e.piccKey()))
+	got, err := e.c.GetCardUID()
+	require.NoError(t, err)
+	require.Equal(t, uid, got, "GetCardUID still gives the real UID")
 }
