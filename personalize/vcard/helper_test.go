@@ -1,7 +1,6 @@
 package vcard_test
 
 import (
-	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/hex"
@@ -237,5 +236,3 @@ func le32(v int32) []byte {
 
 // rwHdr is the 7-byte header of ReadData/WriteData/WriteRecord/ReadRecords.
 func rwHdr(file byte, off, n int) []byte { return slices.Concat([]byte{file}, le24(off), le24(n)) }
-
-var _ = bytes.Equal
