@@ -3,6 +3,7 @@ package pcsc_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -192,4 +193,23 @@ func TestWaitIsCancelled(t *testing.T) {
 			require.Less(t, time.Since(start), 400*time.Millisecond, "cancellation took too long")
 		})
 	}
+}
+
+// Without TCP_NODELAY and TCP_QUICKACK on the card's side every exchange
+// through vpcd waits for a delayed acknowledgement (40 ms or more); the
+// median shows whether the fix holds on a busy machine. The benchmark
+// BenchmarkExchange gives the figures.
+func TestExchangeIsFast(t *testing.T) {
+	env := pcsctest.Shared(t)
+	env.Insert(t, pcsctest.NewEchoCard(testUID))
+	c := waitCard(t, open(t, env))
+	lat := make([]time.Duration, 0, 51)
+	for range cap(lat) {
+		start := time.Now()
+		_, err := c.Transmit([]byte{0x90, 0x60, 0x00, 0x00, 0x00})
+		lat = append(lat, time.Since(start))
+		require.NoError(t, err)
+	}
+	slices.Sort(lat)
+	require.Less(t, lat[len(lat)/2], 5*time.Millisecond, "median exchange through pcscd")
 }
