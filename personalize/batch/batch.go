@@ -345,3 +345,31 @@ func ParseNo(s string) (int64, error) {
 	}
 	return n, nil
 }
+
+// TokenHashes returns the token hash of every finished card of the batch,
+// by card number: what the print files are checked against.
+func (s *Store) TokenHashes(ctx context.Context, orgID, no int64) (map[string][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT slot, token_hash FROM batch_cards
+		WHERE org_id = $1 AND batch_no = $2 AND status = 'done'`, orgID, no)
+	if err != nil {
+		return nil, fmt.Errorf("batch: token hashes: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var slot int
+		var h []byte
+		if err := rows.Scan(&slot, &h); err != nil {
+			return nil, fmt.Errorf("batch: token hashes: %w", err)
+		}
+		id, err := personalize.NewCardID(no, slot)
+		if err != nil {
+			return nil, err
+		}
+		out[id.String()] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("batch: token hashes: %w", err)
+	}
+	return out, nil
+}

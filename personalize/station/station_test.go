@@ -12,6 +12,7 @@ import (
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/desfire"
+	"github.com/loopcard/loopcard/personalize/labels"
 	"github.com/loopcard/loopcard/personalize/reader"
 	"github.com/loopcard/loopcard/personalize/station"
 	"github.com/loopcard/loopcard/personalize/vcard"
@@ -263,6 +264,24 @@ func TestRunCrashMidBatch(t *testing.T) {
 		infos[string(vc.UID())] = readInfo(t, l, vc)
 	}
 	e.checkRecords(t, b, sp, infos)
+
+	// The print files take one label per recorded card from the spool and
+	// refuse a spool that misses a recorded card's label.
+	hashes, err := e.store.TokenHashes(ctx, orgID, b.No)
+	require.NoError(t, err)
+	require.Len(t, hashes, count)
+	sp2, spooled, err := labels.OpenSpool(sp, publicURL)
+	require.NoError(t, err)
+	require.NoError(t, sp2.Close())
+	ls, err := station.PrintLabels(spooled, hashes)
+	require.NoError(t, err)
+	require.Len(t, ls, count)
+	delete(hashes, ls[0].Number)
+	_, err = station.PrintLabels(spooled[1:], hashes)
+	require.NoError(t, err)
+	hashes[ls[0].Number] = make([]byte, 32)
+	_, err = station.PrintLabels(spooled, hashes)
+	require.Error(t, err, "a recorded card without its label")
 }
 
 func TestBlankCardsReader(t *testing.T) {
