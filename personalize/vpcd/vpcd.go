@@ -132,7 +132,8 @@ func (c *Conn) Err() error {
 }
 
 func (c *Conn) serve() {
-	err := c.loop()
+	s := &session{rw: c.conn, card: c.card, log: c.log, beforeRead: c.quickAck}
+	err := s.loop()
 	// Out of the slot, out of the field: the card loses power.
 	c.card.PowerOff()
 	select {
@@ -145,18 +146,26 @@ func (c *Conn) serve() {
 	close(c.done)
 }
 
-func (c *Conn) loop() error {
+// session answers vpcd's messages on rw. beforeRead runs before every read.
+type session struct {
+	rw         io.ReadWriter
+	card       Card
+	log        *slog.Logger
+	beforeRead func() error
+}
+
+func (s *session) loop() error {
 	var hdr [2]byte
 	buf := make([]byte, maxMessage)
 	out := make([]byte, 0, 2+maxMessage)
 	powered := false
 	for {
-		if err := c.readFull(hdr[:]); err != nil {
+		if err := s.readFull(hdr[:]); err != nil {
 			return err
 		}
 		n := int(binary.BigEndian.Uint16(hdr[:]))
 		msg := buf[:n]
-		if err := c.readFull(msg); err != nil {
+		if err := s.readFull(msg); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
@@ -166,22 +175,22 @@ func (c *Conn) loop() error {
 		reply := true
 		switch {
 		case n == 1 && msg[0] == ctrlPowerOff:
-			c.card.PowerOff()
+			s.card.PowerOff()
 			powered = false
 			reply = false
 		case n == 1 && msg[0] == ctrlPowerOn:
-			c.card.PowerOn()
+			s.card.PowerOn()
 			powered = true
 			reply = false
 		case n == 1 && msg[0] == ctrlReset:
-			c.card.PowerOff()
-			c.card.PowerOn()
+			s.card.PowerOff()
+			s.card.PowerOn()
 			powered = true
 			reply = false
 		case n == 1 && msg[0] == ctrlGetATR:
-			resp = c.card.ATR()
+			resp = s.card.ATR()
 		case n == 1:
-			c.log.Warn("vpcd: unknown control message", "control", msg[0])
+			s.log.Warn("vpcd: unknown control message", "control", msg[0])
 			reply = false
 		case n == 0:
 			reply = false
@@ -189,10 +198,10 @@ func (c *Conn) loop() error {
 			if !powered {
 				// vpcd powers the card before the first APDU; a
 				// driver that does not is answered as if it had.
-				c.card.PowerOn()
+				s.card.PowerOn()
 				powered = true
 			}
-			resp = c.transmit(msg)
+			resp = s.transmit(msg)
 		}
 		if !reply {
 			continue
@@ -202,7 +211,7 @@ func (c *Conn) loop() error {
 		}
 		out = binary.BigEndian.AppendUint16(out[:0], uint16(len(resp)))
 		out = append(out, resp...)
-		if _, err := c.conn.Write(out); err != nil {
+		if _, err := s.rw.Write(out); err != nil {
 			return fmt.Errorf("vpcd: write: %w", err)
 		}
 	}
@@ -212,8 +221,8 @@ func (c *Conn) loop() error {
 // 3.2.2.1.3): FF CA 00 00 Le.
 var getUID = []byte{0xFF, 0xCA, 0x00, 0x00}
 
-func (c *Conn) transmit(apdu []byte) []byte {
-	if u, ok := c.card.(UIDer); ok && len(apdu) == 5 && bytes.Equal(apdu[:4], getUID) {
+func (s *session) transmit(apdu []byte) []byte {
+	if u, ok := s.card.(UIDer); ok && len(apdu) == 5 && bytes.Equal(apdu[:4], getUID) {
 		uid := u.UID()
 		le := int(apdu[4])
 		if le != 0 && le < len(uid) {
@@ -221,18 +230,18 @@ func (c *Conn) transmit(apdu []byte) []byte {
 		}
 		return append(bytes.Clone(uid), 0x90, 0x00)
 	}
-	return c.card.Transmit(apdu)
+	return s.card.Transmit(apdu)
 }
 
 // readFull re-arms TCP_QUICKACK and reads exactly len(p) bytes.
-func (c *Conn) readFull(p []byte) error {
+func (s *session) readFull(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	if err := c.quickAck(); err != nil {
+	if err := s.beforeRead(); err != nil {
 		return err
 	}
-	_, err := io.ReadFull(c.conn, p)
+	_, err := io.ReadFull(s.rw, p)
 	if err != nil {
 		return fmt.Errorf("vpcd: read: %w", err)
 	}
