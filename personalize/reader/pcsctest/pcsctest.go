@@ -174,27 +174,31 @@ func Shared(t testing.TB) *Env {
 // StartEnv starts a private pcscd; the caller must Stop it. logf receives
 // progress notes (waiting for the lock) and may be nil.
 func StartEnv(logf func(format string, args ...any)) (*Env, error) {
+	return startEnv(logf, "pcscd", DriverPath)
+}
+
+func startEnv(logf func(format string, args ...any), pcscdName, driver string) (*Env, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	pcscd, err := exec.LookPath("pcscd")
+	pcscd, err := exec.LookPath(pcscdName)
 	if err != nil {
 		return nil, fmt.Errorf("pcscd not found: install the Debian package pcscd (scripts/setup does): %w", err)
 	}
-	if _, err := os.Stat(DriverPath); err != nil {
+	if _, err := os.Stat(driver); err != nil {
 		return nil, fmt.Errorf("vpcd driver not found: install the Debian package vsmartcard-vpcd (scripts/setup does): %w", err)
 	}
 	lock, err := acquireLock(logf)
 	if err != nil {
 		return nil, err
 	}
-	if pids := runningPcscd(); len(pids) > 0 {
+	if err := checkNoPcscd(); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("another pcscd is running (pid %v): the test harness needs the machine's pcscd stopped, because pcscd always writes %s (systemctl stop pcscd.socket pcscd.service, or kill it)", pids, pidFile)
+		return nil, err
 	}
 	var lastErr error
 	for range startTries {
-		e, err := start(pcscd, lock)
+		e, err := start(pcscd, driver, lock)
 		if err == nil {
 			return e, nil
 		}
@@ -203,6 +207,20 @@ func StartEnv(logf func(format string, args ...any)) (*Env, error) {
 	}
 	lock.Close()
 	return nil, lastErr
+}
+
+// ErrPcscdRunning means a pcscd that is not the harness's runs on the
+// machine.
+var ErrPcscdRunning = errors.New("another pcscd is running")
+
+// checkNoPcscd fails when a pcscd runs. Holding the lock, the harness knows
+// none is another harness's.
+func checkNoPcscd() error {
+	if pids := runningPcscd(); len(pids) > 0 {
+		return fmt.Errorf("%w (pid %v): the test harness needs the machine's pcscd stopped, because every pcscd writes %s (systemctl stop pcscd.socket pcscd.service, or kill it)",
+			ErrPcscdRunning, pids, pidFile)
+	}
+	return nil
 }
 
 func acquireLock(logf func(string, ...any)) (*os.File, error) {
@@ -233,8 +251,7 @@ func acquireLock(logf func(string, ...any)) (*os.File, error) {
 	}
 }
 
-// runningPcscd lists the PIDs of pcscd processes. Holding the lock, the
-// harness knows none of them is another harness's.
+// runningPcscd lists the PIDs of live pcscd processes.
 func runningPcscd() []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -286,7 +303,7 @@ func freePort() (int, error) {
 	return 0, errors.New("find a free port: no two consecutive free ports")
 }
 
-func start(pcscd string, lock *os.File) (e *Env, err error) {
+func start(pcscd, driver string, lock *os.File) (e *Env, err error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -305,7 +322,7 @@ func start(pcscd string, lock *os.File) (e *Env, err error) {
 		}
 	}()
 	conf := fmt.Sprintf("FRIENDLYNAME %q\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n",
-		FriendlyName, port, DriverPath, port)
+		FriendlyName, port, driver, port)
 	if err := os.WriteFile(filepath.Join(dir, "reader.conf.d", "vpcd"), []byte(conf), 0o644); err != nil {
 		return nil, fmt.Errorf("write reader configuration: %w", err)
 	}
