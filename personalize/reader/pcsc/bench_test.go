@@ -19,7 +19,8 @@ import (
 
 // BenchmarkExchange measures single APDU exchanges of GetVersion size
 // (5 bytes out, 9 back) through libpcsclite, pcscd, vpcd and the bridge, and
-// reports the median and 99th percentile.
+// reports the median, 90th and 99th percentiles, the maximum and the number
+// of exchanges of 30 ms or more.
 func BenchmarkExchange(b *testing.B) {
 	h := newViaPCSC(b)
 	getVersion := []byte{0x90, 0x60, 0x00, 0x00, 0x00}
@@ -38,6 +39,10 @@ func BenchmarkExchange(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "exchanges/s")
+	// A delayed-ACK stall costs 40 ms or more; count the exchanges that
+	// took that long.
+	i, _ := slices.BinarySearch(lat, 30*time.Millisecond)
+	b.ReportMetric(float64(len(lat)-i), "stalls")
 }
 
 func unhex(b testing.TB, s string) []byte {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ebfe/scard"
@@ -185,7 +186,7 @@ func (r *Reader) Wait(ctx context.Context) (*Card, error) {
 		if ev&scard.StatePresent == 0 || ev&scard.StateMute != 0 || ev&scard.StateExclusive != 0 {
 			continue
 		}
-		c, err := connect(r.name)
+		c, err := connect(r.name, uint32(ev)>>16)
 		if errors.Is(err, errTryAgain) {
 			continue
 		}
@@ -201,7 +202,8 @@ var errTryAgain = errors.New("pcsc: card went away while connecting")
 // connect gives the card its own PC/SC context: libpcsclite serialises the
 // calls made on one context, so a blocked SCardGetStatusChange on the
 // reader's context must not hold up the card's exchanges.
-func connect(name string) (*Card, error) {
+// events is the reader's card event count when the card was seen.
+func connect(name string, events uint32) (*Card, error) {
 	sctx, err := establish()
 	if err != nil {
 		return nil, err
@@ -217,7 +219,7 @@ func connect(name string) (*Card, error) {
 		}
 		return nil, fmt.Errorf("pcsc: connect to the card in %q: %w", name, mapErr(err))
 	}
-	c := &Card{reader: name, sctx: sctx, sc: sc}
+	c := &Card{reader: name, sctx: sctx, sc: sc, events: events}
 	st, err := sc.Status()
 	if err != nil {
 		c.Close()
@@ -272,7 +274,9 @@ type Card struct {
 	sctx   *scard.Context
 	sc     *scard.Card
 	atr    []byte
+	events uint32 // the reader's card event count when the card came
 
+	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -285,6 +289,9 @@ func (c *Card) ATR() []byte { return append([]byte(nil), c.atr...) }
 // Transmit sends one command APDU and returns the response with its status
 // word. An error wraps reader.ErrRemoved when the card left the field.
 func (c *Card) Transmit(apdu []byte) ([]byte, error) {
+	if c.closed.Load() {
+		return nil, fmt.Errorf("pcsc: transmit: %w", reader.ErrClosed)
+	}
 	resp, err := c.sc.Transmit(apdu)
 	if err != nil {
 		return nil, fmt.Errorf("pcsc: transmit: %w", mapErr(err))
@@ -325,6 +332,9 @@ func (c *Card) UID() ([]byte, error) {
 // (SCardReconnect with SCARD_UNPOWER_CARD). For the card that is a tear:
 // whatever it had not committed is lost.
 func (c *Card) PowerCycle() error {
+	if c.closed.Load() {
+		return fmt.Errorf("pcsc: power cycle: %w", reader.ErrClosed)
+	}
 	if err := c.sc.Reconnect(scard.ShareExclusive, scard.ProtocolAny, scard.UnpowerCard); err != nil {
 		return fmt.Errorf("pcsc: power cycle: %w", mapErr(err))
 	}
@@ -340,22 +350,17 @@ func (c *Card) WaitForRemoval(ctx context.Context) error {
 	}
 	defer sctx.Release()
 	states := []scard.ReaderState{{Reader: c.reader, CurrentState: scard.StateUnaware}}
-	var events uint32
-	first := true
 	for {
 		if err := waitChange(ctx, sctx, states); err != nil {
 			return fmt.Errorf("pcsc: wait for removal from %q: %w", c.reader, err)
 		}
 		ev := states[0].EventState
-		// The upper 16 bits count card events in the reader: a change
-		// means the card was taken out and maybe another put in.
-		count := uint32(ev) >> 16
 		if ev&scard.StatePresent == 0 || ev&(scard.StateUnknown|scard.StateUnavailable) != 0 {
 			return nil
 		}
-		if first {
-			events, first = count, false
-		} else if count != events {
+		// The upper 16 bits count the card events of the reader: a
+		// change means our card was taken out and another put in.
+		if uint32(ev)>>16 != c.events {
 			return nil
 		}
 		states[0].CurrentState = ev &^ scard.StateChanged
@@ -366,6 +371,7 @@ func (c *Card) WaitForRemoval(ctx context.Context) error {
 // releases the card's PC/SC context.
 func (c *Card) Close() error {
 	c.closeOnce.Do(func() {
+		c.closed.Store(true)
 		err := c.sc.Disconnect(scard.LeaveCard)
 		if err != nil && !errors.Is(mapErr(err), reader.ErrRemoved) {
 			c.closeErr = fmt.Errorf("pcsc: disconnect: %w", mapErr(err))

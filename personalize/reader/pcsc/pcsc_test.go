@@ -129,6 +129,17 @@ func TestPowerCycleIsSeenByTheCard(t *testing.T) {
 	got, err := c.Transmit([]byte{0x90, 0xAF, 0x00, 0x00, 0x00})
 	require.NoError(t, err)
 	require.Equal(t, []byte{0x91, 0x1C}, got)
+
+	// A power cycle is not a removal.
+	ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, c.WaitForRemoval(ctx), context.DeadlineExceeded)
+
+	require.NoError(t, c.Close())
+	_, err = c.Transmit([]byte{0x90, 0x60, 0x00, 0x00, 0x00})
+	require.ErrorIs(t, err, reader.ErrClosed)
+	require.ErrorIs(t, c.PowerCycle(), reader.ErrClosed)
+	require.NoError(t, c.Close(), "Close is idempotent")
 }
 
 func TestRemovalIsATear(t *testing.T) {
@@ -212,4 +223,24 @@ func TestExchangeIsFast(t *testing.T) {
 	}
 	slices.Sort(lat)
 	require.Less(t, lat[len(lat)/2], 5*time.Millisecond, "median exchange through pcscd")
+}
+
+// A card taken out and another put in before WaitForRemoval looks counts as
+// removed: the reader's event counter moved on.
+func TestSwapCountsAsRemoval(t *testing.T) {
+	env := pcsctest.Shared(t)
+	conn := env.Insert(t, pcsctest.NewEchoCard(testUID))
+	r := open(t, env)
+	c := waitCard(t, r)
+	require.NoError(t, conn.Close())
+	require.NoError(t, env.WaitPresence(false))
+	env.Insert(t, pcsctest.NewEchoCard([]byte{4, 9, 9, 9, 9, 9, 9}))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, c.WaitForRemoval(ctx))
+	require.Less(t, time.Since(start), time.Second)
+	_, err := c.Transmit([]byte{0x90, 0x60, 0x00, 0x00, 0x00})
+	require.ErrorIs(t, err, reader.ErrRemoved, "the old handle does not reach the new card")
 }
