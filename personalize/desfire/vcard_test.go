@@ -49,12 +49,16 @@ func personalizeBlank(t *testing.T, c *desfire.Card, iso bool, picc desfire.Key)
 	} else {
 		require.NoError(t, c.AuthenticateLegacy(0, desfire.DefaultDESKey()))
 	}
+	ks, err := c.GetKeySettings()
+	require.NoError(t, err)
+	require.Equal(t, desfire.KeyDES, ks.KeyType)
+	require.Equal(t, 1, ks.MaxKeys)
 	require.NoError(t, c.ChangeKey(0, picc, desfire.Key{}))
 	require.Equal(t, desfire.AuthNone, c.Scheme(), "changing the session key ends the session")
 }
 
 func TestVCardRoundTrip(t *testing.T) {
-	for _, blankISO := range []bool{false} { // vcard has no AuthenticateISO session yet
+	for _, blankISO := range []bool{false, true} {
 		for _, s := range authSchemes {
 			name := s.name + "/legacy"
 			if blankISO {
@@ -80,13 +84,8 @@ func TestVCardRoundTrip(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, byte(1), kv)
 
-				// vcard expects a CMAC on EV1 CreateApplication/Create*File
-				// parameters, which this client (like libfreefare) does not
-				// send: create them under EV2 (reported to the vcard owner).
-				require.NoError(t, c.AuthenticateEV2First(0, picc))
 				const aid desfire.AID = 0x563412
 				require.NoError(t, c.CreateApplication(aid, 0x0B, 4, desfire.KeyAES))
-				require.NoError(t, s.auth(c, 0, picc))
 				aids, err := c.GetApplicationIDs()
 				require.NoError(t, err)
 				require.Equal(t, []desfire.AID{aid}, aids)
@@ -102,7 +101,7 @@ func TestVCardRoundTrip(t *testing.T) {
 					require.NoError(t, c.ChangeKey(byte(i), keys[i], zero), "key %d", i)
 				}
 				require.NoError(t, c.ChangeKey(0, keys[0], desfire.Key{}))
-				require.NoError(t, c.AuthenticateEV2First(0, keys[0]))
+				require.NoError(t, s.auth(c, 0, keys[0]))
 
 				rights := desfire.AccessRights{Read: 3, Write: 0, ReadWrite: 0, Change: 0}
 				require.NoError(t, c.CreateStdDataFile(1, desfire.CommMAC, rights, 64))
