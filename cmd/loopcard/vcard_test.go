@@ -110,8 +110,9 @@ func startVcard(t *testing.T, args ...string) (stop func() (error, string)) {
 }
 
 // `loopcard vcard --port` as a real process: pcscd sees its card in the vpcd
-// slot, a DESFire client talks to it through PC/SC, --state keeps the card
-// across runs, and SIGTERM takes the card out and ends the process cleanly.
+// slot, a DESFire client talks to it through PC/SC, it comes back when pcscd
+// restarts, --state keeps the card across runs, and SIGTERM takes the card
+// out and ends the process cleanly.
 func TestVcardProcess(t *testing.T) {
 	env := pcsctest.Start(t)
 	state := filepath.Join(t.TempDir(), "card.json")
@@ -144,10 +145,17 @@ func TestVcardProcess(t *testing.T) {
 		require.NoError(t, d.AuthenticateLegacy(0, desfire.DefaultDESKey()))
 		require.NoError(t, d.CreateApplication(aid, 0x0B, 4, desfire.KeyAES))
 	})
+	// pcscd restarts: the card comes back into the slot by itself.
+	require.NoError(t, env.Restart())
+	withCard(t, func(c *pcsc.Card, d *desfire.Card) {
+		got, err := c.UID()
+		require.NoError(t, err)
+		require.Equal(t, uid, got)
+	})
 	err, logs := stop()
 	require.NoError(t, err, "exit status after SIGTERM; log:\n%s", logs)
 	require.NoError(t, env.WaitPresence(false), "the card is still in the slot after SIGTERM")
-	for _, want := range []string{"virtual card ready", "uid=045A1122334480", "card inserted", "virtual card stopped"} {
+	for _, want := range []string{"virtual card ready", "uid=045A1122334480", "card inserted", "vpcd disconnected", "virtual card stopped"} {
 		require.Contains(t, logs, want)
 	}
 	require.FileExists(t, state)

@@ -70,6 +70,8 @@ type Env struct {
 	// Dir holds the reader configuration and pcscd's log.
 	Dir string
 
+	pcscd    string // path of the pcscd binary
+	driver   string // path of the vpcd driver
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	lock     *os.File
@@ -303,70 +305,93 @@ func freePort() (int, error) {
 	return 0, errors.New("find a free port: no two consecutive free ports")
 }
 
-func start(pcscd, driver string, lock *os.File) (e *Env, err error) {
+func start(pcscd, driver string, lock *os.File) (*Env, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	sock := SocketPath()
-	dir := filepath.Dir(sock)
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("clean %s: %w", dir, err)
+	e := &Env{Socket: sock, Port: port, Dir: filepath.Dir(sock), pcscd: pcscd, driver: driver, lock: lock}
+	if err := os.RemoveAll(e.Dir); err != nil {
+		return nil, fmt.Errorf("clean %s: %w", e.Dir, err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "reader.conf.d"), 0o755); err != nil {
-		return nil, fmt.Errorf("make %s: %w", dir, err)
+	if err := e.launch(); err != nil {
+		os.RemoveAll(e.Dir)
+		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(dir)
-		}
-	}()
+	return e, nil
+}
+
+// Restart stops pcscd and starts it again with the same socket, port and
+// reader, as when the machine's pcscd restarts: vpcd drops the card's
+// connection, and the card must connect again. It must not run concurrently
+// with Stop.
+func (e *Env) Restart() error {
+	if err := e.stopProcess(); err != nil {
+		return err
+	}
+	if err := e.launch(); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return nil
+}
+
+// launch writes the reader configuration, binds the socket and starts
+// pcscd, and waits until its reader is ready.
+func (e *Env) launch() error {
+	if err := os.MkdirAll(filepath.Join(e.Dir, "reader.conf.d"), 0o755); err != nil {
+		return fmt.Errorf("make %s: %w", e.Dir, err)
+	}
 	conf := fmt.Sprintf("FRIENDLYNAME %q\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n",
-		FriendlyName, port, driver, port)
-	if err := os.WriteFile(filepath.Join(dir, "reader.conf.d", "vpcd"), []byte(conf), 0o644); err != nil {
-		return nil, fmt.Errorf("write reader configuration: %w", err)
+		FriendlyName, e.Port, e.driver, e.Port)
+	if err := os.WriteFile(filepath.Join(e.Dir, "reader.conf.d", "vpcd"), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("write reader configuration: %w", err)
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err := os.Remove(e.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove old socket: %w", err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: e.Socket, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", sock, err)
+		return fmt.Errorf("listen on %s: %w", e.Socket, err)
 	}
 	// Clients of any user may connect, as to the system pcscd.
-	if err := os.Chmod(sock, 0o777); err != nil {
+	if err := os.Chmod(e.Socket, 0o777); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("chmod %s: %w", sock, err)
+		return fmt.Errorf("chmod %s: %w", e.Socket, err)
 	}
 	ln.SetUnlinkOnClose(false)
 	sf, err := ln.File()
 	ln.Close() // the duplicate in sf keeps the socket listening
 	if err != nil {
-		return nil, fmt.Errorf("socket file: %w", err)
+		return fmt.Errorf("socket file: %w", err)
 	}
 	defer sf.Close()
-	logf, err := os.Create(filepath.Join(dir, "pcscd.log"))
+	logf, err := os.OpenFile(filepath.Join(e.Dir, "pcscd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("create pcscd log: %w", err)
+		return fmt.Errorf("create pcscd log: %w", err)
 	}
 	defer logf.Close()
 
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -f -i -c "$1"`,
-		pcscd, filepath.Join(dir, "reader.conf.d"))
+		e.pcscd, filepath.Join(e.Dir, "reader.conf.d"))
 	cmd.ExtraFiles = []*os.File{sf}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// pcscd dies with the test process even if the test never cleans up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start pcscd: %w", err)
+		return fmt.Errorf("start pcscd: %w", err)
 	}
-	e = &Env{Socket: sock, Port: port, Dir: dir, cmd: cmd, exited: make(chan struct{}), lock: lock}
+	exited := make(chan struct{})
+	e.cmd, e.exited = cmd, exited
 	go func() {
 		cmd.Wait()
-		close(e.exited)
+		close(exited)
 	}()
 	if err := e.waitReaders(); err != nil {
 		e.stopProcess()
-		return nil, fmt.Errorf("%w\npcscd log:\n%s", err, e.Log())
+		return fmt.Errorf("%w\npcscd log:\n%s", err, e.Log())
 	}
-	return e, nil
+	return nil
 }
 
 // waitReaders waits until pcscd lists the vpcd slots and vpcd listens on

@@ -110,6 +110,14 @@ func TestHarnessesTakeTurns(t *testing.T) {
 	t.Cleanup(func() { e2.Stop() })
 	require.Equal(t, e1.Socket, e2.Socket, "one socket path per process")
 	require.NoError(t, e2.WaitPresence(false))
+
+	port, name, pid := e2.Port, e2.Reader, e2.cmd.Process.Pid
+	require.NoError(t, e2.Restart())
+	require.NotEqual(t, pid, e2.cmd.Process.Pid, "a new pcscd")
+	require.NotContains(t, runningPcscd(), pid, "the old pcscd is gone")
+	require.Equal(t, port, e2.Port)
+	require.Equal(t, name, e2.Reader)
+	require.NoError(t, e2.WaitPresence(false), "clients reach the new pcscd")
 	require.NoError(t, e2.Stop())
 	require.NoDirExists(t, e2.Dir)
 }
