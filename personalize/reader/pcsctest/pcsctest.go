@@ -13,9 +13,14 @@
 // pcscd still writes /run/pcscd/pcscd.pid, so two cannot run at once: the
 // harness holds an exclusive lock on LockPath while its pcscd runs, which
 // serialises test packages running in parallel, and it fails when any other
-// pcscd is running. Starting and stopping pcscd costs about two seconds, so a
-// test package should start one: call Main from TestMain and Shared from the
-// tests, or Start once.
+// pcscd is running. A start takes a few tenths of a second and a stop, with
+// SIGTERM, up to two seconds once cards have been in the slot, and every test
+// package waits for the lock, so a test package should start one pcscd: call
+// Main from TestMain and Shared from the tests, or Start once.
+//
+// vpcd opens two slots, on Port and Port+1; the harness uses the first
+// (Env.Reader). Cards go in with Env.Insert, or with vpcd.Connect to
+// Env.Addr from the test or another process (loopcard vcard --port).
 package pcsctest
 
 import (
