@@ -295,19 +295,37 @@ type Finished struct {
 	PVVKeyVersion int
 }
 
+// Progress is a batch's count of finished cards after a Finish.
+type Progress struct {
+	Done, Count int
+	// Complete is true when this Finish completed the batch.
+	Complete bool
+}
+
 // Finish marks the card's reserved slot done and records f, and completes
-// the batch with its last card. It returns whether the batch is now
-// complete. Errors wrap ErrNotReserved when the slot is not reserved by uid
-// (another station took it over, or it is done already).
-func (s *Store) Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f Finished) (complete bool, err error) {
+// the batch with its last card. Finishes of one batch are serialised, so
+// that of two stations finishing the last cards together exactly one
+// completes it. Errors wrap ErrNotReserved when the slot is not reserved by
+// uid (another station took it over, or it is done already).
+func (s *Store) Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f Finished) (Progress, error) {
+	var p Progress
 	if len(f.TokenHash) != 32 || len(f.PVV) == 0 || f.PVVKeyVersion < 1 {
-		return false, fmt.Errorf("%w: finishing a card needs its token hash and PIN verification value", ErrInvalid)
+		return p, fmt.Errorf("%w: finishing a card needs its token hash and PIN verification value", ErrInvalid)
 	}
 	kv, err := json.Marshal(f.KeyVersions)
 	if err != nil {
-		return false, fmt.Errorf("batch: %w", err)
+		return p, fmt.Errorf("batch: %w", err)
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var status string
+		err := tx.QueryRow(ctx, `SELECT card_count, status FROM card_batches WHERE org_id = $1 AND batch_no = $2 FOR UPDATE`,
+			orgID, no).Scan(&p.Count, &status)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: batch %d of organizer %d", ErrNotFound, no, orgID)
+		}
+		if err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `
 			UPDATE batch_cards SET status = 'done', key_versions = $5, token_hash = $6, pvv = $7, pvv_key_version = $8, done_at = now()
 			WHERE org_id = $1 AND batch_no = $2 AND slot = $3 AND uid = $4 AND status = 'reserved'`,
@@ -318,23 +336,24 @@ func (s *Store) Finish(ctx context.Context, orgID, no int64, slot int, uid []byt
 		if tag.RowsAffected() != 1 {
 			return fmt.Errorf("%w: batch %d slot %d", ErrNotReserved, no, slot)
 		}
-		err = tx.QueryRow(ctx, `
-			UPDATE card_batches b SET status = 'complete', completed_at = now()
-			WHERE org_id = $1 AND batch_no = $2 AND status = 'open'
-			  AND card_count = (SELECT count(*) FROM batch_cards c WHERE c.org_id = $1 AND c.batch_no = $2 AND c.status = 'done')
-			RETURNING true`, orgID, no).Scan(&complete)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
+		err = tx.QueryRow(ctx, `SELECT count(*) FROM batch_cards WHERE org_id = $1 AND batch_no = $2 AND status = 'done'`,
+			orgID, no).Scan(&p.Done)
+		if err != nil {
+			return err
+		}
+		if p.Done == p.Count && status == StatusOpen {
+			p.Complete = true
+			_, err = tx.Exec(ctx, `UPDATE card_batches SET status = 'complete', completed_at = now() WHERE org_id = $1 AND batch_no = $2`, orgID, no)
 		}
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, ErrNotReserved) {
-			return false, err
+		if errors.Is(err, ErrNotReserved) || errors.Is(err, ErrNotFound) {
+			return Progress{}, err
 		}
-		return false, fmt.Errorf("batch: finish: %w", err)
+		return Progress{}, fmt.Errorf("batch: finish: %w", err)
 	}
-	return complete, nil
+	return p, nil
 }
 
 // ParseNo parses a batch number given on the command line.

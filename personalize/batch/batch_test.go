@@ -107,9 +107,9 @@ func TestReserveFinish(t *testing.T) {
 	require.Equal(t, b.No, ob.BatchNo)
 	require.False(t, ob.Done)
 
-	complete, err := s.Finish(ctx, 7, b.No, 1, uid(1), finished(1))
+	p, err := s.Finish(ctx, 7, b.No, 1, uid(1), finished(1))
 	require.NoError(t, err)
-	require.False(t, complete)
+	require.Equal(t, batch.Progress{Done: 1, Count: 3}, p)
 	_, err = s.Finish(ctx, 7, b.No, 1, uid(1), finished(1))
 	require.ErrorIs(t, err, batch.ErrNotReserved, "a card is finished once")
 	_, err = s.Finish(ctx, 7, b.No, 2, uid(9), finished(2))
@@ -132,12 +132,12 @@ func TestReserveFinish(t *testing.T) {
 	_, err = s.Finish(ctx, 7, b.No, 2, uid(2), finished(2))
 	require.ErrorIs(t, err, batch.ErrNotReserved, "the card that lost its slot cannot finish it")
 
-	complete, err = s.Finish(ctx, 7, b.No, 2, uid(4), finished(4))
+	p, err = s.Finish(ctx, 7, b.No, 2, uid(4), finished(4))
 	require.NoError(t, err)
-	require.False(t, complete)
-	complete, err = s.Finish(ctx, 7, b.No, 3, uid(3), finished(3))
+	require.False(t, p.Complete)
+	p, err = s.Finish(ctx, 7, b.No, 3, uid(3), finished(3))
 	require.NoError(t, err)
-	require.True(t, complete)
+	require.Equal(t, batch.Progress{Done: 3, Count: 3, Complete: true}, p)
 
 	_, err = s.Reserve(ctx, 7, b.No, uid(5))
 	require.ErrorIs(t, err, batch.ErrFull)
@@ -180,4 +180,25 @@ func TestReserveConcurrent(t *testing.T) {
 		seen[slots[i]] = true
 	}
 	require.Len(t, seen, n)
+
+	// Finishing concurrently: exactly one Finish completes the batch.
+	complete := make([]bool, n)
+	for i := range n {
+		wg.Go(func() {
+			p, err := s.Finish(ctx, 1, b.No, slots[i], uid(i), finished(i))
+			complete[i], errs[i] = p.Complete, err
+		})
+	}
+	wg.Wait()
+	completions := 0
+	for i := range n {
+		require.NoError(t, errs[i])
+		if complete[i] {
+			completions++
+		}
+	}
+	require.Equal(t, 1, completions)
+	got, err := s.Get(ctx, 1, b.No)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusComplete, got.Status)
 }

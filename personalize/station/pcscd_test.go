@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
 	"encoding/hex"
 	"os/exec"
 	"regexp"
@@ -33,57 +37,108 @@ func TestBatchThroughPCSC(t *testing.T) {
 	e := newEnv(t)
 	env := pcsctest.Start(t)
 	b := e.newBatch(t, count)
-	sp := spoolPath(t)
-	s, _ := e.station(t, b, sp, nil)
-
-	r, err := pcsc.Open(env.Reader)
-	require.NoError(t, err)
-	t.Cleanup(func() { r.Close() })
+	require.Len(t, env.Readers, 2, "vpcd has two slots")
 
 	vcs := make([]*vcard.Card, count)
 	for i := range vcs {
 		vcs[i] = newCard(t, 5000+i)
 	}
-	// The operator: puts a card on the reader, takes it away once the
-	// station has reported it, puts the next.
-	reported := make(chan station.Event)
-	feederErr := make(chan error, 1)
-	go func() {
-		defer close(feederErr)
-		for _, vc := range vcs {
-			conn, err := vpcd.Connect(ctx, env.Addr(), vc, nil)
-			if err != nil {
-				feederErr <- err
-				return
-			}
-			select {
-			case <-reported:
-			case <-ctx.Done():
-			}
-			conn.Close()
-		}
-	}()
-	var events []station.Event
+	// Two stations share the batch, one per vpcd slot, each with its
+	// operator putting a card on the reader and taking it away once the
+	// station has reported it.
+	type run struct {
+		spool  string
+		events []station.Event
+		times  station.Times
+		err    error
+	}
+	runs := make([]*run, 2)
+	var wg sync.WaitGroup
+	// A station whose operator has no more cards waits for the next one
+	// until the other station completes the batch.
+	stationCtx, stopStations := context.WithCancel(ctx)
+	defer stopStations()
 	start := time.Now()
-	err = s.Run(ctx, r, func(ev station.Event) {
-		events = append(events, ev)
-		reported <- ev
-	})
-	require.NoError(t, err)
+	for slot := range runs {
+		ru := &run{spool: spoolPath(t)}
+		runs[slot] = ru
+		s, _ := e.station(t, b, ru.spool, nil)
+		r, err := pcsc.Open(env.Readers[slot])
+		require.NoError(t, err)
+		t.Cleanup(func() { r.Close() })
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(env.Port+slot))
+		reported := make(chan station.Event)
+		mine := vcs[slot*count/2 : (slot+1)*count/2]
+		wg.Go(func() {
+			for _, vc := range mine {
+				conn, err := vpcd.Connect(ctx, addr, vc, nil)
+				if err != nil {
+					ru.err = err
+					cancel()
+					return
+				}
+				select {
+				case <-reported:
+				case <-ctx.Done():
+				}
+				conn.Close()
+			}
+		})
+		wg.Go(func() {
+			// A station stops when the shared batch is complete; its last
+			// card may then still be waiting in the slot.
+			err := s.Run(stationCtx, r, func(ev station.Event) {
+				ru.events = append(ru.events, ev)
+				reported <- ev
+				if ev.Complete {
+					stopStations()
+				}
+			})
+			if err != nil && !errors.Is(err, context.Canceled) && ru.err == nil {
+				ru.err = err
+			}
+			ru.times = s.Times()
+			close(reported)
+		})
+	}
+	wg.Wait()
 	elapsed := time.Since(start)
-	require.NoError(t, <-feederErr)
+	var events []station.Event
+	var tm station.Times
+	for _, ru := range runs {
+		require.NoError(t, ru.err)
+		events = append(events, ru.events...)
+		tm.Card += ru.times.Card
+		tm.HSM += ru.times.HSM
+		tm.DB += ru.times.DB
+	}
 	require.Len(t, events, count)
-	tm := s.Times()
-	t.Logf("%d cards through pcscd in %v (%.0f ms/card; card exchanges %.1f ms/card, HSM %.2f ms/card, database %.2f ms/card)",
+	require.NoError(t, ctx.Err(), "the batch completed in time")
+	t.Logf("%d cards through pcscd with two readers in %v (%.0f ms/card; card exchanges %.1f ms/card, HSM %.2f ms/card, database %.2f ms/card)",
 		count, elapsed.Round(time.Millisecond), ms(elapsed)/count, ms(tm.Card)/count, ms(tm.HSM)/count, ms(tm.DB)/count)
 
 	l := personalize.DefaultLayout()
 	infos := map[string][]byte{}
-	for i, vc := range vcs {
-		require.NoError(t, events[i].Err)
-		require.Equal(t, station.Personalized, events[i].Outcome)
+	for _, ev := range events {
+		require.NoError(t, ev.Err)
+		require.Equal(t, station.Personalized, ev.Outcome)
+	}
+	for _, vc := range vcs {
 		infos[string(vc.UID())] = readInfo(t, l, vc)
 	}
+	// One spool for the checks: the two stations' labels together.
+	sp := spoolPath(t)
+	all, _, err := labels.OpenSpool(sp, publicURL)
+	require.NoError(t, err)
+	for _, ru := range runs {
+		rs, ls, err := labels.OpenSpool(ru.spool, publicURL)
+		require.NoError(t, err)
+		require.NoError(t, rs.Close())
+		for _, lb := range ls {
+			require.NoError(t, all.Append(lb))
+		}
+	}
+	require.NoError(t, all.Close())
 	e.checkRecords(t, b, sp, infos)
 
 	// No QR token and no PIN in a dump of the database.

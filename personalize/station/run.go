@@ -37,8 +37,13 @@ func (s *Station) Run(ctx context.Context, r reader.Reader, report func(Event)) 
 			return fmt.Errorf("station: wait for a card on %s: %w", r.Name(), err)
 		}
 		res, err := s.Personalize(ctx, card)
-		if err == nil && res.Outcome != AlreadyDone {
-			done++
+		if err != nil && ctx.Err() != nil {
+			card.Close()
+			return fmt.Errorf("station: %w", ctx.Err())
+		}
+		if res.Done > 0 {
+			// Other stations may work on the batch too.
+			done = res.Done
 		}
 		if res.Complete {
 			done = count

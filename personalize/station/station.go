@@ -40,7 +40,7 @@ type HSM interface {
 // Store is what the station needs of batch.Store.
 type Store interface {
 	Reserve(ctx context.Context, orgID, no int64, uid []byte) (batch.Reservation, error)
-	Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f batch.Finished) (bool, error)
+	Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f batch.Finished) (batch.Progress, error)
 }
 
 // Spool receives each card's label before the card is recorded.
@@ -121,6 +121,9 @@ type Result struct {
 	Outcome Outcome            `json:"outcome"`
 	// Complete is true when this card completed the batch.
 	Complete bool `json:"batch_complete"`
+	// Done is the number of finished cards of the batch after this one (0
+	// when the card was not recorded now).
+	Done int `json:"-"`
 }
 
 // New checks cfg, derives the event debit key and pins the key versions.
@@ -381,10 +384,11 @@ func (s *Station) Personalize(ctx context.Context, card reader.Card) (res Result
 	if err := s.verify(c, ck, info); err != nil {
 		return res, err
 	}
-	res.Complete, err = s.record(ctx, r, uid)
+	p, err := s.record(ctx, r, uid)
 	if err != nil {
 		return res, err
 	}
+	res.Complete, res.Done = p.Complete, p.Done
 	s.log.Info("card finished", "batch", b.No, "card", res.Number, "outcome", res.Outcome)
 	return res, nil
 }
@@ -668,15 +672,15 @@ func (s *Station) verifyErr(what string, err error) error {
 // verification value. A crash between the two leaves a label for a card
 // that is still reserved: it is relabelled when presented again, and the
 // later label replaces the earlier one.
-func (s *Station) record(ctx context.Context, r batch.Reservation, uid []byte) (complete bool, err error) {
+func (s *Station) record(ctx context.Context, r batch.Reservation, uid []byte) (p batch.Progress, err error) {
 	raw := make([]byte, qrpin.TokenSize)
 	defer clear(raw)
 	if _, err := io.ReadFull(s.rand, raw); err != nil {
-		return false, fmt.Errorf("station: token: %w", err)
+		return p, fmt.Errorf("station: token: %w", err)
 	}
 	tok, err := qrpin.NewToken(raw)
 	if err != nil {
-		return false, err
+		return p, err
 	}
 	defer tok.Destroy()
 	var pin keys.PIN
@@ -690,22 +694,22 @@ func (s *Station) record(ctx context.Context, r batch.Reservation, uid []byte) (
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("station: PIN: %w", err)
+		return p, fmt.Errorf("station: PIN: %w", err)
 	}
 	defer pin.Destroy()
 	if err := s.cfg.Spool.Append(labels.Label{Number: r.CardID.String(), Token: tok, PIN: pin}); err != nil {
-		return false, fmt.Errorf("station: %w", err)
+		return p, fmt.Errorf("station: %w", err)
 	}
 	b := s.cfg.Batch
 	err = s.timeDB(func() error {
 		var err error
-		complete, err = s.cfg.Store.Finish(ctx, b.OrgID, b.No, r.Slot, uid, batch.Finished{
+		p, err = s.cfg.Store.Finish(ctx, b.OrgID, b.No, r.Slot, uid, batch.Finished{
 			KeyVersions: s.KeyVersions(), TokenHash: tok.Hash(), PVV: pvv.MAC, PVVKeyVersion: pvv.KeyVersion,
 		})
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("station: %w", err)
+		return p, fmt.Errorf("station: %w", err)
 	}
-	return complete, nil
+	return p, nil
 }

@@ -146,15 +146,15 @@ func (f *faultyStore) Reserve(ctx context.Context, org, no int64, uid []byte) (b
 	return f.Store.Reserve(ctx, org, no, uid)
 }
 
-func (f *faultyStore) Finish(ctx context.Context, org, no int64, slot int, uid []byte, fin batch.Finished) (bool, error) {
+func (f *faultyStore) Finish(ctx context.Context, org, no int64, slot int, uid []byte, fin batch.Finished) (batch.Progress, error) {
 	if f.failFinishBefore {
-		return false, errCrash
+		return batch.Progress{}, errCrash
 	}
-	done, err := f.Store.Finish(ctx, org, no, slot, uid, fin)
+	p, err := f.Store.Finish(ctx, org, no, slot, uid, fin)
 	if f.failFinishAfter {
-		return false, errCrash
+		return batch.Progress{}, errCrash
 	}
-	return done, err
+	return p, err
 }
 
 func TestCrashAndRestart(t *testing.T) {
