@@ -36,6 +36,27 @@
 // a DES or 2K3DES key; [ISOEncrypt]/[ISODecrypt] are the running-IV 3DES CBC of
 // 0x1A authentication.
 //
+// # Client
+//
+// [New] wraps a [Transmitter] (a PC/SC card, or an in-process virtual card)
+// into a [Card] with one method per command. Randomness comes from
+// [WithRand], logs go to [WithLogger]. The card keeps the authentication
+// state and wraps every command for it: nothing before authentication, then
+// legacy, EV1 or EV2 secure messaging in the mode [CommModeFor] gives (the
+// file's mode for data and value commands, passed by the caller from
+// [FileSettings]). A blank card is taken over with [Card.AuthenticateLegacy]
+// or [Card.AuthenticateISO] and [DefaultDESKey], then [Card.ChangeKey] of key
+// 0 to an AES key, which ends the session.
+//
+// # Card side
+//
+// A card implementation (personalize/vcard) uses the same sessions from the
+// other end: [ParseCommandAPDU], [EV2Session.UnwrapCommand] /
+// [EV2Session.WrapResponse], [EV1Session.UnwrapCommand] /
+// [EV1Session.WrapResponse], the legacy ciphers, [OpenChangeKey] for the
+// ChangeKey cryptogram, and [CommModeFor] for the mode table and the header
+// lengths.
+//
 // # Errors
 //
 // Every status other than OK is returned as a [*StatusError]; errors.Is
