@@ -44,6 +44,7 @@ var baseKeys = map[string]string{
 }
 
 type testEnv struct {
+	uri   string
 	hsm   *keys.HSM
 	pool  *pgxpool.Pool
 	dbURL string
@@ -75,7 +76,7 @@ func newEnv(t testing.TB) *testEnv {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	require.NoError(t, ledger.Migrate(ctx, pool))
-	return &testEnv{hsm: h, pool: pool, dbURL: url, store: batch.NewStore(pool)}
+	return &testEnv{uri: uri, hsm: h, pool: pool, dbURL: url, store: batch.NewStore(pool)}
 }
 
 func xor(a, b []byte) []byte {
@@ -112,10 +113,10 @@ func (e *testEnv) station(t testing.TB, b batch.Batch, spoolPath string, store s
 	return s, sp
 }
 
-// refKeys recomputes a card's keys from the known base keys with the
+// refKeyBytes recomputes a card's keys from the known base keys with the
 // reference implementation: AN10922 in Go, and the event debit key as
 // CMAC(app-debit base, "event" || event id).
-func refKeys(t testing.TB, l personalize.Layout, uid []byte) (picc desfire.Key, app map[byte]desfire.Key) {
+func refKeyBytes(t testing.TB, l personalize.Layout, uid []byte) (picc []byte, app map[byte][]byte) {
 	t.Helper()
 	div := func(base []byte, aid []byte) []byte {
 		m := append(append(append([]byte(nil), uid...), aid...), l.SystemID...)
@@ -130,9 +131,8 @@ func refKeys(t testing.TB, l personalize.Layout, uid []byte) (picc desfire.Key, 
 		require.NoError(t, err)
 		return b
 	}
-	picc, err := desfire.NewAESKey(div(base(keys.PICCMaster), []byte{0, 0, 0}), 1)
-	require.NoError(t, err)
-	app = map[byte]desfire.Key{}
+	picc = div(base(keys.PICCMaster), []byte{0, 0, 0})
+	app = map[byte][]byte{}
 	for _, k := range l.Keys {
 		b := base(k.Base)
 		if k.Role == personalize.RoleDebit {
@@ -140,7 +140,20 @@ func refKeys(t testing.TB, l personalize.Layout, uid []byte) (picc desfire.Key, 
 			require.NoError(t, err)
 			b = ev[:]
 		}
-		app[k.No], err = desfire.NewAESKey(div(b, l.AID[:]), 1)
+		app[k.No] = div(b, l.AID[:])
+	}
+	return picc, app
+}
+
+// refKeys is refKeyBytes as card keys of version 1.
+func refKeys(t testing.TB, l personalize.Layout, uid []byte) (picc desfire.Key, app map[byte]desfire.Key) {
+	t.Helper()
+	p, a := refKeyBytes(t, l, uid)
+	picc, err := desfire.NewAESKey(p, 1)
+	require.NoError(t, err)
+	app = map[byte]desfire.Key{}
+	for n, b := range a {
+		app[n], err = desfire.NewAESKey(b, 1)
 		require.NoError(t, err)
 	}
 	return picc, app

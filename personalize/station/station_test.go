@@ -1,13 +1,19 @@
 package station_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
+	"log/slog"
+	"regexp"
+	"strings"
 	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
@@ -306,4 +312,76 @@ func TestBlankCardsReader(t *testing.T) {
 	require.Equal(t, 3, tm.Cards)
 	require.Greater(t, tm.HSM, tm.Total/100)
 	require.Less(t, tm.HSM+tm.Card+tm.DB, tm.Total)
+}
+
+// TestNoSecretsInLogs runs cards through a station whose logs, and the
+// HSM's audit records, are kept at debug level, tears one card, makes one
+// foreign, and checks that no PIN, QR token or key appears in any log line
+// or error.
+func TestNoSecretsInLogs(t *testing.T) {
+	ctx := context.Background()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := newEnv(t)
+	b := e.newBatch(t, 3)
+	sp := spoolPath(t)
+	spool, _, err := labels.OpenSpool(sp, publicURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { spool.Close() })
+	bt, err := e.store.Get(ctx, orgID, b.No)
+	require.NoError(t, err)
+	h, err := keys.Open(e.uri, keys.Options{Logger: log})
+	require.NoError(t, err)
+	t.Cleanup(func() { h.Close() })
+	s, err := station.New(ctx, station.Config{Batch: bt, PublicURL: publicURL, HSM: h, Store: e.store, Spool: spool, Logger: log})
+	require.NoError(t, err)
+	defer s.Close()
+
+	var errs []string
+	var vcs []*vcard.Card
+	for i := range 3 {
+		vc := newCard(t, 700+i)
+		vcs = append(vcs, vc)
+		lk := present(vc)
+		lk.tearAt = 20
+		if _, err := s.Personalize(ctx, lk); err != nil {
+			errs = append(errs, err.Error())
+		}
+		_, err := s.Personalize(ctx, present(vc))
+		require.NoError(t, err)
+	}
+	foreign := newCard(t, 799)
+	c := desfire.New(present(foreign))
+	require.NoError(t, c.AuthenticateLegacy(0, desfire.DefaultDESKey()))
+	k, _ := desfire.NewAESKey([]byte("someone elses k!"), 1)
+	require.NoError(t, c.ChangeKey(0, k, desfire.Key{}))
+	_, err = s.Personalize(ctx, present(foreign))
+	require.Error(t, err)
+	errs = append(errs, err.Error())
+
+	text := strings.ToLower(logs.String() + strings.Join(errs, "\n"))
+	require.Contains(t, text, "card finished", "the station's logs were captured")
+	require.Contains(t, text, "keys.diversify", "the HSM's audit records were captured")
+	words := map[string]bool{}
+	for _, w := range regexp.MustCompile(`[0-9a-z_-]+`).FindAllString(text, -1) {
+		words[w] = true
+	}
+	_, ls, err := labels.OpenSpool(sp, publicURL)
+	require.NoError(t, err)
+	require.Len(t, ls, 3)
+	for _, l := range ls {
+		require.False(t, words[l.PIN.Reveal()], "PIN of %s logged", l.Number)
+		tok := strings.TrimPrefix(l.Token.URL(publicURL), publicURL)
+		require.NotContains(t, text, strings.ToLower(tok))
+	}
+	layout := personalize.DefaultLayout()
+	for _, vc := range vcs {
+		picc, app := refKeyBytes(t, layout, vc.UID())
+		for _, k := range [][]byte{picc, app[0], app[1], app[2], app[3]} {
+			require.NotContains(t, text, hex.EncodeToString(k), "a card key was logged")
+		}
+	}
+	for _, v := range baseKeys {
+		require.NotContains(t, text, strings.ToLower(v))
+	}
 }
