@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
-	"errors"
-	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
