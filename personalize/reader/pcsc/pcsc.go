@@ -110,9 +110,13 @@ func Select(names []string, selector string) (string, error) {
 type Reader struct {
 	name string
 
-	mu     sync.Mutex // serialises WaitForCard
+	mu     sync.Mutex // serialises Wait and Close
 	sctx   *scard.Context
 	closed bool
+
+	closing    atomic.Bool
+	cancelMu   sync.Mutex
+	cancelWait context.CancelFunc // ends the Wait under way, if any
 }
 
 var _ reader.Reader = (*Reader)(nil)
@@ -140,8 +144,15 @@ func Open(selector string) (*Reader, error) {
 // Name returns the PC/SC reader name.
 func (r *Reader) Name() string { return r.name }
 
-// Close releases the reader's PC/SC context.
+// Close ends a Wait under way with reader.ErrClosed and releases the
+// reader's PC/SC context. Cards keep working until they are closed.
 func (r *Reader) Close() error {
+	r.closing.Store(true)
+	r.cancelMu.Lock()
+	if r.cancelWait != nil {
+		r.cancelWait()
+	}
+	r.cancelMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -170,12 +181,28 @@ func (r *Reader) WaitForCard(ctx context.Context) (reader.Card, error) {
 func (r *Reader) Wait(ctx context.Context) (*Card, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return nil, reader.ErrClosed
+	if r.closed || r.closing.Load() {
+		return nil, fmt.Errorf("pcsc: wait for a card: %w", reader.ErrClosed)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.cancelMu.Lock()
+	r.cancelWait = cancel
+	if r.closing.Load() { // Close ran before cancelWait was set
+		cancel()
+	}
+	r.cancelMu.Unlock()
+	defer func() {
+		r.cancelMu.Lock()
+		r.cancelWait = nil
+		r.cancelMu.Unlock()
+	}()
 	states := []scard.ReaderState{{Reader: r.name, CurrentState: scard.StateUnaware}}
 	for {
 		if err := waitChange(ctx, r.sctx, states); err != nil {
+			if r.closing.Load() {
+				err = reader.ErrClosed
+			}
 			return nil, fmt.Errorf("pcsc: wait for a card in %q: %w", r.name, err)
 		}
 		ev := states[0].EventState

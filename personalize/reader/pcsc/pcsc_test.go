@@ -244,3 +244,25 @@ func TestSwapCountsAsRemoval(t *testing.T) {
 	_, err := c.Transmit([]byte{0x90, 0x60, 0x00, 0x00, 0x00})
 	require.ErrorIs(t, err, reader.ErrRemoved, "the old handle does not reach the new card")
 }
+
+func TestCloseEndsWait(t *testing.T) {
+	env := pcsctest.Shared(t)
+	r, err := pcsc.Open(env.Reader)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.WaitForCard(context.Background())
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, r.Close())
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, reader.ErrClosed)
+	case <-time.After(3 * time.Second):
+		t.Fatal("Close did not end the wait")
+	}
+	_, err = r.Wait(context.Background())
+	require.ErrorIs(t, err, reader.ErrClosed)
+	require.NoError(t, r.Close(), "Close is idempotent")
+}
