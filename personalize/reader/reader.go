@@ -18,7 +18,8 @@ type Reader interface {
 	WaitForCard(ctx context.Context) (Card, error)
 	// Name is the reader's name, for logs.
 	Name() string
-	// Close releases the reader. Cards it returned must be closed first.
+	// Close releases the reader; a WaitForCard under way returns an
+	// error wrapping ErrClosed.
 	Close() error
 }
 
