@@ -1,0 +1,38 @@
+// Package handover is the signed custody log of Loopcard cards: an
+// append-only RFC 6962 Merkle log per organizer, kept in PostgreSQL, whose
+// entries say who had which cards (batch issued, handed over HQ -> store,
+// received by the store, card sold, returned, voided, destroyed, store key
+// enrolled), each signed by whoever acts, and whose tree heads are C2SP
+// tlog-checkpoint signed notes signed by hq-sign after every append.
+//
+// # Entries
+//
+// An Entry is canonical JSON: the exact bytes json.Marshal makes of the
+// Entry struct (fixed field order, no insignificant space, UTC times), with
+// a version field "v". ParseEntry refuses any other spelling of the same
+// entry, so an entry has exactly one byte form; those bytes are the Merkle
+// leaf (tlog.RecordHash).
+//
+// An entry is signed by its actor in one of two ways:
+//   - itself: "sig" is Ed25519 over SignedMessage(entry);
+//   - sealed: "sig" is empty and the entry is one of the Covers entries
+//     right before a TypeSeal entry by the same signer, whose "hash" is
+//     SealHash of their leaf hashes and which is itself signed. High-volume
+//     card events are sealed, so that verifying a million entries needs a
+//     few thousand signature checks, not a million (one Ed25519 check costs
+//     about 0.1 ms on this machine's cores).
+//
+// Signers are named as signed-note keys are: "NAME+HASH" (KeyID), where
+// HASH is the first 4 bytes, in hex, of SHA-256(NAME || "\n" || 0x01 ||
+// public key). HQ signs with hq-sign (the same key signs checkpoints); each
+// store signs with its own Ed25519 key, enrolled in the log by HQ
+// (TypeKeyEnrolled).
+//
+// # Log
+//
+// Log appends entries under the row lock of the organizer's log row, so
+// indices are dense, stores the tlog stored hashes, and signs a checkpoint
+// in the same transaction: an append and its checkpoint commit together or
+// not at all. Export writes what an offline auditor needs (see
+// docs/audit-export.md); package audit verifies it.
+package handover

@@ -1,0 +1,276 @@
+package handover
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Version is the entry format version this package writes and reads.
+const Version = 1
+
+// Type says what an entry records.
+type Type string
+
+// The entry types. Count fields are card counts.
+const (
+	// TypeKeyEnrolled: HQ records a store's Ed25519 public key (Store, Key).
+	TypeKeyEnrolled Type = "key_enrolled"
+	// TypeBatchIssued: HQ issues a personalized batch (Batch, Event, Count,
+	// Root: RFC 6962 Merkle root of the card numbers in slot order).
+	TypeBatchIssued Type = "batch_issued"
+	// TypeHandedOver: HQ hands Count cards of Batch to Store.
+	TypeHandedOver Type = "handed_over"
+	// TypeReceived: Store counted Count cards of Batch on receipt; a count
+	// other than the handover's is a discrepancy, kept as counted.
+	TypeReceived Type = "received"
+	// TypeCardSold: Store sold Card.
+	TypeCardSold Type = "card_sold"
+	// TypeCardReturned: Card was given back to Store and retired.
+	TypeCardReturned Type = "card_returned"
+	// TypeCardVoided: Card was voided where it was (Store, or HQ when empty).
+	TypeCardVoided Type = "card_voided"
+	// TypeCardDestroyed: Card was destroyed where it was (Store, or HQ).
+	TypeCardDestroyed Type = "card_destroyed"
+	// TypeSeal: signer signs the Covers entries right before this one, by
+	// Hash = SealHash of their leaf hashes.
+	TypeSeal Type = "seal"
+)
+
+// CardEvent reports whether t is one of the per-card types.
+func (t Type) CardEvent() bool {
+	switch t {
+	case TypeCardSold, TypeCardReturned, TypeCardVoided, TypeCardDestroyed:
+		return true
+	}
+	return false
+}
+
+// ErrMalformed: bytes that are not a valid canonical entry.
+var ErrMalformed = errors.New("malformed handover entry")
+
+// Entry is one record of the handover log. Its JSON form, as json.Marshal
+// writes it, is the canonical form; see the package doc.
+type Entry struct {
+	V      int       `json:"v"`
+	Type   Type      `json:"type"`
+	Org    int64     `json:"org"`
+	At     time.Time `json:"at"`
+	Batch  int64     `json:"batch,omitempty"`
+	Event  string    `json:"event,omitempty"`
+	Store  string    `json:"store,omitempty"`
+	Card   string    `json:"card,omitempty"`
+	Count  *int64    `json:"count,omitempty"`
+	Root   string    `json:"root,omitempty"`
+	Key    string    `json:"key,omitempty"`
+	Covers *int64    `json:"covers,omitempty"`
+	Hash   string    `json:"hash,omitempty"`
+	Note   string    `json:"note,omitempty"`
+	Signer string    `json:"signer"`
+	Sig    string    `json:"sig,omitempty"`
+}
+
+// N returns a pointer to n, for Count and Covers.
+func N(n int64) *int64 { return &n }
+
+// Marshal returns the canonical bytes of e. It refuses entries that would
+// not parse back (see Validate).
+func (e *Entry) Marshal() ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return e.marshal()
+}
+
+func (e *Entry) marshal() ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return b, nil
+}
+
+// ParseEntry parses canonical entry bytes: JSON with exactly the fields of
+// Entry, in order, as Marshal writes them. Errors wrap ErrMalformed.
+func ParseEntry(b []byte) (Entry, error) {
+	var e Entry
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&e); err != nil {
+		return Entry{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if d.More() {
+		return Entry{}, fmt.Errorf("%w: data after the entry", ErrMalformed)
+	}
+	if err := e.Validate(); err != nil {
+		return Entry{}, err
+	}
+	back, err := e.marshal()
+	if err != nil {
+		return Entry{}, err
+	}
+	if !bytes.Equal(back, b) {
+		return Entry{}, fmt.Errorf("%w: not in canonical form", ErrMalformed)
+	}
+	return e, nil
+}
+
+// Validate checks the fields each type needs and forbids the others.
+// Errors wrap ErrMalformed.
+func (e *Entry) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrMalformed, e.Type, fmt.Sprintf(format, args...))
+	}
+	if e.V != Version {
+		return fmt.Errorf("%w: version %d, want %d", ErrMalformed, e.V, Version)
+	}
+	if e.Org < 1 {
+		return bad("organizer %d", e.Org)
+	}
+	if e.At.IsZero() || e.At.Location() != time.UTC {
+		return bad("time must be set, in UTC")
+	}
+	if _, _, err := ParseKeyID(e.Signer); err != nil {
+		return bad("signer: %v", err)
+	}
+	if e.Sig != "" {
+		if s, err := base64.StdEncoding.DecodeString(e.Sig); err != nil || len(s) != ed25519.SignatureSize {
+			return bad("signature is not a base64 Ed25519 signature")
+		}
+	}
+	if len(e.Note) > 200 {
+		return bad("note longer than 200 bytes")
+	}
+	// want lists the fields the type uses; every other one must be empty.
+	type fields struct{ batch, event, store, card, count, root, key, covers, hash bool }
+	var w fields
+	switch e.Type {
+	case TypeKeyEnrolled:
+		w = fields{store: true, key: true}
+	case TypeBatchIssued:
+		w = fields{batch: true, event: true, count: true, root: true}
+	case TypeHandedOver, TypeReceived:
+		w = fields{batch: true, store: true, count: true}
+	case TypeCardSold, TypeCardReturned:
+		w = fields{store: true, card: true}
+	case TypeCardVoided, TypeCardDestroyed:
+		w = fields{store: e.Store != "", card: true}
+	case TypeSeal:
+		w = fields{covers: true, hash: true}
+	default:
+		return fmt.Errorf("%w: unknown type %q", ErrMalformed, e.Type)
+	}
+	check := []struct {
+		name      string
+		want, has bool
+	}{
+		{"batch", w.batch, e.Batch != 0},
+		{"event", w.event, e.Event != ""},
+		{"store", w.store, e.Store != ""},
+		{"card", w.card, e.Card != ""},
+		{"count", w.count, e.Count != nil},
+		{"root", w.root, e.Root != ""},
+		{"key", w.key, e.Key != ""},
+		{"covers", w.covers, e.Covers != nil},
+		{"hash", w.hash, e.Hash != ""},
+	}
+	for _, c := range check {
+		if c.want && !c.has {
+			return bad("%s missing", c.name)
+		}
+		if !c.want && c.has {
+			return bad("%s not allowed", c.name)
+		}
+	}
+	if w.batch && e.Batch < 1 {
+		return bad("batch %d", e.Batch)
+	}
+	if w.store && !validName(e.Store) {
+		return bad("store %q: use 1 to 64 letters, digits, '.', '_' or '-'", e.Store)
+	}
+	if w.event && !validName(e.Event) {
+		return bad("event %q", e.Event)
+	}
+	if w.card {
+		if _, err := parseCardNumber(e.Card); err != nil {
+			return bad("card %q: %v", e.Card, err)
+		}
+	}
+	if w.count && *e.Count < 0 {
+		return bad("count %d", *e.Count)
+	}
+	if e.Type == TypeBatchIssued && *e.Count < 1 {
+		return bad("count %d", *e.Count)
+	}
+	if e.Type == TypeHandedOver && *e.Count < 1 {
+		return bad("count %d", *e.Count)
+	}
+	if w.covers && *e.Covers < 1 {
+		return bad("covers %d", *e.Covers)
+	}
+	if w.root || w.hash {
+		v := e.Root + e.Hash
+		if _, err := tlog.ParseHash(v); err != nil {
+			return bad("hash %q is not a base64 SHA-256 hash", v)
+		}
+	}
+	if w.key {
+		if _, err := parseVkey(e.Key); err != nil {
+			return bad("key: %v", err)
+		}
+	}
+	return nil
+}
+
+// validName reports whether s is a store or event identifier: 1 to 64
+// ASCII letters, digits, '.', '_' or '-'.
+func validName(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// signedPrefix separates entry signatures from every other use of a key.
+const signedPrefix = "loopcard handover entry v1\n"
+
+// SignedMessage is what an entry's signature covers: a context line and
+// the canonical entry without its signature.
+func SignedMessage(e Entry) ([]byte, error) {
+	e.Sig = ""
+	b, err := e.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(signedPrefix), b...), nil
+}
+
+// sealPrefix separates seal hashes from other hashes.
+const sealPrefix = "loopcard handover seal v1\n"
+
+// SealHash is the hash a seal signs: SHA-256 of a context line and the
+// leaf hashes (tlog.RecordHash of the canonical bytes) of the entries it
+// covers, in log order.
+func SealHash(leaves []tlog.Hash) tlog.Hash {
+	h := sha256.New()
+	h.Write([]byte(sealPrefix))
+	for _, l := range leaves {
+		h.Write(l[:])
+	}
+	var out tlog.Hash
+	h.Sum(out[:0])
+	return out
+}

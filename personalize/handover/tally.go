@@ -1,0 +1,247 @@
+package handover
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Errors of Tally.
+var (
+	// ErrCount: an entry moves more cards than are where it says.
+	ErrCount = errors.New("counts do not add up")
+	// ErrState: a card or batch event that its history does not allow,
+	// such as selling a card twice or receiving without a handover.
+	ErrState = errors.New("event not allowed in this state")
+)
+
+// cardState is where a card is after its per-card events.
+type cardState uint8
+
+const (
+	inStock cardState = iota // at HQ or a store, counted by location
+	sold
+	returned
+	voided
+	destroyed
+)
+
+func (s cardState) String() string {
+	return [...]string{"in stock", "sold", "returned", "voided", "destroyed"}[s]
+}
+
+// BatchCounts says where the cards of one batch are.
+type BatchCounts struct {
+	Batch  int64 `json:"batch"`
+	Issued int64 `json:"issued"`
+	AtHQ   int64 `json:"at_hq"`
+	// InTransit were handed over and not yet received.
+	InTransit int64            `json:"in_transit"`
+	AtStores  map[string]int64 `json:"at_stores"`
+	Sold      int64            `json:"sold"`
+	Returned  int64            `json:"returned"`
+	Voided    int64            `json:"voided"`
+	Destroyed int64            `json:"destroyed"`
+	// Missing is handed over minus counted on receipt, over all receipts
+	// (negative when stores counted more than they were given).
+	Missing int64 `json:"missing"`
+}
+
+// Accounted is the sum of every place a card can be; it equals Issued.
+func (b BatchCounts) Accounted() int64 {
+	n := b.AtHQ + b.InTransit + b.Sold + b.Returned + b.Voided + b.Destroyed + b.Missing
+	for _, c := range b.AtStores {
+		n += c
+	}
+	return n
+}
+
+// Handover is a handover and, once there is one, its receipt.
+type Handover struct {
+	Batch int64  `json:"batch"`
+	Store string `json:"store"`
+	// Index is the handover entry; Count the cards HQ handed over.
+	Index int64 `json:"index"`
+	Count int64 `json:"count"`
+	// Received is the receipt's entry index (-1: open) and Counted what the
+	// store counted.
+	Received int64 `json:"received_index"`
+	Counted  int64 `json:"counted"`
+}
+
+// Tally follows custody through a log's entries in order: batch counts per
+// place, handovers and their receipts, and each card's state. It checks
+// the counts, not signatures (see Checker).
+type Tally struct {
+	batches   map[int64]*BatchCounts
+	cards     map[uint64]cardState
+	handovers []*Handover
+	open      map[string][]*Handover // batch/store -> open handovers, oldest first
+}
+
+// NewTally returns an empty tally.
+func NewTally() *Tally {
+	return &Tally{batches: map[int64]*BatchCounts{}, cards: map[uint64]cardState{}, open: map[string][]*Handover{}}
+}
+
+// Add applies the entry at index i. Errors are *EntryError wrapping
+// ErrCount or ErrState.
+func (t *Tally) Add(i int64, e Entry) error {
+	fail := func(err error, format string, args ...any) error {
+		return &EntryError{Index: i, Err: fmt.Errorf("%w: %s: %s", err, e.Type, fmt.Sprintf(format, args...))}
+	}
+	batchOf := func(n int64) (*BatchCounts, error) {
+		b := t.batches[n]
+		if b == nil {
+			return nil, fail(ErrState, "batch %d was not issued", n)
+		}
+		return b, nil
+	}
+	switch e.Type {
+	case TypeKeyEnrolled, TypeSeal:
+		return nil
+	case TypeBatchIssued:
+		if t.batches[e.Batch] != nil {
+			return fail(ErrState, "batch %d issued twice", e.Batch)
+		}
+		t.batches[e.Batch] = &BatchCounts{Batch: e.Batch, Issued: *e.Count, AtHQ: *e.Count, AtStores: map[string]int64{}}
+	case TypeHandedOver:
+		b, err := batchOf(e.Batch)
+		if err != nil {
+			return err
+		}
+		if *e.Count > b.AtHQ {
+			return fail(ErrCount, "%d cards of batch %d handed to %s, HQ holds %d", *e.Count, e.Batch, e.Store, b.AtHQ)
+		}
+		b.AtHQ -= *e.Count
+		b.InTransit += *e.Count
+		h := &Handover{Batch: e.Batch, Store: e.Store, Index: i, Count: *e.Count, Received: -1}
+		t.handovers = append(t.handovers, h)
+		k := fmt.Sprintf("%d/%s", e.Batch, e.Store)
+		t.open[k] = append(t.open[k], h)
+	case TypeReceived:
+		b, err := batchOf(e.Batch)
+		if err != nil {
+			return err
+		}
+		k := fmt.Sprintf("%d/%s", e.Batch, e.Store)
+		if len(t.open[k]) == 0 {
+			return fail(ErrState, "store %s received batch %d without an open handover", e.Store, e.Batch)
+		}
+		h := t.open[k][0]
+		t.open[k] = t.open[k][1:]
+		h.Received, h.Counted = i, *e.Count
+		b.InTransit -= h.Count
+		b.Missing += h.Count - *e.Count
+		b.AtStores[e.Store] += *e.Count
+	case TypeCardSold, TypeCardReturned, TypeCardVoided, TypeCardDestroyed:
+		id, err := parseCardNumber(e.Card)
+		if err != nil {
+			return fail(ErrState, "%v", err)
+		}
+		b, err := batchOf(id.Batch())
+		if err != nil {
+			return err
+		}
+		if int64(id.Slot()) > b.Issued {
+			return fail(ErrState, "card %s is not in batch %d of %d cards", e.Card, b.Batch, b.Issued)
+		}
+		st := t.cards[uint64(id)]
+		// take removes a card in stock from where the entry says it is.
+		take := func() error {
+			if e.Store == "" {
+				if b.AtHQ < 1 {
+					return fail(ErrCount, "card %s: HQ holds no card of batch %d", e.Card, b.Batch)
+				}
+				b.AtHQ--
+				return nil
+			}
+			if b.AtStores[e.Store] < 1 {
+				return fail(ErrCount, "card %s: store %s holds no card of batch %d", e.Card, e.Store, b.Batch)
+			}
+			b.AtStores[e.Store]--
+			return nil
+		}
+		// leave moves the card out of its current final bucket.
+		leave := func() {
+			switch st {
+			case sold:
+				b.Sold--
+			case returned:
+				b.Returned--
+			case voided:
+				b.Voided--
+			}
+		}
+		var to cardState
+		switch e.Type {
+		case TypeCardSold:
+			if st != inStock {
+				return fail(ErrState, "card %s is %s", e.Card, st)
+			}
+			if err := take(); err != nil {
+				return err
+			}
+			to, b.Sold = sold, b.Sold+1
+		case TypeCardReturned:
+			if st != sold {
+				return fail(ErrState, "card %s is %s, not sold", e.Card, st)
+			}
+			leave()
+			to, b.Returned = returned, b.Returned+1
+		case TypeCardVoided:
+			if st == voided || st == destroyed {
+				return fail(ErrState, "card %s is %s", e.Card, st)
+			}
+			if st == inStock {
+				if err := take(); err != nil {
+					return err
+				}
+			}
+			leave()
+			to, b.Voided = voided, b.Voided+1
+		case TypeCardDestroyed:
+			if st == destroyed {
+				return fail(ErrState, "card %s is %s", e.Card, st)
+			}
+			if st == inStock {
+				if err := take(); err != nil {
+					return err
+				}
+			}
+			leave()
+			to, b.Destroyed = destroyed, b.Destroyed+1
+		}
+		t.cards[uint64(id)] = to
+		if b.Accounted() != b.Issued {
+			return fail(ErrCount, "batch %d accounts for %d of %d cards", b.Batch, b.Accounted(), b.Issued)
+		}
+	default:
+		return fail(ErrState, "unknown entry type")
+	}
+	return nil
+}
+
+// Batches returns the counts of every batch, by batch number.
+func (t *Tally) Batches() []BatchCounts {
+	out := make([]BatchCounts, 0, len(t.batches))
+	for _, b := range t.batches {
+		c := *b
+		c.AtStores = make(map[string]int64, len(b.AtStores))
+		for s, n := range b.AtStores {
+			c.AtStores[s] = n
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Batch < out[j].Batch })
+	return out
+}
+
+// Handovers returns every handover in log order with its receipt, if any.
+func (t *Tally) Handovers() []Handover {
+	out := make([]Handover, len(t.handovers))
+	for i, h := range t.handovers {
+		out[i] = *h
+	}
+	return out
+}
