@@ -1,0 +1,299 @@
+package api
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/loopcard/loopcard/api/httpsig"
+	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/personalize/qrpin"
+)
+
+// principal is who a request is from. It holds no secret: the card is
+// named by its id (UID), a token by the first bytes of its hash.
+type principal struct {
+	role     Role
+	org      int64
+	store    string         // RoleStore
+	tokenID  string         // staff and profile tokens
+	terminal string         // RoleTerminal
+	card     []byte         // RoleCard, RoleCardPIN
+	profile  pgtype.UUID    // RoleProfile
+	kex      terminalKeyRow // RoleTerminal
+}
+
+// actor names the principal in logs and audit records.
+func (p principal) actor() string {
+	switch p.role {
+	case "", RoleAnonymous:
+		return "anonymous"
+	case RoleTerminal:
+		return fmt.Sprintf("terminal:%d:%s", p.org, p.terminal)
+	case RoleCard, RoleCardPIN:
+		return fmt.Sprintf("%s:%d:%s", p.role, p.org, terminaltx.CardHex(p.card))
+	}
+	return fmt.Sprintf("%s:%d:%s", p.role, p.org, p.tokenID)
+}
+
+// Header names of the API.
+const (
+	HeaderPIN        = "Loopcard-PIN"
+	HeaderSessionKey = "Loopcard-Session-Key"
+)
+
+// authenticate finds out who sent the request. Credentials that are
+// present but wrong fail with 401; no credentials is RoleAnonymous.
+func (s *Server) authenticate(c *call) (principal, error) {
+	r := c.r
+	if r.Header.Get("Signature-Input") != "" || r.Header.Get("Signature") != "" {
+		return s.authTerminal(c)
+	}
+	authz := r.Header.Get("Authorization")
+	if authz == "" {
+		if r.Header.Get(HeaderPIN) != "" {
+			return principal{}, apiError(http.StatusUnauthorized, "a PIN needs the card's token", nil)
+		}
+		return principal{role: RoleAnonymous}, nil
+	}
+	scheme, cred, _ := strings.Cut(authz, " ")
+	switch strings.ToLower(scheme) {
+	case "bearer":
+		return s.authBearer(c, strings.TrimSpace(cred))
+	case "card":
+		return s.authCard(c, strings.TrimSpace(cred))
+	}
+	return principal{}, apiError(http.StatusUnauthorized, "unknown authorization scheme", nil)
+}
+
+// Bearer tokens read "lc1_ORG_SECRET": the organizer in clear (every table
+// is keyed by organizer first) and 32 random bytes in base64url.
+const tokenPrefix = "lc1_"
+
+func parseBearer(tok string) (org int64, hash []byte, ok bool) {
+	rest, found := strings.CutPrefix(tok, tokenPrefix)
+	if !found {
+		return 0, nil, false
+	}
+	orgText, secret, found := strings.Cut(rest, "_")
+	if !found {
+		return 0, nil, false
+	}
+	org, err := strconv.ParseInt(orgText, 10, 64)
+	if err != nil || org <= 0 {
+		return 0, nil, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(secret)
+	if err != nil || len(b) != 32 {
+		return 0, nil, false
+	}
+	h := sha256.Sum256([]byte(tok))
+	clear(b)
+	return org, h[:], true
+}
+
+func (s *Server) authBearer(c *call, tok string) (principal, error) {
+	org, hash, ok := parseBearer(tok)
+	if !ok {
+		return principal{}, apiError(http.StatusUnauthorized, "invalid token", nil)
+	}
+	p := principal{org: org}
+	var store *string
+	var role string
+	err := s.pool.QueryRow(c.ctx, `SELECT role, store_id, profile_id, token_id FROM api_tokens
+		WHERE org_id = $1 AND token_hash = $2 AND revoked_at IS NULL AND expires_at > $3`, org, hash, s.now()).
+		Scan(&role, &store, &p.profile, &p.tokenID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return principal{}, apiError(http.StatusUnauthorized, "invalid or expired token", nil)
+	}
+	if err != nil {
+		return principal{}, fmt.Errorf("api: token lookup: %w", err)
+	}
+	p.role = Role(role)
+	if store != nil {
+		p.store = *store
+	}
+	return p, nil
+}
+
+// cardRow is what the API needs of a personalized card.
+type cardRow struct {
+	org  int64
+	uid  []byte
+	pvv  keys.PVV
+	hash []byte
+}
+
+func (s *Server) authCard(c *call, cred string) (principal, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cred)
+	if err != nil || len(raw) != qrpin.TokenSize {
+		return principal{}, apiError(http.StatusUnauthorized, "invalid card token", nil)
+	}
+	tok, err := qrpin.NewToken(raw)
+	clear(raw)
+	if err != nil {
+		return principal{}, apiError(http.StatusUnauthorized, "invalid card token", nil)
+	}
+	defer tok.Destroy()
+	card, err := s.cardByTokenHash(c, tok.Hash())
+	if err != nil {
+		return principal{}, err
+	}
+	p := principal{role: RoleCard, org: card.org, card: card.uid}
+	pinText := c.r.Header.Get(HeaderPIN)
+	if pinText == "" {
+		return p, nil
+	}
+	// The principal is known from here on, for audit and alerts.
+	c.who = p
+	if err := s.checkPIN(c, card, pinText); err != nil {
+		return principal{}, err
+	}
+	p.role = RoleCardPIN
+	return p, nil
+}
+
+// cardByTokenHash finds a finished card by the hash of its QR token.
+// (It reads personalize/batch's table: batch.Store has no lookup by token
+// hash yet.)
+func (s *Server) cardByTokenHash(c *call, hash []byte) (cardRow, error) {
+	cr := cardRow{hash: hash}
+	err := s.pool.QueryRow(c.ctx, `SELECT org_id, uid, pvv_key_version, pvv FROM batch_cards
+		WHERE token_hash = $1 AND status = 'done'`, hash).Scan(&cr.org, &cr.uid, &cr.pvv.KeyVersion, &cr.pvv.MAC)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cr, apiError(http.StatusUnauthorized, "invalid card token", nil)
+	}
+	if err != nil {
+		return cr, fmt.Errorf("api: card lookup: %w", err)
+	}
+	return cr, nil
+}
+
+// terminalKeyRow is an enrolled terminal's keys and status.
+type terminalKeyRow struct {
+	status   string
+	signing  ed25519.PublicKey
+	merchant string
+	kexAlg   string
+	kexPub   []byte
+}
+
+// parseKeyID reads a terminal's key id "ORG:TERMINAL".
+func parseKeyID(id string) (int64, string, bool) {
+	orgText, term, ok := strings.Cut(id, ":")
+	if !ok || !terminaltx.ValidID(term) {
+		return 0, "", false
+	}
+	org, err := strconv.ParseInt(orgText, 10, 64)
+	if err != nil || org <= 0 {
+		return 0, "", false
+	}
+	return org, term, true
+}
+
+// KeyID is the key id a terminal signs its requests with.
+func KeyID(org int64, terminal string) string { return fmt.Sprintf("%d:%s", org, terminal) }
+
+// terminalKeys reads a terminal's keys. (The signing key and the status
+// are in the ledger's terminals table, which has no read function yet.)
+func (s *Server) terminalKeys(c *call, org int64, terminal string) (terminalKeyRow, error) {
+	var k terminalKeyRow
+	var pub []byte
+	var alg *string
+	err := s.pool.QueryRow(c.ctx, `SELECT t.status, t.public_key, t.merchant_id, k.kex_alg, k.kex_public
+		FROM terminals t LEFT JOIN api_terminal_keys k ON k.org_id = t.org_id AND k.terminal_id = t.terminal_id
+		WHERE t.org_id = $1 AND t.terminal_id = $2`, org, terminal).Scan(&k.status, &pub, &k.merchant, &alg, &k.kexPub)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return k, errBadSignature
+	}
+	if err != nil {
+		return k, fmt.Errorf("api: terminal lookup: %w", err)
+	}
+	k.signing = pub
+	if alg != nil {
+		k.kexAlg = *alg
+	}
+	return k, nil
+}
+
+func (s *Server) authTerminal(c *call) (principal, error) {
+	var p principal
+	var keyRow terminalKeyRow
+	params, err := httpsig.Verify(c.r, c.body, httpsig.VerifyOptions{MaxAge: s.limits.SignatureMaxAge, Now: s.now},
+		func(keyID string) (ed25519.PublicKey, error) {
+			org, term, ok := parseKeyID(keyID)
+			if !ok {
+				return nil, errBadSignature
+			}
+			k, err := s.terminalKeys(c, org, term)
+			if err != nil {
+				return nil, err
+			}
+			p = principal{role: RoleTerminal, org: org, terminal: term}
+			keyRow = k
+			return k.signing, nil
+		})
+	if err != nil {
+		var ae *Error
+		if errors.As(err, &ae) {
+			return principal{}, err
+		}
+		if errors.Is(err, httpsig.ErrStale) {
+			return principal{}, apiError(http.StatusUnauthorized, "stale request signature", err)
+		}
+		if errors.Is(err, httpsig.ErrMissing) || errors.Is(err, httpsig.ErrMalformed) ||
+			errors.Is(err, httpsig.ErrDigest) || errors.Is(err, httpsig.ErrSignature) {
+			return principal{}, apiError(http.StatusUnauthorized, "bad request signature", err)
+		}
+		return principal{}, err
+	}
+	c.who = p
+	if keyRow.status != "active" {
+		if keyRow.status == "revoked" {
+			s.raiseAlert(c, "revoked_terminal", "a revoked terminal sent a validly signed request")
+		}
+		return principal{}, apiError(http.StatusUnauthorized, "terminal is not active", nil)
+	}
+	if err := s.checkClientCert(c, params.KeyID); err != nil {
+		return principal{}, err
+	}
+	// The nonce is kept until the signature would be refused as stale, so
+	// a replay is refused by one or the other.
+	tag, err := s.pool.Exec(c.ctx, `INSERT INTO api_nonces (org_id, key_id, nonce, expires_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT DO NOTHING`, p.org, params.KeyID, params.Nonce, params.Created.Add(s.limits.SignatureMaxAge+time.Minute))
+	if err != nil {
+		return principal{}, fmt.Errorf("api: nonce: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		s.metrics.Inc("replay_refused")
+		return principal{}, errReplay
+	}
+	p.kex = keyRow
+	return p, nil
+}
+
+// checkClientCert refuses a request whose TLS client certificate (which
+// the TLS layer verified against the local CA) names another terminal.
+func (s *Server) checkClientCert(c *call, keyID string) error {
+	if c.r.TLS == nil || len(c.r.TLS.VerifiedChains) == 0 {
+		return nil
+	}
+	if cn := c.r.TLS.VerifiedChains[0][0].Subject.CommonName; cn != keyID {
+		return apiError(http.StatusUnauthorized, "client certificate names another terminal", nil)
+	}
+	return nil
+}
+
+// tokenIDOf is how audit records name a token: its hash's first 8 bytes.
+func tokenIDOf(hash []byte) string { return hex.EncodeToString(hash[:8]) }

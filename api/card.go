@@ -1,0 +1,496 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"golang.org/x/crypto/argon2"
+
+	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+)
+
+// CardStatus is a card's balance as the ledger knows it.
+type CardStatus struct {
+	Card    string `json:"card"`
+	Event   string `json:"event"`
+	Status  string `json:"status"`
+	Balance int64  `json:"balance"`
+}
+
+func (s *Server) cardStatus(c *call, org int64, card []byte) (CardStatus, error) {
+	ci, err := s.ledger.Card(c.ctx, org, card)
+	if err != nil {
+		return CardStatus{}, err
+	}
+	return CardStatus{Card: terminaltx.CardHex(card), Event: ci.Event, Status: ci.Status, Balance: ci.Balance}, nil
+}
+
+func (s *Server) cardBalance(c *call) error {
+	st, err := s.cardStatus(c, c.who.org, c.who.card)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, st)
+}
+
+// Payment is a debit of the card at a terminal.
+type Payment struct {
+	ID       string    `json:"id"`
+	At       time.Time `json:"at"`
+	Merchant string    `json:"merchant"`
+	Amount   int64     `json:"amount"`
+	CardSeq  int64     `json:"card_seq"`
+	After    int64     `json:"balance_after"`
+	Status   string    `json:"status"`
+}
+
+// TopUp is a credit of the card.
+type TopUp struct {
+	ID      string    `json:"id"`
+	At      time.Time `json:"at"`
+	Channel string    `json:"channel"`
+	Store   string    `json:"store,omitempty"`
+	Amount  int64     `json:"amount"`
+	Status  string    `json:"status"`
+}
+
+// History is a card's transactions, newest first (at most 500 of each).
+type History struct {
+	CardStatus
+	Payments []Payment `json:"payments"`
+	TopUps   []TopUp   `json:"topups"`
+}
+
+// history reads a card's transactions from the ledger's tables (the ledger
+// has no card statement function yet).
+func (s *Server) history(c *call, org int64, card []byte) (History, error) {
+	st, err := s.cardStatus(c, org, card)
+	if err != nil {
+		return History{}, err
+	}
+	h := History{CardStatus: st, Payments: []Payment{}, TopUps: []TopUp{}}
+	rows, err := s.pool.Query(c.ctx, `SELECT t.txn_id, t.at, t.merchant_id, t.amount, t.card_seq, t.balance_after, t.status
+		FROM card_events e JOIN terminal_txs t ON t.org_id = e.org_id AND t.txn_id = e.txn_id
+		WHERE e.org_id = $1 AND e.card_id = $2 ORDER BY e.card_seq DESC LIMIT 500`, org, card)
+	if err != nil {
+		return History{}, fmt.Errorf("api: history: %w", err)
+	}
+	var p Payment
+	var id pgtype.UUID
+	if _, err := pgx.ForEachRow(rows, []any{&id, &p.At, &p.Merchant, &p.Amount, &p.CardSeq, &p.After, &p.Status}, func() error {
+		p.ID = uuidText(id)
+		h.Payments = append(h.Payments, p)
+		return nil
+	}); err != nil {
+		return History{}, fmt.Errorf("api: history: %w", err)
+	}
+	rows, err = s.pool.Query(c.ctx, `SELECT topup_id, coalesce(loaded_at, created_at), channel, store_id, amount, status
+		FROM topups WHERE org_id = $1 AND card_id = $2 ORDER BY created_at DESC LIMIT 500`, org, card)
+	if err != nil {
+		return History{}, fmt.Errorf("api: history: %w", err)
+	}
+	var t TopUp
+	if _, err := pgx.ForEachRow(rows, []any{&id, &t.At, &t.Channel, &t.Store, &t.Amount, &t.Status}, func() error {
+		t.ID = uuidText(id)
+		h.TopUps = append(h.TopUps, t)
+		return nil
+	}); err != nil {
+		return History{}, fmt.Errorf("api: history: %w", err)
+	}
+	return h, nil
+}
+
+func (s *Server) cardHistory(c *call) error {
+	c.target = "card " + terminaltx.CardHex(c.who.card)
+	h, err := s.history(c, c.who.org, c.who.card)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, h)
+}
+
+// RefundRequest is the body of a refund request: where to pay the
+// remaining balance. It is personal data, kept sealed.
+type RefundRequest struct {
+	Name string `json:"name"`
+	IBAN string `json:"iban"`
+}
+
+// RefundResponse acknowledges a refund request.
+type RefundResponse struct {
+	ID     string `json:"id"`
+	Card   string `json:"card"`
+	Amount int64  `json:"amount"`
+	Status string `json:"status"`
+}
+
+func validIBAN(s string) bool {
+	s = strings.ReplaceAll(strings.ToUpper(s), " ", "")
+	if len(s) < 15 || len(s) > 34 {
+		return false
+	}
+	// ISO 13616: move the first four characters to the end, letters to
+	// numbers, and the result mod 97 must be 1.
+	r := s[4:] + s[:4]
+	mod := 0
+	for i := 0; i < len(r); i++ {
+		ch := r[i]
+		switch {
+		case ch >= '0' && ch <= '9':
+			mod = (mod*10 + int(ch-'0')) % 97
+		case ch >= 'A' && ch <= 'Z':
+			v := int(ch-'A') + 10
+			mod = (mod*100 + v) % 97
+		default:
+			return false
+		}
+	}
+	return mod == 1
+}
+
+func (s *Server) requestRefund(c *call, org int64, card []byte) error {
+	var req RefundRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	c.target = "card " + terminaltx.CardHex(card)
+	if strings.TrimSpace(req.Name) == "" || len(req.Name) > 200 || !validIBAN(req.IBAN) {
+		return badRequest("name and a valid IBAN are required", nil)
+	}
+	st, err := s.cardStatus(c, org, card)
+	if err != nil {
+		return err
+	}
+	if st.Status != "active" {
+		return apiError(http.StatusConflict, "card is not active", nil)
+	}
+	if st.Balance <= 0 {
+		return apiError(http.StatusConflict, "nothing to refund", nil)
+	}
+	id := newUUID()
+	plain, _ := json.Marshal(req)
+	env, err := s.hsm.Seal(c.ctx, plain, []byte("loopcard refund v1|"+uuidText(id)))
+	clear(plain)
+	if err != nil {
+		return fmt.Errorf("api: seal payout details: %w", err)
+	}
+	_, err = s.pool.Exec(c.ctx, `INSERT INTO api_refund_requests (org_id, request_id, card_id, amount, payout_sealed, requested_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, org, id, card, st.Balance, env, s.now())
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return apiError(http.StatusConflict, "a refund is already requested for this card", nil)
+	}
+	if err != nil {
+		return fmt.Errorf("api: refund request: %w", err)
+	}
+	c.detail = fmt.Sprintf("refund request %s of %d", uuidText(id), st.Balance)
+	return c.reply(http.StatusCreated, RefundResponse{ID: uuidText(id), Card: st.Card, Amount: st.Balance, Status: "requested"})
+}
+
+func (s *Server) cardRefund(c *call) error { return s.requestRefund(c, c.who.org, c.who.card) }
+
+func (s *Server) profileRefund(c *call) error {
+	card, _ := parseCardID(c.r.PathValue("card"))
+	return s.requestRefund(c, c.who.org, card)
+}
+
+// ownsCard lets a profile act on the cards it claimed only.
+func (s *Server) ownsCard(c *call, cardText string) error {
+	card, ok := parseCardID(cardText)
+	if !ok {
+		return errForbidden
+	}
+	var yes bool
+	err := s.pool.QueryRow(c.ctx, `SELECT true FROM api_profile_cards WHERE org_id = $1 AND card_id = $2 AND profile_id = $3`,
+		c.who.org, card, c.who.profile).Scan(&yes)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errForbidden
+	}
+	return err
+}
+
+// Password hashing: argon2id with the parameters OWASP recommends for
+// 19 MiB of memory.
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+func hashPassword(pw string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	k := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(k)), nil
+}
+
+func checkPassword(encoded, pw string) bool {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
+		return false
+	}
+	var m uint32
+	var t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m > 256*1024 || t > 10 || p == 0 {
+		return false
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false
+	}
+	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// dummyHash keeps a login for an unknown email as slow as for a known one.
+var dummyHash = func() string {
+	h, _ := hashPassword("loopcard timing equaliser")
+	return h
+}()
+
+func emailHash(org int64, email string) []byte {
+	h := sha256.Sum256([]byte("loopcard email v1\x00" + strconv.FormatInt(org, 10) + "\x00" + normalEmail(email)))
+	return h[:]
+}
+
+func normalEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+// ClaimRequest is the body of POST /v1/card/claim.
+type ClaimRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// LoginResponse carries a profile's bearer token.
+type LoginResponse struct {
+	Profile   string    `json:"profile"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ProfileTokenTTL is how long a cardholder's login lasts.
+const ProfileTokenTTL = time.Hour
+
+func validPassword(pw string) bool { return len(pw) >= 10 && len(pw) <= 200 }
+
+func (s *Server) claimCard(c *call) error {
+	var req ClaimRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	org, card := c.who.org, c.who.card
+	c.target = "card " + terminaltx.CardHex(card)
+	addr, err := mail.ParseAddress(req.Email)
+	if err != nil || addr.Address != strings.TrimSpace(req.Email) || len(req.Email) > 254 || !validPassword(req.Password) {
+		return badRequest("a valid email and a password of 10 to 200 characters are required", nil)
+	}
+	eh := emailHash(org, req.Email)
+	var profile pgtype.UUID
+	var stored string
+	err = s.pool.QueryRow(c.ctx, `SELECT profile_id, password_hash FROM api_profiles WHERE org_id = $1 AND email_hash = $2`, org, eh).
+		Scan(&profile, &stored)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		hash, err := hashPassword(req.Password)
+		if err != nil {
+			return fmt.Errorf("api: hash password: %w", err)
+		}
+		profile = newUUID()
+		env, err := s.hsm.Seal(c.ctx, []byte(normalEmail(req.Email)), []byte("loopcard profile email v1|"+uuidText(profile)))
+		if err != nil {
+			return fmt.Errorf("api: seal email: %w", err)
+		}
+		if _, err := s.pool.Exec(c.ctx, `INSERT INTO api_profiles (org_id, profile_id, email_hash, email_sealed, password_hash, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`, org, profile, eh, env, hash, s.now()); err != nil {
+			return fmt.Errorf("api: create profile: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("api: profile: %w", err)
+	default:
+		// Adding a card to an existing profile needs its password.
+		if !checkPassword(stored, req.Password) {
+			return apiError(http.StatusConflict, "this email already has a profile: give its password", nil)
+		}
+	}
+	tag, err := s.pool.Exec(c.ctx, `INSERT INTO api_profile_cards (org_id, card_id, profile_id, claimed_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (org_id, card_id) DO UPDATE SET claimed_at = api_profile_cards.claimed_at
+		WHERE api_profile_cards.profile_id = EXCLUDED.profile_id`, org, card, profile, s.now())
+	if err != nil {
+		return fmt.Errorf("api: claim card: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return apiError(http.StatusConflict, "card already claimed by another profile", nil)
+	}
+	tok, err := insertToken(c.ctx, s.pool, org, RoleProfile, nil, profile, s.now().Add(ProfileTokenTTL))
+	if err != nil {
+		return err
+	}
+	c.detail = "claimed by profile " + uuidText(profile)
+	return c.reply(http.StatusCreated, LoginResponse{Profile: uuidText(profile), Token: tok.Reveal(), ExpiresAt: tok.Expires})
+}
+
+// LoginRequest is the body of POST /v1/profile/login.
+type LoginRequest struct {
+	Org      int64  `json:"org"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (s *Server) login(c *call) error {
+	var req LoginRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	if req.Org <= 0 || req.Email == "" || req.Password == "" {
+		return badRequest("org, email and password are required", nil)
+	}
+	c.who.org = req.Org
+	var profile pgtype.UUID
+	stored := dummyHash
+	err := s.pool.QueryRow(c.ctx, `SELECT profile_id, password_hash FROM api_profiles WHERE org_id = $1 AND email_hash = $2`,
+		req.Org, emailHash(req.Org, req.Email)).Scan(&profile, &stored)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("api: login: %w", err)
+	}
+	if !checkPassword(stored, req.Password) || !profile.Valid {
+		s.metrics.Inc("login_failure")
+		return apiError(http.StatusUnauthorized, "wrong email or password", nil)
+	}
+	tok, err := insertToken(c.ctx, s.pool, req.Org, RoleProfile, nil, profile, s.now().Add(ProfileTokenTTL))
+	if err != nil {
+		return err
+	}
+	c.who = principal{role: RoleProfile, org: req.Org, profile: profile, tokenID: tok.ID}
+	return c.reply(http.StatusOK, LoginResponse{Profile: uuidText(profile), Token: tok.Reveal(), ExpiresAt: tok.Expires})
+}
+
+// ProfileExport is everything the API keeps about a profile (GDPR
+// article 15 and 20).
+type ProfileExport struct {
+	Profile   string           `json:"profile"`
+	Email     string           `json:"email"`
+	CreatedAt time.Time        `json:"created_at"`
+	Cards     []History        `json:"cards"`
+	Refunds   []ExportedRefund `json:"refund_requests"`
+}
+
+// ExportedRefund is a refund request with its payout details.
+type ExportedRefund struct {
+	ID     string        `json:"id"`
+	Card   string        `json:"card"`
+	Amount int64         `json:"amount"`
+	Status string        `json:"status"`
+	Payout RefundRequest `json:"payout"`
+}
+
+func (s *Server) exportProfile(c *call) error {
+	org, profile := c.who.org, c.who.profile
+	c.target = "profile " + uuidText(profile)
+	var env keys.Envelope
+	var ex ProfileExport
+	if err := s.pool.QueryRow(c.ctx, `SELECT email_sealed, created_at FROM api_profiles WHERE org_id = $1 AND profile_id = $2`,
+		org, profile).Scan(&env, &ex.CreatedAt); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNotFound
+		}
+		return fmt.Errorf("api: export: %w", err)
+	}
+	email, err := s.hsm.Unseal(c.ctx, &env, []byte("loopcard profile email v1|"+uuidText(profile)))
+	if err != nil {
+		return fmt.Errorf("api: unseal email: %w", err)
+	}
+	ex.Profile, ex.Email = uuidText(profile), string(email)
+	rows, err := s.pool.Query(c.ctx, `SELECT card_id FROM api_profile_cards WHERE org_id = $1 AND profile_id = $2 ORDER BY claimed_at`, org, profile)
+	if err != nil {
+		return fmt.Errorf("api: export: %w", err)
+	}
+	cards, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return fmt.Errorf("api: export: %w", err)
+	}
+	ex.Cards, ex.Refunds = []History{}, []ExportedRefund{}
+	for _, card := range cards {
+		h, err := s.history(c, org, card)
+		if err != nil {
+			return err
+		}
+		ex.Cards = append(ex.Cards, h)
+	}
+	rows, err = s.pool.Query(c.ctx, `SELECT request_id, card_id, amount, status, payout_sealed FROM api_refund_requests
+		WHERE org_id = $1 AND card_id = ANY($2) AND payout_sealed IS NOT NULL ORDER BY requested_at`, org, cards)
+	if err != nil {
+		return fmt.Errorf("api: export: %w", err)
+	}
+	var id pgtype.UUID
+	var card []byte
+	var r ExportedRefund
+	var penv keys.Envelope
+	if _, err := pgx.ForEachRow(rows, []any{&id, &card, &r.Amount, &r.Status, &penv}, func() error {
+		plain, err := s.hsm.Unseal(c.ctx, &penv, []byte("loopcard refund v1|"+uuidText(id)))
+		if err != nil {
+			return err
+		}
+		defer clear(plain)
+		r.Payout = RefundRequest{}
+		if err := json.Unmarshal(plain, &r.Payout); err != nil {
+			return err
+		}
+		r.ID, r.Card = uuidText(id), terminaltx.CardHex(card)
+		ex.Refunds = append(ex.Refunds, r)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("api: export refunds: %w", err)
+	}
+	return c.reply(http.StatusOK, ex)
+}
+
+// eraseProfile deletes a profile's personal data (GDPR article 17): the
+// sealed email, the password hash, the link to its cards, the payout
+// details of its refund requests and its tokens. Transactions stay, keyed
+// by card id only, which nothing links to a person any more.
+func (s *Server) eraseProfile(c *call) error {
+	org, profile := c.who.org, c.who.profile
+	c.target = "profile " + uuidText(profile)
+	err := pgx.BeginFunc(c.ctx, s.pool, func(tx pgx.Tx) error {
+		// Payout details go; an open request cannot be paid without them.
+		if _, err := tx.Exec(c.ctx, `UPDATE api_refund_requests SET payout_sealed = NULL,
+				status = CASE WHEN status = 'requested' THEN 'cancelled' ELSE status END
+			WHERE org_id = $1 AND card_id IN (SELECT card_id FROM api_profile_cards WHERE org_id = $1 AND profile_id = $2)`, org, profile); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM api_profile_cards WHERE org_id = $1 AND profile_id = $2`,
+			`DELETE FROM api_profiles WHERE org_id = $1 AND profile_id = $2`,
+			`DELETE FROM api_tokens WHERE org_id = $1 AND profile_id = $2`,
+		} {
+			if _, err := tx.Exec(c.ctx, q, org, profile); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("api: erase profile: %w", err)
+	}
+	return c.reply(http.StatusOK, map[string]any{"profile": uuidText(profile), "erased": true})
+}

@@ -1,0 +1,43 @@
+// Package api is Loopcard's one door: the HTTPS /v1 API that terminals,
+// stores, headquarters, auditors and cardholders use.
+//
+// # Requests
+//
+// Every request goes through one chain: request id → access log → recover →
+// metrics → per-request timeout → body limit → rate limit per IP →
+// authenticate → rate limit per client → authorize → handler. Errors leave
+// the server as {"error": "...", "request_id": "..."}: a short public
+// message, never a cause, stack or SQL; the cause is logged with the request
+// id.
+//
+// # Who is who
+//
+//   - Staff (roles hq, store, auditor) send "Authorization: Bearer TOKEN", a
+//     random 256-bit token issued with an expiry (loopcard token issue) and
+//     stored only as its SHA-256. A store token is bound to one store.
+//   - Terminals enrol once with their one-time enrolment token, an Ed25519
+//     signing key and an X25519 or P-256 key-agreement key, then sign every
+//     request (RFC 9421, package httpsig) with keyid "ORG:TERMINAL"; nonces
+//     are remembered until the signature would be stale, so a replayed
+//     request is refused. Requests other than enrolment and fetching a
+//     session key name a current session key in Loopcard-Session-Key. A
+//     terminal may also present a client certificate of the local CA whose
+//     common name is its key id.
+//   - Cardholders send "Authorization: Card TOKEN" with the QR token of their
+//     card (role card), and "Loopcard-PIN: DIGITS" where the PIN is needed
+//     (role card_pin, which may do all that card may). A PIN is tried at
+//     most five times; then the card is locked with a back-off that doubles
+//     with every lock, and even the right PIN is refused until it ends. A
+//     claimed profile logs in with email and password (argon2id) and gets a
+//     Bearer token of role profile.
+//
+// Which role may call which route is one table (routes.go), enforced in one
+// place (authorize), and tested for every route and every role.
+//
+// # Audit
+//
+// Every privileged request and every refused or failed one is an audit
+// record (api_audit): who, what, when, from where, outcome. Suspicious
+// patterns (PIN failures on many cards from one client, a revoked terminal
+// trying) raise alerts (api_alerts, a warning log line and a metric).
+package api

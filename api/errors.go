@@ -1,0 +1,76 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/personalize/batch"
+)
+
+// Error is an error with the status and the short public message the
+// client sees; the cause stays in logs.
+type Error struct {
+	Status int
+	Public string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return e.Public
+	}
+	return e.Public + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func apiError(status int, public string, cause error) *Error {
+	return &Error{Status: status, Public: public, Err: cause}
+}
+
+// Errors every handler may return as they are.
+var (
+	errNotFound      = apiError(http.StatusNotFound, "not found", nil)
+	errUnauthorized  = apiError(http.StatusUnauthorized, "authentication required", nil)
+	errForbidden     = apiError(http.StatusForbidden, "forbidden", nil)
+	errTooLarge      = apiError(http.StatusRequestEntityTooLarge, "request body too large", nil)
+	errRateLimited   = apiError(http.StatusTooManyRequests, "too many requests", nil)
+	errCardLocked    = apiError(http.StatusTooManyRequests, "too many wrong PINs: card locked, try later", nil)
+	errWrongPIN      = apiError(http.StatusUnauthorized, "wrong PIN", nil)
+	errReplay        = apiError(http.StatusUnauthorized, "request replayed", nil)
+	errSessionKey    = apiError(http.StatusUnauthorized, "session key expired, revoked or unknown", nil)
+	errBadSignature  = apiError(http.StatusUnauthorized, "bad request signature", nil)
+	errMediaType     = apiError(http.StatusUnsupportedMediaType, "body must be application/json", nil)
+	errMethodMissing = apiError(http.StatusMethodNotAllowed, "method not allowed", nil)
+)
+
+func badRequest(public string, cause error) *Error {
+	return apiError(http.StatusBadRequest, public, cause)
+}
+
+// publicError is the one mapping from internal errors to what a client
+// sees.
+func publicError(err error) *Error {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, context.DeadlineExceeded):
+		return apiError(http.StatusServiceUnavailable, "request timed out", err)
+	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, batch.ErrNotFound):
+		return apiError(http.StatusNotFound, "not found", err)
+	case errors.Is(err, ledger.ErrInvalid), errors.Is(err, batch.ErrInvalid):
+		return apiError(http.StatusBadRequest, "invalid request", err)
+	case errors.Is(err, ledger.ErrConflict), errors.Is(err, ledger.ErrExists):
+		return apiError(http.StatusConflict, "conflicts with an earlier request", err)
+	case errors.Is(err, ledger.ErrCardBlocked):
+		return apiError(http.StatusConflict, "card is blocked", err)
+	case errors.Is(err, ledger.ErrInsufficientFunds):
+		return apiError(http.StatusConflict, "insufficient funds", err)
+	case errors.Is(err, ledger.ErrEnrolment):
+		return apiError(http.StatusUnauthorized, "enrolment refused", err)
+	}
+	return apiError(http.StatusInternalServerError, "internal error", err)
+}

@@ -1,0 +1,299 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+)
+
+// call is one request on its way through the chain.
+type call struct {
+	w     http.ResponseWriter
+	r     *http.Request
+	ctx   context.Context
+	id    string
+	route *route
+	body  []byte
+	who   principal
+	ip    string
+	// target names what the request acted on, for the audit record.
+	target string
+	// detail adds to the audit record (never a secret).
+	detail string
+	status int
+}
+
+type ctxKey struct{}
+
+// reqState is shared by the outer handler and the route's chain.
+type reqState struct {
+	c *call
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// outer gives every request an id, writes the access log, recovers
+// panics and records metrics, for matched routes and unmatched paths alike.
+func (s *Server) outer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		done := s.metrics.Start()
+		defer done()
+		c := &call{id: newRequestID(), ip: remoteIP(r)}
+		sw := &statusWriter{ResponseWriter: w}
+		sw.Header().Set("X-Request-Id", c.id)
+		sw.Header().Set("Cache-Control", "no-store")
+		sw.Header().Set("X-Content-Type-Options", "nosniff")
+		st := &reqState{c: c}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, st))
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("api: panic", "request_id", c.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					s.writeError(sw, c, apiError(http.StatusInternalServerError, "internal error", nil))
+				}
+			}
+			routeName := "unmatched"
+			if c.route != nil {
+				routeName = c.route.pattern()
+			}
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			d := time.Since(start)
+			s.metrics.Observe(routeName, r.Method, status, d)
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+				slog.String("request_id", c.id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.String("route", routeName), slog.Int("status", status), slog.Duration("duration", d),
+				slog.String("remote", c.ip), slog.String("actor", c.who.actor()))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// chain is the per-route part of the chain: timeout, body, rate limits,
+// authentication, authorization, the handler, and the audit record.
+func (s *Server) chain(rt *route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, _ := r.Context().Value(ctxKey{}).(*reqState)
+		if st == nil {
+			panic("api: chain without outer handler")
+		}
+		c := st.c
+		c.w, c.r, c.route = w, r, rt
+		ctx, cancel := context.WithTimeout(r.Context(), s.limits.RequestTimeout)
+		defer cancel()
+		c.ctx = ctx
+		err := s.pipeline(c)
+		switch {
+		case err != nil && c.status != 0:
+			// The answer has begun: too late for an error body.
+			s.log.Warn("api: error after the response began", "request_id", c.id, "err", err)
+			err = nil
+		case err != nil:
+			s.writeError(w, c, err)
+		}
+		s.audit(c, err)
+	})
+}
+
+func (s *Server) pipeline(c *call) error {
+	if !s.ipLimit.allow("ip:" + c.ip) {
+		s.metrics.Inc("rate_limited_ip")
+		return errRateLimited
+	}
+	if err := s.readBody(c); err != nil {
+		return err
+	}
+	who, err := s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	c.who = who
+	if who.role != RoleAnonymous && !s.clLimit.allow("client:"+who.actor()) {
+		s.metrics.Inc("rate_limited_client")
+		return errRateLimited
+	}
+	if err := s.authorize(c); err != nil {
+		return err
+	}
+	return c.route.h(c)
+}
+
+// readBody reads the whole body within the route's limit: request
+// signatures cover it, and nothing is changed before it was all read.
+func (s *Server) readBody(c *call) error {
+	max := s.limits.MaxBody
+	if c.route.bigBody {
+		max = s.limits.MaxBatchBody
+	}
+	if c.r.ContentLength > max {
+		return errTooLarge
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errTooLarge
+		}
+		return badRequest("cannot read body", err)
+	}
+	if len(b) > 0 {
+		mt, _, err := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
+		if err != nil || mt != "application/json" {
+			return errMediaType
+		}
+	}
+	c.body = b
+	return nil
+}
+
+// decode reads the JSON body into v: unknown fields, trailing data and a
+// missing body are errors.
+func (c *call) decode(v any) error {
+	if len(c.body) == 0 {
+		return badRequest("a JSON body is required", nil)
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("malformed JSON body", err)
+	}
+	if dec.More() {
+		return badRequest("malformed JSON body", errors.New("trailing data"))
+	}
+	return nil
+}
+
+// reply writes v as JSON with status.
+func (c *call) reply(status int, v any) error {
+	c.status = status
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.WriteHeader(status)
+	return json.NewEncoder(c.w).Encode(v)
+}
+
+type errorBody struct {
+	Error     string `json:"error"`
+	RequestID string `json:"request_id"`
+}
+
+func (s *Server) writeError(w http.ResponseWriter, c *call, err error) {
+	pe := publicError(err)
+	c.status = pe.Status
+	if pe.Status >= 500 {
+		s.log.Error("api: request failed", "request_id", c.id, "err", err)
+	} else if pe.Err != nil {
+		s.log.Debug("api: request refused", "request_id", c.id, "status", pe.Status, "err", err)
+	}
+	if pe.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="loopcard"`)
+	}
+	if pe.Status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(pe.Status)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: pe.Public, RequestID: c.id})
+}
+
+// audit writes the audit record of a privileged request or of any refused
+// or failed one.
+func (s *Server) audit(c *call, err error) {
+	status := c.status
+	if err != nil {
+		status = publicError(err).Status
+	}
+	if err == nil && !c.route.privileged {
+		return
+	}
+	outcome := "ok"
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusTooManyRequests:
+		outcome = "denied"
+	case status >= 400:
+		outcome = "failed"
+	}
+	detail := c.detail
+	if err != nil && detail == "" {
+		detail = publicError(err).Public
+	}
+	action := c.route.pattern()
+	// The audit record is written even when the request's own context has
+	// ended (timeout, client gone).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.r.Context()), 5*time.Second)
+	defer cancel()
+	_, aerr := s.pool.Exec(ctx, `INSERT INTO api_audit (org_id, at, request_id, actor, action, target, remote_addr, outcome, status, detail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		c.who.org, s.now(), c.id, c.who.actor(), action, c.target, c.ip, outcome, status, truncate(detail, 500))
+	if aerr != nil {
+		s.metrics.Inc("audit_write_failed")
+		s.log.Error("api: audit record not written", "request_id", c.id, "action", action, "err", aerr)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// raiseAlert records a suspicious pattern.
+func (s *Server) raiseAlert(c *call, kind, detail string) {
+	s.metrics.Inc("alert_" + kind)
+	s.log.Warn("api: alert", "kind", kind, "actor", c.who.actor(), "remote", c.ip, "request_id", c.id, "detail", detail)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.r.Context()), 5*time.Second)
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO api_alerts (org_id, kind, actor, remote_addr, detail, raised_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		c.who.org, kind, c.who.actor(), c.ip, truncate(detail, 500), s.now()); err != nil {
+		s.log.Error("api: alert not written", "request_id", c.id, "err", err)
+	}
+}

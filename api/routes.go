@@ -1,0 +1,153 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+)
+
+// Role is who a request is from, as authenticate found out.
+type Role string
+
+// The roles of the role matrix.
+const (
+	RoleAnonymous Role = "anonymous" // no credentials
+	RoleHQ        Role = "hq"        // headquarters admin
+	RoleStore     Role = "store"     // operator of one store
+	RoleAuditor   Role = "auditor"   // reads exports, changes nothing
+	RoleTerminal  Role = "terminal"  // enrolled terminal, signed request
+	RoleCard      Role = "card"      // holder of a card's QR token
+	RoleCardPIN   Role = "card_pin"  // QR token and the right PIN (may do all card may)
+	RoleProfile   Role = "profile"   // cardholder logged in to a claimed profile
+
+	// RolePublic in a route's roles lets anyone call it, with or without
+	// credentials.
+	RolePublic Role = "public"
+)
+
+// AllRoles are the roles a principal can have.
+var AllRoles = []Role{RoleAnonymous, RoleHQ, RoleStore, RoleAuditor, RoleTerminal, RoleCard, RoleCardPIN, RoleProfile}
+
+type handler func(c *call) error
+
+// route is one row of the role matrix.
+type route struct {
+	method, path string
+	roles        []Role
+	h            handler
+	// privileged requests are audited when they succeed too (failures
+	// always are).
+	privileged bool
+	// bigBody allows Limits.MaxBatchBody instead of Limits.MaxBody.
+	bigBody bool
+	// session requires a terminal's current session key.
+	session bool
+}
+
+func roles(r ...Role) []Role { return r }
+
+func (rt *route) pattern() string {
+	if rt.method == "" {
+		return rt.path
+	}
+	return rt.method + " " + rt.path
+}
+
+// Pattern is a route as the mux knows it, with the roles allowed on it.
+type Pattern struct {
+	Method, Path string
+	Roles        []Role
+}
+
+// Routes returns the role matrix: every route and who may call it.
+func (s *Server) Routes() []Pattern {
+	out := make([]Pattern, len(s.routes))
+	for i, rt := range s.routes {
+		out[i] = Pattern{Method: rt.method, Path: rt.path, Roles: slices.Clone(rt.roles)}
+	}
+	return out
+}
+
+// table is the role matrix: every route, who may call it, and its handler.
+func (s *Server) table() []route {
+	staff := roles(RoleHQ)
+	return []route{
+		// Operations.
+		{method: "GET", path: "/healthz", roles: roles(RolePublic), h: s.healthz},
+		{method: "GET", path: "/metrics", roles: roles(RolePublic), h: s.metricsHandler},
+		{method: "GET", path: "/v1/openapi.json", roles: roles(RolePublic), h: s.openAPI},
+
+		// Terminals.
+		{method: "POST", path: "/v1/terminals/enrol", roles: roles(RolePublic), h: s.enrolTerminal, privileged: true},
+		{method: "POST", path: "/v1/terminal/session-keys", roles: roles(RoleTerminal), h: s.sessionKey, privileged: true},
+		{method: "POST", path: "/v1/terminal/batches", roles: roles(RoleTerminal), h: s.uploadBatch, privileged: true, bigBody: true, session: true},
+
+		// Stores.
+		{method: "POST", path: "/v1/stores/{store}/topups", roles: roles(RoleStore, RoleHQ), h: s.cashTopUp, privileged: true},
+
+		// Headquarters.
+		{method: "POST", path: "/v1/hq/stores", roles: staff, h: s.addStore, privileged: true},
+		{method: "POST", path: "/v1/hq/terminals", roles: staff, h: s.createTerminal, privileged: true},
+		{method: "DELETE", path: "/v1/hq/terminals/{terminal}", roles: staff, h: s.revokeTerminal, privileged: true},
+		{method: "DELETE", path: "/v1/hq/terminals/{terminal}/session-keys", roles: staff, h: s.revokeSessionKeys, privileged: true},
+		{method: "GET", path: "/v1/hq/batches", roles: staff, h: s.listBatches, privileged: true},
+		{method: "GET", path: "/v1/hq/keys", roles: staff, h: s.keyStatus, privileged: true},
+		{method: "GET", path: "/v1/hq/alerts", roles: roles(RoleHQ, RoleAuditor), h: s.listAlerts, privileged: true},
+
+		// Auditors.
+		{method: "GET", path: "/v1/audit/records", roles: roles(RoleAuditor, RoleHQ), h: s.auditRecords, privileged: true},
+
+		// Cardholders.
+		{method: "GET", path: "/v1/card", roles: roles(RoleCard), h: s.cardBalance},
+		{method: "GET", path: "/v1/card/history", roles: roles(RoleCardPIN), h: s.cardHistory, privileged: true},
+		{method: "POST", path: "/v1/card/refund", roles: roles(RoleCardPIN), h: s.cardRefund, privileged: true},
+		{method: "POST", path: "/v1/card/claim", roles: roles(RoleCardPIN), h: s.claimCard, privileged: true},
+		{method: "POST", path: "/v1/profile/login", roles: roles(RolePublic), h: s.login, privileged: true},
+		{method: "GET", path: "/v1/profile", roles: roles(RoleProfile), h: s.exportProfile, privileged: true},
+		{method: "DELETE", path: "/v1/profile", roles: roles(RoleProfile), h: s.eraseProfile, privileged: true},
+		{method: "POST", path: "/v1/profile/cards/{card}/refund", roles: roles(RoleProfile), h: s.profileRefund, privileged: true},
+	}
+}
+
+// authorize is the one place where the role matrix is enforced: the
+// principal's role must be among the route's, a store operator may act on
+// their own store only, a profile on its own cards only, and a terminal
+// must hold a current session key where the route needs one.
+func (s *Server) authorize(c *call) error {
+	rt, who := c.route, c.who
+	ok := slices.Contains(rt.roles, RolePublic) || slices.Contains(rt.roles, who.role) ||
+		(who.role == RoleCardPIN && slices.Contains(rt.roles, RoleCard))
+	if !ok {
+		if who.role == RoleAnonymous {
+			return errUnauthorized
+		}
+		return errForbidden
+	}
+	if st := c.r.PathValue("store"); st != "" && who.role == RoleStore && st != who.store {
+		return errForbidden
+	}
+	if card := c.r.PathValue("card"); card != "" && who.role == RoleProfile {
+		if err := s.ownsCard(c, card); err != nil {
+			return err
+		}
+	}
+	if rt.session && who.role == RoleTerminal {
+		if err := s.checkSessionKey(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) healthz(c *call) error {
+	if err := s.pool.Ping(c.ctx); err != nil {
+		return apiError(http.StatusServiceUnavailable, "database unavailable", err)
+	}
+	return c.reply(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) metricsHandler(c *call) error {
+	c.status = http.StatusOK
+	c.w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_, err := s.metrics.WriteTo(c.w)
+	return err
+}

@@ -1,0 +1,230 @@
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/loopcard/loopcard/api/internal/metrics"
+	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/personalize/batch"
+)
+
+// HSM is what the API asks of the HSM (keys.HSM satisfies it).
+type HSM interface {
+	EventDebitKey(ctx context.Context, l keys.Label, eventID []byte) (keys.AESKey, keys.Label, error)
+	VerifyPIN(ctx context.Context, cardID []byte, p keys.PIN, want keys.PVV) error
+	Seal(ctx context.Context, plaintext, aad []byte) (*keys.Envelope, error)
+	Unseal(ctx context.Context, env *keys.Envelope, aad []byte) ([]byte, error)
+	List(ctx context.Context) ([]keys.KeyInfo, error)
+}
+
+// Limits bound what one client may ask of the server.
+type Limits struct {
+	// MaxBody is the largest request body in bytes; 0 means 64 KiB.
+	MaxBody int64
+	// MaxBatchBody is the largest terminal batch upload; 0 means 4 MiB.
+	MaxBatchBody int64
+	// PerIP and PerClient are sustained requests per second, with bursts
+	// of twice as many; 0 means 200 per IP and 50 per client, negative
+	// means no limit.
+	PerIP, PerClient float64
+	// RequestTimeout bounds the work on one request; 0 means 10 s.
+	RequestTimeout time.Duration
+	// SignatureMaxAge is how old a terminal's signature may be; 0 means 60 s.
+	SignatureMaxAge time.Duration
+	// SessionKeyTTL is how long a terminal session key is valid; 0 means 12 h.
+	SessionKeyTTL time.Duration
+	// CreditKeyTTL is how long a per-card credit key is valid; 0 means 60 s.
+	CreditKeyTTL time.Duration
+	// PINFailureAlert is how many cards with a PIN failure from one client
+	// within 10 minutes raise an alert; 0 means 5.
+	PINFailureAlert int
+}
+
+func (l *Limits) defaults() {
+	def := func(v *int64, d int64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxBody, 64<<10)
+	def(&l.MaxBatchBody, 4<<20)
+	if l.PerIP == 0 {
+		l.PerIP = 200
+	}
+	if l.PerClient == 0 {
+		l.PerClient = 50
+	}
+	durDef := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	durDef(&l.RequestTimeout, 10*time.Second)
+	durDef(&l.SignatureMaxAge, 60*time.Second)
+	durDef(&l.SessionKeyTTL, 12*time.Hour)
+	durDef(&l.CreditKeyTTL, 60*time.Second)
+	if l.PINFailureAlert == 0 {
+		l.PINFailureAlert = 5
+	}
+}
+
+// Config is what a Server needs.
+type Config struct {
+	Ledger  *ledger.Ledger
+	Batches *batch.Store
+	HSM     HSM
+	// Logger receives access logs, errors and alerts; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Limits Limits
+}
+
+// Server is the API. Create it with New; it is an http.Handler.
+type Server struct {
+	ledger  *ledger.Ledger
+	batches *batch.Store
+	pool    *pgxpool.Pool
+	hsm     HSM
+	log     *slog.Logger
+	now     func() time.Time
+	limits  Limits
+	metrics *metrics.Registry
+	ipLimit *limiter
+	clLimit *limiter
+	pinWarn *pinWatch
+	mux     *http.ServeMux
+	handler http.Handler
+	routes  []route
+}
+
+// New returns a Server. Ledger, Batches and HSM are required.
+func New(cfg Config) (*Server, error) {
+	if cfg.Ledger == nil || cfg.Batches == nil || cfg.HSM == nil {
+		return nil, errors.New("api: Ledger, Batches and HSM are required")
+	}
+	s := &Server{
+		ledger:  cfg.Ledger,
+		batches: cfg.Batches,
+		pool:    cfg.Ledger.Pool(),
+		hsm:     cfg.HSM,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		limits:  cfg.Limits,
+		metrics: metrics.New(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.limits.defaults()
+	s.ipLimit = newLimiter(s.limits.PerIP, s.now)
+	s.clLimit = newLimiter(s.limits.PerClient, s.now)
+	s.pinWarn = newPINWatch(s.limits.PINFailureAlert, 10*time.Minute)
+	s.routes = s.table()
+	s.mux = http.NewServeMux()
+	for i := range s.routes {
+		rt := &s.routes[i]
+		s.mux.Handle(rt.pattern(), s.chain(rt))
+	}
+	s.mux.Handle("/", s.chain(&route{method: "", path: "/", roles: roles(RolePublic), h: func(*call) error {
+		return errNotFound
+	}}))
+	s.handler = s.outer(s.mux)
+	return s, nil
+}
+
+// ServeHTTP serves one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// TLSConfig is the server side of TLS 1.3 for cert; clientCAs, when not
+// nil, verifies the client certificates terminals may present.
+func TLSConfig(cert tls.Certificate, clientCAs *x509.CertPool) *tls.Config {
+	c := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+	}
+	if clientCAs != nil {
+		c.ClientCAs = clientCAs
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return c
+}
+
+// HTTPServer returns the http.Server of the API with a timeout on every
+// stage of a request.
+func (s *Server) HTTPServer(tc *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           s,
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Serve serves HTTPS on ln with tc (TLS 1.3 is enforced) until ctx ends,
+// then shuts down gracefully: it stops accepting, lets requests in flight
+// finish for up to grace, and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, tc *tls.Config, grace time.Duration) error {
+	tc = tc.Clone()
+	tc.MinVersion = tls.VersionTLS13
+	hs := s.HTTPServer(tc)
+	stopJanitor := s.startJanitor(ctx)
+	defer stopJanitor()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api: serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("api: shutting down", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		return fmt.Errorf("api: shutdown: %w", err)
+	}
+	return nil
+}
+
+// startJanitor deletes expired nonces once a minute.
+func (s *Server) startJanitor(ctx context.Context) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := s.pool.Exec(ctx, `DELETE FROM api_nonces WHERE expires_at < $1`, s.now()); err != nil && ctx.Err() == nil {
+					s.log.Warn("api: nonce cleanup", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}

@@ -1,0 +1,244 @@
+package api
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+)
+
+// StoreRequest is the body of POST /v1/hq/stores.
+type StoreRequest struct {
+	Store string `json:"store"`
+	Name  string `json:"name"`
+}
+
+func (s *Server) addStore(c *call) error {
+	var req StoreRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	c.target = "store " + req.Store
+	if !terminaltx.ValidID(req.Store) || req.Name == "" {
+		return badRequest("store (a-z 0-9 . _ -) and name are required", nil)
+	}
+	if err := s.ledger.AddStore(c.ctx, c.who.org, req.Store, req.Name); err != nil {
+		return err
+	}
+	return c.reply(http.StatusCreated, req)
+}
+
+// TerminalRequest is the body of POST /v1/hq/terminals.
+type TerminalRequest struct {
+	Terminal string `json:"terminal"`
+	Merchant string `json:"merchant"`
+	// TTL is how long the enrolment token is valid, in seconds; 0 means a day.
+	TTL int64 `json:"ttl_seconds"`
+}
+
+// TerminalResponse carries the one-time enrolment token, shown once.
+type TerminalResponse struct {
+	Terminal        string    `json:"terminal"`
+	EnrolmentToken  string    `json:"enrolment_token"`
+	TokenExpiresAt  time.Time `json:"token_expires_at"`
+	EnrolmentTarget string    `json:"enrol_at"`
+}
+
+func (s *Server) createTerminal(c *call) error {
+	var req TerminalRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	c.target = "terminal " + req.Terminal
+	ttl := time.Duration(req.TTL) * time.Second
+	if req.TTL == 0 {
+		ttl = 24 * time.Hour
+	}
+	if !terminaltx.ValidID(req.Terminal) || !terminaltx.ValidID(req.Merchant) || ttl <= 0 || ttl > 30*24*time.Hour {
+		return badRequest("terminal, merchant and a lifetime of at most 30 days are required", nil)
+	}
+	tok, err := s.ledger.CreateTerminal(c.ctx, c.who.org, req.Terminal, req.Merchant, ttl)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusCreated, TerminalResponse{Terminal: req.Terminal, EnrolmentToken: tok.Reveal(),
+		TokenExpiresAt: s.now().Add(ttl), EnrolmentTarget: "/v1/terminals/enrol"})
+}
+
+func (s *Server) revokeTerminal(c *call) error {
+	term := c.r.PathValue("terminal")
+	c.target = "terminal " + term
+	if err := s.ledger.RevokeTerminal(c.ctx, c.who.org, term); err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(c.ctx, `UPDATE api_session_keys SET revoked_at = $3
+		WHERE org_id = $1 AND terminal_id = $2 AND revoked_at IS NULL`, c.who.org, term, s.now()); err != nil {
+		return fmt.Errorf("api: revoke session keys: %w", err)
+	}
+	return c.reply(http.StatusOK, map[string]string{"terminal": term, "status": "revoked"})
+}
+
+func (s *Server) revokeSessionKeys(c *call) error {
+	term := c.r.PathValue("terminal")
+	c.target = "terminal " + term
+	tag, err := s.pool.Exec(c.ctx, `UPDATE api_session_keys SET revoked_at = $3
+		WHERE org_id = $1 AND terminal_id = $2 AND revoked_at IS NULL AND expires_at > $3`, c.who.org, term, s.now())
+	if err != nil {
+		return fmt.Errorf("api: revoke session keys: %w", err)
+	}
+	return c.reply(http.StatusOK, map[string]any{"terminal": term, "revoked": tag.RowsAffected()})
+}
+
+func (s *Server) listBatches(c *call) error {
+	bs, err := s.batches.List(c.ctx, c.who.org)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, map[string]any{"batches": bs})
+}
+
+func (s *Server) keyStatus(c *call) error {
+	ks, err := s.hsm.List(c.ctx)
+	if err != nil {
+		return fmt.Errorf("api: list keys: %w", err)
+	}
+	return c.reply(http.StatusOK, map[string]any{"keys": ks})
+}
+
+// AlertRecord is a suspicious pattern seen by the API or the ledger.
+type AlertRecord struct {
+	Source   string    `json:"source"` // api or ledger
+	Kind     string    `json:"kind"`
+	Actor    string    `json:"actor,omitempty"`
+	Remote   string    `json:"remote,omitempty"`
+	Card     string    `json:"card,omitempty"`
+	Detail   string    `json:"detail"`
+	RaisedAt time.Time `json:"raised_at,omitzero"`
+}
+
+func (s *Server) listAlerts(c *call) error {
+	rows, err := s.pool.Query(c.ctx, `SELECT kind, actor, remote_addr, detail, raised_at FROM api_alerts
+		WHERE org_id = $1 ORDER BY alert_id DESC LIMIT 1000`, c.who.org)
+	if err != nil {
+		return fmt.Errorf("api: alerts: %w", err)
+	}
+	out := []AlertRecord{}
+	var a AlertRecord
+	if _, err := pgx.ForEachRow(rows, []any{&a.Kind, &a.Actor, &a.Remote, &a.Detail, &a.RaisedAt}, func() error {
+		a.Source = "api"
+		out = append(out, a)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("api: alerts: %w", err)
+	}
+	la, err := s.ledger.Alerts(c.ctx, c.who.org)
+	if err != nil {
+		return err
+	}
+	for _, l := range la {
+		out = append(out, AlertRecord{Source: "ledger", Kind: l.Kind, Card: terminaltx.CardHex(l.Card), Detail: l.Detail})
+	}
+	return c.reply(http.StatusOK, map[string]any{"alerts": out})
+}
+
+// AuditRecord is one row of the API's audit trail.
+type AuditRecord struct {
+	ID        int64     `json:"id"`
+	At        time.Time `json:"at"`
+	RequestID string    `json:"request_id"`
+	Actor     string    `json:"actor"`
+	Action    string    `json:"action"`
+	Target    string    `json:"target,omitempty"`
+	Remote    string    `json:"remote"`
+	Outcome   string    `json:"outcome"`
+	Status    int       `json:"status"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// auditRecords exports the audit trail of the caller's organizer in pages
+// of at most 1000, after the id given in ?after=.
+func (s *Server) auditRecords(c *call) error {
+	var after int64
+	if a := c.r.URL.Query().Get("after"); a != "" {
+		n, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || n < 0 {
+			return badRequest("after must be a record id", nil)
+		}
+		after = n
+	}
+	rows, err := s.pool.Query(c.ctx, `SELECT audit_id, at, request_id, actor, action, target, remote_addr, outcome, status, detail
+		FROM api_audit WHERE org_id = $1 AND audit_id > $2 ORDER BY audit_id LIMIT 1000`, c.who.org, after)
+	if err != nil {
+		return fmt.Errorf("api: audit export: %w", err)
+	}
+	out := []AuditRecord{}
+	var a AuditRecord
+	if _, err := pgx.ForEachRow(rows, []any{&a.ID, &a.At, &a.RequestID, &a.Actor, &a.Action, &a.Target, &a.Remote, &a.Outcome, &a.Status, &a.Detail}, func() error {
+		out = append(out, a)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("api: audit export: %w", err)
+	}
+	return c.reply(http.StatusOK, map[string]any{"records": out})
+}
+
+// TopUpRequest is the body of POST /v1/stores/{store}/topups: cash taken
+// at the store for a card. ID (a UUID) makes the request idempotent.
+type TopUpRequest struct {
+	ID     string `json:"id,omitempty"`
+	Card   string `json:"card"` // card id (UID) in hex
+	Amount int64  `json:"amount"`
+	// Write is the card write, when the store wrote the credit onto the card.
+	Write *CardWrite `json:"write,omitempty"`
+}
+
+// CardWrite is what a store read back after writing a credit onto a card.
+type CardWrite struct {
+	Seq    uint32 `json:"seq"`
+	Before int64  `json:"balance_before"`
+	After  int64  `json:"balance_after"`
+}
+
+func parseCardID(s string) ([]byte, bool) {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) < terminaltx.MinCardIDLen || len(b) > terminaltx.MaxCardIDLen {
+		return nil, false
+	}
+	return b, true
+}
+
+func (s *Server) cashTopUp(c *call) error {
+	var req TopUpRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	store := c.r.PathValue("store")
+	card, ok := parseCardID(req.Card)
+	if !ok || req.Amount <= 0 {
+		return badRequest("card (hex card id) and a positive amount are required", nil)
+	}
+	c.target = "card " + terminaltx.CardHex(card)
+	in := ledger.CashTopUp{Store: store, Card: card, Amount: req.Amount}
+	if req.ID != "" {
+		id, ok := parseUUID(req.ID)
+		if !ok {
+			return badRequest("id must be a UUID", nil)
+		}
+		in.ID = terminaltx.ID(id.Bytes)
+	}
+	if req.Write != nil {
+		in.Write = &ledger.CardWrite{Seq: req.Write.Seq, Before: req.Write.Before, After: req.Write.After}
+	}
+	id, err := s.ledger.TopUpCash(c.ctx, c.who.org, in)
+	if err != nil {
+		return err
+	}
+	c.detail = fmt.Sprintf("cash top-up %s of %d at %s", id, req.Amount, store)
+	return c.reply(http.StatusCreated, map[string]any{"id": id.String(), "card": terminaltx.CardHex(card), "amount": req.Amount})
+}

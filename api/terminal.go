@@ -1,0 +1,263 @@
+package api
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/loopcard/loopcard/api/keydelivery"
+	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+)
+
+// EnrolRequest is the body of POST /v1/terminals/enrol.
+type EnrolRequest struct {
+	Org        int64  `json:"org"`
+	Terminal   string `json:"terminal"`
+	Token      string `json:"token"`
+	SigningKey []byte `json:"signing_key"` // Ed25519 public key, 32 bytes
+	KexAlg     string `json:"kex_alg"`     // x25519 or p256
+	KexKey     []byte `json:"kex_key"`     // the key-agreement public key
+}
+
+// EnrolResponse is its answer: the key id to sign requests with.
+type EnrolResponse struct {
+	KeyID string `json:"key_id"`
+}
+
+func (s *Server) enrolTerminal(c *call) error {
+	var req EnrolRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	c.who.org = req.Org
+	c.target = "terminal " + req.Terminal
+	if req.Org <= 0 || !terminaltx.ValidID(req.Terminal) {
+		return badRequest("org and terminal are required", nil)
+	}
+	if len(req.SigningKey) != ed25519.PublicKeySize {
+		return badRequest("signing_key must be an Ed25519 public key", nil)
+	}
+	if _, err := keydelivery.ParsePublicKey(req.KexAlg, req.KexKey); err != nil {
+		return badRequest("kex_key must be an x25519 or p256 public key", err)
+	}
+	tok, err := ledger.ParseEnrolmentToken(req.Token)
+	if err != nil {
+		return apiError(http.StatusUnauthorized, "enrolment refused", err)
+	}
+	if err := s.ledger.EnrolTerminal(c.ctx, req.Org, req.Terminal, tok, ed25519.PublicKey(req.SigningKey)); err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(c.ctx, `INSERT INTO api_terminal_keys (org_id, terminal_id, kex_alg, kex_public, enrolled_at)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, terminal_id) DO UPDATE
+		SET kex_alg = EXCLUDED.kex_alg, kex_public = EXCLUDED.kex_public, enrolled_at = EXCLUDED.enrolled_at`,
+		req.Org, req.Terminal, req.KexAlg, req.KexKey, s.now()); err != nil {
+		return fmt.Errorf("api: store key-agreement key: %w", err)
+	}
+	return c.reply(http.StatusCreated, EnrolResponse{KeyID: KeyID(req.Org, req.Terminal)})
+}
+
+// SessionKeyRequest is the body of POST /v1/terminal/session-keys.
+type SessionKeyRequest struct {
+	Event string `json:"event"`
+}
+
+// SessionKeyResponse is a delivered event debit key and the label of the
+// base key it was derived from.
+type SessionKeyResponse struct {
+	keydelivery.Wrapped
+	BaseKey string `json:"base_key"`
+}
+
+func newUUID() pgtype.UUID {
+	var r [10]byte
+	_, _ = rand.Read(r[:])
+	return pgtype.UUID{Bytes: terminaltx.NewID(time.Now(), r[:]), Valid: true}
+}
+
+func uuidText(u pgtype.UUID) string { return terminaltx.ID(u.Bytes).String() }
+
+func parseUUID(s string) (pgtype.UUID, bool) {
+	h := strings.ReplaceAll(s, "-", "")
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 16 || len(s) != 36 {
+		return pgtype.UUID{}, false
+	}
+	var u pgtype.UUID
+	copy(u.Bytes[:], b)
+	u.Valid = true
+	return u, true
+}
+
+// eventExists reads the ledger's events table (the ledger has no lookup
+// function for events yet).
+func (s *Server) eventExists(c *call, org int64, event string) error {
+	var ok bool
+	err := s.pool.QueryRow(c.ctx, `SELECT true FROM events WHERE org_id = $1 AND event_id = $2`, org, event).Scan(&ok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return apiError(http.StatusNotFound, "no such event", nil)
+	}
+	return err
+}
+
+func (s *Server) sessionKey(c *call) error {
+	var req SessionKeyRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	c.target = "event " + req.Event
+	if !terminaltx.ValidID(req.Event) {
+		return badRequest("event is required", nil)
+	}
+	if err := s.eventExists(c, c.who.org, req.Event); err != nil {
+		return err
+	}
+	if c.who.kex.kexAlg == "" {
+		return apiError(http.StatusConflict, "terminal has no key-agreement key: enrol it again", nil)
+	}
+	key, used, err := s.hsm.EventDebitKey(c.ctx, keys.Label{Name: keys.AppDebit}, []byte(req.Event))
+	if err != nil {
+		return fmt.Errorf("api: event debit key: %w", err)
+	}
+	defer key.Destroy()
+	id := newUUID()
+	now := s.now()
+	b := keydelivery.Binding{Kind: keydelivery.KindSession, Organizer: c.who.org, Terminal: c.who.terminal,
+		Event: req.Event, KeyID: uuidText(id), Expires: now.Add(s.limits.SessionKeyTTL).Truncate(time.Second)}
+	raw := key.Bytes()
+	w, err := keydelivery.Wrap(c.who.kex.kexAlg, c.who.kex.kexPub, b, raw)
+	clear(raw)
+	if err != nil {
+		return fmt.Errorf("api: wrap session key: %w", err)
+	}
+	if _, err := s.pool.Exec(c.ctx, `INSERT INTO api_session_keys (org_id, key_id, terminal_id, kind, event_id, issued_at, expires_at)
+		VALUES ($1, $2, $3, 'session', $4, $5, $6)`, c.who.org, id, c.who.terminal, req.Event, now, b.Expires); err != nil {
+		return fmt.Errorf("api: record session key: %w", err)
+	}
+	c.detail = "session key " + b.KeyID + " from " + used.String()
+	return c.reply(http.StatusCreated, SessionKeyResponse{Wrapped: *w, BaseKey: used.String()})
+}
+
+// checkSessionKey requires the terminal's current session key in the
+// Loopcard-Session-Key header.
+func (s *Server) checkSessionKey(c *call) error {
+	id, ok := parseUUID(c.r.Header.Get(HeaderSessionKey))
+	if !ok {
+		return errSessionKey
+	}
+	var expires time.Time
+	var revoked *time.Time
+	err := s.pool.QueryRow(c.ctx, `SELECT expires_at, revoked_at FROM api_session_keys
+		WHERE org_id = $1 AND key_id = $2 AND terminal_id = $3 AND kind = 'session'`, c.who.org, id, c.who.terminal).Scan(&expires, &revoked)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errSessionKey
+	}
+	if err != nil {
+		return fmt.Errorf("api: session key: %w", err)
+	}
+	if revoked != nil || !s.now().Before(expires) {
+		c.detail = "session key " + uuidText(id) + " expired or revoked"
+		return errSessionKey
+	}
+	return nil
+}
+
+// BatchRequest is the body of POST /v1/terminal/batches: signed terminal
+// transactions (ledger/terminaltx encoding), base64 in JSON.
+type BatchRequest struct {
+	Transactions [][]byte `json:"transactions"`
+}
+
+// MaxBatch is the most transactions in one upload.
+const MaxBatch = 5000
+
+// TxResult is the outcome of one uploaded transaction.
+type TxResult struct {
+	ID     string `json:"id,omitempty"`
+	Status string `json:"status"` // accepted, held, duplicate or rejected
+	Reason string `json:"reason,omitempty"`
+}
+
+// BatchResponse lists the outcomes in the order of the upload.
+type BatchResponse struct {
+	Results []TxResult `json:"results"`
+}
+
+// rejectReason names why the ledger rejected a transaction, without the
+// internal error text.
+func rejectReason(err error) string {
+	switch {
+	case errors.Is(err, terminaltx.ErrMalformed), errors.Is(err, terminaltx.ErrVersion):
+		return "malformed"
+	case errors.Is(err, terminaltx.ErrSignature):
+		return "bad_signature"
+	case errors.Is(err, ledger.ErrConflict):
+		return "id_conflict"
+	case errors.Is(err, ledger.ErrTerminalSeqReused):
+		return "terminal_seq_reused"
+	case errors.Is(err, ledger.ErrWrongOrganizer):
+		return "wrong_organizer"
+	case errors.Is(err, ledger.ErrWrongMerchant):
+		return "wrong_merchant"
+	case errors.Is(err, ledger.ErrTerminalNotActive):
+		return "terminal_not_active"
+	}
+	return "rejected"
+}
+
+func (s *Server) uploadBatch(c *call) error {
+	var req BatchRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	if len(req.Transactions) == 0 || len(req.Transactions) > MaxBatch {
+		return badRequest(fmt.Sprintf("a batch holds 1 to %d transactions", MaxBatch), nil)
+	}
+	res := make([]TxResult, len(req.Transactions))
+	var raws [][]byte
+	var idx []int
+	for i, raw := range req.Transactions {
+		tx, err := terminaltx.Parse(raw)
+		switch {
+		case err != nil:
+			res[i] = TxResult{Status: "rejected", Reason: "malformed"}
+		case tx.Organizer != c.who.org || tx.Terminal != c.who.terminal:
+			// A terminal uploads its own transactions only.
+			res[i] = TxResult{ID: tx.ID.String(), Status: "rejected", Reason: "other_terminal"}
+		default:
+			raws = append(raws, raw)
+			idx = append(idx, i)
+		}
+	}
+	if len(raws) > 0 {
+		out, err := s.ledger.Upload(c.ctx, c.who.org, raws)
+		if err != nil {
+			return err
+		}
+		for j, r := range out {
+			tr := TxResult{Status: r.Status.String(), Reason: r.Reason}
+			if r.ID != (terminaltx.ID{}) {
+				tr.ID = r.ID.String()
+			}
+			if r.Status == ledger.Rejected {
+				tr.Reason = rejectReason(r.Err)
+			}
+			res[idx[j]] = tr
+		}
+	}
+	counts := map[string]int{}
+	for _, r := range res {
+		counts[r.Status]++
+	}
+	c.detail = fmt.Sprintf("batch of %d: %v", len(res), counts)
+	return c.reply(http.StatusOK, BatchResponse{Results: res})
+}
