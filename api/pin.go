@@ -76,7 +76,7 @@ func (s *Server) checkPIN(c *call, card cardRow, pinText string) error {
 		// One statement: a lock is never half set.
 		var until time.Time
 		if err := s.pool.QueryRow(ctx, `UPDATE api_pin_attempts SET locks = locks + 1,
-				locked_until = $3 + make_interval(secs => least($4::float8 * power(2, locks), $5::float8))
+				locked_until = $3::timestamptz + make_interval(secs => least($4::float8 * power(2, locks), $5::float8))
 			WHERE org_id = $1 AND card_id = $2 RETURNING locked_until`,
 			card.org, card.uid, now, PINLockBase.Seconds(), PINLockMax.Seconds()).Scan(&until); err != nil {
 			return fmt.Errorf("api: PIN attempts: %w", err)

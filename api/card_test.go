@@ -1,0 +1,212 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/loopcard/loopcard/api"
+)
+
+// wrongPIN returns a valid PIN other than the card's.
+func wrongPIN(c testCard) string {
+	if c.pin == "000000" {
+		return "000001"
+	}
+	return "000000"
+}
+
+func TestCardholderFlow(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := e.cards[0]
+
+	r := e.do(request{method: "GET", path: "/v1/card", card: c.token})
+	require.Equal(t, 200, r.status, string(r.body))
+	var st api.CardStatus
+	r.json(t, &st)
+	require.Equal(t, api.CardStatus{Card: c.hex(), Event: "fest", Status: "active", Balance: 1000}, st)
+
+	// History needs the PIN.
+	r = e.do(request{method: "GET", path: "/v1/card/history", card: c.token})
+	require.Equal(t, http.StatusForbidden, r.status)
+	r = e.do(request{method: "GET", path: "/v1/card/history", card: c.token, pin: c.pin})
+	require.Equal(t, 200, r.status, string(r.body))
+	var h api.History
+	r.json(t, &h)
+	require.Len(t, h.TopUps, 1)
+	require.Equal(t, int64(1000), h.TopUps[0].Amount)
+	require.Equal(t, "cash", h.TopUps[0].Channel)
+
+	// A cash top-up at the store shows in balance and history.
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store"],
+		body: api.TopUpRequest{Card: c.hex(), Amount: 500}})
+	require.Equal(t, 201, r.status, string(r.body))
+	require.Equal(t, int64(1500), e.balance(c))
+
+	// Refund request with payout details; a second one is refused.
+	refund := api.RefundRequest{Name: "Ada Lovelace", IBAN: "DE89 3704 0044 0532 0130 00"}
+	r = e.do(request{method: "POST", path: "/v1/card/refund", card: c.token, pin: c.pin, body: refund})
+	require.Equal(t, 201, r.status, string(r.body))
+	var rr api.RefundResponse
+	r.json(t, &rr)
+	require.Equal(t, int64(1500), rr.Amount)
+	r = e.do(request{method: "POST", path: "/v1/card/refund", card: c.token, pin: c.pin, body: refund})
+	require.Equal(t, http.StatusConflict, r.status)
+	r = e.do(request{method: "POST", path: "/v1/card/refund", card: e.cards[1].token, pin: e.cards[1].pin,
+		body: api.RefundRequest{Name: "x", IBAN: "DE00 0000 0000 0000 0000 00"}})
+	require.Equal(t, http.StatusBadRequest, r.status, "IBAN checksum")
+
+	// Claim with a profile, log in, export, erase.
+	claim := api.ClaimRequest{Email: "ada@example.org", Password: "correct horse battery"}
+	r = e.do(request{method: "POST", path: "/v1/card/claim", card: c.token, pin: c.pin, body: claim})
+	require.Equal(t, 201, r.status, string(r.body))
+	var lr api.LoginResponse
+	r.json(t, &lr)
+	var stored string
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT password_hash FROM api_profiles`).Scan(&stored))
+	require.True(t, strings.HasPrefix(stored, "$argon2id$v=19$"), stored)
+	var sealed string
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT email_sealed::text || coalesce((SELECT string_agg(payout_sealed::text, '') FROM api_refund_requests), '') FROM api_profiles`).Scan(&sealed))
+	require.NotContains(t, sealed, "ada@example.org")
+	require.NotContains(t, sealed, "Lovelace")
+
+	// Another card claimed by the same email needs the password.
+	c2 := e.cards[1]
+	r = e.do(request{method: "POST", path: "/v1/card/claim", card: c2.token, pin: c2.pin,
+		body: api.ClaimRequest{Email: claim.Email, Password: "wrong password!"}})
+	require.Equal(t, http.StatusConflict, r.status)
+	r = e.do(request{method: "POST", path: "/v1/card/claim", card: c2.token, pin: c2.pin, body: claim})
+	require.Equal(t, 201, r.status, string(r.body))
+
+	r = e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "ADA@example.org", Password: "nope nope nope"}})
+	require.Equal(t, http.StatusUnauthorized, r.status)
+	r = e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "nobody@example.org", Password: "nope nope nope"}})
+	require.Equal(t, http.StatusUnauthorized, r.status)
+	r = e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "ADA@example.org", Password: claim.Password}})
+	require.Equal(t, 200, r.status, string(r.body))
+	r.json(t, &lr)
+
+	// A profile refunds its own cards only.
+	r = e.do(request{method: "POST", path: "/v1/profile/cards/" + c2.hex() + "/refund", bearer: lr.Token, body: refund})
+	require.Equal(t, 201, r.status, string(r.body))
+	before := e.fingerprint()
+	r = e.do(request{method: "POST", path: "/v1/profile/cards/" + e.cards[2].hex() + "/refund", bearer: lr.Token, body: refund})
+	require.Equal(t, http.StatusForbidden, r.status)
+	require.Equal(t, before, e.fingerprint())
+
+	r = e.do(request{method: "GET", path: "/v1/profile", bearer: lr.Token})
+	require.Equal(t, 200, r.status, string(r.body))
+	var ex api.ProfileExport
+	r.json(t, &ex)
+	require.Equal(t, "ada@example.org", ex.Email)
+	require.Len(t, ex.Cards, 2)
+	require.Len(t, ex.Refunds, 2)
+	require.Equal(t, refund, ex.Refunds[0].Payout)
+
+	r = e.do(request{method: "DELETE", path: "/v1/profile", bearer: lr.Token})
+	require.Equal(t, 200, r.status, string(r.body))
+	// Personal data is gone; the money and the transactions stay.
+	var n int
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM api_profiles) + (SELECT count(*) FROM api_profile_cards)
+		+ (SELECT count(*) FROM api_refund_requests WHERE payout_sealed IS NOT NULL) + (SELECT count(*) FROM api_tokens WHERE role = 'profile')`).Scan(&n))
+	require.Zero(t, n)
+	require.Equal(t, int64(1500), e.balance(c))
+	r = e.do(request{method: "GET", path: "/v1/profile", bearer: lr.Token})
+	require.Equal(t, http.StatusUnauthorized, r.status, "the erased profile's token is gone")
+	r = e.do(request{method: "GET", path: "/v1/card/history", card: c.token, pin: c.pin})
+	require.Equal(t, 200, r.status)
+	r.json(t, &h)
+	require.Len(t, h.TopUps, 2)
+
+	// No secret reached the logs or the audit trail.
+	var audit string
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT string_agg(actor || target || detail, ' ') FROM api_audit`).Scan(&audit))
+	for _, secret := range []string{c.token, c.pin, claim.Password, claim.Email, lr.Token, "Lovelace", "DE89"} {
+		require.NotContains(t, e.logs.String(), secret)
+		require.NotContains(t, audit, secret)
+	}
+}
+
+func TestPINBruteForce(t *testing.T) {
+	e := newEnv(t, envOptions{cards: 6})
+	c := e.cards[0]
+	hist := func(pin string) response {
+		return e.do(request{method: "GET", path: "/v1/card/history", card: c.token, pin: pin})
+	}
+	// Ten guesses at once: at most five are tried, the rest are refused
+	// because the card locks.
+	var wg sync.WaitGroup
+	statuses := make([]int, 10)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			guess := fmt.Sprintf("%06d", i+1)
+			if guess == c.pin {
+				guess = "999999"
+			}
+			statuses[i] = hist(guess).status
+		}()
+	}
+	wg.Wait()
+	var tried, locked int
+	for _, s := range statuses {
+		switch s {
+		case http.StatusUnauthorized:
+			tried++
+		case http.StatusTooManyRequests:
+			locked++
+		default:
+			t.Fatalf("unexpected status %d; log:\n%s", s, e.logs.String())
+		}
+	}
+	require.Equal(t, api.MaxPINFailures, tried)
+	require.Equal(t, 10-api.MaxPINFailures, locked)
+
+	// The right PIN is refused while the card is locked.
+	r := hist(c.pin)
+	require.Equal(t, http.StatusTooManyRequests, r.status)
+	require.Contains(t, string(r.body), "card locked")
+
+	// After the lock, one attempt; a wrong one locks again for twice as long.
+	e.clock.Add(api.PINLockBase + time.Second)
+	require.Equal(t, http.StatusUnauthorized, hist(wrongPIN(c)).status)
+	require.Equal(t, http.StatusTooManyRequests, hist(c.pin).status)
+	e.clock.Add(api.PINLockBase + time.Second)
+	require.Equal(t, http.StatusTooManyRequests, hist(c.pin).status, "second lock is longer")
+	e.clock.Add(api.PINLockBase)
+	require.Equal(t, 200, hist(c.pin).status)
+	// Success resets the budget.
+	for i := 0; i < api.MaxPINFailures-1; i++ {
+		require.Equal(t, http.StatusUnauthorized, hist(wrongPIN(c)).status)
+	}
+	require.Equal(t, 200, hist(c.pin).status)
+
+	// Failures were audited as denied.
+	require.GreaterOrEqual(t, e.auditCount(`action = 'GET /v1/card/history' AND outcome = 'denied'`), 10)
+
+	// Wrong PINs on many cards from one client raise an alert.
+	for _, c := range e.cards[1:] {
+		require.Equal(t, http.StatusUnauthorized, e.do(request{method: "GET", path: "/v1/card/history", card: c.token, pin: wrongPIN(c)}).status)
+	}
+	var kinds []string
+	rows, err := e.pool.Query(context.Background(), `SELECT kind FROM api_alerts`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var k string
+		require.NoError(t, rows.Scan(&k))
+		kinds = append(kinds, k)
+	}
+	require.Contains(t, kinds, "pin_failures")
+
+	// Malformed PINs and unknown tokens are refused.
+	require.Equal(t, http.StatusBadRequest, hist("12ab56").status)
+	r = e.do(request{method: "GET", path: "/v1/card", card: "AAAAAAAAAAAAAAAAAAAAAA"})
+	require.Equal(t, http.StatusUnauthorized, r.status)
+}
