@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -90,6 +89,8 @@ type env struct {
 	cards  []testCard
 	// tokens by role name: hq, store (store-a), store-b, auditor.
 	tokens map[string]string
+	// shutdown stops the server gracefully and returns Serve's error.
+	shutdown func() error
 }
 
 // testCard is a personalized card with its secrets, as printed on its label.
@@ -144,15 +145,18 @@ func newEnv(t *testing.T, o envOptions) *env {
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(sctx, ln, api.TLSConfig(cert, ca.Pool()), 5*time.Second) }()
-	t.Cleanup(func() {
-		stop()
-		require.NoError(t, <-done)
-	})
+	var once sync.Once
+	var serveErr error
+	shutdown := func() error {
+		once.Do(func() { stop(); serveErr = <-done })
+		return serveErr
+	}
+	t.Cleanup(func() { require.NoError(t, shutdown()) })
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS13}}
 	t.Cleanup(tr.CloseIdleConnections)
 
 	e := &env{t: t, url: "https://" + ln.Addr().String(), client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		pool: pool, ledger: l, hsm: h, srv: srv, clock: clk, logs: logs, ca: ca, tokens: map[string]string{}}
+		pool: pool, ledger: l, hsm: h, srv: srv, clock: clk, logs: logs, ca: ca, tokens: map[string]string{}, shutdown: shutdown}
 	e.seed(o.cards)
 	return e
 }
@@ -380,5 +384,3 @@ func (e *env) auditCount(where string, args ...any) int {
 	require.NoError(e.t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM api_audit WHERE `+where, args...).Scan(&n))
 	return n
 }
-
-var _ = fmt.Sprintf

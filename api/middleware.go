@@ -100,7 +100,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 				}
 			}
 			routeName := "unmatched"
-			if c.route != nil {
+			if c.route != nil && c.route.method != "" {
 				routeName = c.route.pattern()
 			}
 			status := sw.status

@@ -1,0 +1,188 @@
+package api_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/personalize/batch"
+)
+
+type oaDoc struct {
+	OpenAPI    string                     `json:"openapi"`
+	Info       map[string]any             `json:"info"`
+	Paths      map[string]map[string]oaOp `json:"paths"`
+	Components struct {
+		Schemas         map[string]map[string]any `json:"schemas"`
+		Responses       map[string]any            `json:"responses"`
+		SecuritySchemes map[string]map[string]any `json:"securitySchemes"`
+	} `json:"components"`
+}
+
+type oaOp struct {
+	OperationID string                `json:"operationId"`
+	Roles       []string              `json:"x-loopcard-roles"`
+	Security    []map[string][]string `json:"security"`
+	Parameters  []struct {
+		Name     string `json:"name"`
+		In       string `json:"in"`
+		Required bool   `json:"required"`
+	} `json:"parameters"`
+	RequestBody map[string]any            `json:"requestBody"`
+	Responses   map[string]map[string]any `json:"responses"`
+}
+
+// TestOpenAPIMatchesRoutes holds the document to the server: the same
+// routes, the same roles, path parameters declared, every reference
+// resolved, and the schemas of the request and response types naming
+// exactly the Go types' JSON fields.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	var doc oaDoc
+	require.NoError(t, json.Unmarshal(api.OpenAPI, &doc))
+	require.Regexp(t, `^3\.0\.\d+$`, doc.OpenAPI)
+	require.NotEmpty(t, doc.Info["title"])
+	require.NotEmpty(t, doc.Info["version"])
+
+	srv := newServerOnly(t)
+	var want, got []string
+	for _, r := range srv.Routes() {
+		roles := make([]string, len(r.Roles))
+		for i, x := range r.Roles {
+			roles[i] = string(x)
+		}
+		sort.Strings(roles)
+		want = append(want, r.Method+" "+r.Path+" "+strings.Join(roles, ","))
+	}
+	ids := map[string]bool{}
+	param := regexp.MustCompile(`\{([a-z_]+)\}`)
+	for path, ops := range doc.Paths {
+		require.True(t, strings.HasPrefix(path, "/"), path)
+		for method, op := range ops {
+			roles := slices.Clone(op.Roles)
+			sort.Strings(roles)
+			got = append(got, strings.ToUpper(method)+" "+path+" "+strings.Join(roles, ","))
+			require.NotEmpty(t, op.OperationID, path)
+			require.False(t, ids[op.OperationID], "operationId %s twice", op.OperationID)
+			ids[op.OperationID] = true
+			require.NotEmpty(t, op.Responses, path)
+			for code, r := range op.Responses {
+				if _, ok := r["$ref"]; !ok {
+					require.NotEmpty(t, r["description"], "%s %s %s", method, path, code)
+				}
+			}
+			var declared, inPath []string
+			for _, p := range op.Parameters {
+				if p.In == "path" {
+					require.True(t, p.Required, "%s: path parameter %s must be required", path, p.Name)
+					declared = append(declared, p.Name)
+				}
+			}
+			for _, m := range param.FindAllStringSubmatch(path, -1) {
+				inPath = append(inPath, m[1])
+			}
+			require.ElementsMatch(t, inPath, declared, "%s %s path parameters", method, path)
+			for _, req := range op.Security {
+				for name := range req {
+					require.Contains(t, doc.Components.SecuritySchemes, name)
+				}
+			}
+		}
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	require.Equal(t, want, got, "routes and OpenAPI paths differ")
+
+	// Every $ref resolves.
+	var raw any
+	require.NoError(t, json.Unmarshal(api.OpenAPI, &raw))
+	var walk func(v any)
+	refs := 0
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if r, ok := x["$ref"].(string); ok {
+				refs++
+				parts := strings.Split(strings.TrimPrefix(r, "#/"), "/")
+				require.Len(t, parts, 3, r)
+				require.Equal(t, "components", parts[0], r)
+				cm := raw.(map[string]any)["components"].(map[string]any)[parts[1]].(map[string]any)
+				require.Contains(t, cm, parts[2], "unresolved %s", r)
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(raw)
+	require.Greater(t, refs, 20)
+
+	// Schemas name exactly the JSON fields of the Go types.
+	for name, v := range map[string]any{
+		"EnrolRequest": api.EnrolRequest{}, "EnrolResponse": api.EnrolResponse{}, "SessionKeyRequest": api.SessionKeyRequest{},
+		"BatchRequest": api.BatchRequest{}, "BatchResponse": api.BatchResponse{}, "TopUpRequest": api.TopUpRequest{},
+		"StoreRequest": api.StoreRequest{}, "TerminalRequest": api.TerminalRequest{}, "TerminalResponse": api.TerminalResponse{},
+		"Alert": api.AlertRecord{}, "AuditRecord": api.AuditRecord{}, "CardStatus": api.CardStatus{}, "History": api.History{},
+		"RefundRequest": api.RefundRequest{}, "RefundResponse": api.RefundResponse{}, "ClaimRequest": api.ClaimRequest{},
+		"LoginRequest": api.LoginRequest{}, "LoginResponse": api.LoginResponse{}, "ProfileExport": api.ProfileExport{},
+		"SessionKey": api.SessionKeyResponse{}, "Error": struct {
+			Error     string `json:"error"`
+			RequestID string `json:"request_id"`
+		}{},
+	} {
+		s, ok := doc.Components.Schemas[name]
+		require.True(t, ok, name)
+		var props []string
+		for p := range s["properties"].(map[string]any) {
+			props = append(props, p)
+		}
+		require.ElementsMatch(t, jsonFields(reflect.TypeOf(v)), props, "schema %s", name)
+	}
+}
+
+// jsonFields lists the JSON names of a struct's fields, embedded ones
+// flattened.
+func jsonFields(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			out = append(out, jsonFields(f.Type)...)
+			continue
+		}
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// noHSM satisfies api.HSM for tests that only look at the routes.
+type noHSM struct{ api.HSM }
+
+func newServerOnly(t *testing.T) *api.Server {
+	t.Helper()
+	s, err := api.New(api.Config{Ledger: ledger.New(nil, ledger.Options{}), Batches: batch.NewStore(nil), HSM: noHSM{}})
+	require.NoError(t, err)
+	return s
+}
