@@ -144,78 +144,97 @@ func transfer(debit, credit, amount int64) []posting {
 	return []posting{{debit, amount}, {credit, -amount}}
 }
 
-// lockAccounts locks accounts in account-id order. Card accounts must have
-// been locked through lockCards before (see the package doc).
-func lockAccounts(ctx context.Context, tx pgx.Tx, org int64, ids []int64) error {
+// queueLockAccounts queues locking accounts in account-id order. Card
+// accounts are not locked here: their cards' rows are (see lockCards).
+func queueLockAccounts(b *pgx.Batch, org int64, ids []int64) {
 	if len(ids) == 0 {
-		return nil
+		return
 	}
 	ids = append([]int64(nil), ids...)
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	rows, err := tx.Query(ctx, `SELECT account_id FROM accounts WHERE org_id = $1 AND account_id = ANY($2)
-		ORDER BY account_id FOR UPDATE`, org, ids)
-	if err != nil {
-		return fmt.Errorf("ledger: lock accounts: %w", err)
-	}
-	rows.Close()
-	return rows.Err()
+	b.Queue(`SELECT a.account_id FROM unnest($2::bigint[]) q(id)
+		JOIN accounts a ON a.org_id = $1 AND a.account_id = q.id
+		ORDER BY a.account_id FOR UPDATE OF a`, org, ids)
 }
 
-// writeEntries checks and writes journal entries and their postings, locking
-// every account they touch that is not in locked (card accounts locked by
-// lockCards). The database applies the postings to the balances.
+// writeEntries checks and writes journal entries with their postings; see
+// entryRows.
 func writeEntries(ctx context.Context, tx pgx.Tx, org int64, entries []entry, locked map[int64]bool) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	n := 0
+	b := &pgx.Batch{}
+	var r entryRows
+	if err := r.add(entries, locked); err != nil {
+		return err
+	}
+	queueLockAccounts(b, org, r.toLock)
+	sql, args := r.statement(org, 2)
+	b.Queue(sql, append([]any{org}, args...)...)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("ledger: write entries: %w", dbError(err))
+	}
+	return nil
+}
+
+// entryRows gathers journal entries and their postings for one statement.
+type entryRows struct {
+	jIDs                   []pgtype.UUID
+	jKinds, jEvents, jRefs []string
+	jAts                   []time.Time
+	pIDs                   []pgtype.UUID
+	pLines                 []int16
+	pAccts, pAmts          []int64
+	// toLock are the accounts to lock before writing: those not in locked
+	// (card accounts, whose cards are locked), when there are several; a
+	// single one needs no explicit lock, since the postings trigger locks it
+	// and nothing waits for a card while holding a shared account.
+	toLock []int64
+}
+
+// add checks entries and adds them.
+func (r *entryRows) add(entries []entry, locked map[int64]bool) error {
+	seen := map[int64]bool{}
 	for i := range entries {
-		if err := entries[i].check(); err != nil {
+		e := &entries[i]
+		if err := e.check(); err != nil {
 			return err
 		}
-		n += len(entries[i].postings)
-	}
-	var (
-		jIDs    = make([]pgtype.UUID, len(entries))
-		jKinds  = make([]string, len(entries))
-		jEvents = make([]string, len(entries))
-		jRefs   = make([]string, len(entries))
-		jAts    = make([]time.Time, len(entries))
-		pIDs    = make([]pgtype.UUID, 0, n)
-		pLines  = make([]int16, 0, n)
-		pAccts  = make([]int64, 0, n)
-		pAmts   = make([]int64, 0, n)
-		toLock  []int64
-		seen    = map[int64]bool{}
-	)
-	for i, e := range entries {
-		jIDs[i] = pgtype.UUID{Bytes: e.id, Valid: true}
-		jKinds[i], jEvents[i], jRefs[i], jAts[i] = e.kind, e.event, e.ref, e.at
+		id := pgtype.UUID{Bytes: e.id, Valid: true}
+		r.jIDs = append(r.jIDs, id)
+		r.jKinds = append(r.jKinds, e.kind)
+		r.jEvents = append(r.jEvents, e.event)
+		r.jRefs = append(r.jRefs, e.ref)
+		r.jAts = append(r.jAts, e.at)
 		for k, p := range e.postings {
-			pIDs = append(pIDs, jIDs[i])
-			pLines = append(pLines, int16(k+1))
-			pAccts = append(pAccts, p.account)
-			pAmts = append(pAmts, p.amount)
+			r.pIDs = append(r.pIDs, id)
+			r.pLines = append(r.pLines, int16(k+1))
+			r.pAccts = append(r.pAccts, p.account)
+			r.pAmts = append(r.pAmts, p.amount)
 			if !locked[p.account] && !seen[p.account] {
 				seen[p.account] = true
-				toLock = append(toLock, p.account)
+				r.toLock = append(r.toLock, p.account)
 			}
 		}
 	}
-	if err := lockAccounts(ctx, tx, org, toLock); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO journal (org_id, txn_id, kind, event_id, ref, at)
-		SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])`,
-		org, jIDs, jKinds, jEvents, jRefs, jAts); err != nil {
-		return fmt.Errorf("ledger: journal: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO postings (org_id, txn_id, line, account_id, amount)
-		SELECT $1, * FROM unnest($2::uuid[], $3::smallint[], $4::bigint[], $5::bigint[])`,
-		org, pIDs, pLines, pAccts, pAmts); err != nil {
-		return fmt.Errorf("ledger: postings: %w", dbError(err))
+	if len(r.toLock) < 2 {
+		r.toLock = nil
 	}
 	return nil
+}
+
+// statement returns the SQL that inserts the journal entries and postings
+// (the postings last, so the trigger sees the entries) and its arguments,
+// numbered from $first; $1 is the organizer. The SQL is a data-modifying
+// WITH clause followed by the final INSERT, so that other inserts can be
+// prepended to it as further WITH items.
+func (r *entryRows) statement(org int64, first int) (string, []any) {
+	n := func(k int) string { return fmt.Sprintf("$%d", first+k) }
+	sql := `j AS (INSERT INTO journal (org_id, txn_id, kind, event_id, ref, at)
+		SELECT $1, * FROM unnest(` + n(0) + `::uuid[], ` + n(1) + `::text[], ` + n(2) + `::text[], ` + n(3) + `::text[], ` + n(4) + `::timestamptz[]))
+	INSERT INTO postings (org_id, txn_id, line, account_id, amount)
+		SELECT $1, * FROM unnest(` + n(5) + `::uuid[], ` + n(6) + `::smallint[], ` + n(7) + `::bigint[], ` + n(8) + `::bigint[])`
+	return "WITH " + sql, []any{r.jIDs, r.jKinds, r.jEvents, r.jRefs, r.jAts, r.pIDs, r.pLines, r.pAccts, r.pAmts}
 }
 
 // cardState is a locked card with its ledger balance.
@@ -228,28 +247,43 @@ type cardState struct {
 	blocked bool  // blocked by this transaction
 }
 
-// lockCards locks the given cards and their accounts in card-id order and
-// returns those that exist, keyed by string(card id).
+// lockCards locks the given cards in card-id order and returns those that
+// exist with their balances, keyed by string(card id). See queueLockCards.
 func lockCards(ctx context.Context, tx pgx.Tx, org int64, cards [][]byte) (map[string]*cardState, error) {
 	out := make(map[string]*cardState, len(cards))
 	if len(cards) == 0 {
 		return out, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT c.card_id, c.event_id, c.account_id, c.status, a.side * a.balance
-		FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
-		WHERE c.org_id = $1 AND c.card_id = ANY($2) ORDER BY c.card_id FOR UPDATE`, org, cards)
-	if err != nil {
+	b := &pgx.Batch{}
+	queueLockCards(b, org, cards, out)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("ledger: lock cards: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		s := &cardState{}
-		if err := rows.Scan(&s.card, &s.event, &s.account, &s.status, &s.balance); err != nil {
-			return nil, err
+	return out, nil
+}
+
+// queueLockCards queues locking the card rows and their accounts in card-id
+// order and reading them into out. When a locked row was changed by a
+// transaction that committed while this one waited, PostgreSQL re-reads it
+// (and re-evaluates the join), so the balances read are the latest.
+func queueLockCards(b *pgx.Batch, org int64, cards [][]byte, out map[string]*cardState) {
+	// Joining unnest rather than "= ANY" keeps the card id in the index
+	// condition even of a cached generic plan that does not know how many
+	// cards there are: a few cards of a large table are index lookups.
+	b.Queue(`SELECT c.card_id, c.event_id, c.account_id, c.status, a.side * a.balance
+		FROM unnest($2::bytea[]) q(id)
+		JOIN cards c ON c.org_id = $1 AND c.card_id = q.id
+		JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
+		ORDER BY c.card_id FOR UPDATE OF c, a`, org, cards).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			s := &cardState{}
+			if err := rows.Scan(&s.card, &s.event, &s.account, &s.status, &s.balance); err != nil {
+				return err
+			}
+			out[string(s.card)] = s
 		}
-		out[string(s.card)] = s
-	}
-	return out, rows.Err()
+		return rows.Err()
+	})
 }
 
 // lockCard locks one card, failing with ErrNotFound when it is unknown.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,11 +45,35 @@ type Ledger struct {
 	log     *slog.Logger
 	now     func() time.Time
 	workers int
+
+	termMu    sync.Mutex
+	termCache map[termKey]cachedTerminal
+
+	subMu      sync.Mutex
+	subQueue   []*submission
+	subRunning int
+}
+
+// terminalCacheTTL is how long an active terminal's key is used without
+// looking it up again: a revocation made through another Ledger (another
+// API process) takes effect within this time; one made through this Ledger
+// at once.
+const terminalCacheTTL = 2 * time.Second
+
+type termKey struct {
+	org int64
+	id  string
+}
+
+type cachedTerminal struct {
+	info    terminalInfo
+	fetched time.Time
 }
 
 // New returns a Ledger on pool. The schema must be migrated (see Migrate).
 func New(pool *pgxpool.Pool, opts Options) *Ledger {
-	l := &Ledger{pool: pool, log: opts.Logger, now: opts.Now, workers: opts.VerifyWorkers}
+	l := &Ledger{pool: pool, log: opts.Logger, now: opts.Now, workers: opts.VerifyWorkers,
+		termCache: map[termKey]cachedTerminal{}}
 	if l.log == nil {
 		l.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -134,7 +134,13 @@ func (l *Ledger) EnrolTerminal(ctx context.Context, org int64, terminal string, 
 
 // RevokeTerminal stops accepting a terminal's transactions.
 func (l *Ledger) RevokeTerminal(ctx context.Context, org int64, terminal string) error {
+	l.termMu.Lock()
+	delete(l.termCache, termKey{org, terminal})
+	l.termMu.Unlock()
 	tag, err := l.pool.Exec(ctx, `UPDATE terminals SET status = 'revoked', token_hash = NULL WHERE org_id = $1 AND terminal_id = $2`, org, terminal)
+	l.termMu.Lock()
+	delete(l.termCache, termKey{org, terminal}) // again: an upload may have cached it meanwhile
+	l.termMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("ledger: revoke terminal: %w", err)
 	}
@@ -151,16 +157,33 @@ type terminalInfo struct {
 	merchantAccount int64
 }
 
-// activeTerminals returns the active terminals among ids.
+// activeTerminals returns the active terminals among ids, from the cache
+// when fresh.
 func (l *Ledger) activeTerminals(ctx context.Context, org int64, ids []string) (map[string]terminalInfo, error) {
+	out := make(map[string]terminalInfo, len(ids))
+	var missing []string
+	now := time.Now()
+	l.termMu.Lock()
+	for _, id := range ids {
+		if c, ok := l.termCache[termKey{org, id}]; ok && now.Sub(c.fetched) < terminalCacheTTL {
+			out[id] = c.info
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	l.termMu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
 	rows, err := l.pool.Query(ctx, `SELECT t.terminal_id, t.public_key, t.merchant_id, m.account_id
 		FROM terminals t JOIN merchants m ON m.org_id = t.org_id AND m.merchant_id = t.merchant_id
-		WHERE t.org_id = $1 AND t.terminal_id = ANY($2) AND t.status = 'active'`, org, ids)
+		WHERE t.org_id = $1 AND t.terminal_id = ANY($2) AND t.status = 'active'`, org, missing)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: terminals: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[string]terminalInfo, len(ids))
+	l.termMu.Lock()
+	defer l.termMu.Unlock()
 	for rows.Next() {
 		var id string
 		var ti terminalInfo
@@ -170,6 +193,7 @@ func (l *Ledger) activeTerminals(ctx context.Context, org int64, ids []string) (
 		}
 		ti.pub = pub
 		out[id] = ti
+		l.termCache[termKey{org, id}] = cachedTerminal{info: ti, fetched: now}
 	}
 	return out, rows.Err()
 }

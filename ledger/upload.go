@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -69,14 +71,83 @@ type Result struct {
 	Err    error  // for Rejected
 }
 
-// Submit records one terminal transaction online: the single-transaction
-// path of a terminal that is connected. See Upload.
+// Submit records one terminal transaction online: the path of a connected
+// terminal, returning once the transaction is durably recorded. Concurrent
+// Submit calls are coalesced: while one database transaction commits, the
+// calls that arrive meanwhile wait and go together into the next one (group
+// commit), each getting its own Result. A malformed or conflicting
+// transaction affects only its own Result; an error (database unavailable,
+// ctx done) leaves the caller not knowing whether the transaction was
+// recorded, so it must submit it again, which is always safe. See Upload.
 func (l *Ledger) Submit(ctx context.Context, org int64, raw []byte) (Result, error) {
-	r, err := l.Upload(ctx, org, [][]byte{raw})
-	if err != nil {
-		return Result{}, err
+	req := &submission{org: org, raw: raw, done: make(chan struct{})}
+	l.subMu.Lock()
+	l.subQueue = append(l.subQueue, req)
+	lead := l.subRunning < maxSubmitFlights
+	if lead {
+		l.subRunning++
 	}
-	return r[0], nil
+	l.subMu.Unlock()
+	if lead {
+		l.flushSubmissions()
+	}
+	select {
+	case <-req.done:
+		return req.res, req.err
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+// maxSubmitFlights bounds the coalesced batches of Submit in flight at once.
+const maxSubmitFlights = 4
+
+type submission struct {
+	org  int64
+	raw  []byte
+	res  Result
+	err  error
+	done chan struct{}
+}
+
+// flushSubmissions uploads queued submissions, one batch per organizer,
+// until the queue is empty.
+func (l *Ledger) flushSubmissions() {
+	for {
+		l.subMu.Lock()
+		queue := l.subQueue
+		l.subQueue = nil
+		if len(queue) == 0 {
+			l.subRunning--
+			l.subMu.Unlock()
+			return
+		}
+		l.subMu.Unlock()
+		byOrg := map[int64][]*submission{}
+		for _, r := range queue {
+			byOrg[r.org] = append(byOrg[r.org], r)
+		}
+		for org, reqs := range byOrg {
+			raws := make([][]byte, len(reqs))
+			for i, r := range reqs {
+				raws[i] = r.raw
+			}
+			// The batch is not tied to any one caller's context.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			t0 := time.Now()
+			res, err := l.Upload(ctx, org, raws)
+			cancel()
+			l.log.Debug("ledger: coalesced submissions", "count", len(raws), "took", time.Since(t0))
+			for i, r := range reqs {
+				if err != nil {
+					r.err = err
+				} else {
+					r.res = res[i]
+				}
+				close(r.done)
+			}
+		}
+	}
 }
 
 // Upload records a batch of signed terminal transactions (encodings of
@@ -199,6 +270,15 @@ func (l *Ledger) Upload(ctx context.Context, org int64, raws [][]byte) ([]Result
 
 // verifyAll checks signatures in parallel, rejecting and dropping the bad ones.
 func (l *Ledger) verifyAll(txs []*terminaltx.Signed, active map[string]terminalInfo, res []Result) {
+	if len(txs) == 1 {
+		if txs[0] != nil {
+			if err := txs[0].Verify(active[txs[0].Terminal].pub); err != nil {
+				res[0].Status, res[0].Err = Rejected, err
+				txs[0] = nil
+			}
+		}
+		return
+	}
 	var wg sync.WaitGroup
 	next := make(chan int, len(txs))
 	for i, s := range txs {
@@ -258,54 +338,53 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, org int64, txs []*termina
 		tIDs[k], tSeqs[k] = s.Terminal, s.TerminalSeq
 		cardArg[k], cardSeqs[k] = s.Card, int64(s.CardSeq)
 	}
-	states, err := lockCards(ctx, tx, org, cards)
-	if err != nil {
-		return nil, err
-	}
-
-	// What the database already holds about these ids, terminal sequences
-	// and card sequences (with their neighbours), in one round trip.
+	// Lock the cards, then read what the database holds about them, these
+	// ids and terminal sequences, in one round trip. The lookups are nested
+	// loops over the keys (LATERAL ... OFFSET 0): a batch touches few rows of
+	// large tables.
 	b := &pgx.Batch{}
+	states := make(map[string]*cardState, len(cards))
+	queueLockCards(b, org, cards, states)
 	existing := map[terminaltx.ID][]byte{}
-	b.Queue(`SELECT txn_id, content_hash FROM terminal_txs WHERE org_id = $1 AND txn_id = ANY($2)`, org, ids).
-		Query(func(rows pgx.Rows) error {
-			var id [16]byte
-			var h []byte
-			_, err := pgx.ForEachRow(rows, []any{&id, &h}, func() error {
-				existing[id] = bytes.Clone(h)
-				return nil
-			})
-			return err
-		})
 	usedSeq := map[termSeq]terminaltx.ID{}
-	b.Queue(`SELECT t.terminal_id, t.terminal_seq, t.txn_id FROM unnest($2::text[], $3::bigint[]) q(tid, tseq)
-		JOIN terminal_txs t ON t.org_id = $1 AND t.terminal_id = q.tid AND t.terminal_seq = q.tseq`, org, tIDs, tSeqs).
-		Query(func(rows pgx.Rows) error {
-			var k termSeq
-			var id [16]byte
-			_, err := pgx.ForEachRow(rows, []any{&k.terminal, &k.seq, &id}, func() error {
-				usedSeq[k] = id
-				return nil
-			})
-			return err
-		})
 	events := map[seqKey]cardEvent{}
-	b.Queue(`SELECT DISTINCT e.card_id, e.card_seq, e.txn_id, e.balance_before, e.balance_after
-		FROM unnest($2::bytea[], $3::bigint[]) q(card, seq)
-		JOIN card_events e ON e.org_id = $1 AND e.card_id = q.card AND e.card_seq BETWEEN q.seq - 1 AND q.seq + 1`,
-		org, cardArg, cardSeqs).
+	b.Queue(`SELECT 1, t.txn_id, t.content_hash, '', 0::bigint, NULL::bytea, 0::bigint, 0::bigint FROM unnest($2::uuid[]) q(id)
+		CROSS JOIN LATERAL (SELECT txn_id, content_hash FROM terminal_txs t WHERE t.org_id = $1 AND t.txn_id = q.id OFFSET 0) t
+		UNION ALL
+		SELECT 2, t.txn_id, NULL, q.tid, q.tseq, NULL, 0, 0 FROM unnest($3::text[], $4::bigint[]) q(tid, tseq)
+		CROSS JOIN LATERAL (SELECT txn_id FROM terminal_txs t
+			WHERE t.org_id = $1 AND t.terminal_id = q.tid AND t.terminal_seq = q.tseq OFFSET 0) t
+		UNION ALL
+		SELECT 3, e.txn_id, NULL, '', e.card_seq, q.card, e.balance_before, e.balance_after
+		FROM unnest($5::bytea[], $6::bigint[]) q(card, seq)
+		CROSS JOIN LATERAL (SELECT * FROM card_events e WHERE e.org_id = $1 AND e.card_id = q.card
+			AND e.card_seq BETWEEN q.seq - 1 AND q.seq + 1 OFFSET 0) e`, org, ids, tIDs, tSeqs, cardArg, cardSeqs).
 		Query(func(rows pgx.Rows) error {
-			var card []byte
-			var seq int64
-			var ev cardEvent
-			_, err := pgx.ForEachRow(rows, []any{&card, &seq, &ev.txn, &ev.before, &ev.after}, func() error {
-				events[seqKey{string(card), seq}] = ev
+			var (
+				kind   int
+				id     [16]byte
+				h      []byte
+				term   string
+				seq    int64
+				card   []byte
+				before int64
+				after  int64
+			)
+			_, err := pgx.ForEachRow(rows, []any{&kind, &id, &h, &term, &seq, &card, &before, &after}, func() error {
+				switch kind {
+				case 1:
+					existing[id] = bytes.Clone(h)
+				case 2:
+					usedSeq[termSeq{term, seq}] = id
+				case 3:
+					events[seqKey{string(card), seq}] = cardEvent{txn: id, before: before, after: after}
+				}
 				return nil
 			})
 			return err
 		})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("ledger: read state: %w", err)
+		return nil, fmt.Errorf("ledger: lock and read cards: %w", err)
 	}
 
 	var (
@@ -378,17 +457,28 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, org int64, txs []*termina
 			out[k] = Result{Status: Held, Reason: reason}
 		}
 	}
-	if err := rec.insert(ctx, tx, org); err != nil {
+	// All writes in one statement: terminal transactions, card events,
+	// journal entries and postings (whose trigger moves the balances).
+	var er entryRows
+	if err := er.add(entries, locked); err != nil {
 		return nil, err
 	}
-	if err := evRows.insert(ctx, tx, org); err != nil {
-		return nil, err
-	}
-	if err := writeEntries(ctx, tx, org, entries, locked); err != nil {
-		return nil, err
-	}
-	if err := insertAlerts(ctx, tx, org, alerts); err != nil {
-		return nil, err
+	wb := &pgx.Batch{}
+	queueLockAccounts(wb, org, er.toLock)
+	esql, eargs := er.statement(org, 21)
+	args := append(append(append([]any{org}, rec.args()...), evRows.args()...), eargs...)
+	wb.Queue(`WITH t AS (INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
+			amount, balance_before, balance_after, merchant_id, at, content_hash, raw, status, hold_reason)
+		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, to_timestamp(at / 1000.0), hash, raw, status, reason
+		FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+			$10::text[], $11::bigint[], $12::bytea[], $13::bytea[], $14::text[], $15::text[])
+			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, hash, raw, status, reason)),
+		e AS (INSERT INTO card_events (org_id, card_id, card_seq, txn_id, balance_before, balance_after)
+		SELECT $1, * FROM unnest($16::bytea[], $17::bigint[], $18::uuid[], $19::bigint[], $20::bigint[])),
+		`+strings.TrimPrefix(esql, "WITH "), args...)
+	queueAlerts(wb, org, alerts)
+	if err := tx.SendBatch(ctx, wb).Close(); err != nil {
+		return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
 	}
 	return out, nil
 }
@@ -419,22 +509,9 @@ func (r *terminalRows) add(s *terminaltx.Signed, status, reason string) {
 	r.raws = append(r.raws, s.Bytes())
 }
 
-func (r *terminalRows) insert(ctx context.Context, tx pgx.Tx, org int64) error {
-	if len(r.ids) == 0 {
-		return nil
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
-			amount, balance_before, balance_after, merchant_id, at, content_hash, raw, status, hold_reason)
-		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, to_timestamp(at / 1000.0), hash, raw, status, reason
-		FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
-			$10::text[], $11::bigint[], $12::bytea[], $13::bytea[], $14::text[], $15::text[])
-			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, hash, raw, status, reason)`,
-		org, r.ids, r.terms, r.tseqs, r.cards, r.cseqs, r.amounts, r.befores, r.afters, r.merchants, r.ats,
-		r.hashes, r.raws, r.statuses, r.reasons)
-	if err != nil {
-		return fmt.Errorf("ledger: terminal transactions: %w", err)
-	}
-	return nil
+func (r *terminalRows) args() []any {
+	return []any{r.ids, r.terms, r.tseqs, r.cards, r.cseqs, r.amounts, r.befores, r.afters, r.merchants, r.ats,
+		r.hashes, r.raws, r.statuses, r.reasons}
 }
 
 type cardEventRows struct {
@@ -452,17 +529,8 @@ func (r *cardEventRows) add(s *terminaltx.Signed) {
 	r.after = append(r.after, s.BalanceAfter)
 }
 
-func (r *cardEventRows) insert(ctx context.Context, tx pgx.Tx, org int64) error {
-	if len(r.cards) == 0 {
-		return nil
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO card_events (org_id, card_id, card_seq, txn_id, balance_before, balance_after)
-		SELECT $1, * FROM unnest($2::bytea[], $3::bigint[], $4::uuid[], $5::bigint[], $6::bigint[])`,
-		org, r.cards, r.seqs, r.ids, r.befores, r.after)
-	if err != nil {
-		return fmt.Errorf("ledger: card events: %w", err)
-	}
-	return nil
+func (r *cardEventRows) args() []any {
+	return []any{r.cards, r.seqs, r.ids, r.befores, r.after}
 }
 
 // alert is a clone or tamper alert; raising one blocks the card.
@@ -475,20 +543,26 @@ type alert struct {
 	detail string
 }
 
-func insertAlerts(ctx context.Context, tx pgx.Tx, org int64, alerts []alert) error {
+// queueAlerts queues recording alerts and blocking their cards.
+func queueAlerts(b *pgx.Batch, org int64, alerts []alert) {
 	for _, a := range alerts {
 		var other *pgtype.UUID
 		if a.other != nil {
 			other = &pgtype.UUID{Bytes: *a.other, Valid: true}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO card_alerts (org_id, alert_id, card_id, kind, txn_id, other_txn_id, detail)
+		b.Queue(`INSERT INTO card_alerts (org_id, alert_id, card_id, kind, txn_id, other_txn_id, detail)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, org, pgtype.UUID{Bytes: a.id, Valid: true}, a.card, a.kind,
-			pgtype.UUID{Bytes: a.txn, Valid: true}, other, a.detail); err != nil {
-			return fmt.Errorf("ledger: alert: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE cards SET status = 'blocked' WHERE org_id = $1 AND card_id = $2`, org, a.card); err != nil {
-			return fmt.Errorf("ledger: block card: %w", err)
-		}
+			pgtype.UUID{Bytes: a.txn, Valid: true}, other, a.detail)
+		b.Queue(`UPDATE cards SET status = 'blocked' WHERE org_id = $1 AND card_id = $2`, org, a.card)
+	}
+}
+
+// insertAlerts records alerts and blocks their cards.
+func insertAlerts(ctx context.Context, tx pgx.Tx, org int64, alerts []alert) error {
+	b := &pgx.Batch{}
+	queueAlerts(b, org, alerts)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("ledger: alerts: %w", err)
 	}
 	return nil
 }

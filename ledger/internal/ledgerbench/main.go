@@ -1,0 +1,391 @@
+// Command ledgerbench measures the ledger against pgbench on one durable
+// PostgreSQL started for the run: pgbench's TPC-B-like script, then batched
+// terminal uploads, then single online transactions, all with the same
+// number of clients. scripts/bench ledger runs it; its last line is the
+// summary.
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/pgcluster"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+)
+
+const org = 1
+
+func main() {
+	clients := flag.Int("clients", 8, "concurrent clients for every phase")
+	duration := flag.Duration("duration", 10*time.Second, "length of each measured phase")
+	batchSize := flag.Int("batch", 500, "transactions per uploaded batch")
+	cardsPerClient := flag.Int("cards", 500, "cards per client")
+	flag.Parse()
+	if err := run(*clients, *duration, *batchSize, *cardsPerClient); err != nil {
+		fmt.Fprintln(os.Stderr, "ledgerbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(clients int, duration time.Duration, batchSize, cardsPerClient int) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "lcbench-")
+	if err != nil {
+		return err
+	}
+	settings := map[string]string{}
+	if os.Getenv("LEDGERBENCH_EXPLAIN") != "" {
+		// Diagnosis: log the plans of slow statements to server.log, keep the directory.
+		settings["session_preload_libraries"] = "auto_explain"
+		settings["auto_explain.log_min_duration"] = os.Getenv("LEDGERBENCH_EXPLAIN")
+		settings["auto_explain.log_nested_statements"] = "on"
+		fmt.Println("keeping", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	if os.Getenv("LEDGERBENCH_STATS") != "" {
+		settings["shared_preload_libraries"] = "pg_stat_statements"
+		settings["pg_stat_statements.track"] = "all"
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Durable: true, Logger: log, Settings: settings})
+	if err != nil {
+		return err
+	}
+	defer c.Stop()
+	var fsync, syncCommit string
+	conn, err := pgxpool.New(ctx, c.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	_ = conn.QueryRow(ctx, "SHOW fsync").Scan(&fsync)
+	_ = conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&syncCommit)
+	conn.Close()
+	fmt.Printf("settings: fsync=%s synchronous_commit=%s clients=%d duration=%s batch=%d\n", fsync, syncCommit, clients, duration, batchSize)
+	if fsync != "on" || syncCommit != "on" {
+		return errors.New("the cluster is not durable")
+	}
+
+	pgTPS, err := pgbench(ctx, c, clients, duration)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("pgbench TPC-B-like (-M prepared, scale %d): %.0f tps\n", clients, pgTPS)
+
+	if err := c.CreateDatabase(ctx, "ledger"); err != nil {
+		return err
+	}
+	cfg, err := pgxpool.ParseConfig(c.URL("ledger"))
+	if err != nil {
+		return err
+	}
+	cfg.MaxConns = int32(clients + 2)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	var opts ledger.Options
+	if os.Getenv("LEDGERBENCH_DEBUG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	l := ledger.New(pool, opts)
+	w, err := setup(ctx, l, clients, cardsPerClient)
+	if err != nil {
+		return err
+	}
+
+	// Batched uploads: each client uploads batches of its own terminal.
+	expectBatch := 40000 * duration.Seconds() / float64(clients) // enough to keep busy
+	batches := make([][][][]byte, clients)
+	for i := range clients {
+		n := int(expectBatch)/batchSize + 1
+		for range n {
+			batches[i] = append(batches[i], w.next(i, batchSize))
+		}
+	}
+	batchTPS, err := measure(clients, duration, func(i, k int) (int, error) {
+		if k >= len(batches[i]) {
+			return 0, errExhausted
+		}
+		res, err := l.Upload(ctx, org, batches[i][k])
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range res {
+			if r.Status != ledger.Accepted {
+				return 0, fmt.Errorf("batch: %s %v", r.Status, r.Err)
+			}
+		}
+		return len(res), nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ledger batch upload (%d per batch, signatures verified): %.0f tps\n", batchSize, batchTPS)
+
+	online := make([][][]byte, clients)
+	for i := range clients {
+		online[i] = w.next(i, int(6000*duration.Seconds())/clients+1)
+	}
+	if os.Getenv("LEDGERBENCH_STATS") != "" {
+		_, _ = pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+		_, _ = pool.Exec(ctx, "SELECT pg_stat_statements_reset()")
+	}
+	onlineTPS, err := measure(clients, duration, func(i, k int) (int, error) {
+		if k >= len(online[i]) {
+			return 0, errExhausted
+		}
+		r, err := l.Submit(ctx, org, online[i][k])
+		if err != nil {
+			return 0, err
+		}
+		if r.Status != ledger.Accepted {
+			return 0, fmt.Errorf("online: %s %v", r.Status, r.Err)
+		}
+		return 1, nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ledger online single transactions: %.0f tps\n", onlineTPS)
+	if os.Getenv("LEDGERBENCH_STATS") != "" {
+		rows, err := pool.Query(ctx, `SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3),
+			left(regexp_replace(query, '\s+', ' ', 'g'), 90) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15`)
+		if err == nil {
+			for rows.Next() {
+				var calls int64
+				var total, mean float64
+				var q string
+				_ = rows.Scan(&calls, &total, &mean, &q)
+				fmt.Printf("  %8d calls %10.1f ms total %8.3f ms mean  %s\n", calls, total, mean, q)
+			}
+			rows.Close()
+		}
+	}
+	if err := l.Verify(ctx); err != nil {
+		return err
+	}
+	fmt.Println("ledger invariants hold after the run")
+	fmt.Printf("ledger_batch_tps=%.0f ledger_online_tps=%.0f pgbench_tpcb_tps=%.0f batch_ratio=%.2f online_ratio=%.2f\n",
+		batchTPS, onlineTPS, pgTPS, batchTPS/pgTPS, onlineTPS/pgTPS)
+	return nil
+}
+
+var errExhausted = errors.New("pre-signed transactions exhausted")
+
+// measure runs op on every client until duration passes and returns the
+// transactions per second.
+func measure(clients int, duration time.Duration, op func(client, k int) (int, error)) (float64, error) {
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	start := time.Now()
+	deadline := start.Add(duration)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; time.Now().Before(deadline); k++ {
+				n, err := op(i, k)
+				if errors.Is(err, errExhausted) {
+					return
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				total.Add(int64(n))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(total.Load()) / time.Since(start).Seconds(), nil
+}
+
+// workload signs transactions: client i pays at terminal i with its own cards.
+type workload struct {
+	terms []*term
+	cards [][]*card
+	next_ []int
+}
+
+type term struct {
+	id, merchant string
+	key          ed25519.PrivateKey
+	seq          int64
+}
+
+type card struct {
+	uid []byte
+	seq uint32
+	bal int64
+}
+
+func setup(ctx context.Context, l *ledger.Ledger, clients, cardsPerClient int) (*workload, error) {
+	start := time.Now()
+	if err := l.CreateOrganizer(ctx, org, "Bench"); err != nil {
+		return nil, err
+	}
+	if err := l.AddEvent(ctx, org, "fest", "Bench festival", time.Time{}); err != nil {
+		return nil, err
+	}
+	if err := l.AddStore(ctx, org, "store", "Store"); err != nil {
+		return nil, err
+	}
+	w := &workload{next_: make([]int, clients)}
+	var all [][]byte
+	for i := range clients {
+		t := &term{id: fmt.Sprintf("bar-%d", i), merchant: fmt.Sprintf("merchant-%d", i)}
+		if err := l.AddMerchant(ctx, org, t.merchant, t.merchant); err != nil {
+			return nil, err
+		}
+		tok, err := l.CreateTerminal(ctx, org, t.id, t.merchant, time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		_, t.key, _ = ed25519.GenerateKey(nil)
+		if err := l.EnrolTerminal(ctx, org, t.id, tok, t.key.Public().(ed25519.PublicKey)); err != nil {
+			return nil, err
+		}
+		w.terms = append(w.terms, t)
+		var cs []*card
+		for j := range cardsPerClient {
+			uid := make([]byte, 7)
+			uid[0] = 4
+			binary.BigEndian.PutUint32(uid[3:], uint32(i*cardsPerClient+j+1))
+			cs = append(cs, &card{uid: uid})
+			all = append(all, uid)
+		}
+		w.cards = append(w.cards, cs)
+	}
+	if err := l.RegisterCards(ctx, org, "fest", all); err != nil {
+		return nil, err
+	}
+	// Fund every card with cash top-ups, clients in parallel.
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, c := range w.cards[i] {
+				c.seq++
+				const amount = 100_000_00
+				if _, err := l.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store", Card: c.uid, Amount: amount,
+					Write: &ledger.CardWrite{Seq: c.seq, Before: c.bal, After: c.bal + amount}}); err != nil {
+					errs <- err
+					return
+				}
+				c.bal += amount
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	fmt.Printf("set up %d terminals and %d funded cards in %s\n", clients, len(all), time.Since(start).Round(time.Millisecond))
+	return w, nil
+}
+
+// next signs n transactions of client i, cycling over its cards.
+func (w *workload) next(i, n int) [][]byte {
+	out := make([][]byte, n)
+	t := w.terms[i]
+	var rnd [10]byte
+	for k := range out {
+		c := w.cards[i][w.next_[i]%len(w.cards[i])]
+		w.next_[i]++
+		t.seq++
+		c.seq++
+		amount := int64(100 + t.seq%900)
+		binary.BigEndian.PutUint64(rnd[:], uint64(t.seq))
+		rnd[8] = byte(i)
+		tx := terminaltx.Tx{Kind: terminaltx.KindDebit, ID: terminaltx.NewID(time.Now(), rnd[:]), Organizer: org,
+			Terminal: t.id, TerminalSeq: t.seq, Card: c.uid, CardSeq: c.seq, Amount: amount,
+			BalanceBefore: c.bal, BalanceAfter: c.bal - amount, Merchant: t.merchant, Time: time.Now()}
+		c.bal -= amount
+		s, err := terminaltx.Sign(&tx, t.key)
+		if err != nil {
+			panic(err)
+		}
+		out[k] = s.Bytes()
+	}
+	return out
+}
+
+// pgbench initialises and runs pgbench's TPC-B-like script on its own
+// database of the cluster.
+func pgbench(ctx context.Context, c *pgcluster.Cluster, clients int, duration time.Duration) (float64, error) {
+	bin, err := pgbenchPath()
+	if err != nil {
+		return 0, err
+	}
+	if err := c.CreateDatabase(ctx, "pgbench"); err != nil {
+		return 0, err
+	}
+	base := []string{"-h", c.Dir(), "-U", "postgres"}
+	init := exec.CommandContext(ctx, bin, append(append([]string{"-i", "-q", "-s", strconv.Itoa(clients)}, base...), "pgbench")...)
+	if out, err := init.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("pgbench -i: %w: %s", err, out)
+	}
+	secs := int(duration.Seconds())
+	runCmd := exec.CommandContext(ctx, bin, append(append([]string{"-M", "prepared", "-c", strconv.Itoa(clients), "-j", "2",
+		"-T", strconv.Itoa(secs)}, base...), "pgbench")...)
+	out, err := runCmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("pgbench: %w: %s", err, out)
+	}
+	m := regexp.MustCompile(`tps = ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("pgbench: no tps in output: %s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// pgbenchPath finds pgbench next to the newest PostgreSQL server, as
+// pgcluster finds the server.
+func pgbenchPath() (string, error) {
+	if d := os.Getenv("LOOPCARD_PG_BINDIR"); d != "" {
+		return filepath.Join(d, "pgbench"), nil
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
+	if len(matches) == 0 {
+		if p, err := exec.LookPath("pgbench"); err == nil {
+			return p, nil
+		}
+		return "", errors.New("pgbench not found: install the Debian package postgresql")
+	}
+	sort.Slice(matches, func(i, j int) bool {
+		a, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(matches[i]))))
+		b, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(matches[j]))))
+		return a > b
+	})
+	return matches[0], nil
+}
