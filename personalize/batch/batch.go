@@ -137,8 +137,7 @@ func (s *Store) Create(ctx context.Context, orgID int64, event string, count int
 }
 
 const batchColumns = `b.org_id, b.batch_no, b.event_id, b.card_count, b.layout, b.status, b.created_at, b.completed_at,
-	(SELECT count(*) FILTER (WHERE c.status = 'done') FROM batch_cards c WHERE c.org_id = b.org_id AND c.batch_no = b.batch_no),
-	(SELECT count(*) FILTER (WHERE c.status = 'reserved') FROM batch_cards c WHERE c.org_id = b.org_id AND c.batch_no = b.batch_no)`
+	b.done_count, (SELECT count(*) FROM batch_cards c WHERE c.org_id = b.org_id AND c.batch_no = b.batch_no AND c.status = 'reserved')`
 
 func scanBatch(row pgx.Row) (Batch, error) {
 	var b Batch
@@ -221,44 +220,47 @@ type Reservation struct {
 
 // Reserve gives the card with uid a slot of the batch, before anything is
 // written to the card. A card that already has a slot of this batch keeps
-// it (Done tells whether it was finished). A new card takes the lowest free
-// slot; when none is free it takes over the oldest slot still reserved by a
-// card that never came back. Errors wrap ErrNotFound or ErrFull, or are an
-// *OtherBatchError.
+// it (Done tells whether it was finished). A new card takes the next slot
+// never reserved; when there is none it takes over the oldest slot still
+// reserved by a card that never came back. Errors wrap ErrNotFound or
+// ErrFull, or are an *OtherBatchError.
+//
+// The reservation is committed without waiting for the disk: an
+// operating-system crash may lose it, which leaves a card that is ours but
+// unrecorded, and such a card reserves a slot again when presented.
 func (s *Store) Reserve(ctx context.Context, orgID, no int64, uid []byte) (Reservation, error) {
 	var r Reservation
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var count int
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
+		var count, next int
+		var other *int64
+		var slot *int
+		var status *string
 		// The batch row lock orders the reservations of one batch.
-		err := tx.QueryRow(ctx, `SELECT card_count FROM card_batches WHERE org_id = $1 AND batch_no = $2 FOR UPDATE`, orgID, no).Scan(&count)
+		err := tx.QueryRow(ctx, `
+			SELECT b.card_count, b.next_slot, c.batch_no, c.slot, c.status
+			FROM card_batches b LEFT JOIN batch_cards c ON c.org_id = b.org_id AND c.uid = $3
+			WHERE b.org_id = $1 AND b.batch_no = $2 FOR UPDATE OF b`, orgID, no, uid).Scan(&count, &next, &other, &slot, &status)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: batch %d of organizer %d", ErrNotFound, no, orgID)
 		}
 		if err != nil {
 			return err
 		}
-		var other int64
-		var status string
-		err = tx.QueryRow(ctx, `SELECT batch_no, slot, status FROM batch_cards WHERE org_id = $1 AND uid = $2`, orgID, uid).Scan(&other, &r.Slot, &status)
 		switch {
-		case err == nil && other != no:
-			return &OtherBatchError{BatchNo: other, Slot: r.Slot, Done: status == StatusDone}
-		case err == nil:
-			r.Done = status == StatusDone
+		case other != nil && *other != no:
+			return &OtherBatchError{BatchNo: *other, Slot: *slot, Done: *status == StatusDone}
+		case other != nil:
+			r.Slot, r.Done = *slot, *status == StatusDone
 			return nil
-		case !errors.Is(err, pgx.ErrNoRows):
-			return err
-		}
-		err = tx.QueryRow(ctx, `
-			SELECT s FROM generate_series(1, $3::int) s
-			WHERE NOT EXISTS (SELECT 1 FROM batch_cards c WHERE c.org_id = $1 AND c.batch_no = $2 AND c.slot = s)
-			ORDER BY s LIMIT 1`, orgID, no, count).Scan(&r.Slot)
-		if err == nil {
-			_, err = tx.Exec(ctx, `INSERT INTO batch_cards (org_id, batch_no, slot, uid, status) VALUES ($1, $2, $3, $4, 'reserved')`,
-				orgID, no, r.Slot, uid)
-			return err
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
+		case next <= count:
+			r.Slot = next
+			_, err := tx.Exec(ctx, `
+				WITH b AS (UPDATE card_batches SET next_slot = next_slot + 1 WHERE org_id = $1 AND batch_no = $2)
+				INSERT INTO batch_cards (org_id, batch_no, slot, uid, status) VALUES ($1, $2, $3, $4, 'reserved')`,
+				orgID, no, next, uid)
 			return err
 		}
 		err = tx.QueryRow(ctx, `
@@ -303,10 +305,11 @@ type Progress struct {
 }
 
 // Finish marks the card's reserved slot done and records f, and completes
-// the batch with its last card. Finishes of one batch are serialised, so
-// that of two stations finishing the last cards together exactly one
-// completes it. Errors wrap ErrNotReserved when the slot is not reserved by
-// uid (another station took it over, or it is done already).
+// the batch with its last card, in one statement: the increment of the
+// batch's counter takes its row lock, so that of two stations finishing the
+// last cards together exactly one completes it. Errors wrap ErrNotReserved
+// when the slot is not reserved by uid (another station took it over, or it
+// is done already).
 func (s *Store) Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f Finished) (Progress, error) {
 	var p Progress
 	if len(f.TokenHash) != 32 || len(f.PVV) == 0 || f.PVVKeyVersion < 1 {
@@ -316,43 +319,24 @@ func (s *Store) Finish(ctx context.Context, orgID, no int64, slot int, uid []byt
 	if err != nil {
 		return p, fmt.Errorf("batch: %w", err)
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var status string
-		err := tx.QueryRow(ctx, `SELECT card_count, status FROM card_batches WHERE org_id = $1 AND batch_no = $2 FOR UPDATE`,
-			orgID, no).Scan(&p.Count, &status)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: batch %d of organizer %d", ErrNotFound, no, orgID)
-		}
-		if err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `
+	err = s.pool.QueryRow(ctx, `
+		WITH c AS (
 			UPDATE batch_cards SET status = 'done', key_versions = $5, token_hash = $6, pvv = $7, pvv_key_version = $8, done_at = now()
-			WHERE org_id = $1 AND batch_no = $2 AND slot = $3 AND uid = $4 AND status = 'reserved'`,
-			orgID, no, slot, uid, kv, f.TokenHash, f.PVV, f.PVVKeyVersion)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() != 1 {
-			return fmt.Errorf("%w: batch %d slot %d", ErrNotReserved, no, slot)
-		}
-		err = tx.QueryRow(ctx, `SELECT count(*) FROM batch_cards WHERE org_id = $1 AND batch_no = $2 AND status = 'done'`,
-			orgID, no).Scan(&p.Done)
-		if err != nil {
-			return err
-		}
-		if p.Done == p.Count && status == StatusOpen {
-			p.Complete = true
-			_, err = tx.Exec(ctx, `UPDATE card_batches SET status = 'complete', completed_at = now() WHERE org_id = $1 AND batch_no = $2`, orgID, no)
-		}
-		return err
-	})
+			WHERE org_id = $1 AND batch_no = $2 AND slot = $3 AND uid = $4 AND status = 'reserved'
+			RETURNING 1)
+		UPDATE card_batches SET done_count = done_count + 1,
+			status = CASE WHEN done_count + 1 = card_count THEN 'complete' ELSE status END,
+			completed_at = CASE WHEN done_count + 1 = card_count THEN now() ELSE completed_at END
+		WHERE org_id = $1 AND batch_no = $2 AND EXISTS (SELECT 1 FROM c)
+		RETURNING done_count, card_count`,
+		orgID, no, slot, uid, kv, f.TokenHash, f.PVV, f.PVVKeyVersion).Scan(&p.Done, &p.Count)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Progress{}, fmt.Errorf("%w: batch %d slot %d", ErrNotReserved, no, slot)
+	}
 	if err != nil {
-		if errors.Is(err, ErrNotReserved) || errors.Is(err, ErrNotFound) {
-			return Progress{}, err
-		}
 		return Progress{}, fmt.Errorf("batch: finish: %w", err)
 	}
+	p.Complete = p.Done == p.Count
 	return p, nil
 }
 

@@ -105,10 +105,11 @@ type Station struct {
 }
 
 // Times splits the time spent on cards between the HSM, the card
-// exchanges and the database; the rest is the station's own work.
+// exchanges, the database and the label spool (a synced append); the rest
+// is the station's own work.
 type Times struct {
-	Total, HSM, Card, DB time.Duration
-	Cards                int
+	Total, HSM, Card, DB, Spool time.Duration
+	Cards                       int
 }
 
 // Result describes one card that went through the station.
@@ -697,7 +698,10 @@ func (s *Station) record(ctx context.Context, r batch.Reservation, uid []byte) (
 		return p, fmt.Errorf("station: PIN: %w", err)
 	}
 	defer pin.Destroy()
-	if err := s.cfg.Spool.Append(labels.Label{Number: r.CardID.String(), Token: tok, PIN: pin}); err != nil {
+	t := time.Now()
+	err = s.cfg.Spool.Append(labels.Label{Number: r.CardID.String(), Token: tok, PIN: pin})
+	s.times.Spool += time.Since(t)
+	if err != nil {
 		return p, fmt.Errorf("station: %w", err)
 	}
 	b := s.cfg.Batch
