@@ -1,0 +1,168 @@
+package api_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/loopcard/loopcard/api"
+)
+
+// TestRoleMatrix calls every route as every role: the roles the matrix
+// allows succeed, every other gets 401 (no credentials) or 403 and changes
+// nothing.
+func TestRoleMatrix(t *testing.T) {
+	e := newEnv(t, envOptions{cards: 3})
+	ctx := context.Background()
+	term := e.enrolTerminal("bar-m")
+	sk := e.sessionKey(term)
+	holder, claimed := e.cards[0], e.cards[1]
+
+	r := e.do(request{method: "POST", path: "/v1/card/claim", card: claimed.token, pin: claimed.pin,
+		body: api.ClaimRequest{Email: "m@example.org", Password: "matrix password"}})
+	require.Equal(t, 201, r.status, string(r.body))
+	var lr api.LoginResponse
+	r.json(t, &lr)
+
+	// credentials sets the request up as role.
+	credentials := func(role api.Role, req *request) {
+		switch role {
+		case api.RoleHQ, api.RoleStore, api.RoleAuditor:
+			req.bearer = e.tokens[string(role)]
+		case api.RoleTerminal:
+			req.terminal, req.session = term, sk.KeyID
+		case api.RoleCard:
+			req.card = holder.token
+		case api.RoleCardPIN:
+			req.card, req.pin = holder.token, holder.pin
+		case api.RoleProfile:
+			req.bearer = lr.Token
+		}
+	}
+	n := 0
+	next := func() int { n++; return n }
+	cardSeq := uint32(0)
+	balance := int64(1000)
+	// Each route's request, made fresh for every call (setup done here is
+	// not counted as a change by the request).
+	requests := map[string]func() request{
+		"GET /healthz":         func() request { return request{method: "GET", path: "/healthz"} },
+		"GET /metrics":         func() request { return request{method: "GET", path: "/metrics"} },
+		"GET /v1/openapi.json": func() request { return request{method: "GET", path: "/v1/openapi.json"} },
+		"POST /v1/terminals/enrol": func() request {
+			id := fmt.Sprintf("new-%d", next())
+			tok, err := e.ledger.CreateTerminal(ctx, org, id, "bar", time.Hour)
+			require.NoError(t, err)
+			pub, _, err := ed25519.GenerateKey(rand.Reader)
+			require.NoError(t, err)
+			return request{method: "POST", path: "/v1/terminals/enrol", body: api.EnrolRequest{Org: org, Terminal: id,
+				Token: tok.Reveal(), SigningKey: pub, KexAlg: "x25519", KexKey: term.kexKey.PublicKey().Bytes()}}
+		},
+		"POST /v1/terminal/session-keys": func() request {
+			return request{method: "POST", path: "/v1/terminal/session-keys", body: api.SessionKeyRequest{Event: "fest"}}
+		},
+		"POST /v1/terminal/batches": func() request {
+			cardSeq++
+			tx := e.debit(term, e.cards[2], cardSeq, balance, 1)
+			return request{method: "POST", path: "/v1/terminal/batches", body: api.BatchRequest{Transactions: [][]byte{tx}}}
+		},
+		"POST /v1/stores/{store}/topups": func() request {
+			return request{method: "POST", path: "/v1/stores/store-a/topups", body: api.TopUpRequest{Card: holder.hex(), Amount: 100}}
+		},
+		"POST /v1/hq/stores": func() request {
+			return request{method: "POST", path: "/v1/hq/stores", body: api.StoreRequest{Store: fmt.Sprintf("s-%d", next()), Name: "S"}}
+		},
+		"POST /v1/hq/terminals": func() request {
+			return request{method: "POST", path: "/v1/hq/terminals", body: api.TerminalRequest{Terminal: fmt.Sprintf("t-%d", next()), Merchant: "bar"}}
+		},
+		"DELETE /v1/hq/terminals/{terminal}": func() request {
+			id := fmt.Sprintf("r-%d", next())
+			_, err := e.ledger.CreateTerminal(ctx, org, id, "bar", time.Hour)
+			require.NoError(t, err)
+			return request{method: "DELETE", path: "/v1/hq/terminals/" + id}
+		},
+		"DELETE /v1/hq/terminals/{terminal}/session-keys": func() request {
+			return request{method: "DELETE", path: "/v1/hq/terminals/bar-other/session-keys"}
+		},
+		"GET /v1/hq/batches":    func() request { return request{method: "GET", path: "/v1/hq/batches"} },
+		"GET /v1/hq/keys":       func() request { return request{method: "GET", path: "/v1/hq/keys"} },
+		"GET /v1/hq/alerts":     func() request { return request{method: "GET", path: "/v1/hq/alerts"} },
+		"GET /v1/audit/records": func() request { return request{method: "GET", path: "/v1/audit/records?after=0"} },
+		"GET /v1/card":          func() request { return request{method: "GET", path: "/v1/card"} },
+		"GET /v1/card/history":  func() request { return request{method: "GET", path: "/v1/card/history"} },
+		"POST /v1/card/refund": func() request {
+			return request{method: "POST", path: "/v1/card/refund", body: api.RefundRequest{Name: "M", IBAN: "GB82 WEST 1234 5698 7654 32"}}
+		},
+		"POST /v1/card/claim": func() request {
+			return request{method: "POST", path: "/v1/card/claim", body: api.ClaimRequest{Email: "h@example.org", Password: "holder password"}}
+		},
+		"POST /v1/profile/login": func() request {
+			return request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "m@example.org", Password: "matrix password"}}
+		},
+		"GET /v1/profile":    func() request { return request{method: "GET", path: "/v1/profile"} },
+		"DELETE /v1/profile": func() request { return request{method: "DELETE", path: "/v1/profile"} },
+		"POST /v1/profile/cards/{card}/refund": func() request {
+			return request{method: "POST", path: "/v1/profile/cards/" + claimed.hex() + "/refund", body: api.RefundRequest{Name: "M", IBAN: "GB82 WEST 1234 5698 7654 32"}}
+		},
+	}
+	routes := e.srv.Routes()
+	// Erasing the profile comes last: the profile's token ends with it.
+	slices.SortStableFunc(routes, func(a, b api.Pattern) int {
+		last := func(p api.Pattern) int {
+			if p.Method == "DELETE" && p.Path == "/v1/profile" {
+				return 1
+			}
+			return 0
+		}
+		return last(a) - last(b)
+	})
+	require.Len(t, requests, len(routes), "a request for every route")
+	calls := 0
+	for _, rt := range routes {
+		name := rt.Method + " " + rt.Path
+		build, ok := requests[name]
+		require.True(t, ok, "no request for %s", name)
+		for _, role := range api.AllRoles {
+			allowed := slices.Contains(rt.Roles, api.RolePublic) || slices.Contains(rt.Roles, role) ||
+				(role == api.RoleCardPIN && slices.Contains(rt.Roles, api.RoleCard))
+			req := build()
+			credentials(role, &req)
+			before := e.fingerprint()
+			r := e.do(req)
+			calls++
+			if allowed {
+				require.True(t, r.status >= 200 && r.status < 300, "%s as %s: %d %s", name, role, r.status, r.body)
+				if name == "POST /v1/terminal/batches" {
+					balance--
+				}
+				continue
+			}
+			want := http.StatusForbidden
+			if role == api.RoleAnonymous {
+				want = http.StatusUnauthorized
+			}
+			require.Equal(t, want, r.status, "%s as %s: %s", name, role, r.body)
+			require.Equal(t, before, e.fingerprint(), "%s as %s changed something", name, role)
+			if name == "POST /v1/terminal/batches" {
+				cardSeq-- // the refused debit never happened; reuse its sequence
+				term.seq--
+			}
+		}
+	}
+	require.Equal(t, len(routes)*len(api.AllRoles), calls)
+
+	// Scopes: a store's token acts on its own store only.
+	before := e.fingerprint()
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store-b"], body: api.TopUpRequest{Card: holder.hex(), Amount: 100}})
+	require.Equal(t, http.StatusForbidden, r.status)
+	require.Equal(t, before, e.fingerprint())
+	// Every denial was audited.
+	require.GreaterOrEqual(t, e.auditCount(`outcome = 'denied'`), 100)
+}
