@@ -268,6 +268,14 @@ func (v *verifier) entries() *Failure {
 	sigs := newSigPool(v.opts.Workers)
 	defer sigs.close()
 
+	// firstOf returns the failure of the lowest entry index among f and
+	// the signatures checked so far (all of them earlier entries).
+	firstOf := func(f *Failure) *Failure {
+		if sf := sigs.wait(); sf != nil && sf.Index <= f.Index {
+			return sf
+		}
+		return f
+	}
 	var org int64
 	seen := map[tlog.Hash]int64{} // leaves of signed entries
 	for c := range ordered {
@@ -275,24 +283,24 @@ func (v *verifier) entries() *Failure {
 		for j, e := range c.entries {
 			i := c.start + int64(j)
 			if c.errs[j] != nil {
-				return fail("entry-format", i, "%v", c.errs[j])
+				return firstOf(fail("entry-format", i, "%v", c.errs[j]))
 			}
 			if org == 0 {
 				org = e.Org
 			} else if e.Org != org {
-				return fail("entry-format", i, "entry of organizer %d in organizer %d's log", e.Org, org)
+				return firstOf(fail("entry-format", i, "entry of organizer %d in organizer %d's log", e.Org, org))
 			}
 			leaf := c.leaves[j]
 			if err := v.tree.AppendLeaf(leaf); err != nil {
-				return fail("entries", i, "%v", err)
+				return firstOf(fail("entries", i, "%v", err))
 			}
 			sc, err := v.check.Add(e, leaf)
 			if err != nil {
-				return entryFailure("signer", i, err)
+				return firstOf(entryFailure("signer", i, err))
 			}
 			if sc != nil {
 				if first, dup := seen[leaf]; dup {
-					return fail("duplicate", i, "entry %d appears again", first)
+					return firstOf(fail("duplicate", i, "entry %d appears again", first))
 				}
 				seen[leaf] = i
 				sigs.add(sc)
@@ -301,7 +309,7 @@ func (v *verifier) entries() *Failure {
 				v.rep.Sealed++
 			}
 			if err := v.tally.Add(i, e); err != nil {
-				return entryFailure("counts", i, err)
+				return firstOf(entryFailure("counts", i, err))
 			}
 		}
 		if f := sigs.failure(); f != nil {
@@ -309,10 +317,10 @@ func (v *verifier) entries() *Failure {
 		}
 	}
 	if f := <-readErr; f != nil {
-		return f
+		return firstOf(f)
 	}
 	if err := v.check.Finish(); err != nil {
-		return entryFailure("seal", -1, err)
+		return firstOf(entryFailure("seal", -1, err))
 	}
 	if f := sigs.wait(); f != nil {
 		return f
