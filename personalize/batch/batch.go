@@ -66,6 +66,7 @@ type Batch struct {
 	Status      string             `json:"status"`
 	Done        int                `json:"done"`
 	Reserved    int                `json:"reserved"`
+	KeyVersions map[string]int     `json:"key_versions,omitempty"`
 	CreatedAt   time.Time          `json:"created_at"`
 	CompletedAt *time.Time         `json:"completed_at,omitempty"`
 }
@@ -137,14 +138,20 @@ func (s *Store) Create(ctx context.Context, orgID int64, event string, count int
 }
 
 const batchColumns = `b.org_id, b.batch_no, b.event_id, b.card_count, b.layout, b.status, b.created_at, b.completed_at,
-	b.done_count, (SELECT count(*) FROM batch_cards c WHERE c.org_id = b.org_id AND c.batch_no = b.batch_no AND c.status = 'reserved')`
+	b.key_versions, b.done_count, (SELECT count(*) FROM batch_cards c WHERE c.org_id = b.org_id AND c.batch_no = b.batch_no AND c.status = 'reserved')`
 
 func scanBatch(row pgx.Row) (Batch, error) {
 	var b Batch
-	var lj []byte
-	err := row.Scan(&b.OrgID, &b.No, &b.Event, &b.Count, &lj, &b.Status, &b.CreatedAt, &b.CompletedAt, &b.Done, &b.Reserved)
+	var lj, kv []byte
+	err := row.Scan(&b.OrgID, &b.No, &b.Event, &b.Count, &lj, &b.Status, &b.CreatedAt, &b.CompletedAt, &kv, &b.Done, &b.Reserved)
 	if err != nil {
 		return Batch{}, err
+	}
+	if err := json.Unmarshal(kv, &b.KeyVersions); err != nil {
+		return Batch{}, fmt.Errorf("batch %d: stored key versions: %w", b.No, err)
+	}
+	if len(b.KeyVersions) == 0 {
+		b.KeyVersions = nil
 	}
 	if err := json.Unmarshal(lj, &b.Layout); err != nil {
 		return Batch{}, fmt.Errorf("batch %d: stored layout: %w", b.No, err)
@@ -203,6 +210,35 @@ func (s *Store) Cards(ctx context.Context, orgID, no int64) ([]Card, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("batch: cards: %w", err)
+	}
+	return out, nil
+}
+
+// PinKeyVersions records want as the base key versions of the batch's cards
+// unless versions were recorded before, and returns the versions in force:
+// the first station to work on a batch pins them for every later one.
+// Errors wrap ErrNotFound.
+func (s *Store) PinKeyVersions(ctx context.Context, orgID, no int64, want map[string]int) (map[string]int, error) {
+	if len(want) == 0 {
+		return nil, fmt.Errorf("%w: no key versions to pin", ErrInvalid)
+	}
+	wj, err := json.Marshal(want)
+	if err != nil {
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	var got []byte
+	err = s.pool.QueryRow(ctx, `
+		UPDATE card_batches SET key_versions = CASE WHEN key_versions = '{}' THEN $3::jsonb ELSE key_versions END
+		WHERE org_id = $1 AND batch_no = $2 RETURNING key_versions`, orgID, no, wj).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: batch %d of organizer %d", ErrNotFound, no, orgID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("batch: pin key versions: %w", err)
+	}
+	var out map[string]int
+	if err := json.Unmarshal(got, &out); err != nil {
+		return nil, fmt.Errorf("batch: pinned key versions: %w", err)
 	}
 	return out, nil
 }

@@ -157,6 +157,29 @@ func TestReserveFinish(t *testing.T) {
 	require.Equal(t, map[string]int{"picc-master": 1, "app-master": 1}, cards[1].KeyVersions)
 }
 
+func TestPinKeyVersions(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	b, err := s.Create(ctx, 7, "ev", 2, personalize.DefaultLayout())
+	require.NoError(t, err)
+	require.Nil(t, b.KeyVersions)
+	first := map[string]int{"picc-master": 1, "app-debit": 2}
+	got, err := s.PinKeyVersions(ctx, 7, b.No, first)
+	require.NoError(t, err)
+	require.Equal(t, first, got)
+	// A later station, after a rotation, gets the versions pinned first.
+	got, err = s.PinKeyVersions(ctx, 7, b.No, map[string]int{"picc-master": 2, "app-debit": 3})
+	require.NoError(t, err)
+	require.Equal(t, first, got)
+	b, err = s.Get(ctx, 7, b.No)
+	require.NoError(t, err)
+	require.Equal(t, first, b.KeyVersions)
+	_, err = s.PinKeyVersions(ctx, 7, 99, first)
+	require.ErrorIs(t, err, batch.ErrNotFound)
+	_, err = s.PinKeyVersions(ctx, 7, b.No, nil)
+	require.ErrorIs(t, err, batch.ErrInvalid)
+}
+
 func TestReserveConcurrent(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)

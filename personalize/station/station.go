@@ -39,6 +39,7 @@ type HSM interface {
 
 // Store is what the station needs of batch.Store.
 type Store interface {
+	PinKeyVersions(ctx context.Context, orgID, no int64, want map[string]int) (map[string]int, error)
 	Reserve(ctx context.Context, orgID, no int64, uid []byte) (batch.Reservation, error)
 	Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f batch.Finished) (batch.Progress, error)
 }
@@ -127,7 +128,8 @@ type Result struct {
 	Done int `json:"-"`
 }
 
-// New checks cfg, derives the event debit key and pins the key versions.
+// New checks cfg, pins the batch's base key versions (the newest, unless
+// an earlier station pinned them) and derives the event debit key.
 func New(ctx context.Context, cfg Config) (*Station, error) {
 	if cfg.HSM == nil || cfg.Store == nil || cfg.Spool == nil {
 		return nil, errors.New("station: HSM, store and label spool are required")
@@ -146,27 +148,46 @@ func New(ctx context.Context, cfg Config) (*Station, error) {
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
-	debit, _ := l.Key(personalize.RoleDebit)
-	ek, used, err := cfg.HSM.EventDebitKey(ctx, keys.Label{Name: debit.Base}, []byte(cfg.Batch.Event))
-	if err != nil {
-		return nil, fmt.Errorf("station: event debit key: %w", err)
-	}
-	s.eventKy, s.debitVer = ek, used.Version
-	s.labels[personalize.RoleDebit] = used
-	// Learn the newest version of every other base key once.
+	// The newest version of every base key, unless the batch has its
+	// versions pinned already: then those.
 	probe := bytes.Repeat([]byte{0x5A}, keys.MinDiversificationInput)
-	s.piccL, err = s.resolve(ctx, keys.PICCMaster, probe)
+	names := []string{keys.PICCMaster}
+	for _, k := range l.Keys {
+		names = append(names, k.Base)
+	}
+	newest := map[string]int{}
+	for _, n := range names {
+		lb, err := s.resolve(ctx, n, probe)
+		if err != nil {
+			return nil, err
+		}
+		newest[n] = lb.Version
+	}
+	pinned, err := cfg.Store.PinKeyVersions(ctx, cfg.Batch.OrgID, cfg.Batch.No, newest)
 	if err != nil {
+		return nil, fmt.Errorf("station: %w", err)
+	}
+	label := func(name string) (keys.Label, error) {
+		v, ok := pinned[name]
+		if !ok {
+			return keys.Label{}, fmt.Errorf("station: batch %d has no pinned version of %s", cfg.Batch.No, name)
+		}
+		return keys.Label{Name: name, Version: v}, nil
+	}
+	if s.piccL, err = label(keys.PICCMaster); err != nil {
 		return nil, err
 	}
 	for _, k := range l.Keys {
-		if k.Role == personalize.RoleDebit {
-			continue
-		}
-		if s.labels[k.Role], err = s.resolve(ctx, k.Base, probe); err != nil {
+		if s.labels[k.Role], err = label(k.Base); err != nil {
 			return nil, err
 		}
 	}
+	dl := s.labels[personalize.RoleDebit]
+	s.eventKy, _, err = cfg.HSM.EventDebitKey(ctx, dl, []byte(cfg.Batch.Event))
+	if err != nil {
+		return nil, fmt.Errorf("station: event debit key: %w", err)
+	}
+	s.debitVer = dl.Version
 	for _, lb := range append([]keys.Label{s.piccL}, s.labelList()...) {
 		if lb.Version < 1 || lb.Version > 255 {
 			return nil, fmt.Errorf("station: key %s: a card key version is 1 to 255", lb)

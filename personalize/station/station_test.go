@@ -389,3 +389,39 @@ func TestNoSecretsInLogs(t *testing.T) {
 		require.NotContains(t, text, strings.ToLower(v))
 	}
 }
+
+// TestRotationMidBatch: keys rotated while a batch is half done do not
+// change the keys its cards get; a new batch takes the new versions.
+func TestRotationMidBatch(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	b := e.newBatch(t, 2)
+	sp := spoolPath(t)
+	s, spool := e.station(t, b, sp, nil)
+	vc := newCard(t, 1)
+	lk := present(vc)
+	lk.failAt = 15
+	_, err := s.Personalize(ctx, lk)
+	require.ErrorIs(t, err, errCrash)
+	s.Close()
+	require.NoError(t, spool.Close())
+
+	for _, name := range []string{keys.PICCMaster, keys.AppMaster, keys.AppDebit, keys.AppRead} {
+		_, err := e.hsm.Rotate(ctx, name)
+		require.NoError(t, err)
+	}
+	s2, _ := e.station(t, b, sp, nil)
+	require.Equal(t, map[string]int{"picc-master": 1, "app-master": 1, "app-debit": 1, "app-credit": 1, "app-read": 1}, s2.KeyVersions())
+	res, err := s2.Personalize(ctx, present(vc))
+	require.NoError(t, err)
+	require.Equal(t, station.Resumed, res.Outcome)
+	res, err = s2.Personalize(ctx, present(newCard(t, 2)))
+	require.NoError(t, err)
+	require.True(t, res.Complete)
+	// The card answers to the keys of version 1 (the imported ones).
+	readInfo(t, personalize.DefaultLayout(), vc)
+
+	nb := e.newBatch(t, 1)
+	s3, _ := e.station(t, nb, spoolPath(t), nil)
+	require.Equal(t, map[string]int{"picc-master": 2, "app-master": 2, "app-debit": 2, "app-credit": 1, "app-read": 2}, s3.KeyVersions())
+}
