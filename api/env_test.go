@@ -24,7 +24,7 @@ import (
 
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/httpsig"
-	"github.com/loopcard/loopcard/api/internal/tlsca"
+	"github.com/loopcard/loopcard/api/tlsca"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"

@@ -54,23 +54,31 @@ type TokenRequest struct {
 // IssueToken makes a staff token (loopcard token issue). Errors wrap
 // ErrTokenRequest for a bad request.
 func IssueToken(ctx context.Context, pool *pgxpool.Pool, req TokenRequest, now time.Time) (Token, error) {
-	switch {
-	case req.Org <= 0:
-		return Token{}, fmt.Errorf("%w: organizer must be positive", ErrTokenRequest)
-	case req.Role != RoleHQ && req.Role != RoleStore && req.Role != RoleAuditor:
-		return Token{}, fmt.Errorf("%w: role must be hq, store or auditor", ErrTokenRequest)
-	case (req.Role == RoleStore) != (req.Store != ""):
-		return Token{}, fmt.Errorf("%w: a store is given exactly for role store", ErrTokenRequest)
-	case req.Store != "" && !terminaltx.ValidID(req.Store):
-		return Token{}, fmt.Errorf("%w: store id %q", ErrTokenRequest, req.Store)
-	case req.TTL <= 0 || req.TTL > MaxTokenTTL:
-		return Token{}, fmt.Errorf("%w: lifetime must be positive and at most %s", ErrTokenRequest, MaxTokenTTL)
+	if err := req.Validate(); err != nil {
+		return Token{}, err
 	}
 	var store *string
 	if req.Store != "" {
 		store = &req.Store
 	}
 	return insertToken(ctx, pool, req.Org, req.Role, store, pgtype.UUID{}, now.Add(req.TTL))
+}
+
+// Validate checks a token request; errors wrap ErrTokenRequest.
+func (req TokenRequest) Validate() error {
+	switch {
+	case req.Org <= 0:
+		return fmt.Errorf("%w: organizer must be positive", ErrTokenRequest)
+	case req.Role != RoleHQ && req.Role != RoleStore && req.Role != RoleAuditor:
+		return fmt.Errorf("%w: role must be hq, store or auditor", ErrTokenRequest)
+	case (req.Role == RoleStore) != (req.Store != ""):
+		return fmt.Errorf("%w: a store is given exactly for role store", ErrTokenRequest)
+	case req.Store != "" && !terminaltx.ValidID(req.Store):
+		return fmt.Errorf("%w: store id %q", ErrTokenRequest, req.Store)
+	case req.TTL <= 0 || req.TTL > MaxTokenTTL:
+		return fmt.Errorf("%w: lifetime must be positive and at most %s", ErrTokenRequest, MaxTokenTTL)
+	}
+	return nil
 }
 
 func newTokenText(org int64) (string, []byte, error) {

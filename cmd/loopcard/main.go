@@ -66,7 +66,11 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		versionCommand(),
 		keysCommand(),
+		batchCommand(),
+		personalizeCommand(),
 		vcardCommand(),
+		serveCommand(),
+		tokenCommand(),
 	}
 }
 

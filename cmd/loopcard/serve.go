@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/urfave/cli/v2"
+
+	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/tlsca"
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/pgcluster"
+	"github.com/loopcard/loopcard/personalize/batch"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve the HTTPS API (TLS 1.3) until SIGINT or SIGTERM",
+		Description: "Without --tls-cert, a local CA and a server certificate for localhost and 127.0.0.1\n" +
+			"are made under DATA_DIR/tls on first use; clients trust DATA_DIR/tls/ca.pem.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8443", Usage: "address to listen on", EnvVars: []string{"LOOPCARD_LISTEN"}},
+			&cli.StringFlag{Name: "tls-cert", Usage: "server certificate (PEM); default: the local CA's"},
+			&cli.StringFlag{Name: "tls-key", Usage: "server key (PEM), with --tls-cert"},
+			&cli.StringFlag{Name: "client-ca", Usage: "CA (PEM) of terminal client certificates; default: the local CA"},
+			&cli.StringSliceFlag{Name: "host", Usage: "extra host name of the local server certificate (repeatable)"},
+			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "how long in-flight requests may finish at shutdown"},
+			&cli.Float64Flag{Name: "rate-ip", Usage: "requests per second per IP address (0: default 200, negative: no limit)"},
+			&cli.Float64Flag{Name: "rate-client", Usage: "requests per second per client (0: default 50, negative: no limit)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return cli.Exit("serve takes no arguments", 2)
+			}
+			return serve(c)
+		},
+	}
+}
+
+func serve(c *cli.Context) error {
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg := getConfig(c)
+	log := logger(c)
+
+	tc, err := serverTLS(c, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	h, err := openHSM(c)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	pool, closeDB, err := serveDatabase(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{
+		Ledger:  ledger.New(pool, ledger.Options{Logger: log}),
+		Batches: batch.NewStore(pool),
+		HSM:     h,
+		Logger:  log,
+		Limits:  api.Limits{PerIP: c.Float64("rate-ip"), PerClient: c.Float64("rate-client")},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "loopcard: serving https://%s\n", ln.Addr())
+	return srv.Serve(ctx, ln, tc, c.Duration("grace"))
+}
+
+// serverTLS loads --tls-cert/--tls-key, or the local CA's server
+// certificate, made on first use and announced with the CA's path.
+func serverTLS(c *cli.Context, dataDir string) (*tls.Config, error) {
+	var clientCAs *x509.CertPool
+	if path := c.String("client-ca"); path != "" {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("client CA: %w", err)
+		}
+		clientCAs = x509.NewCertPool()
+		if !clientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s holds no PEM certificate", path)
+		}
+	}
+	if certFile := c.String("tls-cert"); certFile != "" || c.String("tls-key") != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, c.String("tls-key"))
+		if err != nil {
+			return nil, fmt.Errorf("TLS certificate: %w (give both --tls-cert and --tls-key)", err)
+		}
+		return api.TLSConfig(cert, clientCAs), nil
+	}
+	dir := filepath.Join(dataDir, "tls")
+	ca, created, err := tlsca.Ensure(dir, c.StringSlice("host"))
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		fmt.Fprintf(c.App.ErrWriter, "loopcard: no --tls-cert given: made a local CA and server certificate; clients trust %s\n",
+			filepath.Join(dir, tlsca.CAFile))
+	} else {
+		fmt.Fprintf(c.App.ErrWriter, "loopcard: local CA: %s\n", filepath.Join(dir, tlsca.CAFile))
+	}
+	cert, err := ca.ServerCertificate()
+	if err != nil {
+		return nil, err
+	}
+	if clientCAs == nil {
+		clientCAs = ca.Pool()
+	}
+	return api.TLSConfig(cert, clientCAs), nil
+}
+
+// serveDatabase opens --database-url, or the embedded PostgreSQL under
+// DATA_DIR/postgres (started if needed, stopped by the returned function
+// if this process started it).
+// TODO(lead): use openDatabase (cmd/loopcard/db.go) once it exists.
+func serveDatabase(ctx context.Context, c *cli.Context) (*pgxpool.Pool, func(), error) {
+	cfg := getConfig(c)
+	url := cfg.DatabaseURL
+	stop := func() {}
+	if url == "" {
+		cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Durable: true, Logger: logger(c)})
+		if err != nil {
+			return nil, nil, fmt.Errorf("embedded database: %w", err)
+		}
+		if err := cl.CreateDatabase(ctx, "loopcard"); err != nil {
+			_ = cl.Stop()
+			return nil, nil, fmt.Errorf("embedded database: %w", err)
+		}
+		url = cl.URL("loopcard")
+		stop = func() {
+			if err := cl.Stop(); err != nil {
+				logger(c).Warn("embedded database did not stop cleanly", "err", err)
+			}
+		}
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		stop()
+		return nil, nil, fmt.Errorf("database: %w", err)
+	}
+	return pool, func() { pool.Close(); stop() }, nil
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/ledger"
+)
+
+func tokenCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "token",
+		Usage: "staff tokens of the API",
+		Subcommands: []*cli.Command{{
+			Name:      "issue",
+			Usage:     "issue a short-lived staff token (shown once, stored only hashed)",
+			ArgsUsage: " ",
+			Flags: []cli.Flag{
+				&cli.Int64Flag{Name: "org", Value: 1, Usage: "organizer id"},
+				&cli.StringFlag{Name: "role", Required: true, Usage: "hq, store or auditor"},
+				&cli.StringFlag{Name: "store", Usage: "the store of a store token"},
+				&cli.DurationFlag{Name: "ttl", Value: 8 * time.Hour, Usage: "lifetime, at most " + api.MaxTokenTTL.String()},
+				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.Args().Present() {
+					return cli.Exit("token issue takes no arguments", 2)
+				}
+				req := api.TokenRequest{Org: c.Int64("org"), Role: api.Role(c.String("role")), Store: c.String("store"), TTL: c.Duration("ttl")}
+				if err := req.Validate(); err != nil {
+					return cli.Exit(err.Error(), 2)
+				}
+				pool, closeDB, err := serveDatabase(c.Context, c)
+				if err != nil {
+					return err
+				}
+				defer closeDB()
+				if err := ledger.Migrate(c.Context, pool); err != nil {
+					return err
+				}
+				tok, err := api.IssueToken(c.Context, pool, req, time.Now())
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c, map[string]any{"token": tok.Reveal(), "id": tok.ID, "expires_at": tok.Expires.UTC()})
+				}
+				fmt.Fprintln(c.App.Writer, tok.Reveal())
+				fmt.Fprintf(c.App.ErrWriter, "loopcard: token %s expires %s; it is shown only now\n", tok.ID, tok.Expires.UTC().Format(time.RFC3339))
+				return nil
+			},
+		}},
+	}
+}
