@@ -66,8 +66,6 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		versionCommand(),
 		keysCommand(),
-		batchCommand(),
-		personalizeCommand(),
 		vcardCommand(),
 		serveCommand(),
 		tokenCommand(),
