@@ -1,0 +1,212 @@
+package demo
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/terminal"
+	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/pgcluster"
+	"github.com/loopcard/loopcard/personalize/batch"
+	"github.com/loopcard/loopcard/softhsm"
+)
+
+// StackConfig says where the parts of a Stack come from.
+type StackConfig struct {
+	// DataDir holds the embedded HSM token and database, the CA file and
+	// the outputs.
+	DataDir string
+	// HSMURI is a PKCS#11 URI; empty: the embedded SoftHSM2 token under
+	// DataDir.
+	HSMURI string
+	// DatabaseURL is a PostgreSQL URL; empty: a private PostgreSQL under
+	// DataDir, with a fresh database "demo" on every start.
+	DatabaseURL string
+	// Listen is the API's address; empty: 127.0.0.1 on a free port.
+	Listen string
+	Logger *slog.Logger
+}
+
+// Stack is a whole Loopcard installation in one process: the HSM, the
+// ledger on PostgreSQL and the HTTPS API served on loopback.
+type Stack struct {
+	HSM     *keys.HSM
+	Pool    *pgxpool.Pool
+	Ledger  *ledger.Ledger
+	Batches *batch.Store
+	Server  *api.Server
+	// URL is the API's base URL; CAFile the PEM file clients trust.
+	URL    string
+	CAFile string
+	CAs    *x509.CertPool
+	// HTTP is a client that trusts the API.
+	HTTP *http.Client
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	closers []func() error
+}
+
+func (s *Stack) onClose(f func() error) {
+	s.mu.Lock()
+	s.closers = append(s.closers, f)
+	s.mu.Unlock()
+}
+
+// Close stops everything StartStack started, in reverse order.
+func (s *Stack) Close() error {
+	s.mu.Lock()
+	cs := s.closers
+	s.closers = nil
+	s.mu.Unlock()
+	var errs []error
+	for i := len(cs) - 1; i >= 0; i-- {
+		errs = append(errs, cs[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// StartStack opens the HSM and creates the key hierarchy where missing,
+// opens (or starts) PostgreSQL and migrates it, and serves the API on
+// loopback with a fresh self-signed certificate.
+func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("demo: data directory: %w", err)
+	}
+	s := &Stack{log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+	uri := cfg.HSMURI
+	if uri == "" {
+		if uri, _, err = softhsm.Embedded(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("demo: embedded HSM: %w", err)
+		}
+	}
+	if s.HSM, err = keys.Open(uri, keys.Options{Logger: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	s.onClose(s.HSM.Close)
+	dbURL := cfg.DatabaseURL
+	if dbURL == "" {
+		if dbURL, err = s.embeddedDB(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if s.Pool, err = pgxpool.New(ctx, dbURL); err != nil {
+		return nil, fmt.Errorf("demo: database: %w", err)
+	}
+	s.onClose(func() error { s.Pool.Close(); return nil })
+	if err := ledger.Migrate(ctx, s.Pool); err != nil {
+		return nil, err
+	}
+	s.Ledger = ledger.New(s.Pool, ledger.Options{Logger: cfg.Logger})
+	s.Batches = batch.NewStore(s.Pool)
+	if s.Server, err = api.New(api.Config{Ledger: s.Ledger, Batches: s.Batches, HSM: s.HSM, Logger: cfg.Logger,
+		Limits: api.Limits{PerIP: -1, PerClient: -1}}); err != nil {
+		return nil, err
+	}
+	s.CAFile = filepath.Join(cfg.DataDir, "demo-ca.pem")
+	cert, pool, err := loopbackCert(s.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	s.CAs = pool
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("demo: listen: %w", err)
+	}
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- s.Server.Serve(sctx, ln, api.TLSConfig(cert, nil), 5*time.Second) }()
+	s.onClose(func() error { stop(); return <-done })
+	s.URL = "https://" + ln.Addr().String()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}, MaxIdleConnsPerHost: 64}
+	s.onClose(func() error { tr.CloseIdleConnections(); return nil })
+	s.HTTP = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	if _, err := s.HSM.Init(ctx); err != nil {
+		return nil, fmt.Errorf("demo: key ceremony: %w", err)
+	}
+	return s, nil
+}
+
+// embeddedDB starts the private cluster under the data directory and
+// makes a fresh database "demo" in it.
+func (s *Stack) embeddedDB(ctx context.Context, cfg StackConfig) (string, error) {
+	cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Durable: true, Logger: cfg.Logger})
+	if err != nil {
+		return "", fmt.Errorf("demo: embedded database: %w", err)
+	}
+	s.onClose(cl.Stop)
+	conn, err := pgx.Connect(ctx, cl.URL("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("demo: embedded database: %w", err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{`DROP DATABASE IF EXISTS demo WITH (FORCE)`, `CREATE DATABASE demo`} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return "", fmt.Errorf("demo: embedded database: %w", err)
+		}
+	}
+	return cl.URL("demo"), nil
+}
+
+// StaffToken issues a staff token (HQ, a store's, or an auditor's).
+func (s *Stack) StaffToken(ctx context.Context, org int64, role api.Role, store string) (string, error) {
+	tok, err := api.IssueToken(ctx, s.Pool, api.TokenRequest{Org: org, Role: role, Store: store, TTL: 2 * time.Hour}, time.Now())
+	if err != nil {
+		return "", err
+	}
+	return tok.Reveal(), nil
+}
+
+// TerminalConfig is the terminal.Config of a terminal of this stack.
+func (s *Stack) TerminalConfig(dir, event, merchant string) terminal.Config {
+	return terminal.Config{StateDir: dir, URL: s.URL, HTTP: s.HTTP, Event: event, Merchant: merchant, Logger: s.log}
+}
+
+// AddTerminal registers terminal id of merchant through the HQ API (with
+// hqToken) and enrols it into dir, then opens it and fetches its session
+// key.
+func (s *Stack) AddTerminal(ctx context.Context, hqToken string, org int64, id string, cfg terminal.Config) (*terminal.Terminal, error) {
+	tok, err := CreateTerminal(ctx, s.HTTP, s.URL, hqToken, id, cfg.Merchant)
+	if err != nil {
+		return nil, err
+	}
+	if err := terminal.Enrol(ctx, cfg, org, id, tok); err != nil {
+		return nil, err
+	}
+	t, err := terminal.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.RenewSessionKey(ctx); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}

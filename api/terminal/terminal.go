@@ -1,0 +1,445 @@
+package terminal
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/keydelivery"
+	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/personalize"
+	"github.com/loopcard/loopcard/personalize/desfire"
+)
+
+// Files in a terminal's state directory (all 0600).
+const (
+	IdentityFile = "identity.json" // org, terminal id and its private keys
+	SessionFile  = "session.json"  // the wrapped session key, as delivered
+	QueueFile    = "queue.log"     // the durable transaction queue
+)
+
+// ErrNotEnrolled is returned by Open for a state directory without an
+// identity.
+var ErrNotEnrolled = errors.New("terminal: not enrolled: run enrol first")
+
+// ErrNoSessionKey: the terminal has no valid session key and could not get
+// one.
+var ErrNoSessionKey = errors.New("terminal: no valid session key")
+
+// Config is what a terminal needs.
+type Config struct {
+	// StateDir holds the identity, the session key and the queue.
+	StateDir string
+	// URL is the API's base URL, such as https://127.0.0.1:8443.
+	URL string
+	// HTTP is the client (with the API's CA in its TLS config); nil means
+	// http.DefaultClient.
+	HTTP *http.Client
+	// Layout is the card application; zero means personalize.DefaultLayout.
+	Layout personalize.Layout
+	// Event the terminal takes payments for.
+	Event string
+	// Merchant the terminal belongs to (as HQ registered it).
+	Merchant string
+	// BatchSize is the most transactions per upload; 0 means 500.
+	BatchSize int
+	// RenewBefore renews the session key this long before it expires; 0
+	// means one hour.
+	RenewBefore time.Duration
+	Logger      *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// identity is the terminal's enrolled identity. It holds private keys: it
+// has no String method and is never logged.
+type identity struct {
+	Org      int64  `json:"org"`
+	Terminal string `json:"terminal"`
+	KeyID    string `json:"key_id"`
+	SignSeed []byte `json:"sign_seed"`
+	KexKey   []byte `json:"kex_key"`
+}
+
+// Terminal is one reference terminal. Its methods are safe for concurrent
+// use; card operations are serialised.
+type Terminal struct {
+	cfg   Config
+	app   App
+	log   *slog.Logger
+	now   func() time.Time
+	id    identity
+	sign  ed25519.PrivateKey
+	kex   *ecdh.PrivateKey
+	cl    *client
+	queue *Queue
+
+	cardMu sync.Mutex // one card at a time
+
+	keyMu   sync.Mutex
+	wrapped *keydelivery.Wrapped
+	version byte
+	event   keys.AESKey
+}
+
+func (c *Config) defaults() {
+	if c.HTTP == nil {
+		c.HTTP = http.DefaultClient
+	}
+	if c.Layout.Keys == nil {
+		c.Layout = personalize.DefaultLayout()
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	if c.RenewBefore <= 0 {
+		c.RenewBefore = time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Enrol makes the terminal's keys, enrols it with the one-time token HQ
+// issued for it (POST /v1/terminals/enrol) and writes its identity to the
+// state directory. It refuses a directory that holds an identity already.
+func Enrol(ctx context.Context, cfg Config, org int64, terminal, token string) error {
+	cfg.defaults()
+	path := filepath.Join(cfg.StateDir, IdentityFile)
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("terminal: %s exists: this state directory is enrolled already", path)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("terminal: state directory: %w", err)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("terminal: signing key: %w", err)
+	}
+	kex, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("terminal: key-agreement key: %w", err)
+	}
+	cl := &client{base: cfg.URL, http: cfg.HTTP}
+	var er api.EnrolResponse
+	err = cl.call(ctx, "POST", "/v1/terminals/enrol", api.EnrolRequest{Org: org, Terminal: terminal, Token: token,
+		SigningKey: pub, KexAlg: keydelivery.X25519, KexKey: kex.PublicKey().Bytes()}, &er, false, "")
+	if err != nil {
+		return fmt.Errorf("terminal: enrol %s: %w", terminal, err)
+	}
+	id := identity{Org: org, Terminal: terminal, KeyID: er.KeyID, SignSeed: priv.Seed(), KexKey: kex.Bytes()}
+	b, err := json.Marshal(id)
+	if err != nil {
+		return err
+	}
+	clear(id.SignSeed)
+	if err := writeSynced(path, b); err != nil {
+		return fmt.Errorf("terminal: write identity: %w", err)
+	}
+	clear(b)
+	return syncDir(cfg.StateDir)
+}
+
+// Enrolled reports whether dir holds a terminal identity.
+func Enrolled(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, IdentityFile))
+	return err == nil
+}
+
+// Open loads an enrolled terminal from its state directory, with its queue
+// and its last session key.
+func Open(cfg Config) (*Terminal, error) {
+	cfg.defaults()
+	if err := cfg.Layout.Validate(); err != nil {
+		return nil, err
+	}
+	if !terminaltx.ValidID(cfg.Event) || !terminaltx.ValidID(cfg.Merchant) {
+		return nil, fmt.Errorf("terminal: event and merchant are required")
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.StateDir, IdentityFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotEnrolled
+	}
+	if err != nil {
+		return nil, fmt.Errorf("terminal: identity: %w", err)
+	}
+	t := &Terminal{cfg: cfg, app: App{Layout: cfg.Layout}, log: cfg.Logger, now: cfg.Now}
+	err = json.Unmarshal(b, &t.id)
+	clear(b)
+	if err != nil || len(t.id.SignSeed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("terminal: identity file does not parse")
+	}
+	t.sign = ed25519.NewKeyFromSeed(t.id.SignSeed)
+	clear(t.id.SignSeed)
+	if t.kex, err = ecdh.X25519().NewPrivateKey(t.id.KexKey); err != nil {
+		return nil, fmt.Errorf("terminal: identity: key-agreement key does not parse")
+	}
+	clear(t.id.KexKey)
+	s := newSigner(t.sign, t.id.KeyID)
+	s.Now = cfg.Now
+	t.cl = &client{base: cfg.URL, http: cfg.HTTP, signer: s}
+	if t.queue, err = OpenQueue(filepath.Join(cfg.StateDir, QueueFile)); err != nil {
+		return nil, err
+	}
+	if err := t.loadSessionKey(); err != nil {
+		t.log.Info("terminal: stored session key not usable", "err", err)
+	}
+	return t, nil
+}
+
+// ID is the terminal's id; Org its organizer.
+func (t *Terminal) ID() string { return t.id.Terminal }
+
+// Org is the terminal's organizer.
+func (t *Terminal) Org() int64 { return t.id.Org }
+
+// Queue is the terminal's durable queue.
+func (t *Terminal) Queue() *Queue { return t.queue }
+
+// Close closes the queue and forgets the session key.
+func (t *Terminal) Close() error {
+	t.keyMu.Lock()
+	t.event.Destroy()
+	t.event = keys.AESKey{}
+	t.keyMu.Unlock()
+	return t.queue.Close()
+}
+
+func (t *Terminal) loadSessionKey() error {
+	b, err := os.ReadFile(filepath.Join(t.cfg.StateDir, SessionFile))
+	if err != nil {
+		return err
+	}
+	var sk api.SessionKeyResponse
+	if err := json.Unmarshal(b, &sk); err != nil {
+		return fmt.Errorf("terminal: session key file does not parse: %w", err)
+	}
+	return t.installKey(&sk)
+}
+
+func (t *Terminal) installKey(sk *api.SessionKeyResponse) error {
+	if sk.Event != t.cfg.Event || sk.Terminal != t.id.Terminal || sk.Organizer != t.id.Org {
+		return fmt.Errorf("terminal: session key is for another event or terminal")
+	}
+	raw, err := keydelivery.Unwrap(t.kex, &sk.Wrapped, t.now())
+	if err != nil {
+		return err
+	}
+	k, err := keys.NewAESKey(raw)
+	clear(raw)
+	if err != nil {
+		return err
+	}
+	version := byte(1)
+	if l, err := keys.ParseLabel(sk.BaseKey); err == nil && l.Version > 0 && l.Version < 256 {
+		version = byte(l.Version)
+	}
+	t.keyMu.Lock()
+	defer t.keyMu.Unlock()
+	t.event.Destroy()
+	t.event, t.wrapped, t.version = k, &sk.Wrapped, version
+	return nil
+}
+
+// SessionKeyExpires is when the current session key expires (zero: none).
+func (t *Terminal) SessionKeyExpires() time.Time {
+	t.keyMu.Lock()
+	defer t.keyMu.Unlock()
+	if t.wrapped == nil {
+		return time.Time{}
+	}
+	return t.wrapped.Expires
+}
+
+// RenewSessionKey fetches a new session key for the event
+// (POST /v1/terminal/session-keys) and keeps it on disk, wrapped as it came.
+func (t *Terminal) RenewSessionKey(ctx context.Context) error {
+	var sk api.SessionKeyResponse
+	if err := t.cl.call(ctx, "POST", "/v1/terminal/session-keys", api.SessionKeyRequest{Event: t.cfg.Event}, &sk, true, ""); err != nil {
+		return fmt.Errorf("terminal: session key: %w", err)
+	}
+	if err := t.installKey(&sk); err != nil {
+		return err
+	}
+	b, err := json.Marshal(sk)
+	if err != nil {
+		return err
+	}
+	if err := writeSynced(filepath.Join(t.cfg.StateDir, SessionFile), b); err != nil {
+		return fmt.Errorf("terminal: store session key: %w", err)
+	}
+	t.log.Info("terminal: session key renewed", "terminal", t.id.Terminal, "key_id", sk.KeyID, "expires", sk.Expires)
+	return nil
+}
+
+// EnsureSessionKey renews the session key when there is none or it expires
+// within RenewBefore. Offline, a key that is still valid is kept.
+func (t *Terminal) EnsureSessionKey(ctx context.Context) error {
+	exp := t.SessionKeyExpires()
+	if !exp.IsZero() && t.now().Add(t.cfg.RenewBefore).Before(exp) {
+		return nil
+	}
+	err := t.RenewSessionKey(ctx)
+	if err != nil && t.now().Before(exp) {
+		t.log.Warn("terminal: session key not renewed; the current one is still valid", "expires", exp, "err", err)
+		return nil
+	}
+	return err
+}
+
+// cardKey derives key 1 of the card from the session key.
+func (t *Terminal) cardKey(uid []byte) (desfire.Key, error) {
+	t.keyMu.Lock()
+	defer t.keyMu.Unlock()
+	if t.event.IsZero() || t.wrapped == nil || !t.now().Before(t.wrapped.Expires) {
+		return desfire.Key{}, ErrNoSessionKey
+	}
+	return t.app.CardKey(t.event, uid, t.version)
+}
+
+func (t *Terminal) sessionKeyID() string {
+	t.keyMu.Lock()
+	defer t.keyMu.Unlock()
+	if t.wrapped == nil {
+		return ""
+	}
+	return t.wrapped.KeyID
+}
+
+func (t *Terminal) open(card Card) (*Session, []byte, error) {
+	uid, err := card.UID()
+	if err != nil {
+		return nil, nil, fmt.Errorf("terminal: card UID: %w", err)
+	}
+	key, err := t.cardKey(uid)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer key.Wipe()
+	debit, ok := t.app.Layout.Key(personalize.RoleDebit)
+	if !ok {
+		return nil, nil, errors.New("terminal: layout has no debit key")
+	}
+	s, err := t.app.Open(card, debit.No, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, uid, nil
+}
+
+// resolve settles the pending intents of the card in session s.
+func (t *Terminal) resolve(s *Session, uid []byte, st State) (int, error) {
+	pend := t.queue.PendingFor(uid)
+	n := 0
+	for _, p := range pend {
+		committed, known, err := s.Committed(p.ID, p.CardSeq, st)
+		if err != nil {
+			return n, err
+		}
+		if !known {
+			t.log.Warn("terminal: transaction outcome cannot be read from the card", "txn", p.ID.String())
+			return n, ErrUnresolved
+		}
+		state := Void
+		if committed {
+			state = Committed
+		}
+		if err := t.queue.Mark(state, nil, p.ID); err != nil {
+			return n, err
+		}
+		t.log.Info("terminal: resolved a transaction from the card", "txn", p.ID.String(), "committed", committed)
+		n++
+	}
+	return n, nil
+}
+
+// Resolve settles, from the card in the field, the transactions of that
+// card whose outcome was unknown (a crash or a tear during the commit). It
+// returns how many it settled.
+func (t *Terminal) Resolve(card Card) (int, error) {
+	t.cardMu.Lock()
+	defer t.cardMu.Unlock()
+	s, uid, err := t.open(card)
+	if err != nil {
+		return 0, err
+	}
+	st, err := s.Read()
+	if err != nil {
+		return 0, err
+	}
+	return t.resolve(s, uid, st)
+}
+
+// Debit takes amount (minor units) from the card in the field, offline:
+// see the package documentation for the order of the card transaction and
+// the queue. It returns the signed transaction once the card committed it
+// and the queue holds it. Errors wrap ErrInsufficient, ErrUncertain,
+// ErrUnresolved, ErrNoSessionKey, or are card or disk failures.
+func (t *Terminal) Debit(card Card, amount int64) (*terminaltx.Signed, error) {
+	if amount <= 0 || amount > 1<<31-1 {
+		return nil, fmt.Errorf("terminal: amount %d out of range", amount)
+	}
+	t.cardMu.Lock()
+	defer t.cardMu.Unlock()
+	s, uid, err := t.open(card)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.Read()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.resolve(s, uid, st); err != nil {
+		return nil, err
+	}
+	if st.Balance < amount {
+		return nil, fmt.Errorf("%w: %d < %d", ErrInsufficient, st.Balance, amount)
+	}
+	now := t.now()
+	var rnd [10]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: terminaltx.NewID(now, rnd[:]), Organizer: t.id.Org,
+		Terminal: t.id.Terminal, TerminalSeq: t.queue.NextSeq(), Card: uid, CardSeq: st.Seq + 1, Amount: amount,
+		BalanceBefore: st.Balance, BalanceAfter: st.Balance - amount, Merchant: t.cfg.Merchant, Time: now}
+	signed, err := terminaltx.Sign(tx, t.sign)
+	if err != nil {
+		return nil, err
+	}
+	rec := Record{Kind: RecordDebit, ID: tx.ID, CardSeq: tx.CardSeq, Amount: uint32(amount), Unix: uint32(now.Unix()), Who: WhoHash(t.id.Terminal)}
+	if err := s.Stage(st, amount, rec); err != nil {
+		return nil, err
+	}
+	if err := t.queue.Intent(signed); err != nil {
+		return nil, err
+	}
+	if err := s.Commit(); err != nil {
+		if errors.Is(err, ErrUncertain) {
+			return nil, err
+		}
+		if merr := t.queue.Mark(Void, nil, tx.ID); merr != nil {
+			return nil, errors.Join(err, merr)
+		}
+		return nil, err
+	}
+	if err := t.queue.Mark(Committed, nil, tx.ID); err != nil {
+		return nil, err
+	}
+	return signed, nil
+}
