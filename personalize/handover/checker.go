@@ -154,7 +154,7 @@ func (c *Checker) Add(e Entry, leaf tlog.Hash) (*SigCheck, error) {
 	if err != nil {
 		return fail(err)
 	}
-	sig, err := base64.StdEncoding.DecodeString(e.Sig)
+	sig, err := base64.StdEncoding.Strict().DecodeString(e.Sig)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrMalformed, err))
 	}

@@ -141,7 +141,7 @@ func (e *Entry) Validate() error {
 		return bad("signer: %v", err)
 	}
 	if e.Sig != "" {
-		if s, err := base64.StdEncoding.DecodeString(e.Sig); err != nil || len(s) != ed25519.SignatureSize {
+		if s, err := base64.StdEncoding.Strict().DecodeString(e.Sig); err != nil || len(s) != ed25519.SignatureSize {
 			return bad("signature is not a base64 Ed25519 signature")
 		}
 	}

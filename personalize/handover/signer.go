@@ -183,7 +183,7 @@ func (s *Signer) SignEntry(e *Entry) error {
 
 // VerifyEntry checks e's own signature with k (ignoring e.Signer).
 func VerifyEntry(k ed25519.PublicKey, e Entry) bool {
-	sig, err := base64.StdEncoding.DecodeString(e.Sig)
+	sig, err := base64.StdEncoding.Strict().DecodeString(e.Sig)
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return false
 	}

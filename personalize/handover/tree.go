@@ -121,6 +121,18 @@ func OpenCheckpoint(msg []byte, hq PublicKey) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("%w: signature: %w", ErrCheckpoint, err)
 	}
+	// note.Open decodes signatures leniently (padding bits): insist on
+	// the one spelling, so that a checkpoint has one byte form.
+	sigs := strings.TrimPrefix(string(msg[len(n.Text):]), "\n")
+	for _, line := range strings.Split(strings.TrimSuffix(sigs, "\n"), "\n") {
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			return Checkpoint{}, fmt.Errorf("%w: bad signature line", ErrCheckpoint)
+		}
+		if _, err := base64.StdEncoding.Strict().DecodeString(line[i+1:]); err != nil {
+			return Checkpoint{}, fmt.Errorf("%w: signature not in canonical base64", ErrCheckpoint)
+		}
+	}
 	return ParseCheckpoint(n.Text)
 }
 

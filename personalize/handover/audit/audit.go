@@ -92,8 +92,8 @@ func Verify(fsys fs.FS, opts Options) (*Report, error) {
 	}{
 		{"HQ key", v.keys},
 		{"checkpoint signatures", v.checkpoints},
-		{"checkpoint consistency proofs", v.proofs},
 		{"entries: format, signers, signatures, seals, counts", v.entries},
+		{"checkpoint consistency proofs", v.proofs},
 		{"checkpoints against entries", v.roots},
 		{"store keys", v.storeKeys},
 		{"since", v.since},
