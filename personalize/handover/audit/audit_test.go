@@ -533,7 +533,7 @@ func TestTamperDatabase(t *testing.T) {
 			f := newFixture(t)
 			tx, err := f.pool.Begin(ctx)
 			require.NoError(t, err)
-			defer tx.Rollback(ctx) //nolint:errcheck
+			defer tx.Rollback(ctx)                                                //nolint:errcheck
 			_, err = tx.Exec(ctx, `SET LOCAL session_replication_role = replica`) // triggers off
 			require.NoError(t, err)
 			for _, q := range tc.sql {
