@@ -6,7 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"os"
+	testvectors "github.com/loopcard/loopcard/keys/vectors"
 	"strings"
 	"testing"
 
@@ -76,10 +76,8 @@ type vectors struct {
 
 func loadVectors(t testing.TB) vectors {
 	t.Helper()
-	b, err := os.ReadFile("testdata/desfire.json")
-	require.NoError(t, err)
 	var v vectors
-	require.NoError(t, json.NewDecoder(bytes.NewReader(b)).Decode(&v))
+	require.NoError(t, json.NewDecoder(bytes.NewReader(testvectors.DESFireJSON)).Decode(&v))
 	require.NotEmpty(t, v.AESCMAC)
 	require.NotEmpty(t, v.AN10922)
 	return v
