@@ -108,6 +108,13 @@ func (h *HSM) Diversify(ctx context.Context, l Label, m []byte) (key AESKey, use
 	d := make([]byte, 1+len(m))
 	d[0] = 0x01
 	copy(d[1:], m)
+	return h.cmacKey(ctx, l, d)
+}
+
+// cmacKey returns CMAC(base key l, msg) computed in the HSM, as a key, and
+// the label of the version used.
+func (h *HSM) cmacKey(ctx context.Context, l Label, msg []byte) (key AESKey, used Label, err error) {
+	used = l
 	err = h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
 		var oh pkcs11.ObjectHandle
 		var err error
@@ -115,7 +122,7 @@ func (h *HSM) Diversify(ctx context.Context, l Label, m []byte) (key AESKey, use
 		if err != nil {
 			return err
 		}
-		mac, err := h.sign(sh, pkcs11.CKM_AES_CMAC, oh, d)
+		mac, err := h.sign(sh, pkcs11.CKM_AES_CMAC, oh, msg)
 		if err != nil {
 			return err
 		}
@@ -145,21 +152,5 @@ func (h *HSM) EventDebitKey(ctx context.Context, l Label, eventID []byte) (key A
 	if len(eventID) == 0 {
 		return AESKey{}, used, errors.New("keys: empty event id")
 	}
-	msg := append([]byte("event"), eventID...)
-	err = h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
-		var oh pkcs11.ObjectHandle
-		var err error
-		used, oh, err = h.secretKey(sh, l, KindAESBase)
-		if err != nil {
-			return err
-		}
-		mac, err := h.sign(sh, pkcs11.CKM_AES_CMAC, oh, msg)
-		if err != nil {
-			return err
-		}
-		defer clear(mac)
-		key, err = NewAESKey(mac)
-		return err
-	})
-	return key, used, err
+	return h.cmacKey(ctx, l, append([]byte("event"), eventID...))
 }
