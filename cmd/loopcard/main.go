@@ -66,6 +66,8 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		versionCommand(),
 		keysCommand(),
+		batchCommand(),
+		personalizeCommand(),
 		vcardCommand(),
 		serveCommand(),
 		tokenCommand(),

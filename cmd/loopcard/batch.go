@@ -1,0 +1,189 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/personalize"
+	"github.com/loopcard/loopcard/personalize/batch"
+)
+
+// organizerFlag names the organizer whose batches a command works on.
+var organizerFlag = &cli.Int64Flag{
+	Name:    "organizer",
+	Value:   1,
+	Usage:   "organizer id",
+	EnvVars: []string{"LOOPCARD_ORGANIZER"},
+}
+
+func batchCommand() *cli.Command {
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
+	return &cli.Command{
+		Name:  "batch",
+		Usage: "card batches: create, list, show",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "create",
+				Usage: "create a batch of cards for an event and print its id",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "event", Required: true, Usage: "event id (letters, digits, '.', '_', '-')"},
+					&cli.IntFlag{Name: "count", Required: true, Usage: "number of cards"},
+					&cli.StringFlag{Name: "layout", Usage: "JSON file with the card layout, over the defaults"},
+					organizerFlag, jsonFlag,
+				},
+				Action: batchCreate,
+			},
+			{
+				Name:   "list",
+				Usage:  "list the organizer's batches, newest first",
+				Flags:  []cli.Flag{organizerFlag, jsonFlag},
+				Action: batchList,
+			},
+			{
+				Name:      "show",
+				Usage:     "show a batch and its cards",
+				ArgsUsage: "BATCH",
+				Flags:     []cli.Flag{organizerFlag, jsonFlag},
+				Action:    batchShow,
+			},
+		},
+	}
+}
+
+// openBatches opens the database (--database-url, or the embedded one),
+// brings its schema up to date and returns the batch store and the function
+// that closes it all.
+func openBatches(c *cli.Context) (*batch.Store, func(), error) {
+	// TODO(lead): switch to openDatabase (cmd/loopcard/db.go) once it exists.
+	pool, done, err := serveDatabase(c.Context, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ledger.Migrate(c.Context, pool); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return batch.NewStore(pool), done, nil
+}
+
+func batchCreate(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("usage: loopcard batch create --event EVENT --count N [--layout FILE] [--json]")
+	}
+	layout := personalize.DefaultLayout()
+	if p := c.String("layout"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("layout: %w", err)
+		}
+		if layout, err = personalize.ParseLayout(b); err != nil {
+			return fmt.Errorf("layout %s: %w", p, err)
+		}
+	}
+	store, done, err := openBatches(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	b, err := store.Create(c.Context, c.Int64("organizer"), c.String("event"), c.Int("count"), layout)
+	if err != nil {
+		return err
+	}
+	logger(c).Info("batch created", "organizer", b.OrgID, "batch", b.No, "event", b.Event, "count", b.Count)
+	if c.Bool("json") {
+		return printJSON(c, b)
+	}
+	fmt.Fprintln(c.App.Writer, b.No)
+	return nil
+}
+
+func batchList(c *cli.Context) error {
+	store, done, err := openBatches(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	bs, err := store.List(c.Context, c.Int64("organizer"))
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if bs == nil {
+			bs = []batch.Batch{}
+		}
+		return printJSON(c, bs)
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "BATCH\tEVENT\tCOUNT\tDONE\tSTATUS\tCREATED")
+	for _, b := range bs {
+		fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%s\t%s\n", b.No, b.Event, b.Count, b.Done, b.Status, b.CreatedAt.UTC().Format(time.RFC3339))
+	}
+	return w.Flush()
+}
+
+// batchArg returns the single BATCH argument; --json may follow it.
+func batchArg(c *cli.Context, usage string) (no int64, asJSON bool, err error) {
+	asJSON = c.Bool("json")
+	var rest []string
+	for _, a := range c.Args().Slice() {
+		if a == "--json" || a == "-json" {
+			asJSON = true
+			continue
+		}
+		rest = append(rest, a)
+	}
+	if len(rest) != 1 {
+		return 0, false, fmt.Errorf("usage: %s", usage)
+	}
+	no, err = batch.ParseNo(rest[0])
+	return no, asJSON, err
+}
+
+func batchShow(c *cli.Context) error {
+	no, asJSON, err := batchArg(c, "loopcard batch show BATCH [--json]")
+	if err != nil {
+		return err
+	}
+	store, done, err := openBatches(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	org := c.Int64("organizer")
+	b, err := store.Get(c.Context, org, no)
+	if err != nil {
+		return err
+	}
+	cards, err := store.Cards(c.Context, org, no)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if cards == nil {
+			cards = []batch.Card{}
+		}
+		return printJSON(c, struct {
+			batch.Batch
+			Cards []batch.Card `json:"cards"`
+		}{b, cards})
+	}
+	out := c.App.Writer
+	fmt.Fprintf(out, "batch %d of organizer %d: event %s, %d cards, %d done, %d reserved, %s\n",
+		b.No, b.OrgID, b.Event, b.Count, b.Done, b.Reserved, b.Status)
+	fmt.Fprintf(out, "layout: AID %s, system id %s, balance limit %d\n", b.Layout.AID, b.Layout.SystemID, b.Layout.Balance.Upper)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CARD\tUID\tSTATUS\tDONE")
+	for _, cd := range cards {
+		doneAt := "-"
+		if cd.DoneAt != nil {
+			doneAt = cd.DoneAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%s\t%X\t%s\t%s\n", cd.Number, []byte(cd.UID), cd.Status, doneAt)
+	}
+	return w.Flush()
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/loopcard/loopcard/ledger/pgcluster"
+	"github.com/loopcard/loopcard/softhsm"
+)
+
+// batchScripts drive batch and personalize end to end: embedded SoftHSM2,
+// a real PostgreSQL, in-process virtual cards, label files checked with
+// pdfinfo and for mode 0600.
+var batchScripts = map[string]string{
+	"batch.txtar": `
+exec loopcard keys init
+
+exec loopcard batch create --event summer-2026 --count 12
+stdout '^1$'
+exec loopcard batch create --event summer-2026 --count 2 --json
+stdout '"batch": 2'
+stdout '"status": "open"'
+exec loopcard batch list
+stdout '^BATCH +EVENT +COUNT +DONE +STATUS +CREATED$'
+stdout '^2 +summer-2026 +2 +0 +open '
+stdout '^1 +summer-2026 +12 +0 +open '
+
+exec loopcard personalize --batch 1 --reader virtual --labels labels.pdf --csv labels.csv
+stdout '^batch 1: 12 of 12 cards done$'
+stderr '12/12 card 1-00012 personalized'
+stderr 'wrote labels.pdf: 12 labels with the PINs in clear \(mode 0600\); print it, then destroy it'
+stderr 'wrote labels.csv: 12 labels'
+mode labels.pdf 0600
+mode labels.csv 0600
+grep -count=12 '(?m)^1-[0-9]{5},' labels.csv
+grep '^card_number,url,pin$' labels.csv
+grep '^1-00007,https://localhost:8443/c/[A-Za-z0-9_-]{22},[0-9]{6}$' labels.csv
+exec pdfinfo labels.pdf
+stdout 'Pages: +2'
+
+exec loopcard batch show 1
+stdout '^batch 1 of organizer 1: event summer-2026, 12 cards, 12 done, 0 reserved, complete$'
+stdout '^1-00012 +04[0-9A-F]{12} +done '
+exec loopcard batch show 1 --json
+stdout '"status": "complete"'
+stdout '"card_number": "1-00001"'
+
+# The PINs of a finished batch exist nowhere else: no second print.
+! exec loopcard personalize --batch 1 --reader virtual --labels again.pdf
+stderr '^loopcard: batch 1 is complete and its labels were written when it was finished; the PINs exist nowhere else and cannot be printed again$'
+! exists again.pdf
+
+exec loopcard personalize --batch 2 --reader virtual --labels cards.pdf --sheet card --public-url https://pay.example.com/c/ --json
+stdout '^\{"type":"card","uid":"04[0-9A-F]{12}","card_number":"2-00001","slot":1,"outcome":"personalized","batch_complete":false,"done":1,"count":2\}$'
+stdout '"batch_complete":true'
+stdout '"type": "summary"'
+stdout '"status": "complete"'
+! exists cards.spool.csv
+exec pdfinfo cards.pdf
+stdout 'Pages: +2'
+stdout 'Page size: +242.65 x 153.07 pts'
+`,
+	"badinput.txtar": `
+! exec loopcard batch create --event 'bad event' --count 2
+stderr '^loopcard: invalid batch: event "bad event": use 1 to 32 letters, digits'
+! exec loopcard batch create --event e --count 0
+stderr '^loopcard: invalid batch: count 0: a batch holds 1 to 99999 cards$'
+! exec loopcard batch create --event e --count 2 --layout layout.json
+stderr 'system identifier is 2 bytes, want 6 to 21'
+! exec loopcard batch show 99
+stderr '^loopcard: batch not found: batch 99 of organizer 1$'
+! exec loopcard batch show x
+stderr '^loopcard: invalid batch: batch "x" is not a batch number$'
+! exec loopcard batch show
+stderr '^loopcard: usage: loopcard batch show BATCH \[--json\]$'
+! exec loopcard personalize --batch 1 --reader virtual
+stderr '^loopcard: name --labels FILE.pdf or --csv FILE.csv: the PINs are printed there and stored nowhere else$'
+! exec loopcard personalize --batch 1 --reader virtual --csv x.csv --public-url ftp://x/
+stderr 'public URL "ftp://x/" must be an http\(s\) URL'
+! exec loopcard personalize --batch 7 --reader virtual --csv x.csv
+stderr '^loopcard: batch not found: batch 7 of organizer 1$'
+exec loopcard batch list --json
+stdout '^\[\]$'
+
+-- layout.json --
+{"system_id": "LC"}
+`,
+}
+
+func TestBatchCLI(t *testing.T) {
+	module, err := softhsm.ModulePath()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	// Not t.TempDir: the postgres user must be able to enter it.
+	pgDir, err := os.MkdirTemp("", "lcpg-cli-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(pgDir) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: pgDir})
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() {
+		if err := cluster.Stop(); err != nil {
+			t.Errorf("stop PostgreSQL: %v", err)
+		}
+	})
+	scripts := t.TempDir()
+	for name, body := range batchScripts {
+		if err := os.WriteFile(filepath.Join(scripts, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	testscript.Run(t, testscript.Params{
+		Dir:                 scripts,
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			n++
+			db := "cli" + strconv.Itoa(n)
+			if err := cluster.CreateDatabase(context.Background(), db); err != nil {
+				return err
+			}
+			env.Setenv("MODULE", module)
+			env.Setenv("LOOPCARD_DATA_DIR", env.WorkDir+"/data")
+			env.Setenv("LOOPCARD_DATABASE_URL", cluster.URL(db))
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// mode FILE PERM checks a file's permission bits.
+			"mode": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: mode FILE PERM")
+				}
+				st, err := os.Stat(ts.MkAbs(args[0]))
+				ts.Check(err)
+				want, err := strconv.ParseUint(args[1], 8, 32)
+				ts.Check(err)
+				if got := st.Mode().Perm(); (got == os.FileMode(want)) == neg {
+					ts.Fatalf("%s has mode %04o, want %s%04o", args[0], got, map[bool]string{true: "not ", false: ""}[neg], want)
+				}
+			},
+		},
+	})
+}
