@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -168,6 +169,9 @@ func (s *Server) authCard(c *call, cred string) (principal, error) {
 // (It reads personalize/batch's table: batch.Store has no lookup by token
 // hash yet.)
 func (s *Server) cardByTokenHash(c *call, hash []byte) (cardRow, error) {
+	if cr, ok := s.cards.get(hash, s.now()); ok {
+		return cr, nil
+	}
 	cr := cardRow{hash: hash}
 	err := s.pool.QueryRow(c.ctx, `SELECT org_id, uid, pvv_key_version, pvv FROM batch_cards
 		WHERE token_hash = $1 AND status = 'done'`, hash).Scan(&cr.org, &cr.uid, &cr.pvv.KeyVersion, &cr.pvv.MAC)
@@ -177,7 +181,45 @@ func (s *Server) cardByTokenHash(c *call, hash []byte) (cardRow, error) {
 	if err != nil {
 		return cr, fmt.Errorf("api: card lookup: %w", err)
 	}
+	s.cards.put(cr, s.now())
 	return cr, nil
+}
+
+// cardCache remembers finished cards by token hash for a minute: a card's
+// token and PIN verification value do not change once it is finished, and
+// balance lookups come in bursts.
+type cardCache struct {
+	mu sync.Mutex
+	m  map[string]cachedCard
+}
+
+type cachedCard struct {
+	row     cardRow
+	fetched time.Time
+}
+
+const (
+	cardCacheTTL  = time.Minute
+	cardCacheSize = 100_000
+)
+
+func (cc *cardCache) get(hash []byte, now time.Time) (cardRow, bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	e, ok := cc.m[string(hash)]
+	if !ok || now.Sub(e.fetched) > cardCacheTTL || now.Before(e.fetched) {
+		return cardRow{}, false
+	}
+	return e.row, true
+}
+
+func (cc *cardCache) put(row cardRow, now time.Time) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.m == nil || len(cc.m) >= cardCacheSize {
+		cc.m = make(map[string]cachedCard)
+	}
+	cc.m[string(row.hash)] = cachedCard{row: row, fetched: now}
 }
 
 // terminalKeyRow is an enrolled terminal's keys and status.

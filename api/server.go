@@ -105,6 +105,7 @@ type Server struct {
 	ipLimit *limiter
 	clLimit *limiter
 	pinWarn *pinWatch
+	cards   cardCache
 	mux     *http.ServeMux
 	handler http.Handler
 	routes  []route
@@ -145,6 +146,7 @@ func New(cfg Config) (*Server, error) {
 		return errNotFound
 	}}))
 	s.handler = s.outer(s.mux)
+	s.handler = s.withCardPages(s.handler)
 	return s, nil
 }
 
