@@ -20,7 +20,7 @@ import (
 )
 
 // PublicURL is the cardholder page the demo's QR codes point at.
-const PublicURL = "https://pay.loopcard.example/c"
+const PublicURL = "https://pay.loopcard.example/c/"
 
 // IssuedCard is a personalized virtual card.
 type IssuedCard struct {
@@ -167,7 +167,9 @@ func (s *Stack) CashLoad(ctx context.Context, org int64, storeToken, store strin
 	return after, nil
 }
 
-func desfireKey(raw []byte, version byte) (desfire.Key, error) { return desfire.NewAESKey(raw, version) }
+func desfireKey(raw []byte, version byte) (desfire.Key, error) {
+	return desfire.NewAESKey(raw, version)
+}
 
 func newID() terminaltx.ID {
 	var r [10]byte

@@ -263,4 +263,3 @@ func (s *Session) Committed(id terminaltx.ID, seq uint32, st State) (committed, 
 	keep := uint32(s.app.Layout.Recent.Records - 1)
 	return false, st.Seq-seq < keep, nil
 }
-

@@ -1,0 +1,236 @@
+package terminal_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/demo"
+	"github.com/loopcard/loopcard/api/terminal"
+	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
+	"github.com/loopcard/loopcard/softhsm"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(crashChildEnv) != "" {
+		os.Exit(crashChild())
+	}
+	pgtest.Main(m)
+}
+
+const org = 1
+
+// world is a running stack with an organizer, an event, a merchant, a
+// store, and cards loaded with 10.00 each.
+type world struct {
+	stack *demo.Stack
+	hq    string
+	store string
+	cards []*demo.IssuedCard
+}
+
+func newWorld(t *testing.T, cards int, cardDir string) *world {
+	t.Helper()
+	ctx := context.Background()
+	s, err := demo.StartStack(ctx, demo.StackConfig{DataDir: t.TempDir(), HSMURI: softhsm.NewTestToken(t), DatabaseURL: pgtest.NewDatabase(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	require.NoError(t, s.Ledger.CreateOrganizer(ctx, org, "Org"))
+	require.NoError(t, s.Ledger.AddEvent(ctx, org, "fest", "Fest", time.Time{}))
+	require.NoError(t, s.Ledger.AddMerchant(ctx, org, "bar", "Bar"))
+	require.NoError(t, s.Ledger.AddStore(ctx, org, "store-a", "Store A"))
+	w := &world{stack: s}
+	w.hq, err = s.StaffToken(ctx, org, api.RoleHQ, "")
+	require.NoError(t, err)
+	w.store, err = s.StaffToken(ctx, org, api.RoleStore, "store-a")
+	require.NoError(t, err)
+	is, err := s.IssueCards(ctx, org, "fest", cards, t.TempDir(), cardDir, nil)
+	require.NoError(t, err)
+	w.cards = is.Cards
+	for _, c := range w.cards {
+		st, err := s.CashLoad(ctx, org, w.store, "store-a", c, 1000)
+		require.NoError(t, err)
+		require.Equal(t, terminal.State{Balance: 1000, Seq: 1}, st)
+	}
+	return w
+}
+
+func (w *world) terminal(t *testing.T, id, dir string) *terminal.Terminal {
+	t.Helper()
+	term, err := w.stack.AddTerminal(context.Background(), w.hq, org, id, w.stack.TerminalConfig(dir, "fest", "bar"))
+	require.NoError(t, err)
+	t.Cleanup(func() { term.Close() })
+	return term
+}
+
+func (w *world) ledgerBalance(t *testing.T, c *demo.IssuedCard) int64 {
+	t.Helper()
+	b, err := w.stack.Ledger.CardBalance(context.Background(), org, c.UID)
+	require.NoError(t, err)
+	return b
+}
+
+func TestDebitUploadAndDuplicates(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, 2, "")
+	dir := t.TempDir()
+	term := w.terminal(t, "bar-1", dir)
+
+	s1, err := term.Debit(w.cards[0].Field(), 250)
+	require.NoError(t, err)
+	require.Equal(t, uint32(2), s1.CardSeq)
+	require.Equal(t, int64(1000), s1.BalanceBefore)
+	_, err = term.Debit(w.cards[0].Field(), 300)
+	require.NoError(t, err)
+	_, err = term.Debit(w.cards[1].Field(), 100)
+	require.NoError(t, err)
+	_, err = term.Debit(w.cards[1].Field(), 5000)
+	require.ErrorIs(t, err, terminal.ErrInsufficient)
+	require.Equal(t, terminal.Counts{Committed: 3}, term.Queue().Counts())
+
+	// Offline so far: the ledger has not seen a thing.
+	require.Equal(t, int64(1000), w.ledgerBalance(t, w.cards[0]))
+
+	// Keep a copy of the queue as it was before the upload: an upload whose
+	// answer was lost looks like this.
+	before, err := os.ReadFile(filepath.Join(dir, terminal.QueueFile))
+	require.NoError(t, err)
+
+	r, err := term.Upload(ctx)
+	require.NoError(t, err)
+	require.Equal(t, terminal.UploadResult{Batches: 1, Accepted: 3}, r)
+	require.Equal(t, int64(450), w.ledgerBalance(t, w.cards[0]))
+	require.Equal(t, int64(900), w.ledgerBalance(t, w.cards[1]))
+	require.Equal(t, terminal.Counts{Done: 3}, term.Queue().Counts())
+
+	// Nothing more to send.
+	r, err = term.Upload(ctx)
+	require.NoError(t, err)
+	require.Zero(t, r.Batches)
+
+	// The terminal restarts with the old queue: everything goes again and
+	// the ledger counts none of it twice.
+	require.NoError(t, term.Close())
+	require.NoError(t, os.WriteFile(filepath.Join(dir, terminal.QueueFile), before, 0o600))
+	term2, err := terminal.Open(w.stack.TerminalConfig(dir, "fest", "bar"))
+	require.NoError(t, err)
+	t.Cleanup(func() { term2.Close() })
+	r, err = term2.Upload(ctx)
+	require.NoError(t, err)
+	require.Equal(t, terminal.UploadResult{Batches: 1, Duplicate: 3}, r)
+	require.Equal(t, int64(450), w.ledgerBalance(t, w.cards[0]))
+	require.NoError(t, w.stack.Ledger.Verify(ctx))
+}
+
+func TestUploadRetriesUntilServerAnswers(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, 1, "")
+	cfg := w.stack.TerminalConfig(t.TempDir(), "fest", "bar")
+	term := w.terminal(t, "bar-2", cfg.StateDir)
+	_, err := term.Debit(w.cards[0].Field(), 100)
+	require.NoError(t, err)
+	term.Close()
+
+	// The same terminal pointed at a dead address fails with a network
+	// error and keeps the transaction.
+	dead := cfg
+	dead.URL = "https://127.0.0.1:1"
+	off, err := terminal.Open(dead)
+	require.NoError(t, err)
+	_, err = off.Upload(ctx)
+	require.Error(t, err)
+	require.Equal(t, terminal.Counts{Committed: 1}, off.Queue().Counts())
+	require.NoError(t, off.Close())
+
+	// The uploader loop backs off and gets it through once the server is
+	// there.
+	on, err := terminal.Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { on.Close() })
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	got := make(chan terminal.UploadResult, 10)
+	go on.RunUploader(rctx, 50*time.Millisecond, terminal.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		func(r terminal.UploadResult, err error) {
+			if err == nil {
+				got <- r
+			}
+		})
+	select {
+	case r := <-got:
+		require.Equal(t, 1, r.Accepted)
+	case <-rctx.Done():
+		t.Fatal("uploader never got the transaction through")
+	}
+	cancel()
+	require.Equal(t, int64(900), w.ledgerBalance(t, w.cards[0]))
+}
+
+// tearCard forwards APDUs to a card but fails the CommitTransaction
+// exchange, before or after the card has it.
+type tearCard struct {
+	terminal.Card
+	after bool // the card committed, the answer was lost
+	armed bool
+}
+
+var errTear = errors.New("card left the field")
+
+func (c *tearCard) Transmit(apdu []byte) ([]byte, error) {
+	if c.armed && len(apdu) > 1 && apdu[1] == 0xC7 {
+		c.armed = false
+		if c.after {
+			_, _ = c.Card.Transmit(apdu)
+		}
+		return nil, errTear
+	}
+	return c.Card.Transmit(apdu)
+}
+
+func TestTearDuringCommitIsResolvedFromTheCard(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, 2, "")
+	term := w.terminal(t, "bar-3", t.TempDir())
+	tests := []struct {
+		name      string
+		card      *demo.IssuedCard
+		after     bool
+		committed bool
+		balance   int64 // the card's balance after resolution and a next debit of 100
+	}{
+		{"torn before the card committed", w.cards[0], false, false, 900},
+		{"answer lost after the card committed", w.cards[1], true, true, 800},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := &tearCard{Card: tt.card.Field(), after: tt.after, armed: true}
+			_, err := term.Debit(tc, 100)
+			require.ErrorIs(t, err, terminal.ErrUncertain)
+			pend := term.Queue().PendingFor(tt.card.UID)
+			require.Len(t, pend, 1)
+			for _, s := range term.Queue().Unsent(10) {
+				require.NotEqual(t, pend[0].ID, s.ID, "an unresolved transaction is never uploaded")
+			}
+
+			// Presented again: resolved from the card, then a new debit.
+			s, err := term.Debit(tt.card.Field(), 100)
+			require.NoError(t, err)
+			require.Equal(t, tt.balance, s.BalanceAfter)
+			require.Empty(t, term.Queue().PendingFor(tt.card.UID))
+		})
+	}
+	r, err := term.Upload(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, r.Accepted, "two debits and the committed torn one")
+	require.Equal(t, int64(900), w.ledgerBalance(t, w.cards[0]))
+	require.Equal(t, int64(800), w.ledgerBalance(t, w.cards[1]))
+	alerts, err := w.stack.Ledger.Alerts(ctx, org)
+	require.NoError(t, err)
+	require.Empty(t, alerts, "the card chains join up")
+}
