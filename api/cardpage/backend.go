@@ -1,0 +1,112 @@
+package cardpage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Backend is what the pages ask of the API. from is the client's address
+// (http.Request.RemoteAddr), for the API's rate limits, audit and alerts.
+//
+// Errors the pages branch on are the sentinels below (wrapped or not); any
+// other error is shown as a generic failure and logged.
+type Backend interface {
+	// Card returns the card's balance and pending loads.
+	Card(ctx context.Context, from string, card Secret) (Card, error)
+	// History checks the PIN and returns the card's transactions. A card
+	// claimed by a profile answers ErrClaimed whatever the PIN.
+	History(ctx context.Context, from string, card, pin Secret) (History, error)
+	// Refund requests the refund of the card's balance to p.
+	Refund(ctx context.Context, from string, card, pin Secret, p Payout) (RefundReceipt, error)
+	// Claim links the card to the profile of c (made if new) and logs in.
+	Claim(ctx context.Context, from string, card, pin Secret, c Credentials) (Secret, error)
+	// Login logs in to the profile of c, in the card's organizer.
+	Login(ctx context.Context, from string, card Secret, c Credentials) (Secret, error)
+	// Profile returns what the profile may see: its email and its cards.
+	Profile(ctx context.Context, from string, session Secret) (Profile, error)
+	// ProfileRefund requests the refund of one of the profile's cards.
+	ProfileRefund(ctx context.Context, from string, session Secret, cardID string, p Payout) (RefundReceipt, error)
+	// Export returns everything kept about the profile, as JSON.
+	Export(ctx context.Context, from string, session Secret) ([]byte, error)
+	// Erase deletes the profile's personal data.
+	Erase(ctx context.Context, from string, session Secret) error
+	// StartTopUp starts an online top-up of amount cents with the payment
+	// provider and returns the URL of the provider's page; the provider
+	// sends the cardholder back to returnURL.
+	StartTopUp(ctx context.Context, from string, card Secret, amount int64, returnURL string) (string, error)
+}
+
+// Errors a Backend returns for what the pages explain to the cardholder.
+var (
+	ErrUnknownCard      = errors.New("cardpage: unknown card")
+	ErrWrongPIN         = errors.New("cardpage: wrong PIN")
+	ErrPINFormat        = errors.New("cardpage: a PIN is 6 digits")
+	ErrLocked           = errors.New("cardpage: PIN locked after too many wrong PINs")
+	ErrBusy             = errors.New("cardpage: too many requests")
+	ErrClaimed          = errors.New("cardpage: card is claimed by a profile")
+	ErrNotActive        = errors.New("cardpage: card is not active")
+	ErrNothingToRefund  = errors.New("cardpage: nothing to refund")
+	ErrRefundExists     = errors.New("cardpage: a refund is already requested")
+	ErrProfileExists    = errors.New("cardpage: the email has a profile with another password")
+	ErrClaimedByOther   = errors.New("cardpage: card is claimed by another profile")
+	ErrInvalid          = errors.New("cardpage: invalid input")
+	ErrLoginFailed      = errors.New("cardpage: wrong email or password")
+	ErrSessionEnded     = errors.New("cardpage: login ended")
+	ErrTopUpUnavailable = errors.New("cardpage: online top-up is not available")
+)
+
+// Card is a card's balance as the ledger knows it. Amounts are cents.
+type Card struct {
+	ID      string // the card's UID in hex, printed on it
+	Event   string
+	Status  string // active, blocked, ...
+	Balance int64
+	// Pending is paid online and not yet written to the card (it is at the
+	// next terminal); PendingCount is how many top-ups that is.
+	Pending      int64
+	PendingCount int
+	// Claimed: the card belongs to a profile, whose login shows its history.
+	Claimed bool
+}
+
+// Entry is one transaction: a payment (Amount < 0) or a top-up (Amount > 0).
+type Entry struct {
+	At     time.Time
+	TopUp  bool
+	Where  string // merchant of a payment; store or channel of a top-up
+	Amount int64
+	Status string
+}
+
+// History is a card with its transactions, newest first.
+type History struct {
+	Card
+	Entries []Entry
+}
+
+// Payout is where a refund goes. It is personal data.
+type Payout struct {
+	Name string
+	IBAN string // normalised: upper case, no spaces
+}
+
+// RefundReceipt acknowledges a refund request.
+type RefundReceipt struct {
+	ID     string
+	Amount int64
+}
+
+// Credentials log in to a profile.
+type Credentials struct {
+	Email    string
+	Password Secret
+}
+
+// Profile is a logged-in cardholder's view.
+type Profile struct {
+	Email   string
+	Since   time.Time
+	Cards   []History
+	Refunds []RefundReceipt
+}

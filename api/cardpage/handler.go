@@ -1,0 +1,719 @@
+package cardpage
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed assets/card.css assets/card.js
+var assetFS embed.FS
+
+// Options configure the pages.
+type Options struct {
+	// Backend answers for the pages; required.
+	Backend Backend
+	// Logger receives the access log and failures; nil discards them.
+	Logger *slog.Logger
+	// TopUpAmounts are the amounts (cents) of the top-up buttons; nil means
+	// 10, 20 and 50 euros.
+	TopUpAmounts []int64
+	// ProviderOrigins are origins (https://pay.example) the top-up may
+	// redirect to; they are added to the policy's form-action.
+	ProviderOrigins []string
+}
+
+var funcs = template.FuncMap{
+	// withHistory is p showing h, for the entries of one of many cards.
+	"withHistory": func(p *page, h History) *page {
+		q := *p
+		q.History, q.Card = &h, &h.Card
+		return &q
+	},
+}
+
+// Handler serves the pages. Create it with New.
+type Handler struct {
+	be      Backend
+	log     *slog.Logger
+	amounts []int64
+	csp     string
+	pages   map[string]*template.Template
+	mux     *http.ServeMux
+}
+
+// Paths the Handler serves; see Serves.
+var prefixes = []string{"/c/", "/account", "/privacy", "/assets/cardpage/"}
+
+// Serves reports whether path is one of the pages' (the rest is the API's).
+func Serves(path string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// New returns the pages' handler.
+func New(o Options) (*Handler, error) {
+	if o.Backend == nil {
+		return nil, errors.New("cardpage: a Backend is required")
+	}
+	h := &Handler{be: o.Backend, log: o.Logger, amounts: o.TopUpAmounts, pages: map[string]*template.Template{}}
+	if h.log == nil {
+		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if h.amounts == nil {
+		h.amounts = []int64{1000, 2000, 5000}
+	}
+	formAction := "'self'"
+	for _, origin := range o.ProviderOrigins {
+		if strings.ContainsAny(origin, " ;,'\"") || !strings.HasPrefix(origin, "https://") {
+			return nil, fmt.Errorf("cardpage: provider origin %q must be an https origin", origin)
+		}
+		formAction += " " + origin
+	}
+	h.csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action " + formAction +
+		"; frame-ancestors 'none'; base-uri 'none'"
+	for _, name := range []string{"card", "history", "refund", "refunded", "claim", "login", "account", "erased", "privacy", "message"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("cardpage: template %s: %w", name, err)
+		}
+		h.pages[name] = t
+	}
+	m := http.NewServeMux()
+	m.HandleFunc("GET /c/{token}", h.cardPage)
+	m.HandleFunc("POST /c/{token}/history", h.history)
+	m.HandleFunc("GET /c/{token}/refund", h.refundForm)
+	m.HandleFunc("POST /c/{token}/refund", h.refund)
+	m.HandleFunc("GET /c/{token}/claim", h.claimForm)
+	m.HandleFunc("POST /c/{token}/claim", h.claim)
+	m.HandleFunc("GET /c/{token}/login", h.loginForm)
+	m.HandleFunc("POST /c/{token}/login", h.login)
+	m.HandleFunc("POST /c/{token}/topup", h.topUp)
+	m.HandleFunc("GET /account", h.account)
+	m.HandleFunc("POST /account/cards/{card}/refund", h.profileRefund)
+	m.HandleFunc("POST /account/export", h.export)
+	m.HandleFunc("POST /account/erase", h.erase)
+	m.HandleFunc("POST /account/logout", h.logout)
+	m.HandleFunc("GET /privacy", h.privacy)
+	m.HandleFunc("GET /assets/cardpage/{file}", h.asset)
+	m.HandleFunc("/", h.notFound)
+	h.mux = m
+	return h, nil
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// maxForm bounds a form post.
+const maxForm = 16 << 10
+
+// ServeHTTP serves one page with the security headers, an access log line
+// that names the route (never the path, which holds the card's token) and
+// panic recovery.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var idb [12]byte
+	_, _ = rand.Read(idb[:])
+	id := hex.EncodeToString(idb[:])
+	sw := &statusWriter{ResponseWriter: w}
+	hd := sw.Header()
+	hd.Set("X-Request-Id", id)
+	hd.Set("Content-Security-Policy", h.csp)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Strict-Transport-Security", "max-age=31536000")
+	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+	hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			h.log.Error("cardpage: panic", "request_id", id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if sw.status == 0 {
+				http.Error(sw, "internal error", http.StatusInternalServerError)
+			}
+		}
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		route := r.Pattern
+		if route == "" || route == "/" {
+			route = "unmatched"
+		}
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "cardpage access", slog.String("request_id", id),
+			slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
+			slog.Duration("duration", time.Since(start)))
+	}()
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(sw, r.Body, maxForm)
+	}
+	h.mux.ServeHTTP(sw, r)
+}
+
+// page is what a template renders.
+type page struct {
+	Lang  Lang
+	Title string
+	CSRF  string
+	// Self is this page's GET address, for the language switch.
+	Self string
+	// Base is the card's page (/c/TOKEN), when the page is about a card.
+	Base    string
+	Msg     string
+	IsError bool
+	Card    *Card
+	History *History
+	Profile *Profile
+	// LoggedIn: a profile's login cookie is present.
+	LoggedIn bool
+	Amounts  []int64
+	Form     map[string]string
+	// Errs are messages by form field, for aria-describedby.
+	Errs map[string]string
+}
+
+func (p *page) T(key string) string { return p.Lang.T(key) }
+
+func (p *page) Tf(key string, args ...any) string { return fmt.Sprintf(p.Lang.T(key), args...) }
+
+func (p *page) Money(cents int64) string { return p.Lang.Money(cents) }
+
+func (p *page) Time(t time.Time) string { return p.Lang.Time(t) }
+
+func (p *page) Langs() []Lang { return Langs }
+
+func (p *page) IBAN(s string) string { return groupIBAN(s) }
+
+// State translates a status word if the catalogue knows it.
+func (p *page) State(prefix, s string) string {
+	if m, ok := p.Lang.catalog()[prefix+s]; ok {
+		return m
+	}
+	return s
+}
+
+// newPage starts a page in the request's language, with its CSRF token;
+// an explicit language switch is remembered in a cookie.
+func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title, self string) *page {
+	l, explicit := pickLang(r)
+	if explicit {
+		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: string(l), Path: "/", Secure: true, HttpOnly: true,
+			SameSite: http.SameSiteLaxMode, MaxAge: 365 * 24 * 3600})
+	}
+	return &page{Lang: l, Title: title, CSRF: csrfToken(w, r), Self: self, Form: map[string]string{}, Errs: map[string]string{}}
+}
+
+func (h *Handler) render(w http.ResponseWriter, status int, name string, p *page) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Language", string(p.Lang))
+	var b strings.Builder
+	if err := h.pages[name].Execute(&b, p); err != nil {
+		h.log.Error("cardpage: render", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, b.String())
+}
+
+// message renders a page that only says something.
+func (h *Handler) message(w http.ResponseWriter, r *http.Request, status int, key, base string) {
+	p := h.newPage(w, r, "site", r.URL.Path)
+	if r.Method != http.MethodGet {
+		p.Self = base
+		if base == "" {
+			p.Self = "/privacy"
+		}
+	}
+	p.Base, p.Msg, p.IsError = base, p.T(key), status >= 400
+	h.render(w, status, "message", p)
+}
+
+// cardToken reads the card's token from the path: 22 characters of
+// base64url (128 bits).
+func cardToken(r *http.Request) (Secret, string, bool) {
+	t := r.PathValue("token")
+	if len(t) != 22 {
+		return Secret{}, "", false
+	}
+	if _, err := base64.RawURLEncoding.DecodeString(t); err != nil {
+		return Secret{}, "", false
+	}
+	return NewSecret(t), "/c/" + t, true
+}
+
+// failure maps a Backend error to a status and a message; unexpected
+// errors are logged (the Backend never puts a secret in an error).
+func (h *Handler) failure(r *http.Request, err error) (int, string) {
+	for _, e := range []struct {
+		err    error
+		status int
+		key    string
+	}{
+		{ErrUnknownCard, http.StatusNotFound, "err_unknown_card"},
+		{ErrWrongPIN, http.StatusUnauthorized, "err_wrong_pin"},
+		{ErrPINFormat, http.StatusBadRequest, "err_pin_format"},
+		{ErrLocked, http.StatusTooManyRequests, "err_locked"},
+		{ErrBusy, http.StatusTooManyRequests, "err_busy"},
+		{ErrClaimed, http.StatusForbidden, "err_claimed"},
+		{ErrNotActive, http.StatusConflict, "err_not_active"},
+		{ErrNothingToRefund, http.StatusConflict, "err_nothing"},
+		{ErrRefundExists, http.StatusConflict, "err_refund_exists"},
+		{ErrProfileExists, http.StatusConflict, "err_profile_exists"},
+		{ErrClaimedByOther, http.StatusConflict, "err_claimed_other"},
+		{ErrInvalid, http.StatusBadRequest, "err_invalid"},
+		{ErrLoginFailed, http.StatusUnauthorized, "err_login"},
+		{ErrSessionEnded, http.StatusUnauthorized, "err_session"},
+		{ErrTopUpUnavailable, http.StatusServiceUnavailable, "topup_unavailable"},
+	} {
+		if errors.Is(err, e.err) {
+			return e.status, e.key
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return 499, "err_generic"
+	}
+	h.log.Error("cardpage: backend failed", "route", r.Pattern, "err", err)
+	return http.StatusInternalServerError, "err_generic"
+}
+
+// parseForm reads a form post and checks its CSRF token; on failure it
+// has answered.
+func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request, base string) bool {
+	if err := r.ParseForm(); err != nil {
+		h.message(w, r, http.StatusBadRequest, "err_generic", base)
+		return false
+	}
+	if !checkCSRF(r) {
+		h.message(w, r, http.StatusForbidden, "err_csrf", base)
+		return false
+	}
+	return true
+}
+
+func (h *Handler) from(r *http.Request) string { return r.RemoteAddr }
+
+// cardPage shows the balance, pending loads, top-up and the PIN form.
+func (h *Handler) cardPage(w http.ResponseWriter, r *http.Request) {
+	tok, base, ok := cardToken(r)
+	if !ok {
+		h.notFound(w, r)
+		return
+	}
+	p := h.newPage(w, r, "card_title", base)
+	if r.URL.Query().Get("topup") == "done" {
+		p.Msg = p.T("topup_done")
+	}
+	h.showCard(w, r, p, tok, base, http.StatusOK)
+}
+
+// showCard renders the card page with p's message and status.
+func (h *Handler) showCard(w http.ResponseWriter, r *http.Request, p *page, tok Secret, base string, status int) {
+	c, err := h.be.Card(r.Context(), h.from(r), tok)
+	if err != nil {
+		st, key := h.failure(r, err)
+		h.message(w, r, st, key, "")
+		return
+	}
+	p.Title, p.Base, p.Card, p.Amounts, p.Self = "card_title", base, &c, h.amounts, base
+	h.render(w, status, "card", p)
+}
+
+func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
+	tok, base, ok := cardToken(r)
+	if !ok {
+		h.notFound(w, r)
+		return
+	}
+	if !h.parseForm(w, r, base) {
+		return
+	}
+	p := h.newPage(w, r, "history_title", base)
+	hist, err := h.be.History(r.Context(), h.from(r), tok, NewSecret(r.PostForm.Get("pin")))
+	if err != nil {
+		st, key := h.failure(r, err)
+		p.Msg, p.IsError = p.T(key), true
+		if st == http.StatusUnauthorized || st == http.StatusBadRequest || st == http.StatusTooManyRequests {
+			p.Errs["pin"] = p.Msg
+		}
+		h.showCard(w, r, p, tok, base, st)
+		return
+	}
+	p.Base, p.History, p.Card = base, &hist, &hist.Card
+	h.render(w, http.StatusOK, "history", p)
+}
+
+func (h *Handler) refundForm(w http.ResponseWriter, r *http.Request) {
+	_, base, ok := cardToken(r)
+	if !ok {
+		h.notFound(w, r)
+		return
+	}
+	p := h.newPage(w, r, "refund_title", base+"/refund")
+	p.Base = base
+	h.render(w, http.StatusOK, "refund", p)
+}
+
+// payout reads and checks the refund form's name and IBAN, noting
+// errors on p.
+func payout(r *http.Request, p *page) (Payout, bool) {
+	name := strings.TrimSpace(r.PostForm.Get("name"))
+	iban, valid := NormalizeIBAN(r.PostForm.Get("iban"))
+	p.Form["name"], p.Form["iban"] = name, r.PostForm.Get("iban")
+	if name == "" || len(name) > 200 {
+		p.Errs["name"] = p.T("name_required")
+	}
+	if !valid {
+		p.Errs["iban"] = p.T("iban_invalid")
+	}
+	return Payout{Name: name, IBAN: iban}, len(p.Errs) == 0
+}
+
+func (h *Handler) refund(w http.ResponseWriter, r *http.Request) {
+	tok, base, ok := cardToken(r)
+	if !ok {
+		h.notFound(w, r)
+		return
+	}
+	if !h.parseForm(w, r, base) {
+		return
+	}
+	p := h.newPage(w, r, "refund_title", base+"/refund")
+	p.Base = base
+	po, valid := payout(r, p)
+	if !valid {
+		p.Msg, p.IsError = p.T("err_form"), true
+		h.render(w, http.StatusBadRequest, "refund", p)
+		return
+	}
+	rc, err := h.be.Refund(r.Context(), h.from(r), tok, NewSecret(r.PostForm.Get("pin")), po)
+	if err != nil {
+		st, key := h.failure(r, err)
+		p.Msg, p.IsError = p.T(key), true
+		if st == http.StatusUnauthorized || st == http.StatusTooManyRequests || errors.Is(err, ErrPINFormat) {
+			p.Errs["pin"] = p.Msg
+		}
+		h.render(w, st, "refund", p)
+		return
+	}
+	p.Msg = p.Tf("refund_done", p.Money(rc.Amount))
+	h.render(w, http.StatusCreated, "refunded", p)
+}
+
+func (h *Handler) claimForm(w http.ResponseWriter, r *http.Request) {
+	_, base, ok := cardToken(r)
+	if !ok {
+		h.notFound(w, r)
+		return
+	}
+	p := h.newPage(w, r, "claim_title", base+"/claim")
+	p.Base = base
+	h.render(w, http.StatusOK, "claim", p)
+}
+
+// sessionCookie holds a profile's login (the API's bearer token).
+const sessionCookie = "__Host-lc_session"
+
+func setSession(w http.ResponseWriter, s Secret) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.Reveal(), Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
+}
+
+func clearSession(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+}
+
+func (h *Handler) claim(w http.ResponseWriter, r *http.Request) {
+	tok, base, ok := cardToken(r)
+	if !ok {
+		h.notFound(w, r)
+		return
+	}
+	if !h.parseForm(w, r, base) {
+		return
+	}
+	p := h.newPage(w, r, "claim_title", base+"/claim")
+	p.Base = base
+	email := strings.TrimSpace(r.PostForm.Get("email"))
+	p.Form["email"] = email
+	if r.PostForm.Get("consent") != "yes" {
+		p.Errs["consent"] = p.T("consent_required")
+		p.Msg, p.IsError = p.Errs["consent"], true
+		h.render(w, http.StatusBadRequest, "claim", p)
+		return
+	}
+	s, err := h.be.Claim(r.Context(), h.from(r), tok, NewSecret(r.PostForm.Get("pin")),
+		Credentials{Email: email, Password: NewSecret(r.PostForm.Get("password"))})
+	if err != nil {
+		st, key := h.failure(r, err)
+		p.Msg, p.IsError = p.T(key), true
+		if st == http.StatusUnauthorized || st == http.StatusTooManyRequests || errors.Is(err, ErrPINFormat) {
+			p.Errs["pin"] = p.Msg
+		}
+		h.render(w, st, "claim", p)
+		return
+	}
+	setSession(w, s)
+	http.Redirect(w, r, "/account", http.StatusSeeOther)
+}
+
+func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
+	_, base, ok := cardToken(r)
+	if !ok {
+		h.notFound(w, r)
+		return
+	}
+	p := h.newPage(w, r, "login_title", base+"/login")
+	p.Base = base
+	h.render(w, http.StatusOK, "login", p)
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	tok, base, ok := cardToken(r)
+	if !ok {
+		h.notFound(w, r)
+		return
+	}
+	if !h.parseForm(w, r, base) {
+		return
+	}
+	p := h.newPage(w, r, "login_title", base+"/login")
+	p.Base = base
+	email := strings.TrimSpace(r.PostForm.Get("email"))
+	p.Form["email"] = email
+	s, err := h.be.Login(r.Context(), h.from(r), tok, Credentials{Email: email, Password: NewSecret(r.PostForm.Get("password"))})
+	if err != nil {
+		st, key := h.failure(r, err)
+		p.Msg, p.IsError = p.T(key), true
+		h.render(w, st, "login", p)
+		return
+	}
+	setSession(w, s)
+	http.Redirect(w, r, "/account", http.StatusSeeOther)
+}
+
+// topUp starts an online top-up of one of the offered amounts.
+func (h *Handler) topUp(w http.ResponseWriter, r *http.Request) {
+	tok, base, ok := cardToken(r)
+	if !ok {
+		h.notFound(w, r)
+		return
+	}
+	if !h.parseForm(w, r, base) {
+		return
+	}
+	amount, err := strconv.ParseInt(r.PostForm.Get("amount"), 10, 64)
+	p := h.newPage(w, r, "card_title", base)
+	if err != nil || !slices.Contains(h.amounts, amount) {
+		p.Msg, p.IsError = p.T("err_generic"), true
+		h.showCard(w, r, p, tok, base, http.StatusBadRequest)
+		return
+	}
+	scheme := "https"
+	if r.TLS == nil && r.Header.Get("X-Forwarded-Proto") == "http" {
+		scheme = "http"
+	}
+	to, err := h.be.StartTopUp(r.Context(), h.from(r), tok, amount, scheme+"://"+r.Host+base+"?topup=done")
+	if err != nil {
+		st, key := h.failure(r, err)
+		p.Msg, p.IsError = p.T(key), true
+		h.showCard(w, r, p, tok, base, st)
+		return
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+func session(r *http.Request) (Secret, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return Secret{}, false
+	}
+	return NewSecret(c.Value), true
+}
+
+// account shows the logged-in profile: its cards, export and erasure.
+func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "account_title", "/account")
+	s, ok := session(r)
+	if !ok {
+		h.message(w, r, http.StatusUnauthorized, "err_session", "")
+		return
+	}
+	prof, err := h.be.Profile(r.Context(), h.from(r), s)
+	if err != nil {
+		st, key := h.failure(r, err)
+		if errors.Is(err, ErrSessionEnded) {
+			clearSession(w)
+		}
+		h.message(w, r, st, key, "")
+		return
+	}
+	p.Profile = &prof
+	h.render(w, http.StatusOK, "account", p)
+}
+
+func (h *Handler) profileRefund(w http.ResponseWriter, r *http.Request) {
+	if !h.parseForm(w, r, "") {
+		return
+	}
+	s, ok := session(r)
+	if !ok {
+		h.message(w, r, http.StatusUnauthorized, "err_session", "")
+		return
+	}
+	p := h.newPage(w, r, "refund_title", "/account")
+	po, valid := payout(r, p)
+	if !valid {
+		h.message(w, r, http.StatusBadRequest, "iban_invalid", "")
+		return
+	}
+	rc, err := h.be.ProfileRefund(r.Context(), h.from(r), s, r.PathValue("card"), po)
+	if err != nil {
+		st, key := h.failure(r, err)
+		h.message(w, r, st, key, "")
+		return
+	}
+	p.Msg = p.Tf("refund_done", p.Money(rc.Amount))
+	h.render(w, http.StatusCreated, "refunded", p)
+}
+
+// export downloads everything kept about the profile.
+func (h *Handler) export(w http.ResponseWriter, r *http.Request) {
+	if !h.parseForm(w, r, "") {
+		return
+	}
+	s, ok := session(r)
+	if !ok {
+		h.message(w, r, http.StatusUnauthorized, "err_session", "")
+		return
+	}
+	b, err := h.be.Export(r.Context(), h.from(r), s)
+	if err != nil {
+		st, key := h.failure(r, err)
+		h.message(w, r, st, key, "")
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Content-Disposition", `attachment; filename="loopcard-data.json"`)
+	hd.Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}
+
+func (h *Handler) erase(w http.ResponseWriter, r *http.Request) {
+	if !h.parseForm(w, r, "") {
+		return
+	}
+	s, ok := session(r)
+	if !ok {
+		h.message(w, r, http.StatusUnauthorized, "err_session", "")
+		return
+	}
+	if r.PostForm.Get("confirm") != "yes" {
+		p := h.newPage(w, r, "account_title", "/account")
+		prof, err := h.be.Profile(r.Context(), h.from(r), s)
+		if err != nil {
+			st, key := h.failure(r, err)
+			h.message(w, r, st, key, "")
+			return
+		}
+		p.Profile = &prof
+		p.Errs["confirm"] = p.T("erase_required")
+		p.Msg, p.IsError = p.Errs["confirm"], true
+		h.render(w, http.StatusBadRequest, "account", p)
+		return
+	}
+	if err := h.be.Erase(r.Context(), h.from(r), s); err != nil {
+		st, key := h.failure(r, err)
+		h.message(w, r, st, key, "")
+		return
+	}
+	clearSession(w)
+	p := h.newPage(w, r, "erase_title", "/privacy")
+	p.Msg = p.T("erased")
+	h.render(w, http.StatusOK, "erased", p)
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if !h.parseForm(w, r, "") {
+		return
+	}
+	clearSession(w)
+	http.Redirect(w, r, "/privacy", http.StatusSeeOther)
+}
+
+func (h *Handler) privacy(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "privacy_title", "/privacy")
+	_, p.LoggedIn = session(r)
+	h.render(w, http.StatusOK, "privacy", p)
+}
+
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	h.message(w, r, http.StatusNotFound, "err_not_found", "")
+}
+
+// asset serves the stylesheet and the script.
+func (h *Handler) asset(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	var ctype string
+	switch name {
+	case "card.css":
+		ctype = "text/css; charset=utf-8"
+	case "card.js":
+		ctype = "text/javascript; charset=utf-8"
+	default:
+		h.notFound(w, r)
+		return
+	}
+	b, err := assetFS.ReadFile("assets/" + name)
+	if err != nil {
+		h.notFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,336 @@
+package cardpage
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Lang is a language the pages speak.
+type Lang string
+
+// The languages of the pages; English is the fallback.
+const (
+	English Lang = "en"
+	Dutch   Lang = "nl"
+)
+
+// Langs are the languages offered in the language switch.
+var Langs = []Lang{English, Dutch}
+
+// langCookie remembers the language switch (not secret, not personal).
+const langCookie = "lc_lang"
+
+// pickLang chooses the language: an explicit ?lang=, then the language
+// cookie, then Accept-Language (by quality), then English.
+func pickLang(r *http.Request) (Lang, bool) {
+	if l, ok := parseLang(r.URL.Query().Get("lang")); ok {
+		return l, true
+	}
+	if c, err := r.Cookie(langCookie); err == nil {
+		if l, ok := parseLang(c.Value); ok {
+			return l, false
+		}
+	}
+	return acceptLanguage(r.Header.Get("Accept-Language")), false
+}
+
+func parseLang(s string) (Lang, bool) {
+	for _, l := range Langs {
+		if strings.EqualFold(s, string(l)) {
+			return l, true
+		}
+	}
+	return "", false
+}
+
+// acceptLanguage picks the best of Langs from an Accept-Language header
+// (RFC 9110 12.5.4): the highest quality wins, the first listed on a tie.
+func acceptLanguage(h string) Lang {
+	best, bestQ := English, -1.0
+	for part := range strings.SplitSeq(h, ",") {
+		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				continue
+			}
+			q = f
+		}
+		primary, _, _ := strings.Cut(tag, "-")
+		l, ok := parseLang(primary)
+		if !ok || q <= 0 || q <= bestQ {
+			continue
+		}
+		best, bestQ = l, q
+	}
+	return best
+}
+
+// catalog is one language's messages.
+type catalog map[string]string
+
+func (l Lang) catalog() catalog {
+	if l == Dutch {
+		return dutch
+	}
+	return english
+}
+
+// T returns the message key in l; a missing key shows as itself so that
+// a test can find it.
+func (l Lang) T(key string) string {
+	if s, ok := l.catalog()[key]; ok {
+		return s
+	}
+	return key
+}
+
+// Money formats cents in euros: €12.50 in English, € 12,50 in Dutch.
+func (l Lang) Money(cents int64) string {
+	sign := ""
+	if cents < 0 {
+		sign, cents = "−", -cents
+	}
+	units, frac := cents/100, cents%100
+	whole := strconv.FormatInt(units, 10)
+	sep, dec, cur := ",", ".", "€"
+	if l == Dutch {
+		sep, dec, cur = ".", ",", "€\u00a0"
+	}
+	var b strings.Builder
+	for i, ch := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteString(sep)
+		}
+		b.WriteRune(ch)
+	}
+	return fmt.Sprintf("%s%s%s%s%02d", sign, cur, b.String(), dec, frac)
+}
+
+// Time formats a moment of the event in the server's local time zone.
+func (l Lang) Time(t time.Time) string {
+	if l == Dutch {
+		return t.Local().Format("02-01-2006 15:04")
+	}
+	return t.Local().Format("2 Jan 2006 15:04")
+}
+
+// Name is the language's name in itself, for the language switch.
+func (l Lang) Name() string {
+	if l == Dutch {
+		return "Nederlands"
+	}
+	return "English"
+}
+
+var english = catalog{
+	"site":                 "Loopcard",
+	"skip":                 "Skip to content",
+	"language":             "Language",
+	"privacy":              "Privacy",
+	"back":                 "Back to your card",
+	"card_title":           "Your card",
+	"card_no":              "Card",
+	"event":                "Event",
+	"balance":              "Balance",
+	"status":               "Status",
+	"status_active":        "active",
+	"status_blocked":       "blocked",
+	"pending":              "Waiting to be loaded",
+	"pending_hint":         "Paid online. It is added to your card at the next payment terminal you use.",
+	"topup":                "Top up",
+	"topup_hint":           "Choose an amount, then pay with our payment provider.",
+	"topup_amount":         "Top up %s",
+	"topup_unavailable":    "Online top-up is not available right now. You can top up with cash or card at a top-up point.",
+	"topup_done":           "Thank you. Your payment is being processed; the amount is added at the next payment terminal.",
+	"history_title":        "Transactions",
+	"history_hint":         "Enter the PIN printed on your card's label to see your transactions.",
+	"pin":                  "PIN",
+	"pin_hint":             "6 digits, printed on your card's label",
+	"show_history":         "Show transactions",
+	"claimed_hint":         "This card is linked to a profile. Log in to see its transactions.",
+	"no_entries":           "No transactions yet.",
+	"when":                 "When",
+	"what":                 "What",
+	"amount":               "Amount",
+	"payment":              "Payment",
+	"topup_entry":          "Top-up",
+	"cash":                 "cash",
+	"online":               "online",
+	"st_pending":           "waiting",
+	"st_loaded":            "loaded",
+	"st_accepted":          "",
+	"refund_title":         "Refund",
+	"refund_hint":          "After the event, the remaining balance can be paid back to your bank account. Enter the PIN, the account holder's name and the IBAN.",
+	"refund_link":          "Request a refund",
+	"name":                 "Account holder's name",
+	"iban":                 "IBAN",
+	"iban_hint":            "For example NL91 ABNA 0417 1643 00",
+	"iban_invalid":         "This IBAN is not valid. Check it for typing errors.",
+	"name_required":        "Enter the account holder's name.",
+	"request_refund":       "Request refund",
+	"refund_done":          "Your refund of %s is requested. It is paid to your bank account after the event.",
+	"claim_title":          "Link to a profile",
+	"claim_link":           "Link this card to a profile",
+	"claim_hint":           "Optional. With a profile you see all your cards with one login, and a lost card's balance can be refunded. After linking, the QR code and the PIN alone no longer show the transactions.",
+	"email":                "Email address",
+	"password":             "Password",
+	"password_hint":        "At least 10 characters. If the email address already has a profile, enter its password.",
+	"consent":              "I agree that Loopcard keeps my email address and links it to this card, as the privacy notice describes. I can export or erase this data at any time.",
+	"consent_required":     "Linking a card needs your consent.",
+	"claim":                "Link card",
+	"login_title":          "Log in to your profile",
+	"login_link":           "Log in to your profile",
+	"login":                "Log in",
+	"logout":               "Log out",
+	"account_title":        "Your profile",
+	"since":                "Profile since",
+	"export_title":         "Your data",
+	"export_hint":          "Download everything we keep about you, as a JSON file.",
+	"export":               "Download my data",
+	"erase_title":          "Erase your profile",
+	"erase_hint":           "This deletes your email address, your password, the link to your cards and your bank details. Your cards and their balances keep working; an open refund request is cancelled.",
+	"erase_confirm":        "Yes, erase my personal data",
+	"erase_required":       "Tick the box to confirm.",
+	"erase":                "Erase my profile",
+	"erased":               "Your personal data is erased.",
+	"err_unknown_card":     "This card is not known. Scan the QR code on the card again.",
+	"err_wrong_pin":        "Wrong PIN. After 5 wrong PINs the card is locked for a while.",
+	"err_pin_format":       "A PIN is 6 digits.",
+	"err_locked":           "Too many wrong PINs: the card is locked for now. Try again later.",
+	"err_busy":             "Too many requests. Wait a moment and try again.",
+	"err_claimed":          "This card is linked to a profile. Log in to see its transactions.",
+	"err_not_active":       "This card is not active.",
+	"err_nothing":          "There is no balance to refund.",
+	"err_refund_exists":    "A refund is already requested for this card.",
+	"err_profile_exists":   "This email address already has a profile. Enter its password to add this card.",
+	"err_claimed_other":    "This card is linked to another profile.",
+	"err_invalid":          "Check the form: enter a valid email address and a password of 10 to 200 characters.",
+	"err_login":            "Wrong email address or password.",
+	"err_session":          "Your login has ended. Log in again.",
+	"err_form":             "Check the marked fields.",
+	"err_csrf":             "This form has expired. Go back, reload the page and try again.",
+	"err_generic":          "Something went wrong on our side. Try again in a moment.",
+	"err_not_found":        "Page not found.",
+	"privacy_title":        "Privacy notice",
+	"privacy_who":          "Who we are",
+	"privacy_who_text":     "The event organizer runs Loopcard, its cashless payment system, and is responsible for your data. Contact the organizer's information desk for any question about your data.",
+	"privacy_what":         "What we keep",
+	"privacy_what_text":    "Without a profile: only your card's number, balance and transactions, which are not linked to your name. The link in the QR code and the PIN are printed on the card and stored only in a form that cannot be read back.",
+	"privacy_opt":          "Optional data, with your consent",
+	"privacy_opt_text":     "If you link a card to a profile: your email address (stored encrypted) and your password (stored as an Argon2id hash). If you request a refund: the account holder's name and IBAN (stored encrypted), to pay the refund.",
+	"privacy_why":          "Why and how long",
+	"privacy_why_text":     "To run the payments, refund balances and meet bookkeeping law. Profile data is kept until you erase it; bank details until the refund is paid. Transactions are kept as long as bookkeeping law requires, without your name.",
+	"privacy_rights":       "Your rights",
+	"privacy_rights_text":  "Log in to your profile to download all your data (access, portability) or to erase it. You may also ask the organizer to correct or restrict your data, and complain to your data protection authority.",
+	"privacy_cookies":      "Cookies",
+	"privacy_cookies_text": "Only what the page needs: a form protection cookie, your language choice and, while you are logged in, your login. No tracking, no analytics.",
+}
+
+var dutch = catalog{
+	"site":                 "Loopcard",
+	"skip":                 "Naar de inhoud",
+	"language":             "Taal",
+	"privacy":              "Privacy",
+	"back":                 "Terug naar je kaart",
+	"card_title":           "Je kaart",
+	"card_no":              "Kaart",
+	"event":                "Evenement",
+	"balance":              "Saldo",
+	"status":               "Status",
+	"status_active":        "actief",
+	"status_blocked":       "geblokkeerd",
+	"pending":              "Wacht op opwaarderen",
+	"pending_hint":         "Online betaald. Het komt op je kaart bij de volgende betaalterminal die je gebruikt.",
+	"topup":                "Opwaarderen",
+	"topup_hint":           "Kies een bedrag en betaal via onze betaalprovider.",
+	"topup_amount":         "Waardeer %s op",
+	"topup_unavailable":    "Online opwaarderen is nu niet mogelijk. Je kunt contant of met je pinpas opwaarderen bij een oplaadpunt.",
+	"topup_done":           "Bedankt. Je betaling wordt verwerkt; het bedrag komt erbij bij de volgende betaalterminal.",
+	"history_title":        "Transacties",
+	"history_hint":         "Vul de pincode van het etiket van je kaart in om je transacties te zien.",
+	"pin":                  "Pincode",
+	"pin_hint":             "6 cijfers, op het etiket van je kaart",
+	"show_history":         "Toon transacties",
+	"claimed_hint":         "Deze kaart is gekoppeld aan een profiel. Log in om de transacties te zien.",
+	"no_entries":           "Nog geen transacties.",
+	"when":                 "Wanneer",
+	"what":                 "Wat",
+	"amount":               "Bedrag",
+	"payment":              "Betaling",
+	"topup_entry":          "Opwaardering",
+	"cash":                 "contant",
+	"online":               "online",
+	"st_pending":           "wacht",
+	"st_loaded":            "opgeladen",
+	"st_accepted":          "",
+	"refund_title":         "Terugbetaling",
+	"refund_hint":          "Na het evenement kan het resterende saldo naar je bankrekening worden teruggestort. Vul de pincode, de naam van de rekeninghouder en het IBAN in.",
+	"refund_link":          "Terugbetaling aanvragen",
+	"name":                 "Naam rekeninghouder",
+	"iban":                 "IBAN",
+	"iban_hint":            "Bijvoorbeeld NL91 ABNA 0417 1643 00",
+	"iban_invalid":         "Dit IBAN klopt niet. Controleer het op typefouten.",
+	"name_required":        "Vul de naam van de rekeninghouder in.",
+	"request_refund":       "Terugbetaling aanvragen",
+	"refund_done":          "Je terugbetaling van %s is aangevraagd. Het bedrag wordt na het evenement op je rekening gestort.",
+	"claim_title":          "Koppelen aan een profiel",
+	"claim_link":           "Koppel deze kaart aan een profiel",
+	"claim_hint":           "Niet verplicht. Met een profiel zie je al je kaarten met één login, en kan het saldo van een verloren kaart worden terugbetaald. Na het koppelen tonen de QR-code en de pincode alleen de transacties niet meer.",
+	"email":                "E-mailadres",
+	"password":             "Wachtwoord",
+	"password_hint":        "Minstens 10 tekens. Heeft het e-mailadres al een profiel, vul dan dat wachtwoord in.",
+	"consent":              "Ik ga ermee akkoord dat Loopcard mijn e-mailadres bewaart en aan deze kaart koppelt, zoals de privacyverklaring beschrijft. Ik kan deze gegevens altijd downloaden of wissen.",
+	"consent_required":     "Voor het koppelen is je toestemming nodig.",
+	"claim":                "Kaart koppelen",
+	"login_title":          "Inloggen op je profiel",
+	"login_link":           "Inloggen op je profiel",
+	"login":                "Inloggen",
+	"logout":               "Uitloggen",
+	"account_title":        "Je profiel",
+	"since":                "Profiel sinds",
+	"export_title":         "Je gegevens",
+	"export_hint":          "Download alles wat we over je bewaren, als JSON-bestand.",
+	"export":               "Download mijn gegevens",
+	"erase_title":          "Je profiel wissen",
+	"erase_hint":           "Dit wist je e-mailadres, je wachtwoord, de koppeling met je kaarten en je bankgegevens. Je kaarten en hun saldo blijven werken; een open aanvraag voor terugbetaling vervalt.",
+	"erase_confirm":        "Ja, wis mijn persoonsgegevens",
+	"erase_required":       "Vink het vakje aan om te bevestigen.",
+	"erase":                "Wis mijn profiel",
+	"erased":               "Je persoonsgegevens zijn gewist.",
+	"err_unknown_card":     "Deze kaart is niet bekend. Scan de QR-code op de kaart opnieuw.",
+	"err_wrong_pin":        "Verkeerde pincode. Na 5 verkeerde pincodes wordt de kaart een tijd geblokkeerd.",
+	"err_pin_format":       "Een pincode bestaat uit 6 cijfers.",
+	"err_locked":           "Te vaak een verkeerde pincode: de kaart is voorlopig geblokkeerd. Probeer het later opnieuw.",
+	"err_busy":             "Te veel verzoeken. Wacht even en probeer het opnieuw.",
+	"err_claimed":          "Deze kaart is gekoppeld aan een profiel. Log in om de transacties te zien.",
+	"err_not_active":       "Deze kaart is niet actief.",
+	"err_nothing":          "Er is geen saldo om terug te betalen.",
+	"err_refund_exists":    "Voor deze kaart is al een terugbetaling aangevraagd.",
+	"err_profile_exists":   "Dit e-mailadres heeft al een profiel. Vul het wachtwoord daarvan in om deze kaart toe te voegen.",
+	"err_claimed_other":    "Deze kaart is gekoppeld aan een ander profiel.",
+	"err_invalid":          "Controleer het formulier: vul een geldig e-mailadres in en een wachtwoord van 10 tot 200 tekens.",
+	"err_login":            "Verkeerd e-mailadres of wachtwoord.",
+	"err_session":          "Je login is verlopen. Log opnieuw in.",
+	"err_form":             "Controleer de gemarkeerde velden.",
+	"err_csrf":             "Dit formulier is verlopen. Ga terug, laad de pagina opnieuw en probeer het nog eens.",
+	"err_generic":          "Er ging bij ons iets mis. Probeer het zo opnieuw.",
+	"err_not_found":        "Pagina niet gevonden.",
+	"privacy_title":        "Privacyverklaring",
+	"privacy_who":          "Wie we zijn",
+	"privacy_who_text":     "De organisator van het evenement beheert Loopcard, het betaalsysteem zonder contant geld, en is verantwoordelijk voor je gegevens. Met vragen over je gegevens kun je terecht bij de informatiebalie van de organisator.",
+	"privacy_what":         "Wat we bewaren",
+	"privacy_what_text":    "Zonder profiel: alleen het nummer, het saldo en de transacties van je kaart, niet gekoppeld aan je naam. De link in de QR-code en de pincode staan op de kaart en worden alleen opgeslagen in een vorm die niet terug te lezen is.",
+	"privacy_opt":          "Gegevens die je vrijwillig geeft, met je toestemming",
+	"privacy_opt_text":     "Als je een kaart aan een profiel koppelt: je e-mailadres (versleuteld opgeslagen) en je wachtwoord (als Argon2id-hash). Als je een terugbetaling aanvraagt: de naam van de rekeninghouder en het IBAN (versleuteld), om terug te betalen.",
+	"privacy_why":          "Waarom en hoe lang",
+	"privacy_why_text":     "Om de betalingen uit te voeren, saldo terug te betalen en aan de boekhoudwet te voldoen. Profielgegevens bewaren we tot je ze wist; bankgegevens tot de terugbetaling is gedaan. Transacties bewaren we zo lang als de boekhoudwet eist, zonder je naam.",
+	"privacy_rights":       "Je rechten",
+	"privacy_rights_text":  "Log in op je profiel om al je gegevens te downloaden (inzage, overdraagbaarheid) of te wissen. Je kunt de organisator ook vragen je gegevens te verbeteren of te beperken, en een klacht indienen bij de Autoriteit Persoonsgegevens.",
+	"privacy_cookies":      "Cookies",
+	"privacy_cookies_text": "Alleen wat de pagina nodig heeft: een cookie die de formulieren beschermt, je taalkeuze en, zolang je bent ingelogd, je login. Geen tracking, geen statistieken.",
+}

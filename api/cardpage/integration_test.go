@@ -1,0 +1,101 @@
+package cardpage_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestWithAPI walks the pages through the real API: its PIN lockout,
+// refund, claim, login, export and erasure, and its logs.
+func TestWithAPI(t *testing.T) {
+	e := newAPIEnv(t, 2)
+	card, other := e.cards[0], e.cards[1]
+	e.pendingLoad(t, card, 500)
+	c := newClient(t, e.srv)
+	b := "/c/" + card.token
+
+	p := c.get(b)
+	require.Equal(t, 200, p.status, p.body)
+	require.Contains(t, p.body, "€10.00")
+	require.Contains(t, p.body, "Waiting to be loaded")
+	require.Contains(t, p.body, "€5.00")
+	require.Contains(t, p.body, card.hex())
+	require.Contains(t, p.header.Get("Content-Security-Policy"), "default-src 'none'")
+	// The API's own routes are untouched.
+	require.Equal(t, http.StatusUnauthorized, c.get("/v1/card").status)
+	require.Equal(t, http.StatusNotFound, c.get("/c/AAAAAAAAAAAAAAAAAAAAAA").status)
+
+	// Online top-up: not in the ledger yet, said so.
+	p = c.post(b+"/topup", url.Values{"amount": {"2000"}})
+	require.Equal(t, http.StatusServiceUnavailable, p.status)
+	require.Contains(t, p.body, "Online top-up is not available")
+
+	// A wrong PIN, then the history.
+	p = c.post(b+"/history", url.Values{"pin": {card.wrongPIN()}})
+	require.Equal(t, http.StatusUnauthorized, p.status, p.body)
+	require.Contains(t, p.body, "Wrong PIN")
+	p = c.post(b+"/history", url.Values{"pin": {card.pin}})
+	require.Equal(t, 200, p.status, p.body)
+	require.Contains(t, p.body, "Top-up (cash)")
+	require.Contains(t, p.body, "Top-up (online)")
+
+	// Five wrong PINs lock the other card, even for the right PIN.
+	ob := "/c/" + other.token
+	for range 5 {
+		require.Equal(t, http.StatusUnauthorized, c.post(ob+"/history", url.Values{"pin": {other.wrongPIN()}}).status)
+	}
+	p = c.post(ob+"/history", url.Values{"pin": {other.pin}})
+	require.Equal(t, http.StatusTooManyRequests, p.status)
+	require.Contains(t, p.body, "the card is locked")
+
+	// Refund request.
+	p = c.post(b+"/refund", url.Values{"pin": {card.pin}, "name": {"Ada Lovelace"}, "iban": {"NL91 ABNA 0417 1643 00"}})
+	require.Equal(t, http.StatusCreated, p.status, p.body)
+	require.Contains(t, p.body, "€10.00")
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM api_refund_requests WHERE card_id = $1`, card.uid))
+
+	// Claim, after which the PIN no longer shows the history.
+	p = c.post(b+"/claim", url.Values{"pin": {card.pin}, "email": {"ada@example.org"}, "password": {"correct horse battery"}, "consent": {"yes"}})
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	p = c.get("/account")
+	require.Equal(t, 200, p.status, p.body)
+	require.Contains(t, p.body, "ada@example.org")
+	require.Contains(t, p.body, card.hex())
+	p = c.post(b+"/history", url.Values{"pin": {card.pin}})
+	require.Equal(t, http.StatusForbidden, p.status)
+	require.Contains(t, p.body, "linked to a profile")
+	require.NotContains(t, c.get(b).body, `name="pin"`)
+
+	// Log out, log in from the card, export, erase.
+	require.Equal(t, http.StatusSeeOther, c.post("/account/logout", url.Values{}).status)
+	p = c.post(b+"/login", url.Values{"email": {"ada@example.org"}, "password": {"wrong password!"}})
+	require.Equal(t, http.StatusUnauthorized, p.status)
+	p = c.post(b+"/login", url.Values{"email": {"ADA@example.org"}, "password": {"correct horse battery"}})
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	p = c.post("/account/export", url.Values{})
+	require.Equal(t, 200, p.status, p.body)
+	require.Contains(t, p.body, `"email": "ada@example.org"`)
+	require.Contains(t, p.body, "NL91ABNA0417164300")
+	p = c.post("/account/erase", url.Values{"confirm": {"yes"}})
+	require.Equal(t, 200, p.status, p.body)
+	require.Zero(t, e.count(t, `SELECT (SELECT count(*) FROM api_profiles) + (SELECT count(*) FROM api_profile_cards)
+		+ (SELECT count(*) FROM api_refund_requests WHERE payout_sealed IS NOT NULL)`))
+	require.Equal(t, http.StatusUnauthorized, c.get("/account").status)
+	// Unclaimed again: the PIN shows the history.
+	require.Equal(t, 200, c.post(b+"/history", url.Values{"pin": {card.pin}}).status)
+
+	// The API audited the cardholder's actions, from the cardholder's address.
+	require.Positive(t, e.count(t, `SELECT count(*) FROM api_audit WHERE action = 'GET /v1/card/history' AND outcome = 'denied' AND remote_addr = '192.0.2.1'`))
+	require.Positive(t, e.count(t, `SELECT count(*) FROM api_audit WHERE action = 'DELETE /v1/profile' AND outcome = 'ok'`))
+
+	// No card token, PIN, password, email or bank detail in any log line.
+	logs := e.logs.String()
+	require.Contains(t, logs, `"route":"POST /c/{token}/history"`)
+	for _, secret := range []string{card.token, other.token, card.pin, other.pin, "correct horse", "ada@example.org", "NL91", "Lovelace"} {
+		require.False(t, strings.Contains(logs, secret), "a secret is in the logs")
+	}
+}

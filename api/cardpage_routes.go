@@ -1,0 +1,366 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/loopcard/loopcard/api/cardpage"
+	"github.com/loopcard/loopcard/personalize/qrpin"
+)
+
+// withCardPages puts the cardholder pages (package cardpage: /c/{token},
+// /account, /privacy and their assets) in front of the API handler h.
+// The pages have their own headers (a strict CSP for HTML) and their own
+// access log, which names routes and never the path with the card's
+// token; everything they show or change goes through h, the API's whole
+// chain (rate limits, PIN lockout, authorization, audit), as a request
+// from the cardholder's address.
+func (s *Server) withCardPages(h http.Handler) http.Handler {
+	pages, err := cardpage.New(cardpage.Options{Backend: &cardBackend{s: s, api: h}, Logger: s.log})
+	if err != nil {
+		// Only an embedded template can fail here: a programming error.
+		panic(err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !cardpage.Serves(r.URL.Path) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		done := s.metrics.Start()
+		defer done()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			s.metrics.Observe("cardpage", r.Method, status, time.Since(start))
+		}()
+		pages.ServeHTTP(sw, r)
+	})
+}
+
+// cardBackend is the API as the pages see it: each call is one request
+// through the API's handler, in process. What the API has no route for
+// (pending loads, whether a card is claimed, a card's organizer) is read
+// here.
+type cardBackend struct {
+	s   *Server
+	api http.Handler
+}
+
+// recorder keeps an in-process response.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(b)
+}
+
+// apiCall is one in-process request.
+type apiCall struct {
+	method, path string
+	auth         string // Authorization header
+	pin          cardpage.Secret
+	in           any // JSON body
+}
+
+// do sends c through the API and decodes the answer into out (or copies
+// it, for a *[]byte). A refusal is mapped to cardpage's errors.
+func (b *cardBackend) do(ctx context.Context, from string, c apiCall, out any) error {
+	var body []byte
+	if c.in != nil {
+		var err error
+		if body, err = json.Marshal(c.in); err != nil {
+			return fmt.Errorf("api: card page request: %w", err)
+		}
+		defer clear(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, c.method, c.path, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("api: card page request: %w", err)
+	}
+	req.RemoteAddr = from
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
+	if !c.pin.IsZero() {
+		req.Header.Set(HeaderPIN, c.pin.Reveal())
+	}
+	rec := &recorder{header: http.Header{}}
+	b.api.ServeHTTP(rec, req)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	if rec.status >= 300 {
+		var eb errorBody
+		_ = json.Unmarshal(rec.body.Bytes(), &eb)
+		return pageError(c, rec.status, eb)
+	}
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		*o = bytes.Clone(rec.body.Bytes())
+		return nil
+	default:
+		if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
+			return fmt.Errorf("api: card page: %s %s answer: %w", c.method, c.path, err)
+		}
+		return nil
+	}
+}
+
+// pageError maps an API refusal to what the pages explain; the API's
+// public messages are matched where one status has several meanings.
+func pageError(c apiCall, status int, eb errorBody) error {
+	switch eb.Error {
+	case errCardLocked.Public:
+		return cardpage.ErrLocked
+	case errWrongPIN.Public:
+		return cardpage.ErrWrongPIN
+	case "invalid card token":
+		return cardpage.ErrUnknownCard
+	case "a PIN is 6 digits":
+		return cardpage.ErrPINFormat
+	case "wrong email or password":
+		return cardpage.ErrLoginFailed
+	case "invalid token", "invalid or expired token":
+		return cardpage.ErrSessionEnded
+	case "card is not active", "card is blocked":
+		return cardpage.ErrNotActive
+	case "nothing to refund":
+		return cardpage.ErrNothingToRefund
+	case "a refund is already requested for this card":
+		return cardpage.ErrRefundExists
+	case "this email already has a profile: give its password":
+		return cardpage.ErrProfileExists
+	case "card already claimed by another profile":
+		return cardpage.ErrClaimedByOther
+	}
+	switch status {
+	case http.StatusTooManyRequests:
+		return cardpage.ErrBusy
+	case http.StatusBadRequest, http.StatusForbidden:
+		return cardpage.ErrInvalid
+	case http.StatusNotFound:
+		return cardpage.ErrUnknownCard
+	}
+	return fmt.Errorf("api: card page: %s %s: %d %s (request %s)", c.method, c.path, status, eb.Error, eb.RequestID)
+}
+
+// cardOf finds the card of a QR token.
+func (b *cardBackend) cardOf(ctx context.Context, tok cardpage.Secret) (cardRow, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok.Reveal())
+	if err != nil || len(raw) != qrpin.TokenSize {
+		return cardRow{}, cardpage.ErrUnknownCard
+	}
+	t, err := qrpin.NewToken(raw)
+	clear(raw)
+	if err != nil {
+		return cardRow{}, cardpage.ErrUnknownCard
+	}
+	defer t.Destroy()
+	cr, err := b.s.cardByTokenHash(&call{ctx: ctx}, t.Hash())
+	var ae *Error
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		return cardRow{}, cardpage.ErrUnknownCard
+	}
+	return cr, err
+}
+
+// extras reads what GET /v1/card does not say: pending online loads and
+// whether a profile claimed the card.
+func (b *cardBackend) extras(ctx context.Context, cr cardRow, c *cardpage.Card) error {
+	err := b.s.pool.QueryRow(ctx, `SELECT
+			(SELECT coalesce(sum(amount), 0) FROM topups WHERE org_id = $1 AND card_id = $2 AND status = 'pending'),
+			(SELECT count(*) FROM topups WHERE org_id = $1 AND card_id = $2 AND status = 'pending'),
+			EXISTS (SELECT 1 FROM api_profile_cards WHERE org_id = $1 AND card_id = $2)`, cr.org, cr.uid).
+		Scan(&c.Pending, &c.PendingCount, &c.Claimed)
+	if err != nil {
+		return fmt.Errorf("api: card page: %w", err)
+	}
+	return nil
+}
+
+func cardAuth(tok cardpage.Secret) string { return "Card " + tok.Reveal() }
+
+func bearer(s cardpage.Secret) string { return "Bearer " + s.Reveal() }
+
+func pageCard(st CardStatus) cardpage.Card {
+	return cardpage.Card{ID: st.Card, Event: st.Event, Status: st.Status, Balance: st.Balance}
+}
+
+// pageHistory merges payments and top-ups, newest first.
+func pageHistory(h History) cardpage.History {
+	out := cardpage.History{Card: pageCard(h.CardStatus)}
+	for _, p := range h.Payments {
+		out.Entries = append(out.Entries, cardpage.Entry{At: p.At, Where: p.Merchant, Amount: -p.Amount, Status: p.Status})
+	}
+	for _, t := range h.TopUps {
+		out.Entries = append(out.Entries, cardpage.Entry{At: t.At, TopUp: true, Where: t.Channel, Amount: t.Amount, Status: t.Status})
+		if t.Status == "pending" {
+			out.Pending += t.Amount
+			out.PendingCount++
+		}
+	}
+	slices.SortStableFunc(out.Entries, func(a, b cardpage.Entry) int { return b.At.Compare(a.At) })
+	return out
+}
+
+func (b *cardBackend) Card(ctx context.Context, from string, tok cardpage.Secret) (cardpage.Card, error) {
+	cr, err := b.cardOf(ctx, tok)
+	if err != nil {
+		return cardpage.Card{}, err
+	}
+	var st CardStatus
+	if err := b.do(ctx, from, apiCall{method: "GET", path: "/v1/card", auth: cardAuth(tok)}, &st); err != nil {
+		return cardpage.Card{}, err
+	}
+	c := pageCard(st)
+	return c, b.extras(ctx, cr, &c)
+}
+
+func (b *cardBackend) History(ctx context.Context, from string, tok, pin cardpage.Secret) (cardpage.History, error) {
+	if pin.IsZero() {
+		return cardpage.History{}, cardpage.ErrPINFormat
+	}
+	cr, err := b.cardOf(ctx, tok)
+	if err != nil {
+		return cardpage.History{}, err
+	}
+	// A claimed card's history is its profile's: the QR code and the PIN
+	// no longer show it (and no PIN is tried).
+	var c cardpage.Card
+	if err := b.extras(ctx, cr, &c); err != nil {
+		return cardpage.History{}, err
+	}
+	if c.Claimed {
+		return cardpage.History{}, cardpage.ErrClaimed
+	}
+	var h History
+	if err := b.do(ctx, from, apiCall{method: "GET", path: "/v1/card/history", auth: cardAuth(tok), pin: pin}, &h); err != nil {
+		return cardpage.History{}, err
+	}
+	return pageHistory(h), nil
+}
+
+func (b *cardBackend) Refund(ctx context.Context, from string, tok, pin cardpage.Secret, p cardpage.Payout) (cardpage.RefundReceipt, error) {
+	if pin.IsZero() {
+		return cardpage.RefundReceipt{}, cardpage.ErrPINFormat
+	}
+	var rr RefundResponse
+	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/card/refund", auth: cardAuth(tok), pin: pin,
+		in: RefundRequest{Name: p.Name, IBAN: p.IBAN}}, &rr); err != nil {
+		return cardpage.RefundReceipt{}, err
+	}
+	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Amount}, nil
+}
+
+func (b *cardBackend) Claim(ctx context.Context, from string, tok, pin cardpage.Secret, c cardpage.Credentials) (cardpage.Secret, error) {
+	if pin.IsZero() {
+		return cardpage.Secret{}, cardpage.ErrPINFormat
+	}
+	var lr LoginResponse
+	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/card/claim", auth: cardAuth(tok), pin: pin,
+		in: ClaimRequest{Email: c.Email, Password: c.Password.Reveal()}}, &lr); err != nil {
+		return cardpage.Secret{}, err
+	}
+	return cardpage.NewSecret(lr.Token), nil
+}
+
+func (b *cardBackend) Login(ctx context.Context, from string, tok cardpage.Secret, c cardpage.Credentials) (cardpage.Secret, error) {
+	cr, err := b.cardOf(ctx, tok)
+	if err != nil {
+		return cardpage.Secret{}, err
+	}
+	if c.Email == "" || c.Password.IsZero() {
+		return cardpage.Secret{}, cardpage.ErrLoginFailed
+	}
+	var lr LoginResponse
+	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/profile/login",
+		in: LoginRequest{Org: cr.org, Email: c.Email, Password: c.Password.Reveal()}}, &lr); err != nil {
+		return cardpage.Secret{}, err
+	}
+	return cardpage.NewSecret(lr.Token), nil
+}
+
+func (b *cardBackend) Profile(ctx context.Context, from string, s cardpage.Secret) (cardpage.Profile, error) {
+	var ex ProfileExport
+	if err := b.do(ctx, from, apiCall{method: "GET", path: "/v1/profile", auth: bearer(s)}, &ex); err != nil {
+		return cardpage.Profile{}, err
+	}
+	p := cardpage.Profile{Email: ex.Email, Since: ex.CreatedAt}
+	for _, h := range ex.Cards {
+		p.Cards = append(p.Cards, pageHistory(h))
+	}
+	for _, r := range ex.Refunds {
+		p.Refunds = append(p.Refunds, cardpage.RefundReceipt{ID: r.ID, Amount: r.Amount})
+	}
+	return p, nil
+}
+
+func (b *cardBackend) ProfileRefund(ctx context.Context, from string, s cardpage.Secret, card string, p cardpage.Payout) (cardpage.RefundReceipt, error) {
+	if _, ok := parseCardID(card); !ok {
+		return cardpage.RefundReceipt{}, cardpage.ErrInvalid
+	}
+	var rr RefundResponse
+	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/profile/cards/" + url.PathEscape(card) + "/refund", auth: bearer(s),
+		in: RefundRequest{Name: p.Name, IBAN: p.IBAN}}, &rr); err != nil {
+		return cardpage.RefundReceipt{}, err
+	}
+	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Amount}, nil
+}
+
+func (b *cardBackend) Export(ctx context.Context, from string, s cardpage.Secret) ([]byte, error) {
+	var raw []byte
+	if err := b.do(ctx, from, apiCall{method: "GET", path: "/v1/profile", auth: bearer(s)}, &raw); err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, raw, "", "  "); err != nil {
+		return nil, fmt.Errorf("api: card page export: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+func (b *cardBackend) Erase(ctx context.Context, from string, s cardpage.Secret) error {
+	return b.do(ctx, from, apiCall{method: "DELETE", path: "/v1/profile", auth: bearer(s)}, nil)
+}
+
+// StartTopUp: the ledger has no online top-up with a payment provider
+// yet, so the pages say so and point to the top-up points.
+func (b *cardBackend) StartTopUp(ctx context.Context, from string, tok cardpage.Secret, amount int64, returnURL string) (string, error) {
+	if _, err := b.cardOf(ctx, tok); err != nil {
+		return "", err
+	}
+	return "", cardpage.ErrTopUpUnavailable
+}
+
+var _ cardpage.Backend = (*cardBackend)(nil)
