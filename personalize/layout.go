@@ -379,7 +379,7 @@ func (f File) problems(keys map[byte]bool, kinds []FileKind) []string {
 		if f.RecordSize < 1 || f.RecordSize > maxFileSize {
 			probs = append(probs, fmt.Sprintf("record size %d, want 1 to %d", f.RecordSize, maxFileSize))
 		}
-		if f.Records < 2 || f.RecordSize*f.Records > 4*maxFileSize {
+		if f.Records < 2 || f.Records > 4*maxFileSize || f.RecordSize*f.Records > 4*maxFileSize {
 			probs = append(probs, fmt.Sprintf("%d records of %d bytes: want at least 2 and at most %d bytes", f.Records, f.RecordSize, 4*maxFileSize))
 		}
 	}

@@ -40,6 +40,7 @@ func TestLayoutValidate(t *testing.T) {
 		{"negative lower", func(l *Layout) { l.Balance.Lower = -5 }, "lower limit -5 is negative"},
 		{"card info too small", func(l *Layout) { l.CardInfo.Size = 10 }, "card info file: 10 bytes"},
 		{"one record", func(l *Layout) { l.Recent.Records = 1 }, "want at least 2"},
+		{"overflowing records", func(l *Layout) { l.Recent.Records = 1 << 62 }, "at most 4096 bytes"},
 		{"bad comm", func(l *Layout) { l.Sequence.Comm = 2 }, "communication mode 2"},
 		{"file number", func(l *Layout) { l.Recent.No = 40 }, "number 40 is above 31"},
 	}
@@ -139,5 +140,25 @@ func FuzzCardInfo(f *testing.F) {
 		var again CardInfo
 		require.NoError(t, again.UnmarshalBinary(out))
 		require.Equal(t, ci, again)
+	})
+}
+
+// FuzzParseLayout: any layout accepted survives a JSON round trip and
+// stays valid.
+func FuzzParseLayout(f *testing.F) {
+	b, _ := json.Marshal(DefaultLayout())
+	f.Add(b)
+	f.Add([]byte(`{"aid":"A1B2C3","balance":{"upper":5}}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		l, err := ParseLayout(in)
+		if err != nil {
+			require.ErrorIs(t, err, ErrLayout)
+			return
+		}
+		out, err := json.Marshal(l)
+		require.NoError(t, err)
+		back, err := ParseLayout(out)
+		require.NoError(t, err)
+		require.Equal(t, l, back)
 	})
 }

@@ -204,3 +204,25 @@ func requireSameLabels(t *testing.T, want, got []Label) {
 		require.Equal(t, want[i].PIN.Reveal(), got[i].PIN.Reveal(), "PIN of %s", want[i].Number)
 	}
 }
+
+// FuzzReadCSV: whatever a label CSV holds, ReadCSV either refuses it with
+// ErrCSV or returns labels that WriteCSV writes back and ReadCSV reads the
+// same.
+func FuzzReadCSV(f *testing.F) {
+	f.Add([]byte("card_number,url,pin\n1-00001," + publicURL + "ABEiM0RVZneImaq7zN3u_w,012345\n"))
+	f.Add([]byte("1-00001,x,1\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		ls, err := ReadCSV(bytes.NewReader(in), publicURL)
+		if err != nil {
+			require.ErrorIs(t, err, ErrCSV)
+			return
+		}
+		path := filepath.Join(t.TempDir(), "l.csv")
+		require.NoError(t, WriteCSV(path, ls, publicURL))
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		back, err := ReadCSV(bytes.NewReader(b), publicURL)
+		require.NoError(t, err)
+		requireSameLabels(t, ls, back)
+	})
+}
