@@ -78,8 +78,8 @@ func (s *syncBuffer) String() string {
 }
 
 // startVcard runs `loopcard vcard` as a child process; stop sends SIGTERM and
-// returns its exit error and log.
-func startVcard(t *testing.T, args ...string) (stop func() (error, string)) {
+// returns its log and exit error.
+func startVcard(t *testing.T, args ...string) (stop func() (string, error)) {
 	t.Helper()
 	exe, err := os.Executable()
 	require.NoError(t, err)
@@ -92,7 +92,7 @@ func startVcard(t *testing.T, args ...string) (stop func() (error, string)) {
 	go func() { exited <- cmd.Wait() }()
 	var once sync.Once
 	var result error
-	stop = func() (error, string) {
+	stop = func() (string, error) {
 		once.Do(func() {
 			cmd.Process.Signal(syscall.SIGTERM)
 			select {
@@ -103,7 +103,7 @@ func startVcard(t *testing.T, args ...string) (stop func() (error, string)) {
 				t.Errorf("loopcard vcard did not stop within 10 s of SIGTERM")
 			}
 		})
-		return result, logs.String()
+		return logs.String(), result
 	}
 	t.Cleanup(func() { stop() })
 	return stop
@@ -152,7 +152,7 @@ func TestVcardProcess(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, uid, got)
 	})
-	err, logs := stop()
+	logs, err := stop()
 	require.NoError(t, err, "exit status after SIGTERM; log:\n%s", logs)
 	require.NoError(t, env.WaitPresence(false), "the card is still in the slot after SIGTERM")
 	for _, want := range []string{"virtual card ready", "uid=045A1122334480", "card inserted", "vpcd disconnected", "virtual card stopped"} {
@@ -167,6 +167,6 @@ func TestVcardProcess(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []desfire.AID{aid}, aids)
 	})
-	err, logs = stop()
+	logs, err = stop()
 	require.NoError(t, err, "log:\n%s", logs)
 }

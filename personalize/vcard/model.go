@@ -150,18 +150,6 @@ func (f *file) memory() int {
 	return roundUp(n, 32)
 }
 
-func (f *file) clone() *file {
-	g := *f
-	g.data = slices.Clone(f.data)
-	g.pending = slices.Clone(f.pending)
-	g.pendingRecord = slices.Clone(f.pendingRecord)
-	g.records = make([][]byte, len(f.records))
-	for i, r := range f.records {
-		g.records[i] = slices.Clone(r)
-	}
-	return &g
-}
-
 // app is one application: its key settings, keys and files.
 type app struct {
 	aid   [3]byte
@@ -187,19 +175,6 @@ func (a *app) memory() int {
 		n += f.memory()
 	}
 	return n
-}
-
-func (a *app) clone() *app {
-	b := *a
-	b.keys = make([]cardKey, len(a.keys))
-	for i, k := range a.keys {
-		b.keys[i] = k.clone()
-	}
-	b.files = make(map[byte]*file, len(a.files))
-	for no, f := range a.files {
-		b.files[no] = f.clone()
-	}
-	return &b
 }
 
 // picc is the whole card content that survives power loss.
