@@ -87,6 +87,7 @@ type env struct {
 	logs   *logBuffer
 	ca     *tlsca.CA
 	cards  []testCard
+	batch  int64 // the batch of the cards
 	// tokens by role name: hq, store (store-a), store-b, auditor.
 	tokens map[string]string
 	// shutdown stops the server gracefully and returns Serve's error.
@@ -132,7 +133,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.limits.PerClient == 0 {
 		o.limits.PerClient = -1
 	}
-	srv, err := api.New(api.Config{Ledger: l, Batches: bs, HSM: h, Now: clk.Now, Limits: o.limits,
+	hq, err := h.Signer(ctx, keys.Label{Name: keys.HQSign})
+	require.NoError(t, err)
+	srv, err := api.New(api.Config{Ledger: l, Batches: bs, HSM: h, HQSign: hq, Now: clk.Now, Limits: o.limits,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 
@@ -187,6 +190,7 @@ func (e *env) seed(n int) {
 	bs := batch.NewStore(e.pool)
 	b, err := bs.Create(ctx, org, "fest", n, personalize.DefaultLayout())
 	require.NoError(t, err)
+	e.batch = b.No
 	var uids [][]byte
 	for i := 0; i < n; i++ {
 		uid := []byte{0x04, 0xA1, 0xB2, 0xC3, 0xD4, byte(i >> 8), byte(i)}
@@ -361,6 +365,8 @@ func (e *env) fingerprint() string {
 		`SELECT count(*)::text FROM api_refund_requests`,
 		`SELECT count(*)::text FROM api_tokens`,
 		`SELECT count(*)::text FROM api_terminal_keys`,
+		`SELECT count(*)::text FROM handover_entries`,
+		`SELECT count(*)::text FROM handover_checkpoints`,
 	} {
 		var s *string
 		require.NoError(t, e.pool.QueryRow(context.Background(), q).Scan(&s))

@@ -54,9 +54,13 @@ func badRequest(public string, cause error) *Error {
 // sees.
 func publicError(err error) *Error {
 	var e *Error
-	switch {
-	case errors.As(err, &e):
+	if errors.As(err, &e) {
 		return e
+	}
+	if he, ok := handoverError(err); ok {
+		return he
+	}
+	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return apiError(http.StatusServiceUnavailable, "request timed out", err)
 	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, batch.ErrNotFound):

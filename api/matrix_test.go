@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/personalize"
+	"github.com/loopcard/loopcard/personalize/handover"
 )
 
 // TestRoleMatrix calls every route as every role: the roles the matrix
@@ -30,6 +32,14 @@ func TestRoleMatrix(t *testing.T) {
 	require.Equal(t, 201, r.status, string(r.body))
 	var lr api.LoginResponse
 	r.json(t, &lr)
+
+	stores, _, numbers := e.custody()
+	r = e.do(request{method: "POST", path: "/v1/hq/stores/store-a/key", bearer: e.tokens["hq"], body: api.StoreKeyRequest{Vkey: stores["store-a"].PublicKey().Vkey()}})
+	require.Equal(t, 201, r.status, string(r.body))
+	r = e.do(request{method: "POST", path: fmt.Sprintf("/v1/hq/batches/%d/handover", e.batch), bearer: e.tokens["hq"], body: api.HandOverRequest{Store: "store-a", Count: 2}})
+	require.Equal(t, 201, r.status, string(r.body))
+	soldCard, err := personalize.ParseCardID(numbers[0])
+	require.NoError(t, err)
 
 	// credentials sets the request up as role.
 	credentials := func(role api.Role, req *request) {
@@ -76,6 +86,24 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /v1/stores/{store}/topups": func() request {
 			return request{method: "POST", path: "/v1/stores/store-a/topups", body: api.TopUpRequest{Card: holder.hex(), Amount: 100}}
 		},
+		"POST /v1/stores/{store}/receipts": func() request {
+			rc, err := handover.NewReceipt(stores["store-a"], org, e.batch, "store-a", 2, e.clock.Now())
+			require.NoError(t, err)
+			return request{method: "POST", path: "/v1/stores/store-a/receipts", body: api.EntriesRequest{Entries: []handover.Entry{rc}}}
+		},
+		"POST /v1/stores/{store}/card-events": func() request {
+			ev, err := handover.SignCardEvents(stores["store-a"], org, e.clock.Now(),
+				[]handover.CardEvent{{Type: handover.TypeCardSold, Card: soldCard, Store: "store-a"}})
+			require.NoError(t, err)
+			return request{method: "POST", path: "/v1/stores/store-a/card-events", body: api.EntriesRequest{Entries: ev}}
+		},
+		"POST /v1/hq/stores/{store}/key": func() request {
+			return request{method: "POST", path: "/v1/hq/stores/store-b/key", body: api.StoreKeyRequest{Vkey: stores["store-b"].PublicKey().Vkey()}}
+		},
+		"POST /v1/hq/batches/{batch}/handover": func() request {
+			return request{method: "POST", path: fmt.Sprintf("/v1/hq/batches/%d/handover", e.batch), body: api.HandOverRequest{Store: "store-b", Count: 1}}
+		},
+		"GET /v1/audit/export": func() request { return request{method: "GET", path: "/v1/audit/export"} },
 		"POST /v1/hq/stores": func() request {
 			return request{method: "POST", path: "/v1/hq/stores", body: api.StoreRequest{Store: fmt.Sprintf("s-%d", next()), Name: "S"}}
 		},

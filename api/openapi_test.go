@@ -14,6 +14,7 @@ import (
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/personalize/batch"
+	"github.com/loopcard/loopcard/personalize/handover"
 )
 
 type oaDoc struct {
@@ -136,7 +137,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"Alert": api.AlertRecord{}, "AuditRecord": api.AuditRecord{}, "CardStatus": api.CardStatus{}, "History": api.History{},
 		"RefundRequest": api.RefundRequest{}, "RefundResponse": api.RefundResponse{}, "ClaimRequest": api.ClaimRequest{},
 		"LoginRequest": api.LoginRequest{}, "LoginResponse": api.LoginResponse{}, "ProfileExport": api.ProfileExport{},
-		"SessionKey": api.SessionKeyResponse{}, "Error": struct {
+		"SessionKey": api.SessionKeyResponse{}, "StoreKeyRequest": api.StoreKeyRequest{}, "HandOverRequest": api.HandOverRequest{},
+		"EntriesRequest": api.EntriesRequest{}, "HandoverEntry": handover.Entry{}, "AppendResponse": api.AppendResponse{}, "Error": struct {
 			Error     string `json:"error"`
 			RequestID string `json:"request_id"`
 		}{},

@@ -83,10 +83,14 @@ func (s *Server) table() []route {
 
 		// Stores.
 		{method: "POST", path: "/v1/stores/{store}/topups", roles: roles(RoleStore, RoleHQ), h: s.cashTopUp, privileged: true},
+		{method: "POST", path: "/v1/stores/{store}/receipts", roles: roles(RoleStore), h: s.storeReceipt, privileged: true},
+		{method: "POST", path: "/v1/stores/{store}/card-events", roles: roles(RoleStore), h: s.storeCardEvents, privileged: true, bigBody: true},
 
 		// Headquarters.
 		{method: "POST", path: "/v1/hq/stores", roles: staff, h: s.addStore, privileged: true},
 		{method: "POST", path: "/v1/hq/terminals", roles: staff, h: s.createTerminal, privileged: true},
+		{method: "POST", path: "/v1/hq/stores/{store}/key", roles: staff, h: s.enrolStoreKey, privileged: true},
+		{method: "POST", path: "/v1/hq/batches/{batch}/handover", roles: staff, h: s.handOver, privileged: true},
 		{method: "DELETE", path: "/v1/hq/terminals/{terminal}", roles: staff, h: s.revokeTerminal, privileged: true},
 		{method: "DELETE", path: "/v1/hq/terminals/{terminal}/session-keys", roles: staff, h: s.revokeSessionKeys, privileged: true},
 		{method: "GET", path: "/v1/hq/batches", roles: staff, h: s.listBatches, privileged: true},
@@ -95,6 +99,7 @@ func (s *Server) table() []route {
 
 		// Auditors.
 		{method: "GET", path: "/v1/audit/records", roles: roles(RoleAuditor, RoleHQ), h: s.auditRecords, privileged: true},
+		{method: "GET", path: "/v1/audit/export", roles: roles(RoleAuditor, RoleHQ), h: s.auditExport, privileged: true},
 
 		// Cardholders.
 		{method: "GET", path: "/v1/card", roles: roles(RoleCard), h: s.cardBalance},

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -85,6 +86,10 @@ type Config struct {
 	Ledger  *ledger.Ledger
 	Batches *batch.Store
 	HSM     HSM
+	// HQSign is hq-sign (Ed25519), which signs the custody log's
+	// checkpoints and HQ's entries; nil leaves the custody routes
+	// answering 503.
+	HQSign crypto.Signer
 	// Logger receives access logs, errors and alerts; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -98,6 +103,7 @@ type Server struct {
 	batches *batch.Store
 	pool    *pgxpool.Pool
 	hsm     HSM
+	hqSign  crypto.Signer
 	log     *slog.Logger
 	now     func() time.Time
 	limits  Limits
@@ -121,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		batches: cfg.Batches,
 		pool:    cfg.Ledger.Pool(),
 		hsm:     cfg.HSM,
+		hqSign:  cfg.HQSign,
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		limits:  cfg.Limits,

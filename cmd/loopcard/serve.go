@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/tlsca"
+	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/pgcluster"
 	"github.com/loopcard/loopcard/personalize/batch"
@@ -70,10 +72,19 @@ func serve(c *cli.Context) error {
 	if err := ledger.Migrate(ctx, pool); err != nil {
 		return err
 	}
+	// hq-sign signs the custody log; without it (keys not initialised)
+	// the custody routes answer 503 and everything else works.
+	var hqSign crypto.Signer
+	if s, err := h.Signer(ctx, keys.Label{Name: keys.HQSign}); err == nil {
+		hqSign = s
+	} else {
+		log.Warn("no hq-sign in the HSM: custody log routes are off until `loopcard keys init`", "err", err)
+	}
 	srv, err := api.New(api.Config{
 		Ledger:  ledger.New(pool, ledger.Options{Logger: log}),
 		Batches: batch.NewStore(pool),
 		HSM:     h,
+		HQSign:  hqSign,
 		Logger:  log,
 		Limits:  api.Limits{PerIP: c.Float64("rate-ip"), PerClient: c.Float64("rate-client")},
 	})

@@ -1,0 +1,202 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/personalize/handover"
+)
+
+var errNoHandover = apiError(http.StatusServiceUnavailable, "custody log not available: hq-sign is missing", nil)
+
+// handoverLog opens the caller's organizer's custody log, signed by
+// hq-sign.
+func (s *Server) handoverLog(c *call) (*handover.Log, error) {
+	if s.hqSign == nil {
+		return nil, errNoHandover
+	}
+	signer, err := handover.NewSigner(handover.DefaultOrigin(c.who.org), s.hqSign)
+	if err != nil {
+		return nil, fmt.Errorf("api: hq signer: %w", err)
+	}
+	return handover.Open(c.ctx, s.pool, handover.Config{Org: c.who.org, HQ: signer, Logger: s.log, Now: s.now})
+}
+
+// StoreKeyRequest is the body of POST /v1/hq/stores/{store}/key: the
+// store's Ed25519 verifier key in signed-note form, named
+// handover.StoreKeyName(org, store).
+type StoreKeyRequest struct {
+	Vkey string `json:"vkey"`
+}
+
+// AppendResponse says where entries went in the custody log.
+type AppendResponse struct {
+	First int64 `json:"first"`
+	Size  int64 `json:"size"`
+}
+
+func appended(a handover.Appended) AppendResponse {
+	return AppendResponse{First: a.First, Size: a.Checkpoint.Size}
+}
+
+func (s *Server) enrolStoreKey(c *call) error {
+	var req StoreKeyRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	store := c.r.PathValue("store")
+	c.target = "store " + store
+	if !terminaltx.ValidID(store) {
+		return badRequest("bad store id", nil)
+	}
+	key, err := handover.ParseVkey(req.Vkey)
+	if err != nil || key.Name != handover.StoreKeyName(c.who.org, store) {
+		return badRequest("vkey must be the store's Ed25519 verifier key named "+handover.StoreKeyName(c.who.org, store), err)
+	}
+	l, err := s.handoverLog(c)
+	if err != nil {
+		return err
+	}
+	a, err := l.EnrolStore(c.ctx, store, key)
+	if err != nil {
+		return err
+	}
+	c.detail = "store key " + key.ID()
+	return c.reply(http.StatusCreated, appended(a))
+}
+
+// HandOverRequest is the body of POST /v1/hq/batches/{batch}/handover.
+type HandOverRequest struct {
+	Store string `json:"store"`
+	Count int64  `json:"count"`
+}
+
+func (s *Server) handOver(c *call) error {
+	var req HandOverRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	no, err := strconv.ParseInt(c.r.PathValue("batch"), 10, 64)
+	if err != nil || no <= 0 || !terminaltx.ValidID(req.Store) || req.Count <= 0 {
+		return badRequest("batch number, store and a positive count are required", nil)
+	}
+	c.target = fmt.Sprintf("batch %d", no)
+	l, err := s.handoverLog(c)
+	if err != nil {
+		return err
+	}
+	a, err := l.HandOver(c.ctx, no, req.Store, req.Count)
+	if err != nil {
+		return err
+	}
+	c.detail = fmt.Sprintf("%d cards to %s", req.Count, req.Store)
+	return c.reply(http.StatusCreated, appended(a))
+}
+
+// EntriesRequest carries custody log entries signed at the store with its
+// own key: a receipt, or card events (sold, returned) with their seal.
+type EntriesRequest struct {
+	Entries []handover.Entry `json:"entries"`
+}
+
+// MaxEntries bounds one append.
+const MaxEntries = 10000
+
+// appendStoreEntries appends entries signed by the store of the path, of
+// the allowed types only; the log checks the signatures and the signer's
+// right to make them.
+func (s *Server) appendStoreEntries(c *call, allowed func(handover.Type) bool) error {
+	var req EntriesRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	store := c.r.PathValue("store")
+	c.target = "store " + store
+	if len(req.Entries) == 0 || len(req.Entries) > MaxEntries {
+		return badRequest(fmt.Sprintf("1 to %d entries are required", MaxEntries), nil)
+	}
+	for _, e := range req.Entries {
+		if e.Org != c.who.org || (e.Type != handover.TypeSeal && (!allowed(e.Type) || e.Store != store)) {
+			return badRequest("entries must be of this organizer and store, of the kind this route takes", nil)
+		}
+	}
+	l, err := s.handoverLog(c)
+	if err != nil {
+		return err
+	}
+	a, err := l.Append(c.ctx, req.Entries...)
+	if err != nil {
+		return err
+	}
+	c.detail = fmt.Sprintf("%d entries from %s", len(req.Entries), req.Entries[0].Signer)
+	return c.reply(http.StatusCreated, appended(a))
+}
+
+func (s *Server) storeReceipt(c *call) error {
+	return s.appendStoreEntries(c, func(t handover.Type) bool { return t == handover.TypeReceived })
+}
+
+func (s *Server) storeCardEvents(c *call) error {
+	return s.appendStoreEntries(c, func(t handover.Type) bool {
+		return t == handover.TypeCardSold || t == handover.TypeCardReturned || t == handover.TypeCardVoided
+	})
+}
+
+// auditExport streams the custody log export (docs/audit-export.md) as a
+// tar file, for handover/audit to verify offline.
+func (s *Server) auditExport(c *call) error {
+	if s.hqSign == nil {
+		return errNoHandover
+	}
+	signer, err := handover.NewSigner(handover.DefaultOrigin(c.who.org), s.hqSign)
+	if err != nil {
+		return fmt.Errorf("api: hq signer: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "loopcard-export-")
+	if err != nil {
+		return fmt.Errorf("api: export: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	c.w.Header().Set("Content-Type", "application/x-tar")
+	c.w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="handover-org-%d.tar"`, c.who.org))
+	// The tar is written to the client as it is made: from the first byte
+	// on, an error can only cut the stream short.
+	sw := &startWriter{c: c}
+	sum, err := handover.ExportTar(c.ctx, s.pool, c.who.org, signer.PublicKey(), tmp, sw)
+	if err != nil {
+		return fmt.Errorf("api: export: %w", err)
+	}
+	c.detail = fmt.Sprintf("export of %d entries", sum.Entries)
+	if c.status == 0 {
+		c.status = http.StatusOK
+		c.w.WriteHeader(http.StatusOK)
+	}
+	return nil
+}
+
+// startWriter marks the response as begun at its first byte.
+type startWriter struct{ c *call }
+
+func (w *startWriter) Write(p []byte) (int, error) {
+	if w.c.status == 0 {
+		w.c.status = http.StatusOK
+		w.c.w.WriteHeader(http.StatusOK)
+	}
+	return w.c.w.Write(p)
+}
+
+// handoverError maps the custody log's refusals.
+func handoverError(err error) (*Error, bool) {
+	var ee *handover.EntryError
+	switch {
+	case errors.As(err, &ee), errors.Is(err, handover.ErrMalformed):
+		return apiError(http.StatusBadRequest, "custody log entries refused", err), true
+	case errors.Is(err, handover.ErrNotEd25519):
+		return apiError(http.StatusServiceUnavailable, "custody log not available: hq-sign is not Ed25519", err), true
+	}
+	return nil, false
+}
