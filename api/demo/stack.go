@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,9 @@ type StackConfig struct {
 	// DatabaseURL is a PostgreSQL URL; empty: a private PostgreSQL under
 	// DataDir, with a fresh database "demo" on every start.
 	DatabaseURL string
+	// Database is the name of the fresh database made in the embedded
+	// cluster; empty means "demo".
+	Database string
 	// Listen is the API's address; empty: 127.0.0.1 on a free port.
 	Listen string
 	Logger *slog.Logger
@@ -155,7 +159,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 }
 
 // embeddedDB starts the private cluster under the data directory and
-// makes a fresh database "demo" in it.
+// makes a fresh database (cfg.Database, default "demo") in it.
 func (s *Stack) embeddedDB(ctx context.Context, cfg StackConfig) (string, error) {
 	cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Durable: true, Logger: cfg.Logger})
 	if err != nil {
@@ -167,12 +171,16 @@ func (s *Stack) embeddedDB(ctx context.Context, cfg StackConfig) (string, error)
 		return "", fmt.Errorf("demo: embedded database: %w", err)
 	}
 	defer conn.Close(ctx)
-	for _, q := range []string{`DROP DATABASE IF EXISTS demo WITH (FORCE)`, `CREATE DATABASE demo`} {
+	name := cfg.Database
+	if name == "" {
+		name = "demo"
+	}
+	for _, q := range []string{`DROP DATABASE IF EXISTS ` + pgx.Identifier{name}.Sanitize() + ` WITH (FORCE)`, `CREATE DATABASE ` + pgx.Identifier{name}.Sanitize()} {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return "", fmt.Errorf("demo: embedded database: %w", err)
 		}
 	}
-	return cl.URL("demo"), nil
+	return cl.URL(name), nil
 }
 
 // StaffToken issues a staff token (HQ, a store's, or an auditor's).
@@ -209,4 +217,73 @@ func (s *Stack) AddTerminal(ctx context.Context, hqToken string, org int64, id s
 		return nil, err
 	}
 	return t, nil
+}
+
+// AttachConfig names a running installation: the HSM and database that
+// `loopcard serve` uses, and the API's URL and CA file.
+type AttachConfig struct {
+	DataDir     string
+	HSMURI      string // empty: the embedded SoftHSM2 token under DataDir
+	DatabaseURL string // empty: the embedded cluster under DataDir, database "loopcard"
+	URL         string
+	CAFile      string
+	Logger      *slog.Logger
+}
+
+// AttachStack opens the HSM and the database of a running server at URL
+// (for set-up that has no API: organizer, event, card batches) and a client
+// that trusts CAFile. Server is nil.
+func AttachStack(ctx context.Context, cfg AttachConfig) (_ *Stack, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Stack{log: cfg.Logger, URL: strings.TrimSuffix(cfg.URL, "/"), CAFile: cfg.CAFile}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+	pem, err := os.ReadFile(cfg.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("demo: CA file: %w", err)
+	}
+	s.CAs = x509.NewCertPool()
+	if !s.CAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("demo: %s holds no PEM certificate", cfg.CAFile)
+	}
+	uri := cfg.HSMURI
+	if uri == "" {
+		if uri, _, err = softhsm.Embedded(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("demo: embedded HSM: %w", err)
+		}
+	}
+	if s.HSM, err = keys.Open(uri, keys.Options{Logger: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	s.onClose(s.HSM.Close)
+	dbURL := cfg.DatabaseURL
+	if dbURL == "" {
+		cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Durable: true, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("demo: embedded database: %w", err)
+		}
+		s.onClose(cl.Stop)
+		dbURL = cl.URL("loopcard")
+	}
+	if s.Pool, err = pgxpool.New(ctx, dbURL); err != nil {
+		return nil, fmt.Errorf("demo: database: %w", err)
+	}
+	s.onClose(func() error { s.Pool.Close(); return nil })
+	if err := ledger.Migrate(ctx, s.Pool); err != nil {
+		return nil, err
+	}
+	s.Ledger = ledger.New(s.Pool, ledger.Options{Logger: cfg.Logger})
+	s.Batches = batch.NewStore(s.Pool)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.CAs, MinVersion: tls.VersionTLS13}, MaxIdleConnsPerHost: 64}
+	s.onClose(func() error { tr.CloseIdleConnections(); return nil })
+	s.HTTP = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	if _, err := s.HSM.Init(ctx); err != nil {
+		return nil, fmt.Errorf("demo: key ceremony: %w", err)
+	}
+	return s, nil
 }

@@ -1,0 +1,219 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/terminal"
+)
+
+// SimConfig is a load run of simulated terminals.
+type SimConfig struct {
+	// Org is the organizer (created when missing); 0 means 1.
+	Org int64
+	// Terminals and Taps: N terminals, each taking Taps payments.
+	Terminals, Taps int
+	// CardsPerTerminal is how many virtual cards each terminal's customers
+	// carry (default 4); they are personalized through the station.
+	CardsPerTerminal int
+	// Dir holds the terminals' state directories and the label spool.
+	Dir string
+	// UploadEvery is the uploaders' interval (default 200 ms).
+	UploadEvery time.Duration
+	// Out receives progress; nil discards it.
+	Out io.Writer
+}
+
+// SimReport is what a simulation measured.
+type SimReport struct {
+	Terminals int `json:"terminals"`
+	Cards     int `json:"cards"`
+	Taps      int `json:"taps"`
+	// TapsPerSecond is the taps of all terminals over the tapping time.
+	TapsPerSecond float64 `json:"taps_per_second"`
+	TapSeconds    float64 `json:"tap_seconds"`
+	// DrainSeconds is how long after the last tap the last upload ended.
+	DrainSeconds float64 `json:"drain_seconds"`
+	// Lag is the upload lag: from a transaction's time on the terminal to
+	// its arrival in the ledger, in milliseconds.
+	Lag struct {
+		P50 float64 `json:"p50_ms"`
+		P95 float64 `json:"p95_ms"`
+		Max float64 `json:"max_ms"`
+	} `json:"upload_lag"`
+	// Recorded is the run's transactions in the ledger; Mismatched the
+	// cards whose ledger balance differs from the card's own.
+	Recorded   int `json:"recorded"`
+	Duplicates int `json:"duplicates"`
+	Mismatched int `json:"cards_mismatched"`
+}
+
+// Simulate personalizes cards, loads them with cash, enrols N terminals and
+// lets each take Taps payments offline while its uploader sends batches in
+// the background; then it waits until everything is uploaded and checks
+// every card's balance against the ledger.
+func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) {
+	if cfg.Org == 0 {
+		cfg.Org = 1
+	}
+	if cfg.Terminals <= 0 || cfg.Taps <= 0 {
+		return nil, errors.New("demo: simulate needs terminals and taps")
+	}
+	if cfg.CardsPerTerminal <= 0 {
+		cfg.CardsPerTerminal = 4
+	}
+	if cfg.UploadEvery <= 0 {
+		cfg.UploadEvery = 200 * time.Millisecond
+	}
+	out := cfg.Out
+	if out == nil {
+		out = io.Discard
+	}
+	run := fmt.Sprintf("sim%d", time.Now().Unix())
+	event, merchant, store := "sim", "sim-bar", "sim-store"
+	l := s.Ledger
+	if err := l.CreateOrganizer(ctx, cfg.Org, "Simulation"); err != nil {
+		return nil, err
+	}
+	if err := l.AddEvent(ctx, cfg.Org, event, "Simulation", time.Time{}); err != nil {
+		return nil, err
+	}
+	if err := l.AddMerchant(ctx, cfg.Org, merchant, "Simulated bar"); err != nil {
+		return nil, err
+	}
+	if err := l.AddStore(ctx, cfg.Org, store, "Simulated store"); err != nil {
+		return nil, err
+	}
+	hq, err := s.StaffToken(ctx, cfg.Org, api.RoleHQ, "")
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.StaffToken(ctx, cfg.Org, api.RoleStore, store)
+	if err != nil {
+		return nil, err
+	}
+	n := cfg.Terminals * cfg.CardsPerTerminal
+	fmt.Fprintf(out, "simulate: personalizing %d virtual cards through the station ...\n", n)
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	is, err := s.IssueCards(ctx, cfg.Org, event, n, cfg.Dir, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	load := int64(is.Batch.Layout.Balance.Upper) // as much as a card holds
+	for _, c := range is.Cards {
+		if _, err := s.CashLoad(ctx, cfg.Org, st, store, c, load); err != nil {
+			return nil, err
+		}
+	}
+	terms := make([]*terminal.Terminal, cfg.Terminals)
+	for i := range terms {
+		id := fmt.Sprintf("%s-t%03d", run, i)
+		if terms[i], err = s.AddTerminal(ctx, hq, cfg.Org, id, s.TerminalConfig(filepath.Join(cfg.Dir, id), event, merchant)); err != nil {
+			return nil, err
+		}
+		defer terms[i].Close()
+	}
+	fmt.Fprintf(out, "simulate: %d terminals enrolled; each takes %d payments from its %d customers' cards\n", cfg.Terminals, cfg.Taps, cfg.CardsPerTerminal)
+
+	rep := &SimReport{Terminals: cfg.Terminals, Cards: n}
+	upCtx, stopUp := context.WithCancel(ctx)
+	var upWG sync.WaitGroup
+	var mu sync.Mutex
+	for _, t := range terms {
+		upWG.Add(1)
+		go func() {
+			defer upWG.Done()
+			t.RunUploader(upCtx, cfg.UploadEvery, terminal.Backoff{}, func(r terminal.UploadResult, err error) {
+				mu.Lock()
+				rep.Duplicates += r.Duplicate
+				mu.Unlock()
+			})
+		}()
+	}
+	paid := make([]int64, n) // per card
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(terms))
+	for i, t := range terms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
+			mine := is.Cards[i*cfg.CardsPerTerminal : (i+1)*cfg.CardsPerTerminal]
+			for range cfg.Taps {
+				k := rng.IntN(len(mine))
+				amount := int64(1 + rng.IntN(5))
+				if _, err := t.Debit(mine[k].Field(), amount); err != nil {
+					errs[i] = err
+					return
+				}
+				mu.Lock()
+				paid[i*cfg.CardsPerTerminal+k] += amount
+				rep.Taps++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	rep.TapSeconds = time.Since(start).Seconds()
+	if err := errors.Join(errs...); err != nil {
+		stopUp()
+		upWG.Wait()
+		return nil, err
+	}
+	rep.TapsPerSecond = float64(rep.Taps) / rep.TapSeconds
+	fmt.Fprintf(out, "simulate: %d taps in %.2f s (%.0f taps/s); waiting for the uploads ...\n", rep.Taps, rep.TapSeconds, rep.TapsPerSecond)
+	drain := time.Now()
+	for {
+		left := 0
+		for _, t := range terms {
+			c := t.Queue().Counts()
+			left += c.Committed + c.Pending
+		}
+		if left == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			stopUp()
+			upWG.Wait()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	rep.DrainSeconds = time.Since(drain).Seconds()
+	stopUp()
+	upWG.Wait()
+
+	err = s.Pool.QueryRow(ctx, `SELECT count(*),
+		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - at)), 0) * 1000,
+		coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - at)), 0) * 1000,
+		coalesce(max(extract(epoch FROM received_at - at)), 0) * 1000
+		FROM terminal_txs WHERE org_id = $1 AND terminal_id LIKE $2`, cfg.Org, run+"-%").
+		Scan(&rep.Recorded, &rep.Lag.P50, &rep.Lag.P95, &rep.Lag.Max)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range is.Cards {
+		b, err := l.CardBalance(ctx, cfg.Org, c.UID)
+		if err != nil {
+			return nil, err
+		}
+		if b != load-paid[i] {
+			rep.Mismatched++
+		}
+	}
+	fmt.Fprintf(out, "simulate: %d transactions recorded, upload lag p50 %.0f ms, p95 %.0f ms, max %.0f ms; %d cards differ from the ledger\n",
+		rep.Recorded, rep.Lag.P50, rep.Lag.P95, rep.Lag.Max, rep.Mismatched)
+	return rep, nil
+}
