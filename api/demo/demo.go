@@ -117,6 +117,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	r := &runner{cfg: cfg, out: cfg.Out, dir: filepath.Join(cfg.DataDir, "demo"), rng: rand.New(rand.NewPCG(cfg.Seed, 7)),
 		sum: &Summary{DataDir: cfg.DataDir, Files: map[string]string{}}, store: map[string]string{}}
 	start := time.Now()
+	// 0711: the embedded PostgreSQL runs as the postgres user when we are
+	// root, and must be able to pass through the data directory.
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+		return nil, fmt.Errorf("demo: data directory: %w", err)
+	}
 	if err := os.RemoveAll(r.dir); err != nil {
 		return nil, fmt.Errorf("demo: clear %s: %w", r.dir, err)
 	}

@@ -92,7 +92,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	// 0711: the embedded PostgreSQL runs as the postgres user when we are
+	// root, and must be able to pass through to its own directory.
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
 		return nil, fmt.Errorf("demo: data directory: %w", err)
 	}
 	s := &Stack{log: cfg.Logger}

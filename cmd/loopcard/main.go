@@ -71,6 +71,8 @@ func commands() []*cli.Command {
 		vcardCommand(),
 		serveCommand(),
 		tokenCommand(),
+		terminalCommand(),
+		demoCommand(),
 	}
 }
 
