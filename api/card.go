@@ -223,22 +223,21 @@ func (s *Server) ownsCard(c *call, cardText string) error {
 	return err
 }
 
-// Password hashing: argon2id with the parameters OWASP recommends for
-// 19 MiB of memory.
+// Password hashing: argon2id, by default with the parameters OWASP
+// recommends for 19 MiB of memory (Limits.PasswordMemory, PasswordTime).
 const (
-	argonTime    = 2
-	argonMemory  = 19 * 1024
 	argonThreads = 1
 	argonKeyLen  = 32
 )
 
-func hashPassword(pw string) (string, error) {
+func (s *Server) hashPassword(pw string) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	k := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+	m, t := s.limits.PasswordMemory, s.limits.PasswordTime
+	k := argon2.IDKey([]byte(pw), salt, t, m, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, m, t, argonThreads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(k)), nil
 }
 
@@ -263,10 +262,10 @@ func checkPassword(encoded, pw string) bool {
 }
 
 // dummyHash keeps a login for an unknown email as slow as for a known one.
-var dummyHash = func() string {
-	h, _ := hashPassword("loopcard timing equaliser")
-	return h
-}()
+func (s *Server) dummyHash() string {
+	s.dummyOnce.Do(func() { s.dummy, _ = s.hashPassword("loopcard timing equaliser") })
+	return s.dummy
+}
 
 func emailHash(org int64, email string) []byte {
 	h := sha256.Sum256([]byte("loopcard email v1\x00" + strconv.FormatInt(org, 10) + "\x00" + normalEmail(email)))
@@ -311,7 +310,7 @@ func (s *Server) claimCard(c *call) error {
 		Scan(&profile, &stored)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		hash, err := hashPassword(req.Password)
+		hash, err := s.hashPassword(req.Password)
 		if err != nil {
 			return fmt.Errorf("api: hash password: %w", err)
 		}
@@ -366,7 +365,7 @@ func (s *Server) login(c *call) error {
 	}
 	c.who.org = req.Org
 	var profile pgtype.UUID
-	stored := dummyHash
+	stored := s.dummyHash()
 	err := s.pool.QueryRow(c.ctx, `SELECT profile_id, password_hash FROM api_profiles WHERE org_id = $1 AND email_hash = $2`,
 		req.Org, emailHash(req.Org, req.Email)).Scan(&profile, &stored)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {

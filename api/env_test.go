@@ -10,12 +10,14 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +76,54 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
+var (
+	templateOnce sync.Once
+	templateErr  error
+	databases    atomic.Int64
+)
+
+// newDatabase returns the URL of a fresh database for t, copied from a
+// template migrated once per test binary: migrating takes seconds, copying
+// a fraction of one. It is dropped when t ends.
+func newDatabase(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	cl := pgtest.Cluster(t)
+	templateOnce.Do(func() {
+		templateErr = func() error {
+			admin, err := pgxpool.New(ctx, cl.URL("postgres"))
+			if err != nil {
+				return err
+			}
+			defer admin.Close()
+			if _, err := admin.Exec(ctx, `CREATE DATABASE api_template`); err != nil {
+				return err
+			}
+			pool, err := pgxpool.New(ctx, cl.URL("api_template"))
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			return ledger.Migrate(ctx, pool)
+		}()
+	})
+	require.NoError(t, templateErr)
+	name := fmt.Sprintf("api_test_%d", databases.Add(1))
+	admin, err := pgxpool.New(ctx, cl.URL("postgres"))
+	require.NoError(t, err)
+	defer admin.Close()
+	_, err = admin.Exec(ctx, `CREATE DATABASE `+name+` TEMPLATE api_template`)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		admin, err := pgxpool.New(ctx, cl.URL("postgres"))
+		require.NoError(t, err)
+		defer admin.Close()
+		_, err = admin.Exec(ctx, `DROP DATABASE `+name+` WITH (FORCE)`)
+		require.NoError(t, err)
+	})
+	return cl.URL(name)
+}
+
 // env is a running API over real HTTPS, PostgreSQL and SoftHSM2.
 type env struct {
 	t      *testing.T
@@ -118,10 +168,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	_, err = h.Init(ctx)
 	require.NoError(t, err)
 
-	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
+	pool, err := pgxpool.New(ctx, newDatabase(t))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	require.NoError(t, ledger.Migrate(ctx, pool))
 	clk := &clock{t: time.Now().Truncate(time.Second)}
 	l := ledger.New(pool, ledger.Options{Now: clk.Now})
 	bs := batch.NewStore(pool)
@@ -133,6 +182,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.limits.PerClient == 0 {
 		o.limits.PerClient = -1
 	}
+	// argon2id at its production cost takes seconds under the race
+	// detector; the tests check the scheme, not the cost.
+	o.limits.PasswordMemory, o.limits.PasswordTime = 256, 1
 	hq, err := h.Signer(ctx, keys.Label{Name: keys.HQSign})
 	require.NoError(t, err)
 	srv, err := api.New(api.Config{Ledger: l, Batches: bs, HSM: h, HQSign: hq, Now: clk.Now, Limits: o.limits,

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -48,6 +49,9 @@ type Limits struct {
 	SessionKeyTTL time.Duration
 	// CreditKeyTTL is how long a per-card credit key is valid; 0 means 60 s.
 	CreditKeyTTL time.Duration
+	// PasswordMemory (KiB) and PasswordTime are the argon2id cost of
+	// profile passwords; 0 means 19 MiB and 2 passes (OWASP).
+	PasswordMemory, PasswordTime uint32
 	// PINFailureAlert is how many cards with a PIN failure from one client
 	// within 10 minutes raise an alert; 0 means 5.
 	PINFailureAlert int
@@ -76,6 +80,12 @@ func (l *Limits) defaults() {
 	durDef(&l.SignatureMaxAge, 60*time.Second)
 	durDef(&l.SessionKeyTTL, 12*time.Hour)
 	durDef(&l.CreditKeyTTL, 60*time.Second)
+	if l.PasswordMemory == 0 {
+		l.PasswordMemory = 19 * 1024
+	}
+	if l.PasswordTime == 0 {
+		l.PasswordTime = 2
+	}
 	if l.PINFailureAlert == 0 {
 		l.PINFailureAlert = 5
 	}
@@ -112,9 +122,12 @@ type Server struct {
 	clLimit *limiter
 	pinWarn *pinWatch
 	cards   cardCache
-	mux     *http.ServeMux
-	handler http.Handler
-	routes  []route
+
+	dummyOnce sync.Once
+	dummy     string
+	mux       *http.ServeMux
+	handler   http.Handler
+	routes    []route
 }
 
 // New returns a Server. Ledger, Batches and HSM are required.
