@@ -264,57 +264,79 @@ type Reservation struct {
 // The reservation is committed without waiting for the disk: an
 // operating-system crash may lose it, which leaves a card that is ours but
 // unrecorded, and such a card reserves a slot again when presented.
-func (s *Store) Reserve(ctx context.Context, orgID, no int64, uid []byte) (Reservation, error) {
-	var r Reservation
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
+func (s *Store) Reserve(ctx context.Context, orgID, no int64, uid []byte) (r Reservation, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return Reservation{}, fmt.Errorf("batch: reserve: %w", err)
+	}
+	defer conn.Release()
+	// Two round trips: BEGIN, the setting and the locking read go in one
+	// batch, the write and COMMIT in another. Until COMMIT succeeds the
+	// transaction is rolled back, or the connection closed.
+	open := true
+	defer func() {
+		if !open {
+			return
 		}
-		var count, next int
-		var other *int64
-		var slot *int
-		var status *string
-		// The batch row lock orders the reservations of one batch.
-		err := tx.QueryRow(ctx, `
-			SELECT b.card_count, b.next_slot, c.batch_no, c.slot, c.status
-			FROM card_batches b LEFT JOIN batch_cards c ON c.org_id = b.org_id AND c.uid = $3
-			WHERE b.org_id = $1 AND b.batch_no = $2 FOR UPDATE OF b`, orgID, no, uid).Scan(&count, &next, &other, &slot, &status)
+		if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	var count, next int
+	var other *int64
+	var slot *int
+	var status *string
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
+	// The batch row lock orders the reservations of one batch.
+	b.Queue(`SELECT b.card_count, b.next_slot, c.batch_no, c.slot, c.status
+		FROM card_batches b LEFT JOIN batch_cards c ON c.org_id = b.org_id AND c.uid = $3
+		WHERE b.org_id = $1 AND b.batch_no = $2 FOR UPDATE OF b`, orgID, no, uid).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&count, &next, &other, &slot, &status)
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: batch %d of organizer %d", ErrNotFound, no, orgID)
+			return Reservation{}, fmt.Errorf("%w: batch %d of organizer %d", ErrNotFound, no, orgID)
 		}
-		if err != nil {
-			return err
+		return Reservation{}, fmt.Errorf("batch: reserve: %w", err)
+	}
+	commit := func(b *pgx.Batch) error {
+		b.Queue("COMMIT")
+		err := conn.SendBatch(ctx, b).Close()
+		if err == nil {
+			open = false
 		}
-		switch {
-		case other != nil && *other != no:
-			return &OtherBatchError{BatchNo: *other, Slot: *slot, Done: *status == StatusDone}
-		case other != nil:
-			r.Slot, r.Done = *slot, *status == StatusDone
-			return nil
-		case next <= count:
-			r.Slot = next
-			_, err := tx.Exec(ctx, `
-				WITH b AS (UPDATE card_batches SET next_slot = next_slot + 1 WHERE org_id = $1 AND batch_no = $2)
-				INSERT INTO batch_cards (org_id, batch_no, slot, uid, status) VALUES ($1, $2, $3, $4, 'reserved')`,
-				orgID, no, next, uid)
-			return err
-		}
-		err = tx.QueryRow(ctx, `
+		return err
+	}
+	switch {
+	case other != nil && *other != no:
+		return Reservation{}, &OtherBatchError{BatchNo: *other, Slot: *slot, Done: *status == StatusDone}
+	case other != nil:
+		r.Slot, r.Done = *slot, *status == StatusDone
+		err = commit(&pgx.Batch{})
+	case next <= count:
+		r.Slot = next
+		w := &pgx.Batch{}
+		w.Queue(`WITH b AS (UPDATE card_batches SET next_slot = next_slot + 1 WHERE org_id = $1 AND batch_no = $2)
+			INSERT INTO batch_cards (org_id, batch_no, slot, uid, status) VALUES ($1, $2, $3, $4, 'reserved')`,
+			orgID, no, next, uid)
+		err = commit(w)
+	default:
+		err = conn.QueryRow(ctx, `
 			UPDATE batch_cards SET uid = $3, reserved_at = now(), key_versions = '{}'
 			WHERE (org_id, batch_no, slot) = (SELECT org_id, batch_no, slot FROM batch_cards
 				WHERE org_id = $1 AND batch_no = $2 AND status = 'reserved' ORDER BY reserved_at, slot LIMIT 1)
 			RETURNING slot`, orgID, no, uid).Scan(&r.Slot)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: all %d cards of batch %d are done", ErrFull, count, no)
+			return Reservation{}, fmt.Errorf("%w: all %d cards of batch %d are done", ErrFull, count, no)
 		}
-		r.Reassigned = true
-		return err
-	})
+		if err == nil {
+			r.Reassigned = true
+			err = commit(&pgx.Batch{})
+		}
+	}
 	if err != nil {
-		var ob *OtherBatchError
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrFull) || errors.As(err, &ob) {
-			return Reservation{}, err
-		}
 		return Reservation{}, fmt.Errorf("batch: reserve: %w", err)
 	}
 	r.CardID, err = personalize.NewCardID(no, r.Slot)

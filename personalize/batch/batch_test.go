@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -19,7 +20,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func newStore(t *testing.T) *batch.Store {
+func newStore(t testing.TB) *batch.Store {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
@@ -106,6 +107,14 @@ func TestReserveFinish(t *testing.T) {
 	require.ErrorAs(t, err, &ob)
 	require.Equal(t, b.No, ob.BatchNo)
 	require.False(t, ob.Done)
+	// The refused reservation released the other batch's lock.
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ro, err := s.Reserve(tctx, 7, other.No, uid(50))
+	require.NoError(t, err)
+	require.Equal(t, 1, ro.Slot)
+	_, err = s.Reserve(tctx, 7, other.No, uid(51))
+	require.NoError(t, err, "the oldest reservation is taken over")
 
 	p, err := s.Finish(ctx, 7, b.No, 1, uid(1), finished(1))
 	require.NoError(t, err)
@@ -143,6 +152,11 @@ func TestReserveFinish(t *testing.T) {
 	require.ErrorIs(t, err, batch.ErrFull)
 	_, err = s.Reserve(ctx, 7, 99, uid(5))
 	require.ErrorIs(t, err, batch.ErrNotFound)
+	// No lock or transaction was left behind by the refusals.
+	_, err = s.Reserve(tctx, 7, b.No, uid(6))
+	require.ErrorIs(t, err, batch.ErrFull)
+	_, err = s.PinKeyVersions(tctx, 7, b.No, map[string]int{"pin": 1})
+	require.NoError(t, err)
 
 	got, err := s.Get(ctx, 7, b.No)
 	require.NoError(t, err)
