@@ -13,7 +13,8 @@ import (
 // in a hidden field of every form. A cross-site page can neither read nor
 // set the cookie, so it cannot forge the field; SameSite=Strict keeps the
 // cookie off cross-site posts anyway, and Sec-Fetch-Site and Origin are
-// checked where the browser sends them.
+// checked where the browser sends them (the pages' referrer policy,
+// same-origin, lets the browser send the real Origin; "null" is refused).
 const (
 	csrfCookie = "__Host-lc_csrf"
 	csrfField  = "csrf"

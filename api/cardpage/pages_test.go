@@ -154,7 +154,7 @@ func TestPagesHeadersAndCSRFFields(t *testing.T) {
 	for name, p := range everyPage(t) {
 		require.Equal(t, wantCSP, p.header.Get("Content-Security-Policy"), name)
 		require.Equal(t, "nosniff", p.header.Get("X-Content-Type-Options"), name)
-		require.Equal(t, "no-referrer", p.header.Get("Referrer-Policy"), name)
+		require.Equal(t, "same-origin", p.header.Get("Referrer-Policy"), name)
 		require.Equal(t, "DENY", p.header.Get("X-Frame-Options"), name)
 		if p.status == http.StatusSeeOther {
 			continue
