@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -89,25 +90,84 @@ func (e *Entry) Marshal() ([]byte, error) {
 	return e.marshal()
 }
 
+// marshal writes e exactly as json.Marshal does (the canonical form is
+// defined by json.Marshal; TestMarshalIsEncodingJSON and the fuzz test hold
+// the two together), without reflection: verification parses and
+// re-marshals every entry of an export.
 func (e *Entry) marshal() ([]byte, error) {
-	b, err := json.Marshal(e)
+	b := make([]byte, 0, 384)
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(e.V), 10)
+	b = append(b, `,"type":`...)
+	b = appendString(b, string(e.Type))
+	b = append(b, `,"org":`...)
+	b = strconv.AppendInt(b, e.Org, 10)
+	at, err := e.At.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	return b, nil
+	b = append(b, `,"at":`...)
+	b = append(b, at...)
+	if e.Batch != 0 {
+		b = append(b, `,"batch":`...)
+		b = strconv.AppendInt(b, e.Batch, 10)
+	}
+	b = appendField(b, `,"event":`, e.Event)
+	b = appendField(b, `,"store":`, e.Store)
+	b = appendField(b, `,"card":`, e.Card)
+	if e.Count != nil {
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, *e.Count, 10)
+	}
+	b = appendField(b, `,"root":`, e.Root)
+	b = appendField(b, `,"key":`, e.Key)
+	if e.Covers != nil {
+		b = append(b, `,"covers":`...)
+		b = strconv.AppendInt(b, *e.Covers, 10)
+	}
+	b = appendField(b, `,"hash":`, e.Hash)
+	b = appendField(b, `,"note":`, e.Note)
+	b = append(b, `,"signer":`...)
+	b = appendString(b, e.Signer)
+	b = appendField(b, `,"sig":`, e.Sig)
+	return append(b, '}'), nil
+}
+
+// appendField appends an omitempty string field.
+func appendField(b []byte, key, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendString(append(b, key...), s)
+}
+
+// appendString appends s as encoding/json quotes it: printable ASCII
+// without '"', '\\', '<', '>' and '&' as it is, anything else through
+// encoding/json itself.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // ParseEntry parses canonical entry bytes: JSON with exactly the fields of
 // Entry, in order, as Marshal writes them. Errors wrap ErrMalformed.
 func ParseEntry(b []byte) (Entry, error) {
-	var e Entry
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&e); err != nil {
-		return Entry{}, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if d.More() {
-		return Entry{}, fmt.Errorf("%w: data after the entry", ErrMalformed)
+	e, ok := scanCanonical(b)
+	if !ok {
+		// Unknown fields, other spellings and trailing space are refused
+		// by the comparison with the canonical form below.
+		e = Entry{}
+		if err := json.Unmarshal(b, &e); err != nil {
+			return Entry{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
 	}
 	if err := e.Validate(); err != nil {
 		return Entry{}, err
@@ -274,3 +334,104 @@ func SealHash(leaves []tlog.Hash) tlog.Hash {
 	h.Sum(out[:0])
 	return out
 }
+
+// scanCanonical reads entries in the common canonical form quickly: known
+// keys in order, integers, and strings without escapes. It gives up (ok
+// false) on anything else, and ParseEntry falls back to encoding/json.
+// Whatever it reads, ParseEntry still re-marshals and compares bytes, so
+// a mistake here can refuse an entry but never accept a wrong one.
+func scanCanonical(b []byte) (e Entry, ok bool) {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return Entry{}, false
+	}
+	p := 1
+	next := 0 // index into scanKeys of the next key allowed
+	for p < len(b)-1 {
+		if next > 0 {
+			if b[p] != ',' {
+				return Entry{}, false
+			}
+			p++
+		}
+		// "key":
+		if p >= len(b) || b[p] != '"' {
+			return Entry{}, false
+		}
+		end := bytes.IndexByte(b[p+1:], '"')
+		if end < 0 || p+end+2 >= len(b) || b[p+end+2] != ':' {
+			return Entry{}, false
+		}
+		key := string(b[p+1 : p+1+end])
+		p += end + 3
+		k := next
+		for k < len(scanKeys) && scanKeys[k] != key {
+			k++
+		}
+		if k == len(scanKeys) {
+			return Entry{}, false
+		}
+		next = k + 1
+		// value: a string without escapes, or an integer
+		var str string
+		var num int64
+		if p < len(b) && b[p] == '"' {
+			end := bytes.IndexByte(b[p+1:], '"')
+			if end < 0 || bytes.IndexByte(b[p+1:p+1+end], '\\') >= 0 {
+				return Entry{}, false
+			}
+			str = string(b[p+1 : p+1+end])
+			if key == "at" {
+				if err := e.At.UnmarshalJSON(b[p : p+end+2]); err != nil {
+					return Entry{}, false
+				}
+			}
+			p += end + 2
+		} else {
+			q := p
+			for q < len(b) && (b[q] == '-' || b[q] >= '0' && b[q] <= '9') {
+				q++
+			}
+			n, err := strconv.ParseInt(string(b[p:q]), 10, 64)
+			if err != nil {
+				return Entry{}, false
+			}
+			num, p = n, q
+		}
+		switch key {
+		case "v":
+			e.V = int(num)
+		case "type":
+			e.Type = Type(str)
+		case "org":
+			e.Org = num
+		case "batch":
+			e.Batch = num
+		case "event":
+			e.Event = str
+		case "store":
+			e.Store = str
+		case "card":
+			e.Card = str
+		case "count":
+			e.Count = N(num)
+		case "root":
+			e.Root = str
+		case "key":
+			e.Key = str
+		case "covers":
+			e.Covers = N(num)
+		case "hash":
+			e.Hash = str
+		case "note":
+			e.Note = str
+		case "signer":
+			e.Signer = str
+		case "sig":
+			e.Sig = str
+		}
+	}
+	return e, p == len(b)-1
+}
+
+// scanKeys are Entry's JSON keys in order.
+var scanKeys = []string{"v", "type", "org", "at", "batch", "event", "store", "card", "count", "root", "key", "covers", "hash", "note", "signer", "sig"}

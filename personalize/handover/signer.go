@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -291,7 +292,13 @@ func parseCardNumber(s string) (personalize.CardID, error) {
 	if err != nil {
 		return 0, err
 	}
-	if id.String() != s {
+	// Canonical: the batch without sign or leading zeros, five digits.
+	b, slot, _ := strings.Cut(s, "-")
+	canonical := strconv.FormatInt(id.Batch(), 10) == b
+	for _, c := range []byte(slot) {
+		canonical = canonical && c >= '0' && c <= '9'
+	}
+	if !canonical {
 		return 0, fmt.Errorf("card number %q is not canonical (want %s)", s, id)
 	}
 	return id, nil

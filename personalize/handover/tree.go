@@ -17,9 +17,14 @@ import (
 // hashes records as tlog does (RFC 6962 leaves) and answers tlog's
 // HashReader. It is not safe for concurrent use.
 type MemoryTree struct {
-	hashes []tlog.Hash
+	blocks [][]tlog.Hash // stored hashes in blocks of treeBlock
+	stored int64
 	n      int64
 }
+
+// treeBlock is the number of stored hashes per block: growing by blocks
+// never copies the hashes already stored.
+const treeBlock = 1 << 16
 
 // Size is the number of records appended.
 func (t *MemoryTree) Size() int64 { return t.n }
@@ -28,10 +33,10 @@ func (t *MemoryTree) Size() int64 { return t.n }
 func (t *MemoryTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, x := range indexes {
-		if x < 0 || x >= int64(len(t.hashes)) {
+		if x < 0 || x >= t.stored {
 			return nil, fmt.Errorf("handover: stored hash %d not in a tree of %d records", x, t.n)
 		}
-		out[i] = t.hashes[x]
+		out[i] = t.blocks[x/treeBlock][x%treeBlock]
 	}
 	return out, nil
 }
@@ -42,7 +47,14 @@ func (t *MemoryTree) AppendLeaf(h tlog.Hash) error {
 	if err != nil {
 		return err
 	}
-	t.hashes = append(t.hashes, hs...)
+	for _, x := range hs {
+		if t.stored%treeBlock == 0 {
+			t.blocks = append(t.blocks, make([]tlog.Hash, 0, treeBlock))
+		}
+		last := len(t.blocks) - 1
+		t.blocks[last] = append(t.blocks[last], x)
+		t.stored++
+	}
 	t.n++
 	return nil
 }
