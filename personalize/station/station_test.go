@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -115,11 +116,34 @@ func TestTearAtEveryStep(t *testing.T) {
 	require.Greater(t, n, 20)
 	t.Logf("a blank card takes %d APDUs", n)
 
-	b := e.newBatch(t, 2*n)
+	const repeated = 10
+	b := e.newBatch(t, 2*n+repeated)
 	sp := spoolPath(t)
 	s, _ := e.station(t, b, sp, nil)
 	l := personalize.DefaultLayout()
 	infos := map[string][]byte{}
+	// Cards torn again and again, at pseudo-random points of whatever path
+	// the station takes on them, until one attempt goes through.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range repeated {
+		t.Run(fmt.Sprintf("repeated tears %d", i), func(t *testing.T) {
+			vc := newCard(t, 1000+i)
+			tears := 0
+			for {
+				lk := present(vc)
+				if tears < 6 {
+					lk.tearAt, lk.after = 1+rng.IntN(n), rng.IntN(2) == 0
+				}
+				_, err := s.Personalize(ctx, lk)
+				if err == nil {
+					break
+				}
+				require.ErrorIs(t, err, station.ErrTorn)
+				tears++
+			}
+			infos[string(vc.UID())] = readInfo(t, l, vc)
+		})
+	}
 	for i := 1; i <= 2*n; i++ {
 		tearAt, after := (i+1)/2, i%2 == 0
 		t.Run(fmt.Sprintf("apdu %d after=%v", tearAt, after), func(t *testing.T) {
