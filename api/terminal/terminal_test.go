@@ -3,6 +3,8 @@ package terminal_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -233,4 +235,63 @@ func TestTearDuringCommitIsResolvedFromTheCard(t *testing.T) {
 	alerts, err := w.stack.Ledger.Alerts(ctx, org)
 	require.NoError(t, err)
 	require.Empty(t, alerts, "the card chains join up")
+}
+
+func TestSessionKeyRenewal(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, 1, "")
+	cfg := w.stack.TerminalConfig(t.TempDir(), "fest", "bar")
+	term := w.terminal(t, "bar-s", cfg.StateDir)
+	first := term.SessionKeyExpires()
+	require.False(t, first.IsZero())
+
+	// A fresh key is kept; one that expires within RenewBefore is renewed.
+	require.NoError(t, term.EnsureSessionKey(ctx))
+	require.Equal(t, first, term.SessionKeyExpires())
+	term.Close()
+	cfg.RenewBefore = 24 * time.Hour
+	eager, err := terminal.Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { eager.Close() })
+	require.Equal(t, first, eager.SessionKeyExpires(), "the stored key is loaded at open")
+	time.Sleep(1100 * time.Millisecond) // expiries have whole seconds
+	require.NoError(t, eager.EnsureSessionKey(ctx))
+	require.True(t, eager.SessionKeyExpires().After(first))
+
+	// HQ revokes the terminal's session keys: the next upload is refused,
+	// the terminal fetches a new key and uploads.
+	_, err = eager.Debit(w.cards[0].Field(), 100)
+	require.NoError(t, err)
+	require.NoError(t, staffDelete(ctx, w, "/v1/hq/terminals/bar-s/session-keys"))
+	r, err := eager.UploadOnce(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, r.Accepted)
+
+	// Offline with an expired key, the terminal takes no payment.
+	cfg.Now = func() time.Time { return time.Now().Add(13 * time.Hour) }
+	cfg.URL = "https://127.0.0.1:1"
+	eager.Close()
+	late, err := terminal.Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { late.Close() })
+	require.Error(t, late.EnsureSessionKey(ctx))
+	_, err = late.Debit(w.cards[0].Field(), 100)
+	require.ErrorIs(t, err, terminal.ErrNoSessionKey)
+}
+
+func staffDelete(ctx context.Context, w *world, path string) error {
+	req, err := http.NewRequestWithContext(ctx, "DELETE", w.stack.URL+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+w.hq)
+	resp, err := w.stack.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("DELETE %s: %d", path, resp.StatusCode)
+	}
+	return nil
 }
