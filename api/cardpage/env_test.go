@@ -52,8 +52,9 @@ func (c testCard) wrongPIN() string {
 }
 
 // newAPIEnv starts the API over a fresh database and SoftHSM2 token, with
-// organizer 1, event fest, and n cards holding 10.00 each.
-func newAPIEnv(t *testing.T, n int) *apiEnv {
+// organizer 1, event fest, and n cards holding 10.00 each. perIP is the
+// API's rate limit per address; 0 means none.
+func newAPIEnv(t *testing.T, n int, perIP float64) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	uri := softhsm.NewTestToken(t)
@@ -69,7 +70,10 @@ func newAPIEnv(t *testing.T, n int) *apiEnv {
 	l := ledger.New(pool, ledger.Options{})
 	bs := batch.NewStore(pool)
 	logs := &syncBuffer{}
-	srv, err := api.New(api.Config{Ledger: l, Batches: bs, HSM: h, Limits: api.Limits{PerIP: -1, PerClient: -1},
+	if perIP == 0 {
+		perIP = -1
+	}
+	srv, err := api.New(api.Config{Ledger: l, Batches: bs, HSM: h, Limits: api.Limits{PerIP: perIP, PerClient: -1, PasswordMemory: 256, PasswordTime: 1},
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	e := &apiEnv{pool: pool, srv: srv, logs: logs}

@@ -12,7 +12,7 @@ import (
 // TestWithAPI walks the pages through the real API: its PIN lockout,
 // refund, claim, login, export and erasure, and its logs.
 func TestWithAPI(t *testing.T) {
-	e := newAPIEnv(t, 2)
+	e := newAPIEnv(t, 2, 0)
 	card, other := e.cards[0], e.cards[1]
 	e.pendingLoad(t, card, 500)
 	c := newClient(t, e.srv)
@@ -98,4 +98,24 @@ func TestWithAPI(t *testing.T) {
 	for _, secret := range []string{card.token, other.token, card.pin, other.pin, "correct horse", "ada@example.org", "NL91", "Lovelace"} {
 		require.False(t, strings.Contains(logs, secret), "a secret is in the logs")
 	}
+}
+
+// TestPagesRateLimited: page requests count against the API's limit per
+// address, as the API's own requests do.
+func TestPagesRateLimited(t *testing.T) {
+	e := newAPIEnv(t, 1, 1)
+	c := newClient(t, e.srv)
+	b := "/c/" + e.cards[0].token
+	var limited int
+	for range 10 {
+		switch p := c.get(b); p.status {
+		case http.StatusOK:
+		case http.StatusTooManyRequests:
+			limited++
+			require.Equal(t, "1", p.header.Get("Retry-After"))
+		default:
+			t.Fatalf("status %d: %s", p.status, p.body)
+		}
+	}
+	require.GreaterOrEqual(t, limited, 7)
 }
