@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/loopcard/loopcard/ledger/pgcluster"
@@ -66,6 +67,24 @@ exec pdfinfo cards.pdf
 stdout 'Pages: +2'
 stdout 'Page size: +242.65 x 153.07 pts'
 `,
+	"crash.txtar": `
+# The station process is killed in the middle of a batch; the rerun
+# finishes it: every card recorded once, one label per card.
+exec loopcard keys init
+exec loopcard batch create --event summer-2026 --count 120
+! exec loopcard personalize --batch 1 --reader virtual --csv labels.csv &station&
+waitdone 1 15
+kill -KILL station
+wait station
+exec loopcard personalize --batch 1 --reader virtual --csv labels.csv --labels labels.pdf
+stdout '^batch 1: 120 of 120 cards done$'
+grep -count=120 '(?m)^1-[0-9]{5},https://' labels.csv
+mode labels.csv 0600
+exec pdfinfo labels.pdf
+stdout 'Pages: +12'
+exec loopcard batch show 1
+stdout ', 120 done, 0 reserved, complete$'
+`,
 	"badinput.txtar": `
 ! exec loopcard batch create --event 'bad event' --count 2
 stderr '^loopcard: invalid batch: event "bad event": use 1 to 32 letters, digits'
@@ -91,6 +110,12 @@ stdout '^\[\]$'
 -- layout.json --
 {"system_id": "LC"}
 `,
+}
+
+func atoi(ts *testscript.TestScript, s string) int {
+	n, err := strconv.Atoi(s)
+	ts.Check(err)
+	return n
 }
 
 func TestBatchCLI(t *testing.T) {
@@ -137,6 +162,29 @@ func TestBatchCLI(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// waitdone BATCH N waits until N cards of the batch are done.
+			"waitdone": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 || neg {
+					ts.Fatalf("usage: waitdone BATCH N")
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				conn, err := pgx.Connect(ctx, ts.Getenv("LOOPCARD_DATABASE_URL"))
+				ts.Check(err)
+				defer conn.Close(ctx)
+				for {
+					var done int
+					err := conn.QueryRow(ctx, `SELECT done_count FROM card_batches WHERE org_id = 1 AND batch_no = $1`, args[0]).Scan(&done)
+					if err == nil && done >= atoi(ts, args[1]) {
+						return
+					}
+					select {
+					case <-ctx.Done():
+						ts.Fatalf("batch %s: %d cards done, not %s: %v", args[0], done, args[1], err)
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+			},
 			// mode FILE PERM checks a file's permission bits.
 			"mode": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 2 {
