@@ -97,8 +97,8 @@ type Station struct {
 	log     *slog.Logger
 	rand    io.Reader
 	eventKy keys.AESKey
-	// labels pins the versions of the base keys for the whole run, so that
-	// a half-done card is finished with the keys it was started with.
+	// labels and piccL are the batch's pinned base key versions, so that a
+	// half-done card is finished with the keys it was started with.
 	labels   map[personalize.Role]keys.Label
 	piccL    keys.Label
 	debitVer int
