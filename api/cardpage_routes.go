@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/loopcard/loopcard/api/cardpage"
@@ -22,8 +23,8 @@ import (
 // access log, which names routes and never the path with the card's
 // token; everything they show or change goes through h, the API's whole
 // chain (rate limits, PIN lockout, authorization, audit), as a request
-// from the cardholder's address. A page request counts against the API's
-// limit per address as well.
+// from the cardholder's address. A page request (not its stylesheet or
+// script) counts against the API's limit per address as well.
 func (s *Server) withCardPages(h http.Handler) http.Handler {
 	pages, err := cardpage.New(cardpage.Options{Backend: &cardBackend{s: s, api: h}, Logger: s.log})
 	if err != nil {
@@ -49,7 +50,7 @@ func (s *Server) withCardPages(h http.Handler) http.Handler {
 		// The pages read the database themselves before the API is asked
 		// (a card's organizer, whether it is claimed): the API's limit per
 		// address holds for them too.
-		if !s.ipLimit.allow("ip:" + remoteIP(r)) {
+		if !strings.HasPrefix(r.URL.Path, "/assets/") && !s.ipLimit.allow("ip:"+remoteIP(r)) {
 			s.metrics.Inc("rate_limited_ip")
 			sw.Header().Set("Retry-After", "1")
 			http.Error(sw, "too many requests", http.StatusTooManyRequests)
