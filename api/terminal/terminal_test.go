@@ -1,12 +1,18 @@
 package terminal_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +21,7 @@ import (
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/demo"
 	"github.com/loopcard/loopcard/api/terminal"
+	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/softhsm"
 )
@@ -294,4 +301,59 @@ func staffDelete(ctx context.Context, w *world, path string) error {
 		return fmt.Errorf("DELETE %s: %d", path, resp.StatusCode)
 	}
 	return nil
+}
+
+// TestNoSecretsInLogsOrErrors runs a terminal through enrolment, payments,
+// a tear, a refused payment and an upload with a debug logger, and looks
+// for its private keys and the event debit key in every log line and error.
+func TestNoSecretsInLogsOrErrors(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, 1, "")
+	var logs bytes.Buffer
+	cfg := w.stack.TerminalConfig(t.TempDir(), "fest", "bar")
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	term, err := w.stack.AddTerminal(ctx, w.hq, org, "bar-x", cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { term.Close() })
+	var errs []string
+	record := func(err error) {
+		if err != nil {
+			errs = append(errs, err.Error(), fmt.Sprintf("%+v", err))
+		}
+	}
+	_, err = term.Debit(w.cards[0].Field(), 100)
+	require.NoError(t, err)
+	_, err = term.Debit(&tearCard{Card: w.cards[0].Field(), armed: true}, 100)
+	require.ErrorIs(t, err, terminal.ErrUncertain)
+	record(err)
+	_, err = term.Debit(w.cards[0].Field(), 1_000_000)
+	require.ErrorIs(t, err, terminal.ErrInsufficient)
+	record(err)
+	_, err = term.Upload(ctx)
+	require.NoError(t, err)
+	require.NoError(t, term.RenewSessionKey(ctx))
+	require.NotEmpty(t, logs.String(), "the terminal logs what it does")
+
+	var id struct {
+		SignSeed []byte `json:"sign_seed"`
+		KexKey   []byte `json:"kex_key"`
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.StateDir, terminal.IdentityFile))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &id))
+	ev, _, err := w.stack.HSM.EventDebitKey(ctx, keys.Label{Name: keys.AppDebit}, []byte("fest"))
+	require.NoError(t, err)
+	evb := ev.Bytes()
+	ev.Destroy()
+	haystack := logs.String() + strings.Join(errs, "\n")
+	for name, secret := range map[string][]byte{"signing seed": id.SignSeed, "key-agreement key": id.KexKey, "event debit key": evb} {
+		require.Len(t, secret, map[string]int{"signing seed": 32, "key-agreement key": 32, "event debit key": 16}[name])
+		for _, enc := range []string{hex.EncodeToString(secret), strings.ToUpper(hex.EncodeToString(secret)),
+			base64.StdEncoding.EncodeToString(secret), base64.RawURLEncoding.EncodeToString(secret), fmt.Sprint(secret)} {
+			require.NotContains(t, haystack, enc, name)
+		}
+	}
+	st, err := os.Stat(filepath.Join(cfg.StateDir, terminal.IdentityFile))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
 }
