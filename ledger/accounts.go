@@ -262,10 +262,12 @@ func lockCards(ctx context.Context, tx pgx.Tx, org int64, cards [][]byte) (map[s
 	return out, nil
 }
 
-// queueLockCards queues locking the card rows and their accounts in card-id
-// order and reading them into out. When a locked row was changed by a
-// transaction that committed while this one waited, PostgreSQL re-reads it
-// (and re-evaluates the join), so the balances read are the latest.
+// queueLockCards queues locking the accounts of the given cards in card-id
+// order and reading the cards and balances into out. A card is locked
+// through its account row: whoever changes a card's balance or status holds
+// that lock. When a locked row was changed by a transaction that committed
+// while this one waited, PostgreSQL re-reads it, so the balances read are
+// the latest.
 func queueLockCards(b *pgx.Batch, org int64, cards [][]byte, out map[string]*cardState) {
 	// Joining unnest rather than "= ANY" keeps the card id in the index
 	// condition even of a cached generic plan that does not know how many
@@ -274,7 +276,7 @@ func queueLockCards(b *pgx.Batch, org int64, cards [][]byte, out map[string]*car
 		FROM unnest($2::bytea[]) q(id)
 		JOIN cards c ON c.org_id = $1 AND c.card_id = q.id
 		JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
-		ORDER BY c.card_id FOR UPDATE OF c, a`, org, cards).Query(func(rows pgx.Rows) error {
+		ORDER BY c.card_id FOR UPDATE OF a`, org, cards).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			s := &cardState{}
 			if err := rows.Scan(&s.card, &s.event, &s.account, &s.status, &s.balance); err != nil {

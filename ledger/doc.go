@@ -22,8 +22,8 @@
 //
 // # Locking
 //
-// Every database transaction locks in one fixed order: card rows (with their
-// accounts) in card-id order first, then every other account in account-id
-// order. No transaction waits for a card while holding another account, so
+// Every database transaction locks in one fixed order: card accounts in
+// card-id order first (the lock on a card's account also guards the card's
+// status and sequence chain), then every other account in account-id order. No transaction waits for a card while holding another account, so
 // no two transactions can deadlock, and no balance update is lost.
 package ledger

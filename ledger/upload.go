@@ -110,42 +110,45 @@ type submission struct {
 	done chan struct{}
 }
 
-// flushSubmissions uploads queued submissions, one batch per organizer,
-// until the queue is empty.
+// flushSubmissions uploads the queued submissions, one batch per
+// organizer. When more arrived meanwhile, a new goroutine takes them over,
+// so that the caller, whose own submission is done, returns at once.
 func (l *Ledger) flushSubmissions() {
-	for {
+	l.subMu.Lock()
+	queue := l.subQueue
+	l.subQueue = nil
+	l.subMu.Unlock()
+	defer func() {
 		l.subMu.Lock()
-		queue := l.subQueue
-		l.subQueue = nil
-		if len(queue) == 0 {
+		if len(l.subQueue) > 0 {
+			go l.flushSubmissions()
+		} else {
 			l.subRunning--
-			l.subMu.Unlock()
-			return
 		}
 		l.subMu.Unlock()
-		byOrg := map[int64][]*submission{}
-		for _, r := range queue {
-			byOrg[r.org] = append(byOrg[r.org], r)
+	}()
+	byOrg := map[int64][]*submission{}
+	for _, r := range queue {
+		byOrg[r.org] = append(byOrg[r.org], r)
+	}
+	for org, reqs := range byOrg {
+		raws := make([][]byte, len(reqs))
+		for i, r := range reqs {
+			raws[i] = r.raw
 		}
-		for org, reqs := range byOrg {
-			raws := make([][]byte, len(reqs))
-			for i, r := range reqs {
-				raws[i] = r.raw
+		// The batch is not tied to any one caller's context.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t0 := time.Now()
+		res, err := l.Upload(ctx, org, raws)
+		cancel()
+		l.log.Debug("ledger: coalesced submissions", "count", len(raws), "took", time.Since(t0))
+		for i, r := range reqs {
+			if err != nil {
+				r.err = err
+			} else {
+				r.res = res[i]
 			}
-			// The batch is not tied to any one caller's context.
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			t0 := time.Now()
-			res, err := l.Upload(ctx, org, raws)
-			cancel()
-			l.log.Debug("ledger: coalesced submissions", "count", len(raws), "took", time.Since(t0))
-			for i, r := range reqs {
-				if err != nil {
-					r.err = err
-				} else {
-					r.res = res[i]
-				}
-				close(r.done)
-			}
+			close(r.done)
 		}
 	}
 }

@@ -124,6 +124,8 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 			batches[i] = append(batches[i], w.next(i, batchSize))
 		}
 	}
+	wal0 := walBytes(ctx, pool)
+	var batchN atomic.Int64
 	batchTPS, err := measure(clients, duration, func(i, k int) (int, error) {
 		if k >= len(batches[i]) {
 			return 0, errExhausted
@@ -137,12 +139,16 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 				return 0, fmt.Errorf("batch: %s %v", r.Status, r.Err)
 			}
 		}
+		batchN.Add(int64(len(res)))
 		return len(res), nil
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ledger batch upload (%d per batch, signatures verified): %.0f tps\n", batchSize, batchTPS)
+	fmt.Printf("ledger batch upload (%d per batch, signatures verified): %.0f tps, %d WAL bytes per transaction\n",
+		batchSize, batchTPS, (walBytes(ctx, pool)-wal0)/max(1, batchN.Load()))
+	wal0 = walBytes(ctx, pool)
+	var onlineN atomic.Int64
 
 	online := make([][][]byte, clients)
 	for i := range clients {
@@ -163,12 +169,14 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 		if r.Status != ledger.Accepted {
 			return 0, fmt.Errorf("online: %s %v", r.Status, r.Err)
 		}
+		onlineN.Add(1)
 		return 1, nil
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ledger online single transactions: %.0f tps\n", onlineTPS)
+	fmt.Printf("ledger online single transactions: %.0f tps, %d WAL bytes per transaction\n",
+		onlineTPS, (walBytes(ctx, pool)-wal0)/max(1, onlineN.Load()))
 	if os.Getenv("LEDGERBENCH_STATS") != "" {
 		rows, err := pool.Query(ctx, `SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3),
 			left(regexp_replace(query, '\s+', ' ', 'g'), 90) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15`)
@@ -193,6 +201,13 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 }
 
 var errExhausted = errors.New("pre-signed transactions exhausted")
+
+// walBytes returns the server's current WAL position in bytes.
+func walBytes(ctx context.Context, pool *pgxpool.Pool) int64 {
+	var n int64
+	_ = pool.QueryRow(ctx, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").Scan(&n)
+	return n
+}
 
 // measure runs op on every client until duration passes and returns the
 // transactions per second.
@@ -355,6 +370,12 @@ func pgbench(ctx context.Context, c *pgcluster.Cluster, clients int, duration ti
 	if out, err := init.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("pgbench -i: %w: %s", err, out)
 	}
+	pool, err := pgxpool.New(ctx, c.URL("pgbench"))
+	if err != nil {
+		return 0, err
+	}
+	defer pool.Close()
+	wal0 := walBytes(ctx, pool)
 	secs := int(duration.Seconds())
 	runCmd := exec.CommandContext(ctx, bin, append(append([]string{"-M", "prepared", "-c", strconv.Itoa(clients), "-j", "2",
 		"-T", strconv.Itoa(secs)}, base...), "pgbench")...)
@@ -365,6 +386,10 @@ func pgbench(ctx context.Context, c *pgcluster.Cluster, clients int, duration ti
 	m := regexp.MustCompile(`tps = ([0-9.]+)`).FindSubmatch(out)
 	if m == nil {
 		return 0, fmt.Errorf("pgbench: no tps in output: %s", out)
+	}
+	if n := regexp.MustCompile(`actually processed: ([0-9]+)`).FindSubmatch(out); n != nil {
+		count, _ := strconv.ParseInt(string(n[1]), 10, 64)
+		fmt.Printf("pgbench: %d WAL bytes per transaction\n", (walBytes(ctx, pool)-wal0)/max(1, count))
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
 }
