@@ -73,6 +73,9 @@ func commands() []*cli.Command {
 		tokenCommand(),
 		terminalCommand(),
 		demoCommand(),
+		handoverCommand(),
+		storeCommand(),
+		auditCommand(),
 	}
 }
 

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/urfave/cli/v2"
+
+	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/personalize"
+	"github.com/loopcard/loopcard/personalize/batch"
+	"github.com/loopcard/loopcard/personalize/handover"
+)
+
+func handoverCommand() *cli.Command {
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
+	batchFlag := &cli.Int64Flag{Name: "batch", Required: true, Usage: "batch number"}
+	storeFlag := &cli.StringFlag{Name: "store", Required: true, Usage: "store id"}
+	cardCmd := func(name string, t handover.Type, usage string, storeRequired bool) *cli.Command {
+		return &cli.Command{
+			Name:      name,
+			Usage:     usage,
+			ArgsUsage: "CARD...",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "store", Required: storeRequired, Usage: "store where it happens" + map[bool]string{false: " (none: at HQ)", true: ""}[storeRequired]},
+				&cli.StringFlag{Name: "key-file", Usage: "sign with this store key file; without it HQ signs (void and destroy only)"},
+				&cli.StringFlag{Name: "note", Usage: "short reason, no personal data"},
+				organizerFlag, jsonFlag,
+			},
+			Action: func(c *cli.Context) error { return handoverCards(c, t) },
+		}
+	}
+	return &cli.Command{
+		Name:  "handover",
+		Usage: "the signed custody log: issue batches, hand them to stores, receipts, card events",
+		Subcommands: []*cli.Command{
+			{
+				Name:   "issue",
+				Usage:  "record a complete batch as issued (count and Merkle root of its card numbers), signed by HQ",
+				Flags:  []cli.Flag{batchFlag, organizerFlag, jsonFlag},
+				Action: handoverIssue,
+			},
+			{
+				Name:  "send",
+				Usage: "record that HQ hands cards of a batch to a store, signed by HQ",
+				Flags: []cli.Flag{batchFlag, storeFlag,
+					&cli.Int64Flag{Name: "count", Usage: "cards handed over (default: the whole batch)"},
+					organizerFlag, jsonFlag},
+				Action: handoverSend,
+			},
+			{
+				Name:  "receive",
+				Usage: "record the cards a store counted on receipt, signed with the store's key",
+				Flags: []cli.Flag{batchFlag, storeFlag,
+					&cli.Int64Flag{Name: "count", Required: true, Usage: "cards the store counted"},
+					&cli.StringFlag{Name: "key-file", Required: true, Usage: "the store's key file (0600), made by 'loopcard store enrol'"},
+					organizerFlag, jsonFlag},
+				Action: handoverReceive,
+			},
+			{
+				Name:  "card",
+				Usage: "record card events: several cards are sealed with one signature",
+				Subcommands: []*cli.Command{
+					cardCmd("sold", handover.TypeCardSold, "a store sold cards", true),
+					cardCmd("returned", handover.TypeCardReturned, "sold cards were given back to a store and retired", true),
+					cardCmd("voided", handover.TypeCardVoided, "cards were voided where they are", false),
+					cardCmd("destroyed", handover.TypeCardDestroyed, "cards were destroyed where they are", false),
+				},
+			},
+		},
+	}
+}
+
+// openHandoverDB opens and migrates the database.
+// TODO(lead): switch to openDatabase (cmd/loopcard/db.go) once it exists.
+func openHandoverDB(c *cli.Context) (*pgxpool.Pool, func(), error) {
+	pool, done, err := serveDatabase(c.Context, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ledger.Migrate(c.Context, pool); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return pool, done, nil
+}
+
+// hqSigner returns hq-sign of the open HSM as the log's HQ signer.
+func hqSigner(c *cli.Context, h *keys.HSM, org int64) (*handover.Signer, error) {
+	s, err := h.Signer(c.Context, keys.Label{Name: "hq-sign"})
+	if err != nil {
+		if errors.Is(err, keys.ErrKeyNotFound) {
+			return nil, fmt.Errorf("%w: run 'loopcard keys init' first", err)
+		}
+		return nil, err
+	}
+	return handover.NewSigner(handover.DefaultOrigin(org), s)
+}
+
+// logSession is an open log with what it needs, closed by close.
+type logSession struct {
+	log   *handover.Log
+	pool  *pgxpool.Pool
+	close func()
+}
+
+// openLog opens the database, the HSM and the organizer's log.
+func openLog(c *cli.Context) (*logSession, error) {
+	org := c.Int64("organizer")
+	h, err := openHSM(c)
+	if err != nil {
+		return nil, err
+	}
+	hq, err := hqSigner(c, h, org)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	pool, done, err := openHandoverDB(c)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	l, err := handover.Open(c.Context, pool, handover.Config{Org: org, HQ: hq, Logger: logger(c)})
+	if err != nil {
+		done()
+		h.Close()
+		return nil, err
+	}
+	return &logSession{log: l, pool: pool, close: func() { done(); h.Close() }}, nil
+}
+
+// appendedJSON is the --json form of an append.
+type appendedJSON struct {
+	First      int64  `json:"first"`
+	Entries    int    `json:"entries"`
+	Size       int64  `json:"size"`
+	Root       string `json:"root"`
+	Checkpoint string `json:"checkpoint"`
+}
+
+func printAppended(c *cli.Context, what string, n int, a handover.Appended) error {
+	if c.Bool("json") {
+		return printJSON(c, appendedJSON{First: a.First, Entries: n, Size: a.Checkpoint.Size, Root: a.Checkpoint.Root.String(), Checkpoint: string(a.Note)})
+	}
+	if n == 1 {
+		fmt.Fprintf(c.App.Writer, "%s: entry %d; log size %d, root %s\n", what, a.First, a.Checkpoint.Size, a.Checkpoint.Root)
+	} else {
+		fmt.Fprintf(c.App.Writer, "%s: entries %d to %d; log size %d, root %s\n", what, a.First, a.First+int64(n)-1, a.Checkpoint.Size, a.Checkpoint.Root)
+	}
+	return nil
+}
+
+func handoverIssue(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("usage: loopcard handover issue --batch ID [--json]")
+	}
+	s, err := openLog(c)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	a, err := s.log.IssueFromStore(c.Context, batch.NewStore(s.pool), c.Int64("batch"))
+	if err != nil {
+		return err
+	}
+	return printAppended(c, fmt.Sprintf("batch %d issued", c.Int64("batch")), 1, a)
+}
+
+func handoverSend(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("usage: loopcard handover send --batch ID --store STORE [--count N] [--json]")
+	}
+	s, err := openLog(c)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	no, count := c.Int64("batch"), c.Int64("count")
+	if !c.IsSet("count") {
+		b, err := batch.NewStore(s.pool).Get(c.Context, s.log.Org(), no)
+		if err != nil {
+			return err
+		}
+		count = int64(b.Count)
+	}
+	a, err := s.log.HandOver(c.Context, no, c.String("store"), count)
+	if err != nil {
+		return err
+	}
+	return printAppended(c, fmt.Sprintf("%d cards of batch %d handed to %s", count, no, c.String("store")), 1, a)
+}
+
+func handoverReceive(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("usage: loopcard handover receive --batch ID --store STORE --count N --key-file FILE [--json]")
+	}
+	key, err := handover.OpenKeyFile(c.String("key-file"))
+	if err != nil {
+		return err
+	}
+	s, err := openLog(c)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	e, err := handover.NewReceipt(key, s.log.Org(), c.Int64("batch"), c.String("store"), c.Int64("count"), s.log.Now())
+	if err != nil {
+		return err
+	}
+	a, err := s.log.Append(c.Context, e)
+	if err != nil {
+		return err
+	}
+	return printAppended(c, fmt.Sprintf("store %s counted %d cards of batch %d", c.String("store"), c.Int64("count"), c.Int64("batch")), 1, a)
+}
+
+func handoverCards(c *cli.Context, t handover.Type) error {
+	if c.NArg() == 0 {
+		return fmt.Errorf("usage: loopcard handover card %s [--store STORE] [--key-file FILE] [--note TEXT] [--json] CARD...", c.Command.Name)
+	}
+	var evs []handover.CardEvent
+	for _, a := range c.Args().Slice() {
+		id, err := personalize.ParseCardID(a)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, handover.CardEvent{Type: t, Card: id, Store: c.String("store"), Note: c.String("note")})
+	}
+	var key *handover.Signer
+	if p := c.String("key-file"); p != "" {
+		k, err := handover.OpenKeyFile(p)
+		if err != nil {
+			return err
+		}
+		key = k
+	}
+	s, err := openLog(c)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if key == nil {
+		key = s.log.HQ()
+	}
+	a, err := s.log.RecordCards(c.Context, key, evs...)
+	if err != nil {
+		return err
+	}
+	n := len(evs)
+	if n > 1 {
+		n++ // the seal
+	}
+	return printAppended(c, fmt.Sprintf("%d cards %s", len(evs), c.Command.Name), n, a)
+}
