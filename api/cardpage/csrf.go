@@ -1,6 +1,7 @@
 package cardpage
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -21,17 +22,32 @@ const (
 	csrfBytes  = 32
 )
 
+type csrfKey struct{}
+
+// withCSRFSlot gives the request a place for a token minted while serving
+// it, so that one response sets at most one cookie.
+func withCSRFSlot(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), csrfKey{}, new(string)))
+}
+
 // csrfToken returns the request's CSRF token, setting a new cookie when
 // there is none.
 func csrfToken(w http.ResponseWriter, r *http.Request) string {
 	if c, err := r.Cookie(csrfCookie); err == nil && validCSRF(c.Value) {
 		return c.Value
 	}
+	slot, _ := r.Context().Value(csrfKey{}).(*string)
+	if slot != nil && *slot != "" {
+		return *slot
+	}
 	b := make([]byte, csrfBytes)
 	_, _ = rand.Read(b)
 	tok := base64.RawURLEncoding.EncodeToString(b)
 	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: tok, Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode})
+	if slot != nil {
+		*slot = tok
+	}
 	return tok
 }
 

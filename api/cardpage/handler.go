@@ -187,6 +187,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(sw, r.Body, maxForm)
 	}
+	r = withCSRFSlot(r)
 	h.mux.ServeHTTP(sw, r)
 }
 

@@ -229,6 +229,22 @@ func TestCSRF(t *testing.T) {
 			}
 		})
 	}
+	// One response sets one token, also where a page falls back to another.
+	for _, path := range []string{"/account", base, "/privacy"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "https://cards.example"+path, nil))
+		var n int
+		for _, ck := range rec.Result().Cookies() {
+			if ck.Name == "__Host-lc_csrf" {
+				n++
+				if strings.Contains(rec.Body.String(), "<form") {
+					require.Contains(t, rec.Body.String(), ck.Value, path)
+				}
+			}
+		}
+		require.Equal(t, 1, n, path)
+	}
+
 	// The cookie's attributes.
 	c := newClient(t, h)
 	c.get(base)
