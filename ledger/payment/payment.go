@@ -1,0 +1,191 @@
+// Package payment receives a payment provider's signed webhooks: the
+// Stripe-style scheme, where the header
+//
+//	Loopcard-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>
+//
+// (Stripe calls it Stripe-Signature) signs the timestamp with the body, and
+// deliveries older or newer than a tolerance window are refused, so a
+// captured delivery cannot be replayed later. A delivery may carry several
+// v1 signatures while the provider rotates its secret.
+package payment
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Header is the HTTP header carrying the signature.
+const Header = "Loopcard-Signature"
+
+// DefaultTolerance is how far a delivery's timestamp may be from now.
+const DefaultTolerance = 5 * time.Minute
+
+// Errors of Verify.
+var (
+	ErrNoSignature = errors.New("payment: missing or malformed signature header")
+	ErrSignature   = errors.New("payment: no signature matches")
+	ErrTimestamp   = errors.New("payment: timestamp outside the tolerance window")
+	ErrEvent       = errors.New("payment: malformed event")
+)
+
+// Secret is a webhook signing secret. It has no String method and formats
+// as an address.
+type Secret struct {
+	_ [0]func()
+	b *[]byte
+}
+
+// NewSecret copies b into a Secret.
+func NewSecret(b []byte) Secret {
+	c := append([]byte(nil), b...)
+	return Secret{b: &c}
+}
+
+func (s Secret) mac(t int64, body []byte) []byte {
+	m := hmac.New(sha256.New, *s.b)
+	m.Write([]byte(strconv.FormatInt(t, 10)))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// Sign returns the header value for body sent at t: what the provider (and
+// the local test provider) does.
+func Sign(s Secret, t time.Time, body []byte) string {
+	ts := t.Unix()
+	return fmt.Sprintf("t=%d,v1=%s", ts, hex.EncodeToString(s.mac(ts, body)))
+}
+
+// Verify checks a delivery's signature header against the body. now is the
+// receiver's clock; tolerance 0 means DefaultTolerance. It returns
+// ErrNoSignature, ErrTimestamp or ErrSignature.
+func Verify(s Secret, header string, body []byte, now time.Time, tolerance time.Duration) error {
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	if s.b == nil {
+		return ErrSignature
+	}
+	var ts int64 = -1
+	var sigs [][]byte
+	for _, part := range strings.Split(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return ErrNoSignature
+		}
+		switch k {
+		case "t":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || ts != -1 {
+				return ErrNoSignature
+			}
+			ts = n
+		case "v1":
+			b, err := hex.DecodeString(v)
+			if err != nil || len(b) != sha256.Size {
+				return ErrNoSignature
+			}
+			sigs = append(sigs, b)
+		}
+	}
+	if ts < 0 || len(sigs) == 0 {
+		return ErrNoSignature
+	}
+	d := now.Sub(time.Unix(ts, 0))
+	if d > tolerance || d < -tolerance {
+		return ErrTimestamp
+	}
+	want := s.mac(ts, body)
+	for _, sig := range sigs {
+		if hmac.Equal(sig, want) {
+			return nil
+		}
+	}
+	return ErrSignature
+}
+
+// Event is a provider's notice that a payment succeeded: an online top-up
+// of a card, paid through the provider.
+type Event struct {
+	ID       string `json:"id"`   // provider's event id: deliveries repeat it
+	Type     string `json:"type"` // "payment.succeeded"; other types are ignored
+	Payment  string `json:"payment"`
+	Org      int64  `json:"organizer"`
+	Card     string `json:"card"` // card id in hex
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+	Created  int64  `json:"created"`
+}
+
+// TypePaymentSucceeded is the event type the ledger acts on.
+const TypePaymentSucceeded = "payment.succeeded"
+
+// ParseEvent decodes a verified delivery's body.
+func ParseEvent(body []byte) (Event, error) {
+	var e Event
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if err := dec.Decode(&e); err != nil {
+		return Event{}, fmt.Errorf("%w: %w", ErrEvent, err)
+	}
+	if e.ID == "" || e.Type == "" || len(e.ID) > 255 || len(e.Payment) > 255 {
+		return Event{}, fmt.Errorf("%w: id and type are required", ErrEvent)
+	}
+	if e.Type == TypePaymentSucceeded && (e.Amount <= 0 || e.Payment == "" || e.Card == "" || e.Org <= 0) {
+		return Event{}, fmt.Errorf("%w: a payment needs organizer, card, amount and payment id", ErrEvent)
+	}
+	return e, nil
+}
+
+// MaxBody bounds a delivery's body.
+const MaxBody = 64 << 10
+
+// Handler receives webhook deliveries: it verifies the signature, parses the
+// event and passes it to Record. It answers 400 for a bad delivery (the
+// provider then shows it as failed), 500 when Record fails (the provider
+// retries), and 200 otherwise. Record must be idempotent by event id:
+// providers deliver at least once.
+type Handler struct {
+	Secret    Secret
+	Tolerance time.Duration
+	Now       func() time.Time
+	Record    func(*http.Request, Event) error
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	if err := Verify(h.Secret, r.Header.Get(Header), body, now(), h.Tolerance); err != nil {
+		http.Error(w, "bad signature", http.StatusBadRequest)
+		return
+	}
+	e, err := ParseEvent(body)
+	if err != nil {
+		http.Error(w, "bad event", http.StatusBadRequest)
+		return
+	}
+	if err := h.Record(r, e); err != nil {
+		http.Error(w, "not recorded", http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
