@@ -92,7 +92,7 @@ func parseBearer(tok string) (org int64, hash []byte, ok bool) {
 		return 0, nil, false
 	}
 	org, err := strconv.ParseInt(orgText, 10, 64)
-	if err != nil || org <= 0 {
+	if err != nil || org <= 0 || strconv.FormatInt(org, 10) != orgText {
 		return 0, nil, false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(secret)
@@ -238,7 +238,7 @@ func parseKeyID(id string) (int64, string, bool) {
 		return 0, "", false
 	}
 	org, err := strconv.ParseInt(orgText, 10, 64)
-	if err != nil || org <= 0 {
+	if err != nil || org <= 0 || strconv.FormatInt(org, 10) != orgText {
 		return 0, "", false
 	}
 	return org, term, true

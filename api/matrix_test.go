@@ -119,6 +119,8 @@ func TestRoleMatrix(t *testing.T) {
 		"DELETE /v1/hq/terminals/{terminal}/session-keys": func() request {
 			return request{method: "DELETE", path: "/v1/hq/terminals/bar-other/session-keys"}
 		},
+		"GET /v1/hq/stores":     func() request { return request{method: "GET", path: "/v1/hq/stores"} },
+		"GET /v1/hq/terminals":  func() request { return request{method: "GET", path: "/v1/hq/terminals"} },
 		"GET /v1/hq/batches":    func() request { return request{method: "GET", path: "/v1/hq/batches"} },
 		"GET /v1/hq/keys":       func() request { return request{method: "GET", path: "/v1/hq/keys"} },
 		"GET /v1/hq/alerts":     func() request { return request{method: "GET", path: "/v1/hq/alerts"} },

@@ -138,7 +138,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"RefundRequest": api.RefundRequest{}, "RefundResponse": api.RefundResponse{}, "ClaimRequest": api.ClaimRequest{},
 		"LoginRequest": api.LoginRequest{}, "LoginResponse": api.LoginResponse{}, "ProfileExport": api.ProfileExport{},
 		"SessionKey": api.SessionKeyResponse{}, "StoreKeyRequest": api.StoreKeyRequest{}, "HandOverRequest": api.HandOverRequest{},
-		"EntriesRequest": api.EntriesRequest{}, "HandoverEntry": handover.Entry{}, "AppendResponse": api.AppendResponse{}, "Error": struct {
+		"EntriesRequest": api.EntriesRequest{}, "HandoverEntry": handover.Entry{}, "AppendResponse": api.AppendResponse{},
+		"StoreInfo": api.StoreInfo{}, "TerminalInfo": api.TerminalInfo{}, "Error": struct {
 			Error     string `json:"error"`
 			RequestID string `json:"request_id"`
 		}{},

@@ -118,6 +118,11 @@ func TestOperations(t *testing.T) {
 		require.GreaterOrEqual(t, e.auditCount(`status = 401 AND outcome = 'denied' AND action = 'GET /v1/hq/batches'`), 3)
 		// Public reads that succeed are not.
 		require.Equal(t, 0, e.auditCount(`action = 'GET /healthz'`))
+		// Bearer tokens never reach the log.
+		for _, tok := range e.tokens {
+			require.NotContains(t, e.logs.String(), tok)
+			require.NotContains(t, e.logs.String(), tok[len(tok)-20:])
+		}
 	})
 }
 

@@ -88,6 +88,8 @@ func (s *Server) table() []route {
 
 		// Headquarters.
 		{method: "POST", path: "/v1/hq/stores", roles: staff, h: s.addStore, privileged: true},
+		{method: "GET", path: "/v1/hq/stores", roles: roles(RoleHQ, RoleAuditor), h: s.listStores, privileged: true},
+		{method: "GET", path: "/v1/hq/terminals", roles: roles(RoleHQ, RoleAuditor), h: s.listTerminals, privileged: true},
 		{method: "POST", path: "/v1/hq/terminals", roles: staff, h: s.createTerminal, privileged: true},
 		{method: "POST", path: "/v1/hq/stores/{store}/key", roles: staff, h: s.enrolStoreKey, privileged: true},
 		{method: "POST", path: "/v1/hq/batches/{batch}/handover", roles: staff, h: s.handOver, privileged: true},

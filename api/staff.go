@@ -242,3 +242,65 @@ func (s *Server) cashTopUp(c *call) error {
 	c.detail = fmt.Sprintf("cash top-up %s of %d at %s", id, req.Amount, store)
 	return c.reply(http.StatusCreated, map[string]any{"id": id.String(), "card": terminaltx.CardHex(card), "amount": req.Amount})
 }
+
+// TerminalInfo is what HQ sees of a terminal.
+type TerminalInfo struct {
+	Terminal    string     `json:"terminal"`
+	Merchant    string     `json:"merchant"`
+	Status      string     `json:"status"`
+	EnrolledAt  *time.Time `json:"enrolled_at,omitempty"`
+	KexAlg      string     `json:"kex_alg,omitempty"`
+	SessionKeys int        `json:"current_session_keys"`
+}
+
+// listTerminals reads the ledger's terminals table (the ledger has no list
+// function yet) with the API's key-agreement keys and current session keys.
+func (s *Server) listTerminals(c *call) error {
+	rows, err := s.pool.Query(c.ctx, `SELECT t.terminal_id, t.merchant_id, t.status, t.enrolled_at, coalesce(k.kex_alg, ''),
+			(SELECT count(*) FROM api_session_keys sk WHERE sk.org_id = t.org_id AND sk.terminal_id = t.terminal_id
+				AND sk.kind = 'session' AND sk.revoked_at IS NULL AND sk.expires_at > $2)
+		FROM terminals t LEFT JOIN api_terminal_keys k ON k.org_id = t.org_id AND k.terminal_id = t.terminal_id
+		WHERE t.org_id = $1 ORDER BY t.terminal_id LIMIT 10000`, c.who.org, s.now())
+	if err != nil {
+		return fmt.Errorf("api: terminals: %w", err)
+	}
+	out := []TerminalInfo{}
+	var ti TerminalInfo
+	if _, err := pgx.ForEachRow(rows, []any{&ti.Terminal, &ti.Merchant, &ti.Status, &ti.EnrolledAt, &ti.KexAlg, &ti.SessionKeys}, func() error {
+		out = append(out, ti)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("api: terminals: %w", err)
+	}
+	return c.reply(http.StatusOK, map[string]any{"terminals": out})
+}
+
+// StoreInfo is what HQ sees of a store: its cash as the ledger has it.
+type StoreInfo struct {
+	Store string `json:"store"`
+	Name  string `json:"name"`
+	Cash  int64  `json:"cash"`
+}
+
+// listStores reads the ledger's stores table (no list function yet) and
+// each store's cash balance.
+func (s *Server) listStores(c *call) error {
+	rows, err := s.pool.Query(c.ctx, `SELECT store_id, name FROM stores WHERE org_id = $1 ORDER BY store_id LIMIT 10000`, c.who.org)
+	if err != nil {
+		return fmt.Errorf("api: stores: %w", err)
+	}
+	out := []StoreInfo{}
+	var si StoreInfo
+	if _, err := pgx.ForEachRow(rows, []any{&si.Store, &si.Name}, func() error {
+		out = append(out, si)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("api: stores: %w", err)
+	}
+	for i := range out {
+		if out[i].Cash, err = s.ledger.Balance(c.ctx, c.who.org, ledger.StoreCash, out[i].Store); err != nil {
+			return err
+		}
+	}
+	return c.reply(http.StatusOK, map[string]any{"stores": out})
+}

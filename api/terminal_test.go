@@ -134,6 +134,23 @@ func TestTerminalFlow(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, r.status)
 	})
 
+	t.Run("HQ sees terminals and stores", func(t *testing.T) {
+		r := e.do(request{method: "GET", path: "/v1/hq/terminals", bearer: e.tokens["auditor"]})
+		require.Equal(t, 200, r.status, string(r.body))
+		var tl struct{ Terminals []api.TerminalInfo }
+		r.json(t, &tl)
+		require.Len(t, tl.Terminals, 1)
+		require.Equal(t, "bar-1", tl.Terminals[0].Terminal)
+		require.Equal(t, "active", tl.Terminals[0].Status)
+		require.Equal(t, "x25519", tl.Terminals[0].KexAlg)
+		require.Equal(t, 0, tl.Terminals[0].SessionKeys, "all revoked or expired by now")
+		r = e.do(request{method: "GET", path: "/v1/hq/stores", bearer: e.tokens["hq"]})
+		require.Equal(t, 200, r.status, string(r.body))
+		var sl struct{ Stores []api.StoreInfo }
+		r.json(t, &sl)
+		require.Equal(t, []api.StoreInfo{{Store: "store-a", Name: "store-a", Cash: 3000}, {Store: "store-b", Name: "store-b"}}, sl.Stores)
+	})
+
 	t.Run("revoked terminal refused and alerted", func(t *testing.T) {
 		r := e.do(request{method: "DELETE", path: "/v1/hq/terminals/bar-1", bearer: e.tokens["hq"]})
 		require.Equal(t, 200, r.status, string(r.body))
