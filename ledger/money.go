@@ -10,7 +10,17 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/loopcard/loopcard/ledger/payment"
+	"github.com/loopcard/loopcard/ledger/sepa"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+)
+
+// Errors of the money flows.
+var (
+	ErrRefundWindow = errors.New("ledger: refund window closed")
+	ErrWindowOpen   = errors.New("ledger: refund window still open")
+	ErrNothingToPay = errors.New("ledger: nothing to refund")
+	ErrDayClosed    = errors.New("ledger: store day already closed")
 )
 
 // CardWrite is what a station or store terminal read back after writing a
@@ -152,4 +162,493 @@ func sameTopUp(ctx context.Context, tx pgx.Tx, org int64, id terminaltx.ID, card
 	return true, nil
 }
 
-var _ = time.Now
+// storeCash returns a store's cash account.
+func storeCash(ctx context.Context, tx pgx.Tx, org int64, store string) (int64, error) {
+	var cash int64
+	err := tx.QueryRow(ctx, `SELECT cash_account_id FROM stores WHERE org_id = $1 AND store_id = $2`, org, store).Scan(&cash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("%w: store %q", ErrNotFound, store)
+	}
+	return cash, err
+}
+
+// ReceiveCards records that a store received and counted count cards.
+func (l *Ledger) ReceiveCards(ctx context.Context, org int64, store string, count int) error {
+	if count <= 0 {
+		return fmt.Errorf("%w: count must be positive", ErrInvalid)
+	}
+	return l.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := storeCash(ctx, tx, org, store); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, at)
+			VALUES ($1, $2, $3, 'received', $4, $5)`, org, pgtype.UUID{Bytes: l.newID(), Valid: true}, store, count, l.now())
+		return err
+	})
+}
+
+// CardSale is a card sold at a store for cash: a refundable deposit and
+// optionally initial credit.
+type CardSale struct {
+	ID      terminaltx.ID // idempotency key; zero: a new id
+	Store   string
+	Card    []byte
+	Deposit int64
+	Credit  int64
+	Write   *CardWrite // the initial credit's card write, if any
+}
+
+// SellCard records a card sale: store cash → card deposits (deposit) and
+// → card (credit). Selling a card twice fails with ErrExists; repeating the
+// same request ID does nothing.
+func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (terminaltx.ID, error) {
+	if sale.Deposit < 0 || sale.Credit < 0 || sale.Deposit+sale.Credit <= 0 {
+		return terminaltx.ID{}, fmt.Errorf("%w: deposit and credit must not be negative, nor both zero", ErrInvalid)
+	}
+	if sale.ID == (terminaltx.ID{}) {
+		sale.ID = l.newID()
+	}
+	err := l.inTx(ctx, func(tx pgx.Tx) error {
+		st, err := lockCard(ctx, tx, org, sale.Card)
+		if err != nil {
+			return err
+		}
+		var prev pgtype.UUID
+		err = tx.QueryRow(ctx, `SELECT move_id FROM store_card_moves WHERE org_id = $1 AND card_id = $2 AND kind = 'sold'`,
+			org, sale.Card).Scan(&prev)
+		if err == nil {
+			if prev.Bytes == sale.ID {
+				return nil
+			}
+			return fmt.Errorf("%w: card %s was sold before", ErrExists, terminaltx.CardHex(sale.Card))
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if st.status != "active" {
+			return fmt.Errorf("%w: %s", ErrCardBlocked, terminaltx.CardHex(sale.Card))
+		}
+		cash, err := storeCash(ctx, tx, org, sale.Store)
+		if err != nil {
+			return err
+		}
+		deposits, err := accountID(ctx, tx, org, CardDeposits, "")
+		if err != nil {
+			return err
+		}
+		ps := []posting{{cash, sale.Deposit + sale.Credit}}
+		if sale.Deposit > 0 {
+			ps = append(ps, posting{deposits, -sale.Deposit})
+		}
+		if sale.Credit > 0 {
+			ps = append(ps, posting{st.account, -sale.Credit})
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, card_id, at)
+			VALUES ($1, $2, $3, 'sold', 1, $4, $5)`, org, pgtype.UUID{Bytes: sale.ID, Valid: true}, sale.Store, sale.Card, l.now()); err != nil {
+			return err
+		}
+		e := entry{id: sale.ID, kind: "card_sale", event: st.event, ref: sale.Store, at: l.now(), postings: ps}
+		if err := writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{st.account: true}); err != nil {
+			return err
+		}
+		if sale.Credit > 0 {
+			return l.recordCardWrite(ctx, tx, org, st, sale.Write, sale.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return terminaltx.ID{}, fmt.Errorf("ledger: card sale: %w", err)
+	}
+	return sale.ID, nil
+}
+
+// RecordPayment records a payment provider's verified event (see package
+// payment). A succeeded payment becomes a pending load of its card:
+// provider clearing → pending loads; it waits there until a station or an
+// online terminal writes it onto the card (LoadPending). Each event id of a
+// provider is recorded once; other event types are only noted.
+func (l *Ledger) RecordPayment(ctx context.Context, provider string, e payment.Event) error {
+	org := e.Org
+	if !terminaltx.ValidID(provider) {
+		return fmt.Errorf("%w: provider %q", ErrInvalid, provider)
+	}
+	var card []byte
+	if e.Type == payment.TypePaymentSucceeded {
+		var err error
+		if card, err = terminaltx.ParseCardHex(e.Card); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		if e.Currency != "" && e.Currency != "EUR" && e.Currency != "eur" {
+			return fmt.Errorf("%w: currency %q", ErrInvalid, e.Currency)
+		}
+	}
+	err := l.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO provider_events (org_id, provider, event_id) VALUES ($1, $2, $3)
+			ON CONFLICT DO NOTHING`, org, provider, e.ID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 || e.Type != payment.TypePaymentSucceeded {
+			return nil // seen before, or nothing to do
+		}
+		var event string
+		if err := tx.QueryRow(ctx, `SELECT event_id FROM cards WHERE org_id = $1 AND card_id = $2`, org, card).Scan(&event); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("%w: card %s", ErrNotFound, e.Card)
+			}
+			return err
+		}
+		id := l.newID()
+		tag, err = tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, provider, provider_ref, amount, status)
+			VALUES ($1, $2, $3, 'online', $4, $5, $6, 'pending') ON CONFLICT DO NOTHING`,
+			org, pgtype.UUID{Bytes: id, Valid: true}, card, provider, e.Payment, e.Amount)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return nil // the same payment in another event
+		}
+		clearing, err := ensureAccount(ctx, tx, org, ProviderClearing, provider)
+		if err != nil {
+			return err
+		}
+		pending, err := accountID(ctx, tx, org, PendingLoads, "")
+		if err != nil {
+			return err
+		}
+		en := entry{id: id, kind: "online_topup", event: event, ref: provider, at: l.now(), postings: transfer(clearing, pending, e.Amount)}
+		return writeEntries(ctx, tx, org, []entry{en}, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: record payment: %w", err)
+	}
+	return nil
+}
+
+// PendingLoad is money paid online for a card, not yet on the card.
+type PendingLoad struct {
+	ID     terminaltx.ID
+	Amount int64
+	At     time.Time
+}
+
+// PendingLoads lists a card's pending loads, oldest first.
+func (l *Ledger) PendingLoads(ctx context.Context, org int64, card []byte) ([]PendingLoad, error) {
+	rows, err := l.pool.Query(ctx, `SELECT topup_id, amount, created_at FROM topups
+		WHERE org_id = $1 AND card_id = $2 AND status = 'pending' ORDER BY created_at, topup_id`, org, card)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: pending loads: %w", err)
+	}
+	var out []PendingLoad
+	var p PendingLoad
+	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Amount, &p.At}, func() error {
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
+// LoadPending records that a pending load was written onto its card:
+// pending loads → card. Loading one already loaded does nothing.
+func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load terminaltx.ID, w *CardWrite) error {
+	err := l.inTx(ctx, func(tx pgx.Tx) error {
+		st, err := lockCard(ctx, tx, org, card)
+		if err != nil {
+			return err
+		}
+		var amount int64
+		var status string
+		err = tx.QueryRow(ctx, `SELECT amount, status FROM topups WHERE org_id = $1 AND topup_id = $2 AND card_id = $3`,
+			org, pgtype.UUID{Bytes: load, Valid: true}, card).Scan(&amount, &status)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: pending load %s of card %s", ErrNotFound, load, terminaltx.CardHex(card))
+		}
+		if err != nil || status == "loaded" {
+			return err
+		}
+		if st.status != "active" {
+			return fmt.Errorf("%w: %s", ErrCardBlocked, terminaltx.CardHex(card))
+		}
+		if w != nil && w.After-w.Before != amount {
+			return fmt.Errorf("%w: the card write adds %d, the load is %d", ErrInvalid, w.After-w.Before, amount)
+		}
+		pending, err := accountID(ctx, tx, org, PendingLoads, "")
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE topups SET status = 'loaded', loaded_at = now() WHERE org_id = $1 AND topup_id = $2`,
+			org, pgtype.UUID{Bytes: load, Valid: true}); err != nil {
+			return err
+		}
+		id := l.newID()
+		e := entry{id: id, kind: "load_pending", event: st.event, ref: load.String(), at: l.now(), postings: transfer(pending, st.account, amount)}
+		if err := writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{st.account: true}); err != nil {
+			return err
+		}
+		return l.recordCardWrite(ctx, tx, org, st, w, id)
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: load pending: %w", err)
+	}
+	return nil
+}
+
+// RefundRequest asks for a card's remaining balance to be paid to a bank
+// account.
+type RefundRequest struct {
+	Card   []byte
+	Holder string
+	IBAN   string
+	BIC    string
+}
+
+// RequestRefund moves a card's whole balance to refunds payable (card →
+// refunds payable) and marks the card refunded; ExportPayouts later pays it.
+// It fails with ErrRefundWindow after the event's refund deadline,
+// ErrCardBlocked for a blocked card, ErrExists when already refunded,
+// ErrNothingToPay for an empty card, and ErrInvalid for a bad IBAN.
+func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest) (terminaltx.ID, int64, error) {
+	iban, err := sepa.NormalizeIBAN(req.IBAN)
+	if err != nil {
+		return terminaltx.ID{}, 0, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if req.Holder == "" || len(req.Holder) > 70 {
+		return terminaltx.ID{}, 0, fmt.Errorf("%w: account holder name must be 1..70 characters", ErrInvalid)
+	}
+	id := l.newID()
+	var amount int64
+	err = l.inTx(ctx, func(tx pgx.Tx) error {
+		st, err := lockCard(ctx, tx, org, req.Card)
+		if err != nil {
+			return err
+		}
+		switch st.status {
+		case "blocked":
+			return fmt.Errorf("%w: %s", ErrCardBlocked, terminaltx.CardHex(req.Card))
+		case "refunded":
+			return fmt.Errorf("%w: card %s is already refunded", ErrExists, terminaltx.CardHex(req.Card))
+		}
+		var deadline, breakage *time.Time
+		if err := tx.QueryRow(ctx, `SELECT refund_deadline, breakage_at FROM events WHERE org_id = $1 AND event_id = $2`,
+			org, st.event).Scan(&deadline, &breakage); err != nil {
+			return err
+		}
+		if breakage != nil || (deadline != nil && l.now().After(*deadline)) {
+			return ErrRefundWindow
+		}
+		if st.balance <= 0 {
+			return ErrNothingToPay
+		}
+		amount = st.balance
+		payable, err := accountID(ctx, tx, org, RefundsPayable, "")
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO refunds (org_id, refund_id, card_id, amount, holder_name, iban, bic, status)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 'requested')`, org, pgtype.UUID{Bytes: id, Valid: true}, req.Card, amount,
+			req.Holder, iban, req.BIC); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE cards SET status = 'refunded' WHERE org_id = $1 AND card_id = $2`, org, req.Card); err != nil {
+			return err
+		}
+		e := entry{id: id, kind: "refund", event: st.event, ref: terminaltx.CardHex(req.Card), at: l.now(),
+			postings: transfer(st.account, payable, amount)}
+		return writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{st.account: true})
+	})
+	if err != nil {
+		return terminaltx.ID{}, 0, fmt.Errorf("ledger: refund: %w", err)
+	}
+	return id, amount, nil
+}
+
+// Payout is one exported SEPA file of refunds.
+type Payout struct {
+	ID    terminaltx.ID
+	Count int
+	Total int64
+	XML   []byte // pain.001.001.09
+}
+
+// ExportPayouts puts every requested refund into one SEPA credit-transfer
+// file from the organizer's account and books it (refunds payable → bank).
+// With nothing to pay it returns ErrNothingToPay.
+func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party, execution time.Time) (Payout, error) {
+	var out Payout
+	err := l.inTx(ctx, func(tx pgx.Tx) error {
+		out = Payout{ID: l.newID()}
+		rows, err := tx.Query(ctx, `SELECT refund_id, card_id, amount, holder_name, iban, bic FROM refunds
+			WHERE org_id = $1 AND status = 'requested' ORDER BY requested_at, refund_id FOR UPDATE`, org)
+		if err != nil {
+			return err
+		}
+		f := sepa.File{MessageID: "LC-" + out.ID.String()[:32], Created: l.now(), Execution: execution, Debtor: debtor}
+		var ids []pgtype.UUID
+		var (
+			id     [16]byte
+			card   []byte
+			amount int64
+			name   string
+			iban   string
+			bic    string
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &card, &amount, &name, &iban, &bic}, func() error {
+			ids = append(ids, pgtype.UUID{Bytes: id, Valid: true})
+			f.Payments = append(f.Payments, sepa.Payment{EndToEndID: terminaltx.ID(id).String()[:32], Name: name, IBAN: iban,
+				BIC: bic, Amount: amount, Remittance: "Refund of card " + terminaltx.CardHex(card)})
+			out.Total += amount
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return ErrNothingToPay
+		}
+		out.Count = len(ids)
+		if out.XML, err = f.Marshal(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO payouts (org_id, payout_id, message_id, count, total) VALUES ($1, $2, $3, $4, $5)`,
+			org, pgtype.UUID{Bytes: out.ID, Valid: true}, f.MessageID, out.Count, out.Total); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE refunds SET status = 'exported', payout_id = $3 WHERE org_id = $1 AND refund_id = ANY($2)`,
+			org, ids, pgtype.UUID{Bytes: out.ID, Valid: true}); err != nil {
+			return err
+		}
+		payable, err := accountID(ctx, tx, org, RefundsPayable, "")
+		if err != nil {
+			return err
+		}
+		bank, err := accountID(ctx, tx, org, Bank, "")
+		if err != nil {
+			return err
+		}
+		e := entry{id: out.ID, kind: "payout", ref: f.MessageID, at: l.now(), postings: transfer(payable, bank, out.Total)}
+		return writeEntries(ctx, tx, org, []entry{e}, nil)
+	})
+	if err != nil {
+		return Payout{}, fmt.Errorf("ledger: export payouts: %w", err)
+	}
+	return out, nil
+}
+
+// CloseRefundWindow books every remaining card balance of an event as
+// breakage (card → breakage) once its refund deadline has passed, and closes
+// refunds for the event. It returns how many cards and how much; running it
+// again books nothing more. It fails with ErrWindowOpen before the deadline.
+func (l *Ledger) CloseRefundWindow(ctx context.Context, org int64, event string) (int, int64, error) {
+	var n int
+	var total int64
+	err := l.inTx(ctx, func(tx pgx.Tx) error {
+		n, total = 0, 0
+		var deadline, done *time.Time
+		err := tx.QueryRow(ctx, `SELECT refund_deadline, breakage_at FROM events WHERE org_id = $1 AND event_id = $2 FOR UPDATE`,
+			org, event).Scan(&deadline, &done)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: event %q", ErrNotFound, event)
+		}
+		if err != nil {
+			return err
+		}
+		if deadline == nil || !l.now().After(*deadline) {
+			return ErrWindowOpen
+		}
+		rows, err := tx.Query(ctx, `SELECT c.card_id FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
+			WHERE c.org_id = $1 AND c.event_id = $2 AND a.side * a.balance > 0 ORDER BY c.card_id`, org, event)
+		if err != nil {
+			return err
+		}
+		cards, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		if err != nil {
+			return err
+		}
+		states, err := lockCards(ctx, tx, org, cards)
+		if err != nil {
+			return err
+		}
+		breakage, err := accountID(ctx, tx, org, Breakage, "")
+		if err != nil {
+			return err
+		}
+		var entries []entry
+		locked := map[int64]bool{}
+		for _, c := range cards {
+			st := states[string(c)]
+			if st == nil || st.balance <= 0 {
+				continue
+			}
+			locked[st.account] = true
+			entries = append(entries, entry{id: l.newID(), kind: "breakage", event: event, ref: terminaltx.CardHex(c), at: l.now(),
+				postings: transfer(st.account, breakage, st.balance)})
+			n++
+			total += st.balance
+		}
+		if err := writeEntries(ctx, tx, org, entries, locked); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE events SET breakage_at = now() WHERE org_id = $1 AND event_id = $2`, org, event)
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("ledger: close refund window: %w", err)
+	}
+	return n, total, nil
+}
+
+// StoreDay is a store's close of one day.
+type StoreDay struct {
+	Store    string
+	Day      time.Time // midnight UTC
+	Expected int64     // cash taken that day according to the ledger
+	Counted  int64
+}
+
+// Difference is counted minus expected cash: negative when cash is missing.
+func (d StoreDay) Difference() int64 { return d.Counted - d.Expected }
+
+// CloseStoreDay records the cash a store counted at the end of a day (UTC)
+// against what the ledger expects. A day closes once (ErrDayClosed).
+func (l *Ledger) CloseStoreDay(ctx context.Context, org int64, store string, day time.Time, counted int64) (StoreDay, error) {
+	if counted < 0 {
+		return StoreDay{}, fmt.Errorf("%w: counted cash must not be negative", ErrInvalid)
+	}
+	d := StoreDay{Store: store, Day: time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC), Counted: counted}
+	err := l.inTx(ctx, func(tx pgx.Tx) error {
+		cash, err := storeCash(ctx, tx, org, store)
+		if err != nil {
+			return err
+		}
+		if d.Expected, err = expectedCash(ctx, tx, org, store, cash, d.Day); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO store_day_closes (org_id, store_id, day, expected_cash, counted_cash)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, org, store, d.Day, d.Expected, counted)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrDayClosed
+		}
+		return nil
+	})
+	if err != nil {
+		return StoreDay{}, fmt.Errorf("ledger: close store day: %w", err)
+	}
+	return d, nil
+}
+
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// expectedCash sums what a store's cash account took on one day.
+func expectedCash(ctx context.Context, q queryRower, org int64, store string, cash int64, day time.Time) (int64, error) {
+	var v int64
+	err := q.QueryRow(ctx, `SELECT coalesce(sum(p.amount), 0)::bigint FROM journal j
+		JOIN postings p ON p.org_id = j.org_id AND p.txn_id = j.txn_id AND p.account_id = $3
+		WHERE j.org_id = $1 AND j.kind IN ('cash_topup', 'card_sale') AND j.ref = $2 AND j.at >= $4 AND j.at < $5`,
+		org, store, cash, day, day.AddDate(0, 0, 1)).Scan(&v)
+	return v, err
+}
