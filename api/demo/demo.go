@@ -42,9 +42,9 @@ type Config struct {
 	Seed uint64
 }
 
-// The demo's organizer and its parts.
+// The demo's event and its parts. The organizer is 1 in a fresh database,
+// else the next free organizer id, so that runs never mix.
 const (
-	Org    = 1
 	Event  = "summer-fest"
 	Bar    = "bar"
 	Food   = "food"
@@ -64,6 +64,7 @@ type runner struct {
 	hq    string
 	store map[string]string // store -> token
 	step  time.Time
+	org   int64
 
 	issued       *Issued
 	hqKey        handover.PublicKey
@@ -202,37 +203,41 @@ func (r *runner) ceremony(ctx context.Context) error {
 
 func (r *runner) setup(ctx context.Context) error {
 	l := r.s.Ledger
-	if err := l.CreateOrganizer(ctx, Org, "Summer Fest Ltd"); err != nil {
+	if err := r.s.Pool.QueryRow(ctx, `SELECT coalesce(max(org_id), 0) + 1 FROM organizers`).Scan(&r.org); err != nil {
 		return err
 	}
-	if err := l.AddEvent(ctx, Org, Event, "Summer Fest", time.Now().AddDate(0, 1, 0)); err != nil {
+	r.sum.Organizer = r.org
+	if err := l.CreateOrganizer(ctx, r.org, "Summer Fest Ltd"); err != nil {
+		return err
+	}
+	if err := l.AddEvent(ctx, r.org, Event, "Summer Fest", time.Now().AddDate(0, 1, 0)); err != nil {
 		return err
 	}
 	for _, m := range []string{Bar, Food} {
-		if err := l.AddMerchant(ctx, Org, m, m); err != nil {
+		if err := l.AddMerchant(ctx, r.org, m, m); err != nil {
 			return err
 		}
 	}
 	var err error
-	if r.hq, err = r.s.StaffToken(ctx, Org, api.RoleHQ, ""); err != nil {
+	if r.hq, err = r.s.StaffToken(ctx, r.org, api.RoleHQ, ""); err != nil {
 		return err
 	}
 	for _, st := range []string{StoreN, StoreS} {
 		if err := staffCall(ctx, r.s.HTTP, r.s.URL, r.hq, "POST", "/v1/hq/stores", api.StoreRequest{Store: st, Name: st}, nil); err != nil {
 			return err
 		}
-		if r.store[st], err = r.s.StaffToken(ctx, Org, api.RoleStore, st); err != nil {
+		if r.store[st], err = r.s.StaffToken(ctx, r.org, api.RoleStore, st); err != nil {
 			return err
 		}
 	}
-	r.say("   organizer %d, event %s, merchants %s and %s, stores %s and %s (added through the HQ API)", Org, Event, Bar, Food, StoreN, StoreS)
+	r.say("   organizer %d, event %s, merchants %s and %s, stores %s and %s (added through the HQ API)", r.org, Event, Bar, Food, StoreN, StoreS)
 	return nil
 }
 
 func (r *runner) personalize(ctx context.Context) error {
 	n := r.cfg.Cards
 	r.say("   %d blank virtual DESFire cards through the station (keys diversified in the HSM) ...", n)
-	is, err := r.s.IssueCards(ctx, Org, Event, n, r.dir, filepath.Join(r.dir, "cards"), func(done int) {
+	is, err := r.s.IssueCards(ctx, r.org, Event, n, r.dir, filepath.Join(r.dir, "cards"), func(done int) {
 		if done%5 == 0 || done == n {
 			r.say("   ... %d/%d cards personalized", done, n)
 		}
@@ -254,7 +259,7 @@ func (r *runner) personalize(ctx context.Context) error {
 	r.sum.Batch = is.Batch.No
 	r.sum.CardsIssued = is.Batch.Count
 	r.sum.CardsRecorded = is.Batch.Done
-	if err := r.s.Pool.QueryRow(ctx, `SELECT count(*) FROM cards WHERE org_id = $1`, Org).Scan(&r.sum.CardsInLedger); err != nil {
+	if err := r.s.Pool.QueryRow(ctx, `SELECT count(*) FROM cards WHERE org_id = $1`, r.org).Scan(&r.sum.CardsInLedger); err != nil {
 		return err
 	}
 	r.say("   batch %d: %d issued, %d recorded by the station, %d registered in the ledger", is.Batch.No, r.sum.CardsIssued, r.sum.CardsRecorded, r.sum.CardsInLedger)
@@ -267,12 +272,12 @@ func (r *runner) handover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hq, err := handover.NewSigner(handover.DefaultOrigin(Org), hs)
+	hq, err := handover.NewSigner(handover.DefaultOrigin(r.org), hs)
 	if err != nil {
 		return err
 	}
 	r.hqKey = hq.PublicKey()
-	lg, err := handover.Open(ctx, r.s.Pool, handover.Config{Org: Org, HQ: hq, Logger: r.cfg.Logger})
+	lg, err := handover.Open(ctx, r.s.Pool, handover.Config{Org: r.org, HQ: hq, Logger: r.cfg.Logger})
 	if err != nil {
 		return err
 	}
@@ -286,7 +291,7 @@ func (r *runner) handover(ctx context.Context) error {
 	r.storeSigners = map[string]*handover.Signer{}
 	for _, st := range []string{StoreN, StoreS} {
 		path := filepath.Join(r.dir, "keys", st+".key")
-		if _, err := handover.GenerateKeyFile(path, handover.StoreKeyName(Org, st)); err != nil {
+		if _, err := handover.GenerateKeyFile(path, handover.StoreKeyName(r.org, st)); err != nil {
 			return err
 		}
 		sg, err := handover.OpenKeyFile(path)
@@ -301,7 +306,7 @@ func (r *runner) handover(ctx context.Context) error {
 		if _, err := lg.HandOver(ctx, r.issued.Batch.No, st, n); err != nil {
 			return err
 		}
-		rc, err := handover.NewReceipt(sg, Org, r.issued.Batch.No, st, n, time.Now())
+		rc, err := handover.NewReceipt(sg, r.org, r.issued.Batch.No, st, n, time.Now())
 		if err != nil {
 			return err
 		}
@@ -334,7 +339,7 @@ func (r *runner) sell(ctx context.Context) error {
 				return err
 			}
 			evs = append(evs, handover.CardEvent{Type: handover.TypeCardSold, Card: id, Store: st})
-			if _, err := r.s.CashLoad(ctx, Org, r.store[st], st, c, LoadAmount); err != nil {
+			if _, err := r.s.CashLoad(ctx, r.org, r.store[st], st, c, LoadAmount); err != nil {
 				return err
 			}
 			r.sold = append(r.sold, c)
@@ -355,7 +360,7 @@ func money(c int64) string { return fmt.Sprintf("%d.%02d", c/100, c%100) }
 
 func (r *runner) newTerminal(ctx context.Context, id, merchant string) (*terminal.Terminal, error) {
 	cfg := r.s.TerminalConfig(filepath.Join(r.dir, "terminals", id), Event, merchant)
-	t, err := r.s.AddTerminal(ctx, r.hq, Org, id, cfg)
+	t, err := r.s.AddTerminal(ctx, r.hq, r.org, id, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -480,11 +485,11 @@ func (r *runner) clone(ctx context.Context) error {
 			return err
 		}
 	}
-	info, err := r.s.Ledger.Card(ctx, Org, v.UID)
+	info, err := r.s.Ledger.Card(ctx, r.org, v.UID)
 	if err != nil {
 		return err
 	}
-	alerts, err := r.s.Ledger.Alerts(ctx, Org)
+	alerts, err := r.s.Ledger.Alerts(ctx, r.org)
 	if err != nil {
 		return err
 	}
@@ -501,7 +506,7 @@ func (r *runner) clone(ctx context.Context) error {
 func (r *runner) closeDay(ctx context.Context) error {
 	for i := range r.sum.Stores {
 		d := &r.sum.Stores[i]
-		exp, err := r.s.Ledger.Balance(ctx, Org, ledger.StoreCash, d.Store)
+		exp, err := r.s.Ledger.Balance(ctx, r.org, ledger.StoreCash, d.Store)
 		if err != nil {
 			return err
 		}
@@ -518,7 +523,7 @@ func (r *runner) closeDay(ctx context.Context) error {
 
 func (r *runner) audit(ctx context.Context) error {
 	dir := filepath.Join(r.dir, "audit-export")
-	es, err := handover.Export(ctx, r.s.Pool, Org, r.hqKey, dir)
+	es, err := handover.Export(ctx, r.s.Pool, r.org, r.hqKey, dir)
 	if err != nil {
 		return err
 	}
@@ -546,11 +551,11 @@ func (r *runner) checkLedger(ctx context.Context) error {
 		return err
 	}
 	r.sum.Ledger.Verified = true
-	q := r.s.Pool.QueryRow(ctx, `SELECT coalesce(sum(balance), 0), count(*) FROM accounts WHERE org_id = $1`, Org)
+	q := r.s.Pool.QueryRow(ctx, `SELECT coalesce(sum(balance), 0), count(*) FROM accounts WHERE org_id = $1`, r.org)
 	if err := q.Scan(&r.sum.Ledger.Sum, &r.sum.Ledger.Accounts); err != nil {
 		return err
 	}
-	rows, err := r.s.Pool.Query(ctx, `SELECT status, count(*) FROM terminal_txs WHERE org_id = $1 GROUP BY status`, Org)
+	rows, err := r.s.Pool.Query(ctx, `SELECT status, count(*) FROM terminal_txs WHERE org_id = $1 GROUP BY status`, r.org)
 	if err != nil {
 		return err
 	}
@@ -577,7 +582,7 @@ func (r *runner) checkLedger(ctx context.Context) error {
 	}
 	r.sum.Counted = r.sum.Ledger.Accepted + r.sum.Ledger.Held
 	path := filepath.Join(r.dir, "transactions.csv")
-	if err := writeTransactions(ctx, r.s.Pool, path); err != nil {
+	if err := writeTransactions(ctx, r.s.Pool, r.org, path); err != nil {
 		return err
 	}
 	r.sum.Files["transactions"] = path

@@ -18,8 +18,9 @@ import (
 // Summary is what the demo did and found. Its figures are checked by the
 // end-to-end test.
 type Summary struct {
-	DataDir string `json:"data_dir"`
-	API     string `json:"api"`
+	DataDir   string `json:"data_dir"`
+	Organizer int64  `json:"organizer"`
+	API       string `json:"api"`
 	// Files names the outputs left in the data directory.
 	Files map[string]string `json:"files"`
 	Keys  []KeyLine         `json:"keys"`
@@ -174,9 +175,9 @@ func writeDayClose(path string, days []StoreDay) error {
 	return writeCSV(path, rows)
 }
 
-func writeTransactions(ctx context.Context, pool *pgxpool.Pool, path string) error {
+func writeTransactions(ctx context.Context, pool *pgxpool.Pool, org int64, path string) error {
 	rows, err := pool.Query(ctx, `SELECT txn_id, terminal_id, terminal_seq, card_id, card_seq, amount, balance_before, balance_after,
-		merchant_id, status, hold_reason FROM terminal_txs ORDER BY terminal_id, terminal_seq`)
+		merchant_id, status, hold_reason FROM terminal_txs WHERE org_id = $1 ORDER BY terminal_id, terminal_seq`, org)
 	if err != nil {
 		return err
 	}
