@@ -31,6 +31,8 @@ type Backend interface {
 	Export(ctx context.Context, from string, session Secret) ([]byte, error)
 	// Erase deletes the profile's personal data.
 	Erase(ctx context.Context, from string, session Secret) error
+	// Logout ends the login, so that its token no longer works.
+	Logout(ctx context.Context, from string, session Secret) error
 	// StartTopUp starts an online top-up of amount cents with the payment
 	// provider and returns the URL of the provider's page; the provider
 	// sends the cardholder back to returnURL.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 )
 
@@ -225,9 +226,24 @@ func TestBrowser(t *testing.T) {
 	b.submit(`form[action$="/history"] button`)
 	b.page("lockout", "the card is locked")
 
+	// By keyboard alone: Tab from the top of the page reaches the PIN
+	// field (after the skip link, the language switch and the top-up
+	// buttons), and Enter sends the form.
 	b.open(cb)
-	b.fill("#pin", card.pin)
-	b.submit(`form[action$="/history"] button`)
+	var tabs int
+	for tabs = 1; tabs <= 10; tabs++ {
+		b.do(chromedp.KeyEvent(kb.Tab))
+		id, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+		require.NoError(t, err)
+		if id == "pin" {
+			break
+		}
+	}
+	require.LessOrEqual(t, tabs, 6, "the PIN field is the sixth stop")
+	b.do(chromedp.KeyEvent(card.pin),
+		chromedp.Evaluate[chromedp.Void](`document.documentElement.dataset.old = "1"`),
+		chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitReady(chromedp.CSS(`html:not([data-old]) footer`)))
 	b.page("history", "Top-up (cash)", "Top-up (online)", "€10.00")
 
 	// Refund: the script refuses a mistyped IBAN before sending; the

@@ -13,17 +13,18 @@ import (
 // fakeBackend is a Backend in memory, for the pages' own tests; the real
 // API is tested in integration_test.go and browser_test.go.
 type fakeBackend struct {
-	mu       sync.Mutex
-	token    string
-	pin      string
-	email    string
-	password string
-	session  string
-	claimed  bool
-	failures int
-	refunds  []cardpage.Payout
-	erased   bool
-	calls    int
+	mu        sync.Mutex
+	token     string
+	pin       string
+	email     string
+	password  string
+	session   string
+	claimed   bool
+	failures  int
+	refunds   []cardpage.Payout
+	erased    bool
+	loggedOut bool
+	calls     int
 }
 
 const (
@@ -170,6 +171,16 @@ func (f *fakeBackend) Erase(_ context.Context, _ string, s cardpage.Secret) erro
 		return err
 	}
 	f.erased, f.claimed = true, false
+	return nil
+}
+
+func (f *fakeBackend) Logout(_ context.Context, _ string, s cardpage.Secret) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s.Reveal() != f.session {
+		return cardpage.ErrSessionEnded
+	}
+	f.loggedOut = true
 	return nil
 }
 

@@ -158,6 +158,7 @@ func TestLoginAndLogout(t *testing.T) {
 	p = c.post("/account/logout", url.Values{})
 	require.Equal(t, http.StatusSeeOther, p.status)
 	require.Nil(t, c.cookies["__Host-lc_session"])
+	require.True(t, f.loggedOut)
 	require.Equal(t, http.StatusUnauthorized, c.get("/account").status)
 }
 

@@ -682,6 +682,13 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	if !h.parseForm(w, r, "") {
 		return
 	}
+	if s, ok := session(r); ok {
+		if err := h.be.Logout(r.Context(), h.from(r), s); err != nil && !errors.Is(err, ErrSessionEnded) {
+			st, key := h.failure(r, err)
+			h.message(w, r, st, key, "")
+			return
+		}
+	}
 	clearSession(w)
 	http.Redirect(w, r, "/privacy", http.StatusSeeOther)
 }

@@ -70,8 +70,14 @@ func TestWithAPI(t *testing.T) {
 	require.Contains(t, p.body, "linked to a profile")
 	require.NotContains(t, c.get(b).body, `name="pin"`)
 
-	// Log out, log in from the card, export, erase.
+	// Log out (the login's token is revoked), log in from the card,
+	// export, erase.
+	sess := c.cookies["__Host-lc_session"]
+	require.NotNil(t, sess)
 	require.Equal(t, http.StatusSeeOther, c.post("/account/logout", url.Values{}).status)
+	stale := newClient(t, e.srv)
+	stale.cookies[sess.Name] = sess
+	require.Equal(t, http.StatusUnauthorized, stale.get("/account").status, "a logged-out token no longer works")
 	p = c.post(b+"/login", url.Values{"email": {"ada@example.org"}, "password": {"wrong password!"}})
 	require.Equal(t, http.StatusUnauthorized, p.status)
 	p = c.post(b+"/login", url.Values{"email": {"ADA@example.org"}, "password": {"correct horse battery"}})
