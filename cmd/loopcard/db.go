@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/urfave/cli/v2"
+
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/pgcluster"
+)
+
+var embeddedNotice sync.Once
+
+// openDatabase connects to --database-url or, when it is empty, starts (or
+// attaches to) the embedded PostgreSQL under DATA_DIR/postgres with durable
+// settings and database "loopcard". It brings the schema up to date and
+// returns a pool and a cleanup that closes the pool and stops a server this
+// process started.
+func openDatabase(c *cli.Context) (*pgxpool.Pool, func(), error) {
+	ctx := c.Context
+	cfg := getConfig(c)
+	url := cfg.DatabaseURL
+	stop := func() {}
+	if url == "" {
+		dir := filepath.Join(cfg.DataDir, "postgres")
+		embeddedNotice.Do(func() {
+			fmt.Fprintf(c.App.ErrWriter, "loopcard: using the embedded PostgreSQL in %s (set --database-url to use another)\n", dir)
+		})
+		cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Durable: true, Logger: logger(c)})
+		if err != nil {
+			return nil, nil, fmt.Errorf("embedded database: %w", err)
+		}
+		stop = func() {
+			if err := cl.Stop(); err != nil {
+				logger(c).Warn("embedded database did not stop cleanly", "err", err)
+			}
+		}
+		if err := cl.CreateDatabase(ctx, "loopcard"); err != nil {
+			stop()
+			return nil, nil, fmt.Errorf("embedded database: %w", err)
+		}
+		url = cl.URL("loopcard")
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		stop()
+		return nil, nil, fmt.Errorf("database: %w", err)
+	}
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		stop()
+		return nil, nil, err
+	}
+	return pool, func() { pool.Close(); stop() }, nil
+}
