@@ -318,6 +318,8 @@ func TestAppendRefuses(t *testing.T) {
 	require.NoError(t, err)
 	_, err = l.IssueBatch(ctx, 1, "fest", ht.Cards(t, 1, 3))
 	require.NoError(t, err)
+	_, err = l.HandOver(ctx, 1, "north", 3)
+	require.NoError(t, err)
 
 	receipt := func(s *handover.Signer, org int64) handover.Entry {
 		e, err := handover.NewReceipt(s, org, 1, "north", 3, at)
@@ -326,10 +328,15 @@ func TestAppendRefuses(t *testing.T) {
 	}
 	forged := receipt(north, ht.Org)
 	forged.Count = handover.N(2) // changed after signing
-	sealed, err := handover.SignCardEvents(north, ht.Org, at, []handover.CardEvent{
+	sales, err := handover.SignCardEvents(north, ht.Org, at, []handover.CardEvent{
 		{Type: handover.TypeCardSold, Card: ht.Card(t, 1, 1), Store: "north"},
 		{Type: handover.TypeCardSold, Card: ht.Card(t, 1, 2), Store: "north"}})
 	require.NoError(t, err)
+	hqEntry := func(e handover.Entry) handover.Entry {
+		e.V, e.Org, e.At = handover.Version, ht.Org, at
+		require.NoError(t, hq.SignEntry(&e))
+		return e
+	}
 	tests := []struct {
 		name    string
 		entries []handover.Entry
@@ -340,8 +347,13 @@ func TestAppendRefuses(t *testing.T) {
 		{"key not enrolled", []handover.Entry{receipt(ht.StoreSigner(t, "north"), ht.Org)}, handover.ErrUnknownSigner},
 		{"HQ signs a receipt", []handover.Entry{receipt(hq, ht.Org)}, handover.ErrNotAllowed},
 		{"other organizer", []handover.Entry{receipt(north, ht.Org+1)}, handover.ErrMalformed},
-		{"seal missing", sealed[:2], handover.ErrNotSealed},
+		{"seal missing", []handover.Entry{receipt(north, ht.Org), sales[0], sales[1]}, handover.ErrNotSealed},
 		{"good entry then bad", []handover.Entry{receipt(north, ht.Org), forged}, handover.ErrBadSignature},
+		{"sale before receipt", sales, handover.ErrCount},
+		{"hand over more than HQ holds", []handover.Entry{hqEntry(handover.Entry{Type: handover.TypeHandedOver, Batch: 1, Store: "north", Count: handover.N(1)})}, handover.ErrCount},
+		{"batch issued twice", []handover.Entry{hqEntry(handover.Entry{Type: handover.TypeBatchIssued, Batch: 1, Event: "fest", Count: handover.N(3),
+			Root: handover.MerkleRoot(nil).String()})}, handover.ErrState},
+		{"receipt twice in one append", []handover.Entry{receipt(north, ht.Org), receipt(north, ht.Org)}, handover.ErrState},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -349,10 +361,31 @@ func TestAppendRefuses(t *testing.T) {
 			require.ErrorIs(t, err, tc.want)
 			var n, cps int64
 			require.NoError(t, pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM handover_entries), (SELECT count(*) FROM handover_checkpoints)`).Scan(&n, &cps))
-			require.EqualValues(t, 2, n, "nothing appended")
-			require.EqualValues(t, 2, cps)
+			require.EqualValues(t, 3, n, "nothing appended")
+			require.EqualValues(t, 3, cps)
 		})
 	}
+	// After all these refusals, the valid receipt and sales go in.
+	_, err = l.Append(ctx, receipt(north, ht.Org))
+	require.NoError(t, err)
+	_, err = l.Append(ctx, sales...)
+	require.NoError(t, err)
+	// Another process's view (a second Log on the same database) catches up.
+	other := ht.Log(t, pool, hq)
+	_, err = other.RecordCards(ctx, north, handover.CardEvent{Type: handover.TypeCardSold, Card: ht.Card(t, 1, 1), Store: "north"})
+	require.ErrorIs(t, err, handover.ErrState, "card 1-00001 was sold already")
+	_, err = other.RecordCards(ctx, north, handover.CardEvent{Type: handover.TypeCardSold, Card: ht.Card(t, 1, 3), Store: "north"})
+	require.NoError(t, err)
+	_, err = l.RecordCards(ctx, north, handover.CardEvent{Type: handover.TypeCardReturned, Card: ht.Card(t, 1, 3), Store: "north"})
+	require.NoError(t, err, "the first Log catches up with the second's sale")
+
+	// A log whose stored entries no longer add up takes nothing more.
+	_, err = pool.Exec(ctx, `ALTER TABLE handover_entries DISABLE TRIGGER USER`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `DELETE FROM handover_entries WHERE idx = 2`)
+	require.NoError(t, err)
+	_, err = ht.Log(t, pool, hq).HandOver(ctx, 1, "north", 1)
+	require.ErrorIs(t, err, handover.ErrLogCounts)
 }
 
 // Concurrent appends get dense indices and one checkpoint each; the

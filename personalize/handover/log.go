@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,6 +38,13 @@ type Log struct {
 	pool *pgxpool.Pool
 	cfg  Config
 	log  *slog.Logger
+
+	// mu guards the tally of the entries up to tallySize, which Append
+	// brings up to date under the log's row lock and checks new entries
+	// against; nil after a refused append (rebuilt from the log).
+	mu        sync.Mutex
+	tally     *Tally
+	tallySize int64
 }
 
 // ErrOrigin: the log exists under another origin.
@@ -96,10 +104,11 @@ type Appended struct {
 }
 
 // Append checks entries (see Checker: known signers, allowed, signatures,
-// seals complete within entries) and appends them in one transaction with
+// seals complete within entries; and Tally: counts and card states after
+// the entries already in the log) and appends them in one transaction with
 // a new checkpoint signed by HQ. Nothing is appended when any check fails.
-// Errors wrap ErrMalformed or are *EntryError (index in the log as it
-// would have been) wrapping the Checker errors.
+// Errors wrap ErrMalformed or ErrLogCounts, or are *EntryError (index in
+// the log as it would have been) wrapping the Checker and Tally errors.
 func (l *Log) Append(ctx context.Context, entries ...Entry) (res Appended, err error) {
 	defer func() {
 		attrs := []any{slog.Int64("org", l.cfg.Org), slog.Int("entries", len(entries)), slog.Int64("first", res.First),
@@ -125,6 +134,8 @@ func (l *Log) Append(ctx context.Context, entries ...Entry) (res Appended, err e
 			return Appended{}, err
 		}
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	err = pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		var size int64
 		if err := tx.QueryRow(ctx, `SELECT size FROM handover_logs WHERE org_id = $1 FOR UPDATE`, l.cfg.Org).Scan(&size); err != nil {
@@ -132,6 +143,9 @@ func (l *Log) Append(ctx context.Context, entries ...Entry) (res Appended, err e
 		}
 		c := NewChecker(l.cfg.HQ.PublicKey(), size)
 		if err := loadStoreKeys(ctx, tx, l.cfg.Org, c); err != nil {
+			return err
+		}
+		if err := l.catchUp(ctx, tx, size); err != nil {
 			return err
 		}
 		r := &dbHashes{ctx: ctx, tx: tx, org: l.cfg.Org, new: map[int64]tlog.Hash{}}
@@ -149,6 +163,9 @@ func (l *Log) Append(ctx context.Context, entries ...Entry) (res Appended, err e
 				}
 			}
 			idx := size + int64(i)
+			if err := l.tally.Add(idx, e); err != nil {
+				return err
+			}
 			hs, err := tlog.StoredHashesForRecordHash(idx, leaf, r)
 			if err != nil {
 				return fmt.Errorf("handover: hash entry %d: %w", idx, err)
@@ -198,9 +215,65 @@ func (l *Log) Append(ctx context.Context, entries ...Entry) (res Appended, err e
 		return nil
 	})
 	if err != nil {
+		l.tally = nil // it may hold some of the refused entries
 		return Appended{}, err
 	}
+	l.tallySize = res.Checkpoint.Size
 	return res, nil
+}
+
+// ErrLogCounts: the entries already in the log do not add up, so nothing
+// more can be checked against them. Only a changed database does that:
+// run an audit.
+var ErrLogCounts = errors.New("the entries in the log do not add up")
+
+// catchUp brings the tally up to the log's size, reading the entries other
+// processes appended since (all of them after a refused append or on first
+// use).
+func (l *Log) catchUp(ctx context.Context, tx pgx.Tx, size int64) error {
+	if l.tally == nil || l.tallySize > size {
+		l.tally, l.tallySize = NewTally(), 0
+	}
+	if l.tallySize == size {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT idx, entry FROM handover_entries WHERE org_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`,
+		l.cfg.Org, l.tallySize, size)
+	if err != nil {
+		return fmt.Errorf("handover: read log: %w", err)
+	}
+	defer rows.Close()
+	want := l.tallySize
+	for rows.Next() {
+		var idx int64
+		var b []byte
+		if err := rows.Scan(&idx, &b); err != nil {
+			return fmt.Errorf("handover: read log: %w", err)
+		}
+		if idx != want {
+			l.tally = nil
+			return fmt.Errorf("%w: entry %d is missing", ErrLogCounts, want)
+		}
+		e, err := ParseEntry(b)
+		if err == nil {
+			err = l.tally.Add(idx, e)
+		}
+		if err != nil {
+			l.tally = nil
+			return fmt.Errorf("%w: %w", ErrLogCounts, err)
+		}
+		want++
+	}
+	if err := rows.Err(); err != nil {
+		l.tally = nil
+		return fmt.Errorf("handover: read log: %w", err)
+	}
+	if want != size {
+		l.tally = nil
+		return fmt.Errorf("%w: entry %d is missing", ErrLogCounts, want)
+	}
+	l.tallySize = size
+	return nil
 }
 
 // loadStoreKeys gives c the store keys enrolled in the log.
