@@ -40,6 +40,10 @@ func TestRoleMatrix(t *testing.T) {
 	require.Equal(t, 201, r.status, string(r.body))
 	soldCard, err := personalize.ParseCardID(numbers[0])
 	require.NoError(t, err)
+	const matrixLoad = "01900000-0000-7000-8000-0000000000aa"
+	_, err = e.pool.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, provider, provider_ref, amount, status)
+		VALUES ($1, $2, $3, 'online', 'test', 'm-1', 100, 'pending')`, org, matrixLoad, holder.uid)
+	require.NoError(t, err)
 
 	// credentials sets the request up as role.
 	credentials := func(role api.Role, req *request) {
@@ -77,6 +81,12 @@ func TestRoleMatrix(t *testing.T) {
 		},
 		"POST /v1/terminal/session-keys": func() request {
 			return request{method: "POST", path: "/v1/terminal/session-keys", body: api.SessionKeyRequest{Event: "fest"}}
+		},
+		"GET /v1/terminal/pending-loads": func() request {
+			return request{method: "GET", path: "/v1/terminal/pending-loads?card=" + holder.hex()}
+		},
+		"POST /v1/terminal/credit-keys": func() request {
+			return request{method: "POST", path: "/v1/terminal/credit-keys", body: api.CreditKeyRequest{Card: holder.hex(), Load: matrixLoad}}
 		},
 		"POST /v1/terminal/batches": func() request {
 			cardSeq++

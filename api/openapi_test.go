@@ -139,6 +139,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"LoginRequest": api.LoginRequest{}, "LoginResponse": api.LoginResponse{}, "ProfileExport": api.ProfileExport{},
 		"SessionKey": api.SessionKeyResponse{}, "StoreKeyRequest": api.StoreKeyRequest{}, "HandOverRequest": api.HandOverRequest{},
 		"EntriesRequest": api.EntriesRequest{}, "HandoverEntry": handover.Entry{}, "AppendResponse": api.AppendResponse{},
+		"PendingLoad": api.PendingLoad{}, "CreditKeyRequest": api.CreditKeyRequest{}, "CreditKey": api.CreditKeyResponse{},
 		"StoreInfo": api.StoreInfo{}, "TerminalInfo": api.TerminalInfo{}, "Error": struct {
 			Error     string `json:"error"`
 			RequestID string `json:"request_id"`

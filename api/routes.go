@@ -79,6 +79,8 @@ func (s *Server) table() []route {
 		// Terminals.
 		{method: "POST", path: "/v1/terminals/enrol", roles: roles(RolePublic), h: s.enrolTerminal, privileged: true},
 		{method: "POST", path: "/v1/terminal/session-keys", roles: roles(RoleTerminal), h: s.sessionKey, privileged: true},
+		{method: "GET", path: "/v1/terminal/pending-loads", roles: roles(RoleTerminal), h: s.pendingLoads, session: true},
+		{method: "POST", path: "/v1/terminal/credit-keys", roles: roles(RoleTerminal), h: s.creditKey, privileged: true, session: true},
 		{method: "POST", path: "/v1/terminal/batches", roles: roles(RoleTerminal), h: s.uploadBatch, privileged: true, bigBody: true, session: true},
 
 		// Stores.

@@ -1,0 +1,133 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/loopcard/loopcard/api/keydelivery"
+	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/personalize"
+)
+
+// PendingLoad is a top-up paid but not yet written onto its card.
+type PendingLoad struct {
+	ID        string    `json:"id"`
+	Card      string    `json:"card"`
+	Amount    int64     `json:"amount"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// pendingLoads lists a card's pending loads. (It reads the ledger's topups
+// table, where online top-ups wait as 'pending' until written; the ledger
+// has no function for them yet.)
+func (s *Server) pendingLoads(c *call) error {
+	card, ok := parseCardID(c.r.URL.Query().Get("card"))
+	if !ok {
+		return badRequest("card (hex card id) is required", nil)
+	}
+	rows, err := s.pool.Query(c.ctx, `SELECT topup_id, amount, created_at FROM topups
+		WHERE org_id = $1 AND card_id = $2 AND status = 'pending' ORDER BY created_at LIMIT 100`, c.who.org, card)
+	if err != nil {
+		return fmt.Errorf("api: pending loads: %w", err)
+	}
+	out := []PendingLoad{}
+	var id pgtype.UUID
+	var p PendingLoad
+	if _, err := pgx.ForEachRow(rows, []any{&id, &p.Amount, &p.CreatedAt}, func() error {
+		p.ID, p.Card = uuidText(id), terminaltx.CardHex(card)
+		out = append(out, p)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("api: pending loads: %w", err)
+	}
+	return c.reply(http.StatusOK, map[string]any{"loads": out})
+}
+
+// CreditKeyRequest is the body of POST /v1/terminal/credit-keys: the card
+// and the pending load the terminal is about to write.
+type CreditKeyRequest struct {
+	Card string `json:"card"`
+	Load string `json:"load"`
+}
+
+// CreditKeyResponse is the card's credit key (key 2), wrapped for the
+// terminal, valid for Limits.CreditKeyTTL, with the load it is for.
+type CreditKeyResponse struct {
+	keydelivery.Wrapped
+	Load   string `json:"load"`
+	Amount int64  `json:"amount"`
+}
+
+// creditKey derives a card's credit key in the HSM for one pending load and
+// delivers it wrapped, for a minute: a terminal never holds a credit base
+// key, and a credit key only for a card with a load waiting.
+func (s *Server) creditKey(c *call) error {
+	var req CreditKeyRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	card, ok := parseCardID(req.Card)
+	load, ok2 := parseUUID(req.Load)
+	if !ok || !ok2 {
+		return badRequest("card (hex card id) and load (UUID) are required", nil)
+	}
+	c.target = "card " + terminaltx.CardHex(card)
+	var amount int64
+	err := s.pool.QueryRow(c.ctx, `SELECT amount FROM topups WHERE org_id = $1 AND topup_id = $2 AND card_id = $3 AND status = 'pending'`,
+		c.who.org, load, card).Scan(&amount)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return apiError(http.StatusConflict, "no such pending load for this card", nil)
+	}
+	if err != nil {
+		return fmt.Errorf("api: pending load: %w", err)
+	}
+	// The card's layout and key versions, as personalized (the batch
+	// package has no lookup by UID yet).
+	var layout personalize.Layout
+	var versions map[string]int
+	var event string
+	err = s.pool.QueryRow(c.ctx, `SELECT b.layout, c.key_versions, b.event_id FROM batch_cards c
+		JOIN card_batches b ON b.org_id = c.org_id AND b.batch_no = c.batch_no
+		WHERE c.org_id = $1 AND c.uid = $2 AND c.status = 'done'`, c.who.org, card).Scan(&layout, &versions, &event)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return apiError(http.StatusNotFound, "card not personalized here", nil)
+	}
+	if err != nil {
+		return fmt.Errorf("api: card layout: %w", err)
+	}
+	k, ok := layout.Key(personalize.RoleCredit)
+	if !ok {
+		return apiError(http.StatusConflict, "the card's layout has no credit key", nil)
+	}
+	m, err := keys.DiversificationInput(card, layout.AID[:], []byte(layout.SystemID))
+	if err != nil {
+		return badRequest("card cannot be diversified", err)
+	}
+	key, used, err := s.hsm.Diversify(c.ctx, keys.Label{Name: k.Base, Version: versions[k.Base]}, m)
+	if err != nil {
+		return fmt.Errorf("api: credit key: %w", err)
+	}
+	defer key.Destroy()
+	id := newUUID()
+	now := s.now()
+	b := keydelivery.Binding{Kind: keydelivery.KindCredit, Organizer: c.who.org, Terminal: c.who.terminal, Event: event,
+		Card: card, KeyID: uuidText(id), Expires: now.Add(s.limits.CreditKeyTTL).Truncate(time.Second)}
+	raw := key.Bytes()
+	w, err := keydelivery.Wrap(c.who.kex.kexAlg, c.who.kex.kexPub, b, raw)
+	clear(raw)
+	if err != nil {
+		return fmt.Errorf("api: wrap credit key: %w", err)
+	}
+	if _, err := s.pool.Exec(c.ctx, `INSERT INTO api_session_keys (org_id, key_id, terminal_id, kind, event_id, card_id, issued_at, expires_at)
+		VALUES ($1, $2, $3, 'credit', $4, $5, $6, $7)`, c.who.org, id, c.who.terminal, event, card, now, b.Expires); err != nil {
+		return fmt.Errorf("api: record credit key: %w", err)
+	}
+	c.detail = fmt.Sprintf("credit key %s from %s for load %s", b.KeyID, used, req.Load)
+	return c.reply(http.StatusCreated, CreditKeyResponse{Wrapped: *w, Load: uuidText(load), Amount: amount})
+}
