@@ -137,6 +137,25 @@ func TestMoneyInAndOut(t *testing.T) {
 	require.Empty(t, alertKinds(t, l))
 	requireInvariants(t, l)
 
+	days, err := l.StoreDays(ctx, org, now.AddDate(0, 0, -31), now.AddDate(0, 0, -30))
+	require.NoError(t, err)
+	require.Len(t, days, 2)
+	d0 := days[0]
+	require.Equal(t, "gate", d0.Store)
+	require.Equal(t, int64(4000), d0.ExpectedCash)
+	require.NotNil(t, d0.CountedCash)
+	require.Equal(t, int64(-50), *d0.Difference)
+	require.Equal(t, []int64{50, 2, 48}, []int64{d0.CardsReceived, d0.CardsSold, d0.CardsInStock})
+	require.Nil(t, days[1].CountedCash)
+	require.Equal(t, int64(48), days[1].CardsInStock)
+
+	rep, err := l.Event(ctx, org, "fest")
+	require.NoError(t, err)
+	require.Equal(t, []MerchantSales{{Merchant: "bar", Count: 2, Amount: 1100}}, rep.Sales)
+	require.Equal(t, []ChannelTopUps{{Channel: "cash", Status: "loaded", Count: 1, Amount: 1000},
+		{Channel: "online", Status: "loaded", Count: 1, Amount: 1500}}, rep.TopUps)
+	require.Zero(t, rep.Outstanding, "refunded and broken")
+
 	// No secret-looking material in errors: the IBAN is not echoed.
 	_, _, err = l.RequestRefund(ctx, org, RefundRequest{Card: b.uid, Holder: "Bob", IBAN: "DE89370400440532013001"})
 	require.Error(t, err)

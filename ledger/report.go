@@ -1,0 +1,139 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// StoreDayReport is one store's day: cash expected by the ledger against
+// cash counted at the close, and cards received, sold and in stock.
+type StoreDayReport struct {
+	Store         string    `json:"store"`
+	Day           time.Time `json:"day"`
+	ExpectedCash  int64     `json:"expected_cash"`
+	CountedCash   *int64    `json:"counted_cash"` // nil: day not closed
+	Difference    *int64    `json:"difference"`   // counted - expected
+	CardsReceived int64     `json:"cards_received"`
+	CardsSold     int64     `json:"cards_sold"`
+	CardsInStock  int64     `json:"cards_in_stock"` // at the end of the day
+}
+
+// StoreDays reports every store of an organizer for each day (UTC) from
+// from to to inclusive, ordered by store and day.
+func (l *Ledger) StoreDays(ctx context.Context, org int64, from, to time.Time) ([]StoreDayReport, error) {
+	from = time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, time.UTC)
+	to = time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC)
+	if to.Before(from) || to.Sub(from) > 366*24*time.Hour {
+		return nil, fmt.Errorf("%w: the period must run forwards and span at most a year", ErrInvalid)
+	}
+	rows, err := l.pool.Query(ctx, `
+		WITH days AS (SELECT s.store_id, s.cash_account_id, d AS day, d + interval '1 day' AS next, (d AT TIME ZONE 'UTC')::date AS date
+			FROM stores s CROSS JOIN generate_series($2::timestamptz, $3::timestamptz, interval '1 day') d
+			WHERE s.org_id = $1)
+		SELECT d.store_id, d.day,
+			coalesce((SELECT sum(p.amount) FROM journal j
+				JOIN postings p ON p.org_id = j.org_id AND p.txn_id = j.txn_id AND p.account_id = d.cash_account_id
+				WHERE j.org_id = $1 AND j.kind IN ('cash_topup', 'card_sale') AND j.ref = d.store_id
+				AND j.at >= d.day AND j.at < d.next), 0)::bigint,
+			c.counted_cash,
+			coalesce((SELECT sum(count) FROM store_card_moves m WHERE m.org_id = $1 AND m.store_id = d.store_id
+				AND m.kind = 'received' AND m.at >= d.day AND m.at < d.next), 0)::bigint,
+			coalesce((SELECT sum(count) FROM store_card_moves m WHERE m.org_id = $1 AND m.store_id = d.store_id
+				AND m.kind = 'sold' AND m.at >= d.day AND m.at < d.next), 0)::bigint,
+			coalesce((SELECT sum(CASE WHEN kind = 'received' THEN count ELSE -count END) FROM store_card_moves m
+				WHERE m.org_id = $1 AND m.store_id = d.store_id AND m.at < d.next), 0)::bigint
+		FROM days d LEFT JOIN store_day_closes c ON c.org_id = $1 AND c.store_id = d.store_id AND c.day = d.date
+		ORDER BY d.store_id, d.day`, org, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: store report: %w", err)
+	}
+	var out []StoreDayReport
+	var r StoreDayReport
+	_, err = pgx.ForEachRow(rows, []any{&r.Store, &r.Day, &r.ExpectedCash, &r.CountedCash, &r.CardsReceived, &r.CardsSold, &r.CardsInStock}, func() error {
+		x := r
+		if x.CountedCash != nil {
+			c := *x.CountedCash
+			d := c - x.ExpectedCash
+			x.CountedCash, x.Difference = &c, &d
+		}
+		out = append(out, x)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: store report: %w", err)
+	}
+	return out, nil
+}
+
+// EventReport is an event's money: sales by merchant, top-ups by channel,
+// and what is still on its cards.
+type EventReport struct {
+	Event          string          `json:"event"`
+	Sales          []MerchantSales `json:"sales"`
+	TopUps         []ChannelTopUps `json:"topups"`
+	CardsWithMoney int64           `json:"cards_with_balance"`
+	Outstanding    int64           `json:"outstanding_balance"`
+	HeldTxs        int64           `json:"held_transactions"`
+	Alerts         int64           `json:"alerts"`
+}
+
+// MerchantSales is what one merchant sold at an event.
+type MerchantSales struct {
+	Merchant string `json:"merchant"`
+	Count    int64  `json:"count"`
+	Amount   int64  `json:"amount"`
+}
+
+// ChannelTopUps is the money loaded through one channel.
+type ChannelTopUps struct {
+	Channel string `json:"channel"` // cash or online
+	Status  string `json:"status"`  // loaded, or pending (paid online, not yet on a card)
+	Count   int64  `json:"count"`
+	Amount  int64  `json:"amount"`
+}
+
+// Event reports an event.
+func (l *Ledger) Event(ctx context.Context, org int64, event string) (EventReport, error) {
+	rep := EventReport{Event: event}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT t.merchant_id, count(*), sum(t.amount)::bigint FROM terminal_txs t
+		JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id
+		WHERE t.org_id = $1 AND c.event_id = $2 AND t.status = 'posted' GROUP BY 1 ORDER BY 1`, org, event).
+		Query(func(rows pgx.Rows) error {
+			var s MerchantSales
+			_, err := pgx.ForEachRow(rows, []any{&s.Merchant, &s.Count, &s.Amount}, func() error {
+				rep.Sales = append(rep.Sales, s)
+				return nil
+			})
+			return err
+		})
+	b.Queue(`SELECT t.channel, t.status, count(*), sum(t.amount)::bigint FROM topups t
+		JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id
+		WHERE t.org_id = $1 AND c.event_id = $2 GROUP BY 1, 2 ORDER BY 1, 2`, org, event).
+		Query(func(rows pgx.Rows) error {
+			var s ChannelTopUps
+			_, err := pgx.ForEachRow(rows, []any{&s.Channel, &s.Status, &s.Count, &s.Amount}, func() error {
+				rep.TopUps = append(rep.TopUps, s)
+				return nil
+			})
+			return err
+		})
+	b.Queue(`SELECT count(*) FILTER (WHERE a.side * a.balance > 0), coalesce(sum(a.side * a.balance), 0)::bigint
+		FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
+		WHERE c.org_id = $1 AND c.event_id = $2`, org, event).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&rep.CardsWithMoney, &rep.Outstanding)
+	})
+	b.Queue(`SELECT (SELECT count(*) FROM terminal_txs t JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id
+			WHERE t.org_id = $1 AND c.event_id = $2 AND t.status = 'held'),
+		(SELECT count(*) FROM card_alerts a JOIN cards c ON c.org_id = a.org_id AND c.card_id = a.card_id
+			WHERE a.org_id = $1 AND c.event_id = $2)`, org, event).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&rep.HeldTxs, &rep.Alerts)
+	})
+	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {
+		return EventReport{}, fmt.Errorf("ledger: event report: %w", err)
+	}
+	return rep, nil
+}
