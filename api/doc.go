@@ -4,8 +4,10 @@
 // # Requests
 //
 // Every request goes through one chain: request id → access log → recover →
-// metrics → per-request timeout → body limit → rate limit per IP →
-// authenticate → rate limit per client → authorize → handler. Errors leave
+// metrics → per-request timeout → rate limit per IP → body limit (the whole
+// body is read before anything else happens) → authenticate → rate limit
+// per client → authorize → handler → audit record. The http.Server bounds
+// every stage as well (header, body, write and idle timeouts). Errors leave
 // the server as {"error": "...", "request_id": "..."}: a short public
 // message, never a cause, stack or SQL; the cause is logged with the request
 // id.

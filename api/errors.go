@@ -32,18 +32,17 @@ func apiError(status int, public string, cause error) *Error {
 
 // Errors every handler may return as they are.
 var (
-	errNotFound      = apiError(http.StatusNotFound, "not found", nil)
-	errUnauthorized  = apiError(http.StatusUnauthorized, "authentication required", nil)
-	errForbidden     = apiError(http.StatusForbidden, "forbidden", nil)
-	errTooLarge      = apiError(http.StatusRequestEntityTooLarge, "request body too large", nil)
-	errRateLimited   = apiError(http.StatusTooManyRequests, "too many requests", nil)
-	errCardLocked    = apiError(http.StatusTooManyRequests, "too many wrong PINs: card locked, try later", nil)
-	errWrongPIN      = apiError(http.StatusUnauthorized, "wrong PIN", nil)
-	errReplay        = apiError(http.StatusUnauthorized, "request replayed", nil)
-	errSessionKey    = apiError(http.StatusUnauthorized, "session key expired, revoked or unknown", nil)
-	errBadSignature  = apiError(http.StatusUnauthorized, "bad request signature", nil)
-	errMediaType     = apiError(http.StatusUnsupportedMediaType, "body must be application/json", nil)
-	errMethodMissing = apiError(http.StatusMethodNotAllowed, "method not allowed", nil)
+	errNotFound     = apiError(http.StatusNotFound, "not found", nil)
+	errUnauthorized = apiError(http.StatusUnauthorized, "authentication required", nil)
+	errForbidden    = apiError(http.StatusForbidden, "forbidden", nil)
+	errTooLarge     = apiError(http.StatusRequestEntityTooLarge, "request body too large", nil)
+	errRateLimited  = apiError(http.StatusTooManyRequests, "too many requests", nil)
+	errCardLocked   = apiError(http.StatusTooManyRequests, "too many wrong PINs: card locked, try later", nil)
+	errWrongPIN     = apiError(http.StatusUnauthorized, "wrong PIN", nil)
+	errReplay       = apiError(http.StatusUnauthorized, "request replayed", nil)
+	errSessionKey   = apiError(http.StatusUnauthorized, "session key expired, revoked or unknown", nil)
+	errBadSignature = apiError(http.StatusUnauthorized, "bad request signature", nil)
+	errMediaType    = apiError(http.StatusUnsupportedMediaType, "body must be application/json", nil)
 )
 
 func badRequest(public string, cause error) *Error {

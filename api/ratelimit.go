@@ -88,6 +88,20 @@ func (p *pinWatch) failure(client, card string, now time.Time) (count int, alert
 			delete(m, c)
 		}
 	}
+	// Forget clients whose failures are all old, so the map stays small.
+	if len(p.seen) > 10000 {
+		for cl, cards := range p.seen {
+			for c, t := range cards {
+				if now.Sub(t) > p.window {
+					delete(cards, c)
+				}
+			}
+			if len(cards) == 0 && cl != client {
+				delete(p.seen, cl)
+				delete(p.fired, cl)
+			}
+		}
+	}
 	if len(m) >= p.threshold && now.Sub(p.fired[client]) > p.window {
 		p.fired[client] = now
 		return len(m), true
