@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,13 +147,13 @@ func TestBatchCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n := 0
+	// Scripts run in parallel: each gets its own database.
+	var n atomic.Int64
 	testscript.Run(t, testscript.Params{
 		Dir:                 scripts,
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
-			n++
-			db := "cli" + strconv.Itoa(n)
+			db := "cli" + strconv.FormatInt(n.Add(1), 10)
 			if err := cluster.CreateDatabase(context.Background(), db); err != nil {
 				return err
 			}
