@@ -16,7 +16,7 @@ import (
 
 var testKey = ed25519.NewKeyFromSeed(make([]byte, 32))
 
-func signedTx(t *testing.T, seq int64, card []byte) *terminaltx.Signed {
+func signedTx(t testing.TB, seq int64, card []byte) *terminaltx.Signed {
 	t.Helper()
 	var rnd [10]byte
 	_, _ = rand.Read(rnd[:])
