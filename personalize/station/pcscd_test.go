@@ -50,7 +50,8 @@ func TestBatchThroughPCSC(t *testing.T) {
 		spool  string
 		events []station.Event
 		times  station.Times
-		err    error
+		// feedErr is the operator's, runErr the station's.
+		feedErr, runErr error
 	}
 	runs := make([]*run, 2)
 	var wg sync.WaitGroup
@@ -73,7 +74,7 @@ func TestBatchThroughPCSC(t *testing.T) {
 			for _, vc := range mine {
 				conn, err := vpcd.Connect(ctx, addr, vc, nil)
 				if err != nil {
-					ru.err = err
+					ru.feedErr = err
 					cancel()
 					return
 				}
@@ -94,8 +95,8 @@ func TestBatchThroughPCSC(t *testing.T) {
 					stopStations()
 				}
 			})
-			if err != nil && !errors.Is(err, context.Canceled) && ru.err == nil {
-				ru.err = err
+			if err != nil && !errors.Is(err, context.Canceled) {
+				ru.runErr = err
 			}
 			ru.times = s.Times()
 			close(reported)
@@ -106,7 +107,8 @@ func TestBatchThroughPCSC(t *testing.T) {
 	var events []station.Event
 	var tm station.Times
 	for _, ru := range runs {
-		require.NoError(t, ru.err)
+		require.NoError(t, ru.feedErr)
+		require.NoError(t, ru.runErr)
 		events = append(events, ru.events...)
 		tm.Card += ru.times.Card
 		tm.HSM += ru.times.HSM
