@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -527,10 +528,16 @@ func TestTamperDatabase(t *testing.T) {
 			`UPDATE handover_logs SET size = 19`},
 			true, "rollback", 19},
 	}
-	for _, tc := range tests {
+	// One populated database, copied for each case.
+	base := newFixture(t)
+	template := base.pool.Config().ConnConfig.Database
+	base.pool.Close() // a template database has no connections
+	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			f := newFixture(t)
+			f := *base
+			f.pool = cloneDatabase(t, template, fmt.Sprintf("tamper%d", i))
+			f.log = ht.Log(t, f.pool, base.hq)
 			tx, err := f.pool.Begin(ctx)
 			require.NoError(t, err)
 			defer tx.Rollback(ctx)                                                //nolint:errcheck
@@ -561,4 +568,30 @@ func TestTamperDatabase(t *testing.T) {
 			t.Log(fail)
 		})
 	}
+}
+
+// cloneDatabase copies database template into a new database name, dropped
+// when t ends, and returns a pool on it.
+func cloneDatabase(t *testing.T, template, name string) *pgxpool.Pool {
+	ctx := context.Background()
+	c := pgtest.Cluster(t)
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{template}.Sanitize())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err == nil {
+			_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+			conn.Close(ctx)
+		}
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	pool, err := pgxpool.New(ctx, c.URL(name))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
 }
