@@ -76,6 +76,8 @@ func commands() []*cli.Command {
 		handoverCommand(),
 		storeCommand(),
 		auditCommand(),
+		ledgerCommand(),
+		reportCommand(),
 	}
 }
 
