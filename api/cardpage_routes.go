@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loopcard/loopcard/api/cardpage"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize/qrpin"
 )
 
@@ -26,38 +27,88 @@ import (
 // from the cardholder's address. A page request (not its stylesheet or
 // script) counts against the API's limit per address as well.
 func (s *Server) withCardPages(h http.Handler) http.Handler {
-	pages, err := cardpage.New(cardpage.Options{Backend: &cardBackend{s: s, api: h}, Logger: s.log})
-	if err != nil {
+	cp := &cardPages{s: s, api: h, backend: &cardBackend{s: s, api: h}}
+	if err := cp.build(nil); err != nil {
 		// Only an embedded template can fail here: a programming error.
 		panic(err)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !cardpage.Serves(r.URL.Path) {
-			h.ServeHTTP(w, r)
-			return
+	return cp
+}
+
+// cardPages is the handler in front of the API.
+type cardPages struct {
+	s       *Server
+	api     http.Handler
+	backend *cardBackend
+	pages   *cardpage.Handler
+}
+
+func (cp *cardPages) build(providerOrigins []string) error {
+	pages, err := cardpage.New(cardpage.Options{Backend: cp.backend, Logger: cp.s.log, ProviderOrigins: providerOrigins})
+	if err != nil {
+		return err
+	}
+	cp.pages = pages
+	return nil
+}
+
+func (cp *cardPages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := cp.s
+	if !cardpage.Serves(r.URL.Path) {
+		cp.api.ServeHTTP(w, r)
+		return
+	}
+	start := time.Now()
+	done := s.metrics.Start()
+	defer done()
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
 		}
-		start := time.Now()
-		done := s.metrics.Start()
-		defer done()
-		sw := &statusWriter{ResponseWriter: w}
-		defer func() {
-			status := sw.status
-			if status == 0 {
-				status = http.StatusOK
-			}
-			s.metrics.Observe("cardpage", r.Method, status, time.Since(start))
-		}()
-		// The pages read the database themselves before the API is asked
-		// (a card's organizer, whether it is claimed): the API's limit per
-		// address holds for them too.
-		if !strings.HasPrefix(r.URL.Path, "/assets/") && !s.ipLimit.allow("ip:"+remoteIP(r)) {
-			s.metrics.Inc("rate_limited_ip")
-			sw.Header().Set("Retry-After", "1")
-			http.Error(sw, "too many requests", http.StatusTooManyRequests)
-			return
-		}
-		pages.ServeHTTP(sw, r)
-	})
+		s.metrics.Observe("cardpage", r.Method, status, time.Since(start))
+	}()
+	// The pages read the database themselves before the API is asked
+	// (a card's organizer, whether it is claimed): the API's limit per
+	// address holds for them too.
+	if !strings.HasPrefix(r.URL.Path, "/assets/") && !s.ipLimit.allow("ip:"+remoteIP(r)) {
+		s.metrics.Inc("rate_limited_ip")
+		sw.Header().Set("Retry-After", "1")
+		http.Error(sw, "too many requests", http.StatusTooManyRequests)
+		return
+	}
+	cp.pages.ServeHTTP(sw, r)
+}
+
+// TopUpStarter starts an online top-up of a card (hex id) with a payment
+// provider and returns the address of the provider's page; the provider
+// sends the cardholder back to returnURL. checkout.Provider, the demo's
+// test provider, is one.
+type TopUpStarter interface {
+	Start(ctx context.Context, org int64, card string, amount int64, returnURL string) (string, error)
+}
+
+// OfferTopUps lets the card pages start online top-ups with t, whose pages
+// are at providerOrigin ("https://pay.example"; empty when they are on this
+// server). Call it before serving. Without it the pages say that online
+// top-up is not available.
+//
+// (It belongs in Config; it is a method until Config has the field.)
+func (s *Server) OfferTopUps(t TopUpStarter, providerOrigin string) error {
+	cp, ok := s.handler.(*cardPages)
+	if !ok {
+		return errors.New("api: no card pages to offer top-ups on")
+	}
+	var origins []string
+	if providerOrigin != "" {
+		origins = []string{providerOrigin}
+	}
+	if err := cp.build(origins); err != nil {
+		return fmt.Errorf("api: top-ups: %w", err)
+	}
+	cp.backend.topUps = t
+	return nil
 }
 
 // cardBackend is the API as the pages see it: each call is one request
@@ -65,8 +116,9 @@ func (s *Server) withCardPages(h http.Handler) http.Handler {
 // (pending loads, whether a card is claimed, a card's organizer) is read
 // here.
 type cardBackend struct {
-	s   *Server
-	api http.Handler
+	s      *Server
+	api    http.Handler
+	topUps TopUpStarter // nil: no online top-up
 }
 
 // recorder keeps an in-process response.
@@ -379,13 +431,28 @@ func (b *cardBackend) Logout(ctx context.Context, from string, s cardpage.Secret
 	return nil
 }
 
-// StartTopUp: the ledger has no online top-up with a payment provider
-// yet, so the pages say so and point to the top-up points.
+// StartTopUp starts a top-up with the provider given to OfferTopUps.
 func (b *cardBackend) StartTopUp(ctx context.Context, from string, tok cardpage.Secret, amount int64, returnURL string) (string, error) {
-	if _, err := b.cardOf(ctx, tok); err != nil {
+	cr, err := b.cardOf(ctx, tok)
+	if err != nil {
 		return "", err
 	}
-	return "", cardpage.ErrTopUpUnavailable
+	if b.topUps == nil {
+		return "", cardpage.ErrTopUpUnavailable
+	}
+	// The token is valid: the same check as for every page of the card.
+	var st CardStatus
+	if err := b.do(ctx, from, apiCall{method: "GET", path: "/v1/card", auth: cardAuth(tok)}, &st); err != nil {
+		return "", err
+	}
+	if st.Status != "active" {
+		return "", cardpage.ErrNotActive
+	}
+	to, err := b.topUps.Start(ctx, cr.org, terminaltx.CardHex(cr.uid), amount, returnURL)
+	if err != nil {
+		return "", fmt.Errorf("api: start top-up: %w", err)
+	}
+	return to, nil
 }
 
 var _ cardpage.Backend = (*cardBackend)(nil)

@@ -198,6 +198,7 @@ func TestBrowser(t *testing.T) {
 	e := newAPIEnv(t, 2, 0)
 	card, other := e.cards[0], e.cards[1]
 	e.pendingLoad(t, card, 500)
+	e.offerTopUps(t)
 	ts := httptest.NewUnstartedServer(e.srv)
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
@@ -207,8 +208,14 @@ func TestBrowser(t *testing.T) {
 	b.open(cb)
 	b.page("balance", "€10.00", "Waiting to be loaded", "€5.00", card.hex())
 
-	b.submit(`button[name=amount][value="2000"]`)
-	b.page("topup", "Online top-up is not available")
+	// Top-up: to the test payment provider (its own origin) and back.
+	b.do(chromedp.Evaluate[chromedp.Void](`document.documentElement.dataset.old = "1"`),
+		chromedp.Click(chromedp.CSS(`button[name=amount][value="2000"]`)),
+		chromedp.WaitReady(chromedp.CSS(`html:not([data-old]) button[value=pay]`)))
+	require.Contains(t, b.main(), "Pay €20.00")
+	b.shot("topup-provider")
+	b.submit(`button[value=pay]`)
+	b.page("topup-done", "Your payment is being processed", "€25.00")
 
 	b.fill("#pin", card.wrongPIN())
 	b.submit(`form[action$="/history"] button`)
@@ -244,7 +251,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`document.documentElement.dataset.old = "1"`),
 		chromedp.KeyEvent(kb.Enter),
 		chromedp.WaitReady(chromedp.CSS(`html:not([data-old]) footer`)))
-	b.page("history", "Top-up (cash)", "Top-up (online)", "€10.00")
+	b.page("history", "Top-up (cash)", "Top-up (online)", "€10.00", "€20.00")
 
 	// Refund: the script refuses a mistyped IBAN before sending; the
 	// server refuses it too.

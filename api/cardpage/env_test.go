@@ -5,7 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,8 +17,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/cardpage/checkout"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/payment"
+	"github.com/loopcard/loopcard/ledger/payment/paytest"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
@@ -28,10 +35,13 @@ const org = 1
 
 // apiEnv is the real API (PostgreSQL, SoftHSM2) with its card pages.
 type apiEnv struct {
-	pool  *pgxpool.Pool
-	srv   *api.Server
-	logs  *syncBuffer
-	cards []testCard
+	pool   *pgxpool.Pool
+	ledger *ledger.Ledger
+	srv    *api.Server
+	logs   *syncBuffer
+	cards  []testCard
+	// provider is the test payment provider's server, after offerTopUps.
+	provider *httptest.Server
 }
 
 // testCard is a personalized card with what is printed on its label.
@@ -76,7 +86,7 @@ func newAPIEnv(t *testing.T, n int, perIP float64) *apiEnv {
 	srv, err := api.New(api.Config{Ledger: l, Batches: bs, HSM: h, Limits: api.Limits{PerIP: perIP, PerClient: -1, PasswordMemory: 256, PasswordTime: 1},
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
-	e := &apiEnv{pool: pool, srv: srv, logs: logs}
+	e := &apiEnv{pool: pool, ledger: l, srv: srv, logs: logs}
 
 	require.NoError(t, l.CreateOrganizer(ctx, org, "Fest Org"))
 	require.NoError(t, l.AddEvent(ctx, org, "fest", "Fest", time.Time{}))
@@ -123,4 +133,36 @@ func (e *apiEnv) count(t *testing.T, q string, args ...any) int {
 	var n int
 	require.NoError(t, e.pool.QueryRow(context.Background(), q, args...).Scan(&n))
 	return n
+}
+
+// offerTopUps runs the test payment provider on its own origin and offers
+// it on the card pages. A payment goes as the provider would announce it:
+// a signed webhook (package payment) to a receiver that records it in the
+// ledger. (The API has no webhook route yet: the receiver here stands in.)
+func (e *apiEnv) offerTopUps(t *testing.T) {
+	t.Helper()
+	var raw [32]byte
+	_, _ = rand.Read(raw[:])
+	secret := payment.NewSecret(raw[:])
+	hook := httptest.NewServer(&payment.Handler{Secret: secret, Record: func(r *http.Request, ev payment.Event) error {
+		return e.ledger.RecordPayment(r.Context(), "test", ev)
+	}})
+	t.Cleanup(hook.Close)
+	prov := &paytest.Provider{Secret: secret, URL: hook.URL, Client: hook.Client()}
+	notify := func(ctx context.Context, ev payment.Event) error {
+		status, err := prov.Deliver(ctx, ev)
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("webhook answered %d", status)
+		}
+		return nil
+	}
+	var p atomic.Pointer[checkout.Provider]
+	ps := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.Load().ServeHTTP(w, r) }))
+	t.Cleanup(ps.Close)
+	p.Store(checkout.New(ps.URL+"/checkout/", notify, nil))
+	require.NoError(t, e.srv.OfferTopUps(p.Load(), ps.URL))
+	e.provider = ps
 }

@@ -344,8 +344,11 @@ func (h *Handler) cardPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := h.newPage(w, r, "card_title", base)
-	if r.URL.Query().Get("topup") == "done" {
+	switch r.URL.Query().Get("topup") {
+	case "done":
 		p.Msg = p.T("topup_done")
+	case "cancelled":
+		p.Msg = p.T("topup_cancelled")
 	}
 	h.showCard(w, r, p, tok, base, http.StatusOK)
 }

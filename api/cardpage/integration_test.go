@@ -125,3 +125,46 @@ func TestPagesRateLimited(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, limited, 7)
 }
+
+// TestTopUp: the amount buttons lead to the test payment provider; paying
+// there makes a pending load, shown on the card page.
+func TestTopUp(t *testing.T) {
+	e := newAPIEnv(t, 1, 0)
+	e.offerTopUps(t)
+	card := e.cards[0]
+	c := newClient(t, e.srv)
+	b := "/c/" + card.token
+
+	p := c.post(b+"/topup", url.Values{"amount": {"2000"}})
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	to := p.header.Get("Location")
+	require.True(t, strings.HasPrefix(to, e.provider.URL+"/checkout/"), to)
+	require.Contains(t, p.header.Get("Content-Security-Policy"), "form-action 'self' "+e.provider.URL+";")
+
+	pay := e.provider.Client()
+	pay.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := pay.Get(to)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	resp, err = pay.PostForm(to, url.Values{"action": {"pay"}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	back, err := url.Parse(resp.Header.Get("Location"))
+	require.NoError(t, err)
+	require.Equal(t, b, back.Path)
+
+	p = c.get(back.RequestURI())
+	require.Equal(t, 200, p.status, p.body)
+	require.Contains(t, p.body, "Your payment is being processed")
+	require.Contains(t, p.body, "Waiting to be loaded")
+	require.Contains(t, p.body, "€20.00")
+	loads, err := e.ledger.PendingLoads(t.Context(), org, card.uid)
+	require.NoError(t, err)
+	require.Len(t, loads, 1)
+	require.Equal(t, int64(2000), loads[0].Amount)
+
+	// An amount that is not offered goes nowhere.
+	require.Equal(t, http.StatusBadRequest, c.post(b+"/topup", url.Values{"amount": {"1999"}}).status)
+}
