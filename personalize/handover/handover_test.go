@@ -1,14 +1,18 @@
 package handover_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -479,4 +483,33 @@ func readFile(t *testing.T, p string) string {
 	return string(b)
 }
 
-var _ = errors.Is
+// ExportTar streams the same files as Export.
+func TestExportTar(t *testing.T) {
+	ctx := context.Background()
+	pool := ht.Pool(t)
+	hq := ht.Signer(t, handover.DefaultOrigin(ht.Org))
+	l := ht.Log(t, pool, hq)
+	ht.Populate(t, l)
+	var buf bytes.Buffer
+	sum, err := handover.ExportTar(ctx, pool, ht.Org, hq.PublicKey(), t.TempDir(), &buf)
+	require.NoError(t, err)
+	require.EqualValues(t, 22, sum.Entries)
+
+	files := fstest.MapFS{}
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		b, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		files[h.Name] = &fstest.MapFile{Data: b, Mode: 0o644}
+	}
+	require.Contains(t, files, handover.ExportEntries)
+	require.Contains(t, files, handover.ExportHQKey)
+	rep, err := audit.Verify(files, audit.Options{HQKey: hq.PublicKey().Vkey()})
+	require.NoError(t, err)
+	require.EqualValues(t, 22, rep.Entries)
+}
