@@ -231,7 +231,7 @@ func TestBrowser(t *testing.T) {
 	}
 	b.fill("#pin", other.pin)
 	b.submit(`form[action$="/history"] button`)
-	b.page("lockout", "the card is locked")
+	b.page("lockout", "PIN entry is locked")
 
 	// By keyboard alone: Tab from the top of the page reaches the PIN
 	// field (after the skip link, the language switch and the top-up

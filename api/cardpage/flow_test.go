@@ -49,7 +49,7 @@ func TestCardholderPages(t *testing.T) {
 	}
 	p = c.post(base+"/history", url.Values{"pin": {fakePIN}})
 	require.Equal(t, http.StatusTooManyRequests, p.status)
-	require.Contains(t, p.body, "the card is locked")
+	require.Contains(t, p.body, "PIN entry is locked")
 	f.mu.Lock()
 	f.failures = 0
 	f.mu.Unlock()

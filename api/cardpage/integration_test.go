@@ -50,7 +50,7 @@ func TestWithAPI(t *testing.T) {
 	}
 	p = c.post(ob+"/history", url.Values{"pin": {other.pin}})
 	require.Equal(t, http.StatusTooManyRequests, p.status)
-	require.Contains(t, p.body, "the card is locked")
+	require.Contains(t, p.body, "PIN entry is locked")
 
 	// Refund request.
 	p = c.post(b+"/refund", url.Values{"pin": {card.pin}, "name": {"Ada Lovelace"}, "iban": {"NL91 ABNA 0417 1643 00"}})
