@@ -263,3 +263,5 @@ func (s *Session) Committed(id terminaltx.ID, seq uint32, st State) (committed, 
 	keep := uint32(s.app.Layout.Recent.Records - 1)
 	return false, st.Seq-seq < keep, nil
 }
+
+func newCardKey(b []byte) (desfire.Key, error) { return desfire.NewAESKey(b, 0) }

@@ -41,4 +41,11 @@
 // simply sent again; accepted, duplicate and held transactions are marked
 // done, rejected ones are kept in the queue with their reason and not sent
 // again. Failures back off exponentially.
+//
+// # Loads
+//
+// Online, WritePendingLoads writes a card's pending loads (online top-ups)
+// onto it with a credit key the server derives for that one card and load;
+// a load already on the card (its id is in the recent records) is
+// confirmed, never written twice.
 package terminal

@@ -1,0 +1,168 @@
+package terminal
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/keydelivery"
+	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/personalize"
+)
+
+// CardWrite is what a load did to the card: its new sequence number and
+// its balance before and after.
+type CardWrite struct {
+	Seq           uint32
+	Before, After int64
+}
+
+// Load is a pending load (an online top-up) written onto a card.
+type Load struct {
+	ID     terminaltx.ID
+	Amount int64
+	// Write is nil when the load was found on the card already (written
+	// by an earlier attempt whose confirmation was lost) and the card has
+	// moved on since, so its balances at the time are not known.
+	Write *CardWrite
+	// Again is true when the load was on the card already.
+	Again bool
+}
+
+// Confirm tells the ledger that a load is on the card.
+type Confirm func(ctx context.Context, card []byte, l Load) error
+
+// WritePendingLoads writes, while online, the card's pending loads onto
+// it: for each load the API lists (GET /v1/terminal/pending-loads), it
+// fetches the card's credit key for that one load (POST
+// /v1/terminal/credit-keys, wrapped to this terminal, valid a minute),
+// credits the card in one DESFire transaction with a record carrying the
+// load's id, and calls confirm. A load whose record is on the card already
+// is confirmed without being written again, so a crash between the card's
+// commit and the confirmation never loads the money twice.
+func (t *Terminal) WritePendingLoads(ctx context.Context, card Card, confirm Confirm) ([]Load, error) {
+	t.cardMu.Lock()
+	defer t.cardMu.Unlock()
+	uid, err := card.UID()
+	if err != nil {
+		return nil, fmt.Errorf("terminal: card UID: %w", err)
+	}
+	var pl struct {
+		Loads []api.PendingLoad `json:"loads"`
+	}
+	q := "/v1/terminal/pending-loads?card=" + url.QueryEscape(terminaltx.CardHex(uid))
+	if err := t.cl.call(ctx, "GET", q, nil, &pl, true, t.sessionKeyID()); err != nil {
+		return nil, fmt.Errorf("terminal: pending loads: %w", err)
+	}
+	var done []Load
+	for _, p := range pl.Loads {
+		l, err := t.writeLoad(ctx, card, uid, p)
+		if err != nil {
+			return done, err
+		}
+		if err := confirm(ctx, uid, l); err != nil {
+			return done, fmt.Errorf("terminal: confirm load %s: %w", p.ID, err)
+		}
+		t.log.Info("terminal: pending load written", "card", terminaltx.CardHex(uid), "load", p.ID, "amount", l.Amount, "again", l.Again)
+		done = append(done, l)
+	}
+	return done, nil
+}
+
+func (t *Terminal) writeLoad(ctx context.Context, card Card, uid []byte, p api.PendingLoad) (Load, error) {
+	id, err := parseID(p.ID)
+	if err != nil {
+		return Load{}, err
+	}
+	var ck api.CreditKeyResponse
+	if err := t.cl.call(ctx, "POST", "/v1/terminal/credit-keys", api.CreditKeyRequest{Card: terminaltx.CardHex(uid), Load: p.ID},
+		&ck, true, t.sessionKeyID()); err != nil {
+		return Load{}, fmt.Errorf("terminal: credit key: %w", err)
+	}
+	b := ck.Binding
+	if b.Kind != keydelivery.KindCredit || !bytes.Equal(b.Card, uid) || b.Terminal != t.id.Terminal || b.Organizer != t.id.Org || ck.Load != p.ID {
+		return Load{}, errors.New("terminal: credit key is for another card, load or terminal")
+	}
+	raw, err := keydelivery.Unwrap(t.kex, &ck.Wrapped, t.now())
+	if err != nil {
+		return Load{}, fmt.Errorf("terminal: credit key: %w", err)
+	}
+	k, err := keys.NewAESKey(raw)
+	clear(raw)
+	if err != nil {
+		return Load{}, err
+	}
+	defer k.Destroy()
+	kb := k.Bytes()
+	key, err := newCardKey(kb)
+	clear(kb)
+	if err != nil {
+		return Load{}, err
+	}
+	defer key.Wipe()
+	// The credit key may write the recent file but not read it: the
+	// records are read with the debit key first.
+	ds, _, err := t.open(card)
+	if err != nil {
+		return Load{}, err
+	}
+	dst, err := ds.Read()
+	if err != nil {
+		return Load{}, err
+	}
+	recs, err := ds.Records()
+	if err != nil {
+		return Load{}, err
+	}
+	l := Load{ID: id, Amount: ck.Amount}
+	for _, r := range recs {
+		if r.ID == id && r.Kind == RecordCredit {
+			l.Again = true
+			if r.CardSeq == dst.Seq {
+				l.Write = &CardWrite{Seq: dst.Seq, Before: dst.Balance - ck.Amount, After: dst.Balance}
+			}
+			return l, nil
+		}
+	}
+	credit, ok := t.app.Layout.Key(personalize.RoleCredit)
+	if !ok {
+		return Load{}, errors.New("terminal: layout has no credit key")
+	}
+	s, err := t.app.Open(card, credit.No, key)
+	if err != nil {
+		return Load{}, err
+	}
+	st, err := s.Read()
+	if err != nil {
+		return Load{}, err
+	}
+	if st != dst {
+		return Load{}, errors.New("terminal: the card changed between two reads")
+	}
+	now := t.now()
+	rec := Record{Kind: RecordCredit, ID: id, CardSeq: st.Seq + 1, Amount: uint32(ck.Amount), Unix: uint32(now.Unix()), Who: WhoHash(t.id.Terminal)}
+	if err := s.Stage(st, -ck.Amount, rec); err != nil {
+		return Load{}, err
+	}
+	if err := s.Commit(); err != nil {
+		return Load{}, err
+	}
+	l.Write = &CardWrite{Seq: st.Seq + 1, Before: st.Balance, After: st.Balance + ck.Amount}
+	return l, nil
+}
+
+func parseID(s string) (terminaltx.ID, error) {
+	var id terminaltx.ID
+	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+	if err != nil || len(b) != len(id) || len(s) != 36 {
+		return id, fmt.Errorf("terminal: load id %q is not a UUID", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
