@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -341,6 +344,17 @@ func TestAppendRefuses(t *testing.T) {
 		require.NoError(t, hq.SignEntry(&e))
 		return e
 	}
+	var replayed handover.Entry
+	rows, err := pool.Query(ctx, `SELECT entry FROM handover_entries WHERE idx = 2`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var b []byte
+		require.NoError(t, rows.Scan(&b))
+		replayed, err = handover.ParseEntry(b)
+		require.NoError(t, err)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, handover.TypeHandedOver, replayed.Type)
 	tests := []struct {
 		name    string
 		entries []handover.Entry
@@ -357,7 +371,8 @@ func TestAppendRefuses(t *testing.T) {
 		{"hand over more than HQ holds", []handover.Entry{hqEntry(handover.Entry{Type: handover.TypeHandedOver, Batch: 1, Store: "north", Count: handover.N(1)})}, handover.ErrCount},
 		{"batch issued twice", []handover.Entry{hqEntry(handover.Entry{Type: handover.TypeBatchIssued, Batch: 1, Event: "fest", Count: handover.N(3),
 			Root: handover.MerkleRoot(nil).String()})}, handover.ErrState},
-		{"receipt twice in one append", []handover.Entry{receipt(north, ht.Org), receipt(north, ht.Org)}, handover.ErrState},
+		{"receipt twice in one append", []handover.Entry{receipt(north, ht.Org), receipt(north, ht.Org)}, handover.ErrDuplicate},
+		{"replay of a signed entry", []handover.Entry{replayed}, handover.ErrDuplicate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -454,6 +469,17 @@ func TestKeyFile(t *testing.T) {
 	s, err := handover.OpenKeyFile(path)
 	require.NoError(t, err)
 	require.Equal(t, pub.Vkey(), s.PublicKey().Vkey())
+	text := readFile(t, path)
+	seed := strings.TrimSpace(text[strings.LastIndexByte(text, '+')+1:])
+	raw, err := base64.StdEncoding.DecodeString(seed)
+	require.NoError(t, err)
+	raw = raw[1:] // the algorithm byte, then the seed
+	for _, f := range []string{"%v", "%+v", "%#v", "%s", "%x", "%d"} {
+		out := fmt.Sprintf(f, s) + fmt.Sprintf(f, *s)
+		for _, secret := range []string{seed[4:20], hex.EncodeToString(raw[:8]), strings.Trim(fmt.Sprint(raw[:6]), "[]"), fmt.Sprintf("%#x", raw[:6])} {
+			require.NotContains(t, out, secret, "a signer prints no key material (%s)", f)
+		}
+	}
 	sig, err := s.Sign([]byte("m"))
 	require.NoError(t, err)
 	require.True(t, ed25519.Verify(pub.Key, []byte("m"), sig))

@@ -45,7 +45,11 @@ type Log struct {
 	mu        sync.Mutex
 	tally     *Tally
 	tallySize int64
+	signed    map[tlog.Hash]int64 // leaf -> index of the signed entries
 }
+
+// ErrDuplicate: a signed entry that is already in the log (a replay).
+var ErrDuplicate = errors.New("entry already in the log")
 
 // ErrOrigin: the log exists under another origin.
 var ErrOrigin = errors.New("handover log has another origin")
@@ -104,11 +108,12 @@ type Appended struct {
 }
 
 // Append checks entries (see Checker: known signers, allowed, signatures,
-// seals complete within entries; and Tally: counts and card states after
-// the entries already in the log) and appends them in one transaction with
+// seals complete within entries; no signed entry twice; and Tally: counts
+// and card states after the entries already in the log) and appends them in one transaction with
 // a new checkpoint signed by HQ. Nothing is appended when any check fails.
 // Errors wrap ErrMalformed or ErrLogCounts, or are *EntryError (index in
-// the log as it would have been) wrapping the Checker and Tally errors.
+// the log as it would have been) wrapping ErrDuplicate or the Checker and
+// Tally errors.
 func (l *Log) Append(ctx context.Context, entries ...Entry) (res Appended, err error) {
 	defer func() {
 		attrs := []any{slog.Int64("org", l.cfg.Org), slog.Int("entries", len(entries)), slog.Int64("first", res.First),
@@ -163,6 +168,12 @@ func (l *Log) Append(ctx context.Context, entries ...Entry) (res Appended, err e
 				}
 			}
 			idx := size + int64(i)
+			if e.Sig != "" {
+				if first, dup := l.signed[leaf]; dup {
+					return &EntryError{Index: idx, Err: fmt.Errorf("%w: it is entry %d", ErrDuplicate, first)}
+				}
+				l.signed[leaf] = idx
+			}
 			if err := l.tally.Add(idx, e); err != nil {
 				return err
 			}
@@ -232,7 +243,7 @@ var ErrLogCounts = errors.New("the entries in the log do not add up")
 // use).
 func (l *Log) catchUp(ctx context.Context, tx pgx.Tx, size int64) error {
 	if l.tally == nil || l.tallySize > size {
-		l.tally, l.tallySize = NewTally(), 0
+		l.tally, l.tallySize, l.signed = NewTally(), 0, map[tlog.Hash]int64{}
 	}
 	if l.tallySize == size {
 		return nil
@@ -257,6 +268,9 @@ func (l *Log) catchUp(ctx context.Context, tx pgx.Tx, size int64) error {
 		e, err := ParseEntry(b)
 		if err == nil {
 			err = l.tally.Add(idx, e)
+		}
+		if err == nil && e.Sig != "" {
+			l.signed[tlog.RecordHash(b)] = idx
 		}
 		if err != nil {
 			l.tally = nil

@@ -236,8 +236,8 @@ func GenerateKeyFile(path, name string) (PublicKey, error) {
 }
 
 // fileKey is a private key read from a key file: a crypto.Signer whose
-// bytes stay unexported and unprinted.
-type fileKey struct{ priv ed25519.PrivateKey }
+// bytes stay unexported, behind a pointer so that fmt prints an address.
+type fileKey struct{ priv *ed25519.PrivateKey }
 
 func (k *fileKey) Public() crypto.PublicKey { return k.priv.Public() }
 
@@ -275,7 +275,8 @@ func OpenKeyFile(path string) (*Signer, error) {
 	if err != nil || n != 1+ed25519.SeedSize || raw[0] != algEd25519 || !validKeyName(name) {
 		return nil, fmt.Errorf("%w: %s is not an Ed25519 key", ErrKeyFile, path)
 	}
-	k := &fileKey{priv: ed25519.NewKeyFromSeed(raw[1:n])}
+	priv := ed25519.NewKeyFromSeed(raw[1:n])
+	k := &fileKey{priv: &priv}
 	s, err := NewSigner(name, k)
 	if err != nil {
 		return nil, err
