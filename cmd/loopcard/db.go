@@ -21,28 +21,9 @@ var embeddedNotice sync.Once
 // process started.
 func openDatabase(c *cli.Context) (*pgxpool.Pool, func(), error) {
 	ctx := c.Context
-	cfg := getConfig(c)
-	url := cfg.DatabaseURL
-	stop := func() {}
-	if url == "" {
-		dir := filepath.Join(cfg.DataDir, "postgres")
-		embeddedNotice.Do(func() {
-			fmt.Fprintf(c.App.ErrWriter, "loopcard: using the embedded PostgreSQL in %s (set --database-url to use another)\n", dir)
-		})
-		cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Durable: true, Logger: logger(c)})
-		if err != nil {
-			return nil, nil, fmt.Errorf("embedded database: %w", err)
-		}
-		stop = func() {
-			if err := cl.Stop(); err != nil {
-				logger(c).Warn("embedded database did not stop cleanly", "err", err)
-			}
-		}
-		if err := cl.CreateDatabase(ctx, "loopcard"); err != nil {
-			stop()
-			return nil, nil, fmt.Errorf("embedded database: %w", err)
-		}
-		url = cl.URL("loopcard")
+	url, stop, err := startDatabase(c)
+	if err != nil {
+		return nil, nil, err
 	}
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
@@ -60,4 +41,33 @@ func openDatabase(c *cli.Context) (*pgxpool.Pool, func(), error) {
 		return nil, nil, err
 	}
 	return pool, func() { pool.Close(); stop() }, nil
+}
+
+// startDatabase returns the URL of --database-url or of the embedded
+// database (started if needed), without touching its schema, and the
+// function that stops a server this process started.
+func startDatabase(c *cli.Context) (string, func(), error) {
+	ctx := c.Context
+	cfg := getConfig(c)
+	if cfg.DatabaseURL != "" {
+		return cfg.DatabaseURL, func() {}, nil
+	}
+	dir := filepath.Join(cfg.DataDir, "postgres")
+	embeddedNotice.Do(func() {
+		fmt.Fprintf(c.App.ErrWriter, "loopcard: using the embedded PostgreSQL in %s (set --database-url to use another)\n", dir)
+	})
+	cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Durable: true, Logger: logger(c)})
+	if err != nil {
+		return "", nil, fmt.Errorf("embedded database: %w", err)
+	}
+	stop := func() {
+		if err := cl.Stop(); err != nil {
+			logger(c).Warn("embedded database did not stop cleanly", "err", err)
+		}
+	}
+	if err := cl.CreateDatabase(ctx, "loopcard"); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("embedded database: %w", err)
+	}
+	return cl.URL("loopcard"), stop, nil
 }

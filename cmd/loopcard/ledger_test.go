@@ -11,7 +11,7 @@ import (
 	"github.com/loopcard/loopcard/ledger/pgcluster"
 )
 
-// The ledger and report commands against a private PostgreSQL given by
+// The ledger, report, backup and restore commands against a private PostgreSQL given by
 // LOOPCARD_DATABASE_URL, and once against the embedded default.
 func TestLedgerCLI(t *testing.T) {
 	dir, err := os.MkdirTemp("", "lcledger-")
@@ -29,8 +29,10 @@ func TestLedgerCLI(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 	t.Cleanup(func() { _ = cl.Stop() })
-	if err := cl.CreateDatabase(ctx, "ledgercli"); err != nil {
-		t.Fatal(err)
+	for _, db := range []string{"ledgercli", "backupsrc", "backupdst"} {
+		if err := cl.CreateDatabase(ctx, db); err != nil {
+			t.Fatal(err)
+		}
 	}
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/ledger",
@@ -46,6 +48,8 @@ func TestLedgerCLI(t *testing.T) {
 			env.Setenv("EMBEDDED_DATA_DIR", data)
 			env.Setenv("LOOPCARD_DATA_DIR", env.WorkDir+"/data")
 			env.Setenv("DBURL", cl.URL("ledgercli"))
+			env.Setenv("SRCURL", cl.URL("backupsrc"))
+			env.Setenv("DSTURL", cl.URL("backupdst"))
 			return nil
 		},
 	})

@@ -78,6 +78,8 @@ func commands() []*cli.Command {
 		auditCommand(),
 		ledgerCommand(),
 		reportCommand(),
+		backupCommand(),
+		restoreCommand(),
 	}
 }
 
