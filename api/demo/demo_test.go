@@ -76,9 +76,14 @@ func TestDemoEndToEnd(t *testing.T) {
 	require.Positive(t, dups)
 	require.Equal(t, s.Terminals[0].Accepted-1, dups, "bar-1 sent its first batch twice")
 
-	// Only the online top-up is left out, and it says why.
-	require.Len(t, s.Skipped, 1)
-	require.Contains(t, s.Skipped[0], "online top-up")
+	// The online top-up: delivered twice, recorded once, written once, and
+	// the card and the ledger agree.
+	require.Empty(t, s.Skipped)
+	require.NotNil(t, s.Online)
+	require.Equal(t, 2, s.Online.Deliveries)
+	require.Equal(t, 1, s.Online.Pending)
+	require.Equal(t, 1, s.Online.Loaded)
+	require.Equal(t, s.Online.LedgerBalance, s.Online.CardBalance)
 
 	// The files it names are there; the labels PDF has one label per card.
 	for name, path := range s.Files {
@@ -103,7 +108,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	require.Equal(t, s.Counted, onDisk.Counted)
 
 	// The commentary names the steps as they happen.
-	for _, want := range []string{"key ceremony", "personalized", "receipt", "duplicates", "clone", "balanced", "verified offline", "skipped:"} {
+	for _, want := range []string{"key ceremony", "personalized", "receipt", "duplicates", "clone", "balanced", "verified offline", "pending load"} {
 		require.Contains(t, out.String(), want)
 	}
 }

@@ -34,6 +34,7 @@ type Summary struct {
 	Stores    []StoreDay     `json:"stores"`
 	Terminals []TerminalStat `json:"terminals"`
 	Clone     CloneCheck     `json:"clone"`
+	Online    *OnlineTopUp   `json:"online_topup,omitempty"`
 	Audit     AuditCheck     `json:"audit"`
 	Ledger    LedgerCheck    `json:"ledger"`
 
@@ -127,6 +128,10 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	p("  payments taken %d, counted by the ledger %d", s.Taken, s.Counted)
 	p("  cloned card %s: alert %q, %s", s.Clone.Number, s.Clone.Alert, s.Clone.Status)
+	if o := s.Online; o != nil {
+		p("  online top-up of %s on card %s: %d webhook deliveries, %d pending load, %d written; card %s = ledger %s",
+			money(o.Amount), o.Card, o.Deliveries, o.Pending, o.Loaded, money(o.CardBalance), money(o.LedgerBalance))
+	}
 	p("  ledger verified %v, %d accounts sum to %d", s.Ledger.Verified, s.Ledger.Accounts, s.Ledger.Sum)
 	p("  audit export verified %v (%d entries, %d checkpoints)", s.Audit.Verified, s.Audit.Entries, s.Audit.Checkpoints)
 	for _, sk := range s.Skipped {

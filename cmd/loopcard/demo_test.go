@@ -21,7 +21,7 @@ stderr 'demo takes no arguments'
 
 exec loopcard demo --json --cards 6 --taps 5 --seed 7
 stderr '== key ceremony'
-stderr 'skipped: the online top-up API'
+stderr 'pending load'
 stdout '"cards_issued": 6'
 stdout '"cards_recorded": 6'
 stdout '"blocked": true'
