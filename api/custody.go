@@ -136,8 +136,25 @@ func (s *Server) appendStoreEntries(c *call, allowed func(handover.Type) bool) e
 	return c.reply(http.StatusCreated, appended(a))
 }
 
+// storeReceipt appends the store's signed receipt to the custody log, then
+// counts the received cards into the store's stock in the ledger.
 func (s *Server) storeReceipt(c *call) error {
-	return s.appendStoreEntries(c, func(t handover.Type) bool { return t == handover.TypeReceived })
+	if err := s.appendStoreEntries(c, func(t handover.Type) bool { return t == handover.TypeReceived }); err != nil {
+		return err
+	}
+	var req EntriesRequest
+	_ = c.decode(&req) // decoded once already
+	for _, e := range req.Entries {
+		if e.Type != handover.TypeReceived || e.Count == nil {
+			continue
+		}
+		if err := s.ledger.ReceiveCards(c.ctx, c.who.org, e.Store, int(*e.Count)); err != nil {
+			// The receipt is in the log; the stock count is not: say so loudly.
+			s.log.Error("api: receipt logged but cards not counted into stock", "request_id", c.id, "store", e.Store, "err", err)
+			s.metrics.Inc("receipt_stock_failed")
+		}
+	}
+	return nil
 }
 
 func (s *Server) storeCardEvents(c *call) error {

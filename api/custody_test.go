@@ -15,6 +15,7 @@ import (
 
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/handover"
@@ -86,6 +87,13 @@ func TestCustodyFlow(t *testing.T) {
 	})
 	r = e.do(request{method: "POST", path: "/v1/stores/store-a/receipts", bearer: storeTok, body: api.EntriesRequest{Entries: []handover.Entry{receipt}}})
 	require.Equal(t, 201, r.status, string(r.body))
+	// The received cards are in the store's stock.
+	r = e.do(request{method: "GET", path: "/v1/hq/reports/store-days", bearer: hqTok})
+	require.Equal(t, 200, r.status, string(r.body))
+	var days struct{ Days []ledger.StoreDayReport }
+	r.json(t, &days)
+	require.Equal(t, "store-a", days.Days[0].Store)
+	require.Equal(t, int64(len(numbers)), days.Days[0].CardsReceived)
 
 	var events []handover.CardEvent
 	for _, n := range numbers[:2] {

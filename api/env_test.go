@@ -418,6 +418,7 @@ func (e *env) fingerprint() string {
 		`SELECT count(*)::text FROM api_tokens`,
 		`SELECT count(*)::text FROM api_terminal_keys`,
 		`SELECT count(*)::text FROM handover_entries`,
+		`SELECT count(*)::text FROM store_day_closes`,
 		`SELECT count(*)::text FROM handover_checkpoints`,
 	} {
 		var s *string

@@ -72,6 +72,12 @@ func publicError(err error) *Error {
 		return apiError(http.StatusConflict, "card is blocked", err)
 	case errors.Is(err, ledger.ErrInsufficientFunds):
 		return apiError(http.StatusConflict, "insufficient funds", err)
+	case errors.Is(err, ledger.ErrRefundWindow):
+		return apiError(http.StatusConflict, "the refund window is closed", err)
+	case errors.Is(err, ledger.ErrNothingToPay):
+		return apiError(http.StatusConflict, "nothing to refund", err)
+	case errors.Is(err, ledger.ErrDayClosed):
+		return apiError(http.StatusConflict, "this day is already closed", err)
 	case errors.Is(err, ledger.ErrEnrolment):
 		return apiError(http.StatusUnauthorized, "enrolment refused", err)
 	}

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
 )
@@ -23,30 +23,65 @@ type PendingLoad struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// pendingLoads lists a card's pending loads. (It reads the ledger's topups
-// table, where online top-ups wait as 'pending' until written; the ledger
-// has no function for them yet.)
+// pendingLoads lists a card's pending loads (paid online, not yet on the
+// card), as the ledger has them.
 func (s *Server) pendingLoads(c *call) error {
 	card, ok := parseCardID(c.r.URL.Query().Get("card"))
 	if !ok {
 		return badRequest("card (hex card id) is required", nil)
 	}
-	rows, err := s.pool.Query(c.ctx, `SELECT topup_id, amount, created_at FROM topups
-		WHERE org_id = $1 AND card_id = $2 AND status = 'pending' ORDER BY created_at LIMIT 100`, c.who.org, card)
+	loads, err := s.ledger.PendingLoads(c.ctx, c.who.org, card)
 	if err != nil {
-		return fmt.Errorf("api: pending loads: %w", err)
+		return err
 	}
-	out := []PendingLoad{}
-	var id pgtype.UUID
-	var p PendingLoad
-	if _, err := pgx.ForEachRow(rows, []any{&id, &p.Amount, &p.CreatedAt}, func() error {
-		p.ID, p.Card = uuidText(id), terminaltx.CardHex(card)
-		out = append(out, p)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("api: pending loads: %w", err)
+	out := make([]PendingLoad, len(loads))
+	for i, l := range loads {
+		out[i] = PendingLoad{ID: l.ID.String(), Card: terminaltx.CardHex(card), Amount: l.Amount, CreatedAt: l.At}
 	}
 	return c.reply(http.StatusOK, map[string]any{"loads": out})
+}
+
+// pendingLoad finds load among the card's pending loads.
+func (s *Server) pendingLoad(c *call, card []byte, load terminaltx.ID) (ledger.PendingLoad, error) {
+	loads, err := s.ledger.PendingLoads(c.ctx, c.who.org, card)
+	if err != nil {
+		return ledger.PendingLoad{}, err
+	}
+	for _, l := range loads {
+		if l.ID == load {
+			return l, nil
+		}
+	}
+	return ledger.PendingLoad{}, apiError(http.StatusConflict, "no such pending load for this card", nil)
+}
+
+// LoadWrittenRequest is the body of POST /v1/terminal/loads/{load}/written:
+// what the terminal read back after writing the load onto the card.
+type LoadWrittenRequest struct {
+	Card  string    `json:"card"`
+	Write CardWrite `json:"write"`
+}
+
+// loadWritten records that a pending load is on its card: pending loads →
+// card, joining the card's sequence and balance chain. Repeating it does
+// nothing.
+func (s *Server) loadWritten(c *call) error {
+	var req LoadWrittenRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	card, ok := parseCardID(req.Card)
+	load, ok2 := parseUUID(c.r.PathValue("load"))
+	if !ok || !ok2 {
+		return badRequest("card (hex card id) and a load id are required", nil)
+	}
+	c.target = "card " + terminaltx.CardHex(card)
+	w := &ledger.CardWrite{Seq: req.Write.Seq, Before: req.Write.Before, After: req.Write.After}
+	if err := s.ledger.LoadPending(c.ctx, c.who.org, card, terminaltx.ID(load.Bytes), w); err != nil {
+		return err
+	}
+	c.detail = "load " + uuidText(load) + " written"
+	return c.reply(http.StatusOK, map[string]string{"load": uuidText(load), "status": "loaded"})
 }
 
 // CreditKeyRequest is the body of POST /v1/terminal/credit-keys: the card
@@ -78,15 +113,11 @@ func (s *Server) creditKey(c *call) error {
 		return badRequest("card (hex card id) and load (UUID) are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	var amount int64
-	err := s.pool.QueryRow(c.ctx, `SELECT amount FROM topups WHERE org_id = $1 AND topup_id = $2 AND card_id = $3 AND status = 'pending'`,
-		c.who.org, load, card).Scan(&amount)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return apiError(http.StatusConflict, "no such pending load for this card", nil)
-	}
+	pl, err := s.pendingLoad(c, card, terminaltx.ID(load.Bytes))
 	if err != nil {
-		return fmt.Errorf("api: pending load: %w", err)
+		return err
 	}
+	amount := pl.Amount
 	// The card's layout and key versions, as personalized (the batch
 	// package has no lookup by UID yet).
 	var layout personalize.Layout

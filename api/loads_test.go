@@ -11,6 +11,7 @@ import (
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/personalize"
 )
 
@@ -20,19 +21,14 @@ func TestPendingLoadCreditKey(t *testing.T) {
 	term := e.enrolTerminal("top-1")
 	sk := e.sessionKey(term)
 	c := e.cards[0]
-	// A load paid online waits in the ledger as a pending top-up. (Written
-	// here directly until the ledger's online top-up exists.)
-	const load = "01900000-0000-7000-8000-000000000001"
-	_, err := e.pool.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, provider, provider_ref, amount, status)
-		VALUES ($1, $2, $3, 'online', 'test', 'ref-1', 500, 'pending')`, org, load, c.uid)
-	require.NoError(t, err)
-
+	// A load paid online waits in the ledger as a pending load.
+	pay(t, e, c, "evt-1", 500)
 	r := e.do(request{method: "GET", path: "/v1/terminal/pending-loads?card=" + c.hex(), terminal: term, session: sk.KeyID})
 	require.Equal(t, 200, r.status, string(r.body))
 	var pl struct{ Loads []api.PendingLoad }
 	r.json(t, &pl)
 	require.Len(t, pl.Loads, 1)
-	require.Equal(t, load, pl.Loads[0].ID)
+	load := pl.Loads[0].ID
 	require.Equal(t, int64(500), pl.Loads[0].Amount)
 
 	r = e.do(request{method: "POST", path: "/v1/terminal/credit-keys", terminal: term, session: sk.KeyID,
@@ -74,4 +70,34 @@ func TestPendingLoadCreditKey(t *testing.T) {
 		body: api.CreditKeyRequest{Card: c.hex(), Load: load}})
 	require.Equal(t, http.StatusUnauthorized, r.status)
 	require.Equal(t, before, e.fingerprint())
+
+	// The terminal wrote the load: it moves onto the card, once.
+	written := request{method: "POST", path: "/v1/terminal/loads/" + load + "/written", terminal: term, session: sk.KeyID,
+		body: api.LoadWrittenRequest{Card: c.hex(), Write: api.CardWrite{Seq: 1, Before: 1000, After: 1500}}}
+	r = e.do(written)
+	require.Equal(t, 200, r.status, string(r.body))
+	require.Equal(t, int64(1500), e.balance(c))
+	r = e.do(written)
+	require.Equal(t, 200, r.status, string(r.body))
+	require.Equal(t, int64(1500), e.balance(c))
+	r = e.do(request{method: "GET", path: "/v1/terminal/pending-loads?card=" + c.hex(), terminal: term, session: sk.KeyID})
+	r.json(t, &pl)
+	require.Empty(t, pl.Loads)
+	// A write that does not add up to the load is refused.
+	pay(t, e, c, "evt-2", 300)
+	r = e.do(request{method: "GET", path: "/v1/terminal/pending-loads?card=" + c.hex(), terminal: term, session: sk.KeyID})
+	r.json(t, &pl)
+	require.Len(t, pl.Loads, 1)
+	before = e.fingerprint()
+	r = e.do(request{method: "POST", path: "/v1/terminal/loads/" + pl.Loads[0].ID + "/written", terminal: term, session: sk.KeyID,
+		body: api.LoadWrittenRequest{Card: c.hex(), Write: api.CardWrite{Seq: 2, Before: 1500, After: 1900}}})
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	require.Equal(t, before, e.fingerprint())
+}
+
+// pay has the ledger record a provider's payment for card: a pending load.
+func pay(t *testing.T, e *env, c testCard, event string, amount int64) {
+	t.Helper()
+	require.NoError(t, e.ledger.RecordPayment(context.Background(), "test", payment.Event{ID: event, Type: "payment.succeeded",
+		Payment: "pay-" + event, Org: org, Card: c.hex(), Amount: amount, Currency: "EUR", Created: e.clock.Now().Unix()}))
 }

@@ -40,10 +40,12 @@ func TestRoleMatrix(t *testing.T) {
 	require.Equal(t, 201, r.status, string(r.body))
 	soldCard, err := personalize.ParseCardID(numbers[0])
 	require.NoError(t, err)
-	const matrixLoad = "01900000-0000-7000-8000-0000000000aa"
-	_, err = e.pool.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, provider, provider_ref, amount, status)
-		VALUES ($1, $2, $3, 'online', 'test', 'm-1', 100, 'pending')`, org, matrixLoad, holder.uid)
+	pay(t, e, holder, "m-1", 100)
+	loads, err := e.ledger.PendingLoads(ctx, org, holder.uid)
 	require.NoError(t, err)
+	require.Len(t, loads, 1)
+	matrixLoad := loads[0].ID.String()
+	sales, closes := 0, 0
 
 	// credentials sets the request up as role.
 	credentials := func(role api.Role, req *request) {
@@ -87,6 +89,23 @@ func TestRoleMatrix(t *testing.T) {
 		},
 		"POST /v1/terminal/credit-keys": func() request {
 			return request{method: "POST", path: "/v1/terminal/credit-keys", body: api.CreditKeyRequest{Card: holder.hex(), Load: matrixLoad}}
+		},
+		"POST /v1/terminal/loads/{load}/written": func() request {
+			return request{method: "POST", path: "/v1/terminal/loads/" + matrixLoad + "/written",
+				body: api.LoadWrittenRequest{Card: holder.hex(), Write: api.CardWrite{Seq: 1, Before: 1000, After: 1100}}}
+		},
+		"POST /v1/stores/{store}/sales": func() request {
+			sales++ // hq and store each sell another card
+			return request{method: "POST", path: "/v1/stores/store-a/sales", body: api.SaleRequest{Card: e.cards[sales%3].hex(), Deposit: 100}}
+		},
+		"POST /v1/stores/{store}/day-close": func() request {
+			closes++ // hq and store each close another day
+			day := e.clock.Now().UTC().AddDate(0, 0, -closes).Format(time.DateOnly)
+			return request{method: "POST", path: "/v1/stores/store-a/day-close", body: api.DayCloseRequest{Day: day, Counted: 0}}
+		},
+		"GET /v1/hq/reports/store-days": func() request { return request{method: "GET", path: "/v1/hq/reports/store-days"} },
+		"GET /v1/hq/reports/events/{event}": func() request {
+			return request{method: "GET", path: "/v1/hq/reports/events/fest"}
 		},
 		"POST /v1/terminal/batches": func() request {
 			cardSeq++

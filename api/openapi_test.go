@@ -140,6 +140,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"SessionKey": api.SessionKeyResponse{}, "StoreKeyRequest": api.StoreKeyRequest{}, "HandOverRequest": api.HandOverRequest{},
 		"EntriesRequest": api.EntriesRequest{}, "HandoverEntry": handover.Entry{}, "AppendResponse": api.AppendResponse{},
 		"PendingLoad": api.PendingLoad{}, "CreditKeyRequest": api.CreditKeyRequest{}, "CreditKey": api.CreditKeyResponse{},
+		"LoadWrittenRequest": api.LoadWrittenRequest{}, "SaleRequest": api.SaleRequest{}, "DayCloseRequest": api.DayCloseRequest{},
+		"DayCloseResponse": api.DayCloseResponse{}, "StoreDayReport": ledger.StoreDayReport{},
 		"StoreInfo": api.StoreInfo{}, "TerminalInfo": api.TerminalInfo{}, "Error": struct {
 			Error     string `json:"error"`
 			RequestID string `json:"request_id"`

@@ -81,10 +81,13 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/terminal/session-keys", roles: roles(RoleTerminal), h: s.sessionKey, privileged: true},
 		{method: "GET", path: "/v1/terminal/pending-loads", roles: roles(RoleTerminal), h: s.pendingLoads, session: true},
 		{method: "POST", path: "/v1/terminal/credit-keys", roles: roles(RoleTerminal), h: s.creditKey, privileged: true, session: true},
+		{method: "POST", path: "/v1/terminal/loads/{load}/written", roles: roles(RoleTerminal), h: s.loadWritten, privileged: true, session: true},
 		{method: "POST", path: "/v1/terminal/batches", roles: roles(RoleTerminal), h: s.uploadBatch, privileged: true, bigBody: true, session: true},
 
 		// Stores.
 		{method: "POST", path: "/v1/stores/{store}/topups", roles: roles(RoleStore, RoleHQ), h: s.cashTopUp, privileged: true},
+		{method: "POST", path: "/v1/stores/{store}/sales", roles: roles(RoleStore, RoleHQ), h: s.sellCard, privileged: true},
+		{method: "POST", path: "/v1/stores/{store}/day-close", roles: roles(RoleStore, RoleHQ), h: s.closeDay, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/receipts", roles: roles(RoleStore), h: s.storeReceipt, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/card-events", roles: roles(RoleStore), h: s.storeCardEvents, privileged: true, bigBody: true},
 
@@ -97,6 +100,8 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/hq/batches/{batch}/handover", roles: staff, h: s.handOver, privileged: true},
 		{method: "DELETE", path: "/v1/hq/terminals/{terminal}", roles: staff, h: s.revokeTerminal, privileged: true},
 		{method: "DELETE", path: "/v1/hq/terminals/{terminal}/session-keys", roles: staff, h: s.revokeSessionKeys, privileged: true},
+		{method: "GET", path: "/v1/hq/reports/store-days", roles: roles(RoleHQ, RoleAuditor), h: s.storeDays, privileged: true},
+		{method: "GET", path: "/v1/hq/reports/events/{event}", roles: roles(RoleHQ, RoleAuditor), h: s.eventReport, privileged: true},
 		{method: "GET", path: "/v1/hq/batches", roles: staff, h: s.listBatches, privileged: true},
 		{method: "GET", path: "/v1/hq/keys", roles: staff, h: s.keyStatus, privileged: true},
 		{method: "GET", path: "/v1/hq/alerts", roles: roles(RoleHQ, RoleAuditor), h: s.listAlerts, privileged: true},

@@ -1,0 +1,128 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+)
+
+// SaleRequest is the body of POST /v1/stores/{store}/sales: a card sold
+// for cash, its refundable deposit and initial credit. ID (a UUID) makes
+// the request idempotent.
+type SaleRequest struct {
+	ID      string     `json:"id,omitempty"`
+	Card    string     `json:"card"`
+	Deposit int64      `json:"deposit"`
+	Credit  int64      `json:"credit"`
+	Write   *CardWrite `json:"write,omitempty"`
+}
+
+func (s *Server) sellCard(c *call) error {
+	var req SaleRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	store := c.r.PathValue("store")
+	card, ok := parseCardID(req.Card)
+	if !ok || req.Deposit < 0 || req.Credit < 0 || req.Deposit+req.Credit == 0 {
+		return badRequest("card (hex card id) and a deposit or credit are required", nil)
+	}
+	c.target = "card " + terminaltx.CardHex(card)
+	sale := ledger.CardSale{Store: store, Card: card, Deposit: req.Deposit, Credit: req.Credit}
+	if req.ID != "" {
+		id, ok := parseUUID(req.ID)
+		if !ok {
+			return badRequest("id must be a UUID", nil)
+		}
+		sale.ID = terminaltx.ID(id.Bytes)
+	}
+	if req.Write != nil {
+		sale.Write = &ledger.CardWrite{Seq: req.Write.Seq, Before: req.Write.Before, After: req.Write.After}
+	}
+	id, err := s.ledger.SellCard(c.ctx, c.who.org, sale)
+	if err != nil {
+		return err
+	}
+	c.detail = fmt.Sprintf("sale %s: deposit %d, credit %d", id, req.Deposit, req.Credit)
+	return c.reply(http.StatusCreated, map[string]any{"id": id.String(), "card": terminaltx.CardHex(card)})
+}
+
+// DayCloseRequest is the body of POST /v1/stores/{store}/day-close: the
+// cash counted at the end of a day (UTC date, YYYY-MM-DD).
+type DayCloseRequest struct {
+	Day     string `json:"day"`
+	Counted int64  `json:"counted"`
+}
+
+// DayCloseResponse is the close: expected against counted cash.
+type DayCloseResponse struct {
+	Store      string `json:"store"`
+	Day        string `json:"day"`
+	Expected   int64  `json:"expected"`
+	Counted    int64  `json:"counted"`
+	Difference int64  `json:"difference"`
+}
+
+func (s *Server) closeDay(c *call) error {
+	var req DayCloseRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	store := c.r.PathValue("store")
+	day, err := time.Parse(time.DateOnly, req.Day)
+	if err != nil || req.Counted < 0 {
+		return badRequest("day (YYYY-MM-DD) and the counted cash are required", nil)
+	}
+	c.target = "store " + store + " day " + req.Day
+	d, err := s.ledger.CloseStoreDay(c.ctx, c.who.org, store, day, req.Counted)
+	if err != nil {
+		return err
+	}
+	c.detail = fmt.Sprintf("expected %d, counted %d", d.Expected, d.Counted)
+	return c.reply(http.StatusCreated, DayCloseResponse{Store: d.Store, Day: d.Day.Format(time.DateOnly),
+		Expected: d.Expected, Counted: d.Counted, Difference: d.Difference()})
+}
+
+// storeDays reports every store's days from ?from= to ?to= (UTC dates,
+// at most 92 days; default: today).
+func (s *Server) storeDays(c *call) error {
+	today := s.now().UTC().Truncate(24 * time.Hour)
+	from, to := today, today
+	var err error
+	if v := c.r.URL.Query().Get("from"); v != "" {
+		if from, err = time.Parse(time.DateOnly, v); err != nil {
+			return badRequest("from must be YYYY-MM-DD", nil)
+		}
+	}
+	if v := c.r.URL.Query().Get("to"); v != "" {
+		if to, err = time.Parse(time.DateOnly, v); err != nil {
+			return badRequest("to must be YYYY-MM-DD", nil)
+		}
+	}
+	if to.Before(from) || to.Sub(from) > 92*24*time.Hour {
+		return badRequest("from must not be after to, at most 92 days apart", nil)
+	}
+	days, err := s.ledger.StoreDays(c.ctx, c.who.org, from, to)
+	if err != nil {
+		return err
+	}
+	if days == nil {
+		days = []ledger.StoreDayReport{}
+	}
+	return c.reply(http.StatusOK, map[string]any{"days": days})
+}
+
+func (s *Server) eventReport(c *call) error {
+	event := c.r.PathValue("event")
+	if !terminaltx.ValidID(event) {
+		return badRequest("bad event id", nil)
+	}
+	r, err := s.ledger.Event(c.ctx, c.who.org, event)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, r)
+}
