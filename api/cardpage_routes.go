@@ -384,7 +384,7 @@ func (b *cardBackend) Profile(ctx context.Context, from string, s cardpage.Secre
 		p.Cards = append(p.Cards, pageHistory(h))
 	}
 	for _, r := range ex.Refunds {
-		p.Refunds = append(p.Refunds, cardpage.RefundReceipt{ID: r.ID, Amount: r.Amount})
+		p.Refunds = append(p.Refunds, cardpage.RefundReceipt{ID: r.ID, Card: r.Card, Amount: r.Amount, Status: r.Status})
 	}
 	return p, nil
 }

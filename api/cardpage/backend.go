@@ -96,7 +96,9 @@ type Payout struct {
 // RefundReceipt acknowledges a refund request.
 type RefundReceipt struct {
 	ID     string
+	Card   string // hex id, where known
 	Amount int64
+	Status string // requested, paid, cancelled, ...
 }
 
 // Credentials log in to a profile.

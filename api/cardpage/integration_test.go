@@ -65,6 +65,8 @@ func TestWithAPI(t *testing.T) {
 	require.Equal(t, 200, p.status, p.body)
 	require.Contains(t, p.body, "ada@example.org")
 	require.Contains(t, p.body, card.hex())
+	require.Contains(t, p.body, "Refund requests")
+	require.Contains(t, p.body, `€10.00 <span class="tag">requested</span>`)
 	p = c.post(b+"/history", url.Values{"pin": {card.pin}})
 	require.Equal(t, http.StatusForbidden, p.status)
 	require.Contains(t, p.body, "linked to a profile")
