@@ -49,7 +49,13 @@ func (t *MemoryTree) AppendLeaf(h tlog.Hash) error {
 	}
 	for _, x := range hs {
 		if t.stored%treeBlock == 0 {
-			t.blocks = append(t.blocks, make([]tlog.Hash, 0, treeBlock))
+			// The first block grows as slices do (small trees stay small);
+			// the others are allocated whole.
+			n := treeBlock
+			if t.stored == 0 {
+				n = 64
+			}
+			t.blocks = append(t.blocks, make([]tlog.Hash, 0, n))
 		}
 		last := len(t.blocks) - 1
 		t.blocks[last] = append(t.blocks[last], x)

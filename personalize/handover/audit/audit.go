@@ -367,7 +367,7 @@ func entryFailure(check string, index int64, err error) *Failure {
 // readChunks splits entries.jsonl into chunks of lines, each line ending
 // in a newline.
 func readChunks(r io.Reader, stop <-chan struct{}, work, ordered chan<- *chunk) *Failure {
-	br := bufio.NewReaderSize(r, 1<<20)
+	br := bufio.NewReaderSize(r, 64<<10) // entries are far shorter
 	var start int64
 	for {
 		c := &chunk{start: start, done: make(chan struct{})}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 
@@ -125,6 +126,26 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// shared holds two fixtures' exports (two logs, two HQ keys) for the
+// tests that only tamper with exports: building a log costs seconds.
+var shared struct {
+	sync.Mutex
+	fixtures []*fixture
+}
+
+// exportFixture returns the in-memory part of fixture i (0 or 1), built
+// once per test binary; its database is gone (pool and log are nil).
+func exportFixture(t *testing.T, i int) *fixture {
+	shared.Lock()
+	defer shared.Unlock()
+	for len(shared.fixtures) <= i {
+		f := newFixture(t)
+		f.pool, f.log = nil, nil
+		shared.fixtures = append(shared.fixtures, f)
+	}
+	return shared.fixtures[i]
+}
+
 func verify(t *testing.T, e export, opts audit.Options) (*audit.Report, *audit.Failure) {
 	t.Helper()
 	rep, err := audit.Verify(e.fs(), opts)
@@ -143,7 +164,7 @@ func verify(t *testing.T, e export, opts audit.Options) (*audit.Report, *audit.F
 }
 
 func TestUntouchedExportVerifies(t *testing.T) {
-	f := newFixture(t)
+	f := exportFixture(t, 0)
 	rep, fail := verify(t, f.good, audit.Options{HQKey: f.hq.PublicKey().Vkey(), Since: f.latest})
 	require.Nil(t, fail)
 	require.EqualValues(t, 22, rep.Entries)
@@ -180,7 +201,7 @@ func sealOf(t *testing.T, e export) []int64 {
 // Changing any byte of any entry fails at that entry (or at the seal that
 // covers it).
 func TestTamperEntryBytes(t *testing.T) {
-	f := newFixture(t)
+	f := exportFixture(t, 0)
 	sealed := sealOf(t, f.good)
 	lines := f.good.lines()
 	// Every byte of the shortest signed entry; a spread of bytes of every
@@ -233,7 +254,7 @@ func TestTamperEntryBytes(t *testing.T) {
 
 // Changing any byte of a checkpoint breaks its signature.
 func TestTamperCheckpointBytes(t *testing.T) {
-	f := newFixture(t)
+	f := exportFixture(t, 0)
 	for k, name := range f.good.checkpointNames() {
 		n := len(f.good[name])
 		positions := []int{0, n / 2, n - 2}
@@ -254,8 +275,8 @@ func TestTamperCheckpointBytes(t *testing.T) {
 }
 
 func TestTamperStructure(t *testing.T) {
-	f := newFixture(t)
-	other := newFixture(t) // another log of another HQ key, for foreign material
+	f := exportFixture(t, 0)
+	other := exportFixture(t, 1) // another log of another HQ key, for foreign material
 	sealed := sealOf(t, f.good)
 	n := len(f.good.lines())
 	type tamper struct {
@@ -412,7 +433,7 @@ func truncate(t *testing.T, e export, n int) {
 // A rollback to an older checkpoint is consistent in itself; the auditor
 // who kept the latest checkpoint sees it.
 func TestTamperRollback(t *testing.T) {
-	f := newFixture(t)
+	f := exportFixture(t, 0)
 	e := f.good.clone()
 	truncate(t, e, 19)
 	e[handover.ExportStoreKeys] = f.good[handover.ExportStoreKeys]
@@ -429,7 +450,7 @@ func TestTamperRollback(t *testing.T) {
 // first and then differs. Each verifies alone; against a checkpoint of the
 // other, or mixed with the other's checkpoints, it fails.
 func TestTamperFork(t *testing.T) {
-	f := newFixture(t)
+	f := exportFixture(t, 0)
 	ctx := context.Background()
 	pool := ht.Pool(t)
 	fork := ht.Log(t, pool, f.hq)
