@@ -91,12 +91,12 @@ func TestCrashRecovery(t *testing.T) {
 	url := l.pool.Config().ConnString()
 
 	r := rand.New(rand.NewPCG(5, 6))
-	for round := range 6 {
+	for round := range 4 {
 		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), crashHelperEnv+"="+url, "LOOPCARD_LEDGER_CRASH_FILE="+file)
 		cmd.Stderr = os.Stderr
 		require.NoError(t, cmd.Start())
-		time.Sleep(time.Duration(150+r.IntN(400)) * time.Millisecond)
+		time.Sleep(time.Duration(100+r.IntN(300)) * time.Millisecond)
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 		err := cmd.Wait()
 		require.Error(t, err, "round %d: the helper should have been killed", round)

@@ -2,9 +2,12 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/loopcard/loopcard/ledger/pgcluster"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 )
 
@@ -24,18 +28,58 @@ func TestMain(m *testing.M) {
 
 const org = int64(7)
 
+var (
+	templateOnce sync.Once
+	templateErr  error
+	dbSeq        atomic.Int64
+)
+
+// templateDB migrates a template database once per test binary; each test
+// then copies it, which is much faster than migrating again.
+func templateDB(t *testing.T) *pgcluster.Cluster {
+	t.Helper()
+	c := pgtest.Cluster(t)
+	templateOnce.Do(func() {
+		ctx := context.Background()
+		if templateErr = c.CreateDatabase(ctx, "ledger_template"); templateErr != nil {
+			return
+		}
+		pool, err := pgxpool.New(ctx, c.URL("ledger_template"))
+		if err != nil {
+			templateErr = err
+			return
+		}
+		defer pool.Close()
+		templateErr = Migrate(ctx, pool)
+	})
+	require.NoError(t, templateErr)
+	return c
+}
+
 // newLedger returns a ledger on a fresh, migrated database with one
-// organizer and event.
+// organizer and event. The database is dropped when the test ends.
 func newLedger(t *testing.T) *Ledger {
 	t.Helper()
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
+	c := templateDB(t)
+	name := fmt.Sprintf("ledger_%d", dbSeq.Add(1))
+	admin, err := pgx.Connect(ctx, c.URL("postgres"))
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE ledger_template")
+	require.NoError(t, err)
+	require.NoError(t, admin.Close(ctx))
+	t.Cleanup(func() {
+		if admin, err := pgx.Connect(context.Background(), c.URL("postgres")); err == nil {
+			_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			_ = admin.Close(context.Background())
+		}
+	})
+	cfg, err := pgxpool.ParseConfig(c.URL(name))
 	require.NoError(t, err)
 	cfg.MaxConns = 20
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	require.NoError(t, Migrate(ctx, pool))
 	l := New(pool, Options{})
 	require.NoError(t, l.CreateOrganizer(ctx, org, "Test Org"))
 	require.NoError(t, l.AddEvent(ctx, org, "fest", "Festival", time.Time{}))

@@ -333,7 +333,7 @@ func TestConcurrentUploads(t *testing.T) {
 			mu.Lock()
 			r := rand.New(rand.NewPCG(uint64(w), rng.Uint64()))
 			mu.Unlock()
-			for range 6 {
+			for range 4 {
 				var batch [][]byte
 				for range 60 {
 					batch = append(batch, all[r.IntN(len(all))])

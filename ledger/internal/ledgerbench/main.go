@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -123,6 +124,14 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 		for range n {
 			batches[i] = append(batches[i], w.next(i, batchSize))
 		}
+	}
+	if p := os.Getenv("LEDGERBENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	wal0 := walBytes(ctx, pool)
 	var batchN atomic.Int64
