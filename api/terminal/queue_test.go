@@ -131,3 +131,40 @@ func TestRecordAndSequenceEncoding(t *testing.T) {
 	_, err = terminal.DecodeSeq([]byte{0, 0, 0, 1, 0, 0, 0, 0})
 	require.Error(t, err, "a sequence above 2^32-1 is refused")
 }
+
+func TestQueueCompactKeepsWhatIsLive(t *testing.T) {
+	card := []byte{4, 7, 7, 7, 7, 7, 7}
+	path := filepath.Join(t.TempDir(), "queue.log")
+	q, err := terminal.OpenQueue(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { q.Close() })
+	var live *terminaltx.Signed
+	for i := range 50 {
+		s := signedTx(t, q.NextSeq(), card)
+		require.NoError(t, q.Intent(s))
+		require.NoError(t, q.Mark(terminal.Committed, nil, s.ID))
+		if i == 49 {
+			live = s
+			break
+		}
+		require.NoError(t, q.Mark(terminal.Done, nil, s.ID))
+	}
+	before, err := os.Stat(path)
+	require.NoError(t, err)
+	require.NoError(t, q.Compact())
+	after, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Less(t, after.Size()*10, before.Size(), "finished transactions are dropped")
+	require.Equal(t, terminal.Counts{Committed: 1}, q.Counts())
+	require.Equal(t, live.ID, q.Unsent(10)[0].ID)
+	// Appends go on after a compaction, and the sequence carries on.
+	s := signedTx(t, q.NextSeq(), card)
+	require.Equal(t, int64(51), s.TerminalSeq)
+	require.NoError(t, q.Intent(s))
+	require.NoError(t, q.Close())
+	q2, err := terminal.OpenQueue(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { q2.Close() })
+	require.Equal(t, terminal.Counts{Pending: 1, Committed: 1}, q2.Counts())
+	require.Equal(t, int64(52), q2.NextSeq())
+}

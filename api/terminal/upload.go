@@ -146,5 +146,14 @@ func (t *Terminal) RunUploader(ctx context.Context, interval time.Duration, b Ba
 			continue
 		}
 		wait = interval
+		if c := t.queue.Counts(); c.Done+c.Void >= compactAfter {
+			if err := t.queue.Compact(); err != nil {
+				t.log.Warn("terminal: queue compaction failed", "err", err)
+			}
+		}
 	}
 }
+
+// compactAfter is how many finished transactions RunUploader lets the
+// queue file hold before it compacts it.
+const compactAfter = 10000
