@@ -407,13 +407,15 @@ func TestAppendRefuses(t *testing.T) {
 	require.ErrorIs(t, err, handover.ErrLogCounts)
 }
 
-// Concurrent appends get dense indices and one checkpoint each; the
-// append-only triggers refuse UPDATE and DELETE.
+// Concurrent appends, from two Logs, get dense indices and one checkpoint
+// each; the append-only triggers refuse UPDATE and DELETE.
 func TestConcurrentAppendsAndTriggers(t *testing.T) {
 	ctx := context.Background()
 	pool := ht.Pool(t)
 	hq := ht.Signer(t, handover.DefaultOrigin(ht.Org))
-	l := ht.Log(t, pool, hq)
+	// Two Logs on one database, as two processes would be.
+	logs := []*handover.Log{ht.Log(t, pool, hq), ht.Log(t, pool, hq)}
+	l := logs[0]
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for g := range 4 {
@@ -422,7 +424,7 @@ func TestConcurrentAppendsAndTriggers(t *testing.T) {
 			defer wg.Done()
 			for i := range 5 {
 				no := int64(g*5 + i + 1)
-				_, err := l.IssueBatch(ctx, no, "fest", ht.Cards(t, no, 2))
+				_, err := logs[g%2].IssueBatch(ctx, no, "fest", ht.Cards(t, no, 2))
 				errs <- err
 			}
 		}()
@@ -438,6 +440,11 @@ func TestConcurrentAppendsAndTriggers(t *testing.T) {
 	require.EqualValues(t, 20, n)
 	require.EqualValues(t, 19, maxIdx)
 	require.EqualValues(t, 20, cps)
+	// Each Log sees what the other appended.
+	_, err := logs[1].HandOver(ctx, 1, "north", 2)
+	require.NoError(t, err)
+	_, err = logs[0].HandOver(ctx, 1, "north", 1)
+	require.ErrorIs(t, err, handover.ErrCount, "HQ holds no card of batch 1 any more")
 
 	for _, q := range []string{
 		`UPDATE handover_entries SET entry = 'x' WHERE idx = 0`,
@@ -449,7 +456,7 @@ func TestConcurrentAppendsAndTriggers(t *testing.T) {
 		require.ErrorContains(t, err, "append-only", q)
 	}
 	dir := filepath.Join(t.TempDir(), "x")
-	_, err := l.Export(ctx, dir)
+	_, err = l.Export(ctx, dir)
 	require.NoError(t, err)
 	_, err = audit.Verify(os.DirFS(dir), audit.Options{})
 	require.NoError(t, err)
