@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/crypto/argon2"
 
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -162,6 +162,10 @@ func validIBAN(s string) bool {
 	return mod == 1
 }
 
+// requestRefund asks the ledger to refund the card's whole balance to the
+// given account (card → refunds payable; the ledger keeps holder and IBAN
+// for the payout), and keeps a sealed copy of the payout details with the
+// request for the cardholder's data export, which erasure deletes.
 func (s *Server) requestRefund(c *call, org int64, card []byte) error {
 	var req RefundRequest
 	if err := c.decode(&req); err != nil {
@@ -171,34 +175,28 @@ func (s *Server) requestRefund(c *call, org int64, card []byte) error {
 	if strings.TrimSpace(req.Name) == "" || len(req.Name) > 200 || !validIBAN(req.IBAN) {
 		return badRequest("name and a valid IBAN are required", nil)
 	}
-	st, err := s.cardStatus(c, org, card)
-	if err != nil {
+	id, amount, err := s.ledger.RequestRefund(c.ctx, org, ledger.RefundRequest{Card: card, Holder: strings.TrimSpace(req.Name), IBAN: req.IBAN})
+	switch {
+	case errors.Is(err, ledger.ErrExists):
+		return apiError(http.StatusConflict, "a refund is already requested for this card", err)
+	case err != nil:
 		return err
 	}
-	if st.Status != "active" {
-		return apiError(http.StatusConflict, "card is not active", nil)
-	}
-	if st.Balance <= 0 {
-		return apiError(http.StatusConflict, "nothing to refund", nil)
-	}
-	id := newUUID()
+	rid := pgtype.UUID{Bytes: id, Valid: true}
+	c.detail = fmt.Sprintf("refund request %s of %d", id, amount)
 	plain, _ := json.Marshal(req)
-	env, err := s.hsm.Seal(c.ctx, plain, []byte("loopcard refund v1|"+uuidText(id)))
+	env, err := s.hsm.Seal(c.ctx, plain, []byte("loopcard refund v1|"+id.String()))
 	clear(plain)
-	if err != nil {
-		return fmt.Errorf("api: seal payout details: %w", err)
-	}
-	_, err = s.pool.Exec(c.ctx, `INSERT INTO api_refund_requests (org_id, request_id, card_id, amount, payout_sealed, requested_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, org, id, card, st.Balance, env, s.now())
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23505" {
-		return apiError(http.StatusConflict, "a refund is already requested for this card", nil)
+	if err == nil {
+		_, err = s.pool.Exec(c.ctx, `INSERT INTO api_refund_requests (org_id, request_id, card_id, amount, payout_sealed, requested_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`, org, rid, card, amount, env, s.now())
 	}
 	if err != nil {
-		return fmt.Errorf("api: refund request: %w", err)
+		// The refund stands in the ledger; only the cardholder's copy is missing.
+		s.log.Error("api: refund requested but not recorded for export", "request_id", c.id, "refund", id.String(), "err", err)
+		s.metrics.Inc("refund_copy_failed")
 	}
-	c.detail = fmt.Sprintf("refund request %s of %d", uuidText(id), st.Balance)
-	return c.reply(http.StatusCreated, RefundResponse{ID: uuidText(id), Card: st.Card, Amount: st.Balance, Status: "requested"})
+	return c.reply(http.StatusCreated, RefundResponse{ID: id.String(), Card: terminaltx.CardHex(card), Amount: amount, Status: "requested"})
 }
 
 func (s *Server) cardRefund(c *call) error { return s.requestRefund(c, c.who.org, c.who.card) }
@@ -464,9 +462,11 @@ func (s *Server) exportProfile(c *call) error {
 }
 
 // eraseProfile deletes a profile's personal data (GDPR article 17): the
-// sealed email, the password hash, the link to its cards, the payout
-// details of its refund requests and its tokens. Transactions stay, keyed
-// by card id only, which nothing links to a person any more.
+// sealed email, the password hash, the link to its cards, the API's copy of
+// the payout details of its refund requests and its tokens. Transactions
+// stay, keyed by card id only, which nothing links to a person any more.
+// (The ledger keeps the holder and IBAN of a requested refund until it is
+// paid out: that copy is the ledger's to erase after payout.)
 func (s *Server) eraseProfile(c *call) error {
 	org, profile := c.who.org, c.who.profile
 	c.target = "profile " + uuidText(profile)

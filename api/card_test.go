@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/ledger"
 )
 
 // wrongPIN returns a valid PIN other than the card's.
@@ -56,8 +57,13 @@ func TestCardholderFlow(t *testing.T) {
 	var rr api.RefundResponse
 	r.json(t, &rr)
 	require.Equal(t, int64(1500), rr.Amount)
+	require.Equal(t, int64(0), e.balance(c), "the balance moved to refunds payable")
 	r = e.do(request{method: "POST", path: "/v1/card/refund", card: c.token, pin: c.pin, body: refund})
 	require.Equal(t, http.StatusConflict, r.status)
+	require.Contains(t, string(r.body), "a refund is already requested for this card")
+	refunds, err := e.ledger.Balance(context.Background(), org, ledger.RefundsPayable, "")
+	require.NoError(t, err)
+	require.Equal(t, int64(1500), refunds)
 	r = e.do(request{method: "POST", path: "/v1/card/refund", card: e.cards[1].token, pin: e.cards[1].pin,
 		body: api.RefundRequest{Name: "x", IBAN: "DE00 0000 0000 0000 0000 00"}})
 	require.Equal(t, http.StatusBadRequest, r.status, "IBAN checksum")
@@ -116,7 +122,9 @@ func TestCardholderFlow(t *testing.T) {
 	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM api_profiles) + (SELECT count(*) FROM api_profile_cards)
 		+ (SELECT count(*) FROM api_refund_requests WHERE payout_sealed IS NOT NULL) + (SELECT count(*) FROM api_tokens WHERE role = 'profile')`).Scan(&n))
 	require.Zero(t, n)
-	require.Equal(t, int64(1500), e.balance(c))
+	refunds, err = e.ledger.Balance(context.Background(), org, ledger.RefundsPayable, "")
+	require.NoError(t, err)
+	require.Equal(t, int64(2500), refunds, "the refunds stand")
 	r = e.do(request{method: "GET", path: "/v1/profile", bearer: lr.Token})
 	require.Equal(t, http.StatusUnauthorized, r.status, "the erased profile's token is gone")
 	r = e.do(request{method: "GET", path: "/v1/card/history", card: c.token, pin: c.pin})
