@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -43,8 +44,13 @@ type ExportSummary struct {
 	StoreKeys   int    `json:"store_keys"`
 }
 
-// ErrExportDir: the export directory exists and is not empty.
-var ErrExportDir = errors.New("export directory is not empty")
+// Errors of Export.
+var (
+	// ErrExportDir: the export directory exists and is not empty.
+	ErrExportDir = errors.New("export directory is not empty")
+	// ErrNoLog: the organizer has no handover log yet.
+	ErrNoLog = errors.New("no handover log")
+)
 
 // Export writes organizer org's log to the new or empty directory dir, as
 // docs/audit-export.md describes: the entries exactly as stored, every
@@ -52,9 +58,17 @@ var ErrExportDir = errors.New("export directory is not empty")
 // the next (computed from the entries), HQ's verifier key hq and the store
 // keys enrolled in the log. Export checks nothing: a database that was
 // tampered with is exported as it is, and the auditor's verification
-// finds it. Errors wrap ErrExportDir.
+// finds it. Errors wrap ErrExportDir or ErrNoLog.
 func Export(ctx context.Context, pool *pgxpool.Pool, org int64, hq PublicKey, dir string) (ExportSummary, error) {
 	sum := ExportSummary{Dir: dir}
+	var origin string
+	err := pool.QueryRow(ctx, `SELECT origin FROM handover_logs WHERE org_id = $1`, org).Scan(&origin)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sum, fmt.Errorf("%w: organizer %d", ErrNoLog, org)
+	}
+	if err != nil {
+		return sum, fmt.Errorf("handover: export: log of organizer %d: %w", org, err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return sum, fmt.Errorf("handover: export: %w", err)
 	}
@@ -67,10 +81,6 @@ func Export(ctx context.Context, pool *pgxpool.Pool, org int64, hq PublicKey, di
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return sum, fmt.Errorf("handover: export: %w", err)
 		}
-	}
-	var origin string
-	if err := pool.QueryRow(ctx, `SELECT origin FROM handover_logs WHERE org_id = $1`, org).Scan(&origin); err != nil {
-		return sum, fmt.Errorf("handover: export: log of organizer %d: %w", org, err)
 	}
 	write := func(name string, data []byte) error {
 		return os.WriteFile(filepath.Join(dir, name), data, 0o644)

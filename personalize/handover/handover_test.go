@@ -309,6 +309,12 @@ func TestLogExportVerify(t *testing.T) {
 	require.Len(t, rep.Discrepancies, 1)
 	require.Equal(t, handover.Handover{Batch: 1, Store: "south", Index: 5, Count: 6, Received: 7, Counted: 5}, rep.Discrepancies[0])
 
+	// Another organizer has no log: nothing is written.
+	none := filepath.Join(t.TempDir(), "none")
+	_, err = handover.Export(context.Background(), pool, ht.Org+1, hq.PublicKey(), none)
+	require.ErrorIs(t, err, handover.ErrNoLog)
+	require.NoDirExists(t, none)
+
 	// A second export into the same, now full, directory is refused.
 	_, err = l.Export(context.Background(), dir)
 	require.ErrorIs(t, err, handover.ErrExportDir)
