@@ -24,7 +24,7 @@ func handoverCommand() *cli.Command {
 			Usage:     usage,
 			ArgsUsage: "CARD...",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "store", Required: storeRequired, Usage: "store where it happens" + map[bool]string{false: " (none: at HQ)", true: ""}[storeRequired]},
+				&cli.StringFlag{Name: "store", Usage: "store where it happens" + map[bool]string{false: " (none: at HQ)", true: " (required)"}[storeRequired]},
 				&cli.StringFlag{Name: "key-file", Usage: "sign with this store key file; without it HQ signs (void and destroy only)"},
 				&cli.StringFlag{Name: "note", Usage: "short reason, no personal data"},
 				organizerFlag, jsonFlag,
@@ -218,19 +218,30 @@ func handoverReceive(c *cli.Context) error {
 }
 
 func handoverCards(c *cli.Context, t handover.Type) error {
-	if c.NArg() == 0 {
-		return fmt.Errorf("usage: loopcard handover card %s [--store STORE] [--key-file FILE] [--note TEXT] [--json] CARD...", c.Command.Name)
+	usage := fmt.Sprintf("usage: loopcard handover card %s CARD... [--store STORE] [--key-file FILE] [--note TEXT] [--json]", c.Command.Name)
+	// urfave/cli stops at the first card; flags may follow the cards.
+	store, keyFile, note, asJSON := c.String("store"), c.String("key-file"), c.String("note"), c.Bool("json")
+	cards, err := trailingFlags(c.Args().Slice(), map[string]*string{"store": &store, "key-file": &keyFile, "note": &note},
+		map[string]*bool{"json": &asJSON})
+	if err != nil {
+		return fmt.Errorf("%w; %s", err, usage)
+	}
+	if len(cards) == 0 {
+		return errors.New(usage)
+	}
+	if store == "" && (t == handover.TypeCardSold || t == handover.TypeCardReturned) {
+		return fmt.Errorf("--store is required: the store that %s the cards; %s", c.Command.Name, usage)
 	}
 	var evs []handover.CardEvent
-	for _, a := range c.Args().Slice() {
+	for _, a := range cards {
 		id, err := personalize.ParseCardID(a)
 		if err != nil {
 			return err
 		}
-		evs = append(evs, handover.CardEvent{Type: t, Card: id, Store: c.String("store"), Note: c.String("note")})
+		evs = append(evs, handover.CardEvent{Type: t, Card: id, Store: store, Note: note})
 	}
 	var key *handover.Signer
-	if p := c.String("key-file"); p != "" {
+	if p := keyFile; p != "" {
 		k, err := handover.OpenKeyFile(p)
 		if err != nil {
 			return err
@@ -252,6 +263,9 @@ func handoverCards(c *cli.Context, t handover.Type) error {
 	n := len(evs)
 	if n > 1 {
 		n++ // the seal
+	}
+	if asJSON {
+		return printJSON(c, appendedJSON{First: a.First, Entries: n, Size: a.Checkpoint.Size, Root: a.Checkpoint.Root.String(), Checkpoint: string(a.Note)})
 	}
 	return printAppended(c, fmt.Sprintf("%d cards %s", len(evs), c.Command.Name), n, a)
 }
