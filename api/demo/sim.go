@@ -26,6 +26,10 @@ type SimConfig struct {
 	CardsPerTerminal int
 	// Dir holds the terminals' state directories and the label spool.
 	Dir string
+	// RestartEvery makes every terminal die in the middle of a card's
+	// commit at every RestartEvery-th tap and come back from its state
+	// directory (0: never).
+	RestartEvery int
 	// UploadEvery is the uploaders' interval (default 200 ms).
 	UploadEvery time.Duration
 	// Out receives progress; nil discards it.
@@ -49,8 +53,18 @@ type SimReport struct {
 		P95 float64 `json:"p95_ms"`
 		Max float64 `json:"max_ms"`
 	} `json:"upload_lag"`
-	// Recorded is the run's transactions in the ledger; Mismatched the
-	// cards whose ledger balance differs from the card's own.
+	// Restarts is how many times a terminal died in the middle of a card's
+	// commit and was opened again from its state directory;
+	// CrashCommitted how many of those payments the card had committed
+	// (the others it had not); Resolved the transactions settled from the
+	// cards in the last pass (the others were settled at their card's next
+	// tap).
+	Restarts       int `json:"restarts"`
+	CrashCommitted int `json:"crash_committed"`
+	Resolved       int `json:"resolved"`
+	// Recorded is the run's transactions in the ledger (it must be Taps +
+	// CrashCommitted); Mismatched the cards whose ledger balance differs
+	// from the card's own.
 	Recorded   int `json:"recorded"`
 	Duplicates int `json:"duplicates"`
 	Mismatched int `json:"cards_mismatched"`
@@ -115,45 +129,70 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 			return nil, err
 		}
 	}
-	terms := make([]*terminal.Terminal, cfg.Terminals)
+	rep := &SimReport{Terminals: cfg.Terminals, Cards: n}
+	var mu sync.Mutex
+	report := func(r terminal.UploadResult, err error) {
+		mu.Lock()
+		rep.Duplicates += r.Duplicate
+		mu.Unlock()
+	}
+	terms := make([]*simTerminal, cfg.Terminals)
+	defer func() {
+		for _, st := range terms {
+			if st != nil {
+				st.close()
+			}
+		}
+	}()
 	for i := range terms {
 		id := fmt.Sprintf("%s-t%03d", run, i)
-		if terms[i], err = s.AddTerminal(ctx, hq, cfg.Org, id, s.TerminalConfig(filepath.Join(cfg.Dir, id), event, merchant)); err != nil {
+		tc := s.TerminalConfig(filepath.Join(cfg.Dir, id), event, merchant)
+		t, err := s.AddTerminal(ctx, hq, cfg.Org, id, tc)
+		if err != nil {
 			return nil, err
 		}
-		defer terms[i].Close()
+		terms[i] = &simTerminal{t: t, cfg: tc, every: cfg.UploadEvery, report: report}
+		terms[i].startUploader(ctx)
 	}
 	fmt.Fprintf(out, "simulate: %d terminals enrolled; each takes %d payments from its %d customers' cards\n", cfg.Terminals, cfg.Taps, cfg.CardsPerTerminal)
 
-	rep := &SimReport{Terminals: cfg.Terminals, Cards: n}
-	upCtx, stopUp := context.WithCancel(ctx)
-	var upWG sync.WaitGroup
-	var mu sync.Mutex
-	for _, t := range terms {
-		upWG.Add(1)
-		go func() {
-			defer upWG.Done()
-			t.RunUploader(upCtx, cfg.UploadEvery, terminal.Backoff{}, func(r terminal.UploadResult, err error) {
-				mu.Lock()
-				rep.Duplicates += r.Duplicate
-				mu.Unlock()
-			})
-		}()
-	}
 	paid := make([]int64, n) // per card
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, len(terms))
-	for i, t := range terms {
+	for i, st := range terms {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
 			mine := is.Cards[i*cfg.CardsPerTerminal : (i+1)*cfg.CardsPerTerminal]
-			for range cfg.Taps {
+			for tap := 1; tap <= cfg.Taps; tap++ {
 				k := rng.IntN(len(mine))
 				amount := int64(1 + rng.IntN(5))
-				if _, err := t.Debit(mine[k].Field(), amount); err != nil {
+				if cfg.RestartEvery > 0 && tap%cfg.RestartEvery == 0 {
+					// The terminal dies in the middle of the card's commit,
+					// before or after the card has it, and comes back from
+					// its state directory.
+					after := rng.IntN(2) == 0
+					_, err := st.t.Debit(&crashCard{Card: mine[k].Field(), after: after}, amount)
+					if !errors.Is(err, terminal.ErrUncertain) {
+						errs[i] = fmt.Errorf("crash debit: %v", err)
+						return
+					}
+					mu.Lock()
+					rep.Restarts++
+					if after {
+						paid[i*cfg.CardsPerTerminal+k] += amount
+						rep.CrashCommitted++
+					}
+					mu.Unlock()
+					if err := st.restart(ctx); err != nil {
+						errs[i] = err
+						return
+					}
+					continue
+				}
+				if _, err := st.t.Debit(mine[k].Field(), amount); err != nil {
 					errs[i] = err
 					return
 				}
@@ -162,38 +201,52 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 				rep.Taps++
 				mu.Unlock()
 			}
+			// Every card is presented once more: what a crash left open is
+			// settled from the card.
+			for _, c := range mine {
+				r, err := st.t.Resolve(c.Field())
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				mu.Lock()
+				rep.Resolved += r
+				mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
 	rep.TapSeconds = time.Since(start).Seconds()
 	if err := errors.Join(errs...); err != nil {
-		stopUp()
-		upWG.Wait()
 		return nil, err
 	}
 	rep.TapsPerSecond = float64(rep.Taps) / rep.TapSeconds
-	fmt.Fprintf(out, "simulate: %d taps in %.2f s (%.0f taps/s); waiting for the uploads ...\n", rep.Taps, rep.TapSeconds, rep.TapsPerSecond)
+	fmt.Fprintf(out, "simulate: %d taps in %.2f s (%.0f taps/s), %d terminal crashes and restarts; waiting for the uploads ...\n",
+		rep.Taps, rep.TapSeconds, rep.TapsPerSecond, rep.Restarts)
+	for _, st := range terms {
+		if p := st.t.Queue().Counts().Pending; p > 0 {
+			return nil, fmt.Errorf("demo: terminal %s has %d transactions its cards could not settle", st.t.ID(), p)
+		}
+	}
 	drain := time.Now()
 	for {
 		left := 0
-		for _, t := range terms {
-			c := t.Queue().Counts()
-			left += c.Committed + c.Pending
+		for _, st := range terms {
+			left += st.t.Queue().Counts().Committed
 		}
 		if left == 0 {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			stopUp()
-			upWG.Wait()
 			return nil, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	rep.DrainSeconds = time.Since(drain).Seconds()
-	stopUp()
-	upWG.Wait()
+	for _, st := range terms {
+		st.stopUploader()
+	}
 
 	err = s.Pool.QueryRow(ctx, `SELECT count(*),
 		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - at)), 0) * 1000,
@@ -213,7 +266,70 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 			rep.Mismatched++
 		}
 	}
-	fmt.Fprintf(out, "simulate: %d transactions recorded, upload lag p50 %.0f ms, p95 %.0f ms, max %.0f ms; %d cards differ from the ledger\n",
-		rep.Recorded, rep.Lag.P50, rep.Lag.P95, rep.Lag.Max, rep.Mismatched)
+	fmt.Fprintf(out, "simulate: %d transactions recorded (%d taps + %d committed during a crash), upload lag p50 %.0f ms, p95 %.0f ms, max %.0f ms; %d cards differ from the ledger\n",
+		rep.Recorded, rep.Taps, rep.CrashCommitted, rep.Lag.P50, rep.Lag.P95, rep.Lag.Max, rep.Mismatched)
 	return rep, nil
+}
+
+// simTerminal is one simulated terminal with its background uploader.
+type simTerminal struct {
+	t      *terminal.Terminal
+	cfg    terminal.Config
+	every  time.Duration
+	report func(terminal.UploadResult, error)
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+func (s *simTerminal) startUploader(ctx context.Context) {
+	uctx, cancel := context.WithCancel(ctx)
+	s.stop, s.done = cancel, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		s.t.RunUploader(uctx, s.every, terminal.Backoff{}, s.report)
+	}()
+}
+
+func (s *simTerminal) stopUploader() {
+	if s.stop != nil {
+		s.stop()
+		<-s.done
+		s.stop = nil
+	}
+}
+
+// restart closes the terminal as a crash would leave it (the queue on
+// disk as it is) and opens it again.
+func (s *simTerminal) restart(ctx context.Context) error {
+	s.stopUploader()
+	_ = s.t.Close()
+	t, err := terminal.Open(s.cfg)
+	if err != nil {
+		return err
+	}
+	s.t = t
+	s.startUploader(ctx)
+	return nil
+}
+
+func (s *simTerminal) close() {
+	s.stopUploader()
+	_ = s.t.Close()
+}
+
+// crashCard fails the CommitTransaction exchange as a terminal dying in
+// its middle would: after the card has it, or before.
+type crashCard struct {
+	terminal.Card
+	after bool
+}
+
+func (c *crashCard) Transmit(apdu []byte) ([]byte, error) {
+	if len(apdu) > 1 && apdu[1] == 0xC7 { // CommitTransaction
+		if c.after {
+			_, _ = c.Card.Transmit(apdu)
+		}
+		return nil, errors.New("demo: terminal died during the commit")
+	}
+	return c.Card.Transmit(apdu)
 }

@@ -10,14 +10,18 @@ import (
 )
 
 // TestSimulate drives several terminals at once against the API, with
-// their uploaders running, and checks that the ledger recorded every tap
-// once and agrees with every card.
+// their uploaders running, kills each terminal in the middle of a card's
+// commit now and then and opens it again from its state directory, and
+// checks that the ledger recorded every payment the cards committed once
+// and agrees with every card.
 func TestSimulate(t *testing.T) {
 	w := newWorld(t, 1, "")
-	rep, err := demo.Simulate(context.Background(), w.stack, demo.SimConfig{Org: org, Terminals: 4, Taps: 40, CardsPerTerminal: 2, Dir: t.TempDir()})
+	rep, err := demo.Simulate(context.Background(), w.stack, demo.SimConfig{Org: org, Terminals: 4, Taps: 40, CardsPerTerminal: 2, RestartEvery: 7, Dir: t.TempDir()})
 	require.NoError(t, err)
-	require.Equal(t, 160, rep.Taps)
-	require.Equal(t, rep.Taps, rep.Recorded, "every tap recorded once")
+	require.Equal(t, 4*5, rep.Restarts)
+	require.Equal(t, 160-rep.Restarts, rep.Taps)
+	require.LessOrEqual(t, rep.Resolved, rep.Restarts, "crashes are settled at the card's next tap or at the end")
+	require.Equal(t, rep.Taps+rep.CrashCommitted, rep.Recorded, "every payment the cards committed, once")
 	require.Zero(t, rep.Mismatched)
 	require.Positive(t, rep.TapsPerSecond)
 	require.GreaterOrEqual(t, rep.Lag.Max, rep.Lag.P95)
