@@ -286,9 +286,30 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
+// alertQuiet is how long a repeated alert stays quiet.
+const alertQuiet = 10 * time.Minute
+
 // raiseAlert records a suspicious pattern.
+// The same alert (kind, actor, address) is recorded once per alertQuiet;
+// repeats in between are only counted, so a revoked terminal retrying all
+// night makes one alert, not thousands.
 func (s *Server) raiseAlert(c *call, kind, detail string) {
 	s.metrics.Inc("alert_" + kind)
+	key := kind + "\x00" + c.who.actor() + "\x00" + c.ip
+	now := s.now()
+	s.alertMu.Lock()
+	last, seen := s.alerted[key]
+	if !seen || now.Sub(last) >= alertQuiet || now.Before(last) {
+		if len(s.alerted) > 10000 {
+			clear(s.alerted)
+		}
+		s.alerted[key] = now
+		seen = false
+	}
+	s.alertMu.Unlock()
+	if seen {
+		return
+	}
 	s.log.Warn("api: alert", "kind", kind, "actor", c.who.actor(), "remote", c.ip, "request_id", c.id, "detail", detail)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.r.Context()), 5*time.Second)
 	defer cancel()

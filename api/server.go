@@ -126,9 +126,12 @@ type Server struct {
 
 	dummyOnce sync.Once
 	dummy     string
-	mux       *http.ServeMux
-	handler   http.Handler
-	routes    []route
+
+	alertMu sync.Mutex
+	alerted map[string]time.Time
+	mux     *http.ServeMux
+	handler http.Handler
+	routes  []route
 }
 
 // New returns a Server. Ledger, Batches and HSM are required.
@@ -146,6 +149,7 @@ func New(cfg Config) (*Server, error) {
 		now:     cfg.Now,
 		limits:  cfg.Limits,
 		metrics: metrics.New(),
+		alerted: map[string]time.Time{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

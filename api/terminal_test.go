@@ -158,11 +158,14 @@ func TestTerminalFlow(t *testing.T) {
 		r = e.do(request{method: "POST", path: "/v1/terminal/session-keys", terminal: term, body: api.SessionKeyRequest{Event: "fest"}})
 		require.Equal(t, http.StatusUnauthorized, r.status)
 		require.Equal(t, before, e.fingerprint())
+		// Trying again is refused too, without another alert.
+		r = e.do(request{method: "POST", path: "/v1/terminal/session-keys", terminal: term, body: api.SessionKeyRequest{Event: "fest"}})
+		require.Equal(t, http.StatusUnauthorized, r.status)
 		r = e.do(request{method: "GET", path: "/v1/hq/alerts", bearer: e.tokens["hq"]})
 		require.Equal(t, 200, r.status)
 		var alerts struct{ Alerts []api.AlertRecord }
 		r.json(t, &alerts)
-		require.NotEmpty(t, alerts.Alerts)
+		require.Len(t, alerts.Alerts, 1)
 		require.Equal(t, "revoked_terminal", alerts.Alerts[0].Kind)
 		require.Equal(t, "terminal:1:bar-1", alerts.Alerts[0].Actor)
 	})
