@@ -129,6 +129,52 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	walk(raw)
 	require.Greater(t, refs, 20)
 
+	// Every schema is well formed: a known type, items for arrays, required
+	// properties that exist.
+	var checkSchema func(where string, sc map[string]any)
+	checkSchema = func(where string, sc map[string]any) {
+		if _, ok := sc["$ref"]; ok {
+			return
+		}
+		typ, _ := sc["type"].(string)
+		require.Contains(t, []string{"string", "integer", "number", "boolean", "array", "object"}, typ, where)
+		switch typ {
+		case "array":
+			items, ok := sc["items"].(map[string]any)
+			require.True(t, ok, "%s: array without items", where)
+			checkSchema(where+"[]", items)
+		case "object":
+			props, _ := sc["properties"].(map[string]any)
+			for name, p := range props {
+				checkSchema(where+"."+name, p.(map[string]any))
+			}
+			if req, ok := sc["required"].([]any); ok {
+				for _, r := range req {
+					require.Contains(t, props, r, "%s: required %v is not a property", where, r)
+				}
+			}
+		}
+	}
+	for name, sc := range doc.Components.Schemas {
+		checkSchema(name, sc)
+	}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			if op.RequestBody != nil {
+				content := op.RequestBody["content"].(map[string]any)
+				require.Contains(t, content, "application/json", "%s %s", method, path)
+				require.Equal(t, true, op.RequestBody["required"], "%s %s", method, path)
+			}
+			for code, r := range op.Responses {
+				if content, ok := r["content"].(map[string]any); ok {
+					for ct, m := range content {
+						checkSchema(method+" "+path+" "+code+" "+ct, m.(map[string]any)["schema"].(map[string]any))
+					}
+				}
+			}
+		}
+	}
+
 	// Schemas name exactly the JSON fields of the Go types.
 	for name, v := range map[string]any{
 		"EnrolRequest": api.EnrolRequest{}, "EnrolResponse": api.EnrolResponse{}, "SessionKeyRequest": api.SessionKeyRequest{},
