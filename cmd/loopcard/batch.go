@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
 )
@@ -59,13 +58,8 @@ func batchCommand() *cli.Command {
 // brings its schema up to date and returns the batch store and the function
 // that closes it all.
 func openBatches(c *cli.Context) (*batch.Store, func(), error) {
-	// TODO(lead): switch to openDatabase (cmd/loopcard/db.go) once it exists.
-	pool, done, err := serveDatabase(c.Context, c)
+	pool, done, err := openDatabase(c)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := ledger.Migrate(c.Context, pool); err != nil {
-		done()
 		return nil, nil, err
 	}
 	return batch.NewStore(pool), done, nil

@@ -8,7 +8,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/loopcard/loopcard/keys"
-	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/handover"
@@ -73,20 +72,6 @@ func handoverCommand() *cli.Command {
 	}
 }
 
-// openHandoverDB opens and migrates the database.
-// TODO(lead): switch to openDatabase (cmd/loopcard/db.go) once it exists.
-func openHandoverDB(c *cli.Context) (*pgxpool.Pool, func(), error) {
-	pool, done, err := serveDatabase(c.Context, c)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := ledger.Migrate(c.Context, pool); err != nil {
-		done()
-		return nil, nil, err
-	}
-	return pool, done, nil
-}
-
 // hqSigner returns hq-sign of the open HSM as the log's HQ signer.
 func hqSigner(c *cli.Context, h *keys.HSM, org int64) (*handover.Signer, error) {
 	s, err := h.Signer(c.Context, keys.Label{Name: "hq-sign"})
@@ -118,7 +103,7 @@ func openLog(c *cli.Context) (*logSession, error) {
 		h.Close()
 		return nil, err
 	}
-	pool, done, err := openHandoverDB(c)
+	pool, done, err := openDatabase(c)
 	if err != nil {
 		h.Close()
 		return nil, err
