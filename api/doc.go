@@ -10,7 +10,9 @@
 // every stage as well (header, body, write and idle timeouts). Errors leave
 // the server as {"error": "...", "request_id": "..."}: a short public
 // message, never a cause, stack or SQL; the cause is logged with the request
-// id.
+// id. The access log names the matched route pattern and its well-formed
+// wildcards (store, terminal, card id, ...), never the raw path: a card's
+// QR token or a bearer token put in a path never reaches a log.
 //
 // # Who is who
 //

@@ -14,7 +14,11 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
 // call is one request on its way through the chain.
@@ -109,13 +113,57 @@ func (s *Server) outer(next http.Handler) http.Handler {
 			}
 			d := time.Since(start)
 			s.metrics.Observe(routeName, r.Method, status, d)
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
-				slog.String("request_id", c.id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			attrs := []slog.Attr{slog.String("request_id", c.id), slog.String("method", r.Method),
 				slog.String("route", routeName), slog.Int("status", status), slog.Duration("duration", d),
-				slog.String("remote", c.ip), slog.String("actor", c.who.actor()))
+				slog.String("remote", c.ip), slog.String("actor", c.who.actor())}
+			if c.r != nil && c.route != nil {
+				attrs = append(attrs, pathValues(c.r, c.route.path)...)
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// loggablePathValue says, for each path wildcard the access log may show,
+// which values are shown: only well-formed identifiers (a store, a batch
+// number, a card's hex id, ...). The raw path never reaches the log: a
+// client may put anything in it (a card's QR token in a mistyped address,
+// a bearer token where a terminal id belongs); an unmatched path is logged
+// as the route "unmatched", a malformed wildcard as "(malformed)".
+var loggablePathValue = map[string]func(string) bool{
+	"store":    terminaltx.ValidID,
+	"terminal": terminaltx.ValidID,
+	"event":    terminaltx.ValidID,
+	"batch": func(v string) bool {
+		_, err := strconv.ParseInt(v, 10, 64)
+		return err == nil
+	},
+	"card": func(v string) bool { _, ok := parseCardID(v); return ok },
+	"load": func(v string) bool { _, ok := parseUUID(v); return ok },
+}
+
+// pathValues returns the wildcards of the matched route pattern as the
+// access log may show them.
+func pathValues(r *http.Request, pattern string) []slog.Attr {
+	var out []slog.Attr
+	for seg := range strings.SplitSeq(pattern, "/") {
+		name, ok := strings.CutPrefix(seg, "{")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSuffix(strings.TrimSuffix(name, "}"), "...")
+		valid := loggablePathValue[name]
+		if valid == nil {
+			continue
+		}
+		v := r.PathValue(name)
+		if !valid(v) {
+			v = "(malformed)"
+		}
+		out = append(out, slog.String(name, v))
+	}
+	return out
 }
 
 // chain is the per-route part of the chain: timeout, body, rate limits,
