@@ -114,8 +114,27 @@ func (s *Server) history(c *call, org int64, card []byte) (History, error) {
 	return h, nil
 }
 
+// refuseClaimed answers errClaimed when a profile claimed the card: after
+// a claim only the profile's login shows the card's history or requests
+// its refund, not the QR token and PIN (which are printed on the card and
+// may have been seen by others).
+func (s *Server) refuseClaimed(c *call, org int64, card []byte) error {
+	var claimed bool
+	if err := s.pool.QueryRow(c.ctx, `SELECT EXISTS (SELECT 1 FROM api_profile_cards WHERE org_id = $1 AND card_id = $2)`,
+		org, card).Scan(&claimed); err != nil {
+		return fmt.Errorf("api: card claimed: %w", err)
+	}
+	if claimed {
+		return errClaimed
+	}
+	return nil
+}
+
 func (s *Server) cardHistory(c *call) error {
 	c.target = "card " + terminaltx.CardHex(c.who.card)
+	if err := s.refuseClaimed(c, c.who.org, c.who.card); err != nil {
+		return err
+	}
 	h, err := s.history(c, c.who.org, c.who.card)
 	if err != nil {
 		return err
@@ -199,7 +218,15 @@ func (s *Server) requestRefund(c *call, org int64, card []byte) error {
 	return c.reply(http.StatusCreated, RefundResponse{ID: id.String(), Card: terminaltx.CardHex(card), Amount: amount, Status: "requested"})
 }
 
-func (s *Server) cardRefund(c *call) error { return s.requestRefund(c, c.who.org, c.who.card) }
+// cardRefund is a refund requested with the QR token and PIN; a claimed
+// card's refund is requested by its profile (errClaimed).
+func (s *Server) cardRefund(c *call) error {
+	if err := s.refuseClaimed(c, c.who.org, c.who.card); err != nil {
+		c.target = "card " + terminaltx.CardHex(c.who.card)
+		return err
+	}
+	return s.requestRefund(c, c.who.org, c.who.card)
+}
 
 func (s *Server) profileRefund(c *call) error {
 	card, _ := parseCardID(c.r.PathValue("card"))

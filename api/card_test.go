@@ -90,6 +90,22 @@ func TestCardholderFlow(t *testing.T) {
 	r = e.do(request{method: "POST", path: "/v1/card/claim", card: c2.token, pin: c2.pin, body: claim})
 	require.Equal(t, 201, r.status, string(r.body))
 
+	// A claimed card's history and refund are its profile's: the QR token
+	// and the PIN alone are refused, and change nothing.
+	before := e.fingerprint()
+	for _, req := range []request{
+		{method: "GET", path: "/v1/card/history", card: c.token, pin: c.pin},
+		{method: "GET", path: "/v1/card/history", card: c2.token, pin: c2.pin},
+		{method: "POST", path: "/v1/card/refund", card: c2.token, pin: c2.pin, body: refund},
+	} {
+		r = e.do(req)
+		require.Equal(t, http.StatusForbidden, r.status, req.path)
+		require.Contains(t, string(r.body), "card is claimed: log in to its profile")
+	}
+	require.Equal(t, before, e.fingerprint())
+	// The balance still shows with the QR token alone.
+	require.Equal(t, 200, e.do(request{method: "GET", path: "/v1/card", card: c2.token}).status)
+
 	r = e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "ADA@example.org", Password: "nope nope nope"}})
 	require.Equal(t, http.StatusUnauthorized, r.status)
 	r = e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "nobody@example.org", Password: "nope nope nope"}})
@@ -101,7 +117,7 @@ func TestCardholderFlow(t *testing.T) {
 	// A profile refunds its own cards only.
 	r = e.do(request{method: "POST", path: "/v1/profile/cards/" + c2.hex() + "/refund", bearer: lr.Token, body: refund})
 	require.Equal(t, 201, r.status, string(r.body))
-	before := e.fingerprint()
+	before = e.fingerprint()
 	r = e.do(request{method: "POST", path: "/v1/profile/cards/" + e.cards[2].hex() + "/refund", bearer: lr.Token, body: refund})
 	require.Equal(t, http.StatusForbidden, r.status)
 	require.Equal(t, before, e.fingerprint())

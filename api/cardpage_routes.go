@@ -208,6 +208,8 @@ func pageError(c apiCall, status int, eb errorBody) error {
 		return cardpage.ErrLocked
 	case errWrongPIN.Public:
 		return cardpage.ErrWrongPIN
+	case errClaimed.Public:
+		return cardpage.ErrClaimed
 	case "invalid card token":
 		return cardpage.ErrUnknownCard
 	case "a PIN is 6 digits":

@@ -29,7 +29,9 @@
 //     common name is its key id.
 //   - Cardholders send "Authorization: Card TOKEN" with the QR token of their
 //     card (role card), and "Loopcard-PIN: DIGITS" where the PIN is needed
-//     (role card_pin, which may do all that card may). A PIN is tried at
+//     (role card_pin, which may do all that card may). Once a profile
+//     claimed the card, its history and refund are the profile's: the QR
+//     token and PIN get 403 there (the balance still shows). A PIN is tried at
 //     most five times; then the card is locked with a back-off that doubles
 //     with every lock, and even the right PIN is refused until it ends. A
 //     claimed profile logs in with email and password (argon2id) and gets a

@@ -43,6 +43,9 @@ var (
 	errSessionKey   = apiError(http.StatusUnauthorized, "session key expired, revoked or unknown", nil)
 	errBadSignature = apiError(http.StatusUnauthorized, "bad request signature", nil)
 	errMediaType    = apiError(http.StatusUnsupportedMediaType, "body must be application/json", nil)
+	// errClaimed refuses the QR token and PIN where a profile claimed the
+	// card: its history and refund are the profile's.
+	errClaimed = apiError(http.StatusForbidden, "card is claimed: log in to its profile", nil)
 )
 
 func badRequest(public string, cause error) *Error {
