@@ -152,9 +152,8 @@ func queueLockAccounts(b *pgx.Batch, org int64, ids []int64) {
 	}
 	ids = append([]int64(nil), ids...)
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	b.Queue(`SELECT a.account_id FROM unnest($2::bigint[]) q(id)
-		JOIN accounts a ON a.org_id = $1 AND a.account_id = q.id
-		ORDER BY a.account_id FOR UPDATE OF a`, org, ids)
+	b.Queue(`SELECT x.account_id FROM (SELECT DISTINCT id FROM unnest($2::bigint[]) id ORDER BY id) q
+		CROSS JOIN LATERAL (SELECT account_id FROM accounts a WHERE a.org_id = $1 AND a.account_id = q.id FOR UPDATE) x`, org, ids)
 }
 
 // writeEntries checks and writes journal entries with their postings; see
@@ -269,14 +268,15 @@ func lockCards(ctx context.Context, tx pgx.Tx, org int64, cards [][]byte) (map[s
 // while this one waited, PostgreSQL re-reads it, so the balances read are
 // the latest.
 func queueLockCards(b *pgx.Batch, org int64, cards [][]byte, out map[string]*cardState) {
-	// Joining unnest rather than "= ANY" keeps the card id in the index
-	// condition even of a cached generic plan that does not know how many
-	// cards there are: a few cards of a large table are index lookups.
-	b.Queue(`SELECT c.card_id, c.event_id, c.account_id, c.status, a.side * a.balance
-		FROM unnest($2::bytea[]) q(id)
-		JOIN cards c ON c.org_id = $1 AND c.card_id = q.id
-		JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
-		ORDER BY c.card_id FOR UPDATE OF a`, org, cards).Query(func(rows pgx.Rows) error {
+	// One index lookup per card, in card-id order (the LATERAL subquery runs
+	// once per sorted card and locks as it goes): never a scan of the large
+	// cards and accounts tables, even in a cached generic plan that cannot
+	// know how many cards there are.
+	b.Queue(`SELECT x.card_id, x.event_id, x.account_id, x.status, x.bal
+		FROM (SELECT DISTINCT id FROM unnest($2::bytea[]) id ORDER BY id) q
+		CROSS JOIN LATERAL (SELECT c.card_id, c.event_id, c.account_id, c.status, a.side * a.balance AS bal
+			FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
+			WHERE c.org_id = $1 AND c.card_id = q.id FOR UPDATE OF a) x`, org, cards).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			s := &cardState{}
 			if err := rows.Scan(&s.card, &s.event, &s.account, &s.status, &s.balance); err != nil {

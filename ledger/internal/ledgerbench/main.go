@@ -133,6 +133,10 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
+	if os.Getenv("LEDGERBENCH_STATS") != "" {
+		_, _ = pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+		_, _ = pool.Exec(ctx, "SELECT pg_stat_statements_reset()")
+	}
 	wal0 := walBytes(ctx, pool)
 	var batchN atomic.Int64
 	batchTPS, err := measure(clients, duration, func(i, k int) (int, error) {
@@ -156,6 +160,7 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 	}
 	fmt.Printf("ledger batch upload (%d per batch, signatures verified): %.0f tps, %d WAL bytes per transaction\n",
 		batchSize, batchTPS, (walBytes(ctx, pool)-wal0)/max(1, batchN.Load()))
+	printStats(ctx, pool)
 	wal0 = walBytes(ctx, pool)
 	var onlineN atomic.Int64
 
@@ -186,20 +191,7 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 	}
 	fmt.Printf("ledger online single transactions: %.0f tps, %d WAL bytes per transaction\n",
 		onlineTPS, (walBytes(ctx, pool)-wal0)/max(1, onlineN.Load()))
-	if os.Getenv("LEDGERBENCH_STATS") != "" {
-		rows, err := pool.Query(ctx, `SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3),
-			left(regexp_replace(query, '\s+', ' ', 'g'), 90) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15`)
-		if err == nil {
-			for rows.Next() {
-				var calls int64
-				var total, mean float64
-				var q string
-				_ = rows.Scan(&calls, &total, &mean, &q)
-				fmt.Printf("  %8d calls %10.1f ms total %8.3f ms mean  %s\n", calls, total, mean, q)
-			}
-			rows.Close()
-		}
-	}
+	printStats(ctx, pool)
 	if err := l.Verify(ctx); err != nil {
 		return err
 	}
@@ -207,6 +199,28 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 	fmt.Printf("ledger_batch_tps=%.0f ledger_online_tps=%.0f pgbench_tpcb_tps=%.0f batch_ratio=%.2f online_ratio=%.2f\n",
 		batchTPS, onlineTPS, pgTPS, batchTPS/pgTPS, onlineTPS/pgTPS)
 	return nil
+}
+
+// printStats prints the costliest statements since the last reset when
+// LEDGERBENCH_STATS is set, and resets.
+func printStats(ctx context.Context, pool *pgxpool.Pool) {
+	if os.Getenv("LEDGERBENCH_STATS") == "" {
+		return
+	}
+	rows, err := pool.Query(ctx, `SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3),
+		left(regexp_replace(query, '\s+', ' ', 'g'), 90) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12`)
+	if err != nil {
+		return
+	}
+	for rows.Next() {
+		var calls int64
+		var total, mean float64
+		var q string
+		_ = rows.Scan(&calls, &total, &mean, &q)
+		fmt.Printf("  %8d calls %10.1f ms total %8.3f ms mean  %s\n", calls, total, mean, q)
+	}
+	rows.Close()
+	_, _ = pool.Exec(ctx, "SELECT pg_stat_statements_reset()")
 }
 
 var errExhausted = errors.New("pre-signed transactions exhausted")
