@@ -115,7 +115,7 @@ func (h *HSM) Diversify(ctx context.Context, l Label, m []byte) (key AESKey, use
 // the label of the version used.
 func (h *HSM) cmacKey(ctx context.Context, l Label, msg []byte) (key AESKey, used Label, err error) {
 	used = l
-	err = h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+	err = h.withKey(ctx, func(sh pkcs11.SessionHandle) error {
 		var oh pkcs11.ObjectHandle
 		var err error
 		used, oh, err = h.secretKey(sh, l, KindAESBase)

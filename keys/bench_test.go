@@ -43,3 +43,36 @@ func BenchmarkDiversifyGo(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "div/s")
 }
+
+// BenchmarkNewest reports PIN verification values and diversifications with
+// version 0 ("the newest"), as the station calls them, on a token holding
+// the whole hierarchy: go test -run '^$' -bench Newest ./keys/
+func BenchmarkNewest(b *testing.B) {
+	h := openTest(b)
+	ctx := context.Background()
+	if _, err := h.Init(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("PVV", func(b *testing.B) {
+		pin, err := h.NewPIN(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := h.PINVerificationValue(ctx, []byte("card-1"), pin); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pvv/s")
+	})
+	b.Run("Diversify", func(b *testing.B) {
+		for b.Loop() {
+			k, _, err := h.Diversify(ctx, Label{Name: AppMaster}, benchM)
+			if err != nil {
+				b.Fatal(err)
+			}
+			k.Destroy()
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "div/s")
+	})
+}

@@ -162,7 +162,7 @@ func (h *HSM) Import(ctx context.Context, name string, components []Component) (
 		if err != nil {
 			return fmt.Errorf("keys: store %s: %w", res.Label, err)
 		}
-		if err := h.ensureUnique(sh, res.Label, pkcs11.CKO_SECRET_KEY, oh); err != nil {
+		if err := h.ensureUnique(sh, res.Label.String(), pkcs11.CKO_SECRET_KEY, oh); err != nil {
 			return err
 		}
 		var mech uint
@@ -184,6 +184,7 @@ func (h *HSM) Import(ctx context.Context, name string, components []Component) (
 		}
 		return nil
 	})
+	h.forget()
 	if err != nil {
 		return ImportResult{ComponentKCVs: kcvs}, err
 	}

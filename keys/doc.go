@@ -27,7 +27,15 @@
 // where the token lacks those. CKA_LABEL is
 // "NAME/vN"; CKA_ID is "NAME/vN created=TIME" (SoftHSM2 2.6.1 cannot read
 // CKA_START_DATE back). Version 0 in a Label means the newest version; older
-// versions stay usable.
+// versions stay usable. Finding the newest version lists the token, so it is
+// cached for Options.ResolveTTL (DefaultResolveTTL, 5 s): a version created
+// by another process is used at most that long after it appeared; this
+// process's own Init, Rotate and Import, a stale handle or a vanished object
+// refresh it at once. Object handles are cached per label.
+//
+// Outside the hierarchy, GenerateSigningKey makes an Ed25519 key pair under
+// a label of the caller's choice in any token (a store's key in the store's
+// own token) and SigningKey opens it; both give the same Signer as hq-sign.
 //
 // A key check value (KCV) is the first 3 bytes, in upper-case hex, of
 // AES-CMAC(key, 16 zero bytes) for AES keys and HMAC-SHA256(key, 16 zero

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ThalesIgnite/crypto11"
 	"github.com/miekg/pkcs11"
@@ -36,7 +37,18 @@ type Options struct {
 	// chosen automatically for tokens without CKM_EC_EDWARDS_KEY_PAIR_GEN or
 	// CKM_EDDSA.
 	ECDSA bool
+	// ResolveTTL is how long the newest version of each key, found by
+	// listing the token, is reused for labels with version 0. A version
+	// created by another process is used here at most ResolveTTL after it
+	// appeared (this process's own Rotate, Import and Init are seen at once).
+	// 0 means DefaultResolveTTL; a negative value lists the token every time.
+	ResolveTTL time.Duration
 }
+
+// DefaultResolveTTL is the default Options.ResolveTTL. Older versions stay
+// valid after a rotation, so the only effect of the delay is that for up to
+// this long another process's new version is not yet the one used.
+const DefaultResolveTTL = 5 * time.Second
 
 // HSM is an open, logged-in PKCS#11 token holding the key hierarchy. It is
 // safe for concurrent use.
@@ -50,10 +62,16 @@ type HSM struct {
 	module string
 	// ecdsa: new hq-sign versions are ECDSA P-256 (through crypto11).
 	ecdsa bool
+	// eddsa: the token has CKM_EC_EDWARDS_KEY_PAIR_GEN and CKM_EDDSA.
+	eddsa bool
+	ttl   time.Duration // Options.ResolveTTL
 
-	mu      sync.Mutex
-	handles map[string]pkcs11.ObjectHandle // secret key label -> handle
-	closed  bool
+	mu       sync.Mutex
+	handles  map[string]pkcs11.ObjectHandle // "CLASS:LABEL" -> handle
+	newest   map[string]int                 // key name -> newest version, as listed at newestAt
+	newestAt time.Time
+	gen      uint64 // counts forget calls, so a slow listing cannot undo one
+	closed   bool
 }
 
 // Open opens and logs in to the token named by the RFC 7512 URI uri. The
@@ -132,7 +150,12 @@ func Open(uri string, opts Options) (*HSM, error) {
 		return nil, err
 	}
 	h.slot = slot
-	h.ecdsa = opts.ECDSA || !hasMechanisms(h.p, slot, ckmECEdwardsKeyPairGen, ckmEdDSA)
+	h.eddsa = hasMechanisms(h.p, slot, ckmECEdwardsKeyPairGen, ckmEdDSA)
+	h.ecdsa = opts.ECDSA || !h.eddsa
+	h.ttl = opts.ResolveTTL
+	if h.ttl == 0 {
+		h.ttl = DefaultResolveTTL
+	}
 	n := opts.MaxSessions
 	if n <= 0 {
 		n = 4
@@ -300,10 +323,27 @@ func (h *HSM) withSession(ctx context.Context, f func(pkcs11.SessionHandle) erro
 		errors.Is(err, pkcs11.Error(pkcs11.CKR_SESSION_CLOSED)) ||
 		errors.Is(err, pkcs11.Error(pkcs11.CKR_DEVICE_REMOVED))
 	h.pool.put(sh, broken)
-	if errors.Is(err, pkcs11.Error(pkcs11.CKR_OBJECT_HANDLE_INVALID)) || errors.Is(err, pkcs11.Error(pkcs11.CKR_KEY_HANDLE_INVALID)) {
-		h.mu.Lock()
-		h.handles = map[string]pkcs11.ObjectHandle{} // another process changed the token
-		h.mu.Unlock()
+	if staleHandle(err) {
+		h.forget() // another process changed the token
+	}
+	return err
+}
+
+func staleHandle(err error) bool {
+	return errors.Is(err, pkcs11.Error(pkcs11.CKR_OBJECT_HANDLE_INVALID)) || errors.Is(err, pkcs11.Error(pkcs11.CKR_KEY_HANDLE_INVALID))
+}
+
+// withKey is withSession for operations that only use existing keys, and
+// so can run again: when f fails because a cached handle or newest version
+// is stale (another process destroyed or replaced the object), the caches
+// are dropped and f runs once more.
+func (h *HSM) withKey(ctx context.Context, f func(pkcs11.SessionHandle) error) error {
+	err := h.withSession(ctx, f)
+	if staleHandle(err) || errors.Is(err, ErrKeyNotFound) {
+		if errors.Is(err, ErrKeyNotFound) {
+			h.forget()
+		}
+		err = h.withSession(ctx, f)
 	}
 	return err
 }

@@ -115,24 +115,67 @@ func (h *HSM) versions(sh pkcs11.SessionHandle) (map[string][]int, error) {
 
 // resolve turns a label with version 0 into the newest version present.
 // It returns an error wrapping ErrKeyNotFound when there is none.
+//
+// Finding the newest version lists every object of the token, which costs
+// far more than the operation that follows, so the answer is cached per
+// process for the HSM's resolve TTL (Options.ResolveTTL): one listing
+// refreshes the newest version of every key name. Rotate, Import and Init in
+// this process drop the cache, and so do CKR_OBJECT_HANDLE_INVALID and a
+// cached version whose object has gone (see withKey); a version created by
+// another process is used here at most one TTL after it appeared.
 func (h *HSM) resolve(sh pkcs11.SessionHandle, l Label) (Label, error) {
 	if l.Version != 0 {
 		return l, nil
 	}
+	now := time.Now()
+	h.mu.Lock()
+	if h.ttl > 0 && now.Sub(h.newestAt) < h.ttl {
+		if v, ok := h.newest[l.Name]; ok {
+			h.mu.Unlock()
+			return Label{Name: l.Name, Version: v}, nil
+		}
+	}
+	gen := h.gen
+	h.mu.Unlock()
 	vs, err := h.versions(sh)
 	if err != nil {
 		return Label{}, err
 	}
-	v := vs[l.Name]
-	if len(v) == 0 {
+	newest := make(map[string]int, len(vs))
+	for name, v := range vs {
+		newest[name] = v[len(v)-1]
+	}
+	h.mu.Lock()
+	if h.gen == gen { // not invalidated while we listed
+		h.newest, h.newestAt = newest, now
+	}
+	h.mu.Unlock()
+	v, ok := newest[l.Name]
+	if !ok {
 		return Label{}, fmt.Errorf("%w: %s: run \"loopcard keys init\" or import it", ErrKeyNotFound, l.Name)
 	}
-	return Label{Name: l.Name, Version: v[len(v)-1]}, nil
+	return Label{Name: l.Name, Version: v}, nil
+}
+
+// forget drops the cached handles and newest versions, after this process
+// changed the token or a handle turned out stale.
+func (h *HSM) forget() {
+	h.mu.Lock()
+	h.handles = map[string]pkcs11.ObjectHandle{}
+	h.newest = nil
+	h.gen++
+	h.mu.Unlock()
 }
 
 // object finds the one object of class with label l (a full "NAME/vN").
 func (h *HSM) object(sh pkcs11.SessionHandle, l Label, class uint) (pkcs11.ObjectHandle, error) {
-	key := strconv.Itoa(int(class)) + ":" + l.String()
+	return h.objectByLabel(sh, l.String(), class)
+}
+
+// objectByLabel finds the one token object of class with CKA_LABEL label.
+// Handles are cached for the life of the HSM (or until forget).
+func (h *HSM) objectByLabel(sh pkcs11.SessionHandle, label string, class uint) (pkcs11.ObjectHandle, error) {
+	key := strconv.Itoa(int(class)) + ":" + label
 	h.mu.Lock()
 	oh, ok := h.handles[key]
 	h.mu.Unlock()
@@ -141,7 +184,7 @@ func (h *HSM) object(sh pkcs11.SessionHandle, l Label, class uint) (pkcs11.Objec
 	}
 	objs, err := h.findObjects(sh, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, l.String()),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 	})
 	if err != nil {
@@ -149,10 +192,13 @@ func (h *HSM) object(sh pkcs11.SessionHandle, l Label, class uint) (pkcs11.Objec
 	}
 	switch len(objs) {
 	case 0:
-		return 0, fmt.Errorf("%w: %s: run \"loopcard keys init\" or import it", ErrKeyNotFound, l)
+		if _, ok := parseObjectLabel(label); !ok {
+			return 0, fmt.Errorf("%w: %s", ErrKeyNotFound, label)
+		}
+		return 0, fmt.Errorf("%w: %s: run \"loopcard keys init\" or import it", ErrKeyNotFound, label)
 	case 1:
 	default:
-		return 0, fmt.Errorf("keys: %d objects are labelled %s: the token is inconsistent", len(objs), l)
+		return 0, fmt.Errorf("keys: %d objects are labelled %s: the token is inconsistent", len(objs), label)
 	}
 	h.mu.Lock()
 	h.handles[key] = objs[0]
@@ -279,36 +325,49 @@ func (h *HSM) generate(sh pkcs11.SessionHandle, spec Spec, l Label) error {
 		if err != nil {
 			return fmt.Errorf("keys: generate %s: %w", l, err)
 		}
-		return h.ensureUnique(sh, l, pkcs11.CKO_SECRET_KEY, oh)
+		return h.ensureUnique(sh, l.String(), pkcs11.CKO_SECRET_KEY, oh)
 	case KindSigning:
 		if h.ecdsa {
 			return h.generateECDSA(l, now)
 		}
-		pub := append(common(l, now),
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ckkECEdwards),
-			pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, ed25519Params),
-			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
-		)
-		priv := append(common(l, now), privateKeyAttrs(ckkECEdwards)...)
-		mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(ckmECEdwardsKeyPairGen, nil)}
-		pubH, privH, err := h.p.GenerateKeyPair(sh, mech, pub, priv)
-		if err != nil {
-			return fmt.Errorf("keys: generate %s: %w", l, err)
-		}
-		return h.ensureUnique(sh, l, pkcs11.CKO_PRIVATE_KEY, privH, pubH)
+		return h.generateEd25519(sh, l.String(), objectID(l, now))
 	}
 	return nil
+}
+
+// generateEd25519 creates an Ed25519 key pair whose halves are both
+// labelled label, with CKA_ID id: the private key private, sensitive, never
+// extractable and sign only. It fails with ErrKeyExists if another pair
+// labelled label appeared meanwhile, leaving that one alone.
+func (h *HSM) generateEd25519(sh pkcs11.SessionHandle, label string, id []byte) error {
+	base := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+	}
+	pub := append(append([]*pkcs11.Attribute(nil), base...),
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ckkECEdwards),
+		pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, ed25519Params),
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+	)
+	priv := append(append([]*pkcs11.Attribute(nil), base...), privateKeyAttrs(ckkECEdwards)...)
+	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(ckmECEdwardsKeyPairGen, nil)}
+	pubH, privH, err := h.p.GenerateKeyPair(sh, mech, pub, priv)
+	if err != nil {
+		return fmt.Errorf("keys: generate %s: %w", label, err)
+	}
+	return h.ensureUnique(sh, label, pkcs11.CKO_PRIVATE_KEY, privH, pubH)
 }
 
 // ensureUnique checks that the objects just created are the only ones of
 // class labelled l. Two ceremonies racing on one token (in two processes)
 // could both pick the same next version; the loser destroys what it created
 // and fails with ErrKeyExists.
-func (h *HSM) ensureUnique(sh pkcs11.SessionHandle, l Label, class uint, created ...pkcs11.ObjectHandle) error {
+func (h *HSM) ensureUnique(sh pkcs11.SessionHandle, l string, class uint, created ...pkcs11.ObjectHandle) error {
 	objs, err := h.findObjects(sh, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, l.String()),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, l),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 	})
 	if err == nil && len(objs) == 1 {
@@ -344,6 +403,7 @@ func (h *HSM) Init(ctx context.Context) (created []Label, err error) {
 		}
 		return nil
 	})
+	h.forget()
 	return created, err
 }
 
@@ -367,6 +427,7 @@ func (h *HSM) Rotate(ctx context.Context, name string) (l Label, err error) {
 		}
 		return h.generate(sh, spec, l)
 	})
+	h.forget()
 	if err != nil {
 		return Label{}, err
 	}
@@ -464,7 +525,7 @@ func (h *HSM) describe(sh pkcs11.SessionHandle, spec Spec, l Label) (KeyInfo, er
 		}
 		info.KCV = formatKCV(mac)
 	case KindSigning:
-		pub, alg, err := h.publicKey(sh, l)
+		pub, alg, err := h.publicKey(sh, l.String())
 		if err != nil {
 			return KeyInfo{}, err
 		}

@@ -115,7 +115,7 @@ func (h *HSM) pvv(ctx context.Context, l Label, cardID []byte, p PIN) (PVV, erro
 	msg := pvvMessage(cardID, p)
 	defer clear(msg)
 	var out PVV
-	err := h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+	err := h.withKey(ctx, func(sh pkcs11.SessionHandle) error {
 		used, oh, err := h.secretKey(sh, l, KindHMAC)
 		if err != nil {
 			return err

@@ -36,9 +36,10 @@ func (h *HSM) generateECDSA(l Label, now time.Time) error {
 	return nil
 }
 
-// publicKey returns the public key of key pair l and its algorithm.
-func (h *HSM) publicKey(sh pkcs11.SessionHandle, l Label) (crypto.PublicKey, string, error) {
-	oh, err := h.object(sh, l, pkcs11.CKO_PUBLIC_KEY)
+// publicKey returns the public key of the key pair labelled l and its
+// algorithm.
+func (h *HSM) publicKey(sh pkcs11.SessionHandle, l string) (crypto.PublicKey, string, error) {
+	oh, err := h.objectByLabel(sh, l, pkcs11.CKO_PUBLIC_KEY)
 	if err != nil {
 		return nil, "", err
 	}
@@ -50,7 +51,7 @@ func (h *HSM) publicKey(sh pkcs11.SessionHandle, l Label) (crypto.PublicKey, str
 		return nil, "", fmt.Errorf("keys: read public key of %s: %w", l, err)
 	}
 	if bytesToUint(attrs[0].Value) == pkcs11.CKK_EC {
-		s, err := h.c11.FindKeyPair(nil, []byte(l.String()))
+		s, err := h.c11.FindKeyPair(nil, []byte(l))
 		if err != nil || s == nil {
 			return nil, "", fmt.Errorf("keys: find ECDSA key pair %s: %v", l, err)
 		}
@@ -67,13 +68,17 @@ func (h *HSM) publicKey(sh pkcs11.SessionHandle, l Label) (crypto.PublicKey, str
 	return ed25519.PublicKey(append([]byte(nil), p...)), AlgEd25519, nil
 }
 
-// Signer is a version of hq-sign as a crypto.Signer. An Ed25519 key signs
-// in the HSM with CKM_EDDSA and takes the whole message with
-// crypto.Hash(0), as ed25519.PrivateKey does; an ECDSA P-256 key (tokens
-// without Ed25519) is crypto11's signer and takes a SHA-256 digest.
+// Signer is a key pair in the HSM as a crypto.Signer: a version of hq-sign
+// (HSM.Signer) or a key pair under a label of the caller's choice, such as
+// a store's key in the store's own token (HSM.GenerateSigningKey,
+// HSM.SigningKey). An Ed25519 key signs in the HSM with CKM_EDDSA and takes
+// the whole message with crypto.Hash(0), as ed25519.PrivateKey does; an
+// ECDSA P-256 key (tokens without Ed25519) is crypto11's signer and takes a
+// SHA-256 digest.
 type Signer struct {
 	h     *HSM
-	label Label
+	label Label  // hierarchy version; zero for a caller-labelled key
+	obj   string // CKA_LABEL of both halves
 	alg   string
 	pub   crypto.PublicKey
 	ec    crypto11.Signer // ECDSA only
@@ -93,14 +98,15 @@ func (h *HSM) Signer(ctx context.Context, l Label) (*Signer, error) {
 		return nil, fmt.Errorf("keys: %s is not a signing key", l.Name)
 	}
 	s := &Signer{h: h}
-	err = h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+	err = h.withKey(ctx, func(sh pkcs11.SessionHandle) error {
 		if s.label, err = h.resolve(sh, l); err != nil {
 			return err
 		}
+		s.obj = s.label.String()
 		if _, err = h.object(sh, s.label, pkcs11.CKO_PRIVATE_KEY); err != nil {
 			return err
 		}
-		s.pub, s.alg, err = h.publicKey(sh, s.label)
+		s.pub, s.alg, err = h.publicKey(sh, s.obj)
 		return err
 	})
 	if err != nil {
@@ -114,8 +120,12 @@ func (h *HSM) Signer(ctx context.Context, l Label) (*Signer, error) {
 	return s, nil
 }
 
-// Label is the key version this signer uses.
+// Label is the hq-sign version this signer uses; it is the zero Label for a
+// key opened by SigningKey or GenerateSigningKey.
 func (s *Signer) Label() Label { return s.label }
+
+// ObjectLabel is the CKA_LABEL of the key pair in the token.
+func (s *Signer) ObjectLabel() string { return s.obj }
 
 // Algorithm is AlgEd25519 or AlgECDSAP256.
 func (s *Signer) Algorithm() string { return s.alg }
@@ -133,7 +143,7 @@ func (s *Signer) Sign(rand io.Reader, message []byte, opts crypto.SignerOpts) ([
 		}
 		sig, err := s.ec.Sign(rand, message, opts)
 		if err != nil {
-			return nil, fmt.Errorf("keys: sign with %s: %s", s.label, err)
+			return nil, fmt.Errorf("keys: sign with %s: %s", s.obj, err)
 		}
 		return sig, nil
 	}
@@ -141,8 +151,8 @@ func (s *Signer) Sign(rand io.Reader, message []byte, opts crypto.SignerOpts) ([
 		return nil, errors.New("keys: Ed25519 signs the message itself: pass crypto.Hash(0)")
 	}
 	var sig []byte
-	err := s.h.withSession(context.Background(), func(sh pkcs11.SessionHandle) error {
-		oh, err := s.h.object(sh, s.label, pkcs11.CKO_PRIVATE_KEY)
+	err := s.h.withKey(context.Background(), func(sh pkcs11.SessionHandle) error {
+		oh, err := s.h.objectByLabel(sh, s.obj, pkcs11.CKO_PRIVATE_KEY)
 		if err != nil {
 			return err
 		}
@@ -150,7 +160,7 @@ func (s *Signer) Sign(rand io.Reader, message []byte, opts crypto.SignerOpts) ([
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("keys: sign with %s: %w", s.label, err)
+		return nil, fmt.Errorf("keys: sign with %s: %w", s.obj, err)
 	}
 	if len(sig) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("keys: the HSM returned a %d-byte Ed25519 signature", len(sig))
