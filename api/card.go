@@ -301,8 +301,45 @@ func normalEmail(e string) string { return strings.ToLower(strings.TrimSpace(e))
 
 // ClaimRequest is the body of POST /v1/card/claim.
 type ClaimRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
+	Email    string  `json:"email"`
+	Password string  `json:"password"`
+	Consent  Consent `json:"consent"`
+}
+
+// ConsentProfile is the purpose a claim needs consent to: keeping the
+// cardholder's email address (sealed) and linking it to the card. It is
+// the only optional personal data the API keeps; without this consent a
+// claim is refused and nothing is kept.
+const ConsentProfile = "profile"
+
+// Consent is what a cardholder agreed to, as recorded at a claim.
+type Consent struct {
+	// Purposes agreed to; ConsentProfile is required.
+	Purposes []string `json:"purposes"`
+	// Notice is the version of the privacy notice that was shown.
+	Notice string `json:"notice"`
+}
+
+// ExportedConsent is a recorded consent in a profile's export.
+type ExportedConsent struct {
+	Card    string    `json:"card"`
+	Purpose string    `json:"purpose"`
+	Notice  string    `json:"notice"`
+	GivenAt time.Time `json:"given_at"`
+}
+
+// validConsent accepts consent to ConsentProfile (and no unknown purpose)
+// under a named notice version.
+func validConsent(co Consent) bool {
+	if !terminaltx.ValidID(co.Notice) || len(co.Purposes) == 0 {
+		return false
+	}
+	for _, p := range co.Purposes {
+		if p != ConsentProfile {
+			return false
+		}
+	}
+	return true
 }
 
 // LoginResponse carries a profile's bearer token.
@@ -327,6 +364,9 @@ func (s *Server) claimCard(c *call) error {
 	addr, err := mail.ParseAddress(req.Email)
 	if err != nil || addr.Address != strings.TrimSpace(req.Email) || len(req.Email) > 254 || !validPassword(req.Password) {
 		return badRequest("a valid email and a password of 10 to 200 characters are required", nil)
+	}
+	if !validConsent(req.Consent) {
+		return badRequest("consent to keep the email address (purpose profile) and the notice version are required", nil)
 	}
 	eh := emailHash(org, req.Email)
 	var profile pgtype.UUID
@@ -364,6 +404,14 @@ func (s *Server) claimCard(c *call) error {
 	}
 	if tag.RowsAffected() == 0 {
 		return apiError(http.StatusConflict, "card already claimed by another profile", nil)
+	}
+	for _, p := range req.Consent.Purposes {
+		if _, err := s.pool.Exec(c.ctx, `INSERT INTO api_consents (org_id, profile_id, card_id, purpose, notice_version, given_at)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, profile_id, card_id, purpose)
+			DO UPDATE SET notice_version = EXCLUDED.notice_version, given_at = EXCLUDED.given_at`,
+			org, profile, card, p, req.Consent.Notice, s.now()); err != nil {
+			return fmt.Errorf("api: record consent: %w", err)
+		}
 	}
 	tok, err := insertToken(c.ctx, s.pool, org, RoleProfile, nil, profile, s.now().Add(ProfileTokenTTL))
 	if err != nil {
@@ -411,11 +459,12 @@ func (s *Server) login(c *call) error {
 // ProfileExport is everything the API keeps about a profile (GDPR
 // article 15 and 20).
 type ProfileExport struct {
-	Profile   string           `json:"profile"`
-	Email     string           `json:"email"`
-	CreatedAt time.Time        `json:"created_at"`
-	Cards     []History        `json:"cards"`
-	Refunds   []ExportedRefund `json:"refund_requests"`
+	Profile   string            `json:"profile"`
+	Email     string            `json:"email"`
+	CreatedAt time.Time         `json:"created_at"`
+	Cards     []History         `json:"cards"`
+	Refunds   []ExportedRefund  `json:"refund_requests"`
+	Consents  []ExportedConsent `json:"consents"`
 }
 
 // ExportedRefund is a refund request with its payout details.
@@ -485,13 +534,27 @@ func (s *Server) exportProfile(c *call) error {
 	}); err != nil {
 		return fmt.Errorf("api: export refunds: %w", err)
 	}
+	rows, err = s.pool.Query(c.ctx, `SELECT card_id, purpose, notice_version, given_at FROM api_consents
+		WHERE org_id = $1 AND profile_id = $2 ORDER BY given_at, card_id, purpose`, org, profile)
+	if err != nil {
+		return fmt.Errorf("api: export consents: %w", err)
+	}
+	ex.Consents = []ExportedConsent{}
+	var co ExportedConsent
+	if _, err := pgx.ForEachRow(rows, []any{&card, &co.Purpose, &co.Notice, &co.GivenAt}, func() error {
+		co.Card = terminaltx.CardHex(card)
+		ex.Consents = append(ex.Consents, co)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("api: export consents: %w", err)
+	}
 	return c.reply(http.StatusOK, ex)
 }
 
 // eraseProfile deletes a profile's personal data (GDPR article 17): the
-// sealed email, the password hash, the link to its cards, the API's copy of
-// the payout details of its refund requests and its tokens. Transactions
-// stay, keyed by card id only, which nothing links to a person any more.
+// sealed email, the password hash, the link to its cards, its recorded
+// consents, the API's copy of the payout details of its refund requests
+// and its tokens. Transactions stay, keyed by card id only, which nothing links to a person any more.
 // (The ledger keeps the holder and IBAN of a requested refund until it is
 // paid out: that copy is the ledger's to erase after payout.)
 func (s *Server) eraseProfile(c *call) error {
@@ -506,6 +569,7 @@ func (s *Server) eraseProfile(c *call) error {
 		}
 		for _, q := range []string{
 			`DELETE FROM api_profile_cards WHERE org_id = $1 AND profile_id = $2`,
+			`DELETE FROM api_consents WHERE org_id = $1 AND profile_id = $2`,
 			`DELETE FROM api_profiles WHERE org_id = $1 AND profile_id = $2`,
 			`DELETE FROM api_tokens WHERE org_id = $1 AND profile_id = $2`,
 		} {

@@ -70,6 +70,21 @@ func TestCardholderFlow(t *testing.T) {
 
 	// Claim with a profile, log in, export, erase.
 	claim := api.ClaimRequest{Email: "ada@example.org", Password: "correct horse battery"}
+	// Without consent to keep the email, nothing is kept.
+	before := e.fingerprint()
+	for _, co := range []api.Consent{
+		{},
+		{Notice: "2026-11"},
+		{Purposes: []string{api.ConsentProfile}},
+		{Purposes: []string{api.ConsentProfile, "marketing"}, Notice: "2026-11"},
+	} {
+		claim.Consent = co
+		r = e.do(request{method: "POST", path: "/v1/card/claim", card: c.token, pin: c.pin, body: claim})
+		require.Equal(t, http.StatusBadRequest, r.status, "%+v: %s", co, r.body)
+		require.Contains(t, string(r.body), "consent")
+	}
+	require.Equal(t, before, e.fingerprint())
+	claim.Consent = api.Consent{Purposes: []string{api.ConsentProfile}, Notice: "2026-11"}
 	r = e.do(request{method: "POST", path: "/v1/card/claim", card: c.token, pin: c.pin, body: claim})
 	require.Equal(t, 201, r.status, string(r.body))
 	var lr api.LoginResponse
@@ -85,14 +100,14 @@ func TestCardholderFlow(t *testing.T) {
 	// Another card claimed by the same email needs the password.
 	c2 := e.cards[1]
 	r = e.do(request{method: "POST", path: "/v1/card/claim", card: c2.token, pin: c2.pin,
-		body: api.ClaimRequest{Email: claim.Email, Password: "wrong password!"}})
+		body: api.ClaimRequest{Email: claim.Email, Password: "wrong password!", Consent: claim.Consent}})
 	require.Equal(t, http.StatusConflict, r.status)
 	r = e.do(request{method: "POST", path: "/v1/card/claim", card: c2.token, pin: c2.pin, body: claim})
 	require.Equal(t, 201, r.status, string(r.body))
 
 	// A claimed card's history and refund are its profile's: the QR token
 	// and the PIN alone are refused, and change nothing.
-	before := e.fingerprint()
+	before = e.fingerprint()
 	for _, req := range []request{
 		{method: "GET", path: "/v1/card/history", card: c.token, pin: c.pin},
 		{method: "GET", path: "/v1/card/history", card: c2.token, pin: c2.pin},
@@ -130,13 +145,22 @@ func TestCardholderFlow(t *testing.T) {
 	require.Len(t, ex.Cards, 2)
 	require.Len(t, ex.Refunds, 2)
 	require.Equal(t, refund, ex.Refunds[0].Payout)
+	// The consents given at the claims are in the export.
+	require.Len(t, ex.Consents, 2)
+	for i, card := range []testCard{c, c2} {
+		require.Equal(t, card.hex(), ex.Consents[i].Card)
+		require.Equal(t, api.ConsentProfile, ex.Consents[i].Purpose)
+		require.Equal(t, "2026-11", ex.Consents[i].Notice)
+		require.WithinDuration(t, e.clock.Now(), ex.Consents[i].GivenAt, time.Second)
+	}
 
 	r = e.do(request{method: "DELETE", path: "/v1/profile", bearer: lr.Token})
 	require.Equal(t, 200, r.status, string(r.body))
 	// Personal data is gone; the money and the transactions stay.
 	var n int
 	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM api_profiles) + (SELECT count(*) FROM api_profile_cards)
-		+ (SELECT count(*) FROM api_refund_requests WHERE payout_sealed IS NOT NULL) + (SELECT count(*) FROM api_tokens WHERE role = 'profile')`).Scan(&n))
+		+ (SELECT count(*) FROM api_refund_requests WHERE payout_sealed IS NOT NULL) + (SELECT count(*) FROM api_tokens WHERE role = 'profile')
+		+ (SELECT count(*) FROM api_consents)`).Scan(&n))
 	require.Zero(t, n)
 	refunds, err = e.ledger.Balance(context.Background(), org, ledger.RefundsPayable, "")
 	require.NoError(t, err)

@@ -352,9 +352,13 @@ func (b *cardBackend) Claim(ctx context.Context, from string, tok, pin cardpage.
 	if pin.IsZero() {
 		return cardpage.Secret{}, cardpage.ErrPINFormat
 	}
+	var co Consent
+	if c.Consent {
+		co = Consent{Purposes: []string{ConsentProfile}, Notice: cardpage.NoticeVersion}
+	}
 	var lr LoginResponse
 	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/card/claim", auth: cardAuth(tok), pin: pin,
-		in: ClaimRequest{Email: c.Email, Password: c.Password.Reveal()}}, &lr); err != nil {
+		in: ClaimRequest{Email: c.Email, Password: c.Password.Reveal(), Consent: co}}, &lr); err != nil {
 		return cardpage.Secret{}, err
 	}
 	return cardpage.NewSecret(lr.Token), nil

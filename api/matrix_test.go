@@ -28,7 +28,7 @@ func TestRoleMatrix(t *testing.T) {
 	holder, claimed := e.cards[0], e.cards[1]
 
 	r := e.do(request{method: "POST", path: "/v1/card/claim", card: claimed.token, pin: claimed.pin,
-		body: api.ClaimRequest{Email: "m@example.org", Password: "matrix password"}})
+		body: api.ClaimRequest{Email: "m@example.org", Password: "matrix password", Consent: consent}})
 	require.Equal(t, 201, r.status, string(r.body))
 	var lr api.LoginResponse
 	r.json(t, &lr)
@@ -160,7 +160,7 @@ func TestRoleMatrix(t *testing.T) {
 			return request{method: "POST", path: "/v1/card/refund", body: api.RefundRequest{Name: "M", IBAN: "GB82 WEST 1234 5698 7654 32"}}
 		},
 		"POST /v1/card/claim": func() request {
-			return request{method: "POST", path: "/v1/card/claim", body: api.ClaimRequest{Email: "h@example.org", Password: "holder password"}}
+			return request{method: "POST", path: "/v1/card/claim", body: api.ClaimRequest{Email: "h@example.org", Password: "holder password", Consent: consent}}
 		},
 		"POST /v1/profile/login": func() request {
 			return request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "m@example.org", Password: "matrix password"}}
@@ -225,3 +225,6 @@ func TestRoleMatrix(t *testing.T) {
 	// Every denial was audited.
 	require.GreaterOrEqual(t, e.auditCount(`outcome = 'denied'`), 100)
 }
+
+// consent is what a cardholder agrees to at a claim.
+var consent = api.Consent{Purposes: []string{api.ConsentProfile}, Notice: "2026-11"}

@@ -105,7 +105,15 @@ type RefundReceipt struct {
 type Credentials struct {
 	Email    string
 	Password Secret
+	// Consent is set (by Claim only) when the cardholder agreed to keep
+	// the email address and link it to the card, under the privacy notice
+	// of version NoticeVersion.
+	Consent bool
 }
+
+// NoticeVersion names the privacy notice the pages show; a claim records
+// the consent under it. Change it whenever the notice's text changes.
+const NoticeVersion = "2026-11"
 
 // Profile is a logged-in cardholder's view.
 type Profile struct {

@@ -490,7 +490,7 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := h.be.Claim(r.Context(), h.from(r), tok, NewSecret(r.PostForm.Get("pin")),
-		Credentials{Email: email, Password: NewSecret(r.PostForm.Get("password"))})
+		Credentials{Email: email, Password: NewSecret(r.PostForm.Get("password")), Consent: true})
 	if err != nil {
 		st, key := h.failure(r, err)
 		p.Msg, p.IsError = p.T(key), true

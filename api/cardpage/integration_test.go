@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/loopcard/loopcard/api/cardpage"
 )
 
 // TestWithAPI walks the pages through the real API: its PIN lockout,
@@ -88,10 +90,13 @@ func TestWithAPI(t *testing.T) {
 	require.Equal(t, 200, p.status, p.body)
 	require.Contains(t, p.body, `"email": "ada@example.org"`)
 	require.Contains(t, p.body, "NL91ABNA0417164300")
+	// The consent given with the claim form is recorded and exported.
+	require.Contains(t, p.body, `"purpose": "profile"`)
+	require.Contains(t, p.body, `"notice": "`+cardpage.NoticeVersion+`"`)
 	p = c.post("/account/erase", url.Values{"confirm": {"yes"}})
 	require.Equal(t, 200, p.status, p.body)
 	require.Zero(t, e.count(t, `SELECT (SELECT count(*) FROM api_profiles) + (SELECT count(*) FROM api_profile_cards)
-		+ (SELECT count(*) FROM api_refund_requests WHERE payout_sealed IS NOT NULL)`))
+		+ (SELECT count(*) FROM api_refund_requests WHERE payout_sealed IS NOT NULL) + (SELECT count(*) FROM api_consents)`))
 	require.Equal(t, http.StatusUnauthorized, c.get("/account").status)
 	// Unclaimed again: the PIN shows the history.
 	require.Equal(t, 200, c.post(b+"/history", url.Values{"pin": {card.pin}}).status)
