@@ -456,6 +456,23 @@ func (s *Server) login(c *call) error {
 	return c.reply(http.StatusOK, LoginResponse{Profile: uuidText(profile), Token: tok.Reveal(), ExpiresAt: tok.Expires})
 }
 
+// LogoutResponse acknowledges a logout.
+type LogoutResponse struct {
+	LoggedOut bool `json:"logged_out"`
+}
+
+// logout revokes the profile token the request was sent with; the
+// profile's other logins stay.
+func (s *Server) logout(c *call) error {
+	c.target = "profile " + uuidText(c.who.profile)
+	if _, err := s.pool.Exec(c.ctx, `UPDATE api_tokens SET revoked_at = $4
+		WHERE org_id = $1 AND token_id = $2 AND profile_id = $3 AND role = 'profile' AND revoked_at IS NULL`,
+		c.who.org, c.who.tokenID, c.who.profile, s.now()); err != nil {
+		return fmt.Errorf("api: logout: %w", err)
+	}
+	return c.reply(http.StatusOK, LogoutResponse{LoggedOut: true})
+}
+
 // ProfileExport is everything the API keeps about a profile (GDPR
 // article 15 and 20).
 type ProfileExport struct {

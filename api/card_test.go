@@ -154,6 +154,18 @@ func TestCardholderFlow(t *testing.T) {
 		require.WithinDuration(t, e.clock.Now(), ex.Consents[i].GivenAt, time.Second)
 	}
 
+	// Logging out ends that login only.
+	r = e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: claim.Email, Password: claim.Password}})
+	require.Equal(t, 200, r.status, string(r.body))
+	var other api.LoginResponse
+	r.json(t, &other)
+	r = e.do(request{method: "POST", path: "/v1/profile/logout", bearer: other.Token})
+	require.Equal(t, 200, r.status, string(r.body))
+	require.JSONEq(t, `{"logged_out":true}`, string(r.body))
+	require.Equal(t, http.StatusUnauthorized, e.do(request{method: "GET", path: "/v1/profile", bearer: other.Token}).status)
+	require.Equal(t, http.StatusUnauthorized, e.do(request{method: "POST", path: "/v1/profile/logout", bearer: other.Token}).status)
+	require.Equal(t, 200, e.do(request{method: "GET", path: "/v1/profile", bearer: lr.Token}).status, "the other login stays")
+
 	r = e.do(request{method: "DELETE", path: "/v1/profile", bearer: lr.Token})
 	require.Equal(t, 200, r.status, string(r.body))
 	// Personal data is gone; the money and the transactions stay.

@@ -423,18 +423,9 @@ func (b *cardBackend) Erase(ctx context.Context, from string, s cardpage.Secret)
 	return b.do(ctx, from, apiCall{method: "DELETE", path: "/v1/profile", auth: bearer(s)}, nil)
 }
 
-// Logout revokes the profile's token. (The API has no route for it; the
-// token is the API's, revoked as its revocation of staff tokens does.)
+// Logout revokes the profile's token (POST /v1/profile/logout).
 func (b *cardBackend) Logout(ctx context.Context, from string, s cardpage.Secret) error {
-	org, hash, ok := parseBearer(s.Reveal())
-	if !ok {
-		return cardpage.ErrSessionEnded
-	}
-	if _, err := b.s.pool.Exec(ctx, `UPDATE api_tokens SET revoked_at = $3
-		WHERE org_id = $1 AND token_hash = $2 AND role = 'profile' AND revoked_at IS NULL`, org, hash, b.s.now()); err != nil {
-		return fmt.Errorf("api: card page logout: %w", err)
-	}
-	return nil
+	return b.do(ctx, from, apiCall{method: "POST", path: "/v1/profile/logout", auth: bearer(s)}, nil)
 }
 
 // StartTopUp starts a top-up with the provider given to OfferTopUps.

@@ -35,7 +35,7 @@
 //     most five times; then the card is locked with a back-off that doubles
 //     with every lock, and even the right PIN is refused until it ends. A
 //     claimed profile logs in with email and password (argon2id) and gets a
-//     Bearer token of role profile.
+//     Bearer token of role profile, which POST /v1/profile/logout revokes.
 //
 // Which role may call which route is one table (routes.go), enforced in one
 // place (authorize), and tested for every route and every role.

@@ -47,6 +47,7 @@ func TestRoleMatrix(t *testing.T) {
 	matrixLoad := loads[0].ID.String()
 	sales, closes := 0, 0
 
+	var logoutToken string
 	// credentials sets the request up as role.
 	credentials := func(role api.Role, req *request) {
 		switch role {
@@ -60,6 +61,9 @@ func TestRoleMatrix(t *testing.T) {
 			req.card, req.pin = holder.token, holder.pin
 		case api.RoleProfile:
 			req.bearer = lr.Token
+			if req.path == "/v1/profile/logout" {
+				req.bearer = logoutToken // a login of its own, which it ends
+			}
 		}
 	}
 	n := 0
@@ -164,6 +168,14 @@ func TestRoleMatrix(t *testing.T) {
 		},
 		"POST /v1/profile/login": func() request {
 			return request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "m@example.org", Password: "matrix password"}}
+		},
+		"POST /v1/profile/logout": func() request {
+			r := e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "m@example.org", Password: "matrix password"}})
+			require.Equal(t, 200, r.status, string(r.body))
+			var out api.LoginResponse
+			r.json(t, &out)
+			logoutToken = out.Token
+			return request{method: "POST", path: "/v1/profile/logout"}
 		},
 		"GET /v1/profile":    func() request { return request{method: "GET", path: "/v1/profile"} },
 		"DELETE /v1/profile": func() request { return request{method: "DELETE", path: "/v1/profile"} },

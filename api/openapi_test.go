@@ -182,7 +182,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"StoreRequest": api.StoreRequest{}, "TerminalRequest": api.TerminalRequest{}, "TerminalResponse": api.TerminalResponse{},
 		"Alert": api.AlertRecord{}, "AuditRecord": api.AuditRecord{}, "CardStatus": api.CardStatus{}, "History": api.History{},
 		"RefundRequest": api.RefundRequest{}, "RefundResponse": api.RefundResponse{}, "ClaimRequest": api.ClaimRequest{},
-		"Consent": api.Consent{}, "ExportedConsent": api.ExportedConsent{},
+		"Consent": api.Consent{}, "LogoutResponse": api.LogoutResponse{}, "ExportedConsent": api.ExportedConsent{},
 		"LoginRequest": api.LoginRequest{}, "LoginResponse": api.LoginResponse{}, "ProfileExport": api.ProfileExport{},
 		"SessionKey": api.SessionKeyResponse{}, "StoreKeyRequest": api.StoreKeyRequest{}, "HandOverRequest": api.HandOverRequest{},
 		"EntriesRequest": api.EntriesRequest{}, "HandoverEntry": handover.Entry{}, "AppendResponse": api.AppendResponse{},

@@ -116,6 +116,7 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/card/refund", roles: roles(RoleCardPIN), h: s.cardRefund, privileged: true},
 		{method: "POST", path: "/v1/card/claim", roles: roles(RoleCardPIN), h: s.claimCard, privileged: true},
 		{method: "POST", path: "/v1/profile/login", roles: roles(RolePublic), h: s.login, privileged: true},
+		{method: "POST", path: "/v1/profile/logout", roles: roles(RoleProfile), h: s.logout, privileged: true},
 		{method: "GET", path: "/v1/profile", roles: roles(RoleProfile), h: s.exportProfile, privileged: true},
 		{method: "DELETE", path: "/v1/profile", roles: roles(RoleProfile), h: s.eraseProfile, privileged: true},
 		{method: "POST", path: "/v1/profile/cards/{card}/refund", roles: roles(RoleProfile), h: s.profileRefund, privileged: true},
