@@ -366,6 +366,9 @@ func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load t
 		if err != nil || status == "loaded" {
 			return err
 		}
+		if status != "pending" {
+			return fmt.Errorf("%w: the load was %s", ErrInvalid, status)
+		}
 		if st.status != "active" {
 			return fmt.Errorf("%w: %s", ErrCardBlocked, terminaltx.CardHex(card))
 		}
@@ -402,8 +405,9 @@ type RefundRequest struct {
 	BIC    string
 }
 
-// RequestRefund moves a card's whole balance to refunds payable (card →
-// refunds payable) and marks the card refunded; ExportPayouts later pays it.
+// RequestRefund moves a card's whole balance, and any online top-up not yet
+// written onto it, to refunds payable (card and pending loads → refunds
+// payable) and marks the card refunded; ExportPayouts later pays it.
 // It fails with ErrRefundWindow after the event's refund deadline,
 // ErrCardBlocked for a blocked card, ErrExists when already refunded,
 // ErrNothingToPay for an empty card, and ErrInvalid for a bad IBAN.
@@ -436,13 +440,31 @@ func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest
 		if breakage != nil || (deadline != nil && l.now().After(*deadline)) {
 			return ErrRefundWindow
 		}
-		if st.balance <= 0 {
+		// Money paid online but never written onto the card is refunded too.
+		var pendingSum int64
+		if err := tx.QueryRow(ctx, `WITH r AS (UPDATE topups SET status = 'refunded'
+				WHERE org_id = $1 AND card_id = $2 AND status = 'pending' RETURNING amount)
+			SELECT coalesce(sum(amount), 0)::bigint FROM r`, org, req.Card).Scan(&pendingSum); err != nil {
+			return err
+		}
+		if st.balance+pendingSum <= 0 {
 			return ErrNothingToPay
 		}
-		amount = st.balance
+		amount = st.balance + pendingSum
 		payable, err := accountID(ctx, tx, org, RefundsPayable, "")
 		if err != nil {
 			return err
+		}
+		ps := []posting{{payable, -amount}}
+		if st.balance > 0 {
+			ps = append(ps, posting{st.account, st.balance})
+		}
+		if pendingSum > 0 {
+			pending, err := accountID(ctx, tx, org, PendingLoads, "")
+			if err != nil {
+				return err
+			}
+			ps = append(ps, posting{pending, pendingSum})
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO refunds (org_id, refund_id, card_id, amount, holder_name, iban, bic, status)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, 'requested')`, org, pgtype.UUID{Bytes: id, Valid: true}, req.Card, amount,
@@ -452,8 +474,7 @@ func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest
 		if _, err := tx.Exec(ctx, `UPDATE cards SET status = 'refunded' WHERE org_id = $1 AND card_id = $2`, org, req.Card); err != nil {
 			return err
 		}
-		e := entry{id: id, kind: "refund", event: st.event, ref: terminaltx.CardHex(req.Card), at: l.now(),
-			postings: transfer(st.account, payable, amount)}
+		e := entry{id: id, kind: "refund", event: st.event, ref: terminaltx.CardHex(req.Card), at: l.now(), postings: ps}
 		return writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{st.account: true})
 	})
 	if err != nil {
@@ -535,8 +556,10 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 }
 
 // CloseRefundWindow books every remaining card balance of an event as
-// breakage (card → breakage) once its refund deadline has passed, and closes
-// refunds for the event. It returns how many cards and how much; running it
+// breakage (card → breakage), and so the online top-ups never written onto
+// its cards (pending loads → breakage), once its refund deadline has passed,
+// and closes refunds for the event. It returns how many cards and how much
+// in all; running it
 // again books nothing more. It fails with ErrWindowOpen before the deadline.
 func (l *Ledger) CloseRefundWindow(ctx context.Context, org int64, event string) (int, int64, error) {
 	var n int
@@ -584,6 +607,23 @@ func (l *Ledger) CloseRefundWindow(ctx context.Context, org int64, event string)
 				postings: transfer(st.account, breakage, st.balance)})
 			n++
 			total += st.balance
+		}
+		// Online top-ups never written onto a card of the event expire too.
+		var expired int64
+		if err := tx.QueryRow(ctx, `WITH x AS (UPDATE topups t SET status = 'expired' FROM cards c
+				WHERE t.org_id = $1 AND t.status = 'pending' AND c.org_id = t.org_id AND c.card_id = t.card_id AND c.event_id = $2
+				RETURNING t.amount)
+			SELECT coalesce(sum(amount), 0)::bigint FROM x`, org, event).Scan(&expired); err != nil {
+			return err
+		}
+		if expired > 0 {
+			pending, err := accountID(ctx, tx, org, PendingLoads, "")
+			if err != nil {
+				return err
+			}
+			entries = append(entries, entry{id: l.newID(), kind: "breakage", event: event, ref: "pending_loads", at: l.now(),
+				postings: transfer(pending, breakage, expired)})
+			total += expired
 		}
 		if err := writeEntries(ctx, tx, org, entries, locked); err != nil {
 			return err

@@ -91,24 +91,30 @@ func TestMoneyInAndOut(t *testing.T) {
 	res, err := l.Upload(ctx, org, [][]byte{bar.pay(t, a, 700), bar.pay(t, b, 400)})
 	require.NoError(t, err)
 	require.Equal(t, []string{"accepted", "accepted"}, statuses(res), "chain joins the sale, load and top-up writes")
+	// Paid online but not yet on the card: refunded with the card.
+	ev3 := ev
+	ev3.ID, ev3.Payment, ev3.Amount = "evt_3", "pi_3", 300
+	code, err = prov.Deliver(ctx, ev3)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
 	_, _, err = l.RequestRefund(ctx, org, RefundRequest{Card: a.uid, Holder: "Ann", IBAN: "DE00 1234"})
 	require.ErrorIs(t, err, ErrInvalid)
 	_, amt, err := l.RequestRefund(ctx, org, RefundRequest{Card: a.uid, Holder: "Ann Example", IBAN: "DE89 3704 0044 0532 0130 00"})
 	require.NoError(t, err)
-	require.Equal(t, int64(2800), amt)
+	require.Equal(t, int64(2800+300), amt)
 	_, _, err = l.RequestRefund(ctx, org, RefundRequest{Card: a.uid, Holder: "Ann Example", IBAN: "DE89370400440532013000"})
 	require.ErrorIs(t, err, ErrExists)
 	p, err := l.ExportPayouts(ctx, org, sepa.Party{Name: "Fest GmbH", IBAN: "GB82WEST12345698765432"}, now.Add(24*time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, 1, p.Count)
-	require.Equal(t, int64(2800), p.Total)
-	require.Contains(t, string(p.XML), `<InstdAmt Ccy="EUR">28.00</InstdAmt>`)
+	require.Equal(t, int64(3100), p.Total)
+	require.Contains(t, string(p.XML), `<InstdAmt Ccy="EUR">31.00</InstdAmt>`)
 	require.Contains(t, string(p.XML), "DE89370400440532013000")
 	_, err = l.ExportPayouts(ctx, org, sepa.Party{Name: "Fest GmbH", IBAN: "GB82WEST12345698765432"}, now)
 	require.ErrorIs(t, err, ErrNothingToPay)
 	bank, err := l.Balance(ctx, org, Bank, "")
 	require.NoError(t, err)
-	require.Equal(t, int64(-2800), bank, "paid out of the bank account")
+	require.Equal(t, int64(-3100), bank, "paid out of the bank account")
 
 	// The store closes the day: 25.00 + 5.00 + 10.00 in cash expected, 39.50 counted.
 	day, err := l.CloseStoreDay(ctx, org, "gate", now, 3950)
@@ -118,14 +124,18 @@ func TestMoneyInAndOut(t *testing.T) {
 	_, err = l.CloseStoreDay(ctx, org, "gate", now, 4000)
 	require.ErrorIs(t, err, ErrDayClosed)
 
-	// Breakage only after the deadline; card b's 6.00 is then unclaimed.
+	// Breakage only after the deadline; card b's 6.00 and its 2.00 paid
+	// online but never loaded are then unclaimed.
+	ev4 := ev
+	ev4.ID, ev4.Payment, ev4.Amount, ev4.Card = "evt_4", "pi_4", 200, terminaltx.CardHex(b.uid)
+	require.NoError(t, l.RecordPayment(ctx, "testpay", ev4))
 	_, _, err = l.CloseRefundWindow(ctx, org, "fest")
 	require.ErrorIs(t, err, ErrWindowOpen)
 	now = now.Add(31 * 24 * time.Hour)
 	n, total, err := l.CloseRefundWindow(ctx, org, "fest")
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.Equal(t, int64(600), total)
+	require.Equal(t, int64(600+200), total)
 	n, _, err = l.CloseRefundWindow(ctx, org, "fest")
 	require.NoError(t, err)
 	require.Zero(t, n)
@@ -133,7 +143,10 @@ func TestMoneyInAndOut(t *testing.T) {
 	require.ErrorIs(t, err, ErrRefundWindow)
 	br, err := l.Balance(ctx, org, Breakage, "")
 	require.NoError(t, err)
-	require.Equal(t, int64(600), br)
+	require.Equal(t, int64(800), br)
+	pl, err := l.Balance(ctx, org, PendingLoads, "")
+	require.NoError(t, err)
+	require.Zero(t, pl)
 	require.Empty(t, alertKinds(t, l))
 	requireInvariants(t, l)
 
@@ -153,7 +166,9 @@ func TestMoneyInAndOut(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []MerchantSales{{Merchant: "bar", Count: 2, Amount: 1100}}, rep.Sales)
 	require.Equal(t, []ChannelTopUps{{Channel: "cash", Status: "loaded", Count: 1, Amount: 1000},
-		{Channel: "online", Status: "loaded", Count: 1, Amount: 1500}}, rep.TopUps)
+		{Channel: "online", Status: "expired", Count: 1, Amount: 200},
+		{Channel: "online", Status: "loaded", Count: 1, Amount: 1500},
+		{Channel: "online", Status: "refunded", Count: 1, Amount: 300}}, rep.TopUps)
 	require.Zero(t, rep.Outstanding, "refunded and broken")
 
 	// No secret-looking material in errors: the IBAN is not echoed.

@@ -10,7 +10,9 @@ CREATE TABLE topups (
     provider    text NOT NULL DEFAULT '',
     provider_ref text NOT NULL DEFAULT '',
     amount      bigint NOT NULL CHECK (amount > 0),
-    status      text NOT NULL CHECK (status IN ('pending', 'loaded')),
+    -- pending: paid online, not on the card; loaded: written onto the card;
+    -- refunded: paid back with the card's refund; expired: breakage.
+    status      text NOT NULL CHECK (status IN ('pending', 'loaded', 'refunded', 'expired')),
     created_at  timestamptz NOT NULL DEFAULT now(),
     loaded_at   timestamptz,
     PRIMARY KEY (org_id, topup_id)
