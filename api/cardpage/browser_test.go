@@ -269,7 +269,9 @@ func TestBrowser(t *testing.T) {
 	b.fill("#pin", card.pin)
 	b.fill("#iban", "NL91 ABNA 0417 1643 00")
 	b.submit(`form[action$="/refund"] button`)
-	b.page("refund", "Your refund of €10.00 is requested")
+	// The refund is the balance and the loads paid online but not yet on
+	// the card (€10.00 + €5.00 + €20.00).
+	b.page("refund", "Your refund of €35.00 is requested")
 
 	b.open(cb + "/claim")
 	b.fill("#pin", card.pin)
@@ -314,7 +316,8 @@ func TestBrowser(t *testing.T) {
 	require.Zero(t, e.count(t, `SELECT count(*) FROM api_profiles`))
 
 	b.open(cb + "?lang=nl")
-	b.page("nl-balance", "Saldo", "€\u00a010,00", "Wacht op opwaarderen")
+	// Refunded: balance and pending loads went to the refund.
+	b.page("nl-balance", "Saldo", "€\u00a00,00", "Kies een bedrag")
 	b.open("/privacy")
 	b.page("nl-privacy", "Privacyverklaring", "Je rechten")
 

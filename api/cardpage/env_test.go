@@ -123,9 +123,11 @@ func newAPIEnv(t *testing.T, n int, perIP float64) *apiEnv {
 // the ledger's online top-up will (it has no function for it yet).
 func (e *apiEnv) pendingLoad(t *testing.T, c testCard, amount int64) {
 	t.Helper()
-	_, err := e.pool.Exec(context.Background(), `INSERT INTO topups (org_id, topup_id, card_id, channel, provider, provider_ref, amount, status)
-		VALUES ($1, gen_random_uuid(), $2, 'online', 'test', $3, $4, 'pending')`, org, c.uid, c.hex(), amount)
-	require.NoError(t, err)
+	// As a provider's verified webhook is recorded: a pending load with
+	// its money in the ledger's pending loads account.
+	id := "evt-" + rand.Text()
+	require.NoError(t, e.ledger.RecordPayment(context.Background(), "test", payment.Event{ID: id, Type: payment.TypePaymentSucceeded,
+		Payment: "pay-" + id, Org: org, Card: c.hex(), Amount: amount, Currency: "EUR", Created: time.Now().Unix()}))
 }
 
 func (e *apiEnv) count(t *testing.T, q string, args ...any) int {

@@ -57,7 +57,7 @@ func TestWithAPI(t *testing.T) {
 	// Refund request.
 	p = c.post(b+"/refund", url.Values{"pin": {card.pin}, "name": {"Ada Lovelace"}, "iban": {"NL91 ABNA 0417 1643 00"}})
 	require.Equal(t, http.StatusCreated, p.status, p.body)
-	require.Contains(t, p.body, "€10.00")
+	require.Contains(t, p.body, "€15.00", "the balance and the pending load not yet on the card")
 	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM api_refund_requests WHERE card_id = $1`, card.uid))
 
 	// Claim, after which the PIN no longer shows the history.
@@ -68,7 +68,7 @@ func TestWithAPI(t *testing.T) {
 	require.Contains(t, p.body, "ada@example.org")
 	require.Contains(t, p.body, card.hex())
 	require.Contains(t, p.body, "Refund requests")
-	require.Contains(t, p.body, `€10.00 <span class="tag">requested</span>`)
+	require.Contains(t, p.body, `€15.00 <span class="tag">requested</span>`)
 	p = c.post(b+"/history", url.Values{"pin": {card.pin}})
 	require.Equal(t, http.StatusForbidden, p.status)
 	require.Contains(t, p.body, "linked to a profile")
