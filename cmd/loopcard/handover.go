@@ -24,7 +24,8 @@ func handoverCommand() *cli.Command {
 			ArgsUsage: "CARD...",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "store", Usage: "store where it happens" + map[bool]string{false: " (none: at HQ)", true: " (required)"}[storeRequired]},
-				&cli.StringFlag{Name: "key-file", Usage: "sign with this store key file; without it HQ signs (void and destroy only)"},
+				&cli.StringFlag{Name: "key-file", Usage: "sign with this store key file; without it or --hsm-store HQ signs (void and destroy only)"},
+				hsmStoreFlag("sign with the store's key in its own token"),
 				&cli.StringFlag{Name: "note", Usage: "short reason, no personal data"},
 				organizerFlag, jsonFlag,
 			},
@@ -54,7 +55,8 @@ func handoverCommand() *cli.Command {
 				Usage: "record the cards a store counted on receipt, signed with the store's key",
 				Flags: []cli.Flag{batchFlag, storeFlag,
 					&cli.Int64Flag{Name: "count", Required: true, Usage: "cards the store counted"},
-					&cli.StringFlag{Name: "key-file", Required: true, Usage: "the store's key file (0600), made by 'loopcard store enrol'"},
+					&cli.StringFlag{Name: "key-file", Usage: "the store's key file (0600), made by 'loopcard store keygen' or 'store enrol'"},
+					hsmStoreFlag("sign with the store's key in its own token"),
 					organizerFlag, jsonFlag},
 				Action: handoverReceive,
 			},
@@ -179,18 +181,32 @@ func handoverSend(c *cli.Context) error {
 }
 
 func handoverReceive(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return fmt.Errorf("usage: loopcard handover receive --batch ID --store STORE --count N --key-file FILE [--json]")
+	if c.NArg() > 0 || (c.String("key-file") == "") == (c.String("hsm-store") == "") {
+		return fmt.Errorf("usage: loopcard handover receive --batch ID --store STORE --count N (--key-file FILE | --hsm-store URI) [--json]")
 	}
-	key, err := handover.OpenKeyFile(c.String("key-file"))
-	if err != nil {
-		return err
+	var key *handover.Signer
+	if c.String("key-file") != "" { // a bad file fails before anything opens
+		k, err := handover.OpenKeyFile(c.String("key-file"))
+		if err != nil {
+			return err
+		}
+		key = k
 	}
 	s, err := openLog(c)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	if key == nil {
+		// After openLog: the embedded HSM sets SOFTHSM2_CONF before the
+		// module is first initialised.
+		k, close, err := openStoreToken(c, c.String("hsm-store"), s.log.Org(), c.String("store"), false)
+		if err != nil {
+			return err
+		}
+		defer close()
+		key = k
+	}
 	e, err := handover.NewReceipt(key, s.log.Org(), c.Int64("batch"), c.String("store"), c.Int64("count"), s.log.Now())
 	if err != nil {
 		return err
@@ -203,10 +219,10 @@ func handoverReceive(c *cli.Context) error {
 }
 
 func handoverCards(c *cli.Context, t handover.Type) error {
-	usage := fmt.Sprintf("usage: loopcard handover card %s CARD... [--store STORE] [--key-file FILE] [--note TEXT] [--json]", c.Command.Name)
+	usage := fmt.Sprintf("usage: loopcard handover card %s CARD... [--store STORE] [--key-file FILE | --hsm-store URI] [--note TEXT] [--json]", c.Command.Name)
 	// urfave/cli stops at the first card; flags may follow the cards.
-	store, keyFile, note, asJSON := c.String("store"), c.String("key-file"), c.String("note"), c.Bool("json")
-	cards, err := trailingFlags(c.Args().Slice(), map[string]*string{"store": &store, "key-file": &keyFile, "note": &note},
+	store, keyFile, hsmStore, note, asJSON := c.String("store"), c.String("key-file"), c.String("hsm-store"), c.String("note"), c.Bool("json")
+	cards, err := trailingFlags(c.Args().Slice(), map[string]*string{"store": &store, "key-file": &keyFile, "hsm-store": &hsmStore, "note": &note},
 		map[string]*bool{"json": &asJSON})
 	if err != nil {
 		return fmt.Errorf("%w; %s", err, usage)
@@ -225,6 +241,9 @@ func handoverCards(c *cli.Context, t handover.Type) error {
 		}
 		evs = append(evs, handover.CardEvent{Type: t, Card: id, Store: store, Note: note})
 	}
+	if keyFile != "" && hsmStore != "" {
+		return fmt.Errorf("give --key-file or --hsm-store, not both; %s", usage)
+	}
 	var key *handover.Signer
 	if p := keyFile; p != "" {
 		k, err := handover.OpenKeyFile(p)
@@ -238,6 +257,16 @@ func handoverCards(c *cli.Context, t handover.Type) error {
 		return err
 	}
 	defer s.close()
+	if hsmStore != "" {
+		// After openLog: the embedded HSM sets SOFTHSM2_CONF before the
+		// module is first initialised.
+		k, close, err := openStoreToken(c, hsmStore, s.log.Org(), store, false)
+		if err != nil {
+			return err
+		}
+		defer close()
+		key = k
+	}
 	if key == nil {
 		key = s.log.HQ()
 	}
