@@ -26,13 +26,21 @@ import (
 // chain (rate limits, PIN lockout, authorization, audit), as a request
 // from the cardholder's address. A page request (not its stylesheet or
 // script) counts against the API's limit per address as well.
-func (s *Server) withCardPages(h http.Handler) http.Handler {
+func (s *Server) withCardPages(h http.Handler) (http.Handler, error) {
 	cp := &cardPages{s: s, api: h, backend: &cardBackend{s: s, api: h}}
-	if err := cp.build(nil); err != nil {
-		// Only an embedded template can fail here: a programming error.
-		panic(err)
+	var origins []string
+	if p := s.payments; p != nil {
+		cp.backend.topUps = p.TopUps
+		if p.Origin != "" {
+			origins = []string{p.Origin}
+		}
 	}
-	return cp
+	pages, err := cardpage.New(cardpage.Options{Backend: cp.backend, Logger: s.log, ProviderOrigins: origins})
+	if err != nil {
+		return nil, fmt.Errorf("api: card pages: %w", err)
+	}
+	cp.pages = pages
+	return cp, nil
 }
 
 // cardPages is the handler in front of the API.
@@ -41,15 +49,6 @@ type cardPages struct {
 	api     http.Handler
 	backend *cardBackend
 	pages   *cardpage.Handler
-}
-
-func (cp *cardPages) build(providerOrigins []string) error {
-	pages, err := cardpage.New(cardpage.Options{Backend: cp.backend, Logger: cp.s.log, ProviderOrigins: providerOrigins})
-	if err != nil {
-		return err
-	}
-	cp.pages = pages
-	return nil
 }
 
 func (cp *cardPages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -83,32 +82,10 @@ func (cp *cardPages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // TopUpStarter starts an online top-up of a card (hex id) with a payment
 // provider and returns the address of the provider's page; the provider
-// sends the cardholder back to returnURL. checkout.Provider, the demo's
+// sends the cardholder back to returnURL. checkout.Provider, the local
 // test provider, is one.
 type TopUpStarter interface {
 	Start(ctx context.Context, org int64, card string, amount int64, returnURL string) (string, error)
-}
-
-// OfferTopUps lets the card pages start online top-ups with t, whose pages
-// are at providerOrigin ("https://pay.example"; empty when they are on this
-// server). Call it before serving. Without it the pages say that online
-// top-up is not available.
-//
-// (It belongs in Config; it is a method until Config has the field.)
-func (s *Server) OfferTopUps(t TopUpStarter, providerOrigin string) error {
-	cp, ok := s.handler.(*cardPages)
-	if !ok {
-		return errors.New("api: no card pages to offer top-ups on")
-	}
-	var origins []string
-	if providerOrigin != "" {
-		origins = []string{providerOrigin}
-	}
-	if err := cp.build(origins); err != nil {
-		return fmt.Errorf("api: top-ups: %w", err)
-	}
-	cp.backend.topUps = t
-	return nil
 }
 
 // cardBackend is the API as the pages see it: each call is one request
@@ -428,7 +405,7 @@ func (b *cardBackend) Logout(ctx context.Context, from string, s cardpage.Secret
 	return b.do(ctx, from, apiCall{method: "POST", path: "/v1/profile/logout", auth: bearer(s)}, nil)
 }
 
-// StartTopUp starts a top-up with the provider given to OfferTopUps.
+// StartTopUp starts a top-up with the provider of Config.Payments.
 func (b *cardBackend) StartTopUp(ctx context.Context, from string, tok cardpage.Secret, amount int64, returnURL string) (string, error) {
 	cr, err := b.cardOf(ctx, tok)
 	if err != nil {

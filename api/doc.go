@@ -36,6 +36,10 @@
 //     with every lock, and even the right PIN is refused until it ends. A
 //     claimed profile logs in with email and password (argon2id) and gets a
 //     Bearer token of role profile, which POST /v1/profile/logout revokes.
+//   - The payment provider posts its events to POST /v1/payments/webhook,
+//     signed with a shared secret and a timestamp (package payment); the
+//     signature is its credential (Config.Payments). A paid top-up becomes
+//     a pending load in the ledger once per event id.
 //
 // Which role may call which route is one table (routes.go), enforced in one
 // place (authorize), and tested for every route and every role.

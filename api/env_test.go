@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,10 +26,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/cardpage/checkout"
 	"github.com/loopcard/loopcard/api/httpsig"
 	"github.com/loopcard/loopcard/api/tlsca"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/payment"
+	"github.com/loopcard/loopcard/ledger/payment/paytest"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
@@ -142,6 +146,11 @@ type env struct {
 	tokens map[string]string
 	// shutdown stops the server gracefully and returns Serve's error.
 	shutdown func() error
+	// payer is the test payment provider delivering signed webhooks to
+	// the API; checkout its pages, served by provider on their own origin.
+	payer    *paytest.Provider
+	checkout *checkout.Provider
+	provider *httptest.Server
 }
 
 // testCard is a personalized card with its secrets, as printed on its label.
@@ -187,8 +196,30 @@ func newEnv(t *testing.T, o envOptions) *env {
 	o.limits.PasswordMemory, o.limits.PasswordTime = 256, 1
 	hq, err := h.Signer(ctx, keys.Label{Name: keys.HQSign})
 	require.NoError(t, err)
+
+	// The test payment provider: its pages on their own origin, its
+	// webhooks signed with a secret the API knows, sent to the API.
+	var raw [32]byte
+	_, _ = rand.Read(raw[:])
+	paySecret := payment.NewSecret(raw[:])
+	var payer atomic.Pointer[paytest.Provider] // set when the API's address is known
+	var co atomic.Pointer[checkout.Provider]
+	provider := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { co.Load().ServeHTTP(w, r) }))
+	t.Cleanup(provider.Close)
+	co.Store(checkout.New(provider.URL+"/checkout/", func(ctx context.Context, ev payment.Event) error {
+		status, err := payer.Load().Deliver(ctx, ev)
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("webhook answered %d", status)
+		}
+		return nil
+	}, nil))
+
 	srv, err := api.New(api.Config{Ledger: l, Batches: bs, HSM: h, HQSign: hq, Now: clk.Now, Limits: o.limits,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Payments: &api.Payments{Provider: "paytest", Secrets: []payment.Secret{paySecret}, TopUps: co.Load(), Origin: provider.URL}})
 	require.NoError(t, err)
 
 	ca, _, err := tlsca.Ensure(t.TempDir(), nil)
@@ -211,7 +242,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Cleanup(tr.CloseIdleConnections)
 
 	e := &env{t: t, url: "https://" + ln.Addr().String(), client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		pool: pool, ledger: l, hsm: h, srv: srv, clock: clk, logs: logs, ca: ca, tokens: map[string]string{}, shutdown: shutdown}
+		pool: pool, ledger: l, hsm: h, srv: srv, clock: clk, logs: logs, ca: ca, tokens: map[string]string{}, shutdown: shutdown,
+		checkout: co.Load(), provider: provider}
+	e.payer = &paytest.Provider{Secret: paySecret, Now: clk.Now, URL: e.url + "/v1/payments/webhook", Client: e.client}
+	payer.Store(e.payer)
 	e.seed(o.cards)
 	return e
 }
@@ -415,7 +449,9 @@ func (e *env) fingerprint() string {
 		`SELECT count(*)::text FROM api_profiles`,
 		`SELECT count(*)::text FROM api_profile_cards`,
 		`SELECT count(*)::text FROM api_refund_requests`,
-		`SELECT count(*)::text FROM api_tokens`,
+		`SELECT count(*)::text || '/' || count(revoked_at)::text FROM api_tokens`,
+		`SELECT count(*)::text FROM api_consents`,
+		`SELECT count(*)::text FROM provider_events`,
 		`SELECT count(*)::text FROM api_terminal_keys`,
 		`SELECT count(*)::text FROM handover_entries`,
 		`SELECT count(*)::text FROM store_day_closes`,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/handover"
 )
@@ -176,6 +178,14 @@ func TestRoleMatrix(t *testing.T) {
 			r.json(t, &out)
 			logoutToken = out.Token
 			return request{method: "POST", path: "/v1/profile/logout"}
+		},
+		"POST /v1/payments/webhook": func() request {
+			id := fmt.Sprintf("evt_matrix_%d", next())
+			body, err := json.Marshal(payment.Event{ID: id, Type: payment.TypePaymentSucceeded, Payment: "pay_" + id, Org: org,
+				Card: e.cards[2].hex(), Amount: 100, Currency: "EUR", Created: e.clock.Now().Unix()})
+			require.NoError(t, err)
+			return request{method: "POST", path: "/v1/payments/webhook", body: body,
+				header: map[string]string{payment.Header: payment.Sign(e.payer.Secret, e.clock.Now(), body)}}
 		},
 		"GET /v1/profile":    func() request { return request{method: "GET", path: "/v1/profile"} },
 		"DELETE /v1/profile": func() request { return request{method: "DELETE", path: "/v1/profile"} },

@@ -13,6 +13,7 @@ import (
 
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/handover"
 )
@@ -182,7 +183,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"StoreRequest": api.StoreRequest{}, "TerminalRequest": api.TerminalRequest{}, "TerminalResponse": api.TerminalResponse{},
 		"Alert": api.AlertRecord{}, "AuditRecord": api.AuditRecord{}, "CardStatus": api.CardStatus{}, "History": api.History{},
 		"RefundRequest": api.RefundRequest{}, "RefundResponse": api.RefundResponse{}, "ClaimRequest": api.ClaimRequest{},
-		"Consent": api.Consent{}, "LogoutResponse": api.LogoutResponse{}, "ExportedConsent": api.ExportedConsent{},
+		"Consent": api.Consent{}, "LogoutResponse": api.LogoutResponse{},
+		"PaymentWebhookResponse": api.PaymentWebhookResponse{}, "PaymentEvent": payment.Event{}, "ExportedConsent": api.ExportedConsent{},
 		"LoginRequest": api.LoginRequest{}, "LoginResponse": api.LoginResponse{}, "ProfileExport": api.ProfileExport{},
 		"SessionKey": api.SessionKeyResponse{}, "StoreKeyRequest": api.StoreKeyRequest{}, "HandOverRequest": api.HandOverRequest{},
 		"EntriesRequest": api.EntriesRequest{}, "HandoverEntry": handover.Entry{}, "AppendResponse": api.AppendResponse{},

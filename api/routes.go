@@ -110,6 +110,9 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/audit/records", roles: roles(RoleAuditor, RoleHQ), h: s.auditRecords, privileged: true},
 		{method: "GET", path: "/v1/audit/export", roles: roles(RoleAuditor, RoleHQ), h: s.auditExport, privileged: true},
 
+		// Payment provider: the signature is the credential.
+		{method: "POST", path: "/v1/payments/webhook", roles: roles(RolePublic), h: s.paymentWebhook, privileged: true},
+
 		// Cardholders.
 		{method: "GET", path: "/v1/card", roles: roles(RoleCard), h: s.cardBalance},
 		{method: "GET", path: "/v1/card/history", roles: roles(RoleCardPIN), h: s.cardHistory, privileged: true},

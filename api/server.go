@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 	"github.com/loopcard/loopcard/api/internal/metrics"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/payment"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize/batch"
 )
 
@@ -106,6 +109,45 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Limits Limits
+	// Payments are online top-ups through a payment provider; nil means
+	// none (the card pages say so, the webhook route answers 404).
+	Payments *Payments
+}
+
+// Payments configures online top-ups: the card pages start them with
+// TopUps, the provider announces each payment as a signed webhook
+// (package payment) to POST /v1/payments/webhook, and the ledger records it
+// as a pending load once per event id.
+type Payments struct {
+	// Provider is the provider's name in the ledger (a-z 0-9 . _ -).
+	Provider string
+	// Secrets verify the webhooks' signatures; more than one while the
+	// provider rotates its secret. At least one is required.
+	Secrets []payment.Secret
+	// Tolerance is how far a webhook's timestamp may be from now; 0 means
+	// payment.DefaultTolerance.
+	Tolerance time.Duration
+	// TopUps starts a top-up on the provider's page (checkout.Provider,
+	// the local test provider, is one); nil: the pages offer no top-up,
+	// webhooks are still received.
+	TopUps TopUpStarter
+	// Origin is where the provider's pages are ("https://pay.example"),
+	// which the card pages' forms may post to; empty when they are on
+	// this server.
+	Origin string
+}
+
+func (p *Payments) validate() error {
+	if !terminaltx.ValidID(p.Provider) {
+		return fmt.Errorf("api: payments: provider name %q (a-z 0-9 . _ -)", p.Provider)
+	}
+	if len(p.Secrets) == 0 {
+		return errors.New("api: payments: a webhook secret is required")
+	}
+	if p.Tolerance < 0 {
+		return errors.New("api: payments: negative tolerance")
+	}
+	return nil
 }
 
 // Server is the API. Create it with New; it is an http.Handler.
@@ -123,6 +165,8 @@ type Server struct {
 	clLimit *limiter
 	pinWarn *pinWatch
 	cards   cardCache
+	// payments is nil without online top-ups.
+	payments *Payments
 
 	dummyOnce sync.Once
 	dummy     string
@@ -139,6 +183,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Ledger == nil || cfg.Batches == nil || cfg.HSM == nil {
 		return nil, errors.New("api: Ledger, Batches and HSM are required")
 	}
+	if cfg.Payments != nil {
+		if err := cfg.Payments.validate(); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{
 		ledger:  cfg.Ledger,
 		batches: cfg.Batches,
@@ -150,6 +199,11 @@ func New(cfg Config) (*Server, error) {
 		limits:  cfg.Limits,
 		metrics: metrics.New(),
 		alerted: map[string]time.Time{},
+	}
+	if cfg.Payments != nil {
+		p := *cfg.Payments
+		p.Secrets = slices.Clone(p.Secrets)
+		s.payments = &p
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -171,7 +225,11 @@ func New(cfg Config) (*Server, error) {
 		return errNotFound
 	}}))
 	s.handler = s.outer(s.mux)
-	s.handler = s.withCardPages(s.handler)
+	h, err := s.withCardPages(s.handler)
+	if err != nil {
+		return nil, err
+	}
+	s.handler = h
 	return s, nil
 }
 

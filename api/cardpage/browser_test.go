@@ -195,10 +195,9 @@ func (b *tab) page(name string, want ...string) {
 // lockout, history, refund request, claim, export, erasure, in English
 // and Dutch; each page is photographed and checked with axe-core.
 func TestBrowser(t *testing.T) {
-	e := newAPIEnv(t, 2, 0)
+	e := newPayingEnv(t, 2)
 	card, other := e.cards[0], e.cards[1]
 	e.pendingLoad(t, card, 500)
-	e.offerTopUps(t)
 	ts := httptest.NewUnstartedServer(e.srv)
 	ts.StartTLS()
 	t.Cleanup(ts.Close)

@@ -1,10 +1,12 @@
 package cardpage_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -21,7 +23,6 @@ import (
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/payment"
-	"github.com/loopcard/loopcard/ledger/payment/paytest"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
@@ -40,7 +41,7 @@ type apiEnv struct {
 	srv    *api.Server
 	logs   *syncBuffer
 	cards  []testCard
-	// provider is the test payment provider's server, after offerTopUps.
+	// provider is the test payment provider's server (newPayingEnv).
 	provider *httptest.Server
 }
 
@@ -66,6 +67,20 @@ func (c testCard) wrongPIN() string {
 // API's rate limit per address; 0 means none.
 func newAPIEnv(t *testing.T, n int, perIP float64) *apiEnv {
 	t.Helper()
+	return startAPIEnv(t, n, perIP, false)
+}
+
+// newPayingEnv is newAPIEnv with online top-ups: the test payment
+// provider's pages on their own origin (provider), its signed webhooks
+// sent to the API's POST /v1/payments/webhook, which records them in the
+// ledger.
+func newPayingEnv(t *testing.T, n int) *apiEnv {
+	t.Helper()
+	return startAPIEnv(t, n, 0, true)
+}
+
+func startAPIEnv(t *testing.T, n int, perIP float64, payments bool) *apiEnv {
+	t.Helper()
 	ctx := context.Background()
 	uri := softhsm.NewTestToken(t)
 	h, err := keys.Open(uri, keys.Options{})
@@ -83,10 +98,17 @@ func newAPIEnv(t *testing.T, n int, perIP float64) *apiEnv {
 	if perIP == 0 {
 		perIP = -1
 	}
-	srv, err := api.New(api.Config{Ledger: l, Batches: bs, HSM: h, Limits: api.Limits{PerIP: perIP, PerClient: -1, PasswordMemory: 256, PasswordTime: 1},
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	cfg := api.Config{Ledger: l, Batches: bs, HSM: h, Limits: api.Limits{PerIP: perIP, PerClient: -1, PasswordMemory: 256, PasswordTime: 1},
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	var provider *httptest.Server
+	var srvp atomic.Pointer[api.Server]
+	if payments {
+		cfg.Payments, provider = testProvider(t, &srvp)
+	}
+	srv, err := api.New(cfg)
 	require.NoError(t, err)
-	e := &apiEnv{pool: pool, ledger: l, srv: srv, logs: logs}
+	srvp.Store(srv)
+	e := &apiEnv{pool: pool, ledger: l, srv: srv, logs: logs, provider: provider}
 
 	require.NoError(t, l.CreateOrganizer(ctx, org, "Fest Org"))
 	require.NoError(t, l.AddEvent(ctx, org, "fest", "Fest", time.Time{}))
@@ -137,27 +159,26 @@ func (e *apiEnv) count(t *testing.T, q string, args ...any) int {
 	return n
 }
 
-// offerTopUps runs the test payment provider on its own origin and offers
-// it on the card pages. A payment goes as the provider would announce it:
-// a signed webhook (package payment) to a receiver that records it in the
-// ledger. (The API has no webhook route yet: the receiver here stands in.)
-func (e *apiEnv) offerTopUps(t *testing.T) {
+// testProvider runs the test payment provider's pages on their own origin;
+// a payment there is delivered as the provider would: a signed webhook to
+// the API's POST /v1/payments/webhook (in process).
+func testProvider(t *testing.T, srv *atomic.Pointer[api.Server]) (*api.Payments, *httptest.Server) {
 	t.Helper()
 	var raw [32]byte
 	_, _ = rand.Read(raw[:])
 	secret := payment.NewSecret(raw[:])
-	hook := httptest.NewServer(&payment.Handler{Secret: secret, Record: func(r *http.Request, ev payment.Event) error {
-		return e.ledger.RecordPayment(r.Context(), "test", ev)
-	}})
-	t.Cleanup(hook.Close)
-	prov := &paytest.Provider{Secret: secret, URL: hook.URL, Client: hook.Client()}
 	notify := func(ctx context.Context, ev payment.Event) error {
-		status, err := prov.Deliver(ctx, ev)
+		body, err := json.Marshal(ev)
 		if err != nil {
 			return err
 		}
-		if status != http.StatusOK {
-			return fmt.Errorf("webhook answered %d", status)
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/payments/webhook", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(payment.Header, payment.Sign(secret, time.Now(), body))
+		rec := httptest.NewRecorder()
+		srv.Load().ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			return fmt.Errorf("webhook answered %d", rec.Code)
 		}
 		return nil
 	}
@@ -165,6 +186,5 @@ func (e *apiEnv) offerTopUps(t *testing.T) {
 	ps := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.Load().ServeHTTP(w, r) }))
 	t.Cleanup(ps.Close)
 	p.Store(checkout.New(ps.URL+"/checkout/", notify, nil))
-	require.NoError(t, e.srv.OfferTopUps(p.Load(), ps.URL))
-	e.provider = ps
+	return &api.Payments{Provider: "paytest", Secrets: []payment.Secret{secret}, TopUps: p.Load(), Origin: ps.URL}, ps
 }

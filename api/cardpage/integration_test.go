@@ -136,8 +136,7 @@ func TestPagesRateLimited(t *testing.T) {
 // TestTopUp: the amount buttons lead to the test payment provider; paying
 // there makes a pending load, shown on the card page.
 func TestTopUp(t *testing.T) {
-	e := newAPIEnv(t, 1, 0)
-	e.offerTopUps(t)
+	e := newPayingEnv(t, 1)
 	card := e.cards[0]
 	c := newClient(t, e.srv)
 	b := "/c/" + card.token

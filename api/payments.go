@@ -1,0 +1,59 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/loopcard/loopcard/ledger/payment"
+)
+
+// PaymentWebhookResponse acknowledges a provider's webhook delivery.
+type PaymentWebhookResponse struct {
+	Received bool `json:"received"`
+}
+
+// paymentWebhook receives the payment provider's signed events (POST
+// /v1/payments/webhook, anyone may call it: the signature is the
+// credential). The signature (package payment: a timestamped HMAC-SHA256
+// of the body) must match one of Payments.Secrets, its timestamp be within
+// Payments.Tolerance of now, and the event parse; then the ledger records
+// a succeeded payment as a pending load of its card, once per event id: a
+// delivery repeated (providers deliver at least once) answers 200 and
+// changes nothing. A refused delivery answers 400, which the provider
+// shows as failed; a failure to record answers 5xx, which it retries.
+func (s *Server) paymentWebhook(c *call) error {
+	p := s.payments
+	if p == nil {
+		return errNotFound
+	}
+	if len(c.body) == 0 {
+		return badRequest("a JSON body is required", nil)
+	}
+	header := c.r.Header.Get(payment.Header)
+	var err error
+	for _, sec := range p.Secrets {
+		if err = payment.Verify(sec, header, c.body, s.now(), p.Tolerance); err == nil || !errors.Is(err, payment.ErrSignature) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, payment.ErrTimestamp):
+		s.metrics.Inc("payment_webhook_refused")
+		return badRequest("signature timestamp outside the tolerance", err)
+	case err != nil:
+		s.metrics.Inc("payment_webhook_refused")
+		return badRequest("bad signature", err)
+	}
+	ev, err := payment.ParseEvent(c.body)
+	if err != nil {
+		return badRequest("malformed event", err)
+	}
+	c.who.org = ev.Org
+	c.target = "payment " + truncate(ev.Payment, 100)
+	c.detail = "provider " + p.Provider + " event " + truncate(ev.ID, 100) + " " + truncate(ev.Type, 40)
+	if err := s.ledger.RecordPayment(c.ctx, p.Provider, ev); err != nil {
+		return err
+	}
+	s.metrics.Inc("payment_webhook_recorded")
+	return c.reply(http.StatusOK, PaymentWebhookResponse{Received: true})
+}
