@@ -47,9 +47,10 @@ func keysCommand() *cli.Command {
 			},
 			{
 				Name:      "rotate",
-				Usage:     "generate the next version of a key; old versions stay usable",
+				Usage:     "generate the next version of a key; old versions stay usable (hq-sign: only with --force, see docs/audit-export.md)",
 				ArgsUsage: "LABEL",
-				Flags:     []cli.Flag{jsonFlag},
+				Flags: []cli.Flag{jsonFlag,
+					&cli.BoolFlag{Name: "force", Usage: "rotate hq-sign although handover logs signed by it no longer verify afterwards"}},
 				Action:    keysRotate,
 			},
 			{
@@ -302,6 +303,11 @@ func keysImport(c *cli.Context) error {
 	return nil
 }
 
+// errHQSignRotation explains why hq-sign is not rotated without --force.
+var errHQSignRotation = errors.New("hq-sign is not rotated: it signs every handover log's checkpoints and HQ entries, " +
+	"and a log is verified with one HQ key, so after a rotation 'loopcard audit verify' fails on its first checkpoint; " +
+	"rotate hq-sign with --force only before the first handover entry (see docs/audit-export.md, HQ key rotation)")
+
 func keysRotate(c *cli.Context) error {
 	a, err := parseArgs(c, "LABEL")
 	if err != nil {
@@ -310,6 +316,9 @@ func keysRotate(c *cli.Context) error {
 	name := a.label
 	if _, err := keys.LookupSpec(name); err != nil {
 		return err
+	}
+	if name == keys.HQSign && !a.bools["force"] && !c.Bool("force") {
+		return errHQSignRotation
 	}
 	h, err := openHSM(c)
 	if err != nil {
