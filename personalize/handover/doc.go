@@ -26,7 +26,9 @@
 // HASH is the first 4 bytes, in hex, of SHA-256(NAME || "\n" || 0x01 ||
 // public key). HQ signs with hq-sign (the same key signs checkpoints); each
 // store signs with its own Ed25519 key, enrolled in the log by HQ
-// (TypeKeyEnrolled).
+// (TypeKeyEnrolled), kept either in a 0600 file (GenerateKeyFile,
+// OpenKeyFile) or non-extractable in the store's own PKCS#11 token
+// (keys.HSM.GenerateSigningKey and SigningKey, wrapped by NewSigner).
 //
 // # Log
 //
