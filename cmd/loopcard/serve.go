@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,9 +21,12 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/cardpage/checkout"
 	"github.com/loopcard/loopcard/api/tlsca"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/payment"
+	"github.com/loopcard/loopcard/ledger/payment/paytest"
 	"github.com/loopcard/loopcard/ledger/pgcluster"
 	"github.com/loopcard/loopcard/personalize/batch"
 )
@@ -29,7 +36,9 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "serve the HTTPS API (TLS 1.3) until SIGINT or SIGTERM",
 		Description: "Without --tls-cert, a local CA and a server certificate for localhost and 127.0.0.1\n" +
-			"are made under DATA_DIR/tls on first use; clients trust DATA_DIR/tls/ca.pem.",
+			"are made under DATA_DIR/tls on first use; clients trust DATA_DIR/tls/ca.pem.\n" +
+			"With --test-payments, the local test payment provider serves its pages on its own address\n" +
+			"(printed) and sends each payment as a signed webhook to this server's /v1/payments/webhook.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8443", Usage: "address to listen on", EnvVars: []string{"LOOPCARD_LISTEN"}},
 			&cli.StringFlag{Name: "tls-cert", Usage: "server certificate (PEM); default: the local CA's"},
@@ -39,6 +48,8 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "how long in-flight requests may finish at shutdown"},
 			&cli.Float64Flag{Name: "rate-ip", Usage: "requests per second per IP address (0: default 200, negative: no limit)"},
 			&cli.Float64Flag{Name: "rate-client", Usage: "requests per second per client (0: default 50, negative: no limit)"},
+			&cli.BoolFlag{Name: "test-payments", Usage: "run the local test payment provider (no money moves) for online top-ups; local CA only"},
+			&cli.StringFlag{Name: "test-payments-listen", Value: "127.0.0.1:0", Usage: "address of the test payment provider's pages, with --test-payments"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -55,7 +66,10 @@ func serve(c *cli.Context) error {
 	cfg := getConfig(c)
 	log := logger(c)
 
-	tc, err := serverTLS(c, cfg.DataDir)
+	if c.Bool("test-payments") && (c.String("tls-cert") != "" || c.String("tls-key") != "") {
+		return cli.Exit("--test-payments runs with the local CA only: leave out --tls-cert", 2)
+	}
+	tc, localCA, err := serverTLS(c, cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -80,50 +94,125 @@ func serve(c *cli.Context) error {
 	} else {
 		log.Warn("no hq-sign in the HSM: custody log routes are off until `loopcard keys init`", "err", err)
 	}
-	srv, err := api.New(api.Config{
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	apiCfg := api.Config{
 		Ledger:  ledger.New(pool, ledger.Options{Logger: log}),
 		Batches: batch.NewStore(pool),
 		HSM:     h,
 		HQSign:  hqSign,
 		Logger:  log,
 		Limits:  api.Limits{PerIP: c.Float64("rate-ip"), PerClient: c.Float64("rate-client")},
-	})
+	}
+	if c.Bool("test-payments") {
+		tp, err := startTestPayments(ctx, c.String("test-payments-listen"), ln.Addr(), tc, localCA, log)
+		if err != nil {
+			return err
+		}
+		defer tp.stop()
+		apiCfg.Payments = tp.payments
+		fmt.Fprintf(c.App.ErrWriter, "loopcard: test payment provider (no money moves) at %s\n", tp.payments.Origin)
+	}
+	srv, err := api.New(apiCfg)
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", c.String("listen"))
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "loopcard: serving https://%s\n", ln.Addr())
 	return srv.Serve(ctx, ln, tc, c.Duration("grace"))
 }
 
+// testPayments is the local test payment provider of --test-payments.
+type testPayments struct {
+	payments *api.Payments
+	stop     func()
+}
+
+// startTestPayments serves the test provider's pages (package checkout)
+// over HTTPS on listen, with the API's certificate, and sends each payment
+// as a webhook signed with a secret made for this run (package paytest) to
+// the API at apiAddr, trusting the local CA.
+func startTestPayments(ctx context.Context, listen string, apiAddr net.Addr, tc *tls.Config, ca *x509.CertPool, log *slog.Logger) (*testPayments, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	secret := payment.NewSecret(raw)
+	clear(raw)
+	port := apiAddr.(*net.TCPAddr).Port
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca, MinVersion: tls.VersionTLS13}}
+	payer := &paytest.Provider{Secret: secret, URL: fmt.Sprintf("https://127.0.0.1:%d/v1/payments/webhook", port),
+		Client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	notify := func(ctx context.Context, ev payment.Event) error {
+		status, err := payer.Deliver(ctx, ev)
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("test payments: webhook answered %d", status)
+		}
+		return nil
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("test payments: listen: %w", err)
+	}
+	origin := fmt.Sprintf("https://127.0.0.1:%d", ln.Addr().(*net.TCPAddr).Port)
+	prov := checkout.New(origin+"/checkout/", notify, log)
+	mux := http.NewServeMux()
+	mux.Handle("/checkout/", prov)
+	ptc := tc.Clone()
+	ptc.ClientAuth, ptc.ClientCAs = tls.NoClientCert, nil
+	hs := &http.Server{Handler: mux, TLSConfig: ptc, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("test payments: serve", "err", err)
+		}
+	}()
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+		<-done
+		tr.CloseIdleConnections()
+	}
+	return &testPayments{
+		payments: &api.Payments{Provider: "paytest", Secrets: []payment.Secret{secret}, TopUps: prov, Origin: origin},
+		stop:     stop,
+	}, nil
+}
+
 // serverTLS loads --tls-cert/--tls-key, or the local CA's server
-// certificate, made on first use and announced with the CA's path.
-func serverTLS(c *cli.Context, dataDir string) (*tls.Config, error) {
+// certificate, made on first use and announced with the CA's path; it
+// returns the local CA's pool too (nil with --tls-cert).
+func serverTLS(c *cli.Context, dataDir string) (*tls.Config, *x509.CertPool, error) {
 	var clientCAs *x509.CertPool
 	if path := c.String("client-ca"); path != "" {
 		pem, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("client CA: %w", err)
+			return nil, nil, fmt.Errorf("client CA: %w", err)
 		}
 		clientCAs = x509.NewCertPool()
 		if !clientCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("client CA %s holds no PEM certificate", path)
+			return nil, nil, fmt.Errorf("client CA %s holds no PEM certificate", path)
 		}
 	}
 	if certFile := c.String("tls-cert"); certFile != "" || c.String("tls-key") != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, c.String("tls-key"))
 		if err != nil {
-			return nil, fmt.Errorf("TLS certificate: %w (give both --tls-cert and --tls-key)", err)
+			return nil, nil, fmt.Errorf("TLS certificate: %w (give both --tls-cert and --tls-key)", err)
 		}
-		return api.TLSConfig(cert, clientCAs), nil
+		return api.TLSConfig(cert, clientCAs), nil, nil
 	}
 	dir := filepath.Join(dataDir, "tls")
 	ca, created, err := tlsca.Ensure(dir, c.StringSlice("host"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if created {
 		fmt.Fprintf(c.App.ErrWriter, "loopcard: no --tls-cert given: made a local CA and server certificate; clients trust %s\n",
@@ -133,12 +222,12 @@ func serverTLS(c *cli.Context, dataDir string) (*tls.Config, error) {
 	}
 	cert, err := ca.ServerCertificate()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if clientCAs == nil {
 		clientCAs = ca.Pool()
 	}
-	return api.TLSConfig(cert, clientCAs), nil
+	return api.TLSConfig(cert, clientCAs), ca.Pool(), nil
 }
 
 // serveDatabase opens --database-url, or the embedded PostgreSQL under

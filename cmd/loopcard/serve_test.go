@@ -42,12 +42,21 @@ func TestServeCLI(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			defer ln.Close()
 			env.Setenv("PORT", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-			return ln.Close()
+			// PAYPORT is for the test payment provider's pages.
+			ln2, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			defer ln2.Close()
+			env.Setenv("PAYPORT", strconv.Itoa(ln2.Addr().(*net.TCPAddr).Port))
+			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			// https METHOD PATH [TOKENFILE]: one request to the server on
-			// $PORT, trusting the local CA; prints the status and the body.
+			// $PORT (or to PATH if it is a whole https:// address),
+			// trusting the local CA; prints the status and the body.
 			// It retries for up to 30 s while the server starts.
 			"https": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) < 2 || len(args) > 3 {
@@ -61,7 +70,11 @@ func TestServeCLI(t *testing.T) {
 					pool.AppendCertsFromPEM(pem)
 					tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}}
 					client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-					req, err := http.NewRequest(args[0], "https://127.0.0.1:"+ts.Getenv("PORT")+args[1], nil)
+					u := args[1]
+					if !strings.HasPrefix(u, "https://") {
+						u = "https://127.0.0.1:" + ts.Getenv("PORT") + u
+					}
+					req, err := http.NewRequest(args[0], u, nil)
 					ts.Check(err)
 					if len(args) == 3 {
 						req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(ts.ReadFile(args[2])))
