@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
@@ -240,4 +241,20 @@ func newServerOnly(t *testing.T) *api.Server {
 	s, err := api.New(api.Config{Ledger: ledger.New(nil, ledger.Options{}), Batches: batch.NewStore(nil), HSM: noHSM{}})
 	require.NoError(t, err)
 	return s
+}
+
+// TestOpenAPIValidates validates the document with kin-openapi: OpenAPI 3.0
+// structure, schemas, references, parameters and security schemes.
+func TestOpenAPIValidates(t *testing.T) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(api.OpenAPI)
+	require.NoError(t, err)
+	require.NoError(t, doc.Validate(loader.Context))
+	// The validator catches what is wrong: a broken reference fails.
+	broken := strings.Replace(string(api.OpenAPI), `"#/components/schemas/History"`, `"#/components/schemas/Nothing"`, 1)
+	bdoc, err := openapi3.NewLoader().LoadFromData([]byte(broken))
+	if err == nil {
+		err = bdoc.Validate(loader.Context)
+	}
+	require.Error(t, err)
 }
