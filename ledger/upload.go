@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -100,7 +101,9 @@ func (l *Ledger) Submit(ctx context.Context, org int64, raw []byte) (Result, err
 }
 
 // maxSubmitFlights bounds the coalesced batches of Submit in flight at once.
-const maxSubmitFlights = 4
+// One is best measured (scripts/bench ledger): while a batch commits, every
+// submission that arrives waits for the next, which then carries them all.
+const maxSubmitFlights = 1
 
 type submission struct {
 	org  int64
@@ -114,6 +117,9 @@ type submission struct {
 // organizer. When more arrived meanwhile, a new goroutine takes them over,
 // so that the caller, whose own submission is done, returns at once.
 func (l *Ledger) flushSubmissions() {
+	// Let submitters that are about to queue (typically those just answered
+	// by the previous batch) join this batch.
+	runtime.Gosched()
 	l.subMu.Lock()
 	queue := l.subQueue
 	l.subQueue = nil
