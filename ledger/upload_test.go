@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
@@ -395,5 +396,62 @@ func TestConcurrentUploads(t *testing.T) {
 	require.NoError(t, l.pool.QueryRow(ctx, `SELECT count(*) FROM terminal_txs WHERE status = 'posted'`).Scan(&n))
 	require.Equal(t, int64(len(all)), n)
 	require.Empty(t, alertKinds(t, l))
+	requireInvariants(t, l)
+}
+
+// TestConcurrentSubmit: coalesced online submissions each get their own
+// result; a bad one does not affect the others.
+func TestConcurrentSubmit(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	const n = 16
+	terms := make([]*terminal, n)
+	cards := make([]*card, n)
+	for i := range n {
+		terms[i] = newTerminal(t, l, fmt.Sprintf("t-%d", i), "bar")
+		cards[i] = newCard(i + 1)
+	}
+	fund(t, l, 1000, cards...)
+	raws := make([][][]byte, n)
+	for i := range n {
+		for range 5 {
+			raws[i] = append(raws[i], terms[i].pay(t, cards[i], 10))
+		}
+	}
+	bad := bytes.Clone(raws[0][4])
+	bad[len(bad)-1] ^= 1
+	var wg sync.WaitGroup
+	results := make([][]Result, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k, raw := range raws[i] {
+				if i == 0 && k == 4 {
+					raw = bad
+				}
+				r, err := l.Submit(ctx, org, raw)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				results[i] = append(results[i], r)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		for k, r := range results[i] {
+			if i == 0 && k == 4 {
+				require.Equal(t, Rejected, r.Status)
+				require.ErrorIs(t, r.Err, terminaltx.ErrSignature)
+				continue
+			}
+			require.Equal(t, Accepted, r.Status, "terminal %d tx %d", i, k)
+		}
+	}
+	b, err := l.Balance(ctx, org, Merchant, "bar")
+	require.NoError(t, err)
+	require.Equal(t, int64(10*(5*n-1)), b)
 	requireInvariants(t, l)
 }
