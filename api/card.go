@@ -255,18 +255,18 @@ const (
 	argonKeyLen  = 32
 )
 
-func (s *Server) hashPassword(pw string) (string, error) {
+func (s *Server) hashPassword(pw []byte) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
 	m, t := s.limits.PasswordMemory, s.limits.PasswordTime
-	k := argon2.IDKey([]byte(pw), salt, t, m, argonThreads, argonKeyLen)
+	k := argon2.IDKey(pw, salt, t, m, argonThreads, argonKeyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, m, t, argonThreads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(k)), nil
 }
 
-func checkPassword(encoded, pw string) bool {
+func checkPassword(encoded string, pw []byte) bool {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
 		return false
@@ -282,13 +282,13 @@ func checkPassword(encoded, pw string) bool {
 	if err1 != nil || err2 != nil || len(want) == 0 {
 		return false
 	}
-	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
+	got := argon2.IDKey(pw, salt, t, m, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
 // dummyHash keeps a login for an unknown email as slow as for a known one.
 func (s *Server) dummyHash() string {
-	s.dummyOnce.Do(func() { s.dummy, _ = s.hashPassword("loopcard timing equaliser") })
+	s.dummyOnce.Do(func() { s.dummy, _ = s.hashPassword([]byte("loopcard timing equaliser")) })
 	return s.dummy
 }
 
@@ -302,7 +302,7 @@ func normalEmail(e string) string { return strings.ToLower(strings.TrimSpace(e))
 // ClaimRequest is the body of POST /v1/card/claim.
 type ClaimRequest struct {
 	Email    string  `json:"email"`
-	Password string  `json:"password"`
+	Password Secret  `json:"password"`
 	Consent  Consent `json:"consent"`
 }
 
@@ -352,13 +352,16 @@ type LoginResponse struct {
 // ProfileTokenTTL is how long a cardholder's login lasts.
 const ProfileTokenTTL = time.Hour
 
-func validPassword(pw string) bool { return len(pw) >= 10 && len(pw) <= 200 }
+func validPassword(pw Secret) bool { return pw.Len() >= 10 && pw.Len() <= 200 }
 
 func (s *Server) claimCard(c *call) error {
 	var req ClaimRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
+	// The password is dropped with the request: its bytes and the body's.
+	defer req.Password.Destroy()
+	defer clear(c.body)
 	org, card := c.who.org, c.who.card
 	c.target = "card " + terminaltx.CardHex(card)
 	addr, err := mail.ParseAddress(req.Email)
@@ -375,7 +378,7 @@ func (s *Server) claimCard(c *call) error {
 		Scan(&profile, &stored)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		hash, err := s.hashPassword(req.Password)
+		hash, err := s.hashPassword(req.Password.bytes())
 		if err != nil {
 			return fmt.Errorf("api: hash password: %w", err)
 		}
@@ -392,7 +395,7 @@ func (s *Server) claimCard(c *call) error {
 		return fmt.Errorf("api: profile: %w", err)
 	default:
 		// Adding a card to an existing profile needs its password.
-		if !checkPassword(stored, req.Password) {
+		if !checkPassword(stored, req.Password.bytes()) {
 			return apiError(http.StatusConflict, "this email already has a profile: give its password", nil)
 		}
 	}
@@ -425,7 +428,7 @@ func (s *Server) claimCard(c *call) error {
 type LoginRequest struct {
 	Org      int64  `json:"org"`
 	Email    string `json:"email"`
-	Password string `json:"password"`
+	Password Secret `json:"password"`
 }
 
 func (s *Server) login(c *call) error {
@@ -433,7 +436,10 @@ func (s *Server) login(c *call) error {
 	if err := c.decode(&req); err != nil {
 		return err
 	}
-	if req.Org <= 0 || req.Email == "" || req.Password == "" {
+	// The password is dropped with the request: its bytes and the body's.
+	defer req.Password.Destroy()
+	defer clear(c.body)
+	if req.Org <= 0 || req.Email == "" || req.Password.IsZero() {
 		return badRequest("org, email and password are required", nil)
 	}
 	c.who.org = req.Org
@@ -444,7 +450,7 @@ func (s *Server) login(c *call) error {
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("api: login: %w", err)
 	}
-	if !checkPassword(stored, req.Password) || !profile.Valid {
+	if !checkPassword(stored, req.Password.bytes()) || !profile.Valid {
 		s.metrics.Inc("login_failure")
 		return apiError(http.StatusUnauthorized, "wrong email or password", nil)
 	}

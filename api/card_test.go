@@ -69,7 +69,7 @@ func TestCardholderFlow(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, r.status, "IBAN checksum")
 
 	// Claim with a profile, log in, export, erase.
-	claim := api.ClaimRequest{Email: "ada@example.org", Password: "correct horse battery"}
+	claim := claimBody{Email: "ada@example.org", Password: "correct horse battery"}
 	// Without consent to keep the email, nothing is kept.
 	before := e.fingerprint()
 	for _, co := range []api.Consent{
@@ -100,7 +100,7 @@ func TestCardholderFlow(t *testing.T) {
 	// Another card claimed by the same email needs the password.
 	c2 := e.cards[1]
 	r = e.do(request{method: "POST", path: "/v1/card/claim", card: c2.token, pin: c2.pin,
-		body: api.ClaimRequest{Email: claim.Email, Password: "wrong password!", Consent: claim.Consent}})
+		body: claimBody{Email: claim.Email, Password: "wrong password!", Consent: claim.Consent}})
 	require.Equal(t, http.StatusConflict, r.status)
 	r = e.do(request{method: "POST", path: "/v1/card/claim", card: c2.token, pin: c2.pin, body: claim})
 	require.Equal(t, 201, r.status, string(r.body))
@@ -121,11 +121,11 @@ func TestCardholderFlow(t *testing.T) {
 	// The balance still shows with the QR token alone.
 	require.Equal(t, 200, e.do(request{method: "GET", path: "/v1/card", card: c2.token}).status)
 
-	r = e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "ADA@example.org", Password: "nope nope nope"}})
+	r = e.do(request{method: "POST", path: "/v1/profile/login", body: loginBody{Org: org, Email: "ADA@example.org", Password: "nope nope nope"}})
 	require.Equal(t, http.StatusUnauthorized, r.status)
-	r = e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "nobody@example.org", Password: "nope nope nope"}})
+	r = e.do(request{method: "POST", path: "/v1/profile/login", body: loginBody{Org: org, Email: "nobody@example.org", Password: "nope nope nope"}})
 	require.Equal(t, http.StatusUnauthorized, r.status)
-	r = e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "ADA@example.org", Password: claim.Password}})
+	r = e.do(request{method: "POST", path: "/v1/profile/login", body: loginBody{Org: org, Email: "ADA@example.org", Password: claim.Password}})
 	require.Equal(t, 200, r.status, string(r.body))
 	r.json(t, &lr)
 
@@ -155,7 +155,7 @@ func TestCardholderFlow(t *testing.T) {
 	}
 
 	// Logging out ends that login only.
-	r = e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: claim.Email, Password: claim.Password}})
+	r = e.do(request{method: "POST", path: "/v1/profile/login", body: loginBody{Org: org, Email: claim.Email, Password: claim.Password}})
 	require.Equal(t, 200, r.status, string(r.body))
 	var other api.LoginResponse
 	r.json(t, &other)

@@ -217,6 +217,20 @@ func pageError(c apiCall, status int, eb errorBody) error {
 	return fmt.Errorf("api: card page: %s %s: %d %s (request %s)", c.method, c.path, status, eb.Error, eb.RequestID)
 }
 
+// claimWire and loginWire are ClaimRequest and LoginRequest as the pages
+// send them (a Secret does not encode).
+type claimWire struct {
+	Email    string  `json:"email"`
+	Password string  `json:"password"`
+	Consent  Consent `json:"consent"`
+}
+
+type loginWire struct {
+	Org      int64  `json:"org"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
 // cardOf finds the card of a QR token.
 func (b *cardBackend) cardOf(ctx context.Context, tok cardpage.Secret) (cardRow, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(tok.Reveal())
@@ -335,7 +349,7 @@ func (b *cardBackend) Claim(ctx context.Context, from string, tok, pin cardpage.
 	}
 	var lr LoginResponse
 	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/card/claim", auth: cardAuth(tok), pin: pin,
-		in: ClaimRequest{Email: c.Email, Password: c.Password.Reveal(), Consent: co}}, &lr); err != nil {
+		in: claimWire{Email: c.Email, Password: c.Password.Reveal(), Consent: co}}, &lr); err != nil {
 		return cardpage.Secret{}, err
 	}
 	return cardpage.NewSecret(lr.Token), nil
@@ -351,7 +365,7 @@ func (b *cardBackend) Login(ctx context.Context, from string, tok cardpage.Secre
 	}
 	var lr LoginResponse
 	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/profile/login",
-		in: LoginRequest{Org: cr.org, Email: c.Email, Password: c.Password.Reveal()}}, &lr); err != nil {
+		in: loginWire{Org: cr.org, Email: c.Email, Password: c.Password.Reveal()}}, &lr); err != nil {
 		return cardpage.Secret{}, err
 	}
 	return cardpage.NewSecret(lr.Token), nil

@@ -302,6 +302,20 @@ func (e *env) seed(n int) {
 	}
 }
 
+// claimBody and loginBody are api.ClaimRequest and api.LoginRequest as a
+// client sends them (an api.Secret does not encode).
+type claimBody struct {
+	Email    string      `json:"email"`
+	Password string      `json:"password"`
+	Consent  api.Consent `json:"consent"`
+}
+
+type loginBody struct {
+	Org      int64  `json:"org"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
 // request is one API call.
 type request struct {
 	method, path string

@@ -30,7 +30,7 @@ func TestRoleMatrix(t *testing.T) {
 	holder, claimed := e.cards[0], e.cards[1]
 
 	r := e.do(request{method: "POST", path: "/v1/card/claim", card: claimed.token, pin: claimed.pin,
-		body: api.ClaimRequest{Email: "m@example.org", Password: "matrix password", Consent: consent}})
+		body: claimBody{Email: "m@example.org", Password: "matrix password", Consent: consent}})
 	require.Equal(t, 201, r.status, string(r.body))
 	var lr api.LoginResponse
 	r.json(t, &lr)
@@ -166,13 +166,13 @@ func TestRoleMatrix(t *testing.T) {
 			return request{method: "POST", path: "/v1/card/refund", body: api.RefundRequest{Name: "M", IBAN: "GB82 WEST 1234 5698 7654 32"}}
 		},
 		"POST /v1/card/claim": func() request {
-			return request{method: "POST", path: "/v1/card/claim", body: api.ClaimRequest{Email: "h@example.org", Password: "holder password", Consent: consent}}
+			return request{method: "POST", path: "/v1/card/claim", body: claimBody{Email: "h@example.org", Password: "holder password", Consent: consent}}
 		},
 		"POST /v1/profile/login": func() request {
-			return request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "m@example.org", Password: "matrix password"}}
+			return request{method: "POST", path: "/v1/profile/login", body: loginBody{Org: org, Email: "m@example.org", Password: "matrix password"}}
 		},
 		"POST /v1/profile/logout": func() request {
-			r := e.do(request{method: "POST", path: "/v1/profile/login", body: api.LoginRequest{Org: org, Email: "m@example.org", Password: "matrix password"}})
+			r := e.do(request{method: "POST", path: "/v1/profile/login", body: loginBody{Org: org, Email: "m@example.org", Password: "matrix password"}})
 			require.Equal(t, 200, r.status, string(r.body))
 			var out api.LoginResponse
 			r.json(t, &out)

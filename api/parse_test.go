@@ -81,16 +81,16 @@ func TestValidIBAN(t *testing.T) {
 
 func TestPasswordHash(t *testing.T) {
 	s := &Server{limits: Limits{PasswordMemory: 64, PasswordTime: 1}}
-	h, err := s.hashPassword("correct horse")
+	h, err := s.hashPassword([]byte("correct horse"))
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(h, "$argon2id$v=19$m=64,t=1,p=1$"))
-	require.True(t, checkPassword(h, "correct horse"))
-	require.False(t, checkPassword(h, "correct horsf"))
-	h2, err := s.hashPassword("correct horse")
+	require.True(t, checkPassword(h, []byte("correct horse")))
+	require.False(t, checkPassword(h, []byte("correct horsf")))
+	h2, err := s.hashPassword([]byte("correct horse"))
 	require.NoError(t, err)
 	require.NotEqual(t, h, h2, "salted")
 	for _, bad := range []string{"", "$argon2i$v=19$m=64,t=1,p=1$AAAA$AAAA", "$argon2id$v=19$m=999999999,t=1,p=1$AAAA$AAAA", strings.Replace(h, "p=1", "p=0", 1)} {
-		require.False(t, checkPassword(bad, "correct horse"), bad)
+		require.False(t, checkPassword(bad, []byte("correct horse")), bad)
 	}
 }
 
@@ -117,4 +117,12 @@ func FuzzParseKeyID(f *testing.F) {
 			require.Equal(t, s, KeyID(org, term), "a key id has one spelling")
 		}
 	})
+}
+
+func TestSecretDestroy(t *testing.T) {
+	s := newSecret("abc")
+	require.Equal(t, []byte("abc"), s.bytes())
+	s.Destroy()
+	require.Equal(t, []byte{0, 0, 0}, s.bytes())
+	require.True(t, Secret{}.IsZero())
 }
