@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -53,6 +54,9 @@ func startDatabase(c *cli.Context) (string, func(), error) {
 		return cfg.DatabaseURL, func() {}, nil
 	}
 	dir := filepath.Join(cfg.DataDir, "postgres")
+	if err := dataDirEnterable(cfg.DataDir); err != nil {
+		return "", nil, err
+	}
 	embeddedNotice.Do(func() {
 		fmt.Fprintf(c.App.ErrWriter, "loopcard: using the embedded PostgreSQL in %s (set --database-url to use another)\n", dir)
 	})
@@ -70,4 +74,27 @@ func startDatabase(c *cli.Context) (string, func(), error) {
 		return "", nil, fmt.Errorf("embedded database: %w", err)
 	}
 	return cl.URL("loopcard"), stop, nil
+}
+
+// dataDirEnterable makes sure that, when loopcard runs as root, the postgres
+// user can pass through the data directory to the embedded cluster inside it:
+// the directory gets o+x (enter, not list). What lies inside keeps its own
+// modes: the SoftHSM2 token and TLS keys are 0700/0600.
+func dataDirEnterable(dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if fi.Mode().Perm()&0o001 == 0 {
+		if err := os.Chmod(dir, fi.Mode().Perm()|0o001); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+	}
+	return nil
 }

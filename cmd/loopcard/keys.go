@@ -51,7 +51,7 @@ func keysCommand() *cli.Command {
 				ArgsUsage: "LABEL",
 				Flags: []cli.Flag{jsonFlag,
 					&cli.BoolFlag{Name: "force", Usage: "rotate hq-sign although handover logs signed by it no longer verify afterwards"}},
-				Action:    keysRotate,
+				Action: keysRotate,
 			},
 			{
 				Name:      "diversify",
