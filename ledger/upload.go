@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
@@ -277,38 +279,72 @@ func (l *Ledger) Upload(ctx context.Context, org int64, raws [][]byte) ([]Result
 	return res, nil
 }
 
-// verifyAll checks signatures in parallel, rejecting and dropping the bad ones.
+// verifyAll checks signatures, rejecting and dropping the bad ones. The
+// batch is split into one chunk per worker; each chunk is checked with
+// Ed25519 batch verification (one multi-scalar multiplication, about 2-3
+// times cheaper per signature than one verification each), and only a chunk
+// that fails is verified signature by signature, with the standard library,
+// to find the bad ones. Batch verification is cofactored and refuses
+// small-order public keys (curve25519-voi's default options).
 func (l *Ledger) verifyAll(txs []*terminaltx.Signed, active map[string]terminalInfo, res []Result) {
-	if len(txs) == 1 {
-		if txs[0] != nil {
-			if err := txs[0].Verify(active[txs[0].Terminal].pub); err != nil {
-				res[0].Status, res[0].Err = Rejected, err
-				txs[0] = nil
-			}
+	var todo []int
+	for i, s := range txs {
+		if s != nil {
+			todo = append(todo, i)
 		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	chunks := min(l.workers, (len(todo)+minVerifyChunk-1)/minVerifyChunk)
+	if chunks <= 1 {
+		l.verifyChunk(txs, active, res, todo)
 		return
 	}
 	var wg sync.WaitGroup
-	next := make(chan int, len(txs))
-	for i, s := range txs {
-		if s != nil {
-			next <- i
-		}
-	}
-	close(next)
-	for range min(l.workers, len(next)) {
+	size := (len(todo) + chunks - 1) / chunks
+	for lo := 0; lo < len(todo); lo += size {
+		part := todo[lo:min(lo+size, len(todo))]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
-				if err := txs[i].Verify(active[txs[i].Terminal].pub); err != nil {
-					res[i].Status, res[i].Err = Rejected, err
-					txs[i] = nil
-				}
-			}
+			l.verifyChunk(txs, active, res, part)
 		}()
 	}
 	wg.Wait()
+}
+
+// minVerifyChunk is the smallest number of signatures worth a goroutine of
+// its own.
+const minVerifyChunk = 32
+
+// minBatchVerify is the smallest number of signatures checked as a batch;
+// fewer are checked one by one.
+const minBatchVerify = 4
+
+// verifyChunk checks the signatures of txs[idx...].
+func (l *Ledger) verifyChunk(txs []*terminaltx.Signed, active map[string]terminalInfo, res []Result, idx []int) {
+	if len(idx) >= minBatchVerify {
+		bv := voied25519.NewBatchVerifierWithCapacity(len(idx))
+		ok := true
+		for _, i := range idx {
+			pub := active[txs[i].Terminal].pub
+			if len(pub) != ed25519.PublicKeySize || len(txs[i].Signature) != ed25519.SignatureSize {
+				ok = false
+				break
+			}
+			bv.Add(voied25519.PublicKey(pub), txs[i].Payload(), txs[i].Signature)
+		}
+		if ok && bv.VerifyBatchOnly(nil) {
+			return
+		}
+	}
+	for _, i := range idx {
+		if err := txs[i].Verify(active[txs[i].Terminal].pub); err != nil {
+			res[i].Status, res[i].Err = Rejected, err
+			txs[i] = nil
+		}
+	}
 }
 
 type seqKey struct {
