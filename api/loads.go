@@ -58,8 +58,11 @@ func (s *Server) pendingLoad(c *call, card []byte, load terminaltx.ID) (ledger.P
 // LoadWrittenRequest is the body of POST /v1/terminal/loads/{load}/written:
 // what the terminal read back after writing the load onto the card.
 type LoadWrittenRequest struct {
-	Card  string    `json:"card"`
-	Write CardWrite `json:"write"`
+	Card string `json:"card"`
+	// Write is the card's sequence and balances around the credit; it is
+	// left out when the terminal found the load on a card that has moved
+	// on since (an earlier confirmation was lost), so they are not known.
+	Write *CardWrite `json:"write,omitempty"`
 }
 
 // loadWritten records that a pending load is on its card: pending loads →
@@ -76,7 +79,10 @@ func (s *Server) loadWritten(c *call) error {
 		return badRequest("card (hex card id) and a load id are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	w := &ledger.CardWrite{Seq: req.Write.Seq, Before: req.Write.Before, After: req.Write.After}
+	var w *ledger.CardWrite
+	if req.Write != nil {
+		w = &ledger.CardWrite{Seq: req.Write.Seq, Before: req.Write.Before, After: req.Write.After}
+	}
 	if err := s.ledger.LoadPending(c.ctx, c.who.org, card, terminaltx.ID(load.Bytes), w); err != nil {
 		return err
 	}

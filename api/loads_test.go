@@ -73,7 +73,7 @@ func TestPendingLoadCreditKey(t *testing.T) {
 
 	// The terminal wrote the load: it moves onto the card, once.
 	written := request{method: "POST", path: "/v1/terminal/loads/" + load + "/written", terminal: term, session: sk.KeyID,
-		body: api.LoadWrittenRequest{Card: c.hex(), Write: api.CardWrite{Seq: 1, Before: 1000, After: 1500}}}
+		body: api.LoadWrittenRequest{Card: c.hex(), Write: &api.CardWrite{Seq: 1, Before: 1000, After: 1500}}}
 	r = e.do(written)
 	require.Equal(t, 200, r.status, string(r.body))
 	require.Equal(t, int64(1500), e.balance(c))
@@ -90,7 +90,7 @@ func TestPendingLoadCreditKey(t *testing.T) {
 	require.Len(t, pl.Loads, 1)
 	before = e.fingerprint()
 	r = e.do(request{method: "POST", path: "/v1/terminal/loads/" + pl.Loads[0].ID + "/written", terminal: term, session: sk.KeyID,
-		body: api.LoadWrittenRequest{Card: c.hex(), Write: api.CardWrite{Seq: 2, Before: 1500, After: 1900}}})
+		body: api.LoadWrittenRequest{Card: c.hex(), Write: &api.CardWrite{Seq: 2, Before: 1500, After: 1900}}})
 	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
 	require.Equal(t, before, e.fingerprint())
 }

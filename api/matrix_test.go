@@ -98,7 +98,7 @@ func TestRoleMatrix(t *testing.T) {
 		},
 		"POST /v1/terminal/loads/{load}/written": func() request {
 			return request{method: "POST", path: "/v1/terminal/loads/" + matrixLoad + "/written",
-				body: api.LoadWrittenRequest{Card: holder.hex(), Write: api.CardWrite{Seq: 1, Before: 1000, After: 1100}}}
+				body: api.LoadWrittenRequest{Card: holder.hex(), Write: &api.CardWrite{Seq: 1, Before: 1000, After: 1100}}}
 		},
 		"POST /v1/stores/{store}/sales": func() request {
 			sales++ // hq and store each sell another card

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/loopcard/loopcard/api/terminal"
-	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/ledger/payment/paytest"
 )
@@ -78,13 +76,7 @@ func (r *runner) onlineTopUp(ctx context.Context) error {
 	r.say("   the cardholder of %s pays %s through the test provider; its signed webhook arrives %d times and the ledger records %d pending load",
 		c.Number, money(amount), o.Deliveries, o.Pending)
 	bar := r.terms[0]
-	loads, err := bar.WritePendingLoads(ctx, c.Field(), func(ctx context.Context, card []byte, l terminal.Load) error {
-		var w *ledger.CardWrite
-		if l.Write != nil {
-			w = &ledger.CardWrite{Seq: l.Write.Seq, Before: l.Write.Before, After: l.Write.After}
-		}
-		return r.s.Ledger.LoadPending(ctx, r.org, card, l.ID, w)
-	})
+	loads, err := bar.WritePendingLoads(ctx, c.Field(), bar.ConfirmLoad)
 	if err != nil {
 		return err
 	}

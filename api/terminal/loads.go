@@ -75,6 +75,18 @@ func (t *Terminal) WritePendingLoads(ctx context.Context, card Card, confirm Con
 	return done, nil
 }
 
+// ConfirmLoad tells the ledger, through the API (POST
+// /v1/terminal/loads/{load}/written), that load l is on the card: the
+// Confirm an online terminal passes to WritePendingLoads. Repeating it
+// changes nothing.
+func (t *Terminal) ConfirmLoad(ctx context.Context, card []byte, l Load) error {
+	req := api.LoadWrittenRequest{Card: terminaltx.CardHex(card)}
+	if l.Write != nil {
+		req.Write = &api.CardWrite{Seq: l.Write.Seq, Before: l.Write.Before, After: l.Write.After}
+	}
+	return t.cl.call(ctx, "POST", "/v1/terminal/loads/"+l.ID.String()+"/written", req, nil, true, t.sessionKeyID())
+}
+
 func (t *Terminal) writeLoad(ctx context.Context, card Card, uid []byte, p api.PendingLoad) (Load, error) {
 	id, err := parseID(p.ID)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api/terminal"
-	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/payment"
 )
 
@@ -22,13 +21,7 @@ func TestWritePendingLoads(t *testing.T) {
 		require.NoError(t, w.stack.Ledger.RecordPayment(ctx, "paytest", payment.Event{ID: id, Type: payment.TypePaymentSucceeded,
 			Payment: "pay-" + id, Org: org, Card: c.UIDHex(), Amount: amount, Currency: "EUR", Created: time.Now().Unix()}))
 	}
-	confirm := func(ctx context.Context, card []byte, l terminal.Load) error {
-		var cw *ledger.CardWrite
-		if l.Write != nil {
-			cw = &ledger.CardWrite{Seq: l.Write.Seq, Before: l.Write.Before, After: l.Write.After}
-		}
-		return w.stack.Ledger.LoadPending(ctx, org, card, l.ID, cw)
-	}
+	confirm := term.ConfirmLoad
 
 	// Paid online twice (the provider delivers the first event twice).
 	pay("ev1", 500)

@@ -180,6 +180,14 @@ func terminalPay(c *cli.Context) error {
 			}
 			return err
 		}
+		// Online top-ups waiting for this card go onto it first.
+		loads, err := t.WritePendingLoads(ctx, card, t.ConfirmLoad)
+		for _, l := range loads {
+			fmt.Fprintf(c.App.Writer, "loaded %d.%02d onto the card (online top-up)\n", l.Amount/100, l.Amount%100)
+		}
+		if err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "loopcard: pending loads not written: %v\n", err)
+		}
 		s, err := t.Debit(card, c.Int64("amount"))
 		switch {
 		case err == nil:
