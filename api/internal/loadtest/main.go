@@ -3,7 +3,7 @@
 // token and the API with seeded cards, in a temporary directory), then
 // drives balance lookups at a fixed rate and terminal batch uploads from
 // concurrent clients, each for a bounded time, and reports requests per
-// second and p50/p99 latency. scripts/bench-api runs it; its last line is
+// second and p50/p99 latency. scripts/bench api runs it; its last line is
 // the summary.
 package main
 
