@@ -38,6 +38,7 @@ func TestPINWatch(t *testing.T) {
 	}
 	// The same card again does not count twice.
 	n, _ := p.failure("10.0.0.2", "card", now)
+	require.Equal(t, 1, n)
 	n, _ = p.failure("10.0.0.2", "card", now)
 	require.Equal(t, 1, n)
 	// Old failures leave the window.
