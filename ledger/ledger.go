@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -37,6 +38,17 @@ type Options struct {
 	// VerifyWorkers is how many goroutines verify signatures of a batch;
 	// 0 means GOMAXPROCS.
 	VerifyWorkers int
+	// Sealer seals refund payout details (holder name, IBAN, BIC) before
+	// they are stored and opens them for ExportPayouts: the HSM's envelope
+	// encryption (*keys.HSM). Without it, RequestRefund and exporting sealed
+	// refunds fail with ErrNoSealer.
+	Sealer Sealer
+}
+
+// Sealer is envelope encryption under the HSM's data-kek (keys.HSM).
+type Sealer interface {
+	Seal(ctx context.Context, plaintext, aad []byte) (*keys.Envelope, error)
+	Unseal(ctx context.Context, env *keys.Envelope, aad []byte) ([]byte, error)
 }
 
 // Ledger is the money ledger of every organizer in one database.
@@ -45,6 +57,7 @@ type Ledger struct {
 	log     *slog.Logger
 	now     func() time.Time
 	workers int
+	sealer  Sealer
 
 	termMu    sync.Mutex
 	termCache map[termKey]cachedTerminal
@@ -73,6 +86,7 @@ type cachedTerminal struct {
 // New returns a Ledger on pool. The schema must be migrated (see Migrate).
 func New(pool *pgxpool.Pool, opts Options) *Ledger {
 	l := &Ledger{pool: pool, log: opts.Logger, now: opts.Now, workers: opts.VerifyWorkers,
+		sealer:    opts.Sealer,
 		termCache: map[termKey]cachedTerminal{}}
 	if l.log == nil {
 		l.log = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/ledger/sepa"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
@@ -267,19 +269,27 @@ func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (termin
 // provider clearing → pending loads; it waits there until a station or an
 // online terminal writes it onto the card (LoadPending). Each event id of a
 // provider is recorded once; other event types are only noted.
+//
+// A succeeded payment the ledger cannot match to a card of the organizer
+// (unknown or unreadable card reference, a currency other than EUR) is
+// parked: recorded in UnmatchedPayments with a warning for HQ, and
+// RecordPayment returns nil so that the provider stops delivering it.
 func (l *Ledger) RecordPayment(ctx context.Context, provider string, e payment.Event) error {
 	org := e.Org
 	if !terminaltx.ValidID(provider) {
 		return fmt.Errorf("%w: provider %q", ErrInvalid, provider)
 	}
-	var card []byte
+	var (
+		card   []byte
+		reason string
+	)
 	if e.Type == payment.TypePaymentSucceeded {
 		var err error
-		if card, err = terminaltx.ParseCardHex(e.Card); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-		if e.Currency != "" && e.Currency != "EUR" && e.Currency != "eur" {
-			return fmt.Errorf("%w: currency %q", ErrInvalid, e.Currency)
+		switch card, err = terminaltx.ParseCardHex(e.Card); {
+		case err != nil:
+			reason = ReasonBadCard
+		case e.Currency != "" && e.Currency != "EUR" && e.Currency != "eur":
+			reason = ReasonCurrency
 		}
 	}
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
@@ -292,11 +302,17 @@ func (l *Ledger) RecordPayment(ctx context.Context, provider string, e payment.E
 			return nil // seen before, or nothing to do
 		}
 		var event string
-		if err := tx.QueryRow(ctx, `SELECT event_id FROM cards WHERE org_id = $1 AND card_id = $2`, org, card).Scan(&event); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("%w: card %s", ErrNotFound, e.Card)
+		if reason == "" {
+			err := tx.QueryRow(ctx, `SELECT event_id FROM cards WHERE org_id = $1 AND card_id = $2`, org, card).Scan(&event)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+				reason = ReasonUnknownCard
+			case err != nil:
+				return err
 			}
-			return err
+		}
+		if reason != "" {
+			return l.parkPayment(ctx, tx, provider, e, reason)
 		}
 		id := l.newID()
 		tag, err = tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, provider, provider_ref, amount, status)
@@ -323,6 +339,68 @@ func (l *Ledger) RecordPayment(ctx context.Context, provider string, e payment.E
 		return fmt.Errorf("ledger: record payment: %w", err)
 	}
 	return nil
+}
+
+// Reasons a provider payment is parked as unmatched.
+const (
+	ReasonBadCard  = "bad_card" // the card reference is not a card id
+	ReasonCurrency = "currency" // paid in a currency other than EUR
+	// ReasonUnknownCard (above): no such card in the organizer.
+)
+
+// parkPayment records a succeeded payment that matches no card, once per
+// provider payment, and warns HQ.
+func (l *Ledger) parkPayment(ctx context.Context, tx pgx.Tx, provider string, e payment.Event, reason string) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO unmatched_payments (org_id, provider, payment_ref, event_id, card_ref, amount, currency, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+		e.Org, provider, e.Payment, e.ID, truncateRunes(e.Card, 100), e.Amount, truncateRunes(e.Currency, 10), reason)
+	if err != nil {
+		return fmt.Errorf("ledger: park unmatched payment: %w", err)
+	}
+	if tag.RowsAffected() > 0 {
+		l.log.Warn("ledger: payment matches no card, parked for HQ", "org", e.Org, "provider", provider,
+			"payment", truncateRunes(e.Payment, 100), "amount", e.Amount, "reason", reason)
+	}
+	return nil
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) > n {
+		return string(r[:n])
+	}
+	return s
+}
+
+// UnmatchedPayment is a provider payment parked because it matched no card.
+type UnmatchedPayment struct {
+	Provider string
+	Payment  string // the provider's payment reference
+	Event    string // the provider's event id
+	CardRef  string // the card reference as the provider sent it
+	Amount   int64
+	Currency string
+	Reason   string // ReasonUnknownCard, ReasonBadCard or ReasonCurrency
+	At       time.Time
+}
+
+// UnmatchedPayments lists an organizer's parked payments, oldest first: HQ
+// pays them back or assigns them by hand.
+func (l *Ledger) UnmatchedPayments(ctx context.Context, org int64) ([]UnmatchedPayment, error) {
+	rows, err := l.pool.Query(ctx, `SELECT provider, payment_ref, event_id, card_ref, amount, currency, reason, received_at
+		FROM unmatched_payments WHERE org_id = $1 ORDER BY received_at, provider, payment_ref`, org)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: unmatched payments: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (UnmatchedPayment, error) {
+		var u UnmatchedPayment
+		err := r.Scan(&u.Provider, &u.Payment, &u.Event, &u.CardRef, &u.Amount, &u.Currency, &u.Reason, &u.At)
+		return u, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: unmatched payments: %w", err)
+	}
+	return out, nil
 }
 
 // PendingLoad is money paid online for a card, not yet on the card.
@@ -405,12 +483,69 @@ type RefundRequest struct {
 	BIC    string
 }
 
+// ErrNoSealer: the ledger was made without Options.Sealer, so it cannot
+// store or read refund payout details.
+var ErrNoSealer = errors.New("ledger: refund payout details need the HSM (ledger.Options.Sealer), which this ledger was not given")
+
+// payeeDetails is what a payout needs of a refund's bank account; it is
+// stored only sealed.
+type payeeDetails struct {
+	Name string `json:"name"`
+	IBAN string `json:"iban"`
+	BIC  string `json:"bic,omitempty"`
+}
+
+// payeeAAD binds a sealed payee to its organizer and refund.
+func payeeAAD(org int64, refund terminaltx.ID) []byte {
+	return fmt.Appendf(nil, "loopcard-refund-payee-1|%d|%s", org, refund)
+}
+
+// sealPayee seals p for refund of org (JSON of a keys.Envelope).
+func (l *Ledger) sealPayee(ctx context.Context, org int64, refund terminaltx.ID, p payeeDetails) ([]byte, error) {
+	if l.sealer == nil {
+		return nil, ErrNoSealer
+	}
+	pt, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	env, err := l.sealer.Seal(ctx, pt, payeeAAD(org, refund))
+	clear(pt)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: seal payout details: %w", err)
+	}
+	return json.Marshal(env)
+}
+
+// unsealPayee opens a payee sealed by sealPayee.
+func (l *Ledger) unsealPayee(ctx context.Context, org int64, refund terminaltx.ID, sealed []byte) (payeeDetails, error) {
+	var p payeeDetails
+	if l.sealer == nil {
+		return p, ErrNoSealer
+	}
+	var env keys.Envelope
+	if err := json.Unmarshal(sealed, &env); err != nil {
+		return p, fmt.Errorf("ledger: sealed payout details of refund %s: %w", refund, err)
+	}
+	pt, err := l.sealer.Unseal(ctx, &env, payeeAAD(org, refund))
+	if err != nil {
+		return p, fmt.Errorf("ledger: open payout details of refund %s: %w", refund, err)
+	}
+	defer clear(pt)
+	if err := json.Unmarshal(pt, &p); err != nil {
+		return p, fmt.Errorf("ledger: payout details of refund %s: malformed", refund)
+	}
+	return p, nil
+}
+
 // RequestRefund moves a card's whole balance, and any online top-up not yet
 // written onto it, to refunds payable (card and pending loads → refunds
 // payable) and marks the card refunded; ExportPayouts later pays it.
 // It fails with ErrRefundWindow after the event's refund deadline,
 // ErrCardBlocked for a blocked card, ErrExists when already refunded,
-// ErrNothingToPay for an empty card, and ErrInvalid for a bad IBAN.
+// ErrNothingToPay for an empty card, ErrInvalid for a bad IBAN, and
+// ErrNoSealer without Options.Sealer. The holder name, IBAN and BIC are
+// stored sealed by the HSM (Options.Sealer), bound to the refund.
 func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest) (terminaltx.ID, int64, error) {
 	iban, err := sepa.NormalizeIBAN(req.IBAN)
 	if err != nil {
@@ -420,6 +555,10 @@ func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest
 		return terminaltx.ID{}, 0, fmt.Errorf("%w: account holder name must be 1..70 characters", ErrInvalid)
 	}
 	id := l.newID()
+	payee, err := l.sealPayee(ctx, org, id, payeeDetails{Name: req.Holder, IBAN: iban, BIC: req.BIC})
+	if err != nil {
+		return terminaltx.ID{}, 0, fmt.Errorf("ledger: refund: %w", err)
+	}
 	var amount int64
 	err = l.inTx(ctx, func(tx pgx.Tx) error {
 		st, err := lockCard(ctx, tx, org, req.Card)
@@ -466,9 +605,9 @@ func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest
 			}
 			ps = append(ps, posting{pending, pendingSum})
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO refunds (org_id, refund_id, card_id, amount, holder_name, iban, bic, status)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, 'requested')`, org, pgtype.UUID{Bytes: id, Valid: true}, req.Card, amount,
-			req.Holder, iban, req.BIC); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO refunds (org_id, refund_id, card_id, amount, holder_name, iban, bic, payee, status)
+			VALUES ($1, $2, $3, $4, '', '', '', $5, 'requested')`, org, pgtype.UUID{Bytes: id, Valid: true}, req.Card, amount,
+			payee); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE cards SET status = 'refunded' WHERE org_id = $1 AND card_id = $2`, org, req.Card); err != nil {
@@ -498,13 +637,14 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 	var out Payout
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
 		out = Payout{ID: l.newID()}
-		rows, err := tx.Query(ctx, `SELECT refund_id, card_id, amount, holder_name, iban, bic FROM refunds
+		rows, err := tx.Query(ctx, `SELECT refund_id, card_id, amount, holder_name, iban, bic, payee FROM refunds
 			WHERE org_id = $1 AND status = 'requested' ORDER BY requested_at, refund_id FOR UPDATE`, org)
 		if err != nil {
 			return err
 		}
 		f := sepa.File{MessageID: "LC-" + out.ID.String()[:32], Created: l.now(), Execution: execution, Debtor: debtor}
 		var ids []pgtype.UUID
+		var sealed [][]byte
 		var (
 			id     [16]byte
 			card   []byte
@@ -512,9 +652,11 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 			name   string
 			iban   string
 			bic    string
+			payee  []byte
 		)
-		_, err = pgx.ForEachRow(rows, []any{&id, &card, &amount, &name, &iban, &bic}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&id, &card, &amount, &name, &iban, &bic, &payee}, func() error {
 			ids = append(ids, pgtype.UUID{Bytes: id, Valid: true})
+			sealed = append(sealed, bytes.Clone(payee))
 			f.Payments = append(f.Payments, sepa.Payment{EndToEndID: terminaltx.ID(id).String()[:32], Name: name, IBAN: iban,
 				BIC: bic, Amount: amount, Remittance: "Refund of card " + terminaltx.CardHex(card)})
 			out.Total += amount
@@ -522,6 +664,16 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 		})
 		if err != nil {
 			return err
+		}
+		for i, env := range sealed {
+			if env == nil {
+				continue // requested before payees were sealed
+			}
+			p, err := l.unsealPayee(ctx, org, terminaltx.ID(ids[i].Bytes), env)
+			if err != nil {
+				return err
+			}
+			f.Payments[i].Name, f.Payments[i].IBAN, f.Payments[i].BIC = p.Name, p.IBAN, p.BIC
 		}
 		if len(ids) == 0 {
 			return ErrNothingToPay

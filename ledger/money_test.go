@@ -18,6 +18,7 @@ import (
 
 func TestMoneyInAndOut(t *testing.T) {
 	l := newLedger(t)
+	withSealer(t, l)
 	ctx := context.Background()
 	now := time.Date(2026, 7, 10, 12, 0, 0, 0, time.UTC)
 	l.now = func() time.Time { return now }

@@ -28,6 +28,7 @@ type modelCard struct {
 
 func runRandomOperations(t *testing.T, seed uint64, steps int) {
 	l := newLedger(t)
+	withSealer(t, l)
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(seed, seed*7919))
 	terms := []*terminal{newTerminal(t, l, "t-a", "bar"), newTerminal(t, l, "t-b", "food")}

@@ -132,7 +132,13 @@ func ledgerCommand() *cli.Command {
 					&cli.StringFlag{Name: "debtor-bic", Usage: "the organizer's BIC (optional)"},
 					&cli.StringFlag{Name: "out", Required: true, Usage: "write the XML to this new file"}},
 				Action: func(c *cli.Context) error {
-					return withLedger(c, func(l *ledger.Ledger) error {
+					// The refunds' payout details are sealed by the HSM.
+					h, err := openHSM(c)
+					if err != nil {
+						return err
+					}
+					defer h.Close()
+					return withLedgerOptions(c, ledger.Options{Sealer: h}, func(l *ledger.Ledger) error {
 						p, err := l.ExportPayouts(c.Context, c.Int64("organizer"), sepa.Party{Name: c.String("debtor-name"),
 							IBAN: c.String("debtor-iban"), BIC: c.String("debtor-bic")}, time.Now().AddDate(0, 0, 1))
 						if errors.Is(err, ledger.ErrNothingToPay) {
@@ -213,6 +219,11 @@ func ledgerCommand() *cli.Command {
 
 // withLedger opens the database and runs fn with a ledger on it.
 func withLedger(c *cli.Context, fn func(*ledger.Ledger) error) error {
+	return withLedgerOptions(c, ledger.Options{}, fn)
+}
+
+// withLedgerOptions is withLedger with options (the logger is set here).
+func withLedgerOptions(c *cli.Context, opts ledger.Options, fn func(*ledger.Ledger) error) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", c.Args().First())
 	}
@@ -221,7 +232,8 @@ func withLedger(c *cli.Context, fn func(*ledger.Ledger) error) error {
 		return err
 	}
 	defer done()
-	return fn(ledger.New(pool, ledger.Options{Logger: logger(c)}))
+	opts.Logger = logger(c)
+	return fn(ledger.New(pool, opts))
 }
 
 // money formats cents as a decimal amount.

@@ -66,7 +66,7 @@ func TestBackupRestore(t *testing.T) {
 
 	src := open(t, srcURL)
 	require.NoError(t, ledger.Migrate(ctx, src))
-	l := ledger.New(src, ledger.Options{})
+	l := ledger.New(src, ledger.Options{Sealer: h})
 	require.NoError(t, l.CreateOrganizer(ctx, 1, "Org"))
 	require.NoError(t, l.AddEvent(ctx, 1, "fest", "Fest", time.Time{}))
 	require.NoError(t, l.AddStore(ctx, 1, "gate", "Gate"))
