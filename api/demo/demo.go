@@ -185,7 +185,11 @@ func (r *runner) ceremony(ctx context.Context) error {
 	}
 	for _, k := range ks {
 		r.sum.Keys = append(r.sum.Keys, KeyLine{Label: k.Label, Type: k.Type, KCV: k.KCV})
-		r.say("   %-16s %-8s KCV %s  (sensitive, never leaves the HSM)", k.Label, k.Type, k.KCV)
+		kcv := k.KCV
+		if kcv == "" {
+			kcv = "-" // a wrap-only key (data-kek) cannot compute a CMAC in the HSM
+		}
+		r.say("   %-16s %-11s KCV %-6s  (sensitive, never leaves the HSM)", k.Label, k.Type, kcv)
 	}
 	r.say("   API at %s (trust %s)", s.URL, s.CAFile)
 	return nil
