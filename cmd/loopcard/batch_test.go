@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/loopcard/loopcard/ledger/pgcluster"
 	"github.com/loopcard/loopcard/softhsm"
 )
 
@@ -124,23 +124,7 @@ func TestBatchCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	// Not t.TempDir: the postgres user must be able to enter it.
-	pgDir, err := os.MkdirTemp("", "lcpg-cli-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(pgDir) })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: pgDir})
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	t.Cleanup(func() {
-		if err := cluster.Stop(); err != nil {
-			t.Errorf("stop PostgreSQL: %v", err)
-		}
-	})
+	cluster := pgtest.Cluster(t)
 	scripts := t.TempDir()
 	for name, body := range batchScripts {
 		if err := os.WriteFile(filepath.Join(scripts, name), []byte(body), 0o644); err != nil {

@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
+	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/loopcard/loopcard/ledger/pgcluster"
 )
 
 // demoScript runs `loopcard demo` and `loopcard terminal simulate` as a
@@ -50,24 +49,8 @@ stderr 'no enrolment token'
 `
 
 func TestDemoCLI(t *testing.T) {
-	// Not t.TempDir: the postgres user must be able to enter it.
-	pgDir, err := os.MkdirTemp("", "lcpg-demo-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(pgDir) })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: pgDir})
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	t.Cleanup(func() {
-		if err := cluster.Stop(); err != nil {
-			t.Errorf("stop PostgreSQL: %v", err)
-		}
-	})
-	if err := cluster.CreateDatabase(ctx, "democli"); err != nil {
+	cluster := pgtest.Cluster(t)
+	if err := cluster.CreateDatabase(context.Background(), "democli"); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
+	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/loopcard/loopcard/ledger/pgcluster"
 	"github.com/loopcard/loopcard/softhsm"
 )
 
@@ -23,23 +22,7 @@ func TestHandoverCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	// Not t.TempDir: the postgres user must be able to enter it.
-	pgDir, err := os.MkdirTemp("", "lcpg-handover-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(pgDir) })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: pgDir})
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	t.Cleanup(func() {
-		if err := cluster.Stop(); err != nil {
-			t.Errorf("stop PostgreSQL: %v", err)
-		}
-	})
+	cluster := pgtest.Cluster(t)
 	n := 0
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/handover",

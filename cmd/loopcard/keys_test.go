@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"os"
 	"testing"
 
@@ -12,9 +13,19 @@ import (
 // binary that calls run: every command of a script gets a fresh process,
 // so each can point SOFTHSM2_CONF at its own data directory.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(stopPostgresAfter{m}, map[string]func(){
 		"loopcard": func() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) },
 	})
+}
+
+// stopPostgresAfter stops the test binary's shared PostgreSQL (pgtest)
+// once the tests have run.
+type stopPostgresAfter struct{ m *testing.M }
+
+func (s stopPostgresAfter) Run() int {
+	code := s.m.Run()
+	pgtest.Stop()
+	return code
 }
 
 // The keys subcommands against the embedded SoftHSM2 default under a

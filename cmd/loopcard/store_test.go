@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
+	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/loopcard/loopcard/ledger/pgcluster"
 	"github.com/loopcard/loopcard/softhsm"
 )
 
@@ -25,22 +24,7 @@ func TestStoreCLI(t *testing.T) {
 	hqURI := softhsm.NewTestToken(t)
 	storeURI := softhsm.NewTestToken(t)
 	otherURI := softhsm.NewTestToken(t)
-	pgDir, err := os.MkdirTemp("", "lcpg-store-") // the postgres user must enter it
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(pgDir) })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: pgDir})
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	t.Cleanup(func() {
-		if err := cluster.Stop(); err != nil {
-			t.Errorf("stop PostgreSQL: %v", err)
-		}
-	})
+	cluster := pgtest.Cluster(t)
 	n := 0
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/store",

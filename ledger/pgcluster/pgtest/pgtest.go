@@ -6,6 +6,7 @@
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 //
+// (or calls Stop after m.Run where another TestMain wrapper is needed)
 //	func TestX(t *testing.T) { url := pgtest.NewDatabase(t); ... }
 package pgtest
 
@@ -35,11 +36,13 @@ var (
 // Main runs the tests and then stops the shared server, if one was started.
 func Main(m *testing.M) {
 	code := m.Run()
-	stop()
+	Stop()
 	os.Exit(code)
 }
 
-func stop() {
+// Stop stops the shared server, if one was started: for a TestMain that
+// cannot use Main (for example one that testscript.Main runs).
+func Stop() {
 	mu.Lock()
 	defer mu.Unlock()
 	if shared != nil {
