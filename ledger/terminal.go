@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
@@ -153,6 +154,7 @@ func (l *Ledger) RevokeTerminal(ctx context.Context, org int64, terminal string)
 // terminalInfo is what verifying a terminal's upload needs.
 type terminalInfo struct {
 	pub             ed25519.PublicKey
+	xpub            *voied25519.ExpandedPublicKey // pub decompressed for batch verification; nil if invalid
 	merchant        string
 	merchantAccount int64
 }
@@ -192,6 +194,9 @@ func (l *Ledger) activeTerminals(ctx context.Context, org int64, ids []string) (
 			return nil, err
 		}
 		ti.pub = pub
+		if len(pub) == ed25519.PublicKeySize {
+			ti.xpub, _ = voied25519.NewExpandedPublicKey(voied25519.PublicKey(pub))
+		}
 		out[id] = ti
 		l.termCache[termKey{org, id}] = cachedTerminal{info: ti, fetched: now}
 	}

@@ -328,12 +328,12 @@ func (l *Ledger) verifyChunk(txs []*terminaltx.Signed, active map[string]termina
 		bv := voied25519.NewBatchVerifierWithCapacity(len(idx))
 		ok := true
 		for _, i := range idx {
-			pub := active[txs[i].Terminal].pub
-			if len(pub) != ed25519.PublicKeySize || len(txs[i].Signature) != ed25519.SignatureSize {
+			ti := active[txs[i].Terminal]
+			if ti.xpub == nil || len(ti.pub) != ed25519.PublicKeySize || len(txs[i].Signature) != ed25519.SignatureSize {
 				ok = false
 				break
 			}
-			bv.Add(voied25519.PublicKey(pub), txs[i].Payload(), txs[i].Signature)
+			bv.AddExpanded(ti.xpub, txs[i].Payload(), txs[i].Signature)
 		}
 		if ok && bv.VerifyBatchOnly(nil) {
 			return

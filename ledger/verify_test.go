@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/ledger/terminaltx"
@@ -20,9 +21,15 @@ func TestVerifyAllFindsBadSignatures(t *testing.T) {
 	keyA := ed25519.NewKeyFromSeed(seed)
 	copy(seed, "term-b")
 	keyB := ed25519.NewKeyFromSeed(seed)
+	expand := func(k ed25519.PrivateKey) terminalInfo {
+		pub := k.Public().(ed25519.PublicKey)
+		x, err := voied25519.NewExpandedPublicKey(voied25519.PublicKey(pub))
+		require.NoError(t, err)
+		return terminalInfo{pub: pub, xpub: x}
+	}
 	active := map[string]terminalInfo{
-		"term-a": {pub: keyA.Public().(ed25519.PublicKey)},
-		"term-b": {pub: keyB.Public().(ed25519.PublicKey)},
+		"term-a": expand(keyA),
+		"term-b": expand(keyB),
 		"term-x": {pub: make(ed25519.PublicKey, 5)}, // a broken stored key
 	}
 	tests := []struct {
