@@ -256,9 +256,9 @@ func (l *Ledger) Upload(ctx context.Context, org int64, raws [][]byte) ([]Result
 		return todo[a] < todo[b]
 	})
 	var out []Result
-	err := l.inTx(ctx, func(tx pgx.Tx) error {
+	err := l.inPipelinedTx(ctx, func(q batchSender) error {
 		var err error
-		out, err = l.apply(ctx, tx, org, txs, todo, active)
+		out, err = l.apply(ctx, q, org, txs, todo, active)
 		return err
 	})
 	if err != nil {
@@ -364,7 +364,11 @@ type termSeq struct {
 
 // apply records the transactions txs[todo...] (sorted by card and card
 // sequence) in tx and returns their results in the order of todo.
-func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, org int64, txs []*terminaltx.Signed, todo []int, active map[string]terminalInfo) ([]Result, error) {
+//
+// q is a connection with no transaction open: the first batch sent opens
+// the transaction (BEGIN) and the second one commits it (COMMIT), so that
+// the whole upload takes two round trips; see inPipelinedTx.
+func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*terminaltx.Signed, todo []int, active map[string]terminalInfo) ([]Result, error) {
 	out := make([]Result, len(todo))
 	var (
 		cards    [][]byte
@@ -388,6 +392,7 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, org int64, txs []*termina
 	// loops over the keys (LATERAL ... OFFSET 0): a batch touches few rows of
 	// large tables.
 	b := &pgx.Batch{}
+	b.Queue("BEGIN")
 	states := make(map[string]*cardState, len(cards))
 	queueLockCards(b, org, cards, states)
 	existing := map[terminaltx.ID][]byte{}
@@ -522,10 +527,59 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, org int64, txs []*termina
 		SELECT $1, * FROM unnest($16::bytea[], $17::bigint[], $18::uuid[], $19::bigint[], $20::bigint[])),
 		`+strings.TrimPrefix(esql, "WITH "), args...)
 	queueAlerts(wb, org, alerts)
+	wb.Queue("COMMIT")
 	if err := tx.SendBatch(ctx, wb).Close(); err != nil {
 		return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
 	}
 	return out, nil
+}
+
+// batchSender sends a batch of statements in one round trip (a pooled
+// connection).
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// inPipelinedTx runs fn on a pooled connection with no transaction open;
+// fn's batches must open the transaction with BEGIN and end it with COMMIT,
+// saving the round trips of separate BEGIN and COMMIT. On any error the
+// transaction is rolled back (a connection that cannot roll back is closed,
+// never returned to the pool inside a transaction), and a transaction that
+// lost a race is retried as inTx does.
+func (l *Ledger) inPipelinedTx(ctx context.Context, fn func(batchSender) error) error {
+	var err error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		err = l.pipelinedOnce(ctx, fn)
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		l.log.Debug("ledger: retrying transaction", "attempt", attempt, "err", err)
+		time.Sleep(time.Duration(attempt) * time.Millisecond)
+	}
+	return err
+}
+
+func (l *Ledger) pipelinedOnce(ctx context.Context, fn func(batchSender) error) error {
+	conn, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if err = fn(conn); err == nil && conn.Conn().PgConn().TxStatus() == 'I' {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("ledger: pipelined transaction left open")
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if conn.Conn().IsClosed() {
+		return err
+	}
+	if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil || conn.Conn().PgConn().TxStatus() != 'I' {
+		_ = conn.Conn().Close(rctx)
+	}
+	return err
 }
 
 // terminalRows gathers terminal_txs rows for one multi-row insert.

@@ -1,0 +1,66 @@
+package ledger
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+)
+
+// TestPipelinedTxRollsBack checks that a pipelined transaction that fails,
+// or is left open, is rolled back: nothing it wrote stays, and no pooled
+// connection is left inside a transaction.
+func TestPipelinedTxRollsBack(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	_, err := l.pool.Exec(ctx, `CREATE TABLE pipe_probe (n int PRIMARY KEY)`)
+	require.NoError(t, err)
+	tests := []struct {
+		name    string
+		queue   func(b *pgx.Batch)
+		wantErr bool
+		kept    int
+	}{
+		{"commits", func(b *pgx.Batch) { b.Queue("BEGIN"); b.Queue("INSERT INTO pipe_probe VALUES (1)"); b.Queue("COMMIT") }, false, 1},
+		{"failing statement", func(b *pgx.Batch) {
+			b.Queue("BEGIN")
+			b.Queue("INSERT INTO pipe_probe VALUES (2)")
+			b.Queue("INSERT INTO pipe_probe VALUES (1)") // duplicate key
+			b.Queue("COMMIT")
+		}, true, 1},
+		{"left open", func(b *pgx.Batch) { b.Queue("BEGIN"); b.Queue("INSERT INTO pipe_probe VALUES (3)") }, true, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := l.pipelinedOnce(ctx, func(q batchSender) error {
+				b := &pgx.Batch{}
+				tc.queue(b)
+				return q.SendBatch(ctx, b).Close()
+			})
+			if tc.wantErr {
+				require.Error(t, err)
+			} else {
+				require.NoError(t, err)
+			}
+			var n int
+			require.NoError(t, l.pool.QueryRow(ctx, `SELECT count(*) FROM pipe_probe`).Scan(&n))
+			require.Equal(t, tc.kept, n)
+			// Every idle pooled connection is outside any transaction.
+			for _, c := range l.pool.AcquireAllIdle(ctx) {
+				require.Equal(t, byte('I'), c.Conn().PgConn().TxStatus())
+				c.Release()
+			}
+		})
+	}
+	var pe *pgconn.PgError
+	err = l.pipelinedOnce(ctx, func(q batchSender) error {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue("INSERT INTO pipe_probe VALUES (1)")
+		return q.SendBatch(ctx, b).Close()
+	})
+	require.ErrorAs(t, err, &pe)
+	require.True(t, retryable(err), "a unique violation is retried by inPipelinedTx")
+}
