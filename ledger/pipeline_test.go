@@ -2,11 +2,14 @@ package ledger
 
 import (
 	"context"
+	"crypto/ed25519"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+
+	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
 // TestPipelinedTxRollsBack checks that a pipelined transaction that fails,
@@ -63,4 +66,36 @@ func TestPipelinedTxRollsBack(t *testing.T) {
 	})
 	require.ErrorAs(t, err, &pe)
 	require.True(t, retryable(err), "a unique violation is retried by inPipelinedTx")
+}
+
+// TestPreVerifiedCheckedAgainstCurrentKey checks that a signature verified
+// before queueing (Submit) counts only if it was verified against the
+// terminal's current key.
+func TestPreVerifiedCheckedAgainstCurrentKey(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	bar := newTerminal(t, l, "bar-1", "bar")
+	c := newCard(1)
+	fund(t, l, 1000, c)
+
+	good := bar.pay(t, c, 10)
+	gs, err := terminaltx.Parse(good)
+	require.NoError(t, err)
+
+	// Signed by another key, "verified" against that key: not the terminal's.
+	other := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	forged := gs.Tx
+	forged.ID, forged.TerminalSeq, forged.CardSeq = testID(), forged.TerminalSeq+1, forged.CardSeq+1
+	forged.BalanceBefore, forged.BalanceAfter = c.bal, c.bal-10
+	fs, err := terminaltx.Sign(&forged, other)
+	require.NoError(t, err)
+
+	res, err := l.upload(ctx, org, [][]byte{good, fs.Bytes()}, []preVerified{
+		{tx: gs, pub: bar.key.Public().(ed25519.PublicKey)},
+		{tx: fs, pub: other.Public().(ed25519.PublicKey)},
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted", "rejected"}, statuses(res))
+	require.ErrorIs(t, res[1].Err, terminaltx.ErrSignature)
+	requireInvariants(t, l)
 }

@@ -84,6 +84,15 @@ type Result struct {
 // recorded, so it must submit it again, which is always safe. See Upload.
 func (l *Ledger) Submit(ctx context.Context, org int64, raw []byte) (Result, error) {
 	req := &submission{org: org, raw: raw, done: make(chan struct{})}
+	// Verify the signature here, on the caller's goroutine, while the
+	// batch in flight commits: the coalesced batch need not.
+	if s, err := terminaltx.Parse(raw); err == nil && s.Organizer == org {
+		if ti, err := l.activeTerminals(ctx, org, []string{s.Terminal}); err == nil {
+			if pub := ti[s.Terminal].pub; pub != nil && s.Verify(pub) == nil {
+				req.pre = preVerified{tx: s, pub: pub}
+			}
+		}
+	}
 	l.subMu.Lock()
 	l.subQueue = append(l.subQueue, req)
 	lead := l.subRunning < maxSubmitFlights
@@ -110,6 +119,7 @@ const maxSubmitFlights = 1
 type submission struct {
 	org  int64
 	raw  []byte
+	pre  preVerified
 	res  Result
 	err  error
 	done chan struct{}
@@ -141,13 +151,14 @@ func (l *Ledger) flushSubmissions() {
 	}
 	for org, reqs := range byOrg {
 		raws := make([][]byte, len(reqs))
+		pre := make([]preVerified, len(reqs))
 		for i, r := range reqs {
-			raws[i] = r.raw
+			raws[i], pre[i] = r.raw, r.pre
 		}
 		// The batch is not tied to any one caller's context.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		t0 := time.Now()
-		res, err := l.Upload(ctx, org, raws)
+		res, err := l.upload(ctx, org, raws, pre)
 		cancel()
 		l.log.Debug("ledger: coalesced submissions", "count", len(raws), "took", time.Since(t0))
 		for i, r := range reqs {
@@ -178,11 +189,31 @@ func (l *Ledger) flushSubmissions() {
 // The error is non-nil only when the batch could not be processed at all
 // (database unavailable); then nothing was recorded.
 func (l *Ledger) Upload(ctx context.Context, org int64, raws [][]byte) ([]Result, error) {
+	return l.upload(ctx, org, raws, nil)
+}
+
+// preVerified is a transaction parsed and whose signature was verified
+// against pub before it was queued (see Submit).
+type preVerified struct {
+	tx  *terminaltx.Signed
+	pub ed25519.PublicKey
+}
+
+// upload is Upload; pre, when not nil, holds for each raw transaction
+// either nothing or its parsed form with the key its signature was verified
+// against, which is not verified again if the terminal's key is still that.
+func (l *Ledger) upload(ctx context.Context, org int64, raws [][]byte, pre []preVerified) ([]Result, error) {
 	res := make([]Result, len(raws))
 	txs := make([]*terminaltx.Signed, len(raws))
 	termSet := map[string]bool{}
 	for i, raw := range raws {
-		s, err := terminaltx.Parse(raw)
+		var s *terminaltx.Signed
+		var err error
+		if pre != nil && pre[i].tx != nil {
+			s = pre[i].tx
+		} else {
+			s, err = terminaltx.Parse(raw)
+		}
 		if err != nil {
 			res[i] = Result{Status: Rejected, Err: err}
 			continue
@@ -221,7 +252,23 @@ func (l *Ledger) Upload(ctx context.Context, org int64, raws [][]byte) ([]Result
 		}
 		txs[i] = nil
 	}
-	l.verifyAll(txs, active, res)
+	if pre == nil {
+		l.verifyAll(txs, active, res)
+	} else {
+		// Verify only what was not verified against the current key.
+		rest := make([]*terminaltx.Signed, len(txs))
+		for i, s := range txs {
+			if s != nil && (pre[i].tx != s || !pre[i].pub.Equal(active[s.Terminal].pub)) {
+				rest[i] = s
+			}
+		}
+		l.verifyAll(rest, active, res)
+		for i := range txs {
+			if res[i].Status == Rejected {
+				txs[i] = nil
+			}
+		}
+	}
 
 	// The same id twice in one batch: the first one stands for both.
 	first := map[terminaltx.ID]int{}
