@@ -20,6 +20,22 @@
 // postings to the balances (nothing else may change a balance), and a check
 // constraint keeps every balance at or above its floor.
 //
+// # Personal data and unmatched payments
+//
+// A refund's holder name, IBAN and BIC are stored only sealed by the HSM's
+// envelope encryption (Options.Sealer, bound to the organizer and refund);
+// ExportPayouts opens them. A provider payment that matches no card is
+// parked (UnmatchedPayments) with a warning, and acknowledged, so that the
+// provider stops delivering it.
+//
+// # Throughput
+//
+// Uploads verify signatures with Ed25519 batch verification on every core
+// (falling back to one by one to find a bad signature) and take two round
+// trips: BEGIN with the locking read, the writes with COMMIT. Submit verifies
+// on the caller's goroutine while the coalesced batch in flight commits.
+// scripts/bench ledger measures both against pgbench.
+//
 // # Locking
 //
 // Every database transaction locks in one fixed order: card accounts in
