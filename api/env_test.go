@@ -181,7 +181,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	clk := &clock{t: time.Now().Truncate(time.Second)}
-	l := ledger.New(pool, ledger.Options{Now: clk.Now})
+	l := ledger.New(pool, ledger.Options{Now: clk.Now, Sealer: h})
 	bs := batch.NewStore(pool)
 
 	logs := &logBuffer{}

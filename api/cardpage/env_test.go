@@ -92,7 +92,7 @@ func startAPIEnv(t *testing.T, n int, perIP float64, payments bool) *apiEnv {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	require.NoError(t, ledger.Migrate(ctx, pool))
-	l := ledger.New(pool, ledger.Options{})
+	l := ledger.New(pool, ledger.Options{Sealer: h})
 	bs := batch.NewStore(pool)
 	logs := &syncBuffer{}
 	if perIP == 0 {

@@ -126,7 +126,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	if err := ledger.Migrate(ctx, s.Pool); err != nil {
 		return nil, err
 	}
-	s.Ledger = ledger.New(s.Pool, ledger.Options{Logger: cfg.Logger})
+	s.Ledger = ledger.New(s.Pool, ledger.Options{Logger: cfg.Logger, Sealer: s.HSM})
 	s.Batches = batch.NewStore(s.Pool)
 	if s.Server, err = api.New(api.Config{Ledger: s.Ledger, Batches: s.Batches, HSM: s.HSM, Logger: cfg.Logger,
 		Limits: api.Limits{PerIP: -1, PerClient: -1}}); err != nil {
@@ -279,7 +279,7 @@ func AttachStack(ctx context.Context, cfg AttachConfig) (_ *Stack, err error) {
 	if err := ledger.Migrate(ctx, s.Pool); err != nil {
 		return nil, err
 	}
-	s.Ledger = ledger.New(s.Pool, ledger.Options{Logger: cfg.Logger})
+	s.Ledger = ledger.New(s.Pool, ledger.Options{Logger: cfg.Logger, Sealer: s.HSM})
 	s.Batches = batch.NewStore(s.Pool)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.CAs, MinVersion: tls.VersionTLS13}, MaxIdleConnsPerHost: 64}
 	s.onClose(func() error { tr.CloseIdleConnections(); return nil })

@@ -100,7 +100,7 @@ func serve(c *cli.Context) error {
 	}
 	defer ln.Close()
 	apiCfg := api.Config{
-		Ledger:  ledger.New(pool, ledger.Options{Logger: log}),
+		Ledger:  ledger.New(pool, ledger.Options{Logger: log, Sealer: h}),
 		Batches: batch.NewStore(pool),
 		HSM:     h,
 		HQSign:  hqSign,

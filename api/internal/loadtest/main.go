@@ -134,7 +134,7 @@ func runServer(nCards, nTerminals int) error {
 	if _, err := h.Init(ctx); err != nil {
 		return err
 	}
-	l := ledger.New(pool, ledger.Options{Logger: log})
+	l := ledger.New(pool, ledger.Options{Logger: log, Sealer: h})
 	s := seed{Balance: 1_000_000}
 	if err := seedData(ctx, l, pool, h, nCards, nTerminals, &s); err != nil {
 		return err
