@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
-
 )
 
 // demoScript runs `loopcard demo` and `loopcard terminal simulate` as a

@@ -2,11 +2,11 @@
 // server, started once per test binary by pgcluster.
 //
 // A package that uses it calls pgtest.Main from TestMain so the server stops
-// when the tests end:
+// when the tests end (or calls Stop after m.Run where its TestMain must be
+// another wrapper):
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 //
-// (or calls Stop after m.Run where another TestMain wrapper is needed)
 //	func TestX(t *testing.T) { url := pgtest.NewDatabase(t); ... }
 package pgtest
 
