@@ -483,7 +483,10 @@ func TestKeyFile(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, pub.Vkey(), s.PublicKey().Vkey())
 	text := readFile(t, path)
-	seed := strings.TrimSpace(text[strings.LastIndexByte(text, '+')+1:])
+	// PRIVATE+KEY+name+hash+base64: the base64 may itself hold '+'.
+	fields := strings.SplitN(strings.TrimSpace(text), "+", 5)
+	require.Len(t, fields, 5)
+	seed := fields[4]
 	raw, err := base64.StdEncoding.DecodeString(seed)
 	require.NoError(t, err)
 	raw = raw[1:] // the algorithm byte, then the seed
