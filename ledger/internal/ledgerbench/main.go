@@ -196,6 +196,13 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 		return err
 	}
 	fmt.Println("ledger invariants hold after the run")
+	// Stop the server first, so that its log record on stderr does not
+	// follow the summary, which must be the last line even when stdout and
+	// stderr share a terminal. (The deferred Stop then does nothing.)
+	pool.Close()
+	if err := c.Stop(); err != nil {
+		return err
+	}
 	fmt.Printf("ledger_batch_tps=%.0f ledger_online_tps=%.0f pgbench_tpcb_tps=%.0f batch_ratio=%.2f online_ratio=%.2f\n",
 		batchTPS, onlineTPS, pgTPS, batchTPS/pgTPS, onlineTPS/pgTPS)
 	return nil
