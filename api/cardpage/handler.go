@@ -272,6 +272,23 @@ func (h *Handler) message(w http.ResponseWriter, r *http.Request, status int, ke
 	h.render(w, status, "message", p)
 }
 
+// openCardPage opens a page of one card's own flows (/c/{token}SUFFIX): it
+// answers 404 for a malformed token and, for a form post, checks the form
+// and its CSRF token. ok is false when it has answered already.
+func (h *Handler) openCardPage(w http.ResponseWriter, r *http.Request, title, suffix string, form bool) (tok Secret, p *page, ok bool) {
+	tok, base, ok := cardToken(r)
+	if !ok {
+		h.notFound(w, r)
+		return Secret{}, nil, false
+	}
+	if form && !h.parseForm(w, r, base) {
+		return Secret{}, nil, false
+	}
+	p = h.newPage(w, r, title, base+suffix)
+	p.Base = base
+	return tok, p, true
+}
+
 // cardToken reads the card's token from the path: 22 characters of
 // base64url (128 bits).
 func cardToken(r *http.Request) (Secret, string, bool) {
@@ -390,13 +407,10 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) refundForm(w http.ResponseWriter, r *http.Request) {
-	_, base, ok := cardToken(r)
+	_, p, ok := h.openCardPage(w, r, "refund_title", "/refund", false)
 	if !ok {
-		h.notFound(w, r)
 		return
 	}
-	p := h.newPage(w, r, "refund_title", base+"/refund")
-	p.Base = base
 	h.render(w, http.StatusOK, "refund", p)
 }
 
@@ -416,16 +430,10 @@ func payout(r *http.Request, p *page) (Payout, bool) {
 }
 
 func (h *Handler) refund(w http.ResponseWriter, r *http.Request) {
-	tok, base, ok := cardToken(r)
+	tok, p, ok := h.openCardPage(w, r, "refund_title", "/refund", true)
 	if !ok {
-		h.notFound(w, r)
 		return
 	}
-	if !h.parseForm(w, r, base) {
-		return
-	}
-	p := h.newPage(w, r, "refund_title", base+"/refund")
-	p.Base = base
 	po, valid := payout(r, p)
 	if !valid {
 		p.Msg, p.IsError = p.T("err_form"), true
@@ -447,13 +455,10 @@ func (h *Handler) refund(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) claimForm(w http.ResponseWriter, r *http.Request) {
-	_, base, ok := cardToken(r)
+	_, p, ok := h.openCardPage(w, r, "claim_title", "/claim", false)
 	if !ok {
-		h.notFound(w, r)
 		return
 	}
-	p := h.newPage(w, r, "claim_title", base+"/claim")
-	p.Base = base
 	h.render(w, http.StatusOK, "claim", p)
 }
 
@@ -471,16 +476,10 @@ func clearSession(w http.ResponseWriter) {
 }
 
 func (h *Handler) claim(w http.ResponseWriter, r *http.Request) {
-	tok, base, ok := cardToken(r)
+	tok, p, ok := h.openCardPage(w, r, "claim_title", "/claim", true)
 	if !ok {
-		h.notFound(w, r)
 		return
 	}
-	if !h.parseForm(w, r, base) {
-		return
-	}
-	p := h.newPage(w, r, "claim_title", base+"/claim")
-	p.Base = base
 	email := strings.TrimSpace(r.PostForm.Get("email"))
 	p.Form["email"] = email
 	if r.PostForm.Get("consent") != "yes" {
@@ -505,27 +504,18 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
-	_, base, ok := cardToken(r)
+	_, p, ok := h.openCardPage(w, r, "login_title", "/login", false)
 	if !ok {
-		h.notFound(w, r)
 		return
 	}
-	p := h.newPage(w, r, "login_title", base+"/login")
-	p.Base = base
 	h.render(w, http.StatusOK, "login", p)
 }
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
-	tok, base, ok := cardToken(r)
+	tok, p, ok := h.openCardPage(w, r, "login_title", "/login", true)
 	if !ok {
-		h.notFound(w, r)
 		return
 	}
-	if !h.parseForm(w, r, base) {
-		return
-	}
-	p := h.newPage(w, r, "login_title", base+"/login")
-	p.Base = base
 	email := strings.TrimSpace(r.PostForm.Get("email"))
 	p.Form["email"] = email
 	s, err := h.be.Login(r.Context(), h.from(r), tok, Credentials{Email: email, Password: NewSecret(r.PostForm.Get("password"))})
