@@ -289,6 +289,21 @@ func (h *Handler) openCardPage(w http.ResponseWriter, r *http.Request, title, su
 	return tok, p, true
 }
 
+// openProfile starts a request of a logged-in profile: for a form post it
+// checks the form and its CSRF token; then it needs the session cookie, or
+// answers 401. ok is false when it has answered already.
+func (h *Handler) openProfile(w http.ResponseWriter, r *http.Request, form bool) (Secret, bool) {
+	if form && !h.parseForm(w, r, "") {
+		return Secret{}, false
+	}
+	s, ok := session(r)
+	if !ok {
+		h.message(w, r, http.StatusUnauthorized, "err_session", "")
+		return Secret{}, false
+	}
+	return s, true
+}
+
 // cardToken reads the card's token from the path: 22 characters of
 // base64url (128 bits).
 func cardToken(r *http.Request) (Secret, string, bool) {
@@ -571,9 +586,8 @@ func session(r *http.Request) (Secret, bool) {
 // account shows the logged-in profile: its cards, export and erasure.
 func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 	p := h.newPage(w, r, "account_title", "/account")
-	s, ok := session(r)
+	s, ok := h.openProfile(w, r, false)
 	if !ok {
-		h.message(w, r, http.StatusUnauthorized, "err_session", "")
 		return
 	}
 	prof, err := h.be.Profile(r.Context(), h.from(r), s)
@@ -590,12 +604,8 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) profileRefund(w http.ResponseWriter, r *http.Request) {
-	if !h.parseForm(w, r, "") {
-		return
-	}
-	s, ok := session(r)
+	s, ok := h.openProfile(w, r, true)
 	if !ok {
-		h.message(w, r, http.StatusUnauthorized, "err_session", "")
 		return
 	}
 	p := h.newPage(w, r, "refund_title", "/account")
@@ -616,12 +626,8 @@ func (h *Handler) profileRefund(w http.ResponseWriter, r *http.Request) {
 
 // export downloads everything kept about the profile.
 func (h *Handler) export(w http.ResponseWriter, r *http.Request) {
-	if !h.parseForm(w, r, "") {
-		return
-	}
-	s, ok := session(r)
+	s, ok := h.openProfile(w, r, true)
 	if !ok {
-		h.message(w, r, http.StatusUnauthorized, "err_session", "")
 		return
 	}
 	b, err := h.be.Export(r.Context(), h.from(r), s)
@@ -638,12 +644,8 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) erase(w http.ResponseWriter, r *http.Request) {
-	if !h.parseForm(w, r, "") {
-		return
-	}
-	s, ok := session(r)
+	s, ok := h.openProfile(w, r, true)
 	if !ok {
-		h.message(w, r, http.StatusUnauthorized, "err_session", "")
 		return
 	}
 	if r.PostForm.Get("confirm") != "yes" {
