@@ -79,10 +79,7 @@ func (s *Server) loadWritten(c *call) error {
 		return badRequest("card (hex card id) and a load id are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	var w *ledger.CardWrite
-	if req.Write != nil {
-		w = &ledger.CardWrite{Seq: req.Write.Seq, Before: req.Write.Before, After: req.Write.After}
-	}
+	w := req.Write.toLedger()
 	if err := s.ledger.LoadPending(c.ctx, c.who.org, card, terminaltx.ID(load.Bytes), w); err != nil {
 		return err
 	}

@@ -205,6 +205,27 @@ type CardWrite struct {
 	After  int64  `json:"balance_after"`
 }
 
+// toLedger is the ledger's form of a card write; nil stays nil (not known).
+func (w *CardWrite) toLedger() *ledger.CardWrite {
+	if w == nil {
+		return nil
+	}
+	return &ledger.CardWrite{Seq: w.Seq, Before: w.Before, After: w.After}
+}
+
+// optionalID parses a client-made idempotency id (a UUID), if one is given;
+// the zero ID lets the ledger make one.
+func optionalID(s string) (terminaltx.ID, error) {
+	if s == "" {
+		return terminaltx.ID{}, nil
+	}
+	id, ok := parseUUID(s)
+	if !ok {
+		return terminaltx.ID{}, badRequest("id must be a UUID", nil)
+	}
+	return terminaltx.ID(id.Bytes), nil
+}
+
 func parseCardID(s string) ([]byte, bool) {
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) < terminaltx.MinCardIDLen || len(b) > terminaltx.MaxCardIDLen {
@@ -225,16 +246,11 @@ func (s *Server) cashTopUp(c *call) error {
 	}
 	c.target = "card " + terminaltx.CardHex(card)
 	in := ledger.CashTopUp{Store: store, Card: card, Amount: req.Amount}
-	if req.ID != "" {
-		id, ok := parseUUID(req.ID)
-		if !ok {
-			return badRequest("id must be a UUID", nil)
-		}
-		in.ID = terminaltx.ID(id.Bytes)
+	var err error
+	if in.ID, err = optionalID(req.ID); err != nil {
+		return err
 	}
-	if req.Write != nil {
-		in.Write = &ledger.CardWrite{Seq: req.Write.Seq, Before: req.Write.Before, After: req.Write.After}
-	}
+	in.Write = req.Write.toLedger()
 	id, err := s.ledger.TopUpCash(c.ctx, c.who.org, in)
 	if err != nil {
 		return err

@@ -32,16 +32,11 @@ func (s *Server) sellCard(c *call) error {
 	}
 	c.target = "card " + terminaltx.CardHex(card)
 	sale := ledger.CardSale{Store: store, Card: card, Deposit: req.Deposit, Credit: req.Credit}
-	if req.ID != "" {
-		id, ok := parseUUID(req.ID)
-		if !ok {
-			return badRequest("id must be a UUID", nil)
-		}
-		sale.ID = terminaltx.ID(id.Bytes)
+	var err error
+	if sale.ID, err = optionalID(req.ID); err != nil {
+		return err
 	}
-	if req.Write != nil {
-		sale.Write = &ledger.CardWrite{Seq: req.Write.Seq, Before: req.Write.Before, After: req.Write.After}
-	}
+	sale.Write = req.Write.toLedger()
 	id, err := s.ledger.SellCard(c.ctx, c.who.org, sale)
 	if err != nil {
 		return err
