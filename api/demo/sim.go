@@ -91,7 +91,9 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 	if out == nil {
 		out = io.Discard
 	}
-	run := fmt.Sprintf("sim%d", time.Now().Unix())
+	// Terminal ids are unique per run: two runs in one second must not
+	// collide (ids are [a-z0-9._-], at most 64 bytes).
+	run := fmt.Sprintf("sim%d", time.Now().UnixNano())
 	event, merchant, store := "sim", "sim-bar", "sim-store"
 	l := s.Ledger
 	if err := l.CreateOrganizer(ctx, cfg.Org, "Simulation"); err != nil {
