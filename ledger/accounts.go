@@ -308,8 +308,11 @@ func (e *InvariantError) Error() string { return "ledger: invariant broken: " + 
 
 // Verify checks the ledger's invariants across all organizers: the sum of
 // all balances is zero, every account's balance equals the sum of its
-// postings, every journal entry balances, and every balance is at or above
-// its floor. It returns an *InvariantError naming the first problem.
+// postings (stored ones and those of directly posted terminal debits, see
+// the ledger_postings view), every journal entry balances, every terminal
+// debit posts between its own card's and merchant's accounts, and every
+// balance is at or above its floor. It returns an *InvariantError naming
+// the first problem.
 func (l *Ledger) Verify(ctx context.Context) error {
 	checks := []struct {
 		problem string
@@ -317,11 +320,19 @@ func (l *Ledger) Verify(ctx context.Context) error {
 	}{
 		{"sum of all balances is not zero", `SELECT EXISTS (SELECT 1 FROM accounts HAVING coalesce(sum(balance::numeric), 0) <> 0)`},
 		{"an account balance differs from the sum of its postings", `SELECT EXISTS (
-			SELECT 1 FROM accounts a LEFT JOIN (SELECT org_id, account_id, sum(amount::numeric) AS s FROM postings GROUP BY 1, 2) p
+			SELECT 1 FROM accounts a LEFT JOIN (SELECT org_id, account_id, sum(amount::numeric) AS s FROM ledger_postings GROUP BY 1, 2) p
 			USING (org_id, account_id) WHERE a.balance <> coalesce(p.s, 0))`},
 		{"a journal entry does not balance", `SELECT EXISTS (SELECT 1 FROM postings GROUP BY org_id, txn_id HAVING sum(amount::numeric) <> 0)`},
 		{"postings without a journal entry", `SELECT EXISTS (SELECT 1 FROM postings p WHERE NOT EXISTS (
 			SELECT 1 FROM journal j WHERE j.org_id = p.org_id AND j.txn_id = p.txn_id))`},
+		{"a terminal debit posts to accounts other than its card's and merchant's", `SELECT EXISTS (SELECT 1 FROM terminal_txs t
+			LEFT JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id
+			LEFT JOIN merchants m ON m.org_id = t.org_id AND m.merchant_id = t.merchant_id
+			WHERE t.card_account IS NOT NULL
+			AND (c.account_id IS DISTINCT FROM t.card_account OR m.account_id IS DISTINCT FROM t.merchant_account))`},
+		{"a posted terminal debit has no postings", `SELECT EXISTS (SELECT 1 FROM terminal_txs t
+			WHERE t.status = 'posted' AND t.card_account IS NULL
+			AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.org_id = t.org_id AND j.txn_id = t.txn_id))`},
 		{"a balance is below its floor", `SELECT EXISTS (SELECT 1 FROM accounts WHERE floor IS NOT NULL AND side * balance < floor)`},
 	}
 	for _, c := range checks {

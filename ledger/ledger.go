@@ -38,6 +38,9 @@ type Options struct {
 	// VerifyWorkers is how many goroutines verify signatures of a batch;
 	// 0 means GOMAXPROCS.
 	VerifyWorkers int
+	// SubmitFlights is how many coalesced batches of Submit may be in
+	// flight at once; 0 means DefaultSubmitFlights.
+	SubmitFlights int
 	// Sealer seals refund payout details (holder name, IBAN, BIC) before
 	// they are stored and opens them for ExportPayouts: the HSM's envelope
 	// encryption (*keys.HSM). Without it, RequestRefund and exporting sealed
@@ -65,6 +68,7 @@ type Ledger struct {
 	subMu      sync.Mutex
 	subQueue   []*submission
 	subRunning int
+	subFlights int
 }
 
 // terminalCacheTTL is how long an active terminal's key is used without
@@ -96,6 +100,10 @@ func New(pool *pgxpool.Pool, opts Options) *Ledger {
 	}
 	if l.workers <= 0 {
 		l.workers = runtime.GOMAXPROCS(0)
+	}
+	l.subFlights = opts.SubmitFlights
+	if l.subFlights <= 0 {
+		l.subFlights = DefaultSubmitFlights
 	}
 	return l
 }

@@ -158,6 +158,13 @@ func TestCorePostingsAndFloors(t *testing.T) {
 		{"delete posting", `DELETE FROM postings`},
 		{"update posting", `UPDATE postings SET amount = amount * 2`},
 		{"delete account", `DELETE FROM accounts WHERE account_id = $CASH`},
+		// Terminal debits post themselves (migration 011): the same rules hold.
+		{"terminal debit to unknown account", terminalDebitSQL("posted", "$CARD", "999999", 5)},
+		{"terminal debit below floor", terminalDebitSQL("posted", "$CARD", "$CASH", 5)},
+		{"held terminal debit with accounts", terminalDebitSQL("held", "$CASH", "$CARD", 5)},
+		{"terminal debit to one account", terminalDebitSQL("posted", "$CASH", "$CASH", 5)},
+		{"update terminal debit", `UPDATE terminal_txs SET amount = amount * 2`},
+		{"delete terminal debit", `DELETE FROM terminal_txs`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,6 +175,28 @@ func TestCorePostingsAndFloors(t *testing.T) {
 			requireInvariants(t, l)
 		})
 	}
+
+	// The same hand-made terminal debit, funded and to existing accounts, is
+	// taken (so the refusals above were the rules, not the SQL) and moves
+	// both balances; but the merchant account is not the one of merchant
+	// "bar" (there is none), which Verify finds.
+	require.NoError(t, post(cash, cardAcct, 10))
+	_, err = l.pool.Exec(ctx, replaceAll(terminalDebitSQL("posted", "$CARD", "$CASH", 4), map[string]int64{"$CASH": cash, "$CARD": cardAcct}))
+	require.NoError(t, err)
+	b, err = l.CardBalance(ctx, org, card)
+	require.NoError(t, err)
+	require.Equal(t, int64(6), b)
+	var inv *InvariantError
+	require.ErrorAs(t, l.Verify(ctx), &inv)
+	require.Equal(t, "a terminal debit posts to accounts other than its card's and merchant's", inv.Problem)
+}
+
+// terminalDebitSQL inserts a terminal transaction by hand, bypassing Upload.
+func terminalDebitSQL(status, cardAccount, merchantAccount string, amount int) string {
+	return fmt.Sprintf(`INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq, amount,
+		balance_before, balance_after, merchant_id, at, content_hash, raw, status, card_account, merchant_account)
+		VALUES (7, gen_random_uuid(), 'bar-1', 1, '\\x04010203040506', 1, %d, 0, 0, 'bar', now(), '\\x00', '\\x00', '%s', %s, %s)`,
+		amount, status, cardAccount, merchantAccount)
 }
 
 func replaceAll(s string, m map[string]int64) string {

@@ -38,14 +38,15 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each measured phase")
 	batchSize := flag.Int("batch", 500, "transactions per uploaded batch")
 	cardsPerClient := flag.Int("cards", 500, "cards per client")
+	flights := flag.Int("flights", 0, "coalesced Submit batches in flight (0: ledger.DefaultSubmitFlights)")
 	flag.Parse()
-	if err := run(*clients, *duration, *batchSize, *cardsPerClient); err != nil {
+	if err := run(*clients, *duration, *batchSize, *cardsPerClient, *flights); err != nil {
 		fmt.Fprintln(os.Stderr, "ledgerbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(clients int, duration time.Duration, batchSize, cardsPerClient int) error {
+func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights int) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "lcbench-")
 	if err != nil {
@@ -79,7 +80,7 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 	_ = conn.QueryRow(ctx, "SHOW fsync").Scan(&fsync)
 	_ = conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&syncCommit)
 	conn.Close()
-	fmt.Printf("settings: fsync=%s synchronous_commit=%s clients=%d duration=%s batch=%d\n", fsync, syncCommit, clients, duration, batchSize)
+	fmt.Printf("settings: fsync=%s synchronous_commit=%s clients=%d duration=%s batch=%d flights=%d\n", fsync, syncCommit, clients, duration, batchSize, flights)
 	if fsync != "on" || syncCommit != "on" {
 		return errors.New("the cluster is not durable")
 	}
@@ -106,7 +107,7 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient int) err
 	if err := ledger.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	var opts ledger.Options
+	opts := ledger.Options{SubmitFlights: flights}
 	if os.Getenv("LEDGERBENCH_DEBUG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
