@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 
@@ -304,9 +306,17 @@ func (l *Ledger) upload(ctx context.Context, org int64, raws [][]byte, pre []pre
 		return todo[a] < todo[b]
 	})
 	var out []Result
+	// The first attempt assumes that every transaction is new, which is the
+	// rule: it does not look the ids and terminal sequences up, and the
+	// unique indexes on them refuse the batch if one is not. The retry
+	// after that looks them up (see apply).
+	careful := false
 	err := l.inPipelinedTx(ctx, func(q batchSender) error {
 		var err error
-		out, err = l.apply(ctx, q, org, txs, todo, active)
+		out, err = l.apply(ctx, q, org, txs, todo, active, careful)
+		if isUniqueViolation(err) {
+			careful = true
+		}
 		return err
 	})
 	if err != nil {
@@ -426,16 +436,20 @@ type termSeq struct {
 // apply records the transactions txs[todo...] (sorted by card and card
 // sequence) in tx and returns their results in the order of todo.
 //
+// Unless careful, apply does not look up whether the transaction ids and
+// terminal sequence numbers were recorded before: it assumes they were not,
+// and if one was, inserting it fails on a unique index (isUniqueViolation)
+// and nothing is recorded; the caller then applies the batch again,
+// carefully. Uploads of new transactions, nearly all of them, save two
+// index lookups per transaction; a re-upload costs one failed attempt.
+//
 // q is a connection with no transaction open: the first batch sent opens
 // the transaction (BEGIN) and the second one commits it (COMMIT), so that
 // the whole upload takes two round trips; see inPipelinedTx.
-func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*terminaltx.Signed, todo []int, active map[string]terminalInfo) ([]Result, error) {
+func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*terminaltx.Signed, todo []int, active map[string]terminalInfo, careful bool) ([]Result, error) {
 	out := make([]Result, len(todo))
 	var (
 		cards    [][]byte
-		ids      = make([]pgtype.UUID, len(todo))
-		tIDs     = make([]string, len(todo))
-		tSeqs    = make([]int64, len(todo))
 		cardArg  = make([][]byte, len(todo))
 		cardSeqs = make([]int64, len(todo))
 	)
@@ -444,52 +458,35 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		if k == 0 || !bytes.Equal(s.Card, txs[todo[k-1]].Card) {
 			cards = append(cards, s.Card)
 		}
-		ids[k] = pgtype.UUID{Bytes: s.ID, Valid: true}
-		tIDs[k], tSeqs[k] = s.Terminal, s.TerminalSeq
 		cardArg[k], cardSeqs[k] = s.Card, int64(s.CardSeq)
 	}
-	// Lock the cards, then read what the database holds about them, these
-	// ids and terminal sequences, in one round trip. The lookups are nested
-	// loops over the keys (LATERAL ... OFFSET 0): a batch touches few rows of
-	// large tables.
+	// Lock the cards, then read what the database holds about them (and,
+	// when careful, about these ids and terminal sequences) in one round
+	// trip. The lookups are nested loops over the keys (LATERAL ...
+	// OFFSET 0): a batch touches few rows of large tables.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	states := make(map[string]*cardState, len(cards))
 	queueLockCards(b, org, cards, states)
-	existing := map[terminaltx.ID][]byte{}
+	existing := map[terminaltx.ID][32]byte{} // content hashes of recorded ids
 	usedSeq := map[termSeq]terminaltx.ID{}
 	events := map[seqKey]cardEvent{}
-	b.Queue(`SELECT 1, t.txn_id, t.content_hash, '', 0::bigint, NULL::bytea, 0::bigint, 0::bigint FROM unnest($2::uuid[]) q(id)
-		CROSS JOIN LATERAL (SELECT txn_id, content_hash FROM terminal_txs t WHERE t.org_id = $1 AND t.txn_id = q.id OFFSET 0) t
-		UNION ALL
-		SELECT 2, t.txn_id, NULL, q.tid, q.tseq, NULL, 0, 0 FROM unnest($3::text[], $4::bigint[]) q(tid, tseq)
-		CROSS JOIN LATERAL (SELECT txn_id FROM terminal_txs t
-			WHERE t.org_id = $1 AND t.terminal_id = q.tid AND t.terminal_seq = q.tseq OFFSET 0) t
-		UNION ALL
-		SELECT 3, e.txn_id, NULL, '', e.card_seq, q.card, e.balance_before, e.balance_after
-		FROM unnest($5::bytea[], $6::bigint[]) q(card, seq)
+	if careful {
+		queueReadRecorded(b, org, txs, todo, existing, usedSeq)
+	}
+	b.Queue(`SELECT e.card_id, e.card_seq, e.txn_id, e.balance_before, e.balance_after
+		FROM unnest($2::bytea[], $3::bigint[]) q(card, seq)
 		CROSS JOIN LATERAL (SELECT * FROM card_events e WHERE e.org_id = $1 AND e.card_id = q.card
-			AND e.card_seq BETWEEN q.seq - 1 AND q.seq + 1 OFFSET 0) e`, org, ids, tIDs, tSeqs, cardArg, cardSeqs).
+			AND e.card_seq BETWEEN q.seq - 1 AND q.seq + 1 OFFSET 0) e`, org, cardArg, cardSeqs).
 		Query(func(rows pgx.Rows) error {
 			var (
-				kind   int
-				id     [16]byte
-				h      []byte
-				term   string
-				seq    int64
-				card   []byte
-				before int64
-				after  int64
+				card          []byte
+				seq           int64
+				id            [16]byte
+				before, after int64
 			)
-			_, err := pgx.ForEachRow(rows, []any{&kind, &id, &h, &term, &seq, &card, &before, &after}, func() error {
-				switch kind {
-				case 1:
-					existing[id] = bytes.Clone(h)
-				case 2:
-					usedSeq[termSeq{term, seq}] = id
-				case 3:
-					events[seqKey{string(card), seq}] = cardEvent{txn: id, before: before, after: after}
-				}
+			_, err := pgx.ForEachRow(rows, []any{&card, &seq, &id, &before, &after}, func() error {
+				events[seqKey{string(card), seq}] = cardEvent{txn: id, before: before, after: after}
 				return nil
 			})
 			return err
@@ -516,7 +513,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	for k, i := range todo {
 		s := txs[i]
 		if h, ok := existing[s.ID]; ok {
-			if c := s.ContentHash(); bytes.Equal(h, c[:]) {
+			if s.ContentHash() == h {
 				out[k] = Result{Status: Duplicate}
 			} else {
 				out[k] = Result{Status: Rejected, Err: ErrConflict}
@@ -582,19 +579,63 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	wb.Queue(`WITH e AS (INSERT INTO card_events (org_id, card_id, card_seq, txn_id, balance_before, balance_after)
 		SELECT $1, * FROM unnest($2::bytea[], $3::bigint[], $4::uuid[], $5::bigint[], $6::bigint[]))
 		INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
-			amount, balance_before, balance_after, merchant_id, at, content_hash, raw, status, hold_reason,
+			amount, balance_before, balance_after, merchant_id, at, raw, status, hold_reason,
 			card_account, merchant_account)
-		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, to_timestamp(at / 1000.0), hash, raw, status, reason,
+		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, to_timestamp(at / 1000.0), raw, status, reason,
 			nullif(cacct, 0), nullif(macct, 0)
 		FROM unnest($7::uuid[], $8::text[], $9::bigint[], $10::bytea[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[],
-			$15::text[], $16::bigint[], $17::bytea[], $18::bytea[], $19::text[], $20::text[], $21::bigint[], $22::bigint[])
-			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, hash, raw, status, reason, cacct, macct)`, args...)
+			$15::text[], $16::bigint[], $17::bytea[], $18::text[], $19::text[], $20::bigint[], $21::bigint[])
+			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, raw, status, reason, cacct, macct)`, args...)
 	queueAlerts(wb, org, alerts)
 	wb.Queue("COMMIT")
 	if err := tx.SendBatch(ctx, wb).Close(); err != nil {
 		return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
 	}
 	return out, nil
+}
+
+// queueReadRecorded queues reading which of the ids of txs[todo...] are
+// recorded, with their content hashes, and which of their terminal
+// sequence numbers are used, by which ids.
+func queueReadRecorded(b *pgx.Batch, org int64, txs []*terminaltx.Signed, todo []int,
+	existing map[terminaltx.ID][32]byte, usedSeq map[termSeq]terminaltx.ID) {
+	ids := make([]pgtype.UUID, len(todo))
+	terms := make([]string, len(todo))
+	seqs := make([]int64, len(todo))
+	for k, i := range todo {
+		ids[k] = pgtype.UUID{Bytes: txs[i].ID, Valid: true}
+		terms[k], seqs[k] = txs[i].Terminal, txs[i].TerminalSeq
+	}
+	b.Queue(`SELECT t.txn_id, t.raw, '', 0::bigint FROM unnest($2::uuid[]) q(id)
+		CROSS JOIN LATERAL (SELECT txn_id, raw FROM terminal_txs t WHERE t.org_id = $1 AND t.txn_id = q.id OFFSET 0) t
+		UNION ALL
+		SELECT t.txn_id, NULL, q.tid, q.tseq FROM unnest($3::text[], $4::bigint[]) q(tid, tseq)
+		CROSS JOIN LATERAL (SELECT txn_id FROM terminal_txs t
+			WHERE t.org_id = $1 AND t.terminal_id = q.tid AND t.terminal_seq = q.tseq OFFSET 0) t`, org, ids, terms, seqs).
+		Query(func(rows pgx.Rows) error {
+			var (
+				id   [16]byte
+				raw  []byte
+				term string
+				seq  int64
+			)
+			_, err := pgx.ForEachRow(rows, []any{&id, &raw, &term, &seq}, func() error {
+				if raw != nil {
+					// The content hash covers the payload, not the signature.
+					existing[id] = sha256.Sum256(raw[:max(0, len(raw)-terminaltx.SignatureSize)])
+				} else {
+					usedSeq[termSeq{term, seq}] = id
+				}
+				return nil
+			})
+			return err
+		})
+}
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
 // batchSender sends a batch of statements in one round trip (a pooled
@@ -650,14 +691,13 @@ type terminalRows struct {
 	ids                                         []pgtype.UUID
 	terms, merchants, statuses, reasons         []string
 	tseqs, cseqs, amounts, befores, afters, ats []int64
-	cards, hashes, raws                         [][]byte
+	cards, raws                                 [][]byte
 	cardAccounts, merchantAccounts              []int64 // 0 when not posted
 }
 
 // add adds a transaction; a posted one names the card account it debits
 // and the merchant account it credits.
 func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, cardAccount, merchantAccount int64) {
-	h := s.ContentHash()
 	r.ids = append(r.ids, pgtype.UUID{Bytes: s.ID, Valid: true})
 	r.terms = append(r.terms, s.Terminal)
 	r.merchants = append(r.merchants, s.Merchant)
@@ -670,7 +710,6 @@ func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, cardAcco
 	r.afters = append(r.afters, s.BalanceAfter)
 	r.ats = append(r.ats, s.Time.UnixMilli())
 	r.cards = append(r.cards, s.Card)
-	r.hashes = append(r.hashes, h[:])
 	r.raws = append(r.raws, s.Bytes())
 	r.cardAccounts = append(r.cardAccounts, cardAccount)
 	r.merchantAccounts = append(r.merchantAccounts, merchantAccount)
@@ -678,7 +717,7 @@ func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, cardAcco
 
 func (r *terminalRows) args() []any {
 	return []any{r.ids, r.terms, r.tseqs, r.cards, r.cseqs, r.amounts, r.befores, r.afters, r.merchants, r.ats,
-		r.hashes, r.raws, r.statuses, r.reasons, r.cardAccounts, r.merchantAccounts}
+		r.raws, r.statuses, r.reasons, r.cardAccounts, r.merchantAccounts}
 }
 
 type cardEventRows struct {

@@ -168,6 +168,54 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
+// CPUTime returns the processor time used so far by the server this
+// Cluster started and all its processes, ended ones included; zero when it
+// attached to a server started elsewhere. Benchmarks use it to tell the
+// server's share of the work from the client's.
+func (c *Cluster) CPUTime() time.Duration {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0
+	}
+	pid := c.cmd.Process.Pid
+	// The postmaster's own time and that of its ended children (cutime,
+	// cstime), plus the live children's own.
+	total := procCPU(pid, true)
+	for _, p := range childPIDs(pid) {
+		total += procCPU(p, false)
+	}
+	return total
+}
+
+// procCPU reads a process's user and system time from /proc/p/stat, with
+// its waited-for children's when children is set.
+func procCPU(p int, children bool) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is the state, field 3 of stat(5): utime (field 14) is f[11],
+	// then stime, cutime and cstime.
+	if len(f) < 15 {
+		return 0
+	}
+	n := 2
+	if children {
+		n = 4
+	}
+	var ticks int64
+	for _, v := range f[11 : 11+n] {
+		t, _ := strconv.ParseInt(v, 10, 64)
+		ticks += t
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc times: 100 on every Linux
+// platform Go supports.
+const clockTicks = 100
+
 // Dir is the cluster directory, which is also the socket directory.
 func (c *Cluster) Dir() string { return c.dir }
 

@@ -20,8 +20,10 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -53,14 +55,26 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 		return err
 	}
 	settings := map[string]string{}
+	keep := os.Getenv("LEDGERBENCH_KEEP") != "" // diagnosis: keep the cluster (and its WAL) for pg_waldump
+	if keep {
+		fmt.Println("keeping", dir)
+	}
 	if os.Getenv("LEDGERBENCH_EXPLAIN") != "" {
 		// Diagnosis: log the plans of slow statements to server.log, keep the directory.
 		settings["session_preload_libraries"] = "auto_explain"
 		settings["auto_explain.log_min_duration"] = os.Getenv("LEDGERBENCH_EXPLAIN")
 		settings["auto_explain.log_nested_statements"] = "on"
-		fmt.Println("keeping", dir)
-	} else {
+		if !keep {
+			fmt.Println("keeping", dir)
+		}
+	} else if !keep {
 		defer os.RemoveAll(dir)
+	}
+	// Diagnosis: extra server settings, "name=value,name=value".
+	for _, kv := range strings.Split(os.Getenv("LEDGERBENCH_SETTINGS"), ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			settings[k] = v
+		}
 	}
 	if os.Getenv("LEDGERBENCH_STATS") != "" {
 		settings["shared_preload_libraries"] = "pg_stat_statements"
@@ -119,6 +133,7 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 
 	// Batched uploads: each client uploads batches of its own terminal.
 	expectBatch := 40000 * duration.Seconds() / float64(clients) // enough to keep busy
+	signStart := time.Now()
 	batches := make([][][][]byte, clients)
 	for i := range clients {
 		n := int(expectBatch)/batchSize + 1
@@ -126,6 +141,7 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 			batches[i] = append(batches[i], w.next(i, batchSize))
 		}
 	}
+	fmt.Printf("signed %d transactions for the batch phase in %s\n", clients*len(batches[0])*batchSize, time.Since(signStart).Round(time.Millisecond))
 	if p := os.Getenv("LEDGERBENCH_CPUPROFILE"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {
@@ -139,6 +155,10 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 		_, _ = pool.Exec(ctx, "SELECT pg_stat_statements_reset()")
 	}
 	wal0 := walBytes(ctx, pool)
+	if keep {
+		fmt.Println("batch phase starts at WAL", walLSN(ctx, pool))
+	}
+	cpu0 := takeCPU(c)
 	var batchN atomic.Int64
 	batchTPS, err := measure(clients, duration, func(i, k int) (int, error) {
 		if k >= len(batches[i]) {
@@ -159,9 +179,12 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ledger batch upload (%d per batch, signatures verified): %.0f tps, %d WAL bytes per transaction\n",
-		batchSize, batchTPS, (walBytes(ctx, pool)-wal0)/max(1, batchN.Load()))
+	fmt.Printf("ledger batch upload (%d per batch, signatures verified): %.0f tps, %d WAL bytes per transaction, %s\n",
+		batchSize, batchTPS, (walBytes(ctx, pool)-wal0)/max(1, batchN.Load()), takeCPU(c).since(cpu0, batchN.Load()))
 	printStats(ctx, pool)
+	if keep {
+		fmt.Println("batch phase ends at WAL", walLSN(ctx, pool))
+	}
 	wal0 = walBytes(ctx, pool)
 	var onlineN atomic.Int64
 
@@ -173,6 +196,7 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 		_, _ = pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 		_, _ = pool.Exec(ctx, "SELECT pg_stat_statements_reset()")
 	}
+	cpu0 = takeCPU(c)
 	onlineTPS, err := measure(clients, duration, func(i, k int) (int, error) {
 		if k >= len(online[i]) {
 			return 0, errExhausted
@@ -190,8 +214,8 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ledger online single transactions: %.0f tps, %d WAL bytes per transaction\n",
-		onlineTPS, (walBytes(ctx, pool)-wal0)/max(1, onlineN.Load()))
+	fmt.Printf("ledger online single transactions: %.0f tps, %d WAL bytes per transaction, %s\n",
+		onlineTPS, (walBytes(ctx, pool)-wal0)/max(1, onlineN.Load()), takeCPU(c).since(cpu0, onlineN.Load()))
 	printStats(ctx, pool)
 	if err := l.Verify(ctx); err != nil {
 		return err
@@ -231,6 +255,27 @@ func printStats(ctx context.Context, pool *pgxpool.Pool) {
 	_, _ = pool.Exec(ctx, "SELECT pg_stat_statements_reset()")
 }
 
+// cpuTimes is the processor time used by this process (the ledger and its
+// clients) and by the PostgreSQL server at one moment: on a machine as
+// noisy as ours, CPU time per transaction is steadier than wall-clock
+// throughput, and it tells which side a change made cheaper.
+type cpuTimes struct{ client, server time.Duration }
+
+func takeCPU(c *pgcluster.Cluster) cpuTimes {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	self := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cpuTimes{client: self, server: c.CPUTime()}
+}
+
+// since formats the CPU time per transaction used since t0.
+func (t cpuTimes) since(t0 cpuTimes, n int64) string {
+	n = max(n, 1)
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+	return fmt.Sprintf("CPU per transaction %.1f us (ledger %.1f us, PostgreSQL %.1f us)",
+		us(t.client-t0.client+t.server-t0.server), us(t.client-t0.client), us(t.server-t0.server))
+}
+
 var errExhausted = errors.New("pre-signed transactions exhausted")
 
 // walBytes returns the server's current WAL position in bytes.
@@ -238,6 +283,13 @@ func walBytes(ctx context.Context, pool *pgxpool.Pool) int64 {
 	var n int64
 	_ = pool.QueryRow(ctx, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").Scan(&n)
 	return n
+}
+
+// walLSN returns the server's current WAL position.
+func walLSN(ctx context.Context, pool *pgxpool.Pool) string {
+	var s string
+	_ = pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&s)
+	return s
 }
 
 // measure runs op on every client until duration passes and returns the
