@@ -185,38 +185,42 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 	if keep {
 		fmt.Println("batch phase ends at WAL", walLSN(ctx, pool))
 	}
-	wal0 = walBytes(ctx, pool)
-	var onlineN atomic.Int64
+	// Diagnosis: LEDGERBENCH_SKIP_ONLINE=1 measures the batch phase only.
+	var onlineTPS float64
+	if os.Getenv("LEDGERBENCH_SKIP_ONLINE") == "" {
+		wal0 = walBytes(ctx, pool)
+		var onlineN atomic.Int64
 
-	online := make([][][]byte, clients)
-	for i := range clients {
-		online[i] = w.next(i, int(6000*duration.Seconds())/clients+1)
-	}
-	if os.Getenv("LEDGERBENCH_STATS") != "" {
-		_, _ = pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-		_, _ = pool.Exec(ctx, "SELECT pg_stat_statements_reset()")
-	}
-	cpu0 = takeCPU(c)
-	onlineTPS, err := measure(clients, duration, func(i, k int) (int, error) {
-		if k >= len(online[i]) {
-			return 0, errExhausted
+		online := make([][][]byte, clients)
+		for i := range clients {
+			online[i] = w.next(i, int(6000*duration.Seconds())/clients+1)
 		}
-		r, err := l.Submit(ctx, org, online[i][k])
+		if os.Getenv("LEDGERBENCH_STATS") != "" {
+			_, _ = pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+			_, _ = pool.Exec(ctx, "SELECT pg_stat_statements_reset()")
+		}
+		cpu0 = takeCPU(c)
+		onlineTPS, err = measure(clients, duration, func(i, k int) (int, error) {
+			if k >= len(online[i]) {
+				return 0, errExhausted
+			}
+			r, err := l.Submit(ctx, org, online[i][k])
+			if err != nil {
+				return 0, err
+			}
+			if r.Status != ledger.Accepted {
+				return 0, fmt.Errorf("online: %s %v", r.Status, r.Err)
+			}
+			onlineN.Add(1)
+			return 1, nil
+		})
 		if err != nil {
-			return 0, err
+			return err
 		}
-		if r.Status != ledger.Accepted {
-			return 0, fmt.Errorf("online: %s %v", r.Status, r.Err)
-		}
-		onlineN.Add(1)
-		return 1, nil
-	})
-	if err != nil {
-		return err
+		fmt.Printf("ledger online single transactions: %.0f tps, %d WAL bytes per transaction, %s\n",
+			onlineTPS, (walBytes(ctx, pool)-wal0)/max(1, onlineN.Load()), takeCPU(c).since(cpu0, onlineN.Load()))
+		printStats(ctx, pool)
 	}
-	fmt.Printf("ledger online single transactions: %.0f tps, %d WAL bytes per transaction, %s\n",
-		onlineTPS, (walBytes(ctx, pool)-wal0)/max(1, onlineN.Load()), takeCPU(c).since(cpu0, onlineN.Load()))
-	printStats(ctx, pool)
 	if err := l.Verify(ctx); err != nil {
 		return err
 	}
