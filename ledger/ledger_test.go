@@ -58,7 +58,7 @@ func templateDB(t *testing.T) *pgcluster.Cluster {
 
 // newLedger returns a ledger on a fresh, migrated database with one
 // organizer and event. The database is dropped when the test ends.
-func newLedger(t *testing.T) *Ledger {
+func newLedger(t *testing.T, opts ...Options) *Ledger {
 	t.Helper()
 	ctx := context.Background()
 	c := templateDB(t)
@@ -80,7 +80,11 @@ func newLedger(t *testing.T) *Ledger {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	l := New(pool, Options{})
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	l := New(pool, o)
 	require.NoError(t, l.CreateOrganizer(ctx, org, "Test Org"))
 	require.NoError(t, l.AddEvent(ctx, org, "fest", "Festival", time.Time{}))
 	return l

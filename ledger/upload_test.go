@@ -402,13 +402,24 @@ func TestConcurrentUploads(t *testing.T) {
 // TestConcurrentSubmit: coalesced online submissions each get their own
 // result; a bad one does not affect the others.
 func TestConcurrentSubmit(t *testing.T) {
-	l := newLedger(t)
+	for _, opts := range []Options{{}, {SubmitLanes: 3, SubmitFlights: 1}, {SubmitLanes: 2, SubmitFlights: 3}} {
+		t.Run(fmt.Sprintf("lanes=%d flights=%d", opts.SubmitLanes, opts.SubmitFlights), func(t *testing.T) {
+			testConcurrentSubmit(t, opts)
+		})
+	}
+}
+
+// testConcurrentSubmit submits from many goroutines at once, terminals of
+// four merchants, one bad signature among them: every good transaction is
+// accepted once, the bad one alone is rejected.
+func testConcurrentSubmit(t *testing.T, opts Options) {
+	l := newLedger(t, opts)
 	ctx := context.Background()
 	const n = 16
 	terms := make([]*terminal, n)
 	cards := make([]*card, n)
 	for i := range n {
-		terms[i] = newTerminal(t, l, fmt.Sprintf("t-%d", i), "bar")
+		terms[i] = newTerminal(t, l, fmt.Sprintf("t-%d", i), fmt.Sprintf("bar-%d", i%4))
 		cards[i] = newCard(i + 1)
 	}
 	fund(t, l, 1000, cards...)
@@ -450,8 +461,12 @@ func TestConcurrentSubmit(t *testing.T) {
 			require.Equal(t, Accepted, r.Status, "terminal %d tx %d", i, k)
 		}
 	}
-	b, err := l.Balance(ctx, org, Merchant, "bar")
-	require.NoError(t, err)
-	require.Equal(t, int64(10*(5*n-1)), b)
+	var total int64
+	for m := range 4 {
+		b, err := l.Balance(ctx, org, Merchant, fmt.Sprintf("bar-%d", m))
+		require.NoError(t, err)
+		total += b
+	}
+	require.Equal(t, int64(10*(5*n-1)), total)
 	requireInvariants(t, l)
 }

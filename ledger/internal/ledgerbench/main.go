@@ -40,15 +40,16 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each measured phase")
 	batchSize := flag.Int("batch", 500, "transactions per uploaded batch")
 	cardsPerClient := flag.Int("cards", 500, "cards per client")
-	flights := flag.Int("flights", 0, "coalesced Submit batches in flight (0: ledger.DefaultSubmitFlights)")
+	flights := flag.Int("flights", 0, "coalesced Submit batches in flight per lane (0: ledger.DefaultSubmitFlights)")
+	lanes := flag.Int("lanes", 0, "Submit lanes (0: ledger.DefaultSubmitLanes)")
 	flag.Parse()
-	if err := run(*clients, *duration, *batchSize, *cardsPerClient, *flights); err != nil {
+	if err := run(*clients, *duration, *batchSize, *cardsPerClient, *flights, *lanes); err != nil {
 		fmt.Fprintln(os.Stderr, "ledgerbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights int) error {
+func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights, lanes int) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "lcbench-")
 	if err != nil {
@@ -94,7 +95,7 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 	_ = conn.QueryRow(ctx, "SHOW fsync").Scan(&fsync)
 	_ = conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&syncCommit)
 	conn.Close()
-	fmt.Printf("settings: fsync=%s synchronous_commit=%s clients=%d duration=%s batch=%d flights=%d\n", fsync, syncCommit, clients, duration, batchSize, flights)
+	fmt.Printf("settings: fsync=%s synchronous_commit=%s clients=%d duration=%s batch=%d flights=%d lanes=%d\n", fsync, syncCommit, clients, duration, batchSize, flights, lanes)
 	if fsync != "on" || syncCommit != "on" {
 		return errors.New("the cluster is not durable")
 	}
@@ -121,7 +122,7 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 	if err := ledger.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	opts := ledger.Options{SubmitFlights: flights}
+	opts := ledger.Options{SubmitFlights: flights, SubmitLanes: lanes}
 	if os.Getenv("LEDGERBENCH_DEBUG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
