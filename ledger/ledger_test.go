@@ -198,7 +198,7 @@ func TestCorePostingsAndFloors(t *testing.T) {
 // terminalDebitSQL inserts a terminal transaction by hand, bypassing Upload.
 func terminalDebitSQL(status, cardAccount, merchantAccount string, amount int) string {
 	return fmt.Sprintf(`INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq, amount,
-		balance_before, balance_after, merchant_id, at, raw, status, card_account, merchant_account)
+		balance_before, balance_after, merchant_id, at, signature, status, card_account, merchant_account)
 		VALUES (7, gen_random_uuid(), 'bar-1', 1, '\\x04010203040506', 1, %d, 0, 0, 'bar', now(), '\\x00', '%s', %s, %s)`,
 		amount, status, cardAccount, merchantAccount)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"runtime"
@@ -660,13 +659,13 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	wb.Queue(`WITH e AS (INSERT INTO card_events (org_id, card_id, card_seq, txn_id, balance_before, balance_after)
 		SELECT $1, * FROM unnest($2::bytea[], $3::bigint[], $4::uuid[], $5::bigint[], $6::bigint[]))
 		INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
-			amount, balance_before, balance_after, merchant_id, at, raw, status, hold_reason,
+			amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason,
 			card_account, merchant_account)
-		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, at, raw, status, reason,
+		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason,
 			nullif(cacct, 0), nullif(macct, 0)
 		FROM unnest($7::uuid[], $8::text[], $9::bigint[], $10::bytea[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[],
 			$15::text[], $16::timestamptz[], $17::bytea[], $18::text[], $19::text[], $20::bigint[], $21::bigint[])
-			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, raw, status, reason, cacct, macct)`, args...)
+			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, cacct, macct)`, args...)
 	queueAlerts(wb, org, alerts)
 	wb.Queue("COMMIT")
 	if err := tx.SendBatch(ctx, wb).Close(); err != nil {
@@ -687,30 +686,65 @@ func queueReadRecorded(b *pgx.Batch, org int64, txs []*terminaltx.Signed, todo [
 		ids[k] = pgtype.UUID{Bytes: txs[i].ID, Valid: true}
 		terms[k], seqs[k] = txs[i].Terminal, txs[i].TerminalSeq
 	}
-	b.Queue(`SELECT t.txn_id, t.raw, '', 0::bigint FROM unnest($2::uuid[]) q(id)
-		CROSS JOIN LATERAL (SELECT txn_id, raw FROM terminal_txs t WHERE t.org_id = $1 AND t.txn_id = q.id OFFSET 0) t
-		UNION ALL
-		SELECT t.txn_id, NULL, q.tid, q.tseq FROM unnest($3::text[], $4::bigint[]) q(tid, tseq)
+	b.Queue(`SELECT t.txn_id, t.raw, t.signature, t.terminal_id, t.terminal_seq, t.card_id, t.card_seq, t.amount,
+			t.balance_before, t.balance_after, t.merchant_id, t.at
+		FROM unnest($2::uuid[]) q(id)
+		CROSS JOIN LATERAL (SELECT * FROM terminal_txs t WHERE t.org_id = $1 AND t.txn_id = q.id OFFSET 0) t`, org, ids).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				s, err := scanSigned(rows, org)
+				if err != nil {
+					return err
+				}
+				existing[s.ID] = s.ContentHash()
+			}
+			return rows.Err()
+		})
+	b.Queue(`SELECT t.txn_id, q.tid, q.tseq FROM unnest($2::text[], $3::bigint[]) q(tid, tseq)
 		CROSS JOIN LATERAL (SELECT txn_id FROM terminal_txs t
-			WHERE t.org_id = $1 AND t.terminal_id = q.tid AND t.terminal_seq = q.tseq OFFSET 0) t`, org, ids, terms, seqs).
+			WHERE t.org_id = $1 AND t.terminal_id = q.tid AND t.terminal_seq = q.tseq OFFSET 0) t`, org, terms, seqs).
 		Query(func(rows pgx.Rows) error {
 			var (
 				id   [16]byte
-				raw  []byte
 				term string
 				seq  int64
 			)
-			_, err := pgx.ForEachRow(rows, []any{&id, &raw, &term, &seq}, func() error {
-				if raw != nil {
-					// The content hash covers the payload, not the signature.
-					existing[id] = sha256.Sum256(raw[:max(0, len(raw)-terminaltx.SignatureSize)])
-				} else {
-					usedSeq[termSeq{term, seq}] = id
-				}
+			_, err := pgx.ForEachRow(rows, []any{&id, &term, &seq}, func() error {
+				usedSeq[termSeq{term, seq}] = id
 				return nil
 			})
 			return err
 		})
+}
+
+// scanSigned reads a recorded terminal transaction of organizer org (the
+// columns raw, signature, terminal_id, terminal_seq, card_id, card_seq,
+// amount, balance_before, balance_after, merchant_id, at, after txn_id) and
+// returns it as it was signed: rows store the signature and the fields,
+// whose encoding is canonical (migration 014), or, if older, the bytes.
+func scanSigned(rows pgx.Rows, org int64) (*terminaltx.Signed, error) {
+	var (
+		raw, sig []byte
+		tx       = terminaltx.Tx{Kind: terminaltx.KindDebit, Organizer: org}
+		cardSeq  int64
+	)
+	if err := rows.Scan(&tx.ID, &raw, &sig, &tx.Terminal, &tx.TerminalSeq, &tx.Card, &cardSeq, &tx.Amount,
+		&tx.BalanceBefore, &tx.BalanceAfter, &tx.Merchant, &tx.Time); err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		tx.CardSeq = uint32(cardSeq)
+		p, err := tx.MarshalPayload()
+		if err != nil {
+			return nil, fmt.Errorf("ledger: recorded transaction %s: %w", tx.ID, err)
+		}
+		raw = append(p, sig...)
+	}
+	s, err := terminaltx.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: recorded transaction %s: %w", tx.ID, err)
+	}
+	return s, nil
 }
 
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation.
@@ -773,7 +807,7 @@ type terminalRows struct {
 	terms, merchants, statuses, reasons    []string
 	tseqs, cseqs, amounts, befores, afters []int64
 	ats                                    []time.Time
-	cards, raws                            [][]byte
+	cards, sigs                            [][]byte
 	cardAccounts, merchantAccounts         []int64 // 0 when not posted
 }
 
@@ -792,14 +826,14 @@ func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, cardAcco
 	r.afters = append(r.afters, s.BalanceAfter)
 	r.ats = append(r.ats, s.Time)
 	r.cards = append(r.cards, s.Card)
-	r.raws = append(r.raws, s.Bytes())
+	r.sigs = append(r.sigs, s.Signature)
 	r.cardAccounts = append(r.cardAccounts, cardAccount)
 	r.merchantAccounts = append(r.merchantAccounts, merchantAccount)
 }
 
 func (r *terminalRows) args() []any {
 	return []any{r.ids, r.terms, r.tseqs, r.cards, r.cseqs, r.amounts, r.befores, r.afters, r.merchants, r.ats,
-		r.raws, r.statuses, r.reasons, r.cardAccounts, r.merchantAccounts}
+		r.sigs, r.statuses, r.reasons, r.cardAccounts, r.merchantAccounts}
 }
 
 type cardEventRows struct {
