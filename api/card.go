@@ -84,7 +84,7 @@ func (s *Server) history(c *call, org int64, card []byte) (History, error) {
 	}
 	h := History{CardStatus: st, Payments: []Payment{}, TopUps: []TopUp{}}
 	rows, err := s.pool.Query(c.ctx, `SELECT t.txn_id, t.at, t.merchant_id, t.amount, t.card_seq, t.balance_after, t.status
-		FROM card_events e JOIN terminal_txs t ON t.org_id = e.org_id AND t.txn_id = e.txn_id
+		FROM card_chain e JOIN terminal_txs t ON t.org_id = e.org_id AND t.txn_id = e.txn_id
 		WHERE e.org_id = $1 AND e.card_id = $2 ORDER BY e.card_seq DESC LIMIT 500`, org, card)
 	if err != nil {
 		return History{}, fmt.Errorf("api: history: %w", err)

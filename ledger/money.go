@@ -43,7 +43,7 @@ func (l *Ledger) recordCardWrite(ctx context.Context, tx pgx.Tx, org int64, st *
 	if w.Seq == 0 || w.Before < 0 || w.After < w.Before {
 		return fmt.Errorf("%w: card write must have a positive sequence and a balance that grows", ErrInvalid)
 	}
-	rows, err := tx.Query(ctx, `SELECT card_seq, txn_id, balance_before, balance_after FROM card_events
+	rows, err := tx.Query(ctx, `SELECT card_seq, txn_id, balance_before, balance_after FROM card_chain
 		WHERE org_id = $1 AND card_id = $2 AND card_seq BETWEEN $3 - 1 AND $3 + 1`, org, st.card, int64(w.Seq))
 	if err != nil {
 		return err

@@ -129,7 +129,7 @@ type CardInfo struct {
 func (l *Ledger) Card(ctx context.Context, org int64, card []byte) (CardInfo, error) {
 	ci := CardInfo{Card: card}
 	err := l.pool.QueryRow(ctx, `SELECT c.event_id, c.status, a.side * a.balance,
-			coalesce((SELECT max(card_seq) FROM card_events e WHERE e.org_id = c.org_id AND e.card_id = c.card_id), 0)
+			coalesce((SELECT max(card_seq) FROM card_chain e WHERE e.org_id = c.org_id AND e.card_id = c.card_id), 0)
 		FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
 		WHERE c.org_id = $1 AND c.card_id = $2`, org, card).Scan(&ci.Event, &ci.Status, &ci.Balance, &ci.LastSeq)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -453,8 +453,11 @@ func (l *Ledger) verifyAll(txs []*terminaltx.Signed, active map[string]terminalI
 }
 
 // minVerifyChunk is the smallest number of signatures worth a goroutine of
-// its own.
-const minVerifyChunk = 32
+// its own. Batch verification grows cheaper per signature with the batch
+// (13.4 us at 250, 12.7 us at 500 on the bench machine), and concurrent
+// uploads keep the processors busy anyway: a batch is split only when it
+// is large enough that each part is still a good batch.
+const minVerifyChunk = 512
 
 // minBatchVerify is the smallest number of signatures checked as a batch;
 // fewer are checked one by one.
@@ -554,10 +557,16 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	if careful {
 		queueReadRecorded(b, org, txs, todo, existing, usedSeq)
 	}
+	// The card chain's neighbours of each transaction: other card writes
+	// (card_events) and chained terminal transactions (see card_chain).
 	b.Queue(`SELECT e.card_id, e.card_seq, e.txn_id, e.balance_before, e.balance_after
 		FROM unnest($2::bytea[], $3::bigint[]) q(card, seq)
-		CROSS JOIN LATERAL (SELECT * FROM card_events e WHERE e.org_id = $1 AND e.card_id = q.card
-			AND e.card_seq BETWEEN q.seq - 1 AND q.seq + 1 OFFSET 0) e`, org, cardArg, cardSeqs).
+		CROSS JOIN LATERAL (SELECT card_id, card_seq, txn_id, balance_before, balance_after FROM card_events e
+			WHERE e.org_id = $1 AND e.card_id = q.card AND e.card_seq BETWEEN q.seq - 1 AND q.seq + 1
+			UNION ALL
+			SELECT card_id, card_seq, txn_id, balance_before, balance_after FROM terminal_txs t
+			WHERE t.org_id = $1 AND t.card_id = q.card AND t.card_seq BETWEEN q.seq - 1 AND q.seq + 1 AND t.chained
+			OFFSET 0) e`, org, cardArg, cardSeqs).
 		Query(func(rows pgx.Rows) error {
 			var (
 				card          []byte
@@ -577,7 +586,6 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 
 	var (
 		rec       terminalRows
-		evRows    cardEventRows
 		alerts    []alert
 		merchants []int64 // merchant accounts credited, each once
 		credited  = map[int64]bool{}
@@ -609,6 +617,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		st := states[string(s.Card)]
 		status, reason := "posted", ""
 		var cardAccount, merchantAccount int64 // set when posted
+		chained := false                       // taken into the card's chain
 		sk := seqKey{string(s.Card), int64(s.CardSeq)}
 		switch prev, taken := events[sk]; {
 		case st == nil:
@@ -637,17 +646,18 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 				}
 			}
 			events[sk] = cardEvent{txn: s.ID, before: s.BalanceBefore, after: s.BalanceAfter}
-			evRows.add(s)
+			chained = true
 		}
-		rec.add(s, status, reason, cardAccount, merchantAccount)
+		rec.add(s, status, reason, chained, cardAccount, merchantAccount)
 		if status == "posted" {
 			out[k] = Result{Status: Accepted, Reason: reason}
 		} else {
 			out[k] = Result{Status: Held, Reason: reason}
 		}
 	}
-	// All writes in one statement: card events and terminal transactions,
-	// whose trigger posts the debits (see migration 011). The card accounts
+	// All writes in one statement: the terminal transactions, which hold
+	// their place in the card's chain (migration 015) and whose trigger posts
+	// the debits (migration 011). The card accounts
 	// are locked with their cards; merchant accounts, when several, are
 	// locked here in the fixed order, which the trigger's update may not
 	// follow.
@@ -655,17 +665,15 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	if len(merchants) > 1 {
 		queueLockAccounts(wb, org, merchants)
 	}
-	args := append(append([]any{org}, evRows.args()...), rec.args()...)
-	wb.Queue(`WITH e AS (INSERT INTO card_events (org_id, card_id, card_seq, txn_id, balance_before, balance_after)
-		SELECT $1, * FROM unnest($2::bytea[], $3::bigint[], $4::uuid[], $5::bigint[], $6::bigint[]))
-		INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
-			amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason,
+	args := append([]any{org}, rec.args()...)
+	wb.Queue(`INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
+			amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained,
 			card_account, merchant_account)
-		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason,
+		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained,
 			nullif(cacct, 0), nullif(macct, 0)
-		FROM unnest($7::uuid[], $8::text[], $9::bigint[], $10::bytea[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[],
-			$15::text[], $16::timestamptz[], $17::bytea[], $18::text[], $19::text[], $20::bigint[], $21::bigint[])
-			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, cacct, macct)`, args...)
+		FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+			$10::text[], $11::timestamptz[], $12::bytea[], $13::text[], $14::text[], $15::bool[], $16::bigint[], $17::bigint[])
+			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained, cacct, macct)`, args...)
 	queueAlerts(wb, org, alerts)
 	wb.Queue("COMMIT")
 	if err := tx.SendBatch(ctx, wb).Close(); err != nil {
@@ -808,12 +816,13 @@ type terminalRows struct {
 	tseqs, cseqs, amounts, befores, afters []int64
 	ats                                    []time.Time
 	cards, sigs                            [][]byte
+	chained                                []bool
 	cardAccounts, merchantAccounts         []int64 // 0 when not posted
 }
 
 // add adds a transaction; a posted one names the card account it debits
 // and the merchant account it credits.
-func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, cardAccount, merchantAccount int64) {
+func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, chained bool, cardAccount, merchantAccount int64) {
 	r.ids = append(r.ids, pgtype.UUID{Bytes: s.ID, Valid: true})
 	r.terms = append(r.terms, s.Terminal)
 	r.merchants = append(r.merchants, s.Merchant)
@@ -827,32 +836,14 @@ func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, cardAcco
 	r.ats = append(r.ats, s.Time)
 	r.cards = append(r.cards, s.Card)
 	r.sigs = append(r.sigs, s.Signature)
+	r.chained = append(r.chained, chained)
 	r.cardAccounts = append(r.cardAccounts, cardAccount)
 	r.merchantAccounts = append(r.merchantAccounts, merchantAccount)
 }
 
 func (r *terminalRows) args() []any {
 	return []any{r.ids, r.terms, r.tseqs, r.cards, r.cseqs, r.amounts, r.befores, r.afters, r.merchants, r.ats,
-		r.sigs, r.statuses, r.reasons, r.cardAccounts, r.merchantAccounts}
-}
-
-type cardEventRows struct {
-	cards          [][]byte
-	seqs           []int64
-	ids            []pgtype.UUID
-	befores, after []int64
-}
-
-func (r *cardEventRows) add(s *terminaltx.Signed) {
-	r.cards = append(r.cards, s.Card)
-	r.seqs = append(r.seqs, int64(s.CardSeq))
-	r.ids = append(r.ids, pgtype.UUID{Bytes: s.ID, Valid: true})
-	r.befores = append(r.befores, s.BalanceBefore)
-	r.after = append(r.after, s.BalanceAfter)
-}
-
-func (r *cardEventRows) args() []any {
-	return []any{r.cards, r.seqs, r.ids, r.befores, r.after}
+		r.sigs, r.statuses, r.reasons, r.chained, r.cardAccounts, r.merchantAccounts}
 }
 
 // alert is a clone or tamper alert; raising one blocks the card.

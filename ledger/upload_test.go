@@ -470,3 +470,38 @@ func testConcurrentSubmit(t *testing.T, opts Options) {
 	require.Equal(t, int64(10*(5*n-1)), total)
 	requireInvariants(t, l)
 }
+
+// TestCloneAcrossCardWrites checks that one card sequence used by a store's
+// card write (card_events) and by a terminal debit (terminal_txs, see the
+// card_chain view) is a clone, whichever arrives first.
+func TestCloneAcrossCardWrites(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	bar := newTerminal(t, l, "bar-1", "bar")
+	a, b := newCard(1), newCard(2)
+	fund(t, l, 1000, a, b) // card write with sequence 1 on each
+
+	// A debit reusing the top-up's sequence 1 (a card that did not keep it).
+	a.seq, a.bal = 0, 1000
+	res, err := l.Upload(ctx, org, [][]byte{bar.pay(t, a, 10)})
+	require.NoError(t, err)
+	require.Equal(t, Held, res[0].Status)
+	require.Equal(t, ReasonClone, res[0].Reason)
+
+	// A debit with sequence 2, then a store's card write claiming it too.
+	res, err = l.Upload(ctx, org, [][]byte{bar.pay(t, b, 10)})
+	require.NoError(t, err)
+	require.Equal(t, Accepted, res[0].Status)
+	_, err = l.TopUpCash(ctx, org, CashTopUp{Store: "store-1", Card: b.uid, Amount: 5,
+		Write: &CardWrite{Seq: 2, Before: 1000, After: 1005}}) // joins sequence 1, but 2 is taken
+	require.NoError(t, err)
+
+	require.Equal(t, []string{ReasonClone, ReasonClone}, alertKinds(t, l))
+	for c, last := range map[*card]int64{a: 1, b: 2} {
+		info, err := l.Card(ctx, org, c.uid)
+		require.NoError(t, err)
+		require.Equal(t, "blocked", info.Status)
+		require.Equal(t, last, info.LastSeq)
+	}
+	requireInvariants(t, l)
+}

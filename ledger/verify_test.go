@@ -44,6 +44,7 @@ func TestVerifyAllFindsBadSignatures(t *testing.T) {
 		{n: 200, workers: 2},
 		{n: 200, workers: 2, bad: map[int]string{0: "sig", 57: "key", 150: "payload", 199: "badkey"}},
 		{n: 200, workers: 8, bad: map[int]string{3: "sig", 4: "sig"}},
+		{n: 1100, workers: 2, bad: map[int]string{5: "sig", 700: "key", 1099: "payload"}}, // two chunks
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("n=%d workers=%d bad=%d", tc.n, tc.workers, len(tc.bad)), func(t *testing.T) {
