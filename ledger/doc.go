@@ -20,6 +20,17 @@
 // postings to the balances (nothing else may change a balance), and a check
 // constraint keeps every balance at or above its floor.
 //
+// A posted terminal debit, nearly every transaction of the ledger, is its
+// own journal entry: its terminal_txs row names the card account it debits
+// and the merchant account it credits, and a statement trigger on
+// terminal_txs moves both balances by its amount, as the postings trigger
+// does for other entries. The ledger_postings view lists every posting of
+// both kinds; Verify checks the balances against it. Likewise a debit keeps
+// its own place in the card's sequence chain (a partial unique index on
+// terminal_txs), and the card_chain view joins it with the other card
+// writes (card_events). A row stores the transaction's fields and its
+// signature; the encoding is canonical, so they give back the signed bytes.
+//
 // # Personal data and unmatched payments
 //
 // A refund's holder name, IBAN and BIC are stored only sealed by the HSM's
@@ -30,11 +41,15 @@
 //
 // # Throughput
 //
-// Uploads verify signatures with Ed25519 batch verification on every core
-// (falling back to one by one to find a bad signature) and take two round
-// trips: BEGIN with the locking read, the writes with COMMIT. Submit verifies
-// on the caller's goroutine while the coalesced batch in flight commits.
-// scripts/bench ledger measures both against pgbench.
+// Uploads verify signatures with Ed25519 batch verification (falling back to
+// one by one to find a bad signature) and take two round trips: BEGIN with
+// the locking read, the writes with COMMIT. The first attempt assumes that
+// every transaction is new and leaves it to the unique indexes to say
+// otherwise; only a re-upload pays for looking ids and terminal sequences
+// up. Submit verifies on the caller's goroutine and coalesces concurrent
+// submissions into shared database transactions (group commit), two in
+// flight by default, waiting up to 200 us for as many submitters as the
+// last batch carried. scripts/bench ledger measures both against pgbench.
 //
 // # Locking
 //
