@@ -39,11 +39,8 @@ type Options struct {
 	// 0 means GOMAXPROCS.
 	VerifyWorkers int
 	// SubmitFlights is how many coalesced batches of Submit may be in
-	// flight at once in each lane; 0 means DefaultSubmitFlights.
+	// flight at once; 0 means DefaultSubmitFlights.
 	SubmitFlights int
-	// SubmitLanes is how many lanes Submit coalesces in, each for its own
-	// share of the merchants; 0 means DefaultSubmitLanes.
-	SubmitLanes int
 	// Sealer seals refund payout details (holder name, IBAN, BIC) before
 	// they are stored and opens them for ExportPayouts: the HSM's envelope
 	// encryption (*keys.HSM). Without it, RequestRefund and exporting sealed
@@ -68,7 +65,7 @@ type Ledger struct {
 	termMu    sync.Mutex
 	termCache map[termKey]cachedTerminal
 
-	lanes []*submitLane // of Submit
+	submits *submitQueue
 }
 
 // terminalCacheTTL is how long an active terminal's key is used without
@@ -101,14 +98,11 @@ func New(pool *pgxpool.Pool, opts Options) *Ledger {
 	if l.workers <= 0 {
 		l.workers = runtime.GOMAXPROCS(0)
 	}
-	flights, lanes := opts.SubmitFlights, opts.SubmitLanes
+	flights := opts.SubmitFlights
 	if flights <= 0 {
 		flights = DefaultSubmitFlights
 	}
-	if lanes <= 0 {
-		lanes = DefaultSubmitLanes
-	}
-	l.lanes = newSubmitLanes(lanes, flights)
+	l.submits = newSubmitQueue(flights)
 	return l
 }
 

@@ -84,29 +84,28 @@ type Result struct {
 // recorded, so it must submit it again, which is always safe. See Upload.
 func (l *Ledger) Submit(ctx context.Context, org int64, raw []byte) (Result, error) {
 	req := &submission{org: org, raw: raw, done: make(chan struct{})}
-	lane := l.lanes[0]
+	q := l.submits
 	// Verify the signature here, on the caller's goroutine, while the
 	// batch in flight commits: the coalesced batch need not.
 	if s, err := terminaltx.Parse(raw); err == nil && s.Organizer == org {
-		lane = l.lanes[laneOf(org, s.Merchant, len(l.lanes))]
 		if ti, err := l.activeTerminals(ctx, org, []string{s.Terminal}); err == nil {
 			if t := ti[s.Terminal]; t.pub != nil && verifySignature(t, s) == nil {
 				req.pre = preVerified{tx: s, pub: t.pub}
 			}
 		}
 	}
-	lane.mu.Lock()
-	lane.queue = append(lane.queue, req)
-	lead := lane.running < lane.flights
+	q.mu.Lock()
+	q.queue = append(q.queue, req)
+	lead := q.running < q.flights
 	if lead {
-		lane.running++
+		q.running++
 	}
-	lane.mu.Unlock()
+	q.mu.Unlock()
 	if lead {
-		l.flushSubmissions(lane)
+		l.flushSubmissions(q)
 	} else {
 		select {
-		case lane.arrived <- struct{}{}:
+		case q.arrived <- struct{}{}:
 		default:
 		}
 	}
@@ -119,20 +118,15 @@ func (l *Ledger) Submit(ctx context.Context, org int64, raw []byte) (Result, err
 }
 
 // DefaultSubmitFlights is how many coalesced batches of Submit are in
-// flight at once in each lane unless Options say otherwise. Two measured
-// best (scripts/bench ledger, 8 clients): while one batch waits for its
-// commit, the next one locks and reads its cards, and then waits only for
-// the shared merchant accounts the first one still holds.
+// flight at once unless Options say otherwise. Two measured best
+// (scripts/bench ledger, 8 clients): while one batch waits for its commit,
+// the next one locks and reads its cards, and then waits only for the
+// shared merchant accounts the first one still holds.
 const DefaultSubmitFlights = 2
 
-// DefaultSubmitLanes is how many lanes Submit coalesces in unless Options
-// say otherwise. A merchant's submissions always take the same lane, so
-// batches of different lanes credit different merchant accounts and their
-// commits need not wait for each other.
-const DefaultSubmitLanes = 1
-
-// submitLane is a queue of submissions and its coalesced batches in flight.
-type submitLane struct {
+// submitQueue is Submit's queue of submissions and its coalesced batches in
+// flight.
+type submitQueue struct {
 	mu      sync.Mutex
 	queue   []*submission
 	running int           // batches in flight
@@ -141,27 +135,8 @@ type submitLane struct {
 	arrived chan struct{} // a submission was queued (capacity 1)
 }
 
-func newSubmitLanes(lanes, flights int) []*submitLane {
-	out := make([]*submitLane, lanes)
-	for i := range out {
-		out[i] = &submitLane{flights: flights, arrived: make(chan struct{}, 1)}
-	}
-	return out
-}
-
-// laneOf maps a merchant to one of n lanes (FNV-1a of organizer and id).
-func laneOf(org int64, merchant string, n int) int {
-	if n == 1 {
-		return 0
-	}
-	h := uint64(14695981039346656037)
-	for i := range 8 {
-		h = (h ^ uint64(byte(org>>(8*i)))) * 1099511628211
-	}
-	for i := 0; i < len(merchant); i++ {
-		h = (h ^ uint64(merchant[i])) * 1099511628211
-	}
-	return int(h % uint64(n))
+func newSubmitQueue(flights int) *submitQueue {
+	return &submitQueue{flights: flights, arrived: make(chan struct{}, 1)}
 }
 
 // maxCoalesceWait bounds how long a coalesced batch waits for more
@@ -169,19 +144,19 @@ func laneOf(org int64, merchant string, n int) int {
 const maxCoalesceWait = 200 * time.Microsecond
 
 // await waits, at most maxCoalesceWait, until as many submissions are
-// queued as the lane's last batch took. Under steady load the submitters
+// queued as the last batch took. Under steady load the submitters
 // that batch answered come back within tens of microseconds, and one
 // database transaction for all of them costs little more than one for a
 // few; under light load the last batch was small and nothing waits.
-func (lane *submitLane) await() {
+func (q *submitQueue) await() {
 	// Let submitters that are about to queue run first.
 	runtime.Gosched()
 	deadline := time.Now().Add(maxCoalesceWait)
 	var timer *time.Timer
 	for {
-		lane.mu.Lock()
-		enough := len(lane.queue) >= lane.last
-		lane.mu.Unlock()
+		q.mu.Lock()
+		enough := len(q.queue) >= q.last
+		q.mu.Unlock()
 		wait := time.Until(deadline)
 		if enough || wait <= 0 {
 			return
@@ -193,7 +168,7 @@ func (lane *submitLane) await() {
 			timer.Reset(wait)
 		}
 		select {
-		case <-lane.arrived:
+		case <-q.arrived:
 		case <-timer.C:
 			return
 		}
@@ -209,24 +184,24 @@ type submission struct {
 	done chan struct{}
 }
 
-// flushSubmissions uploads the lane's queued submissions, one batch per
+// flushSubmissions uploads the queued submissions, one batch per
 // organizer. When more arrived meanwhile, a new goroutine takes them over,
 // so that the caller, whose own submission is done, returns at once.
-func (l *Ledger) flushSubmissions(lane *submitLane) {
-	lane.await()
-	lane.mu.Lock()
-	queue := lane.queue
-	lane.queue = nil
-	lane.last = len(queue)
-	lane.mu.Unlock()
+func (l *Ledger) flushSubmissions(q *submitQueue) {
+	q.await()
+	q.mu.Lock()
+	queue := q.queue
+	q.queue = nil
+	q.last = len(queue)
+	q.mu.Unlock()
 	defer func() {
-		lane.mu.Lock()
-		if len(lane.queue) > 0 {
-			go l.flushSubmissions(lane)
+		q.mu.Lock()
+		if len(q.queue) > 0 {
+			go l.flushSubmissions(q)
 		} else {
-			lane.running--
+			q.running--
 		}
-		lane.mu.Unlock()
+		q.mu.Unlock()
 	}()
 	byOrg := map[int64][]*submission{}
 	for _, r := range queue {

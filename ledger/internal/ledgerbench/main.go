@@ -41,16 +41,15 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each measured phase")
 	batchSize := flag.Int("batch", 500, "transactions per uploaded batch")
 	cardsPerClient := flag.Int("cards", 500, "cards per client")
-	flights := flag.Int("flights", 0, "coalesced Submit batches in flight per lane (0: ledger.DefaultSubmitFlights)")
-	lanes := flag.Int("lanes", 0, "Submit lanes (0: ledger.DefaultSubmitLanes)")
+	flights := flag.Int("flights", 0, "coalesced Submit batches in flight (0: ledger.DefaultSubmitFlights)")
 	flag.Parse()
-	if err := run(*clients, *duration, *batchSize, *cardsPerClient, *flights, *lanes); err != nil {
+	if err := run(*clients, *duration, *batchSize, *cardsPerClient, *flights); err != nil {
 		fmt.Fprintln(os.Stderr, "ledgerbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights, lanes int) error {
+func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights int) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "lcbench-")
 	if err != nil {
@@ -96,7 +95,7 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 	_ = conn.QueryRow(ctx, "SHOW fsync").Scan(&fsync)
 	_ = conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&syncCommit)
 	conn.Close()
-	fmt.Printf("settings: fsync=%s synchronous_commit=%s clients=%d duration=%s batch=%d flights=%d lanes=%d\n", fsync, syncCommit, clients, duration, batchSize, flights, lanes)
+	fmt.Printf("settings: fsync=%s synchronous_commit=%s clients=%d duration=%s batch=%d flights=%d\n", fsync, syncCommit, clients, duration, batchSize, flights)
 	if fsync != "on" || syncCommit != "on" {
 		return errors.New("the cluster is not durable")
 	}
@@ -139,7 +138,7 @@ func run(clients int, duration time.Duration, batchSize, cardsPerClient, flights
 	if err := ledger.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	opts := ledger.Options{SubmitFlights: flights, SubmitLanes: lanes}
+	opts := ledger.Options{SubmitFlights: flights}
 	if os.Getenv("LEDGERBENCH_DEBUG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
