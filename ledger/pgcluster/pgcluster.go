@@ -189,12 +189,7 @@ func (c *Cluster) CPUTime() time.Duration {
 // procCPU reads a process's user and system time from /proc/p/stat, with
 // its waited-for children's when children is set.
 func procCPU(p int, children bool) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
+	f := statFields(p)
 	// f[0] is the state, field 3 of stat(5): utime (field 14) is f[11],
 	// then stime, cutime and cstime.
 	if len(f) < 15 {
@@ -311,15 +306,21 @@ func alive(p int) bool {
 	return state != 0 && state != 'Z'
 }
 
-// procStat returns the parent PID and state letter from /proc/p/stat.
-func procStat(p int) (ppid int, state byte) {
+// statFields returns the fields of /proc/p/stat after the command name,
+// from the state (field 3 of stat(5)) on; nil if p is gone.
+func statFields(p int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
 	if err != nil {
-		return 0, 0
+		return nil
 	}
 	// The command name may hold spaces and parentheses: parse after the last ')'.
 	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
+	return strings.Fields(string(b[i+1:]))
+}
+
+// procStat returns the parent PID and state letter from /proc/p/stat.
+func procStat(p int) (ppid int, state byte) {
+	f := statFields(p)
 	if len(f) < 2 {
 		return 0, 0
 	}
