@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 
+	"github.com/loopcard/loopcard/ledger/internal/edbatch"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -154,7 +155,8 @@ func (l *Ledger) RevokeTerminal(ctx context.Context, org int64, terminal string)
 // terminalInfo is what verifying a terminal's upload needs.
 type terminalInfo struct {
 	pub             ed25519.PublicKey
-	xpub            *voied25519.ExpandedPublicKey // pub decompressed for batch verification; nil if invalid
+	xpub            *voied25519.ExpandedPublicKey // pub decompressed for single verification; nil if invalid
+	batchKey        *edbatch.Key                  // pub decoded for batch verification; nil if invalid
 	merchant        string
 	merchantAccount int64
 }
@@ -196,6 +198,7 @@ func (l *Ledger) activeTerminals(ctx context.Context, org int64, ids []string) (
 		ti.pub = pub
 		if len(pub) == ed25519.PublicKeySize {
 			ti.xpub, _ = voied25519.NewExpandedPublicKey(voied25519.PublicKey(pub))
+			ti.batchKey, _ = edbatch.NewKey(pub)
 		}
 		out[id] = ti
 		l.termCache[termKey{org, id}] = cachedTerminal{info: ti, fetched: now}

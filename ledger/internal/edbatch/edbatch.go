@@ -1,0 +1,177 @@
+// Package edbatch verifies batches of Ed25519 signatures of which many
+// share a public key, as a terminal's upload does: every transaction in it
+// is signed by the one terminal.
+//
+// It checks the same cofactored batch equation as curve25519-voi's
+// BatchVerifier with its default options,
+//
+//	[8]([-Σ zᵢsᵢ]B + Σ [zᵢ]Rᵢ + Σ [zᵢkᵢ]Aᵢ) = 0,
+//
+// for random 128-bit zᵢ, and accepts and refuses the same encodings: R and
+// A canonical and not of small order, s below the group order. What differs
+// is only the evaluation: the terms of one key are gathered into one,
+// Σᵢ[zᵢkᵢ]A = [Σᵢ zᵢkᵢ]A, so a batch of n signatures by one key is a
+// multi-scalar multiplication of n+2 points instead of 2n+1. Reducing the
+// summed scalar modulo the group order can only change the sum by a point
+// of small order (A may have a torsion component), which the cofactor [8]
+// removes, so the outcome is the same as the unmerged equation's.
+//
+// The cryptography (point decoding, scalar arithmetic, the multi-scalar
+// multiplication) is curve25519-voi's; this package only arranges the terms.
+package edbatch
+
+import (
+	cryptorand "crypto/rand"
+	"crypto/sha512"
+	"errors"
+	"io"
+
+	"github.com/oasisprotocol/curve25519-voi/curve"
+	"github.com/oasisprotocol/curve25519-voi/curve/scalar"
+)
+
+const (
+	// PublicKeySize and SignatureSize are Ed25519's (RFC 8032).
+	PublicKeySize = 32
+	SignatureSize = 64
+)
+
+// ErrKey refuses a public key that is not a canonical encoding of a point
+// of more than small order.
+var ErrKey = errors.New("edbatch: invalid Ed25519 public key")
+
+// Key is a public key decoded and checked once, to verify many signatures.
+type Key struct {
+	compressed [PublicKeySize]byte
+	point      curve.EdwardsPoint
+}
+
+// NewKey decodes pub, refusing what curve25519-voi's default verification
+// refuses: a non-canonical encoding, a point not on the curve, or a point
+// of small order.
+func NewKey(pub []byte) (*Key, error) {
+	k := &Key{}
+	if len(pub) != PublicKeySize || !decodePoint(pub, &k.point) {
+		return nil, ErrKey
+	}
+	copy(k.compressed[:], pub)
+	return k, nil
+}
+
+// decodePoint decodes a canonical encoding of a point that is not of small
+// order into p.
+func decodePoint(b []byte, p *curve.EdwardsPoint) bool {
+	var c curve.CompressedEdwardsY
+	if _, err := c.SetBytes(b); err != nil || !c.IsCanonicalVartime() {
+		return false
+	}
+	if _, err := p.SetCompressedY(&c); err != nil {
+		return false
+	}
+	return !p.IsSmallOrder()
+}
+
+// Verifier gathers signatures for one batch verification.
+type Verifier struct {
+	entries []entry
+	keys    map[*Key]int // index of each key in keyList
+	keyList []*Key
+	invalid bool // an entry that cannot be valid was added
+}
+
+type entry struct {
+	r    curve.EdwardsPoint
+	s, k scalar.Scalar // k = H(R || A || M) mod ℓ
+	key  int
+}
+
+// NewVerifier returns a Verifier with room for n signatures.
+func NewVerifier(n int) *Verifier {
+	return &Verifier{entries: make([]entry, 0, n), keys: map[*Key]int{}}
+}
+
+// Len returns the number of signatures added.
+func (v *Verifier) Len() int { return len(v.entries) }
+
+// Add adds the signature sig of msg by key. A signature that cannot be
+// valid (wrong length, R not a canonical point of more than small order, s
+// not below the group order) makes Verify return false.
+func (v *Verifier) Add(key *Key, msg, sig []byte) {
+	if key == nil || len(sig) != SignatureSize {
+		v.invalid = true
+		return
+	}
+	v.entries = append(v.entries, entry{})
+	e := &v.entries[len(v.entries)-1]
+	if !decodePoint(sig[:32], &e.r) {
+		v.invalid = true
+		return
+	}
+	if _, err := e.s.SetCanonicalBytes(sig[32:]); err != nil {
+		v.invalid = true
+		return
+	}
+	h := sha512.New()
+	h.Write(sig[:32])
+	h.Write(key.compressed[:])
+	h.Write(msg)
+	var digest [sha512.Size]byte
+	if _, err := e.k.SetBytesModOrderWide(h.Sum(digest[:0])); err != nil {
+		v.invalid = true
+		return
+	}
+	j, ok := v.keys[key]
+	if !ok {
+		j = len(v.keyList)
+		v.keys[key] = j
+		v.keyList = append(v.keyList, key)
+	}
+	e.key = j
+}
+
+// Verify reports whether every signature added is valid, with the random
+// coefficients drawn from rnd (crypto/rand if nil). It returns false for an
+// empty batch. When it returns false it does not say which signature is
+// bad: verify them one by one to find out.
+func (v *Verifier) Verify(rnd io.Reader) bool {
+	n := len(v.entries)
+	if v.invalid || n == 0 {
+		return false
+	}
+	if rnd == nil {
+		rnd = cryptorand.Reader
+	}
+	random := make([]byte, 16*n)
+	if _, err := io.ReadFull(rnd, random); err != nil {
+		panic("edbatch: no randomness: " + err.Error())
+	}
+	nk := len(v.keyList)
+	// Points: B, R₁…Rₙ, A₁…A_k.
+	scalarVals := make([]scalar.Scalar, 1+n+nk)
+	scalars := make([]*scalar.Scalar, len(scalarVals))
+	points := make([]*curve.EdwardsPoint, len(scalarVals))
+	for i := range scalars {
+		scalars[i] = &scalarVals[i]
+	}
+	bCoeff, rCoeffs, aCoeffs := scalars[0], scalars[1:1+n], scalars[1+n:]
+	points[0] = curve.ED25519_BASEPOINT_POINT
+	var zBytes [32]byte
+	var t scalar.Scalar
+	for i := range v.entries {
+		e := &v.entries[i]
+		copy(zBytes[:16], random[16*i:])
+		z := rCoeffs[i]
+		if _, err := z.SetBytesModOrder(zBytes[:]); err != nil {
+			panic("edbatch: " + err.Error())
+		}
+		points[1+i] = &e.r
+		bCoeff.Add(bCoeff, t.Mul(z, &e.s))
+		aCoeffs[e.key].Add(aCoeffs[e.key], t.Mul(z, &e.k))
+	}
+	bCoeff.Neg(bCoeff)
+	for j, k := range v.keyList {
+		points[1+n+j] = &k.point
+	}
+	var sum curve.EdwardsPoint
+	return sum.MultiscalarMulVartime(scalars, points).IsSmallOrder()
+}
