@@ -244,6 +244,9 @@ type cardState struct {
 	status  string
 	balance int64 // normal side: the credit on the card
 	blocked bool  // blocked by this transaction
+	// The tip of the card's chain (migration 017): the highest card
+	// sequence written, -1 if none, and the balance after it.
+	chainSeq, chainAfter int64
 }
 
 // lockCards locks the given cards in card-id order and returns those that
@@ -268,18 +271,25 @@ func lockCards(ctx context.Context, tx pgx.Tx, org int64, cards [][]byte) (map[s
 // while this one waited, PostgreSQL re-reads it, so the balances read are
 // the latest.
 func queueLockCards(b *pgx.Batch, org int64, cards [][]byte, out map[string]*cardState) {
-	// One index lookup per card, in card-id order (the LATERAL subquery runs
-	// once per sorted card and locks as it goes): never a scan of the large
-	// cards and accounts tables, even in a cached generic plan that cannot
-	// know how many cards there are.
-	b.Queue(`SELECT x.card_id, x.event_id, x.account_id, x.status, x.bal
+	// One index lookup per card and per account, in card-id order (the
+	// LATERAL subqueries run once per sorted card and lock as they go):
+	// never a scan of the large cards and accounts tables, even in a cached
+	// generic plan that cannot know how many cards there are. Each table has
+	// a subquery of its own: joined, the planner may pick, from statistics
+	// taken while the tables were small, a scan of the organizer's accounts
+	// for each card. The account row is what is locked, so the balance and
+	// chain tip read from it are the latest committed even when the lock
+	// had to wait.
+	b.Queue(`SELECT c.card_id, c.event_id, c.account_id, c.status, a.bal, a.chain_seq, a.chain_after
 		FROM (SELECT DISTINCT id FROM unnest($2::bytea[]) id ORDER BY id) q
-		CROSS JOIN LATERAL (SELECT c.card_id, c.event_id, c.account_id, c.status, a.side * a.balance AS bal
-			FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
-			WHERE c.org_id = $1 AND c.card_id = q.id FOR UPDATE OF a) x`, org, cards).Query(func(rows pgx.Rows) error {
+		CROSS JOIN LATERAL (SELECT card_id, event_id, account_id, status FROM cards
+			WHERE org_id = $1 AND card_id = q.id) c
+		CROSS JOIN LATERAL (SELECT side * balance AS bal, coalesce(chain_seq, -1) AS chain_seq,
+				coalesce(chain_after, 0) AS chain_after FROM accounts
+			WHERE org_id = $1 AND account_id = c.account_id FOR UPDATE) a`, org, cards).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			s := &cardState{}
-			if err := rows.Scan(&s.card, &s.event, &s.account, &s.status, &s.balance); err != nil {
+			if err := rows.Scan(&s.card, &s.event, &s.account, &s.status, &s.balance, &s.chainSeq, &s.chainAfter); err != nil {
 				return err
 			}
 			out[string(s.card)] = s
@@ -310,8 +320,9 @@ func (e *InvariantError) Error() string { return "ledger: invariant broken: " + 
 // all balances is zero, every account's balance equals the sum of its
 // postings (stored ones and those of directly posted terminal debits, see
 // the ledger_postings view), every journal entry balances, every terminal
-// debit posts between its own card's and merchant's accounts, and every
-// balance is at or above its floor. It returns an *InvariantError naming
+// debit posts between its own card's and merchant's accounts, every
+// balance is at or above its floor, and every card's chain tip is its last
+// card write. It returns an *InvariantError naming
 // the first problem.
 func (l *Ledger) Verify(ctx context.Context) error {
 	checks := []struct {
@@ -334,6 +345,12 @@ func (l *Ledger) Verify(ctx context.Context) error {
 			WHERE t.status = 'posted' AND t.card_account IS NULL
 			AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.org_id = t.org_id AND j.txn_id = t.txn_id))`},
 		{"a balance is below its floor", `SELECT EXISTS (SELECT 1 FROM accounts WHERE floor IS NOT NULL AND side * balance < floor)`},
+		// Uploads trust the tip to say that nothing lies beyond it.
+		{"a card's chain tip differs from its last card write", `SELECT EXISTS (SELECT 1 FROM accounts a
+			LEFT JOIN cards c ON c.org_id = a.org_id AND c.account_id = a.account_id
+			LEFT JOIN LATERAL (SELECT card_seq, balance_after FROM card_chain ch
+				WHERE ch.org_id = c.org_id AND ch.card_id = c.card_id ORDER BY card_seq DESC LIMIT 1) t ON true
+			WHERE a.chain_seq IS DISTINCT FROM t.card_seq OR a.chain_after IS DISTINCT FROM t.balance_after)`},
 	}
 	for _, c := range checks {
 		var bad bool

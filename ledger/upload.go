@@ -486,6 +486,10 @@ type seqKey struct {
 type cardEvent struct {
 	txn           terminaltx.ID
 	before, after int64
+	// tip: a stand-in for the card's chain tip, of which only after is
+	// known; it is consulted only as the row before a transaction whose
+	// balance before matches it (any other use looks the row up).
+	tip bool
 }
 
 type termSeq struct {
@@ -534,31 +538,39 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	if careful {
 		queueReadRecorded(b, org, txs, todo, existing, usedSeq)
 	}
-	// The card chain's neighbours of each transaction: other card writes
-	// (card_events) and chained terminal transactions (see card_chain).
-	b.Queue(`SELECT e.card_id, e.card_seq, e.txn_id, e.balance_before, e.balance_after
-		FROM unnest($2::bytea[], $3::bigint[]) q(card, seq)
-		CROSS JOIN LATERAL (SELECT card_id, card_seq, txn_id, balance_before, balance_after FROM card_events e
-			WHERE e.org_id = $1 AND e.card_id = q.card AND e.card_seq BETWEEN q.seq - 1 AND q.seq + 1
-			UNION ALL
-			SELECT card_id, card_seq, txn_id, balance_before, balance_after FROM terminal_txs t
-			WHERE t.org_id = $1 AND t.card_id = q.card AND t.card_seq BETWEEN q.seq - 1 AND q.seq + 1 AND t.chained
-			OFFSET 0) e`, org, cardArg, cardSeqs).
-		Query(func(rows pgx.Rows) error {
-			var (
-				card          []byte
-				seq           int64
-				id            [16]byte
-				before, after int64
-			)
-			_, err := pgx.ForEachRow(rows, []any{&card, &seq, &id, &before, &after}, func() error {
-				events[seqKey{string(card), seq}] = cardEvent{txn: id, before: before, after: after}
-				return nil
-			})
-			return err
-		})
+	if careful {
+		queueReadChain(b, org, cardArg, cardSeqs, events)
+	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("ledger: lock and read cards: %w", err)
+	}
+	if !careful {
+		// The chain rows next to a transaction are looked up only when the
+		// card's chain tip, read with its lock, does not answer for them: a
+		// transaction beyond the tip has no row after it and at most the tip
+		// before it. Looked-up rows replace the tips' stand-ins.
+		var lookCards [][]byte
+		var lookSeqs []int64
+		for k, i := range todo {
+			s, st := txs[i], states[string(txs[i].Card)]
+			if st == nil {
+				continue
+			}
+			seq := int64(s.CardSeq)
+			if st.chainSeq >= 0 {
+				events[seqKey{string(s.Card), st.chainSeq}] = cardEvent{after: st.chainAfter, tip: true}
+			}
+			if seq <= st.chainSeq || (seq == st.chainSeq+1 && s.BalanceBefore != st.chainAfter) {
+				lookCards, lookSeqs = append(lookCards, cardArg[k]), append(lookSeqs, seq)
+			}
+		}
+		if len(lookCards) > 0 {
+			lb := &pgx.Batch{}
+			queueReadChain(lb, org, lookCards, lookSeqs, events)
+			if err := tx.SendBatch(ctx, lb).Close(); err != nil {
+				return nil, fmt.Errorf("ledger: read card chains: %w", err)
+			}
+		}
 	}
 
 	var (
@@ -657,6 +669,35 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
 	}
 	return out, nil
+}
+
+// queueReadChain queues reading the card chain's rows next to each card
+// sequence seqs[k] of card cards[k] (the sequences before, at and after
+// it): other card writes (card_events) and chained terminal transactions
+// (see card_chain). The lookups are nested loops over the keys (LATERAL
+// ... OFFSET 0): a batch touches few rows of large tables.
+func queueReadChain(b *pgx.Batch, org int64, cards [][]byte, seqs []int64, events map[seqKey]cardEvent) {
+	b.Queue(`SELECT e.card_id, e.card_seq, e.txn_id, e.balance_before, e.balance_after
+		FROM unnest($2::bytea[], $3::bigint[]) q(card, seq)
+		CROSS JOIN LATERAL (SELECT card_id, card_seq, txn_id, balance_before, balance_after FROM card_events e
+			WHERE e.org_id = $1 AND e.card_id = q.card AND e.card_seq BETWEEN q.seq - 1 AND q.seq + 1
+			UNION ALL
+			SELECT card_id, card_seq, txn_id, balance_before, balance_after FROM terminal_txs t
+			WHERE t.org_id = $1 AND t.card_id = q.card AND t.card_seq BETWEEN q.seq - 1 AND q.seq + 1 AND t.chained
+			OFFSET 0) e`, org, cards, seqs).
+		Query(func(rows pgx.Rows) error {
+			var (
+				card          []byte
+				seq           int64
+				id            [16]byte
+				before, after int64
+			)
+			_, err := pgx.ForEachRow(rows, []any{&card, &seq, &id, &before, &after}, func() error {
+				events[seqKey{string(card), seq}] = cardEvent{txn: id, before: before, after: after}
+				return nil
+			})
+			return err
+		})
 }
 
 // queueReadRecorded queues reading which of the ids of txs[todo...] are

@@ -505,3 +505,92 @@ func TestCloneAcrossCardWrites(t *testing.T) {
 	}
 	requireInvariants(t, l)
 }
+
+// TestChainTip: uploads check a debit beyond its card's chain tip against
+// the tip alone (migration 017); the tip follows terminal debits and store
+// card writes, alerts still name the transaction they clash with, nothing
+// but a card write moves the tip, and Verify checks it.
+func TestChainTip(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	bar := newTerminal(t, l, "bar-1", "bar")
+	c := newCard(1)
+	fund(t, l, 1000, c) // store write, sequence 1
+
+	tip := func(c *card) (seq, after int64) {
+		t.Helper()
+		require.NoError(t, l.pool.QueryRow(ctx, `SELECT a.chain_seq, a.chain_after FROM accounts a
+			JOIN cards c ON c.org_id = a.org_id AND c.account_id = a.account_id
+			WHERE c.org_id = $1 AND c.card_id = $2`, org, c.uid).Scan(&seq, &after))
+		return seq, after
+	}
+	seq, after := tip(c)
+	require.Equal(t, [2]int64{1, 1000}, [2]int64{seq, after}, "a store's card write sets the tip")
+
+	first, err := terminaltx.Parse(bar.pay(t, c, 100)) // sequence 2: 1000 -> 900
+	require.NoError(t, err)
+	res, err := l.Upload(ctx, org, [][]byte{first.Bytes()})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted"}, statuses(res))
+	seq, after = tip(c)
+	require.Equal(t, [2]int64{2, 900}, [2]int64{seq, after}, "a terminal debit moves the tip")
+
+	// Sequence 3 does not join the tip: the alert names the tip's debit.
+	c.bal = 950
+	res, err = l.Upload(ctx, org, [][]byte{bar.pay(t, c, 50)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted/chain"}, statuses(res))
+	alerts, err := l.Alerts(ctx, org)
+	require.NoError(t, err)
+	require.Len(t, alerts, 1)
+	require.NotNil(t, alerts[0].OtherTxn)
+	require.Equal(t, first.ID, *alerts[0].OtherTxn)
+	seq, after = tip(c)
+	require.Equal(t, [2]int64{3, 900}, [2]int64{seq, after})
+
+	// A debit filling a gap below the tip does not move it.
+	c.seq, c.bal = 3, 900
+	gap := bar.pay(t, c, 10)                                   // sequence 4
+	res, err = l.Upload(ctx, org, [][]byte{bar.pay(t, c, 10)}) // sequence 5
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted"}, statuses(res))
+	res, err = l.Upload(ctx, org, [][]byte{gap})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted"}, statuses(res))
+	seq, after = tip(c)
+	require.Equal(t, [2]int64{5, 880}, [2]int64{seq, after})
+
+	// On another card, a store write at sequence 2, then a debit at 3 that
+	// does not join it: the alert names the store's write.
+	d := newCard(2)
+	require.NoError(t, l.RegisterCards(ctx, org, "fest", [][]byte{d.uid}))
+	topUp, err := l.TopUpCash(ctx, org, CashTopUp{Store: "store-1", Card: d.uid, Amount: 100,
+		Write: &CardWrite{Seq: 2, Before: 0, After: 100}})
+	require.NoError(t, err)
+	seq, after = tip(d)
+	require.Equal(t, [2]int64{2, 100}, [2]int64{seq, after})
+	d.seq, d.bal = 2, 90
+	res, err = l.Upload(ctx, org, [][]byte{bar.pay(t, d, 10)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted/chain"}, statuses(res))
+	alerts, err = l.Alerts(ctx, org)
+	require.NoError(t, err)
+	require.Len(t, alerts, 2)
+	require.Equal(t, topUp, *alerts[1].OtherTxn)
+	seq, after = tip(d)
+	require.Equal(t, [2]int64{3, 80}, [2]int64{seq, after})
+	requireInvariants(t, l)
+
+	// Nothing else moves the tip.
+	_, err = l.pool.Exec(ctx, `UPDATE accounts SET chain_seq = 1 WHERE chain_seq = 5`)
+	require.ErrorContains(t, err, "card chain tips only through card writes")
+
+	// Verify notices a tip that is not the last card write.
+	_, err = l.pool.Exec(ctx, `ALTER TABLE accounts DISABLE TRIGGER accounts_guard_balance;
+		UPDATE accounts SET chain_seq = 4 WHERE chain_seq = 5;
+		ALTER TABLE accounts ENABLE TRIGGER accounts_guard_balance`)
+	require.NoError(t, err)
+	var inv *InvariantError
+	require.ErrorAs(t, l.Verify(ctx), &inv)
+	require.Equal(t, "a card's chain tip differs from its last card write", inv.Problem)
+}
