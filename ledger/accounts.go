@@ -275,15 +275,16 @@ func queueLockCards(b *pgx.Batch, org int64, cards [][]byte, out map[string]*car
 	// LATERAL subqueries run once per sorted card and lock as they go):
 	// never a scan of the large cards and accounts tables, even in a cached
 	// generic plan that cannot know how many cards there are. Each table has
-	// a subquery of its own: joined, the planner may pick, from statistics
-	// taken while the tables were small, a scan of the organizer's accounts
-	// for each card. The account row is what is locked, so the balance and
+	// a subquery of its own, kept one (OFFSET 0, FOR UPDATE): joined or
+	// flattened, the planner may pick, from statistics taken while the
+	// tables were small, a scan of the organizer's cards or accounts. The
+	// account row is what is locked, so the balance and
 	// chain tip read from it are the latest committed even when the lock
 	// had to wait.
 	b.Queue(`SELECT c.card_id, c.event_id, c.account_id, c.status, a.bal, a.chain_seq, a.chain_after
 		FROM (SELECT DISTINCT id FROM unnest($2::bytea[]) id ORDER BY id) q
 		CROSS JOIN LATERAL (SELECT card_id, event_id, account_id, status FROM cards
-			WHERE org_id = $1 AND card_id = q.id) c
+			WHERE org_id = $1 AND card_id = q.id OFFSET 0) c
 		CROSS JOIN LATERAL (SELECT side * balance AS bal, coalesce(chain_seq, -1) AS chain_seq,
 				coalesce(chain_after, 0) AS chain_after FROM accounts
 			WHERE org_id = $1 AND account_id = c.account_id FOR UPDATE) a`, org, cards).Query(func(rows pgx.Rows) error {

@@ -28,8 +28,12 @@
 // both kinds; Verify checks the balances against it. Likewise a debit keeps
 // its own place in the card's sequence chain (a partial unique index on
 // terminal_txs), and the card_chain view joins it with the other card
-// writes (card_events). A row stores the transaction's fields and its
-// signature; the encoding is canonical, so they give back the signed bytes.
+// writes (card_events). Each card account also keeps the tip of its card's
+// chain (the highest sequence written and the balance after it), moved by
+// triggers on both tables and checked by Verify; a debit beyond the tip,
+// the usual case, is checked against the tip alone. A row stores the
+// transaction's fields and its signature; the encoding is canonical, so
+// they give back the signed bytes.
 //
 // # Personal data and unmatched payments
 //
@@ -41,9 +45,12 @@
 //
 // # Throughput
 //
-// Uploads verify signatures with Ed25519 batch verification (falling back to
-// one by one to find a bad signature) and take two round trips: BEGIN with
-// the locking read, the writes with COMMIT. The first attempt assumes that
+// Uploads verify signatures with Ed25519 batch verification, in which the
+// signatures of one terminal share one key term (internal/edbatch), falling
+// back to one by one to find a bad signature. They take two round trips:
+// BEGIN with the locking read, the writes with COMMIT; a third reads the
+// card chains only when a debit lands at or below its card's tip (late,
+// out of order, or a clone). The first attempt assumes that
 // every transaction is new and leaves it to the unique indexes to say
 // otherwise; only a re-upload pays for looking ids and terminal sequences
 // up. Submit verifies on the caller's goroutine and coalesces concurrent
@@ -55,6 +62,8 @@
 //
 // Every database transaction locks in one fixed order: card accounts in
 // card-id order first (the lock on a card's account also guards the card's
-// status and sequence chain), then every other account in account-id order. No transaction waits for a card while holding another account, so
-// no two transactions can deadlock, and no balance update is lost.
+// status, sequence chain and chain tip), then every other account in
+// account-id order. No transaction waits for a card while holding another
+// account, so no two transactions can deadlock, and no balance update is
+// lost.
 package ledger
