@@ -278,9 +278,8 @@ func queueLockCards(b *pgx.Batch, org int64, cards [][]byte, out map[string]*car
 	// a subquery of its own, kept one (OFFSET 0, FOR UPDATE): joined or
 	// flattened, the planner may pick, from statistics taken while the
 	// tables were small, a scan of the organizer's cards or accounts. The
-	// account row is what is locked, so the balance and
-	// chain tip read from it are the latest committed even when the lock
-	// had to wait.
+	// account row is what is locked, so the balance and chain tip read from
+	// it are the latest committed even when the lock had to wait.
 	b.Queue(`SELECT c.card_id, c.event_id, c.account_id, c.status, a.bal, a.chain_seq, a.chain_after
 		FROM (SELECT DISTINCT id FROM unnest($2::bytea[]) id ORDER BY id) q
 		CROSS JOIN LATERAL (SELECT card_id, event_id, account_id, status FROM cards

@@ -486,10 +486,6 @@ type seqKey struct {
 type cardEvent struct {
 	txn           terminaltx.ID
 	before, after int64
-	// tip: a stand-in for the card's chain tip, of which only after is
-	// known; it is consulted only as the row before a transaction whose
-	// balance before matches it (any other use looks the row up).
-	tip bool
 }
 
 type termSeq struct {
@@ -507,9 +503,15 @@ type termSeq struct {
 // carefully. Uploads of new transactions, nearly all of them, save two
 // index lookups per transaction; a re-upload costs one failed attempt.
 //
+// Nor, unless careful, does it look up the card chain rows next to each
+// transaction: the chain tip read with each card's lock answers for a
+// transaction beyond it, and only the others are looked up, in a round
+// trip of their own.
+//
 // q is a connection with no transaction open: the first batch sent opens
-// the transaction (BEGIN) and the second one commits it (COMMIT), so that
-// the whole upload takes two round trips; see inPipelinedTx.
+// the transaction (BEGIN) and the last one commits it (COMMIT), so that
+// the whole upload takes two round trips, three when a transaction lands
+// at or below its card's tip; see inPipelinedTx.
 func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*terminaltx.Signed, todo []int, active map[string]terminalInfo, careful bool) ([]Result, error) {
 	out := make([]Result, len(todo))
 	var (
@@ -524,10 +526,11 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		}
 		cardArg[k], cardSeqs[k] = s.Card, int64(s.CardSeq)
 	}
-	// Lock the cards, then read what the database holds about them (and,
-	// when careful, about these ids and terminal sequences) in one round
-	// trip. The lookups are nested loops over the keys (LATERAL ...
-	// OFFSET 0): a batch touches few rows of large tables.
+	// Lock the cards, reading their balances and chain tips, and, when
+	// careful, read what the database holds about these ids, terminal
+	// sequences and card chains, in one round trip. The lookups are nested
+	// loops over the keys (LATERAL ... OFFSET 0): a batch touches few rows
+	// of large tables.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	states := make(map[string]*cardState, len(cards))
@@ -537,8 +540,6 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	events := map[seqKey]cardEvent{}
 	if careful {
 		queueReadRecorded(b, org, txs, todo, existing, usedSeq)
-	}
-	if careful {
 		queueReadChain(b, org, cardArg, cardSeqs, events)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -548,7 +549,12 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		// The chain rows next to a transaction are looked up only when the
 		// card's chain tip, read with its lock, does not answer for them: a
 		// transaction beyond the tip has no row after it and at most the tip
-		// before it. Looked-up rows replace the tips' stand-ins.
+		// before it. The tip stands in for its row, of which only the
+		// balance after is known; it is consulted only as the row before a
+		// transaction whose balance before matches it, because every other
+		// use (a transaction at or below the tip, or one that does not join
+		// it and needs the tip's id for its alert) looks the row up, and
+		// rows looked up replace the stand-ins.
 		var lookCards [][]byte
 		var lookSeqs []int64
 		for k, i := range todo {
@@ -558,7 +564,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			}
 			seq := int64(s.CardSeq)
 			if st.chainSeq >= 0 {
-				events[seqKey{string(s.Card), st.chainSeq}] = cardEvent{after: st.chainAfter, tip: true}
+				events[seqKey{string(s.Card), st.chainSeq}] = cardEvent{after: st.chainAfter}
 			}
 			if seq <= st.chainSeq || (seq == st.chainSeq+1 && s.BalanceBefore != st.chainAfter) {
 				lookCards, lookSeqs = append(lookCards, cardArg[k]), append(lookSeqs, seq)
