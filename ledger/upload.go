@@ -330,7 +330,7 @@ func (l *Ledger) upload(ctx context.Context, org int64, raws [][]byte, pre []pre
 	}
 
 	// The same id twice in one batch: the first one stands for both.
-	first := map[terminaltx.ID]int{}
+	first := make(map[terminaltx.ID]int, len(txs))
 	var todo []int
 	for i, s := range txs {
 		if s == nil {
@@ -537,7 +537,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	queueLockCards(b, org, cards, states)
 	existing := map[terminaltx.ID][32]byte{} // content hashes of recorded ids
 	usedSeq := map[termSeq]terminaltx.ID{}
-	events := map[seqKey]cardEvent{}
+	events := make(map[seqKey]cardEvent, len(todo)+len(cards)) // the batch, and the tips or rows next to it
 	if careful {
 		queueReadRecorded(b, org, txs, todo, existing, usedSeq)
 		queueReadChain(b, org, cardArg, cardSeqs, events)
@@ -580,7 +580,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	}
 
 	var (
-		rec       terminalRows
+		rec       = newTerminalRows(len(todo))
 		alerts    []alert
 		merchants []int64 // merchant accounts credited, each once
 		credited  = map[int64]bool{}
@@ -842,6 +842,21 @@ type terminalRows struct {
 	cards, sigs                            [][]byte
 	chained                                []bool
 	cardAccounts, merchantAccounts         []int64 // 0 when not posted
+}
+
+// newTerminalRows returns terminalRows with room for n rows.
+func newTerminalRows(n int) *terminalRows {
+	ints := func() []int64 { return make([]int64, 0, n) }
+	strs := func() []string { return make([]string, 0, n) }
+	return &terminalRows{
+		ids:   make([]pgtype.UUID, 0, n),
+		terms: strs(), merchants: strs(), statuses: strs(), reasons: strs(),
+		tseqs: ints(), cseqs: ints(), amounts: ints(), befores: ints(), afters: ints(),
+		ats:   make([]time.Time, 0, n),
+		cards: make([][]byte, 0, n), sigs: make([][]byte, 0, n),
+		chained:      make([]bool, 0, n),
+		cardAccounts: ints(), merchantAccounts: ints(),
+	}
 }
 
 // add adds a transaction; a posted one names the card account it debits
