@@ -24,6 +24,7 @@ import (
 	cryptorand "crypto/rand"
 	"crypto/sha512"
 	"errors"
+	"hash"
 	"io"
 
 	"github.com/oasisprotocol/curve25519-voi/curve"
@@ -76,7 +77,8 @@ type Verifier struct {
 	entries []entry
 	keys    map[*Key]int // index of each key in keyList
 	keyList []*Key
-	invalid bool // an entry that cannot be valid was added
+	invalid bool      // an entry that cannot be valid was added
+	h       hash.Hash // SHA-512, reused for each signature's H(R || A || M)
 }
 
 type entry struct {
@@ -87,7 +89,7 @@ type entry struct {
 
 // NewVerifier returns a Verifier with room for n signatures.
 func NewVerifier(n int) *Verifier {
-	return &Verifier{entries: make([]entry, 0, n), keys: map[*Key]int{}}
+	return &Verifier{entries: make([]entry, 0, n), keys: map[*Key]int{}, h: sha512.New()}
 }
 
 // Len returns the number of signatures added.
@@ -111,7 +113,8 @@ func (v *Verifier) Add(key *Key, msg, sig []byte) {
 		v.invalid = true
 		return
 	}
-	h := sha512.New()
+	h := v.h
+	h.Reset()
 	h.Write(sig[:32])
 	h.Write(key.compressed[:])
 	h.Write(msg)
