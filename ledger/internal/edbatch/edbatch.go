@@ -92,13 +92,13 @@ func NewVerifier(n int) *Verifier {
 	return &Verifier{entries: make([]entry, 0, n), keys: map[*Key]int{}, h: sha512.New()}
 }
 
-// Len returns the number of signatures added.
-func (v *Verifier) Len() int { return len(v.entries) }
-
 // Add adds the signature sig of msg by key. A signature that cannot be
 // valid (wrong length, R not a canonical point of more than small order, s
 // not below the group order) makes Verify return false.
 func (v *Verifier) Add(key *Key, msg, sig []byte) {
+	if v.invalid {
+		return // the batch fails whatever follows
+	}
 	if key == nil || len(sig) != SignatureSize {
 		v.invalid = true
 		return
