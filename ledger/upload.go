@@ -555,6 +555,11 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		// use (a transaction at or below the tip, or one that does not join
 		// it and needs the tip's id for its alert) looks the row up, and
 		// rows looked up replace the stand-ins.
+		for card, st := range states {
+			if st.chainSeq >= 0 {
+				events[seqKey{card, st.chainSeq}] = cardEvent{after: st.chainAfter}
+			}
+		}
 		var lookCards [][]byte
 		var lookSeqs []int64
 		for k, i := range todo {
@@ -563,9 +568,6 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 				continue
 			}
 			seq := int64(s.CardSeq)
-			if st.chainSeq >= 0 {
-				events[seqKey{string(s.Card), st.chainSeq}] = cardEvent{after: st.chainAfter}
-			}
 			if seq <= st.chainSeq || (seq == st.chainSeq+1 && s.BalanceBefore != st.chainAfter) {
 				lookCards, lookSeqs = append(lookCards, cardArg[k]), append(lookSeqs, seq)
 			}
