@@ -61,6 +61,9 @@ type Ledger struct {
 	now     func() time.Time
 	workers int
 	sealer  Sealer
+	// copyMinRows is the smallest number of rows written with COPY instead
+	// of INSERT (see copyrows.go); tests lower it to cover both.
+	copyMinRows int
 
 	termMu    sync.Mutex
 	termCache map[termKey]cachedTerminal
@@ -87,8 +90,9 @@ type cachedTerminal struct {
 // New returns a Ledger on pool. The schema must be migrated (see Migrate).
 func New(pool *pgxpool.Pool, opts Options) *Ledger {
 	l := &Ledger{pool: pool, log: opts.Logger, now: opts.Now, workers: opts.VerifyWorkers,
-		sealer:    opts.Sealer,
-		termCache: map[termKey]cachedTerminal{}}
+		sealer:      opts.Sealer,
+		copyMinRows: defaultCopyMinRows,
+		termCache:   map[termKey]cachedTerminal{}}
 	if l.log == nil {
 		l.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

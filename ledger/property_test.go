@@ -29,6 +29,9 @@ type modelCard struct {
 func runRandomOperations(t *testing.T, seed uint64, steps int) {
 	l := newLedger(t)
 	withSealer(t, l)
+	// Batches of four or more are written with COPY, smaller ones with
+	// INSERT, so that random steps mix both.
+	l.copyMinRows = 4
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(seed, seed*7919))
 	terms := []*terminal{newTerminal(t, l, "t-a", "bar"), newTerminal(t, l, "t-b", "food")}

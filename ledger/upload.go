@@ -654,13 +654,31 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	}
 	// All writes in one statement: the terminal transactions, which hold
 	// their place in the card's chain (migration 015) and whose trigger posts
-	// the debits (migration 011). The card accounts
-	// are locked with their cards; merchant accounts, when several, are
-	// locked here in the fixed order, which the trigger's update may not
-	// follow.
+	// the debits (migration 011). A large upload is written with COPY, a
+	// small one with INSERT (see copyRows); the trigger is the same. The
+	// card accounts are locked with their cards; merchant accounts, when
+	// several, are locked here in the fixed order, which the trigger's
+	// update may not follow.
 	wb := &pgx.Batch{}
 	if len(merchants) > 1 {
 		queueLockAccounts(wb, org, merchants)
+	}
+	if len(rec.ids) >= l.copyMinRows {
+		if len(merchants) > 1 {
+			if err := tx.SendBatch(ctx, wb).Close(); err != nil {
+				return nil, fmt.Errorf("ledger: lock merchant accounts: %w", dbError(err))
+			}
+			wb = &pgx.Batch{}
+		}
+		if err := copyRows(ctx, tx.Conn().PgConn(), org, rec); err != nil {
+			return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
+		}
+		queueAlerts(wb, org, alerts)
+		wb.Queue("COMMIT")
+		if err := tx.SendBatch(ctx, wb).Close(); err != nil {
+			return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
+		}
+		return out, nil
 	}
 	args := append([]any{org}, rec.args()...)
 	wb.Queue(`INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
@@ -791,6 +809,7 @@ func isUniqueViolation(err error) bool {
 // connection).
 type batchSender interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	Conn() *pgx.Conn
 }
 
 // inPipelinedTx runs fn on a pooled connection with no transaction open;

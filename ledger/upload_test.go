@@ -594,3 +594,76 @@ func TestChainTip(t *testing.T) {
 	require.ErrorAs(t, l.Verify(ctx), &inv)
 	require.Equal(t, "a card's chain tip differs from its last card write", inv.Problem)
 }
+
+// TestUploadWritePaths: an upload written with INSERT (small) and one
+// written with COPY (large) record the same thing: every field, the
+// earliest and latest times a transaction may carry included, reads back
+// exactly, so that a re-upload is a duplicate and not a conflict.
+func TestUploadWritePaths(t *testing.T) {
+	for _, path := range []struct {
+		name    string
+		copyMin int
+	}{{"insert", 1 << 30}, {"copy", 1}} {
+		t.Run(path.name, func(t *testing.T) {
+			l := newLedger(t)
+			l.copyMinRows = path.copyMin
+			ctx := context.Background()
+			tm := newTerminal(t, l, "bar-1", "drinks")
+			cards := []*card{newCard(1), newCard(2), newCard(3)}
+			fund(t, l, 1_000, cards...)
+			times := []time.Time{time.UnixMilli(1), time.UnixMilli(253402300799999), time.Now()}
+			var batch [][]byte
+			for i, c := range cards {
+				tm.seq++
+				c.seq++
+				tx := terminaltx.Tx{Kind: terminaltx.KindDebit, ID: testID(), Organizer: org, Terminal: tm.id,
+					TerminalSeq: tm.seq, Card: c.uid, CardSeq: c.seq, Amount: int64(100 * (i + 1)),
+					BalanceBefore: c.bal, BalanceAfter: c.bal - int64(100*(i+1)), Merchant: tm.merchant, Time: times[i]}
+				c.bal = tx.BalanceAfter
+				s, err := terminaltx.Sign(&tx, tm.key)
+				require.NoError(t, err)
+				batch = append(batch, s.Bytes())
+			}
+			// An unfunded debit is held and names no accounts (NULLs).
+			c := cards[0]
+			tm.seq++
+			c.seq++
+			tx := terminaltx.Tx{Kind: terminaltx.KindDebit, ID: testID(), Organizer: org, Terminal: tm.id,
+				TerminalSeq: tm.seq, Card: c.uid, CardSeq: c.seq, Amount: 5_000, BalanceBefore: 5_000,
+				BalanceAfter: 0, Merchant: tm.merchant, Time: time.Now()}
+			s, err := terminaltx.Sign(&tx, tm.key)
+			require.NoError(t, err)
+			batch = append(batch, s.Bytes())
+
+			res, err := l.Upload(ctx, org, batch)
+			require.NoError(t, err)
+			require.Equal(t, []string{"accepted", "accepted", "accepted", "held/unfunded"}, statuses(res))
+			res, err = l.Upload(ctx, org, batch)
+			require.NoError(t, err)
+			require.Equal(t, []string{"duplicate", "duplicate", "duplicate", "duplicate"}, statuses(res))
+
+			for i, raw := range batch {
+				want, err := terminaltx.Parse(raw)
+				require.NoError(t, err)
+				var at time.Time
+				var cardAcct, merchantAcct *int64
+				var chained bool
+				require.NoError(t, l.pool.QueryRow(ctx, `SELECT at, card_account, merchant_account, chained
+					FROM terminal_txs WHERE org_id = $1 AND txn_id = $2`, org, want.ID.String()).
+					Scan(&at, &cardAcct, &merchantAcct, &chained))
+				require.True(t, want.Time.Equal(at), "time %s stored as %s", want.Time, at)
+				require.True(t, chained)
+				require.Equal(t, i < 3, cardAcct != nil && merchantAcct != nil, "posted rows name their accounts")
+			}
+			for _, c := range cards {
+				b, err := l.CardBalance(ctx, org, c.uid)
+				require.NoError(t, err)
+				require.Equal(t, c.bal, b)
+			}
+			m, err := l.Balance(ctx, org, Merchant, "drinks")
+			require.NoError(t, err)
+			require.Equal(t, int64(600), m)
+			requireInvariants(t, l)
+		})
+	}
+}

@@ -18,7 +18,8 @@
 //	before         8  card balance before, >= 0
 //	after          8  card balance after = before - amount
 //	merchant     1+n  merchant id, same alphabet as the terminal id
-//	time           8  terminal clock, Unix milliseconds, > 0
+//	time           8  terminal clock, Unix milliseconds, > 0 and before
+//	                  year 10000 (< 253402300800000)
 //	signature     64  Ed25519 over every byte above
 //
 // Exactly one encoding is accepted for each transaction: Parse rejects any
@@ -56,6 +57,11 @@ const (
 	// MaxSize is the longest encoding.
 	MaxSize = 4 + 1 + 1 + 16 + 8 + 1 + MaxIDLen + 8 + 1 + MaxCardIDLen + 4 + 8 + 8 + 8 + 1 + MaxIDLen + 8 + SignatureSize
 )
+
+// maxTimeMillis bounds a transaction's time: year 10000 in Unix
+// milliseconds. Every time below it is a valid PostgreSQL timestamp that
+// the ledger stores exactly; far beyond it one would overflow on the way.
+const maxTimeMillis = 253402300800000
 
 // Errors returned by Parse and Verify.
 var (
@@ -158,6 +164,8 @@ func (t *Tx) Validate() error {
 		return bad("merchant id must be 1..%d bytes of a-z 0-9 . _ -", MaxIDLen)
 	case t.Time.UnixMilli() <= 0:
 		return bad("time must be after 1970")
+	case t.Time.UnixMilli() >= maxTimeMillis:
+		return bad("time must be before year 10000")
 	}
 	return nil
 }

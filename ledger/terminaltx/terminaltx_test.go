@@ -3,6 +3,7 @@ package terminaltx
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -80,6 +81,8 @@ func TestValidate(t *testing.T) {
 		{"negative after", func(t *Tx) { t.BalanceBefore = 100; t.BalanceAfter = -350 }},
 		{"merchant", func(t *Tx) { t.Merchant = "a b" }},
 		{"time", func(t *Tx) { t.Time = time.Unix(0, 0) }},
+		{"time in year 10000", func(t *Tx) { t.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }},
+		{"time far ahead", func(t *Tx) { t.Time = time.UnixMilli(1 << 62) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,6 +112,7 @@ func TestParseRejects(t *testing.T) {
 		{"truncated", good[:len(good)-1], ErrMalformed},
 		{"trailing", append(bytes.Clone(good), 0), ErrMalformed},
 		{"only magic", []byte("LCTX"), ErrMalformed},
+		{"time in year 10000", withTime(good, 253402300800000), ErrMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -195,4 +199,12 @@ func FuzzSplitBatch(f *testing.F) {
 			t.Fatalf("split lost bytes")
 		}
 	})
+}
+
+// withTime returns the encoding b with its time field (just before the
+// signature) set to ms.
+func withTime(b []byte, ms uint64) []byte {
+	b = bytes.Clone(b)
+	binary.BigEndian.PutUint64(b[len(b)-SignatureSize-8:], ms)
+	return b
 }
