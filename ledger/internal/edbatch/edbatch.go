@@ -16,13 +16,17 @@
 // of small order (A may have a torsion component), which the cofactor [8]
 // removes, so the outcome is the same as the unmerged equation's.
 //
-// The cryptography (point decoding, scalar arithmetic, the multi-scalar
-// multiplication) is curve25519-voi's; this package only arranges the terms.
+// The cryptography (point decoding, reduction modulo the group order, the
+// multi-scalar multiplication) is curve25519-voi's. This package arranges
+// the terms, sums the scalars before reducing them once (wide.go), and
+// recognises the encodings of points of small order by their bytes.
 package edbatch
 
 import (
 	cryptorand "crypto/rand"
 	"crypto/sha512"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"hash"
 	"io"
@@ -63,13 +67,46 @@ func NewKey(pub []byte) (*Key, error) {
 // order into p.
 func decodePoint(b []byte, p *curve.EdwardsPoint) bool {
 	var c curve.CompressedEdwardsY
-	if _, err := c.SetBytes(b); err != nil || !c.IsCanonicalVartime() {
+	if _, err := c.SetBytes(b); err != nil || !c.IsCanonicalVartime() || isSmallOrderEncoding(&c) {
 		return false
 	}
-	if _, err := p.SetCompressedY(&c); err != nil {
-		return false
+	_, err := p.SetCompressedY(&c)
+	return err == nil
+}
+
+// smallOrderEncodings are the canonical encodings of the eight points of
+// small order: the identity, the point of order 2, the two of order 4
+// (y = 0) and the four of order 8. A canonical encoding decodes to a point
+// of small order exactly when it is one of these (TestSmallOrderEncodings
+// derives them from the curve), so comparing bytes answers what [8]P = 0
+// would, without the three doublings and two field encodings.
+var smallOrderEncodings = func() [][32]byte {
+	hexes := []string{
+		"0100000000000000000000000000000000000000000000000000000000000000",
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		"0000000000000000000000000000000000000000000000000000000000000000",
+		"0000000000000000000000000000000000000000000000000000000000000080",
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
 	}
-	return !p.IsSmallOrder()
+	out := make([][32]byte, len(hexes))
+	for i, h := range hexes {
+		if _, err := hex.Decode(out[i][:], []byte(h)); err != nil {
+			panic(err)
+		}
+	}
+	return out
+}()
+
+func isSmallOrderEncoding(c *curve.CompressedEdwardsY) bool {
+	for i := range smallOrderEncodings {
+		if *c == curve.CompressedEdwardsY(smallOrderEncodings[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // Verifier gathers signatures for one batch verification.
@@ -83,7 +120,7 @@ type Verifier struct {
 
 type entry struct {
 	r    curve.EdwardsPoint
-	s, k scalar.Scalar // k = H(R || A || M) mod ℓ
+	s, k limbs // k = H(R || A || M) mod ℓ
 	key  int
 }
 
@@ -109,7 +146,7 @@ func (v *Verifier) Add(key *Key, msg, sig []byte) {
 		v.invalid = true
 		return
 	}
-	if _, err := e.s.SetCanonicalBytes(sig[32:]); err != nil {
+	if e.s = limbsOf(sig[32:]); !belowGroupOrder(e.s) {
 		v.invalid = true
 		return
 	}
@@ -119,10 +156,14 @@ func (v *Verifier) Add(key *Key, msg, sig []byte) {
 	h.Write(key.compressed[:])
 	h.Write(msg)
 	var digest [sha512.Size]byte
-	if _, err := e.k.SetBytesModOrderWide(h.Sum(digest[:0])); err != nil {
+	var k scalar.Scalar
+	if _, err := k.SetBytesModOrderWide(h.Sum(digest[:0])); err != nil {
 		v.invalid = true
 		return
 	}
+	var kb [32]byte
+	_ = k.ToBytes(kb[:])
+	e.k = limbsOf(kb[:])
 	j, ok := v.keys[key]
 	if !ok {
 		j = len(v.keyList)
@@ -156,23 +197,30 @@ func (v *Verifier) Verify(rnd io.Reader) bool {
 	for i := range scalars {
 		scalars[i] = &scalarVals[i]
 	}
-	bCoeff, rCoeffs, aCoeffs := scalars[0], scalars[1:1+n], scalars[1+n:]
+	rCoeffs := scalars[1 : 1+n]
 	points[0] = curve.ED25519_BASEPOINT_POINT
+	var sSum wideSum
+	kSums := make([]wideSum, nk)
 	var zBytes [32]byte
-	var t scalar.Scalar
 	for i := range v.entries {
 		e := &v.entries[i]
 		copy(zBytes[:16], random[16*i:])
-		z := rCoeffs[i]
-		if _, err := z.SetBytesModOrder(zBytes[:]); err != nil {
+		if _, err := rCoeffs[i].SetBits(zBytes[:]); err != nil { // z < 2^128 < ℓ
 			panic("edbatch: " + err.Error())
 		}
 		points[1+i] = &e.r
-		bCoeff.Add(bCoeff, t.Mul(z, &e.s))
-		aCoeffs[e.key].Add(aCoeffs[e.key], t.Mul(z, &e.k))
+		z0, z1 := binary.LittleEndian.Uint64(zBytes[:8]), binary.LittleEndian.Uint64(zBytes[8:16])
+		sSum.addMul(z0, z1, &e.s)
+		kSums[e.key].addMul(z0, z1, &e.k)
 	}
-	bCoeff.Neg(bCoeff)
+	if _, err := scalars[0].SetBytesModOrderWide(sSum.bytes()); err != nil {
+		panic("edbatch: " + err.Error())
+	}
+	scalars[0].Neg(scalars[0])
 	for j, k := range v.keyList {
+		if _, err := scalars[1+n+j].SetBytesModOrderWide(kSums[j].bytes()); err != nil {
+			panic("edbatch: " + err.Error())
+		}
 		points[1+n+j] = &k.point
 	}
 	var sum curve.EdwardsPoint
