@@ -431,7 +431,7 @@ func (l *Ledger) verifyAll(txs []*terminaltx.Signed, active map[string]terminalI
 
 // minVerifyChunk is the smallest number of signatures worth a goroutine of
 // its own. Batch verification grows cheaper per signature with the batch
-// (13.2 us at 64, 10.1 us at 500 by one key on the bench machine), and
+// (about 11 us at 64, 8 us at 500 by one key on the bench machine), and
 // concurrent uploads keep the processors busy anyway: a batch is split
 // only when it is large enough that each part is still a good batch.
 const minVerifyChunk = 512
