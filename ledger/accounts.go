@@ -241,16 +241,17 @@ type cardState struct {
 	card    []byte
 	event   string
 	account int64
-	status  string
-	balance int64 // normal side: the credit on the card
-	blocked bool  // blocked by this transaction
+	status  string // not read by uploads (see activeCardAlerts)
+	balance int64  // normal side: the credit on the card
+	blocked bool   // an upload raised an alert for it
 	// The tip of the card's chain (migration 017): the highest card
 	// sequence written, -1 if none, and the balance after it.
 	chainSeq, chainAfter int64
 }
 
-// lockCards locks the given cards in card-id order and returns those that
-// exist with their balances, keyed by string(card id). See queueLockCards.
+// lockCards locks the given cards in account-id order and returns those
+// that exist with their balances, keyed by string(card id). See
+// queueLockCards.
 func lockCards(ctx context.Context, tx pgx.Tx, org int64, cards [][]byte) (map[string]*cardState, error) {
 	out := make(map[string]*cardState, len(cards))
 	if len(cards) == 0 {
@@ -264,26 +265,30 @@ func lockCards(ctx context.Context, tx pgx.Tx, org int64, cards [][]byte) (map[s
 	return out, nil
 }
 
-// queueLockCards queues locking the accounts of the given cards in card-id
-// order and reading the cards and balances into out. A card is locked
-// through its account row: whoever changes a card's balance or status holds
-// that lock. When a locked row was changed by a transaction that committed
-// while this one waited, PostgreSQL re-reads it, so the balances read are
-// the latest.
+// queueLockCards queues locking the accounts of the given cards in
+// account-id order, the order in which uploads lock them too (see
+// queueLockCardAccounts), and reading the cards and balances into out. A
+// card is locked through its account row: whoever changes a card's balance
+// or status holds that lock. When a locked row was changed by a
+// transaction that committed while this one waited, PostgreSQL re-reads
+// it, so the balances read are the latest.
 func queueLockCards(b *pgx.Batch, org int64, cards [][]byte, out map[string]*cardState) {
-	// One index lookup per card and per account, in card-id order (the
-	// LATERAL subqueries run once per sorted card and lock as they go):
-	// never a scan of the large cards and accounts tables, even in a cached
-	// generic plan that cannot know how many cards there are. Each table has
-	// a subquery of its own, kept one (OFFSET 0, FOR UPDATE): joined or
-	// flattened, the planner may pick, from statistics taken while the
-	// tables were small, a scan of the organizer's cards or accounts. The
-	// account row is what is locked, so the balance and chain tip read from
-	// it are the latest committed even when the lock had to wait.
+	// One index lookup per card and per account: never a scan of the large
+	// cards and accounts tables, even in a cached generic plan that cannot
+	// know how many cards there are. Each table has a subquery of its own,
+	// kept one (OFFSET 0, ORDER BY, FOR UPDATE): joined or flattened, the
+	// planner may pick, from statistics taken while the tables were small,
+	// a scan of the organizer's cards or accounts. The accounts are locked
+	// as the nested loop meets them, in the order of the sorted cards
+	// subquery. The account row is what is locked, so the balance and chain
+	// tip read from it are the latest committed even when the lock had to
+	// wait.
 	b.Queue(`SELECT c.card_id, c.event_id, c.account_id, c.status, a.bal, a.chain_seq, a.chain_after
-		FROM (SELECT DISTINCT id FROM unnest($2::bytea[]) id ORDER BY id) q
-		CROSS JOIN LATERAL (SELECT card_id, event_id, account_id, status FROM cards
-			WHERE org_id = $1 AND card_id = q.id OFFSET 0) c
+		FROM (SELECT c.card_id, c.event_id, c.account_id, c.status
+			FROM (SELECT DISTINCT id FROM unnest($2::bytea[]) id) q
+			CROSS JOIN LATERAL (SELECT card_id, event_id, account_id, status FROM cards
+				WHERE org_id = $1 AND card_id = q.id OFFSET 0) c
+			ORDER BY c.account_id) c
 		CROSS JOIN LATERAL (SELECT side * balance AS bal, coalesce(chain_seq, -1) AS chain_seq,
 				coalesce(chain_after, 0) AS chain_after FROM accounts
 			WHERE org_id = $1 AND account_id = c.account_id FOR UPDATE) a`, org, cards).Query(func(rows pgx.Rows) error {

@@ -50,7 +50,10 @@
 // back to one by one to find a bad signature. They take two round trips:
 // BEGIN with the locking read, the writes with COMMIT; a third reads the
 // card chains only when a debit lands at or below its card's tip (late,
-// out of order, or a clone). From 32 transactions the rows are written
+// out of order, or a clone), and another the statuses of cards for which
+// an alert is raised. The locking read is one index scan of the card
+// accounts by id: the ledger remembers each card's account, which never
+// changes, and checks it against the account row's reference. From 32 transactions the rows are written
 // with binary COPY, which costs two more round trips and saves the server
 // more per row; fewer go in with one INSERT. Every statement of an upload
 // is planned generically, once per connection (plan_cache_mode), because
@@ -66,7 +69,7 @@
 // # Locking
 //
 // Every database transaction locks in one fixed order: card accounts in
-// card-id order first (the lock on a card's account also guards the card's
+// account-id order first (the lock on a card's account also guards the card's
 // status, sequence chain and chain tip), then every other account in
 // account-id order. No transaction waits for a card while holding another
 // account, so no two transactions can deadlock, and no balance update is

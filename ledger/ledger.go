@@ -69,6 +69,8 @@ type Ledger struct {
 	termCache map[termKey]cachedTerminal
 
 	submits *submitQueue
+
+	cardAccts cardAccounts // the account of each card met (cardlock.go)
 }
 
 // terminalCacheTTL is how long an active terminal's key is used without

@@ -367,14 +367,21 @@ func (l *Ledger) upload(ctx context.Context, org int64, raws [][]byte, pre []pre
 	// unique indexes on them refuse the batch if one is not. The retry
 	// after that looks them up (see apply).
 	careful := false
-	err := l.inPipelinedTx(ctx, func(q batchSender) error {
-		var err error
-		out, err = l.apply(ctx, q, org, txs, todo, active, careful)
-		if isUniqueViolation(err) {
-			careful = true
+	var err error
+	for range 2 {
+		err = l.inPipelinedTx(ctx, func(q batchSender) error {
+			var err error
+			out, err = l.apply(ctx, q, org, txs, todo, active, careful)
+			if isUniqueViolation(err) {
+				careful = true
+			}
+			return err
+		})
+		if !errors.Is(err, errStaleCardAccount) {
+			break
 		}
-		return err
-	})
+		// The cards' accounts are forgotten; the next try looks them up.
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ledger: upload: %w", err)
 	}
@@ -510,8 +517,12 @@ type termSeq struct {
 //
 // q is a connection with no transaction open: the first batch sent opens
 // the transaction (BEGIN) and the last one commits it (COMMIT), so that
-// the whole upload takes two round trips, three when a transaction lands
-// at or below its card's tip; see inPipelinedTx.
+// the whole upload takes two round trips, one more when a transaction lands
+// at or below its card's tip and one more when an alert is raised (for
+// the cards' statuses); see inPipelinedTx. The cards are locked through
+// their accounts, remembered from earlier uploads (see cardlock.go); a
+// remembered account that proves wrong fails the attempt with
+// errStaleCardAccount.
 func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*terminaltx.Signed, todo []int, active map[string]terminalInfo, careful bool) ([]Result, error) {
 	out := make([]Result, len(todo))
 	var (
@@ -526,11 +537,11 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		}
 		cardArg[k], cardSeqs[k] = s.Card, int64(s.CardSeq)
 	}
-	// Lock the cards, reading their balances and chain tips, and, when
-	// careful, read what the database holds about these ids, terminal
-	// sequences and card chains, in one round trip. The lookups are nested
-	// loops over the keys (LATERAL ... OFFSET 0): a batch touches few rows
-	// of large tables.
+	// Lock the cards' accounts, reading their balances and chain tips, and,
+	// when careful, read what the database holds about these ids, terminal
+	// sequences and card chains, in one round trip. The lookups are index
+	// scans by key (= ANY, or nested loops over the keys: LATERAL ...
+	// OFFSET 0): a batch touches few rows of large tables.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	// Plan each statement once per connection. Their arrays of keys would
@@ -539,11 +550,13 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	// custom plan cheaper than the generic one and never switches, and
 	// planning the card lock every time was measured at about a fifth of
 	// the server's time on online submissions. The statements are shaped so
-	// that their generic plans are index lookups per key (see
-	// queueLockCards).
-	b.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
+	// that their generic plans are index lookups per key; enable_seqscan =
+	// off keeps the scan of the card accounts by id an index scan even in a
+	// generic plan made while the tables were small (see
+	// queueLockCardAccounts).
+	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)")
 	states := make(map[string]*cardState, len(cards))
-	queueLockCards(b, org, cards, states)
+	lock := l.queueLockCardAccounts(b, org, cards, states)
 	existing := map[terminaltx.ID][32]byte{} // content hashes of recorded ids
 	usedSeq := map[termSeq]terminaltx.ID{}
 	events := make(map[seqKey]cardEvent, len(todo)+len(cards)) // the batch, and the tips or rows next to it
@@ -553,6 +566,9 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("ledger: lock and read cards: %w", err)
+	}
+	if err := lock.finish(l); err != nil {
+		return nil, err
 	}
 	if !careful {
 		// The chain rows next to a transaction are looked up only when the
@@ -596,13 +612,16 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		merchants []int64 // merchant accounts credited, each once
 		credited  = map[int64]bool{}
 	)
+	// The cards' statuses were not read with their locks: an alert is
+	// raised for the first anomaly of each card in the batch, and those of
+	// cards that turn out not to be active (blocked before) are dropped
+	// below.
 	raise := func(st *cardState, s *terminaltx.Signed, kind string, other *terminaltx.ID, detail string) {
-		if st.status != "active" {
+		if st.blocked {
 			return
 		}
-		st.status, st.blocked = "blocked", true
+		st.blocked = true
 		alerts = append(alerts, alert{id: l.newID(), card: s.Card, kind: kind, txn: s.ID, other: other, detail: detail})
-		l.log.Warn("card blocked", "org", org, "card", terminaltx.CardHex(s.Card), "reason", kind, "txn", s.ID.String(), "detail", detail)
 	}
 	for k, i := range todo {
 		s := txs[i]
@@ -661,6 +680,12 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			out[k] = Result{Status: Held, Reason: reason}
 		}
 	}
+	if len(alerts) > 0 {
+		var err error
+		if alerts, err = l.activeCardAlerts(ctx, tx, org, alerts, states); err != nil {
+			return nil, err
+		}
+	}
 	// All writes in one statement: the terminal transactions, which hold
 	// their place in the card's chain (migration 015) and whose trigger posts
 	// the debits (migration 011). A large upload is written with COPY, a
@@ -704,6 +729,31 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
 	}
 	return out, nil
+}
+
+// activeCardAlerts reads the statuses of the cards of alerts, which the
+// transaction has locked, and returns the alerts of the cards that are
+// active, logging each: a card already blocked or refunded gets no second
+// alert.
+func (l *Ledger) activeCardAlerts(ctx context.Context, tx batchSender, org int64, alerts []alert, states map[string]*cardState) ([]alert, error) {
+	cards := make([][]byte, len(alerts))
+	for i, a := range alerts {
+		cards[i] = a.card
+	}
+	b := &pgx.Batch{}
+	queueReadCardStatuses(b, org, cards, states)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("ledger: read card statuses: %w", err)
+	}
+	kept := alerts[:0]
+	for _, a := range alerts {
+		if states[string(a.card)].status != "active" {
+			continue
+		}
+		kept = append(kept, a)
+		l.log.Warn("card blocked", "org", org, "card", terminaltx.CardHex(a.card), "reason", a.kind, "txn", a.txn.String(), "detail", a.detail)
+	}
+	return kept, nil
 }
 
 // queueReadChain queues reading the card chain's rows next to each card

@@ -260,6 +260,60 @@ func TestCloneBlocksCardOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "blocked", info.Status)
 	require.Equal(t, int64(2000-350), info.Balance)
+	// A new anomaly on the card, already blocked, in a later upload (the
+	// clone's next payment does not join the original's chain): held or
+	// flagged as ever, but no second alert.
+	res, err = l.Upload(ctx, org, [][]byte{t2.pay(t, &clone, 10)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted/chain"}, statuses(res))
+	require.Equal(t, []string{ReasonClone}, alertKinds(t, l))
+	requireInvariants(t, l)
+}
+
+// TestCardAccountsRemembered: uploads lock the accounts the ledger
+// remembers for their cards; a remembered account that is not the card's
+// (a database restored under a running ledger) is caught, and the upload
+// goes to the card's own account.
+func TestCardAccountsRemembered(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	bar := newTerminal(t, l, "bar-1", "bar")
+	a, b := newCard(1), newCard(2)
+	fund(t, l, 1000, a, b)
+	res, err := l.Upload(ctx, org, [][]byte{bar.pay(t, a, 100), bar.pay(t, b, 100)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted", "accepted"}, statuses(res))
+	remembered := func(c *card) (int64, bool) {
+		l.cardAccts.mu.RLock()
+		defer l.cardAccts.mu.RUnlock()
+		id, ok := l.cardAccts.m[cardKey{org, string(c.uid)}]
+		return id, ok
+	}
+	accountA, ok := remembered(a)
+	require.True(t, ok, "an upload remembers its cards' accounts")
+	accountB, ok := remembered(b)
+	require.True(t, ok)
+	require.NotEqual(t, accountA, accountB)
+	balance := func(c *card) int64 {
+		info, err := l.Card(ctx, org, c.uid)
+		require.NoError(t, err)
+		return info.Balance
+	}
+	for _, wrong := range []int64{accountB, 1 << 40} { // another card's account, then none
+		l.cardAccts.mu.Lock()
+		l.cardAccts.m[cardKey{org, string(a.uid)}] = wrong
+		l.cardAccts.mu.Unlock()
+		before := balance(b)
+		res, err = l.Upload(ctx, org, [][]byte{bar.pay(t, a, 50)})
+		require.NoError(t, err)
+		require.Equal(t, []string{"accepted"}, statuses(res))
+		require.Equal(t, a.bal, balance(a))
+		require.Equal(t, before, balance(b))
+		id, ok := remembered(a)
+		require.True(t, ok)
+		require.Equal(t, accountA, id, "the right account is remembered again")
+	}
+	require.Empty(t, alertKinds(t, l))
 	requireInvariants(t, l)
 }
 
