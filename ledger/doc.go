@@ -61,10 +61,10 @@
 // The first attempt assumes that
 // every transaction is new and leaves it to the unique indexes to say
 // otherwise; only a re-upload pays for looking ids and terminal sequences
-// up. Submit verifies on the caller's goroutine and coalesces concurrent
-// submissions into shared database transactions (group commit), two in
-// flight by default, waiting up to 200 us for as many submitters as the
-// last batch carried. scripts/bench ledger measures both against pgbench.
+// up. Submit coalesces concurrent submissions into shared database
+// transactions (group commit), two in flight by default, waiting up to 200
+// us for as many submitters as the last batch carried, and verifies their
+// signatures together like an upload's. scripts/bench ledger measures both against pgbench.
 //
 // # Locking
 //

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"crypto/ed25519"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -68,34 +69,57 @@ func TestPipelinedTxRollsBack(t *testing.T) {
 	require.True(t, retryable(err), "a unique violation is retried by inPipelinedTx")
 }
 
-// TestPreVerifiedCheckedAgainstCurrentKey checks that a signature verified
-// before queueing (Submit) counts only if it was verified against the
-// terminal's current key.
-func TestPreVerifiedCheckedAgainstCurrentKey(t *testing.T) {
+// TestSubmitRejectsForgedAmongCoalesced submits good transactions and one
+// signed by a key that is not the terminal's, concurrently, so that they are
+// coalesced and verified as one batch: the batch fails, the forged one is
+// found and rejected, and the good ones are recorded.
+func TestSubmitRejectsForgedAmongCoalesced(t *testing.T) {
 	l := newLedger(t)
 	ctx := context.Background()
 	bar := newTerminal(t, l, "bar-1", "bar")
-	c := newCard(1)
-	fund(t, l, 1000, c)
+	cards := make([]*card, 8)
+	for i := range cards {
+		cards[i] = newCard(i + 1)
+	}
+	fund(t, l, 1000, cards...)
 
-	good := bar.pay(t, c, 10)
-	gs, err := terminaltx.Parse(good)
+	raws := make([][]byte, len(cards))
+	for i, c := range cards {
+		raws[i] = bar.pay(t, c, 10)
+	}
+	// The last one is re-signed by another key.
+	fs, err := terminaltx.Parse(raws[len(raws)-1])
 	require.NoError(t, err)
-
-	// Signed by another key, "verified" against that key: not the terminal's.
 	other := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
-	forged := gs.Tx
-	forged.ID, forged.TerminalSeq, forged.CardSeq = testID(), forged.TerminalSeq+1, forged.CardSeq+1
-	forged.BalanceBefore, forged.BalanceAfter = c.bal, c.bal-10
-	fs, err := terminaltx.Sign(&forged, other)
+	forged, err := terminaltx.Sign(&fs.Tx, other)
 	require.NoError(t, err)
+	raws[len(raws)-1] = forged.Bytes()
 
-	res, err := l.upload(ctx, org, [][]byte{good, fs.Bytes()}, []preVerified{
-		{tx: gs, pub: bar.key.Public().(ed25519.PublicKey)},
-		{tx: fs, pub: other.Public().(ed25519.PublicKey)},
-	})
-	require.NoError(t, err)
-	require.Equal(t, []string{"accepted", "rejected"}, statuses(res))
-	require.ErrorIs(t, res[1].Err, terminaltx.ErrSignature)
+	res := make([]Result, len(raws))
+	errs := make([]error, len(raws))
+	var wg sync.WaitGroup
+	for i, raw := range raws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i], errs[i] = l.Submit(ctx, org, raw)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	want := make([]string, len(raws))
+	for i := range want {
+		want[i] = "accepted"
+	}
+	want[len(want)-1] = "rejected"
+	require.Equal(t, want, statuses(res))
+	require.ErrorIs(t, res[len(res)-1].Err, terminaltx.ErrSignature)
+	for _, c := range cards[:len(cards)-1] {
+		info, err := l.Card(ctx, org, c.uid)
+		require.NoError(t, err)
+		require.Equal(t, int64(990), info.Balance)
+	}
 	requireInvariants(t, l)
 }
