@@ -241,7 +241,7 @@ type cardState struct {
 	card    []byte
 	event   string
 	account int64
-	status  string // not read by uploads (see activeCardAlerts)
+	status  string // uploads read it only for cards with an alert (activeCardAlerts)
 	balance int64  // normal side: the credit on the card
 	blocked bool   // an upload raised an alert for it
 	// The tip of the card's chain (migration 017): the highest card

@@ -62,14 +62,15 @@ func (c *cardAccounts) lookup(org int64, cards [][]byte) (ids []int64, known []i
 	return ids, known, unknown
 }
 
-func (c *cardAccounts) remember(org int64, states map[string]*cardState) {
+// remember adds the accounts of cards met for the first time.
+func (c *cardAccounts) remember(org int64, met []*cardState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m)+len(states) > maxRememberedCards {
-		c.m = make(map[cardKey]int64, len(states))
+	if c.m == nil || len(c.m)+len(met) > maxRememberedCards {
+		c.m = make(map[cardKey]int64, len(met))
 	}
-	for card, st := range states {
-		c.m[cardKey{org, card}] = st.account
+	for _, st := range met {
+		c.m[cardKey{org, string(st.card)}] = st.account
 	}
 }
 
@@ -94,7 +95,7 @@ type cardAccountLock struct {
 
 // queueLockCardAccounts queues locking the accounts of cards (each once),
 // in account-id order, and reading their balances and chain tips into
-// states. The cards' statuses are not read (see readCardStatuses).
+// states. The cards' statuses are not read (see activeCardAlerts).
 func (l *Ledger) queueLockCardAccounts(b *pgx.Batch, org int64, cards [][]byte, states map[string]*cardState) *cardAccountLock {
 	lk := &cardAccountLock{org: org, cards: cards, states: states, byRef: make(map[string]int, len(cards))}
 	var known []int64
@@ -148,23 +149,33 @@ func (lk *cardAccountLock) finish(l *Ledger) error {
 		l.cardAccts.forget(lk.org, lk.cards)
 		return errStaleCardAccount
 	}
-	l.cardAccts.remember(lk.org, lk.states)
+	// The write lock only when there is something new: nearly every
+	// upload's cards are all remembered.
+	var met []*cardState
+	for i, c := range lk.cards {
+		if st := lk.states[string(c)]; st != nil && lk.ids[i] < 0 {
+			met = append(met, st)
+		}
+	}
+	if len(met) > 0 {
+		l.cardAccts.remember(lk.org, met)
+	}
 	return nil
 }
 
 // queueReadCardStatuses queues reading the statuses of cards into states
 // (cards that are locked, so the statuses are current).
 func queueReadCardStatuses(b *pgx.Batch, org int64, cards [][]byte, states map[string]*cardState) {
-	b.Queue(`SELECT c.card_id, c.status, c.event_id FROM unnest($2::bytea[]) q(id)
-		CROSS JOIN LATERAL (SELECT card_id, status, event_id FROM cards WHERE org_id = $1 AND card_id = q.id OFFSET 0) c`,
+	b.Queue(`SELECT c.card_id, c.status FROM unnest($2::bytea[]) q(id)
+		CROSS JOIN LATERAL (SELECT card_id, status FROM cards WHERE org_id = $1 AND card_id = q.id OFFSET 0) c`,
 		org, cards).Query(func(rows pgx.Rows) error {
 		var (
-			card          []byte
-			status, event string
+			card   []byte
+			status string
 		)
-		_, err := pgx.ForEachRow(rows, []any{&card, &status, &event}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&card, &status}, func() error {
 			if st := states[string(card)]; st != nil {
-				st.status, st.event = status, event
+				st.status = status
 			}
 			return nil
 		})

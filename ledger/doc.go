@@ -53,9 +53,10 @@
 // out of order, or a clone), and another the statuses of cards for which
 // an alert is raised. The locking read is one index scan of the card
 // accounts by id: the ledger remembers each card's account, which never
-// changes, and checks it against the account row's reference. From 32 transactions the rows are written
-// with binary COPY, which costs two more round trips and saves the server
-// more per row; fewer go in with one INSERT. Every statement of an upload
+// changes, and checks it against the account row's reference. From 32
+// transactions the rows are written with binary COPY, which costs two more
+// round trips and saves the server more per row; fewer go in with one
+// INSERT. Every statement of an upload
 // is planned generically, once per connection (plan_cache_mode), because
 // its arrays of keys would otherwise be planned anew on each execution.
 // The first attempt assumes that
@@ -64,13 +65,14 @@
 // up. Submit coalesces concurrent submissions into shared database
 // transactions (group commit), two in flight by default, waiting up to 200
 // us for as many submitters as the last batch carried, and verifies their
-// signatures together like an upload's. scripts/bench ledger measures both against pgbench.
+// signatures together like an upload's. scripts/bench ledger measures
+// both against pgbench.
 //
 // # Locking
 //
 // Every database transaction locks in one fixed order: card accounts in
-// account-id order first (the lock on a card's account also guards the card's
-// status, sequence chain and chain tip), then every other account in
+// account-id order first (the lock on a card's account also guards the
+// card's status, sequence chain and chain tip), then every other account in
 // account-id order. No transaction waits for a card while holding another
 // account, so no two transactions can deadlock, and no balance update is
 // lost.

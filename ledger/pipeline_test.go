@@ -70,9 +70,10 @@ func TestPipelinedTxRollsBack(t *testing.T) {
 }
 
 // TestSubmitRejectsForgedAmongCoalesced submits good transactions and one
-// signed by a key that is not the terminal's, concurrently, so that they are
-// coalesced and verified as one batch: the batch fails, the forged one is
-// found and rejected, and the good ones are recorded.
+// signed by a key that is not the terminal's, concurrently, so that some are
+// coalesced and verified together (how many depends on timing; verifyAll's
+// own fallback is TestVerifyAllFindsBadSignatures): the forged one is
+// rejected and the good ones are recorded.
 func TestSubmitRejectsForgedAmongCoalesced(t *testing.T) {
 	l := newLedger(t)
 	ctx := context.Background()
