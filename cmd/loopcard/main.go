@@ -69,6 +69,7 @@ func commands() []*cli.Command {
 		batchCommand(),
 		personalizeCommand(),
 		vcardCommand(),
+		readerCommand(),
 		serveCommand(),
 		tokenCommand(),
 		terminalCommand(),

@@ -1,4 +1,4 @@
-package pcsctest
+package pcscd
 
 import (
 	"fmt"
@@ -25,7 +25,7 @@ func TestMissingDependencies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := startEnv(t.Logf, tt.pcscd, tt.driver)
+			_, err := start(Options{Logf: t.Logf}, tt.pcscd, tt.driver)
 			require.ErrorContains(t, err, tt.want)
 		})
 	}
@@ -69,7 +69,7 @@ func TestRefusesAnotherPcscd(t *testing.T) {
 // Two harnesses take turns: the second pcscd starts only when the first has
 // stopped, and each leaves nothing behind.
 func TestHarnessesTakeTurns(t *testing.T) {
-	e1, err := StartEnv(t.Logf)
+	e1, err := Start(Options{Logf: t.Logf})
 	require.NoError(t, err)
 	t.Cleanup(func() { e1.Stop() })
 	require.FileExists(t, e1.Socket)
@@ -82,10 +82,10 @@ func TestHarnessesTakeTurns(t *testing.T) {
 	require.Equal(t, fmt.Sprintf("127.0.0.1:%d", e1.Port), e1.Addr())
 	require.NoError(t, e1.WaitPresence(false), "the slot starts empty")
 
-	second := make(chan *Env, 1)
+	second := make(chan *Server, 1)
 	errs := make(chan error, 1)
 	go func() {
-		e2, err := StartEnv(nil)
+		e2, err := Start(Options{})
 		errs <- err
 		second <- e2
 	}()
@@ -120,4 +120,12 @@ func TestHarnessesTakeTurns(t *testing.T) {
 	require.NoError(t, e2.WaitPresence(false), "clients reach the new pcscd")
 	require.NoError(t, e2.Stop())
 	require.NoDirExists(t, e2.Dir)
+}
+
+// A chosen port must leave room for vpcd's second slot.
+func TestRefusesBadPort(t *testing.T) {
+	for _, port := range []int{-1, 65535, 70000} {
+		_, err := Start(Options{Port: port})
+		require.ErrorContains(t, err, "vpcd needs two TCP ports", "port %d", port)
+	}
 }
