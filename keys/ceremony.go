@@ -112,6 +112,17 @@ type ImportResult struct {
 // unless every component is valid.
 // Errors wrap ErrUnknownKey or ErrBadComponent.
 func (h *HSM) Import(ctx context.Context, name string, components []Component) (res ImportResult, err error) {
+	return h.importKey(ctx, name, components, false)
+}
+
+// ImportFirst is Import for a key the token does not hold yet: it fails
+// with ErrKeyExists, and writes nothing, when a version of name exists
+// (Import adds the next version: a rotation by ceremony).
+func (h *HSM) ImportFirst(ctx context.Context, name string, components []Component) (res ImportResult, err error) {
+	return h.importKey(ctx, name, components, true)
+}
+
+func (h *HSM) importKey(ctx context.Context, name string, components []Component, first bool) (res ImportResult, err error) {
 	defer func() {
 		h.audit("keys.import", err, slog.String("key", name), slog.String("label", res.Label.String()),
 			slog.Int("components", len(components)), slog.Any("component_kcvs", res.ComponentKCVs), slog.String("kcv", res.KCV))
@@ -154,6 +165,9 @@ func (h *HSM) Import(ctx context.Context, name string, components []Component) (
 		}
 		res.Label = Label{Name: name, Version: 1}
 		if v := vs[name]; len(v) > 0 {
+			if first {
+				return fmt.Errorf("%w: %s/v%d", ErrKeyExists, name, v[len(v)-1])
+			}
 			res.Label.Version = v[len(v)-1] + 1
 		}
 		t := append(secretTemplate(spec, res.Label, time.Now().UTC()), pkcs11.NewAttribute(pkcs11.CKA_VALUE, value))

@@ -82,7 +82,9 @@ func (l *Ledger) AddStore(ctx context.Context, org int64, store, name string) er
 }
 
 // RegisterCards records issued cards of an event, each with its account.
-// Cards already registered are left as they are.
+// Cards already registered are left as they are. Errors wrap ErrNotFound
+// when the event is unknown, also when cards is empty (the personalization
+// station checks its batch's event that way before it writes a card).
 func (l *Ledger) RegisterCards(ctx context.Context, org int64, event string, cards [][]byte) error {
 	refs := make([]string, len(cards))
 	for i, c := range cards {
@@ -95,7 +97,7 @@ func (l *Ledger) RegisterCards(ctx context.Context, org int64, event string, car
 		var ok bool
 		err := tx.QueryRow(ctx, `SELECT true FROM events WHERE org_id = $1 AND event_id = $2`, org, event).Scan(&ok)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: event %q", ErrNotFound, event)
+			return &UnknownError{Kind: "event", Org: org, ID: event}
 		}
 		if err != nil {
 			return err

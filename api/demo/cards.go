@@ -48,9 +48,9 @@ type Issued struct {
 }
 
 // IssueCards creates a batch of n cards for event, personalizes n new
-// virtual cards through the station (the same code path as
-// `loopcard personalize --reader virtual`), and registers them in the
-// ledger. With cardDir, each card keeps its state in a file there.
+// virtual cards through the station, which registers each in the ledger
+// (the same code path as `loopcard personalize --reader virtual`). With
+// cardDir, each card keeps its state in a file there.
 // progress, when not nil, is called after each card.
 func (s *Stack) IssueCards(ctx context.Context, org int64, event string, n int, dir, cardDir string, progress func(done int)) (*Issued, error) {
 	b, err := s.Batches.Create(ctx, org, event, n, personalize.DefaultLayout())
@@ -63,12 +63,11 @@ func (s *Stack) IssueCards(ctx context.Context, org int64, event string, n int, 
 		return nil, err
 	}
 	defer spool.Close()
-	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: PublicURL, HSM: s.HSM, Store: s.Batches, Spool: spool, Logger: s.log})
+	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: PublicURL, HSM: s.HSM, Store: s.Batches, Spool: spool, Ledger: s.Ledger, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	var uids [][]byte
 	for i := range n {
 		opts := vcard.Options{}
 		vc, err := vcard.New(opts)
@@ -90,13 +89,9 @@ func (s *Stack) IssueCards(ctx context.Context, org int64, event string, n int, 
 		}
 		ic.Number = res.Number
 		out.Cards = append(out.Cards, ic)
-		uids = append(uids, ic.UID)
 		if progress != nil {
 			progress(i + 1)
 		}
-	}
-	if err := s.Ledger.RegisterCards(ctx, org, event, uids); err != nil {
-		return nil, err
 	}
 	spooled, err := spool.Labels()
 	if err != nil {

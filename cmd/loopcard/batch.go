@@ -79,12 +79,21 @@ func batchCreate(c *cli.Context) error {
 			return fmt.Errorf("layout %s: %w", p, err)
 		}
 	}
-	store, done, err := openBatches(c)
+	org, event, count := c.Int64("organizer"), c.String("event"), c.Int("count")
+	if err := batch.CheckNew(org, event, count, layout); err != nil {
+		return err
+	}
+	pool, done, err := openDatabase(c)
 	if err != nil {
 		return err
 	}
 	defer done()
-	b, err := store.Create(c.Context, c.Int64("organizer"), c.String("event"), c.Int("count"), layout)
+	// The station registers each card in the ledger under the batch's
+	// event: the ledger must know it before the batch exists.
+	if err := checkEvent(c.Context, pool, org, event); err != nil {
+		return err
+	}
+	b, err := batch.NewStore(pool).Create(c.Context, org, event, count, layout)
 	if err != nil {
 		return err
 	}

@@ -165,12 +165,15 @@ func handoverSend(c *cli.Context) error {
 		return err
 	}
 	defer s.close()
+	if err := checkStore(c.Context, s.pool, s.log.Org(), c.String("store")); err != nil {
+		return err
+	}
 	no, count := c.Int64("batch"), c.Int64("count")
+	b, err := checkBatch(c.Context, s.pool, s.log.Org(), no)
+	if err != nil {
+		return err
+	}
 	if !c.IsSet("count") {
-		b, err := batch.NewStore(s.pool).Get(c.Context, s.log.Org(), no)
-		if err != nil {
-			return err
-		}
 		count = int64(b.Count)
 	}
 	a, err := s.log.HandOver(c.Context, no, c.String("store"), count)
@@ -197,6 +200,9 @@ func handoverReceive(c *cli.Context) error {
 		return err
 	}
 	defer s.close()
+	if err := checkStore(c.Context, s.pool, s.log.Org(), c.String("store")); err != nil {
+		return err
+	}
 	if key == nil {
 		// After openLog: the embedded HSM sets SOFTHSM2_CONF before the
 		// module is first initialised.
@@ -257,6 +263,11 @@ func handoverCards(c *cli.Context, t handover.Type) error {
 		return err
 	}
 	defer s.close()
+	if store != "" {
+		if err := checkStore(c.Context, s.pool, s.log.Org(), store); err != nil {
+			return err
+		}
+	}
 	if hsmStore != "" {
 		// After openLog: the embedded HSM sets SOFTHSM2_CONF before the
 		// module is first initialised.

@@ -38,9 +38,10 @@ func keysCommand() *cli.Command {
 			{
 				Name:      "import",
 				Usage:     "import a key from two or more XOR components (key ceremony)",
-				ArgsUsage: "LABEL --component FILE --component FILE [...]",
+				ArgsUsage: "LABEL --component FILE --component FILE [...] [--new-version]",
 				Flags: []cli.Flag{
 					&cli.StringSliceFlag{Name: "component", Usage: "file holding one component in hex (repeat, 2 or more)"},
+					&cli.BoolFlag{Name: "new-version", Usage: "the key exists: import the components as its next version (a rotation by ceremony)"},
 					jsonFlag,
 				},
 				Action: keysImport,
@@ -139,7 +140,9 @@ func (a *cmdArgs) strSlice(name string) []string {
 	return append(a.c.StringSlice(name), a.strs[name]...)
 }
 
-func (a *cmdArgs) json() bool { return a.bools["json"] || a.c.Bool("json") }
+func (a *cmdArgs) json() bool { return a.bool("json") }
+
+func (a *cmdArgs) bool(name string) bool { return a.bools[name] || a.c.Bool(name) }
 
 // noArgs refuses arguments to a subcommand that takes none.
 func noArgs(c *cli.Context) error {
@@ -277,7 +280,14 @@ func keysImport(c *cli.Context) error {
 		return err
 	}
 	defer h.Close()
-	res, err := h.Import(c.Context, name, comps)
+	imp := h.ImportFirst
+	if a.bool("new-version") {
+		imp = h.Import
+	}
+	res, err := imp(c.Context, name, comps)
+	if errors.Is(err, keys.ErrKeyExists) {
+		return fmt.Errorf("%w in the HSM: to import the components as its next version, run the same command with --new-version ('loopcard keys list' shows the versions)", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -69,6 +71,24 @@ func ledgerCommand() *cli.Command {
 						return l.AddStore(c.Context, c.Int64("organizer"), c.String("store"), c.String("name"))
 					})
 				},
+			},
+			{
+				Name:   "events",
+				Usage:  "list the organizer's events",
+				Flags:  []cli.Flag{organizerFlag, jsonFlag},
+				Action: ledgerEvents,
+			},
+			{
+				Name:   "merchants",
+				Usage:  "list the organizer's merchants",
+				Flags:  []cli.Flag{organizerFlag, jsonFlag},
+				Action: func(c *cli.Context) error { return ledgerParties(c, (*ledger.Ledger).Merchants, "MERCHANT") },
+			},
+			{
+				Name:   "stores",
+				Usage:  "list the organizer's stores",
+				Flags:  []cli.Flag{organizerFlag, jsonFlag},
+				Action: func(c *cli.Context) error { return ledgerParties(c, (*ledger.Ledger).Stores, "STORE") },
 			},
 			{
 				Name:  "verify",
@@ -172,6 +192,9 @@ func ledgerCommand() *cli.Command {
 				Flags: []cli.Flag{organizerFlag, jsonFlag, &cli.StringFlag{Name: "event", Required: true, Usage: "event id"}},
 				Action: func(c *cli.Context) error {
 					return withLedger(c, func(l *ledger.Ledger) error {
+						if err := l.CheckEvent(c.Context, c.Int64("organizer"), c.String("event")); err != nil {
+							return hintUnknown(err)
+						}
 						n, total, err := l.CloseRefundWindow(c.Context, c.Int64("organizer"), c.String("event"))
 						if errors.Is(err, ledger.ErrWindowOpen) {
 							return fmt.Errorf("the refund window of %s is still open (or has no deadline): set one with loopcard ledger event --refund-deadline", c.String("event"))
@@ -200,6 +223,9 @@ func ledgerCommand() *cli.Command {
 						return fmt.Errorf("--day: want YYYY-MM-DD")
 					}
 					return withLedger(c, func(l *ledger.Ledger) error {
+						if err := l.CheckStore(c.Context, c.Int64("organizer"), c.String("store")); err != nil {
+							return hintUnknown(err)
+						}
 						d, err := l.CloseStoreDay(c.Context, c.Int64("organizer"), c.String("store"), day, c.Int64("counted"))
 						if err != nil {
 							return err
@@ -215,6 +241,53 @@ func ledgerCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+func ledgerEvents(c *cli.Context) error {
+	return withLedger(c, func(l *ledger.Ledger) error {
+		evs, err := l.Events(c.Context, c.Int64("organizer"))
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			if evs == nil {
+				evs = []ledger.EventInfo{}
+			}
+			return printJSON(c, evs)
+		}
+		w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "EVENT\tNAME\tREFUND DEADLINE")
+		for _, e := range evs {
+			dl := "-"
+			if e.RefundDeadline != nil {
+				dl = e.RefundDeadline.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", e.ID, e.Name, dl)
+		}
+		return w.Flush()
+	})
+}
+
+// ledgerParties lists merchants or stores.
+func ledgerParties(c *cli.Context, list func(*ledger.Ledger, context.Context, int64) ([]ledger.Party, error), header string) error {
+	return withLedger(c, func(l *ledger.Ledger) error {
+		ps, err := list(l, c.Context, c.Int64("organizer"))
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			if ps == nil {
+				ps = []ledger.Party{}
+			}
+			return printJSON(c, ps)
+		}
+		w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "%s\tNAME\n", header)
+		for _, p := range ps {
+			fmt.Fprintf(w, "%s\t%s\n", p.ID, p.Name)
+		}
+		return w.Flush()
+	})
 }
 
 // withLedger opens the database and runs fn with a ledger on it.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/labels"
 	"github.com/loopcard/loopcard/personalize/qrpin"
@@ -26,12 +27,14 @@ func personalizeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "personalize",
 		Usage: "run the personalization station for a batch and write its QR+PIN labels",
-		Description: "Each card presented is recognised, personalized with its own keys, read back and recorded;\n" +
-			"a card torn away is finished when presented again, and a restart resumes the batch.\n" +
+		Description: "Each card presented is recognised, personalized with its own keys, read back, recorded\n" +
+			"and registered in the ledger under the batch's event; a card torn away is finished when presented\n" +
+			"again, and a restart resumes the batch (and registers any card a crash left out).\n" +
 			"The label files hold the PINs in clear: they are written with mode 0600; destroy them once printed.",
 		Flags: []cli.Flag{
 			&cli.Int64Flag{Name: "batch", Required: true, Usage: "batch id"},
-			&cli.StringFlag{Name: "reader", Required: true, Usage: `PC/SC reader name, index or part of its name, or "virtual" for in-process blank cards`},
+			&cli.StringFlag{Name: "reader", Required: true, Usage: `PC/SC reader name, index or part of its name, or "virtual" for in-process blank cards (with --cards)`},
+			&cli.StringFlag{Name: "cards", Usage: "with --reader virtual: keep each card as a vcard state file UID.json in this `DIR`, for 'loopcard vcard --state FILE' (holds the card keys: tests and demos only)"},
 			&cli.StringFlag{Name: "labels", Usage: "write the labels to this PDF"},
 			&cli.StringFlag{Name: "sheet", Value: "a4", Usage: `PDF layout: "a4" (10 labels per A4 page, cut marks) or "card" (one card-sized page per card)`},
 			&cli.StringFlag{Name: "csv", Usage: "write the labels to this CSV for card printers"},
@@ -54,11 +57,23 @@ func spoolPath(pdf, csv string) string {
 
 func personalizeAction(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return fmt.Errorf("usage: loopcard personalize --batch ID --reader NAME|virtual [--labels FILE.pdf] [--csv FILE.csv]")
+		return fmt.Errorf("usage: loopcard personalize --batch ID (--reader NAME | --reader virtual --cards DIR) [--labels FILE.pdf] [--csv FILE.csv]")
 	}
 	pdfPath, csvPath := c.String("labels"), c.String("csv")
 	if pdfPath == "" && csvPath == "" {
 		return errors.New("name --labels FILE.pdf or --csv FILE.csv: the PINs are printed there and stored nowhere else")
+	}
+	virtual, cardsDir := c.String("reader") == "virtual", c.String("cards")
+	if virtual && cardsDir == "" {
+		return errors.New("--reader virtual needs --cards DIR: without it the virtual cards are lost when the station stops and can never be tapped")
+	}
+	if !virtual && cardsDir != "" {
+		return errors.New("--cards is for --reader virtual: real cards keep themselves")
+	}
+	if cardsDir != "" {
+		if err := os.MkdirAll(cardsDir, 0o700); err != nil {
+			return fmt.Errorf("--cards: %w", err)
+		}
 	}
 	sheet, err := labels.ParseSheet(c.String("sheet"))
 	if err != nil {
@@ -72,11 +87,12 @@ func personalizeAction(c *cli.Context) error {
 	defer stop()
 	log := logger(c)
 
-	store, closeDB, err := openBatches(c)
+	pool, closeDB, err := openDatabase(c)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
+	store := batch.NewStore(pool)
 	org, no := c.Int64("organizer"), c.Int64("batch")
 	b, err := store.Get(ctx, org, no)
 	if err != nil {
@@ -104,8 +120,9 @@ func personalizeAction(c *cli.Context) error {
 	}
 
 	var r reader.Reader
-	if c.String("reader") == "virtual" {
-		r = &station.BlankCards{}
+	blank := &station.BlankCards{Dir: cardsDir}
+	if virtual {
+		r = blank
 	} else {
 		pr, err := pcsc.Open(c.String("reader"))
 		if err != nil {
@@ -115,9 +132,10 @@ func personalizeAction(c *cli.Context) error {
 	}
 	defer r.Close()
 
-	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: hsm, Store: store, Spool: spool, Logger: log})
+	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: hsm, Store: store, Spool: spool,
+		Ledger: ledger.New(pool, ledger.Options{Logger: log}), Logger: log})
 	if err != nil {
-		return err
+		return hintUnknown(err)
 	}
 	defer st.Close()
 
@@ -138,6 +156,11 @@ func personalizeAction(c *cli.Context) error {
 		prog.card(ev)
 	})
 	prog.end()
+	cardFiles := blank.Files()
+	if len(cardFiles) > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "loopcard: %d virtual cards kept in %s (one UID.json each); put one into a vpcd slot with 'loopcard vcard --state %s --port PORT'\n",
+			len(cardFiles), cardsDir, cardFiles[0])
+	}
 
 	b, err = store.Get(context.WithoutCancel(ctx), org, no)
 	if err != nil {
@@ -150,12 +173,14 @@ func personalizeAction(c *cli.Context) error {
 		Count  int      `json:"count"`
 		Status string   `json:"status"`
 		Files  []string `json:"files,omitempty"`
+		// CardFiles are the state files of the virtual cards of this run.
+		CardFiles []string `json:"card_files,omitempty"`
 		// The time shares of this run, in milliseconds per card.
 		MSPerCard     float64 `json:"ms_per_card"`
 		HSMMSPerCard  float64 `json:"hsm_ms_per_card"`
 		CardMSPerCard float64 `json:"card_ms_per_card"`
 		DBMSPerCard   float64 `json:"db_ms_per_card"`
-	}{Type: "summary", Batch: b.No, Done: b.Done, Count: b.Count, Status: b.Status}
+	}{Type: "summary", Batch: b.No, Done: b.Done, Count: b.Count, Status: b.Status, CardFiles: cardFiles}
 	if t := st.Times(); t.Cards > 0 {
 		per := func(d float64) float64 { return d / float64(t.Cards) / 1e6 }
 		summary.MSPerCard, summary.HSMMSPerCard = per(float64(t.Total)), per(float64(t.HSM))

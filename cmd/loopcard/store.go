@@ -143,6 +143,10 @@ func storeEnrol(c *cli.Context) (err error) {
 		return err
 	}
 	defer s.close()
+	// The log is append-only: an unknown store would stay in it for good.
+	if err := checkStore(c.Context, s.pool, org, store); err != nil {
+		return err
+	}
 	if p := c.String("key-file"); p != "" {
 		if pub, err = handover.GenerateKeyFile(p, handover.StoreKeyName(org, store)); err != nil {
 			return err

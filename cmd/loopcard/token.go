@@ -41,6 +41,15 @@ func tokenCommand() *cli.Command {
 				if err := ledger.Migrate(c.Context, pool); err != nil {
 					return err
 				}
+				l := ledger.New(pool, ledger.Options{})
+				if err := l.CheckOrganizer(c.Context, req.Org); err != nil {
+					return hintUnknown(err)
+				}
+				if req.Store != "" {
+					if err := l.CheckStore(c.Context, req.Org, req.Store); err != nil {
+						return hintUnknown(err)
+					}
+				}
 				tok, err := api.IssueToken(c.Context, pool, req, time.Now())
 				if err != nil {
 					return err

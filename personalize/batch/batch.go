@@ -98,20 +98,30 @@ type Store struct {
 // NewStore returns a Store on pool. The schema must be migrated.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
+// CheckNew checks the arguments of Create without a database, so that a
+// caller can check them before it looks the event up. Errors wrap
+// ErrInvalid.
+func CheckNew(orgID int64, event string, count int, layout personalize.Layout) error {
+	if orgID < 1 {
+		return fmt.Errorf("%w: organizer %d", ErrInvalid, orgID)
+	}
+	if !personalize.ValidID(event) {
+		return fmt.Errorf("%w: event %q: use 1 to %d letters, digits, '.', '_' or '-'", ErrInvalid, event, personalize.MaxIDLen)
+	}
+	if count < 1 || count >= personalize.SlotsPerBatch {
+		return fmt.Errorf("%w: count %d: a batch holds 1 to %d cards", ErrInvalid, count, personalize.SlotsPerBatch-1)
+	}
+	if err := layout.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
 // Create makes a new open batch of count cards of event for organizer orgID,
 // numbered one above the organizer's last batch. Errors wrap ErrInvalid.
 func (s *Store) Create(ctx context.Context, orgID int64, event string, count int, layout personalize.Layout) (Batch, error) {
-	if orgID < 1 {
-		return Batch{}, fmt.Errorf("%w: organizer %d", ErrInvalid, orgID)
-	}
-	if !personalize.ValidID(event) {
-		return Batch{}, fmt.Errorf("%w: event %q: use 1 to %d letters, digits, '.', '_' or '-'", ErrInvalid, event, personalize.MaxIDLen)
-	}
-	if count < 1 || count >= personalize.SlotsPerBatch {
-		return Batch{}, fmt.Errorf("%w: count %d: a batch holds 1 to %d cards", ErrInvalid, count, personalize.SlotsPerBatch-1)
-	}
-	if err := layout.Validate(); err != nil {
-		return Batch{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	if err := CheckNew(orgID, event, count, layout); err != nil {
+		return Batch{}, err
 	}
 	lj, err := json.Marshal(layout)
 	if err != nil {

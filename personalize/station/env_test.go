@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -44,11 +45,12 @@ var baseKeys = map[string]string{
 }
 
 type testEnv struct {
-	uri   string
-	hsm   *keys.HSM
-	pool  *pgxpool.Pool
-	dbURL string
-	store *batch.Store
+	uri    string
+	hsm    *keys.HSM
+	pool   *pgxpool.Pool
+	dbURL  string
+	store  *batch.Store
+	ledger *ledger.Ledger
 }
 
 func newEnv(t testing.TB) *testEnv {
@@ -76,7 +78,9 @@ func newEnv(t testing.TB) *testEnv {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	require.NoError(t, ledger.Migrate(ctx, pool))
-	return &testEnv{uri: uri, hsm: h, pool: pool, dbURL: url, store: batch.NewStore(pool)}
+	l := ledger.New(pool, ledger.Options{})
+	require.NoError(t, l.AddEvent(ctx, orgID, event, "Summer 2026", time.Time{}))
+	return &testEnv{uri: uri, hsm: h, pool: pool, dbURL: url, store: batch.NewStore(pool), ledger: l}
 }
 
 func xor(a, b []byte) []byte {
@@ -107,7 +111,7 @@ func (e *testEnv) station(t testing.TB, b batch.Batch, spoolPath string, store s
 	if store == nil {
 		store = e.store
 	}
-	s, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: e.hsm, Store: store, Spool: sp})
+	s, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: e.hsm, Store: store, Spool: sp, Ledger: e.ledger})
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s, sp
@@ -239,6 +243,12 @@ func (e *testEnv) checkRecords(t testing.TB, b batch.Batch, spoolPath string, ca
 		var ci personalize.CardInfo
 		require.NoError(t, ci.UnmarshalBinary(info))
 		require.Equal(t, id, ci.CardID, "card %X carries the number of its slot", r.uid)
+	}
+	// Every recorded card is in the ledger under the batch's event.
+	for _, r := range bySlot {
+		info, err := e.ledger.Card(ctx, b.OrgID, r.uid)
+		require.NoError(t, err, "card %X is registered in the ledger", r.uid)
+		require.Equal(t, b.Event, info.Event)
 	}
 }
 

@@ -7,7 +7,8 @@
 // finished; a station restarted after a crash resumes the batch without
 // duplicating or losing a card, because a card reserves its slot by UID
 // before anything is written to it and is recorded only after its label is
-// on disk.
+// on disk. A recorded card is registered in the ledger for its batch's
+// event; a station started again registers whatever a crash left out.
 package station
 
 import (
@@ -42,6 +43,15 @@ type Store interface {
 	PinKeyVersions(ctx context.Context, orgID, no int64, want map[string]int) (map[string]int, error)
 	Reserve(ctx context.Context, orgID, no int64, uid []byte) (batch.Reservation, error)
 	Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f batch.Finished) (batch.Progress, error)
+	Cards(ctx context.Context, orgID, no int64) ([]batch.Card, error)
+}
+
+// CardRegistrar enters finished cards into the ledger (ledger.Ledger's
+// RegisterCards): each card gets its account under the event. Registering
+// a card again must change nothing, and an event the ledger does not know
+// must fail, with or without cards.
+type CardRegistrar interface {
+	RegisterCards(ctx context.Context, org int64, event string, cards [][]byte) error
 }
 
 // Spool receives each card's label before the card is recorded.
@@ -84,6 +94,8 @@ type Config struct {
 	HSM       HSM
 	Store     Store
 	Spool     Spool
+	// Ledger registers each finished card for the batch's event.
+	Ledger CardRegistrar
 	// Rand is the source of QR tokens; nil means crypto/rand.
 	Rand   io.Reader
 	Logger *slog.Logger
@@ -129,10 +141,13 @@ type Result struct {
 }
 
 // New checks cfg, pins the batch's base key versions (the newest, unless
-// an earlier station pinned them) and derives the event debit key.
+// an earlier station pinned them), derives the event debit key and
+// registers in the ledger every card of the batch recorded so far (a no-op
+// for cards registered already: it heals a station that died between
+// recording a card and registering it).
 func New(ctx context.Context, cfg Config) (*Station, error) {
-	if cfg.HSM == nil || cfg.Store == nil || cfg.Spool == nil {
-		return nil, errors.New("station: HSM, store and label spool are required")
+	if cfg.HSM == nil || cfg.Store == nil || cfg.Spool == nil || cfg.Ledger == nil {
+		return nil, errors.New("station: HSM, store, label spool and ledger are required")
 	}
 	if err := qrpin.CheckPublicURL(cfg.PublicURL); err != nil {
 		return nil, err
@@ -190,10 +205,43 @@ func New(ctx context.Context, cfg Config) (*Station, error) {
 	s.debitVer = dl.Version
 	for _, lb := range append([]keys.Label{s.piccL}, s.labelList()...) {
 		if lb.Version < 1 || lb.Version > 255 {
+			s.eventKy.Destroy()
 			return nil, fmt.Errorf("station: key %s: a card key version is 1 to 255", lb)
 		}
 	}
+	if err := s.registerRecorded(ctx); err != nil {
+		s.eventKy.Destroy()
+		return nil, err
+	}
 	return s, nil
+}
+
+// registerRecorded registers every recorded card of the batch in the ledger.
+func (s *Station) registerRecorded(ctx context.Context) error {
+	b := s.cfg.Batch
+	cards, err := s.cfg.Store.Cards(ctx, b.OrgID, b.No)
+	if err != nil {
+		return fmt.Errorf("station: %w", err)
+	}
+	var uids [][]byte
+	for _, c := range cards {
+		if c.Status == batch.StatusDone {
+			uids = append(uids, c.UID)
+		}
+	}
+	// With no card recorded yet, this checks that the ledger knows the
+	// event before the first card is written.
+	return s.register(ctx, uids...)
+}
+
+// register enters cards of the batch into the ledger.
+func (s *Station) register(ctx context.Context, uids ...[]byte) error {
+	b := s.cfg.Batch
+	err := s.timeDB(func() error { return s.cfg.Ledger.RegisterCards(ctx, b.OrgID, b.Event, uids) })
+	if err != nil {
+		return fmt.Errorf("station: register cards of batch %d in the ledger under event %q: %w", b.No, b.Event, err)
+	}
+	return nil
 }
 
 func (s *Station) resolve(ctx context.Context, name string, probe []byte) (keys.Label, error) {
@@ -391,6 +439,9 @@ func (s *Station) Personalize(ctx context.Context, card reader.Card) (res Result
 			return res, fmt.Errorf("%w: recorded as finished in slot %d but the card is blank", ErrMismatch, r.Slot)
 		}
 		if err := s.verify(c, ck, info); err != nil {
+			return res, err
+		}
+		if err := s.register(ctx, uid); err != nil {
 			return res, err
 		}
 		res.Outcome = AlreadyDone
@@ -690,10 +741,12 @@ func (s *Station) verifyErr(what string, err error) error {
 }
 
 // record makes the card's QR token and PIN, writes its label to the spool
-// (synced) and then records the card with the token's hash and the PIN's
-// verification value. A crash between the two leaves a label for a card
-// that is still reserved: it is relabelled when presented again, and the
-// later label replaces the earlier one.
+// (synced), records the card with the token's hash and the PIN's
+// verification value, and registers it in the ledger. A crash between the
+// first two leaves a label for a card that is still reserved: it is
+// relabelled when presented again, and the later label replaces the earlier
+// one. A crash before the card is registered is healed by the next station
+// on the batch (New) or when the card is presented again.
 func (s *Station) record(ctx context.Context, r batch.Reservation, uid []byte) (p batch.Progress, err error) {
 	raw := make([]byte, qrpin.TokenSize)
 	defer clear(raw)
@@ -735,6 +788,9 @@ func (s *Station) record(ctx context.Context, r batch.Reservation, uid []byte) (
 	})
 	if err != nil {
 		return p, fmt.Errorf("station: %w", err)
+	}
+	if err := s.register(ctx, uid); err != nil {
+		return p, err
 	}
 	return p, nil
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
@@ -342,6 +345,34 @@ func TestBlankCardsReader(t *testing.T) {
 	require.Less(t, tm.HSM+tm.Card+tm.DB, tm.Total)
 }
 
+// With Dir, the virtual cards last: each is a state file that loads as the
+// personalized card, with the card info of its slot.
+func TestBlankCardsKeptInDir(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	b := e.newBatch(t, 2)
+	sp := spoolPath(t)
+	s, _ := e.station(t, b, sp, nil)
+	dir := t.TempDir()
+	r := &station.BlankCards{Dir: dir}
+	var events []station.Event
+	require.NoError(t, s.Run(ctx, r, func(ev station.Event) { events = append(events, ev) }))
+	files := r.Files()
+	require.Len(t, files, 2)
+	infos := map[string][]byte{}
+	for i, f := range files {
+		require.Equal(t, filepath.Join(dir, events[i].UIDHex+".json"), f)
+		fi, err := os.Stat(f)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+		vc, err := vcard.New(vcard.Options{StatePath: f})
+		require.NoError(t, err)
+		require.Equal(t, events[i].UIDHex, fmt.Sprintf("%X", vc.UID()))
+		infos[string(vc.UID())] = readInfo(t, personalize.DefaultLayout(), vc)
+	}
+	e.checkRecords(t, b, sp, infos)
+}
+
 // TestNoSecretsInLogs runs cards through a station whose logs, and the
 // HSM's audit records, are kept at debug level, tears one card, makes one
 // foreign, and checks that no PIN, QR token or key appears in any log line
@@ -361,7 +392,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	h, err := keys.Open(e.uri, keys.Options{Logger: log})
 	require.NoError(t, err)
 	t.Cleanup(func() { h.Close() })
-	s, err := station.New(ctx, station.Config{Batch: bt, PublicURL: publicURL, HSM: h, Store: e.store, Spool: spool, Logger: log})
+	s, err := station.New(ctx, station.Config{Batch: bt, PublicURL: publicURL, HSM: h, Store: e.store, Spool: spool, Ledger: e.ledger, Logger: log})
 	require.NoError(t, err)
 	defer s.Close()
 
@@ -448,4 +479,83 @@ func TestRotationMidBatch(t *testing.T) {
 	nb := e.newBatch(t, 1)
 	s3, _ := e.station(t, nb, spoolPath(t), nil)
 	require.Equal(t, map[string]int{"picc-master": 2, "app-master": 2, "app-debit": 2, "app-credit": 1, "app-read": 2}, s3.KeyVersions())
+}
+
+// faultyLedger dies like a station process between recording a card and
+// registering it in the ledger.
+type faultyLedger struct {
+	station.CardRegistrar
+	calls int
+}
+
+func (f *faultyLedger) RegisterCards(ctx context.Context, org int64, event string, cards [][]byte) error {
+	if len(cards) > 0 {
+		f.calls++
+		return errCrash
+	}
+	return f.CardRegistrar.RegisterCards(ctx, org, event, cards)
+}
+
+// A finished card is registered in the ledger by the station; a crash
+// between recording and registering is healed by the next station on the
+// batch, and registering again changes nothing.
+func TestRegisterInLedger(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	b := e.newBatch(t, 2)
+	sp := spoolPath(t)
+	spool, _, err := labels.OpenSpool(sp, publicURL)
+	require.NoError(t, err)
+	fl := &faultyLedger{CardRegistrar: e.ledger}
+	s, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: e.hsm, Store: e.store, Spool: spool, Ledger: fl})
+	require.NoError(t, err)
+	vc := newCard(t, 200)
+	_, err = s.Personalize(ctx, present(vc))
+	require.ErrorIs(t, err, errCrash)
+	require.Equal(t, 1, fl.calls)
+	s.Close()
+	require.NoError(t, spool.Close())
+	got, err := e.store.Get(ctx, orgID, b.No)
+	require.NoError(t, err)
+	require.Equal(t, 1, got.Done, "the card was recorded before the crash")
+	_, err = e.ledger.Card(ctx, orgID, vc.UID())
+	require.ErrorIs(t, err, ledger.ErrNotFound)
+
+	// The next station on the batch registers it before any card comes.
+	s2, _ := e.station(t, b, sp, nil)
+	info, err := e.ledger.Card(ctx, orgID, vc.UID())
+	require.NoError(t, err)
+	require.Equal(t, event, info.Event)
+
+	// Presented again and a second card: registered once each.
+	res, err := s2.Personalize(ctx, present(vc))
+	require.NoError(t, err)
+	require.Equal(t, station.AlreadyDone, res.Outcome)
+	vc2 := newCard(t, 201)
+	_, err = s2.Personalize(ctx, present(vc2))
+	require.NoError(t, err)
+	s3, _ := e.station(t, b, sp, nil)
+	s3.Close()
+	var n int
+	require.NoError(t, e.pool.QueryRow(ctx, `SELECT count(*) FROM cards WHERE org_id = $1`, orgID).Scan(&n))
+	require.Equal(t, 2, n)
+	require.NoError(t, e.ledger.Verify(ctx))
+	e.checkRecords(t, b, sp, map[string][]byte{
+		string(vc.UID()): readInfo(t, personalize.DefaultLayout(), vc), string(vc2.UID()): readInfo(t, personalize.DefaultLayout(), vc2)})
+}
+
+// A station refuses a batch whose event the ledger does not know, before
+// it writes to any card.
+func TestUnknownEvent(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	b, err := e.store.Create(ctx, orgID, "nosuch", 1, personalize.DefaultLayout())
+	require.NoError(t, err)
+	spool, _, err := labels.OpenSpool(spoolPath(t), publicURL)
+	require.NoError(t, err)
+	defer spool.Close()
+	_, err = station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: e.hsm, Store: e.store, Spool: spool, Ledger: e.ledger})
+	var ue *ledger.UnknownError
+	require.ErrorAs(t, err, &ue)
+	require.Equal(t, "nosuch", ue.ID)
 }

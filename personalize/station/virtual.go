@@ -2,7 +2,10 @@ package station
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/loopcard/loopcard/personalize/reader"
@@ -11,10 +14,17 @@ import (
 
 // BlankCards is a reader that presents a new blank virtual DESFire card
 // (factory keys, random UID) every time the station asks for one: the
-// station's --reader virtual. The cards live in memory only.
+// station's --reader virtual. With Dir the cards last: each keeps its
+// content in a vcard state file there, which `loopcard vcard --state FILE`
+// puts into a vpcd slot to be tapped; without Dir they live in memory only.
 type BlankCards struct {
+	// Dir is an existing directory for the cards' state files, named
+	// UID.json (14 upper-case hex digits); empty keeps the cards in memory.
+	Dir string
+
 	mu     sync.Mutex
 	n      int
+	files  []string
 	closed bool
 }
 
@@ -44,8 +54,22 @@ func (b *BlankCards) WaitForCard(ctx context.Context) (reader.Card, error) {
 	if err != nil {
 		return nil, fmt.Errorf("station: virtual card: %w", err)
 	}
+	if b.Dir != "" {
+		path := filepath.Join(b.Dir, strings.ToUpper(hex.EncodeToString(c.UID()))+".json")
+		if c, err = vcard.New(vcard.Options{UID: c.UID(), StatePath: path}); err != nil {
+			return nil, fmt.Errorf("station: virtual card: %w", err)
+		}
+		b.files = append(b.files, path)
+	}
 	b.n++
 	return &VirtualCard{Card: c}, nil
+}
+
+// Files are the state files of the cards presented so far, in order.
+func (b *BlankCards) Files() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.files...)
 }
 
 // Close implements reader.Reader.
