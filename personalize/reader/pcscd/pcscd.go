@@ -201,7 +201,7 @@ func acquireLock(logf func(string, ...any)) (*os.File, error) {
 			return nil, fmt.Errorf("lock %s: another private pcscd held it for %v", LockPath, lockWait)
 		}
 		if !logged {
-			logf("pcscd: waiting for another private pcscd's pcscd (lock %s)", LockPath)
+			logf("pcscd: waiting for another private pcscd to stop (lock %s)", LockPath)
 			logged = true
 		}
 		time.Sleep(50 * time.Millisecond)
