@@ -3,8 +3,10 @@ package demo
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/loopcard/loopcard/api"
@@ -115,11 +117,16 @@ func (s *Stack) IssueCards(ctx context.Context, org int64, event string, n int, 
 	return out, nil
 }
 
-// CashLoad is a store loading cash onto a card: it writes the credit onto
-// the card with the card's credit key (derived in the HSM, as the server
-// derives it for a store terminal), then records the top-up with the card
-// write through the store API. It returns the card's state after the load.
+// CashLoad is a store loading cash onto a card: it records the top-up
+// through the store API (a pending load), writes the credit onto the card
+// with the card's credit key, and confirms the card write through the
+// store API. It returns the card's state after the load.
 func (s *Stack) CashLoad(ctx context.Context, org int64, storeToken, store string, c *IssuedCard, amount int64) (terminal.State, error) {
+	var mr api.MoneyResponse
+	if err := staffMoneyCall(ctx, s.HTTP, s.URL, storeToken, newID().String(), "POST", "/v1/stores/"+store+"/topups",
+		api.TopUpRequest{Card: c.UIDHex(), Amount: amount}, &mr); err != nil {
+		return terminal.State{}, err
+	}
 	app := terminal.App{Layout: personalize.DefaultLayout()}
 	ck, ok := app.Layout.Key(personalize.RoleCredit)
 	if !ok {
@@ -149,7 +156,10 @@ func (s *Stack) CashLoad(ctx context.Context, org int64, storeToken, store strin
 	if err != nil {
 		return terminal.State{}, err
 	}
-	id := newID()
+	id, err := uuid(mr.Load)
+	if err != nil {
+		return terminal.State{}, err
+	}
 	rec := terminal.Record{Kind: terminal.RecordCredit, ID: id, CardSeq: st.Seq + 1, Amount: uint32(amount),
 		Unix: uint32(time.Now().Unix()), Who: terminal.WhoHash(store)}
 	if err := sess.Stage(st, -amount, rec); err != nil {
@@ -159,12 +169,21 @@ func (s *Stack) CashLoad(ctx context.Context, org int64, storeToken, store strin
 		return terminal.State{}, err
 	}
 	after := terminal.State{Balance: st.Balance + amount, Seq: st.Seq + 1}
-	req := api.TopUpRequest{ID: id.String(), Card: c.UIDHex(), Amount: amount,
-		Write: &api.CardWrite{Seq: after.Seq, Before: st.Balance, After: after.Balance}}
-	if err := staffCall(ctx, s.HTTP, s.URL, storeToken, "POST", "/v1/stores/"+store+"/topups", req, nil); err != nil {
+	req := api.LoadWrittenRequest{Card: c.UIDHex(), Write: &api.CardWrite{Seq: after.Seq, Before: st.Balance, After: after.Balance}}
+	if err := staffMoneyCall(ctx, s.HTTP, s.URL, storeToken, newID().String(), "POST", "/v1/stores/"+store+"/loads/"+mr.Load+"/written", req, nil); err != nil {
 		return after, err
 	}
 	return after, nil
+}
+
+func uuid(s string) (terminaltx.ID, error) {
+	var id terminaltx.ID
+	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("demo: %q is not a UUID", s)
+	}
+	copy(id[:], b)
+	return id, nil
 }
 
 func desfireKey(raw []byte, version byte) (desfire.Key, error) {
