@@ -486,7 +486,8 @@ func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load t
 		if err := writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{st.account: true}); err != nil {
 			return err
 		}
-		return l.recordCardWrite(ctx, tx, org, st, w, id)
+		// The card's record carries the load's id: so does its chain.
+		return l.recordCardWrite(ctx, tx, org, st, w, load)
 	})
 	if err != nil {
 		return fmt.Errorf("ledger: load pending: %w", err)
