@@ -23,6 +23,15 @@ type PendingLoad struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// PendingLoadsResponse answers GET /v1/terminal/pending-loads and GET
+// /v1/stores/{store}/pending-loads: the card's pending loads and the
+// ledger's balance of the card (confirmed on the card; pending loads are
+// not in it).
+type PendingLoadsResponse struct {
+	Loads   []PendingLoad `json:"loads"`
+	Balance int64         `json:"balance"`
+}
+
 // pendingLoads lists a card's pending loads (paid online, not yet on the
 // card), as the ledger has them.
 func (s *Server) pendingLoads(c *call) error {
@@ -34,11 +43,14 @@ func (s *Server) pendingLoads(c *call) error {
 	if err != nil {
 		return err
 	}
-	out := make([]PendingLoad, len(loads))
+	out := PendingLoadsResponse{Loads: make([]PendingLoad, len(loads))}
 	for i, l := range loads {
-		out[i] = PendingLoad{ID: l.ID.String(), Card: terminaltx.CardHex(card), Amount: l.Amount, CreatedAt: l.At}
+		out.Loads[i] = PendingLoad{ID: l.ID.String(), Card: terminaltx.CardHex(card), Amount: l.Amount, CreatedAt: l.At}
 	}
-	return c.reply(http.StatusOK, map[string]any{"loads": out})
+	if out.Balance, err = s.ledger.CardBalance(c.ctx, c.who.org, card); err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, out)
 }
 
 // pendingLoad finds load among the card's pending loads.

@@ -145,9 +145,11 @@ type BalanceKeyRequest struct {
 
 // BalanceKeyResponse carries a key that reads the card's balance and
 // sequence (DESFire lets only the debit and credit keys read a value
-// file; the store gets the card's credit key, audited and valid a minute).
+// file; the store gets the card's credit key, audited and valid a minute)
+// and its read key (card info, records).
 type BalanceKeyResponse struct {
 	Balance keydelivery.Wrapped `json:"balance"`
+	Read    keydelivery.Wrapped `json:"read"`
 }
 
 // storeBalanceKey delivers a key with which the store reads a card's
@@ -172,7 +174,11 @@ func (s *Server) storeBalanceKey(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.reply(http.StatusCreated, BalanceKeyResponse{Balance: *w})
+	read, err := s.wrapForStore(c, store, card, personalize.RoleRead, keydelivery.KindRead, "")
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusCreated, BalanceKeyResponse{Balance: *w, Read: *read})
 }
 
 // storeLoadWritten records that a store wrote a pending load onto its card
