@@ -2,17 +2,14 @@ package demo
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/api/terminal"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
-	"github.com/loopcard/loopcard/personalize/desfire"
 	"github.com/loopcard/loopcard/personalize/labels"
 	"github.com/loopcard/loopcard/personalize/station"
 	"github.com/loopcard/loopcard/personalize/vcard"
@@ -154,14 +151,4 @@ func (s *Stack) storeClient(ctx context.Context, org int64, storeToken, store st
 	s.stores[k] = sc
 	s.closers = append(s.closers, sc.Close)
 	return sc, nil
-}
-
-func desfireKey(raw []byte, version byte) (desfire.Key, error) {
-	return desfire.NewAESKey(raw, version)
-}
-
-func newID() terminaltx.ID {
-	var r [10]byte
-	_, _ = rand.Read(r[:])
-	return terminaltx.NewID(time.Now(), r[:])
 }
