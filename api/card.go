@@ -28,7 +28,10 @@ type CardStatus struct {
 	Card    string `json:"card"`
 	Event   string `json:"event"`
 	Status  string `json:"status"`
-	Balance int64  `json:"balance"`
+	Balance int64  `json:"balance"` // on the card, as confirmed by its writers
+	// Pending is credit paid (cash at a store, or online) that is not on
+	// the card yet: it reaches the card when a store or terminal writes it.
+	Pending int64 `json:"pending"`
 }
 
 func (s *Server) cardStatus(c *call, org int64, card []byte) (CardStatus, error) {
@@ -36,7 +39,7 @@ func (s *Server) cardStatus(c *call, org int64, card []byte) (CardStatus, error)
 	if err != nil {
 		return CardStatus{}, err
 	}
-	return CardStatus{Card: terminaltx.CardHex(card), Event: ci.Event, Status: ci.Status, Balance: ci.Balance}, nil
+	return CardStatus{Card: terminaltx.CardHex(card), Event: ci.Event, Status: ci.Status, Balance: ci.Balance, Pending: ci.Pending}, nil
 }
 
 func (s *Server) cardBalance(c *call) error {

@@ -45,9 +45,15 @@ func TestCardholderFlow(t *testing.T) {
 	require.Equal(t, "cash", h.TopUps[0].Channel)
 
 	// A cash top-up at the store shows in balance and history.
-	r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store"],
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store"], idem: newIdem(),
 		body: api.TopUpRequest{Card: c.hex(), Amount: 500}})
 	require.Equal(t, 201, r.status, string(r.body))
+	var mr api.MoneyResponse
+	r.json(t, &mr)
+	require.Equal(t, int64(1000), e.balance(c), "pending until the store confirms the card write")
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/loads/" + mr.Load + "/written", bearer: e.tokens["store"], idem: newIdem(),
+		body: api.LoadWrittenRequest{Card: c.hex(), Write: &api.CardWrite{Seq: 1, Before: 1000, After: 1500}}})
+	require.Equal(t, 200, r.status, string(r.body))
 	require.Equal(t, int64(1500), e.balance(c))
 
 	// Refund request with payout details; a second one is refused.

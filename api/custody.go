@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"strconv"
 
+	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize/handover"
 )
@@ -136,25 +138,62 @@ func (s *Server) appendStoreEntries(c *call, allowed func(handover.Type) bool) e
 	return c.reply(http.StatusCreated, appended(a))
 }
 
-// storeReceipt appends the store's signed receipt to the custody log, then
-// counts the received cards into the store's stock in the ledger.
-func (s *Server) storeReceipt(c *call) error {
-	if err := s.appendStoreEntries(c, func(t handover.Type) bool { return t == handover.TypeReceived }); err != nil {
-		return err
+// ErrStockNotCounted: a receipt is in the custody log but its cards were
+// not counted into the store's stock in the ledger.
+var ErrStockNotCounted = errors.New("receipt logged but its cards not counted into the store's stock")
+
+// AppendReceipts appends receipts signed by stores to the custody log l,
+// then counts the cards received into each store's stock in the ledger:
+// the one path of a receipt, taken by POST /v1/stores/{store}/receipts and
+// by HQ's `loopcard handover receive`. An error after the append wraps
+// ErrStockNotCounted.
+func AppendReceipts(ctx context.Context, l *handover.Log, lg *ledger.Ledger, entries ...handover.Entry) (handover.Appended, error) {
+	a, err := l.Append(ctx, entries...)
+	if err != nil {
+		return a, err
 	}
-	var req EntriesRequest
-	_ = c.decode(&req) // decoded once already
-	for _, e := range req.Entries {
+	for _, e := range entries {
 		if e.Type != handover.TypeReceived || e.Count == nil {
 			continue
 		}
-		if err := s.ledger.ReceiveCards(c.ctx, c.who.org, e.Store, int(*e.Count)); err != nil {
-			// The receipt is in the log; the stock count is not: say so loudly.
-			s.log.Error("api: receipt logged but cards not counted into stock", "request_id", c.id, "store", e.Store, "err", err)
-			s.metrics.Inc("receipt_stock_failed")
+		if err := lg.ReceiveCards(ctx, l.Org(), e.Store, int(*e.Count)); err != nil {
+			return a, fmt.Errorf("%w: store %s, batch %d: %w", ErrStockNotCounted, e.Store, e.Batch, err)
 		}
 	}
-	return nil
+	return a, nil
+}
+
+// storeReceipt appends the store's signed receipt to the custody log and
+// counts the received cards into the store's stock (AppendReceipts).
+func (s *Server) storeReceipt(c *call) error {
+	var req EntriesRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	store := c.r.PathValue("store")
+	c.target = "store " + store
+	if len(req.Entries) == 0 || len(req.Entries) > MaxEntries {
+		return badRequest(fmt.Sprintf("1 to %d entries are required", MaxEntries), nil)
+	}
+	for _, e := range req.Entries {
+		if e.Org != c.who.org || e.Type != handover.TypeReceived || e.Store != store {
+			return badRequest("entries must be receipts of this organizer and store", nil)
+		}
+	}
+	l, err := s.handoverLog(c)
+	if err != nil {
+		return err
+	}
+	a, err := AppendReceipts(c.ctx, l, s.ledger, req.Entries...)
+	if errors.Is(err, ErrStockNotCounted) {
+		// The receipt is in the log; the stock count is not: say so loudly.
+		s.log.Error("api: receipt logged but cards not counted into stock", "request_id", c.id, "store", store, "err", err)
+		s.metrics.Inc("receipt_stock_failed")
+	} else if err != nil {
+		return err
+	}
+	c.detail = fmt.Sprintf("%d receipts from %s", len(req.Entries), req.Entries[0].Signer)
+	return c.reply(http.StatusCreated, appended(a))
 }
 
 func (s *Server) storeCardEvents(c *call) error {

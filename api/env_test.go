@@ -297,8 +297,9 @@ func (e *env) seed(n int) {
 	}
 	require.NoError(t, e.ledger.RegisterCards(ctx, org, "fest", uids))
 	for _, c := range e.cards {
-		_, err := e.ledger.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store-a", Card: c.uid, Amount: 1000})
+		id, err := e.ledger.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store-a", Card: c.uid, Amount: 1000})
 		require.NoError(t, err)
+		require.NoError(t, e.ledger.LoadPending(ctx, org, c.uid, id, nil))
 	}
 }
 
@@ -326,6 +327,16 @@ type request struct {
 	terminal     *terminal // signs the request
 	session      string    // Loopcard-Session-Key
 	header       map[string]string
+	idem         string // Idempotency-Key
+}
+
+// newIdem is a fresh idempotency key.
+func newIdem() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return terminaltx.ID(b).String()
 }
 
 type response struct {
@@ -367,6 +378,9 @@ func (e *env) newRequest(r request) (*http.Request, []byte) {
 	}
 	if r.session != "" {
 		req.Header.Set(api.HeaderSessionKey, r.session)
+	}
+	if r.idem != "" {
+		req.Header.Set(api.HeaderIdempotencyKey, r.idem)
 	}
 	for k, v := range r.header {
 		req.Header.Set(k, v)

@@ -23,6 +23,15 @@ type PendingLoad struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// PendingLoadsResponse answers GET /v1/terminal/pending-loads and GET
+// /v1/stores/{store}/pending-loads: the card's pending loads and the
+// ledger's balance of the card (confirmed on the card; pending loads are
+// not in it).
+type PendingLoadsResponse struct {
+	Loads   []PendingLoad `json:"loads"`
+	Balance int64         `json:"balance"`
+}
+
 // pendingLoads lists a card's pending loads (paid online, not yet on the
 // card), as the ledger has them.
 func (s *Server) pendingLoads(c *call) error {
@@ -34,11 +43,14 @@ func (s *Server) pendingLoads(c *call) error {
 	if err != nil {
 		return err
 	}
-	out := make([]PendingLoad, len(loads))
+	out := PendingLoadsResponse{Loads: make([]PendingLoad, len(loads))}
 	for i, l := range loads {
-		out[i] = PendingLoad{ID: l.ID.String(), Card: terminaltx.CardHex(card), Amount: l.Amount, CreatedAt: l.At}
+		out.Loads[i] = PendingLoad{ID: l.ID.String(), Card: terminaltx.CardHex(card), Amount: l.Amount, CreatedAt: l.At}
 	}
-	return c.reply(http.StatusOK, map[string]any{"loads": out})
+	if out.Balance, err = s.ledger.CardBalance(c.ctx, c.who.org, card); err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, out)
 }
 
 // pendingLoad finds load among the card's pending loads.
@@ -121,38 +133,14 @@ func (s *Server) creditKey(c *call) error {
 		return err
 	}
 	amount := pl.Amount
-	// The card's layout and key versions, as personalized (the batch
-	// package has no lookup by UID yet).
-	var layout personalize.Layout
-	var versions map[string]int
-	var event string
-	err = s.pool.QueryRow(c.ctx, `SELECT b.layout, c.key_versions, b.event_id FROM batch_cards c
-		JOIN card_batches b ON b.org_id = c.org_id AND b.batch_no = c.batch_no
-		WHERE c.org_id = $1 AND c.uid = $2 AND c.status = 'done'`, c.who.org, card).Scan(&layout, &versions, &event)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return apiError(http.StatusNotFound, "card not personalized here", nil)
-	}
+	raw, event, used, err := s.deriveCardKey(c, card, personalize.RoleCredit)
 	if err != nil {
-		return fmt.Errorf("api: card layout: %w", err)
+		return err
 	}
-	k, ok := layout.Key(personalize.RoleCredit)
-	if !ok {
-		return apiError(http.StatusConflict, "the card's layout has no credit key", nil)
-	}
-	m, err := keys.DiversificationInput(card, layout.AID[:], []byte(layout.SystemID))
-	if err != nil {
-		return badRequest("card cannot be diversified", err)
-	}
-	key, used, err := s.hsm.Diversify(c.ctx, keys.Label{Name: k.Base, Version: versions[k.Base]}, m)
-	if err != nil {
-		return fmt.Errorf("api: credit key: %w", err)
-	}
-	defer key.Destroy()
 	id := newUUID()
 	now := s.now()
 	b := keydelivery.Binding{Kind: keydelivery.KindCredit, Organizer: c.who.org, Terminal: c.who.terminal, Event: event,
 		Card: card, KeyID: uuidText(id), Expires: now.Add(s.limits.CreditKeyTTL).Truncate(time.Second)}
-	raw := key.Bytes()
 	w, err := keydelivery.Wrap(c.who.kex.kexAlg, c.who.kex.kexPub, b, raw)
 	clear(raw)
 	if err != nil {
@@ -164,4 +152,39 @@ func (s *Server) creditKey(c *call) error {
 	}
 	c.detail = fmt.Sprintf("credit key %s from %s for load %s", b.KeyID, used, req.Load)
 	return c.reply(http.StatusCreated, CreditKeyResponse{Wrapped: *w, Load: uuidText(load), Amount: amount})
+}
+
+// deriveCardKey derives the card's application key of role in the HSM
+// from the base key and version the card was personalized with, and
+// returns its bytes (the caller clears them), the card's event and the
+// base key used.
+func (s *Server) deriveCardKey(c *call, card []byte, role personalize.Role) ([]byte, string, keys.Label, error) {
+	// The card's layout and key versions, as personalized (the batch
+	// package has no lookup by UID yet).
+	var layout personalize.Layout
+	var versions map[string]int
+	var event string
+	err := s.pool.QueryRow(c.ctx, `SELECT b.layout, c.key_versions, b.event_id FROM batch_cards c
+		JOIN card_batches b ON b.org_id = c.org_id AND b.batch_no = c.batch_no
+		WHERE c.org_id = $1 AND c.uid = $2 AND c.status = 'done'`, c.who.org, card).Scan(&layout, &versions, &event)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, "", keys.Label{}, apiError(http.StatusNotFound, "card not personalized here", nil)
+	}
+	if err != nil {
+		return nil, "", keys.Label{}, fmt.Errorf("api: card layout: %w", err)
+	}
+	k, ok := layout.Key(role)
+	if !ok {
+		return nil, "", keys.Label{}, apiError(http.StatusConflict, "the card's layout has no "+string(role)+" key", nil)
+	}
+	m, err := keys.DiversificationInput(card, layout.AID[:], []byte(layout.SystemID))
+	if err != nil {
+		return nil, "", keys.Label{}, badRequest("card cannot be diversified", err)
+	}
+	key, used, err := s.hsm.Diversify(c.ctx, keys.Label{Name: k.Base, Version: versions[k.Base]}, m)
+	if err != nil {
+		return nil, "", keys.Label{}, fmt.Errorf("api: %s key: %w", role, err)
+	}
+	defer key.Destroy()
+	return key.Bytes(), event, used, nil
 }

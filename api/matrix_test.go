@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/handover"
@@ -48,6 +50,11 @@ func TestRoleMatrix(t *testing.T) {
 	require.Len(t, loads, 1)
 	matrixLoad := loads[0].ID.String()
 	sales, closes := 0, 0
+	storeKex, err := ecdh.X25519().GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	r = e.do(request{method: "PUT", path: "/v1/stores/store-a/kex-key", bearer: e.tokens["store"],
+		body: api.StoreKexRequest{Alg: "x25519", PublicKey: storeKex.PublicKey().Bytes()}})
+	require.Equal(t, 200, r.status, string(r.body))
 
 	var logoutToken string
 	// credentials sets the request up as role.
@@ -102,7 +109,7 @@ func TestRoleMatrix(t *testing.T) {
 		},
 		"POST /v1/stores/{store}/sales": func() request {
 			sales++ // hq and store each sell another card
-			return request{method: "POST", path: "/v1/stores/store-a/sales", body: api.SaleRequest{Card: e.cards[sales%3].hex(), Deposit: 100}}
+			return request{method: "POST", path: "/v1/stores/store-a/sales", idem: newIdem(), body: api.SaleRequest{Card: e.cards[sales%3].hex(), Deposit: 100}}
 		},
 		"POST /v1/stores/{store}/day-close": func() request {
 			closes++ // hq and store each close another day
@@ -119,7 +126,27 @@ func TestRoleMatrix(t *testing.T) {
 			return request{method: "POST", path: "/v1/terminal/batches", body: api.BatchRequest{Transactions: [][]byte{tx}}}
 		},
 		"POST /v1/stores/{store}/topups": func() request {
-			return request{method: "POST", path: "/v1/stores/store-a/topups", body: api.TopUpRequest{Card: holder.hex(), Amount: 100}}
+			return request{method: "POST", path: "/v1/stores/store-a/topups", idem: newIdem(), body: api.TopUpRequest{Card: holder.hex(), Amount: 100}}
+		},
+		"PUT /v1/stores/{store}/kex-key": func() request {
+			return request{method: "PUT", path: "/v1/stores/store-a/kex-key", body: api.StoreKexRequest{Alg: "x25519", PublicKey: storeKex.PublicKey().Bytes()}}
+		},
+		"GET /v1/stores/{store}/pending-loads": func() request {
+			return request{method: "GET", path: "/v1/stores/store-a/pending-loads?card=" + holder.hex()}
+		},
+		"POST /v1/stores/{store}/credit-keys": func() request {
+			id, err := e.ledger.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store-a", Card: e.cards[2].uid, Amount: 5})
+			require.NoError(t, err)
+			return request{method: "POST", path: "/v1/stores/store-a/credit-keys", body: api.CreditKeyRequest{Card: e.cards[2].hex(), Load: id.String()}}
+		},
+		"POST /v1/stores/{store}/balance-keys": func() request {
+			return request{method: "POST", path: "/v1/stores/store-a/balance-keys", body: api.BalanceKeyRequest{Card: holder.hex()}}
+		},
+		"POST /v1/stores/{store}/loads/{load}/written": func() request {
+			id, err := e.ledger.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store-a", Card: e.cards[2].uid, Amount: 5})
+			require.NoError(t, err)
+			return request{method: "POST", path: "/v1/stores/store-a/loads/" + id.String() + "/written", idem: newIdem(),
+				body: api.LoadWrittenRequest{Card: e.cards[2].hex()}}
 		},
 		"POST /v1/stores/{store}/receipts": func() request {
 			rc, err := handover.NewReceipt(stores["store-a"], org, e.batch, "store-a", 2, e.clock.Now())
@@ -241,7 +268,7 @@ func TestRoleMatrix(t *testing.T) {
 
 	// Scopes: a store's token acts on its own store only.
 	before := e.fingerprint()
-	r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store-b"], body: api.TopUpRequest{Card: holder.hex(), Amount: 100}})
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store-b"], idem: newIdem(), body: api.TopUpRequest{Card: holder.hex(), Amount: 100}})
 	require.Equal(t, http.StatusForbidden, r.status)
 	require.Equal(t, before, e.fingerprint())
 	// Every denial was audited.

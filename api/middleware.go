@@ -36,6 +36,8 @@ type call struct {
 	// detail adds to the audit record (never a secret).
 	detail string
 	status int
+	// idem is the request's Idempotency-Key, on routes that need one.
+	idem terminaltx.ID
 }
 
 type ctxKey struct{}
@@ -211,6 +213,11 @@ func (s *Server) pipeline(c *call) error {
 	}
 	if err := s.authorize(c); err != nil {
 		return err
+	}
+	if c.route.money {
+		if c.idem, err = idempotencyKey(c.r); err != nil {
+			return err
+		}
 	}
 	return c.route.h(c)
 }

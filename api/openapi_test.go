@@ -192,6 +192,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"PendingLoad": api.PendingLoad{}, "CreditKeyRequest": api.CreditKeyRequest{}, "CreditKey": api.CreditKeyResponse{},
 		"LoadWrittenRequest": api.LoadWrittenRequest{}, "SaleRequest": api.SaleRequest{}, "DayCloseRequest": api.DayCloseRequest{},
 		"DayCloseResponse": api.DayCloseResponse{}, "StoreDayReport": ledger.StoreDayReport{},
+		"MoneyResponse": api.MoneyResponse{}, "StoreKexRequest": api.StoreKexRequest{}, "StoreCreditKey": api.StoreCreditKeyResponse{},
+		"BalanceKeyRequest": api.BalanceKeyRequest{}, "BalanceKey": api.BalanceKeyResponse{},
 		"StoreInfo": api.StoreInfo{}, "TerminalInfo": api.TerminalInfo{}, "Error": struct {
 			Error     string `json:"error"`
 			RequestID string `json:"request_id"`

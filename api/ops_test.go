@@ -49,7 +49,7 @@ func TestOperations(t *testing.T) {
 			{"oversized body", request{method: "POST", path: "/v1/hq/stores", bearer: e.tokens["hq"], body: api.StoreRequest{Store: "big", Name: strings.Repeat("x", 2000)}}, 413, "request body too large"},
 			{"unknown card", request{method: "GET", path: "/v1/card", card: "AAAAAAAAAAAAAAAAAAAAAA"}, 401, "invalid card token"},
 			{"PIN without card", request{method: "GET", path: "/v1/card", pin: "123456"}, 401, "a PIN needs the card's token"},
-			{"unknown card of a top-up", request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store"], body: api.TopUpRequest{Card: "0102030405", Amount: 5}}, 404, "not found"},
+			{"unknown card of a top-up", request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store"], idem: newIdem(), body: api.TopUpRequest{Card: "0102030405", Amount: 5}}, 404, "not found"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				before := e.fingerprint()

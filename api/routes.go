@@ -41,6 +41,9 @@ type route struct {
 	bigBody bool
 	// session requires a terminal's current session key.
 	session bool
+	// money requires an Idempotency-Key header (a UUID): the request moves
+	// money, and a retry with the same key must not move it twice.
+	money bool
 }
 
 func roles(r ...Role) []Role { return r }
@@ -85,8 +88,13 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/terminal/batches", roles: roles(RoleTerminal), h: s.uploadBatch, privileged: true, bigBody: true, session: true},
 
 		// Stores.
-		{method: "POST", path: "/v1/stores/{store}/topups", roles: roles(RoleStore, RoleHQ), h: s.cashTopUp, privileged: true},
-		{method: "POST", path: "/v1/stores/{store}/sales", roles: roles(RoleStore, RoleHQ), h: s.sellCard, privileged: true},
+		{method: "POST", path: "/v1/stores/{store}/topups", roles: roles(RoleStore, RoleHQ), h: s.cashTopUp, privileged: true, money: true},
+		{method: "POST", path: "/v1/stores/{store}/sales", roles: roles(RoleStore, RoleHQ), h: s.sellCard, privileged: true, money: true},
+		{method: "PUT", path: "/v1/stores/{store}/kex-key", roles: roles(RoleStore), h: s.registerStoreKex, privileged: true},
+		{method: "GET", path: "/v1/stores/{store}/pending-loads", roles: roles(RoleStore), h: s.pendingLoads},
+		{method: "POST", path: "/v1/stores/{store}/credit-keys", roles: roles(RoleStore), h: s.storeCreditKey, privileged: true},
+		{method: "POST", path: "/v1/stores/{store}/balance-keys", roles: roles(RoleStore), h: s.storeBalanceKey, privileged: true},
+		{method: "POST", path: "/v1/stores/{store}/loads/{load}/written", roles: roles(RoleStore), h: s.storeLoadWritten, privileged: true, money: true},
 		{method: "POST", path: "/v1/stores/{store}/day-close", roles: roles(RoleStore, RoleHQ), h: s.closeDay, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/receipts", roles: roles(RoleStore), h: s.storeReceipt, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/card-events", roles: roles(RoleStore), h: s.storeCardEvents, privileged: true, bigBody: true},

@@ -189,16 +189,15 @@ func (s *Server) auditRecords(c *call) error {
 }
 
 // TopUpRequest is the body of POST /v1/stores/{store}/topups: cash taken
-// at the store for a card. ID (a UUID) makes the request idempotent.
+// at the store for a card. The Idempotency-Key header (a UUID) is required
+// and becomes the top-up's id and the id of its load, pending until the
+// store confirms the card write (POST /v1/stores/{store}/loads/{load}/written).
 type TopUpRequest struct {
-	ID     string `json:"id,omitempty"`
 	Card   string `json:"card"` // card id (UID) in hex
 	Amount int64  `json:"amount"`
-	// Write is the card write, when the store wrote the credit onto the card.
-	Write *CardWrite `json:"write,omitempty"`
 }
 
-// CardWrite is what a store read back after writing a credit onto a card.
+// CardWrite is what a writer read back after writing a credit onto a card.
 type CardWrite struct {
 	Seq    uint32 `json:"seq"`
 	Before int64  `json:"balance_before"`
@@ -211,19 +210,6 @@ func (w *CardWrite) toLedger() *ledger.CardWrite {
 		return nil
 	}
 	return &ledger.CardWrite{Seq: w.Seq, Before: w.Before, After: w.After}
-}
-
-// optionalID parses a client-made idempotency id (a UUID), if one is given;
-// the zero ID lets the ledger make one.
-func optionalID(s string) (terminaltx.ID, error) {
-	if s == "" {
-		return terminaltx.ID{}, nil
-	}
-	id, ok := parseUUID(s)
-	if !ok {
-		return terminaltx.ID{}, badRequest("id must be a UUID", nil)
-	}
-	return terminaltx.ID(id.Bytes), nil
 }
 
 func parseCardID(s string) ([]byte, bool) {
@@ -245,18 +231,14 @@ func (s *Server) cashTopUp(c *call) error {
 		return badRequest("card (hex card id) and a positive amount are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	in := ledger.CashTopUp{Store: store, Card: card, Amount: req.Amount}
-	var err error
-	if in.ID, err = optionalID(req.ID); err != nil {
-		return err
-	}
-	in.Write = req.Write.toLedger()
+	in := ledger.CashTopUp{ID: c.idem, Store: store, Card: card, Amount: req.Amount}
 	id, err := s.ledger.TopUpCash(c.ctx, c.who.org, in)
 	if err != nil {
 		return err
 	}
 	c.detail = fmt.Sprintf("cash top-up %s of %d at %s", id, req.Amount, store)
-	return c.reply(http.StatusCreated, map[string]any{"id": id.String(), "card": terminaltx.CardHex(card), "amount": req.Amount})
+	return c.reply(http.StatusCreated, MoneyResponse{ID: id.String(), Card: terminaltx.CardHex(card), Amount: req.Amount,
+		Load: id.String(), Status: "pending"})
 }
 
 // TerminalInfo is what HQ sees of a terminal.

@@ -10,14 +10,25 @@ import (
 )
 
 // SaleRequest is the body of POST /v1/stores/{store}/sales: a card sold
-// for cash, its refundable deposit and initial credit. ID (a UUID) makes
-// the request idempotent.
+// for cash, its refundable deposit and initial credit. The request's
+// Idempotency-Key header (a UUID) is required and becomes the sale's id;
+// the credit is a pending load with that id until the store confirms its
+// card write (POST /v1/stores/{store}/loads/{load}/written).
 type SaleRequest struct {
-	ID      string     `json:"id,omitempty"`
-	Card    string     `json:"card"`
-	Deposit int64      `json:"deposit"`
-	Credit  int64      `json:"credit"`
-	Write   *CardWrite `json:"write,omitempty"`
+	Card    string `json:"card"`
+	Deposit int64  `json:"deposit"`
+	Credit  int64  `json:"credit"`
+}
+
+// MoneyResponse answers a sale or a cash top-up: its id, and the load that
+// carries its credit to the card ("" without credit), pending until the
+// card write is confirmed.
+type MoneyResponse struct {
+	ID     string `json:"id"`
+	Card   string `json:"card"`
+	Amount int64  `json:"amount,omitempty"`
+	Load   string `json:"load,omitempty"`
+	Status string `json:"status,omitempty"` // pending: the credit is not on the card yet
 }
 
 func (s *Server) sellCard(c *call) error {
@@ -31,18 +42,17 @@ func (s *Server) sellCard(c *call) error {
 		return badRequest("card (hex card id) and a deposit or credit are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	sale := ledger.CardSale{Store: store, Card: card, Deposit: req.Deposit, Credit: req.Credit}
-	var err error
-	if sale.ID, err = optionalID(req.ID); err != nil {
-		return err
-	}
-	sale.Write = req.Write.toLedger()
+	sale := ledger.CardSale{ID: c.idem, Store: store, Card: card, Deposit: req.Deposit, Credit: req.Credit}
 	id, err := s.ledger.SellCard(c.ctx, c.who.org, sale)
 	if err != nil {
 		return err
 	}
 	c.detail = fmt.Sprintf("sale %s: deposit %d, credit %d", id, req.Deposit, req.Credit)
-	return c.reply(http.StatusCreated, map[string]any{"id": id.String(), "card": terminaltx.CardHex(card)})
+	out := MoneyResponse{ID: id.String(), Card: terminaltx.CardHex(card)}
+	if req.Credit > 0 {
+		out.Amount, out.Load, out.Status = req.Credit, id.String(), "pending"
+	}
+	return c.reply(http.StatusCreated, out)
 }
 
 // DayCloseRequest is the body of POST /v1/stores/{store}/day-close: the

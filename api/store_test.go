@@ -16,17 +16,17 @@ func TestStoreDay(t *testing.T) {
 	tok := e.tokens["store"]
 	today := e.clock.Now().UTC().Format(time.DateOnly)
 
-	sale := api.SaleRequest{ID: "01900000-0000-7000-8000-00000000000a", Card: e.cards[0].hex(), Deposit: 200, Credit: 300}
-	r := e.do(request{method: "POST", path: "/v1/stores/store-a/sales", bearer: tok, body: sale})
+	sale := api.SaleRequest{Card: e.cards[0].hex(), Deposit: 200, Credit: 300}
+	key := "01900000-0000-7000-8000-00000000000a"
+	r := e.do(request{method: "POST", path: "/v1/stores/store-a/sales", bearer: tok, idem: key, body: sale})
 	require.Equal(t, 201, r.status, string(r.body))
-	require.Equal(t, int64(1300), e.balance(e.cards[0]))
+	require.Equal(t, int64(1000), e.balance(e.cards[0]), "the credit is a pending load")
 	// The same request again does nothing; the card sold again is refused.
-	r = e.do(request{method: "POST", path: "/v1/stores/store-a/sales", bearer: tok, body: sale})
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/sales", bearer: tok, idem: key, body: sale})
 	require.Equal(t, 201, r.status, string(r.body))
-	require.Equal(t, int64(1300), e.balance(e.cards[0]))
+	require.Equal(t, int64(1000), e.balance(e.cards[0]))
 	before := e.fingerprint()
-	sale.ID = ""
-	r = e.do(request{method: "POST", path: "/v1/stores/store-a/sales", bearer: tok, body: sale})
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/sales", bearer: tok, idem: newIdem(), body: sale})
 	require.Equal(t, http.StatusConflict, r.status, string(r.body))
 	require.Equal(t, before, e.fingerprint())
 
@@ -60,5 +60,76 @@ func TestStoreDay(t *testing.T) {
 	var ev ledger.EventReport
 	r.json(t, &ev)
 	require.Equal(t, "fest", ev.Event)
-	require.Equal(t, int64(3300), ev.Outstanding)
+	require.Equal(t, int64(3000), ev.Outstanding, "the sale's credit is not on its card")
+	require.Equal(t, int64(300), ev.PendingLoads)
+}
+
+// Money routes need an Idempotency-Key; a retry with the same key credits
+// once; a sale or top-up cannot claim a card write (the credit is a load);
+// a load's confirmation twice is a no-op and one that does not match is
+// refused and changes nothing.
+func TestStoreMoneyRoutes(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok := e.tokens["store"]
+	c := e.cards[0]
+	before := e.fingerprint()
+	for _, path := range []string{"/v1/stores/store-a/topups", "/v1/stores/store-a/sales"} {
+		body := any(api.TopUpRequest{Card: c.hex(), Amount: 500})
+		if path == "/v1/stores/store-a/sales" {
+			body = api.SaleRequest{Card: c.hex(), Deposit: 200, Credit: 300}
+		}
+		r := e.do(request{method: "POST", path: path, bearer: tok, body: body})
+		require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+		require.Contains(t, string(r.body), "Idempotency-Key")
+		r = e.do(request{method: "POST", path: path, bearer: tok, idem: "not-a-uuid", body: body})
+		require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	}
+	// A claimed card write is not taken on trust any more.
+	r := e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: tok, idem: newIdem(),
+		body: []byte(`{"card":"` + c.hex() + `","amount":500,"write":{"seq":1,"balance_before":1000,"balance_after":1500}}`)})
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	require.Equal(t, before, e.fingerprint())
+
+	// The same key twice: one top-up, one pending load.
+	key := newIdem()
+	var loads []string
+	for range 2 {
+		r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: tok, idem: key, body: api.TopUpRequest{Card: c.hex(), Amount: 500}})
+		require.Equal(t, 201, r.status, string(r.body))
+		var mr api.MoneyResponse
+		r.json(t, &mr)
+		require.Equal(t, "pending", mr.Status)
+		loads = append(loads, mr.Load)
+	}
+	require.Equal(t, loads[0], loads[1])
+	require.Equal(t, int64(1000), e.balance(c))
+	r = e.do(request{method: "GET", path: "/v1/card", card: c.token})
+	require.Equal(t, 200, r.status, string(r.body))
+	var st api.CardStatus
+	r.json(t, &st)
+	require.Equal(t, int64(500), st.Pending, "shown as pending")
+	require.Equal(t, int64(1000), st.Balance)
+
+	confirm := func(w *api.CardWrite, idem string) response {
+		return e.do(request{method: "POST", path: "/v1/stores/store-a/loads/" + loads[0] + "/written", bearer: tok, idem: idem,
+			body: api.LoadWrittenRequest{Card: c.hex(), Write: w}})
+	}
+	// No key: refused.
+	r = confirm(&api.CardWrite{Seq: 1, Before: 1000, After: 1500}, "")
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	// Balances that do not add the load's amount: refused, nothing changes.
+	before = e.fingerprint()
+	r = confirm(&api.CardWrite{Seq: 1, Before: 1000, After: 1400}, newIdem())
+	require.Equal(t, http.StatusConflict, r.status, string(r.body))
+	require.Contains(t, string(r.body), "do not add the load's amount")
+	require.Equal(t, before, e.fingerprint())
+	// The right one, twice: loaded once.
+	for range 2 {
+		r = confirm(&api.CardWrite{Seq: 1, Before: 1000, After: 1500}, newIdem())
+		require.Equal(t, 200, r.status, string(r.body))
+	}
+	require.Equal(t, int64(1500), e.balance(c))
+	r = e.do(request{method: "GET", path: "/v1/card", card: c.token})
+	r.json(t, &st)
+	require.Equal(t, [2]int64{1500, 0}, [2]int64{st.Balance, st.Pending})
 }

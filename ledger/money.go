@@ -23,6 +23,9 @@ var (
 	ErrWindowOpen   = errors.New("ledger: refund window still open")
 	ErrNothingToPay = errors.New("ledger: nothing to refund")
 	ErrDayClosed    = errors.New("ledger: store day already closed")
+	// ErrWriteMismatch: a load's confirmation has balances that do not
+	// differ by the load's amount (it also matches ErrInvalid).
+	ErrWriteMismatch = errors.New("ledger: the card write does not add the load's amount")
 )
 
 // CardWrite is what a station or store terminal read back after writing a
@@ -89,20 +92,22 @@ func (l *Ledger) recordCardWrite(ctx context.Context, tx pgx.Tx, org int64, st *
 	return insertAlerts(ctx, tx, org, alerts)
 }
 
-// CashTopUp is cash taken at a store and credited to a card.
+// CashTopUp is cash taken at a store for a card.
 type CashTopUp struct {
 	// ID makes the request idempotent (an API idempotency key); zero: a new id.
+	// It is also the id of the load that carries the credit to the card.
 	ID     terminaltx.ID
 	Store  string
 	Card   []byte
 	Amount int64
-	// Write is the card write, when the store wrote the credit onto the card.
-	Write *CardWrite
 }
 
-// TopUpCash records a cash top-up at a store: store cash → card. Repeating
-// a request with the same ID and content does nothing; with other content it
-// fails with ErrConflict. It fails with ErrCardBlocked for a blocked card.
+// TopUpCash records a cash top-up at a store: the store's cash is taken at
+// once (store cash → pending loads) and the credit waits as a pending load
+// of the card, with the top-up's ID, until the store confirms the card write
+// (LoadPending). Repeating a request with the same ID and content does
+// nothing; with other content it fails with ErrConflict. It fails with
+// ErrCardBlocked for a blocked card and ErrNotFound for an unknown store.
 func (l *Ledger) TopUpCash(ctx context.Context, org int64, req CashTopUp) (terminaltx.ID, error) {
 	if req.Amount <= 0 {
 		return terminaltx.ID{}, fmt.Errorf("%w: amount must be positive", ErrInvalid)
@@ -121,27 +126,31 @@ func (l *Ledger) TopUpCash(ctx context.Context, org int64, req CashTopUp) (termi
 		if st.status != "active" {
 			return fmt.Errorf("%w: %s", ErrCardBlocked, terminaltx.CardHex(req.Card))
 		}
-		var cash int64
-		if err := tx.QueryRow(ctx, `SELECT cash_account_id FROM stores WHERE org_id = $1 AND store_id = $2`, org, req.Store).Scan(&cash); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("%w: store %q", ErrNotFound, req.Store)
-			}
+		cash, err := storeCash(ctx, tx, org, req.Store)
+		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, store_id, amount, status, loaded_at)
-			VALUES ($1, $2, $3, 'cash', $4, $5, 'loaded', now())`, org, pgtype.UUID{Bytes: req.ID, Valid: true}, req.Card, req.Store, req.Amount); err != nil {
+		pending, err := accountID(ctx, tx, org, PendingLoads, "")
+		if err != nil {
 			return err
 		}
-		e := entry{id: req.ID, kind: "cash_topup", event: st.event, ref: req.Store, at: l.now(), postings: transfer(cash, st.account, req.Amount)}
-		if err := writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{st.account: true}); err != nil {
+		if err := insertCashLoad(ctx, tx, org, req.ID, req.Card, req.Store, req.Amount, l.now()); err != nil {
 			return err
 		}
-		return l.recordCardWrite(ctx, tx, org, st, req.Write, req.ID)
+		e := entry{id: req.ID, kind: "cash_topup", event: st.event, ref: req.Store, at: l.now(), postings: transfer(cash, pending, req.Amount)}
+		return writeEntries(ctx, tx, org, []entry{e}, nil)
 	})
 	if err != nil {
 		return terminaltx.ID{}, fmt.Errorf("ledger: cash top-up: %w", err)
 	}
 	return req.ID, nil
+}
+
+// insertCashLoad adds a pending load of cash taken at store.
+func insertCashLoad(ctx context.Context, tx pgx.Tx, org int64, id terminaltx.ID, card []byte, store string, amount int64, at time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, store_id, amount, status, created_at)
+		VALUES ($1, $2, $3, 'cash', $4, $5, 'pending', $6)`, org, pgtype.UUID{Bytes: id, Valid: true}, card, store, amount, at)
+	return err
 }
 
 // sameTopUp reports whether top-up id exists with this content (done), or
@@ -196,13 +205,15 @@ type CardSale struct {
 	Store   string
 	Card    []byte
 	Deposit int64
-	Credit  int64
-	Write   *CardWrite // the initial credit's card write, if any
+	// Credit is initial credit: it waits as a pending load with the sale's
+	// ID until the store confirms the card write (LoadPending).
+	Credit int64
 }
 
 // SellCard records a card sale: store cash → card deposits (deposit) and
-// → card (credit). Selling a card twice fails with ErrExists; repeating the
-// same request ID does nothing.
+// → pending loads (credit, a load of the card with the sale's ID). Selling
+// a card twice fails with ErrExists; repeating the same request ID does
+// nothing.
 func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (terminaltx.ID, error) {
 	if sale.Deposit < 0 || sale.Credit < 0 || sale.Deposit+sale.Credit <= 0 {
 		return terminaltx.ID{}, fmt.Errorf("%w: deposit and credit must not be negative, nor both zero", ErrInvalid)
@@ -243,20 +254,21 @@ func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (termin
 			ps = append(ps, posting{deposits, -sale.Deposit})
 		}
 		if sale.Credit > 0 {
-			ps = append(ps, posting{st.account, -sale.Credit})
+			pending, err := accountID(ctx, tx, org, PendingLoads, "")
+			if err != nil {
+				return err
+			}
+			ps = append(ps, posting{pending, -sale.Credit})
+			if err := insertCashLoad(ctx, tx, org, sale.ID, sale.Card, sale.Store, sale.Credit, l.now()); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, card_id, at)
 			VALUES ($1, $2, $3, 'sold', 1, $4, $5)`, org, pgtype.UUID{Bytes: sale.ID, Valid: true}, sale.Store, sale.Card, l.now()); err != nil {
 			return err
 		}
 		e := entry{id: sale.ID, kind: "card_sale", event: st.event, ref: sale.Store, at: l.now(), postings: ps}
-		if err := writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{st.account: true}); err != nil {
-			return err
-		}
-		if sale.Credit > 0 {
-			return l.recordCardWrite(ctx, tx, org, st, sale.Write, sale.ID)
-		}
-		return nil
+		return writeEntries(ctx, tx, org, []entry{e}, nil)
 	})
 	if err != nil {
 		return terminaltx.ID{}, fmt.Errorf("ledger: card sale: %w", err)
@@ -403,23 +415,27 @@ func (l *Ledger) UnmatchedPayments(ctx context.Context, org int64) ([]UnmatchedP
 	return out, nil
 }
 
-// PendingLoad is money paid online for a card, not yet on the card.
+// PendingLoad is a credit of a card that is not on the card yet: paid
+// online, or cash taken at a store, waiting for its writer to confirm the
+// card write (LoadPending).
 type PendingLoad struct {
-	ID     terminaltx.ID
-	Amount int64
-	At     time.Time
+	ID      terminaltx.ID
+	Amount  int64
+	At      time.Time
+	Channel string // cash or online
+	Store   string // the store that took the cash ("" online)
 }
 
 // PendingLoads lists a card's pending loads, oldest first.
 func (l *Ledger) PendingLoads(ctx context.Context, org int64, card []byte) ([]PendingLoad, error) {
-	rows, err := l.pool.Query(ctx, `SELECT topup_id, amount, created_at FROM topups
+	rows, err := l.pool.Query(ctx, `SELECT topup_id, amount, created_at, channel, store_id FROM topups
 		WHERE org_id = $1 AND card_id = $2 AND status = 'pending' ORDER BY created_at, topup_id`, org, card)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: pending loads: %w", err)
 	}
 	var out []PendingLoad
 	var p PendingLoad
-	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Amount, &p.At}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Amount, &p.At, &p.Channel, &p.Store}, func() error {
 		out = append(out, p)
 		return nil
 	})
@@ -427,7 +443,11 @@ func (l *Ledger) PendingLoads(ctx context.Context, org int64, card []byte) ([]Pe
 }
 
 // LoadPending records that a pending load was written onto its card:
-// pending loads → card. Loading one already loaded does nothing.
+// pending loads → card, joining the card write w to the card's sequence and
+// balance chain (w is nil when the writer found the load on a card that has
+// moved on since). Confirming a load already loaded does nothing. A write
+// whose balances do not differ by the load's amount fails with
+// ErrWriteMismatch (and ErrInvalid) and changes nothing; an unknown load fails with ErrNotFound.
 func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load terminaltx.ID, w *CardWrite) error {
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
 		st, err := lockCard(ctx, tx, org, card)
@@ -451,7 +471,7 @@ func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load t
 			return fmt.Errorf("%w: %s", ErrCardBlocked, terminaltx.CardHex(card))
 		}
 		if w != nil && w.After-w.Before != amount {
-			return fmt.Errorf("%w: the card write adds %d, the load is %d", ErrInvalid, w.After-w.Before, amount)
+			return fmt.Errorf("%w: %w: the card write adds %d, the load is %d", ErrInvalid, ErrWriteMismatch, w.After-w.Before, amount)
 		}
 		pending, err := accountID(ctx, tx, org, PendingLoads, "")
 		if err != nil {
@@ -466,7 +486,8 @@ func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load t
 		if err := writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{st.account: true}); err != nil {
 			return err
 		}
-		return l.recordCardWrite(ctx, tx, org, st, w, id)
+		// The card's record carries the load's id: so does its chain.
+		return l.recordCardWrite(ctx, tx, org, st, w, load)
 	})
 	if err != nil {
 		return fmt.Errorf("ledger: load pending: %w", err)

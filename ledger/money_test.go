@@ -31,8 +31,9 @@ func TestMoneyInAndOut(t *testing.T) {
 
 	// Card sale: 5.00 deposit and 20.00 credit, paid in cash.
 	a.seq, a.bal = 1, 2000
-	saleID, err := l.SellCard(ctx, org, CardSale{Store: "gate", Card: a.uid, Deposit: 500, Credit: 2000, Write: &CardWrite{Seq: 1, Before: 0, After: 2000}})
+	saleID, err := l.SellCard(ctx, org, CardSale{Store: "gate", Card: a.uid, Deposit: 500, Credit: 2000})
 	require.NoError(t, err)
+	require.NoError(t, l.LoadPending(ctx, org, a.uid, saleID, &CardWrite{Seq: 1, Before: 0, After: 2000}))
 	_, err = l.SellCard(ctx, org, CardSale{ID: saleID, Store: "gate", Card: a.uid, Deposit: 500, Credit: 2000})
 	require.NoError(t, err, "same request again")
 	_, err = l.SellCard(ctx, org, CardSale{Store: "gate", Card: a.uid, Deposit: 500})
@@ -48,6 +49,7 @@ func TestMoneyInAndOut(t *testing.T) {
 	}
 	_, err = l.TopUpCash(ctx, org, CashTopUp{ID: id, Store: "gate", Card: b.uid, Amount: 999})
 	require.ErrorIs(t, err, ErrConflict)
+	require.NoError(t, l.LoadPending(ctx, org, b.uid, id, &CardWrite{Seq: 1, Before: 0, After: 1000}))
 	b.seq, b.bal = 1, 1000
 
 	// Online top-up through the provider's signed webhook.
@@ -73,6 +75,7 @@ func TestMoneyInAndOut(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, loads, 1)
 	require.Equal(t, int64(1500), loads[0].Amount)
+	require.Equal(t, "online", loads[0].Channel)
 	bal, err := l.Balance(ctx, org, PendingLoads, "")
 	require.NoError(t, err)
 	require.Equal(t, int64(1500), bal)
@@ -166,7 +169,7 @@ func TestMoneyInAndOut(t *testing.T) {
 	rep, err := l.Event(ctx, org, "fest")
 	require.NoError(t, err)
 	require.Equal(t, []MerchantSales{{Merchant: "bar", Count: 2, Amount: 1100}}, rep.Sales)
-	require.Equal(t, []ChannelTopUps{{Channel: "cash", Status: "loaded", Count: 1, Amount: 1000},
+	require.Equal(t, []ChannelTopUps{{Channel: "cash", Status: "loaded", Count: 2, Amount: 3000},
 		{Channel: "online", Status: "expired", Count: 1, Amount: 200},
 		{Channel: "online", Status: "loaded", Count: 1, Amount: 1500},
 		{Channel: "online", Status: "refunded", Count: 1, Amount: 300}}, rep.TopUps)

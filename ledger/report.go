@@ -19,6 +19,9 @@ type StoreDayReport struct {
 	CardsReceived int64     `json:"cards_received"`
 	CardsSold     int64     `json:"cards_sold"`
 	CardsInStock  int64     `json:"cards_in_stock"` // at the end of the day
+	// PendingLoads is the cash the store took that day for credit that is
+	// still not confirmed on its cards (counted in ExpectedCash).
+	PendingLoads int64 `json:"pending_loads"`
 }
 
 // StoreDays reports every store of an organizer for each day (UTC) from
@@ -44,7 +47,9 @@ func (l *Ledger) StoreDays(ctx context.Context, org int64, from, to time.Time) (
 			coalesce((SELECT sum(count) FROM store_card_moves m WHERE m.org_id = $1 AND m.store_id = d.store_id
 				AND m.kind = 'sold' AND m.at >= d.day AND m.at < d.next), 0)::bigint,
 			coalesce((SELECT sum(CASE WHEN kind = 'received' THEN count ELSE -count END) FROM store_card_moves m
-				WHERE m.org_id = $1 AND m.store_id = d.store_id AND m.at < d.next), 0)::bigint
+				WHERE m.org_id = $1 AND m.store_id = d.store_id AND m.at < d.next), 0)::bigint,
+			coalesce((SELECT sum(amount) FROM topups t WHERE t.org_id = $1 AND t.channel = 'cash' AND t.store_id = d.store_id
+				AND t.status = 'pending' AND t.created_at >= d.day AND t.created_at < d.next), 0)::bigint
 		FROM days d LEFT JOIN store_day_closes c ON c.org_id = $1 AND c.store_id = d.store_id AND c.day = d.date
 		ORDER BY d.store_id, d.day`, org, from, to)
 	if err != nil {
@@ -52,7 +57,7 @@ func (l *Ledger) StoreDays(ctx context.Context, org int64, from, to time.Time) (
 	}
 	var out []StoreDayReport
 	var r StoreDayReport
-	_, err = pgx.ForEachRow(rows, []any{&r.Store, &r.Day, &r.ExpectedCash, &r.CountedCash, &r.CardsReceived, &r.CardsSold, &r.CardsInStock}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.Store, &r.Day, &r.ExpectedCash, &r.CountedCash, &r.CardsReceived, &r.CardsSold, &r.CardsInStock, &r.PendingLoads}, func() error {
 		x := r
 		if x.CountedCash != nil {
 			c := *x.CountedCash
@@ -75,9 +80,12 @@ type EventReport struct {
 	Sales          []MerchantSales `json:"sales"`
 	TopUps         []ChannelTopUps `json:"topups"`
 	CardsWithMoney int64           `json:"cards_with_balance"`
-	Outstanding    int64           `json:"outstanding_balance"`
-	HeldTxs        int64           `json:"held_transactions"`
-	Alerts         int64           `json:"alerts"`
+	Outstanding    int64           `json:"outstanding_balance"` // on the cards
+	// PendingLoads is credit paid (cash or online) but not yet confirmed
+	// on its cards: not part of Outstanding.
+	PendingLoads int64 `json:"pending_loads"`
+	HeldTxs      int64 `json:"held_transactions"`
+	Alerts       int64 `json:"alerts"`
 }
 
 // MerchantSales is what one merchant sold at an event.
@@ -90,7 +98,7 @@ type MerchantSales struct {
 // ChannelTopUps is the money loaded through one channel.
 type ChannelTopUps struct {
 	Channel string `json:"channel"` // cash or online
-	Status  string `json:"status"`  // loaded, or pending (paid online, not yet on a card)
+	Status  string `json:"status"`  // loaded (confirmed on the card), pending (paid, not confirmed on the card), refunded or expired
 	Count   int64  `json:"count"`
 	Amount  int64  `json:"amount"`
 }
@@ -117,6 +125,9 @@ func (l *Ledger) Event(ctx context.Context, org int64, event string) (EventRepor
 			var s ChannelTopUps
 			_, err := pgx.ForEachRow(rows, []any{&s.Channel, &s.Status, &s.Count, &s.Amount}, func() error {
 				rep.TopUps = append(rep.TopUps, s)
+				if s.Status == "pending" {
+					rep.PendingLoads += s.Amount
+				}
 				return nil
 			})
 			return err

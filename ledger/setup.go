@@ -123,7 +123,8 @@ type CardInfo struct {
 	Card    []byte
 	Event   string
 	Status  string // active, blocked or refunded
-	Balance int64  // credit in minor units
+	Balance int64  // credit in minor units, on the card
+	Pending int64  // credit paid but not yet written onto the card (pending loads)
 	LastSeq int64  // highest card sequence seen
 }
 
@@ -131,9 +132,10 @@ type CardInfo struct {
 func (l *Ledger) Card(ctx context.Context, org int64, card []byte) (CardInfo, error) {
 	ci := CardInfo{Card: card}
 	err := l.pool.QueryRow(ctx, `SELECT c.event_id, c.status, a.side * a.balance,
-			coalesce((SELECT max(card_seq) FROM card_chain e WHERE e.org_id = c.org_id AND e.card_id = c.card_id), 0)
+			coalesce((SELECT max(card_seq) FROM card_chain e WHERE e.org_id = c.org_id AND e.card_id = c.card_id), 0),
+			coalesce((SELECT sum(amount) FROM topups t WHERE t.org_id = c.org_id AND t.card_id = c.card_id AND t.status = 'pending'), 0)::bigint
 		FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
-		WHERE c.org_id = $1 AND c.card_id = $2`, org, card).Scan(&ci.Event, &ci.Status, &ci.Balance, &ci.LastSeq)
+		WHERE c.org_id = $1 AND c.card_id = $2`, org, card).Scan(&ci.Event, &ci.Status, &ci.Balance, &ci.LastSeq, &ci.Pending)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ci, fmt.Errorf("%w: card %s", ErrNotFound, terminaltx.CardHex(card))
 	}

@@ -88,9 +88,7 @@ func fund(t testing.TB, l *Ledger, amount int64, cards ...*card) {
 	require.NoError(t, l.RegisterCards(ctx, org, "fest", uids))
 	for _, c := range cards {
 		c.seq++
-		_, err := l.TopUpCash(ctx, org, CashTopUp{Store: "store-1", Card: c.uid, Amount: amount,
-			Write: &CardWrite{Seq: c.seq, Before: c.bal, After: c.bal + amount}})
-		require.NoError(t, err)
+		cashLoad(t, l, org, "store-1", c.uid, amount, &CardWrite{Seq: c.seq, Before: c.bal, After: c.bal + amount})
 		c.bal += amount
 	}
 }
@@ -546,9 +544,7 @@ func TestCloneAcrossCardWrites(t *testing.T) {
 	res, err = l.Upload(ctx, org, [][]byte{bar.pay(t, b, 10)})
 	require.NoError(t, err)
 	require.Equal(t, Accepted, res[0].Status)
-	_, err = l.TopUpCash(ctx, org, CashTopUp{Store: "store-1", Card: b.uid, Amount: 5,
-		Write: &CardWrite{Seq: 2, Before: 1000, After: 1005}}) // joins sequence 1, but 2 is taken
-	require.NoError(t, err)
+	cashLoad(t, l, org, "store-1", b.uid, 5, &CardWrite{Seq: 2, Before: 1000, After: 1005}) // joins sequence 1, but 2 is taken
 
 	require.Equal(t, []string{ReasonClone, ReasonClone}, alertKinds(t, l))
 	for c, last := range map[*card]int64{a: 1, b: 2} {
@@ -618,9 +614,7 @@ func TestChainTip(t *testing.T) {
 	// does not join it: the alert names the store's write.
 	d := newCard(2)
 	require.NoError(t, l.RegisterCards(ctx, org, "fest", [][]byte{d.uid}))
-	topUp, err := l.TopUpCash(ctx, org, CashTopUp{Store: "store-1", Card: d.uid, Amount: 100,
-		Write: &CardWrite{Seq: 2, Before: 0, After: 100}})
-	require.NoError(t, err)
+	topUp := cashLoad(t, l, org, "store-1", d.uid, 100, &CardWrite{Seq: 2, Before: 0, After: 100})
 	seq, after = tip(d)
 	require.Equal(t, [2]int64{2, 100}, [2]int64{seq, after})
 	d.seq, d.bal = 2, 90

@@ -135,8 +135,9 @@ func startAPIEnv(t *testing.T, n int, perIP float64, payments bool) *apiEnv {
 	}
 	require.NoError(t, l.RegisterCards(ctx, org, "fest", uids))
 	for _, c := range e.cards {
-		_, err := l.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store-a", Card: c.uid, Amount: 1000})
+		id, err := l.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store-a", Card: c.uid, Amount: 1000})
 		require.NoError(t, err)
+		require.NoError(t, l.LoadPending(ctx, org, c.uid, id, nil))
 	}
 	return e
 }

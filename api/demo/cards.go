@@ -2,18 +2,14 @@ package demo
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"path/filepath"
-	"time"
 
-	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/api/terminal"
-	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
-	"github.com/loopcard/loopcard/personalize/desfire"
 	"github.com/loopcard/loopcard/personalize/labels"
 	"github.com/loopcard/loopcard/personalize/station"
 	"github.com/loopcard/loopcard/personalize/vcard"
@@ -110,64 +106,44 @@ func (s *Stack) IssueCards(ctx context.Context, org int64, event string, n int, 
 	return out, nil
 }
 
-// CashLoad is a store loading cash onto a card: it writes the credit onto
-// the card with the card's credit key (derived in the HSM, as the server
-// derives it for a store terminal), then records the top-up with the card
-// write through the store API. It returns the card's state after the load.
+// CashLoad is a store loading cash onto a card with the store client
+// (api/storeclient), as `loopcard store topup` does: the top-up is a
+// pending load until the client has written it onto the card with the
+// card's credit key the API delivers for that load, and confirmed it. It
+// returns the card's state after the load.
 func (s *Stack) CashLoad(ctx context.Context, org int64, storeToken, store string, c *IssuedCard, amount int64) (terminal.State, error) {
-	app := terminal.App{Layout: personalize.DefaultLayout()}
-	ck, ok := app.Layout.Key(personalize.RoleCredit)
-	if !ok {
-		return terminal.State{}, fmt.Errorf("demo: layout has no credit key")
-	}
-	m, err := keys.DiversificationInput(c.UID, app.Layout.AID[:], []byte(app.Layout.SystemID))
+	sc, err := s.storeClient(ctx, org, storeToken, store)
 	if err != nil {
 		return terminal.State{}, err
 	}
-	k, used, err := s.HSM.Diversify(ctx, keys.Label{Name: ck.Base}, m)
+	res, err := sc.TopUp(ctx, c.Field(), amount)
 	if err != nil {
 		return terminal.State{}, err
 	}
-	raw := k.Bytes()
-	k.Destroy()
-	key, err := desfireKey(raw, byte(used.Version))
-	clear(raw)
-	if err != nil {
-		return terminal.State{}, err
+	if res.Load == nil || res.Load.Write == nil {
+		return terminal.State{}, fmt.Errorf("demo: top-up %s: the card's write is not known", res.ID)
 	}
-	defer key.Wipe()
-	sess, err := app.Open(c.Field(), ck.No, key)
-	if err != nil {
-		return terminal.State{}, err
-	}
-	st, err := sess.Read()
-	if err != nil {
-		return terminal.State{}, err
-	}
-	id := newID()
-	rec := terminal.Record{Kind: terminal.RecordCredit, ID: id, CardSeq: st.Seq + 1, Amount: uint32(amount),
-		Unix: uint32(time.Now().Unix()), Who: terminal.WhoHash(store)}
-	if err := sess.Stage(st, -amount, rec); err != nil {
-		return terminal.State{}, err
-	}
-	if err := sess.Commit(); err != nil {
-		return terminal.State{}, err
-	}
-	after := terminal.State{Balance: st.Balance + amount, Seq: st.Seq + 1}
-	req := api.TopUpRequest{ID: id.String(), Card: c.UIDHex(), Amount: amount,
-		Write: &api.CardWrite{Seq: after.Seq, Before: st.Balance, After: after.Balance}}
-	if err := staffCall(ctx, s.HTTP, s.URL, storeToken, "POST", "/v1/stores/"+store+"/topups", req, nil); err != nil {
-		return after, err
-	}
-	return after, nil
+	return terminal.State{Balance: res.Load.Write.After, Seq: res.Load.Write.Seq}, nil
 }
 
-func desfireKey(raw []byte, version byte) (desfire.Key, error) {
-	return desfire.NewAESKey(raw, version)
-}
-
-func newID() terminaltx.ID {
-	var r [10]byte
-	_, _ = rand.Read(r[:])
-	return terminaltx.NewID(time.Now(), r[:])
+// StoreClient returns the stack's store client of the store (its state
+// under the data directory), opened on first use with storeToken.
+func (s *Stack) storeClient(ctx context.Context, org int64, storeToken, store string) (*storeclient.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := fmt.Sprintf("%d/%s", org, store)
+	if sc := s.stores[k]; sc != nil {
+		return sc, nil
+	}
+	sc, err := storeclient.Open(ctx, storeclient.Config{StateDir: filepath.Join(s.dataDir, "stores", fmt.Sprintf("org%d-%s", org, store)),
+		URL: s.URL, HTTP: s.HTTP, Org: org, Store: store, Token: storeToken, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	if s.stores == nil {
+		s.stores = map[string]*storeclient.Client{}
+	}
+	s.stores[k] = sc
+	s.closers = append(s.closers, sc.Close)
+	return sc, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/api/terminal"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
@@ -64,6 +65,8 @@ type Stack struct {
 
 	mu      sync.Mutex
 	closers []func() error
+	dataDir string
+	stores  map[string]*storeclient.Client
 }
 
 func (s *Stack) onClose(f func() error) {
@@ -97,7 +100,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
 		return nil, fmt.Errorf("demo: data directory: %w", err)
 	}
-	s := &Stack{log: cfg.Logger}
+	s := &Stack{log: cfg.Logger, dataDir: cfg.DataDir}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -239,7 +242,7 @@ func AttachStack(ctx context.Context, cfg AttachConfig) (_ *Stack, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Stack{log: cfg.Logger, URL: strings.TrimSuffix(cfg.URL, "/"), CAFile: cfg.CAFile}
+	s := &Stack{log: cfg.Logger, URL: strings.TrimSuffix(cfg.URL, "/"), CAFile: cfg.CAFile, dataDir: cfg.DataDir}
 	defer func() {
 		if err != nil {
 			_ = s.Close()

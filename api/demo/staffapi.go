@@ -13,6 +13,12 @@ import (
 
 // staffCall sends a JSON request with a staff bearer token.
 func staffCall(ctx context.Context, hc *http.Client, url, token, method, path string, in, out any) error {
+	return staffMoneyCall(ctx, hc, url, token, "", method, path, in, out)
+}
+
+// staffMoneyCall is staffCall with an Idempotency-Key header (when idem is
+// not empty), as the API requires on money routes.
+func staffMoneyCall(ctx context.Context, hc *http.Client, url, token, idem, method, path string, in, out any) error {
 	var body []byte
 	if in != nil {
 		var err error
@@ -26,6 +32,9 @@ func staffCall(ctx context.Context, hc *http.Client, url, token, method, path st
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
+	if idem != "" {
+		req.Header.Set(api.HeaderIdempotencyKey, idem)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("demo: %s %s: %w", method, path, err)

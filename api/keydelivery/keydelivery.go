@@ -1,10 +1,10 @@
 // Package keydelivery wraps a symmetric card key (an event debit key for a
-// terminal's session, or a per-card credit key for one load) for an
-// enrolled terminal: HPKE (RFC 9180) base mode to the terminal's X25519 or
-// P-256 key-agreement key, HKDF-SHA256 and AES-256-GCM, with everything the
-// key is for (kind, organizer, terminal, event, card, key id, expiry) bound
-// as the HPKE info, so a wrapped key cannot be replayed for another purpose
-// or with a later expiry.
+// terminal's session, or a per-card key for one load) for an enrolled
+// terminal or a store: HPKE (RFC 9180) base mode to its X25519 or P-256
+// key-agreement key, HKDF-SHA256 and AES-256-GCM, with everything the key
+// is for (kind, organizer, terminal, event, card, key id, expiry, and for a
+// store the store and the load) bound as the HPKE info, so a wrapped key
+// cannot be replayed for another purpose or with a later expiry.
 package keydelivery
 
 import (
@@ -26,6 +26,10 @@ const (
 const (
 	KindSession = "session" // the event debit key, for a terminal's session
 	KindCredit  = "credit"  // a per-card credit key, for one load
+	// Kinds delivered to a store (Binding.Store, not Terminal).
+	KindStoreCredit = "store_credit" // a card's credit key (key 2), for one load (Binding.Load)
+	KindRead        = "read"         // a card's read key (key 3): card info and records
+	KindBalance     = "balance"      // a card's credit key, to read its balance and sequence
 )
 
 // Errors callers branch on.
@@ -48,6 +52,10 @@ type Binding struct {
 	Card      []byte    `json:"card,omitempty"`
 	KeyID     string    `json:"key_id"`
 	Expires   time.Time `json:"expires_at"`
+	// Store and Load bind a key delivered to a store: the store, and the
+	// load a credit key is for.
+	Store string `json:"store,omitempty"`
+	Load  string `json:"load_id,omitempty"`
 }
 
 // info encodes the binding unambiguously (each field length-prefixed).
@@ -63,7 +71,13 @@ func (b Binding) info() []byte {
 	field([]byte(b.Event))
 	field(b.Card)
 	field([]byte(b.KeyID))
-	return binary.BigEndian.AppendUint64(out, uint64(b.Expires.Unix()))
+	out = binary.BigEndian.AppendUint64(out, uint64(b.Expires.Unix()))
+	if b.Store != "" || b.Load != "" {
+		// Appended only when set: a terminal's binding encodes as before.
+		field([]byte(b.Store))
+		field([]byte(b.Load))
+	}
+	return out
 }
 
 // Wrapped is a delivered key: the binding and the HPKE output (the

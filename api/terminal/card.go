@@ -181,6 +181,20 @@ func (s *Session) Read() (State, error) {
 	return State{Balance: int64(v), Seq: seq}, nil
 }
 
+// Info reads the card info file (the card's number, organizer and event).
+func (s *Session) Info() (personalize.CardInfo, error) {
+	l := s.app.Layout
+	b, err := s.c.ReadData(l.CardInfo.No, 0, l.CardInfo.Size, comm(l.CardInfo.Comm))
+	if err != nil {
+		return personalize.CardInfo{}, fmt.Errorf("terminal: read card info: %w", err)
+	}
+	var ci personalize.CardInfo
+	if err := ci.UnmarshalBinary(b); err != nil {
+		return personalize.CardInfo{}, err
+	}
+	return ci, nil
+}
+
 // Records returns the card's recent records, oldest first (none when the
 // file is empty).
 func (s *Session) Records() ([]Record, error) {

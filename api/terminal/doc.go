@@ -47,5 +47,6 @@
 // Online, WritePendingLoads writes a card's pending loads (online top-ups)
 // onto it with a credit key the server derives for that one card and load;
 // a load already on the card (its id is in the recent records) is
-// confirmed, never written twice.
+// confirmed, never written twice. App.WriteLoad is the card-writing part,
+// shared with the store client (api/storeclient).
 package terminal

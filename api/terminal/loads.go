@@ -6,14 +6,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
+	"github.com/loopcard/loopcard/personalize/desfire"
 )
 
 // CardWrite is what a load did to the card: its new sequence number and
@@ -119,34 +122,53 @@ func (t *Terminal) writeLoad(ctx context.Context, card Card, uid []byte, p api.P
 	}
 	defer key.Wipe()
 	// The credit key may write the recent file but not read it: the
-	// records are read with the debit key first.
-	ds, _, err := t.open(card)
+	// records are read with the debit key.
+	dk, err := t.cardKey(uid)
 	if err != nil {
 		return Load{}, err
 	}
-	dst, err := ds.Read()
+	defer dk.Wipe()
+	debit, ok := t.app.Layout.Key(personalize.RoleDebit)
+	if !ok {
+		return Load{}, errors.New("terminal: layout has no debit key")
+	}
+	return t.app.WriteLoad(card, LoadKeys{RecordsNo: debit.No, Records: dk, Credit: key}, id, ck.Amount, t.id.Terminal, t.now())
+}
+
+// LoadKeys are the card keys that write one load: Records, the card's key
+// number RecordsNo, reads its recent records (the debit key for a
+// terminal, the read key for a store); Credit is the card's credit key,
+// delivered for this one load.
+type LoadKeys struct {
+	RecordsNo byte
+	Records   desfire.Key
+	Credit    desfire.Key
+}
+
+// WriteLoad writes load id of amount onto card in one DESFire transaction
+// (credit the value file, next card sequence, a credit record carrying the
+// load's id and the writer's tag WhoHash(who)), and returns what it did.
+// A load whose record is on the card already is not written again:
+// Load.Again is set, with the card write when the card has not moved on
+// since. The terminal's online loads and the store client both write
+// loads with it. The caller wipes the keys.
+func (a App) WriteLoad(card Card, k LoadKeys, id terminaltx.ID, amount int64, who string, now time.Time) (Load, error) {
+	if amount <= 0 || amount > math.MaxInt32 {
+		return Load{}, fmt.Errorf("terminal: load amount %d out of range", amount)
+	}
+	rs, err := a.Open(card, k.RecordsNo, k.Records)
 	if err != nil {
 		return Load{}, err
 	}
-	recs, err := ds.Records()
+	recs, err := rs.Records()
 	if err != nil {
 		return Load{}, err
 	}
-	l := Load{ID: id, Amount: ck.Amount}
-	for _, r := range recs {
-		if r.ID == id && r.Kind == RecordCredit {
-			l.Again = true
-			if r.CardSeq == dst.Seq {
-				l.Write = &CardWrite{Seq: dst.Seq, Before: dst.Balance - ck.Amount, After: dst.Balance}
-			}
-			return l, nil
-		}
-	}
-	credit, ok := t.app.Layout.Key(personalize.RoleCredit)
+	credit, ok := a.Layout.Key(personalize.RoleCredit)
 	if !ok {
 		return Load{}, errors.New("terminal: layout has no credit key")
 	}
-	s, err := t.app.Open(card, credit.No, key)
+	s, err := a.Open(card, credit.No, k.Credit)
 	if err != nil {
 		return Load{}, err
 	}
@@ -154,18 +176,24 @@ func (t *Terminal) writeLoad(ctx context.Context, card Card, uid []byte, p api.P
 	if err != nil {
 		return Load{}, err
 	}
-	if st != dst {
-		return Load{}, errors.New("terminal: the card changed between two reads")
+	l := Load{ID: id, Amount: amount}
+	for _, r := range recs {
+		if r.ID == id && r.Kind == RecordCredit {
+			l.Again = true
+			if r.CardSeq == st.Seq {
+				l.Write = &CardWrite{Seq: st.Seq, Before: st.Balance - amount, After: st.Balance}
+			}
+			return l, nil
+		}
 	}
-	now := t.now()
-	rec := Record{Kind: RecordCredit, ID: id, CardSeq: st.Seq + 1, Amount: uint32(ck.Amount), Unix: uint32(now.Unix()), Who: WhoHash(t.id.Terminal)}
-	if err := s.Stage(st, -ck.Amount, rec); err != nil {
+	rec := Record{Kind: RecordCredit, ID: id, CardSeq: st.Seq + 1, Amount: uint32(amount), Unix: uint32(now.Unix()), Who: WhoHash(who)}
+	if err := s.Stage(st, -amount, rec); err != nil {
 		return Load{}, err
 	}
 	if err := s.Commit(); err != nil {
 		return Load{}, err
 	}
-	l.Write = &CardWrite{Seq: st.Seq + 1, Before: st.Balance, After: st.Balance + ck.Amount}
+	l.Write = &CardWrite{Seq: st.Seq + 1, Before: st.Balance, After: st.Balance + amount}
 	return l, nil
 }
 

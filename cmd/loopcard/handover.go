@@ -7,7 +7,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 
+	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/handover"
@@ -22,13 +25,13 @@ func handoverCommand() *cli.Command {
 			Name:      name,
 			Usage:     usage,
 			ArgsUsage: "CARD...",
-			Flags: []cli.Flag{
+			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "store", Usage: "store where it happens" + map[bool]string{false: " (none: at HQ)", true: " (required)"}[storeRequired]},
 				&cli.StringFlag{Name: "key-file", Usage: "sign with this store key file; without it or --hsm-store HQ signs (void and destroy only)"},
 				hsmStoreFlag("sign with the store's key in its own token"),
 				&cli.StringFlag{Name: "note", Usage: "short reason, no personal data"},
-				organizerFlag, jsonFlag,
-			},
+				organizerFlag, jsonFlag, hiddenState(),
+			}, storeAPIFlags()...),
 			Action: func(c *cli.Context) error { return handoverCards(c, t) },
 		}
 	}
@@ -51,18 +54,20 @@ func handoverCommand() *cli.Command {
 				Action: handoverSend,
 			},
 			{
-				Name:  "receive",
-				Usage: "record the cards a store counted on receipt, signed with the store's key",
-				Flags: []cli.Flag{batchFlag, storeFlag,
+				Name: "receive",
+				Usage: "record the cards a store counted on receipt, signed with the store's key, and count them into the store's stock; " +
+					"with a store token (--token-file or LOOPCARD_STORE_TOKEN) through the API, without HQ's database or HSM",
+				Flags: append([]cli.Flag{batchFlag, storeFlag,
 					&cli.Int64Flag{Name: "count", Required: true, Usage: "cards the store counted"},
 					&cli.StringFlag{Name: "key-file", Usage: "the store's key file (0600), made by 'loopcard store keygen' or 'store enrol'"},
 					hsmStoreFlag("sign with the store's key in its own token"),
-					organizerFlag, jsonFlag},
+					organizerFlag, jsonFlag, hiddenState()}, storeAPIFlags()...),
 				Action: handoverReceive,
 			},
 			{
-				Name:  "card",
-				Usage: "record card events: several cards are sealed with one signature",
+				Name: "card",
+				Usage: "record card events: several cards are sealed with one signature; a store's events (sold, returned, voided) " +
+					"with a store token (--token-file or LOOPCARD_STORE_TOKEN) go through the API, without HQ's database or HSM",
 				Subcommands: []*cli.Command{
 					cardCmd("sold", handover.TypeCardSold, "a store sold cards", true),
 					cardCmd("returned", handover.TypeCardReturned, "sold cards were given back to a store and retired", true),
@@ -183,9 +188,26 @@ func handoverSend(c *cli.Context) error {
 	return printAppended(c, fmt.Sprintf("%d cards of batch %d handed to %s", count, no, c.String("store")), 1, a)
 }
 
+// hiddenState lets the handover commands that may go through the API use
+// the store client's configuration (storeAPIConfig); they keep no state.
+func hiddenState() cli.Flag { return &cli.StringFlag{Name: "state", Hidden: true} }
+
+// printAPIAppended prints an append made through the API.
+func printAPIAppended(c *cli.Context, what string, n int, a api.AppendResponse, asJSON bool) error {
+	if asJSON {
+		return printJSON(c, appendedJSON{First: a.First, Entries: n, Size: a.Size})
+	}
+	if n == 1 {
+		fmt.Fprintf(c.App.Writer, "%s: entry %d; log size %d (through the API)\n", what, a.First, a.Size)
+	} else {
+		fmt.Fprintf(c.App.Writer, "%s: entries %d to %d; log size %d (through the API)\n", what, a.First, a.First+int64(n)-1, a.Size)
+	}
+	return nil
+}
+
 func handoverReceive(c *cli.Context) error {
 	if c.NArg() > 0 || (c.String("key-file") == "") == (c.String("hsm-store") == "") {
-		return fmt.Errorf("usage: loopcard handover receive --batch ID --store STORE --count N (--key-file FILE | --hsm-store URI) [--json]")
+		return fmt.Errorf("usage: loopcard handover receive --batch ID --store STORE --count N (--key-file FILE | --hsm-store URI) [--token-file FILE] [--json]")
 	}
 	var key *handover.Signer
 	if c.String("key-file") != "" { // a bad file fails before anything opens
@@ -194,6 +216,31 @@ func handoverReceive(c *cli.Context) error {
 			return err
 		}
 		key = k
+	}
+	what := fmt.Sprintf("store %s counted %d cards of batch %d", c.String("store"), c.Int64("count"), c.Int64("batch"))
+	tok, err := storeToken(c)
+	if err != nil {
+		return err
+	}
+	if tok != "" {
+		// At the store: signed here, appended (and counted into stock) by the API.
+		cfg, err := storeAPIConfig(c)
+		if err != nil {
+			return err
+		}
+		if key == nil {
+			k, close, err := openStoreToken(c, c.String("hsm-store"), cfg.Org, cfg.Store, false)
+			if err != nil {
+				return err
+			}
+			defer close()
+			key = k
+		}
+		a, err := storeclient.AppendReceipt(c.Context, cfg, key, c.Int64("batch"), c.Int64("count"))
+		if err != nil {
+			return err
+		}
+		return printAPIAppended(c, what, 1, a, c.Bool("json"))
 	}
 	s, err := openLog(c)
 	if err != nil {
@@ -217,21 +264,30 @@ func handoverReceive(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	a, err := s.log.Append(c.Context, e)
+	// The API's path: the receipt, then the store's stock in the ledger.
+	a, err := api.AppendReceipts(c.Context, s.log, ledger.New(s.pool, ledger.Options{Logger: logger(c)}), e)
 	if err != nil {
 		return err
 	}
-	return printAppended(c, fmt.Sprintf("store %s counted %d cards of batch %d", c.String("store"), c.Int64("count"), c.Int64("batch")), 1, a)
+	return printAppended(c, what, 1, a)
 }
 
 func handoverCards(c *cli.Context, t handover.Type) error {
 	usage := fmt.Sprintf("usage: loopcard handover card %s CARD... [--store STORE] [--key-file FILE | --hsm-store URI] [--note TEXT] [--json]", c.Command.Name)
 	// urfave/cli stops at the first card; flags may follow the cards.
 	store, keyFile, hsmStore, note, asJSON := c.String("store"), c.String("key-file"), c.String("hsm-store"), c.String("note"), c.Bool("json")
-	cards, err := trailingFlags(c.Args().Slice(), map[string]*string{"store": &store, "key-file": &keyFile, "hsm-store": &hsmStore, "note": &note},
-		map[string]*bool{"json": &asJSON})
+	tokenFile, url, ca := c.String("token-file"), c.String("url"), c.String("ca")
+	cards, err := trailingFlags(c.Args().Slice(), map[string]*string{"store": &store, "key-file": &keyFile, "hsm-store": &hsmStore, "note": &note,
+		"token-file": &tokenFile, "url": &url, "ca": &ca}, map[string]*bool{"json": &asJSON})
 	if err != nil {
 		return fmt.Errorf("%w; %s", err, usage)
+	}
+	for name, v := range map[string]string{"store": store, "token-file": tokenFile, "url": url, "ca": ca} {
+		if v != c.String(name) {
+			if err := c.Set(name, v); err != nil {
+				return err
+			}
+		}
 	}
 	if len(cards) == 0 {
 		return errors.New(usage)
@@ -257,6 +313,13 @@ func handoverCards(c *cli.Context, t handover.Type) error {
 			return err
 		}
 		key = k
+	}
+	tok, err := storeToken(c)
+	if err != nil {
+		return err
+	}
+	if tok != "" {
+		return storeCardEventsAPI(c, key, hsmStore, evs, asJSON)
 	}
 	s, err := openLog(c)
 	if err != nil {
@@ -293,4 +356,36 @@ func handoverCards(c *cli.Context, t handover.Type) error {
 		return printJSON(c, appendedJSON{First: a.First, Entries: n, Size: a.Checkpoint.Size, Root: a.Checkpoint.Root.String(), Checkpoint: string(a.Note)})
 	}
 	return printAppended(c, fmt.Sprintf("%d cards %s", len(evs), c.Command.Name), n, a)
+}
+
+// storeCardEventsAPI signs a store's card events with its key here and
+// appends them through the API (POST /v1/stores/{store}/card-events).
+func storeCardEventsAPI(c *cli.Context, key *handover.Signer, hsmStore string, evs []handover.CardEvent, asJSON bool) error {
+	if evs[0].Store == "" {
+		return errors.New("--store is required: through the API a store signs its own card events")
+	}
+	cfg, err := storeAPIConfig(c)
+	if err != nil {
+		return err
+	}
+	if key == nil {
+		if hsmStore == "" {
+			return errors.New("give the store's key: --key-file FILE or --hsm-store URI (through the API only a store signs)")
+		}
+		k, close, err := openStoreToken(c, hsmStore, cfg.Org, cfg.Store, false)
+		if err != nil {
+			return err
+		}
+		defer close()
+		key = k
+	}
+	a, err := storeclient.AppendCardEvents(c.Context, cfg, key, evs)
+	if err != nil {
+		return err
+	}
+	n := len(evs)
+	if n > 1 {
+		n++ // the seal
+	}
+	return printAPIAppended(c, fmt.Sprintf("%d cards %s", len(evs), c.Command.Name), n, a, asJSON)
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -36,6 +37,7 @@ func TestHandoverCLI(t *testing.T) {
 			env.Setenv("MODULE", module)
 			env.Setenv("LOOPCARD_DATA_DIR", env.WorkDir+"/data")
 			env.Setenv("LOOPCARD_DATABASE_URL", cluster.URL(db))
+			env.Setenv("TODAY", time.Now().UTC().Format(time.DateOnly))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

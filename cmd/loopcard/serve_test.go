@@ -38,6 +38,7 @@ func TestServeCLI(t *testing.T) {
 				return err
 			}
 			env.Setenv("LOOPCARD_DATA_DIR", dir+"/data")
+			env.Setenv("TODAY", time.Now().UTC().Format(time.DateOnly))
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				return err

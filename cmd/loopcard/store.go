@@ -74,7 +74,7 @@ func openStoreToken(c *cli.Context, uri string, org int64, store string, create 
 func storeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "store",
-		Usage: "stores of the handover log",
+		Usage: "stores: their keys in the handover log, and the store client (sell, top up, balance)",
 		Subcommands: []*cli.Command{
 			{
 				Name: "keygen",
@@ -102,6 +102,9 @@ func storeCommand() *cli.Command {
 				},
 				Action: storeEnrol,
 			},
+			storeSellCommand(),
+			storeTopUpCommand(),
+			storeBalanceCommand(),
 		},
 	}
 }

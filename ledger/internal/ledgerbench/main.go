@@ -432,8 +432,11 @@ func setup(ctx context.Context, l *ledger.Ledger, clients, cardsPerClient int) (
 			for _, c := range w.cards[i] {
 				c.seq++
 				const amount = 100_000_00
-				if _, err := l.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store", Card: c.uid, Amount: amount,
-					Write: &ledger.CardWrite{Seq: c.seq, Before: c.bal, After: c.bal + amount}}); err != nil {
+				id, err := l.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store", Card: c.uid, Amount: amount})
+				if err == nil {
+					err = l.LoadPending(ctx, org, c.uid, id, &ledger.CardWrite{Seq: c.seq, Before: c.bal, After: c.bal + amount})
+				}
+				if err != nil {
 					errs <- err
 					return
 				}
