@@ -5,12 +5,12 @@
 ALTER TABLE terminals ADD COLUMN event_id text;
 
 -- Alerts that need HQ without blocking the card: a correctly signed debit
--- that is held because of its terminal (wrong_merchant, terminal_revoked,
--- wrong_event), and a card sequence that skips numbers (sequence_gap).
+-- that is held because of its terminal (wrong_merchant, terminal_revoked),
+-- and a card sequence that skips numbers (sequence_gap).
 -- clone, chain and unfunded block the card, as before.
 ALTER TABLE card_alerts DROP CONSTRAINT card_alerts_kind_check;
 ALTER TABLE card_alerts ADD CONSTRAINT card_alerts_kind_check CHECK (kind IN
-    ('clone', 'chain', 'unfunded', 'wrong_merchant', 'wrong_event', 'terminal_revoked', 'sequence_gap'));
+    ('clone', 'chain', 'unfunded', 'wrong_merchant', 'terminal_revoked', 'sequence_gap'));
 
 -- A sequence gap closes when the missing debit arrives late (from another
 -- terminal, say): its alert is then resolved, kept for the record. Alerts
