@@ -433,7 +433,8 @@ func (e *env) enrolTerminal(id string) *terminal {
 	require.Equal(t, 201, r.status, string(r.body))
 	var er api.EnrolResponse
 	r.json(t, &er)
-	require.Equal(t, api.KeyID(org, id), er.KeyID)
+	require.Equal(t, api.EnrolResponse{KeyID: api.KeyID(org, id), Organizer: org, Merchant: "bar", Event: "fest"}, er,
+		"the answer fixes the terminal's identity")
 	s := httpsig.NewSigner(priv, er.KeyID)
 	s.Now = e.clock.Now
 	return &terminal{id: id, signKey: priv, kexKey: kex, signer: s}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -38,6 +39,9 @@ func (s *Server) addStore(c *call) error {
 type TerminalRequest struct {
 	Terminal string `json:"terminal"`
 	Merchant string `json:"merchant"`
+	// Event is the event the terminal takes payments for; empty: the
+	// organizer's only event, fixed when the terminal enrols.
+	Event string `json:"event,omitempty"`
 	// TTL is how long the enrolment token is valid, in seconds; 0 means a day.
 	TTL int64 `json:"ttl_seconds"`
 }
@@ -60,11 +64,18 @@ func (s *Server) createTerminal(c *call) error {
 	if req.TTL == 0 {
 		ttl = 24 * time.Hour
 	}
-	if !terminaltx.ValidID(req.Terminal) || !terminaltx.ValidID(req.Merchant) || ttl <= 0 || ttl > 30*24*time.Hour {
+	if !terminaltx.ValidID(req.Terminal) || !terminaltx.ValidID(req.Merchant) || ttl <= 0 || ttl > 30*24*time.Hour ||
+		(req.Event != "" && !terminaltx.ValidID(req.Event)) {
 		return badRequest("terminal, merchant and a lifetime of at most 30 days are required", nil)
 	}
-	tok, err := s.ledger.CreateTerminal(c.ctx, c.who.org, req.Terminal, req.Merchant, ttl)
-	if err != nil {
+	tok, err := s.ledger.RegisterTerminal(c.ctx, c.who.org, ledger.TerminalRegistration{Terminal: req.Terminal,
+		Merchant: req.Merchant, Event: req.Event, TTL: ttl})
+	switch {
+	case errors.Is(err, ledger.ErrNoSuchMerchant):
+		return apiError(http.StatusNotFound, "no such merchant", err)
+	case errors.Is(err, ledger.ErrNoSuchEvent):
+		return apiError(http.StatusNotFound, "no such event", err)
+	case err != nil:
 		return err
 	}
 	return c.reply(http.StatusCreated, TerminalResponse{Terminal: req.Terminal, EnrolmentToken: tok.Reveal(),
@@ -245,6 +256,7 @@ func (s *Server) cashTopUp(c *call) error {
 type TerminalInfo struct {
 	Terminal    string     `json:"terminal"`
 	Merchant    string     `json:"merchant"`
+	Event       string     `json:"event,omitempty"`
 	Status      string     `json:"status"`
 	EnrolledAt  *time.Time `json:"enrolled_at,omitempty"`
 	KexAlg      string     `json:"kex_alg,omitempty"`
@@ -254,7 +266,7 @@ type TerminalInfo struct {
 // listTerminals reads the ledger's terminals table (the ledger has no list
 // function yet) with the API's key-agreement keys and current session keys.
 func (s *Server) listTerminals(c *call) error {
-	rows, err := s.pool.Query(c.ctx, `SELECT t.terminal_id, t.merchant_id, t.status, t.enrolled_at, coalesce(k.kex_alg, ''),
+	rows, err := s.pool.Query(c.ctx, `SELECT t.terminal_id, t.merchant_id, coalesce(t.event_id, ''), t.status, t.enrolled_at, coalesce(k.kex_alg, ''),
 			(SELECT count(*) FROM api_session_keys sk WHERE sk.org_id = t.org_id AND sk.terminal_id = t.terminal_id
 				AND sk.kind = 'session' AND sk.revoked_at IS NULL AND sk.expires_at > $2)
 		FROM terminals t LEFT JOIN api_terminal_keys k ON k.org_id = t.org_id AND k.terminal_id = t.terminal_id
@@ -264,7 +276,7 @@ func (s *Server) listTerminals(c *call) error {
 	}
 	out := []TerminalInfo{}
 	var ti TerminalInfo
-	if _, err := pgx.ForEachRow(rows, []any{&ti.Terminal, &ti.Merchant, &ti.Status, &ti.EnrolledAt, &ti.KexAlg, &ti.SessionKeys}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&ti.Terminal, &ti.Merchant, &ti.Event, &ti.Status, &ti.EnrolledAt, &ti.KexAlg, &ti.SessionKeys}, func() error {
 		out = append(out, ti)
 		return nil
 	}); err != nil {

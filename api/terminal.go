@@ -29,9 +29,16 @@ type EnrolRequest struct {
 	KexKey     []byte `json:"kex_key"`     // the key-agreement public key
 }
 
-// EnrolResponse is its answer: the key id to sign requests with.
+// EnrolResponse is its answer: the key id to sign requests with, and the
+// terminal's identity, fixed at enrolment: the organizer, merchant and
+// event it takes payments for (the event HQ registered with the terminal,
+// or else the organizer's only event). A terminal signs its debits for
+// this merchant and fetches session keys for this event only.
 type EnrolResponse struct {
-	KeyID string `json:"key_id"`
+	KeyID     string `json:"key_id"`
+	Organizer int64  `json:"organizer"`
+	Merchant  string `json:"merchant"`
+	Event     string `json:"event"`
 }
 
 func (s *Server) enrolTerminal(c *call) error {
@@ -55,6 +62,14 @@ func (s *Server) enrolTerminal(c *call) error {
 		return apiError(http.StatusUnauthorized, "enrolment refused", err)
 	}
 	if err := s.ledger.EnrolTerminal(c.ctx, req.Org, req.Terminal, tok, ed25519.PublicKey(req.SigningKey)); err != nil {
+		if errors.Is(err, ledger.ErrEventRequired) {
+			return apiError(http.StatusConflict, "the terminal has no event and the organizer has not exactly one: "+
+				"HQ registers it again with its event (loopcard terminal register --event)", err)
+		}
+		return err
+	}
+	rec, err := s.ledger.Terminal(c.ctx, req.Org, req.Terminal)
+	if err != nil {
 		return err
 	}
 	if _, err := s.pool.Exec(c.ctx, `INSERT INTO api_terminal_keys (org_id, terminal_id, kex_alg, kex_public, enrolled_at)
@@ -63,12 +78,16 @@ func (s *Server) enrolTerminal(c *call) error {
 		req.Org, req.Terminal, req.KexAlg, req.KexKey, s.now()); err != nil {
 		return fmt.Errorf("api: store key-agreement key: %w", err)
 	}
-	return c.reply(http.StatusCreated, EnrolResponse{KeyID: KeyID(req.Org, req.Terminal)})
+	c.detail = "merchant " + rec.Merchant + ", event " + rec.Event
+	return c.reply(http.StatusCreated, EnrolResponse{KeyID: KeyID(req.Org, req.Terminal), Organizer: req.Org,
+		Merchant: rec.Merchant, Event: rec.Event})
 }
 
-// SessionKeyRequest is the body of POST /v1/terminal/session-keys.
+// SessionKeyRequest is the body of POST /v1/terminal/session-keys. Event
+// may be empty: the terminal's own. A terminal gets session keys for its
+// event only (see EnrolResponse).
 type SessionKeyRequest struct {
-	Event string `json:"event"`
+	Event string `json:"event,omitempty"`
 }
 
 // SessionKeyResponse is a delivered event debit key and the label of the
@@ -113,6 +132,17 @@ func (s *Server) sessionKey(c *call) error {
 	var req SessionKeyRequest
 	if err := c.decode(&req); err != nil {
 		return err
+	}
+	rec, err := s.ledger.Terminal(c.ctx, c.who.org, c.who.terminal)
+	if err != nil {
+		return err
+	}
+	switch {
+	case req.Event == "":
+		req.Event = rec.Event
+	case rec.Event != "" && req.Event != rec.Event:
+		c.target = "event " + req.Event
+		return apiError(http.StatusForbidden, "the terminal takes payments for event "+rec.Event+" only", nil)
 	}
 	c.target = "event " + req.Event
 	if !terminaltx.ValidID(req.Event) {
@@ -206,8 +236,6 @@ func rejectReason(err error) string {
 		return "terminal_seq_reused"
 	case errors.Is(err, ledger.ErrWrongOrganizer):
 		return "wrong_organizer"
-	case errors.Is(err, ledger.ErrWrongMerchant):
-		return "wrong_merchant"
 	case errors.Is(err, ledger.ErrTerminalNotActive):
 		return "terminal_not_active"
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
 func TestTerminalFlow(t *testing.T) {
@@ -185,4 +186,58 @@ func TestTerminalFlow(t *testing.T) {
 		require.Equal(t, before, e.fingerprint())
 		require.NotContains(t, e.logs.String(), tr.EnrolmentToken)
 	})
+}
+
+// A terminal gets session keys for its own event only; asking for none
+// gives it its own. A debit signed for another merchant is held, not
+// rejected (issue 16, failure 4).
+func TestTerminalIdentityBinds(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	term := e.enrolTerminal("bar-1") // while "fest" is the only event
+	require.NoError(t, e.ledger.AddEvent(ctx, org, "other", "Other", time.Time{}))
+
+	before := e.fingerprint()
+	r := e.do(request{method: "POST", path: "/v1/terminal/session-keys", terminal: term, body: api.SessionKeyRequest{Event: "other"}})
+	require.Equal(t, http.StatusForbidden, r.status, string(r.body))
+	require.Contains(t, string(r.body), "the terminal takes payments for event fest only")
+	require.Equal(t, before, e.fingerprint())
+	r = e.do(request{method: "POST", path: "/v1/terminal/session-keys", terminal: term, body: api.SessionKeyRequest{}})
+	require.Equal(t, 201, r.status, string(r.body))
+	var sk api.SessionKeyResponse
+	r.json(t, &sk)
+	require.Equal(t, "fest", sk.Event)
+
+	require.NoError(t, e.ledger.AddMerchant(ctx, org, "food", "Food"))
+	r = e.do(request{method: "POST", path: "/v1/hq/terminals", bearer: e.tokens["hq"],
+		body: api.TerminalRequest{Terminal: "food-1", Merchant: "food", Event: "nosuch"}})
+	require.Equal(t, http.StatusNotFound, r.status, string(r.body))
+	require.Contains(t, string(r.body), "no such event")
+	r = e.do(request{method: "POST", path: "/v1/hq/terminals", bearer: e.tokens["hq"],
+		body: api.TerminalRequest{Terminal: "food-1", Merchant: "food", Event: "other"}})
+	require.Equal(t, 201, r.status, string(r.body))
+	var list struct {
+		Terminals []api.TerminalInfo `json:"terminals"`
+	}
+	r = e.do(request{method: "GET", path: "/v1/hq/terminals", bearer: e.tokens["hq"]})
+	require.Equal(t, 200, r.status, string(r.body))
+	r.json(t, &list)
+	require.Len(t, list.Terminals, 2)
+	require.Equal(t, "other", list.Terminals[1].Event)
+
+	// bar-1 signs a debit for merchant "food".
+	term.seq++
+	rnd := []byte("held-debit")
+	tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: terminaltx.NewID(e.clock.Now(), rnd), Organizer: org,
+		Terminal: term.id, TerminalSeq: term.seq, Card: e.cards[0].uid, CardSeq: 2, Amount: 100,
+		BalanceBefore: 1000, BalanceAfter: 900, Merchant: "food", Time: e.clock.Now()}
+	s, err := terminaltx.Sign(tx, term.signKey)
+	require.NoError(t, err)
+	r = e.do(request{method: "POST", path: "/v1/terminal/batches", terminal: term, session: sk.KeyID,
+		body: api.BatchRequest{Transactions: [][]byte{s.Bytes()}}})
+	require.Equal(t, 200, r.status, string(r.body))
+	var br api.BatchResponse
+	r.json(t, &br)
+	require.Equal(t, api.TxResult{ID: tx.ID.String(), Status: "held", Reason: "wrong_merchant"}, br.Results[0])
+	require.Equal(t, int64(1000), e.balance(e.cards[0]), "held, not posted")
 }

@@ -140,7 +140,7 @@ func (l *Ledger) Event(ctx context.Context, org int64, event string) (EventRepor
 	b.Queue(`SELECT (SELECT count(*) FROM terminal_txs t JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id
 			WHERE t.org_id = $1 AND c.event_id = $2 AND t.status = 'held'),
 		(SELECT count(*) FROM card_alerts a JOIN cards c ON c.org_id = a.org_id AND c.card_id = a.card_id
-			WHERE a.org_id = $1 AND c.event_id = $2)`, org, event).QueryRow(func(row pgx.Row) error {
+			WHERE a.org_id = $1 AND c.event_id = $2 AND a.resolved_at IS NULL)`, org, event).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&rep.HeldTxs, &rep.Alerts)
 	})
 	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {

@@ -23,6 +23,15 @@ import (
 var (
 	ErrEnrolment         = errors.New("ledger: enrolment token invalid, used or expired")
 	ErrTerminalNotActive = errors.New("ledger: terminal unknown or not active")
+	// ErrNoSuchMerchant and ErrNoSuchEvent: RegisterTerminal names a
+	// merchant or event the ledger does not know (they also match
+	// ErrNotFound).
+	ErrNoSuchMerchant = errors.New("ledger: no such merchant")
+	ErrNoSuchEvent    = errors.New("ledger: no such event")
+	// ErrEventRequired: a terminal registered without an event cannot
+	// enrol while its organizer has no event or several; HQ registers it
+	// again with its event.
+	ErrEventRequired = errors.New("ledger: the terminal has no event and its organizer has not exactly one")
 )
 
 // EnrolmentToken is the one-time secret that lets a terminal enrol. It is
@@ -64,36 +73,72 @@ func (t EnrolmentToken) hash() []byte {
 	return h[:]
 }
 
-// CreateTerminal registers a terminal of a merchant and returns its one-time
-// enrolment token, valid for ttl. Creating an existing, not yet enrolled
-// terminal again issues a new token; an enrolled one fails with ErrExists.
+// CreateTerminal registers a terminal of a merchant, without an event (see
+// RegisterTerminal), and returns its one-time enrolment token, valid for
+// ttl.
 func (l *Ledger) CreateTerminal(ctx context.Context, org int64, terminal, merchant string, ttl time.Duration) (EnrolmentToken, error) {
-	if !terminaltx.ValidID(terminal) {
-		return EnrolmentToken{}, fmt.Errorf("%w: terminal id %q", ErrInvalid, terminal)
+	return l.RegisterTerminal(ctx, org, TerminalRegistration{Terminal: terminal, Merchant: merchant, TTL: ttl})
+}
+
+// TerminalRegistration is what HQ registers about a terminal before it
+// enrols.
+type TerminalRegistration struct {
+	Terminal string
+	Merchant string
+	// Event is the event the terminal takes payments for; empty: the one
+	// its organizer has when the terminal enrols (see EnrolTerminal).
+	Event string
+	// TTL is how long the enrolment token is valid.
+	TTL time.Duration
+}
+
+// RegisterTerminal registers a terminal and returns its one-time enrolment
+// token. Registering an existing, not yet enrolled terminal again replaces
+// its merchant, event and token; an enrolled one fails with ErrExists. An
+// unknown merchant or event fails with ErrNoSuchMerchant or ErrNoSuchEvent
+// (both also ErrNotFound), and nothing is written.
+func (l *Ledger) RegisterTerminal(ctx context.Context, org int64, r TerminalRegistration) (EnrolmentToken, error) {
+	if !terminaltx.ValidID(r.Terminal) {
+		return EnrolmentToken{}, fmt.Errorf("%w: terminal id %q", ErrInvalid, r.Terminal)
+	}
+	if r.Event != "" && !terminaltx.ValidID(r.Event) {
+		return EnrolmentToken{}, fmt.Errorf("%w: event id %q", ErrInvalid, r.Event)
+	}
+	if r.TTL <= 0 {
+		return EnrolmentToken{}, fmt.Errorf("%w: token lifetime must be positive", ErrInvalid)
 	}
 	var k [20]byte
 	if _, err := rand.Read(k[:]); err != nil {
 		return EnrolmentToken{}, err
 	}
 	tok := EnrolmentToken{b: &k}
+	var event *string
+	if r.Event != "" {
+		event = &r.Event
+	}
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
-		var ok bool
-		if err := tx.QueryRow(ctx, `SELECT true FROM merchants WHERE org_id = $1 AND merchant_id = $2`, org, merchant).Scan(&ok); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("%w: merchant %q", ErrNotFound, merchant)
-			}
+		var merchantOK, eventOK bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM merchants WHERE org_id = $1 AND merchant_id = $2),
+				$3::text IS NULL OR EXISTS (SELECT 1 FROM events WHERE org_id = $1 AND event_id = $3)`,
+			org, r.Merchant, event).Scan(&merchantOK, &eventOK); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO terminals (org_id, terminal_id, merchant_id, status, token_hash, token_expires_at)
-			VALUES ($1, $2, $3, 'pending', $4, $5)
-			ON CONFLICT (org_id, terminal_id) DO UPDATE SET merchant_id = EXCLUDED.merchant_id,
+		if !merchantOK {
+			return fmt.Errorf("%w: %w: merchant %q", ErrNoSuchMerchant, ErrNotFound, r.Merchant)
+		}
+		if !eventOK {
+			return fmt.Errorf("%w: %w: event %q", ErrNoSuchEvent, ErrNotFound, r.Event)
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO terminals (org_id, terminal_id, merchant_id, event_id, status, token_hash, token_expires_at)
+			VALUES ($1, $2, $3, $4, 'pending', $5, $6)
+			ON CONFLICT (org_id, terminal_id) DO UPDATE SET merchant_id = EXCLUDED.merchant_id, event_id = EXCLUDED.event_id,
 				token_hash = EXCLUDED.token_hash, token_expires_at = EXCLUDED.token_expires_at
-			WHERE terminals.status = 'pending'`, org, terminal, merchant, tok.hash(), l.now().Add(ttl))
+			WHERE terminals.status = 'pending'`, org, r.Terminal, r.Merchant, event, tok.hash(), l.now().Add(r.TTL))
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("%w: terminal %q is already enrolled", ErrExists, terminal)
+			return fmt.Errorf("%w: terminal %q is already enrolled", ErrExists, r.Terminal)
 		}
 		return nil
 	})
@@ -104,8 +149,12 @@ func (l *Ledger) CreateTerminal(ctx context.Context, org int64, terminal, mercha
 }
 
 // EnrolTerminal binds a terminal's Ed25519 public key, using up its
-// enrolment token. It fails with ErrEnrolment for a wrong, used or expired
-// token (without saying which).
+// enrolment token, and fixes the terminal's identity: its merchant, and its
+// event, which is the one HQ registered or else, when the organizer has
+// exactly one event, that one. It fails with ErrEnrolment for a wrong, used
+// or expired token (without saying which), and with ErrEventRequired, using
+// nothing up, when the terminal has no event and the organizer has none or
+// several. Terminal returns the identity.
 func (l *Ledger) EnrolTerminal(ctx context.Context, org int64, terminal string, tok EnrolmentToken, pub ed25519.PublicKey) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("%w: public key must be %d bytes", ErrInvalid, ed25519.PublicKeySize)
@@ -113,8 +162,9 @@ func (l *Ledger) EnrolTerminal(ctx context.Context, org int64, terminal string, 
 	return l.inTx(ctx, func(tx pgx.Tx) error {
 		var hash []byte
 		var expires *time.Time
-		err := tx.QueryRow(ctx, `SELECT token_hash, token_expires_at FROM terminals
-			WHERE org_id = $1 AND terminal_id = $2 AND status = 'pending' FOR UPDATE`, org, terminal).Scan(&hash, &expires)
+		var event *string
+		err := tx.QueryRow(ctx, `SELECT token_hash, token_expires_at, event_id FROM terminals
+			WHERE org_id = $1 AND terminal_id = $2 AND status = 'pending' FOR UPDATE`, org, terminal).Scan(&hash, &expires, &event)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrEnrolment
 		}
@@ -124,8 +174,22 @@ func (l *Ledger) EnrolTerminal(ctx context.Context, org int64, terminal string, 
 		if hash == nil || subtle.ConstantTimeCompare(hash, tok.hash()) != 1 || expires == nil || l.now().After(*expires) {
 			return ErrEnrolment
 		}
+		if event == nil {
+			var only []string
+			rows, err := tx.Query(ctx, `SELECT event_id FROM events WHERE org_id = $1 ORDER BY event_id LIMIT 2`, org)
+			if err == nil {
+				only, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			if err != nil {
+				return fmt.Errorf("ledger: enrol terminal: %w", err)
+			}
+			if len(only) != 1 {
+				return fmt.Errorf("%w: %s", ErrEventRequired, terminal)
+			}
+			event = &only[0]
+		}
 		_, err = tx.Exec(ctx, `UPDATE terminals SET status = 'active', public_key = $3, token_hash = NULL,
-			token_expires_at = NULL, enrolled_at = now() WHERE org_id = $1 AND terminal_id = $2`, org, terminal, []byte(pub))
+			token_expires_at = NULL, enrolled_at = now(), event_id = $4 WHERE org_id = $1 AND terminal_id = $2`, org, terminal, []byte(pub), *event)
 		if err != nil {
 			return fmt.Errorf("ledger: enrol terminal: %w", err)
 		}
@@ -152,6 +216,70 @@ func (l *Ledger) RevokeTerminal(ctx context.Context, org int64, terminal string)
 	return nil
 }
 
+// TerminalRecord is what the ledger knows of a terminal.
+type TerminalRecord struct {
+	Terminal string
+	Merchant string
+	// Event is the event the terminal takes payments for: registered by
+	// HQ or fixed at enrolment. Empty: registered without one and not
+	// enrolled yet (or enrolled before terminals had events).
+	Event string
+	// Status is created (registered, not enrolled), enrolled or revoked.
+	Status     string
+	EnrolledAt *time.Time
+	// TokenExpiresAt is when a created terminal's enrolment token expires.
+	TokenExpiresAt *time.Time
+	// LastUpload is when the ledger received the terminal's transaction
+	// with the highest terminal sequence number; nil: none yet.
+	LastUpload *time.Time
+}
+
+// Terminal statuses as TerminalRecord names them.
+const (
+	TerminalCreated  = "created"
+	TerminalEnrolled = "enrolled"
+	TerminalRevoked  = "revoked"
+)
+
+// Terminals lists the organizer's terminals by id.
+func (l *Ledger) Terminals(ctx context.Context, org int64) ([]TerminalRecord, error) {
+	return l.terminalRecords(ctx, org, nil)
+}
+
+// Terminal returns one terminal, or ErrNotFound.
+func (l *Ledger) Terminal(ctx context.Context, org int64, terminal string) (TerminalRecord, error) {
+	recs, err := l.terminalRecords(ctx, org, &terminal)
+	if err != nil {
+		return TerminalRecord{}, err
+	}
+	if len(recs) == 0 {
+		return TerminalRecord{}, fmt.Errorf("%w: terminal %q", ErrNotFound, terminal)
+	}
+	return recs[0], nil
+}
+
+func (l *Ledger) terminalRecords(ctx context.Context, org int64, only *string) ([]TerminalRecord, error) {
+	rows, err := l.pool.Query(ctx, `SELECT t.terminal_id, t.merchant_id, coalesce(t.event_id, ''),
+			CASE t.status WHEN 'pending' THEN 'created' WHEN 'active' THEN 'enrolled' ELSE t.status END,
+			t.enrolled_at, CASE WHEN t.status = 'pending' THEN t.token_expires_at END, u.received_at
+		FROM terminals t
+		LEFT JOIN LATERAL (SELECT received_at FROM terminal_txs x WHERE x.org_id = t.org_id AND x.terminal_id = t.terminal_id
+			ORDER BY x.terminal_seq DESC LIMIT 1) u ON true
+		WHERE t.org_id = $1 AND ($2::text IS NULL OR t.terminal_id = $2) ORDER BY t.terminal_id`, org, only)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: terminals: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (TerminalRecord, error) {
+		var r TerminalRecord
+		err := row.Scan(&r.Terminal, &r.Merchant, &r.Event, &r.Status, &r.EnrolledAt, &r.TokenExpiresAt, &r.LastUpload)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: terminals: %w", err)
+	}
+	return out, nil
+}
+
 // terminalInfo is what verifying a terminal's upload needs.
 type terminalInfo struct {
 	pub             ed25519.PublicKey
@@ -159,11 +287,14 @@ type terminalInfo struct {
 	batchKey        *edbatch.Key                  // pub decoded for batch verification; nil if invalid
 	merchant        string
 	merchantAccount int64
+	// revoked: its debits are verified and recorded, but held (see
+	// terminalHold).
+	revoked bool
 }
 
-// activeTerminals returns the active terminals among ids, from the cache
-// when fresh.
-func (l *Ledger) activeTerminals(ctx context.Context, org int64, ids []string) (map[string]terminalInfo, error) {
+// enrolledTerminals returns the terminals among ids that have enrolled
+// (active or since revoked), from the cache when fresh.
+func (l *Ledger) enrolledTerminals(ctx context.Context, org int64, ids []string) (map[string]terminalInfo, error) {
 	out := make(map[string]terminalInfo, len(ids))
 	var missing []string
 	now := time.Now()
@@ -179,9 +310,9 @@ func (l *Ledger) activeTerminals(ctx context.Context, org int64, ids []string) (
 	if len(missing) == 0 {
 		return out, nil
 	}
-	rows, err := l.pool.Query(ctx, `SELECT t.terminal_id, t.public_key, t.merchant_id, m.account_id
+	rows, err := l.pool.Query(ctx, `SELECT t.terminal_id, t.public_key, t.merchant_id, m.account_id, t.status = 'revoked'
 		FROM terminals t JOIN merchants m ON m.org_id = t.org_id AND m.merchant_id = t.merchant_id
-		WHERE t.org_id = $1 AND t.terminal_id = ANY($2) AND t.status = 'active'`, org, missing)
+		WHERE t.org_id = $1 AND t.terminal_id = ANY($2) AND t.status IN ('active', 'revoked') AND t.public_key IS NOT NULL`, org, missing)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: terminals: %w", err)
 	}
@@ -192,7 +323,7 @@ func (l *Ledger) activeTerminals(ctx context.Context, org int64, ids []string) (
 		var id string
 		var ti terminalInfo
 		var pub []byte
-		if err := rows.Scan(&id, &pub, &ti.merchant, &ti.merchantAccount); err != nil {
+		if err := rows.Scan(&id, &pub, &ti.merchant, &ti.merchantAccount, &ti.revoked); err != nil {
 			return nil, err
 		}
 		ti.pub = pub

@@ -25,7 +25,6 @@ var (
 	ErrConflict          = errors.New("ledger: transaction id already used with other content")
 	ErrTerminalSeqReused = errors.New("ledger: terminal sequence number already used by another transaction")
 	ErrWrongOrganizer    = errors.New("ledger: transaction belongs to another organizer")
-	ErrWrongMerchant     = errors.New("ledger: transaction names a merchant other than its terminal's")
 )
 
 // Status is the outcome of one uploaded terminal transaction.
@@ -35,8 +34,8 @@ const (
 	// Accepted: recorded now and posted (card → merchant).
 	Accepted Status = iota + 1
 	// Held: recorded now but not posted, see Result.Reason; an alert was
-	// raised unless the card is unknown. The terminal must not upload it again
-	// (doing so is harmless).
+	// raised unless the card is unknown and the terminal not at fault. The
+	// terminal must not upload it again (doing so is harmless).
 	Held
 	// Duplicate: recorded earlier with the same content; nothing changed.
 	Duplicate
@@ -65,7 +64,35 @@ const (
 	ReasonChain       = "chain"        // balance chain does not join its neighbours
 	ReasonUnfunded    = "unfunded"     // the ledger holds less credit than the card spent
 	ReasonUnknownCard = "unknown_card" // the card was never registered
+
+	// Held because of the terminal, with an alert that does not block the
+	// card: the card did commit the debit, so it is recorded and takes its
+	// place in the card's chain, but the merchant is not credited until HQ
+	// resolves it.
+	ReasonWrongMerchant   = "wrong_merchant"   // signed for a merchant other than the terminal's
+	ReasonTerminalRevoked = "terminal_revoked" // the terminal was revoked after it enrolled
+
+	// ReasonSequenceGap: the card's sequence skips numbers before this
+	// transaction (the ledger holds nothing at the sequence before it). The
+	// transaction is posted and the card stays active: a late upload from
+	// another terminal may fill the gap, and when a debit lands at the
+	// missing sequence the alert is resolved (Alerts no longer lists it).
+	// A gap that stays open is a debit some terminal has not uploaded, or
+	// a credit written without its card write being recorded.
+	ReasonSequenceGap = "sequence_gap"
 )
+
+// terminalHold returns why a correctly signed debit of an enrolled terminal
+// is held because of its terminal, or "" when the terminal is not at fault.
+func terminalHold(ti terminalInfo, s *terminaltx.Signed) string {
+	switch {
+	case ti.revoked:
+		return ReasonTerminalRevoked
+	case s.Merchant != ti.merchant:
+		return ReasonWrongMerchant
+	}
+	return ""
+}
 
 // Result is the outcome of one transaction of an upload, in upload order.
 type Result struct {
@@ -231,14 +258,24 @@ func (l *Ledger) flushSubmissions(q *submitQueue) {
 // returns one Result per transaction. Each transaction is accepted exactly
 // once: the same id with the same content again is a Duplicate, with other
 // content it is Rejected with ErrConflict. Signatures are checked against
-// the terminals' enrolled keys, and the terminal must be active. Arrivals
-// may be late, out of order and repeated.
+// the terminals' enrolled keys; a transaction of a terminal that never
+// enrolled is Rejected (ErrTerminalNotActive). Arrivals may be late, out of
+// order and repeated.
+//
+// The ledger never forgets a debit that a card committed: a correctly
+// signed debit of an enrolled terminal is recorded whatever else is wrong
+// with it. One naming a merchant other than its terminal's, or from a
+// terminal since revoked, is held with an alert naming the reason
+// (ReasonWrongMerchant, ReasonTerminalRevoked) for HQ to resolve; those
+// alerts do not block the card.
 //
 // Per card, the ledger tracks the sequence numbers and the balance chain:
 // a second transaction with a card sequence already used (a clone) is held,
 // a balance that does not join the neighbouring sequence numbers is posted
 // but flagged, and a debit the ledger's credit does not cover is held; each
-// of these blocks an active card and raises one alert.
+// of these blocks an active card and raises one alert. A transaction whose
+// card sequence skips numbers (nothing recorded at the sequence before it)
+// raises a ReasonSequenceGap alert that does not block the card.
 //
 // The error is non-nil only when the batch could not be processed at all
 // (database unavailable); then nothing was recorded.
@@ -267,7 +304,7 @@ func (l *Ledger) Upload(ctx context.Context, org int64, raws [][]byte) ([]Result
 	var active map[string]terminalInfo
 	if len(terms) > 0 {
 		var err error
-		if active, err = l.activeTerminals(ctx, org, terms); err != nil {
+		if active, err = l.enrolledTerminals(ctx, org, terms); err != nil {
 			return nil, err
 		}
 	}
@@ -275,16 +312,10 @@ func (l *Ledger) Upload(ctx context.Context, org int64, raws [][]byte) ([]Result
 		if s == nil {
 			continue
 		}
-		ti, ok := active[s.Terminal]
-		switch {
-		case !ok:
+		if _, ok := active[s.Terminal]; !ok {
 			res[i].Status, res[i].Err = Rejected, ErrTerminalNotActive
-		case ti.merchant != s.Merchant:
-			res[i].Status, res[i].Err = Rejected, ErrWrongMerchant
-		default:
-			continue
+			txs[i] = nil
 		}
-		txs[i] = nil
 	}
 	l.verifyAll(txs, active, res)
 
@@ -568,6 +599,8 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	var (
 		rec       = newTerminalRows(len(todo))
 		alerts    []alert
+		blocking  int // alerts that block their cards
+		filled    gapFills
 		merchants []int64 // merchant accounts credited, each once
 		credited  = map[int64]bool{}
 	)
@@ -581,6 +614,13 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		}
 		st.blocked = true
 		alerts = append(alerts, alert{id: l.newID(), card: s.Card, kind: kind, txn: s.ID, other: other, detail: detail})
+		blocking++
+	}
+	// notify raises an alert that does not block the card: each one is
+	// kept, whatever the card's status.
+	notify := func(s *terminaltx.Signed, kind string, other *terminaltx.ID, detail string) {
+		alerts = append(alerts, alert{id: l.newID(), card: s.Card, kind: kind, txn: s.ID, other: other, detail: detail, notice: true})
+		l.log.Warn("card alert", "org", org, "card", terminaltx.CardHex(s.Card), "reason", kind, "txn", s.ID.String(), "terminal", s.Terminal, "detail", detail)
 	}
 	for k, i := range todo {
 		s := txs[i]
@@ -603,9 +643,20 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		var cardAccount, merchantAccount int64 // set when posted
 		chained := false                       // taken into the card's chain
 		sk := seqKey{string(s.Card), int64(s.CardSeq)}
+		held := terminalHold(active[s.Terminal], s)
+		heldDetail := func() string {
+			if held == ReasonWrongMerchant {
+				return fmt.Sprintf("terminal %s of merchant %s signed a debit of %d for merchant %s", s.Terminal, active[s.Terminal].merchant, s.Amount, s.Merchant)
+			}
+			return fmt.Sprintf("terminal %s was revoked; debit of %d for merchant %s", s.Terminal, s.Amount, s.Merchant)
+		}
 		switch prev, taken := events[sk]; {
 		case st == nil:
 			status, reason = "held", ReasonUnknownCard
+			if held != "" {
+				reason = held
+				notify(s, held, nil, heldDetail())
+			}
 		case taken:
 			status, reason = "held", ReasonClone
 			raise(st, s, ReasonClone, &prev.txn, fmt.Sprintf("card sequence %d used by two transactions", s.CardSeq))
@@ -618,7 +669,15 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 				reason = ReasonChain
 				raise(st, s, ReasonChain, &n.txn, fmt.Sprintf("balance after %d at sequence %d, but %d before sequence %d", s.BalanceAfter, s.CardSeq, n.before, s.CardSeq+1))
 			}
-			if st.balance < s.Amount {
+			// Every chain row next to the transaction is known by now (see
+			// above): nothing at the sequence before it is a gap.
+			if _, ok := events[seqKey{sk.card, sk.seq - 1}]; !ok && sk.seq > 1 {
+				notify(s, ReasonSequenceGap, nil, fmt.Sprintf("nothing recorded at card sequence %d before sequence %d", s.CardSeq-1, s.CardSeq))
+			}
+			if held != "" {
+				status, reason = "held", held
+				notify(s, held, nil, heldDetail())
+			} else if st.balance < s.Amount {
 				status, reason = "held", ReasonUnfunded
 				raise(st, s, ReasonUnfunded, nil, fmt.Sprintf("card spent %d, ledger holds %d", s.Amount, st.balance))
 			} else {
@@ -631,6 +690,11 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			}
 			events[sk] = cardEvent{txn: s.ID, before: s.BalanceBefore, after: s.BalanceAfter}
 			chained = true
+			// A late arrival below the tip may close a gap that the row
+			// after it raised (a stand-in for the tip has no id).
+			if n, ok := events[seqKey{sk.card, sk.seq + 1}]; ok && n.txn != (terminaltx.ID{}) {
+				filled.add(s.Card, n.txn)
+			}
 		}
 		rec.add(s, status, reason, chained, cardAccount, merchantAccount)
 		if status == "posted" {
@@ -639,7 +703,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			out[k] = Result{Status: Held, Reason: reason}
 		}
 	}
-	if len(alerts) > 0 {
+	if blocking > 0 {
 		var err error
 		if alerts, err = l.activeCardAlerts(ctx, tx, org, alerts, states); err != nil {
 			return nil, err
@@ -667,6 +731,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
 		}
 		queueAlerts(wb, org, alerts)
+		filled.queue(wb, org)
 		wb.Queue("COMMIT")
 		if err := tx.SendBatch(ctx, wb).Close(); err != nil {
 			return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
@@ -683,6 +748,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			$10::text[], $11::timestamptz[], $12::bytea[], $13::text[], $14::text[], $15::bool[], $16::bigint[], $17::bigint[])
 			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained, cacct, macct)`, args...)
 	queueAlerts(wb, org, alerts)
+	filled.queue(wb, org)
 	wb.Queue("COMMIT")
 	if err := tx.SendBatch(ctx, wb).Close(); err != nil {
 		return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
@@ -690,14 +756,16 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	return out, nil
 }
 
-// activeCardAlerts reads the statuses of the cards of alerts, which the
-// transaction has locked, and returns the alerts of the cards that are
-// active, logging each: a card already blocked or refunded gets no second
-// alert.
+// activeCardAlerts reads the statuses of the cards of the blocking alerts,
+// which the transaction has locked, and returns the notices and the
+// blocking alerts of the cards that are active, logging each: a card
+// already blocked or refunded gets no second blocking alert.
 func (l *Ledger) activeCardAlerts(ctx context.Context, tx batchSender, org int64, alerts []alert, states map[string]*cardState) ([]alert, error) {
-	cards := make([][]byte, len(alerts))
-	for i, a := range alerts {
-		cards[i] = a.card
+	cards := make([][]byte, 0, len(alerts))
+	for _, a := range alerts {
+		if !a.notice {
+			cards = append(cards, a.card)
+		}
 	}
 	b := &pgx.Batch{}
 	queueReadCardStatuses(b, org, cards, states)
@@ -706,6 +774,10 @@ func (l *Ledger) activeCardAlerts(ctx context.Context, tx batchSender, org int64
 	}
 	kept := alerts[:0]
 	for _, a := range alerts {
+		if a.notice {
+			kept = append(kept, a)
+			continue
+		}
 		if states[string(a.card)].status != "active" {
 			continue
 		}
@@ -924,7 +996,8 @@ func (r *terminalRows) args() []any {
 		r.sigs, r.statuses, r.reasons, r.chained, r.cardAccounts, r.merchantAccounts}
 }
 
-// alert is a clone or tamper alert; raising one blocks the card.
+// alert is a clone or tamper alert; raising one blocks the card unless it
+// is a notice.
 type alert struct {
 	id     terminaltx.ID
 	card   []byte
@@ -932,9 +1005,11 @@ type alert struct {
 	txn    terminaltx.ID
 	other  *terminaltx.ID
 	detail string
+	notice bool // for HQ; does not block the card
 }
 
-// queueAlerts queues recording alerts and blocking their cards.
+// queueAlerts queues recording alerts and blocking the cards of those that
+// are not notices.
 func queueAlerts(b *pgx.Batch, org int64, alerts []alert) {
 	for _, a := range alerts {
 		var other *pgtype.UUID
@@ -944,8 +1019,32 @@ func queueAlerts(b *pgx.Batch, org int64, alerts []alert) {
 		b.Queue(`INSERT INTO card_alerts (org_id, alert_id, card_id, kind, txn_id, other_txn_id, detail)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, org, pgtype.UUID{Bytes: a.id, Valid: true}, a.card, a.kind,
 			pgtype.UUID{Bytes: a.txn, Valid: true}, other, a.detail)
-		b.Queue(`UPDATE cards SET status = 'blocked' WHERE org_id = $1 AND card_id = $2`, org, a.card)
+		if !a.notice {
+			b.Queue(`UPDATE cards SET status = 'blocked' WHERE org_id = $1 AND card_id = $2`, org, a.card)
+		}
 	}
+}
+
+// gapFills are the chain rows whose sequence gap a batch closed: the card
+// and the id of the row after the late arrival.
+type gapFills struct {
+	cards [][]byte
+	txns  []pgtype.UUID
+}
+
+func (g *gapFills) add(card []byte, next terminaltx.ID) {
+	g.cards = append(g.cards, card)
+	g.txns = append(g.txns, pgtype.UUID{Bytes: next, Valid: true})
+}
+
+// queue queues resolving the open sequence_gap alerts of those rows, if any.
+func (g *gapFills) queue(b *pgx.Batch, org int64) {
+	if len(g.cards) == 0 {
+		return
+	}
+	b.Queue(`UPDATE card_alerts a SET resolved_at = now() FROM unnest($2::bytea[], $3::uuid[]) q(card, txn)
+		WHERE a.org_id = $1 AND a.card_id = q.card AND a.txn_id = q.txn AND a.kind = 'sequence_gap' AND a.resolved_at IS NULL`,
+		org, g.cards, g.txns)
 }
 
 // insertAlerts records alerts and blocks their cards.
@@ -958,20 +1057,22 @@ func insertAlerts(ctx context.Context, tx pgx.Tx, org int64, alerts []alert) err
 	return nil
 }
 
-// Alert is a clone or tamper alert raised for a card.
+// Alert is an alert raised for a card: clone, chain and unfunded block the
+// card; wrong_merchant, terminal_revoked and sequence_gap are for HQ only.
 type Alert struct {
 	ID       terminaltx.ID
 	Card     []byte
-	Kind     string // clone, chain or unfunded
+	Kind     string // a Reason
 	Txn      terminaltx.ID
 	OtherTxn *terminaltx.ID
 	Detail   string
 }
 
-// Alerts lists the alerts of an organizer, oldest first.
+// Alerts lists the open alerts of an organizer, oldest first: all but the
+// sequence gaps that a late upload closed since.
 func (l *Ledger) Alerts(ctx context.Context, org int64) ([]Alert, error) {
 	rows, err := l.pool.Query(ctx, `SELECT alert_id, card_id, kind, txn_id, other_txn_id, detail FROM card_alerts
-		WHERE org_id = $1 ORDER BY raised_at, alert_id`, org)
+		WHERE org_id = $1 AND resolved_at IS NULL ORDER BY raised_at, alert_id`, org)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: alerts: %w", err)
 	}

@@ -202,11 +202,11 @@ func (s *Stack) TerminalConfig(dir, event, merchant string) terminal.Config {
 	return terminal.Config{StateDir: dir, URL: s.URL, HTTP: s.HTTP, Event: event, Merchant: merchant, Logger: s.log}
 }
 
-// AddTerminal registers terminal id of merchant through the HQ API (with
-// hqToken) and enrols it into dir, then opens it and fetches its session
-// key.
+// AddTerminal registers terminal id of cfg's merchant and event through
+// the HQ API (with hqToken) and enrols it into dir, then opens it and
+// fetches its session key.
 func (s *Stack) AddTerminal(ctx context.Context, hqToken string, org int64, id string, cfg terminal.Config) (*terminal.Terminal, error) {
-	tok, err := CreateTerminal(ctx, s.HTTP, s.URL, hqToken, id, cfg.Merchant)
+	tok, err := CreateTerminal(ctx, s.HTTP, s.URL, hqToken, id, cfg.Merchant, cfg.Event)
 	if err != nil {
 		return nil, err
 	}

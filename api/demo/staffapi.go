@@ -53,11 +53,12 @@ func staffMoneyCall(ctx context.Context, hc *http.Client, url, token, idem, meth
 	return nil
 }
 
-// CreateTerminal registers a terminal through the HQ API and returns its
-// one-time enrolment token.
-func CreateTerminal(ctx context.Context, hc *http.Client, url, hqToken, id, merchant string) (string, error) {
+// CreateTerminal registers a terminal of merchant for event (empty: the
+// organizer's only one) through the HQ API and returns its one-time
+// enrolment token.
+func CreateTerminal(ctx context.Context, hc *http.Client, url, hqToken, id, merchant, event string) (string, error) {
 	var tr api.TerminalResponse
-	if err := staffCall(ctx, hc, url, hqToken, "POST", "/v1/hq/terminals", api.TerminalRequest{Terminal: id, Merchant: merchant}, &tr); err != nil {
+	if err := staffCall(ctx, hc, url, hqToken, "POST", "/v1/hq/terminals", api.TerminalRequest{Terminal: id, Merchant: merchant, Event: event}, &tr); err != nil {
 		return "", err
 	}
 	return tr.EnrolmentToken, nil

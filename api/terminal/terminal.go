@@ -25,7 +25,7 @@ import (
 
 // Files in a terminal's state directory (all 0600).
 const (
-	IdentityFile = "identity.json" // org, terminal id and its private keys
+	IdentityFile = "identity.json" // org, terminal id, merchant, event and its private keys
 	SessionFile  = "session.json"  // the wrapped session key, as delivered
 	QueueFile    = "queue.log"     // the durable transaction queue
 )
@@ -49,9 +49,11 @@ type Config struct {
 	HTTP *http.Client
 	// Layout is the card application; zero means personalize.DefaultLayout.
 	Layout personalize.Layout
-	// Event the terminal takes payments for.
-	Event string
-	// Merchant the terminal belongs to (as HQ registered it).
+	// Event and Merchant are fixed at enrolment and kept in the identity
+	// file: leave them empty. When set, Open refuses an identity that names
+	// another event or merchant; an identity written before enrolment
+	// returned them (no event or merchant in it) takes them from here.
+	Event    string
 	Merchant string
 	// BatchSize is the most transactions per upload; 0 means 500.
 	BatchSize int
@@ -68,6 +70,8 @@ type Config struct {
 type identity struct {
 	Org      int64  `json:"org"`
 	Terminal string `json:"terminal"`
+	Merchant string `json:"merchant,omitempty"`
+	Event    string `json:"event,omitempty"`
 	KeyID    string `json:"key_id"`
 	SignSeed []byte `json:"sign_seed"`
 	KexKey   []byte `json:"kex_key"`
@@ -117,7 +121,8 @@ func (c *Config) defaults() {
 
 // Enrol makes the terminal's keys, enrols it with the one-time token HQ
 // issued for it (POST /v1/terminals/enrol) and writes its identity to the
-// state directory. It refuses a directory that holds an identity already.
+// state directory: its organizer, id, keys, and the merchant and event the
+// server answered. It refuses a directory that holds an identity already.
 func Enrol(ctx context.Context, cfg Config, org int64, terminal, token string) error {
 	cfg.defaults()
 	path := filepath.Join(cfg.StateDir, IdentityFile)
@@ -142,7 +147,14 @@ func Enrol(ctx context.Context, cfg Config, org int64, terminal, token string) e
 	if err != nil {
 		return fmt.Errorf("terminal: enrol %s: %w", terminal, err)
 	}
-	id := identity{Org: org, Terminal: terminal, KeyID: er.KeyID, SignSeed: priv.Seed(), KexKey: kex.Bytes()}
+	if er.Organizer != 0 && er.Organizer != org {
+		return fmt.Errorf("terminal: enrol %s: the server answered for organizer %d", terminal, er.Organizer)
+	}
+	if !terminaltx.ValidID(er.Merchant) || !terminaltx.ValidID(er.Event) {
+		return fmt.Errorf("terminal: enrol %s: the server's answer names no merchant and event (a server older than this terminal?)", terminal)
+	}
+	id := identity{Org: org, Terminal: terminal, Merchant: er.Merchant, Event: er.Event, KeyID: er.KeyID,
+		SignSeed: priv.Seed(), KexKey: kex.Bytes()}
 	b, err := json.Marshal(id)
 	if err != nil {
 		return err
@@ -168,9 +180,6 @@ func Open(cfg Config) (*Terminal, error) {
 	if err := cfg.Layout.Validate(); err != nil {
 		return nil, err
 	}
-	if !terminaltx.ValidID(cfg.Event) || !terminaltx.ValidID(cfg.Merchant) {
-		return nil, fmt.Errorf("terminal: event and merchant are required")
-	}
 	b, err := os.ReadFile(filepath.Join(cfg.StateDir, IdentityFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotEnrolled
@@ -183,6 +192,11 @@ func Open(cfg Config) (*Terminal, error) {
 	clear(b)
 	if err != nil || len(t.id.SignSeed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("terminal: identity file does not parse")
+	}
+	if err := t.id.fix(cfg.Event, cfg.Merchant); err != nil {
+		clear(t.id.SignSeed)
+		clear(t.id.KexKey)
+		return nil, err
 	}
 	t.sign = ed25519.NewKeyFromSeed(t.id.SignSeed)
 	clear(t.id.SignSeed)
@@ -202,8 +216,36 @@ func Open(cfg Config) (*Terminal, error) {
 	return t, nil
 }
 
+// fix settles the identity's event and merchant against the ones a
+// configuration names (see Config.Event).
+func (id *identity) fix(event, merchant string) error {
+	for _, f := range []struct{ what, fixed, given string }{
+		{"event", id.Event, event}, {"merchant", id.Merchant, merchant}} {
+		if f.fixed != "" && f.given != "" && f.given != f.fixed {
+			return fmt.Errorf("terminal: %s %q given, but this terminal was enrolled for %s %q: drop --%s", f.what, f.given, f.what, f.fixed, f.what)
+		}
+	}
+	if id.Event == "" {
+		id.Event = event
+	}
+	if id.Merchant == "" {
+		id.Merchant = merchant
+	}
+	if !terminaltx.ValidID(id.Event) || !terminaltx.ValidID(id.Merchant) {
+		return errors.New("terminal: the identity file names no event and merchant (enrolled by an older version): give --event and --merchant")
+	}
+	return nil
+}
+
 // ID is the terminal's id; Org its organizer.
 func (t *Terminal) ID() string { return t.id.Terminal }
+
+// Event is the event the terminal takes payments for, fixed at enrolment.
+func (t *Terminal) Event() string { return t.id.Event }
+
+// Merchant is the merchant the terminal signs its debits for, fixed at
+// enrolment.
+func (t *Terminal) Merchant() string { return t.id.Merchant }
 
 // Org is the terminal's organizer.
 func (t *Terminal) Org() int64 { return t.id.Org }
@@ -233,7 +275,7 @@ func (t *Terminal) loadSessionKey() error {
 }
 
 func (t *Terminal) installKey(sk *api.SessionKeyResponse) error {
-	if sk.Event != t.cfg.Event || sk.Terminal != t.id.Terminal || sk.Organizer != t.id.Org {
+	if sk.Event != t.id.Event || sk.Terminal != t.id.Terminal || sk.Organizer != t.id.Org {
 		return fmt.Errorf("terminal: session key is for another event or terminal")
 	}
 	raw, err := keydelivery.Unwrap(t.kex, &sk.Wrapped, t.now())
@@ -270,7 +312,7 @@ func (t *Terminal) SessionKeyExpires() time.Time {
 // (POST /v1/terminal/session-keys) and keeps it on disk, wrapped as it came.
 func (t *Terminal) RenewSessionKey(ctx context.Context) error {
 	var sk api.SessionKeyResponse
-	if err := t.cl.call(ctx, "POST", "/v1/terminal/session-keys", api.SessionKeyRequest{Event: t.cfg.Event}, &sk, true, ""); err != nil {
+	if err := t.cl.call(ctx, "POST", "/v1/terminal/session-keys", api.SessionKeyRequest{Event: t.id.Event}, &sk, true, ""); err != nil {
 		return fmt.Errorf("terminal: session key: %w", err)
 	}
 	if err := t.installKey(&sk); err != nil {
@@ -417,7 +459,7 @@ func (t *Terminal) Debit(card Card, amount int64) (*terminaltx.Signed, error) {
 	}
 	tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: terminaltx.NewID(now, rnd[:]), Organizer: t.id.Org,
 		Terminal: t.id.Terminal, TerminalSeq: t.queue.NextSeq(), Card: uid, CardSeq: st.Seq + 1, Amount: amount,
-		BalanceBefore: st.Balance, BalanceAfter: st.Balance - amount, Merchant: t.cfg.Merchant, Time: now}
+		BalanceBefore: st.Balance, BalanceAfter: st.Balance - amount, Merchant: t.id.Merchant, Time: now}
 	signed, err := terminaltx.Sign(tx, t.sign)
 	if err != nil {
 		return nil, err
