@@ -44,7 +44,7 @@ func TestMoneyInAndOut(t *testing.T) {
 	// Cash top-up, idempotent by request id.
 	id := l.newID()
 	for range 2 {
-		_, err = l.TopUpCash(ctx, org, CashTopUp{ID: id, Store: "gate", Card: b.uid, Amount: 1000, Write: &CardWrite{Seq: 1, Before: 0, After: 1000}})
+		_, err = l.TopUpCash(ctx, org, CashTopUp{ID: id, Store: "gate", Card: b.uid, Amount: 1000})
 		require.NoError(t, err)
 	}
 	_, err = l.TopUpCash(ctx, org, CashTopUp{ID: id, Store: "gate", Card: b.uid, Amount: 999})
