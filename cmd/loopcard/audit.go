@@ -30,6 +30,13 @@ func auditCommand() *cli.Command {
 				Action: auditExport,
 			},
 			{
+				Name: "hq-key",
+				Usage: "print HQ's verifier key (NAME+HASH+KEY) of the organizer's custody log, for auditors to pin " +
+					"once and give to 'audit verify --hq-key' (HQ, with the HSM)",
+				Flags:  []cli.Flag{organizerFlag},
+				Action: auditHQKey,
+			},
+			{
 				Name:      "verify",
 				Usage:     "verify an export offline: signatures, checkpoints, inclusion, signers, counts",
 				ArgsUsage: "DIR",
@@ -180,4 +187,21 @@ func trailingFlags(args []string, values map[string]*string, bools map[string]*b
 		*v = value
 	}
 	return pos, nil
+}
+
+func auditHQKey(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("usage: loopcard audit hq-key [--organizer N]")
+	}
+	h, err := openHSM(c)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	hq, err := hqSigner(c, h, c.Int64("organizer"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, hq.PublicKey().Vkey())
+	return nil
 }

@@ -474,12 +474,21 @@ func (e *Server) stopProcess() error {
 // WaitPresence waits until pcscd reports a card in the slot (present true)
 // or an empty slot (present false).
 func (e *Server) WaitPresence(present bool) error {
+	return WaitPresence(e.Reader, present)
+}
+
+// WaitPresence waits until the pcscd this process talks to (see
+// PCSCLITE_CSOCK_NAME) reports a card in reader (present true) or an empty
+// reader (present false). A vpcd card taken out and another put in within
+// one of vpcd's polls looks like one card to pcscd: who swaps cards waits
+// for the empty slot in between.
+func WaitPresence(reader string, present bool) error {
 	sctx, err := scard.EstablishContext()
 	if err != nil {
 		return fmt.Errorf("establish context: %w", err)
 	}
 	defer sctx.Release()
-	states := []scard.ReaderState{{Reader: e.Reader, CurrentState: scard.StateUnaware}}
+	states := []scard.ReaderState{{Reader: reader, CurrentState: scard.StateUnaware}}
 	deadline := time.Now().Add(presenceWait)
 	for time.Now().Before(deadline) {
 		err := sctx.GetStatusChange(states, time.Until(deadline))
@@ -493,5 +502,5 @@ func (e *Server) WaitPresence(present bool) error {
 		}
 		states[0].CurrentState = ev &^ scard.StateChanged
 	}
-	return fmt.Errorf("slot %q: card present=%v not seen within %v", e.Reader, present, presenceWait)
+	return fmt.Errorf("slot %q: card present=%v not seen within %v", reader, present, presenceWait)
 }
