@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
-	"github.com/loopcard/loopcard/api/demo"
+	"github.com/loopcard/loopcard/api/sim"
 	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/softhsm"
@@ -23,15 +23,15 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 const org = 1
 
 type world struct {
-	stack *demo.Stack
+	stack *sim.Stack
 	token string
-	cards []*demo.IssuedCard
+	cards []*sim.IssuedCard
 }
 
 func newWorld(t *testing.T, cards int) *world {
 	t.Helper()
 	ctx := context.Background()
-	s, err := demo.StartStack(ctx, demo.StackConfig{DataDir: t.TempDir(), HSMURI: softhsm.NewTestToken(t), DatabaseURL: pgtest.NewDatabase(t)})
+	s, err := sim.StartStack(ctx, sim.StackConfig{DataDir: t.TempDir(), HSMURI: softhsm.NewTestToken(t), DatabaseURL: pgtest.NewDatabase(t)})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 	require.NoError(t, s.Ledger.CreateOrganizer(ctx, org, "Org"))
@@ -59,7 +59,7 @@ func (w *world) client(t *testing.T, dir string, hc *http.Client) *storeclient.C
 }
 
 // ledgerCard is the ledger's balance and pending loads of the card.
-func (w *world) ledgerCard(t *testing.T, c *demo.IssuedCard) [2]int64 {
+func (w *world) ledgerCard(t *testing.T, c *sim.IssuedCard) [2]int64 {
 	t.Helper()
 	info, err := w.stack.Ledger.Card(context.Background(), org, c.UID)
 	require.NoError(t, err)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/loopcard/loopcard/api/demo"
+	"github.com/loopcard/loopcard/api/sim"
 	"github.com/loopcard/loopcard/api/terminal"
 )
 
@@ -23,7 +23,7 @@ func TestIdentityFixedAtEnrolment(t *testing.T) {
 	w := newWorld(t, 1, "")
 	require.NoError(t, w.stack.Ledger.AddMerchant(ctx, org, "food", "Food"))
 	dir := t.TempDir()
-	tok, err := demo.CreateTerminal(ctx, w.stack.HTTP, w.stack.URL, w.hq, "bar-1", "bar", "")
+	tok, err := sim.CreateTerminal(ctx, w.stack.HTTP, w.stack.URL, w.hq, "bar-1", "bar", "")
 	require.NoError(t, err)
 	cfg := terminal.Config{StateDir: dir, URL: w.stack.URL, HTTP: w.stack.HTTP}
 	require.NoError(t, terminal.Enrol(ctx, cfg, org, "bar-1", tok))
@@ -62,7 +62,7 @@ func TestEnrolAnswerAndEventRule(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, 1, "")
 	require.NoError(t, w.stack.Ledger.AddEvent(ctx, org, "winter", "Winter", time.Time{}))
-	tok, err := demo.CreateTerminal(ctx, w.stack.HTTP, w.stack.URL, w.hq, "bar-2", "bar", "")
+	tok, err := sim.CreateTerminal(ctx, w.stack.HTTP, w.stack.URL, w.hq, "bar-2", "bar", "")
 	require.NoError(t, err)
 	cfg := terminal.Config{StateDir: t.TempDir(), URL: w.stack.URL, HTTP: w.stack.HTTP}
 	err = terminal.Enrol(ctx, cfg, org, "bar-2", tok)
@@ -70,9 +70,9 @@ func TestEnrolAnswerAndEventRule(t *testing.T) {
 	require.ErrorContains(t, err, "loopcard terminal register --event")
 	require.False(t, terminal.Enrolled(cfg.StateDir))
 
-	_, err = demo.CreateTerminal(ctx, w.stack.HTTP, w.stack.URL, w.hq, "bar-2", "bar", "nosuch")
+	_, err = sim.CreateTerminal(ctx, w.stack.HTTP, w.stack.URL, w.hq, "bar-2", "bar", "nosuch")
 	require.ErrorContains(t, err, "no such event")
-	tok, err = demo.CreateTerminal(ctx, w.stack.HTTP, w.stack.URL, w.hq, "bar-2", "bar", "winter")
+	tok, err = sim.CreateTerminal(ctx, w.stack.HTTP, w.stack.URL, w.hq, "bar-2", "bar", "winter")
 	require.NoError(t, err)
 	require.NoError(t, terminal.Enrol(ctx, cfg, org, "bar-2", tok))
 	term, err := terminal.Open(cfg)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/loopcard/loopcard/api/demo"
+	"github.com/loopcard/loopcard/api/sim"
 )
 
 // TestSimulate drives several terminals at once against the API, with
@@ -16,7 +16,7 @@ import (
 // and agrees with every card.
 func TestSimulate(t *testing.T) {
 	w := newWorld(t, 1, "")
-	rep, err := demo.Simulate(context.Background(), w.stack, demo.SimConfig{Org: org, Terminals: 4, Taps: 40, CardsPerTerminal: 2, RestartEvery: 7, Dir: t.TempDir()})
+	rep, err := sim.Simulate(context.Background(), w.stack, sim.SimConfig{Org: org, Terminals: 4, Taps: 40, CardsPerTerminal: 2, RestartEvery: 7, Dir: t.TempDir()})
 	require.NoError(t, err)
 	require.Equal(t, 4*5, rep.Restarts)
 	require.Equal(t, 160-rep.Restarts, rep.Taps)

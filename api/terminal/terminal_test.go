@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
-	"github.com/loopcard/loopcard/api/demo"
+	"github.com/loopcard/loopcard/api/sim"
 	"github.com/loopcard/loopcard/api/terminal"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
@@ -38,16 +38,16 @@ const org = 1
 // world is a running stack with an organizer, an event, a merchant, a
 // store, and cards loaded with 10.00 each.
 type world struct {
-	stack *demo.Stack
+	stack *sim.Stack
 	hq    string
 	store string
-	cards []*demo.IssuedCard
+	cards []*sim.IssuedCard
 }
 
 func newWorld(t *testing.T, cards int, cardDir string) *world {
 	t.Helper()
 	ctx := context.Background()
-	s, err := demo.StartStack(ctx, demo.StackConfig{DataDir: t.TempDir(), HSMURI: softhsm.NewTestToken(t), DatabaseURL: pgtest.NewDatabase(t)})
+	s, err := sim.StartStack(ctx, sim.StackConfig{DataDir: t.TempDir(), HSMURI: softhsm.NewTestToken(t), DatabaseURL: pgtest.NewDatabase(t)})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 	require.NoError(t, s.Ledger.CreateOrganizer(ctx, org, "Org"))
@@ -78,7 +78,7 @@ func (w *world) terminal(t *testing.T, id, dir string) *terminal.Terminal {
 	return term
 }
 
-func (w *world) ledgerBalance(t *testing.T, c *demo.IssuedCard) int64 {
+func (w *world) ledgerBalance(t *testing.T, c *sim.IssuedCard) int64 {
 	t.Helper()
 	b, err := w.stack.Ledger.CardBalance(context.Background(), org, c.UID)
 	require.NoError(t, err)
@@ -208,7 +208,7 @@ func TestTearDuringCommitIsResolvedFromTheCard(t *testing.T) {
 	term := w.terminal(t, "bar-3", t.TempDir())
 	tests := []struct {
 		name      string
-		card      *demo.IssuedCard
+		card      *sim.IssuedCard
 		after     bool
 		committed bool
 		balance   int64 // the card's balance after resolution and a next debit of 100

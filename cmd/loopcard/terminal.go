@@ -17,7 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/loopcard/loopcard/api/demo"
+	"github.com/loopcard/loopcard/api/sim"
 	"github.com/loopcard/loopcard/api/terminal"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
@@ -411,19 +411,19 @@ func terminalSimulate(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := getConfig(c)
-	var s *demo.Stack
+	var s *sim.Stack
 	var err error
 	if c.String("url") == "" {
-		s, err = demo.StartStack(ctx, demo.StackConfig{DataDir: cfg.DataDir, HSMURI: cfg.HSMURI, DatabaseURL: cfg.DatabaseURL, Database: "sim"})
+		s, err = sim.StartStack(ctx, sim.StackConfig{DataDir: cfg.DataDir, HSMURI: cfg.HSMURI, DatabaseURL: cfg.DatabaseURL, Database: "sim"})
 	} else {
-		s, err = demo.AttachStack(ctx, demo.AttachConfig{DataDir: cfg.DataDir, HSMURI: cfg.HSMURI, DatabaseURL: cfg.DatabaseURL,
+		s, err = sim.AttachStack(ctx, sim.AttachConfig{DataDir: cfg.DataDir, HSMURI: cfg.HSMURI, DatabaseURL: cfg.DatabaseURL,
 			URL: c.String("url"), CAFile: caFile(c)})
 	}
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	rep, err := demo.Simulate(ctx, s, demo.SimConfig{Org: c.Int64("organizer"), Terminals: c.Int("terminals"), Taps: c.Int("taps"),
+	rep, err := sim.Simulate(ctx, s, sim.SimConfig{Org: c.Int64("organizer"), Terminals: c.Int("terminals"), Taps: c.Int("taps"),
 		CardsPerTerminal: c.Int("cards-per-terminal"), RestartEvery: c.Int("restart-every"), Dir: filepath.Join(cfg.DataDir, "sim"), Out: c.App.ErrWriter})
 	if err != nil {
 		return err

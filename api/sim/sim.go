@@ -1,4 +1,4 @@
-package demo
+package sim
 
 import (
 	"context"
@@ -79,7 +79,7 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 		cfg.Org = 1
 	}
 	if cfg.Terminals <= 0 || cfg.Taps <= 0 {
-		return nil, errors.New("demo: simulate needs terminals and taps")
+		return nil, errors.New("sim: simulate needs terminals and taps")
 	}
 	if cfg.CardsPerTerminal <= 0 {
 		cfg.CardsPerTerminal = 4
@@ -227,7 +227,7 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 		rep.Taps, rep.TapSeconds, rep.TapsPerSecond, rep.Restarts)
 	for _, st := range terms {
 		if p := st.t.Queue().Counts().Pending; p > 0 {
-			return nil, fmt.Errorf("demo: terminal %s has %d transactions its cards could not settle", st.t.ID(), p)
+			return nil, fmt.Errorf("sim: terminal %s has %d transactions its cards could not settle", st.t.ID(), p)
 		}
 	}
 	drain := time.Now()
@@ -331,7 +331,7 @@ func (c *crashCard) Transmit(apdu []byte) ([]byte, error) {
 		if c.after {
 			_, _ = c.Card.Transmit(apdu)
 		}
-		return nil, errors.New("demo: terminal died during the commit")
+		return nil, errors.New("sim: terminal died during the commit")
 	}
 	return c.Card.Transmit(apdu)
 }

@@ -1,4 +1,4 @@
-package demo
+package sim
 
 import (
 	"bytes"
@@ -37,15 +37,15 @@ func staffMoneyCall(ctx context.Context, hc *http.Client, url, token, idem, meth
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("demo: %s %s: %w", method, path, err)
+		return fmt.Errorf("sim: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return fmt.Errorf("demo: %s %s: %w", method, path, err)
+		return fmt.Errorf("sim: %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("demo: %s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
+		return fmt.Errorf("sim: %s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)

@@ -1,4 +1,4 @@
-package demo
+package sim
 
 import (
 	"context"
@@ -81,7 +81,7 @@ func (s *Stack) IssueCards(ctx context.Context, org int64, event string, n int, 
 		}
 		res, err := st.Personalize(ctx, &station.VirtualCard{Card: vc})
 		if err != nil {
-			return nil, fmt.Errorf("demo: personalize card %d: %w", i+1, err)
+			return nil, fmt.Errorf("sim: personalize card %d: %w", i+1, err)
 		}
 		ic.Number = res.Number
 		out.Cards = append(out.Cards, ic)
@@ -121,7 +121,7 @@ func (s *Stack) CashLoad(ctx context.Context, org int64, storeToken, store strin
 		return terminal.State{}, err
 	}
 	if res.Load == nil || res.Load.Write == nil {
-		return terminal.State{}, fmt.Errorf("demo: top-up %s: the card's write is not known", res.ID)
+		return terminal.State{}, fmt.Errorf("sim: top-up %s: the card's write is not known", res.ID)
 	}
 	return terminal.State{Balance: res.Load.Write.After, Seq: res.Load.Write.Seq}, nil
 }

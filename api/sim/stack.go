@@ -1,4 +1,4 @@
-package demo
+package sim
 
 import (
 	"context"
@@ -98,7 +98,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	// 0711: the embedded PostgreSQL runs as the postgres user when we are
 	// root, and must be able to pass through to its own directory.
 	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
-		return nil, fmt.Errorf("demo: data directory: %w", err)
+		return nil, fmt.Errorf("sim: data directory: %w", err)
 	}
 	s := &Stack{log: cfg.Logger, dataDir: cfg.DataDir}
 	defer func() {
@@ -109,7 +109,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	uri := cfg.HSMURI
 	if uri == "" {
 		if uri, _, err = softhsm.Embedded(cfg.DataDir); err != nil {
-			return nil, fmt.Errorf("demo: embedded HSM: %w", err)
+			return nil, fmt.Errorf("sim: embedded HSM: %w", err)
 		}
 	}
 	if s.HSM, err = keys.Open(uri, keys.Options{Logger: cfg.Logger}); err != nil {
@@ -123,7 +123,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		}
 	}
 	if s.Pool, err = pgxpool.New(ctx, dbURL); err != nil {
-		return nil, fmt.Errorf("demo: database: %w", err)
+		return nil, fmt.Errorf("sim: database: %w", err)
 	}
 	s.onClose(func() error { s.Pool.Close(); return nil })
 	if err := ledger.Migrate(ctx, s.Pool); err != nil {
@@ -147,7 +147,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return nil, fmt.Errorf("demo: listen: %w", err)
+		return nil, fmt.Errorf("sim: listen: %w", err)
 	}
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
@@ -158,7 +158,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	s.onClose(func() error { tr.CloseIdleConnections(); return nil })
 	s.HTTP = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	if _, err := s.HSM.Init(ctx); err != nil {
-		return nil, fmt.Errorf("demo: key ceremony: %w", err)
+		return nil, fmt.Errorf("sim: key ceremony: %w", err)
 	}
 	return s, nil
 }
@@ -168,12 +168,12 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 func (s *Stack) embeddedDB(ctx context.Context, cfg StackConfig) (string, error) {
 	cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Durable: true, Logger: cfg.Logger})
 	if err != nil {
-		return "", fmt.Errorf("demo: embedded database: %w", err)
+		return "", fmt.Errorf("sim: embedded database: %w", err)
 	}
 	s.onClose(cl.Stop)
 	conn, err := pgx.Connect(ctx, cl.URL("postgres"))
 	if err != nil {
-		return "", fmt.Errorf("demo: embedded database: %w", err)
+		return "", fmt.Errorf("sim: embedded database: %w", err)
 	}
 	defer conn.Close(ctx)
 	name := cfg.Database
@@ -182,7 +182,7 @@ func (s *Stack) embeddedDB(ctx context.Context, cfg StackConfig) (string, error)
 	}
 	for _, q := range []string{`DROP DATABASE IF EXISTS ` + pgx.Identifier{name}.Sanitize() + ` WITH (FORCE)`, `CREATE DATABASE ` + pgx.Identifier{name}.Sanitize()} {
 		if _, err := conn.Exec(ctx, q); err != nil {
-			return "", fmt.Errorf("demo: embedded database: %w", err)
+			return "", fmt.Errorf("sim: embedded database: %w", err)
 		}
 	}
 	return cl.URL(name), nil
@@ -250,16 +250,16 @@ func AttachStack(ctx context.Context, cfg AttachConfig) (_ *Stack, err error) {
 	}()
 	pem, err := os.ReadFile(cfg.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("demo: CA file: %w", err)
+		return nil, fmt.Errorf("sim: CA file: %w", err)
 	}
 	s.CAs = x509.NewCertPool()
 	if !s.CAs.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("demo: %s holds no PEM certificate", cfg.CAFile)
+		return nil, fmt.Errorf("sim: %s holds no PEM certificate", cfg.CAFile)
 	}
 	uri := cfg.HSMURI
 	if uri == "" {
 		if uri, _, err = softhsm.Embedded(cfg.DataDir); err != nil {
-			return nil, fmt.Errorf("demo: embedded HSM: %w", err)
+			return nil, fmt.Errorf("sim: embedded HSM: %w", err)
 		}
 	}
 	if s.HSM, err = keys.Open(uri, keys.Options{Logger: cfg.Logger}); err != nil {
@@ -270,13 +270,13 @@ func AttachStack(ctx context.Context, cfg AttachConfig) (_ *Stack, err error) {
 	if dbURL == "" {
 		cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Durable: true, Logger: cfg.Logger})
 		if err != nil {
-			return nil, fmt.Errorf("demo: embedded database: %w", err)
+			return nil, fmt.Errorf("sim: embedded database: %w", err)
 		}
 		s.onClose(cl.Stop)
 		dbURL = cl.URL("loopcard")
 	}
 	if s.Pool, err = pgxpool.New(ctx, dbURL); err != nil {
-		return nil, fmt.Errorf("demo: database: %w", err)
+		return nil, fmt.Errorf("sim: database: %w", err)
 	}
 	s.onClose(func() error { s.Pool.Close(); return nil })
 	if err := ledger.Migrate(ctx, s.Pool); err != nil {
@@ -288,7 +288,7 @@ func AttachStack(ctx context.Context, cfg AttachConfig) (_ *Stack, err error) {
 	s.onClose(func() error { tr.CloseIdleConnections(); return nil })
 	s.HTTP = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	if _, err := s.HSM.Init(ctx); err != nil {
-		return nil, fmt.Errorf("demo: key ceremony: %w", err)
+		return nil, fmt.Errorf("sim: key ceremony: %w", err)
 	}
 	return s, nil
 }

@@ -1,4 +1,4 @@
-package demo
+package sim
 
 import (
 	"crypto/ecdsa"
@@ -42,7 +42,7 @@ func loopbackCert(caFile string) (tls.Certificate, *x509.CertPool, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("demo: certificate: %w", err)
+		return tls.Certificate{}, nil, fmt.Errorf("sim: certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -52,7 +52,7 @@ func loopbackCert(caFile string) (tls.Certificate, *x509.CertPool, error) {
 	pool.AddCert(cert)
 	if caFile != "" {
 		if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-			return tls.Certificate{}, nil, fmt.Errorf("demo: write CA file: %w", err)
+			return tls.Certificate{}, nil, fmt.Errorf("sim: write CA file: %w", err)
 		}
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool, nil
