@@ -19,7 +19,8 @@ func tokenCommand() *cli.Command {
 			Usage:     "issue a short-lived staff token (shown once, stored only hashed)",
 			ArgsUsage: " ",
 			Flags: []cli.Flag{
-				&cli.Int64Flag{Name: "org", Value: 1, Usage: "organizer id"},
+				// --org is the name it had first.
+				&cli.Int64Flag{Name: "organizer", Aliases: []string{"org"}, Value: 1, Usage: "organizer id", EnvVars: []string{"LOOPCARD_ORGANIZER"}},
 				&cli.StringFlag{Name: "role", Required: true, Usage: "hq, store or auditor"},
 				&cli.StringFlag{Name: "store", Usage: "the store of a store token"},
 				&cli.DurationFlag{Name: "ttl", Value: 8 * time.Hour, Usage: "lifetime, at most " + api.MaxTokenTTL.String()},
@@ -29,7 +30,7 @@ func tokenCommand() *cli.Command {
 				if c.Args().Present() {
 					return cli.Exit("token issue takes no arguments", 2)
 				}
-				req := api.TokenRequest{Org: c.Int64("org"), Role: api.Role(c.String("role")), Store: c.String("store"), TTL: c.Duration("ttl")}
+				req := api.TokenRequest{Org: c.Int64("organizer"), Role: api.Role(c.String("role")), Store: c.String("store"), TTL: c.Duration("ttl")}
 				if err := req.Validate(); err != nil {
 					return cli.Exit(err.Error(), 2)
 				}

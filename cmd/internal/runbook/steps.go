@@ -116,7 +116,7 @@ func (r *runner) orgFlag() []string { return []string{"--organizer", strconv.For
 // issueToken issues a staff token and keeps it in a new 0600 file, which
 // the clients read.
 func (r *runner) issueToken(ctx context.Context, file string, args ...string) error {
-	out, err := r.loopcard(ctx, append([]string{"token", "issue", "--org", strconv.FormatInt(r.org, 10)}, args...)...)
+	out, err := r.loopcard(ctx, append(append([]string{"token", "issue"}, args...), r.orgFlag()...)...)
 	if err != nil {
 		return err
 	}
