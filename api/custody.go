@@ -2,11 +2,14 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"strconv"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
@@ -39,6 +42,9 @@ type StoreKeyRequest struct {
 type AppendResponse struct {
 	First int64 `json:"first"`
 	Size  int64 `json:"size"`
+	// Again is true when the log had the entry already (a replay of the
+	// same signed bytes): nothing was appended, and First and Size are 0.
+	Again bool `json:"already_recorded,omitempty"`
 }
 
 func appended(a handover.Appended) AppendResponse {
@@ -138,33 +144,43 @@ func (s *Server) appendStoreEntries(c *call, allowed func(handover.Type) bool) e
 	return c.reply(http.StatusCreated, appended(a))
 }
 
-// ErrStockNotCounted: a receipt is in the custody log but its cards were
-// not counted into the store's stock in the ledger.
-var ErrStockNotCounted = errors.New("receipt logged but its cards not counted into the store's stock")
-
-// AppendReceipts appends receipts signed by stores to the custody log l,
-// then counts the cards received into each store's stock in the ledger:
-// the one path of a receipt, taken by POST /v1/stores/{store}/receipts and
-// by HQ's `loopcard handover receive`. An error after the append wraps
-// ErrStockNotCounted.
+// AppendReceipts appends receipts signed by stores to the custody log l
+// and, in the same transaction, counts the cards received into each
+// store's stock in the ledger: the one path of a receipt, taken by POST
+// /v1/stores/{store}/receipts and by HQ's `loopcard handover receive`.
+// Sending the same signed receipt again appends and counts nothing and
+// returns ErrReceiptAgain.
 func AppendReceipts(ctx context.Context, l *handover.Log, lg *ledger.Ledger, entries ...handover.Entry) (handover.Appended, error) {
-	a, err := l.Append(ctx, entries...)
-	if err != nil {
-		return a, err
-	}
-	for _, e := range entries {
-		if e.Type != handover.TypeReceived || e.Count == nil {
-			continue
+	count := func(ctx context.Context, tx pgx.Tx) error {
+		for _, e := range entries {
+			if e.Type != handover.TypeReceived || e.Count == nil {
+				continue
+			}
+			b, err := e.Marshal()
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			if err := lg.ReceiveCardsTx(ctx, tx, l.Org(), e.Store, int(*e.Count), terminaltx.ID(sum[:16])); err != nil {
+				return fmt.Errorf("store %s, batch %d: stock: %w", e.Store, e.Batch, err)
+			}
 		}
-		if err := lg.ReceiveCards(ctx, l.Org(), e.Store, int(*e.Count)); err != nil {
-			return a, fmt.Errorf("%w: store %s, batch %d: %w", ErrStockNotCounted, e.Store, e.Batch, err)
-		}
+		return nil
 	}
-	return a, nil
+	a, err := l.AppendWith(ctx, count, entries...)
+	if errors.Is(err, handover.ErrDuplicate) && len(entries) == 1 {
+		return a, ErrReceiptAgain
+	}
+	return a, err
 }
 
+// ErrReceiptAgain: the receipt was in the custody log already, and its
+// cards were counted into the store's stock with it.
+var ErrReceiptAgain = errors.New("receipt already in the custody log; its cards were counted with it")
+
 // storeReceipt appends the store's signed receipt to the custody log and
-// counts the received cards into the store's stock (AppendReceipts).
+// counts the received cards into the store's stock, together
+// (AppendReceipts); the same receipt again answers 200, already recorded.
 func (s *Server) storeReceipt(c *call) error {
 	var req EntriesRequest
 	if err := c.decode(&req); err != nil {
@@ -185,11 +201,11 @@ func (s *Server) storeReceipt(c *call) error {
 		return err
 	}
 	a, err := AppendReceipts(c.ctx, l, s.ledger, req.Entries...)
-	if errors.Is(err, ErrStockNotCounted) {
-		// The receipt is in the log; the stock count is not: say so loudly.
-		s.log.Error("api: receipt logged but cards not counted into stock", "request_id", c.id, "store", store, "err", err)
-		s.metrics.Inc("receipt_stock_failed")
-	} else if err != nil {
+	switch {
+	case errors.Is(err, ErrReceiptAgain):
+		c.detail = fmt.Sprintf("receipt from %s again: already in the log, counted once", req.Entries[0].Signer)
+		return c.reply(http.StatusOK, AppendResponse{Again: true})
+	case err != nil:
 		return err
 	}
 	c.detail = fmt.Sprintf("%d receipts from %s", len(req.Entries), req.Entries[0].Signer)

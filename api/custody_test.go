@@ -94,6 +94,18 @@ func TestCustodyFlow(t *testing.T) {
 	r.json(t, &days)
 	require.Equal(t, "store-a", days.Days[0].Store)
 	require.Equal(t, int64(len(numbers)), days.Days[0].CardsReceived)
+	// The same signed receipt again (an answer lost on the way) is
+	// recorded already: 200, and the cards are counted once.
+	before := e.fingerprint()
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/receipts", bearer: storeTok, body: api.EntriesRequest{Entries: []handover.Entry{receipt}}})
+	require.Equal(t, 200, r.status, string(r.body))
+	var again api.AppendResponse
+	r.json(t, &again)
+	require.True(t, again.Again)
+	require.Equal(t, before, e.fingerprint())
+	r = e.do(request{method: "GET", path: "/v1/hq/reports/store-days", bearer: hqTok})
+	r.json(t, &days)
+	require.Equal(t, int64(len(numbers)), days.Days[0].CardsReceived)
 
 	var events []handover.CardEvent
 	for _, n := range numbers[:2] {

@@ -185,17 +185,30 @@ func storeCash(ctx context.Context, tx pgx.Tx, org int64, store string) (int64, 
 
 // ReceiveCards records that a store received and counted count cards.
 func (l *Ledger) ReceiveCards(ctx context.Context, org int64, store string, count int) error {
+	return l.ReceiveCardsOnce(ctx, org, store, count, l.newID())
+}
+
+// ReceiveCardsOnce is ReceiveCards for the receipt id: the cards of one
+// receipt are counted into the store's stock once, however often it is
+// recorded.
+func (l *Ledger) ReceiveCardsOnce(ctx context.Context, org int64, store string, count int, receipt terminaltx.ID) error {
+	return l.inTx(ctx, func(tx pgx.Tx) error { return l.ReceiveCardsTx(ctx, tx, org, store, count, receipt) })
+}
+
+// ReceiveCardsTx is ReceiveCardsOnce in the caller's transaction tx on the
+// ledger's database, so that a receipt in the custody log and the store's
+// stock commit together (handover.Log.AppendWith).
+func (l *Ledger) ReceiveCardsTx(ctx context.Context, tx pgx.Tx, org int64, store string, count int, receipt terminaltx.ID) error {
 	if count <= 0 {
 		return fmt.Errorf("%w: count must be positive", ErrInvalid)
 	}
-	return l.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := storeCash(ctx, tx, org, store); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, at)
-			VALUES ($1, $2, $3, 'received', $4, $5)`, org, pgtype.UUID{Bytes: l.newID(), Valid: true}, store, count, l.now())
+	if _, err := storeCash(ctx, tx, org, store); err != nil {
 		return err
-	})
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, at)
+		VALUES ($1, $2, $3, 'received', $4, $5) ON CONFLICT (org_id, move_id) DO NOTHING`,
+		org, pgtype.UUID{Bytes: receipt, Valid: true}, store, count, l.now())
+	return err
 }
 
 // CardSale is a card sold at a store for cash: a refundable deposit and

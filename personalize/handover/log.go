@@ -115,6 +115,14 @@ type Appended struct {
 // the log as it would have been) wrapping ErrDuplicate or the Checker and
 // Tally errors.
 func (l *Log) Append(ctx context.Context, entries ...Entry) (res Appended, err error) {
+	return l.AppendWith(ctx, nil, entries...)
+}
+
+// AppendWith is Append that also runs also, when it is not nil, in the
+// append's transaction after the entries are written: what another part
+// records because of the entries (a store's stock, for a receipt) commits
+// with them or not at all.
+func (l *Log) AppendWith(ctx context.Context, also func(context.Context, pgx.Tx) error, entries ...Entry) (res Appended, err error) {
 	defer func() {
 		attrs := []any{slog.Int64("org", l.cfg.Org), slog.Int("entries", len(entries)), slog.Int64("first", res.First),
 			slog.Int64("size", res.Checkpoint.Size)}
@@ -221,6 +229,11 @@ func (l *Log) Append(ctx context.Context, entries ...Entry) (res Appended, err e
 		}
 		if _, err := tx.Exec(ctx, `UPDATE handover_logs SET size = $2 WHERE org_id = $1`, l.cfg.Org, n); err != nil {
 			return fmt.Errorf("handover: log size: %w", err)
+		}
+		if also != nil {
+			if err := also(ctx, tx); err != nil {
+				return err
+			}
 		}
 		res = Appended{First: size, Checkpoint: cp, Note: signed}
 		return nil
