@@ -15,17 +15,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/stack"
 	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/api/terminal"
-	"github.com/loopcard/loopcard/keys"
-	"github.com/loopcard/loopcard/ledger"
-	"github.com/loopcard/loopcard/ledger/pgcluster"
-	"github.com/loopcard/loopcard/personalize/batch"
-	"github.com/loopcard/loopcard/softhsm"
 )
 
 // StackConfig says where the parts of a Stack come from.
@@ -48,13 +41,10 @@ type StackConfig struct {
 }
 
 // Stack is a whole Loopcard installation in one process: the HSM, the
-// ledger on PostgreSQL and the HTTPS API served on loopback.
+// ledger on PostgreSQL and the HTTPS API served on loopback. The parts
+// (HSM, Pool, Ledger, Batches, Server) are those of package api/stack.
 type Stack struct {
-	HSM     *keys.HSM
-	Pool    *pgxpool.Pool
-	Ledger  *ledger.Ledger
-	Batches *batch.Store
-	Server  *api.Server
+	*stack.Stack
 	// URL is the API's base URL; CAFile the PEM file clients trust.
 	URL    string
 	CAFile string
@@ -75,7 +65,8 @@ func (s *Stack) onClose(f func() error) {
 	s.mu.Unlock()
 }
 
-// Close stops everything StartStack started, in reverse order.
+// Close stops everything StartStack or AttachStack started, in reverse
+// order.
 func (s *Stack) Close() error {
 	s.mu.Lock()
 	cs := s.closers
@@ -85,7 +76,30 @@ func (s *Stack) Close() error {
 	for i := len(cs) - 1; i >= 0; i-- {
 		errs = append(errs, cs[i]())
 	}
+	if s.Stack != nil {
+		errs = append(errs, s.Stack.Close())
+	}
 	return errors.Join(errs...)
+}
+
+// open opens the HSM and creates the key hierarchy where missing, then
+// opens the database (package api/stack), and makes a client trusting cas.
+func (s *Stack) open(ctx context.Context, cfg stack.Config, cas *x509.CertPool) error {
+	s.Stack = stack.New(cfg)
+	if err := s.OpenHSM(); err != nil {
+		return err
+	}
+	if _, err := s.HSM.Init(ctx); err != nil {
+		return fmt.Errorf("sim: key ceremony: %w", err)
+	}
+	if err := s.OpenDatabase(ctx); err != nil {
+		return err
+	}
+	s.CAs = cas
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cas, MinVersion: tls.VersionTLS13}, MaxIdleConnsPerHost: 64}
+	s.onClose(func() error { tr.CloseIdleConnections(); return nil })
+	s.HTTP = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	return nil
 }
 
 // StartStack opens the HSM and creates the key hierarchy where missing,
@@ -95,9 +109,10 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	// 0711: the embedded PostgreSQL runs as the postgres user when we are
-	// root, and must be able to pass through to its own directory.
-	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+	if cfg.Database == "" {
+		cfg.Database = "demo"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("sim: data directory: %w", err)
 	}
 	s := &Stack{log: cfg.Logger, dataDir: cfg.DataDir}
@@ -106,41 +121,18 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 			_ = s.Close()
 		}
 	}()
-	uri := cfg.HSMURI
-	if uri == "" {
-		if uri, _, err = softhsm.Embedded(cfg.DataDir); err != nil {
-			return nil, fmt.Errorf("sim: embedded HSM: %w", err)
-		}
-	}
-	if s.HSM, err = keys.Open(uri, keys.Options{Logger: cfg.Logger}); err != nil {
-		return nil, err
-	}
-	s.onClose(s.HSM.Close)
-	dbURL := cfg.DatabaseURL
-	if dbURL == "" {
-		if dbURL, err = s.embeddedDB(ctx, cfg); err != nil {
-			return nil, err
-		}
-	}
-	if s.Pool, err = pgxpool.New(ctx, dbURL); err != nil {
-		return nil, fmt.Errorf("sim: database: %w", err)
-	}
-	s.onClose(func() error { s.Pool.Close(); return nil })
-	if err := ledger.Migrate(ctx, s.Pool); err != nil {
-		return nil, err
-	}
-	s.Ledger = ledger.New(s.Pool, ledger.Options{Logger: cfg.Logger, Sealer: s.HSM})
-	s.Batches = batch.NewStore(s.Pool)
-	if s.Server, err = api.New(api.Config{Ledger: s.Ledger, Batches: s.Batches, HSM: s.HSM, Logger: cfg.Logger,
-		Limits: api.Limits{PerIP: -1, PerClient: -1}}); err != nil {
-		return nil, err
-	}
 	s.CAFile = filepath.Join(cfg.DataDir, "demo-ca.pem")
 	cert, pool, err := loopbackCert(s.CAFile)
 	if err != nil {
 		return nil, err
 	}
-	s.CAs = pool
+	if err := s.open(ctx, stack.Config{DataDir: cfg.DataDir, HSMURI: cfg.HSMURI, DatabaseURL: cfg.DatabaseURL,
+		Database: cfg.Database, FreshDatabase: true, Logger: cfg.Logger}, pool); err != nil {
+		return nil, err
+	}
+	if err := s.NewServer(ctx, api.Config{Limits: api.Limits{PerIP: -1, PerClient: -1}}); err != nil {
+		return nil, err
+	}
 	listen := cfg.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -154,38 +146,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	go func() { done <- s.Server.Serve(sctx, ln, api.TLSConfig(cert, nil), 5*time.Second) }()
 	s.onClose(func() error { stop(); return <-done })
 	s.URL = "https://" + ln.Addr().String()
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}, MaxIdleConnsPerHost: 64}
-	s.onClose(func() error { tr.CloseIdleConnections(); return nil })
-	s.HTTP = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	if _, err := s.HSM.Init(ctx); err != nil {
-		return nil, fmt.Errorf("sim: key ceremony: %w", err)
-	}
 	return s, nil
-}
-
-// embeddedDB starts the private cluster under the data directory and
-// makes a fresh database (cfg.Database, default "demo") in it.
-func (s *Stack) embeddedDB(ctx context.Context, cfg StackConfig) (string, error) {
-	cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Durable: true, Logger: cfg.Logger})
-	if err != nil {
-		return "", fmt.Errorf("sim: embedded database: %w", err)
-	}
-	s.onClose(cl.Stop)
-	conn, err := pgx.Connect(ctx, cl.URL("postgres"))
-	if err != nil {
-		return "", fmt.Errorf("sim: embedded database: %w", err)
-	}
-	defer conn.Close(ctx)
-	name := cfg.Database
-	if name == "" {
-		name = "demo"
-	}
-	for _, q := range []string{`DROP DATABASE IF EXISTS ` + pgx.Identifier{name}.Sanitize() + ` WITH (FORCE)`, `CREATE DATABASE ` + pgx.Identifier{name}.Sanitize()} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return "", fmt.Errorf("sim: embedded database: %w", err)
-		}
-	}
-	return cl.URL(name), nil
 }
 
 // StaffToken issues a staff token (HQ, a store's, or an auditor's).
@@ -252,43 +213,12 @@ func AttachStack(ctx context.Context, cfg AttachConfig) (_ *Stack, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: CA file: %w", err)
 	}
-	s.CAs = x509.NewCertPool()
-	if !s.CAs.AppendCertsFromPEM(pem) {
+	cas := x509.NewCertPool()
+	if !cas.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("sim: %s holds no PEM certificate", cfg.CAFile)
 	}
-	uri := cfg.HSMURI
-	if uri == "" {
-		if uri, _, err = softhsm.Embedded(cfg.DataDir); err != nil {
-			return nil, fmt.Errorf("sim: embedded HSM: %w", err)
-		}
-	}
-	if s.HSM, err = keys.Open(uri, keys.Options{Logger: cfg.Logger}); err != nil {
+	if err := s.open(ctx, stack.Config{DataDir: cfg.DataDir, HSMURI: cfg.HSMURI, DatabaseURL: cfg.DatabaseURL, Logger: cfg.Logger}, cas); err != nil {
 		return nil, err
-	}
-	s.onClose(s.HSM.Close)
-	dbURL := cfg.DatabaseURL
-	if dbURL == "" {
-		cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Durable: true, Logger: cfg.Logger})
-		if err != nil {
-			return nil, fmt.Errorf("sim: embedded database: %w", err)
-		}
-		s.onClose(cl.Stop)
-		dbURL = cl.URL("loopcard")
-	}
-	if s.Pool, err = pgxpool.New(ctx, dbURL); err != nil {
-		return nil, fmt.Errorf("sim: database: %w", err)
-	}
-	s.onClose(func() error { s.Pool.Close(); return nil })
-	if err := ledger.Migrate(ctx, s.Pool); err != nil {
-		return nil, err
-	}
-	s.Ledger = ledger.New(s.Pool, ledger.Options{Logger: cfg.Logger, Sealer: s.HSM})
-	s.Batches = batch.NewStore(s.Pool)
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.CAs, MinVersion: tls.VersionTLS13}, MaxIdleConnsPerHost: 64}
-	s.onClose(func() error { tr.CloseIdleConnections(); return nil })
-	s.HTTP = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	if _, err := s.HSM.Init(ctx); err != nil {
-		return nil, fmt.Errorf("sim: key ceremony: %w", err)
 	}
 	return s, nil
 }

@@ -193,11 +193,12 @@ func auditHQKey(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("usage: loopcard audit hq-key [--organizer N]")
 	}
-	h, err := openHSM(c)
+	st, err := openStack(c, partHSM)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer st.Close()
+	h := st.HSM
 	hq, err := hqSigner(c, h, c.Int64("organizer"))
 	if err != nil {
 		return err

@@ -22,16 +22,11 @@ func backupCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return fmt.Errorf("usage: loopcard backup --out FILE [--json]")
 			}
-			h, err := openHSM(c)
+			st, err := openStack(c, partHSM|partDatabaseServer)
 			if err != nil {
 				return err
 			}
-			defer h.Close()
-			url, stop, err := startDatabase(c)
-			if err != nil {
-				return err
-			}
-			defer stop()
+			defer st.Close()
 			path := c.String("out")
 			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {
@@ -45,7 +40,7 @@ func backupCommand() *cli.Command {
 					_ = os.Remove(path)
 				}
 			}()
-			info, err := backup.Write(c.Context, url, h, f)
+			info, err := backup.Write(c.Context, st.DatabaseURL, st.HSM, f)
 			if err != nil {
 				return err
 			}
@@ -78,17 +73,12 @@ func restoreCommand() *cli.Command {
 				return err
 			}
 			defer f.Close()
-			h, err := openHSM(c)
+			st, err := openStack(c, partHSM|partDatabaseServer)
 			if err != nil {
 				return err
 			}
-			defer h.Close()
-			url, stop, err := startDatabase(c)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			err = backup.Restore(c.Context, f, h, url)
+			defer st.Close()
+			err = backup.Restore(c.Context, f, st.HSM, st.DatabaseURL)
 			switch {
 			case errors.Is(err, backup.ErrFormat), errors.Is(err, backup.ErrTampered):
 				return fmt.Errorf("%w: nothing was restored", err)

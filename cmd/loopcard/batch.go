@@ -54,17 +54,6 @@ func batchCommand() *cli.Command {
 	}
 }
 
-// openBatches opens the database (--database-url, or the embedded one),
-// brings its schema up to date and returns the batch store and the function
-// that closes it all.
-func openBatches(c *cli.Context) (*batch.Store, func(), error) {
-	pool, done, err := openDatabase(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	return batch.NewStore(pool), done, nil
-}
-
 func batchCreate(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("usage: loopcard batch create --event EVENT --count N [--layout FILE] [--json]")
@@ -83,17 +72,17 @@ func batchCreate(c *cli.Context) error {
 	if err := batch.CheckNew(org, event, count, layout); err != nil {
 		return err
 	}
-	pool, done, err := openDatabase(c)
+	st, err := openStack(c, partDatabase)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer st.Close()
 	// The station registers each card in the ledger under the batch's
 	// event: the ledger must know it before the batch exists.
-	if err := checkEvent(c.Context, pool, org, event); err != nil {
+	if err := checkEvent(c.Context, st.Ledger, org, event); err != nil {
 		return err
 	}
-	b, err := batch.NewStore(pool).Create(c.Context, org, event, count, layout)
+	b, err := st.Batches.Create(c.Context, org, event, count, layout)
 	if err != nil {
 		return err
 	}
@@ -106,11 +95,12 @@ func batchCreate(c *cli.Context) error {
 }
 
 func batchList(c *cli.Context) error {
-	store, done, err := openBatches(c)
+	st, err := openStack(c, partDatabase)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer st.Close()
+	store := st.Batches
 	bs, err := store.List(c.Context, c.Int64("organizer"))
 	if err != nil {
 		return err
@@ -152,11 +142,12 @@ func batchShow(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	store, done, err := openBatches(c)
+	st, err := openStack(c, partDatabase)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer st.Close()
+	store := st.Batches
 	org := c.Int64("organizer")
 	b, err := store.Get(c.Context, org, no)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/loopcard/loopcard/api/stack"
 	"github.com/loopcard/loopcard/cmd/internal/runbook"
 )
 
@@ -53,7 +54,7 @@ func runDemo(ctx context.Context, c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: the loopcard binary: %w", err)
 	}
-	if err := dataDirEnterable(cfg.DataDir); err != nil {
+	if err := stack.PrepareDataDir(cfg.DataDir); err != nil {
 		return err
 	}
 	dir := filepath.Join(cfg.DataDir, "demo")

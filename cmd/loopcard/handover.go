@@ -4,15 +4,13 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/stack"
 	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/keys"
-	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/personalize"
-	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/handover"
 )
 
@@ -91,37 +89,35 @@ func hqSigner(c *cli.Context, h *keys.HSM, org int64) (*handover.Signer, error) 
 	return handover.NewSigner(handover.DefaultOrigin(org), s)
 }
 
-// logSession is an open log with what it needs, closed by close.
+// logSession is an open log with the installation it lives in.
 type logSession struct {
-	log   *handover.Log
-	pool  *pgxpool.Pool
-	close func()
+	log *handover.Log
+	st  *stack.Stack
 }
+
+// close closes the log's installation.
+func (s *logSession) close() { s.st.Close() }
 
 // openLog opens the database, the HSM and the organizer's log.
 func openLog(c *cli.Context) (*logSession, error) {
 	org := c.Int64("organizer")
-	h, err := openHSM(c)
+	st, err := openStack(c, partHSM)
 	if err != nil {
 		return nil, err
 	}
-	hq, err := hqSigner(c, h, org)
+	hq, err := hqSigner(c, st.HSM, org)
+	if err == nil {
+		err = openParts(c, st, partDatabase)
+	}
+	var l *handover.Log
+	if err == nil {
+		l, err = handover.Open(c.Context, st.Pool, handover.Config{Org: org, HQ: hq, Logger: logger(c)})
+	}
 	if err != nil {
-		h.Close()
+		st.Close()
 		return nil, err
 	}
-	pool, done, err := openDatabase(c)
-	if err != nil {
-		h.Close()
-		return nil, err
-	}
-	l, err := handover.Open(c.Context, pool, handover.Config{Org: org, HQ: hq, Logger: logger(c)})
-	if err != nil {
-		done()
-		h.Close()
-		return nil, err
-	}
-	return &logSession{log: l, pool: pool, close: func() { done(); h.Close() }}, nil
+	return &logSession{log: l, st: st}, nil
 }
 
 // appendedJSON is the --json form of an append.
@@ -154,7 +150,7 @@ func handoverIssue(c *cli.Context) error {
 		return err
 	}
 	defer s.close()
-	a, err := s.log.IssueFromStore(c.Context, batch.NewStore(s.pool), c.Int64("batch"))
+	a, err := s.log.IssueFromStore(c.Context, s.st.Batches, c.Int64("batch"))
 	if err != nil {
 		return err
 	}
@@ -170,11 +166,11 @@ func handoverSend(c *cli.Context) error {
 		return err
 	}
 	defer s.close()
-	if err := checkStore(c.Context, s.pool, s.log.Org(), c.String("store")); err != nil {
+	if err := checkStore(c.Context, s.st.Ledger, s.log.Org(), c.String("store")); err != nil {
 		return err
 	}
 	no, count := c.Int64("batch"), c.Int64("count")
-	b, err := checkBatch(c.Context, s.pool, s.log.Org(), no)
+	b, err := checkBatch(c.Context, s.st.Batches, s.log.Org(), no)
 	if err != nil {
 		return err
 	}
@@ -247,7 +243,7 @@ func handoverReceive(c *cli.Context) error {
 		return err
 	}
 	defer s.close()
-	if err := checkStore(c.Context, s.pool, s.log.Org(), c.String("store")); err != nil {
+	if err := checkStore(c.Context, s.st.Ledger, s.log.Org(), c.String("store")); err != nil {
 		return err
 	}
 	if key == nil {
@@ -265,7 +261,7 @@ func handoverReceive(c *cli.Context) error {
 		return err
 	}
 	// The API's path: the receipt, then the store's stock in the ledger.
-	a, err := api.AppendReceipts(c.Context, s.log, ledger.New(s.pool, ledger.Options{Logger: logger(c)}), e)
+	a, err := api.AppendReceipts(c.Context, s.log, s.st.Ledger, e)
 	if err != nil {
 		return err
 	}
@@ -327,7 +323,7 @@ func handoverCards(c *cli.Context, t handover.Type) error {
 	}
 	defer s.close()
 	if store != "" {
-		if err := checkStore(c.Context, s.pool, s.log.Org(), store); err != nil {
+		if err := checkStore(c.Context, s.st.Ledger, s.log.Org(), store); err != nil {
 			return err
 		}
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/personalize/batch"
 )
@@ -33,18 +31,18 @@ func hintUnknown(err error) error {
 }
 
 // checkStore returns nil when the organizer's ledger has the store.
-func checkStore(ctx context.Context, pool *pgxpool.Pool, org int64, store string) error {
-	return hintUnknown(ledger.New(pool, ledger.Options{}).CheckStore(ctx, org, store))
+func checkStore(ctx context.Context, l *ledger.Ledger, org int64, store string) error {
+	return hintUnknown(l.CheckStore(ctx, org, store))
 }
 
 // checkEvent returns nil when the organizer's ledger has the event.
-func checkEvent(ctx context.Context, pool *pgxpool.Pool, org int64, event string) error {
-	return hintUnknown(ledger.New(pool, ledger.Options{}).CheckEvent(ctx, org, event))
+func checkEvent(ctx context.Context, l *ledger.Ledger, org int64, event string) error {
+	return hintUnknown(l.CheckEvent(ctx, org, event))
 }
 
 // checkBatch returns the batch, or an error saying how batches are made.
-func checkBatch(ctx context.Context, pool *pgxpool.Pool, org, no int64) (batch.Batch, error) {
-	b, err := batch.NewStore(pool).Get(ctx, org, no)
+func checkBatch(ctx context.Context, store *batch.Store, org, no int64) (batch.Batch, error) {
+	b, err := store.Get(ctx, org, no)
 	if errors.Is(err, batch.ErrNotFound) {
 		return b, fmt.Errorf("%w: create one with 'loopcard batch create --event EVENT --count N' ('loopcard batch list' shows them)", err)
 	}

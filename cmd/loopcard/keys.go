@@ -156,11 +156,12 @@ func keysInit(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	h, err := openHSM(c)
+	st, err := openStack(c, partHSM)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer st.Close()
+	h := st.HSM
 	created, err := h.Init(c.Context)
 	if err != nil {
 		return err
@@ -203,11 +204,12 @@ func keysList(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	h, err := openHSM(c)
+	st, err := openStack(c, partHSM)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer st.Close()
+	h := st.HSM
 	list, err := h.List(c.Context)
 	if err != nil {
 		return err
@@ -275,11 +277,12 @@ func keysImport(c *cli.Context) error {
 				i+1, f, cp.Len(), name, spec.Size(), 2*spec.Size())
 		}
 	}
-	h, err := openHSM(c)
+	st, err := openStack(c, partHSM)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer st.Close()
+	h := st.HSM
 	imp := h.ImportFirst
 	if a.bool("new-version") {
 		imp = h.Import
@@ -330,11 +333,12 @@ func keysRotate(c *cli.Context) error {
 	if name == keys.HQSign && !a.bools["force"] && !c.Bool("force") {
 		return errHQSignRotation
 	}
-	h, err := openHSM(c)
+	st, err := openStack(c, partHSM)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer st.Close()
+	h := st.HSM
 	l, err := h.Rotate(c.Context, name)
 	if err != nil {
 		return err
@@ -391,11 +395,12 @@ func keysDiversify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := openHSM(c)
+	st, err := openStack(c, partHSM)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer st.Close()
+	h := st.HSM
 	key, used, err := h.Diversify(c.Context, label, m)
 	if err != nil {
 		return err

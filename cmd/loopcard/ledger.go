@@ -153,12 +153,7 @@ func ledgerCommand() *cli.Command {
 					&cli.StringFlag{Name: "out", Required: true, Usage: "write the XML to this new file"}},
 				Action: func(c *cli.Context) error {
 					// The refunds' payout details are sealed by the HSM.
-					h, err := openHSM(c)
-					if err != nil {
-						return err
-					}
-					defer h.Close()
-					return withLedgerOptions(c, ledger.Options{Sealer: h}, func(l *ledger.Ledger) error {
+					return withStack(c, partHSM|partDatabase, func(l *ledger.Ledger) error {
 						p, err := l.ExportPayouts(c.Context, c.Int64("organizer"), sepa.Party{Name: c.String("debtor-name"),
 							IBAN: c.String("debtor-iban"), BIC: c.String("debtor-bic")}, time.Now().AddDate(0, 0, 1))
 						if errors.Is(err, ledger.ErrNothingToPay) {
@@ -292,21 +287,21 @@ func ledgerParties(c *cli.Context, list func(*ledger.Ledger, context.Context, in
 
 // withLedger opens the database and runs fn with a ledger on it.
 func withLedger(c *cli.Context, fn func(*ledger.Ledger) error) error {
-	return withLedgerOptions(c, ledger.Options{}, fn)
+	return withStack(c, partDatabase, fn)
 }
 
-// withLedgerOptions is withLedger with options (the logger is set here).
-func withLedgerOptions(c *cli.Context, opts ledger.Options, fn func(*ledger.Ledger) error) error {
+// withStack is withLedger that opens p (partHSM too: the ledger then
+// seals and opens refunds' payout details with the HSM).
+func withStack(c *cli.Context, p parts, fn func(*ledger.Ledger) error) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", c.Args().First())
 	}
-	pool, done, err := openDatabase(c)
+	st, err := openStack(c, p)
 	if err != nil {
 		return err
 	}
-	defer done()
-	opts.Logger = logger(c)
-	return fn(ledger.New(pool, opts))
+	defer st.Close()
+	return fn(st.Ledger)
 }
 
 // money formats cents as a decimal amount.

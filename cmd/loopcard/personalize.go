@@ -14,7 +14,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/labels"
 	"github.com/loopcard/loopcard/personalize/qrpin"
@@ -87,22 +86,21 @@ func personalizeAction(c *cli.Context) error {
 	defer stop()
 	log := logger(c)
 
-	pool, closeDB, err := openDatabase(c)
+	inst, err := openStack(c, partDatabase)
 	if err != nil {
 		return err
 	}
-	defer closeDB()
-	store := batch.NewStore(pool)
+	defer inst.Close()
+	store := inst.Batches
 	org, no := c.Int64("organizer"), c.Int64("batch")
 	b, err := store.Get(ctx, org, no)
 	if err != nil {
 		return err
 	}
-	hsm, err := openHSM(c)
-	if err != nil {
+	if err := openParts(c, inst, partHSM); err != nil {
 		return err
 	}
-	defer hsm.Close()
+	hsm := inst.HSM
 
 	spPath := spoolPath(pdfPath, csvPath)
 	if b.Status == batch.StatusComplete {
@@ -133,7 +131,7 @@ func personalizeAction(c *cli.Context) error {
 	defer r.Close()
 
 	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: hsm, Store: store, Spool: spool,
-		Ledger: ledger.New(pool, ledger.Options{Logger: log}), Logger: log})
+		Ledger: inst.Ledger, Logger: log})
 	if err != nil {
 		return hintUnknown(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,18 +16,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/cardpage/checkout"
 	"github.com/loopcard/loopcard/api/tlsca"
-	"github.com/loopcard/loopcard/keys"
-	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/ledger/payment/paytest"
-	"github.com/loopcard/loopcard/ledger/pgcluster"
-	"github.com/loopcard/loopcard/personalize/batch"
 )
 
 func serveCommand() *cli.Command {
@@ -73,39 +67,19 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := openHSM(c)
+	st, err := openStack(c, partHSM|partDatabase)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	pool, closeDB, err := serveDatabase(ctx, c)
-	if err != nil {
-		return err
-	}
-	defer closeDB()
-	if err := ledger.Migrate(ctx, pool); err != nil {
-		return err
-	}
-	// hq-sign signs the custody log; without it (keys not initialised)
-	// the custody routes answer 503 and everything else works.
-	var hqSign crypto.Signer
-	if s, err := h.Signer(ctx, keys.Label{Name: keys.HQSign}); err == nil {
-		hqSign = s
-	} else {
-		log.Warn("no hq-sign in the HSM: custody log routes are off until `loopcard keys init`", "err", err)
-	}
+	defer st.Close()
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
 	apiCfg := api.Config{
-		Ledger:  ledger.New(pool, ledger.Options{Logger: log, Sealer: h}),
-		Batches: batch.NewStore(pool),
-		HSM:     h,
-		HQSign:  hqSign,
-		Logger:  log,
-		Limits:  api.Limits{PerIP: c.Float64("rate-ip"), PerClient: c.Float64("rate-client")},
+		Logger: log,
+		Limits: api.Limits{PerIP: c.Float64("rate-ip"), PerClient: c.Float64("rate-client")},
 	}
 	if c.Bool("test-payments") {
 		tp, err := startTestPayments(ctx, c.String("test-payments-listen"), ln.Addr(), tc, localCA, log)
@@ -116,12 +90,13 @@ func serve(c *cli.Context) error {
 		apiCfg.Payments = tp.payments
 		fmt.Fprintf(c.App.ErrWriter, "loopcard: test payment provider (no money moves) at %s\n", tp.payments.Origin)
 	}
-	srv, err := api.New(apiCfg)
-	if err != nil {
+	// Without hq-sign (keys not initialised) the custody routes answer
+	// 503 and everything else works.
+	if err := st.NewServer(ctx, apiCfg); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.ErrWriter, "loopcard: serving https://%s\n", ln.Addr())
-	return srv.Serve(ctx, ln, tc, c.Duration("grace"))
+	return st.Server.Serve(ctx, ln, tc, c.Duration("grace"))
 }
 
 // testPayments is the local test payment provider of --test-payments.
@@ -228,41 +203,4 @@ func serverTLS(c *cli.Context, dataDir string) (*tls.Config, *x509.CertPool, err
 		clientCAs = ca.Pool()
 	}
 	return api.TLSConfig(cert, clientCAs), ca.Pool(), nil
-}
-
-// serveDatabase opens --database-url, or the embedded PostgreSQL under
-// DATA_DIR/postgres (started if needed, stopped by the returned function
-// if this process started it).
-// TODO(lead): use openDatabase (cmd/loopcard/db.go) once it exists.
-func serveDatabase(ctx context.Context, c *cli.Context) (*pgxpool.Pool, func(), error) {
-	cfg := getConfig(c)
-	url := cfg.DatabaseURL
-	stop := func() {}
-	if url == "" {
-		cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Durable: true, Logger: logger(c)})
-		if err != nil {
-			return nil, nil, fmt.Errorf("embedded database: %w", err)
-		}
-		if err := cl.CreateDatabase(ctx, "loopcard"); err != nil {
-			_ = cl.Stop()
-			return nil, nil, fmt.Errorf("embedded database: %w", err)
-		}
-		url = cl.URL("loopcard")
-		stop = func() {
-			if err := cl.Stop(); err != nil {
-				logger(c).Warn("embedded database did not stop cleanly", "err", err)
-			}
-		}
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		stop()
-		return nil, nil, fmt.Errorf("database: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		stop()
-		return nil, nil, fmt.Errorf("database: %w", err)
-	}
-	return pool, func() { pool.Close(); stop() }, nil
 }

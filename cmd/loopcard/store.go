@@ -147,7 +147,7 @@ func storeEnrol(c *cli.Context) (err error) {
 	}
 	defer s.close()
 	// The log is append-only: an unknown store would stay in it for good.
-	if err := checkStore(c.Context, s.pool, org, store); err != nil {
+	if err := checkStore(c.Context, s.st.Ledger, org, store); err != nil {
 		return err
 	}
 	if p := c.String("key-file"); p != "" {

@@ -7,7 +7,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/loopcard/loopcard/api"
-	"github.com/loopcard/loopcard/ledger"
 )
 
 func tokenCommand() *cli.Command {
@@ -34,15 +33,12 @@ func tokenCommand() *cli.Command {
 				if err := req.Validate(); err != nil {
 					return cli.Exit(err.Error(), 2)
 				}
-				pool, closeDB, err := serveDatabase(c.Context, c)
+				st, err := openStack(c, partDatabase)
 				if err != nil {
 					return err
 				}
-				defer closeDB()
-				if err := ledger.Migrate(c.Context, pool); err != nil {
-					return err
-				}
-				l := ledger.New(pool, ledger.Options{})
+				defer st.Close()
+				l := st.Ledger
 				if err := l.CheckOrganizer(c.Context, req.Org); err != nil {
 					return hintUnknown(err)
 				}
@@ -51,7 +47,7 @@ func tokenCommand() *cli.Command {
 						return hintUnknown(err)
 					}
 				}
-				tok, err := api.IssueToken(c.Context, pool, req, time.Now())
+				tok, err := api.IssueToken(c.Context, st.Pool, req, time.Now())
 				if err != nil {
 					return err
 				}
