@@ -145,6 +145,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	done := make(chan error, 1)
 	go func() { done <- s.Server.Serve(sctx, ln, api.TLSConfig(cert, nil), 5*time.Second) }()
 	s.onClose(func() error { stop(); return <-done })
+	// Closed first: the server's graceful shutdown waits for the client's
+	// idle HTTP/2 connections.
+	s.onClose(func() error { s.HTTP.Transport.(*http.Transport).CloseIdleConnections(); return nil })
 	s.URL = "https://" + ln.Addr().String()
 	return s, nil
 }
