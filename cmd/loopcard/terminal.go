@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -170,9 +171,18 @@ func terminalTokenFile(path string) (*os.File, error) {
 	return f, err
 }
 
-func terminalRegister(c *cli.Context) error {
+func terminalRegister(c *cli.Context) (err error) {
 	org, id, merchant, event := c.Int64("organizer"), c.String("terminal"), c.String("merchant"), c.String("event")
 	ttl := c.Duration("ttl")
+	// The audit record of a privileged action, like store.enrol's.
+	defer func() {
+		outcome := "ok"
+		if err != nil {
+			outcome = "failed"
+		}
+		logger(c).Info("terminal.register", slog.Int64("org", org), slog.String("terminal", id), slog.String("merchant", merchant),
+			slog.String("event", event), slog.String("outcome", outcome))
+	}()
 	switch {
 	case !terminaltx.ValidID(id):
 		return cli.Exit("--terminal: ids are 1 to 64 of a-z 0-9 . _ -", 2)
