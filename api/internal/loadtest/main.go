@@ -218,7 +218,13 @@ func seedData(ctx context.Context, l *ledger.Ledger, pool *pgxpool.Pool, h *keys
 		return err
 	}
 	for _, c := range s.CardIDs {
-		if _, err := l.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store", Card: c, Amount: s.Balance}); err != nil {
+		// Cash credit is a pending load until its card write is confirmed;
+		// the bench's cards start with it on them (no write of their own).
+		id, err := l.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store", Card: c, Amount: s.Balance})
+		if err != nil {
+			return err
+		}
+		if err := l.LoadPending(ctx, org, c, id, nil); err != nil {
 			return err
 		}
 	}
