@@ -1,10 +1,14 @@
-// Package migrations holds the numbered SQL migrations of the Loopcard
-// database (tern format: NNN_name.sql, applied in order, each in its own
-// transaction) and Up, which applies them. Every table's primary key starts
-// with org_id so that the schema can be sharded by organizer. New tables of
-// any part of Loopcard are added here as the next numbered file, never by
-// editing an applied one.
+// Package migrations holds the schema of the Loopcard database: the numbered
+// SQL migrations (tern format: NNN_name.sql, applied in order, each in its
+// own transaction), Up that applies them, the table of which package owns
+// each table (Owner) and schema.sql, the schema as the migrations leave it,
+// kept true by TestSchema. Every table's primary key starts with org_id so
+// that the schema can be sharded by organizer. New tables of any part of
+// Loopcard are added here as the next numbered file, never by editing an
+// applied one, and given their owner in owners.go; see docs/schema.md.
 package migrations
+
+//go:generate go test -run ^TestSchema$ -update
 
 import (
 	"context"
