@@ -5,39 +5,19 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/loopcard/loopcard/ledger/migrations"
 )
 
 // VersionTable is where the migration tool records the schema version.
-const VersionTable = "public.schema_version"
+const VersionTable = migrations.VersionTable
 
 // Migrate brings the database schema up to date with every migration in
-// ledger/migrations: the single entry point for the schema of all of
-// Loopcard. It is safe to run concurrently and again.
+// ledger/migrations (migrations.Up): the schema of all of Loopcard, not only
+// the ledger's. It is safe to run concurrently and again.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("ledger: migrate: %w", err)
-	}
-	defer conn.Release()
-	// The migrator creates its version table before taking its own lock;
-	// this lock keeps concurrent first runs apart.
-	const lockID = 0x4c43_4d49_4752 // "LCMIGR"
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockID); err != nil {
-		return fmt.Errorf("ledger: migrate: %w", err)
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockID) //nolint:errcheck
-	m, err := migrate.NewMigrator(ctx, conn.Conn(), VersionTable)
-	if err != nil {
-		return fmt.Errorf("ledger: migrate: %w", err)
-	}
-	if err := m.LoadMigrations(migrations.FS); err != nil {
-		return fmt.Errorf("ledger: load migrations: %w", err)
-	}
-	if err := m.Migrate(ctx); err != nil {
-		return fmt.Errorf("ledger: migrate: %w", err)
+	if err := migrations.Up(ctx, pool); err != nil {
+		return fmt.Errorf("ledger: %w", err)
 	}
 	return nil
 }

@@ -1,13 +1,57 @@
-// Package migrations holds the numbered SQL migrations of the Loopcard
-// database (tern format: NNN_name.sql, applied in order, each in its own
-// transaction). Every table's primary key starts with org_id so that the
-// schema can be sharded by organizer. New tables of any part of Loopcard are
-// added here as the next numbered file, never by editing an applied one.
+// Package migrations holds the schema of the Loopcard database: the numbered
+// SQL migrations (tern format: NNN_name.sql, applied in order, each in its
+// own transaction), Up that applies them, the table of which package owns
+// each table (Owner) and schema.sql, the schema as the migrations leave it,
+// kept true by TestSchema. Every table's primary key starts with org_id so
+// that the schema can be sharded by organizer. New tables of any part of
+// Loopcard are added here as the next numbered file, never by editing an
+// applied one, and given their owner in owners.go; see docs/schema.md.
 package migrations
 
-import "embed"
+//go:generate go test -run ^TestSchema$ -update
+
+import (
+	"context"
+	"embed"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+)
 
 // FS holds the migration files.
 //
 //go:embed *.sql
 var FS embed.FS
+
+// VersionTable is where the migration tool records the schema version.
+const VersionTable = "public.schema_version"
+
+// Up brings the database schema up to date with every migration in FS: the
+// single entry point for the schema of all of Loopcard (ledger.Migrate
+// calls it). It is safe to run concurrently and again.
+func Up(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Release()
+	// The migrator creates its version table before taking its own lock;
+	// this lock keeps concurrent first runs apart.
+	const lockID = 0x4c43_4d49_4752 // "LCMIGR"
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockID); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockID) //nolint:errcheck
+	m, err := migrate.NewMigrator(ctx, conn.Conn(), VersionTable)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := m.LoadMigrations(FS); err != nil {
+		return fmt.Errorf("load migrations: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}

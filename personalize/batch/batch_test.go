@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/migrations"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
@@ -26,7 +26,7 @@ func newStore(t testing.TB) *batch.Store {
 	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	require.NoError(t, ledger.Migrate(ctx, pool))
+	require.NoError(t, migrations.Up(ctx, pool))
 	return batch.NewStore(pool)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/keys/cmac"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/migrations"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
@@ -77,7 +78,7 @@ func newEnv(t testing.TB) *testEnv {
 	pool, err := pgxpool.New(ctx, url)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	require.NoError(t, ledger.Migrate(ctx, pool))
+	require.NoError(t, migrations.Up(ctx, pool))
 	l := ledger.New(pool, ledger.Options{})
 	require.NoError(t, l.AddEvent(ctx, orgID, event, "Summer 2026", time.Time{}))
 	return &testEnv{uri: uri, hsm: h, pool: pool, dbURL: url, store: batch.NewStore(pool), ledger: l}

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/migrations"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/handover"
@@ -46,7 +46,7 @@ func Pool(t testing.TB) *pgxpool.Pool {
 	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	require.NoError(t, ledger.Migrate(ctx, pool))
+	require.NoError(t, migrations.Up(ctx, pool))
 	return pool
 }
 
