@@ -491,7 +491,9 @@ type termSeq struct {
 }
 
 // apply records the transactions txs[todo...] (sorted by card and card
-// sequence) in tx and returns their results in the order of todo.
+// sequence) in tx and returns their results in the order of todo. It locks
+// and reads; decide (decide.go) classifies each transaction from what was
+// read; apply then writes what decide answered.
 //
 // Unless careful, apply does not look up whether the transaction ids and
 // terminal sequence numbers were recorded before: it assumes they were not,
@@ -604,104 +606,59 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		merchants []int64 // merchant accounts credited, each once
 		credited  = map[int64]bool{}
 	)
-	// The cards' statuses were not read with their locks: an alert is
-	// raised for the first anomaly of each card in the batch, and those of
-	// cards that turn out not to be active (blocked before) are dropped
-	// below.
-	raise := func(st *cardState, s *terminaltx.Signed, kind string, other *terminaltx.ID, detail string) {
-		if st.blocked {
-			return
-		}
-		st.blocked = true
-		alerts = append(alerts, alert{id: l.newID(), card: s.Card, kind: kind, txn: s.ID, other: other, detail: detail})
-		blocking++
-	}
-	// notify raises an alert that does not block the card: each one is
-	// kept, whatever the card's status.
-	notify := func(s *terminaltx.Signed, kind string, other *terminaltx.ID, detail string) {
-		alerts = append(alerts, alert{id: l.newID(), card: s.Card, kind: kind, txn: s.ID, other: other, detail: detail, notice: true})
-		l.log.Warn("card alert", "org", org, "card", terminaltx.CardHex(s.Card), "reason", kind, "txn", s.ID.String(), "terminal", s.Terminal, "detail", detail)
-	}
+	// Each transaction in turn: gather what was read about it, as the
+	// transactions before it in the batch left it, let decide classify it,
+	// and carry out the verdict. The cards' statuses were not read with
+	// their locks: a blocking alert is raised for the first anomaly of each
+	// card in the batch, and those of cards that turn out not to be active
+	// (blocked before) are dropped below.
 	for k, i := range todo {
 		s := txs[i]
-		if h, ok := existing[s.ID]; ok {
-			if s.ContentHash() == h {
-				out[k] = Result{Status: Duplicate}
-			} else {
-				out[k] = Result{Status: Rejected, Err: ErrConflict}
-			}
-			continue
-		}
+		st := states[string(s.Card)]
+		sk := seqKey{string(s.Card), int64(s.CardSeq)}
 		ts := termSeq{s.Terminal, s.TerminalSeq}
-		if other, ok := usedSeq[ts]; ok && other != s.ID {
-			out[k] = Result{Status: Rejected, Err: ErrTerminalSeqReused}
+		f := facts{tx: s, terminal: active[s.Terminal]}
+		f.recordedHash, f.recorded = existing[s.ID]
+		f.seqOwner, f.seqTaken = usedSeq[ts]
+		if st != nil {
+			f.card = cardFacts{known: true, balance: st.balance, blocked: st.blocked}
+			f.prev.cardEvent, f.prev.ok = events[seqKey{sk.card, sk.seq - 1}]
+			f.at.cardEvent, f.at.ok = events[sk]
+			f.next.cardEvent, f.next.ok = events[seqKey{sk.card, sk.seq + 1}]
+		}
+		v := decide(&f)
+		out[k] = v.result()
+		if v.status == Duplicate || v.status == Rejected {
 			continue
 		}
 		usedSeq[ts] = s.ID
-		st := states[string(s.Card)]
-		status, reason := "posted", ""
+		for _, a := range v.alerts[:v.nAlerts] {
+			a.id = l.newID()
+			alerts = append(alerts, a)
+			if a.notice {
+				l.log.Warn("card alert", "org", org, "card", terminaltx.CardHex(s.Card), "reason", a.kind, "txn", s.ID.String(), "terminal", s.Terminal, "detail", a.detail)
+			}
+		}
+		if v.blocks {
+			st.blocked = true
+			blocking++
+		}
 		var cardAccount, merchantAccount int64 // set when posted
-		chained := false                       // taken into the card's chain
-		sk := seqKey{string(s.Card), int64(s.CardSeq)}
-		held := terminalHold(active[s.Terminal], s)
-		heldDetail := func() string {
-			if held == ReasonWrongMerchant {
-				return fmt.Sprintf("terminal %s of merchant %s signed a debit of %d for merchant %s", s.Terminal, active[s.Terminal].merchant, s.Amount, s.Merchant)
+		if v.posts() {
+			st.balance -= s.Amount
+			cardAccount, merchantAccount = st.account, f.terminal.merchantAccount
+			if !credited[merchantAccount] {
+				credited[merchantAccount] = true
+				merchants = append(merchants, merchantAccount)
 			}
-			return fmt.Sprintf("terminal %s was revoked; debit of %d for merchant %s", s.Terminal, s.Amount, s.Merchant)
 		}
-		switch prev, taken := events[sk]; {
-		case st == nil:
-			status, reason = "held", ReasonUnknownCard
-			if held != "" {
-				reason = held
-				notify(s, held, nil, heldDetail())
-			}
-		case taken:
-			status, reason = "held", ReasonClone
-			raise(st, s, ReasonClone, &prev.txn, fmt.Sprintf("card sequence %d used by two transactions", s.CardSeq))
-		default:
-			if p, ok := events[seqKey{sk.card, sk.seq - 1}]; ok && p.after != s.BalanceBefore {
-				reason = ReasonChain
-				raise(st, s, ReasonChain, &p.txn, fmt.Sprintf("balance before %d at sequence %d, but %d after sequence %d", s.BalanceBefore, s.CardSeq, p.after, s.CardSeq-1))
-			}
-			if n, ok := events[seqKey{sk.card, sk.seq + 1}]; ok && n.before != s.BalanceAfter {
-				reason = ReasonChain
-				raise(st, s, ReasonChain, &n.txn, fmt.Sprintf("balance after %d at sequence %d, but %d before sequence %d", s.BalanceAfter, s.CardSeq, n.before, s.CardSeq+1))
-			}
-			// Every chain row next to the transaction is known by now (see
-			// above): nothing at the sequence before it is a gap.
-			if _, ok := events[seqKey{sk.card, sk.seq - 1}]; !ok && sk.seq > 1 {
-				notify(s, ReasonSequenceGap, nil, fmt.Sprintf("nothing recorded at card sequence %d before sequence %d", s.CardSeq-1, s.CardSeq))
-			}
-			if held != "" {
-				status, reason = "held", held
-				notify(s, held, nil, heldDetail())
-			} else if st.balance < s.Amount {
-				status, reason = "held", ReasonUnfunded
-				raise(st, s, ReasonUnfunded, nil, fmt.Sprintf("card spent %d, ledger holds %d", s.Amount, st.balance))
-			} else {
-				st.balance -= s.Amount
-				cardAccount, merchantAccount = st.account, active[s.Terminal].merchantAccount
-				if !credited[merchantAccount] {
-					credited[merchantAccount] = true
-					merchants = append(merchants, merchantAccount)
-				}
-			}
+		if v.chained {
 			events[sk] = cardEvent{txn: s.ID, before: s.BalanceBefore, after: s.BalanceAfter}
-			chained = true
-			// A late arrival below the tip may close a gap that the row
-			// after it raised (a stand-in for the tip has no id).
-			if n, ok := events[seqKey{sk.card, sk.seq + 1}]; ok && n.txn != (terminaltx.ID{}) {
-				filled.add(s.Card, n.txn)
-			}
 		}
-		rec.add(s, status, reason, chained, cardAccount, merchantAccount)
-		if status == "posted" {
-			out[k] = Result{Status: Accepted, Reason: reason}
-		} else {
-			out[k] = Result{Status: Held, Reason: reason}
+		if v.closesGap {
+			filled.add(s.Card, f.next.txn)
 		}
+		rec.add(s, v.dbStatus(), v.reason, v.chained, cardAccount, merchantAccount)
 	}
 	if blocking > 0 {
 		var err error
