@@ -295,21 +295,8 @@ func handoverReceive(c *cli.Context) error {
 
 func handoverCards(c *cli.Context, k handover.Kind) error {
 	usage := fmt.Sprintf("usage: loopcard handover card %s CARD... [--store STORE] [--key-file FILE | --hsm-store URI] [--note TEXT] [--json]", c.Command.Name)
-	// urfave/cli stops at the first card; flags may follow the cards.
 	store, keyFile, hsmStore, note, asJSON := c.String("store"), c.String("key-file"), c.String("hsm-store"), c.String("note"), c.Bool("json")
-	tokenFile, url, ca := c.String("token-file"), c.String("url"), c.String("ca")
-	cards, err := trailingFlags(c.Args().Slice(), map[string]*string{"store": &store, "key-file": &keyFile, "hsm-store": &hsmStore, "note": &note,
-		"token-file": &tokenFile, "url": &url, "ca": &ca}, map[string]*bool{"json": &asJSON})
-	if err != nil {
-		return fmt.Errorf("%w; %s", err, usage)
-	}
-	for name, v := range map[string]string{"store": store, "token-file": tokenFile, "url": url, "ca": ca} {
-		if v != c.String(name) {
-			if err := c.Set(name, v); err != nil {
-				return err
-			}
-		}
-	}
+	cards := c.Args().Slice()
 	if len(cards) == 0 {
 		return errors.New(usage)
 	}
