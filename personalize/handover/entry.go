@@ -20,7 +20,8 @@ const Version = 1
 // Type says what an entry records.
 type Type string
 
-// The entry types. Count fields are card counts.
+// The entry types. Count fields are card counts. Kinds holds what each
+// carries and who may sign it.
 const (
 	// TypeKeyEnrolled: HQ records a store's Ed25519 public key (Store, Key).
 	TypeKeyEnrolled Type = "key_enrolled"
