@@ -213,8 +213,11 @@ func (s *Server) storeReceipt(c *call) error {
 }
 
 func (s *Server) storeCardEvents(c *call) error {
+	// The types whose kind a store records through this route
+	// (handover.Kinds): sold, returned, voided, destroyed.
 	return s.appendStoreEntries(c, func(t handover.Type) bool {
-		return t == handover.TypeCardSold || t == handover.TypeCardReturned || t == handover.TypeCardVoided
+		k, ok := handover.KindOf(t)
+		return ok && k.StoreRoute == handover.RouteCardEvents
 	})
 }
 

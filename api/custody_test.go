@@ -119,6 +119,15 @@ func TestCustodyFlow(t *testing.T) {
 	require.Equal(t, 201, r.status, string(r.body))
 	var ar api.AppendResponse
 	r.json(t, &ar)
+	// A store destroys a card it holds through the same route, as the
+	// custody log's rules allow (handover.Kinds: card_destroyed).
+	id, err := personalize.ParseCardID(numbers[2])
+	require.NoError(t, err)
+	destroyed, err := handover.SignCardEvents(storeA, org, e.clock.Now(), []handover.CardEvent{{Type: handover.TypeCardDestroyed, Card: id, Store: "store-a"}})
+	require.NoError(t, err)
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/card-events", bearer: storeTok, body: api.EntriesRequest{Entries: destroyed}})
+	require.Equal(t, 201, r.status, string(r.body))
+	r.json(t, &ar)
 
 	// The auditor's export verifies offline against HQ's key.
 	r = e.do(request{method: "GET", path: "/v1/audit/export", bearer: e.tokens["auditor"]})

@@ -80,16 +80,11 @@ func auditExport(c *cli.Context) (err error) {
 
 func auditVerify(c *cli.Context) error {
 	const usage = "usage: loopcard audit verify DIR [--since CHECKPOINT] [--hq-key KEY] [--json]"
-	// urfave/cli stops at DIR; the flags may follow it, as documented.
-	since, hqKey, asJSON := c.String("since"), c.String("hq-key"), c.Bool("json")
-	pos, err := trailingFlags(c.Args().Slice(), map[string]*string{"since": &since, "hq-key": &hqKey}, map[string]*bool{"json": &asJSON})
-	if err != nil {
-		return fmt.Errorf("%w; %s", err, usage)
-	}
-	if len(pos) != 1 {
+	if c.NArg() != 1 {
 		return errors.New(usage)
 	}
-	dir := pos[0]
+	dir := c.Args().First()
+	since, hqKey, asJSON := c.String("since"), c.String("hq-key"), c.Bool("json")
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("%s is not a directory: give the directory 'loopcard audit export' wrote", dir)
 	}
@@ -155,38 +150,6 @@ func auditVerify(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "verified: %d entries, checkpoint size %d, root %s\n", rep.Entries, rep.Size, rep.Root)
 	return nil
-}
-
-// trailingFlags reads flags that follow positional arguments, which
-// urfave/cli leaves in the arguments: --name VALUE or --name=VALUE for
-// the names of values, --name for those of bools. It returns the
-// positional arguments.
-func trailingFlags(args []string, values map[string]*string, bools map[string]*bool) ([]string, error) {
-	var pos []string
-	for i := 0; i < len(args); i++ {
-		if !strings.HasPrefix(args[i], "-") {
-			pos = append(pos, args[i])
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		if b, ok := bools[name]; ok && !hasValue {
-			*b = true
-			continue
-		}
-		v, ok := values[name]
-		if !ok {
-			return nil, fmt.Errorf("unknown flag %s", args[i])
-		}
-		if !hasValue {
-			if i+1 == len(args) {
-				return nil, fmt.Errorf("--%s needs a value", name)
-			}
-			i++
-			value = args[i]
-		}
-		*v = value
-	}
-	return pos, nil
 }
 
 func auditHQKey(c *cli.Context) error {

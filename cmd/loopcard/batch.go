@@ -119,26 +119,11 @@ func batchList(c *cli.Context) error {
 	return w.Flush()
 }
 
-// batchArg returns the single BATCH argument; --json may follow it.
-func batchArg(c *cli.Context, usage string) (no int64, asJSON bool, err error) {
-	asJSON = c.Bool("json")
-	var rest []string
-	for _, a := range c.Args().Slice() {
-		if a == "--json" || a == "-json" {
-			asJSON = true
-			continue
-		}
-		rest = append(rest, a)
-	}
-	if len(rest) != 1 {
-		return 0, false, fmt.Errorf("usage: %s", usage)
-	}
-	no, err = batch.ParseNo(rest[0])
-	return no, asJSON, err
-}
-
 func batchShow(c *cli.Context) error {
-	no, asJSON, err := batchArg(c, "loopcard batch show BATCH [--json]")
+	if c.NArg() != 1 {
+		return fmt.Errorf("usage: loopcard batch show BATCH [--json]")
+	}
+	no, err := batch.ParseNo(c.Args().First())
 	if err != nil {
 		return err
 	}
@@ -157,7 +142,7 @@ func batchShow(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	if c.Bool("json") {
 		if cards == nil {
 			cards = []batch.Card{}
 		}

@@ -106,6 +106,11 @@ exec pdfinfo labels.pdf
 stdout 'Pages: +12'
 exec loopcard batch show 1
 stdout ', 120 done, 0 reserved, complete$'
+# Flags before and after the argument (flagsFirst).
+exec loopcard batch show --organizer 1 1 --json
+stdout '"status": "complete"'
+exec loopcard batch show 1 --organizer 1 --json
+stdout '"status": "complete"'
 `,
 	"badinput.txtar": `
 ! exec loopcard batch create --event 'bad event' --count 2
@@ -120,6 +125,12 @@ stderr '^loopcard: batch not found: batch 99 of organizer 1$'
 stderr '^loopcard: invalid batch: batch "x" is not a batch number$'
 ! exec loopcard batch show
 stderr '^loopcard: usage: loopcard batch show BATCH \[--json\]$'
+! exec loopcard batch show 1 2
+stderr '^loopcard: usage: loopcard batch show BATCH \[--json\]$'
+! exec loopcard batch show 1 --organizer
+stderr '^loopcard: flag --organizer needs a value: usage: loopcard batch show BATCH$'
+! exec loopcard batch show 1 --colour
+stderr '^loopcard: unknown flag --colour: usage: loopcard batch show BATCH$'
 ! exec loopcard batch create --event nosuch --count 2
 stderr '^loopcard: unknown event "nosuch" of organizer 1: add it with ''loopcard ledger event --event nosuch --name NAME''$'
 ! exec loopcard batch create --organizer 2 --event nosuch --count 2

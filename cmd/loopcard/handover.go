@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -18,21 +19,6 @@ func handoverCommand() *cli.Command {
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
 	batchFlag := &cli.Int64Flag{Name: "batch", Required: true, Usage: "batch number"}
 	storeFlag := &cli.StringFlag{Name: "store", Required: true, Usage: "store id"}
-	cardCmd := func(name string, t handover.Type, usage string, storeRequired bool) *cli.Command {
-		return &cli.Command{
-			Name:      name,
-			Usage:     usage,
-			ArgsUsage: "CARD...",
-			Flags: append([]cli.Flag{
-				&cli.StringFlag{Name: "store", Usage: "store where it happens" + map[bool]string{false: " (none: at HQ)", true: " (required)"}[storeRequired]},
-				&cli.StringFlag{Name: "key-file", Usage: "sign with this store key file; without it or --hsm-store HQ signs (void and destroy only)"},
-				hsmStoreFlag("sign with the store's key in its own token"),
-				&cli.StringFlag{Name: "note", Usage: "short reason, no personal data"},
-				organizerFlag, jsonFlag, hiddenState(),
-			}, storeAPIFlags()...),
-			Action: func(c *cli.Context) error { return handoverCards(c, t) },
-		}
-	}
 	return &cli.Command{
 		Name:  "handover",
 		Usage: "the signed custody log: issue batches, hand them to stores, receipts, card events",
@@ -64,17 +50,56 @@ func handoverCommand() *cli.Command {
 			},
 			{
 				Name: "card",
-				Usage: "record card events: several cards are sealed with one signature; a store's events (sold, returned, voided) " +
+				Usage: "record card events: several cards are sealed with one signature; a store's events (" + strings.Join(storeCardEvents(), ", ") + ") " +
 					"with a store token (--token-file or LOOPCARD_STORE_TOKEN) go through the API, without HQ's database or HSM",
-				Subcommands: []*cli.Command{
-					cardCmd("sold", handover.TypeCardSold, "a store sold cards", true),
-					cardCmd("returned", handover.TypeCardReturned, "sold cards were given back to a store and retired", true),
-					cardCmd("voided", handover.TypeCardVoided, "cards were voided where they are", false),
-					cardCmd("destroyed", handover.TypeCardDestroyed, "cards were destroyed where they are", false),
-				},
+				Subcommands: cardCommands(),
 			},
 		},
 	}
+}
+
+// cardCommands are the subcommands of `handover card`, one per card event
+// of the custody log's table (handover.Kinds).
+func cardCommands() []*cli.Command {
+	var out []*cli.Command
+	for _, k := range handover.Kinds() {
+		if k.CLI == "" {
+			continue
+		}
+		store := "store where it happens (none: at HQ)"
+		if k.Requires&handover.FieldStore != 0 {
+			store = "store where it happens (required)"
+		}
+		keyFile := "sign with this store key file (or --hsm-store)"
+		if k.Signers&handover.SignedByHQ != 0 {
+			keyFile = "sign with this store key file; without it or --hsm-store HQ signs"
+		}
+		out = append(out, &cli.Command{
+			Name:      k.CLI,
+			Usage:     k.Help,
+			ArgsUsage: "CARD...",
+			Flags: append([]cli.Flag{
+				&cli.StringFlag{Name: "store", Usage: store},
+				&cli.StringFlag{Name: "key-file", Usage: keyFile},
+				hsmStoreFlag("sign with the store's key in its own token"),
+				&cli.StringFlag{Name: "note", Usage: "short reason, no personal data"},
+				organizerFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}, hiddenState(),
+			}, storeAPIFlags()...),
+			Action: func(c *cli.Context) error { return handoverCards(c, k) },
+		})
+	}
+	return out
+}
+
+// storeCardEvents names the card events a store records through the API.
+func storeCardEvents() []string {
+	var out []string
+	for _, k := range handover.Kinds() {
+		if k.CLI != "" && k.StoreRoute == handover.RouteCardEvents {
+			out = append(out, k.CLI)
+		}
+	}
+	return out
 }
 
 // hqSigner returns hq-sign of the open HSM as the log's HQ signer.
@@ -268,27 +293,14 @@ func handoverReceive(c *cli.Context) error {
 	return printAppended(c, what, 1, a)
 }
 
-func handoverCards(c *cli.Context, t handover.Type) error {
+func handoverCards(c *cli.Context, k handover.Kind) error {
 	usage := fmt.Sprintf("usage: loopcard handover card %s CARD... [--store STORE] [--key-file FILE | --hsm-store URI] [--note TEXT] [--json]", c.Command.Name)
-	// urfave/cli stops at the first card; flags may follow the cards.
 	store, keyFile, hsmStore, note, asJSON := c.String("store"), c.String("key-file"), c.String("hsm-store"), c.String("note"), c.Bool("json")
-	tokenFile, url, ca := c.String("token-file"), c.String("url"), c.String("ca")
-	cards, err := trailingFlags(c.Args().Slice(), map[string]*string{"store": &store, "key-file": &keyFile, "hsm-store": &hsmStore, "note": &note,
-		"token-file": &tokenFile, "url": &url, "ca": &ca}, map[string]*bool{"json": &asJSON})
-	if err != nil {
-		return fmt.Errorf("%w; %s", err, usage)
-	}
-	for name, v := range map[string]string{"store": store, "token-file": tokenFile, "url": url, "ca": ca} {
-		if v != c.String(name) {
-			if err := c.Set(name, v); err != nil {
-				return err
-			}
-		}
-	}
+	cards := c.Args().Slice()
 	if len(cards) == 0 {
 		return errors.New(usage)
 	}
-	if store == "" && (t == handover.TypeCardSold || t == handover.TypeCardReturned) {
+	if store == "" && k.Requires&handover.FieldStore != 0 {
 		return fmt.Errorf("--store is required: the store that %s the cards; %s", c.Command.Name, usage)
 	}
 	var evs []handover.CardEvent
@@ -297,7 +309,7 @@ func handoverCards(c *cli.Context, t handover.Type) error {
 		if err != nil {
 			return err
 		}
-		evs = append(evs, handover.CardEvent{Type: t, Card: id, Store: store, Note: note})
+		evs = append(evs, handover.CardEvent{Type: k.Type, Card: id, Store: store, Note: note})
 	}
 	if keyFile != "" && hsmStore != "" {
 		return fmt.Errorf("give --key-file or --hsm-store, not both; %s", usage)

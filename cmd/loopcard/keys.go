@@ -70,79 +70,13 @@ func keysCommand() *cli.Command {
 	}
 }
 
-// cmdArgs is a subcommand's LABEL argument and its flags, which may come
-// after LABEL as the usage lines write them (urfave/cli/v2 stops parsing
-// flags at the first argument, so the rest is parsed here).
-type cmdArgs struct {
-	c     *cli.Context
-	label string
-	strs  map[string][]string
-	bools map[string]bool
-}
-
-// parseArgs returns the single LABEL argument and any flags after it, or a
-// usage error.
-func parseArgs(c *cli.Context, usage string) (*cmdArgs, error) {
-	a := &cmdArgs{c: c, strs: map[string][]string{}, bools: map[string]bool{}}
-	usageErr := fmt.Errorf("usage: loopcard keys %s %s", c.Command.Name, usage)
-	kinds := map[string]string{}
-	for _, f := range c.Command.Flags {
-		for _, n := range f.Names() {
-			switch f.(type) {
-			case *cli.BoolFlag:
-				kinds[n] = "bool"
-			default:
-				kinds[n] = "string"
-			}
-		}
+// labelArg returns the single LABEL argument, or a usage error.
+func labelArg(c *cli.Context, usage string) (string, error) {
+	if c.NArg() != 1 {
+		return "", fmt.Errorf("usage: loopcard keys %s %s", c.Command.Name, usage)
 	}
-	args := c.Args().Slice()
-	for i := 0; i < len(args); i++ {
-		arg := args[i]
-		if !strings.HasPrefix(arg, "-") || arg == "-" {
-			if a.label != "" {
-				return nil, usageErr
-			}
-			a.label = arg
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
-		switch kinds[name] {
-		case "bool":
-			a.bools[name] = !hasValue || value == "true"
-		case "string":
-			if !hasValue {
-				if i+1 >= len(args) {
-					return nil, fmt.Errorf("flag --%s needs a value: %w", name, usageErr)
-				}
-				i++
-				value = args[i]
-			}
-			a.strs[name] = append(a.strs[name], value)
-		default:
-			return nil, fmt.Errorf("unknown flag %s: %w", arg, usageErr)
-		}
-	}
-	if a.label == "" {
-		return nil, usageErr
-	}
-	return a, nil
+	return c.Args().First(), nil
 }
-
-func (a *cmdArgs) str(name string) string {
-	if v := a.strs[name]; len(v) > 0 {
-		return v[len(v)-1]
-	}
-	return a.c.String(name)
-}
-
-func (a *cmdArgs) strSlice(name string) []string {
-	return append(a.c.StringSlice(name), a.strs[name]...)
-}
-
-func (a *cmdArgs) json() bool { return a.bool("json") }
-
-func (a *cmdArgs) bool(name string) bool { return a.bools[name] || a.c.Bool(name) }
 
 // noArgs refuses arguments to a subcommand that takes none.
 func noArgs(c *cli.Context) error {
@@ -234,11 +168,10 @@ func keysList(c *cli.Context) error {
 }
 
 func keysImport(c *cli.Context) error {
-	a, err := parseArgs(c, "LABEL --component FILE --component FILE [...]")
+	name, err := labelArg(c, "LABEL --component FILE --component FILE [...]")
 	if err != nil {
 		return err
 	}
-	name := a.label
 	if strings.Contains(name, "/") {
 		return fmt.Errorf("import takes a key name such as app-debit, not %q: the next version is chosen for you", name)
 	}
@@ -249,7 +182,7 @@ func keysImport(c *cli.Context) error {
 	if !spec.Importable() {
 		return fmt.Errorf("%s is a key pair and cannot be imported: create it with \"loopcard keys init\"", name)
 	}
-	files := a.strSlice("component")
+	files := c.StringSlice("component")
 	if len(files) < 2 {
 		return fmt.Errorf("a key is imported from 2 or more components: give --component FILE for each")
 	}
@@ -284,7 +217,7 @@ func keysImport(c *cli.Context) error {
 	defer st.Close()
 	h := st.HSM
 	imp := h.ImportFirst
-	if a.bool("new-version") {
+	if c.Bool("new-version") {
 		imp = h.Import
 	}
 	res, err := imp(c.Context, name, comps)
@@ -294,7 +227,7 @@ func keysImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.json() {
+	if c.Bool("json") {
 		type comp struct {
 			File string `json:"file"`
 			KCV  string `json:"kcv"`
@@ -322,15 +255,14 @@ var errHQSignRotation = errors.New("hq-sign is not rotated: it signs every hando
 	"rotate hq-sign with --force only before the first handover entry (see docs/audit-export.md, HQ key rotation)")
 
 func keysRotate(c *cli.Context) error {
-	a, err := parseArgs(c, "LABEL")
+	name, err := labelArg(c, "LABEL")
 	if err != nil {
 		return err
 	}
-	name := a.label
 	if _, err := keys.LookupSpec(name); err != nil {
 		return err
 	}
-	if name == keys.HQSign && !a.bools["force"] && !c.Bool("force") {
+	if name == keys.HQSign && !c.Bool("force") {
 		return errHQSignRotation
 	}
 	st, err := openStack(c, partHSM)
@@ -349,7 +281,7 @@ func keysRotate(c *cli.Context) error {
 	}
 	for _, k := range list {
 		if k.Label == l.String() {
-			if a.json() {
+			if c.Bool("json") {
 				return printJSON(c, k)
 			}
 			fmt.Fprintf(c.App.Writer, "created %s %s KCV %s\n", k.Label, k.Type, kcvText(k.KCV))
@@ -360,16 +292,16 @@ func keysRotate(c *cli.Context) error {
 }
 
 func keysDiversify(c *cli.Context) error {
-	a, err := parseArgs(c, "LABEL --uid HEX [--aid HEX] [--system-id HEX]")
+	arg, err := labelArg(c, "LABEL --uid HEX [--aid HEX] [--system-id HEX]")
 	if err != nil {
 		return err
 	}
-	label, err := keys.ParseLabel(a.label)
+	label, err := keys.ParseLabel(arg)
 	if err != nil {
 		return err
 	}
 	hexFlag := func(name string) ([]byte, error) {
-		v := a.str(name)
+		v := c.String(name)
 		if v == "" {
 			return nil, fmt.Errorf("--%s is required", name)
 		}
@@ -406,7 +338,7 @@ func keysDiversify(c *cli.Context) error {
 		return err
 	}
 	defer key.Destroy()
-	if a.json() {
+	if c.Bool("json") {
 		return printJSON(c, map[string]string{"label": used.String(), "uid": strings.ToUpper(hex.EncodeToString(uid)), "kcv": key.KCV()})
 	}
 	fmt.Fprintf(c.App.Writer, "%s UID %X KCV %s\n", used, uid, key.KCV())

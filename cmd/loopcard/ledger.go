@@ -22,14 +22,10 @@ func ledgerCommand() *cli.Command {
 		Usage: "the money ledger: organizers, events, merchants, stores, invariants, alerts, payouts, breakage",
 		Subcommands: []*cli.Command{
 			{
-				Name:  "init",
-				Usage: "register an organizer and its own accounts",
-				Flags: []cli.Flag{organizerFlag, &cli.StringFlag{Name: "name", Required: true, Usage: "organizer name"}},
-				Action: func(c *cli.Context) error {
-					return withLedger(c, func(l *ledger.Ledger) error {
-						return l.CreateOrganizer(c.Context, c.Int64("organizer"), c.String("name"))
-					})
-				},
+				Name:   "init",
+				Usage:  "register an organizer and its own accounts",
+				Flags:  []cli.Flag{organizerFlag, &cli.StringFlag{Name: "name", Required: true, Usage: "organizer name"}},
+				Action: ledgerInit,
 			},
 			{
 				Name:  "event",
@@ -38,15 +34,7 @@ func ledgerCommand() *cli.Command {
 					&cli.StringFlag{Name: "event", Required: true, Usage: "event id"},
 					&cli.StringFlag{Name: "name", Required: true, Usage: "event name"},
 					&cli.TimestampFlag{Name: "refund-deadline", Layout: time.RFC3339, Usage: "last moment for refunds (RFC 3339)"}},
-				Action: func(c *cli.Context) error {
-					var dl time.Time
-					if t := c.Timestamp("refund-deadline"); t != nil {
-						dl = *t
-					}
-					return withLedger(c, func(l *ledger.Ledger) error {
-						return l.AddEvent(c.Context, c.Int64("organizer"), c.String("event"), c.String("name"), dl)
-					})
-				},
+				Action: ledgerEvent,
 			},
 			{
 				Name:  "merchant",
@@ -54,11 +42,7 @@ func ledgerCommand() *cli.Command {
 				Flags: []cli.Flag{organizerFlag,
 					&cli.StringFlag{Name: "merchant", Required: true, Usage: "merchant id"},
 					&cli.StringFlag{Name: "name", Required: true, Usage: "merchant name"}},
-				Action: func(c *cli.Context) error {
-					return withLedger(c, func(l *ledger.Ledger) error {
-						return l.AddMerchant(c.Context, c.Int64("organizer"), c.String("merchant"), c.String("name"))
-					})
-				},
+				Action: ledgerMerchant,
 			},
 			{
 				Name:  "store",
@@ -66,11 +50,7 @@ func ledgerCommand() *cli.Command {
 				Flags: []cli.Flag{organizerFlag,
 					&cli.StringFlag{Name: "store", Required: true, Usage: "store id"},
 					&cli.StringFlag{Name: "name", Required: true, Usage: "store name"}},
-				Action: func(c *cli.Context) error {
-					return withLedger(c, func(l *ledger.Ledger) error {
-						return l.AddStore(c.Context, c.Int64("organizer"), c.String("store"), c.String("name"))
-					})
-				},
+				Action: ledgerStore,
 			},
 			{
 				Name:   "events",
@@ -82,66 +62,25 @@ func ledgerCommand() *cli.Command {
 				Name:   "merchants",
 				Usage:  "list the organizer's merchants",
 				Flags:  []cli.Flag{organizerFlag, jsonFlag},
-				Action: func(c *cli.Context) error { return ledgerParties(c, (*ledger.Ledger).Merchants, "MERCHANT") },
+				Action: ledgerMerchants,
 			},
 			{
 				Name:   "stores",
 				Usage:  "list the organizer's stores",
 				Flags:  []cli.Flag{organizerFlag, jsonFlag},
-				Action: func(c *cli.Context) error { return ledgerParties(c, (*ledger.Ledger).Stores, "STORE") },
+				Action: ledgerStores,
 			},
 			{
-				Name:  "verify",
-				Usage: "check the ledger's invariants: balances sum to zero and match the postings, entries balance, floors hold",
-				Flags: []cli.Flag{jsonFlag},
-				Action: func(c *cli.Context) error {
-					return withLedger(c, func(l *ledger.Ledger) error {
-						err := l.Verify(c.Context)
-						var ie *ledger.InvariantError
-						if c.Bool("json") {
-							res := map[string]any{"ok": err == nil}
-							if errors.As(err, &ie) {
-								res["problem"] = ie.Problem
-							}
-							if pe := printJSON(c, res); pe != nil {
-								return pe
-							}
-						} else if err == nil {
-							fmt.Fprintln(c.App.Writer, "ledger ok")
-						}
-						if errors.As(err, &ie) {
-							return cli.Exit(err.Error(), 3)
-						}
-						return err
-					})
-				},
+				Name:   "verify",
+				Usage:  "check the ledger's invariants: balances sum to zero and match the postings, entries balance, floors hold",
+				Flags:  []cli.Flag{jsonFlag},
+				Action: ledgerVerify,
 			},
 			{
-				Name:  "alerts",
-				Usage: "list clone and tamper alerts",
-				Flags: []cli.Flag{organizerFlag, jsonFlag},
-				Action: func(c *cli.Context) error {
-					return withLedger(c, func(l *ledger.Ledger) error {
-						alerts, err := l.Alerts(c.Context, c.Int64("organizer"))
-						if err != nil {
-							return err
-						}
-						type row struct {
-							Card, Kind, Txn, Detail string
-						}
-						rows := []row{}
-						for _, a := range alerts {
-							rows = append(rows, row{terminaltx.CardHex(a.Card), a.Kind, a.Txn.String(), a.Detail})
-						}
-						if c.Bool("json") {
-							return printJSON(c, rows)
-						}
-						for _, r := range rows {
-							fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\n", r.Card, r.Kind, r.Txn, r.Detail)
-						}
-						return nil
-					})
-				},
+				Name:   "alerts",
+				Usage:  "list clone and tamper alerts",
+				Flags:  []cli.Flag{organizerFlag, jsonFlag},
+				Action: ledgerAlerts,
 			},
 			{
 				Name:  "payout",
@@ -151,59 +90,13 @@ func ledgerCommand() *cli.Command {
 					&cli.StringFlag{Name: "debtor-iban", Required: true, Usage: "the organizer's IBAN"},
 					&cli.StringFlag{Name: "debtor-bic", Usage: "the organizer's BIC (optional)"},
 					&cli.StringFlag{Name: "out", Required: true, Usage: "write the XML to this new file"}},
-				Action: func(c *cli.Context) error {
-					// The refunds' payout details are sealed by the HSM.
-					return withStack(c, partHSM|partDatabase, func(l *ledger.Ledger) error {
-						p, err := l.ExportPayouts(c.Context, c.Int64("organizer"), sepa.Party{Name: c.String("debtor-name"),
-							IBAN: c.String("debtor-iban"), BIC: c.String("debtor-bic")}, time.Now().AddDate(0, 0, 1))
-						if errors.Is(err, ledger.ErrNothingToPay) {
-							return fmt.Errorf("no refunds waiting to be paid")
-						}
-						if err != nil {
-							return err
-						}
-						f, err := os.OpenFile(c.String("out"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-						if err != nil {
-							return fmt.Errorf("%w (the payout %s is booked: its refunds are marked exported)", err, p.ID)
-						}
-						if _, err := f.Write(p.XML); err != nil {
-							f.Close()
-							return err
-						}
-						if err := f.Close(); err != nil {
-							return err
-						}
-						if c.Bool("json") {
-							return printJSON(c, map[string]any{"payout": p.ID.String(), "count": p.Count, "total": p.Total, "file": c.String("out")})
-						}
-						fmt.Fprintf(c.App.Writer, "%d refunds, %s, in %s\n", p.Count, money(p.Total), c.String("out"))
-						return nil
-					})
-				},
+				Action: ledgerPayout,
 			},
 			{
-				Name:  "breakage",
-				Usage: "after an event's refund deadline, book what is left on its cards as breakage",
-				Flags: []cli.Flag{organizerFlag, jsonFlag, &cli.StringFlag{Name: "event", Required: true, Usage: "event id"}},
-				Action: func(c *cli.Context) error {
-					return withLedger(c, func(l *ledger.Ledger) error {
-						if err := l.CheckEvent(c.Context, c.Int64("organizer"), c.String("event")); err != nil {
-							return hintUnknown(err)
-						}
-						n, total, err := l.CloseRefundWindow(c.Context, c.Int64("organizer"), c.String("event"))
-						if errors.Is(err, ledger.ErrWindowOpen) {
-							return fmt.Errorf("the refund window of %s is still open (or has no deadline): set one with loopcard ledger event --refund-deadline", c.String("event"))
-						}
-						if err != nil {
-							return err
-						}
-						if c.Bool("json") {
-							return printJSON(c, map[string]any{"cards": n, "total": total})
-						}
-						fmt.Fprintf(c.App.Writer, "%d cards, %s booked as breakage\n", n, money(total))
-						return nil
-					})
-				},
+				Name:   "breakage",
+				Usage:  "after an event's refund deadline, book what is left on its cards as breakage",
+				Flags:  []cli.Flag{organizerFlag, jsonFlag, &cli.StringFlag{Name: "event", Required: true, Usage: "event id"}},
+				Action: ledgerBreakage,
 			},
 			{
 				Name:  "close-day",
@@ -212,32 +105,177 @@ func ledgerCommand() *cli.Command {
 					&cli.StringFlag{Name: "store", Required: true, Usage: "store id"},
 					&cli.StringFlag{Name: "day", Required: true, Usage: "day, YYYY-MM-DD"},
 					&cli.Int64Flag{Name: "counted", Required: true, Usage: "counted cash in cents"}},
-				Action: func(c *cli.Context) error {
-					day, err := time.Parse(time.DateOnly, c.String("day"))
-					if err != nil {
-						return fmt.Errorf("--day: want YYYY-MM-DD")
-					}
-					return withLedger(c, func(l *ledger.Ledger) error {
-						if err := l.CheckStore(c.Context, c.Int64("organizer"), c.String("store")); err != nil {
-							return hintUnknown(err)
-						}
-						d, err := l.CloseStoreDay(c.Context, c.Int64("organizer"), c.String("store"), day, c.Int64("counted"))
-						if err != nil {
-							return err
-						}
-						if c.Bool("json") {
-							return printJSON(c, map[string]any{"store": d.Store, "day": c.String("day"), "expected_cash": d.Expected,
-								"counted_cash": d.Counted, "difference": d.Difference()})
-						}
-						fmt.Fprintf(c.App.Writer, "expected %s, counted %s, difference %s\n", money(d.Expected), money(d.Counted), money(d.Difference()))
-						return nil
-					})
-				},
+				Action: ledgerCloseDay,
 			},
 		},
 	}
 }
 
+// ledgerInit registers an organizer and its own accounts.
+func ledgerInit(c *cli.Context) error {
+	return withLedger(c, func(l *ledger.Ledger) error {
+		return l.CreateOrganizer(c.Context, c.Int64("organizer"), c.String("name"))
+	})
+}
+
+// ledgerEvent adds or updates an event.
+func ledgerEvent(c *cli.Context) error {
+	var dl time.Time
+	if t := c.Timestamp("refund-deadline"); t != nil {
+		dl = *t
+	}
+	return withLedger(c, func(l *ledger.Ledger) error {
+		return l.AddEvent(c.Context, c.Int64("organizer"), c.String("event"), c.String("name"), dl)
+	})
+}
+
+// ledgerMerchant adds a merchant.
+func ledgerMerchant(c *cli.Context) error {
+	return withLedger(c, func(l *ledger.Ledger) error {
+		return l.AddMerchant(c.Context, c.Int64("organizer"), c.String("merchant"), c.String("name"))
+	})
+}
+
+// ledgerStore adds a store with its cash account.
+func ledgerStore(c *cli.Context) error {
+	return withLedger(c, func(l *ledger.Ledger) error {
+		return l.AddStore(c.Context, c.Int64("organizer"), c.String("store"), c.String("name"))
+	})
+}
+
+// ledgerMerchants lists the organizer's merchants.
+func ledgerMerchants(c *cli.Context) error {
+	return ledgerParties(c, (*ledger.Ledger).Merchants, "MERCHANT")
+}
+
+// ledgerStores lists the organizer's stores.
+func ledgerStores(c *cli.Context) error {
+	return ledgerParties(c, (*ledger.Ledger).Stores, "STORE")
+}
+
+// ledgerVerify checks the ledger's invariants; a broken one exits with status 3.
+func ledgerVerify(c *cli.Context) error {
+	return withLedger(c, func(l *ledger.Ledger) error {
+		err := l.Verify(c.Context)
+		var ie *ledger.InvariantError
+		if c.Bool("json") {
+			res := map[string]any{"ok": err == nil}
+			if errors.As(err, &ie) {
+				res["problem"] = ie.Problem
+			}
+			if pe := printJSON(c, res); pe != nil {
+				return pe
+			}
+		} else if err == nil {
+			fmt.Fprintln(c.App.Writer, "ledger ok")
+		}
+		if errors.As(err, &ie) {
+			return cli.Exit(err.Error(), 3)
+		}
+		return err
+	})
+}
+
+// ledgerAlerts lists clone and tamper alerts.
+func ledgerAlerts(c *cli.Context) error {
+	return withLedger(c, func(l *ledger.Ledger) error {
+		alerts, err := l.Alerts(c.Context, c.Int64("organizer"))
+		if err != nil {
+			return err
+		}
+		type row struct {
+			Card, Kind, Txn, Detail string
+		}
+		rows := []row{}
+		for _, a := range alerts {
+			rows = append(rows, row{terminaltx.CardHex(a.Card), a.Kind, a.Txn.String(), a.Detail})
+		}
+		if c.Bool("json") {
+			return printJSON(c, rows)
+		}
+		for _, r := range rows {
+			fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\n", r.Card, r.Kind, r.Txn, r.Detail)
+		}
+		return nil
+	})
+}
+
+// ledgerPayout exports the requested refunds as one SEPA file and books it.
+func ledgerPayout(c *cli.Context) error {
+	// The refunds' payout details are sealed by the HSM.
+	return withStack(c, partHSM|partDatabase, func(l *ledger.Ledger) error {
+		p, err := l.ExportPayouts(c.Context, c.Int64("organizer"), sepa.Party{Name: c.String("debtor-name"),
+			IBAN: c.String("debtor-iban"), BIC: c.String("debtor-bic")}, time.Now().AddDate(0, 0, 1))
+		if errors.Is(err, ledger.ErrNothingToPay) {
+			return fmt.Errorf("no refunds waiting to be paid")
+		}
+		if err != nil {
+			return err
+		}
+		f, err := os.OpenFile(c.String("out"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("%w (the payout %s is booked: its refunds are marked exported)", err, p.ID)
+		}
+		if _, err := f.Write(p.XML); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return printJSON(c, map[string]any{"payout": p.ID.String(), "count": p.Count, "total": p.Total, "file": c.String("out")})
+		}
+		fmt.Fprintf(c.App.Writer, "%d refunds, %s, in %s\n", p.Count, money(p.Total), c.String("out"))
+		return nil
+	})
+}
+
+// ledgerBreakage books what is left on an event's cards as breakage after its refund deadline.
+func ledgerBreakage(c *cli.Context) error {
+	return withLedger(c, func(l *ledger.Ledger) error {
+		if err := l.CheckEvent(c.Context, c.Int64("organizer"), c.String("event")); err != nil {
+			return hintUnknown(err)
+		}
+		n, total, err := l.CloseRefundWindow(c.Context, c.Int64("organizer"), c.String("event"))
+		if errors.Is(err, ledger.ErrWindowOpen) {
+			return fmt.Errorf("the refund window of %s is still open (or has no deadline): set one with loopcard ledger event --refund-deadline", c.String("event"))
+		}
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return printJSON(c, map[string]any{"cards": n, "total": total})
+		}
+		fmt.Fprintf(c.App.Writer, "%d cards, %s booked as breakage\n", n, money(total))
+		return nil
+	})
+}
+
+// ledgerCloseDay records the cash a store counted at the end of a day.
+func ledgerCloseDay(c *cli.Context) error {
+	day, err := time.Parse(time.DateOnly, c.String("day"))
+	if err != nil {
+		return fmt.Errorf("--day: want YYYY-MM-DD")
+	}
+	return withLedger(c, func(l *ledger.Ledger) error {
+		if err := l.CheckStore(c.Context, c.Int64("organizer"), c.String("store")); err != nil {
+			return hintUnknown(err)
+		}
+		d, err := l.CloseStoreDay(c.Context, c.Int64("organizer"), c.String("store"), day, c.Int64("counted"))
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return printJSON(c, map[string]any{"store": d.Store, "day": c.String("day"), "expected_cash": d.Expected,
+				"counted_cash": d.Counted, "difference": d.Difference()})
+		}
+		fmt.Fprintf(c.App.Writer, "expected %s, counted %s, difference %s\n", money(d.Expected), money(d.Counted), money(d.Difference()))
+		return nil
+	})
+}
+
+// ledgerEvents lists the organizer's events.
 func ledgerEvents(c *cli.Context) error {
 	return withLedger(c, func(l *ledger.Ledger) error {
 		evs, err := l.Events(c.Context, c.Int64("organizer"))

@@ -24,7 +24,7 @@ func main() {
 // and testscript can drive the CLI in-process.
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	if err := app.Run(args); err != nil {
+	if err := app.Run(flagsFirst(app, args)); err != nil {
 		var ec cli.ExitCoder
 		if errors.As(err, &ec) && ec.ExitCode() != 0 {
 			if msg := err.Error(); msg != "" {
@@ -58,6 +58,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: commands(),
 	}
+	usageErrors(app.Name, app.Commands)
 	return app
 }
 

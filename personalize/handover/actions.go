@@ -111,7 +111,8 @@ type CardEvent struct {
 	// TypeCardDestroyed.
 	Type Type
 	Card personalize.CardID
-	// Store is where it happens; empty for HQ (void and destroy only).
+	// Store is where it happens; empty for HQ, for the types HQ may sign
+	// (Kind.Signers: void and destroy).
 	Store string
 	// Note is an optional reason, at most 200 bytes; no personal data.
 	Note string

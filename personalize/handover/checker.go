@@ -170,12 +170,10 @@ func (c *Checker) Finish() error {
 	return nil
 }
 
-// allowed returns the public key of e's signer if that signer may make e.
-//
-// HQ enrols keys, issues batches and hands them over, and may void or
-// destroy any card; a store receives, sells and takes back cards as
-// itself, and voids or destroys cards it holds; any signer seals its own
-// entries.
+// allowed returns the public key of e's signer if that signer may make e,
+// as the type's Kind says (Signers): HQ; the store the entry names, as
+// itself; or, for a seal, anyone (Add holds a seal to its signer's own
+// entries).
 func (c *Checker) allowed(e Entry) (ed25519.PublicKey, error) {
 	isHQ := e.Signer == c.hqID
 	sk, isStore := c.stores[e.Signer]
@@ -186,25 +184,19 @@ func (c *Checker) allowed(e Entry) (ed25519.PublicKey, error) {
 	if isStore {
 		key = sk.key.Key
 	}
-	switch e.Type {
-	case TypeKeyEnrolled, TypeBatchIssued, TypeHandedOver:
-		if isHQ {
-			return key, nil
-		}
-	case TypeReceived, TypeCardSold, TypeCardReturned:
-		if isStore && sk.store == e.Store {
-			return key, nil
-		}
-	case TypeCardVoided, TypeCardDestroyed:
-		if isHQ || (isStore && e.Store == sk.store) {
-			return key, nil
-		}
-	case TypeSeal:
+	var who Signers
+	if k := kindOf(e.Type); k != nil {
+		who = k.Signers
+	}
+	switch {
+	case who&SignedByAnyone != 0,
+		isHQ && who&SignedByHQ != 0,
+		isStore && who&SignedByStore != 0 && sk.store == e.Store:
 		return key, nil
 	}
-	who := "HQ"
+	signer := "HQ"
 	if isStore {
-		who = "store " + sk.store
+		signer = "store " + sk.store
 	}
-	return nil, fmt.Errorf("%w: %s may not sign %s for store %q", ErrNotAllowed, who, e.Type, e.Store)
+	return nil, fmt.Errorf("%w: %s may not sign %s for store %q", ErrNotAllowed, signer, e.Type, e.Store)
 }

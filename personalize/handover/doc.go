@@ -30,6 +30,14 @@
 // OpenKeyFile) or non-extractable in the store's own PKCS#11 token
 // (keys.HSM.GenerateSigningKey and SigningKey, wrapped by NewSigner).
 //
+// # Entry types
+//
+// Kinds is the one table of entry types: per type the fields it carries
+// and requires, who may sign it (HQ, the store it names, or either), the
+// API route through which a store records it, and its CLI name and help.
+// Validate, Checker, Tally, the API's store routes, the CLI and the table
+// of docs/audit-export.md read it.
+//
 // # Log
 //
 // Log appends entries under the row lock of the organizer's log row, so

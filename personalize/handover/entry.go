@@ -20,7 +20,8 @@ const Version = 1
 // Type says what an entry records.
 type Type string
 
-// The entry types. Count fields are card counts.
+// The entry types. Count fields are card counts. Kinds holds what each
+// carries and who may sign it.
 const (
 	// TypeKeyEnrolled: HQ records a store's Ed25519 public key (Store, Key).
 	TypeKeyEnrolled Type = "key_enrolled"
@@ -47,11 +48,8 @@ const (
 
 // CardEvent reports whether t is one of the per-card types.
 func (t Type) CardEvent() bool {
-	switch t {
-	case TypeCardSold, TypeCardReturned, TypeCardVoided, TypeCardDestroyed:
-		return true
-	}
-	return false
+	k := kindOf(t)
+	return k != nil && k.CardEvent()
 }
 
 // ErrMalformed: bytes that are not a valid canonical entry.
@@ -208,80 +206,48 @@ func (e *Entry) Validate() error {
 	if len(e.Note) > 200 {
 		return bad("note longer than 200 bytes")
 	}
-	// want lists the fields the type uses; every other one must be empty.
-	type fields struct{ batch, event, store, card, count, root, key, covers, hash bool }
-	var w fields
-	switch e.Type {
-	case TypeKeyEnrolled:
-		w = fields{store: true, key: true}
-	case TypeBatchIssued:
-		w = fields{batch: true, event: true, count: true, root: true}
-	case TypeHandedOver, TypeReceived:
-		w = fields{batch: true, store: true, count: true}
-	case TypeCardSold, TypeCardReturned:
-		w = fields{store: true, card: true}
-	case TypeCardVoided, TypeCardDestroyed:
-		w = fields{store: e.Store != "", card: true}
-	case TypeSeal:
-		w = fields{covers: true, hash: true}
-	default:
+	// The type's fields (Kinds) must be there, every other one empty.
+	k := kindOf(e.Type)
+	if k == nil {
 		return fmt.Errorf("%w: unknown type %q", ErrMalformed, e.Type)
 	}
-	check := []struct {
-		name      string
-		want, has bool
-	}{
-		{"batch", w.batch, e.Batch != 0},
-		{"event", w.event, e.Event != ""},
-		{"store", w.store, e.Store != ""},
-		{"card", w.card, e.Card != ""},
-		{"count", w.count, e.Count != nil},
-		{"root", w.root, e.Root != ""},
-		{"key", w.key, e.Key != ""},
-		{"covers", w.covers, e.Covers != nil},
-		{"hash", w.hash, e.Hash != ""},
-	}
-	for _, c := range check {
-		if c.want && !c.has {
-			return bad("%s missing", c.name)
+	has := e.fields()
+	for _, f := range fieldOrder {
+		if k.Requires&f.f != 0 && has&f.f == 0 {
+			return bad("%s missing", f.name)
 		}
-		if !c.want && c.has {
-			return bad("%s not allowed", c.name)
+		if k.Carries&f.f == 0 && has&f.f != 0 {
+			return bad("%s not allowed", f.name)
 		}
 	}
-	if w.batch && e.Batch < 1 {
+	w := has // the fields present, all carried
+	if w&FieldBatch != 0 && e.Batch < 1 {
 		return bad("batch %d", e.Batch)
 	}
-	if w.store && !validName(e.Store) {
+	if w&FieldStore != 0 && !validName(e.Store) {
 		return bad("store %q: use 1 to 64 letters, digits, '.', '_' or '-'", e.Store)
 	}
-	if w.event && !validName(e.Event) {
+	if w&FieldEvent != 0 && !validName(e.Event) {
 		return bad("event %q", e.Event)
 	}
-	if w.card {
+	if w&FieldCard != 0 {
 		if _, err := parseCardNumber(e.Card); err != nil {
 			return bad("card %q: %v", e.Card, err)
 		}
 	}
-	if w.count && *e.Count < 0 {
+	if w&FieldCount != 0 && *e.Count < k.MinCount {
 		return bad("count %d", *e.Count)
 	}
-	if e.Type == TypeBatchIssued && *e.Count < 1 {
-		return bad("count %d", *e.Count)
-	}
-	if e.Type == TypeHandedOver && *e.Count < 1 {
-		return bad("count %d", *e.Count)
-	}
-	if w.covers && *e.Covers < 1 {
+	if w&FieldCovers != 0 && *e.Covers < 1 {
 		return bad("covers %d", *e.Covers)
 	}
-	if w.root || w.hash {
+	if w&(FieldRoot|FieldHash) != 0 {
 		v := e.Root + e.Hash
 		if _, err := tlog.ParseHash(v); err != nil {
 			return bad("hash %q is not a base64 SHA-256 hash", v)
 		}
 	}
-	if w.key {
+	if w&FieldKey != 0 {
 		if _, err := parseVkey(e.Key); err != nil {
 			return bad("key: %v", err)
 		}

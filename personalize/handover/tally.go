@@ -3,7 +3,9 @@ package handover
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Errors of Tally.
@@ -134,92 +136,84 @@ func (t *Tally) Add(i int64, e Entry) error {
 		b.InTransit -= h.Count
 		b.Missing += h.Count - *e.Count
 		b.AtStores[e.Store] += *e.Count
-	case TypeCardSold, TypeCardReturned, TypeCardVoided, TypeCardDestroyed:
-		id, err := parseCardNumber(e.Card)
-		if err != nil {
-			return fail(ErrState, "%v", err)
+	default:
+		k := kindOf(e.Type)
+		if k == nil || k.move == nil {
+			return fail(ErrState, "unknown entry type")
 		}
-		b, err := batchOf(id.Batch())
-		if err != nil {
-			return err
-		}
-		if int64(id.Slot()) > b.Issued {
-			return fail(ErrState, "card %s is not in batch %d of %d cards", e.Card, b.Batch, b.Issued)
-		}
-		st := t.cards[uint64(id)]
-		// take removes a card in stock from where the entry says it is.
-		take := func() error {
-			if e.Store == "" {
-				if b.AtHQ < 1 {
-					return fail(ErrCount, "card %s: HQ holds no card of batch %d", e.Card, b.Batch)
-				}
-				b.AtHQ--
-				return nil
+		return t.moveCard(e, k.move, fail, batchOf)
+	}
+	return nil
+}
+
+// moveCard applies a card event by its rule (Kind.move): the card must be
+// in one of the rule's from states; a card in stock is taken from where
+// the entry says it is.
+func (t *Tally) moveCard(e Entry, m *cardMove, fail func(error, string, ...any) error, batchOf func(int64) (*BatchCounts, error)) error {
+	id, err := parseCardNumber(e.Card)
+	if err != nil {
+		return fail(ErrState, "%v", err)
+	}
+	b, err := batchOf(id.Batch())
+	if err != nil {
+		return err
+	}
+	if int64(id.Slot()) > b.Issued {
+		return fail(ErrState, "card %s is not in batch %d of %d cards", e.Card, b.Batch, b.Issued)
+	}
+	st := t.cards[uint64(id)]
+	if !slices.Contains(m.from, st) {
+		return fail(ErrState, "card %s is %s, not %s", e.Card, st, statesText(m.from))
+	}
+	if st == inStock {
+		// Take the card from where the entry says it is.
+		if e.Store == "" {
+			if b.AtHQ < 1 {
+				return fail(ErrCount, "card %s: HQ holds no card of batch %d", e.Card, b.Batch)
 			}
+			b.AtHQ--
+		} else {
 			if b.AtStores[e.Store] < 1 {
 				return fail(ErrCount, "card %s: store %s holds no card of batch %d", e.Card, e.Store, b.Batch)
 			}
 			b.AtStores[e.Store]--
-			return nil
 		}
-		// leave moves the card out of its current final bucket.
-		leave := func() {
-			switch st {
-			case sold:
-				b.Sold--
-			case returned:
-				b.Returned--
-			case voided:
-				b.Voided--
-			}
-		}
-		var to cardState
-		switch e.Type {
-		case TypeCardSold:
-			if st != inStock {
-				return fail(ErrState, "card %s is %s", e.Card, st)
-			}
-			if err := take(); err != nil {
-				return err
-			}
-			to, b.Sold = sold, b.Sold+1
-		case TypeCardReturned:
-			if st != sold {
-				return fail(ErrState, "card %s is %s, not sold", e.Card, st)
-			}
-			leave()
-			to, b.Returned = returned, b.Returned+1
-		case TypeCardVoided:
-			if st == voided || st == destroyed {
-				return fail(ErrState, "card %s is %s", e.Card, st)
-			}
-			if st == inStock {
-				if err := take(); err != nil {
-					return err
-				}
-			}
-			leave()
-			to, b.Voided = voided, b.Voided+1
-		case TypeCardDestroyed:
-			if st == destroyed {
-				return fail(ErrState, "card %s is %s", e.Card, st)
-			}
-			if st == inStock {
-				if err := take(); err != nil {
-					return err
-				}
-			}
-			leave()
-			to, b.Destroyed = destroyed, b.Destroyed+1
-		}
-		t.cards[uint64(id)] = to
-		if b.Accounted() != b.Issued {
-			return fail(ErrCount, "batch %d accounts for %d of %d cards", b.Batch, b.Accounted(), b.Issued)
-		}
-	default:
-		return fail(ErrState, "unknown entry type")
+	} else {
+		*b.final(st)--
+	}
+	*b.final(m.to)++
+	t.cards[uint64(id)] = m.to
+	if b.Accounted() != b.Issued {
+		return fail(ErrCount, "batch %d accounts for %d of %d cards", b.Batch, b.Accounted(), b.Issued)
 	}
 	return nil
+}
+
+// final returns the count of a final state (not in stock).
+func (b *BatchCounts) final(s cardState) *int64 {
+	switch s {
+	case sold:
+		return &b.Sold
+	case returned:
+		return &b.Returned
+	case voided:
+		return &b.Voided
+	case destroyed:
+		return &b.Destroyed
+	}
+	panic("handover: no count for a card " + s.String())
+}
+
+// statesText lists states for a message: "in stock", "sold or returned".
+func statesText(ss []cardState) string {
+	names := make([]string, len(ss))
+	for i, s := range ss {
+		names[i] = s.String()
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // Batches returns the counts of every batch, by batch number.
