@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize/handover"
@@ -31,28 +32,12 @@ func (s *Server) handoverLog(c *call) (*handover.Log, error) {
 	return handover.Open(c.ctx, s.pool, handover.Config{Org: c.who.org, HQ: signer, Logger: s.log, Now: s.now})
 }
 
-// StoreKeyRequest is the body of POST /v1/hq/stores/{store}/key: the
-// store's Ed25519 verifier key in signed-note form, named
-// handover.StoreKeyName(org, store).
-type StoreKeyRequest struct {
-	Vkey string `json:"vkey"`
-}
-
-// AppendResponse says where entries went in the custody log.
-type AppendResponse struct {
-	First int64 `json:"first"`
-	Size  int64 `json:"size"`
-	// Again is true when the log had the entry already (a replay of the
-	// same signed bytes): nothing was appended, and First and Size are 0.
-	Again bool `json:"already_recorded,omitempty"`
-}
-
-func appended(a handover.Appended) AppendResponse {
-	return AppendResponse{First: a.First, Size: a.Checkpoint.Size}
+func appended(a handover.Appended) apitype.AppendResponse {
+	return apitype.AppendResponse{First: a.First, Size: a.Checkpoint.Size}
 }
 
 func (s *Server) enrolStoreKey(c *call) error {
-	var req StoreKeyRequest
+	var req apitype.StoreKeyRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -77,14 +62,8 @@ func (s *Server) enrolStoreKey(c *call) error {
 	return c.reply(http.StatusCreated, appended(a))
 }
 
-// HandOverRequest is the body of POST /v1/hq/batches/{batch}/handover.
-type HandOverRequest struct {
-	Store string `json:"store"`
-	Count int64  `json:"count"`
-}
-
 func (s *Server) handOver(c *call) error {
-	var req HandOverRequest
+	var req apitype.HandOverRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -105,12 +84,6 @@ func (s *Server) handOver(c *call) error {
 	return c.reply(http.StatusCreated, appended(a))
 }
 
-// EntriesRequest carries custody log entries signed at the store with its
-// own key: a receipt, or card events (sold, returned) with their seal.
-type EntriesRequest struct {
-	Entries []handover.Entry `json:"entries"`
-}
-
 // MaxEntries bounds one append.
 const MaxEntries = 10000
 
@@ -118,7 +91,7 @@ const MaxEntries = 10000
 // the allowed types only; the log checks the signatures and the signer's
 // right to make them.
 func (s *Server) appendStoreEntries(c *call, allowed func(handover.Type) bool) error {
-	var req EntriesRequest
+	var req apitype.EntriesRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -182,7 +155,7 @@ var ErrReceiptAgain = errors.New("receipt already in the custody log; its cards 
 // counts the received cards into the store's stock, together
 // (AppendReceipts); the same receipt again answers 200, already recorded.
 func (s *Server) storeReceipt(c *call) error {
-	var req EntriesRequest
+	var req apitype.EntriesRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -204,7 +177,7 @@ func (s *Server) storeReceipt(c *call) error {
 	switch {
 	case errors.Is(err, ErrReceiptAgain):
 		c.detail = fmt.Sprintf("receipt from %s again: already in the log, counted once", req.Entries[0].Signer)
-		return c.reply(http.StatusOK, AppendResponse{Again: true})
+		return c.reply(http.StatusOK, apitype.AppendResponse{Again: true})
 	case err != nil:
 		return err
 	}

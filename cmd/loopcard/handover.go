@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/stack"
 	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/keys"
@@ -189,7 +190,7 @@ func handoverSend(c *cli.Context) error {
 func hiddenState() cli.Flag { return &cli.StringFlag{Name: "state", Hidden: true} }
 
 // printAPIAppended prints an append made through the API.
-func printAPIAppended(c *cli.Context, what string, n int, a api.AppendResponse, asJSON bool) error {
+func printAPIAppended(c *cli.Context, what string, n int, a apitype.AppendResponse, asJSON bool) error {
 	if asJSON {
 		return printJSON(c, appendedJSON{First: a.First, Entries: n, Size: a.Size})
 	}
