@@ -15,13 +15,14 @@ import (
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize/handover"
+	"github.com/loopcard/loopcard/personalize/handover/handoverdb"
 )
 
 var errNoHandover = apiError(http.StatusServiceUnavailable, "custody log not available: hq-sign is missing", nil)
 
 // handoverLog opens the caller's organizer's custody log, signed by
 // hq-sign.
-func (s *Server) handoverLog(c *call) (*handover.Log, error) {
+func (s *Server) handoverLog(c *call) (*handoverdb.Log, error) {
 	if s.hqSign == nil {
 		return nil, errNoHandover
 	}
@@ -29,10 +30,10 @@ func (s *Server) handoverLog(c *call) (*handover.Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: hq signer: %w", err)
 	}
-	return handover.Open(c.ctx, s.pool, handover.Config{Org: c.who.org, HQ: signer, Logger: s.log, Now: s.now})
+	return handoverdb.Open(c.ctx, s.pool, handoverdb.Config{Org: c.who.org, HQ: signer, Logger: s.log, Now: s.now})
 }
 
-func appended(a handover.Appended) apitype.AppendResponse {
+func appended(a handoverdb.Appended) apitype.AppendResponse {
 	return apitype.AppendResponse{First: a.First, Size: a.Checkpoint.Size}
 }
 
@@ -123,7 +124,7 @@ func (s *Server) appendStoreEntries(c *call, allowed func(handover.Type) bool) e
 // /v1/stores/{store}/receipts and by HQ's `loopcard handover receive`.
 // Sending the same signed receipt again appends and counts nothing and
 // returns ErrReceiptAgain.
-func AppendReceipts(ctx context.Context, l *handover.Log, lg *ledger.Ledger, entries ...handover.Entry) (handover.Appended, error) {
+func AppendReceipts(ctx context.Context, l *handoverdb.Log, lg *ledger.Ledger, entries ...handover.Entry) (handoverdb.Appended, error) {
 	count := func(ctx context.Context, tx pgx.Tx) error {
 		for _, e := range entries {
 			if e.Type != handover.TypeReceived || e.Count == nil {
@@ -141,7 +142,7 @@ func AppendReceipts(ctx context.Context, l *handover.Log, lg *ledger.Ledger, ent
 		return nil
 	}
 	a, err := l.AppendWith(ctx, count, entries...)
-	if errors.Is(err, handover.ErrDuplicate) && len(entries) == 1 {
+	if errors.Is(err, handoverdb.ErrDuplicate) && len(entries) == 1 {
 		return a, ErrReceiptAgain
 	}
 	return a, err
@@ -211,7 +212,7 @@ func (s *Server) auditExport(c *call) error {
 	// The tar is written to the client as it is made: from the first byte
 	// on, an error can only cut the stream short.
 	sw := &startWriter{c: c}
-	sum, err := handover.ExportTar(c.ctx, s.pool, c.who.org, signer.PublicKey(), tmp, sw)
+	sum, err := handoverdb.ExportTar(c.ctx, s.pool, c.who.org, signer.PublicKey(), tmp, sw)
 	if err != nil {
 		return fmt.Errorf("api: export: %w", err)
 	}

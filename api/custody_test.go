@@ -20,6 +20,7 @@ import (
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/handover"
 	"github.com/loopcard/loopcard/personalize/handover/audit"
+	"github.com/loopcard/loopcard/personalize/handover/handoverdb"
 )
 
 // custody sets up the custody log of env's batch: issued by HQ, a store
@@ -31,7 +32,7 @@ func (e *env) custody() (stores map[string]*handover.Signer, hqVkey string, card
 	require.NoError(t, err)
 	hs, err := handover.NewSigner(handover.DefaultOrigin(org), hq)
 	require.NoError(t, err)
-	l, err := handover.Open(ctx, e.pool, handover.Config{Org: org, HQ: hs})
+	l, err := handoverdb.Open(ctx, e.pool, handoverdb.Config{Org: org, HQ: hs})
 	require.NoError(t, err)
 	cards, err := batch.NewStore(e.pool).Cards(ctx, org, e.batch)
 	require.NoError(t, err)

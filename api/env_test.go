@@ -304,8 +304,9 @@ func (e *env) seed(n int) {
 	}
 }
 
-// claimBody and loginBody are api.ClaimRequest and api.LoginRequest as a
-// client sends them (an api.Secret does not encode).
+// claimBody and loginBody are apitype.ClaimRequest and
+// apitype.LoginRequest as a client sends them (an apitype.Secret does not
+// encode).
 type claimBody struct {
 	Email    string          `json:"email"`
 	Password string          `json:"password"`

@@ -13,6 +13,7 @@ import (
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/handover"
+	"github.com/loopcard/loopcard/personalize/handover/handoverdb"
 )
 
 func handoverCommand() *cli.Command {
@@ -92,7 +93,7 @@ func hqSigner(c *cli.Context, h *keys.HSM, org int64) (*handover.Signer, error) 
 
 // logSession is an open log with the installation it lives in.
 type logSession struct {
-	log *handover.Log
+	log *handoverdb.Log
 	st  *stack.Stack
 }
 
@@ -110,9 +111,9 @@ func openLog(c *cli.Context) (*logSession, error) {
 	if err == nil {
 		err = openParts(c, st, partDatabase)
 	}
-	var l *handover.Log
+	var l *handoverdb.Log
 	if err == nil {
-		l, err = handover.Open(c.Context, st.Pool, handover.Config{Org: org, HQ: hq, Logger: logger(c)})
+		l, err = handoverdb.Open(c.Context, st.Pool, handoverdb.Config{Org: org, HQ: hq, Logger: logger(c)})
 	}
 	if err != nil {
 		st.Close()
@@ -130,7 +131,7 @@ type appendedJSON struct {
 	Checkpoint string `json:"checkpoint"`
 }
 
-func printAppended(c *cli.Context, what string, n int, a handover.Appended) error {
+func printAppended(c *cli.Context, what string, n int, a handoverdb.Appended) error {
 	if c.Bool("json") {
 		return printJSON(c, appendedJSON{First: a.First, Entries: n, Size: a.Checkpoint.Size, Root: a.Checkpoint.Root.String(), Checkpoint: string(a.Note)})
 	}
