@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/httpsig"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
@@ -48,12 +49,6 @@ func (p principal) actor() string {
 	return fmt.Sprintf("%s:%d:%s", p.role, p.org, p.tokenID)
 }
 
-// Header names of the API.
-const (
-	HeaderPIN        = "Loopcard-PIN"
-	HeaderSessionKey = "Loopcard-Session-Key"
-)
-
 // authenticate finds out who sent the request. Credentials that are
 // present but wrong fail with 401; no credentials is RoleAnonymous.
 func (s *Server) authenticate(c *call) (principal, error) {
@@ -63,7 +58,7 @@ func (s *Server) authenticate(c *call) (principal, error) {
 	}
 	authz := r.Header.Get("Authorization")
 	if authz == "" {
-		if r.Header.Get(HeaderPIN) != "" {
+		if r.Header.Get(apitype.HeaderPIN) != "" {
 			return principal{}, apiError(http.StatusUnauthorized, "a PIN needs the card's token", nil)
 		}
 		return principal{role: RoleAnonymous}, nil
@@ -152,7 +147,7 @@ func (s *Server) authCard(c *call, cred string) (principal, error) {
 		return principal{}, err
 	}
 	p := principal{role: RoleCard, org: card.org, card: card.uid}
-	pinText := c.r.Header.Get(HeaderPIN)
+	pinText := c.r.Header.Get(apitype.HeaderPIN)
 	if pinText == "" {
 		return p, nil
 	}

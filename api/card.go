@@ -18,28 +18,18 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/crypto/argon2"
 
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
-// CardStatus is a card's balance as the ledger knows it.
-type CardStatus struct {
-	Card    string `json:"card"`
-	Event   string `json:"event"`
-	Status  string `json:"status"`
-	Balance int64  `json:"balance"` // on the card, as confirmed by its writers
-	// Pending is credit paid (cash at a store, or online) that is not on
-	// the card yet: it reaches the card when a store or terminal writes it.
-	Pending int64 `json:"pending"`
-}
-
-func (s *Server) cardStatus(c *call, org int64, card []byte) (CardStatus, error) {
+func (s *Server) cardStatus(c *call, org int64, card []byte) (apitype.CardStatus, error) {
 	ci, err := s.ledger.Card(c.ctx, org, card)
 	if err != nil {
-		return CardStatus{}, err
+		return apitype.CardStatus{}, err
 	}
-	return CardStatus{Card: terminaltx.CardHex(card), Event: ci.Event, Status: ci.Status, Balance: ci.Balance, Pending: ci.Pending}, nil
+	return apitype.CardStatus{Card: terminaltx.CardHex(card), Event: ci.Event, Status: ci.Status, Balance: ci.Balance, Pending: ci.Pending}, nil
 }
 
 func (s *Server) cardBalance(c *call) error {
@@ -50,69 +40,41 @@ func (s *Server) cardBalance(c *call) error {
 	return c.reply(http.StatusOK, st)
 }
 
-// Payment is a debit of the card at a terminal.
-type Payment struct {
-	ID       string    `json:"id"`
-	At       time.Time `json:"at"`
-	Merchant string    `json:"merchant"`
-	Amount   int64     `json:"amount"`
-	CardSeq  int64     `json:"card_seq"`
-	After    int64     `json:"balance_after"`
-	Status   string    `json:"status"`
-}
-
-// TopUp is a credit of the card.
-type TopUp struct {
-	ID      string    `json:"id"`
-	At      time.Time `json:"at"`
-	Channel string    `json:"channel"`
-	Store   string    `json:"store,omitempty"`
-	Amount  int64     `json:"amount"`
-	Status  string    `json:"status"`
-}
-
-// History is a card's transactions, newest first (at most 500 of each).
-type History struct {
-	CardStatus
-	Payments []Payment `json:"payments"`
-	TopUps   []TopUp   `json:"topups"`
-}
-
 // history reads a card's transactions from the ledger's tables (the ledger
 // has no card statement function yet).
-func (s *Server) history(c *call, org int64, card []byte) (History, error) {
+func (s *Server) history(c *call, org int64, card []byte) (apitype.History, error) {
 	st, err := s.cardStatus(c, org, card)
 	if err != nil {
-		return History{}, err
+		return apitype.History{}, err
 	}
-	h := History{CardStatus: st, Payments: []Payment{}, TopUps: []TopUp{}}
+	h := apitype.History{CardStatus: st, Payments: []apitype.Payment{}, TopUps: []apitype.TopUp{}}
 	rows, err := s.pool.Query(c.ctx, `SELECT t.txn_id, t.at, t.merchant_id, t.amount, t.card_seq, t.balance_after, t.status
 		FROM card_chain e JOIN terminal_txs t ON t.org_id = e.org_id AND t.txn_id = e.txn_id
 		WHERE e.org_id = $1 AND e.card_id = $2 ORDER BY e.card_seq DESC LIMIT 500`, org, card)
 	if err != nil {
-		return History{}, fmt.Errorf("api: history: %w", err)
+		return apitype.History{}, fmt.Errorf("api: history: %w", err)
 	}
-	var p Payment
+	var p apitype.Payment
 	var id pgtype.UUID
 	if _, err := pgx.ForEachRow(rows, []any{&id, &p.At, &p.Merchant, &p.Amount, &p.CardSeq, &p.After, &p.Status}, func() error {
 		p.ID = uuidText(id)
 		h.Payments = append(h.Payments, p)
 		return nil
 	}); err != nil {
-		return History{}, fmt.Errorf("api: history: %w", err)
+		return apitype.History{}, fmt.Errorf("api: history: %w", err)
 	}
 	rows, err = s.pool.Query(c.ctx, `SELECT topup_id, coalesce(loaded_at, created_at), channel, store_id, amount, status
 		FROM topups WHERE org_id = $1 AND card_id = $2 ORDER BY created_at DESC LIMIT 500`, org, card)
 	if err != nil {
-		return History{}, fmt.Errorf("api: history: %w", err)
+		return apitype.History{}, fmt.Errorf("api: history: %w", err)
 	}
-	var t TopUp
+	var t apitype.TopUp
 	if _, err := pgx.ForEachRow(rows, []any{&id, &t.At, &t.Channel, &t.Store, &t.Amount, &t.Status}, func() error {
 		t.ID = uuidText(id)
 		h.TopUps = append(h.TopUps, t)
 		return nil
 	}); err != nil {
-		return History{}, fmt.Errorf("api: history: %w", err)
+		return apitype.History{}, fmt.Errorf("api: history: %w", err)
 	}
 	return h, nil
 }
@@ -145,21 +107,6 @@ func (s *Server) cardHistory(c *call) error {
 	return c.reply(http.StatusOK, h)
 }
 
-// RefundRequest is the body of a refund request: where to pay the
-// remaining balance. It is personal data, kept sealed.
-type RefundRequest struct {
-	Name string `json:"name"`
-	IBAN string `json:"iban"`
-}
-
-// RefundResponse acknowledges a refund request.
-type RefundResponse struct {
-	ID     string `json:"id"`
-	Card   string `json:"card"`
-	Amount int64  `json:"amount"`
-	Status string `json:"status"`
-}
-
 func validIBAN(s string) bool {
 	s = strings.ReplaceAll(strings.ToUpper(s), " ", "")
 	if len(s) < 15 || len(s) > 34 {
@@ -189,7 +136,7 @@ func validIBAN(s string) bool {
 // for the payout), and keeps a sealed copy of the payout details with the
 // request for the cardholder's data export, which erasure deletes.
 func (s *Server) requestRefund(c *call, org int64, card []byte) error {
-	var req RefundRequest
+	var req apitype.RefundRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -218,7 +165,7 @@ func (s *Server) requestRefund(c *call, org int64, card []byte) error {
 		s.log.Error("api: refund requested but not recorded for export", "request_id", c.id, "refund", id.String(), "err", err)
 		s.metrics.Inc("refund_copy_failed")
 	}
-	return c.reply(http.StatusCreated, RefundResponse{ID: id.String(), Card: terminaltx.CardHex(card), Amount: amount, Status: "requested"})
+	return c.reply(http.StatusCreated, apitype.RefundResponse{ID: id.String(), Card: terminaltx.CardHex(card), Amount: amount, Status: "requested"})
 }
 
 // cardRefund is a refund requested with the QR token and PIN; a claimed
@@ -302,63 +249,27 @@ func emailHash(org int64, email string) []byte {
 
 func normalEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
 
-// ClaimRequest is the body of POST /v1/card/claim.
-type ClaimRequest struct {
-	Email    string  `json:"email"`
-	Password Secret  `json:"password"`
-	Consent  Consent `json:"consent"`
-}
-
-// ConsentProfile is the purpose a claim needs consent to: keeping the
-// cardholder's email address (sealed) and linking it to the card. It is
-// the only optional personal data the API keeps; without this consent a
-// claim is refused and nothing is kept.
-const ConsentProfile = "profile"
-
-// Consent is what a cardholder agreed to, as recorded at a claim.
-type Consent struct {
-	// Purposes agreed to; ConsentProfile is required.
-	Purposes []string `json:"purposes"`
-	// Notice is the version of the privacy notice that was shown.
-	Notice string `json:"notice"`
-}
-
-// ExportedConsent is a recorded consent in a profile's export.
-type ExportedConsent struct {
-	Card    string    `json:"card"`
-	Purpose string    `json:"purpose"`
-	Notice  string    `json:"notice"`
-	GivenAt time.Time `json:"given_at"`
-}
-
 // validConsent accepts consent to ConsentProfile (and no unknown purpose)
 // under a named notice version.
-func validConsent(co Consent) bool {
+func validConsent(co apitype.Consent) bool {
 	if !terminaltx.ValidID(co.Notice) || len(co.Purposes) == 0 {
 		return false
 	}
 	for _, p := range co.Purposes {
-		if p != ConsentProfile {
+		if p != apitype.ConsentProfile {
 			return false
 		}
 	}
 	return true
 }
 
-// LoginResponse carries a profile's bearer token.
-type LoginResponse struct {
-	Profile   string    `json:"profile"`
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
 // ProfileTokenTTL is how long a cardholder's login lasts.
 const ProfileTokenTTL = time.Hour
 
-func validPassword(pw Secret) bool { return pw.Len() >= 10 && pw.Len() <= 200 }
+func validPassword(pw apitype.Secret) bool { return pw.Len() >= 10 && pw.Len() <= 200 }
 
 func (s *Server) claimCard(c *call) error {
-	var req ClaimRequest
+	var req apitype.ClaimRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -381,7 +292,7 @@ func (s *Server) claimCard(c *call) error {
 		Scan(&profile, &stored)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		hash, err := s.hashPassword(req.Password.bytes())
+		hash, err := s.hashPassword(req.Password.Bytes())
 		if err != nil {
 			return fmt.Errorf("api: hash password: %w", err)
 		}
@@ -398,7 +309,7 @@ func (s *Server) claimCard(c *call) error {
 		return fmt.Errorf("api: profile: %w", err)
 	default:
 		// Adding a card to an existing profile needs its password.
-		if !checkPassword(stored, req.Password.bytes()) {
+		if !checkPassword(stored, req.Password.Bytes()) {
 			return apiError(http.StatusConflict, "this email already has a profile: give its password", nil)
 		}
 	}
@@ -424,18 +335,11 @@ func (s *Server) claimCard(c *call) error {
 		return err
 	}
 	c.detail = "claimed by profile " + uuidText(profile)
-	return c.reply(http.StatusCreated, LoginResponse{Profile: uuidText(profile), Token: tok.Reveal(), ExpiresAt: tok.Expires})
-}
-
-// LoginRequest is the body of POST /v1/profile/login.
-type LoginRequest struct {
-	Org      int64  `json:"org"`
-	Email    string `json:"email"`
-	Password Secret `json:"password"`
+	return c.reply(http.StatusCreated, apitype.LoginResponse{Profile: uuidText(profile), Token: tok.Reveal(), ExpiresAt: tok.Expires})
 }
 
 func (s *Server) login(c *call) error {
-	var req LoginRequest
+	var req apitype.LoginRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -453,7 +357,7 @@ func (s *Server) login(c *call) error {
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("api: login: %w", err)
 	}
-	if !checkPassword(stored, req.Password.bytes()) || !profile.Valid {
+	if !checkPassword(stored, req.Password.Bytes()) || !profile.Valid {
 		s.metrics.Inc("login_failure")
 		return apiError(http.StatusUnauthorized, "wrong email or password", nil)
 	}
@@ -462,12 +366,7 @@ func (s *Server) login(c *call) error {
 		return err
 	}
 	c.who = principal{role: RoleProfile, org: req.Org, profile: profile, tokenID: tok.ID}
-	return c.reply(http.StatusOK, LoginResponse{Profile: uuidText(profile), Token: tok.Reveal(), ExpiresAt: tok.Expires})
-}
-
-// LogoutResponse acknowledges a logout.
-type LogoutResponse struct {
-	LoggedOut bool `json:"logged_out"`
+	return c.reply(http.StatusOK, apitype.LoginResponse{Profile: uuidText(profile), Token: tok.Reveal(), ExpiresAt: tok.Expires})
 }
 
 // logout revokes the profile token the request was sent with; the
@@ -479,34 +378,14 @@ func (s *Server) logout(c *call) error {
 		c.who.org, c.who.tokenID, c.who.profile, s.now()); err != nil {
 		return fmt.Errorf("api: logout: %w", err)
 	}
-	return c.reply(http.StatusOK, LogoutResponse{LoggedOut: true})
-}
-
-// ProfileExport is everything the API keeps about a profile (GDPR
-// article 15 and 20).
-type ProfileExport struct {
-	Profile   string            `json:"profile"`
-	Email     string            `json:"email"`
-	CreatedAt time.Time         `json:"created_at"`
-	Cards     []History         `json:"cards"`
-	Refunds   []ExportedRefund  `json:"refund_requests"`
-	Consents  []ExportedConsent `json:"consents"`
-}
-
-// ExportedRefund is a refund request with its payout details.
-type ExportedRefund struct {
-	ID     string        `json:"id"`
-	Card   string        `json:"card"`
-	Amount int64         `json:"amount"`
-	Status string        `json:"status"`
-	Payout RefundRequest `json:"payout"`
+	return c.reply(http.StatusOK, apitype.LogoutResponse{LoggedOut: true})
 }
 
 func (s *Server) exportProfile(c *call) error {
 	org, profile := c.who.org, c.who.profile
 	c.target = "profile " + uuidText(profile)
 	var env keys.Envelope
-	var ex ProfileExport
+	var ex apitype.ProfileExport
 	if err := s.pool.QueryRow(c.ctx, `SELECT email_sealed, created_at FROM api_profiles WHERE org_id = $1 AND profile_id = $2`,
 		org, profile).Scan(&env, &ex.CreatedAt); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -527,7 +406,7 @@ func (s *Server) exportProfile(c *call) error {
 	if err != nil {
 		return fmt.Errorf("api: export: %w", err)
 	}
-	ex.Cards, ex.Refunds = []History{}, []ExportedRefund{}
+	ex.Cards, ex.Refunds = []apitype.History{}, []apitype.ExportedRefund{}
 	for _, card := range cards {
 		h, err := s.history(c, org, card)
 		if err != nil {
@@ -542,7 +421,7 @@ func (s *Server) exportProfile(c *call) error {
 	}
 	var id pgtype.UUID
 	var card []byte
-	var r ExportedRefund
+	var r apitype.ExportedRefund
 	var penv keys.Envelope
 	if _, err := pgx.ForEachRow(rows, []any{&id, &card, &r.Amount, &r.Status, &penv}, func() error {
 		plain, err := s.hsm.Unseal(c.ctx, &penv, []byte("loopcard refund v1|"+uuidText(id)))
@@ -550,7 +429,7 @@ func (s *Server) exportProfile(c *call) error {
 			return err
 		}
 		defer clear(plain)
-		r.Payout = RefundRequest{}
+		r.Payout = apitype.RefundRequest{}
 		if err := json.Unmarshal(plain, &r.Payout); err != nil {
 			return err
 		}
@@ -565,8 +444,8 @@ func (s *Server) exportProfile(c *call) error {
 	if err != nil {
 		return fmt.Errorf("api: export consents: %w", err)
 	}
-	ex.Consents = []ExportedConsent{}
-	var co ExportedConsent
+	ex.Consents = []apitype.ExportedConsent{}
+	var co apitype.ExportedConsent
 	if _, err := pgx.ForEachRow(rows, []any{&card, &co.Purpose, &co.Notice, &co.GivenAt}, func() error {
 		co.Card = terminaltx.CardHex(card)
 		ex.Consents = append(ex.Consents, co)

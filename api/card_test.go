@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
 )
 
@@ -29,16 +30,16 @@ func TestCardholderFlow(t *testing.T) {
 
 	r := e.do(request{method: "GET", path: "/v1/card", card: c.token})
 	require.Equal(t, 200, r.status, string(r.body))
-	var st api.CardStatus
+	var st apitype.CardStatus
 	r.json(t, &st)
-	require.Equal(t, api.CardStatus{Card: c.hex(), Event: "fest", Status: "active", Balance: 1000}, st)
+	require.Equal(t, apitype.CardStatus{Card: c.hex(), Event: "fest", Status: "active", Balance: 1000}, st)
 
 	// History needs the PIN.
 	r = e.do(request{method: "GET", path: "/v1/card/history", card: c.token})
 	require.Equal(t, http.StatusForbidden, r.status)
 	r = e.do(request{method: "GET", path: "/v1/card/history", card: c.token, pin: c.pin})
 	require.Equal(t, 200, r.status, string(r.body))
-	var h api.History
+	var h apitype.History
 	r.json(t, &h)
 	require.Len(t, h.TopUps, 1)
 	require.Equal(t, int64(1000), h.TopUps[0].Amount)
@@ -46,21 +47,21 @@ func TestCardholderFlow(t *testing.T) {
 
 	// A cash top-up at the store shows in balance and history.
 	r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store"], idem: newIdem(),
-		body: api.TopUpRequest{Card: c.hex(), Amount: 500}})
+		body: apitype.TopUpRequest{Card: c.hex(), Amount: 500}})
 	require.Equal(t, 201, r.status, string(r.body))
-	var mr api.MoneyResponse
+	var mr apitype.MoneyResponse
 	r.json(t, &mr)
 	require.Equal(t, int64(1000), e.balance(c), "pending until the store confirms the card write")
 	r = e.do(request{method: "POST", path: "/v1/stores/store-a/loads/" + mr.Load + "/written", bearer: e.tokens["store"], idem: newIdem(),
-		body: api.LoadWrittenRequest{Card: c.hex(), Write: &api.CardWrite{Seq: 1, Before: 1000, After: 1500}}})
+		body: apitype.LoadWrittenRequest{Card: c.hex(), Write: &apitype.CardWrite{Seq: 1, Before: 1000, After: 1500}}})
 	require.Equal(t, 200, r.status, string(r.body))
 	require.Equal(t, int64(1500), e.balance(c))
 
 	// Refund request with payout details; a second one is refused.
-	refund := api.RefundRequest{Name: "Ada Lovelace", IBAN: "DE89 3704 0044 0532 0130 00"}
+	refund := apitype.RefundRequest{Name: "Ada Lovelace", IBAN: "DE89 3704 0044 0532 0130 00"}
 	r = e.do(request{method: "POST", path: "/v1/card/refund", card: c.token, pin: c.pin, body: refund})
 	require.Equal(t, 201, r.status, string(r.body))
-	var rr api.RefundResponse
+	var rr apitype.RefundResponse
 	r.json(t, &rr)
 	require.Equal(t, int64(1500), rr.Amount)
 	require.Equal(t, int64(0), e.balance(c), "the balance moved to refunds payable")
@@ -71,18 +72,18 @@ func TestCardholderFlow(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(1500), refunds)
 	r = e.do(request{method: "POST", path: "/v1/card/refund", card: e.cards[1].token, pin: e.cards[1].pin,
-		body: api.RefundRequest{Name: "x", IBAN: "DE00 0000 0000 0000 0000 00"}})
+		body: apitype.RefundRequest{Name: "x", IBAN: "DE00 0000 0000 0000 0000 00"}})
 	require.Equal(t, http.StatusBadRequest, r.status, "IBAN checksum")
 
 	// Claim with a profile, log in, export, erase.
 	claim := claimBody{Email: "ada@example.org", Password: "correct horse battery"}
 	// Without consent to keep the email, nothing is kept.
 	before := e.fingerprint()
-	for _, co := range []api.Consent{
+	for _, co := range []apitype.Consent{
 		{},
 		{Notice: "2026-11"},
-		{Purposes: []string{api.ConsentProfile}},
-		{Purposes: []string{api.ConsentProfile, "marketing"}, Notice: "2026-11"},
+		{Purposes: []string{apitype.ConsentProfile}},
+		{Purposes: []string{apitype.ConsentProfile, "marketing"}, Notice: "2026-11"},
 	} {
 		claim.Consent = co
 		r = e.do(request{method: "POST", path: "/v1/card/claim", card: c.token, pin: c.pin, body: claim})
@@ -90,10 +91,10 @@ func TestCardholderFlow(t *testing.T) {
 		require.Contains(t, string(r.body), "consent")
 	}
 	require.Equal(t, before, e.fingerprint())
-	claim.Consent = api.Consent{Purposes: []string{api.ConsentProfile}, Notice: "2026-11"}
+	claim.Consent = apitype.Consent{Purposes: []string{apitype.ConsentProfile}, Notice: "2026-11"}
 	r = e.do(request{method: "POST", path: "/v1/card/claim", card: c.token, pin: c.pin, body: claim})
 	require.Equal(t, 201, r.status, string(r.body))
-	var lr api.LoginResponse
+	var lr apitype.LoginResponse
 	r.json(t, &lr)
 	var stored string
 	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT password_hash FROM api_profiles`).Scan(&stored))
@@ -145,7 +146,7 @@ func TestCardholderFlow(t *testing.T) {
 
 	r = e.do(request{method: "GET", path: "/v1/profile", bearer: lr.Token})
 	require.Equal(t, 200, r.status, string(r.body))
-	var ex api.ProfileExport
+	var ex apitype.ProfileExport
 	r.json(t, &ex)
 	require.Equal(t, "ada@example.org", ex.Email)
 	require.Len(t, ex.Cards, 2)
@@ -155,7 +156,7 @@ func TestCardholderFlow(t *testing.T) {
 	require.Len(t, ex.Consents, 2)
 	for i, card := range []testCard{c, c2} {
 		require.Equal(t, card.hex(), ex.Consents[i].Card)
-		require.Equal(t, api.ConsentProfile, ex.Consents[i].Purpose)
+		require.Equal(t, apitype.ConsentProfile, ex.Consents[i].Purpose)
 		require.Equal(t, "2026-11", ex.Consents[i].Notice)
 		require.WithinDuration(t, e.clock.Now(), ex.Consents[i].GivenAt, time.Second)
 	}
@@ -163,7 +164,7 @@ func TestCardholderFlow(t *testing.T) {
 	// Logging out ends that login only.
 	r = e.do(request{method: "POST", path: "/v1/profile/login", body: loginBody{Org: org, Email: claim.Email, Password: claim.Password}})
 	require.Equal(t, 200, r.status, string(r.body))
-	var other api.LoginResponse
+	var other apitype.LoginResponse
 	r.json(t, &other)
 	r = e.do(request{method: "POST", path: "/v1/profile/logout", bearer: other.Token})
 	require.Equal(t, 200, r.status, string(r.body))

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/cardpage"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize/qrpin"
@@ -151,7 +152,7 @@ func (b *cardBackend) do(ctx context.Context, from string, c apiCall, out any) e
 		req.Header.Set("Authorization", c.auth)
 	}
 	if !c.pin.IsZero() {
-		req.Header.Set(HeaderPIN, c.pin.Reveal())
+		req.Header.Set(apitype.HeaderPIN, c.pin.Reveal())
 	}
 	rec := &recorder{header: http.Header{}}
 	b.api.ServeHTTP(rec, req)
@@ -220,9 +221,9 @@ func pageError(c apiCall, status int, eb errorBody) error {
 // claimWire and loginWire are ClaimRequest and LoginRequest as the pages
 // send them (a Secret does not encode).
 type claimWire struct {
-	Email    string  `json:"email"`
-	Password string  `json:"password"`
-	Consent  Consent `json:"consent"`
+	Email    string          `json:"email"`
+	Password string          `json:"password"`
+	Consent  apitype.Consent `json:"consent"`
 }
 
 type loginWire struct {
@@ -269,12 +270,12 @@ func cardAuth(tok cardpage.Secret) string { return "Card " + tok.Reveal() }
 
 func bearer(s cardpage.Secret) string { return "Bearer " + s.Reveal() }
 
-func pageCard(st CardStatus) cardpage.Card {
+func pageCard(st apitype.CardStatus) cardpage.Card {
 	return cardpage.Card{ID: st.Card, Event: st.Event, Status: st.Status, Balance: st.Balance}
 }
 
 // pageHistory merges payments and top-ups, newest first.
-func pageHistory(h History) cardpage.History {
+func pageHistory(h apitype.History) cardpage.History {
 	out := cardpage.History{Card: pageCard(h.CardStatus)}
 	for _, p := range h.Payments {
 		out.Entries = append(out.Entries, cardpage.Entry{At: p.At, Where: p.Merchant, Amount: -p.Amount, Status: p.Status})
@@ -295,7 +296,7 @@ func (b *cardBackend) Card(ctx context.Context, from string, tok cardpage.Secret
 	if err != nil {
 		return cardpage.Card{}, err
 	}
-	var st CardStatus
+	var st apitype.CardStatus
 	if err := b.do(ctx, from, apiCall{method: "GET", path: "/v1/card", auth: cardAuth(tok)}, &st); err != nil {
 		return cardpage.Card{}, err
 	}
@@ -320,7 +321,7 @@ func (b *cardBackend) History(ctx context.Context, from string, tok, pin cardpag
 	if c.Claimed {
 		return cardpage.History{}, cardpage.ErrClaimed
 	}
-	var h History
+	var h apitype.History
 	if err := b.do(ctx, from, apiCall{method: "GET", path: "/v1/card/history", auth: cardAuth(tok), pin: pin}, &h); err != nil {
 		return cardpage.History{}, err
 	}
@@ -331,9 +332,9 @@ func (b *cardBackend) Refund(ctx context.Context, from string, tok, pin cardpage
 	if pin.IsZero() {
 		return cardpage.RefundReceipt{}, cardpage.ErrPINFormat
 	}
-	var rr RefundResponse
+	var rr apitype.RefundResponse
 	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/card/refund", auth: cardAuth(tok), pin: pin,
-		in: RefundRequest{Name: p.Name, IBAN: p.IBAN}}, &rr); err != nil {
+		in: apitype.RefundRequest{Name: p.Name, IBAN: p.IBAN}}, &rr); err != nil {
 		return cardpage.RefundReceipt{}, err
 	}
 	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Amount}, nil
@@ -343,11 +344,11 @@ func (b *cardBackend) Claim(ctx context.Context, from string, tok, pin cardpage.
 	if pin.IsZero() {
 		return cardpage.Secret{}, cardpage.ErrPINFormat
 	}
-	var co Consent
+	var co apitype.Consent
 	if c.Consent {
-		co = Consent{Purposes: []string{ConsentProfile}, Notice: cardpage.NoticeVersion}
+		co = apitype.Consent{Purposes: []string{apitype.ConsentProfile}, Notice: cardpage.NoticeVersion}
 	}
-	var lr LoginResponse
+	var lr apitype.LoginResponse
 	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/card/claim", auth: cardAuth(tok), pin: pin,
 		in: claimWire{Email: c.Email, Password: c.Password.Reveal(), Consent: co}}, &lr); err != nil {
 		return cardpage.Secret{}, err
@@ -363,7 +364,7 @@ func (b *cardBackend) Login(ctx context.Context, from string, tok cardpage.Secre
 	if c.Email == "" || c.Password.IsZero() {
 		return cardpage.Secret{}, cardpage.ErrLoginFailed
 	}
-	var lr LoginResponse
+	var lr apitype.LoginResponse
 	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/profile/login",
 		in: loginWire{Org: cr.org, Email: c.Email, Password: c.Password.Reveal()}}, &lr); err != nil {
 		return cardpage.Secret{}, err
@@ -372,7 +373,7 @@ func (b *cardBackend) Login(ctx context.Context, from string, tok cardpage.Secre
 }
 
 func (b *cardBackend) Profile(ctx context.Context, from string, s cardpage.Secret) (cardpage.Profile, error) {
-	var ex ProfileExport
+	var ex apitype.ProfileExport
 	if err := b.do(ctx, from, apiCall{method: "GET", path: "/v1/profile", auth: bearer(s)}, &ex); err != nil {
 		return cardpage.Profile{}, err
 	}
@@ -390,9 +391,9 @@ func (b *cardBackend) ProfileRefund(ctx context.Context, from string, s cardpage
 	if _, ok := parseCardID(card); !ok {
 		return cardpage.RefundReceipt{}, cardpage.ErrInvalid
 	}
-	var rr RefundResponse
+	var rr apitype.RefundResponse
 	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/profile/cards/" + url.PathEscape(card) + "/refund", auth: bearer(s),
-		in: RefundRequest{Name: p.Name, IBAN: p.IBAN}}, &rr); err != nil {
+		in: apitype.RefundRequest{Name: p.Name, IBAN: p.IBAN}}, &rr); err != nil {
 		return cardpage.RefundReceipt{}, err
 	}
 	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Amount}, nil
@@ -429,7 +430,7 @@ func (b *cardBackend) StartTopUp(ctx context.Context, from string, tok cardpage.
 		return "", cardpage.ErrTopUpUnavailable
 	}
 	// The token is valid: the same check as for every page of the card.
-	var st CardStatus
+	var st apitype.CardStatus
 	if err := b.do(ctx, from, apiCall{method: "GET", path: "/v1/card", auth: cardAuth(tok)}, &st); err != nil {
 		return "", err
 	}

@@ -11,16 +11,18 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize/handover"
+	"github.com/loopcard/loopcard/personalize/handover/handoverdb"
 )
 
 var errNoHandover = apiError(http.StatusServiceUnavailable, "custody log not available: hq-sign is missing", nil)
 
 // handoverLog opens the caller's organizer's custody log, signed by
 // hq-sign.
-func (s *Server) handoverLog(c *call) (*handover.Log, error) {
+func (s *Server) handoverLog(c *call) (*handoverdb.Log, error) {
 	if s.hqSign == nil {
 		return nil, errNoHandover
 	}
@@ -28,31 +30,15 @@ func (s *Server) handoverLog(c *call) (*handover.Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: hq signer: %w", err)
 	}
-	return handover.Open(c.ctx, s.pool, handover.Config{Org: c.who.org, HQ: signer, Logger: s.log, Now: s.now})
+	return handoverdb.Open(c.ctx, s.pool, handoverdb.Config{Org: c.who.org, HQ: signer, Logger: s.log, Now: s.now})
 }
 
-// StoreKeyRequest is the body of POST /v1/hq/stores/{store}/key: the
-// store's Ed25519 verifier key in signed-note form, named
-// handover.StoreKeyName(org, store).
-type StoreKeyRequest struct {
-	Vkey string `json:"vkey"`
-}
-
-// AppendResponse says where entries went in the custody log.
-type AppendResponse struct {
-	First int64 `json:"first"`
-	Size  int64 `json:"size"`
-	// Again is true when the log had the entry already (a replay of the
-	// same signed bytes): nothing was appended, and First and Size are 0.
-	Again bool `json:"already_recorded,omitempty"`
-}
-
-func appended(a handover.Appended) AppendResponse {
-	return AppendResponse{First: a.First, Size: a.Checkpoint.Size}
+func appended(a handoverdb.Appended) apitype.AppendResponse {
+	return apitype.AppendResponse{First: a.First, Size: a.Checkpoint.Size}
 }
 
 func (s *Server) enrolStoreKey(c *call) error {
-	var req StoreKeyRequest
+	var req apitype.StoreKeyRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -77,14 +63,8 @@ func (s *Server) enrolStoreKey(c *call) error {
 	return c.reply(http.StatusCreated, appended(a))
 }
 
-// HandOverRequest is the body of POST /v1/hq/batches/{batch}/handover.
-type HandOverRequest struct {
-	Store string `json:"store"`
-	Count int64  `json:"count"`
-}
-
 func (s *Server) handOver(c *call) error {
-	var req HandOverRequest
+	var req apitype.HandOverRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -105,12 +85,6 @@ func (s *Server) handOver(c *call) error {
 	return c.reply(http.StatusCreated, appended(a))
 }
 
-// EntriesRequest carries custody log entries signed at the store with its
-// own key: a receipt, or card events (sold, returned) with their seal.
-type EntriesRequest struct {
-	Entries []handover.Entry `json:"entries"`
-}
-
 // MaxEntries bounds one append.
 const MaxEntries = 10000
 
@@ -118,7 +92,7 @@ const MaxEntries = 10000
 // the allowed types only; the log checks the signatures and the signer's
 // right to make them.
 func (s *Server) appendStoreEntries(c *call, allowed func(handover.Type) bool) error {
-	var req EntriesRequest
+	var req apitype.EntriesRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -150,7 +124,7 @@ func (s *Server) appendStoreEntries(c *call, allowed func(handover.Type) bool) e
 // /v1/stores/{store}/receipts and by HQ's `loopcard handover receive`.
 // Sending the same signed receipt again appends and counts nothing and
 // returns ErrReceiptAgain.
-func AppendReceipts(ctx context.Context, l *handover.Log, lg *ledger.Ledger, entries ...handover.Entry) (handover.Appended, error) {
+func AppendReceipts(ctx context.Context, l *handoverdb.Log, lg *ledger.Ledger, entries ...handover.Entry) (handoverdb.Appended, error) {
 	count := func(ctx context.Context, tx pgx.Tx) error {
 		for _, e := range entries {
 			if e.Type != handover.TypeReceived || e.Count == nil {
@@ -168,7 +142,7 @@ func AppendReceipts(ctx context.Context, l *handover.Log, lg *ledger.Ledger, ent
 		return nil
 	}
 	a, err := l.AppendWith(ctx, count, entries...)
-	if errors.Is(err, handover.ErrDuplicate) && len(entries) == 1 {
+	if errors.Is(err, handoverdb.ErrDuplicate) && len(entries) == 1 {
 		return a, ErrReceiptAgain
 	}
 	return a, err
@@ -182,7 +156,7 @@ var ErrReceiptAgain = errors.New("receipt already in the custody log; its cards 
 // counts the received cards into the store's stock, together
 // (AppendReceipts); the same receipt again answers 200, already recorded.
 func (s *Server) storeReceipt(c *call) error {
-	var req EntriesRequest
+	var req apitype.EntriesRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -204,7 +178,7 @@ func (s *Server) storeReceipt(c *call) error {
 	switch {
 	case errors.Is(err, ErrReceiptAgain):
 		c.detail = fmt.Sprintf("receipt from %s again: already in the log, counted once", req.Entries[0].Signer)
-		return c.reply(http.StatusOK, AppendResponse{Again: true})
+		return c.reply(http.StatusOK, apitype.AppendResponse{Again: true})
 	case err != nil:
 		return err
 	}
@@ -241,7 +215,7 @@ func (s *Server) auditExport(c *call) error {
 	// The tar is written to the client as it is made: from the first byte
 	// on, an error can only cut the stream short.
 	sw := &startWriter{c: c}
-	sum, err := handover.ExportTar(c.ctx, s.pool, c.who.org, signer.PublicKey(), tmp, sw)
+	sum, err := handoverdb.ExportTar(c.ctx, s.pool, c.who.org, signer.PublicKey(), tmp, sw)
 	if err != nil {
 		return fmt.Errorf("api: export: %w", err)
 	}

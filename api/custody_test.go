@@ -13,13 +13,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/handover"
 	"github.com/loopcard/loopcard/personalize/handover/audit"
+	"github.com/loopcard/loopcard/personalize/handover/handoverdb"
 )
 
 // custody sets up the custody log of env's batch: issued by HQ, a store
@@ -31,7 +32,7 @@ func (e *env) custody() (stores map[string]*handover.Signer, hqVkey string, card
 	require.NoError(t, err)
 	hs, err := handover.NewSigner(handover.DefaultOrigin(org), hq)
 	require.NoError(t, err)
-	l, err := handover.Open(ctx, e.pool, handover.Config{Org: org, HQ: hs})
+	l, err := handoverdb.Open(ctx, e.pool, handoverdb.Config{Org: org, HQ: hs})
 	require.NoError(t, err)
 	cards, err := batch.NewStore(e.pool).Cards(ctx, org, e.batch)
 	require.NoError(t, err)
@@ -57,12 +58,12 @@ func TestCustodyFlow(t *testing.T) {
 	storeA := stores["store-a"]
 	hqTok, storeTok := e.tokens["hq"], e.tokens["store"]
 
-	r := e.do(request{method: "POST", path: "/v1/hq/stores/store-a/key", bearer: hqTok, body: api.StoreKeyRequest{Vkey: storeA.PublicKey().Vkey()}})
+	r := e.do(request{method: "POST", path: "/v1/hq/stores/store-a/key", bearer: hqTok, body: apitype.StoreKeyRequest{Vkey: storeA.PublicKey().Vkey()}})
 	require.Equal(t, 201, r.status, string(r.body))
 	// A key named for another store is refused.
-	r = e.do(request{method: "POST", path: "/v1/hq/stores/store-b/key", bearer: hqTok, body: api.StoreKeyRequest{Vkey: storeA.PublicKey().Vkey()}})
+	r = e.do(request{method: "POST", path: "/v1/hq/stores/store-b/key", bearer: hqTok, body: apitype.StoreKeyRequest{Vkey: storeA.PublicKey().Vkey()}})
 	require.Equal(t, 400, r.status, string(r.body))
-	r = e.do(request{method: "POST", path: "/v1/hq/batches/1/handover", bearer: hqTok, body: api.HandOverRequest{Store: "store-a", Count: int64(len(numbers))}})
+	r = e.do(request{method: "POST", path: "/v1/hq/batches/1/handover", bearer: hqTok, body: apitype.HandOverRequest{Store: "store-a", Count: int64(len(numbers))}})
 	require.Equal(t, 201, r.status, string(r.body))
 
 	receipt, err := handover.NewReceipt(storeA, org, e.batch, "store-a", int64(len(numbers)), e.clock.Now())
@@ -72,20 +73,20 @@ func TestCustodyFlow(t *testing.T) {
 		n := int64(1)
 		bad.Count = &n
 		before := e.fingerprint()
-		r := e.do(request{method: "POST", path: "/v1/stores/store-a/receipts", bearer: storeTok, body: api.EntriesRequest{Entries: []handover.Entry{bad}}})
+		r := e.do(request{method: "POST", path: "/v1/stores/store-a/receipts", bearer: storeTok, body: apitype.EntriesRequest{Entries: []handover.Entry{bad}}})
 		require.Equal(t, 400, r.status, string(r.body))
 		require.Contains(t, string(r.body), "custody log entries refused")
 		require.Equal(t, before, e.fingerprint())
 	})
 	t.Run("another store's entry refused", func(t *testing.T) {
 		before := e.fingerprint()
-		r := e.do(request{method: "POST", path: "/v1/stores/store-b/receipts", bearer: e.tokens["store-b"], body: api.EntriesRequest{Entries: []handover.Entry{receipt}}})
+		r := e.do(request{method: "POST", path: "/v1/stores/store-b/receipts", bearer: e.tokens["store-b"], body: apitype.EntriesRequest{Entries: []handover.Entry{receipt}}})
 		require.Equal(t, 400, r.status, string(r.body))
-		r = e.do(request{method: "POST", path: "/v1/stores/store-a/receipts", bearer: e.tokens["store-b"], body: api.EntriesRequest{Entries: []handover.Entry{receipt}}})
+		r = e.do(request{method: "POST", path: "/v1/stores/store-a/receipts", bearer: e.tokens["store-b"], body: apitype.EntriesRequest{Entries: []handover.Entry{receipt}}})
 		require.Equal(t, http.StatusForbidden, r.status, string(r.body))
 		require.Equal(t, before, e.fingerprint())
 	})
-	r = e.do(request{method: "POST", path: "/v1/stores/store-a/receipts", bearer: storeTok, body: api.EntriesRequest{Entries: []handover.Entry{receipt}}})
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/receipts", bearer: storeTok, body: apitype.EntriesRequest{Entries: []handover.Entry{receipt}}})
 	require.Equal(t, 201, r.status, string(r.body))
 	// The received cards are in the store's stock.
 	r = e.do(request{method: "GET", path: "/v1/hq/reports/store-days", bearer: hqTok})
@@ -97,9 +98,9 @@ func TestCustodyFlow(t *testing.T) {
 	// The same signed receipt again (an answer lost on the way) is
 	// recorded already: 200, and the cards are counted once.
 	before := e.fingerprint()
-	r = e.do(request{method: "POST", path: "/v1/stores/store-a/receipts", bearer: storeTok, body: api.EntriesRequest{Entries: []handover.Entry{receipt}}})
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/receipts", bearer: storeTok, body: apitype.EntriesRequest{Entries: []handover.Entry{receipt}}})
 	require.Equal(t, 200, r.status, string(r.body))
-	var again api.AppendResponse
+	var again apitype.AppendResponse
 	r.json(t, &again)
 	require.True(t, again.Again)
 	require.Equal(t, before, e.fingerprint())
@@ -115,9 +116,9 @@ func TestCustodyFlow(t *testing.T) {
 	}
 	sold, err := handover.SignCardEvents(storeA, org, e.clock.Now(), events)
 	require.NoError(t, err)
-	r = e.do(request{method: "POST", path: "/v1/stores/store-a/card-events", bearer: storeTok, body: api.EntriesRequest{Entries: sold}})
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/card-events", bearer: storeTok, body: apitype.EntriesRequest{Entries: sold}})
 	require.Equal(t, 201, r.status, string(r.body))
-	var ar api.AppendResponse
+	var ar apitype.AppendResponse
 	r.json(t, &ar)
 	// A store destroys a card it holds through the same route, as the
 	// custody log's rules allow (handover.Kinds: card_destroyed).
@@ -125,7 +126,7 @@ func TestCustodyFlow(t *testing.T) {
 	require.NoError(t, err)
 	destroyed, err := handover.SignCardEvents(storeA, org, e.clock.Now(), []handover.CardEvent{{Type: handover.TypeCardDestroyed, Card: id, Store: "store-a"}})
 	require.NoError(t, err)
-	r = e.do(request{method: "POST", path: "/v1/stores/store-a/card-events", bearer: storeTok, body: api.EntriesRequest{Entries: destroyed}})
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/card-events", bearer: storeTok, body: apitype.EntriesRequest{Entries: destroyed}})
 	require.Equal(t, 201, r.status, string(r.body))
 	r.json(t, &ar)
 

@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/cardpage/checkout"
 	"github.com/loopcard/loopcard/api/httpsig"
 	"github.com/loopcard/loopcard/api/tlsca"
@@ -303,12 +304,13 @@ func (e *env) seed(n int) {
 	}
 }
 
-// claimBody and loginBody are api.ClaimRequest and api.LoginRequest as a
-// client sends them (an api.Secret does not encode).
+// claimBody and loginBody are apitype.ClaimRequest and
+// apitype.LoginRequest as a client sends them (an apitype.Secret does not
+// encode).
 type claimBody struct {
-	Email    string      `json:"email"`
-	Password string      `json:"password"`
-	Consent  api.Consent `json:"consent"`
+	Email    string          `json:"email"`
+	Password string          `json:"password"`
+	Consent  apitype.Consent `json:"consent"`
 }
 
 type loginBody struct {
@@ -374,13 +376,13 @@ func (e *env) newRequest(r request) (*http.Request, []byte) {
 		req.Header.Set("Authorization", "Card "+r.card)
 	}
 	if r.pin != "" {
-		req.Header.Set(api.HeaderPIN, r.pin)
+		req.Header.Set(apitype.HeaderPIN, r.pin)
 	}
 	if r.session != "" {
-		req.Header.Set(api.HeaderSessionKey, r.session)
+		req.Header.Set(apitype.HeaderSessionKey, r.session)
 	}
 	if r.idem != "" {
-		req.Header.Set(api.HeaderIdempotencyKey, r.idem)
+		req.Header.Set(apitype.HeaderIdempotencyKey, r.idem)
 	}
 	for k, v := range r.header {
 		req.Header.Set(k, v)
@@ -420,20 +422,20 @@ type terminal struct {
 func (e *env) enrolTerminal(id string) *terminal {
 	t := e.t
 	r := e.do(request{method: "POST", path: "/v1/hq/terminals", bearer: e.tokens["hq"],
-		body: api.TerminalRequest{Terminal: id, Merchant: "bar"}})
+		body: apitype.TerminalRequest{Terminal: id, Merchant: "bar"}})
 	require.Equal(t, 201, r.status, string(r.body))
-	var tr api.TerminalResponse
+	var tr apitype.TerminalResponse
 	r.json(t, &tr)
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	kex, err := ecdh.X25519().GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	r = e.do(request{method: "POST", path: "/v1/terminals/enrol", body: api.EnrolRequest{Org: org, Terminal: id,
+	r = e.do(request{method: "POST", path: "/v1/terminals/enrol", body: apitype.EnrolRequest{Org: org, Terminal: id,
 		Token: tr.EnrolmentToken, SigningKey: pub, KexAlg: "x25519", KexKey: kex.PublicKey().Bytes()}})
 	require.Equal(t, 201, r.status, string(r.body))
-	var er api.EnrolResponse
+	var er apitype.EnrolResponse
 	r.json(t, &er)
-	require.Equal(t, api.EnrolResponse{KeyID: api.KeyID(org, id), Organizer: org, Merchant: "bar", Event: "fest"}, er,
+	require.Equal(t, apitype.EnrolResponse{KeyID: api.KeyID(org, id), Organizer: org, Merchant: "bar", Event: "fest"}, er,
 		"the answer fixes the terminal's identity")
 	s := httpsig.NewSigner(priv, er.KeyID)
 	s.Now = e.clock.Now
@@ -441,10 +443,10 @@ func (e *env) enrolTerminal(id string) *terminal {
 }
 
 // sessionKey fetches a session key for the event and returns its id.
-func (e *env) sessionKey(term *terminal) api.SessionKeyResponse {
-	r := e.do(request{method: "POST", path: "/v1/terminal/session-keys", terminal: term, body: api.SessionKeyRequest{Event: "fest"}})
+func (e *env) sessionKey(term *terminal) apitype.SessionKeyResponse {
+	r := e.do(request{method: "POST", path: "/v1/terminal/session-keys", terminal: term, body: apitype.SessionKeyRequest{Event: "fest"}})
 	require.Equal(e.t, 201, r.status, string(r.body))
-	var sk api.SessionKeyResponse
+	var sk apitype.SessionKeyResponse
 	r.json(e.t, &sk)
 	return sk
 }

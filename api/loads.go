@@ -8,29 +8,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
 )
-
-// PendingLoad is a top-up paid but not yet written onto its card.
-type PendingLoad struct {
-	ID        string    `json:"id"`
-	Card      string    `json:"card"`
-	Amount    int64     `json:"amount"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-// PendingLoadsResponse answers GET /v1/terminal/pending-loads and GET
-// /v1/stores/{store}/pending-loads: the card's pending loads and the
-// ledger's balance of the card (confirmed on the card; pending loads are
-// not in it).
-type PendingLoadsResponse struct {
-	Loads   []PendingLoad `json:"loads"`
-	Balance int64         `json:"balance"`
-}
 
 // pendingLoads lists a card's pending loads (paid online, not yet on the
 // card), as the ledger has them.
@@ -43,9 +28,9 @@ func (s *Server) pendingLoads(c *call) error {
 	if err != nil {
 		return err
 	}
-	out := PendingLoadsResponse{Loads: make([]PendingLoad, len(loads))}
+	out := apitype.PendingLoadsResponse{Loads: make([]apitype.PendingLoad, len(loads))}
 	for i, l := range loads {
-		out.Loads[i] = PendingLoad{ID: l.ID.String(), Card: terminaltx.CardHex(card), Amount: l.Amount, CreatedAt: l.At}
+		out.Loads[i] = apitype.PendingLoad{ID: l.ID.String(), Card: terminaltx.CardHex(card), Amount: l.Amount, CreatedAt: l.At}
 	}
 	if out.Balance, err = s.ledger.CardBalance(c.ctx, c.who.org, card); err != nil {
 		return err
@@ -67,21 +52,11 @@ func (s *Server) pendingLoad(c *call, card []byte, load terminaltx.ID) (ledger.P
 	return ledger.PendingLoad{}, apiError(http.StatusConflict, "no such pending load for this card", nil)
 }
 
-// LoadWrittenRequest is the body of POST /v1/terminal/loads/{load}/written:
-// what the terminal read back after writing the load onto the card.
-type LoadWrittenRequest struct {
-	Card string `json:"card"`
-	// Write is the card's sequence and balances around the credit; it is
-	// left out when the terminal found the load on a card that has moved
-	// on since (an earlier confirmation was lost), so they are not known.
-	Write *CardWrite `json:"write,omitempty"`
-}
-
 // loadWritten records that a pending load is on its card: pending loads →
 // card, joining the card's sequence and balance chain. Repeating it does
 // nothing.
 func (s *Server) loadWritten(c *call) error {
-	var req LoadWrittenRequest
+	var req apitype.LoadWrittenRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -91,7 +66,7 @@ func (s *Server) loadWritten(c *call) error {
 		return badRequest("card (hex card id) and a load id are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	w := req.Write.toLedger()
+	w := ledgerCardWrite(req.Write)
 	if err := s.ledger.LoadPending(c.ctx, c.who.org, card, terminaltx.ID(load.Bytes), w); err != nil {
 		return err
 	}
@@ -99,26 +74,11 @@ func (s *Server) loadWritten(c *call) error {
 	return c.reply(http.StatusOK, map[string]string{"load": uuidText(load), "status": "loaded"})
 }
 
-// CreditKeyRequest is the body of POST /v1/terminal/credit-keys: the card
-// and the pending load the terminal is about to write.
-type CreditKeyRequest struct {
-	Card string `json:"card"`
-	Load string `json:"load"`
-}
-
-// CreditKeyResponse is the card's credit key (key 2), wrapped for the
-// terminal, valid for Limits.CreditKeyTTL, with the load it is for.
-type CreditKeyResponse struct {
-	keydelivery.Wrapped
-	Load   string `json:"load"`
-	Amount int64  `json:"amount"`
-}
-
 // creditKey derives a card's credit key in the HSM for one pending load and
 // delivers it wrapped, for a minute: a terminal never holds a credit base
 // key, and a credit key only for a card with a load waiting.
 func (s *Server) creditKey(c *call) error {
-	var req CreditKeyRequest
+	var req apitype.CreditKeyRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -151,7 +111,7 @@ func (s *Server) creditKey(c *call) error {
 		return fmt.Errorf("api: record credit key: %w", err)
 	}
 	c.detail = fmt.Sprintf("credit key %s from %s for load %s", b.KeyID, used, req.Load)
-	return c.reply(http.StatusCreated, CreditKeyResponse{Wrapped: *w, Load: uuidText(load), Amount: amount})
+	return c.reply(http.StatusCreated, apitype.CreditKeyResponse{Wrapped: *w, Load: uuidText(load), Amount: amount})
 }
 
 // deriveCardKey derives the card's application key of role in the HSM
@@ -177,7 +137,7 @@ func (s *Server) deriveCardKey(c *call, card []byte, role personalize.Role) ([]b
 	if !ok {
 		return nil, "", keys.Label{}, apiError(http.StatusConflict, "the card's layout has no "+string(role)+" key", nil)
 	}
-	m, err := keys.DiversificationInput(card, layout.AID[:], []byte(layout.SystemID))
+	m, err := keyderiv.DiversificationInput(card, layout.AID[:], []byte(layout.SystemID))
 	if err != nil {
 		return nil, "", keys.Label{}, badRequest("card cannot be diversified", err)
 	}

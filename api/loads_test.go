@@ -8,9 +8,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/personalize"
 )
@@ -25,16 +26,16 @@ func TestPendingLoadCreditKey(t *testing.T) {
 	pay(t, e, c, "evt-1", 500)
 	r := e.do(request{method: "GET", path: "/v1/terminal/pending-loads?card=" + c.hex(), terminal: term, session: sk.KeyID})
 	require.Equal(t, 200, r.status, string(r.body))
-	var pl struct{ Loads []api.PendingLoad }
+	var pl struct{ Loads []apitype.PendingLoad }
 	r.json(t, &pl)
 	require.Len(t, pl.Loads, 1)
 	load := pl.Loads[0].ID
 	require.Equal(t, int64(500), pl.Loads[0].Amount)
 
 	r = e.do(request{method: "POST", path: "/v1/terminal/credit-keys", terminal: term, session: sk.KeyID,
-		body: api.CreditKeyRequest{Card: c.hex(), Load: load}})
+		body: apitype.CreditKeyRequest{Card: c.hex(), Load: load}})
 	require.Equal(t, 201, r.status, string(r.body))
-	var ck api.CreditKeyResponse
+	var ck apitype.CreditKeyResponse
 	r.json(t, &ck)
 	require.Equal(t, keydelivery.KindCredit, ck.Kind)
 	require.Equal(t, c.uid, ck.Card)
@@ -45,11 +46,11 @@ func TestPendingLoadCreditKey(t *testing.T) {
 	got, err := keydelivery.Unwrap(term.kexKey, &ck.Wrapped, e.clock.Now())
 	require.NoError(t, err)
 	l := personalize.DefaultLayout()
-	m, err := keys.DiversificationInput(c.uid, l.AID[:], []byte(l.SystemID))
+	m, err := keyderiv.DiversificationInput(c.uid, l.AID[:], []byte(l.SystemID))
 	require.NoError(t, err)
 	want, _, err := e.hsm.Diversify(ctx, keys.Label{Name: keys.AppCredit}, m)
 	require.NoError(t, err)
-	gk, err := keys.NewAESKey(got)
+	gk, err := keyderiv.NewAESKey(got)
 	require.NoError(t, err)
 	require.True(t, want.Equal(gk))
 	// A minute later it no longer opens.
@@ -58,7 +59,7 @@ func TestPendingLoadCreditKey(t *testing.T) {
 
 	// No credit key without a pending load of that card.
 	before := e.fingerprint()
-	for _, req := range []api.CreditKeyRequest{
+	for _, req := range []apitype.CreditKeyRequest{
 		{Card: e.cards[1].hex(), Load: load},
 		{Card: c.hex(), Load: "01900000-0000-7000-8000-000000000002"},
 	} {
@@ -67,13 +68,13 @@ func TestPendingLoadCreditKey(t *testing.T) {
 	}
 	// Nor without a current session key.
 	r = e.do(request{method: "POST", path: "/v1/terminal/credit-keys", terminal: term,
-		body: api.CreditKeyRequest{Card: c.hex(), Load: load}})
+		body: apitype.CreditKeyRequest{Card: c.hex(), Load: load}})
 	require.Equal(t, http.StatusUnauthorized, r.status)
 	require.Equal(t, before, e.fingerprint())
 
 	// The terminal wrote the load: it moves onto the card, once.
 	written := request{method: "POST", path: "/v1/terminal/loads/" + load + "/written", terminal: term, session: sk.KeyID,
-		body: api.LoadWrittenRequest{Card: c.hex(), Write: &api.CardWrite{Seq: 1, Before: 1000, After: 1500}}}
+		body: apitype.LoadWrittenRequest{Card: c.hex(), Write: &apitype.CardWrite{Seq: 1, Before: 1000, After: 1500}}}
 	r = e.do(written)
 	require.Equal(t, 200, r.status, string(r.body))
 	require.Equal(t, int64(1500), e.balance(c))
@@ -90,7 +91,7 @@ func TestPendingLoadCreditKey(t *testing.T) {
 	require.Len(t, pl.Loads, 1)
 	before = e.fingerprint()
 	r = e.do(request{method: "POST", path: "/v1/terminal/loads/" + pl.Loads[0].ID + "/written", terminal: term, session: sk.KeyID,
-		body: api.LoadWrittenRequest{Card: c.hex(), Write: &api.CardWrite{Seq: 2, Before: 1500, After: 1900}}})
+		body: apitype.LoadWrittenRequest{Card: c.hex(), Write: &apitype.CardWrite{Seq: 2, Before: 1500, After: 1900}}})
 	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
 	require.Equal(t, before, e.fingerprint())
 }

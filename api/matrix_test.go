@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/personalize"
@@ -34,13 +35,13 @@ func TestRoleMatrix(t *testing.T) {
 	r := e.do(request{method: "POST", path: "/v1/card/claim", card: claimed.token, pin: claimed.pin,
 		body: claimBody{Email: "m@example.org", Password: "matrix password", Consent: consent}})
 	require.Equal(t, 201, r.status, string(r.body))
-	var lr api.LoginResponse
+	var lr apitype.LoginResponse
 	r.json(t, &lr)
 
 	stores, _, numbers := e.custody()
-	r = e.do(request{method: "POST", path: "/v1/hq/stores/store-a/key", bearer: e.tokens["hq"], body: api.StoreKeyRequest{Vkey: stores["store-a"].PublicKey().Vkey()}})
+	r = e.do(request{method: "POST", path: "/v1/hq/stores/store-a/key", bearer: e.tokens["hq"], body: apitype.StoreKeyRequest{Vkey: stores["store-a"].PublicKey().Vkey()}})
 	require.Equal(t, 201, r.status, string(r.body))
-	r = e.do(request{method: "POST", path: fmt.Sprintf("/v1/hq/batches/%d/handover", e.batch), bearer: e.tokens["hq"], body: api.HandOverRequest{Store: "store-a", Count: 2}})
+	r = e.do(request{method: "POST", path: fmt.Sprintf("/v1/hq/batches/%d/handover", e.batch), bearer: e.tokens["hq"], body: apitype.HandOverRequest{Store: "store-a", Count: 2}})
 	require.Equal(t, 201, r.status, string(r.body))
 	soldCard, err := personalize.ParseCardID(numbers[0])
 	require.NoError(t, err)
@@ -53,7 +54,7 @@ func TestRoleMatrix(t *testing.T) {
 	storeKex, err := ecdh.X25519().GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	r = e.do(request{method: "PUT", path: "/v1/stores/store-a/kex-key", bearer: e.tokens["store"],
-		body: api.StoreKexRequest{Alg: "x25519", PublicKey: storeKex.PublicKey().Bytes()}})
+		body: apitype.StoreKexRequest{Alg: "x25519", PublicKey: storeKex.PublicKey().Bytes()}})
 	require.Equal(t, 200, r.status, string(r.body))
 
 	var logoutToken string
@@ -91,30 +92,30 @@ func TestRoleMatrix(t *testing.T) {
 			require.NoError(t, err)
 			pub, _, err := ed25519.GenerateKey(rand.Reader)
 			require.NoError(t, err)
-			return request{method: "POST", path: "/v1/terminals/enrol", body: api.EnrolRequest{Org: org, Terminal: id,
+			return request{method: "POST", path: "/v1/terminals/enrol", body: apitype.EnrolRequest{Org: org, Terminal: id,
 				Token: tok.Reveal(), SigningKey: pub, KexAlg: "x25519", KexKey: term.kexKey.PublicKey().Bytes()}}
 		},
 		"POST /v1/terminal/session-keys": func() request {
-			return request{method: "POST", path: "/v1/terminal/session-keys", body: api.SessionKeyRequest{Event: "fest"}}
+			return request{method: "POST", path: "/v1/terminal/session-keys", body: apitype.SessionKeyRequest{Event: "fest"}}
 		},
 		"GET /v1/terminal/pending-loads": func() request {
 			return request{method: "GET", path: "/v1/terminal/pending-loads?card=" + holder.hex()}
 		},
 		"POST /v1/terminal/credit-keys": func() request {
-			return request{method: "POST", path: "/v1/terminal/credit-keys", body: api.CreditKeyRequest{Card: holder.hex(), Load: matrixLoad}}
+			return request{method: "POST", path: "/v1/terminal/credit-keys", body: apitype.CreditKeyRequest{Card: holder.hex(), Load: matrixLoad}}
 		},
 		"POST /v1/terminal/loads/{load}/written": func() request {
 			return request{method: "POST", path: "/v1/terminal/loads/" + matrixLoad + "/written",
-				body: api.LoadWrittenRequest{Card: holder.hex(), Write: &api.CardWrite{Seq: 1, Before: 1000, After: 1100}}}
+				body: apitype.LoadWrittenRequest{Card: holder.hex(), Write: &apitype.CardWrite{Seq: 1, Before: 1000, After: 1100}}}
 		},
 		"POST /v1/stores/{store}/sales": func() request {
 			sales++ // hq and store each sell another card
-			return request{method: "POST", path: "/v1/stores/store-a/sales", idem: newIdem(), body: api.SaleRequest{Card: e.cards[sales%3].hex(), Deposit: 100}}
+			return request{method: "POST", path: "/v1/stores/store-a/sales", idem: newIdem(), body: apitype.SaleRequest{Card: e.cards[sales%3].hex(), Deposit: 100}}
 		},
 		"POST /v1/stores/{store}/day-close": func() request {
 			closes++ // hq and store each close another day
 			day := e.clock.Now().UTC().AddDate(0, 0, -closes).Format(time.DateOnly)
-			return request{method: "POST", path: "/v1/stores/store-a/day-close", body: api.DayCloseRequest{Day: day, Counted: 0}}
+			return request{method: "POST", path: "/v1/stores/store-a/day-close", body: apitype.DayCloseRequest{Day: day, Counted: 0}}
 		},
 		"GET /v1/hq/reports/store-days": func() request { return request{method: "GET", path: "/v1/hq/reports/store-days"} },
 		"GET /v1/hq/reports/events/{event}": func() request {
@@ -123,13 +124,13 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /v1/terminal/batches": func() request {
 			cardSeq++
 			tx := e.debit(term, e.cards[2], cardSeq, balance, 1)
-			return request{method: "POST", path: "/v1/terminal/batches", body: api.BatchRequest{Transactions: [][]byte{tx}}}
+			return request{method: "POST", path: "/v1/terminal/batches", body: apitype.BatchRequest{Transactions: [][]byte{tx}}}
 		},
 		"POST /v1/stores/{store}/topups": func() request {
-			return request{method: "POST", path: "/v1/stores/store-a/topups", idem: newIdem(), body: api.TopUpRequest{Card: holder.hex(), Amount: 100}}
+			return request{method: "POST", path: "/v1/stores/store-a/topups", idem: newIdem(), body: apitype.TopUpRequest{Card: holder.hex(), Amount: 100}}
 		},
 		"PUT /v1/stores/{store}/kex-key": func() request {
-			return request{method: "PUT", path: "/v1/stores/store-a/kex-key", body: api.StoreKexRequest{Alg: "x25519", PublicKey: storeKex.PublicKey().Bytes()}}
+			return request{method: "PUT", path: "/v1/stores/store-a/kex-key", body: apitype.StoreKexRequest{Alg: "x25519", PublicKey: storeKex.PublicKey().Bytes()}}
 		},
 		"GET /v1/stores/{store}/pending-loads": func() request {
 			return request{method: "GET", path: "/v1/stores/store-a/pending-loads?card=" + holder.hex()}
@@ -137,40 +138,40 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /v1/stores/{store}/credit-keys": func() request {
 			id, err := e.ledger.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store-a", Card: e.cards[2].uid, Amount: 5})
 			require.NoError(t, err)
-			return request{method: "POST", path: "/v1/stores/store-a/credit-keys", body: api.CreditKeyRequest{Card: e.cards[2].hex(), Load: id.String()}}
+			return request{method: "POST", path: "/v1/stores/store-a/credit-keys", body: apitype.CreditKeyRequest{Card: e.cards[2].hex(), Load: id.String()}}
 		},
 		"POST /v1/stores/{store}/balance-keys": func() request {
-			return request{method: "POST", path: "/v1/stores/store-a/balance-keys", body: api.BalanceKeyRequest{Card: holder.hex()}}
+			return request{method: "POST", path: "/v1/stores/store-a/balance-keys", body: apitype.BalanceKeyRequest{Card: holder.hex()}}
 		},
 		"POST /v1/stores/{store}/loads/{load}/written": func() request {
 			id, err := e.ledger.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store-a", Card: e.cards[2].uid, Amount: 5})
 			require.NoError(t, err)
 			return request{method: "POST", path: "/v1/stores/store-a/loads/" + id.String() + "/written", idem: newIdem(),
-				body: api.LoadWrittenRequest{Card: e.cards[2].hex()}}
+				body: apitype.LoadWrittenRequest{Card: e.cards[2].hex()}}
 		},
 		"POST /v1/stores/{store}/receipts": func() request {
 			rc, err := handover.NewReceipt(stores["store-a"], org, e.batch, "store-a", 2, e.clock.Now())
 			require.NoError(t, err)
-			return request{method: "POST", path: "/v1/stores/store-a/receipts", body: api.EntriesRequest{Entries: []handover.Entry{rc}}}
+			return request{method: "POST", path: "/v1/stores/store-a/receipts", body: apitype.EntriesRequest{Entries: []handover.Entry{rc}}}
 		},
 		"POST /v1/stores/{store}/card-events": func() request {
 			ev, err := handover.SignCardEvents(stores["store-a"], org, e.clock.Now(),
 				[]handover.CardEvent{{Type: handover.TypeCardSold, Card: soldCard, Store: "store-a"}})
 			require.NoError(t, err)
-			return request{method: "POST", path: "/v1/stores/store-a/card-events", body: api.EntriesRequest{Entries: ev}}
+			return request{method: "POST", path: "/v1/stores/store-a/card-events", body: apitype.EntriesRequest{Entries: ev}}
 		},
 		"POST /v1/hq/stores/{store}/key": func() request {
-			return request{method: "POST", path: "/v1/hq/stores/store-b/key", body: api.StoreKeyRequest{Vkey: stores["store-b"].PublicKey().Vkey()}}
+			return request{method: "POST", path: "/v1/hq/stores/store-b/key", body: apitype.StoreKeyRequest{Vkey: stores["store-b"].PublicKey().Vkey()}}
 		},
 		"POST /v1/hq/batches/{batch}/handover": func() request {
-			return request{method: "POST", path: fmt.Sprintf("/v1/hq/batches/%d/handover", e.batch), body: api.HandOverRequest{Store: "store-b", Count: 1}}
+			return request{method: "POST", path: fmt.Sprintf("/v1/hq/batches/%d/handover", e.batch), body: apitype.HandOverRequest{Store: "store-b", Count: 1}}
 		},
 		"GET /v1/audit/export": func() request { return request{method: "GET", path: "/v1/audit/export"} },
 		"POST /v1/hq/stores": func() request {
-			return request{method: "POST", path: "/v1/hq/stores", body: api.StoreRequest{Store: fmt.Sprintf("s-%d", next()), Name: "S"}}
+			return request{method: "POST", path: "/v1/hq/stores", body: apitype.StoreRequest{Store: fmt.Sprintf("s-%d", next()), Name: "S"}}
 		},
 		"POST /v1/hq/terminals": func() request {
-			return request{method: "POST", path: "/v1/hq/terminals", body: api.TerminalRequest{Terminal: fmt.Sprintf("t-%d", next()), Merchant: "bar"}}
+			return request{method: "POST", path: "/v1/hq/terminals", body: apitype.TerminalRequest{Terminal: fmt.Sprintf("t-%d", next()), Merchant: "bar"}}
 		},
 		"DELETE /v1/hq/terminals/{terminal}": func() request {
 			id := fmt.Sprintf("r-%d", next())
@@ -190,7 +191,7 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /v1/card":          func() request { return request{method: "GET", path: "/v1/card"} },
 		"GET /v1/card/history":  func() request { return request{method: "GET", path: "/v1/card/history"} },
 		"POST /v1/card/refund": func() request {
-			return request{method: "POST", path: "/v1/card/refund", body: api.RefundRequest{Name: "M", IBAN: "GB82 WEST 1234 5698 7654 32"}}
+			return request{method: "POST", path: "/v1/card/refund", body: apitype.RefundRequest{Name: "M", IBAN: "GB82 WEST 1234 5698 7654 32"}}
 		},
 		"POST /v1/card/claim": func() request {
 			return request{method: "POST", path: "/v1/card/claim", body: claimBody{Email: "h@example.org", Password: "holder password", Consent: consent}}
@@ -201,7 +202,7 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /v1/profile/logout": func() request {
 			r := e.do(request{method: "POST", path: "/v1/profile/login", body: loginBody{Org: org, Email: "m@example.org", Password: "matrix password"}})
 			require.Equal(t, 200, r.status, string(r.body))
-			var out api.LoginResponse
+			var out apitype.LoginResponse
 			r.json(t, &out)
 			logoutToken = out.Token
 			return request{method: "POST", path: "/v1/profile/logout"}
@@ -217,7 +218,7 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /v1/profile":    func() request { return request{method: "GET", path: "/v1/profile"} },
 		"DELETE /v1/profile": func() request { return request{method: "DELETE", path: "/v1/profile"} },
 		"POST /v1/profile/cards/{card}/refund": func() request {
-			return request{method: "POST", path: "/v1/profile/cards/" + claimed.hex() + "/refund", body: api.RefundRequest{Name: "M", IBAN: "GB82 WEST 1234 5698 7654 32"}}
+			return request{method: "POST", path: "/v1/profile/cards/" + claimed.hex() + "/refund", body: apitype.RefundRequest{Name: "M", IBAN: "GB82 WEST 1234 5698 7654 32"}}
 		},
 	}
 	routes := e.srv.Routes()
@@ -268,7 +269,7 @@ func TestRoleMatrix(t *testing.T) {
 
 	// Scopes: a store's token acts on its own store only.
 	before := e.fingerprint()
-	r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store-b"], idem: newIdem(), body: api.TopUpRequest{Card: holder.hex(), Amount: 100}})
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store-b"], idem: newIdem(), body: apitype.TopUpRequest{Card: holder.hex(), Amount: 100}})
 	require.Equal(t, http.StatusForbidden, r.status)
 	require.Equal(t, before, e.fingerprint())
 	// Every denial was audited.
@@ -276,4 +277,4 @@ func TestRoleMatrix(t *testing.T) {
 }
 
 // consent is what a cardholder agrees to at a claim.
-var consent = api.Consent{Purposes: []string{api.ConsentProfile}, Notice: "2026-11"}
+var consent = apitype.Consent{Purposes: []string{apitype.ConsentProfile}, Notice: "2026-11"}

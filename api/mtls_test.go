@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/tlsca"
 )
 
@@ -36,7 +37,7 @@ func TestTerminalMutualTLS(t *testing.T) {
 	plain := e.client
 	defer func() { e.client = plain }()
 	fetch := func() response {
-		return e.do(request{method: "POST", path: "/v1/terminal/session-keys", terminal: term, body: api.SessionKeyRequest{Event: "fest"}})
+		return e.do(request{method: "POST", path: "/v1/terminal/session-keys", terminal: term, body: apitype.SessionKeyRequest{Event: "fest"}})
 	}
 
 	e.client = e.clientWithCert(e.ca, api.KeyID(org, "bar-1"))

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/personalize/batch"
@@ -179,22 +180,22 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 
 	// Schemas name exactly the JSON fields of the Go types.
 	for name, v := range map[string]any{
-		"EnrolRequest": api.EnrolRequest{}, "EnrolResponse": api.EnrolResponse{}, "SessionKeyRequest": api.SessionKeyRequest{},
-		"BatchRequest": api.BatchRequest{}, "BatchResponse": api.BatchResponse{}, "TopUpRequest": api.TopUpRequest{},
-		"StoreRequest": api.StoreRequest{}, "TerminalRequest": api.TerminalRequest{}, "TerminalResponse": api.TerminalResponse{},
-		"Alert": api.AlertRecord{}, "AuditRecord": api.AuditRecord{}, "CardStatus": api.CardStatus{}, "History": api.History{},
-		"RefundRequest": api.RefundRequest{}, "RefundResponse": api.RefundResponse{}, "ClaimRequest": api.ClaimRequest{},
-		"Consent": api.Consent{}, "LogoutResponse": api.LogoutResponse{},
-		"PaymentWebhookResponse": api.PaymentWebhookResponse{}, "PaymentEvent": payment.Event{}, "ExportedConsent": api.ExportedConsent{},
-		"LoginRequest": api.LoginRequest{}, "LoginResponse": api.LoginResponse{}, "ProfileExport": api.ProfileExport{},
-		"SessionKey": api.SessionKeyResponse{}, "StoreKeyRequest": api.StoreKeyRequest{}, "HandOverRequest": api.HandOverRequest{},
-		"EntriesRequest": api.EntriesRequest{}, "HandoverEntry": handover.Entry{}, "AppendResponse": api.AppendResponse{},
-		"PendingLoad": api.PendingLoad{}, "CreditKeyRequest": api.CreditKeyRequest{}, "CreditKey": api.CreditKeyResponse{},
-		"LoadWrittenRequest": api.LoadWrittenRequest{}, "SaleRequest": api.SaleRequest{}, "DayCloseRequest": api.DayCloseRequest{},
-		"DayCloseResponse": api.DayCloseResponse{}, "StoreDayReport": ledger.StoreDayReport{},
-		"MoneyResponse": api.MoneyResponse{}, "StoreKexRequest": api.StoreKexRequest{}, "StoreCreditKey": api.StoreCreditKeyResponse{},
-		"BalanceKeyRequest": api.BalanceKeyRequest{}, "BalanceKey": api.BalanceKeyResponse{},
-		"StoreInfo": api.StoreInfo{}, "TerminalInfo": api.TerminalInfo{}, "Error": struct {
+		"EnrolRequest": apitype.EnrolRequest{}, "EnrolResponse": apitype.EnrolResponse{}, "SessionKeyRequest": apitype.SessionKeyRequest{},
+		"BatchRequest": apitype.BatchRequest{}, "BatchResponse": apitype.BatchResponse{}, "TopUpRequest": apitype.TopUpRequest{},
+		"StoreRequest": apitype.StoreRequest{}, "TerminalRequest": apitype.TerminalRequest{}, "TerminalResponse": apitype.TerminalResponse{},
+		"Alert": apitype.AlertRecord{}, "AuditRecord": apitype.AuditRecord{}, "CardStatus": apitype.CardStatus{}, "History": apitype.History{},
+		"RefundRequest": apitype.RefundRequest{}, "RefundResponse": apitype.RefundResponse{}, "ClaimRequest": apitype.ClaimRequest{},
+		"Consent": apitype.Consent{}, "LogoutResponse": apitype.LogoutResponse{},
+		"PaymentWebhookResponse": apitype.PaymentWebhookResponse{}, "PaymentEvent": payment.Event{}, "ExportedConsent": apitype.ExportedConsent{},
+		"LoginRequest": apitype.LoginRequest{}, "LoginResponse": apitype.LoginResponse{}, "ProfileExport": apitype.ProfileExport{},
+		"SessionKey": apitype.SessionKeyResponse{}, "StoreKeyRequest": apitype.StoreKeyRequest{}, "HandOverRequest": apitype.HandOverRequest{},
+		"EntriesRequest": apitype.EntriesRequest{}, "HandoverEntry": handover.Entry{}, "AppendResponse": apitype.AppendResponse{},
+		"PendingLoad": apitype.PendingLoad{}, "CreditKeyRequest": apitype.CreditKeyRequest{}, "CreditKey": apitype.CreditKeyResponse{},
+		"LoadWrittenRequest": apitype.LoadWrittenRequest{}, "SaleRequest": apitype.SaleRequest{}, "DayCloseRequest": apitype.DayCloseRequest{},
+		"DayCloseResponse": apitype.DayCloseResponse{}, "StoreDayReport": ledger.StoreDayReport{},
+		"MoneyResponse": apitype.MoneyResponse{}, "StoreKexRequest": apitype.StoreKexRequest{}, "StoreCreditKey": apitype.StoreCreditKeyResponse{},
+		"BalanceKeyRequest": apitype.BalanceKeyRequest{}, "BalanceKey": apitype.BalanceKeyResponse{},
+		"StoreInfo": apitype.StoreInfo{}, "TerminalInfo": apitype.TerminalInfo{}, "Error": struct {
 			Error     string `json:"error"`
 			RequestID string `json:"request_id"`
 		}{},

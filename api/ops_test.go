@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 )
 
 func TestOperations(t *testing.T) {
@@ -43,13 +44,13 @@ func TestOperations(t *testing.T) {
 			{"malformed JSON", request{method: "POST", path: "/v1/hq/stores", bearer: e.tokens["hq"], body: []byte(`{"store":`)}, 400, "malformed JSON body"},
 			{"unknown field", request{method: "POST", path: "/v1/hq/stores", bearer: e.tokens["hq"], body: []byte(`{"store":"s","name":"n","x":1}`)}, 400, "malformed JSON body"},
 			{"trailing data", request{method: "POST", path: "/v1/hq/stores", bearer: e.tokens["hq"], body: []byte(`{"store":"s","name":"n"} {}`)}, 400, "malformed JSON body"},
-			{"SQL-looking id", request{method: "POST", path: "/v1/hq/stores", bearer: e.tokens["hq"], body: api.StoreRequest{Store: "x'; DROP TABLE stores;--", Name: "n"}}, 400, "store (a-z 0-9 . _ -) and name are required"},
+			{"SQL-looking id", request{method: "POST", path: "/v1/hq/stores", bearer: e.tokens["hq"], body: apitype.StoreRequest{Store: "x'; DROP TABLE stores;--", Name: "n"}}, 400, "store (a-z 0-9 . _ -) and name are required"},
 			{"empty body", request{method: "POST", path: "/v1/hq/stores", bearer: e.tokens["hq"]}, 400, "a JSON body is required"},
 			{"wrong media type", request{method: "POST", path: "/v1/hq/stores", bearer: e.tokens["hq"], body: []byte(`{}`), header: map[string]string{"Content-Type": "text/plain"}}, 415, "body must be application/json"},
-			{"oversized body", request{method: "POST", path: "/v1/hq/stores", bearer: e.tokens["hq"], body: api.StoreRequest{Store: "big", Name: strings.Repeat("x", 2000)}}, 413, "request body too large"},
+			{"oversized body", request{method: "POST", path: "/v1/hq/stores", bearer: e.tokens["hq"], body: apitype.StoreRequest{Store: "big", Name: strings.Repeat("x", 2000)}}, 413, "request body too large"},
 			{"unknown card", request{method: "GET", path: "/v1/card", card: "AAAAAAAAAAAAAAAAAAAAAA"}, 401, "invalid card token"},
 			{"PIN without card", request{method: "GET", path: "/v1/card", pin: "123456"}, 401, "a PIN needs the card's token"},
-			{"unknown card of a top-up", request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store"], idem: newIdem(), body: api.TopUpRequest{Card: "0102030405", Amount: 5}}, 404, "not found"},
+			{"unknown card of a top-up", request{method: "POST", path: "/v1/stores/store-a/topups", bearer: e.tokens["store"], idem: newIdem(), body: apitype.TopUpRequest{Card: "0102030405", Amount: 5}}, 404, "not found"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				before := e.fingerprint()
@@ -71,10 +72,10 @@ func TestOperations(t *testing.T) {
 			txs = append(txs, e.debit(term, e.cards[0], uint32(i+1), 1000-int64(i), 1))
 		}
 		before := e.fingerprint()
-		r := e.do(request{method: "POST", path: "/v1/terminal/batches", terminal: term, session: sk.KeyID, body: api.BatchRequest{Transactions: txs}})
+		r := e.do(request{method: "POST", path: "/v1/terminal/batches", terminal: term, session: sk.KeyID, body: apitype.BatchRequest{Transactions: txs}})
 		require.Equal(t, http.StatusRequestEntityTooLarge, r.status)
 		require.Equal(t, before, e.fingerprint())
-		r = e.do(request{method: "POST", path: "/v1/terminal/batches", terminal: term, session: sk.KeyID, body: api.BatchRequest{Transactions: txs[:5]}})
+		r = e.do(request{method: "POST", path: "/v1/terminal/batches", terminal: term, session: sk.KeyID, body: apitype.BatchRequest{Transactions: txs[:5]}})
 		require.Equal(t, 200, r.status, string(r.body))
 	})
 

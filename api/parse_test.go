@@ -118,11 +118,3 @@ func FuzzParseKeyID(f *testing.F) {
 		}
 	})
 }
-
-func TestSecretDestroy(t *testing.T) {
-	s := newSecret("abc")
-	require.Equal(t, []byte("abc"), s.bytes())
-	s.Destroy()
-	require.Equal(t, []byte{0, 0, 0}, s.bytes())
-	require.True(t, Secret{}.IsZero())
-}

@@ -4,13 +4,9 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger/payment"
 )
-
-// PaymentWebhookResponse acknowledges a provider's webhook delivery.
-type PaymentWebhookResponse struct {
-	Received bool `json:"received"`
-}
 
 // paymentWebhook receives the payment provider's signed events (POST
 // /v1/payments/webhook, anyone may call it: the signature is the
@@ -55,5 +51,5 @@ func (s *Server) paymentWebhook(c *call) error {
 		return err
 	}
 	s.metrics.Inc("payment_webhook_recorded")
-	return c.reply(http.StatusOK, PaymentWebhookResponse{Received: true})
+	return c.reply(http.StatusOK, apitype.PaymentWebhookResponse{Received: true})
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 )
 
 // TestSecretNotPrinted: a request with a password, decoded from JSON,
@@ -17,9 +17,9 @@ import (
 // encodes back to the JSON a client sends.
 func TestSecretNotPrinted(t *testing.T) {
 	const pw = "correct horse battery"
-	var claim api.ClaimRequest
+	var claim apitype.ClaimRequest
 	require.NoError(t, json.Unmarshal([]byte(`{"email":"a@example.org","password":"`+pw+`","consent":{"purposes":["profile"],"notice":"n"}}`), &claim))
-	var login api.LoginRequest
+	var login apitype.LoginRequest
 	require.NoError(t, json.Unmarshal([]byte(`{"org":1,"email":"a@example.org","password":"`+pw+`"}`), &login))
 	require.Equal(t, len(pw), claim.Password.Len())
 
@@ -48,7 +48,7 @@ func TestSecretNotPrinted(t *testing.T) {
 	for _, bad := range []string{`{"password":1}`, `{"password":["x"]}`, `{"password":{}}`} {
 		require.Error(t, json.Unmarshal([]byte(bad), &login), bad)
 	}
-	var empty api.LoginRequest
+	var empty apitype.LoginRequest
 	require.NoError(t, json.Unmarshal([]byte(`{"password":null}`), &empty))
 	require.True(t, empty.Password.IsZero())
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/loopcard/loopcard/api/internal/metrics"
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
@@ -27,8 +28,8 @@ import (
 
 // HSM is what the API asks of the HSM (keys.HSM satisfies it).
 type HSM interface {
-	EventDebitKey(ctx context.Context, l keys.Label, eventID []byte) (keys.AESKey, keys.Label, error)
-	Diversify(ctx context.Context, l keys.Label, m []byte) (keys.AESKey, keys.Label, error)
+	EventDebitKey(ctx context.Context, l keys.Label, eventID []byte) (keyderiv.AESKey, keys.Label, error)
+	Diversify(ctx context.Context, l keys.Label, m []byte) (keyderiv.AESKey, keys.Label, error)
 	VerifyPIN(ctx context.Context, cardID []byte, p keys.PIN, want keys.PVV) error
 	Seal(ctx context.Context, plaintext, aad []byte) (*keys.Envelope, error)
 	Unseal(ctx context.Context, env *keys.Envelope, aad []byte) ([]byte, error)

@@ -10,18 +10,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
-// StoreRequest is the body of POST /v1/hq/stores.
-type StoreRequest struct {
-	Store string `json:"store"`
-	Name  string `json:"name"`
-}
-
 func (s *Server) addStore(c *call) error {
-	var req StoreRequest
+	var req apitype.StoreRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -35,27 +30,8 @@ func (s *Server) addStore(c *call) error {
 	return c.reply(http.StatusCreated, req)
 }
 
-// TerminalRequest is the body of POST /v1/hq/terminals.
-type TerminalRequest struct {
-	Terminal string `json:"terminal"`
-	Merchant string `json:"merchant"`
-	// Event is the event the terminal takes payments for; empty: the
-	// organizer's only event, fixed when the terminal enrols.
-	Event string `json:"event,omitempty"`
-	// TTL is how long the enrolment token is valid, in seconds; 0 means a day.
-	TTL int64 `json:"ttl_seconds"`
-}
-
-// TerminalResponse carries the one-time enrolment token, shown once.
-type TerminalResponse struct {
-	Terminal        string    `json:"terminal"`
-	EnrolmentToken  string    `json:"enrolment_token"`
-	TokenExpiresAt  time.Time `json:"token_expires_at"`
-	EnrolmentTarget string    `json:"enrol_at"`
-}
-
 func (s *Server) createTerminal(c *call) error {
-	var req TerminalRequest
+	var req apitype.TerminalRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -78,7 +54,7 @@ func (s *Server) createTerminal(c *call) error {
 	case err != nil:
 		return err
 	}
-	return c.reply(http.StatusCreated, TerminalResponse{Terminal: req.Terminal, EnrolmentToken: tok.Reveal(),
+	return c.reply(http.StatusCreated, apitype.TerminalResponse{Terminal: req.Terminal, EnrolmentToken: tok.Reveal(),
 		TokenExpiresAt: s.now().Add(ttl), EnrolmentTarget: "/v1/terminals/enrol"})
 }
 
@@ -122,25 +98,14 @@ func (s *Server) keyStatus(c *call) error {
 	return c.reply(http.StatusOK, map[string]any{"keys": ks})
 }
 
-// AlertRecord is a suspicious pattern seen by the API or the ledger.
-type AlertRecord struct {
-	Source   string    `json:"source"` // api or ledger
-	Kind     string    `json:"kind"`
-	Actor    string    `json:"actor,omitempty"`
-	Remote   string    `json:"remote,omitempty"`
-	Card     string    `json:"card,omitempty"`
-	Detail   string    `json:"detail"`
-	RaisedAt time.Time `json:"raised_at,omitzero"`
-}
-
 func (s *Server) listAlerts(c *call) error {
 	rows, err := s.pool.Query(c.ctx, `SELECT kind, actor, remote_addr, detail, raised_at FROM api_alerts
 		WHERE org_id = $1 ORDER BY alert_id DESC LIMIT 1000`, c.who.org)
 	if err != nil {
 		return fmt.Errorf("api: alerts: %w", err)
 	}
-	out := []AlertRecord{}
-	var a AlertRecord
+	out := []apitype.AlertRecord{}
+	var a apitype.AlertRecord
 	if _, err := pgx.ForEachRow(rows, []any{&a.Kind, &a.Actor, &a.Remote, &a.Detail, &a.RaisedAt}, func() error {
 		a.Source = "api"
 		out = append(out, a)
@@ -153,23 +118,9 @@ func (s *Server) listAlerts(c *call) error {
 		return err
 	}
 	for _, l := range la {
-		out = append(out, AlertRecord{Source: "ledger", Kind: l.Kind, Card: terminaltx.CardHex(l.Card), Detail: l.Detail})
+		out = append(out, apitype.AlertRecord{Source: "ledger", Kind: l.Kind, Card: terminaltx.CardHex(l.Card), Detail: l.Detail})
 	}
 	return c.reply(http.StatusOK, map[string]any{"alerts": out})
-}
-
-// AuditRecord is one row of the API's audit trail.
-type AuditRecord struct {
-	ID        int64     `json:"id"`
-	At        time.Time `json:"at"`
-	RequestID string    `json:"request_id"`
-	Actor     string    `json:"actor"`
-	Action    string    `json:"action"`
-	Target    string    `json:"target,omitempty"`
-	Remote    string    `json:"remote"`
-	Outcome   string    `json:"outcome"`
-	Status    int       `json:"status"`
-	Detail    string    `json:"detail,omitempty"`
 }
 
 // auditRecords exports the audit trail of the caller's organizer in pages
@@ -188,8 +139,8 @@ func (s *Server) auditRecords(c *call) error {
 	if err != nil {
 		return fmt.Errorf("api: audit export: %w", err)
 	}
-	out := []AuditRecord{}
-	var a AuditRecord
+	out := []apitype.AuditRecord{}
+	var a apitype.AuditRecord
 	if _, err := pgx.ForEachRow(rows, []any{&a.ID, &a.At, &a.RequestID, &a.Actor, &a.Action, &a.Target, &a.Remote, &a.Outcome, &a.Status, &a.Detail}, func() error {
 		out = append(out, a)
 		return nil
@@ -199,24 +150,9 @@ func (s *Server) auditRecords(c *call) error {
 	return c.reply(http.StatusOK, map[string]any{"records": out})
 }
 
-// TopUpRequest is the body of POST /v1/stores/{store}/topups: cash taken
-// at the store for a card. The Idempotency-Key header (a UUID) is required
-// and becomes the top-up's id and the id of its load, pending until the
-// store confirms the card write (POST /v1/stores/{store}/loads/{load}/written).
-type TopUpRequest struct {
-	Card   string `json:"card"` // card id (UID) in hex
-	Amount int64  `json:"amount"`
-}
-
-// CardWrite is what a writer read back after writing a credit onto a card.
-type CardWrite struct {
-	Seq    uint32 `json:"seq"`
-	Before int64  `json:"balance_before"`
-	After  int64  `json:"balance_after"`
-}
-
-// toLedger is the ledger's form of a card write; nil stays nil (not known).
-func (w *CardWrite) toLedger() *ledger.CardWrite {
+// ledgerCardWrite is the ledger's form of a card write; nil stays nil (not
+// known).
+func ledgerCardWrite(w *apitype.CardWrite) *ledger.CardWrite {
 	if w == nil {
 		return nil
 	}
@@ -232,7 +168,7 @@ func parseCardID(s string) ([]byte, bool) {
 }
 
 func (s *Server) cashTopUp(c *call) error {
-	var req TopUpRequest
+	var req apitype.TopUpRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -248,19 +184,8 @@ func (s *Server) cashTopUp(c *call) error {
 		return err
 	}
 	c.detail = fmt.Sprintf("cash top-up %s of %d at %s", id, req.Amount, store)
-	return c.reply(http.StatusCreated, MoneyResponse{ID: id.String(), Card: terminaltx.CardHex(card), Amount: req.Amount,
+	return c.reply(http.StatusCreated, apitype.MoneyResponse{ID: id.String(), Card: terminaltx.CardHex(card), Amount: req.Amount,
 		Load: id.String(), Status: "pending"})
-}
-
-// TerminalInfo is what HQ sees of a terminal.
-type TerminalInfo struct {
-	Terminal    string     `json:"terminal"`
-	Merchant    string     `json:"merchant"`
-	Event       string     `json:"event,omitempty"`
-	Status      string     `json:"status"`
-	EnrolledAt  *time.Time `json:"enrolled_at,omitempty"`
-	KexAlg      string     `json:"kex_alg,omitempty"`
-	SessionKeys int        `json:"current_session_keys"`
 }
 
 // listTerminals reads the ledger's terminals table (the ledger has no list
@@ -274,8 +199,8 @@ func (s *Server) listTerminals(c *call) error {
 	if err != nil {
 		return fmt.Errorf("api: terminals: %w", err)
 	}
-	out := []TerminalInfo{}
-	var ti TerminalInfo
+	out := []apitype.TerminalInfo{}
+	var ti apitype.TerminalInfo
 	if _, err := pgx.ForEachRow(rows, []any{&ti.Terminal, &ti.Merchant, &ti.Event, &ti.Status, &ti.EnrolledAt, &ti.KexAlg, &ti.SessionKeys}, func() error {
 		out = append(out, ti)
 		return nil
@@ -285,13 +210,6 @@ func (s *Server) listTerminals(c *call) error {
 	return c.reply(http.StatusOK, map[string]any{"terminals": out})
 }
 
-// StoreInfo is what HQ sees of a store: its cash as the ledger has it.
-type StoreInfo struct {
-	Store string `json:"store"`
-	Name  string `json:"name"`
-	Cash  int64  `json:"cash"`
-}
-
 // listStores reads the ledger's stores table (no list function yet) and
 // each store's cash balance.
 func (s *Server) listStores(c *call) error {
@@ -299,8 +217,8 @@ func (s *Server) listStores(c *call) error {
 	if err != nil {
 		return fmt.Errorf("api: stores: %w", err)
 	}
-	out := []StoreInfo{}
-	var si StoreInfo
+	out := []apitype.StoreInfo{}
+	var si apitype.StoreInfo
 	if _, err := pgx.ForEachRow(rows, []any{&si.Store, &si.Name}, func() error {
 		out = append(out, si)
 		return nil

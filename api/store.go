@@ -5,34 +5,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
-// SaleRequest is the body of POST /v1/stores/{store}/sales: a card sold
-// for cash, its refundable deposit and initial credit. The request's
-// Idempotency-Key header (a UUID) is required and becomes the sale's id;
-// the credit is a pending load with that id until the store confirms its
-// card write (POST /v1/stores/{store}/loads/{load}/written).
-type SaleRequest struct {
-	Card    string `json:"card"`
-	Deposit int64  `json:"deposit"`
-	Credit  int64  `json:"credit"`
-}
-
-// MoneyResponse answers a sale or a cash top-up: its id, and the load that
-// carries its credit to the card ("" without credit), pending until the
-// card write is confirmed.
-type MoneyResponse struct {
-	ID     string `json:"id"`
-	Card   string `json:"card"`
-	Amount int64  `json:"amount,omitempty"`
-	Load   string `json:"load,omitempty"`
-	Status string `json:"status,omitempty"` // pending: the credit is not on the card yet
-}
-
 func (s *Server) sellCard(c *call) error {
-	var req SaleRequest
+	var req apitype.SaleRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -48,31 +27,15 @@ func (s *Server) sellCard(c *call) error {
 		return err
 	}
 	c.detail = fmt.Sprintf("sale %s: deposit %d, credit %d", id, req.Deposit, req.Credit)
-	out := MoneyResponse{ID: id.String(), Card: terminaltx.CardHex(card)}
+	out := apitype.MoneyResponse{ID: id.String(), Card: terminaltx.CardHex(card)}
 	if req.Credit > 0 {
 		out.Amount, out.Load, out.Status = req.Credit, id.String(), "pending"
 	}
 	return c.reply(http.StatusCreated, out)
 }
 
-// DayCloseRequest is the body of POST /v1/stores/{store}/day-close: the
-// cash counted at the end of a day (UTC date, YYYY-MM-DD).
-type DayCloseRequest struct {
-	Day     string `json:"day"`
-	Counted int64  `json:"counted"`
-}
-
-// DayCloseResponse is the close: expected against counted cash.
-type DayCloseResponse struct {
-	Store      string `json:"store"`
-	Day        string `json:"day"`
-	Expected   int64  `json:"expected"`
-	Counted    int64  `json:"counted"`
-	Difference int64  `json:"difference"`
-}
-
 func (s *Server) closeDay(c *call) error {
-	var req DayCloseRequest
+	var req apitype.DayCloseRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -87,7 +50,7 @@ func (s *Server) closeDay(c *call) error {
 		return err
 	}
 	c.detail = fmt.Sprintf("expected %d, counted %d", d.Expected, d.Counted)
-	return c.reply(http.StatusCreated, DayCloseResponse{Store: d.Store, Day: d.Day.Format(time.DateOnly),
+	return c.reply(http.StatusCreated, apitype.DayCloseResponse{Store: d.Store, Day: d.Day.Format(time.DateOnly),
 		Expected: d.Expected, Counted: d.Counted, Difference: d.Difference()})
 }
 

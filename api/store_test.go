@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
 )
 
@@ -16,7 +16,7 @@ func TestStoreDay(t *testing.T) {
 	tok := e.tokens["store"]
 	today := e.clock.Now().UTC().Format(time.DateOnly)
 
-	sale := api.SaleRequest{Card: e.cards[0].hex(), Deposit: 200, Credit: 300}
+	sale := apitype.SaleRequest{Card: e.cards[0].hex(), Deposit: 200, Credit: 300}
 	key := "01900000-0000-7000-8000-00000000000a"
 	r := e.do(request{method: "POST", path: "/v1/stores/store-a/sales", bearer: tok, idem: key, body: sale})
 	require.Equal(t, 201, r.status, string(r.body))
@@ -31,16 +31,16 @@ func TestStoreDay(t *testing.T) {
 	require.Equal(t, before, e.fingerprint())
 
 	// Close the day: the ledger expected the seeded cash top-ups and the sale.
-	r = e.do(request{method: "POST", path: "/v1/stores/store-a/day-close", bearer: tok, body: api.DayCloseRequest{Day: today, Counted: 3450}})
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/day-close", bearer: tok, body: apitype.DayCloseRequest{Day: today, Counted: 3450}})
 	require.Equal(t, 201, r.status, string(r.body))
-	var dc api.DayCloseResponse
+	var dc apitype.DayCloseResponse
 	r.json(t, &dc)
-	require.Equal(t, api.DayCloseResponse{Store: "store-a", Day: today, Expected: 3500, Counted: 3450, Difference: -50}, dc)
-	r = e.do(request{method: "POST", path: "/v1/stores/store-a/day-close", bearer: tok, body: api.DayCloseRequest{Day: today, Counted: 3500}})
+	require.Equal(t, apitype.DayCloseResponse{Store: "store-a", Day: today, Expected: 3500, Counted: 3450, Difference: -50}, dc)
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/day-close", bearer: tok, body: apitype.DayCloseRequest{Day: today, Counted: 3500}})
 	require.Equal(t, http.StatusConflict, r.status, string(r.body))
 	require.Contains(t, string(r.body), "already closed")
 	// Another store's day is not this token's to close.
-	r = e.do(request{method: "POST", path: "/v1/stores/store-b/day-close", bearer: tok, body: api.DayCloseRequest{Day: today, Counted: 0}})
+	r = e.do(request{method: "POST", path: "/v1/stores/store-b/day-close", bearer: tok, body: apitype.DayCloseRequest{Day: today, Counted: 0}})
 	require.Equal(t, http.StatusForbidden, r.status)
 
 	// HQ and auditors see it.
@@ -74,9 +74,9 @@ func TestStoreMoneyRoutes(t *testing.T) {
 	c := e.cards[0]
 	before := e.fingerprint()
 	for _, path := range []string{"/v1/stores/store-a/topups", "/v1/stores/store-a/sales"} {
-		body := any(api.TopUpRequest{Card: c.hex(), Amount: 500})
+		body := any(apitype.TopUpRequest{Card: c.hex(), Amount: 500})
 		if path == "/v1/stores/store-a/sales" {
-			body = api.SaleRequest{Card: c.hex(), Deposit: 200, Credit: 300}
+			body = apitype.SaleRequest{Card: c.hex(), Deposit: 200, Credit: 300}
 		}
 		r := e.do(request{method: "POST", path: path, bearer: tok, body: body})
 		require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
@@ -94,9 +94,9 @@ func TestStoreMoneyRoutes(t *testing.T) {
 	key := newIdem()
 	var loads []string
 	for range 2 {
-		r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: tok, idem: key, body: api.TopUpRequest{Card: c.hex(), Amount: 500}})
+		r = e.do(request{method: "POST", path: "/v1/stores/store-a/topups", bearer: tok, idem: key, body: apitype.TopUpRequest{Card: c.hex(), Amount: 500}})
 		require.Equal(t, 201, r.status, string(r.body))
-		var mr api.MoneyResponse
+		var mr apitype.MoneyResponse
 		r.json(t, &mr)
 		require.Equal(t, "pending", mr.Status)
 		loads = append(loads, mr.Load)
@@ -105,27 +105,27 @@ func TestStoreMoneyRoutes(t *testing.T) {
 	require.Equal(t, int64(1000), e.balance(c))
 	r = e.do(request{method: "GET", path: "/v1/card", card: c.token})
 	require.Equal(t, 200, r.status, string(r.body))
-	var st api.CardStatus
+	var st apitype.CardStatus
 	r.json(t, &st)
 	require.Equal(t, int64(500), st.Pending, "shown as pending")
 	require.Equal(t, int64(1000), st.Balance)
 
-	confirm := func(w *api.CardWrite, idem string) response {
+	confirm := func(w *apitype.CardWrite, idem string) response {
 		return e.do(request{method: "POST", path: "/v1/stores/store-a/loads/" + loads[0] + "/written", bearer: tok, idem: idem,
-			body: api.LoadWrittenRequest{Card: c.hex(), Write: w}})
+			body: apitype.LoadWrittenRequest{Card: c.hex(), Write: w}})
 	}
 	// No key: refused.
-	r = confirm(&api.CardWrite{Seq: 1, Before: 1000, After: 1500}, "")
+	r = confirm(&apitype.CardWrite{Seq: 1, Before: 1000, After: 1500}, "")
 	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
 	// Balances that do not add the load's amount: refused, nothing changes.
 	before = e.fingerprint()
-	r = confirm(&api.CardWrite{Seq: 1, Before: 1000, After: 1400}, newIdem())
+	r = confirm(&apitype.CardWrite{Seq: 1, Before: 1000, After: 1400}, newIdem())
 	require.Equal(t, http.StatusConflict, r.status, string(r.body))
 	require.Contains(t, string(r.body), "do not add the load's amount")
 	require.Equal(t, before, e.fingerprint())
 	// The right one, twice: loaded once.
 	for range 2 {
-		r = confirm(&api.CardWrite{Seq: 1, Before: 1000, After: 1500}, newIdem())
+		r = confirm(&apitype.CardWrite{Seq: 1, Before: 1000, After: 1500}, newIdem())
 		require.Equal(t, 200, r.status, string(r.body))
 	}
 	require.Equal(t, int64(1500), e.balance(c))

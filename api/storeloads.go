@@ -6,21 +6,18 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
 )
 
-// HeaderIdempotencyKey names the header that makes a money request
-// idempotent: a UUID made by the client, sent again with every retry.
-const HeaderIdempotencyKey = "Idempotency-Key"
-
 var errNoIdempotencyKey = badRequest("this route moves money: send an Idempotency-Key header (a UUID made once per request and sent again on every retry)", nil)
 
 // idempotencyKey reads the request's Idempotency-Key header.
 func idempotencyKey(r *http.Request) (terminaltx.ID, error) {
-	v := r.Header.Get(HeaderIdempotencyKey)
+	v := r.Header.Get(apitype.HeaderIdempotencyKey)
 	if v == "" {
 		return terminaltx.ID{}, errNoIdempotencyKey
 	}
@@ -31,17 +28,8 @@ func idempotencyKey(r *http.Request) (terminaltx.ID, error) {
 	return terminaltx.ID(u.Bytes), nil
 }
 
-// StoreKexRequest is the body of PUT /v1/stores/{store}/kex-key: the
-// store's key-agreement public key (made by the store client in its state
-// directory), to which the API wraps the store's per-load card keys. A new
-// key replaces the old one.
-type StoreKexRequest struct {
-	Alg       string `json:"alg"` // x25519 or p256
-	PublicKey []byte `json:"public_key"`
-}
-
 func (s *Server) registerStoreKex(c *call) error {
-	var req StoreKexRequest
+	var req apitype.StoreKexRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -98,21 +86,10 @@ func (s *Server) wrapForStore(c *call, store string, card []byte, role personali
 	return w, nil
 }
 
-// StoreCreditKeyResponse answers POST /v1/stores/{store}/credit-keys (body
-// CreditKeyRequest): the card's credit key for one pending load and its
-// read key (to find a load already on the card), each wrapped for the
-// store and valid for Limits.CreditKeyTTL.
-type StoreCreditKeyResponse struct {
-	Credit keydelivery.Wrapped `json:"credit"`
-	Read   keydelivery.Wrapped `json:"read"`
-	Load   string              `json:"load"`
-	Amount int64               `json:"amount"`
-}
-
 // storeCreditKey delivers a card's credit key to a store for one pending
 // load of the card: stores never hold a credit base key.
 func (s *Server) storeCreditKey(c *call) error {
-	var req CreditKeyRequest
+	var req apitype.CreditKeyRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -135,21 +112,7 @@ func (s *Server) storeCreditKey(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.reply(http.StatusCreated, StoreCreditKeyResponse{Credit: *credit, Read: *read, Load: uuidText(load), Amount: pl.Amount})
-}
-
-// BalanceKeyRequest is the body of POST /v1/stores/{store}/balance-keys.
-type BalanceKeyRequest struct {
-	Card string `json:"card"`
-}
-
-// BalanceKeyResponse carries a key that reads the card's balance and
-// sequence (DESFire lets only the debit and credit keys read a value
-// file; the store gets the card's credit key, audited and valid a minute)
-// and its read key (card info, records).
-type BalanceKeyResponse struct {
-	Balance keydelivery.Wrapped `json:"balance"`
-	Read    keydelivery.Wrapped `json:"read"`
+	return c.reply(http.StatusCreated, apitype.StoreCreditKeyResponse{Credit: *credit, Read: *read, Load: uuidText(load), Amount: pl.Amount})
 }
 
 // storeBalanceKey delivers a key with which the store reads a card's
@@ -157,7 +120,7 @@ type BalanceKeyResponse struct {
 // is not in the ledger, and the card's next debit shows it as a chain
 // that does not join (an alert that blocks the card).
 func (s *Server) storeBalanceKey(c *call) error {
-	var req BalanceKeyRequest
+	var req apitype.BalanceKeyRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -178,7 +141,7 @@ func (s *Server) storeBalanceKey(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.reply(http.StatusCreated, BalanceKeyResponse{Balance: *w, Read: *read})
+	return c.reply(http.StatusCreated, apitype.BalanceKeyResponse{Balance: *w, Read: *read})
 }
 
 // storeLoadWritten records that a store wrote a pending load onto its card
@@ -186,7 +149,7 @@ func (s *Server) storeBalanceKey(c *call) error {
 // does nothing; a write whose balances do not add the load's amount is
 // refused and changes nothing.
 func (s *Server) storeLoadWritten(c *call) error {
-	var req LoadWrittenRequest
+	var req apitype.LoadWrittenRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -196,7 +159,7 @@ func (s *Server) storeLoadWritten(c *call) error {
 		return badRequest("card (hex card id) and a load id are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	err := s.ledger.LoadPending(c.ctx, c.who.org, card, terminaltx.ID(load.Bytes), req.Write.toLedger())
+	err := s.ledger.LoadPending(c.ctx, c.who.org, card, terminaltx.ID(load.Bytes), ledgerCardWrite(req.Write))
 	switch {
 	case errors.Is(err, ledger.ErrWriteMismatch):
 		return apiError(http.StatusConflict, "the card write's balances do not add the load's amount: nothing was changed", err)

@@ -13,36 +13,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
-// EnrolRequest is the body of POST /v1/terminals/enrol.
-type EnrolRequest struct {
-	Org        int64  `json:"org"`
-	Terminal   string `json:"terminal"`
-	Token      string `json:"token"`
-	SigningKey []byte `json:"signing_key"` // Ed25519 public key, 32 bytes
-	KexAlg     string `json:"kex_alg"`     // x25519 or p256
-	KexKey     []byte `json:"kex_key"`     // the key-agreement public key
-}
-
-// EnrolResponse is its answer: the key id to sign requests with, and the
-// terminal's identity, fixed at enrolment: the organizer, merchant and
-// event it takes payments for (the event HQ registered with the terminal,
-// or else the organizer's only event). A terminal signs its debits for
-// this merchant and fetches session keys for this event only.
-type EnrolResponse struct {
-	KeyID     string `json:"key_id"`
-	Organizer int64  `json:"organizer"`
-	Merchant  string `json:"merchant"`
-	Event     string `json:"event"`
-}
-
 func (s *Server) enrolTerminal(c *call) error {
-	var req EnrolRequest
+	var req apitype.EnrolRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -79,22 +58,8 @@ func (s *Server) enrolTerminal(c *call) error {
 		return fmt.Errorf("api: store key-agreement key: %w", err)
 	}
 	c.detail = "merchant " + rec.Merchant + ", event " + rec.Event
-	return c.reply(http.StatusCreated, EnrolResponse{KeyID: KeyID(req.Org, req.Terminal), Organizer: req.Org,
+	return c.reply(http.StatusCreated, apitype.EnrolResponse{KeyID: KeyID(req.Org, req.Terminal), Organizer: req.Org,
 		Merchant: rec.Merchant, Event: rec.Event})
-}
-
-// SessionKeyRequest is the body of POST /v1/terminal/session-keys. Event
-// may be empty: the terminal's own. A terminal gets session keys for its
-// event only (see EnrolResponse).
-type SessionKeyRequest struct {
-	Event string `json:"event,omitempty"`
-}
-
-// SessionKeyResponse is a delivered event debit key and the label of the
-// base key it was derived from.
-type SessionKeyResponse struct {
-	keydelivery.Wrapped
-	BaseKey string `json:"base_key"`
 }
 
 func newUUID() pgtype.UUID {
@@ -129,7 +94,7 @@ func (s *Server) eventExists(c *call, org int64, event string) error {
 }
 
 func (s *Server) sessionKey(c *call) error {
-	var req SessionKeyRequest
+	var req apitype.SessionKeyRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
@@ -174,13 +139,13 @@ func (s *Server) sessionKey(c *call) error {
 		return fmt.Errorf("api: record session key: %w", err)
 	}
 	c.detail = "session key " + b.KeyID + " from " + used.String()
-	return c.reply(http.StatusCreated, SessionKeyResponse{Wrapped: *w, BaseKey: used.String()})
+	return c.reply(http.StatusCreated, apitype.SessionKeyResponse{Wrapped: *w, BaseKey: used.String()})
 }
 
 // checkSessionKey requires the terminal's current session key in the
 // Loopcard-Session-Key header.
 func (s *Server) checkSessionKey(c *call) error {
-	id, ok := parseUUID(c.r.Header.Get(HeaderSessionKey))
+	id, ok := parseUUID(c.r.Header.Get(apitype.HeaderSessionKey))
 	if !ok {
 		return errSessionKey
 	}
@@ -201,26 +166,8 @@ func (s *Server) checkSessionKey(c *call) error {
 	return nil
 }
 
-// BatchRequest is the body of POST /v1/terminal/batches: signed terminal
-// transactions (ledger/terminaltx encoding), base64 in JSON.
-type BatchRequest struct {
-	Transactions [][]byte `json:"transactions"`
-}
-
 // MaxBatch is the most transactions in one upload.
 const MaxBatch = 5000
-
-// TxResult is the outcome of one uploaded transaction.
-type TxResult struct {
-	ID     string `json:"id,omitempty"`
-	Status string `json:"status"` // accepted, held, duplicate or rejected
-	Reason string `json:"reason,omitempty"`
-}
-
-// BatchResponse lists the outcomes in the order of the upload.
-type BatchResponse struct {
-	Results []TxResult `json:"results"`
-}
 
 // rejectReason names why the ledger rejected a transaction, without the
 // internal error text.
@@ -243,24 +190,24 @@ func rejectReason(err error) string {
 }
 
 func (s *Server) uploadBatch(c *call) error {
-	var req BatchRequest
+	var req apitype.BatchRequest
 	if err := c.decode(&req); err != nil {
 		return err
 	}
 	if len(req.Transactions) == 0 || len(req.Transactions) > MaxBatch {
 		return badRequest(fmt.Sprintf("a batch holds 1 to %d transactions", MaxBatch), nil)
 	}
-	res := make([]TxResult, len(req.Transactions))
+	res := make([]apitype.TxResult, len(req.Transactions))
 	var raws [][]byte
 	var idx []int
 	for i, raw := range req.Transactions {
 		tx, err := terminaltx.Parse(raw)
 		switch {
 		case err != nil:
-			res[i] = TxResult{Status: "rejected", Reason: "malformed"}
+			res[i] = apitype.TxResult{Status: "rejected", Reason: "malformed"}
 		case tx.Organizer != c.who.org || tx.Terminal != c.who.terminal:
 			// A terminal uploads its own transactions only.
-			res[i] = TxResult{ID: tx.ID.String(), Status: "rejected", Reason: "other_terminal"}
+			res[i] = apitype.TxResult{ID: tx.ID.String(), Status: "rejected", Reason: "other_terminal"}
 		default:
 			raws = append(raws, raw)
 			idx = append(idx, i)
@@ -272,7 +219,7 @@ func (s *Server) uploadBatch(c *call) error {
 			return err
 		}
 		for j, r := range out {
-			tr := TxResult{Status: r.Status.String(), Reason: r.Reason}
+			tr := apitype.TxResult{Status: r.Status.String(), Reason: r.Reason}
 			if r.ID != (terminaltx.ID{}) {
 				tr.ID = r.ID.String()
 			}
@@ -287,5 +234,5 @@ func (s *Server) uploadBatch(c *call) error {
 		counts[r.Status]++
 	}
 	c.detail = fmt.Sprintf("batch of %d: %v", len(res), counts)
-	return c.reply(http.StatusOK, BatchResponse{Results: res})
+	return c.reply(http.StatusOK, apitype.BatchResponse{Results: res})
 }

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loopcard/loopcard/keys/cmac"
 	"github.com/miekg/pkcs11"
 	"github.com/stretchr/testify/require"
+
+	"github.com/loopcard/loopcard/keys/cmac"
+	"github.com/loopcard/loopcard/keys/keyderiv"
 )
 
 // Every CMAC and AN10922 vector of shared/vectors/desfire.json (copied to
@@ -39,7 +41,7 @@ func TestVectors(t *testing.T) {
 
 	for _, tc := range v.AN10922 {
 		master := unhex(t, tc.MasterKey)
-		m, err := DiversificationInput(unhex(t, tc.UID), unhex(t, tc.AID), unhex(t, tc.SystemIdentifier))
+		m, err := keyderiv.DiversificationInput(unhex(t, tc.UID), unhex(t, tc.AID), unhex(t, tc.SystemIdentifier))
 		require.NoError(t, err)
 		require.Equal(t, strings.ToLower(tc.PaddedInputD[2:2+2*len(m)]), hex.EncodeToString(m))
 
@@ -49,9 +51,9 @@ func TestVectors(t *testing.T) {
 		require.Equal(t, tc.K1, strings.ToUpper(hex.EncodeToString(k1[:])))
 		require.Equal(t, tc.K2, strings.ToUpper(hex.EncodeToString(k2[:])))
 
-		base, err := NewAESKey(master)
+		base, err := keyderiv.NewAESKey(master)
 		require.NoError(t, err)
-		ref, err := AN10922(base, m)
+		ref, err := keyderiv.AN10922(base, m)
 		require.NoError(t, err)
 		require.Equal(t, tc.DiversifiedKey, strings.ToUpper(hex.EncodeToString(ref.Bytes())), "Go AN10922")
 
@@ -76,16 +78,16 @@ func TestDiversifyRandom(t *testing.T) {
 		_, err := rand.Read(raw)
 		require.NoError(t, err)
 		l := importKnown(t, h, AppMaster, raw)
-		base, err := NewAESKey(raw)
+		base, err := keyderiv.NewAESKey(raw)
 		require.NoError(t, err)
 		for i := 0; i < perKey; i++ {
-			n := MinDiversificationInput + i%(MaxDiversificationInput-MinDiversificationInput+1)
+			n := keyderiv.MinDiversificationInput + i%(keyderiv.MaxDiversificationInput-keyderiv.MinDiversificationInput+1)
 			m := make([]byte, n)
 			_, err := rand.Read(m)
 			require.NoError(t, err)
 			got, _, err := h.Diversify(ctx, l, m)
 			require.NoError(t, err)
-			want, err := AN10922(base, m)
+			want, err := keyderiv.AN10922(base, m)
 			require.NoError(t, err)
 			require.True(t, got.Equal(want), "key %d, M %x", k, m)
 		}
@@ -99,34 +101,34 @@ func TestDiversifyRefusesInexactInputs(t *testing.T) {
 	ctx := context.Background()
 	raw := unhex(t, "00112233445566778899AABBCCDDEEFF")
 	l := importKnown(t, h, AppCredit, raw)
-	base, err := NewAESKey(raw)
+	base, err := keyderiv.NewAESKey(raw)
 	require.NoError(t, err)
 
 	for _, n := range []int{0, 1, 7, 15, 32, 40} {
 		_, _, err := h.Diversify(ctx, l, make([]byte, n))
-		require.ErrorIs(t, err, ErrDiversificationInput, "len %d", n)
+		require.ErrorIs(t, err, keyderiv.ErrDiversificationInput, "len %d", n)
 	}
-	for n := 1; n < MinDiversificationInput; n++ {
+	for n := 1; n < keyderiv.MinDiversificationInput; n++ {
 		m := make([]byte, n)
 		_, _ = rand.Read(m)
-		an, err := AN10922(base, m)
+		an, err := keyderiv.AN10922(base, m)
 		require.NoError(t, err)
 		plain, err := cmac.Sum(raw, append([]byte{1}, m...))
 		require.NoError(t, err)
 		require.NotEqual(t, plain[:], an.Bytes(), "len %d", n)
 	}
 	// 16..31: AN10922 is exactly CMAC over 0x01 || M.
-	for n := MinDiversificationInput; n <= MaxDiversificationInput; n++ {
+	for n := keyderiv.MinDiversificationInput; n <= keyderiv.MaxDiversificationInput; n++ {
 		m := make([]byte, n)
 		_, _ = rand.Read(m)
-		an, err := AN10922(base, m)
+		an, err := keyderiv.AN10922(base, m)
 		require.NoError(t, err)
 		plain, err := cmac.Sum(raw, append([]byte{1}, m...))
 		require.NoError(t, err)
 		require.Equal(t, plain[:], an.Bytes(), "len %d", n)
 	}
-	_, err = AN10922(base, make([]byte, 32))
-	require.ErrorIs(t, err, ErrDiversificationInput)
+	_, err = keyderiv.AN10922(base, make([]byte, 32))
+	require.ErrorIs(t, err, keyderiv.ErrDiversificationInput)
 
 	for _, tc := range []struct {
 		uid, aid, sys string
@@ -136,8 +138,8 @@ func TestDiversifyRefusesInexactInputs(t *testing.T) {
 		{"04782E21801D80", "3042F5", "4E5850204162"[:10]}, // M of 15 bytes
 		{"04782E21801D80", "3042F5", strings.Repeat("AB", 22)},
 	} {
-		_, err := DiversificationInput(unhex(t, tc.uid), unhex(t, tc.aid), unhex(t, tc.sys))
-		require.ErrorIs(t, err, ErrDiversificationInput)
+		_, err := keyderiv.DiversificationInput(unhex(t, tc.uid), unhex(t, tc.aid), unhex(t, tc.sys))
+		require.ErrorIs(t, err, keyderiv.ErrDiversificationInput)
 	}
 }
 

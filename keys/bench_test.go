@@ -3,6 +3,8 @@ package keys
 import (
 	"context"
 	"testing"
+
+	"github.com/loopcard/loopcard/keys/keyderiv"
 )
 
 // benchKey and benchM are a non-zero base key and an 18-byte AN10922 input.
@@ -30,12 +32,12 @@ func BenchmarkDiversifyHSM(b *testing.B) {
 }
 
 func BenchmarkDiversifyGo(b *testing.B) {
-	base, err := NewAESKey(benchKey)
+	base, err := keyderiv.NewAESKey(benchKey)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		k, err := AN10922(base, benchM)
+		k, err := keyderiv.AN10922(base, benchM)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/loopcard/loopcard/keys/keyderiv"
 )
 
 // ErrBadComponent is returned for a key component that is not hex, has the
@@ -91,9 +93,9 @@ func kcvOf(kind Kind, value []byte) string {
 	if kind == KindHMAC {
 		m := hmac.New(sha256.New, value)
 		m.Write(make([]byte, 16))
-		return formatKCV(m.Sum(nil))
+		return keyderiv.FormatKCV(m.Sum(nil))
 	}
-	return kcvAES(value)
+	return keyderiv.KCV(value)
 }
 
 // ImportResult is what a key ceremony shows: the new label, the KCV of each
@@ -189,7 +191,7 @@ func (h *HSM) importKey(ctx context.Context, name string, components []Component
 			return nil // wrap-only: no usage to check a KCV with
 		}
 		mac, err := h.sign(sh, mech, oh, make([]byte, 16))
-		if err == nil && formatKCV(mac) != res.KCV {
+		if err == nil && keyderiv.FormatKCV(mac) != res.KCV {
 			err = errors.New("the HSM computes another KCV")
 		}
 		if err != nil {

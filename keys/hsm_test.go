@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loopcard/loopcard/softhsm"
 	"github.com/miekg/pkcs11"
 	"github.com/stretchr/testify/require"
+
+	"github.com/loopcard/loopcard/keys/keyderiv"
+	"github.com/loopcard/loopcard/softhsm"
 )
 
 func TestInitListRotate(t *testing.T) {
@@ -219,7 +221,7 @@ func TestImportKCVs(t *testing.T) {
 			require.Equal(t, spec.KCV(c), res.ComponentKCVs[i])
 		}
 		if tc.name == AppCredit {
-			k, err := NewAESKey(key)
+			k, err := keyderiv.NewAESKey(key)
 			require.NoError(t, err)
 			require.Equal(t, k.KCV(), res.KCV)
 		}
@@ -354,7 +356,7 @@ func TestConcurrentDiversify(t *testing.T) {
 	ctx := context.Background()
 	raw := unhex(t, "2B7E151628AED2A6ABF7158809CF4F3C")
 	importKnown(t, h, AppRead, raw)
-	base, err := NewAESKey(raw)
+	base, err := keyderiv.NewAESKey(raw)
 	require.NoError(t, err)
 
 	const workers, each = 8, 50
@@ -368,7 +370,7 @@ func TestConcurrentDiversify(t *testing.T) {
 					errs <- err
 					return
 				}
-				want, err := AN10922(base, m)
+				want, err := keyderiv.AN10922(base, m)
 				if err != nil || !got.Equal(want) {
 					errs <- fmt.Errorf("worker %d input %d: wrong key (%v)", w, i, err)
 					return

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/loopcard/loopcard/keys/keyderiv"
 )
 
 // PKCS#11 3.0 constants for Ed25519 that miekg/pkcs11 v1.1.2 lacks.
@@ -517,13 +519,13 @@ func (h *HSM) describe(sh pkcs11.SessionHandle, spec Spec, l Label) (KeyInfo, er
 		if err != nil {
 			return KeyInfo{}, fmt.Errorf("keys: KCV of %s: %w", l, err)
 		}
-		info.KCV = formatKCV(mac)
+		info.KCV = keyderiv.FormatKCV(mac)
 	case KindHMAC:
 		mac, err := h.sign(sh, pkcs11.CKM_SHA256_HMAC, oh, make([]byte, 16))
 		if err != nil {
 			return KeyInfo{}, fmt.Errorf("keys: KCV of %s: %w", l, err)
 		}
-		info.KCV = formatKCV(mac)
+		info.KCV = keyderiv.FormatKCV(mac)
 	case KindSigning:
 		pub, alg, err := h.publicKey(sh, l.String())
 		if err != nil {
@@ -534,7 +536,7 @@ func (h *HSM) describe(sh pkcs11.SessionHandle, spec Spec, l Label) (KeyInfo, er
 			return KeyInfo{}, fmt.Errorf("keys: public key of %s: %w", l, err)
 		}
 		sum := sha256.Sum256(der)
-		info.KCV = formatKCV(sum[:])
+		info.KCV = keyderiv.FormatKCV(sum[:])
 		info.Type = alg
 	case KindKEK:
 		// A wrap-only key cannot compute a check value in the HSM without a

@@ -197,7 +197,7 @@ func (l *Ledger) ReceiveCardsOnce(ctx context.Context, org int64, store string, 
 
 // ReceiveCardsTx is ReceiveCardsOnce in the caller's transaction tx on the
 // ledger's database, so that a receipt in the custody log and the store's
-// stock commit together (handover.Log.AppendWith).
+// stock commit together (handoverdb.Log.AppendWith).
 func (l *Ledger) ReceiveCardsTx(ctx context.Context, tx pgx.Tx, org int64, store string, count int, receipt terminaltx.ID) error {
 	if count <= 0 {
 		return fmt.Errorf("%w: count must be positive", ErrInvalid)

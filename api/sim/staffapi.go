@@ -8,7 +8,7 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 )
 
 // staffCall sends a JSON request with a staff bearer token.
@@ -33,7 +33,7 @@ func staffMoneyCall(ctx context.Context, hc *http.Client, url, token, idem, meth
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
 	if idem != "" {
-		req.Header.Set(api.HeaderIdempotencyKey, idem)
+		req.Header.Set(apitype.HeaderIdempotencyKey, idem)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -57,8 +57,8 @@ func staffMoneyCall(ctx context.Context, hc *http.Client, url, token, idem, meth
 // organizer's only one) through the HQ API and returns its one-time
 // enrolment token.
 func CreateTerminal(ctx context.Context, hc *http.Client, url, hqToken, id, merchant, event string) (string, error) {
-	var tr api.TerminalResponse
-	if err := staffCall(ctx, hc, url, hqToken, "POST", "/v1/hq/terminals", api.TerminalRequest{Terminal: id, Merchant: merchant, Event: event}, &tr); err != nil {
+	var tr apitype.TerminalResponse
+	if err := staffCall(ctx, hc, url, hqToken, "POST", "/v1/hq/terminals", apitype.TerminalRequest{Terminal: id, Merchant: merchant, Event: event}, &tr); err != nil {
 		return "", err
 	}
 	return tr.EnrolmentToken, nil

@@ -19,10 +19,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/api/terminal"
-	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/desfire"
@@ -133,7 +133,7 @@ func callOnce(ctx context.Context, cfg *Config, idem, method, path string, body 
 	}
 	req.Header.Set("Authorization", "Bearer "+cfg.Token)
 	if idem != "" {
-		req.Header.Set(api.HeaderIdempotencyKey, idem)
+		req.Header.Set(apitype.HeaderIdempotencyKey, idem)
 	}
 	resp, err := cfg.HTTP.Do(req)
 	if err != nil {
@@ -249,7 +249,7 @@ func (c *Client) loadKex(ctx context.Context) error {
 	if st.Registered {
 		return nil
 	}
-	req := api.StoreKexRequest{Alg: keydelivery.X25519, PublicKey: c.kex.PublicKey().Bytes()}
+	req := apitype.StoreKexRequest{Alg: keydelivery.X25519, PublicKey: c.kex.PublicKey().Bytes()}
 	if err := call(ctx, &c.cfg, "", "PUT", "/v1/stores/"+c.cfg.Store+"/kex-key", req, nil); err != nil {
 		return fmt.Errorf("storeclient: register the key-agreement key: %w", err)
 	}
@@ -411,15 +411,15 @@ func (c *Client) settle(ctx context.Context, card terminal.Card, uid []byte) ([]
 func (c *Client) run(ctx context.Context, card terminal.Card, uid []byte, r Request) (Result, error) {
 	res := Result{Request: r}
 	if !r.Answered {
-		var mr api.MoneyResponse
+		var mr apitype.MoneyResponse
 		var err error
 		switch r.Kind {
 		case KindSale:
 			err = call(ctx, &c.cfg, r.Key, "POST", "/v1/stores/"+c.cfg.Store+"/sales",
-				api.SaleRequest{Card: r.Card, Deposit: r.Deposit, Credit: r.Amount}, &mr)
+				apitype.SaleRequest{Card: r.Card, Deposit: r.Deposit, Credit: r.Amount}, &mr)
 		case KindTopUp:
 			err = call(ctx, &c.cfg, r.Key, "POST", "/v1/stores/"+c.cfg.Store+"/topups",
-				api.TopUpRequest{Card: r.Card, Amount: r.Amount}, &mr)
+				apitype.TopUpRequest{Card: r.Card, Amount: r.Amount}, &mr)
 		default:
 			err = &HTTPError{Status: http.StatusBadRequest, Message: "unknown request kind " + r.Kind}
 		}
@@ -458,7 +458,7 @@ func (c *Client) run(ctx context.Context, card terminal.Card, uid []byte, r Requ
 // writeLoad writes the request's pending load onto the card and confirms
 // it; a load no longer pending was confirmed already (nil, nil).
 func (c *Client) writeLoad(ctx context.Context, card terminal.Card, uid []byte, r Request) (*terminal.Load, error) {
-	var pl api.PendingLoadsResponse
+	var pl apitype.PendingLoadsResponse
 	if err := call(ctx, &c.cfg, "", "GET", "/v1/stores/"+c.cfg.Store+"/pending-loads?card="+url.QueryEscape(r.Card), nil, &pl); err != nil {
 		return nil, fmt.Errorf("storeclient: pending loads: %w", err)
 	}
@@ -474,9 +474,9 @@ func (c *Client) writeLoad(ctx context.Context, card terminal.Card, uid []byte, 
 	if !pending {
 		return nil, nil
 	}
-	var ck api.StoreCreditKeyResponse
+	var ck apitype.StoreCreditKeyResponse
 	if err := call(ctx, &c.cfg, "", "POST", "/v1/stores/"+c.cfg.Store+"/credit-keys",
-		api.CreditKeyRequest{Card: r.Card, Load: r.Load}, &ck); err != nil {
+		apitype.CreditKeyRequest{Card: r.Card, Load: r.Load}, &ck); err != nil {
 		return nil, fmt.Errorf("storeclient: credit key: %w", err)
 	}
 	if ck.Load != r.Load || ck.Amount != r.Amount {
@@ -504,9 +504,9 @@ func (c *Client) writeLoad(ctx context.Context, card terminal.Card, uid []byte, 
 	if err != nil {
 		return nil, fmt.Errorf("storeclient: write load %s: %w (present the card again to settle it)", r.Load, err)
 	}
-	req := api.LoadWrittenRequest{Card: r.Card}
+	req := apitype.LoadWrittenRequest{Card: r.Card}
 	if l.Write != nil {
-		req.Write = &api.CardWrite{Seq: l.Write.Seq, Before: l.Write.Before, After: l.Write.After}
+		req.Write = &apitype.CardWrite{Seq: l.Write.Seq, Before: l.Write.Before, After: l.Write.After}
 	}
 	if err := call(ctx, &c.cfg, r.ConfirmKey, "POST", "/v1/stores/"+c.cfg.Store+"/loads/"+r.Load+"/written", req, nil); err != nil {
 		return nil, fmt.Errorf("storeclient: confirm load %s: %w (it is on the card; present the card again to confirm it)", r.Load, err)
@@ -526,7 +526,7 @@ func (c *Client) unwrap(w *keydelivery.Wrapped, kind string, uid []byte, load st
 	if err != nil {
 		return desfire.Key{}, fmt.Errorf("storeclient: %s key: %w", kind, err)
 	}
-	k, err := keys.NewAESKey(raw)
+	k, err := keyderiv.NewAESKey(raw)
 	clear(raw)
 	if err != nil {
 		return desfire.Key{}, err
@@ -546,9 +546,9 @@ type Balance struct {
 	Seq    uint32 `json:"card_seq"`
 	// Ledger is the ledger's balance of the card (confirmed loads), Pending
 	// the sum of its pending Loads.
-	Ledger  int64             `json:"ledger"`
-	Pending int64             `json:"pending"`
-	Loads   []api.PendingLoad `json:"pending_loads"`
+	Ledger  int64                 `json:"ledger"`
+	Pending int64                 `json:"pending"`
+	Loads   []apitype.PendingLoad `json:"pending_loads"`
 	// Settled are the card's earlier requests finished first.
 	Settled []Result `json:"-"`
 }
@@ -569,8 +569,8 @@ func (c *Client) Balance(ctx context.Context, card terminal.Card) (Balance, erro
 		return Balance{Settled: settled}, err
 	}
 	out := Balance{Card: terminaltx.CardHex(uid), Settled: settled}
-	var bk api.BalanceKeyResponse
-	if err := call(ctx, &c.cfg, "", "POST", "/v1/stores/"+c.cfg.Store+"/balance-keys", api.BalanceKeyRequest{Card: out.Card}, &bk); err != nil {
+	var bk apitype.BalanceKeyResponse
+	if err := call(ctx, &c.cfg, "", "POST", "/v1/stores/"+c.cfg.Store+"/balance-keys", apitype.BalanceKeyRequest{Card: out.Card}, &bk); err != nil {
 		return out, fmt.Errorf("storeclient: balance key: %w", err)
 	}
 	credit, err := c.unwrap(&bk.Balance, keydelivery.KindBalance, uid, "")
@@ -603,7 +603,7 @@ func (c *Client) Balance(ctx context.Context, card terminal.Card) (Balance, erro
 		return out, err
 	}
 	out.OnCard, out.Seq = st.Balance, st.Seq
-	var pl api.PendingLoadsResponse
+	var pl apitype.PendingLoadsResponse
 	if err := call(ctx, &c.cfg, "", "GET", "/v1/stores/"+c.cfg.Store+"/pending-loads?card="+url.QueryEscape(out.Card), nil, &pl); err != nil {
 		return out, fmt.Errorf("storeclient: pending loads: %w", err)
 	}
@@ -618,32 +618,32 @@ func (c *Client) Balance(ctx context.Context, card terminal.Card) (Balance, erro
 // batch no and appends it to the custody log through the API (POST
 // /v1/stores/{store}/receipts), which also counts them into the store's
 // stock in the ledger. cfg needs URL, HTTP, Org, Store and Token.
-func AppendReceipt(ctx context.Context, cfg Config, s *handover.Signer, no, count int64) (api.AppendResponse, error) {
+func AppendReceipt(ctx context.Context, cfg Config, s *handover.Signer, no, count int64) (apitype.AppendResponse, error) {
 	if err := cfg.defaults(); err != nil {
-		return api.AppendResponse{}, err
+		return apitype.AppendResponse{}, err
 	}
 	e, err := handover.NewReceipt(s, cfg.Org, no, cfg.Store, count, cfg.Now())
 	if err != nil {
-		return api.AppendResponse{}, err
+		return apitype.AppendResponse{}, err
 	}
-	var out api.AppendResponse
-	err = call(ctx, &cfg, "", "POST", "/v1/stores/"+cfg.Store+"/receipts", api.EntriesRequest{Entries: []handover.Entry{e}}, &out)
+	var out apitype.AppendResponse
+	err = call(ctx, &cfg, "", "POST", "/v1/stores/"+cfg.Store+"/receipts", apitype.EntriesRequest{Entries: []handover.Entry{e}}, &out)
 	return out, err
 }
 
-// AppendCardEvents signs the store's card events (sold, returned) with its
+// AppendCardEvents signs the store's card events (sold, returned, voided, destroyed) with its
 // key s and appends them to the custody log through the API (POST
 // /v1/stores/{store}/card-events).
-func AppendCardEvents(ctx context.Context, cfg Config, s *handover.Signer, events []handover.CardEvent) (api.AppendResponse, error) {
+func AppendCardEvents(ctx context.Context, cfg Config, s *handover.Signer, events []handover.CardEvent) (apitype.AppendResponse, error) {
 	if err := cfg.defaults(); err != nil {
-		return api.AppendResponse{}, err
+		return apitype.AppendResponse{}, err
 	}
 	es, err := handover.SignCardEvents(s, cfg.Org, cfg.Now(), events)
 	if err != nil {
-		return api.AppendResponse{}, err
+		return apitype.AppendResponse{}, err
 	}
-	var out api.AppendResponse
-	err = call(ctx, &cfg, "", "POST", "/v1/stores/"+cfg.Store+"/card-events", api.EntriesRequest{Entries: es}, &out)
+	var out apitype.AppendResponse
+	err = call(ctx, &cfg, "", "POST", "/v1/stores/"+cfg.Store+"/card-events", apitype.EntriesRequest{Entries: es}, &out)
 	return out, err
 }
 

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/desfire"
@@ -124,12 +124,12 @@ func comm(m personalize.CommMode) desfire.CommMode {
 
 // CardKey derives a card's application key from a base AES key (the event
 // debit key for key 1) with AN10922 over UID || AID || SystemID, in Go.
-func (a App) CardKey(base keys.AESKey, uid []byte, version byte) (desfire.Key, error) {
-	m, err := keys.DiversificationInput(uid, a.Layout.AID[:], []byte(a.Layout.SystemID))
+func (a App) CardKey(base keyderiv.AESKey, uid []byte, version byte) (desfire.Key, error) {
+	m, err := keyderiv.DiversificationInput(uid, a.Layout.AID[:], []byte(a.Layout.SystemID))
 	if err != nil {
 		return desfire.Key{}, err
 	}
-	k, err := keys.AN10922(base, m)
+	k, err := keyderiv.AN10922(base, m)
 	if err != nil {
 		return desfire.Key{}, err
 	}

@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/httpsig"
 )
 
@@ -55,7 +55,7 @@ func (c *client) call(ctx context.Context, method, path string, in, out any, sig
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if session != "" {
-		req.Header.Set(api.HeaderSessionKey, session)
+		req.Header.Set(apitype.HeaderSessionKey, session)
 	}
 	if sign {
 		if c.signer == nil {

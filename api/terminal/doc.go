@@ -5,7 +5,9 @@
 // renews the event's session key (the event debit key, delivered wrapped to
 // its key-agreement key), debits cards offline, signs every transaction
 // (ledger/terminaltx), keeps them in a durable queue on disk and uploads them
-// in batches with retry.
+// in batches with retry. It imports the wire types (api/apitype) and the
+// software key derivations (keys/keyderiv), never the server, the database
+// or PKCS#11: it builds with CGO_ENABLED=0 (cmd/internal/deptest checks).
 //
 // # One payment
 //

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/keydelivery"
-	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/desfire"
@@ -57,7 +57,7 @@ func (t *Terminal) WritePendingLoads(ctx context.Context, card Card, confirm Con
 		return nil, fmt.Errorf("terminal: card UID: %w", err)
 	}
 	var pl struct {
-		Loads []api.PendingLoad `json:"loads"`
+		Loads []apitype.PendingLoad `json:"loads"`
 	}
 	q := "/v1/terminal/pending-loads?card=" + url.QueryEscape(terminaltx.CardHex(uid))
 	if err := t.cl.call(ctx, "GET", q, nil, &pl, true, t.sessionKeyID()); err != nil {
@@ -83,20 +83,20 @@ func (t *Terminal) WritePendingLoads(ctx context.Context, card Card, confirm Con
 // Confirm an online terminal passes to WritePendingLoads. Repeating it
 // changes nothing.
 func (t *Terminal) ConfirmLoad(ctx context.Context, card []byte, l Load) error {
-	req := api.LoadWrittenRequest{Card: terminaltx.CardHex(card)}
+	req := apitype.LoadWrittenRequest{Card: terminaltx.CardHex(card)}
 	if l.Write != nil {
-		req.Write = &api.CardWrite{Seq: l.Write.Seq, Before: l.Write.Before, After: l.Write.After}
+		req.Write = &apitype.CardWrite{Seq: l.Write.Seq, Before: l.Write.Before, After: l.Write.After}
 	}
 	return t.cl.call(ctx, "POST", "/v1/terminal/loads/"+l.ID.String()+"/written", req, nil, true, t.sessionKeyID())
 }
 
-func (t *Terminal) writeLoad(ctx context.Context, card Card, uid []byte, p api.PendingLoad) (Load, error) {
+func (t *Terminal) writeLoad(ctx context.Context, card Card, uid []byte, p apitype.PendingLoad) (Load, error) {
 	id, err := parseID(p.ID)
 	if err != nil {
 		return Load{}, err
 	}
-	var ck api.CreditKeyResponse
-	if err := t.cl.call(ctx, "POST", "/v1/terminal/credit-keys", api.CreditKeyRequest{Card: terminaltx.CardHex(uid), Load: p.ID},
+	var ck apitype.CreditKeyResponse
+	if err := t.cl.call(ctx, "POST", "/v1/terminal/credit-keys", apitype.CreditKeyRequest{Card: terminaltx.CardHex(uid), Load: p.ID},
 		&ck, true, t.sessionKeyID()); err != nil {
 		return Load{}, fmt.Errorf("terminal: credit key: %w", err)
 	}
@@ -108,7 +108,7 @@ func (t *Terminal) writeLoad(ctx context.Context, card Card, uid []byte, p api.P
 	if err != nil {
 		return Load{}, fmt.Errorf("terminal: credit key: %w", err)
 	}
-	k, err := keys.NewAESKey(raw)
+	k, err := keyderiv.NewAESKey(raw)
 	clear(raw)
 	if err != nil {
 		return Load{}, err

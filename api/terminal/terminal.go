@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/keydelivery"
-	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/desfire"
@@ -95,7 +97,7 @@ type Terminal struct {
 	keyMu   sync.Mutex
 	wrapped *keydelivery.Wrapped
 	version byte
-	event   keys.AESKey
+	event   keyderiv.AESKey
 }
 
 func (c *Config) defaults() {
@@ -141,8 +143,8 @@ func Enrol(ctx context.Context, cfg Config, org int64, terminal, token string) e
 		return fmt.Errorf("terminal: key-agreement key: %w", err)
 	}
 	cl := &client{base: cfg.URL, http: cfg.HTTP}
-	var er api.EnrolResponse
-	err = cl.call(ctx, "POST", "/v1/terminals/enrol", api.EnrolRequest{Org: org, Terminal: terminal, Token: token,
+	var er apitype.EnrolResponse
+	err = cl.call(ctx, "POST", "/v1/terminals/enrol", apitype.EnrolRequest{Org: org, Terminal: terminal, Token: token,
 		SigningKey: pub, KexAlg: keydelivery.X25519, KexKey: kex.PublicKey().Bytes()}, &er, false, "")
 	if err != nil {
 		return fmt.Errorf("terminal: enrol %s: %w", terminal, err)
@@ -257,7 +259,7 @@ func (t *Terminal) Queue() *Queue { return t.queue }
 func (t *Terminal) Close() error {
 	t.keyMu.Lock()
 	t.event.Destroy()
-	t.event = keys.AESKey{}
+	t.event = keyderiv.AESKey{}
 	t.keyMu.Unlock()
 	return t.queue.Close()
 }
@@ -267,14 +269,14 @@ func (t *Terminal) loadSessionKey() error {
 	if err != nil {
 		return err
 	}
-	var sk api.SessionKeyResponse
+	var sk apitype.SessionKeyResponse
 	if err := json.Unmarshal(b, &sk); err != nil {
 		return fmt.Errorf("terminal: session key file does not parse: %w", err)
 	}
 	return t.installKey(&sk)
 }
 
-func (t *Terminal) installKey(sk *api.SessionKeyResponse) error {
+func (t *Terminal) installKey(sk *apitype.SessionKeyResponse) error {
 	if sk.Event != t.id.Event || sk.Terminal != t.id.Terminal || sk.Organizer != t.id.Org {
 		return fmt.Errorf("terminal: session key is for another event or terminal")
 	}
@@ -282,15 +284,12 @@ func (t *Terminal) installKey(sk *api.SessionKeyResponse) error {
 	if err != nil {
 		return err
 	}
-	k, err := keys.NewAESKey(raw)
+	k, err := keyderiv.NewAESKey(raw)
 	clear(raw)
 	if err != nil {
 		return err
 	}
-	version := byte(1)
-	if l, err := keys.ParseLabel(sk.BaseKey); err == nil && l.Version > 0 && l.Version < 256 {
-		version = byte(l.Version)
-	}
+	version := baseKeyVersion(sk.BaseKey)
 	t.keyMu.Lock()
 	defer t.keyMu.Unlock()
 	t.event.Destroy()
@@ -311,8 +310,8 @@ func (t *Terminal) SessionKeyExpires() time.Time {
 // RenewSessionKey fetches a new session key for the event
 // (POST /v1/terminal/session-keys) and keeps it on disk, wrapped as it came.
 func (t *Terminal) RenewSessionKey(ctx context.Context) error {
-	var sk api.SessionKeyResponse
-	if err := t.cl.call(ctx, "POST", "/v1/terminal/session-keys", api.SessionKeyRequest{Event: t.id.Event}, &sk, true, ""); err != nil {
+	var sk apitype.SessionKeyResponse
+	if err := t.cl.call(ctx, "POST", "/v1/terminal/session-keys", apitype.SessionKeyRequest{Event: t.id.Event}, &sk, true, ""); err != nil {
 		return fmt.Errorf("terminal: session key: %w", err)
 	}
 	if err := t.installKey(&sk); err != nil {
@@ -484,4 +483,16 @@ func (t *Terminal) Debit(card Card, amount int64) (*terminaltx.Signed, error) {
 		return nil, err
 	}
 	return signed, nil
+}
+
+// baseKeyVersion is the version N of the event debit key's base key, which
+// the server names as the HSM labels it ("app-debit/vN", see keys.Label); 1
+// when it names no version. Cards carry N as the version of key 1.
+func baseKeyVersion(label string) byte {
+	name, v, ok := strings.Cut(label, "/v")
+	n, err := strconv.Atoi(v)
+	if !ok || name != "app-debit" || err != nil || n < 1 || n > 255 || strconv.Itoa(n) != v {
+		return 1
+	}
+	return byte(n)
 }

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -38,11 +38,11 @@ func (t *Terminal) UploadOnce(ctx context.Context) (UploadResult, error) {
 	if len(txs) == 0 {
 		return UploadResult{}, nil
 	}
-	req := api.BatchRequest{Transactions: make([][]byte, len(txs))}
+	req := apitype.BatchRequest{Transactions: make([][]byte, len(txs))}
 	for i, s := range txs {
 		req.Transactions[i] = s.Bytes()
 	}
-	var resp api.BatchResponse
+	var resp apitype.BatchResponse
 	err := t.cl.call(ctx, "POST", "/v1/terminal/batches", req, &resp, true, t.sessionKeyID())
 	var he *HTTPError
 	if errors.As(err, &he) && he.Status == http.StatusUnauthorized {

@@ -8,11 +8,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/stack"
 	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/handover"
+	"github.com/loopcard/loopcard/personalize/handover/handoverdb"
 )
 
 func handoverCommand() *cli.Command {
@@ -116,7 +118,7 @@ func hqSigner(c *cli.Context, h *keys.HSM, org int64) (*handover.Signer, error) 
 
 // logSession is an open log with the installation it lives in.
 type logSession struct {
-	log *handover.Log
+	log *handoverdb.Log
 	st  *stack.Stack
 }
 
@@ -134,9 +136,9 @@ func openLog(c *cli.Context) (*logSession, error) {
 	if err == nil {
 		err = openParts(c, st, partDatabase)
 	}
-	var l *handover.Log
+	var l *handoverdb.Log
 	if err == nil {
-		l, err = handover.Open(c.Context, st.Pool, handover.Config{Org: org, HQ: hq, Logger: logger(c)})
+		l, err = handoverdb.Open(c.Context, st.Pool, handoverdb.Config{Org: org, HQ: hq, Logger: logger(c)})
 	}
 	if err != nil {
 		st.Close()
@@ -154,7 +156,7 @@ type appendedJSON struct {
 	Checkpoint string `json:"checkpoint"`
 }
 
-func printAppended(c *cli.Context, what string, n int, a handover.Appended) error {
+func printAppended(c *cli.Context, what string, n int, a handoverdb.Appended) error {
 	if c.Bool("json") {
 		return printJSON(c, appendedJSON{First: a.First, Entries: n, Size: a.Checkpoint.Size, Root: a.Checkpoint.Root.String(), Checkpoint: string(a.Note)})
 	}
@@ -214,7 +216,7 @@ func handoverSend(c *cli.Context) error {
 func hiddenState() cli.Flag { return &cli.StringFlag{Name: "state", Hidden: true} }
 
 // printAPIAppended prints an append made through the API.
-func printAPIAppended(c *cli.Context, what string, n int, a api.AppendResponse, asJSON bool) error {
+func printAPIAppended(c *cli.Context, what string, n int, a apitype.AppendResponse, asJSON bool) error {
 	if asJSON {
 		return printJSON(c, appendedJSON{First: a.First, Entries: n, Size: a.Size})
 	}

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/urfave/cli/v2"
 )
 
@@ -323,7 +324,7 @@ func keysDiversify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := keys.DiversificationInput(uid, aid, sys)
+	m, err := keyderiv.DiversificationInput(uid, aid, sys)
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ type storeKey struct {
 // Checker applies the signing rules to a log's entries in order: who may
 // sign what, enrolled store keys, and seals. It does not check the
 // signatures itself: Add returns them as SigChecks. It is the one place
-// where these rules live, used by Log before appending and by the auditor.
+// where these rules live, used by handoverdb.Log before appending and by the auditor.
 type Checker struct {
 	hq      PublicKey
 	hqID    string

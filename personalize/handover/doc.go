@@ -1,5 +1,6 @@
 // Package handover is the signed custody log of Loopcard cards: an
-// append-only RFC 6962 Merkle log per organizer, kept in PostgreSQL, whose
+// append-only RFC 6962 Merkle log per organizer, kept in PostgreSQL by
+// package handoverdb, whose
 // entries say who had which cards (batch issued, handed over HQ -> store,
 // received by the store, card sold, returned, voided, destroyed, store key
 // enrolled), each signed by whoever acts, and whose tree heads are C2SP
@@ -40,9 +41,9 @@
 //
 // # Log
 //
-// Log appends entries under the row lock of the organizer's log row, so
-// indices are dense, stores the tlog stored hashes, and signs a checkpoint
-// in the same transaction: an append and its checkpoint commit together or
-// not at all. Export writes what an offline auditor needs (see
-// docs/audit-export.md); package audit verifies it.
+// This package is the log's format and rules: entries, signers, the
+// Checker and Tally, the Merkle tree, checkpoints and the names of an
+// export. It needs no database, so the offline auditor (package audit)
+// and a store client build without one; package handoverdb appends to the
+// log in PostgreSQL and exports it.
 package handover

@@ -24,6 +24,7 @@ import (
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/personalize/handover"
 	"github.com/loopcard/loopcard/personalize/handover/audit"
+	"github.com/loopcard/loopcard/personalize/handover/handoverdb"
 	ht "github.com/loopcard/loopcard/personalize/handover/internal/handovertest"
 )
 
@@ -311,13 +312,13 @@ func TestLogExportVerify(t *testing.T) {
 
 	// Another organizer has no log: nothing is written.
 	none := filepath.Join(t.TempDir(), "none")
-	_, err = handover.Export(context.Background(), pool, ht.Org+1, hq.PublicKey(), none)
-	require.ErrorIs(t, err, handover.ErrNoLog)
+	_, err = handoverdb.Export(context.Background(), pool, ht.Org+1, hq.PublicKey(), none)
+	require.ErrorIs(t, err, handoverdb.ErrNoLog)
 	require.NoDirExists(t, none)
 
 	// A second export into the same, now full, directory is refused.
 	_, err = l.Export(context.Background(), dir)
-	require.ErrorIs(t, err, handover.ErrExportDir)
+	require.ErrorIs(t, err, handoverdb.ErrExportDir)
 }
 
 // Append checks everything before it writes anything.
@@ -377,8 +378,8 @@ func TestAppendRefuses(t *testing.T) {
 		{"hand over more than HQ holds", []handover.Entry{hqEntry(handover.Entry{Type: handover.TypeHandedOver, Batch: 1, Store: "north", Count: handover.N(1)})}, handover.ErrCount},
 		{"batch issued twice", []handover.Entry{hqEntry(handover.Entry{Type: handover.TypeBatchIssued, Batch: 1, Event: "fest", Count: handover.N(3),
 			Root: handover.MerkleRoot(nil).String()})}, handover.ErrState},
-		{"receipt twice in one append", []handover.Entry{receipt(north, ht.Org), receipt(north, ht.Org)}, handover.ErrDuplicate},
-		{"replay of a signed entry", []handover.Entry{replayed}, handover.ErrDuplicate},
+		{"receipt twice in one append", []handover.Entry{receipt(north, ht.Org), receipt(north, ht.Org)}, handoverdb.ErrDuplicate},
+		{"replay of a signed entry", []handover.Entry{replayed}, handoverdb.ErrDuplicate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -410,7 +411,7 @@ func TestAppendRefuses(t *testing.T) {
 	_, err = pool.Exec(ctx, `DELETE FROM handover_entries WHERE idx = 2`)
 	require.NoError(t, err)
 	_, err = ht.Log(t, pool, hq).HandOver(ctx, 1, "north", 1)
-	require.ErrorIs(t, err, handover.ErrLogCounts)
+	require.ErrorIs(t, err, handoverdb.ErrLogCounts)
 }
 
 // Concurrent appends, from two Logs, get dense indices and one checkpoint
@@ -420,7 +421,7 @@ func TestConcurrentAppendsAndTriggers(t *testing.T) {
 	pool := ht.Pool(t)
 	hq := ht.Signer(t, handover.DefaultOrigin(ht.Org))
 	// Two Logs on one database, as two processes would be.
-	logs := []*handover.Log{ht.Log(t, pool, hq), ht.Log(t, pool, hq)}
+	logs := []*handoverdb.Log{ht.Log(t, pool, hq), ht.Log(t, pool, hq)}
 	l := logs[0]
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
@@ -533,7 +534,7 @@ func TestExportTar(t *testing.T) {
 	l := ht.Log(t, pool, hq)
 	ht.Populate(t, l)
 	var buf bytes.Buffer
-	sum, err := handover.ExportTar(ctx, pool, ht.Org, hq.PublicKey(), t.TempDir(), &buf)
+	sum, err := handoverdb.ExportTar(ctx, pool, ht.Org, hq.PublicKey(), t.TempDir(), &buf)
 	require.NoError(t, err)
 	require.EqualValues(t, 22, sum.Entries)
 

@@ -195,6 +195,9 @@ func VerifyEntry(k ed25519.PublicKey, e Entry) bool {
 	return ed25519.Verify(k, msg, sig)
 }
 
+// DefaultOrigin is the origin of organizer org's log.
+func DefaultOrigin(org int64) string { return fmt.Sprintf("loopcard/handover/org-%d", org) }
+
 // StoreKeyName is the key name of a store's key.
 func StoreKeyName(org int64, store string) string {
 	return fmt.Sprintf("loopcard-org%d-store-%s", org, store)
@@ -286,6 +289,10 @@ func OpenKeyFile(path string) (*Signer, error) {
 	}
 	return s, nil
 }
+
+// ParseCardNumber parses a card number "BATCH-SLOT" in its canonical form,
+// as entries carry it.
+func ParseCardNumber(s string) (personalize.CardID, error) { return parseCardNumber(s) }
 
 // parseCardNumber parses a card number "BATCH-SLOT" in its canonical form.
 func parseCardNumber(s string) (personalize.CardID, error) {

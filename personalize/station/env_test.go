@@ -15,6 +15,7 @@ import (
 
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/keys/cmac"
+	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/migrations"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
@@ -35,7 +36,7 @@ const (
 )
 
 // Base keys imported into the test HSM, so that the test can recompute
-// every card key with the pure-Go reference (keys.AN10922) independently of
+// every card key with the pure-Go reference (keyderiv.AN10922) independently of
 // the station, which derives them in the HSM.
 var baseKeys = map[string]string{
 	keys.PICCMaster: "0F1E2D3C4B5A69788796A5B4C3D2E1F0",
@@ -125,9 +126,9 @@ func refKeyBytes(t testing.TB, l personalize.Layout, uid []byte) (picc []byte, a
 	t.Helper()
 	div := func(base []byte, aid []byte) []byte {
 		m := append(append(append([]byte(nil), uid...), aid...), l.SystemID...)
-		k, err := keys.NewAESKey(base)
+		k, err := keyderiv.NewAESKey(base)
 		require.NoError(t, err)
-		d, err := keys.AN10922(k, m)
+		d, err := keyderiv.AN10922(k, m)
 		require.NoError(t, err)
 		return d.Bytes()
 	}

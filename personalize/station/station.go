@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/desfire"
@@ -32,8 +33,8 @@ import (
 
 // HSM is what the station needs of keys.HSM.
 type HSM interface {
-	Diversify(ctx context.Context, l keys.Label, m []byte) (keys.AESKey, keys.Label, error)
-	EventDebitKey(ctx context.Context, l keys.Label, eventID []byte) (keys.AESKey, keys.Label, error)
+	Diversify(ctx context.Context, l keys.Label, m []byte) (keyderiv.AESKey, keys.Label, error)
+	EventDebitKey(ctx context.Context, l keys.Label, eventID []byte) (keyderiv.AESKey, keys.Label, error)
 	NewPIN(ctx context.Context) (keys.PIN, error)
 	PINVerificationValue(ctx context.Context, cardID []byte, p keys.PIN) (keys.PVV, error)
 }
@@ -108,7 +109,7 @@ type Station struct {
 	layout  personalize.Layout
 	log     *slog.Logger
 	rand    io.Reader
-	eventKy keys.AESKey
+	eventKy keyderiv.AESKey
 	// labels and piccL are the batch's pinned base key versions, so that a
 	// half-done card is finished with the keys it was started with.
 	labels   map[personalize.Role]keys.Label
@@ -165,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*Station, error) {
 	}
 	// The newest version of every base key, unless the batch has its
 	// versions pinned already: then those.
-	probe := bytes.Repeat([]byte{0x5A}, keys.MinDiversificationInput)
+	probe := bytes.Repeat([]byte{0x5A}, keyderiv.MinDiversificationInput)
 	names := []string{keys.PICCMaster}
 	for _, k := range l.Keys {
 		names = append(names, k.Base)
@@ -308,11 +309,11 @@ func (s *Station) timeDB(f func() error) error {
 func (s *Station) deriveKeys(ctx context.Context, uid []byte) (ck cardKeys, err error) {
 	aid := s.layout.AID
 	sys := []byte(s.layout.SystemID)
-	mPICC, err := keys.DiversificationInput(uid, []byte{0, 0, 0}, sys)
+	mPICC, err := keyderiv.DiversificationInput(uid, []byte{0, 0, 0}, sys)
 	if err != nil {
 		return ck, err
 	}
-	mApp, err := keys.DiversificationInput(uid, aid[:], sys)
+	mApp, err := keyderiv.DiversificationInput(uid, aid[:], sys)
 	if err != nil {
 		return ck, err
 	}
@@ -322,7 +323,7 @@ func (s *Station) deriveKeys(ctx context.Context, uid []byte) (ck cardKeys, err 
 			ck.wipe()
 		}
 	}()
-	toCard := func(k keys.AESKey, version int) (desfire.Key, error) {
+	toCard := func(k keyderiv.AESKey, version int) (desfire.Key, error) {
 		b := k.Bytes()
 		defer clear(b)
 		k.Destroy()
@@ -338,9 +339,9 @@ func (s *Station) deriveKeys(ctx context.Context, uid []byte) (ck cardKeys, err 
 		}
 		for _, ak := range s.layout.Keys {
 			l := s.labels[ak.Role]
-			var k keys.AESKey
+			var k keyderiv.AESKey
 			if ak.Role == personalize.RoleDebit {
-				k, err = keys.AN10922(s.eventKy, mApp)
+				k, err = keyderiv.AN10922(s.eventKy, mApp)
 			} else {
 				k, _, err = s.cfg.HSM.Diversify(ctx, l, mApp)
 			}

@@ -39,6 +39,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/httpsig"
 	"github.com/loopcard/loopcard/api/tlsca"
 	"github.com/loopcard/loopcard/keys"
@@ -409,7 +410,7 @@ func (dr *driver) post(path string, t *benchTerminal, body any) (*http.Response,
 			return nil, nil, err
 		}
 		if t.session != "" {
-			req.Header.Set(api.HeaderSessionKey, t.session)
+			req.Header.Set(apitype.HeaderSessionKey, t.session)
 		}
 	}
 	resp, err := dr.client.Do(req)
@@ -429,17 +430,17 @@ func (dr *driver) uploadPhase(clients, batchSize int, d time.Duration) (result, 
 		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 		kex, _ := ecdh.X25519().GenerateKey(rand.Reader)
 		t := &benchTerminal{id: dr.seed.Terminals[i], priv: priv}
-		resp, body, err := dr.post("/v1/terminals/enrol", nil, api.EnrolRequest{Org: org, Terminal: t.id, Token: dr.seed.EnrolTok[i],
+		resp, body, err := dr.post("/v1/terminals/enrol", nil, apitype.EnrolRequest{Org: org, Terminal: t.id, Token: dr.seed.EnrolTok[i],
 			SigningKey: pub, KexAlg: "x25519", KexKey: kex.PublicKey().Bytes()})
 		if err != nil || resp.StatusCode != 201 {
 			return result{}, fmt.Errorf("enrol: %v %s", err, body)
 		}
 		t.signer = httpsig.NewSigner(priv, api.KeyID(org, t.id))
-		resp, body, err = dr.post("/v1/terminal/session-keys", t, api.SessionKeyRequest{Event: "fest"})
+		resp, body, err = dr.post("/v1/terminal/session-keys", t, apitype.SessionKeyRequest{Event: "fest"})
 		if err != nil || resp.StatusCode != 201 {
 			return result{}, fmt.Errorf("session key: %v %s", err, body)
 		}
-		var sk api.SessionKeyResponse
+		var sk apitype.SessionKeyResponse
 		if err := json.Unmarshal(body, &sk); err != nil {
 			return result{}, err
 		}
@@ -476,13 +477,13 @@ func (dr *driver) uploadPhase(clients, batchSize int, d time.Duration) (result, 
 					txs[j] = s.Bytes()
 				}
 				t0 := time.Now()
-				resp, body, err := dr.post("/v1/terminal/batches", t, api.BatchRequest{Transactions: txs})
+				resp, body, err := dr.post("/v1/terminal/batches", t, apitype.BatchRequest{Transactions: txs})
 				if err != nil || resp.StatusCode != 200 {
 					errs.Add(1)
 					fmt.Fprintf(os.Stderr, "upload: %v %s\n", err, body)
 					continue
 				}
-				var br api.BatchResponse
+				var br apitype.BatchResponse
 				if err := json.Unmarshal(body, &br); err != nil || len(br.Results) != len(txs) {
 					errs.Add(1)
 					continue

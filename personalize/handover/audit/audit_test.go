@@ -21,6 +21,7 @@ import (
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/personalize/handover"
 	"github.com/loopcard/loopcard/personalize/handover/audit"
+	"github.com/loopcard/loopcard/personalize/handover/handoverdb"
 	ht "github.com/loopcard/loopcard/personalize/handover/internal/handovertest"
 )
 
@@ -48,7 +49,7 @@ func readExport(t *testing.T, dir string) export {
 	return out
 }
 
-func exportLog(t *testing.T, l *handover.Log) export {
+func exportLog(t *testing.T, l *handoverdb.Log) export {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "export")
 	_, err := l.Export(context.Background(), dir)
@@ -108,7 +109,7 @@ func (e export) checkpointNames() []string {
 // fixture is the scenario's log, exported, with what tampering needs.
 type fixture struct {
 	hq     *handover.Signer
-	log    *handover.Log
+	log    *handoverdb.Log
 	pool   *pgxpool.Pool
 	stores map[string]*handover.Signer
 	good   export

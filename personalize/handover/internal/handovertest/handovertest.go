@@ -18,6 +18,7 @@ import (
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/handover"
+	"github.com/loopcard/loopcard/personalize/handover/handoverdb"
 )
 
 // Org is the organizer of test logs.
@@ -52,11 +53,11 @@ func Pool(t testing.TB) *pgxpool.Pool {
 
 // Log opens organizer Org's log on pool with HQ signer hq and a clock that
 // advances a millisecond per call.
-func Log(t testing.TB, pool *pgxpool.Pool, hq *handover.Signer) *handover.Log {
+func Log(t testing.TB, pool *pgxpool.Pool, hq *handover.Signer) *handoverdb.Log {
 	t.Helper()
 	start := time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC)
 	var ticks atomic.Int64
-	l, err := handover.Open(context.Background(), pool, handover.Config{
+	l, err := handoverdb.Open(context.Background(), pool, handoverdb.Config{
 		Org: Org, HQ: hq,
 		Now: func() time.Time { return start.Add(time.Duration(ticks.Add(1)) * time.Millisecond) },
 	})
@@ -91,7 +92,7 @@ var Stores = []string{"north", "south"}
 // of batch 2 to north (not received: an open handover); north sells five
 // cards in one sealed append and one alone, takes one back, voids one; HQ
 // destroys one at HQ; south sells two.
-func Populate(t testing.TB, l *handover.Log) map[string]*handover.Signer {
+func Populate(t testing.TB, l *handoverdb.Log) map[string]*handover.Signer {
 	t.Helper()
 	ctx := context.Background()
 	keys := map[string]*handover.Signer{}
@@ -100,7 +101,7 @@ func Populate(t testing.TB, l *handover.Log) map[string]*handover.Signer {
 		_, err := l.EnrolStore(ctx, s, keys[s].PublicKey())
 		require.NoError(t, err)
 	}
-	must := func(_ handover.Appended, err error) {
+	must := func(_ handoverdb.Appended, err error) {
 		t.Helper()
 		require.NoError(t, err)
 	}

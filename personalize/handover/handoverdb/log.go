@@ -1,4 +1,4 @@
-package handover
+package handoverdb
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/loopcard/loopcard/personalize/handover"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -17,20 +18,18 @@ import (
 type Config struct {
 	// Org is the organizer whose log this is.
 	Org int64
-	// Origin names the log in its checkpoints; empty means DefaultOrigin(Org).
+	// Origin names the log in its checkpoints; empty means
+	// handover.DefaultOrigin(Org).
 	// It is recorded with the log on first use and may not change.
 	Origin string
 	// HQ signs HQ's entries and every checkpoint: hq-sign, Ed25519, named
 	// as the origin (see NewHQSigner).
-	HQ *Signer
+	HQ *handover.Signer
 	// Logger receives an audit record for every append; nil discards them.
 	Logger *slog.Logger
 	// Now returns the time entries are made at; nil means time.Now.
 	Now func() time.Time
 }
-
-// DefaultOrigin is the origin of organizer org's log.
-func DefaultOrigin(org int64) string { return fmt.Sprintf("loopcard/handover/org-%d", org) }
 
 // Log is one organizer's handover log in PostgreSQL. It is safe for
 // concurrent use; appends are serialised by the database.
@@ -43,7 +42,7 @@ type Log struct {
 	// brings up to date under the log's row lock and checks new entries
 	// against; nil after a refused append (rebuilt from the log).
 	mu        sync.Mutex
-	tally     *Tally
+	tally     *handover.Tally
 	tallySize int64
 	signed    map[tlog.Hash]int64 // leaf -> index of the signed entries
 }
@@ -64,7 +63,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 		return nil, errors.New("handover: no HQ signer")
 	}
 	if cfg.Origin == "" {
-		cfg.Origin = DefaultOrigin(cfg.Org)
+		cfg.Origin = handover.DefaultOrigin(cfg.Org)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -93,7 +92,7 @@ func (l *Log) Org() int64 { return l.cfg.Org }
 func (l *Log) Origin() string { return l.cfg.Origin }
 
 // HQ is HQ's signer.
-func (l *Log) HQ() *Signer { return l.cfg.HQ }
+func (l *Log) HQ() *handover.Signer { return l.cfg.HQ }
 
 // Now is the time new entries are made at, in UTC.
 func (l *Log) Now() time.Time { return l.cfg.Now().UTC() }
@@ -103,7 +102,7 @@ type Appended struct {
 	// First is the index of the first entry appended.
 	First int64
 	// Checkpoint is the new tree head, and Note its signed note.
-	Checkpoint Checkpoint
+	Checkpoint handover.Checkpoint
 	Note       []byte
 }
 
@@ -114,7 +113,7 @@ type Appended struct {
 // Errors wrap ErrMalformed or ErrLogCounts, or are *EntryError (index in
 // the log as it would have been) wrapping ErrDuplicate or the Checker and
 // Tally errors.
-func (l *Log) Append(ctx context.Context, entries ...Entry) (res Appended, err error) {
+func (l *Log) Append(ctx context.Context, entries ...handover.Entry) (res Appended, err error) {
 	return l.AppendWith(ctx, nil, entries...)
 }
 
@@ -122,7 +121,7 @@ func (l *Log) Append(ctx context.Context, entries ...Entry) (res Appended, err e
 // append's transaction after the entries are written: what another part
 // records because of the entries (a store's stock, for a receipt) commits
 // with them or not at all.
-func (l *Log) AppendWith(ctx context.Context, also func(context.Context, pgx.Tx) error, entries ...Entry) (res Appended, err error) {
+func (l *Log) AppendWith(ctx context.Context, also func(context.Context, pgx.Tx) error, entries ...handover.Entry) (res Appended, err error) {
 	defer func() {
 		attrs := []any{slog.Int64("org", l.cfg.Org), slog.Int("entries", len(entries)), slog.Int64("first", res.First),
 			slog.Int64("size", res.Checkpoint.Size)}
@@ -136,12 +135,12 @@ func (l *Log) AppendWith(ctx context.Context, also func(context.Context, pgx.Tx)
 		l.log.Info("handover.append", append(attrs, slog.String("outcome", "ok"))...)
 	}()
 	if len(entries) == 0 {
-		return Appended{}, fmt.Errorf("%w: nothing to append", ErrMalformed)
+		return Appended{}, fmt.Errorf("%w: nothing to append", handover.ErrMalformed)
 	}
 	data := make([][]byte, len(entries))
 	for i := range entries {
 		if entries[i].Org != l.cfg.Org {
-			return Appended{}, fmt.Errorf("%w: entry for organizer %d in organizer %d's log", ErrMalformed, entries[i].Org, l.cfg.Org)
+			return Appended{}, fmt.Errorf("%w: entry for organizer %d in organizer %d's log", handover.ErrMalformed, entries[i].Org, l.cfg.Org)
 		}
 		if data[i], err = entries[i].Marshal(); err != nil {
 			return Appended{}, err
@@ -154,7 +153,7 @@ func (l *Log) AppendWith(ctx context.Context, also func(context.Context, pgx.Tx)
 		if err := tx.QueryRow(ctx, `SELECT size FROM handover_logs WHERE org_id = $1 FOR UPDATE`, l.cfg.Org).Scan(&size); err != nil {
 			return fmt.Errorf("handover: lock log: %w", err)
 		}
-		c := NewChecker(l.cfg.HQ.PublicKey(), size)
+		c := handover.NewChecker(l.cfg.HQ.PublicKey(), size)
 		if err := loadStoreKeys(ctx, tx, l.cfg.Org, c); err != nil {
 			return err
 		}
@@ -172,13 +171,13 @@ func (l *Log) AppendWith(ctx context.Context, also func(context.Context, pgx.Tx)
 			}
 			if sc != nil {
 				if err := sc.Verify(); err != nil {
-					return &EntryError{Index: size + int64(i), Err: err}
+					return &handover.EntryError{Index: size + int64(i), Err: err}
 				}
 			}
 			idx := size + int64(i)
 			if e.Sig != "" {
 				if first, dup := l.signed[leaf]; dup {
-					return &EntryError{Index: idx, Err: fmt.Errorf("%w: it is entry %d", ErrDuplicate, first)}
+					return &handover.EntryError{Index: idx, Err: fmt.Errorf("%w: it is entry %d", ErrDuplicate, first)}
 				}
 				l.signed[leaf] = idx
 			}
@@ -195,8 +194,8 @@ func (l *Log) AppendWith(ctx context.Context, also func(context.Context, pgx.Tx)
 				hashRows = append(hashRows, []any{l.cfg.Org, first + int64(j), h[:]})
 			}
 			rows = append(rows, []any{l.cfg.Org, idx, data[i]})
-			if e.Type == TypeKeyEnrolled {
-				k, _ := parseVkey(e.Key) // checked by Add
+			if e.Type == handover.TypeKeyEnrolled {
+				k, _ := handover.ParseVkey(e.Key) // checked by Add
 				keyRows = append(keyRows, []any{l.cfg.Org, k.ID(), e.Store, e.Key, idx})
 			}
 		}
@@ -208,8 +207,8 @@ func (l *Log) AppendWith(ctx context.Context, also func(context.Context, pgx.Tx)
 		if err != nil {
 			return fmt.Errorf("handover: tree hash: %w", err)
 		}
-		cp := Checkpoint{Origin: l.cfg.Origin, Size: n, Root: root}
-		signed, err := SignCheckpoint(cp, l.cfg.HQ)
+		cp := handover.Checkpoint{Origin: l.cfg.Origin, Size: n, Root: root}
+		signed, err := handover.SignCheckpoint(cp, l.cfg.HQ)
 		if err != nil {
 			return fmt.Errorf("handover: sign checkpoint: %w", err)
 		}
@@ -256,7 +255,7 @@ var ErrLogCounts = errors.New("the entries in the log do not add up")
 // use).
 func (l *Log) catchUp(ctx context.Context, tx pgx.Tx, size int64) error {
 	if l.tally == nil || l.tallySize > size {
-		l.tally, l.tallySize, l.signed = NewTally(), 0, map[tlog.Hash]int64{}
+		l.tally, l.tallySize, l.signed = handover.NewTally(), 0, map[tlog.Hash]int64{}
 	}
 	if l.tallySize == size {
 		return nil
@@ -278,7 +277,7 @@ func (l *Log) catchUp(ctx context.Context, tx pgx.Tx, size int64) error {
 			l.tally = nil
 			return fmt.Errorf("%w: entry %d is missing", ErrLogCounts, want)
 		}
-		e, err := ParseEntry(b)
+		e, err := handover.ParseEntry(b)
 		if err == nil {
 			err = l.tally.Add(idx, e)
 		}
@@ -304,7 +303,7 @@ func (l *Log) catchUp(ctx context.Context, tx pgx.Tx, size int64) error {
 }
 
 // loadStoreKeys gives c the store keys enrolled in the log.
-func loadStoreKeys(ctx context.Context, q pgx.Tx, org int64, c *Checker) error {
+func loadStoreKeys(ctx context.Context, q pgx.Tx, org int64, c *handover.Checker) error {
 	rows, err := q.Query(ctx, `SELECT store_id, vkey FROM handover_store_keys WHERE org_id = $1`, org)
 	if err != nil {
 		return fmt.Errorf("handover: store keys: %w", err)
@@ -315,7 +314,7 @@ func loadStoreKeys(ctx context.Context, q pgx.Tx, org int64, c *Checker) error {
 		if err := rows.Scan(&store, &vkey); err != nil {
 			return fmt.Errorf("handover: store keys: %w", err)
 		}
-		k, err := parseVkey(vkey)
+		k, err := handover.ParseVkey(vkey)
 		if err != nil {
 			return fmt.Errorf("handover: stored key of store %s: %w", store, err)
 		}

@@ -1,4 +1,4 @@
-package api
+package apitype
 
 import (
 	"encoding/json"
@@ -23,8 +23,9 @@ func newSecret(s string) Secret {
 	return Secret{b: func() []byte { return b }}
 }
 
-// bytes returns the secret's bytes (not a copy).
-func (s Secret) bytes() []byte {
+// Bytes returns the secret's bytes, not a copy: for the server that hashes
+// or checks a password. Callers must not keep, log or change them.
+func (s Secret) Bytes() []byte {
 	if s.b == nil {
 		return nil
 	}
@@ -32,13 +33,13 @@ func (s Secret) bytes() []byte {
 }
 
 // Len is the secret's length in bytes.
-func (s Secret) Len() int { return len(s.bytes()) }
+func (s Secret) Len() int { return len(s.Bytes()) }
 
 // IsZero reports whether the secret is empty.
 func (s Secret) IsZero() bool { return s.Len() == 0 }
 
 // Destroy zeroes the secret's bytes.
-func (s Secret) Destroy() { clear(s.bytes()) }
+func (s Secret) Destroy() { clear(s.Bytes()) }
 
 // UnmarshalJSON decodes a JSON string.
 func (s *Secret) UnmarshalJSON(data []byte) error {

@@ -1,0 +1,125 @@
+package apitype
+
+import "time"
+
+// CardStatus is a card's balance as the ledger knows it.
+type CardStatus struct {
+	Card    string `json:"card"`
+	Event   string `json:"event"`
+	Status  string `json:"status"`
+	Balance int64  `json:"balance"` // on the card, as confirmed by its writers
+	// Pending is credit paid (cash at a store, or online) that is not on
+	// the card yet: it reaches the card when a store or terminal writes it.
+	Pending int64 `json:"pending"`
+}
+
+// Payment is a debit of the card at a terminal.
+type Payment struct {
+	ID       string    `json:"id"`
+	At       time.Time `json:"at"`
+	Merchant string    `json:"merchant"`
+	Amount   int64     `json:"amount"`
+	CardSeq  int64     `json:"card_seq"`
+	After    int64     `json:"balance_after"`
+	Status   string    `json:"status"`
+}
+
+// TopUp is a credit of the card.
+type TopUp struct {
+	ID      string    `json:"id"`
+	At      time.Time `json:"at"`
+	Channel string    `json:"channel"`
+	Store   string    `json:"store,omitempty"`
+	Amount  int64     `json:"amount"`
+	Status  string    `json:"status"`
+}
+
+// History is a card's transactions, newest first (at most 500 of each).
+type History struct {
+	CardStatus
+	Payments []Payment `json:"payments"`
+	TopUps   []TopUp   `json:"topups"`
+}
+
+// RefundRequest is the body of a refund request: where to pay the
+// remaining balance. It is personal data, kept sealed.
+type RefundRequest struct {
+	Name string `json:"name"`
+	IBAN string `json:"iban"`
+}
+
+// RefundResponse acknowledges a refund request.
+type RefundResponse struct {
+	ID     string `json:"id"`
+	Card   string `json:"card"`
+	Amount int64  `json:"amount"`
+	Status string `json:"status"`
+}
+
+// ClaimRequest is the body of POST /v1/card/claim.
+type ClaimRequest struct {
+	Email    string  `json:"email"`
+	Password Secret  `json:"password"`
+	Consent  Consent `json:"consent"`
+}
+
+// ConsentProfile is the purpose a claim needs consent to: keeping the
+// cardholder's email address (sealed) and linking it to the card. It is
+// the only optional personal data the API keeps; without this consent a
+// claim is refused and nothing is kept.
+const ConsentProfile = "profile"
+
+// Consent is what a cardholder agreed to, as recorded at a claim.
+type Consent struct {
+	// Purposes agreed to; ConsentProfile is required.
+	Purposes []string `json:"purposes"`
+	// Notice is the version of the privacy notice that was shown.
+	Notice string `json:"notice"`
+}
+
+// ExportedConsent is a recorded consent in a profile's export.
+type ExportedConsent struct {
+	Card    string    `json:"card"`
+	Purpose string    `json:"purpose"`
+	Notice  string    `json:"notice"`
+	GivenAt time.Time `json:"given_at"`
+}
+
+// LoginResponse carries a profile's bearer token.
+type LoginResponse struct {
+	Profile   string    `json:"profile"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// LoginRequest is the body of POST /v1/profile/login.
+type LoginRequest struct {
+	Org      int64  `json:"org"`
+	Email    string `json:"email"`
+	Password Secret `json:"password"`
+}
+
+// LogoutResponse acknowledges a logout.
+type LogoutResponse struct {
+	LoggedOut bool `json:"logged_out"`
+}
+
+// ProfileExport is everything the API keeps about a profile (GDPR
+// article 15 and 20).
+type ProfileExport struct {
+	Profile   string            `json:"profile"`
+	Email     string            `json:"email"`
+	CreatedAt time.Time         `json:"created_at"`
+	Cards     []History         `json:"cards"`
+	Refunds   []ExportedRefund  `json:"refund_requests"`
+	Consents  []ExportedConsent `json:"consents"`
+}
+
+// ExportedRefund is a refund request with its payout details.
+type ExportedRefund struct {
+	ID     string        `json:"id"`
+	Card   string        `json:"card"`
+	Amount int64         `json:"amount"`
+	Status string        `json:"status"`
+	Payout RefundRequest `json:"payout"`
+}

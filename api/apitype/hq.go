@@ -1,0 +1,92 @@
+package apitype
+
+import "time"
+
+// PaymentWebhookResponse acknowledges a provider's webhook delivery.
+type PaymentWebhookResponse struct {
+	Received bool `json:"received"`
+}
+
+// StoreRequest is the body of POST /v1/hq/stores.
+type StoreRequest struct {
+	Store string `json:"store"`
+	Name  string `json:"name"`
+}
+
+// TerminalRequest is the body of POST /v1/hq/terminals.
+type TerminalRequest struct {
+	Terminal string `json:"terminal"`
+	Merchant string `json:"merchant"`
+	// Event is the event the terminal takes payments for; empty: the
+	// organizer's only event, fixed when the terminal enrols.
+	Event string `json:"event,omitempty"`
+	// TTL is how long the enrolment token is valid, in seconds; 0 means a day.
+	TTL int64 `json:"ttl_seconds"`
+}
+
+// TerminalResponse carries the one-time enrolment token, shown once.
+type TerminalResponse struct {
+	Terminal        string    `json:"terminal"`
+	EnrolmentToken  string    `json:"enrolment_token"`
+	TokenExpiresAt  time.Time `json:"token_expires_at"`
+	EnrolmentTarget string    `json:"enrol_at"`
+}
+
+// AlertRecord is a suspicious pattern seen by the API or the ledger.
+type AlertRecord struct {
+	Source   string    `json:"source"` // api or ledger
+	Kind     string    `json:"kind"`
+	Actor    string    `json:"actor,omitempty"`
+	Remote   string    `json:"remote,omitempty"`
+	Card     string    `json:"card,omitempty"`
+	Detail   string    `json:"detail"`
+	RaisedAt time.Time `json:"raised_at,omitzero"`
+}
+
+// AuditRecord is one row of the API's audit trail.
+type AuditRecord struct {
+	ID        int64     `json:"id"`
+	At        time.Time `json:"at"`
+	RequestID string    `json:"request_id"`
+	Actor     string    `json:"actor"`
+	Action    string    `json:"action"`
+	Target    string    `json:"target,omitempty"`
+	Remote    string    `json:"remote"`
+	Outcome   string    `json:"outcome"`
+	Status    int       `json:"status"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// TopUpRequest is the body of POST /v1/stores/{store}/topups: cash taken
+// at the store for a card. The Idempotency-Key header (a UUID) is required
+// and becomes the top-up's id and the id of its load, pending until the
+// store confirms the card write (POST /v1/stores/{store}/loads/{load}/written).
+type TopUpRequest struct {
+	Card   string `json:"card"` // card id (UID) in hex
+	Amount int64  `json:"amount"`
+}
+
+// CardWrite is what a writer read back after writing a credit onto a card.
+type CardWrite struct {
+	Seq    uint32 `json:"seq"`
+	Before int64  `json:"balance_before"`
+	After  int64  `json:"balance_after"`
+}
+
+// TerminalInfo is what HQ sees of a terminal.
+type TerminalInfo struct {
+	Terminal    string     `json:"terminal"`
+	Merchant    string     `json:"merchant"`
+	Event       string     `json:"event,omitempty"`
+	Status      string     `json:"status"`
+	EnrolledAt  *time.Time `json:"enrolled_at,omitempty"`
+	KexAlg      string     `json:"kex_alg,omitempty"`
+	SessionKeys int        `json:"current_session_keys"`
+}
+
+// StoreInfo is what HQ sees of a store: its cash as the ledger has it.
+type StoreInfo struct {
+	Store string `json:"store"`
+	Name  string `json:"name"`
+	Cash  int64  `json:"cash"`
+}
