@@ -17,7 +17,8 @@ var Layering = []Rule{
 	{
 		Why:  "personalize stands beside the ledger, under api: it imports keys only",
 		Pkgs: []string{"personalize/..."},
-		// A test helper that migrates the schema with ledger.Migrate.
+		// A test helper that starts a test database (ledger/pgcluster/pgtest)
+		// and migrates it (ledger/migrations).
 		Except: []string{"personalize/handover/internal/handovertest"},
 		Bad:    []string{"ledger/...", "api/...", "cmd/..."},
 	},
