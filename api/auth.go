@@ -19,7 +19,9 @@ import (
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/httpsig"
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/personalize/qrpin"
 )
 
@@ -161,21 +163,18 @@ func (s *Server) authCard(c *call, cred string) (principal, error) {
 }
 
 // cardByTokenHash finds a finished card by the hash of its QR token.
-// (It reads personalize/batch's table: batch.Store has no lookup by token
-// hash yet.)
 func (s *Server) cardByTokenHash(c *call, hash []byte) (cardRow, error) {
 	if cr, ok := s.cards.get(hash, s.now()); ok {
 		return cr, nil
 	}
-	cr := cardRow{hash: hash}
-	err := s.pool.QueryRow(c.ctx, `SELECT org_id, uid, pvv_key_version, pvv FROM batch_cards
-		WHERE token_hash = $1 AND status = 'done'`, hash).Scan(&cr.org, &cr.uid, &cr.pvv.KeyVersion, &cr.pvv.MAC)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return cr, apiError(http.StatusUnauthorized, "invalid card token", nil)
+	tc, err := s.batches.CardByTokenHash(c.ctx, hash)
+	if errors.Is(err, batch.ErrNotFound) {
+		return cardRow{hash: hash}, apiError(http.StatusUnauthorized, "invalid card token", nil)
 	}
 	if err != nil {
-		return cr, fmt.Errorf("api: card lookup: %w", err)
+		return cardRow{hash: hash}, fmt.Errorf("api: card lookup: %w", err)
 	}
+	cr := cardRow{org: tc.Org, uid: tc.UID, pvv: keys.PVV{KeyVersion: tc.PVVKeyVersion, MAC: tc.PVV}, hash: hash}
 	s.cards.put(cr, s.now())
 	return cr, nil
 }
@@ -242,24 +241,23 @@ func parseKeyID(id string) (int64, string, bool) {
 // KeyID is the key id a terminal signs its requests with.
 func KeyID(org int64, terminal string) string { return fmt.Sprintf("%d:%s", org, terminal) }
 
-// terminalKeys reads a terminal's keys. (The signing key and the status
-// are in the ledger's terminals table, which has no read function yet.)
+// terminalKeys reads a terminal's keys: its signing key and status from
+// the ledger, its key-agreement key (if enrolled through the API) from
+// api_terminal_keys.
 func (s *Server) terminalKeys(c *call, org int64, terminal string) (terminalKeyRow, error) {
 	var k terminalKeyRow
-	var pub []byte
-	var alg *string
-	err := s.pool.QueryRow(c.ctx, `SELECT t.status, t.public_key, t.merchant_id, k.kex_alg, k.kex_public
-		FROM terminals t LEFT JOIN api_terminal_keys k ON k.org_id = t.org_id AND k.terminal_id = t.terminal_id
-		WHERE t.org_id = $1 AND t.terminal_id = $2`, org, terminal).Scan(&k.status, &pub, &k.merchant, &alg, &k.kexPub)
-	if errors.Is(err, pgx.ErrNoRows) {
+	tk, err := s.ledger.TerminalKey(c.ctx, org, terminal)
+	if errors.Is(err, ledger.ErrNotFound) {
 		return k, errBadSignature
 	}
 	if err != nil {
 		return k, fmt.Errorf("api: terminal lookup: %w", err)
 	}
-	k.signing = pub
-	if alg != nil {
-		k.kexAlg = *alg
+	k.status, k.signing, k.merchant = tk.Status, tk.PublicKey, tk.Merchant
+	err = s.pool.QueryRow(c.ctx, `SELECT kex_alg, kex_public FROM api_terminal_keys WHERE org_id = $1 AND terminal_id = $2`,
+		org, terminal).Scan(&k.kexAlg, &k.kexPub)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return k, fmt.Errorf("api: terminal lookup: %w", err)
 	}
 	return k, nil
 }
@@ -296,8 +294,8 @@ func (s *Server) authTerminal(c *call) (principal, error) {
 		return principal{}, err
 	}
 	c.who = p
-	if keyRow.status != "active" {
-		if keyRow.status == "revoked" {
+	if keyRow.status != ledger.TerminalEnrolled {
+		if keyRow.status == ledger.TerminalRevoked {
 			s.raiseAlert(c, "revoked_terminal", "a revoked terminal sent a validly signed request")
 		}
 		return principal{}, apiError(http.StatusUnauthorized, "terminal is not active", nil)

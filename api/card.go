@@ -40,41 +40,23 @@ func (s *Server) cardBalance(c *call) error {
 	return c.reply(http.StatusOK, st)
 }
 
-// history reads a card's transactions from the ledger's tables (the ledger
-// has no card statement function yet).
+// history is a card's status and its latest payments and top-ups.
 func (s *Server) history(c *call, org int64, card []byte) (apitype.History, error) {
 	st, err := s.cardStatus(c, org, card)
 	if err != nil {
 		return apitype.History{}, err
 	}
-	h := apitype.History{CardStatus: st, Payments: []apitype.Payment{}, TopUps: []apitype.TopUp{}}
-	rows, err := s.pool.Query(c.ctx, `SELECT t.txn_id, t.at, t.merchant_id, t.amount, t.card_seq, t.balance_after, t.status
-		FROM card_chain e JOIN terminal_txs t ON t.org_id = e.org_id AND t.txn_id = e.txn_id
-		WHERE e.org_id = $1 AND e.card_id = $2 ORDER BY e.card_seq DESC LIMIT 500`, org, card)
+	lh, err := s.ledger.CardHistory(c.ctx, org, card, 500)
 	if err != nil {
 		return apitype.History{}, fmt.Errorf("api: history: %w", err)
 	}
-	var p apitype.Payment
-	var id pgtype.UUID
-	if _, err := pgx.ForEachRow(rows, []any{&id, &p.At, &p.Merchant, &p.Amount, &p.CardSeq, &p.After, &p.Status}, func() error {
-		p.ID = uuidText(id)
-		h.Payments = append(h.Payments, p)
-		return nil
-	}); err != nil {
-		return apitype.History{}, fmt.Errorf("api: history: %w", err)
+	h := apitype.History{CardStatus: st, Payments: make([]apitype.Payment, 0, len(lh.Payments)), TopUps: make([]apitype.TopUp, 0, len(lh.TopUps))}
+	for _, p := range lh.Payments {
+		h.Payments = append(h.Payments, apitype.Payment{ID: p.ID.String(), At: p.At, Merchant: p.Merchant, Amount: p.Amount,
+			CardSeq: p.CardSeq, After: p.BalanceAfter, Status: p.Status})
 	}
-	rows, err = s.pool.Query(c.ctx, `SELECT topup_id, coalesce(loaded_at, created_at), channel, store_id, amount, status
-		FROM topups WHERE org_id = $1 AND card_id = $2 ORDER BY created_at DESC LIMIT 500`, org, card)
-	if err != nil {
-		return apitype.History{}, fmt.Errorf("api: history: %w", err)
-	}
-	var t apitype.TopUp
-	if _, err := pgx.ForEachRow(rows, []any{&id, &t.At, &t.Channel, &t.Store, &t.Amount, &t.Status}, func() error {
-		t.ID = uuidText(id)
-		h.TopUps = append(h.TopUps, t)
-		return nil
-	}); err != nil {
-		return apitype.History{}, fmt.Errorf("api: history: %w", err)
+	for _, t := range lh.TopUps {
+		h.TopUps = append(h.TopUps, apitype.TopUp{ID: t.ID.String(), At: t.At, Channel: t.Channel, Store: t.Store, Amount: t.Amount, Status: t.Status})
 	}
 	return h, nil
 }

@@ -255,11 +255,17 @@ func (b *cardBackend) cardOf(ctx context.Context, tok cardpage.Secret) (cardRow,
 // extras reads what GET /v1/card does not say: pending online loads and
 // whether a profile claimed the card.
 func (b *cardBackend) extras(ctx context.Context, cr cardRow, c *cardpage.Card) error {
-	err := b.s.pool.QueryRow(ctx, `SELECT
-			(SELECT coalesce(sum(amount), 0) FROM topups WHERE org_id = $1 AND card_id = $2 AND status = 'pending'),
-			(SELECT count(*) FROM topups WHERE org_id = $1 AND card_id = $2 AND status = 'pending'),
-			EXISTS (SELECT 1 FROM api_profile_cards WHERE org_id = $1 AND card_id = $2)`, cr.org, cr.uid).
-		Scan(&c.Pending, &c.PendingCount, &c.Claimed)
+	loads, err := b.s.ledger.PendingLoads(ctx, cr.org, cr.uid)
+	if err != nil {
+		return fmt.Errorf("api: card page: %w", err)
+	}
+	c.Pending, c.PendingCount = 0, 0
+	for _, l := range loads {
+		c.Pending += l.Amount
+		c.PendingCount++
+	}
+	err = b.s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM api_profile_cards WHERE org_id = $1 AND card_id = $2)`,
+		cr.org, cr.uid).Scan(&c.Claimed)
 	if err != nil {
 		return fmt.Errorf("api: card page: %w", err)
 	}

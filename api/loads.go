@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys"
@@ -15,6 +13,7 @@ import (
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
+	"github.com/loopcard/loopcard/personalize/batch"
 )
 
 // pendingLoads lists a card's pending loads (paid online, not yet on the
@@ -119,20 +118,15 @@ func (s *Server) creditKey(c *call) error {
 // returns its bytes (the caller clears them), the card's event and the
 // base key used.
 func (s *Server) deriveCardKey(c *call, card []byte, role personalize.Role) ([]byte, string, keys.Label, error) {
-	// The card's layout and key versions, as personalized (the batch
-	// package has no lookup by UID yet).
-	var layout personalize.Layout
-	var versions map[string]int
-	var event string
-	err := s.pool.QueryRow(c.ctx, `SELECT b.layout, c.key_versions, b.event_id FROM batch_cards c
-		JOIN card_batches b ON b.org_id = c.org_id AND b.batch_no = c.batch_no
-		WHERE c.org_id = $1 AND c.uid = $2 AND c.status = 'done'`, c.who.org, card).Scan(&layout, &versions, &event)
-	if errors.Is(err, pgx.ErrNoRows) {
+	// The card's layout and key versions, as personalized.
+	ck, err := s.batches.CardKeys(c.ctx, c.who.org, card)
+	if errors.Is(err, batch.ErrNotFound) {
 		return nil, "", keys.Label{}, apiError(http.StatusNotFound, "card not personalized here", nil)
 	}
 	if err != nil {
 		return nil, "", keys.Label{}, fmt.Errorf("api: card layout: %w", err)
 	}
+	layout, versions, event := ck.Layout, ck.KeyVersions, ck.Event
 	k, ok := layout.Key(role)
 	if !ok {
 		return nil, "", keys.Label{}, apiError(http.StatusConflict, "the card's layout has no "+string(role)+" key", nil)

@@ -100,7 +100,11 @@ func (l *Limits) defaults() {
 type Config struct {
 	Ledger  *ledger.Ledger
 	Batches *batch.Store
-	HSM     HSM
+	// Pool is the database of the API's own api_* tables and of the
+	// custody log (handoverdb); nil means the ledger's pool. The API runs
+	// SQL on no other table: it asks Ledger and Batches.
+	Pool *pgxpool.Pool
+	HSM  HSM
 	// HQSign is hq-sign (Ed25519), which signs the custody log's
 	// checkpoints and HQ's entries; nil leaves the custody routes
 	// answering 503.
@@ -192,7 +196,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		ledger:  cfg.Ledger,
 		batches: cfg.Batches,
-		pool:    cfg.Ledger.Pool(),
+		pool:    cfg.Pool,
 		hsm:     cfg.HSM,
 		hqSign:  cfg.HQSign,
 		log:     cfg.Logger,
@@ -205,6 +209,9 @@ func New(cfg Config) (*Server, error) {
 		p := *cfg.Payments
 		p.Secrets = slices.Clone(p.Secrets)
 		s.payments = &p
+	}
+	if s.pool == nil {
+		s.pool = cfg.Ledger.Pool()
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

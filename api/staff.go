@@ -188,42 +188,73 @@ func (s *Server) cashTopUp(c *call) error {
 		Load: id.String(), Status: "pending"})
 }
 
-// listTerminals reads the ledger's terminals table (the ledger has no list
-// function yet) with the API's key-agreement keys and current session keys.
+// maxListed is how many terminals or stores a list answers at most.
+const maxListed = 10000
+
+// terminalStatus is the status of ledger.TerminalRecord as the API has
+// always named it: the ledger's table's own words.
+var terminalStatus = map[string]string{
+	ledger.TerminalCreated:  "pending",
+	ledger.TerminalEnrolled: "active",
+	ledger.TerminalRevoked:  "revoked",
+}
+
+// listTerminals lists the ledger's terminals with the API's key-agreement
+// keys and current session keys.
 func (s *Server) listTerminals(c *call) error {
-	rows, err := s.pool.Query(c.ctx, `SELECT t.terminal_id, t.merchant_id, coalesce(t.event_id, ''), t.status, t.enrolled_at, coalesce(k.kex_alg, ''),
-			(SELECT count(*) FROM api_session_keys sk WHERE sk.org_id = t.org_id AND sk.terminal_id = t.terminal_id
-				AND sk.kind = 'session' AND sk.revoked_at IS NULL AND sk.expires_at > $2)
-		FROM terminals t LEFT JOIN api_terminal_keys k ON k.org_id = t.org_id AND k.terminal_id = t.terminal_id
-		WHERE t.org_id = $1 ORDER BY t.terminal_id LIMIT 10000`, c.who.org, s.now())
+	recs, err := s.ledger.Terminals(c.ctx, c.who.org)
 	if err != nil {
 		return fmt.Errorf("api: terminals: %w", err)
 	}
-	out := []apitype.TerminalInfo{}
-	var ti apitype.TerminalInfo
-	if _, err := pgx.ForEachRow(rows, []any{&ti.Terminal, &ti.Merchant, &ti.Event, &ti.Status, &ti.EnrolledAt, &ti.KexAlg, &ti.SessionKeys}, func() error {
-		out = append(out, ti)
+	if len(recs) > maxListed {
+		recs = recs[:maxListed]
+	}
+	type apiKeys struct {
+		kexAlg   string
+		sessions int
+	}
+	keysOf := map[string]apiKeys{}
+	rows, err := s.pool.Query(c.ctx, `SELECT k.terminal_id, k.kex_alg, 0 FROM api_terminal_keys k WHERE k.org_id = $1
+		UNION ALL
+		SELECT sk.terminal_id, '', count(*) FROM api_session_keys sk WHERE sk.org_id = $1
+			AND sk.kind = 'session' AND sk.revoked_at IS NULL AND sk.expires_at > $2 GROUP BY sk.terminal_id`, c.who.org, s.now())
+	if err != nil {
+		return fmt.Errorf("api: terminals: %w", err)
+	}
+	var term, alg string
+	var n int
+	if _, err := pgx.ForEachRow(rows, []any{&term, &alg, &n}, func() error {
+		k := keysOf[term]
+		if alg != "" {
+			k.kexAlg = alg
+		}
+		k.sessions += n
+		keysOf[term] = k
 		return nil
 	}); err != nil {
 		return fmt.Errorf("api: terminals: %w", err)
+	}
+	out := make([]apitype.TerminalInfo, 0, len(recs))
+	for _, r := range recs {
+		k := keysOf[r.Terminal]
+		out = append(out, apitype.TerminalInfo{Terminal: r.Terminal, Merchant: r.Merchant, Event: r.Event, Status: terminalStatus[r.Status],
+			EnrolledAt: r.EnrolledAt, KexAlg: k.kexAlg, SessionKeys: k.sessions})
 	}
 	return c.reply(http.StatusOK, map[string]any{"terminals": out})
 }
 
-// listStores reads the ledger's stores table (no list function yet) and
-// each store's cash balance.
+// listStores lists the ledger's stores and each store's cash balance.
 func (s *Server) listStores(c *call) error {
-	rows, err := s.pool.Query(c.ctx, `SELECT store_id, name FROM stores WHERE org_id = $1 ORDER BY store_id LIMIT 10000`, c.who.org)
+	stores, err := s.ledger.Stores(c.ctx, c.who.org)
 	if err != nil {
 		return fmt.Errorf("api: stores: %w", err)
 	}
-	out := []apitype.StoreInfo{}
-	var si apitype.StoreInfo
-	if _, err := pgx.ForEachRow(rows, []any{&si.Store, &si.Name}, func() error {
-		out = append(out, si)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("api: stores: %w", err)
+	if len(stores) > maxListed {
+		stores = stores[:maxListed]
+	}
+	out := make([]apitype.StoreInfo, 0, len(stores))
+	for _, st := range stores {
+		out = append(out, apitype.StoreInfo{Store: st.ID, Name: st.Name})
 	}
 	for i := range out {
 		if out[i].Cash, err = s.ledger.Balance(c.ctx, c.who.org, ledger.StoreCash, out[i].Store); err != nil {

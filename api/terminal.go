@@ -82,12 +82,10 @@ func parseUUID(s string) (pgtype.UUID, bool) {
 	return u, true
 }
 
-// eventExists reads the ledger's events table (the ledger has no lookup
-// function for events yet).
+// eventExists answers 404 when the organizer has no such event.
 func (s *Server) eventExists(c *call, org int64, event string) error {
-	var ok bool
-	err := s.pool.QueryRow(c.ctx, `SELECT true FROM events WHERE org_id = $1 AND event_id = $2`, org, event).Scan(&ok)
-	if errors.Is(err, pgx.ErrNoRows) {
+	err := s.ledger.CheckEvent(c.ctx, org, event)
+	if errors.Is(err, ledger.ErrNotFound) {
 		return apiError(http.StatusNotFound, "no such event", nil)
 	}
 	return err

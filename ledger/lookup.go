@@ -2,11 +2,14 @@ package ledger
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
 // UnknownError says an id names nothing the ledger knows. It wraps
@@ -120,4 +123,91 @@ func (l *Ledger) exists(ctx context.Context, q string, unknown *UnknownError, ar
 		return fmt.Errorf("ledger: look up %s: %w", unknown.Kind, err)
 	}
 	return nil
+}
+
+// TerminalKey is what authenticating a terminal's request needs: its
+// signing key, merchant and status.
+type TerminalKey struct {
+	// Status is TerminalCreated, TerminalEnrolled or TerminalRevoked.
+	Status    string
+	PublicKey ed25519.PublicKey // nil until the terminal enrols
+	Merchant  string
+}
+
+// TerminalKey returns a terminal's signing key, merchant and status, or
+// ErrNotFound. Unlike the upload path it reads no cache: a revocation
+// shows at once.
+func (l *Ledger) TerminalKey(ctx context.Context, org int64, terminal string) (TerminalKey, error) {
+	var k TerminalKey
+	var pub []byte
+	err := l.pool.QueryRow(ctx, `SELECT
+			CASE status WHEN 'pending' THEN 'created' WHEN 'active' THEN 'enrolled' ELSE status END, public_key, merchant_id
+		FROM terminals WHERE org_id = $1 AND terminal_id = $2`, org, terminal).Scan(&k.Status, &pub, &k.Merchant)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return TerminalKey{}, fmt.Errorf("%w: terminal %q", ErrNotFound, terminal)
+	}
+	if err != nil {
+		return TerminalKey{}, fmt.Errorf("ledger: terminal key: %w", err)
+	}
+	k.PublicKey = pub
+	return k, nil
+}
+
+// CardPayment is a terminal transaction on a card's chain.
+type CardPayment struct {
+	ID           terminaltx.ID
+	At           time.Time
+	Merchant     string
+	Amount       int64
+	CardSeq      int64
+	BalanceAfter int64
+	Status       string // posted or held
+}
+
+// CardTopUp is a credit of a card: paid online or in cash at a store.
+type CardTopUp struct {
+	ID      terminaltx.ID
+	At      time.Time // when loaded onto the card, else when taken
+	Channel string    // cash or online
+	Store   string    // "" online
+	Amount  int64
+	Status  string // pending, loaded, refunded or expired
+}
+
+// CardHistory is a card's statement, newest first.
+type CardHistory struct {
+	Payments []CardPayment
+	TopUps   []CardTopUp
+}
+
+// CardHistory returns a card's payments (by card sequence) and top-ups
+// (by creation), newest first, at most limit of each.
+func (l *Ledger) CardHistory(ctx context.Context, org int64, card []byte, limit int) (CardHistory, error) {
+	var h CardHistory
+	rows, err := l.pool.Query(ctx, `SELECT t.txn_id, t.at, t.merchant_id, t.amount, t.card_seq, t.balance_after, t.status
+		FROM card_chain e JOIN terminal_txs t ON t.org_id = e.org_id AND t.txn_id = e.txn_id
+		WHERE e.org_id = $1 AND e.card_id = $2 ORDER BY e.card_seq DESC LIMIT $3`, org, card, limit)
+	if err != nil {
+		return CardHistory{}, fmt.Errorf("ledger: card history: %w", err)
+	}
+	var p CardPayment
+	if _, err := pgx.ForEachRow(rows, []any{&p.ID, &p.At, &p.Merchant, &p.Amount, &p.CardSeq, &p.BalanceAfter, &p.Status}, func() error {
+		h.Payments = append(h.Payments, p)
+		return nil
+	}); err != nil {
+		return CardHistory{}, fmt.Errorf("ledger: card history: %w", err)
+	}
+	rows, err = l.pool.Query(ctx, `SELECT topup_id, coalesce(loaded_at, created_at), channel, store_id, amount, status
+		FROM topups WHERE org_id = $1 AND card_id = $2 ORDER BY created_at DESC LIMIT $3`, org, card, limit)
+	if err != nil {
+		return CardHistory{}, fmt.Errorf("ledger: card history: %w", err)
+	}
+	var t CardTopUp
+	if _, err := pgx.ForEachRow(rows, []any{&t.ID, &t.At, &t.Channel, &t.Store, &t.Amount, &t.Status}, func() error {
+		h.TopUps = append(h.TopUps, t)
+		return nil
+	}); err != nil {
+		return CardHistory{}, fmt.Errorf("ledger: card history: %w", err)
+	}
+	return h, nil
 }

@@ -148,3 +148,26 @@ func (l *Ledger) Event(ctx context.Context, org int64, event string) (EventRepor
 	}
 	return rep, nil
 }
+
+// UploadLag is how long terminal transactions took to reach the ledger:
+// from their time on the terminal to their arrival, in milliseconds.
+type UploadLag struct {
+	Count         int
+	P50, P95, Max float64
+}
+
+// UploadLag measures the upload lag of the organizer's transactions from
+// the terminals whose ids start with prefix (the load simulator's runs).
+func (l *Ledger) UploadLag(ctx context.Context, org int64, prefix string) (UploadLag, error) {
+	var u UploadLag
+	err := l.pool.QueryRow(ctx, `SELECT count(*),
+		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - at)), 0) * 1000,
+		coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - at)), 0) * 1000,
+		coalesce(max(extract(epoch FROM received_at - at)), 0) * 1000
+		FROM terminal_txs WHERE org_id = $1 AND starts_with(terminal_id, $2)`, org, prefix).
+		Scan(&u.Count, &u.P50, &u.P95, &u.Max)
+	if err != nil {
+		return UploadLag{}, fmt.Errorf("ledger: upload lag: %w", err)
+	}
+	return u, nil
+}

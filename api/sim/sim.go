@@ -250,15 +250,11 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 		st.stopUploader()
 	}
 
-	err = s.Pool.QueryRow(ctx, `SELECT count(*),
-		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - at)), 0) * 1000,
-		coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - at)), 0) * 1000,
-		coalesce(max(extract(epoch FROM received_at - at)), 0) * 1000
-		FROM terminal_txs WHERE org_id = $1 AND terminal_id LIKE $2`, cfg.Org, run+"-%").
-		Scan(&rep.Recorded, &rep.Lag.P50, &rep.Lag.P95, &rep.Lag.Max)
+	lag, err := l.UploadLag(ctx, cfg.Org, run+"-")
 	if err != nil {
 		return nil, err
 	}
+	rep.Recorded, rep.Lag.P50, rep.Lag.P95, rep.Lag.Max = lag.Count, lag.P50, lag.P95, lag.Max
 	for i, c := range is.Cards {
 		b, err := l.CardBalance(ctx, cfg.Org, c.UID)
 		if err != nil {

@@ -246,6 +246,9 @@ func (s *Stack) NewServer(ctx context.Context, cfg api.Config) error {
 	if cfg.Batches == nil {
 		cfg.Batches = s.Batches
 	}
+	if cfg.Pool == nil {
+		cfg.Pool = s.Pool
+	}
 	if cfg.HSM == nil {
 		cfg.HSM = s.HSM
 	}

@@ -23,7 +23,7 @@ import (
 )
 
 var (
-	// ErrNotFound: no such batch.
+	// ErrNotFound: no such batch, or no such finished card.
 	ErrNotFound = errors.New("batch not found")
 	// ErrFull: every slot of the batch is taken.
 	ErrFull = errors.New("batch is full")
