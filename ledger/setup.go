@@ -86,36 +86,48 @@ func (l *Ledger) AddStore(ctx context.Context, org int64, store, name string) er
 // when the event is unknown, also when cards is empty (the personalization
 // station checks its batch's event that way before it writes a card).
 func (l *Ledger) RegisterCards(ctx context.Context, org int64, event string, cards [][]byte) error {
+	return l.inTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		l.QueueRegisterCards(b, org, event, cards)
+		return tx.SendBatch(ctx, b).Close()
+	})
+}
+
+// QueueRegisterCards queues RegisterCards's statements on b, to run in the
+// caller's transaction on the ledger's database, so that a card recorded
+// by the station and its card account commit together
+// (batch.Finished.Also). An unknown event fails the batch with
+// *UnknownError.
+func (l *Ledger) QueueRegisterCards(b *pgx.Batch, org int64, event string, cards [][]byte) {
 	refs := make([]string, len(cards))
+	var bad error
 	for i, c := range cards {
 		if len(c) < terminaltx.MinCardIDLen || len(c) > terminaltx.MaxCardIDLen {
-			return fmt.Errorf("%w: card id of %d bytes", ErrInvalid, len(c))
+			bad = fmt.Errorf("%w: card id of %d bytes", ErrInvalid, len(c))
 		}
 		refs[i] = terminaltx.CardHex(c)
 	}
-	return l.inTx(ctx, func(tx pgx.Tx) error {
-		var ok bool
-		err := tx.QueryRow(ctx, `SELECT true FROM events WHERE org_id = $1 AND event_id = $2`, org, event).Scan(&ok)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return &UnknownError{Kind: "event", Org: org, ID: event}
-		}
-		if err != nil {
+	b.Queue(`SELECT count(*) FROM events WHERE org_id = $1 AND event_id = $2`, org, event).QueryRow(func(row pgx.Row) error {
+		var n int
+		if err := row.Scan(&n); err != nil {
 			return err
 		}
-		spec := accountSpecs[Card]
-		if _, err := tx.Exec(ctx, `INSERT INTO accounts (org_id, kind, ref, side, floor)
-			SELECT $1, 'card', r, $3, $4 FROM unnest($2::text[]) r ON CONFLICT (org_id, kind, ref) DO NOTHING`,
-			org, refs, spec.side, spec.floor); err != nil {
-			return fmt.Errorf("ledger: card accounts: %w", err)
+		if bad != nil {
+			return bad
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO cards (org_id, card_id, event_id, account_id)
-			SELECT $1, c.id, $2, a.account_id FROM unnest($3::bytea[], $4::text[]) c(id, ref)
-			JOIN accounts a ON a.org_id = $1 AND a.kind = 'card' AND a.ref = c.ref
-			ON CONFLICT (org_id, card_id) DO NOTHING`, org, event, cards, refs); err != nil {
-			return fmt.Errorf("ledger: cards: %w", err)
+		if n == 0 {
+			return &UnknownError{Kind: "event", Org: org, ID: event}
 		}
 		return nil
 	})
+	spec := accountSpecs[Card]
+	b.Queue(`INSERT INTO accounts (org_id, kind, ref, side, floor)
+		SELECT $1, 'card', r, $3, $4 FROM unnest($2::text[]) r ON CONFLICT (org_id, kind, ref) DO NOTHING`,
+		org, refs, spec.side, spec.floor)
+	b.Queue(`INSERT INTO cards (org_id, card_id, event_id, account_id)
+		SELECT $1, c.id, $2, a.account_id FROM unnest($3::bytea[], $4::text[]) c(id, ref)
+		JOIN accounts a ON a.org_id = $1 AND a.kind = 'card' AND a.ref = c.ref
+		ON CONFLICT (org_id, card_id) DO NOTHING`, org, event, cards, refs)
 }
 
 // CardInfo is what the ledger knows of a card.

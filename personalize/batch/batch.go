@@ -363,6 +363,11 @@ type Finished struct {
 	// of the pin key that made it.
 	PVV           []byte
 	PVVKeyVersion int
+	// Also, when set, queues statements that run in the transaction that
+	// records the card, sent with it in one round trip: what another part
+	// records with the card (the ledger's card account) commits with it
+	// or not at all.
+	Also func(b *pgx.Batch)
 }
 
 // Progress is a batch's count of finished cards after a Finish.
@@ -387,7 +392,7 @@ func (s *Store) Finish(ctx context.Context, orgID, no int64, slot int, uid []byt
 	if err != nil {
 		return p, fmt.Errorf("batch: %w", err)
 	}
-	err = s.pool.QueryRow(ctx, `
+	const finish = `
 		WITH c AS (
 			UPDATE batch_cards SET status = 'done', key_versions = $5, token_hash = $6, pvv = $7, pvv_key_version = $8, done_at = now()
 			WHERE org_id = $1 AND batch_no = $2 AND slot = $3 AND uid = $4 AND status = 'reserved'
@@ -396,8 +401,21 @@ func (s *Store) Finish(ctx context.Context, orgID, no int64, slot int, uid []byt
 			status = CASE WHEN done_count + 1 = card_count THEN 'complete' ELSE status END,
 			completed_at = CASE WHEN done_count + 1 = card_count THEN now() ELSE completed_at END
 		WHERE org_id = $1 AND batch_no = $2 AND EXISTS (SELECT 1 FROM c)
-		RETURNING done_count, card_count`,
-		orgID, no, slot, uid, kv, f.TokenHash, f.PVV, f.PVVKeyVersion).Scan(&p.Done, &p.Count)
+		RETURNING done_count, card_count`
+	args := []any{orgID, no, slot, uid, kv, f.TokenHash, f.PVV, f.PVVKeyVersion}
+	if f.Also == nil {
+		// One statement, one commit: the station's hot path.
+		err = s.pool.QueryRow(ctx, finish, args...).Scan(&p.Done, &p.Count)
+	} else {
+		// The record and what goes with it in one round trip; a record
+		// refused (no row) rolls all of it back.
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			b := &pgx.Batch{}
+			b.Queue(finish, args...).QueryRow(func(row pgx.Row) error { return row.Scan(&p.Done, &p.Count) })
+			f.Also(b)
+			return tx.SendBatch(ctx, b).Close()
+		})
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Progress{}, fmt.Errorf("%w: batch %d slot %d", ErrNotReserved, no, slot)
 	}

@@ -21,6 +21,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/personalize"
@@ -50,9 +52,12 @@ type Store interface {
 // CardRegistrar enters finished cards into the ledger (ledger.Ledger's
 // RegisterCards): each card gets its account under the event. Registering
 // a card again must change nothing, and an event the ledger does not know
-// must fail, with or without cards.
+// must fail, with or without cards. QueueRegisterCards queues the same in
+// the transaction that records the card (batch.Finished.Also), so that a
+// card is recorded and registered together or not at all.
 type CardRegistrar interface {
 	RegisterCards(ctx context.Context, org int64, event string, cards [][]byte) error
+	QueueRegisterCards(b *pgx.Batch, org int64, event string, cards [][]byte)
 }
 
 // Spool receives each card's label before the card is recorded.
@@ -784,14 +789,12 @@ func (s *Station) record(ctx context.Context, r batch.Reservation, uid []byte) (
 		var err error
 		p, err = s.cfg.Store.Finish(ctx, b.OrgID, b.No, r.Slot, uid, batch.Finished{
 			KeyVersions: s.KeyVersions(), TokenHash: tok.Hash(), PVV: pvv.MAC, PVVKeyVersion: pvv.KeyVersion,
+			Also: func(q *pgx.Batch) { s.cfg.Ledger.QueueRegisterCards(q, b.OrgID, b.Event, [][]byte{uid}) },
 		})
 		return err
 	})
 	if err != nil {
-		return p, fmt.Errorf("station: %w", err)
-	}
-	if err := s.register(ctx, uid); err != nil {
-		return p, err
+		return p, fmt.Errorf("station: record the card and register it in the ledger under event %q: %w", b.Event, err)
 	}
 	return p, nil
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/keys"
@@ -481,24 +483,21 @@ func TestRotationMidBatch(t *testing.T) {
 	require.Equal(t, map[string]int{"picc-master": 2, "app-master": 2, "app-debit": 2, "app-credit": 1, "app-read": 2}, s3.KeyVersions())
 }
 
-// faultyLedger dies like a station process between recording a card and
-// registering it in the ledger.
+// faultyLedger fails to register cards, with the card being recorded.
 type faultyLedger struct {
 	station.CardRegistrar
 	calls int
 }
 
-func (f *faultyLedger) RegisterCards(ctx context.Context, org int64, event string, cards [][]byte) error {
-	if len(cards) > 0 {
-		f.calls++
-		return errCrash
-	}
-	return f.CardRegistrar.RegisterCards(ctx, org, event, cards)
+func (f *faultyLedger) QueueRegisterCards(b *pgx.Batch, org int64, event string, cards [][]byte) {
+	f.calls++
+	b.Queue("SELECT 1").Exec(func(pgconn.CommandTag) error { return errCrash })
 }
 
-// A finished card is registered in the ledger by the station; a crash
-// between recording and registering is healed by the next station on the
-// batch, and registering again changes nothing.
+// A finished card is registered in the ledger in the transaction that
+// records it: when registering fails, the card is not recorded either (no
+// card recorded but unknown to the ledger); presented again, it is resumed,
+// recorded and registered once.
 func TestRegisterInLedger(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
@@ -517,18 +516,22 @@ func TestRegisterInLedger(t *testing.T) {
 	require.NoError(t, spool.Close())
 	got, err := e.store.Get(ctx, orgID, b.No)
 	require.NoError(t, err)
-	require.Equal(t, 1, got.Done, "the card was recorded before the crash")
+	require.Equal(t, 0, got.Done, "the card's record rolled back with its registration")
 	_, err = e.ledger.Card(ctx, orgID, vc.UID())
 	require.ErrorIs(t, err, ledger.ErrNotFound)
 
-	// The next station on the batch registers it before any card comes.
+	// The next station resumes the card, records and registers it.
 	s2, _ := e.station(t, b, sp, nil)
+	res, err := s2.Personalize(ctx, present(vc))
+	require.NoError(t, err)
+	require.Equal(t, station.Resumed, res.Outcome)
 	info, err := e.ledger.Card(ctx, orgID, vc.UID())
 	require.NoError(t, err)
 	require.Equal(t, event, info.Event)
 
-	// Presented again and a second card: registered once each.
-	res, err := s2.Personalize(ctx, present(vc))
+	// Presented again and a second card: registered once each; a station
+	// opened later registers the recorded cards again, changing nothing.
+	res, err = s2.Personalize(ctx, present(vc))
 	require.NoError(t, err)
 	require.Equal(t, station.AlreadyDone, res.Outcome)
 	vc2 := newCard(t, 201)
