@@ -161,7 +161,7 @@ func (s *Server) authCard(c *call, cred string) (principal, error) {
 }
 
 // cardByTokenHash finds a finished card by the hash of its QR token.
-// (It reads personalize/batch's table: batch.Store has no lookup by token
+// (It reads personalize/batch's table: batch.Batches has no lookup by token
 // hash yet.)
 func (s *Server) cardByTokenHash(c *call, hash []byte) (cardRow, error) {
 	if cr, ok := s.cards.get(hash, s.now()); ok {

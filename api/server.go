@@ -99,7 +99,7 @@ func (l *Limits) defaults() {
 // Config is what a Server needs.
 type Config struct {
 	Ledger  *ledger.Ledger
-	Batches *batch.Store
+	Batches *batch.Batches
 	HSM     HSM
 	// HQSign is hq-sign (Ed25519), which signs the custody log's
 	// checkpoints and HQ's entries; nil leaves the custody routes
@@ -154,7 +154,7 @@ func (p *Payments) validate() error {
 // Server is the API. Create it with New; it is an http.Handler.
 type Server struct {
 	ledger  *ledger.Ledger
-	batches *batch.Store
+	batches *batch.Batches
 	pool    *pgxpool.Pool
 	hsm     HSM
 	hqSign  crypto.Signer

@@ -209,7 +209,7 @@ func personalizeAction(c *cli.Context) error {
 
 // writePrintFiles writes the PDF and CSV from the spool, one label per
 // recorded card, and removes a spool that is not itself the CSV.
-func writePrintFiles(c *cli.Context, store *batch.Store, b batch.Batch, spool *labels.Spool, pdfPath, csvPath, spPath, publicURL string, sheet labels.Sheet) ([]string, error) {
+func writePrintFiles(c *cli.Context, store *batch.Batches, b batch.Batch, spool *labels.Spool, pdfPath, csvPath, spPath, publicURL string, sheet labels.Sheet) ([]string, error) {
 	hashes, err := store.TokenHashes(c.Context, b.OrgID, b.No)
 	if err != nil {
 		return nil, err

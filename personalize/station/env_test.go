@@ -51,7 +51,7 @@ type testEnv struct {
 	hsm    *keys.HSM
 	pool   *pgxpool.Pool
 	dbURL  string
-	store  *batch.Store
+	store  *batch.Batches
 	ledger *ledger.Ledger
 }
 
@@ -82,7 +82,7 @@ func newEnv(t testing.TB) *testEnv {
 	require.NoError(t, migrations.Up(ctx, pool))
 	l := ledger.New(pool, ledger.Options{})
 	require.NoError(t, l.AddEvent(ctx, orgID, event, "Summer 2026", time.Time{}))
-	return &testEnv{uri: uri, hsm: h, pool: pool, dbURL: url, store: batch.NewStore(pool), ledger: l}
+	return &testEnv{uri: uri, hsm: h, pool: pool, dbURL: url, store: batch.NewBatches(pool), ledger: l}
 }
 
 func xor(a, b []byte) []byte {

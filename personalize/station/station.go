@@ -39,7 +39,7 @@ type HSM interface {
 	PINVerificationValue(ctx context.Context, cardID []byte, p keys.PIN) (keys.PVV, error)
 }
 
-// Store is what the station needs of batch.Store.
+// Store is what the station needs of batch.Batches.
 type Store interface {
 	PinKeyVersions(ctx context.Context, orgID, no int64, want map[string]int) (map[string]int, error)
 	Reserve(ctx context.Context, orgID, no int64, uid []byte) (batch.Reservation, error)
