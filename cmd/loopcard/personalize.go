@@ -130,7 +130,7 @@ func personalizeAction(c *cli.Context) error {
 	}
 	defer r.Close()
 
-	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: hsm, Store: store, Spool: spool,
+	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: hsm, Batches: store, Spool: spool,
 		Ledger: inst.Ledger, Logger: log})
 	if err != nil {
 		return hintUnknown(err)

@@ -39,8 +39,8 @@ type HSM interface {
 	PINVerificationValue(ctx context.Context, cardID []byte, p keys.PIN) (keys.PVV, error)
 }
 
-// Store is what the station needs of batch.Batches.
-type Store interface {
+// Batches is what the station needs of batch.Batches.
+type Batches interface {
 	PinKeyVersions(ctx context.Context, orgID, no int64, want map[string]int) (map[string]int, error)
 	Reserve(ctx context.Context, orgID, no int64, uid []byte) (batch.Reservation, error)
 	Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f batch.Finished) (batch.Progress, error)
@@ -93,7 +93,7 @@ type Config struct {
 	Batch     batch.Batch
 	PublicURL string
 	HSM       HSM
-	Store     Store
+	Batches   Batches
 	Spool     Spool
 	// Ledger registers each finished card for the batch's event.
 	Ledger CardRegistrar
@@ -147,7 +147,7 @@ type Result struct {
 // for cards registered already: it heals a station that died between
 // recording a card and registering it).
 func New(ctx context.Context, cfg Config) (*Station, error) {
-	if cfg.HSM == nil || cfg.Store == nil || cfg.Spool == nil || cfg.Ledger == nil {
+	if cfg.HSM == nil || cfg.Batches == nil || cfg.Spool == nil || cfg.Ledger == nil {
 		return nil, errors.New("station: HSM, store, label spool and ledger are required")
 	}
 	if err := qrpin.CheckPublicURL(cfg.PublicURL); err != nil {
@@ -179,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Station, error) {
 		}
 		newest[n] = lb.Version
 	}
-	pinned, err := cfg.Store.PinKeyVersions(ctx, cfg.Batch.OrgID, cfg.Batch.No, newest)
+	pinned, err := cfg.Batches.PinKeyVersions(ctx, cfg.Batch.OrgID, cfg.Batch.No, newest)
 	if err != nil {
 		return nil, fmt.Errorf("station: %w", err)
 	}
@@ -220,7 +220,7 @@ func New(ctx context.Context, cfg Config) (*Station, error) {
 // registerRecorded registers every recorded card of the batch in the ledger.
 func (s *Station) registerRecorded(ctx context.Context) error {
 	b := s.cfg.Batch
-	cards, err := s.cfg.Store.Cards(ctx, b.OrgID, b.No)
+	cards, err := s.cfg.Batches.Cards(ctx, b.OrgID, b.No)
 	if err != nil {
 		return fmt.Errorf("station: %w", err)
 	}
@@ -417,7 +417,7 @@ func (s *Station) Personalize(ctx context.Context, card reader.Card) (res Result
 	var r batch.Reservation
 	err = s.timeDB(func() error {
 		var err error
-		r, err = s.cfg.Store.Reserve(ctx, b.OrgID, b.No, uid)
+		r, err = s.cfg.Batches.Reserve(ctx, b.OrgID, b.No, uid)
 		return err
 	})
 	var ob *batch.OtherBatchError
@@ -782,7 +782,7 @@ func (s *Station) record(ctx context.Context, r batch.Reservation, uid []byte) (
 	b := s.cfg.Batch
 	err = s.timeDB(func() error {
 		var err error
-		p, err = s.cfg.Store.Finish(ctx, b.OrgID, b.No, r.Slot, uid, batch.Finished{
+		p, err = s.cfg.Batches.Finish(ctx, b.OrgID, b.No, r.Slot, uid, batch.Finished{
 			KeyVersions: s.KeyVersions(), TokenHash: tok.Hash(), PVV: pvv.MAC, PVVKeyVersion: pvv.KeyVersion,
 		})
 		return err
