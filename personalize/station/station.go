@@ -509,21 +509,6 @@ func refused(err error) bool {
 	return errors.As(err, &se) || errors.Is(err, desfire.ErrIntegrity)
 }
 
-func (s *Station) aid() desfire.AID {
-	a := s.layout.AID
-	return desfire.AID(uint32(a[0]) | uint32(a[1])<<8 | uint32(a[2])<<16)
-}
-
-func comm(m personalize.CommMode) desfire.CommMode {
-	switch m {
-	case personalize.CommMAC:
-		return desfire.CommMAC
-	case personalize.CommFull:
-		return desfire.CommFull
-	}
-	return desfire.CommPlain
-}
-
 func access(a personalize.Access) desfire.AccessRights {
 	return desfire.AccessRights{Read: desfire.Access(a.Read), Write: desfire.Access(a.Write), ReadWrite: desfire.Access(a.ReadWrite), Change: desfire.Access(a.Change)}
 }
@@ -563,14 +548,14 @@ func (s *Station) write(c *desfire.Card, ck cardKeys, state cardState, info []by
 	}
 	found := false
 	for _, a := range aids {
-		found = found || a == s.aid()
+		found = found || a == s.layout.AID.DESFire()
 	}
 	if !found {
-		if err := c.CreateApplication(s.aid(), l.AppKeySettings, len(l.Keys), desfire.KeyAES); err != nil {
+		if err := c.CreateApplication(s.layout.AID.DESFire(), l.AppKeySettings, len(l.Keys), desfire.KeyAES); err != nil {
 			return step("create application", err)
 		}
 	}
-	if err := c.SelectApplication(s.aid()); err != nil {
+	if err := c.SelectApplication(s.layout.AID.DESFire()); err != nil {
 		return step("select application", err)
 	}
 	master := ck.app[0]
@@ -628,7 +613,7 @@ func (s *Station) write(c *desfire.Card, ck cardKeys, state cardState, info []by
 		}
 	}
 	ci := l.CardInfo
-	if err := c.WriteData(ci.No, 0, info, comm(ci.Comm)); err != nil {
+	if err := c.WriteData(ci.No, 0, info, ci.Comm.DESFire()); err != nil {
 		return step("write card info", err)
 	}
 	if ci.Kind == personalize.BackupData {
@@ -655,7 +640,7 @@ var fileTypes = map[personalize.FileKind]desfire.FileType{
 }
 
 func matches(f personalize.File, fs desfire.FileSettings) bool {
-	if fs.Type != fileTypes[f.Kind] || fs.Comm != comm(f.Comm) || fs.Access != access(f.Access) {
+	if fs.Type != fileTypes[f.Kind] || fs.Comm != f.Comm.DESFire() || fs.Access != access(f.Access) {
 		return false
 	}
 	switch f.Kind {
@@ -670,7 +655,7 @@ func matches(f personalize.File, fs desfire.FileSettings) bool {
 }
 
 func createFile(c *desfire.Card, f personalize.File) error {
-	m, a := comm(f.Comm), access(f.Access)
+	m, a := f.Comm.DESFire(), access(f.Access)
 	switch f.Kind {
 	case personalize.StdData:
 		return c.CreateStdDataFile(f.No, m, a, f.Size)
@@ -705,7 +690,7 @@ func (s *Station) verify(c *desfire.Card, ck cardKeys, info []byte) error {
 	if err := c.AuthenticateEV2First(0, ck.picc); err != nil {
 		return s.verifyErr("card master key", err)
 	}
-	if err := c.SelectApplication(s.aid()); err != nil {
+	if err := c.SelectApplication(s.layout.AID.DESFire()); err != nil {
 		return step("verify: select application", err)
 	}
 	for _, k := range l.Keys {
@@ -713,7 +698,7 @@ func (s *Station) verify(c *desfire.Card, ck cardKeys, info []byte) error {
 			return s.verifyErr(fmt.Sprintf("key %d", k.No), err)
 		}
 		if kn, ok := readerKey(l.CardInfo.Access); ok && kn == k.No {
-			got, err := c.ReadData(l.CardInfo.No, 0, len(info), comm(l.CardInfo.Comm))
+			got, err := c.ReadData(l.CardInfo.No, 0, len(info), l.CardInfo.Comm.DESFire())
 			if err != nil {
 				return s.verifyErr("card info", err)
 			}
@@ -722,7 +707,7 @@ func (s *Station) verify(c *desfire.Card, ck cardKeys, info []byte) error {
 			}
 		}
 		if kn, ok := readerKey(l.Balance.Access); ok && kn == k.No {
-			v, err := c.GetValue(l.Balance.No, comm(l.Balance.Comm))
+			v, err := c.GetValue(l.Balance.No, l.Balance.Comm.DESFire())
 			if err != nil {
 				return s.verifyErr("balance", err)
 			}
