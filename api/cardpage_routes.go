@@ -15,6 +15,7 @@ import (
 
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/cardpage"
+	"github.com/loopcard/loopcard/api/internal/httpstatus"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize/qrpin"
 )
@@ -61,9 +62,9 @@ func (cp *cardPages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	done := s.metrics.Start()
 	defer done()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpstatus.Writer{ResponseWriter: w}
 	defer func() {
-		status := sw.status
+		status := sw.Status
 		if status == 0 {
 			status = http.StatusOK
 		}

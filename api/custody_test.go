@@ -34,7 +34,7 @@ func (e *env) custody() (stores map[string]*handover.Signer, hqVkey string, card
 	require.NoError(t, err)
 	l, err := handoverdb.Open(ctx, e.pool, handoverdb.Config{Org: org, HQ: hs})
 	require.NoError(t, err)
-	cards, err := batch.NewStore(e.pool).Cards(ctx, org, e.batch)
+	cards, err := batch.NewBatches(e.pool).Cards(ctx, org, e.batch)
 	require.NoError(t, err)
 	for _, c := range cards {
 		cardNumbers = append(cardNumbers, c.Number)

@@ -183,7 +183,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Cleanup(pool.Close)
 	clk := &clock{t: time.Now().Truncate(time.Second)}
 	l := ledger.New(pool, ledger.Options{Now: clk.Now, Sealer: h})
-	bs := batch.NewStore(pool)
+	bs := batch.NewBatches(pool)
 
 	logs := &logBuffer{}
 	if o.limits.PerIP == 0 {
@@ -274,7 +274,7 @@ func (e *env) seed(n int) {
 	if n == 0 {
 		n = 3
 	}
-	bs := batch.NewStore(e.pool)
+	bs := batch.NewBatches(e.pool)
 	b, err := bs.Create(ctx, org, "fest", n, personalize.DefaultLayout())
 	require.NoError(t, err)
 	e.batch = b.No

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loopcard/loopcard/api/internal/httpstatus"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -47,26 +48,6 @@ type reqState struct {
 	c *call
 }
 
-// statusWriter remembers the status code written.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 func newRequestID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
@@ -89,7 +70,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		done := s.metrics.Start()
 		defer done()
 		c := &call{id: newRequestID(), ip: remoteIP(r)}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &httpstatus.Writer{ResponseWriter: w}
 		sw.Header().Set("X-Request-Id", c.id)
 		sw.Header().Set("Cache-Control", "no-store")
 		sw.Header().Set("X-Content-Type-Options", "nosniff")
@@ -101,7 +82,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.Error("api: panic", "request_id", c.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				if sw.status == 0 {
+				if sw.Status == 0 {
 					s.writeError(sw, c, apiError(http.StatusInternalServerError, "internal error", nil))
 				}
 			}
@@ -109,7 +90,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 			if c.route != nil && c.route.method != "" {
 				routeName = c.route.pattern()
 			}
-			status := sw.status
+			status := sw.Status
 			if status == 0 {
 				status = http.StatusOK
 			}

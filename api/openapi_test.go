@@ -241,7 +241,7 @@ type noHSM struct{ api.HSM }
 
 func newServerOnly(t *testing.T) *api.Server {
 	t.Helper()
-	s, err := api.New(api.Config{Ledger: ledger.New(nil, ledger.Options{}), Batches: batch.NewStore(nil), HSM: noHSM{}})
+	s, err := api.New(api.Config{Ledger: ledger.New(nil, ledger.Options{}), Batches: batch.NewBatches(nil), HSM: noHSM{}})
 	require.NoError(t, err)
 	return s
 }

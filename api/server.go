@@ -99,7 +99,7 @@ func (l *Limits) defaults() {
 // Config is what a Server needs.
 type Config struct {
 	Ledger  *ledger.Ledger
-	Batches *batch.Store
+	Batches *batch.Batches
 	// Pool is the database of the API's own api_* tables and of the
 	// custody log (handoverdb); nil means the ledger's pool. The API runs
 	// SQL on no other table: it asks Ledger and Batches.
@@ -158,7 +158,7 @@ func (p *Payments) validate() error {
 // Server is the API. Create it with New; it is an http.Handler.
 type Server struct {
 	ledger  *ledger.Ledger
-	batches *batch.Store
+	batches *batch.Batches
 	pool    *pgxpool.Pool
 	hsm     HSM
 	hqSign  crypto.Signer

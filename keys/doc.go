@@ -1,5 +1,5 @@
 // Package keys is Loopcard's access to the HSM over PKCS#11: the key
-// hierarchy of DESIGN.md (labels "NAME/vN", versions, rotation), key
+// hierarchy of docs/design.md (labels "NAME/vN", versions, rotation), key
 // generation and the XOR-component key ceremony, AN10922 key
 // diversification, the hq-sign signer, PIN verification values and envelope
 // encryption.

@@ -54,7 +54,7 @@ func (s Spec) Size() int {
 // Importable reports whether the key can be imported from components.
 func (s Spec) Importable() bool { return s.Kind != KindSigning }
 
-// The names of the keys of the hierarchy (DESIGN.md, Keys).
+// The names of the keys of the hierarchy (docs/design.md, Keys).
 const (
 	PICCMaster = "picc-master"
 	AppMaster  = "app-master"

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/loopcard/loopcard/keys/pkcs11uri"
 )
 
 // ErrBadURI is returned for a PKCS#11 URI that does not follow RFC 7512 or
@@ -140,7 +142,7 @@ func (u *URI) String() string {
 	var path []string
 	add := func(list *[]string, name, value string) {
 		if value != "" {
-			*list = append(*list, name+"="+escapeAttr(value))
+			*list = append(*list, name+"="+pkcs11uri.Escape(value))
 		}
 	}
 	add(&path, "token", u.Token)
@@ -163,21 +165,6 @@ func (u *URI) String() string {
 		s += "?" + strings.Join(query, "&")
 	}
 	return s
-}
-
-func escapeAttr(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '-', c == '.', c == '_', c == '~', c == '/', c == ':':
-			b.WriteByte(c)
-		default:
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
 }
 
 // readPIN returns the user PIN from pin-value or the pin-source file (a

@@ -62,7 +62,7 @@ const (
 // Role is what an application key is for.
 type Role string
 
-// The roles of the application keys (DESIGN.md, The card).
+// The roles of the application keys (docs/design.md, The card).
 const (
 	RoleMaster Role = "master" // key 0: application master, changes keys and files
 	RoleDebit  Role = "debit"  // key 1: terminals of one event
@@ -206,7 +206,7 @@ const (
 	FileRecent   byte = 4
 )
 
-// DefaultLayout returns the application of DESIGN.md. Access rights follow
+// DefaultLayout returns the application of docs/design.md. Access rights follow
 // its table where DESFire can express them; one deviation: DESFire lets every
 // key with the read right of a value file also debit it, so the balance is
 // readable by the debit and credit keys only, not by the read key.

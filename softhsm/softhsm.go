@@ -18,7 +18,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/loopcard/loopcard/keys/pkcs11uri"
 )
 
 // ConfEnv is the environment variable SoftHSM2 reads its configuration from.
@@ -68,25 +69,8 @@ func WriteConfig(path, tokenDir string) error {
 // whose user PIN is read from pinFile.
 func URI(token, module, pinFile string) string {
 	pinURL := url.URL{Scheme: "file", Path: pinFile}
-	q := "module-path=" + escape(module) + "&pin-source=" + escape(pinURL.String())
-	return "pkcs11:token=" + escape(token) + "?" + q
-}
-
-// escape percent-encodes everything RFC 7512 does not allow unescaped in an
-// attribute value, keeping '/' and ':' readable.
-func escape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '-', c == '.', c == '_', c == '~', c == '/', c == ':':
-			b.WriteByte(c)
-		default:
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
+	q := "module-path=" + pkcs11uri.Escape(module) + "&pin-source=" + pkcs11uri.Escape(pinURL.String())
+	return "pkcs11:token=" + pkcs11uri.Escape(token) + "?" + q
 }
 
 // newPIN returns a random PIN of 32 hex digits. It is only ever written to a

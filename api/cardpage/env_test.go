@@ -93,7 +93,7 @@ func startAPIEnv(t *testing.T, n int, perIP float64, payments bool) *apiEnv {
 	t.Cleanup(pool.Close)
 	require.NoError(t, ledger.Migrate(ctx, pool))
 	l := ledger.New(pool, ledger.Options{Sealer: h})
-	bs := batch.NewStore(pool)
+	bs := batch.NewBatches(pool)
 	logs := &syncBuffer{}
 	if perIP == 0 {
 		perIP = -1

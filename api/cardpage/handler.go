@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loopcard/loopcard/api/internal/httpstatus"
 )
 
 //go:embed templates/*.html
@@ -121,26 +123,6 @@ func New(o Options) (*Handler, error) {
 	return h, nil
 }
 
-// statusWriter remembers the status written.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 // maxForm bounds a form post.
 const maxForm = 16 << 10
 
@@ -152,7 +134,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var idb [12]byte
 	_, _ = rand.Read(idb[:])
 	id := hex.EncodeToString(idb[:])
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpstatus.Writer{ResponseWriter: w}
 	hd := sw.Header()
 	hd.Set("X-Request-Id", id)
 	hd.Set("Content-Security-Policy", h.csp)
@@ -168,11 +150,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(v)
 			}
 			h.log.Error("cardpage: panic", "request_id", id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if sw.status == 0 {
+			if sw.Status == 0 {
 				http.Error(sw, "internal error", http.StatusInternalServerError)
 			}
 		}
-		status := sw.status
+		status := sw.Status
 		if status == 0 {
 			status = http.StatusOK
 		}

@@ -59,7 +59,7 @@ func (s *Stack) IssueCards(ctx context.Context, org int64, event string, n int, 
 		return nil, err
 	}
 	defer spool.Close()
-	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: PublicURL, HSM: s.HSM, Store: s.Batches, Spool: spool, Ledger: s.Ledger, Logger: s.log})
+	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: PublicURL, HSM: s.HSM, Batches: s.Batches, Spool: spool, Ledger: s.Ledger, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}

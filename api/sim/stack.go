@@ -19,6 +19,7 @@ import (
 	"github.com/loopcard/loopcard/api/stack"
 	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/api/terminal"
+	"github.com/loopcard/loopcard/api/tlsca"
 )
 
 // StackConfig says where the parts of a Stack come from.
@@ -104,7 +105,7 @@ func (s *Stack) open(ctx context.Context, cfg stack.Config, cas *x509.CertPool) 
 
 // StartStack opens the HSM and creates the key hierarchy where missing,
 // opens (or starts) PostgreSQL and migrates it, and serves the API on
-// loopback with a fresh self-signed certificate.
+// loopback with a certificate of the local CA under DataDir/tls (api/tlsca).
 func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -121,11 +122,16 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 			_ = s.Close()
 		}
 	}()
-	s.CAFile = filepath.Join(cfg.DataDir, "demo-ca.pem")
-	cert, pool, err := loopbackCert(s.CAFile)
+	ca, _, err := tlsca.Ensure(filepath.Join(cfg.DataDir, "tls"), nil)
 	if err != nil {
 		return nil, err
 	}
+	s.CAFile = filepath.Join(ca.Dir, tlsca.CAFile)
+	cert, err := ca.ServerCertificate()
+	if err != nil {
+		return nil, err
+	}
+	pool := ca.Pool()
 	if err := s.open(ctx, stack.Config{DataDir: cfg.DataDir, HSMURI: cfg.HSMURI, DatabaseURL: cfg.DatabaseURL,
 		Database: cfg.Database, FreshDatabase: true, Logger: cfg.Logger}, pool); err != nil {
 		return nil, err

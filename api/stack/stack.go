@@ -72,7 +72,7 @@ type Stack struct {
 	// was opened first.
 	Pool    *pgxpool.Pool
 	Ledger  *ledger.Ledger
-	Batches *batch.Store
+	Batches *batch.Batches
 	// Server is the API (NewServer).
 	Server *api.Server
 
@@ -224,7 +224,7 @@ func (s *Stack) OpenDatabase(ctx context.Context) error {
 	if s.HSM != nil {
 		opts.Sealer = s.HSM
 	}
-	s.Pool, s.Ledger, s.Batches = pool, ledger.New(pool, opts), batch.NewStore(pool)
+	s.Pool, s.Ledger, s.Batches = pool, ledger.New(pool, opts), batch.NewBatches(pool)
 	return nil
 }
 

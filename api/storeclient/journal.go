@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/loopcard/loopcard/api/internal/fsync"
 )
 
 // Journal operations, one JSON line each, synced before the client acts
@@ -82,7 +84,7 @@ func openJournal(path string) (*journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("storeclient: journal: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := fsync.Dir(filepath.Dir(path)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("storeclient: journal: %w", err)
 	}

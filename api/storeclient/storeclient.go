@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/loopcard/loopcard/api/apitype"
+	"github.com/loopcard/loopcard/api/internal/fsync"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/api/terminal"
 	"github.com/loopcard/loopcard/keys/keyderiv"
@@ -282,16 +283,7 @@ func writeState(path string, st kexState) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("storeclient: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsync.Dir(filepath.Dir(path))
 }
 
 // Request is a money request of the journal.

@@ -107,21 +107,6 @@ func DecodeSeq(b []byte) (uint32, error) {
 // App is the Loopcard application as a terminal or store addresses it.
 type App struct{ Layout personalize.Layout }
 
-func (a App) aid() desfire.AID {
-	x := a.Layout.AID
-	return desfire.AID(uint32(x[0]) | uint32(x[1])<<8 | uint32(x[2])<<16)
-}
-
-func comm(m personalize.CommMode) desfire.CommMode {
-	switch m {
-	case personalize.CommMAC:
-		return desfire.CommMAC
-	case personalize.CommFull:
-		return desfire.CommFull
-	}
-	return desfire.CommPlain
-}
-
 // CardKey derives a card's application key from a base AES key (the event
 // debit key for key 1) with AN10922 over UID || AID || SystemID, in Go.
 func (a App) CardKey(base keyderiv.AESKey, uid []byte, version byte) (desfire.Key, error) {
@@ -154,7 +139,7 @@ type Session struct {
 // Open selects the application and authenticates with key number keyNo.
 func (a App) Open(card Card, keyNo byte, key desfire.Key) (*Session, error) {
 	c := desfire.New(card)
-	if err := c.SelectApplication(a.aid()); err != nil {
+	if err := c.SelectApplication(a.Layout.AID.DESFire()); err != nil {
 		return nil, fmt.Errorf("terminal: select application: %w", err)
 	}
 	if err := c.AuthenticateEV2First(keyNo, key); err != nil {
@@ -166,11 +151,11 @@ func (a App) Open(card Card, keyNo byte, key desfire.Key) (*Session, error) {
 // Read returns the committed balance and card sequence.
 func (s *Session) Read() (State, error) {
 	l := s.app.Layout
-	v, err := s.c.GetValue(l.Balance.No, comm(l.Balance.Comm))
+	v, err := s.c.GetValue(l.Balance.No, l.Balance.Comm.DESFire())
 	if err != nil {
 		return State{}, fmt.Errorf("terminal: read balance: %w", err)
 	}
-	b, err := s.c.ReadData(l.Sequence.No, 0, l.Sequence.Size, comm(l.Sequence.Comm))
+	b, err := s.c.ReadData(l.Sequence.No, 0, l.Sequence.Size, l.Sequence.Comm.DESFire())
 	if err != nil {
 		return State{}, fmt.Errorf("terminal: read sequence: %w", err)
 	}
@@ -184,7 +169,7 @@ func (s *Session) Read() (State, error) {
 // Info reads the card info file (the card's number, organizer and event).
 func (s *Session) Info() (personalize.CardInfo, error) {
 	l := s.app.Layout
-	b, err := s.c.ReadData(l.CardInfo.No, 0, l.CardInfo.Size, comm(l.CardInfo.Comm))
+	b, err := s.c.ReadData(l.CardInfo.No, 0, l.CardInfo.Size, l.CardInfo.Comm.DESFire())
 	if err != nil {
 		return personalize.CardInfo{}, fmt.Errorf("terminal: read card info: %w", err)
 	}
@@ -199,7 +184,7 @@ func (s *Session) Info() (personalize.CardInfo, error) {
 // file is empty).
 func (s *Session) Records() ([]Record, error) {
 	l := s.app.Layout
-	b, err := s.c.ReadRecords(l.Recent.No, 0, 0, l.Recent.RecordSize, comm(l.Recent.Comm))
+	b, err := s.c.ReadRecords(l.Recent.No, 0, 0, l.Recent.RecordSize, l.Recent.Comm.DESFire())
 	if errors.Is(err, desfire.ErrBoundary) {
 		return nil, nil
 	}
@@ -225,19 +210,19 @@ func (s *Session) Stage(st State, amount int64, r Record) error {
 	l := s.app.Layout
 	var err error
 	if amount > 0 {
-		err = s.c.Debit(l.Balance.No, int32(amount), comm(l.Balance.Comm))
+		err = s.c.Debit(l.Balance.No, int32(amount), l.Balance.Comm.DESFire())
 	} else {
-		err = s.c.Credit(l.Balance.No, int32(-amount), comm(l.Balance.Comm))
+		err = s.c.Credit(l.Balance.No, int32(-amount), l.Balance.Comm.DESFire())
 	}
 	if err != nil {
 		return fmt.Errorf("terminal: stage value: %w", err)
 	}
-	if err := s.c.WriteData(l.Sequence.No, 0, EncodeSeq(st.Seq+1, l.Sequence.Size), comm(l.Sequence.Comm)); err != nil {
+	if err := s.c.WriteData(l.Sequence.No, 0, EncodeSeq(st.Seq+1, l.Sequence.Size), l.Sequence.Comm.DESFire()); err != nil {
 		return fmt.Errorf("terminal: stage sequence: %w", err)
 	}
 	rec := make([]byte, l.Recent.RecordSize)
 	copy(rec, r.MarshalBinary())
-	if err := s.c.WriteRecord(l.Recent.No, 0, rec, comm(l.Recent.Comm)); err != nil {
+	if err := s.c.WriteRecord(l.Recent.No, 0, rec, l.Recent.Comm.DESFire()); err != nil {
 		return fmt.Errorf("terminal: stage record: %w", err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/loopcard/loopcard/api/internal/fsync"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -191,7 +192,7 @@ func (q *Queue) compact() error {
 	if err := os.Rename(tmp, q.path); err != nil {
 		return fmt.Errorf("terminal: compact queue: %w", err)
 	}
-	if err := syncDir(filepath.Dir(q.path)); err != nil {
+	if err := fsync.Dir(filepath.Dir(q.path)); err != nil {
 		return fmt.Errorf("terminal: compact queue: %w", err)
 	}
 	f, err := os.OpenFile(q.path, os.O_WRONLY|os.O_APPEND, 0o600)
@@ -216,15 +217,6 @@ func writeSynced(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Close closes the file.

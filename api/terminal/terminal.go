@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/loopcard/loopcard/api/apitype"
+	"github.com/loopcard/loopcard/api/internal/fsync"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
@@ -166,7 +167,7 @@ func Enrol(ctx context.Context, cfg Config, org int64, terminal, token string) e
 		return fmt.Errorf("terminal: write identity: %w", err)
 	}
 	clear(b)
-	return syncDir(cfg.StateDir)
+	return fsync.Dir(cfg.StateDir)
 }
 
 // Enrolled reports whether dir holds a terminal identity.

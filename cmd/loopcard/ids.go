@@ -41,7 +41,7 @@ func checkEvent(ctx context.Context, l *ledger.Ledger, org int64, event string) 
 }
 
 // checkBatch returns the batch, or an error saying how batches are made.
-func checkBatch(ctx context.Context, store *batch.Store, org, no int64) (batch.Batch, error) {
+func checkBatch(ctx context.Context, store *batch.Batches, org, no int64) (batch.Batch, error) {
 	b, err := store.Get(ctx, org, no)
 	if errors.Is(err, batch.ErrNotFound) {
 		return b, fmt.Errorf("%w: create one with 'loopcard batch create --event EVENT --count N' ('loopcard batch list' shows them)", err)

@@ -130,7 +130,7 @@ func personalizeAction(c *cli.Context) error {
 	}
 	defer r.Close()
 
-	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: hsm, Store: store, Spool: spool,
+	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: hsm, Batches: store, Spool: spool,
 		Ledger: inst.Ledger, Logger: log})
 	if err != nil {
 		return hintUnknown(err)
@@ -209,7 +209,7 @@ func personalizeAction(c *cli.Context) error {
 
 // writePrintFiles writes the PDF and CSV from the spool, one label per
 // recorded card, and removes a spool that is not itself the CSV.
-func writePrintFiles(c *cli.Context, store *batch.Store, b batch.Batch, spool *labels.Spool, pdfPath, csvPath, spPath, publicURL string, sheet labels.Sheet) ([]string, error) {
+func writePrintFiles(c *cli.Context, store *batch.Batches, b batch.Batch, spool *labels.Spool, pdfPath, csvPath, spPath, publicURL string, sheet labels.Sheet) ([]string, error) {
 	hashes, err := store.TokenHashes(c.Context, b.OrgID, b.No)
 	if err != nil {
 		return nil, err

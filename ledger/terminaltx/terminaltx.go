@@ -70,7 +70,11 @@ var (
 	ErrSignature = errors.New("terminaltx: bad signature")
 )
 
-// ID is a terminal-made transaction id.
+// ID is a transaction id: a UUID, made by the terminal for its debits. The
+// ledger uses the same type for every transaction it journals
+// (journal.txn_id: top-ups, card sales, loads, refunds, store receipts),
+// whoever makes the id (a terminal, a client's Idempotency-Key, the ledger
+// itself), so that one id type and one column answer "was this recorded".
 type ID [16]byte
 
 // String returns the id in UUID text form.

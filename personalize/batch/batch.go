@@ -90,13 +90,13 @@ func (b HexBytes) MarshalText() ([]byte, error) {
 	return []byte(strings.ToUpper(hex.EncodeToString(b))), nil
 }
 
-// Store reads and writes batches.
-type Store struct {
+// Batches reads and writes batches: the database of card batches, not a shop.
+type Batches struct {
 	pool *pgxpool.Pool
 }
 
-// NewStore returns a Store on pool. The schema must be migrated.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+// NewBatches returns a Batches on pool. The schema must be migrated.
+func NewBatches(pool *pgxpool.Pool) *Batches { return &Batches{pool: pool} }
 
 // CheckNew checks the arguments of Create without a database, so that a
 // caller can check them before it looks the event up. Errors wrap
@@ -119,7 +119,7 @@ func CheckNew(orgID int64, event string, count int, layout personalize.Layout) e
 
 // Create makes a new open batch of count cards of event for organizer orgID,
 // numbered one above the organizer's last batch. Errors wrap ErrInvalid.
-func (s *Store) Create(ctx context.Context, orgID int64, event string, count int, layout personalize.Layout) (Batch, error) {
+func (s *Batches) Create(ctx context.Context, orgID int64, event string, count int, layout personalize.Layout) (Batch, error) {
 	if err := CheckNew(orgID, event, count, layout); err != nil {
 		return Batch{}, err
 	}
@@ -170,7 +170,7 @@ func scanBatch(row pgx.Row) (Batch, error) {
 }
 
 // Get returns one batch. Errors wrap ErrNotFound.
-func (s *Store) Get(ctx context.Context, orgID, no int64) (Batch, error) {
+func (s *Batches) Get(ctx context.Context, orgID, no int64) (Batch, error) {
 	b, err := scanBatch(s.pool.QueryRow(ctx, `SELECT `+batchColumns+` FROM card_batches b WHERE b.org_id = $1 AND b.batch_no = $2`, orgID, no))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Batch{}, fmt.Errorf("%w: batch %d of organizer %d", ErrNotFound, no, orgID)
@@ -182,7 +182,7 @@ func (s *Store) Get(ctx context.Context, orgID, no int64) (Batch, error) {
 }
 
 // List returns the organizer's batches, newest first.
-func (s *Store) List(ctx context.Context, orgID int64) ([]Batch, error) {
+func (s *Batches) List(ctx context.Context, orgID int64) ([]Batch, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+batchColumns+` FROM card_batches b WHERE b.org_id = $1 ORDER BY b.batch_no DESC`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("batch: list: %w", err)
@@ -195,7 +195,7 @@ func (s *Store) List(ctx context.Context, orgID int64) ([]Batch, error) {
 }
 
 // Cards returns the slots of a batch that are reserved or done, by slot.
-func (s *Store) Cards(ctx context.Context, orgID, no int64) ([]Card, error) {
+func (s *Batches) Cards(ctx context.Context, orgID, no int64) ([]Card, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT slot, uid, status, key_versions, reserved_at, done_at FROM batch_cards
 		WHERE org_id = $1 AND batch_no = $2 ORDER BY slot`, orgID, no)
@@ -228,7 +228,7 @@ func (s *Store) Cards(ctx context.Context, orgID, no int64) ([]Card, error) {
 // unless versions were recorded before, and returns the versions in force:
 // the first station to work on a batch pins them for every later one.
 // Errors wrap ErrNotFound.
-func (s *Store) PinKeyVersions(ctx context.Context, orgID, no int64, want map[string]int) (map[string]int, error) {
+func (s *Batches) PinKeyVersions(ctx context.Context, orgID, no int64, want map[string]int) (map[string]int, error) {
 	if len(want) == 0 {
 		return nil, fmt.Errorf("%w: no key versions to pin", ErrInvalid)
 	}
@@ -274,7 +274,7 @@ type Reservation struct {
 // The reservation is committed without waiting for the disk: an
 // operating-system crash may lose it, which leaves a card that is ours but
 // unrecorded, and such a card reserves a slot again when presented.
-func (s *Store) Reserve(ctx context.Context, orgID, no int64, uid []byte) (r Reservation, err error) {
+func (s *Batches) Reserve(ctx context.Context, orgID, no int64, uid []byte) (r Reservation, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("batch: reserve: %w", err)
@@ -383,7 +383,7 @@ type Progress struct {
 // last cards together exactly one completes it. Errors wrap ErrNotReserved
 // when the slot is not reserved by uid (another station took it over, or it
 // is done already).
-func (s *Store) Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f Finished) (Progress, error) {
+func (s *Batches) Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f Finished) (Progress, error) {
 	var p Progress
 	if len(f.TokenHash) != 32 || len(f.PVV) == 0 || f.PVVKeyVersion < 1 {
 		return p, fmt.Errorf("%w: finishing a card needs its token hash and PIN verification value", ErrInvalid)
@@ -437,7 +437,7 @@ func ParseNo(s string) (int64, error) {
 
 // TokenHashes returns the token hash of every finished card of the batch,
 // by card number: what the print files are checked against.
-func (s *Store) TokenHashes(ctx context.Context, orgID, no int64) (map[string][]byte, error) {
+func (s *Batches) TokenHashes(ctx context.Context, orgID, no int64) (map[string][]byte, error) {
 	rows, err := s.pool.Query(ctx, `SELECT slot, token_hash FROM batch_cards
 		WHERE org_id = $1 AND batch_no = $2 AND status = 'done'`, orgID, no)
 	if err != nil {

@@ -20,14 +20,14 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func newStore(t testing.TB) *batch.Store {
+func newStore(t testing.TB) *batch.Batches {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	require.NoError(t, migrations.Up(ctx, pool))
-	return batch.NewStore(pool)
+	return batch.NewBatches(pool)
 }
 
 func uid(i int) []byte { return []byte{0x04, 0xAA, 0xBB, 0xCC, 0x00, byte(i >> 8), byte(i)} }

@@ -22,7 +22,7 @@ type TokenCard struct {
 
 // CardByTokenHash returns the finished card whose QR token hashes to hash.
 // Errors wrap ErrNotFound when no finished card has it.
-func (s *Store) CardByTokenHash(ctx context.Context, hash []byte) (TokenCard, error) {
+func (s *Batches) CardByTokenHash(ctx context.Context, hash []byte) (TokenCard, error) {
 	var c TokenCard
 	err := s.pool.QueryRow(ctx, `SELECT org_id, uid, pvv_key_version, pvv FROM batch_cards
 		WHERE token_hash = $1 AND status = 'done'`, hash).Scan(&c.Org, &c.UID, &c.PVVKeyVersion, &c.PVV)
@@ -46,7 +46,7 @@ type CardKeys struct {
 // CardKeys returns how the organizer's finished card uid was
 // personalized. Errors wrap ErrNotFound when no finished card of the
 // organizer has the UID.
-func (s *Store) CardKeys(ctx context.Context, orgID int64, uid []byte) (CardKeys, error) {
+func (s *Batches) CardKeys(ctx context.Context, orgID int64, uid []byte) (CardKeys, error) {
 	var k CardKeys
 	err := s.pool.QueryRow(ctx, `SELECT b.layout, c.key_versions, b.event_id FROM batch_cards c
 		JOIN card_batches b ON b.org_id = c.org_id AND b.batch_no = c.batch_no

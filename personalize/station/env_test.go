@@ -47,12 +47,12 @@ var baseKeys = map[string]string{
 }
 
 type testEnv struct {
-	uri    string
-	hsm    *keys.HSM
-	pool   *pgxpool.Pool
-	dbURL  string
-	store  *batch.Store
-	ledger *ledger.Ledger
+	uri     string
+	hsm     *keys.HSM
+	pool    *pgxpool.Pool
+	dbURL   string
+	batches *batch.Batches
+	ledger  *ledger.Ledger
 }
 
 func newEnv(t testing.TB) *testEnv {
@@ -82,7 +82,7 @@ func newEnv(t testing.TB) *testEnv {
 	require.NoError(t, migrations.Up(ctx, pool))
 	l := ledger.New(pool, ledger.Options{})
 	require.NoError(t, l.AddEvent(ctx, orgID, event, "Summer 2026", time.Time{}))
-	return &testEnv{uri: uri, hsm: h, pool: pool, dbURL: url, store: batch.NewStore(pool), ledger: l}
+	return &testEnv{uri: uri, hsm: h, pool: pool, dbURL: url, batches: batch.NewBatches(pool), ledger: l}
 }
 
 func xor(a, b []byte) []byte {
@@ -95,25 +95,25 @@ func xor(a, b []byte) []byte {
 
 func (e *testEnv) newBatch(t testing.TB, count int) batch.Batch {
 	t.Helper()
-	b, err := e.store.Create(context.Background(), orgID, event, count, personalize.DefaultLayout())
+	b, err := e.batches.Create(context.Background(), orgID, event, count, personalize.DefaultLayout())
 	require.NoError(t, err)
 	return b
 }
 
 // station opens (or reopens, after a "crash") the batch's label spool and
 // starts a station on it.
-func (e *testEnv) station(t testing.TB, b batch.Batch, spoolPath string, store station.Store) (*station.Station, *labels.Spool) {
+func (e *testEnv) station(t testing.TB, b batch.Batch, spoolPath string, batches station.Batches) (*station.Station, *labels.Spool) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := e.store.Get(ctx, b.OrgID, b.No)
+	b, err := e.batches.Get(ctx, b.OrgID, b.No)
 	require.NoError(t, err)
 	sp, _, err := labels.OpenSpool(spoolPath, publicURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { sp.Close() })
-	if store == nil {
-		store = e.store
+	if batches == nil {
+		batches = e.batches
 	}
-	s, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: e.hsm, Store: store, Spool: sp, Ledger: e.ledger})
+	s, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: e.hsm, Batches: batches, Spool: sp, Ledger: e.ledger})
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s, sp
@@ -204,7 +204,7 @@ func checkCard(t testing.TB, l personalize.Layout, tr desfire.Transmitter, uid [
 func (e *testEnv) checkRecords(t testing.TB, b batch.Batch, spoolPath string, cards map[string][]byte) {
 	t.Helper()
 	ctx := context.Background()
-	got, err := e.store.Get(ctx, b.OrgID, b.No)
+	got, err := e.batches.Get(ctx, b.OrgID, b.No)
 	require.NoError(t, err)
 	require.Equal(t, b.Count, got.Done, "every card finished")
 	require.Equal(t, batch.StatusComplete, got.Status)

@@ -9,7 +9,7 @@ import (
 
 // PrintLabels picks from the spool's labels the one label of each recorded
 // card: the one whose token hashes to the recorded hash (hashes by card
-// number, from batch.Store.TokenHashes). Labels of cards that were
+// number, from batch.Batches.TokenHashes). Labels of cards that were
 // relabelled or never recorded are dropped. It returns an error when a
 // recorded card has no label, which only a lost or foreign spool explains.
 func PrintLabels(spooled []labels.Label, hashes map[string][]byte) ([]labels.Label, error) {

@@ -41,8 +41,8 @@ type HSM interface {
 	PINVerificationValue(ctx context.Context, cardID []byte, p keys.PIN) (keys.PVV, error)
 }
 
-// Store is what the station needs of batch.Store.
-type Store interface {
+// Batches is what the station needs of batch.Batches.
+type Batches interface {
 	PinKeyVersions(ctx context.Context, orgID, no int64, want map[string]int) (map[string]int, error)
 	Reserve(ctx context.Context, orgID, no int64, uid []byte) (batch.Reservation, error)
 	Finish(ctx context.Context, orgID, no int64, slot int, uid []byte, f batch.Finished) (batch.Progress, error)
@@ -98,7 +98,7 @@ type Config struct {
 	Batch     batch.Batch
 	PublicURL string
 	HSM       HSM
-	Store     Store
+	Batches   Batches
 	Spool     Spool
 	// Ledger registers each finished card for the batch's event.
 	Ledger CardRegistrar
@@ -152,7 +152,7 @@ type Result struct {
 // for cards registered already: it heals a station that died between
 // recording a card and registering it).
 func New(ctx context.Context, cfg Config) (*Station, error) {
-	if cfg.HSM == nil || cfg.Store == nil || cfg.Spool == nil || cfg.Ledger == nil {
+	if cfg.HSM == nil || cfg.Batches == nil || cfg.Spool == nil || cfg.Ledger == nil {
 		return nil, errors.New("station: HSM, store, label spool and ledger are required")
 	}
 	if err := qrpin.CheckPublicURL(cfg.PublicURL); err != nil {
@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg Config) (*Station, error) {
 		}
 		newest[n] = lb.Version
 	}
-	pinned, err := cfg.Store.PinKeyVersions(ctx, cfg.Batch.OrgID, cfg.Batch.No, newest)
+	pinned, err := cfg.Batches.PinKeyVersions(ctx, cfg.Batch.OrgID, cfg.Batch.No, newest)
 	if err != nil {
 		return nil, fmt.Errorf("station: %w", err)
 	}
@@ -225,7 +225,7 @@ func New(ctx context.Context, cfg Config) (*Station, error) {
 // registerRecorded registers every recorded card of the batch in the ledger.
 func (s *Station) registerRecorded(ctx context.Context) error {
 	b := s.cfg.Batch
-	cards, err := s.cfg.Store.Cards(ctx, b.OrgID, b.No)
+	cards, err := s.cfg.Batches.Cards(ctx, b.OrgID, b.No)
 	if err != nil {
 		return fmt.Errorf("station: %w", err)
 	}
@@ -422,7 +422,7 @@ func (s *Station) Personalize(ctx context.Context, card reader.Card) (res Result
 	var r batch.Reservation
 	err = s.timeDB(func() error {
 		var err error
-		r, err = s.cfg.Store.Reserve(ctx, b.OrgID, b.No, uid)
+		r, err = s.cfg.Batches.Reserve(ctx, b.OrgID, b.No, uid)
 		return err
 	})
 	var ob *batch.OtherBatchError
@@ -514,21 +514,6 @@ func refused(err error) bool {
 	return errors.As(err, &se) || errors.Is(err, desfire.ErrIntegrity)
 }
 
-func (s *Station) aid() desfire.AID {
-	a := s.layout.AID
-	return desfire.AID(uint32(a[0]) | uint32(a[1])<<8 | uint32(a[2])<<16)
-}
-
-func comm(m personalize.CommMode) desfire.CommMode {
-	switch m {
-	case personalize.CommMAC:
-		return desfire.CommMAC
-	case personalize.CommFull:
-		return desfire.CommFull
-	}
-	return desfire.CommPlain
-}
-
 func access(a personalize.Access) desfire.AccessRights {
 	return desfire.AccessRights{Read: desfire.Access(a.Read), Write: desfire.Access(a.Write), ReadWrite: desfire.Access(a.ReadWrite), Change: desfire.Access(a.Change)}
 }
@@ -568,14 +553,14 @@ func (s *Station) write(c *desfire.Card, ck cardKeys, state cardState, info []by
 	}
 	found := false
 	for _, a := range aids {
-		found = found || a == s.aid()
+		found = found || a == s.layout.AID.DESFire()
 	}
 	if !found {
-		if err := c.CreateApplication(s.aid(), l.AppKeySettings, len(l.Keys), desfire.KeyAES); err != nil {
+		if err := c.CreateApplication(s.layout.AID.DESFire(), l.AppKeySettings, len(l.Keys), desfire.KeyAES); err != nil {
 			return step("create application", err)
 		}
 	}
-	if err := c.SelectApplication(s.aid()); err != nil {
+	if err := c.SelectApplication(s.layout.AID.DESFire()); err != nil {
 		return step("select application", err)
 	}
 	master := ck.app[0]
@@ -633,7 +618,7 @@ func (s *Station) write(c *desfire.Card, ck cardKeys, state cardState, info []by
 		}
 	}
 	ci := l.CardInfo
-	if err := c.WriteData(ci.No, 0, info, comm(ci.Comm)); err != nil {
+	if err := c.WriteData(ci.No, 0, info, ci.Comm.DESFire()); err != nil {
 		return step("write card info", err)
 	}
 	if ci.Kind == personalize.BackupData {
@@ -660,7 +645,7 @@ var fileTypes = map[personalize.FileKind]desfire.FileType{
 }
 
 func matches(f personalize.File, fs desfire.FileSettings) bool {
-	if fs.Type != fileTypes[f.Kind] || fs.Comm != comm(f.Comm) || fs.Access != access(f.Access) {
+	if fs.Type != fileTypes[f.Kind] || fs.Comm != f.Comm.DESFire() || fs.Access != access(f.Access) {
 		return false
 	}
 	switch f.Kind {
@@ -675,7 +660,7 @@ func matches(f personalize.File, fs desfire.FileSettings) bool {
 }
 
 func createFile(c *desfire.Card, f personalize.File) error {
-	m, a := comm(f.Comm), access(f.Access)
+	m, a := f.Comm.DESFire(), access(f.Access)
 	switch f.Kind {
 	case personalize.StdData:
 		return c.CreateStdDataFile(f.No, m, a, f.Size)
@@ -710,7 +695,7 @@ func (s *Station) verify(c *desfire.Card, ck cardKeys, info []byte) error {
 	if err := c.AuthenticateEV2First(0, ck.picc); err != nil {
 		return s.verifyErr("card master key", err)
 	}
-	if err := c.SelectApplication(s.aid()); err != nil {
+	if err := c.SelectApplication(s.layout.AID.DESFire()); err != nil {
 		return step("verify: select application", err)
 	}
 	for _, k := range l.Keys {
@@ -718,7 +703,7 @@ func (s *Station) verify(c *desfire.Card, ck cardKeys, info []byte) error {
 			return s.verifyErr(fmt.Sprintf("key %d", k.No), err)
 		}
 		if kn, ok := readerKey(l.CardInfo.Access); ok && kn == k.No {
-			got, err := c.ReadData(l.CardInfo.No, 0, len(info), comm(l.CardInfo.Comm))
+			got, err := c.ReadData(l.CardInfo.No, 0, len(info), l.CardInfo.Comm.DESFire())
 			if err != nil {
 				return s.verifyErr("card info", err)
 			}
@@ -727,7 +712,7 @@ func (s *Station) verify(c *desfire.Card, ck cardKeys, info []byte) error {
 			}
 		}
 		if kn, ok := readerKey(l.Balance.Access); ok && kn == k.No {
-			v, err := c.GetValue(l.Balance.No, comm(l.Balance.Comm))
+			v, err := c.GetValue(l.Balance.No, l.Balance.Comm.DESFire())
 			if err != nil {
 				return s.verifyErr("balance", err)
 			}
@@ -787,7 +772,7 @@ func (s *Station) record(ctx context.Context, r batch.Reservation, uid []byte) (
 	b := s.cfg.Batch
 	err = s.timeDB(func() error {
 		var err error
-		p, err = s.cfg.Store.Finish(ctx, b.OrgID, b.No, r.Slot, uid, batch.Finished{
+		p, err = s.cfg.Batches.Finish(ctx, b.OrgID, b.No, r.Slot, uid, batch.Finished{
 			KeyVersions: s.KeyVersions(), TokenHash: tok.Hash(), PVV: pvv.MAC, PVVKeyVersion: pvv.KeyVersion,
 			Also: func(q *pgx.Batch) { s.cfg.Ledger.QueueRegisterCards(q, b.OrgID, b.Event, [][]byte{uid}) },
 		})

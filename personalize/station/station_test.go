@@ -76,7 +76,7 @@ func TestPersonalizeStates(t *testing.T) {
 	require.NoError(t, c.CreateApplication(0x123456, 0x0F, 1, desfire.KeyAES))
 	_, err = s.Personalize(ctx, present(withApp))
 	require.ErrorIs(t, err, station.ErrForeign)
-	got, err := e.store.Get(ctx, orgID, b.No)
+	got, err := e.batches.Get(ctx, orgID, b.No)
 	require.NoError(t, err)
 	require.Equal(t, 0, got.Reserved, "foreign cards take no slot")
 
@@ -171,25 +171,25 @@ func TestTearAtEveryStep(t *testing.T) {
 	e.checkRecords(t, b, sp, infos)
 }
 
-// faultyStore fails like a station process dying around its database
+// faultyBatches fails like a station process dying around its database
 // calls: before a call reaches the database, or after it committed.
-type faultyStore struct {
-	station.Store
+type faultyBatches struct {
+	station.Batches
 	failReserve, failFinishBefore, failFinishAfter bool
 }
 
-func (f *faultyStore) Reserve(ctx context.Context, org, no int64, uid []byte) (batch.Reservation, error) {
+func (f *faultyBatches) Reserve(ctx context.Context, org, no int64, uid []byte) (batch.Reservation, error) {
 	if f.failReserve {
 		return batch.Reservation{}, errCrash
 	}
-	return f.Store.Reserve(ctx, org, no, uid)
+	return f.Batches.Reserve(ctx, org, no, uid)
 }
 
-func (f *faultyStore) Finish(ctx context.Context, org, no int64, slot int, uid []byte, fin batch.Finished) (batch.Progress, error) {
+func (f *faultyBatches) Finish(ctx context.Context, org, no int64, slot int, uid []byte, fin batch.Finished) (batch.Progress, error) {
 	if f.failFinishBefore {
 		return batch.Progress{}, errCrash
 	}
-	p, err := f.Store.Finish(ctx, org, no, slot, uid, fin)
+	p, err := f.Batches.Finish(ctx, org, no, slot, uid, fin)
 	if f.failFinishAfter {
 		return batch.Progress{}, errCrash
 	}
@@ -201,17 +201,17 @@ func TestCrashAndRestart(t *testing.T) {
 	e := newEnv(t)
 	n := countAPDUs(t, e)
 	type crash struct {
-		name  string
-		store func() *faultyStore
-		apdu  int // the process dies at this APDU
+		name    string
+		batches func() *faultyBatches
+		apdu    int // the process dies at this APDU
 	}
 	crashes := []crash{
-		{"before reserving", func() *faultyStore { return &faultyStore{failReserve: true} }, 0},
-		{"after the label, before recording", func() *faultyStore { return &faultyStore{failFinishBefore: true} }, 0},
-		{"after recording", func() *faultyStore { return &faultyStore{failFinishAfter: true} }, 0},
+		{"before reserving", func() *faultyBatches { return &faultyBatches{failReserve: true} }, 0},
+		{"after the label, before recording", func() *faultyBatches { return &faultyBatches{failFinishBefore: true} }, 0},
+		{"after recording", func() *faultyBatches { return &faultyBatches{failFinishAfter: true} }, 0},
 	}
 	for a := 3; a <= n; a += 3 {
-		crashes = append(crashes, crash{fmt.Sprintf("at APDU %d", a), func() *faultyStore { return &faultyStore{} }, a})
+		crashes = append(crashes, crash{fmt.Sprintf("at APDU %d", a), func() *faultyBatches { return &faultyBatches{} }, a})
 	}
 	b := e.newBatch(t, len(crashes))
 	sp := spoolPath(t)
@@ -219,8 +219,8 @@ func TestCrashAndRestart(t *testing.T) {
 	infos := map[string][]byte{}
 	for i, c := range crashes {
 		t.Run(c.name, func(t *testing.T) {
-			fs := c.store()
-			fs.Store = e.store
+			fs := c.batches()
+			fs.Batches = e.batches
 			s, spool := e.station(t, b, sp, fs)
 			vc := newCard(t, i)
 			lk := present(vc)
@@ -306,7 +306,7 @@ func TestRunCrashMidBatch(t *testing.T) {
 
 	// The print files take one label per recorded card from the spool and
 	// refuse a spool that misses a recorded card's label.
-	hashes, err := e.store.TokenHashes(ctx, orgID, b.No)
+	hashes, err := e.batches.TokenHashes(ctx, orgID, b.No)
 	require.NoError(t, err)
 	require.Len(t, hashes, count)
 	sp2, spooled, err := labels.OpenSpool(sp, publicURL)
@@ -338,7 +338,7 @@ func TestBlankCardsReader(t *testing.T) {
 		require.NoError(t, ev.Err)
 		require.Equal(t, station.Personalized, ev.Outcome)
 	}
-	got, err := e.store.Get(ctx, orgID, b.No)
+	got, err := e.batches.Get(ctx, orgID, b.No)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusComplete, got.Status)
 	tm := s.Times()
@@ -389,12 +389,12 @@ func TestNoSecretsInLogs(t *testing.T) {
 	spool, _, err := labels.OpenSpool(sp, publicURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { spool.Close() })
-	bt, err := e.store.Get(ctx, orgID, b.No)
+	bt, err := e.batches.Get(ctx, orgID, b.No)
 	require.NoError(t, err)
 	h, err := keys.Open(e.uri, keys.Options{Logger: log})
 	require.NoError(t, err)
 	t.Cleanup(func() { h.Close() })
-	s, err := station.New(ctx, station.Config{Batch: bt, PublicURL: publicURL, HSM: h, Store: e.store, Spool: spool, Ledger: e.ledger, Logger: log})
+	s, err := station.New(ctx, station.Config{Batch: bt, PublicURL: publicURL, HSM: h, Batches: e.batches, Spool: spool, Ledger: e.ledger, Logger: log})
 	require.NoError(t, err)
 	defer s.Close()
 
@@ -506,7 +506,7 @@ func TestRegisterInLedger(t *testing.T) {
 	spool, _, err := labels.OpenSpool(sp, publicURL)
 	require.NoError(t, err)
 	fl := &faultyLedger{CardRegistrar: e.ledger}
-	s, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: e.hsm, Store: e.store, Spool: spool, Ledger: fl})
+	s, err := station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: e.hsm, Batches: e.batches, Spool: spool, Ledger: fl})
 	require.NoError(t, err)
 	vc := newCard(t, 200)
 	_, err = s.Personalize(ctx, present(vc))
@@ -514,7 +514,7 @@ func TestRegisterInLedger(t *testing.T) {
 	require.Equal(t, 1, fl.calls)
 	s.Close()
 	require.NoError(t, spool.Close())
-	got, err := e.store.Get(ctx, orgID, b.No)
+	got, err := e.batches.Get(ctx, orgID, b.No)
 	require.NoError(t, err)
 	require.Equal(t, 0, got.Done, "the card's record rolled back with its registration")
 	_, err = e.ledger.Card(ctx, orgID, vc.UID())
@@ -552,12 +552,12 @@ func TestRegisterInLedger(t *testing.T) {
 func TestUnknownEvent(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	b, err := e.store.Create(ctx, orgID, "nosuch", 1, personalize.DefaultLayout())
+	b, err := e.batches.Create(ctx, orgID, "nosuch", 1, personalize.DefaultLayout())
 	require.NoError(t, err)
 	spool, _, err := labels.OpenSpool(spoolPath(t), publicURL)
 	require.NoError(t, err)
 	defer spool.Close()
-	_, err = station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: e.hsm, Store: e.store, Spool: spool, Ledger: e.ledger})
+	_, err = station.New(ctx, station.Config{Batch: b, PublicURL: publicURL, HSM: e.hsm, Batches: e.batches, Spool: spool, Ledger: e.ledger})
 	var ue *ledger.UnknownError
 	require.ErrorAs(t, err, &ue)
 	require.Equal(t, "nosuch", ue.ID)

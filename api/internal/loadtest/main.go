@@ -140,7 +140,7 @@ func runServer(nCards, nTerminals int) error {
 	if err := seedData(ctx, l, pool, h, nCards, nTerminals, &s); err != nil {
 		return err
 	}
-	srv, err := api.New(api.Config{Ledger: l, Batches: batch.NewStore(pool), HSM: h, Logger: log,
+	srv, err := api.New(api.Config{Ledger: l, Batches: batch.NewBatches(pool), HSM: h, Logger: log,
 		Limits: api.Limits{PerIP: -1, PerClient: -1}})
 	if err != nil {
 		return err
@@ -186,7 +186,7 @@ func seedData(ctx context.Context, l *ledger.Ledger, pool *pgxpool.Pool, h *keys
 	if err := l.AddStore(ctx, org, "store", "Store"); err != nil {
 		return err
 	}
-	bs := batch.NewStore(pool)
+	bs := batch.NewBatches(pool)
 	b, err := bs.Create(ctx, org, "fest", n, personalize.DefaultLayout())
 	if err != nil {
 		return err

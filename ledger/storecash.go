@@ -1,0 +1,213 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/loopcard/loopcard/ledger/terminaltx"
+)
+
+// Cash at stores: cash top-ups, cards received and cards sold.
+
+// CashTopUp is cash taken at a store for a card.
+type CashTopUp struct {
+	// ID makes the request idempotent (an API idempotency key); zero: a new id.
+	// It is also the id of the load that carries the credit to the card.
+	ID     terminaltx.ID
+	Store  string
+	Card   []byte
+	Amount int64
+}
+
+// TopUpCash records a cash top-up at a store: the store's cash is taken at
+// once (store cash → pending loads) and the credit waits as a pending load
+// of the card, with the top-up's ID, until the store confirms the card write
+// (LoadPending). Repeating a request with the same ID and content does
+// nothing; with other content it fails with ErrConflict. It fails with
+// ErrCardBlocked for a blocked card and ErrNotFound for an unknown store.
+func (l *Ledger) TopUpCash(ctx context.Context, org int64, req CashTopUp) (terminaltx.ID, error) {
+	if req.Amount <= 0 {
+		return terminaltx.ID{}, fmt.Errorf("%w: amount must be positive", ErrInvalid)
+	}
+	if req.ID == (terminaltx.ID{}) {
+		req.ID = l.newID()
+	}
+	err := l.inTx(ctx, func(tx pgx.Tx) error {
+		st, err := lockCard(ctx, tx, org, req.Card)
+		if err != nil {
+			return err
+		}
+		if done, err := sameTopUp(ctx, tx, org, req.ID, req.Card, req.Amount, "cash"); done || err != nil {
+			return err
+		}
+		if st.status != "active" {
+			return fmt.Errorf("%w: %s", ErrCardBlocked, terminaltx.CardHex(req.Card))
+		}
+		cash, err := storeCash(ctx, tx, org, req.Store)
+		if err != nil {
+			return err
+		}
+		pending, err := accountID(ctx, tx, org, PendingLoads, "")
+		if err != nil {
+			return err
+		}
+		if err := insertCashLoad(ctx, tx, org, req.ID, req.Card, req.Store, req.Amount, l.now()); err != nil {
+			return err
+		}
+		e := entry{id: req.ID, kind: "cash_topup", event: st.event, ref: req.Store, at: l.now(), postings: transfer(cash, pending, req.Amount)}
+		return writeEntries(ctx, tx, org, []entry{e}, nil)
+	})
+	if err != nil {
+		return terminaltx.ID{}, fmt.Errorf("ledger: cash top-up: %w", err)
+	}
+	return req.ID, nil
+}
+
+// insertCashLoad adds a pending load of cash taken at store.
+func insertCashLoad(ctx context.Context, tx pgx.Tx, org int64, id terminaltx.ID, card []byte, store string, amount int64, at time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, store_id, amount, status, created_at)
+		VALUES ($1, $2, $3, 'cash', $4, $5, 'pending', $6)`, org, pgtype.UUID{Bytes: id, Valid: true}, card, store, amount, at)
+	return err
+}
+
+// sameTopUp reports whether top-up id exists with this content (done), or
+// fails with ErrConflict when it exists with other content.
+func sameTopUp(ctx context.Context, tx pgx.Tx, org int64, id terminaltx.ID, card []byte, amount int64, channel string) (bool, error) {
+	var c []byte
+	var a int64
+	var ch string
+	err := tx.QueryRow(ctx, `SELECT card_id, amount, channel FROM topups WHERE org_id = $1 AND topup_id = $2`,
+		org, pgtype.UUID{Bytes: id, Valid: true}).Scan(&c, &a, &ch)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !bytes.Equal(c, card) || a != amount || ch != channel {
+		return false, fmt.Errorf("%w: top-up %s", ErrConflict, id)
+	}
+	return true, nil
+}
+
+// storeCash returns a store's cash account.
+func storeCash(ctx context.Context, tx pgx.Tx, org int64, store string) (int64, error) {
+	var cash int64
+	err := tx.QueryRow(ctx, `SELECT cash_account_id FROM stores WHERE org_id = $1 AND store_id = $2`, org, store).Scan(&cash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("%w: store %q", ErrNotFound, store)
+	}
+	return cash, err
+}
+
+// ReceiveCards records that a store received and counted count cards.
+func (l *Ledger) ReceiveCards(ctx context.Context, org int64, store string, count int) error {
+	return l.ReceiveCardsOnce(ctx, org, store, count, l.newID())
+}
+
+// ReceiveCardsOnce is ReceiveCards for the receipt id: the cards of one
+// receipt are counted into the store's stock once, however often it is
+// recorded.
+func (l *Ledger) ReceiveCardsOnce(ctx context.Context, org int64, store string, count int, receipt terminaltx.ID) error {
+	return l.inTx(ctx, func(tx pgx.Tx) error { return l.ReceiveCardsTx(ctx, tx, org, store, count, receipt) })
+}
+
+// ReceiveCardsTx is ReceiveCardsOnce in the caller's transaction tx on the
+// ledger's database, so that a receipt in the custody log and the store's
+// stock commit together (handoverdb.Log.AppendWith).
+func (l *Ledger) ReceiveCardsTx(ctx context.Context, tx pgx.Tx, org int64, store string, count int, receipt terminaltx.ID) error {
+	if count <= 0 {
+		return fmt.Errorf("%w: count must be positive", ErrInvalid)
+	}
+	if _, err := storeCash(ctx, tx, org, store); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, at)
+		VALUES ($1, $2, $3, 'received', $4, $5) ON CONFLICT (org_id, move_id) DO NOTHING`,
+		org, pgtype.UUID{Bytes: receipt, Valid: true}, store, count, l.now())
+	return err
+}
+
+// CardSale is a card sold at a store for cash: a refundable deposit and
+// optionally initial credit.
+type CardSale struct {
+	ID      terminaltx.ID // idempotency key; zero: a new id
+	Store   string
+	Card    []byte
+	Deposit int64
+	// Credit is initial credit: it waits as a pending load with the sale's
+	// ID until the store confirms the card write (LoadPending).
+	Credit int64
+}
+
+// SellCard records a card sale: store cash → card deposits (deposit) and
+// → pending loads (credit, a load of the card with the sale's ID). Selling
+// a card twice fails with ErrExists; repeating the same request ID does
+// nothing.
+func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (terminaltx.ID, error) {
+	if sale.Deposit < 0 || sale.Credit < 0 || sale.Deposit+sale.Credit <= 0 {
+		return terminaltx.ID{}, fmt.Errorf("%w: deposit and credit must not be negative, nor both zero", ErrInvalid)
+	}
+	if sale.ID == (terminaltx.ID{}) {
+		sale.ID = l.newID()
+	}
+	err := l.inTx(ctx, func(tx pgx.Tx) error {
+		st, err := lockCard(ctx, tx, org, sale.Card)
+		if err != nil {
+			return err
+		}
+		var prev pgtype.UUID
+		err = tx.QueryRow(ctx, `SELECT move_id FROM store_card_moves WHERE org_id = $1 AND card_id = $2 AND kind = 'sold'`,
+			org, sale.Card).Scan(&prev)
+		if err == nil {
+			if prev.Bytes == sale.ID {
+				return nil
+			}
+			return fmt.Errorf("%w: card %s was sold before", ErrExists, terminaltx.CardHex(sale.Card))
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if st.status != "active" {
+			return fmt.Errorf("%w: %s", ErrCardBlocked, terminaltx.CardHex(sale.Card))
+		}
+		cash, err := storeCash(ctx, tx, org, sale.Store)
+		if err != nil {
+			return err
+		}
+		deposits, err := accountID(ctx, tx, org, CardDeposits, "")
+		if err != nil {
+			return err
+		}
+		ps := []posting{{cash, sale.Deposit + sale.Credit}}
+		if sale.Deposit > 0 {
+			ps = append(ps, posting{deposits, -sale.Deposit})
+		}
+		if sale.Credit > 0 {
+			pending, err := accountID(ctx, tx, org, PendingLoads, "")
+			if err != nil {
+				return err
+			}
+			ps = append(ps, posting{pending, -sale.Credit})
+			if err := insertCashLoad(ctx, tx, org, sale.ID, sale.Card, sale.Store, sale.Credit, l.now()); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, card_id, at)
+			VALUES ($1, $2, $3, 'sold', 1, $4, $5)`, org, pgtype.UUID{Bytes: sale.ID, Valid: true}, sale.Store, sale.Card, l.now()); err != nil {
+			return err
+		}
+		e := entry{id: sale.ID, kind: "card_sale", event: st.event, ref: sale.Store, at: l.now(), postings: ps}
+		return writeEntries(ctx, tx, org, []entry{e}, nil)
+	})
+	if err != nil {
+		return terminaltx.ID{}, fmt.Errorf("ledger: card sale: %w", err)
+	}
+	return sale.ID, nil
+}
