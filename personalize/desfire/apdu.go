@@ -6,6 +6,21 @@ import "fmt"
 // frame; longer commands continue in 0xAF frames.
 const MaxFrameData = 55
 
+// payloadWrapper is a secure-messaging session's command side.
+type payloadWrapper interface {
+	wrapPayload(cmd byte, header, data []byte, mode CommMode) ([]byte, error)
+}
+
+// wrapAPDU protects a command's payload with the session w and frames it
+// as an APDU: the WrapCommand of every session.
+func wrapAPDU(w payloadWrapper, cmd byte, header, data []byte, mode CommMode) ([]byte, error) {
+	p, err := w.wrapPayload(cmd, header, data, mode)
+	if err != nil {
+		return nil, err
+	}
+	return buildAPDU(cmd, p)
+}
+
 // buildAPDU wraps a native command: 90 cmd 00 00 [Lc data] 00.
 func buildAPDU(cmd byte, data []byte) ([]byte, error) {
 	if len(data) > 255 {

@@ -10,7 +10,9 @@ func (a AID) bytes() []byte { return []byte{byte(a), byte(a >> 8), byte(a >> 16)
 
 func le24(v int) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16)} }
 
-func get24(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 }
+// Uint24 reads the 3-byte little-endian numbers of DESFire's wire format
+// (file sizes, record counts, offsets).
+func Uint24(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 }
 
 // Version is the answer to GetVersion.
 type Version struct {
@@ -77,7 +79,7 @@ func ParseAIDs(b []byte) ([]AID, error) {
 	}
 	out := make([]AID, 0, len(b)/3)
 	for i := 0; i < len(b); i += 3 {
-		out = append(out, AID(get24(b[i:])))
+		out = append(out, AID(Uint24(b[i:])))
 	}
 	return out, nil
 }
@@ -148,7 +150,7 @@ func (c *Card) GetFreeMemory() (int, error) {
 	if err := wantLen(CmdGetFreeMemory, b, 3); err != nil {
 		return 0, err
 	}
-	return get24(b), nil
+	return Uint24(b), nil
 }
 
 // KeySettings is the answer to GetKeySettings.

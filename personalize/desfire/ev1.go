@@ -114,11 +114,7 @@ func (s *EV1Session) wrapPayload(cmd byte, header, data []byte, mode CommMode) (
 // data || CRC32(cmd||header||data) padded with zeros is encrypted; the header
 // stays clear.
 func (s *EV1Session) WrapCommand(cmd byte, header, data []byte, mode CommMode) ([]byte, error) {
-	p, err := s.wrapPayload(cmd, header, data, mode)
-	if err != nil {
-		return nil, err
-	}
-	return buildAPDU(cmd, p)
+	return wrapAPDU(s, cmd, header, data, mode)
 }
 
 // UnwrapResponse takes the whole response APDU, checks the CMAC (plain and

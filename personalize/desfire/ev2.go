@@ -139,11 +139,7 @@ func (s *EV2Session) wrapPayload(cmd byte, header, data []byte, mode CommMode) (
 // does not advance the counter (UnwrapResponse does). A data field longer
 // than 255 bytes is an error: the client splits long commands into frames.
 func (s *EV2Session) WrapCommand(cmd byte, header, data []byte, mode CommMode) ([]byte, error) {
-	p, err := s.wrapPayload(cmd, header, data, mode)
-	if err != nil {
-		return nil, err
-	}
-	return buildAPDU(cmd, p)
+	return wrapAPDU(s, cmd, header, data, mode)
 }
 
 // UnwrapResponse takes the whole response APDU (data, 91, status), checks

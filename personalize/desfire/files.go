@@ -99,14 +99,14 @@ func ParseFileSettings(b []byte) (FileSettings, error) {
 	}
 	switch fs.Type {
 	case FileStandard, FileBackup:
-		fs.Size = get24(rest)
+		fs.Size = Uint24(rest)
 	case FileValue:
 		fs.Lower = int32(binary.LittleEndian.Uint32(rest[0:]))
 		fs.Upper = int32(binary.LittleEndian.Uint32(rest[4:]))
 		fs.LimitedCredit = int32(binary.LittleEndian.Uint32(rest[8:]))
 		fs.LimitedCreditEnabled = rest[12]&0x01 != 0
 	default:
-		fs.RecordSize, fs.MaxRecords, fs.Records = get24(rest[0:]), get24(rest[3:]), get24(rest[6:])
+		fs.RecordSize, fs.MaxRecords, fs.Records = Uint24(rest[0:]), Uint24(rest[3:]), Uint24(rest[6:])
 	}
 	return fs, nil
 }

@@ -398,8 +398,6 @@ func (c *Card) abortTransactionCmd(_, body []byte) (byte, []byte) {
 
 func le24(n int) []byte { return []byte{byte(n), byte(n >> 8), byte(n >> 16)} }
 
-func get24(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 }
-
 func getI32(b []byte) int32 { return int32(binary.LittleEndian.Uint32(b)) }
 
 func putI32(v int32) []byte { return binary.LittleEndian.AppendUint32(nil, uint32(v)) }

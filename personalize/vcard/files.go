@@ -3,6 +3,8 @@ package vcard
 import (
 	"math"
 	"slices"
+
+	"github.com/loopcard/loopcard/personalize/desfire"
 )
 
 // right names one access right nibble of a file.
@@ -116,7 +118,7 @@ func writeWant(mode func(c *Card, hdr []byte) (commMode, byte)) func(c *Card, hd
 			return 0, st
 		}
 		f := c.sel.files[hdr[0]]
-		off, n := get24(hdr[1:4]), get24(hdr[4:7])
+		off, n := desfire.Uint24(hdr[1:4]), desfire.Uint24(hdr[4:7])
 		size := len(f.data)
 		if f.typ == fileLinearRecord || f.typ == fileCyclicRecord {
 			size = f.recordSize
@@ -180,7 +182,7 @@ func (c *Card) createDataFile(hdr, body []byte) (byte, []byte) {
 	if st != stOK {
 		return st, nil
 	}
-	size := get24(rest)
+	size := desfire.Uint24(rest)
 	if size == 0 {
 		return stParameterError, nil
 	}
@@ -213,7 +215,7 @@ func (c *Card) createRecordFile(hdr, body []byte) (byte, []byte) {
 	if st != stOK {
 		return st, nil
 	}
-	f.recordSize, f.maxRecords = get24(rest[0:3]), get24(rest[3:6])
+	f.recordSize, f.maxRecords = desfire.Uint24(rest[0:3]), desfire.Uint24(rest[3:6])
 	if f.recordSize == 0 || f.maxRecords == 0 || (t == fileCyclicRecord && f.maxRecords < 2) {
 		return stParameterError, nil
 	}
@@ -321,7 +323,7 @@ func (c *Card) readData(hdr, body []byte) (byte, []byte) {
 		return stLengthError, nil
 	}
 	f := c.sel.files[hdr[0]]
-	off, n := get24(hdr[1:4]), get24(hdr[4:7])
+	off, n := desfire.Uint24(hdr[1:4]), desfire.Uint24(hdr[4:7])
 	if n == 0 {
 		n = len(f.data) - off
 	}
@@ -333,7 +335,7 @@ func (c *Card) readData(hdr, body []byte) (byte, []byte) {
 
 func (c *Card) writeData(hdr, body []byte) (byte, []byte) {
 	f := c.sel.files[hdr[0]]
-	off, n := get24(hdr[1:4]), get24(hdr[4:7])
+	off, n := desfire.Uint24(hdr[1:4]), desfire.Uint24(hdr[4:7])
 	if n == 0 || len(body) != n {
 		return stLengthError, nil
 	}
@@ -428,7 +430,7 @@ func (c *Card) limitedCredit(hdr, body []byte) (byte, []byte) {
 
 func (c *Card) writeRecord(hdr, body []byte) (byte, []byte) {
 	f := c.sel.files[hdr[0]]
-	off, n := get24(hdr[1:4]), get24(hdr[4:7])
+	off, n := desfire.Uint24(hdr[1:4]), desfire.Uint24(hdr[4:7])
 	if n == 0 || len(body) != n {
 		return stLengthError, nil
 	}
@@ -450,7 +452,7 @@ func (c *Card) readRecords(hdr, body []byte) (byte, []byte) {
 		return stLengthError, nil
 	}
 	f := c.sel.files[hdr[0]]
-	off, cnt := get24(hdr[1:4]), get24(hdr[4:7])
+	off, cnt := desfire.Uint24(hdr[1:4]), desfire.Uint24(hdr[4:7])
 	have := len(f.records)
 	if off >= have {
 		return stBoundaryError, nil
