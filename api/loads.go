@@ -51,9 +51,11 @@ func (s *Server) pendingLoad(c *call, card []byte, load terminaltx.ID) (ledger.P
 	return ledger.PendingLoad{}, apiError(http.StatusConflict, "no such pending load for this card", nil)
 }
 
-// loadWritten records that a pending load is on its card: pending loads →
-// card, joining the card's sequence and balance chain. Repeating it does
-// nothing.
+// loadWritten records that a pending load is on its card (body
+// LoadWrittenRequest): pending loads → card, joining the card's sequence
+// and balance chain. The one confirmation of terminals and stores.
+// Confirming it again does nothing; a write whose balances do not add the
+// load's amount is refused and changes nothing.
 func (s *Server) loadWritten(c *call) error {
 	var req apitype.LoadWrittenRequest
 	if err := c.decode(&req); err != nil {
@@ -65,11 +67,19 @@ func (s *Server) loadWritten(c *call) error {
 		return badRequest("card (hex card id) and a load id are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	w := ledgerCardWrite(req.Write)
-	if err := s.ledger.LoadPending(c.ctx, c.who.org, card, terminaltx.ID(load.Bytes), w); err != nil {
+	err := s.ledger.LoadPending(c.ctx, c.who.org, card, terminaltx.ID(load.Bytes), ledgerCardWrite(req.Write))
+	switch {
+	case errors.Is(err, ledger.ErrWriteMismatch):
+		return apiError(http.StatusConflict, "the card write's balances do not add the load's amount: nothing was changed", err)
+	case errors.Is(err, ledger.ErrNotFound):
+		return apiError(http.StatusNotFound, "no such load for this card", err)
+	case err != nil:
 		return err
 	}
 	c.detail = "load " + uuidText(load) + " written"
+	if st := c.r.PathValue("store"); st != "" {
+		c.detail += " by store " + st
+	}
 	return c.reply(http.StatusOK, map[string]string{"load": uuidText(load), "status": "loaded"})
 }
 

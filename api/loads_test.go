@@ -84,7 +84,8 @@ func TestPendingLoadCreditKey(t *testing.T) {
 	r = e.do(request{method: "GET", path: "/v1/terminal/pending-loads?card=" + c.hex(), terminal: term, session: sk.KeyID})
 	r.json(t, &pl)
 	require.Empty(t, pl.Loads)
-	// A write that does not add up to the load is refused.
+	// A write that does not add up to the load is refused (409, as at a
+	// store: the one confirmation route), and changes nothing.
 	pay(t, e, c, "evt-2", 300)
 	r = e.do(request{method: "GET", path: "/v1/terminal/pending-loads?card=" + c.hex(), terminal: term, session: sk.KeyID})
 	r.json(t, &pl)
@@ -92,7 +93,7 @@ func TestPendingLoadCreditKey(t *testing.T) {
 	before = e.fingerprint()
 	r = e.do(request{method: "POST", path: "/v1/terminal/loads/" + pl.Loads[0].ID + "/written", terminal: term, session: sk.KeyID,
 		body: apitype.LoadWrittenRequest{Card: c.hex(), Write: &apitype.CardWrite{Seq: 2, Before: 1500, After: 1900}}})
-	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	require.Equal(t, http.StatusConflict, r.status, string(r.body))
 	require.Equal(t, before, e.fingerprint())
 }
 

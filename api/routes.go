@@ -94,7 +94,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/stores/{store}/pending-loads", roles: roles(RoleStore), h: s.pendingLoads},
 		{method: "POST", path: "/v1/stores/{store}/credit-keys", roles: roles(RoleStore), h: s.storeCreditKey, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/balance-keys", roles: roles(RoleStore), h: s.storeBalanceKey, privileged: true},
-		{method: "POST", path: "/v1/stores/{store}/loads/{load}/written", roles: roles(RoleStore), h: s.storeLoadWritten, privileged: true, money: true},
+		{method: "POST", path: "/v1/stores/{store}/loads/{load}/written", roles: roles(RoleStore), h: s.loadWritten, privileged: true, money: true},
 		{method: "POST", path: "/v1/stores/{store}/day-close", roles: roles(RoleStore, RoleHQ), h: s.closeDay, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/receipts", roles: roles(RoleStore), h: s.storeReceipt, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/card-events", roles: roles(RoleStore), h: s.storeCardEvents, privileged: true, bigBody: true},

@@ -1,14 +1,12 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/keydelivery"
-	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/personalize"
 )
@@ -142,32 +140,4 @@ func (s *Server) storeBalanceKey(c *call) error {
 		return err
 	}
 	return c.reply(http.StatusCreated, apitype.BalanceKeyResponse{Balance: *w, Read: *read})
-}
-
-// storeLoadWritten records that a store wrote a pending load onto its card
-// (body LoadWrittenRequest): pending loads → card. Confirming it again
-// does nothing; a write whose balances do not add the load's amount is
-// refused and changes nothing.
-func (s *Server) storeLoadWritten(c *call) error {
-	var req apitype.LoadWrittenRequest
-	if err := c.decode(&req); err != nil {
-		return err
-	}
-	card, ok := parseCardID(req.Card)
-	load, ok2 := parseUUID(c.r.PathValue("load"))
-	if !ok || !ok2 {
-		return badRequest("card (hex card id) and a load id are required", nil)
-	}
-	c.target = "card " + terminaltx.CardHex(card)
-	err := s.ledger.LoadPending(c.ctx, c.who.org, card, terminaltx.ID(load.Bytes), ledgerCardWrite(req.Write))
-	switch {
-	case errors.Is(err, ledger.ErrWriteMismatch):
-		return apiError(http.StatusConflict, "the card write's balances do not add the load's amount: nothing was changed", err)
-	case errors.Is(err, ledger.ErrNotFound):
-		return apiError(http.StatusNotFound, "no such load for this card", err)
-	case err != nil:
-		return err
-	}
-	c.detail = "load " + uuidText(load) + " written by store " + c.r.PathValue("store")
-	return c.reply(http.StatusOK, map[string]string{"load": uuidText(load), "status": "loaded"})
 }
