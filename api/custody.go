@@ -14,6 +14,7 @@ import (
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/loopcard/loopcard/personalize/handover"
 	"github.com/loopcard/loopcard/personalize/handover/handoverdb"
 )
@@ -135,7 +136,7 @@ func AppendReceipts(ctx context.Context, l *handoverdb.Log, lg *ledger.Ledger, e
 				return err
 			}
 			sum := sha256.Sum256(b)
-			if err := lg.ReceiveCardsTx(ctx, tx, l.Org(), e.Store, int(*e.Count), terminaltx.ID(sum[:16])); err != nil {
+			if err := lg.ReceiveCardsTx(ctx, tx, l.Org(), e.Store, int(*e.Count), txid.ID(sum[:16])); err != nil {
 				return fmt.Errorf("store %s, batch %d: stock: %w", e.Store, e.Batch, err)
 			}
 		}

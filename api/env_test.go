@@ -36,6 +36,7 @@ import (
 	"github.com/loopcard/loopcard/ledger/payment/paytest"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/softhsm"
@@ -338,7 +339,7 @@ func newIdem() string {
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return terminaltx.ID(b).String()
+	return txid.ID(b).String()
 }
 
 type response struct {
@@ -456,7 +457,7 @@ func (e *env) debit(term *terminal, card testCard, cardSeq uint32, before, amoun
 	term.seq++
 	var rnd [10]byte
 	_, _ = rand.Read(rnd[:])
-	tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: terminaltx.NewID(e.clock.Now(), rnd[:]), Organizer: org,
+	tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: txid.New(e.clock.Now(), rnd[:]), Organizer: org,
 		Terminal: term.id, TerminalSeq: term.seq, Card: card.uid, CardSeq: cardSeq, Amount: amount,
 		BalanceBefore: before, BalanceAfter: before - amount, Merchant: "bar", Time: e.clock.Now()}
 	s, err := terminaltx.Sign(tx, term.signKey)

@@ -12,6 +12,7 @@ import (
 	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
 )
@@ -38,7 +39,7 @@ func (s *Server) pendingLoads(c *call) error {
 }
 
 // pendingLoad finds load among the card's pending loads.
-func (s *Server) pendingLoad(c *call, card []byte, load terminaltx.ID) (ledger.PendingLoad, error) {
+func (s *Server) pendingLoad(c *call, card []byte, load txid.ID) (ledger.PendingLoad, error) {
 	loads, err := s.ledger.PendingLoads(c.ctx, c.who.org, card)
 	if err != nil {
 		return ledger.PendingLoad{}, err
@@ -67,7 +68,7 @@ func (s *Server) loadWritten(c *call) error {
 		return badRequest("card (hex card id) and a load id are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	err := s.ledger.LoadPending(c.ctx, c.who.org, card, terminaltx.ID(load.Bytes), ledgerCardWrite(req.Write))
+	err := s.ledger.LoadPending(c.ctx, c.who.org, card, txid.ID(load.Bytes), ledgerCardWrite(req.Write))
 	switch {
 	case errors.Is(err, ledger.ErrWriteMismatch):
 		return apiError(http.StatusConflict, "the card write's balances do not add the load's amount: nothing was changed", err)
@@ -97,7 +98,7 @@ func (s *Server) creditKey(c *call) error {
 		return badRequest("card (hex card id) and load (UUID) are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	pl, err := s.pendingLoad(c, card, terminaltx.ID(load.Bytes))
+	pl, err := s.pendingLoad(c, card, txid.ID(load.Bytes))
 	if err != nil {
 		return err
 	}

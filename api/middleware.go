@@ -20,6 +20,7 @@ import (
 
 	"github.com/loopcard/loopcard/api/internal/httpstatus"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // call is one request on its way through the chain.
@@ -38,7 +39,7 @@ type call struct {
 	detail string
 	status int
 	// idem is the request's Idempotency-Key, on routes that need one.
-	idem terminaltx.ID
+	idem txid.ID
 }
 
 type ctxKey struct{}

@@ -8,22 +8,23 @@ import (
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/loopcard/loopcard/personalize"
 )
 
 var errNoIdempotencyKey = badRequest("this route moves money: send an Idempotency-Key header (a UUID made once per request and sent again on every retry)", nil)
 
 // idempotencyKey reads the request's Idempotency-Key header.
-func idempotencyKey(r *http.Request) (terminaltx.ID, error) {
+func idempotencyKey(r *http.Request) (txid.ID, error) {
 	v := r.Header.Get(apitype.HeaderIdempotencyKey)
 	if v == "" {
-		return terminaltx.ID{}, errNoIdempotencyKey
+		return txid.ID{}, errNoIdempotencyKey
 	}
 	u, ok := parseUUID(v)
 	if !ok || u.Bytes == ([16]byte{}) {
-		return terminaltx.ID{}, badRequest("the Idempotency-Key header must be a UUID", nil)
+		return txid.ID{}, badRequest("the Idempotency-Key header must be a UUID", nil)
 	}
-	return terminaltx.ID(u.Bytes), nil
+	return txid.ID(u.Bytes), nil
 }
 
 func (s *Server) registerStoreKex(c *call) error {
@@ -98,7 +99,7 @@ func (s *Server) storeCreditKey(c *call) error {
 		return badRequest("card (hex card id) and load (UUID) are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	pl, err := s.pendingLoad(c, card, terminaltx.ID(load.Bytes))
+	pl, err := s.pendingLoad(c, card, txid.ID(load.Bytes))
 	if err != nil {
 		return err
 	}

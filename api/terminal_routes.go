@@ -18,6 +18,7 @@ import (
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 func (s *Server) enrolTerminal(c *call) error {
@@ -65,10 +66,10 @@ func (s *Server) enrolTerminal(c *call) error {
 func newUUID() pgtype.UUID {
 	var r [10]byte
 	_, _ = rand.Read(r[:])
-	return pgtype.UUID{Bytes: terminaltx.NewID(time.Now(), r[:]), Valid: true}
+	return pgtype.UUID{Bytes: txid.New(time.Now(), r[:]), Valid: true}
 }
 
-func uuidText(u pgtype.UUID) string { return terminaltx.ID(u.Bytes).String() }
+func uuidText(u pgtype.UUID) string { return txid.ID(u.Bytes).String() }
 
 func parseUUID(s string) (pgtype.UUID, bool) {
 	h := strings.ReplaceAll(s, "-", "")
@@ -218,7 +219,7 @@ func (s *Server) uploadBatch(c *call) error {
 		}
 		for j, r := range out {
 			tr := apitype.TxResult{Status: r.Status.String(), Reason: r.Reason}
-			if r.ID != (terminaltx.ID{}) {
+			if r.ID != (txid.ID{}) {
 				tr.ID = r.ID.String()
 			}
 			if r.Status == ledger.Rejected {

@@ -14,6 +14,7 @@ import (
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 func TestTerminalFlow(t *testing.T) {
@@ -229,7 +230,7 @@ func TestTerminalIdentityBinds(t *testing.T) {
 	// bar-1 signs a debit for merchant "food".
 	term.seq++
 	rnd := []byte("held-debit")
-	tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: terminaltx.NewID(e.clock.Now(), rnd), Organizer: org,
+	tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: txid.New(e.clock.Now(), rnd), Organizer: org,
 		Terminal: term.id, TerminalSeq: term.seq, Card: e.cards[0].uid, CardSeq: 2, Amount: 100,
 		BalanceBefore: 1000, BalanceAfter: 900, Merchant: "food", Time: e.clock.Now()}
 	s, err := terminaltx.Sign(tx, term.signKey)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // AccountKind is what an account holds.
@@ -107,7 +108,7 @@ type posting struct {
 
 // entry is one balanced ledger transaction.
 type entry struct {
-	id       terminaltx.ID
+	id       txid.ID
 	kind     string
 	event    string
 	ref      string

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // Card writes: what a station or store terminal read back after writing a
@@ -27,7 +28,7 @@ type CardWrite struct {
 // recordCardWrite adds a credit's card write to the card's chain, raising
 // an alert (and blocking the card) when the sequence is taken or the chain
 // does not join. The card must be locked.
-func (l *Ledger) recordCardWrite(ctx context.Context, tx pgx.Tx, org int64, st *cardState, w *CardWrite, txn terminaltx.ID) error {
+func (l *Ledger) recordCardWrite(ctx context.Context, tx pgx.Tx, org int64, st *cardState, w *CardWrite, txn txid.ID) error {
 	if w == nil {
 		return nil
 	}
@@ -40,7 +41,7 @@ func (l *Ledger) recordCardWrite(ctx context.Context, tx pgx.Tx, org int64, st *
 		return err
 	}
 	var alerts []alert
-	raise := func(kind string, other terminaltx.ID, detail string) {
+	raise := func(kind string, other txid.ID, detail string) {
 		if st.status != "active" {
 			return
 		}
@@ -84,7 +85,7 @@ func (l *Ledger) recordCardWrite(ctx context.Context, tx pgx.Tx, org int64, st *
 // online, or cash taken at a store, waiting for its writer to confirm the
 // card write (LoadPending).
 type PendingLoad struct {
-	ID      terminaltx.ID
+	ID      txid.ID
 	Amount  int64
 	At      time.Time
 	Channel string // cash or online
@@ -113,7 +114,7 @@ func (l *Ledger) PendingLoads(ctx context.Context, org int64, card []byte) ([]Pe
 // moved on since). Confirming a load already loaded does nothing. A write
 // whose balances do not differ by the load's amount fails with
 // ErrWriteMismatch (and ErrInvalid) and changes nothing; an unknown load fails with ErrNotFound.
-func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load terminaltx.ID, w *CardWrite) error {
+func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load txid.ID, w *CardWrite) error {
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
 		st, err := lockCard(ctx, tx, org, card)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // The ledger's decision on one uploaded terminal transaction, apart from
@@ -27,7 +28,7 @@ type facts struct {
 	recordedHash [32]byte
 	// seqTaken: the terminal's sequence number is used, by seqOwner.
 	seqTaken bool
-	seqOwner terminaltx.ID
+	seqOwner txid.ID
 
 	card cardFacts
 	// The rows of the card's chain (card writes and chained terminal
@@ -99,7 +100,7 @@ func (v *verdict) dbStatus() string {
 
 // raise adds an alert that blocks the card, unless the card is blocked
 // already (by this transaction or one before it in the batch).
-func (v *verdict) raise(f *facts, kind string, other *terminaltx.ID, detail string) {
+func (v *verdict) raise(f *facts, kind string, other *txid.ID, detail string) {
 	if f.card.blocked || v.blocks {
 		return
 	}
@@ -185,7 +186,7 @@ func decide(f *facts) (v verdict) {
 		v.chained = true
 		// A late arrival below the tip may close a gap that the row after
 		// it raised (a stand-in for the tip has no id).
-		v.closesGap = f.next.ok && f.next.txn != (terminaltx.ID{})
+		v.closesGap = f.next.ok && f.next.txn != (txid.ID{})
 	}
 	return v
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // decideTx returns a debit of 300 from 1000 at card sequence 5, by terminal
@@ -16,7 +17,7 @@ import (
 func decideTx(t testing.TB, edit func(*terminaltx.Tx)) *terminaltx.Signed {
 	t.Helper()
 	tx := terminaltx.Tx{
-		Kind: terminaltx.KindDebit, ID: terminaltx.ID{0x01, 0x99}, Organizer: org,
+		Kind: terminaltx.KindDebit, ID: txid.ID{0x01, 0x99}, Organizer: org,
 		Terminal: "t1", TerminalSeq: 42, Card: []byte{4, 1, 2, 3, 4, 5, 6}, CardSeq: 5,
 		Amount: 300, BalanceBefore: 1000, BalanceAfter: 700, Merchant: "m1",
 		Time: time.UnixMilli(1_700_000_000_000),
@@ -36,9 +37,9 @@ func decideTx(t testing.TB, edit func(*terminaltx.Tx)) *terminaltx.Signed {
 }
 
 var (
-	prevID = terminaltx.ID{0x01, 0x04}
-	atID   = terminaltx.ID{0x01, 0x05}
-	nextID = terminaltx.ID{0x01, 0x06}
+	prevID = txid.ID{0x01, 0x04}
+	atID   = txid.ID{0x01, 0x05}
+	nextID = txid.ID{0x01, 0x06}
 )
 
 // wantAlert is an alert decide should raise: its kind, whether it is a
@@ -46,7 +47,7 @@ var (
 type wantAlert struct {
 	kind   string
 	notice bool
-	other  terminaltx.ID
+	other  txid.ID
 }
 
 func TestDecide(t *testing.T) {
@@ -221,7 +222,7 @@ func checkVerdict(t *testing.T, f *facts, v *verdict) {
 	blocking := 0
 	kinds := map[string]int{}
 	for _, a := range alerts {
-		if a.id != (terminaltx.ID{}) || a.txn != s.ID || string(a.card) != string(s.Card) || a.detail == "" {
+		if a.id != (txid.ID{}) || a.txn != s.ID || string(a.card) != string(s.Card) || a.detail == "" {
 			t.Errorf("alert %+v: want no id, the transaction's id and card, and a detail", a)
 		}
 		if !a.notice {
@@ -289,7 +290,7 @@ func checkVerdict(t *testing.T, f *facts, v *verdict) {
 	if v.chained != (recorded && f.card.known && !f.at.ok) {
 		t.Errorf("chained %v", v.chained)
 	}
-	if v.closesGap != (v.chained && f.next.ok && f.next.txn != (terminaltx.ID{})) {
+	if v.closesGap != (v.chained && f.next.ok && f.next.txn != (txid.ID{})) {
 		t.Errorf("closesGap %v", v.closesGap)
 	}
 	if gap := v.chained && !f.prev.ok && s.CardSeq > 1; (kinds[ReasonSequenceGap] == 1) != gap || kinds[ReasonSequenceGap] > 1 {
@@ -355,7 +356,7 @@ func FuzzDecide(f *testing.F) {
 			}
 			fc.next = chainRow{cardEvent{txn: nextID, before: nextBefore}, true}
 			if bit(13) {
-				fc.next.txn = terminaltx.ID{} // the chain tip's stand-in
+				fc.next.txn = txid.ID{} // the chain tip's stand-in
 			}
 		}
 		saved := fc

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/loopcard/loopcard/keys"
-	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // Errors callers branch on.
@@ -162,8 +162,8 @@ func dbError(err error) error {
 }
 
 // newID returns a UUIDv7 for a ledger-made transaction or record.
-func (l *Ledger) newID() terminaltx.ID {
+func (l *Ledger) newID() txid.ID {
 	var r [10]byte
 	_, _ = rand.Read(r[:])
-	return terminaltx.NewID(l.now(), r[:])
+	return txid.New(l.now(), r[:])
 }

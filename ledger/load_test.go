@@ -7,12 +7,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // cashLoad tops a card up with cash at store and confirms the card write
 // w (nil: not known), as a store client does.
-func cashLoad(t testing.TB, l *Ledger, org int64, store string, card []byte, amount int64, w *CardWrite) terminaltx.ID {
+func cashLoad(t testing.TB, l *Ledger, org int64, store string, card []byte, amount int64, w *CardWrite) txid.ID {
 	t.Helper()
 	ctx := context.Background()
 	id, err := l.TopUpCash(ctx, org, CashTopUp{Store: store, Card: card, Amount: amount})
@@ -49,7 +49,7 @@ func TestCashCreditIsPendingUntilConfirmed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(2000+1650), pend)
 	for c, want := range map[*card]struct {
-		load   terminaltx.ID
+		load   txid.ID
 		amount int64
 	}{a: {sale, 2000}, b: {topup, 1650}} {
 		info, err := l.Card(ctx, org, c.uid)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // UnknownError says an id names nothing the ledger knows. It wraps
@@ -155,7 +155,7 @@ func (l *Ledger) TerminalKey(ctx context.Context, org int64, terminal string) (T
 
 // CardPayment is a terminal transaction on a card's chain.
 type CardPayment struct {
-	ID           terminaltx.ID
+	ID           txid.ID
 	At           time.Time
 	Merchant     string
 	Amount       int64
@@ -166,7 +166,7 @@ type CardPayment struct {
 
 // CardTopUp is a credit of a card: paid online or in cash at a store.
 type CardTopUp struct {
-	ID      terminaltx.ID
+	ID      txid.ID
 	At      time.Time // when loaded onto the card, else when taken
 	Channel string    // cash or online
 	Store   string    // "" online

@@ -14,6 +14,7 @@ import (
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger/sepa"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // Refunds and payouts: refund requests with sealed payee details, SEPA
@@ -41,12 +42,12 @@ type payeeDetails struct {
 }
 
 // payeeAAD binds a sealed payee to its organizer and refund.
-func payeeAAD(org int64, refund terminaltx.ID) []byte {
+func payeeAAD(org int64, refund txid.ID) []byte {
 	return fmt.Appendf(nil, "loopcard-refund-payee-1|%d|%s", org, refund)
 }
 
 // sealPayee seals p for refund of org (JSON of a keys.Envelope).
-func (l *Ledger) sealPayee(ctx context.Context, org int64, refund terminaltx.ID, p payeeDetails) ([]byte, error) {
+func (l *Ledger) sealPayee(ctx context.Context, org int64, refund txid.ID, p payeeDetails) ([]byte, error) {
 	if l.sealer == nil {
 		return nil, ErrNoSealer
 	}
@@ -63,7 +64,7 @@ func (l *Ledger) sealPayee(ctx context.Context, org int64, refund terminaltx.ID,
 }
 
 // unsealPayee opens a payee sealed by sealPayee.
-func (l *Ledger) unsealPayee(ctx context.Context, org int64, refund terminaltx.ID, sealed []byte) (payeeDetails, error) {
+func (l *Ledger) unsealPayee(ctx context.Context, org int64, refund txid.ID, sealed []byte) (payeeDetails, error) {
 	var p payeeDetails
 	if l.sealer == nil {
 		return p, ErrNoSealer
@@ -91,18 +92,18 @@ func (l *Ledger) unsealPayee(ctx context.Context, org int64, refund terminaltx.I
 // ErrNothingToPay for an empty card, ErrInvalid for a bad IBAN, and
 // ErrNoSealer without Options.Sealer. The holder name, IBAN and BIC are
 // stored sealed by the HSM (Options.Sealer), bound to the refund.
-func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest) (terminaltx.ID, int64, error) {
+func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest) (txid.ID, int64, error) {
 	iban, err := sepa.NormalizeIBAN(req.IBAN)
 	if err != nil {
-		return terminaltx.ID{}, 0, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return txid.ID{}, 0, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if req.Holder == "" || len(req.Holder) > 70 {
-		return terminaltx.ID{}, 0, fmt.Errorf("%w: account holder name must be 1..70 characters", ErrInvalid)
+		return txid.ID{}, 0, fmt.Errorf("%w: account holder name must be 1..70 characters", ErrInvalid)
 	}
 	id := l.newID()
 	payee, err := l.sealPayee(ctx, org, id, payeeDetails{Name: req.Holder, IBAN: iban, BIC: req.BIC})
 	if err != nil {
-		return terminaltx.ID{}, 0, fmt.Errorf("ledger: refund: %w", err)
+		return txid.ID{}, 0, fmt.Errorf("ledger: refund: %w", err)
 	}
 	var amount int64
 	err = l.inTx(ctx, func(tx pgx.Tx) error {
@@ -162,14 +163,14 @@ func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest
 		return writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{st.account: true})
 	})
 	if err != nil {
-		return terminaltx.ID{}, 0, fmt.Errorf("ledger: refund: %w", err)
+		return txid.ID{}, 0, fmt.Errorf("ledger: refund: %w", err)
 	}
 	return id, amount, nil
 }
 
 // Payout is one exported SEPA file of refunds.
 type Payout struct {
-	ID    terminaltx.ID
+	ID    txid.ID
 	Count int
 	Total int64
 	XML   []byte // pain.001.001.09
@@ -202,7 +203,7 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 		_, err = pgx.ForEachRow(rows, []any{&id, &card, &amount, &name, &iban, &bic, &payee}, func() error {
 			ids = append(ids, pgtype.UUID{Bytes: id, Valid: true})
 			sealed = append(sealed, bytes.Clone(payee))
-			f.Payments = append(f.Payments, sepa.Payment{EndToEndID: terminaltx.ID(id).String()[:32], Name: name, IBAN: iban,
+			f.Payments = append(f.Payments, sepa.Payment{EndToEndID: txid.ID(id).String()[:32], Name: name, IBAN: iban,
 				BIC: bic, Amount: amount, Remittance: "Refund of card " + terminaltx.CardHex(card)})
 			out.Total += amount
 			return nil
@@ -214,7 +215,7 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 			if env == nil {
 				continue // requested before payees were sealed
 			}
-			p, err := l.unsealPayee(ctx, org, terminaltx.ID(ids[i].Bytes), env)
+			p, err := l.unsealPayee(ctx, org, txid.ID(ids[i].Bytes), env)
 			if err != nil {
 				return err
 			}

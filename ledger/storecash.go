@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // Cash at stores: cash top-ups, cards received and cards sold.
@@ -19,7 +20,7 @@ import (
 type CashTopUp struct {
 	// ID makes the request idempotent (an API idempotency key); zero: a new id.
 	// It is also the id of the load that carries the credit to the card.
-	ID     terminaltx.ID
+	ID     txid.ID
 	Store  string
 	Card   []byte
 	Amount int64
@@ -31,11 +32,11 @@ type CashTopUp struct {
 // (LoadPending). Repeating a request with the same ID and content does
 // nothing; with other content it fails with ErrConflict. It fails with
 // ErrCardBlocked for a blocked card and ErrNotFound for an unknown store.
-func (l *Ledger) TopUpCash(ctx context.Context, org int64, req CashTopUp) (terminaltx.ID, error) {
+func (l *Ledger) TopUpCash(ctx context.Context, org int64, req CashTopUp) (txid.ID, error) {
 	if req.Amount <= 0 {
-		return terminaltx.ID{}, fmt.Errorf("%w: amount must be positive", ErrInvalid)
+		return txid.ID{}, fmt.Errorf("%w: amount must be positive", ErrInvalid)
 	}
-	if req.ID == (terminaltx.ID{}) {
+	if req.ID == (txid.ID{}) {
 		req.ID = l.newID()
 	}
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
@@ -64,13 +65,13 @@ func (l *Ledger) TopUpCash(ctx context.Context, org int64, req CashTopUp) (termi
 		return writeEntries(ctx, tx, org, []entry{e}, nil)
 	})
 	if err != nil {
-		return terminaltx.ID{}, fmt.Errorf("ledger: cash top-up: %w", err)
+		return txid.ID{}, fmt.Errorf("ledger: cash top-up: %w", err)
 	}
 	return req.ID, nil
 }
 
 // insertCashLoad adds a pending load of cash taken at store.
-func insertCashLoad(ctx context.Context, tx pgx.Tx, org int64, id terminaltx.ID, card []byte, store string, amount int64, at time.Time) error {
+func insertCashLoad(ctx context.Context, tx pgx.Tx, org int64, id txid.ID, card []byte, store string, amount int64, at time.Time) error {
 	_, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, store_id, amount, status, created_at)
 		VALUES ($1, $2, $3, 'cash', $4, $5, 'pending', $6)`, org, pgtype.UUID{Bytes: id, Valid: true}, card, store, amount, at)
 	return err
@@ -78,7 +79,7 @@ func insertCashLoad(ctx context.Context, tx pgx.Tx, org int64, id terminaltx.ID,
 
 // sameTopUp reports whether top-up id exists with this content (done), or
 // fails with ErrConflict when it exists with other content.
-func sameTopUp(ctx context.Context, tx pgx.Tx, org int64, id terminaltx.ID, card []byte, amount int64, channel string) (bool, error) {
+func sameTopUp(ctx context.Context, tx pgx.Tx, org int64, id txid.ID, card []byte, amount int64, channel string) (bool, error) {
 	var c []byte
 	var a int64
 	var ch string
@@ -114,14 +115,14 @@ func (l *Ledger) ReceiveCards(ctx context.Context, org int64, store string, coun
 // ReceiveCardsOnce is ReceiveCards for the receipt id: the cards of one
 // receipt are counted into the store's stock once, however often it is
 // recorded.
-func (l *Ledger) ReceiveCardsOnce(ctx context.Context, org int64, store string, count int, receipt terminaltx.ID) error {
+func (l *Ledger) ReceiveCardsOnce(ctx context.Context, org int64, store string, count int, receipt txid.ID) error {
 	return l.inTx(ctx, func(tx pgx.Tx) error { return l.ReceiveCardsTx(ctx, tx, org, store, count, receipt) })
 }
 
 // ReceiveCardsTx is ReceiveCardsOnce in the caller's transaction tx on the
 // ledger's database, so that a receipt in the custody log and the store's
 // stock commit together (handoverdb.Log.AppendWith).
-func (l *Ledger) ReceiveCardsTx(ctx context.Context, tx pgx.Tx, org int64, store string, count int, receipt terminaltx.ID) error {
+func (l *Ledger) ReceiveCardsTx(ctx context.Context, tx pgx.Tx, org int64, store string, count int, receipt txid.ID) error {
 	if count <= 0 {
 		return fmt.Errorf("%w: count must be positive", ErrInvalid)
 	}
@@ -137,7 +138,7 @@ func (l *Ledger) ReceiveCardsTx(ctx context.Context, tx pgx.Tx, org int64, store
 // CardSale is a card sold at a store for cash: a refundable deposit and
 // optionally initial credit.
 type CardSale struct {
-	ID      terminaltx.ID // idempotency key; zero: a new id
+	ID      txid.ID // idempotency key; zero: a new id
 	Store   string
 	Card    []byte
 	Deposit int64
@@ -150,11 +151,11 @@ type CardSale struct {
 // → pending loads (credit, a load of the card with the sale's ID). Selling
 // a card twice fails with ErrExists; repeating the same request ID does
 // nothing.
-func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (terminaltx.ID, error) {
+func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (txid.ID, error) {
 	if sale.Deposit < 0 || sale.Credit < 0 || sale.Deposit+sale.Credit <= 0 {
-		return terminaltx.ID{}, fmt.Errorf("%w: deposit and credit must not be negative, nor both zero", ErrInvalid)
+		return txid.ID{}, fmt.Errorf("%w: deposit and credit must not be negative, nor both zero", ErrInvalid)
 	}
-	if sale.ID == (terminaltx.ID{}) {
+	if sale.ID == (txid.ID{}) {
 		sale.ID = l.newID()
 	}
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
@@ -207,7 +208,7 @@ func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (termin
 		return writeEntries(ctx, tx, org, []entry{e}, nil)
 	})
 	if err != nil {
-		return terminaltx.ID{}, fmt.Errorf("ledger: card sale: %w", err)
+		return txid.ID{}, fmt.Errorf("ledger: card sale: %w", err)
 	}
 	return sale.ID, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/loopcard/loopcard/ledger/internal/edbatch"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // Errors that reject one terminal transaction of an upload.
@@ -96,7 +97,7 @@ func terminalHold(ti terminalInfo, s *terminaltx.Signed) string {
 
 // Result is the outcome of one transaction of an upload, in upload order.
 type Result struct {
-	ID     terminaltx.ID // zero when the bytes did not parse
+	ID     txid.ID // zero when the bytes did not parse
 	Status Status
 	Reason string // for Held, and for Accepted with a chain alert
 	Err    error  // for Rejected
@@ -320,7 +321,7 @@ func (l *Ledger) Upload(ctx context.Context, org int64, raws [][]byte) ([]Result
 	l.verifyAll(txs, active, res)
 
 	// The same id twice in one batch: the first one stands for both.
-	first := make(map[terminaltx.ID]int, len(txs))
+	first := make(map[txid.ID]int, len(txs))
 	var todo []int
 	for i, s := range txs {
 		if s == nil {
@@ -481,7 +482,7 @@ type seqKey struct {
 }
 
 type cardEvent struct {
-	txn           terminaltx.ID
+	txn           txid.ID
 	before, after int64
 }
 
@@ -549,8 +550,8 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)")
 	states := make(map[string]*cardState, len(cards))
 	lock := l.queueLockCardAccounts(b, org, cards, states)
-	existing := map[terminaltx.ID][32]byte{} // content hashes of recorded ids
-	usedSeq := map[termSeq]terminaltx.ID{}
+	existing := map[txid.ID][32]byte{} // content hashes of recorded ids
+	usedSeq := map[termSeq]txid.ID{}
 	events := make(map[seqKey]cardEvent, len(todo)+len(cards)) // the batch, and the tips or rows next to it
 	if careful {
 		queueReadRecorded(b, org, txs, todo, existing, usedSeq)
@@ -777,7 +778,7 @@ func queueReadChain(b *pgx.Batch, org int64, cards [][]byte, seqs []int64, event
 // recorded, with their content hashes, and which of their terminal
 // sequence numbers are used, by which ids.
 func queueReadRecorded(b *pgx.Batch, org int64, txs []*terminaltx.Signed, todo []int,
-	existing map[terminaltx.ID][32]byte, usedSeq map[termSeq]terminaltx.ID) {
+	existing map[txid.ID][32]byte, usedSeq map[termSeq]txid.ID) {
 	ids := make([]pgtype.UUID, len(todo))
 	terms := make([]string, len(todo))
 	seqs := make([]int64, len(todo))
@@ -956,11 +957,11 @@ func (r *terminalRows) args() []any {
 // alert is a clone or tamper alert; raising one blocks the card unless it
 // is a notice.
 type alert struct {
-	id     terminaltx.ID
+	id     txid.ID
 	card   []byte
 	kind   string
-	txn    terminaltx.ID
-	other  *terminaltx.ID
+	txn    txid.ID
+	other  *txid.ID
 	detail string
 	notice bool // for HQ; does not block the card
 }
@@ -989,7 +990,7 @@ type gapFills struct {
 	txns  []pgtype.UUID
 }
 
-func (g *gapFills) add(card []byte, next terminaltx.ID) {
+func (g *gapFills) add(card []byte, next txid.ID) {
 	g.cards = append(g.cards, card)
 	g.txns = append(g.txns, pgtype.UUID{Bytes: next, Valid: true})
 }
@@ -1017,11 +1018,11 @@ func insertAlerts(ctx context.Context, tx pgx.Tx, org int64, alerts []alert) err
 // Alert is an alert raised for a card: clone, chain and unfunded block the
 // card; wrong_merchant, terminal_revoked and sequence_gap are for HQ only.
 type Alert struct {
-	ID       terminaltx.ID
+	ID       txid.ID
 	Card     []byte
 	Kind     string // a Reason
-	Txn      terminaltx.ID
-	OtherTxn *terminaltx.ID
+	Txn      txid.ID
+	OtherTxn *txid.ID
 	Detail   string
 }
 
@@ -1042,7 +1043,7 @@ func (l *Ledger) Alerts(ctx context.Context, org int64) ([]Alert, error) {
 			return nil, err
 		}
 		if other.Valid {
-			o := terminaltx.ID(other.Bytes)
+			o := txid.ID(other.Bytes)
 			a.OtherTxn = &o
 		}
 		out = append(out, a)

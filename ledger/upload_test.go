@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // terminal is a test terminal: its key and sequence counter.
@@ -54,13 +55,13 @@ func newCard(n int) *card {
 var idRand = rand.New(rand.NewPCG(1, 2))
 var idMu sync.Mutex
 
-func testID() terminaltx.ID {
+func testID() txid.ID {
 	idMu.Lock()
 	defer idMu.Unlock()
 	var r [10]byte
 	binary.BigEndian.PutUint64(r[:], idRand.Uint64())
 	binary.BigEndian.PutUint16(r[8:], uint16(idRand.Uint32()))
-	return terminaltx.NewID(time.Now(), r[:])
+	return txid.New(time.Now(), r[:])
 }
 
 // pay debits the card at the terminal and returns the signed encoding.
@@ -377,7 +378,7 @@ func TestConcurrentUploads(t *testing.T) {
 	const workers = 12
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	accepted := map[terminaltx.ID]int{}
+	accepted := map[txid.ID]int{}
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -416,7 +417,7 @@ func TestConcurrentUploads(t *testing.T) {
 	require.NoError(t, err)
 	res2, err := l.Upload(ctx, org, conflicts)
 	require.NoError(t, err)
-	dups := map[terminaltx.ID]int{}
+	dups := map[txid.ID]int{}
 	for _, x := range append(res, res2...) {
 		if x.Status == Duplicate {
 			dups[x.ID]++

@@ -25,6 +25,7 @@ import (
 	"github.com/loopcard/loopcard/api/terminal"
 	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/desfire"
 	"github.com/loopcard/loopcard/personalize/handover"
@@ -649,11 +650,11 @@ func newUUID() string {
 	}
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return terminaltx.ID(b).String()
+	return txid.ID(b).String()
 }
 
-func parseUUID(s string) (terminaltx.ID, error) {
-	var id terminaltx.ID
+func parseUUID(s string) (txid.ID, error) {
+	var id txid.ID
 	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
 	if err != nil || len(b) != len(id) || len(s) != 36 {
 		return id, fmt.Errorf("storeclient: load id %q is not a UUID", s)

@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/loopcard/loopcard/keys/keyderiv"
-	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/desfire"
 )
@@ -45,7 +45,7 @@ const RecordSize = 1 + 16 + 4 + 4 + 4 + 3
 // Record is one entry of the card's recent file.
 type Record struct {
 	Kind    byte
-	ID      terminaltx.ID
+	ID      txid.ID
 	CardSeq uint32
 	Amount  uint32
 	Unix    uint32
@@ -246,7 +246,7 @@ func (s *Session) Commit() error {
 // Committed reports whether the transaction id with card sequence seq is
 // on the card: known is false when the card moved on so far that its record
 // may have left the cyclic file.
-func (s *Session) Committed(id terminaltx.ID, seq uint32, st State) (committed, known bool, err error) {
+func (s *Session) Committed(id txid.ID, seq uint32, st State) (committed, known bool, err error) {
 	if st.Seq < seq {
 		return false, true, nil
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api/terminal"
-	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // FuzzOpenQueue opens arbitrary queue files: no panic, and a file that
@@ -23,7 +23,7 @@ func FuzzOpenQueue(f *testing.F) {
 	require.NoError(f, q.Intent(a))
 	require.NoError(f, q.Mark(terminal.Committed, nil, a.ID))
 	require.NoError(f, q.Intent(b))
-	require.NoError(f, q.Mark(terminal.Rejected, map[terminaltx.ID]string{b.ID: "bad"}, b.ID))
+	require.NoError(f, q.Mark(terminal.Rejected, map[txid.ID]string{b.ID: "bad"}, b.ID))
 	require.NoError(f, q.Close())
 	seed, err := os.ReadFile(path)
 	require.NoError(f, err)

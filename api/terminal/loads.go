@@ -15,6 +15,7 @@ import (
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/desfire"
 )
@@ -28,7 +29,7 @@ type CardWrite struct {
 
 // Load is a pending load (an online top-up) written onto a card.
 type Load struct {
-	ID     terminaltx.ID
+	ID     txid.ID
 	Amount int64
 	// Write is nil when the load was found on the card already (written
 	// by an earlier attempt whose confirmation was lost) and the card has
@@ -152,7 +153,7 @@ type LoadKeys struct {
 // Load.Again is set, with the card write when the card has not moved on
 // since. The terminal's online loads and the store client both write
 // loads with it. The caller wipes the keys.
-func (a App) WriteLoad(card Card, k LoadKeys, id terminaltx.ID, amount int64, who string, now time.Time) (Load, error) {
+func (a App) WriteLoad(card Card, k LoadKeys, id txid.ID, amount int64, who string, now time.Time) (Load, error) {
 	if amount <= 0 || amount > math.MaxInt32 {
 		return Load{}, fmt.Errorf("terminal: load amount %d out of range", amount)
 	}
@@ -197,8 +198,8 @@ func (a App) WriteLoad(card Card, k LoadKeys, id terminaltx.ID, amount int64, wh
 	return l, nil
 }
 
-func parseID(s string) (terminaltx.ID, error) {
-	var id terminaltx.ID
+func parseID(s string) (txid.ID, error) {
+	var id txid.ID
 	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
 	if err != nil || len(b) != len(id) || len(s) != 36 {
 		return id, fmt.Errorf("terminal: load id %q is not a UUID", s)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/loopcard/loopcard/api/internal/fsync"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // ItemState is where a queued transaction stands.
@@ -53,8 +54,8 @@ type Queue struct {
 	path  string
 	f     *os.File
 	seq   int64 // highest terminal sequence number ever used
-	items map[terminaltx.ID]*Item
-	order []terminaltx.ID
+	items map[txid.ID]*Item
+	order []txid.ID
 }
 
 // ErrQueueCorrupt is returned by OpenQueue for a record that does not
@@ -66,7 +67,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // OpenQueue opens (or creates) the queue file at path, recovers its
 // state, and compacts it.
 func OpenQueue(path string) (*Queue, error) {
-	q := &Queue{path: path, items: map[terminaltx.ID]*Item{}}
+	q := &Queue{path: path, items: map[txid.ID]*Item{}}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("terminal: open queue: %w", err)
@@ -138,7 +139,7 @@ func (q *Queue) apply(body []byte) error {
 		if len(data) < 16 {
 			return fmt.Errorf("%w: short record", ErrQueueCorrupt)
 		}
-		var id terminaltx.ID
+		var id txid.ID
 		copy(id[:], data)
 		it, ok := q.items[id]
 		if !ok {
@@ -171,7 +172,7 @@ func (q *Queue) compact() error {
 	var s [8]byte
 	binary.BigEndian.PutUint64(s[:], uint64(q.seq))
 	buf.Write(frame(recSeqFloor, s[:]))
-	var order []terminaltx.ID
+	var order []txid.ID
 	for _, id := range q.order {
 		it := q.items[id]
 		if it.State == Done || it.State == Void {
@@ -282,7 +283,7 @@ func (q *Queue) Intent(s *terminaltx.Signed) error {
 
 // Mark records the new state of transactions (Committed, Void, Done or
 // Rejected) in one synced write.
-func (q *Queue) Mark(state ItemState, reason map[terminaltx.ID]string, ids ...terminaltx.ID) error {
+func (q *Queue) Mark(state ItemState, reason map[txid.ID]string, ids ...txid.ID) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var recs [][]byte

@@ -12,6 +12,7 @@ import (
 
 	"github.com/loopcard/loopcard/api/terminal"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 var testKey = ed25519.NewKeyFromSeed(make([]byte, 32))
@@ -20,7 +21,7 @@ func signedTx(t testing.TB, seq int64, card []byte) *terminaltx.Signed {
 	t.Helper()
 	var rnd [10]byte
 	_, _ = rand.Read(rnd[:])
-	s, err := terminaltx.Sign(&terminaltx.Tx{Kind: terminaltx.KindDebit, ID: terminaltx.NewID(time.Now(), rnd[:]), Organizer: 1,
+	s, err := terminaltx.Sign(&terminaltx.Tx{Kind: terminaltx.KindDebit, ID: txid.New(time.Now(), rnd[:]), Organizer: 1,
 		Terminal: "t1", TerminalSeq: seq, Card: card, CardSeq: uint32(seq), Amount: 5, BalanceBefore: 100, BalanceAfter: 95,
 		Merchant: "bar", Time: time.Now()}, testKey)
 	require.NoError(t, err)
@@ -105,7 +106,7 @@ func TestQueueTornTailAndCorruption(t *testing.T) {
 }
 
 func TestRecordAndSequenceEncoding(t *testing.T) {
-	var id terminaltx.ID
+	var id txid.ID
 	copy(id[:], "0123456789abcdef")
 	tests := []struct {
 		name string

@@ -22,6 +22,7 @@ import (
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys/keyderiv"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/desfire"
 )
@@ -457,7 +458,7 @@ func (t *Terminal) Debit(card Card, amount int64) (*terminaltx.Signed, error) {
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, err
 	}
-	tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: terminaltx.NewID(now, rnd[:]), Organizer: t.id.Org,
+	tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: txid.New(now, rnd[:]), Organizer: t.id.Org,
 		Terminal: t.id.Terminal, TerminalSeq: t.queue.NextSeq(), Card: uid, CardSeq: st.Seq + 1, Amount: amount,
 		BalanceBefore: st.Balance, BalanceAfter: st.Balance - amount, Merchant: t.id.Merchant, Time: now}
 	signed, err := terminaltx.Sign(tx, t.sign)

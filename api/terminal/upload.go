@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/loopcard/loopcard/api/apitype"
-	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // UploadResult counts the outcomes of uploads.
@@ -58,8 +58,8 @@ func (t *Terminal) UploadOnce(ctx context.Context) (UploadResult, error) {
 		return UploadResult{}, errors.New("terminal: upload answer does not match the batch")
 	}
 	res := UploadResult{Batches: 1}
-	var done, rejected []terminaltx.ID
-	reasons := map[terminaltx.ID]string{}
+	var done, rejected []txid.ID
+	reasons := map[txid.ID]string{}
 	for i, r := range resp.Results {
 		id := txs[i].ID
 		switch r.Status {

@@ -37,6 +37,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // Version is the encoding version this package writes.
@@ -70,36 +72,10 @@ var (
 	ErrSignature = errors.New("terminaltx: bad signature")
 )
 
-// ID is a transaction id: a UUID, made by the terminal for its debits. The
-// ledger uses the same type for every transaction it journals
-// (journal.txn_id: top-ups, card sales, loads, refunds, store receipts),
-// whoever makes the id (a terminal, a client's Idempotency-Key, the ledger
-// itself), so that one id type and one column answer "was this recorded".
-type ID [16]byte
-
-// String returns the id in UUID text form.
-func (id ID) String() string {
-	h := hex.EncodeToString(id[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-// NewID returns a UUIDv7 made from t and 10 random bytes from rnd (which
-// must hold at least 10 bytes): ids sort by creation time, which keeps the
-// ledger's index inserts local.
-func NewID(t time.Time, rnd []byte) ID {
-	var id ID
-	ms := uint64(t.UnixMilli())
-	id[0], id[1], id[2], id[3], id[4], id[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
-	copy(id[6:], rnd[:10])
-	id[6] = 0x70 | id[6]&0x0f
-	id[8] = 0x80 | id[8]&0x3f
-	return id
-}
-
 // Tx is one terminal transaction.
 type Tx struct {
 	Kind          byte
-	ID            ID
+	ID            txid.ID
 	Organizer     int64
 	Terminal      string
 	TerminalSeq   int64
@@ -146,7 +122,7 @@ func (t *Tx) Validate() error {
 	switch {
 	case t.Kind != KindDebit:
 		return bad("unknown kind %d", t.Kind)
-	case t.ID == ID{}:
+	case t.ID == txid.ID{}:
 		return bad("zero id")
 	case t.Organizer <= 0:
 		return bad("organizer must be positive")

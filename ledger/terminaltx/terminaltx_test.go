@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/stretchr/testify/require"
 )
 
@@ -16,7 +17,7 @@ var testKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
 func sample() Tx {
 	return Tx{
 		Kind:          KindDebit,
-		ID:            NewID(time.UnixMilli(1_760_000_000_000), bytes.Repeat([]byte{0xab}, 10)),
+		ID:            txid.New(time.UnixMilli(1_760_000_000_000), bytes.Repeat([]byte{0xab}, 10)),
 		Organizer:     42,
 		Terminal:      "bar-north.1",
 		TerminalSeq:   17,
@@ -66,7 +67,7 @@ func TestValidate(t *testing.T) {
 		edit func(*Tx)
 	}{
 		{"kind", func(t *Tx) { t.Kind = 2 }},
-		{"zero id", func(t *Tx) { t.ID = ID{} }},
+		{"zero id", func(t *Tx) { t.ID = txid.ID{} }},
 		{"organizer", func(t *Tx) { t.Organizer = 0 }},
 		{"terminal empty", func(t *Tx) { t.Terminal = "" }},
 		{"terminal upper case", func(t *Tx) { t.Terminal = "Bar" }},

@@ -46,6 +46,7 @@ import (
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/pgcluster"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/batch"
 	"github.com/loopcard/loopcard/softhsm"
@@ -466,7 +467,7 @@ func (dr *driver) uploadPhase(clients, batchSize int, d time.Duration) (result, 
 					var rnd [10]byte
 					_, _ = rand.Read(rnd[:])
 					before := dr.seed.Balance - int64(round-1)
-					tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: terminaltx.NewID(time.Now(), rnd[:]), Organizer: org,
+					tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: txid.New(time.Now(), rnd[:]), Organizer: org,
 						Terminal: t.id, TerminalSeq: t.seq, Card: c, CardSeq: round, Amount: 1, BalanceBefore: before,
 						BalanceAfter: before - 1, Merchant: "bar", Time: time.Now()}
 					s, err := terminaltx.Sign(tx, t.priv)

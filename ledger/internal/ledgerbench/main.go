@@ -32,6 +32,7 @@ import (
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/pgcluster"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 const org = 1
@@ -466,7 +467,7 @@ func (w *workload) next(i, n int) [][]byte {
 		amount := int64(100 + t.seq%900)
 		binary.BigEndian.PutUint64(rnd[:], uint64(t.seq))
 		rnd[8] = byte(i)
-		tx := terminaltx.Tx{Kind: terminaltx.KindDebit, ID: terminaltx.NewID(time.Now(), rnd[:]), Organizer: org,
+		tx := terminaltx.Tx{Kind: terminaltx.KindDebit, ID: txid.New(time.Now(), rnd[:]), Organizer: org,
 			Terminal: t.id, TerminalSeq: t.seq, Card: c.uid, CardSeq: c.seq, Amount: amount,
 			BalanceBefore: c.bal, BalanceAfter: c.bal - amount, Merchant: t.merchant, Time: time.Now()}
 		c.bal -= amount
