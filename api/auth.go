@@ -265,7 +265,9 @@ func (s *Server) terminalKeys(c *call, org int64, terminal string) (terminalKeyR
 func (s *Server) authTerminal(c *call) (principal, error) {
 	var p principal
 	var keyRow terminalKeyRow
-	params, err := httpsig.Verify(c.r, c.body, httpsig.VerifyOptions{MaxAge: s.limits.SignatureMaxAge, Now: s.now},
+	// The signature is checked over the headers: the body is not read
+	// yet (checkDigest checks it once it is).
+	params, err := httpsig.VerifyHeaders(c.r, httpsig.VerifyOptions{MaxAge: s.limits.SignatureMaxAge, Now: s.now},
 		func(keyID string) (ed25519.PublicKey, error) {
 			org, term, ok := parseKeyID(keyID)
 			if !ok {
@@ -316,6 +318,18 @@ func (s *Server) authTerminal(c *call) (principal, error) {
 	}
 	p.kex = keyRow
 	return p, nil
+}
+
+// checkDigest checks, once the body is read, that a terminal's request
+// carries the body its signature covers (Content-Digest).
+func checkDigest(c *call) error {
+	if c.who.role != RoleTerminal {
+		return nil
+	}
+	if err := httpsig.CheckDigest(c.r, c.body); err != nil {
+		return apiError(http.StatusUnauthorized, "bad request signature", err)
+	}
+	return nil
 }
 
 // checkClientCert refuses a request whose TLS client certificate (which

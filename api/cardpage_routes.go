@@ -45,6 +45,9 @@ func (s *Server) withCardPages(h http.Handler) (http.Handler, error) {
 	return cp, nil
 }
 
+// cardPageRoute is the route label of the card pages in metrics.
+const cardPageRoute = "cardpage"
+
 // cardPages is the handler in front of the API.
 type cardPages struct {
 	s       *Server
@@ -68,7 +71,7 @@ func (cp *cardPages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.metrics.Observe("cardpage", r.Method, status, time.Since(start))
+		s.metrics.Observe(cardPageRoute, r.Method, status, time.Since(start))
 	}()
 	// The pages read the database themselves before the API is asked
 	// (a card's organizer, whether it is claimed): the API's limit per

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/loopcard/loopcard/api/internal/httpstatus"
+	"github.com/loopcard/loopcard/api/internal/metrics"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/ledger/txid"
 )
@@ -87,7 +88,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 					s.writeError(sw, c, apiError(http.StatusInternalServerError, "internal error", nil))
 				}
 			}
-			routeName := "unmatched"
+			routeName := metrics.Unmatched
 			if c.route != nil && c.route.method != "" {
 				routeName = c.route.pattern()
 			}
@@ -97,7 +98,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 			}
 			d := time.Since(start)
 			s.metrics.Observe(routeName, r.Method, status, d)
-			attrs := []slog.Attr{slog.String("request_id", c.id), slog.String("method", r.Method),
+			attrs := []slog.Attr{slog.String("request_id", c.id), slog.String("method", metrics.Method(r.Method)),
 				slog.String("route", routeName), slog.Int("status", status), slog.Duration("duration", d),
 				slog.String("remote", c.ip), slog.String("actor", c.who.actor())}
 			if c.r != nil && c.route != nil {
@@ -181,8 +182,11 @@ func (s *Server) pipeline(c *call) error {
 		s.metrics.Inc("rate_limited_ip")
 		return errRateLimited
 	}
-	if err := s.readBody(c); err != nil {
-		return err
+	// Nothing of the body is read before the sender is known and may call
+	// the route: a stranger's upload costs no memory.
+	// The most any authenticated caller may send is checked first.
+	if c.r.ContentLength > s.bodyLimit(c.route, RoleTerminal) {
+		return errTooLarge
 	}
 	who, err := s.authenticate(c)
 	if err != nil {
@@ -196,6 +200,12 @@ func (s *Server) pipeline(c *call) error {
 	if err := s.authorize(c); err != nil {
 		return err
 	}
+	if err := s.readBody(c); err != nil {
+		return err
+	}
+	if err := checkDigest(c); err != nil {
+		return err
+	}
 	if c.route.money {
 		if c.idem, err = idempotencyKey(c.r); err != nil {
 			return err
@@ -204,13 +214,25 @@ func (s *Server) pipeline(c *call) error {
 	return c.route.h(c)
 }
 
-// readBody reads the whole body within the route's limit: request
-// signatures cover it, and nothing is changed before it was all read.
-func (s *Server) readBody(c *call) error {
+// bodyLimit is the largest body route takes from role: a few KiB from
+// anonymous callers, Limits.MaxBatchBody on the big-body routes, else
+// Limits.MaxBody.
+func (s *Server) bodyLimit(rt *route, role Role) int64 {
 	max := s.limits.MaxBody
-	if c.route.bigBody {
+	if rt.bigBody {
 		max = s.limits.MaxBatchBody
 	}
+	if role == RoleAnonymous {
+		max = min(max, s.limits.MaxAnonymousBody)
+	}
+	return max
+}
+
+// readBody reads the whole body within the limit for the route and the
+// caller: request signatures cover it, and nothing is changed before it
+// was all read.
+func (s *Server) readBody(c *call) error {
+	max := s.bodyLimit(c.route, c.who.role)
 	if c.r.ContentLength > max {
 		return errTooLarge
 	}

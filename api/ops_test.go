@@ -88,12 +88,16 @@ func TestOperations(t *testing.T) {
 
 	t.Run("metrics", func(t *testing.T) {
 		r := e.do(request{method: "GET", path: "/metrics"})
+		require.Equal(t, http.StatusUnauthorized, r.status, "the metrics are for HQ and auditors")
+		require.NotContains(t, string(r.body), "loopcard_")
+		r = e.do(request{method: "GET", path: "/metrics", bearer: e.tokens["auditor"]})
 		require.Equal(t, 200, r.status)
 		require.Contains(t, r.header.Get("Content-Type"), "text/plain; version=0.0.4")
 		for _, want := range []string{
-			`loopcard_http_requests_total{route="GET /healthz",method="GET",code="200"} 1`,
-			`loopcard_http_requests_total{route="POST /v1/hq/stores",method="POST",code="413"} 1`,
-			`loopcard_http_requests_total{route="unmatched",method="GET",code="404"} 1`,
+			`loopcard_http_requests_total{code="200",method="GET",route="GET /healthz"} 1`,
+			`loopcard_http_requests_total{code="413",method="POST",route="POST /v1/hq/stores"} 1`,
+			`loopcard_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
+			`loopcard_http_requests_total{code="401",method="GET",route="GET /metrics"} 1`,
 		} {
 			require.True(t, strings.Contains(string(r.body), want+"\n"), "metrics lack %s", want)
 		}

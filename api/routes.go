@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"slices"
+
+	"github.com/loopcard/loopcard/api/internal/metrics"
 )
 
 // Role is who a request is from, as authenticate found out.
@@ -76,7 +78,8 @@ func (s *Server) table() []route {
 	return []route{
 		// Operations.
 		{method: "GET", path: "/healthz", roles: roles(RolePublic), h: s.healthz},
-		{method: "GET", path: "/metrics", roles: roles(RolePublic), h: s.metricsHandler},
+		// The metrics show security counters: for HQ and auditors only.
+		{method: "GET", path: "/metrics", roles: roles(RoleHQ, RoleAuditor), h: s.metricsHandler},
 		{method: "GET", path: "/v1/openapi.json", roles: roles(RolePublic), h: s.openAPI},
 
 		// Terminals.
@@ -173,7 +176,7 @@ func (s *Server) healthz(c *call) error {
 
 func (s *Server) metricsHandler(c *call) error {
 	c.status = http.StatusOK
-	c.w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	c.w.Header().Set("Content-Type", metrics.ContentType)
 	_, err := s.metrics.WriteTo(c.w)
 	return err
 }

@@ -42,6 +42,10 @@ type Limits struct {
 	MaxBody int64
 	// MaxBatchBody is the largest terminal batch upload; 0 means 4 MiB.
 	MaxBatchBody int64
+	// MaxAnonymousBody is the largest body of a request without
+	// credentials (enrolment, login, the payment webhook); 0 means 8 KiB.
+	// No body is read before its sender is authenticated.
+	MaxAnonymousBody int64
 	// PerIP and PerClient are sustained requests per second, with bursts
 	// of twice as many; 0 means 200 per IP and 50 per client, negative
 	// means no limit.
@@ -70,6 +74,7 @@ func (l *Limits) defaults() {
 	}
 	def(&l.MaxBody, 64<<10)
 	def(&l.MaxBatchBody, 4<<20)
+	def(&l.MaxAnonymousBody, 8<<10)
 	if l.PerIP == 0 {
 		l.PerIP = 200
 	}
@@ -202,7 +207,6 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		limits:  cfg.Limits,
-		metrics: metrics.New(),
 		alerted: map[string]time.Time{},
 	}
 	if cfg.Payments != nil {
@@ -224,6 +228,11 @@ func New(cfg Config) (*Server, error) {
 	s.clLimit = newLimiter(s.limits.PerClient, s.now)
 	s.pinWarn = newPINWatch(s.limits.PINFailureAlert, 10*time.Minute)
 	s.routes = s.table()
+	patterns := []string{cardPageRoute}
+	for _, rt := range s.routes {
+		patterns = append(patterns, rt.pattern())
+	}
+	s.metrics = metrics.New(patterns...)
 	s.mux = http.NewServeMux()
 	for i := range s.routes {
 		rt := &s.routes[i]

@@ -6,6 +6,8 @@
 // (RFC 9530).
 //
 // Verify checks the signature, the digest and the age of the signature;
+// VerifyHeaders and CheckDigest are its two halves, for a server that
+// knows the sender before it reads the body;
 // refusing a nonce seen before (replay) is the caller's job, because it needs
 // shared storage: Params.Nonce and Params.KeyID name what to remember.
 package httpsig
@@ -166,10 +168,43 @@ type VerifyOptions struct {
 type KeyFunc func(keyID string) (ed25519.PublicKey, error)
 
 // Verify checks the signature of req over body (the request's whole body,
-// already read). It returns the signature's parameters; errors wrap
-// ErrMissing, ErrMalformed, ErrStale, ErrDigest or ErrSignature, or are
-// the error of key.
+// already read): VerifyHeaders, then CheckDigest. It returns the
+// signature's parameters; errors wrap ErrMissing, ErrMalformed, ErrStale,
+// ErrDigest or ErrSignature, or are the error of key.
 func Verify(req *http.Request, body []byte, opts VerifyOptions, key KeyFunc) (Params, error) {
+	p, err := VerifyHeaders(req, opts, key)
+	if err != nil {
+		return Params{}, err
+	}
+	if err := CheckDigest(req, body); err != nil {
+		return Params{}, err
+	}
+	return p, nil
+}
+
+// CheckDigest checks that req's Content-Digest, which the signature
+// covers, is body's. Errors wrap ErrMissing, ErrMalformed or ErrDigest.
+func CheckDigest(req *http.Request, body []byte) error {
+	digest := req.Header.Values("Content-Digest")
+	if len(digest) == 0 {
+		return ErrMissing
+	}
+	if len(digest) != 1 {
+		return fmt.Errorf("%w: repeated signature headers", ErrMalformed)
+	}
+	if digest[0] != ContentDigest(body) {
+		return ErrDigest
+	}
+	return nil
+}
+
+// VerifyHeaders checks the signature of req without its body: the
+// signature covers the Content-Digest header, not the body, so a server
+// can know who sent a request before it reads a byte of the body. Whoever
+// calls it must read the body and call CheckDigest before trusting it.
+// It returns the signature's parameters; errors wrap ErrMissing,
+// ErrMalformed, ErrStale or ErrSignature, or are the error of key.
+func VerifyHeaders(req *http.Request, opts VerifyOptions, key KeyFunc) (Params, error) {
 	inputs, sigs := req.Header.Values("Signature-Input"), req.Header.Values("Signature")
 	digest := req.Header.Values("Content-Digest")
 	if len(inputs) == 0 || len(sigs) == 0 || len(digest) == 0 {
@@ -210,9 +245,6 @@ func Verify(req *http.Request, body []byte, opts VerifyOptions, key KeyFunc) (Pa
 	t := now()
 	if p.Created.Before(t.Add(-maxAge)) || p.Created.After(t.Add(skew)) {
 		return Params{}, ErrStale
-	}
-	if digest[0] != ContentDigest(body) {
-		return Params{}, ErrDigest
 	}
 	pub, err := key(p.KeyID)
 	if err != nil {

@@ -1,146 +1,140 @@
-// Package metrics keeps the API's request metrics and writes them in the
-// Prometheus text exposition format (version 0.0.4): a request counter and a
-// latency histogram by route pattern, method and status code, the requests
-// in flight, and named event counters (rate-limited, audit failures,
-// alerts).
+// Package metrics keeps the API's request metrics in a Prometheus registry
+// (prometheus/client_golang) and writes them in the text exposition
+// format: a request counter and a latency histogram by route pattern,
+// method and status code, the requests in flight, named event counters
+// (rate-limited, audit failures, alerts), and the Go runtime's and the
+// process's own figures.
+//
+// Every label value comes from a fixed set, so that no client can add a
+// series: the method is one of the standard ones or "other", the route
+// one of those given to New or "unmatched".
 package metrics
 
 import (
-	"fmt"
 	"io"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
 )
 
 // Buckets are the latency histogram's upper bounds in seconds.
 var Buckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
 
-type reqKey struct {
-	route, method string
-	code          int
-}
+// Unmatched is the route label of every request to a route not given to
+// New.
+const Unmatched = "unmatched"
 
-type histogram struct {
-	counts []uint64 // per bucket, not cumulative
-	count  uint64
-	sum    float64
+// Other is the method label of every method but the standard ones.
+const Other = "other"
+
+var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+// Method is the label of an HTTP method: itself if it is one of GET,
+// HEAD, POST, PUT, PATCH, DELETE and OPTIONS, else Other.
+func Method(m string) string {
+	if slices.Contains(knownMethods, m) {
+		return m
+	}
+	return Other
 }
 
 // Registry holds the metrics of one server. It is safe for concurrent use.
 type Registry struct {
-	inFlight atomic.Int64
-
-	mu       sync.Mutex
-	requests map[reqKey]*histogram
-	events   map[string]uint64
+	reg      *prometheus.Registry
+	routes   map[string]bool
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	events   *prometheus.CounterVec
+	inFlight prometheus.Gauge
 }
 
-// New returns an empty registry.
-func New() *Registry {
-	return &Registry{requests: map[reqKey]*histogram{}, events: map[string]uint64{}}
+// New returns an empty registry whose route labels are routes (route
+// patterns such as "GET /healthz") and Unmatched.
+func New(routes ...string) *Registry {
+	r := &Registry{
+		reg:    prometheus.NewRegistry(),
+		routes: map[string]bool{Unmatched: true},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loopcard_http_requests_total",
+			Help: "Requests served, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "loopcard_http_request_duration_seconds",
+			Help:    "Time to serve a request.",
+			Buckets: Buckets,
+		}, []string{"route", "method", "code"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loopcard_api_events_total",
+			Help: "Notable API events: refusals, alerts.",
+		}, []string{"event"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "loopcard_http_requests_in_flight",
+			Help: "Requests being served.",
+		}),
+	}
+	for _, rt := range routes {
+		r.routes[rt] = true
+	}
+	r.reg.MustRegister(r.requests, r.duration, r.events, r.inFlight,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
 }
 
 // Start counts a request in flight; call the returned function when it ends.
 func (r *Registry) Start() func() {
-	r.inFlight.Add(1)
-	return func() { r.inFlight.Add(-1) }
+	r.inFlight.Inc()
+	return r.inFlight.Dec
 }
 
-// Observe records one finished request.
+// Observe records one finished request. A route not given to New counts
+// as Unmatched, a method as Method says.
 func (r *Registry) Observe(route, method string, code int, d time.Duration) {
-	s := d.Seconds()
-	k := reqKey{route, method, code}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	h := r.requests[k]
-	if h == nil {
-		h = &histogram{counts: make([]uint64, len(Buckets))}
-		r.requests[k] = h
+	if !r.routes[route] {
+		route = Unmatched
 	}
-	for i, b := range Buckets {
-		if s <= b {
-			h.counts[i]++
-			break
-		}
+	if code < 100 || code > 999 {
+		code = 0
 	}
-	h.count++
-	h.sum += s
+	lv := []string{route, Method(method), strconv.Itoa(code)}
+	r.requests.WithLabelValues(lv...).Inc()
+	r.duration.WithLabelValues(lv...).Observe(d.Seconds())
 }
 
-// Inc adds one to the event counter name (a Prometheus label value).
-func (r *Registry) Inc(name string) {
-	r.mu.Lock()
-	r.events[name]++
-	r.mu.Unlock()
-}
+// Inc adds one to the event counter name, which must be a name the server
+// chose (never a client's string).
+func (r *Registry) Inc(name string) { r.events.WithLabelValues(name).Inc() }
 
-// Event returns the event counter name.
-func (r *Registry) Event(name string) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.events[name]
-}
+// ContentType is the media type WriteTo writes.
+var ContentType = string(expfmt.NewFormat(expfmt.TypeTextPlain))
 
-func label(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
-}
-
-func float(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
-
-// WriteTo writes every metric in the text exposition format.
+// WriteTo writes every metric in the text exposition format. No lock is
+// held while it writes.
 func (r *Registry) WriteTo(w io.Writer) (int64, error) {
-	var b strings.Builder
-	r.mu.Lock()
-	keys := make([]reqKey, 0, len(r.requests))
-	for k := range r.requests {
-		keys = append(keys, k)
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		return 0, err
 	}
-	slices.SortFunc(keys, func(a, b reqKey) int {
-		if c := strings.Compare(a.route, b.route); c != 0 {
-			return c
+	cw := &countWriter{w: w}
+	enc := expfmt.NewEncoder(cw, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return cw.n, err
 		}
-		if c := strings.Compare(a.method, b.method); c != 0 {
-			return c
-		}
-		return a.code - b.code
-	})
-	b.WriteString("# HELP loopcard_http_requests_total Requests served, by route pattern, method and status code.\n")
-	b.WriteString("# TYPE loopcard_http_requests_total counter\n")
-	for _, k := range keys {
-		fmt.Fprintf(&b, "loopcard_http_requests_total{route=\"%s\",method=\"%s\",code=\"%d\"} %d\n", label(k.route), k.method, k.code, r.requests[k].count)
 	}
-	b.WriteString("# HELP loopcard_http_request_duration_seconds Time to serve a request.\n")
-	b.WriteString("# TYPE loopcard_http_request_duration_seconds histogram\n")
-	for _, k := range keys {
-		h := r.requests[k]
-		lbl := fmt.Sprintf("route=\"%s\",method=\"%s\",code=\"%d\"", label(k.route), k.method, k.code)
-		var cum uint64
-		for i, bound := range Buckets {
-			cum += h.counts[i]
-			fmt.Fprintf(&b, "loopcard_http_request_duration_seconds_bucket{%s,le=\"%s\"} %d\n", lbl, float(bound), cum)
-		}
-		fmt.Fprintf(&b, "loopcard_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %d\n", lbl, h.count)
-		fmt.Fprintf(&b, "loopcard_http_request_duration_seconds_sum{%s} %s\n", lbl, float(h.sum))
-		fmt.Fprintf(&b, "loopcard_http_request_duration_seconds_count{%s} %d\n", lbl, h.count)
-	}
-	names := make([]string, 0, len(r.events))
-	for n := range r.events {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	b.WriteString("# HELP loopcard_api_events_total Notable API events: refusals, alerts.\n")
-	b.WriteString("# TYPE loopcard_api_events_total counter\n")
-	for _, n := range names {
-		fmt.Fprintf(&b, "loopcard_api_events_total{event=\"%s\"} %d\n", label(n), r.events[n])
-	}
-	r.mu.Unlock()
-	b.WriteString("# HELP loopcard_http_requests_in_flight Requests being served.\n")
-	b.WriteString("# TYPE loopcard_http_requests_in_flight gauge\n")
-	fmt.Fprintf(&b, "loopcard_http_requests_in_flight %d\n", r.inFlight.Load())
-	n, err := io.WriteString(w, b.String())
-	return int64(n), err
+	return cw.n, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
