@@ -4,9 +4,12 @@
 // # Requests
 //
 // Every request goes through one chain: request id → access log → recover →
-// metrics → per-request timeout → rate limit per IP → body limit (the whole
-// body is read before anything else happens) → authenticate → rate limit
-// per client → authorize → handler → audit record. The http.Server bounds
+// metrics → per-request timeout → rate limit per IP → authenticate → rate
+// limit per client → authorize → body (read whole within the limit for the
+// route and the caller, and for a terminal checked against the digest its
+// signature covers) → handler → audit record. No byte of a body is read
+// before its sender is known and may call the route; a caller without
+// credentials sends at most Limits.MaxAnonymousBody (8 KiB). The http.Server bounds
 // every stage as well (header, body, write and idle timeouts). Errors leave
 // the server as {"error": "...", "request_id": "..."}: a short public
 // message, never a cause, stack or SQL; the cause is logged with the request
