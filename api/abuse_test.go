@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/httpsig"
 )
@@ -258,3 +261,94 @@ func TestAbuseBodiesAfterAuthentication(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// Issue 17 M1: 19,983 idle HTTP/2 connections from one address once took
+// every file descriptor. Against the real server: connection N+1 from one
+// address is refused while another address is still served, the total cap
+// holds, and a closed connection gives its slot back.
+func TestAbuseConnectionCaps(t *testing.T) {
+	const perAddr, total = 4, 6
+	e := newEnv(t, envOptions{limits: api.Limits{MaxConnsPerAddr: perAddr, MaxConns: total}})
+	addr := strings.TrimPrefix(e.url, "https://")
+	// dial completes a TLS handshake (HTTP/2 offered) from the loopback
+	// address from, which means the server accepted the connection; a
+	// refused one fails the handshake.
+	dial := func(from string) (*tls.Conn, error) {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: e.ca.Pool(), NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS13})
+		if err == nil {
+			t.Cleanup(func() { _ = c.Close() })
+		}
+		return c, err
+	}
+	healthz := func(from string) error {
+		tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).DialContext,
+			TLSClientConfig: &tls.Config{RootCAs: e.ca.Pool(), MinVersion: tls.VersionTLS13}, ForceAttemptHTTP2: true}
+		t.Cleanup(tr.CloseIdleConnections)
+		res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(e.url + "/healthz")
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		_, _ = io.Copy(io.Discard, res.Body)
+		if res.StatusCode != 200 {
+			return fmt.Errorf("status %d", res.StatusCode)
+		}
+		return nil
+	}
+
+	var held []*tls.Conn
+	for i := range perAddr {
+		c, err := dial("127.0.0.5")
+		require.NoError(t, err, "connection %d from one address", i+1)
+		require.Equal(t, "h2", c.ConnectionState().NegotiatedProtocol)
+		held = append(held, c)
+	}
+	_, err := dial("127.0.0.5")
+	require.Error(t, err, "connection N+1 from one address is refused")
+	require.NoError(t, healthz("127.0.0.6"), "another address is served") // its connection stays open: 5 in all
+	_, err = dial("127.0.0.7")
+	require.NoError(t, err) // 6 in all
+	_, err = dial("127.0.0.8")
+	require.Error(t, err, "the total cap holds")
+	require.Error(t, healthz("127.0.0.8"))
+
+	// A connection closed by its client gives its slot back once the
+	// server has seen the close.
+	require.NoError(t, held[0].Close())
+	require.Eventually(t, func() bool {
+		c, err := dial("127.0.0.8")
+		if err == nil {
+			held[0] = c
+		}
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+// Issue 17 M1: the HTTP/2 limits the server announces in its SETTINGS:
+// streams open at once on a connection and the per-stream receive window,
+// which bound what one connection may make the server hold.
+func TestAbuseHTTP2Settings(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, err := tls.Dial("tcp", strings.TrimPrefix(e.url, "https://"), &tls.Config{RootCAs: e.ca.Pool(), NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS13})
+	require.NoError(t, err)
+	defer c.Close()
+	require.Equal(t, "h2", c.ConnectionState().NegotiatedProtocol)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	// The client preface and an empty SETTINGS frame.
+	_, err = c.Write(append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 0, 0, 0, 4, 0, 0, 0, 0, 0))
+	require.NoError(t, err)
+	var hdr [9]byte
+	_, err = io.ReadFull(c, hdr[:])
+	require.NoError(t, err)
+	require.EqualValues(t, 4, hdr[3], "the server's first frame is SETTINGS")
+	payload := make([]byte, int(hdr[0])<<16|int(hdr[1])<<8|int(hdr[2]))
+	_, err = io.ReadFull(c, payload)
+	require.NoError(t, err)
+	settings := map[uint16]uint32{}
+	for p := payload; len(p) >= 6; p = p[6:] {
+		settings[binary.BigEndian.Uint16(p)] = binary.BigEndian.Uint32(p[2:])
+	}
+	require.EqualValues(t, 100, settings[0x3], "SETTINGS_MAX_CONCURRENT_STREAMS")
+	require.EqualValues(t, 256<<10, settings[0x4], "SETTINGS_INITIAL_WINDOW_SIZE")
+}

@@ -10,7 +10,9 @@
 // signature covers) → handler → audit record. No byte of a body is read
 // before its sender is known and may call the route; a caller without
 // credentials sends at most Limits.MaxAnonymousBody (8 KiB). The http.Server bounds
-// every stage as well (header, body, write and idle timeouts). Errors leave
+// every stage as well (header, body, write and idle timeouts), HTTP/2 streams
+// and receive windows, and Serve's listener the connections open at once
+// per IP address and in total (Limits.MaxConnsPerAddr, MaxConns). Errors leave
 // the server as {"error": "...", "request_id": "..."}: a short public
 // message, never a cause, stack or SQL; the cause is logged with the request
 // id. The access log names the matched route pattern and its well-formed

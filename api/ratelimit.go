@@ -1,60 +1,81 @@
 package api
 
 import (
+	"container/list"
+	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// limiter is a token bucket per key (an IP address or a client), refilled
-// at rate per second up to twice the rate.
+// limiterKeys is how many keys a limiter remembers at most; past it, the
+// key seen least recently is forgotten (and starts again with a full
+// bucket if it comes back).
+const limiterKeys = 65536
+
+// limiter is a token bucket (golang.org/x/time/rate) per key (an IP
+// address or a client), refilled at rate per second up to twice the rate.
+// It remembers at most max keys, and forgets, once a minute, the keys
+// whose bucket is full again: they hold no state.
 type limiter struct {
-	rate float64
-	now  func() time.Time
+	rate  rate.Limit
+	burst int
+	max   int
+	now   func() time.Time
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[string]*list.Element // of *bucket, in lru
+	lru     list.List                // front: seen most recently
 	swept   time.Time
 }
 
 type bucket struct {
-	tokens float64
-	last   time.Time
+	key string
+	lim *rate.Limiter
 }
 
-func newLimiter(rate float64, now func() time.Time) *limiter {
-	return &limiter{rate: rate, now: now, buckets: map[string]*bucket{}}
+func newLimiter(r float64, now func() time.Time) *limiter {
+	l := &limiter{max: limiterKeys, now: now, buckets: map[string]*list.Element{}}
+	if r < 0 {
+		l.rate = rate.Inf
+	} else {
+		l.rate = rate.Limit(r)
+		l.burst = max(1, int(math.Ceil(2*r)))
+	}
+	return l
 }
 
 // allow takes a token of key's bucket, reporting whether there was one.
 func (l *limiter) allow(key string) bool {
-	if l.rate < 0 {
+	if l.rate == rate.Inf {
 		return true
 	}
-	burst := 2 * l.rate
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.swept) > time.Minute {
-		// Forget buckets that are full again: they hold no state.
-		for k, b := range l.buckets {
-			if b.tokens+now.Sub(b.last).Seconds()*l.rate >= burst {
+		for k, e := range l.buckets {
+			if e.Value.(*bucket).lim.TokensAt(now) >= float64(l.burst) {
+				l.lru.Remove(e)
 				delete(l.buckets, k)
 			}
 		}
 		l.swept = now
 	}
-	b := l.buckets[key]
-	if b == nil {
-		b = &bucket{tokens: burst, last: now}
-		l.buckets[key] = b
+	e := l.buckets[key]
+	if e != nil {
+		l.lru.MoveToFront(e)
+	} else {
+		if len(l.buckets) >= l.max {
+			old := l.lru.Back()
+			l.lru.Remove(old)
+			delete(l.buckets, old.Value.(*bucket).key)
+		}
+		e = l.lru.PushFront(&bucket{key: key, lim: rate.NewLimiter(l.rate, l.burst)})
+		l.buckets[key] = e
 	}
-	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return e.Value.(*bucket).lim.AllowN(now, 1)
 }
 
 // pinWatch counts, per client, the distinct cards with a PIN failure in a

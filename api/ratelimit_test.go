@@ -29,6 +29,29 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
+// Issue 17 M1: a limiter remembers at most max keys however many distinct
+// keys (addresses) come, forgetting the one seen least recently, and a key
+// that keeps coming keeps its (empty) bucket.
+func TestLimiterBounded(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	l := newLimiter(1, func() time.Time { return now })
+	l.max = 100
+	require.True(t, l.allow("hot"))
+	require.True(t, l.allow("hot"))
+	require.False(t, l.allow("hot"), "burst of 2 spent")
+	for i := range 10_000 {
+		require.True(t, l.allow(fmt.Sprint("ip", i)), "a new key has a full bucket")
+		if i%50 == 0 {
+			require.False(t, l.allow("hot"), "a key in use is not forgotten")
+		}
+		require.LessOrEqual(t, len(l.buckets), 100)
+		require.Equal(t, len(l.buckets), l.lru.Len())
+	}
+	require.Len(t, l.buckets, 100)
+	require.False(t, l.allow("hot"))
+	require.True(t, l.allow("ip0"), "forgotten, so full again")
+}
+
 func TestPINWatch(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	p := newPINWatch(3, 10*time.Minute)

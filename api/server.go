@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/loopcard/loopcard/api/internal/connlimit"
 	"github.com/loopcard/loopcard/api/internal/metrics"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/keys/keyderiv"
@@ -64,6 +65,11 @@ type Limits struct {
 	// PINFailureAlert is how many cards with a PIN failure from one client
 	// within 10 minutes raise an alert; 0 means 5.
 	PINFailureAlert int
+	// MaxConnsPerAddr and MaxConns cap the connections Serve holds open
+	// at once from one IP address and in total: a connection over a cap
+	// is closed as soon as it is accepted. 0 means 256 and 4096,
+	// negative means no cap.
+	MaxConnsPerAddr, MaxConns int
 }
 
 func (l *Limits) defaults() {
@@ -98,6 +104,12 @@ func (l *Limits) defaults() {
 	}
 	if l.PINFailureAlert == 0 {
 		l.PINFailureAlert = 5
+	}
+	if l.MaxConnsPerAddr == 0 {
+		l.MaxConnsPerAddr = 256
+	}
+	if l.MaxConns == 0 {
+		l.MaxConns = 4096
 	}
 }
 
@@ -267,8 +279,20 @@ func TLSConfig(cert tls.Certificate, clientCAs *x509.CertPool) *tls.Config {
 	return c
 }
 
+// HTTP/2 limits of HTTPServer: streams open at once on one connection, and
+// the flow-control windows, which bound what a client may have sent that
+// the server has not read yet.
+const (
+	h2MaxStreams        = 100
+	h2MaxRecvBufPerConn = 1 << 20
+	h2MaxRecvBufPerReq  = 256 << 10
+)
+
 // HTTPServer returns the http.Server of the API with a timeout on every
-// stage of a request.
+// stage of a request (the TLS handshake included: it gets the shortest,
+// ReadHeaderTimeout), and HTTP/2 stream and buffer limits. IdleTimeout
+// closes idle HTTP/1.1 and HTTP/2 connections alike. The connection caps
+// of Limits are Serve's, on its listener (Listener).
 func (s *Server) HTTPServer(tc *tls.Config) *http.Server {
 	return &http.Server{
 		Handler:           s,
@@ -278,16 +302,31 @@ func (s *Server) HTTPServer(tc *tls.Config) *http.Server {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:          h2MaxStreams,
+			MaxReceiveBufferPerConnection: h2MaxRecvBufPerConn,
+			MaxReceiveBufferPerStream:     h2MaxRecvBufPerReq,
+			PingTimeout:                   15 * time.Second,
+			WriteByteTimeout:              30 * time.Second,
+		},
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+}
+
+// Listener wraps ln with the connection caps of Limits (MaxConnsPerAddr,
+// MaxConns): a connection over a cap is closed as soon as it is accepted.
+func (s *Server) Listener(ln net.Listener) net.Listener {
+	return connlimit.New(ln, s.limits.MaxConnsPerAddr, s.limits.MaxConns)
 }
 
 // Serve serves HTTPS on ln with tc (TLS 1.3 is enforced) until ctx ends,
 // then shuts down gracefully: it stops accepting, lets requests in flight
-// finish for up to grace, and returns.
+// finish for up to grace, and returns. The connection caps of Limits hold
+// on ln (Listener).
 func (s *Server) Serve(ctx context.Context, ln net.Listener, tc *tls.Config, grace time.Duration) error {
 	tc = tc.Clone()
 	tc.MinVersion = tls.VersionTLS13
+	ln = s.Listener(ln)
 	hs := s.HTTPServer(tc)
 	stopJanitor := s.startJanitor(ctx)
 	defer stopJanitor()

@@ -42,6 +42,8 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "how long in-flight requests may finish at shutdown"},
 			&cli.Float64Flag{Name: "rate-ip", Usage: "requests per second per IP address (0: default 200, negative: no limit)"},
 			&cli.Float64Flag{Name: "rate-client", Usage: "requests per second per client (0: default 50, negative: no limit)"},
+			&cli.IntFlag{Name: "max-conns-per-ip", Usage: "connections open at once from one IP address; more are closed when accepted (0: default 256, negative: no cap)"},
+			&cli.IntFlag{Name: "max-conns", Usage: "connections open at once in total (0: default 4096, negative: no cap)"},
 			&cli.BoolFlag{Name: "test-payments", Usage: "run the local test payment provider (no money moves) for online top-ups; local CA only"},
 			&cli.StringFlag{Name: "test-payments-listen", Value: "127.0.0.1:0", Usage: "address of the test payment provider's pages, with --test-payments"},
 		},
@@ -79,7 +81,8 @@ func serve(c *cli.Context) error {
 	defer ln.Close()
 	apiCfg := api.Config{
 		Logger: log,
-		Limits: api.Limits{PerIP: c.Float64("rate-ip"), PerClient: c.Float64("rate-client")},
+		Limits: api.Limits{PerIP: c.Float64("rate-ip"), PerClient: c.Float64("rate-client"),
+			MaxConnsPerAddr: c.Int("max-conns-per-ip"), MaxConns: c.Int("max-conns")},
 	}
 	if c.Bool("test-payments") {
 		tp, err := startTestPayments(ctx, c.String("test-payments-listen"), ln.Addr(), tc, localCA, log)
