@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys"
@@ -84,21 +86,29 @@ func (s *Server) loadWritten(c *call) error {
 	return c.reply(http.StatusOK, map[string]string{"load": uuidText(load), "status": "loaded"})
 }
 
-// creditKey derives a card's credit key in the HSM for one pending load and
-// delivers it wrapped, for a minute: a terminal never holds a credit base
-// key, and a credit key only for a card with a load waiting.
-func (s *Server) creditKey(c *call) error {
+// creditKeyRequest reads a credit-key request (body CreditKeyRequest: a
+// card and one of its pending loads), for terminals and stores alike, and
+// finds the load among the card's pending loads.
+func (s *Server) creditKeyRequest(c *call) (card []byte, load pgtype.UUID, pl ledger.PendingLoad, err error) {
 	var req apitype.CreditKeyRequest
-	if err := c.decode(&req); err != nil {
-		return err
+	if err = c.decode(&req); err != nil {
+		return nil, load, pl, err
 	}
 	card, ok := parseCardID(req.Card)
 	load, ok2 := parseUUID(req.Load)
 	if !ok || !ok2 {
-		return badRequest("card (hex card id) and load (UUID) are required", nil)
+		return nil, load, pl, badRequest("card (hex card id) and load (UUID) are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	pl, err := s.pendingLoad(c, card, txid.ID(load.Bytes))
+	pl, err = s.pendingLoad(c, card, txid.ID(load.Bytes))
+	return card, load, pl, err
+}
+
+// creditKey derives a card's credit key in the HSM for one pending load and
+// delivers it wrapped, for a minute: a terminal never holds a credit base
+// key, and a credit key only for a card with a load waiting.
+func (s *Server) creditKey(c *call) error {
+	card, load, pl, err := s.creditKeyRequest(c)
 	if err != nil {
 		return err
 	}
@@ -120,7 +130,7 @@ func (s *Server) creditKey(c *call) error {
 		VALUES ($1, $2, $3, 'credit', $4, $5, $6, $7)`, c.who.org, id, c.who.terminal, event, card, now, b.Expires); err != nil {
 		return fmt.Errorf("api: record credit key: %w", err)
 	}
-	c.detail = fmt.Sprintf("credit key %s from %s for load %s", b.KeyID, used, req.Load)
+	c.detail = fmt.Sprintf("credit key %s from %s for load %s", b.KeyID, used, uuidText(load))
 	return c.reply(http.StatusCreated, apitype.CreditKeyResponse{Wrapped: *w, Load: uuidText(load), Amount: amount})
 }
 

@@ -88,18 +88,8 @@ func (s *Server) wrapForStore(c *call, store string, card []byte, role personali
 // storeCreditKey delivers a card's credit key to a store for one pending
 // load of the card: stores never hold a credit base key.
 func (s *Server) storeCreditKey(c *call) error {
-	var req apitype.CreditKeyRequest
-	if err := c.decode(&req); err != nil {
-		return err
-	}
 	store := c.r.PathValue("store")
-	card, ok := parseCardID(req.Card)
-	load, ok2 := parseUUID(req.Load)
-	if !ok || !ok2 {
-		return badRequest("card (hex card id) and load (UUID) are required", nil)
-	}
-	c.target = "card " + terminaltx.CardHex(card)
-	pl, err := s.pendingLoad(c, card, txid.ID(load.Bytes))
+	card, load, pl, err := s.creditKeyRequest(c)
 	if err != nil {
 		return err
 	}

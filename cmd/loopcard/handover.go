@@ -154,6 +154,7 @@ type appendedJSON struct {
 	Size       int64  `json:"size"`
 	Root       string `json:"root"`
 	Checkpoint string `json:"checkpoint"`
+	Again      bool   `json:"already_recorded,omitempty"`
 }
 
 func printAppended(c *cli.Context, what string, n int, a handoverdb.Appended) error {
@@ -218,7 +219,11 @@ func hiddenState() cli.Flag { return &cli.StringFlag{Name: "state", Hidden: true
 // printAPIAppended prints an append made through the API.
 func printAPIAppended(c *cli.Context, what string, n int, a apitype.AppendResponse, asJSON bool) error {
 	if asJSON {
-		return printJSON(c, appendedJSON{First: a.First, Entries: n, Size: a.Size})
+		return printJSON(c, appendedJSON{First: a.First, Entries: n, Size: a.Size, Again: a.Again})
+	}
+	if a.Again {
+		fmt.Fprintf(c.App.Writer, "%s: recorded before (the log has these signed bytes already); nothing appended\n", what)
+		return nil
 	}
 	if n == 1 {
 		fmt.Fprintf(c.App.Writer, "%s: entry %d; log size %d (through the API)\n", what, a.First, a.Size)
