@@ -30,12 +30,11 @@ import (
 type principal struct {
 	role     Role
 	org      int64
-	store    string         // RoleStore
-	tokenID  string         // staff and profile tokens
-	terminal string         // RoleTerminal
-	card     []byte         // RoleCard, RoleCardPIN
-	profile  pgtype.UUID    // RoleProfile
-	kex      terminalKeyRow // RoleTerminal
+	store    string      // RoleStore
+	tokenID  string      // staff and profile tokens
+	terminal string      // RoleTerminal
+	card     []byte      // RoleCard, RoleCardPIN
+	profile  pgtype.UUID // RoleProfile
 }
 
 // actor names the principal in logs and audit records.
@@ -221,8 +220,6 @@ type terminalKeyRow struct {
 	status   string
 	signing  ed25519.PublicKey
 	merchant string
-	kexAlg   string
-	kexPub   []byte
 }
 
 // parseKeyID reads a terminal's key id "ORG:TERMINAL".
@@ -241,9 +238,8 @@ func parseKeyID(id string) (int64, string, bool) {
 // KeyID is the key id a terminal signs its requests with.
 func KeyID(org int64, terminal string) string { return fmt.Sprintf("%d:%s", org, terminal) }
 
-// terminalKeys reads a terminal's keys: its signing key and status from
-// the ledger, its key-agreement key (if enrolled through the API) from
-// api_terminal_keys.
+// terminalKeys reads a terminal's signing key and status from the ledger:
+// all that authenticates a request.
 func (s *Server) terminalKeys(c *call, org int64, terminal string) (terminalKeyRow, error) {
 	var k terminalKeyRow
 	tk, err := s.ledger.TerminalKey(c.ctx, org, terminal)
@@ -254,12 +250,22 @@ func (s *Server) terminalKeys(c *call, org int64, terminal string) (terminalKeyR
 		return k, fmt.Errorf("api: terminal lookup: %w", err)
 	}
 	k.status, k.signing, k.merchant = tk.Status, tk.PublicKey, tk.Merchant
-	err = s.pool.QueryRow(c.ctx, `SELECT kex_alg, kex_public FROM api_terminal_keys WHERE org_id = $1 AND terminal_id = $2`,
-		org, terminal).Scan(&k.kexAlg, &k.kexPub)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return k, fmt.Errorf("api: terminal lookup: %w", err)
-	}
 	return k, nil
+}
+
+// terminalKex reads the caller's key-agreement key (api_terminal_keys),
+// which only the routes that deliver keys need: an upload does not pay
+// for it. A terminal without one gets 409.
+func (s *Server) terminalKex(c *call) (alg string, pub []byte, err error) {
+	err = s.pool.QueryRow(c.ctx, `SELECT kex_alg, kex_public FROM api_terminal_keys WHERE org_id = $1 AND terminal_id = $2`,
+		c.who.org, c.who.terminal).Scan(&alg, &pub)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && alg == "") {
+		return "", nil, apiError(http.StatusConflict, "terminal has no key-agreement key: enrol it again", nil)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("api: terminal key-agreement key: %w", err)
+	}
+	return alg, pub, nil
 }
 
 func (s *Server) authTerminal(c *call) (principal, error) {
@@ -316,7 +322,6 @@ func (s *Server) authTerminal(c *call) (principal, error) {
 		s.metrics.Inc("replay_refused")
 		return principal{}, errReplay
 	}
-	p.kex = keyRow
 	return p, nil
 }
 

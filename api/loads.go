@@ -113,6 +113,10 @@ func (s *Server) creditKey(c *call) error {
 		return err
 	}
 	amount := pl.Amount
+	kexAlg, kexPub, err := s.terminalKex(c)
+	if err != nil {
+		return err
+	}
 	raw, event, used, err := s.deriveCardKey(c, card, personalize.RoleCredit)
 	if err != nil {
 		return err
@@ -121,7 +125,7 @@ func (s *Server) creditKey(c *call) error {
 	now := s.now()
 	b := keydelivery.Binding{Kind: keydelivery.KindCredit, Organizer: c.who.org, Terminal: c.who.terminal, Event: event,
 		Card: card, KeyID: uuidText(id), Expires: now.Add(s.limits.CreditKeyTTL).Truncate(time.Second)}
-	w, err := keydelivery.Wrap(c.who.kex.kexAlg, c.who.kex.kexPub, b, raw)
+	w, err := keydelivery.Wrap(kexAlg, kexPub, b, raw)
 	clear(raw)
 	if err != nil {
 		return fmt.Errorf("api: wrap credit key: %w", err)

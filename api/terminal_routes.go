@@ -115,8 +115,9 @@ func (s *Server) sessionKey(c *call) error {
 	if err := s.eventExists(c, c.who.org, req.Event); err != nil {
 		return err
 	}
-	if c.who.kex.kexAlg == "" {
-		return apiError(http.StatusConflict, "terminal has no key-agreement key: enrol it again", nil)
+	kexAlg, kexPub, err := s.terminalKex(c)
+	if err != nil {
+		return err
 	}
 	key, used, err := s.hsm.EventDebitKey(c.ctx, keys.Label{Name: keys.AppDebit}, []byte(req.Event))
 	if err != nil {
@@ -128,7 +129,7 @@ func (s *Server) sessionKey(c *call) error {
 	b := keydelivery.Binding{Kind: keydelivery.KindSession, Organizer: c.who.org, Terminal: c.who.terminal,
 		Event: req.Event, KeyID: uuidText(id), Expires: now.Add(s.limits.SessionKeyTTL).Truncate(time.Second)}
 	raw := key.Bytes()
-	w, err := keydelivery.Wrap(c.who.kex.kexAlg, c.who.kex.kexPub, b, raw)
+	w, err := keydelivery.Wrap(kexAlg, kexPub, b, raw)
 	clear(raw)
 	if err != nil {
 		return fmt.Errorf("api: wrap session key: %w", err)
