@@ -27,7 +27,8 @@ import (
 // token; everything they show or change goes through h, the API's whole
 // chain (rate limits, PIN lockout, authorization, audit), as a request
 // from the cardholder's address. A page request (not its stylesheet or
-// script) counts against the API's limit per address as well.
+// script) counts against the API's limit per address and its anonymous
+// budget as well.
 func (s *Server) withCardPages(h http.Handler) (http.Handler, error) {
 	cp := &cardPages{s: s, api: h, backend: &cardBackend{s: s, api: h}}
 	var origins []string
@@ -75,12 +76,20 @@ func (cp *cardPages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	// The pages read the database themselves before the API is asked
 	// (a card's organizer, whether it is claimed): the API's limit per
-	// address holds for them too.
-	if !strings.HasPrefix(r.URL.Path, "/assets/") && !s.ipLimit.allow("ip:"+remoteIP(r)) {
-		s.metrics.Inc("rate_limited_ip")
-		sw.Header().Set("Retry-After", "1")
-		http.Error(sw, "too many requests", http.StatusTooManyRequests)
-		return
+	// address and its anonymous budget hold for them too, checked first.
+	// The API requests a page then makes are not charged to the budget
+	// again.
+	if !strings.HasPrefix(r.URL.Path, "/assets/") {
+		if why := s.admit(r, remoteIP(r), false); why != "" {
+			s.metrics.RequestRefused(why)
+			if r.ContentLength != 0 && r.ProtoMajor == 1 {
+				sw.Header().Set("Connection", "close")
+			}
+			sw.Header().Set("Retry-After", "1")
+			http.Error(sw, "too many requests", http.StatusTooManyRequests)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), admittedKey{}, true))
 	}
 	cp.pages.ServeHTTP(sw, r)
 }

@@ -4,7 +4,7 @@
 // # Requests
 //
 // Every request goes through one chain: request id → access log → recover →
-// metrics → per-request timeout → rate limit per IP → authenticate → rate
+// metrics → admission → per-request timeout → authenticate → rate
 // limit per client → authorize → body (read whole within the limit for the
 // route and the caller, and for a terminal checked against the digest its
 // signature covers) → handler → audit record. No byte of a body is read
@@ -12,7 +12,14 @@
 // credentials sends at most Limits.MaxAnonymousBody (8 KiB). The http.Server bounds
 // every stage as well (header, body, write and idle timeouts), HTTP/2 streams
 // and receive windows, and Serve's listener the connections open at once
-// per IP address and in total (Limits.MaxConnsPerAddr, MaxConns). Errors leave
+// per IP address and in total (Limits.MaxConnsPerAddr, MaxConns).
+// Admission, before any database work or body read, takes a token of the
+// sender's address (an IPv6 address counts by its /64) and, for a request
+// without a staff token or a terminal's signature, one of the budget all
+// anonymous requests share (Limits.Anonymous), so that the card pages and
+// the webhook stay up under traffic from many addresses while staff,
+// terminals and /healthz go on; a refusal is a bare 429 with Retry-After,
+// counted in the metrics, never audited. Errors leave
 // the server as {"error": "...", "request_id": "..."}: a short public
 // message, never a cause, stack or SQL; the cause is logged with the request
 // id. The access log names the matched route pattern and its well-formed

@@ -151,8 +151,10 @@ func pathValues(r *http.Request, pattern string) []slog.Attr {
 	return out
 }
 
-// chain is the per-route part of the chain: timeout, body, rate limits,
-// authentication, authorization, the handler, and the audit record.
+// chain is the per-route part of the chain: admission (the limit per
+// address and the anonymous budget, refused cheaply), timeout, body, the
+// limit per client, authentication, authorization, the handler, and the
+// audit record.
 func (s *Server) chain(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, _ := r.Context().Value(ctxKey{}).(*reqState)
@@ -161,6 +163,10 @@ func (s *Server) chain(rt *route) http.Handler {
 		}
 		c := st.c
 		c.w, c.r, c.route = w, r, rt
+		if why := s.admit(r, c.ip, rt.method == "GET" && rt.path == "/healthz"); why != "" {
+			s.refuse(w, c, why)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.limits.RequestTimeout)
 		defer cancel()
 		c.ctx = ctx
@@ -178,10 +184,7 @@ func (s *Server) chain(rt *route) http.Handler {
 }
 
 func (s *Server) pipeline(c *call) error {
-	if !s.ipLimit.allow("ip:" + c.ip) {
-		s.metrics.Inc("rate_limited_ip")
-		return errRateLimited
-	}
+	// admit has let the request in (chain).
 	// Nothing of the body is read before the sender is known and may call
 	// the route: a stranger's upload costs no memory.
 	// The most any authenticated caller may send is checked first.
@@ -194,7 +197,7 @@ func (s *Server) pipeline(c *call) error {
 	}
 	c.who = who
 	if who.role != RoleAnonymous && !s.clLimit.allow("client:"+who.actor()) {
-		s.metrics.Inc("rate_limited_client")
+		s.metrics.RequestRefused(refusedPerClient)
 		return errRateLimited
 	}
 	if err := s.authorize(c); err != nil {

@@ -3,11 +3,76 @@ package api
 import (
 	"container/list"
 	"math"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/loopcard/loopcard/api/internal/connlimit"
 )
+
+// Reasons of a refusal by admit (the metrics' reason labels).
+const (
+	refusedPerAddr   = "per_address"
+	refusedPerClient = "per_client"
+	refusedAnonymous = "anonymous_budget"
+)
+
+// admittedKey marks, in a request's context, a card page request that
+// admit let through: the API requests the page makes in process are not
+// charged to the anonymous budget a second time.
+type admittedKey struct{}
+
+// admit is the first thing done with a request, before any database work
+// or body read: it takes a token of the limit of the sender's address
+// (connlimit.AddrKey: an IPv6 address counts by its /64) and, for an
+// anonymous request, one of the budget all anonymous requests share. It
+// returns "" to let the request on, else the reason to refuse it. exempt
+// requests (/healthz, a monitor's) take no token of the anonymous budget.
+func (s *Server) admit(r *http.Request, ip string, exempt bool) string {
+	if !s.ipLimit.allow("ip:" + connlimit.AddrKey(ip)) {
+		return refusedPerAddr
+	}
+	if exempt || s.anonymous == nil || r.Context().Value(admittedKey{}) != nil || credentialed(r) {
+		return ""
+	}
+	if !s.anonymous.AllowN(s.now(), 1) {
+		return refusedAnonymous
+	}
+	return ""
+}
+
+// credentialed reports whether r carries a staff (or profile) bearer
+// token of the right shape or a terminal's request signature: the requests
+// the anonymous budget does not hold back. Nothing is looked up here;
+// authenticate checks the credential afterwards as for every request. A
+// card's token is no such credential: anyone scanning card pages has one
+// to try.
+func credentialed(r *http.Request) bool {
+	if r.Header.Get("Signature-Input") != "" || r.Header.Get("Signature") != "" {
+		return true
+	}
+	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "bearer") {
+		return false
+	}
+	_, _, ok := parseBearer(strings.TrimSpace(cred))
+	return ok
+}
+
+// refuse answers 429 with Retry-After, and nothing else: no audit record
+// (that would be the database work the refusal spares) and no body read;
+// an HTTP/1 connection with a body on the way is closed rather than
+// drained. The refusal is counted in the metrics by its reason.
+func (s *Server) refuse(w http.ResponseWriter, c *call, why string) {
+	s.metrics.RequestRefused(why)
+	if c.r.ContentLength != 0 && c.r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	s.writeError(w, c, errRateLimited)
+}
 
 // limiterKeys is how many keys a limiter remembers at most; past it, the
 // key seen least recently is forgotten (and starts again with a full

@@ -1,11 +1,16 @@
 package api
 
 import (
+	"context"
+	"encoding/base64"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/time/rate"
 )
 
 func TestLimiter(t *testing.T) {
@@ -67,4 +72,52 @@ func TestPINWatch(t *testing.T) {
 	// Old failures leave the window.
 	n, _ = p.failure("10.0.0.1", "card9", now.Add(11*time.Minute))
 	require.Equal(t, 1, n)
+}
+
+// Issue 17: the limit per address counts an IPv6 /64 as one address (a
+// subscriber holds all of it) and IPv4 by address; the anonymous budget
+// holds back requests without a staff token or terminal signature, once,
+// whatever their addresses, and never /healthz.
+func TestAdmit(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	s := &Server{ipLimit: newLimiter(1, clock), now: clock}
+	get := func(header ...string) *http.Request {
+		r := httptest.NewRequest("GET", "/v1/card", nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			r.Header.Set(header[i], header[i+1])
+		}
+		return r
+	}
+	// A burst of 2 per address: the third request of one /64 is refused,
+	// whichever of its addresses sends it.
+	require.Empty(t, s.admit(get(), "2001:db8:1:2::1", false))
+	require.Empty(t, s.admit(get(), "2001:db8:1:2:aaaa:bbbb:cccc:dddd", false))
+	require.Equal(t, refusedPerAddr, s.admit(get(), "2001:db8:1:2::ffff", false))
+	require.Empty(t, s.admit(get(), "2001:db8:1:3::1", false), "another /64")
+	require.Empty(t, s.admit(get(), "192.0.2.1", false))
+	require.Empty(t, s.admit(get(), "192.0.2.1", false))
+	require.Equal(t, refusedPerAddr, s.admit(get(), "::ffff:192.0.2.1", false), "IPv4-mapped is the IPv4 address")
+	require.Empty(t, s.admit(get(), "192.0.2.2", false), "IPv4 by address")
+
+	// The anonymous budget: 3 in all, from fresh addresses each time.
+	s.ipLimit = newLimiter(-1, clock)
+	s.anonymous = rate.NewLimiter(1, 3)
+	ip := 0
+	next := func() string { ip++; return fmt.Sprintf("198.51.100.%d", ip) }
+	for range 3 {
+		require.Empty(t, s.admit(get("Authorization", "Card AAAA"), next(), false))
+	}
+	require.Equal(t, refusedAnonymous, s.admit(get(), next(), false))
+	require.Equal(t, refusedAnonymous, s.admit(get("Authorization", "Card AAAA"), next(), false), "a card token is anonymous")
+	require.Equal(t, refusedAnonymous, s.admit(get("Authorization", "Bearer not-a-token"), next(), false), "a malformed token too")
+	tok := tokenPrefix + "1_" + base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	require.Empty(t, s.admit(get("Authorization", "Bearer "+tok), next(), false), "a staff token's shape passes; authenticate checks it")
+	require.Empty(t, s.admit(get("Signature-Input", `sig=("@method");keyid="1:t"`), next(), false), "a terminal's signature passes")
+	require.Empty(t, s.admit(get(), next(), true), "/healthz passes")
+	admitted := get().WithContext(context.WithValue(context.Background(), admittedKey{}, true))
+	require.Empty(t, s.admit(admitted, next(), false), "a card page's own API calls are not charged twice")
+	now = now.Add(time.Second)
+	require.Empty(t, s.admit(get(), next(), false), "time refills the budget")
+	require.Equal(t, refusedAnonymous, s.admit(get(), next(), false))
 }

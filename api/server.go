@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/time/rate"
 
 	"github.com/loopcard/loopcard/api/internal/connlimit"
 	"github.com/loopcard/loopcard/api/internal/metrics"
@@ -49,8 +51,18 @@ type Limits struct {
 	MaxAnonymousBody int64
 	// PerIP and PerClient are sustained requests per second, with bursts
 	// of twice as many; 0 means 200 per IP and 50 per client, negative
-	// means no limit.
+	// means no limit. PerIP counts an IPv6 address by its /64 network.
 	PerIP, PerClient float64
+	// Anonymous is the budget of all anonymous requests together, in
+	// requests per second with bursts of AnonymousBurst: requests without
+	// a staff token or a terminal's signature (card pages, card token and
+	// PIN lookups, the payment webhook, claims, logins, enrolments). Once
+	// it is spent they are refused with 429 before any database work or
+	// body read, while staff, stores, terminals and /healthz go on. 0
+	// means 500/s, negative means no budget; AnonymousBurst 0 means twice
+	// the rate.
+	Anonymous      float64
+	AnonymousBurst int
 	// RequestTimeout bounds the work on one request; 0 means 10 s.
 	RequestTimeout time.Duration
 	// SignatureMaxAge is how old a terminal's signature may be; 0 means 60 s.
@@ -86,6 +98,12 @@ func (l *Limits) defaults() {
 	}
 	if l.PerClient == 0 {
 		l.PerClient = 50
+	}
+	if l.Anonymous == 0 {
+		l.Anonymous = 500
+	}
+	if l.AnonymousBurst <= 0 {
+		l.AnonymousBurst = max(1, int(math.Ceil(2*l.Anonymous)))
 	}
 	durDef := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
@@ -185,8 +203,10 @@ type Server struct {
 	metrics *metrics.Registry
 	ipLimit *limiter
 	clLimit *limiter
-	pinWarn *pinWatch
-	cards   cardCache
+	// anonymous is the budget of all anonymous requests; nil: none.
+	anonymous *rate.Limiter
+	pinWarn   *pinWatch
+	cards     cardCache
 	// payments is nil without online top-ups.
 	payments *Payments
 
@@ -238,6 +258,9 @@ func New(cfg Config) (*Server, error) {
 	s.limits.defaults()
 	s.ipLimit = newLimiter(s.limits.PerIP, s.now)
 	s.clLimit = newLimiter(s.limits.PerClient, s.now)
+	if s.limits.Anonymous > 0 {
+		s.anonymous = rate.NewLimiter(rate.Limit(s.limits.Anonymous), s.limits.AnonymousBurst)
+	}
 	s.pinWarn = newPINWatch(s.limits.PINFailureAlert, 10*time.Minute)
 	s.routes = s.table()
 	patterns := []string{cardPageRoute}
@@ -314,9 +337,12 @@ func (s *Server) HTTPServer(tc *tls.Config) *http.Server {
 }
 
 // Listener wraps ln with the connection caps of Limits (MaxConnsPerAddr,
-// MaxConns): a connection over a cap is closed as soon as it is accepted.
+// MaxConns): a connection over a cap is closed as soon as it is accepted,
+// and counted in the metrics by the cap it reached.
 func (s *Server) Listener(ln net.Listener) net.Listener {
-	return connlimit.New(ln, s.limits.MaxConnsPerAddr, s.limits.MaxConns)
+	l := connlimit.New(ln, s.limits.MaxConnsPerAddr, s.limits.MaxConns)
+	l.OnRefuse = func(why connlimit.Reason) { s.metrics.ConnRefused(string(why)) }
+	return l
 }
 
 // Serve serves HTTPS on ln with tc (TLS 1.3 is enforced) until ctx ends,

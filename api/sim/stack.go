@@ -136,7 +136,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		Database: cfg.Database, FreshDatabase: true, Logger: cfg.Logger}, pool); err != nil {
 		return nil, err
 	}
-	if err := s.NewServer(ctx, api.Config{Limits: api.Limits{PerIP: -1, PerClient: -1}}); err != nil {
+	if err := s.NewServer(ctx, api.Config{Limits: api.Limits{PerIP: -1, PerClient: -1, Anonymous: -1}}); err != nil {
 		return nil, err
 	}
 	listen := cfg.Listen

@@ -40,9 +40,11 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "client-ca", Usage: "CA (PEM) of terminal client certificates; default: the local CA"},
 			&cli.StringSliceFlag{Name: "host", Usage: "extra host name of the local server certificate (repeatable)"},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "how long in-flight requests may finish at shutdown"},
-			&cli.Float64Flag{Name: "rate-ip", Usage: "requests per second per IP address (0: default 200, negative: no limit)"},
+			&cli.Float64Flag{Name: "rate-ip", Usage: "requests per second per IP address, an IPv6 /64 as one (0: default 200, negative: no limit)"},
 			&cli.Float64Flag{Name: "rate-client", Usage: "requests per second per client (0: default 50, negative: no limit)"},
-			&cli.IntFlag{Name: "max-conns-per-ip", Usage: "connections open at once from one IP address; more are closed when accepted (0: default 256, negative: no cap)"},
+			&cli.Float64Flag{Name: "rate-anonymous", Usage: "requests per second of all anonymous requests together (card pages, card lookups, webhook, claims); more are refused with 429 before any database work (0: default 500, negative: no budget)"},
+			&cli.IntFlag{Name: "burst-anonymous", Usage: "burst of the anonymous budget (0: twice --rate-anonymous)"},
+			&cli.IntFlag{Name: "max-conns-per-ip", Usage: "connections open at once from one IP address (an IPv6 /64); more are closed when accepted (0: default 256, negative: no cap)"},
 			&cli.IntFlag{Name: "max-conns", Usage: "connections open at once in total (0: default 4096, negative: no cap)"},
 			&cli.BoolFlag{Name: "test-payments", Usage: "run the local test payment provider (no money moves) for online top-ups; local CA only"},
 			&cli.StringFlag{Name: "test-payments-listen", Value: "127.0.0.1:0", Usage: "address of the test payment provider's pages, with --test-payments"},
@@ -82,6 +84,7 @@ func serve(c *cli.Context) error {
 	apiCfg := api.Config{
 		Logger: log,
 		Limits: api.Limits{PerIP: c.Float64("rate-ip"), PerClient: c.Float64("rate-client"),
+			Anonymous: c.Float64("rate-anonymous"), AnonymousBurst: c.Int("burst-anonymous"),
 			MaxConnsPerAddr: c.Int("max-conns-per-ip"), MaxConns: c.Int("max-conns")},
 	}
 	if c.Bool("test-payments") {

@@ -3,6 +3,8 @@ package connlimit
 import (
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,18 @@ func TestCaps(t *testing.T) {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ln := New(inner, 3, 5)
+	var refusedBy sync.Map // Reason → *atomic.Int64
+	ln.OnRefuse = func(r Reason) {
+		n, _ := refusedBy.LoadOrStore(r, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
+	refusals := func(r Reason) int64 {
+		n, ok := refusedBy.Load(r)
+		if !ok {
+			return 0
+		}
+		return n.(*atomic.Int64).Load()
+	}
 	t.Cleanup(func() { _ = ln.Close() })
 	accepted := make(chan net.Conn, 16)
 	go func() {
@@ -78,6 +92,8 @@ func TestCaps(t *testing.T) {
 	require.Equal(t, 5, ln.Open())
 	accept("127.0.0.4", false)
 	require.EqualValues(t, 2, ln.Refused())
+	require.EqualValues(t, 1, refusals(PerAddr))
+	require.EqualValues(t, 1, refusals(Total))
 
 	// Closing the server side of one connection gives its slot back.
 	require.NoError(t, server[0].Close())
@@ -85,4 +101,24 @@ func TestCaps(t *testing.T) {
 	require.Equal(t, 4, ln.Open(), "a second Close gives no second slot")
 	accept("127.0.0.4", true)
 	accept("127.0.0.4", false)
+}
+
+// Issue 17: an IPv6 subscriber holds a /64 and may use any address of it;
+// caps and limits count the /64 as one address, and IPv4 by address.
+func TestAddrKey(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"192.0.2.7", "192.0.2.7"},
+		{"127.0.0.1", "127.0.0.1"},
+		{"::ffff:192.0.2.7", "192.0.2.7"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"::1", "::/64"},
+		{"not an address", "not an address"},
+	} {
+		require.Equal(t, tc.want, AddrKey(tc.in), tc.in)
+	}
+	require.Equal(t, AddrKey("2001:db8::a:b:c:d"), AddrKey("2001:db8::1"), "one /64")
+	require.NotEqual(t, AddrKey("192.0.2.7"), AddrKey("192.0.2.8"))
 }

@@ -142,7 +142,7 @@ func runServer(nCards, nTerminals int) error {
 		return err
 	}
 	srv, err := api.New(api.Config{Ledger: l, Batches: batch.NewBatches(pool), HSM: h, Logger: log,
-		Limits: api.Limits{PerIP: -1, PerClient: -1, MaxConnsPerAddr: -1}})
+		Limits: api.Limits{PerIP: -1, PerClient: -1, Anonymous: -1, MaxConnsPerAddr: -1}})
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,14 @@
 // (prometheus/client_golang) and writes them in the text exposition
 // format: a request counter and a latency histogram by route pattern,
 // method and status code, the requests in flight, named event counters
-// (rate-limited, audit failures, alerts), and the Go runtime's and the
+// (audit failures, alerts), the connections and requests refused by a
+// cap, a rate limit or the anonymous budget, and the Go runtime's and the
 // process's own figures.
 //
 // Every label value comes from a fixed set, so that no client can add a
 // series: the method is one of the standard ones or "other", the route
-// one of those given to New or "unmatched".
+// one of those given to New or "unmatched", a refusal's reason one of
+// ConnReasons or RequestReasons.
 package metrics
 
 import (
@@ -31,6 +33,15 @@ const Unmatched = "unmatched"
 // Other is the method label of every method but the standard ones.
 const Other = "other"
 
+// ConnReasons are the reason labels of refused connections: over the cap
+// per address, over the cap in total.
+var ConnReasons = []string{"per_address", "total"}
+
+// RequestReasons are the reason labels of requests refused before any
+// work: over the rate limit of their address, of their client (after
+// authentication), or with the budget of all anonymous requests spent.
+var RequestReasons = []string{"per_address", "per_client", "anonymous_budget"}
+
 var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 // Method is the label of an HTTP method: itself if it is one of GET,
@@ -50,6 +61,8 @@ type Registry struct {
 	duration *prometheus.HistogramVec
 	events   *prometheus.CounterVec
 	inFlight prometheus.Gauge
+	connRef  *prometheus.CounterVec
+	reqRef   *prometheus.CounterVec
 }
 
 // New returns an empty registry whose route labels are routes (route
@@ -76,10 +89,25 @@ func New(routes ...string) *Registry {
 			Help: "Requests being served.",
 		}),
 	}
+	r.connRef = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "loopcard_connections_refused_total",
+		Help: "Connections closed as soon as accepted, by the cap reached (per_address, total).",
+	}, []string{"reason"})
+	r.reqRef = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "loopcard_requests_refused_total",
+		Help: "Requests refused with 429 before any work, by reason (per_address, per_client, anonymous_budget).",
+	}, []string{"reason"})
 	for _, rt := range routes {
 		r.routes[rt] = true
 	}
-	r.reg.MustRegister(r.requests, r.duration, r.events, r.inFlight,
+	// Every series of the refusals exists from the start, at 0.
+	for _, why := range ConnReasons {
+		r.connRef.WithLabelValues(why)
+	}
+	for _, why := range RequestReasons {
+		r.reqRef.WithLabelValues(why)
+	}
+	r.reg.MustRegister(r.requests, r.duration, r.events, r.inFlight, r.connRef, r.reqRef,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }
@@ -107,6 +135,25 @@ func (r *Registry) Observe(route, method string, code int, d time.Duration) {
 // Inc adds one to the event counter name, which must be a name the server
 // chose (never a client's string).
 func (r *Registry) Inc(name string) { r.events.WithLabelValues(name).Inc() }
+
+// ConnRefused counts a refused connection; why is one of ConnReasons
+// (anything else panics: it is the server's word, never a client's).
+func (r *Registry) ConnRefused(why string) {
+	r.connRef.WithLabelValues(mustBeOneOf(why, ConnReasons)).Inc()
+}
+
+// RequestRefused counts a refused request; why is one of RequestReasons
+// (anything else panics).
+func (r *Registry) RequestRefused(why string) {
+	r.reqRef.WithLabelValues(mustBeOneOf(why, RequestReasons)).Inc()
+}
+
+func mustBeOneOf(v string, set []string) string {
+	if !slices.Contains(set, v) {
+		panic("metrics: unknown reason " + strconv.Quote(v))
+	}
+	return v
+}
 
 // ContentType is the media type WriteTo writes.
 var ContentType = string(expfmt.NewFormat(expfmt.TypeTextPlain))

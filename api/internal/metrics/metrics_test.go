@@ -17,6 +17,10 @@ func TestExposition(t *testing.T) {
 	r.Observe("GET /v1/card/balance", "GET", 401, 10*time.Second)
 	r.Inc("rate_limited")
 	r.Inc("rate_limited")
+	r.ConnRefused("total")
+	r.RequestRefused("anonymous_budget")
+	r.RequestRefused("anonymous_budget")
+	require.Panics(t, func() { r.RequestRefused("made up") })
 	var b strings.Builder
 	_, err := r.WriteTo(&b)
 	require.NoError(t, err)
@@ -32,6 +36,11 @@ func TestExposition(t *testing.T) {
 		`loopcard_http_request_duration_seconds_count{code="200",method="GET",route="GET /v1/card/balance"} 2`,
 		`loopcard_api_events_total{event="rate_limited"} 2`,
 		`loopcard_http_requests_in_flight 1`,
+		`loopcard_connections_refused_total{reason="per_address"} 0`,
+		`loopcard_connections_refused_total{reason="total"} 1`,
+		`loopcard_requests_refused_total{reason="anonymous_budget"} 2`,
+		`loopcard_requests_refused_total{reason="per_address"} 0`,
+		`loopcard_requests_refused_total{reason="per_client"} 0`,
 	} {
 		require.Contains(t, out, want+"\n")
 	}
