@@ -5,6 +5,11 @@
 // concurrent clients, each for a bounded time, and reports requests per
 // second and p50/p99 latency. scripts/bench api runs it; its last line is
 // the summary.
+//
+// With -abuse (scripts/bench abuse) the server runs with serve's default
+// limits and the driver measures, for each abuse of issue 17, the server
+// process's memory and /healthz p50/p99 under it against the same figures
+// just before it (abuse.go).
 package main
 
 import (
@@ -63,6 +68,8 @@ type seed struct {
 	Terminals  []string `json:"terminals"`
 	EnrolTok   []string `json:"enrol_tokens"`
 	Balance    int64    `json:"balance"`
+	// HQToken reads /metrics (with -abuse).
+	HQToken string `json:"hq_token,omitempty"`
 }
 
 func main() {
@@ -72,14 +79,27 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each measured phase (at most 60 s)")
 	clients := flag.Int("clients", 4, "concurrent terminals uploading batches")
 	batchSize := flag.Int("batch", 100, "transactions per uploaded batch")
+	abuse := flag.Bool("abuse", false, "measure memory and /healthz under each abuse instead (scripts/bench abuse)")
+	addrs := flag.Int("addrs", 2000, "with -abuse: loopback addresses of the anonymous flood")
 	flag.Parse()
+	if *abuse && !*serveMode {
+		if *duration > time.Minute || *duration <= 0 || *addrs < 1 || *addrs > 60000 {
+			fmt.Fprintln(os.Stderr, "loadtest: -abuse needs 0 < duration <= 60s and 0 < addrs <= 60000")
+			os.Exit(2)
+		}
+		if err := driveAbuse(*duration, *addrs); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *duration > time.Minute || *duration <= 0 || *cards < *clients**batchSize || *rate <= 0 || *rate > 20000 {
 		fmt.Fprintln(os.Stderr, "loadtest: need 0 < duration <= 60s, 0 < rate <= 20000 and cards >= clients*batch")
 		os.Exit(2)
 	}
 	var err error
 	if *serveMode {
-		err = runServer(*cards, *clients)
+		err = runServer(*cards, *clients, *abuse)
 	} else {
 		err = drive(*cards, *rate, *duration, *clients, *batchSize)
 	}
@@ -91,7 +111,9 @@ func main() {
 
 // runServer is the server process: it seeds, serves, prints the seed as one
 // JSON line on stdout, and stops when stdin closes.
-func runServer(nCards, nTerminals int) error {
+// With abuse, the server keeps serve's default limits and the seed has an
+// HQ token.
+func runServer(nCards, nTerminals int, abuse bool) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "lcapibench-")
 	if err != nil {
@@ -141,8 +163,16 @@ func runServer(nCards, nTerminals int) error {
 	if err := seedData(ctx, l, pool, h, nCards, nTerminals, &s); err != nil {
 		return err
 	}
-	srv, err := api.New(api.Config{Ledger: l, Batches: batch.NewBatches(pool), HSM: h, Logger: log,
-		Limits: api.Limits{PerIP: -1, PerClient: -1, Anonymous: -1, MaxConnsPerAddr: -1}})
+	limits := api.Limits{PerIP: -1, PerClient: -1, Anonymous: -1, MaxConnsPerAddr: -1}
+	if abuse {
+		limits = api.Limits{}
+		tok, err := api.IssueToken(ctx, pool, api.TokenRequest{Org: org, Role: api.RoleHQ, TTL: time.Hour}, time.Now())
+		if err != nil {
+			return err
+		}
+		s.HQToken = tok.Reveal()
+	}
+	srv, err := api.New(api.Config{Ledger: l, Batches: batch.NewBatches(pool), HSM: h, Logger: log, Limits: limits})
 	if err != nil {
 		return err
 	}
@@ -248,46 +278,72 @@ type driver struct {
 	client *http.Client
 }
 
-func drive(nCards, rate int, d time.Duration, clients, batchSize int) error {
+// server is the server process, started by the driver.
+type server struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	seed  seed
+	ca    *x509.CertPool
+}
+
+// startServer starts this program again with -serve and args and waits
+// for its seed.
+func startServer(args ...string) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cmd := exec.Command(self, "-serve", fmt.Sprintf("-cards=%d", nCards), fmt.Sprintf("-clients=%d", clients))
+	cmd := exec.Command(self, append([]string{"-serve"}, args...)...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		stdin.Close()
-		if err := cmd.Wait(); err != nil {
-			fmt.Fprintln(os.Stderr, "loadtest: server:", err)
-		}
-	}()
-	var dr driver
+	srv := &server{cmd: cmd, stdin: stdin}
 	line, err := bufio.NewReader(stdout).ReadBytes('\n')
 	if err != nil {
-		return fmt.Errorf("server did not start: %w", err)
+		srv.stop()
+		return nil, fmt.Errorf("server did not start: %w", err)
 	}
-	if err := json.Unmarshal(line, &dr.seed); err != nil {
-		return err
+	if err := json.Unmarshal(line, &srv.seed); err != nil {
+		srv.stop()
+		return nil, err
 	}
-	fmt.Printf("server ready in %s: %d cards, %d terminals\n", time.Since(start).Round(time.Millisecond), len(dr.seed.CardIDs), len(dr.seed.Terminals))
-	ca, err := x509.ParseCertificate(dr.seed.CA)
+	fmt.Printf("server ready in %s: %d cards, %d terminals\n", time.Since(start).Round(time.Millisecond), len(srv.seed.CardIDs), len(srv.seed.Terminals))
+	ca, err := x509.ParseCertificate(srv.seed.CA)
+	if err != nil {
+		srv.stop()
+		return nil, err
+	}
+	srv.ca = x509.NewCertPool()
+	srv.ca.AddCert(ca)
+	return srv, nil
+}
+
+// stop closes the server's stdin, which stops it, and waits for it.
+func (s *server) stop() {
+	s.stdin.Close()
+	if err := s.cmd.Wait(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest: server:", err)
+	}
+}
+
+func drive(nCards, rate int, d time.Duration, clients, batchSize int) error {
+	srv, err := startServer(fmt.Sprintf("-cards=%d", nCards), fmt.Sprintf("-clients=%d", clients))
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
+	defer srv.stop()
+	dr := driver{seed: srv.seed}
+	pool := srv.ca
 	dr.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13},
 		MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256,
