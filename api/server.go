@@ -31,12 +31,11 @@ import (
 
 // HSM is what the API asks of the HSM (keys.HSM satisfies it).
 type HSM interface {
-	EventDebitKey(ctx context.Context, l keys.Label, eventID []byte) (keyderiv.AESKey, keys.Label, error)
+	EventDebitKey(ctx context.Context, l keys.Label, org int64, event string) (keyderiv.AESKey, keys.Label, error)
 	Diversify(ctx context.Context, l keys.Label, m []byte) (keyderiv.AESKey, keys.Label, error)
 	VerifyPIN(ctx context.Context, cardID []byte, p keys.PIN, want keys.PVV) error
 	Seal(ctx context.Context, plaintext, aad []byte) (*keys.Envelope, error)
 	Unseal(ctx context.Context, env *keys.Envelope, aad []byte) ([]byte, error)
-	List(ctx context.Context) ([]keys.KeyInfo, error)
 }
 
 // Limits bound what one client may ask of the server.

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/loopcard/loopcard/api/apitype"
+	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
@@ -90,12 +91,24 @@ func (s *Server) listBatches(c *call) error {
 	return c.reply(http.StatusOK, map[string]any{"batches": bs})
 }
 
+// keyStatus shows the caller's organizer the keys that are its own: the
+// debit key of each of its events, by base key version and KCV (issue 17
+// M2). The platform's key list is not an organizer's to see.
 func (s *Server) keyStatus(c *call) error {
-	ks, err := s.hsm.List(c.ctx)
+	events, err := s.ledger.Events(c.ctx, c.who.org)
 	if err != nil {
-		return fmt.Errorf("api: list keys: %w", err)
+		return err
 	}
-	return c.reply(http.StatusOK, map[string]any{"keys": ks})
+	out := apitype.OrganizerKeysResponse{Keys: []apitype.OrganizerKey{}}
+	for _, e := range events {
+		key, used, err := s.hsm.EventDebitKey(c.ctx, keys.Label{Name: keys.AppDebit}, c.who.org, e.ID)
+		if err != nil {
+			return fmt.Errorf("api: event debit key of %s: %w", e.ID, err)
+		}
+		out.Keys = append(out.Keys, apitype.OrganizerKey{Event: e.ID, Kind: "event-debit", BaseKey: used.String(), KCV: key.KCV()})
+		key.Destroy()
+	}
+	return c.reply(http.StatusOK, out)
 }
 
 func (s *Server) listAlerts(c *call) error {

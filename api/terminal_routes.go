@@ -119,7 +119,7 @@ func (s *Server) sessionKey(c *call) error {
 	if err != nil {
 		return err
 	}
-	key, used, err := s.hsm.EventDebitKey(c.ctx, keys.Label{Name: keys.AppDebit}, []byte(req.Event))
+	key, used, err := s.hsm.EventDebitKey(c.ctx, keys.Label{Name: keys.AppDebit}, c.who.org, req.Event)
 	if err != nil {
 		return fmt.Errorf("api: event debit key: %w", err)
 	}

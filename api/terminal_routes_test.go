@@ -30,7 +30,7 @@ func TestTerminalFlow(t *testing.T) {
 	require.Equal(t, "bar-1", sk.Terminal)
 	got, err := keydelivery.Unwrap(term.kexKey, &sk.Wrapped, e.clock.Now())
 	require.NoError(t, err)
-	want, _, err := e.hsm.EventDebitKey(ctx, keys.Label{Name: keys.AppDebit}, []byte("fest"))
+	want, _, err := e.hsm.EventDebitKey(ctx, keys.Label{Name: keys.AppDebit}, org, "fest")
 	require.NoError(t, err)
 	wk, err := keyderiv.NewAESKey(got)
 	require.NoError(t, err)

@@ -2,7 +2,6 @@ package keys
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -55,21 +54,25 @@ func (h *HSM) cmacKey(ctx context.Context, l Label, msg []byte) (key keyderiv.AE
 	return key, used, err
 }
 
-// EventDebitKey derives the debit key of one event inside the HSM:
-// CMAC(app-debit base l, "event" || eventID). Cards issued for the event
-// carry AN10922(event debit key, M) as key 1, and a terminal receives the
-// event debit key wrapped, so it is returned to the caller. SoftHSM2 has no
-// CMAC key derivation (C_DeriveKey), hence the C_Sign.
-func (h *HSM) EventDebitKey(ctx context.Context, l Label, eventID []byte) (key keyderiv.AESKey, used Label, err error) {
+// EventDebitKey derives the debit key of event of organizer org inside the
+// HSM: CMAC(app-debit base l, keyderiv.EventDebitInput(org, event)), which
+// binds the organizer, so two organizers' events of one id get different
+// keys. Cards issued for the event carry AN10922(event debit key, M) as
+// key 1, and a terminal receives the event debit key wrapped, so it is
+// returned to the caller. SoftHSM2 has no CMAC key derivation
+// (C_DeriveKey), hence the C_Sign.
+// Errors wrap keyderiv.ErrEventDebitInput, ErrUnknownKey or ErrKeyNotFound.
+func (h *HSM) EventDebitKey(ctx context.Context, l Label, org int64, event string) (key keyderiv.AESKey, used Label, err error) {
 	defer func() {
-		h.audit("keys.event-debit-key", err, slog.String("key", used.String()), slog.String("kcv", key.KCV()))
+		h.audit("keys.event-debit-key", err, slog.String("key", used.String()), slog.Int64("organizer", org), slog.String("kcv", key.KCV()))
 	}()
 	used = l
 	if l.Name != AppDebit {
 		return keyderiv.AESKey{}, used, fmt.Errorf("keys: event debit keys derive from %s, not %s", AppDebit, l.Name)
 	}
-	if len(eventID) == 0 {
-		return keyderiv.AESKey{}, used, errors.New("keys: empty event id")
+	msg, err := keyderiv.EventDebitInput(org, event)
+	if err != nil {
+		return keyderiv.AESKey{}, used, err
 	}
-	return h.cmacKey(ctx, l, append([]byte("event"), eventID...))
+	return h.cmacKey(ctx, l, msg)
 }

@@ -143,22 +143,47 @@ func TestDiversifyRefusesInexactInputs(t *testing.T) {
 	}
 }
 
+// The event debit key binds the organizer (issue 17 M2): the HSM derives
+// CMAC(app-debit, EventDebitInput(org, event)), pinned by the vector of
+// docs/design.md (checked with Python's cryptography CMAC), and two
+// organizers' events of one id get different keys.
 func TestEventDebitKey(t *testing.T) {
 	h := openTest(t)
 	ctx := context.Background()
 	raw := unhex(t, "F0E1D2C3B4A5968778695A4B3C2D1E0F")
 	l := importKnown(t, h, AppDebit, raw)
-	got, used, err := h.EventDebitKey(ctx, Label{Name: AppDebit}, []byte("festival-2026"))
+
+	m, err := keyderiv.EventDebitInput(1, "festival-2026")
+	require.NoError(t, err)
+	require.Equal(t, unhex(t, "6C6F6F70636172642F6576656E742D64656269742F7632"+"00"+"0000000000000001"+"0D"+"666573746976616C2D32303236"), m)
+
+	got, used, err := h.EventDebitKey(ctx, Label{Name: AppDebit}, 1, "festival-2026")
 	require.NoError(t, err)
 	require.Equal(t, l, used)
-	want, err := cmac.Sum(raw, []byte("eventfestival-2026"))
+	require.Equal(t, unhex(t, "6BAF26DA06B05B9B02C5B14B4283D1E2"), got.Bytes())
+	want, err := cmac.Sum(raw, m)
 	require.NoError(t, err)
 	require.Equal(t, want[:], got.Bytes())
+	old, err := cmac.Sum(raw, []byte("eventfestival-2026"))
+	require.NoError(t, err)
+	require.NotEqual(t, old[:], got.Bytes(), "the organizer-blind derivation is gone")
 
-	other, _, err := h.EventDebitKey(ctx, l, []byte("festival-2027"))
+	org2, _, err := h.EventDebitKey(ctx, l, 2, "festival-2026")
+	require.NoError(t, err)
+	require.Equal(t, unhex(t, "2C0D10C2A5DA881805AF499E4A226D73"), org2.Bytes())
+	require.False(t, org2.Equal(got), "two organizers' events of one id share a key")
+
+	other, _, err := h.EventDebitKey(ctx, l, 1, "festival-2027")
 	require.NoError(t, err)
 	require.False(t, other.Equal(got))
 
-	_, _, err = h.EventDebitKey(ctx, Label{Name: AppCredit}, []byte("x"))
+	for _, tc := range []struct {
+		org   int64
+		event string
+	}{{0, "x"}, {-1, "x"}, {1, ""}, {1, strings.Repeat("e", keyderiv.MaxEventIDLen+1)}} {
+		_, _, err = h.EventDebitKey(ctx, l, tc.org, tc.event)
+		require.ErrorIs(t, err, keyderiv.ErrEventDebitInput)
+	}
+	_, _, err = h.EventDebitKey(ctx, Label{Name: AppCredit}, 1, "x")
 	require.Error(t, err)
 }

@@ -112,7 +112,7 @@ type ImportResult struct {
 // exists only in memory, is cleared after use, and its KCV is checked in
 // the HSM where the key's usages allow. Nothing is written to the token
 // unless every component is valid.
-// Errors wrap ErrUnknownKey or ErrBadComponent.
+// Errors wrap ErrUnknownKey, ErrBadComponent or ErrMechanismMissing.
 func (h *HSM) Import(ctx context.Context, name string, components []Component) (res ImportResult, err error) {
 	return h.importKey(ctx, name, components, false)
 }
@@ -135,6 +135,9 @@ func (h *HSM) importKey(ctx context.Context, name string, components []Component
 	}
 	if !spec.Importable() {
 		return ImportResult{}, fmt.Errorf("%w: %s is a key pair and cannot be imported: generate it with \"loopcard keys init\"", ErrBadComponent, name)
+	}
+	if err := h.preflight(false, spec); err != nil {
+		return ImportResult{}, err
 	}
 	if len(components) < 2 {
 		return ImportResult{}, fmt.Errorf("%w: a key is imported from 2 or more components, got %d", ErrBadComponent, len(components))

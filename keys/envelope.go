@@ -38,7 +38,9 @@ func envelopeAAD(kek string, wrapped, aad []byte) []byte {
 }
 
 // dataKeyTemplate is a session (not token) AES-256 key that may be wrapped
-// and read: the data key lives in the HSM only for the wrap or unwrap.
+// and read: the data key lives in the HSM only for the wrap or unwrap. It
+// cannot be modified; Seal also makes it non-copyable, which SoftHSM2
+// refuses in an unwrap template (CKR_ATTRIBUTE_READ_ONLY).
 func dataKeyTemplate() []*pkcs11.Attribute {
 	return []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
@@ -47,6 +49,7 @@ func dataKeyTemplate() []*pkcs11.Attribute {
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, false),
 	}
 }
 
@@ -69,7 +72,7 @@ func (h *HSM) Seal(ctx context.Context, plaintext, aad []byte) (*Envelope, error
 		dk = newSecretBytes(raw)
 		clear(raw)
 		value := append([]byte(nil), dk.bytes()...)
-		obj, err := h.p.CreateObject(sh, append(dataKeyTemplate(), pkcs11.NewAttribute(pkcs11.CKA_VALUE, value)))
+		obj, err := h.p.CreateObject(sh, append(dataKeyTemplate(), pkcs11.NewAttribute(pkcs11.CKA_COPYABLE, false), pkcs11.NewAttribute(pkcs11.CKA_VALUE, value)))
 		clear(value)
 		if err != nil {
 			return fmt.Errorf("keys: load data key: %w", err)

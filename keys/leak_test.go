@@ -104,7 +104,7 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 	}
 	_, _, err = h.Diversify(ctx, Label{Name: PICCMaster}, []byte("short"))
 	keep(err)
-	ek, _, err := h.EventDebitKey(ctx, Label{Name: AppDebit}, []byte("event-1"))
+	ek, _, err := h.EventDebitKey(ctx, Label{Name: AppDebit}, 1, "event-1")
 	require.NoError(t, err)
 	secrets = append(secrets, ek.Bytes())
 	log.Info("event", "key", ek)

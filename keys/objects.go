@@ -47,6 +47,13 @@ type KeyInfo struct {
 	Usages      []string  `json:"usages"`
 	Sensitive   bool      `json:"sensitive"`
 	Extractable bool      `json:"extractable"`
+	// Modifiable and Copyable are CKA_MODIFIABLE and CKA_COPYABLE: false
+	// for every key created since issue 17; true marks an older key.
+	Modifiable bool `json:"modifiable"`
+	Copyable   bool `json:"copyable"`
+	// KCVError says why the KCV of a key that should have one could not be
+	// computed (KCV is then empty); List marks it rather than failing.
+	KCVError string `json:"kcv_error,omitempty"`
 }
 
 // parseObjectLabel splits "NAME/vN" of a hierarchy key.
@@ -240,11 +247,36 @@ func (h *HSM) sign(sh pkcs11.SessionHandle, mech uint, oh pkcs11.ObjectHandle, m
 
 // common is the template shared by every key the hierarchy keeps.
 func common(l Label, now time.Time) []*pkcs11.Attribute {
-	return []*pkcs11.Attribute{
+	return append([]*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, l.String()),
 		pkcs11.NewAttribute(pkcs11.CKA_ID, objectID(l, now)),
+	}, fixed()...)
+}
+
+// fixed makes an object least-privilege for life: no attribute can be
+// changed afterwards (with the user PIN, C_SetAttributeValue could
+// otherwise switch on CKA_ENCRYPT or CKA_DECRYPT of a base key), and no
+// copy with other attributes can be made (C_CopyObject). Every key object
+// Loopcard creates carries it (issue 17, HSM objects). CKA_DESTROYABLE stays
+// true: a racing ceremony removes what it made (ensureUnique).
+func fixed() []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_COPYABLE, false),
 	}
+}
+
+// publicKeyAttrs are the usages of a public key: verify only. Without them
+// SoftHSM2 gives a public key encrypt, wrap and verify-recover.
+func publicKeyAttrs() []*pkcs11.Attribute {
+	return append([]*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY_RECOVER, false),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+	}, fixed()...)
 }
 
 // objectID is the CKA_ID of key l created at now: "NAME/vN created=RFC3339".
@@ -298,7 +330,7 @@ func secretTemplate(spec Spec, l Label, now time.Time) []*pkcs11.Attribute {
 }
 
 // privateKeyAttrs is the template of a signing private key: private,
-// sensitive, never extractable, sign only.
+// sensitive, never extractable, sign only, fixed (see fixed).
 func privateKeyAttrs(keyType uint) []*pkcs11.Attribute {
 	return []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
@@ -307,9 +339,12 @@ func privateKeyAttrs(keyType uint) []*pkcs11.Attribute {
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN_RECOVER, false),
 		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
 		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_COPYABLE, false),
 	}
 }
 
@@ -339,7 +374,7 @@ func (h *HSM) generate(sh pkcs11.SessionHandle, spec Spec, l Label) error {
 
 // generateEd25519 creates an Ed25519 key pair whose halves are both
 // labelled label, with CKA_ID id: the private key private, sensitive, never
-// extractable and sign only. It fails with ErrKeyExists if another pair
+// extractable and sign only, the public key verify only, both fixed. It fails with ErrKeyExists if another pair
 // labelled label appeared meanwhile, leaving that one alone.
 func (h *HSM) generateEd25519(sh pkcs11.SessionHandle, label string, id []byte) error {
 	base := []*pkcs11.Attribute{
@@ -351,8 +386,8 @@ func (h *HSM) generateEd25519(sh pkcs11.SessionHandle, label string, id []byte) 
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ckkECEdwards),
 		pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, ed25519Params),
-		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
 	)
+	pub = append(pub, publicKeyAttrs()...)
 	priv := append(append([]*pkcs11.Attribute(nil), base...), privateKeyAttrs(ckkECEdwards)...)
 	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(ckmECEdwardsKeyPairGen, nil)}
 	pubH, privH, err := h.p.GenerateKeyPair(sh, mech, pub, priv)
@@ -386,8 +421,16 @@ func (h *HSM) ensureUnique(sh pkcs11.SessionHandle, l string, class uint, create
 
 // Init creates version 1 of every key of the hierarchy that has no version
 // in the HSM yet, and returns the labels it created (none when all exist).
+// It first checks that the token has every mechanism the hierarchy needs
+// (Preflight) and creates nothing when one is missing; should a key still
+// fail to generate, the keys this call created are destroyed again, so a
+// token never keeps a half-made hierarchy.
+// Errors wrap ErrMechanismMissing or ErrKeyExists.
 func (h *HSM) Init(ctx context.Context) (created []Label, err error) {
 	defer func() { h.audit("keys.init", err, slog.Any("created", labelStrings(created))) }()
+	if err := h.Preflight(ctx); err != nil {
+		return nil, err
+	}
 	err = h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
 		vs, err := h.versions(sh)
 		if err != nil {
@@ -399,6 +442,10 @@ func (h *HSM) Init(ctx context.Context) (created []Label, err error) {
 			}
 			l := Label{Name: spec.Name, Version: 1}
 			if err := h.generate(sh, spec, l); err != nil {
+				if derr := h.destroyLabels(sh, created); derr != nil {
+					return errors.Join(err, derr)
+				}
+				created = nil
 				return err
 			}
 			created = append(created, l)
@@ -409,13 +456,36 @@ func (h *HSM) Init(ctx context.Context) (created []Label, err error) {
 	return created, err
 }
 
+// destroyLabels destroys every token object labelled with one of ls.
+func (h *HSM) destroyLabels(sh pkcs11.SessionHandle, ls []Label) error {
+	for _, l := range ls {
+		objs, err := h.findObjects(sh, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, l.String()),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		})
+		if err != nil {
+			return err
+		}
+		for _, oh := range objs {
+			if err := h.p.DestroyObject(sh, oh); err != nil {
+				return fmt.Errorf("keys: destroy %s after a failed init: %w", l, err)
+			}
+		}
+	}
+	return nil
+}
+
 // Rotate generates version N+1 of the key called name, where N is the newest
 // version present (0 if none). Older versions stay in the HSM and usable.
-// Errors wrap ErrUnknownKey.
+// The token's mechanisms are checked first, and nothing is created when one
+// the key needs is missing. Errors wrap ErrUnknownKey or ErrMechanismMissing.
 func (h *HSM) Rotate(ctx context.Context, name string) (l Label, err error) {
 	defer func() { h.audit("keys.rotate", err, slog.String("key", name), slog.String("label", l.String())) }()
 	spec, err := LookupSpec(name)
 	if err != nil {
+		return Label{}, err
+	}
+	if err := h.preflight(true, spec); err != nil {
 		return Label{}, err
 	}
 	err = h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
@@ -437,7 +507,8 @@ func (h *HSM) Rotate(ctx context.Context, name string) (l Label, err error) {
 }
 
 // List describes every key version of the hierarchy in the HSM, ordered by
-// hierarchy then version. KCVs are computed in the HSM.
+// hierarchy then version. KCVs are computed in the HSM; one that cannot be
+// is marked in KeyInfo.KCVError and the listing goes on.
 func (h *HSM) List(ctx context.Context) ([]KeyInfo, error) {
 	var out []KeyInfo
 	err := h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
@@ -457,6 +528,26 @@ func (h *HSM) List(ctx context.Context) ([]KeyInfo, error) {
 		return nil
 	})
 	return out, err
+}
+
+// Describe describes key version l (a full "NAME/vN") as List does: a KCV
+// that cannot be computed is marked in KCVError, not an error.
+// Errors wrap ErrUnknownKey or ErrKeyNotFound.
+func (h *HSM) Describe(ctx context.Context, l Label) (KeyInfo, error) {
+	spec, err := LookupSpec(l.Name)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	var info KeyInfo
+	err = h.withKey(ctx, func(sh pkcs11.SessionHandle) error {
+		l, err := h.resolve(sh, l)
+		if err != nil {
+			return err
+		}
+		info, err = h.describe(sh, spec, l)
+		return err
+	})
+	return info, err
 }
 
 var usageAttrs = []struct {
@@ -513,36 +604,55 @@ func (h *HSM) describe(sh pkcs11.SessionHandle, spec Spec, l Label) (KeyInfo, er
 			}
 		}
 	}
+	// CKA_MODIFIABLE and CKA_COPYABLE (PKCS#11 2.40) read apart: a module
+	// without them must not make the key unlistable; both default to true.
+	info.Modifiable, info.Copyable = true, true
+	if fa, err := h.p.GetAttributeValue(sh, oh, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_COPYABLE, nil),
+	}); err == nil {
+		info.Modifiable, info.Copyable = isTrue(fa[0].Value), isTrue(fa[1].Value)
+	}
+	if err := h.kcv(sh, spec, l, oh, &info); err != nil {
+		// Marked, not fatal: one key whose KCV cannot be computed (a
+		// mechanism the token lacks, a key of another type under a label of
+		// the hierarchy) must not hide the others, nor make a rotation that
+		// worked look failed.
+		info.KCV, info.KCVError = "", err.Error()
+	}
+	return info, nil
+}
+
+// kcv sets info.KCV of key l (object oh): computed in the HSM for secret
+// keys, the SHA-256 of the public key for key pairs. A wrap-only key has
+// none: it cannot compute a check value in the HSM without a usage it must
+// not have; its KCV is shown at import time.
+func (h *HSM) kcv(sh pkcs11.SessionHandle, spec Spec, l Label, oh pkcs11.ObjectHandle, info *KeyInfo) error {
 	switch spec.Kind {
-	case KindAESBase:
-		mac, err := h.sign(sh, pkcs11.CKM_AES_CMAC, oh, make([]byte, 16))
-		if err != nil {
-			return KeyInfo{}, fmt.Errorf("keys: KCV of %s: %w", l, err)
+	case KindAESBase, KindHMAC:
+		mech := uint(pkcs11.CKM_AES_CMAC)
+		if spec.Kind == KindHMAC {
+			mech = pkcs11.CKM_SHA256_HMAC
 		}
-		info.KCV = keyderiv.FormatKCV(mac)
-	case KindHMAC:
-		mac, err := h.sign(sh, pkcs11.CKM_SHA256_HMAC, oh, make([]byte, 16))
+		mac, err := h.sign(sh, mech, oh, make([]byte, 16))
 		if err != nil {
-			return KeyInfo{}, fmt.Errorf("keys: KCV of %s: %w", l, err)
+			return fmt.Errorf("KCV of %s: %w", l, err)
 		}
 		info.KCV = keyderiv.FormatKCV(mac)
 	case KindSigning:
 		pub, alg, err := h.publicKey(sh, l.String())
 		if err != nil {
-			return KeyInfo{}, err
+			return err
 		}
 		der, err := x509.MarshalPKIXPublicKey(pub)
 		if err != nil {
-			return KeyInfo{}, fmt.Errorf("keys: public key of %s: %w", l, err)
+			return fmt.Errorf("public key of %s: %w", l, err)
 		}
 		sum := sha256.Sum256(der)
 		info.KCV = keyderiv.FormatKCV(sum[:])
 		info.Type = alg
-	case KindKEK:
-		// A wrap-only key cannot compute a check value in the HSM without a
-		// usage it must not have; its KCV is shown at import time.
 	}
-	return info, nil
+	return nil
 }
 
 func isTrue(b []byte) bool { return len(b) > 0 && b[0] != 0 }

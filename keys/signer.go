@@ -29,6 +29,7 @@ func (h *HSM) generateECDSA(l Label, now time.Time) error {
 	}
 	priv := pub.Copy()
 	priv.AddIfNotPresent(privateKeyAttrs(pkcs11.CKK_EC))
+	pub.AddIfNotPresent(publicKeyAttrs())
 	priv.Unset(crypto11.CkaClass) // crypto11 sets the class itself
 	if _, err := h.c11.GenerateECDSAKeyPairWithAttributes(pub, priv, elliptic.P256()); err != nil {
 		return fmt.Errorf("keys: generate %s: %s", l, err)

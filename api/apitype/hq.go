@@ -90,3 +90,22 @@ type StoreInfo struct {
 	Name  string `json:"name"`
 	Cash  int64  `json:"cash"`
 }
+
+// OrganizerKey is one key that is the organizer's own, as GET /v1/hq/keys
+// shows it: the debit key of one of its events (terminals receive it as
+// their session key; its cards carry key 1 diversified from it), the
+// version of the platform base key it derives from, and its key check
+// value. Platform keys (the base keys, hq-sign, pin, data-kek) are not
+// shown to organizers: the platform operator lists them with
+// `loopcard keys list`.
+type OrganizerKey struct {
+	Event   string `json:"event"`
+	Kind    string `json:"kind"` // "event-debit"
+	BaseKey string `json:"base_key"`
+	KCV     string `json:"kcv"`
+}
+
+// OrganizerKeysResponse is the answer of GET /v1/hq/keys.
+type OrganizerKeysResponse struct {
+	Keys []OrganizerKey `json:"keys"`
+}

@@ -341,7 +341,7 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(cfg.StateDir, terminal.IdentityFile))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &id))
-	ev, _, err := w.stack.HSM.EventDebitKey(ctx, keys.Label{Name: keys.AppDebit}, []byte("fest"))
+	ev, _, err := w.stack.HSM.EventDebitKey(ctx, keys.Label{Name: keys.AppDebit}, org, "fest")
 	require.NoError(t, err)
 	evb := ev.Bytes()
 	ev.Destroy()

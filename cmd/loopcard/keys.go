@@ -103,7 +103,12 @@ func keysInit(c *cli.Context) error {
 	}
 	list, err := h.List(c.Context)
 	if err != nil {
-		return err
+		// The keys were created: say which, not that init failed.
+		list = nil
+		for _, l := range created {
+			list = append(list, keys.KeyInfo{Label: l.String(), Name: l.Name, Version: l.Version, Usages: []string{},
+				KCVError: err.Error() + ": run \"loopcard keys list\""})
+		}
 	}
 	isNew := map[string]bool{}
 	for _, l := range created {
@@ -123,16 +128,22 @@ func keysInit(c *cli.Context) error {
 		return nil
 	}
 	for _, k := range newInfos {
-		fmt.Fprintf(c.App.Writer, "created %s %s KCV %s\n", k.Label, k.Type, kcvText(k.KCV))
+		fmt.Fprintf(c.App.Writer, "created %s %s KCV %s\n", k.Label, k.Type, kcvText(k))
+		warnKCV(c, k)
 	}
 	return nil
 }
 
-func kcvText(kcv string) string {
-	if kcv == "" {
+// kcvText is the KCV column: "-" for a key that has none (a wrap-only
+// key), "unknown" for one whose KCV could not be computed.
+func kcvText(k keys.KeyInfo) string {
+	switch {
+	case k.KCVError != "":
+		return "unknown"
+	case k.KCV == "":
 		return "-"
 	}
-	return kcv
+	return k.KCV
 }
 
 func keysList(c *cli.Context) error {
@@ -162,10 +173,16 @@ func keysList(c *cli.Context) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LABEL\tTYPE\tVERSION\tKCV\tCREATED\tUSAGES")
 	for _, k := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", k.Label, k.Type, k.Version, kcvText(k.KCV),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", k.Label, k.Type, k.Version, kcvText(k),
 			k.Created.Format("2006-01-02 15:04:05Z"), strings.Join(k.Usages, ","))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, k := range list {
+		warnKCV(c, k)
+	}
+	return nil
 }
 
 func keysImport(c *cli.Context) error {
@@ -276,20 +293,28 @@ func keysRotate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := h.List(c.Context)
+	// The rotation worked: describe the new version only. Listing every key
+	// here (as before issue 17) failed the command whenever another key's
+	// KCV could not be computed, after the new version had been created.
+	k, err := h.Describe(c.Context, l)
 	if err != nil {
-		return err
+		k = keys.KeyInfo{Label: l.String(), Name: l.Name, Version: l.Version, Usages: []string{},
+			KCVError: err.Error() + ": run \"loopcard keys list\""}
 	}
-	for _, k := range list {
-		if k.Label == l.String() {
-			if c.Bool("json") {
-				return printJSON(c, k)
-			}
-			fmt.Fprintf(c.App.Writer, "created %s %s KCV %s\n", k.Label, k.Type, kcvText(k.KCV))
-			return nil
-		}
+	warnKCV(c, k)
+	if c.Bool("json") {
+		return printJSON(c, k)
 	}
-	return fmt.Errorf("rotated %s but cannot list it", l)
+	fmt.Fprintf(c.App.Writer, "created %s %s KCV %s\n", k.Label, k.Type, kcvText(k))
+	return nil
+}
+
+// warnKCV tells the operator, on stderr, that a key's KCV could not be
+// computed and why.
+func warnKCV(c *cli.Context, k keys.KeyInfo) {
+	if k.KCVError != "" {
+		fmt.Fprintf(c.App.ErrWriter, "loopcard: the KCV of %s cannot be computed: %s\n", k.Label, k.KCVError)
+	}
 }
 
 func keysDiversify(c *cli.Context) error {

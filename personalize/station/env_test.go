@@ -121,7 +121,7 @@ func (e *testEnv) station(t testing.TB, b batch.Batch, spoolPath string, batches
 
 // refKeyBytes recomputes a card's keys from the known base keys with the
 // reference implementation: AN10922 in Go, and the event debit key as
-// CMAC(app-debit base, "event" || event id).
+// CMAC(app-debit base, keyderiv.EventDebitInput(organizer, event)).
 func refKeyBytes(t testing.TB, l personalize.Layout, uid []byte) (picc []byte, app map[byte][]byte) {
 	t.Helper()
 	div := func(base []byte, aid []byte) []byte {
@@ -142,7 +142,9 @@ func refKeyBytes(t testing.TB, l personalize.Layout, uid []byte) (picc []byte, a
 	for _, k := range l.Keys {
 		b := base(k.Base)
 		if k.Role == personalize.RoleDebit {
-			ev, err := cmac.Sum(b, append([]byte("event"), event...))
+			in, err := keyderiv.EventDebitInput(orgID, event)
+			require.NoError(t, err)
+			ev, err := cmac.Sum(b, in)
 			require.NoError(t, err)
 			b = ev[:]
 		}

@@ -36,7 +36,7 @@ import (
 // HSM is what the station needs of keys.HSM.
 type HSM interface {
 	Diversify(ctx context.Context, l keys.Label, m []byte) (keyderiv.AESKey, keys.Label, error)
-	EventDebitKey(ctx context.Context, l keys.Label, eventID []byte) (keyderiv.AESKey, keys.Label, error)
+	EventDebitKey(ctx context.Context, l keys.Label, org int64, event string) (keyderiv.AESKey, keys.Label, error)
 	NewPIN(ctx context.Context) (keys.PIN, error)
 	PINVerificationValue(ctx context.Context, cardID []byte, p keys.PIN) (keys.PVV, error)
 }
@@ -204,7 +204,7 @@ func New(ctx context.Context, cfg Config) (*Station, error) {
 		}
 	}
 	dl := s.labels[personalize.RoleDebit]
-	s.eventKy, _, err = cfg.HSM.EventDebitKey(ctx, dl, []byte(cfg.Batch.Event))
+	s.eventKy, _, err = cfg.HSM.EventDebitKey(ctx, dl, cfg.Batch.OrgID, cfg.Batch.Event)
 	if err != nil {
 		return nil, fmt.Errorf("station: event debit key: %w", err)
 	}
