@@ -230,3 +230,28 @@ func TestAuditExportSecondOrganizer(t *testing.T) {
 		require.True(t, rep.OK, "%+v", rep.Failure)
 	}
 }
+
+// Issue 17 L3: staff tokens could not be revoked. HQ revokes one of its
+// organizer's tokens and the next request with it is refused; the
+// revocation is audited; another organizer's HQ cannot revoke it.
+func TestStaffTokenRevoked(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	tok, err := api.IssueToken(ctx, e.pool, api.TokenRequest{Org: org, Role: api.RoleAuditor, TTL: time.Hour}, e.clock.Now())
+	require.NoError(t, err)
+	require.Equal(t, 200, e.do(request{method: "GET", path: "/v1/audit/records", bearer: tok.Reveal()}).status)
+
+	require.NoError(t, e.ledger.CreateOrganizer(ctx, 2, "Other Org"))
+	other, err := api.IssueToken(ctx, e.pool, api.TokenRequest{Org: 2, Role: api.RoleHQ, TTL: time.Hour}, e.clock.Now())
+	require.NoError(t, err)
+	r := e.do(request{method: "DELETE", path: "/v1/hq/tokens/" + tok.ID, bearer: other.Reveal()})
+	require.Equal(t, 404, r.status, string(r.body))
+	require.Equal(t, 200, e.do(request{method: "GET", path: "/v1/audit/records", bearer: tok.Reveal()}).status)
+
+	r = e.do(request{method: "DELETE", path: "/v1/hq/tokens/" + tok.ID, bearer: e.tokens["hq"]})
+	require.Equal(t, 200, r.status, string(r.body))
+	r = e.do(request{method: "GET", path: "/v1/audit/records", bearer: tok.Reveal()})
+	require.Equal(t, 401, r.status, "a revoked token is refused at once")
+	require.Equal(t, 1, e.auditCount(`action = 'DELETE /v1/hq/tokens/{token}' AND outcome = 'ok' AND target = $1`, "token "+tok.ID))
+	require.Equal(t, 400, e.do(request{method: "DELETE", path: "/v1/hq/tokens/xyz", bearer: e.tokens["hq"]}).status)
+}
