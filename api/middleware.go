@@ -129,8 +129,8 @@ var loggablePathValue = map[string]func(string) bool{
 		_, err := strconv.ParseInt(v, 10, 64)
 		return err == nil
 	},
-	"card": func(v string) bool { _, ok := parseCardID(v); return ok },
-	"load": func(v string) bool { _, ok := parseUUID(v); return ok },
+	"card":  func(v string) bool { _, ok := parseCardID(v); return ok },
+	"load":  func(v string) bool { _, ok := parseUUID(v); return ok },
 	"token": validTokenID,
 }
 
