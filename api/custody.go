@@ -245,6 +245,8 @@ func handoverError(err error) (*Error, bool) {
 	switch {
 	case errors.As(err, &ee), errors.Is(err, handover.ErrMalformed):
 		return apiError(http.StatusBadRequest, "custody log entries refused", err), true
+	case errors.Is(err, handoverdb.ErrNoLog):
+		return apiError(http.StatusNotFound, "no custody log for this organizer yet: HQ issues a finished batch first (loopcard handover issue --batch N)", err), true
 	case errors.Is(err, handover.ErrNotEd25519):
 		return apiError(http.StatusServiceUnavailable, "custody log not available: hq-sign is not Ed25519", err), true
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/input"
 	"github.com/loopcard/loopcard/personalize/batch"
 )
 
@@ -61,6 +62,11 @@ func publicError(err error) *Error {
 	}
 	if he, ok := handoverError(err); ok {
 		return he
+	}
+	// A refused field names itself and never its value.
+	var ie *input.Error
+	if errors.As(err, &ie) {
+		return apiError(http.StatusBadRequest, ie.Error(), err)
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

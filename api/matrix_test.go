@@ -179,6 +179,11 @@ func TestRoleMatrix(t *testing.T) {
 			require.NoError(t, err)
 			return request{method: "DELETE", path: "/v1/hq/terminals/" + id}
 		},
+		"DELETE /v1/hq/tokens/{token}": func() request {
+			tok, err := api.IssueToken(ctx, e.pool, api.TokenRequest{Org: org, Role: api.RoleAuditor, TTL: time.Hour}, e.clock.Now())
+			require.NoError(t, err)
+			return request{method: "DELETE", path: "/v1/hq/tokens/" + tok.ID}
+		},
 		"DELETE /v1/hq/terminals/{terminal}/session-keys": func() request {
 			return request{method: "DELETE", path: "/v1/hq/terminals/bar-other/session-keys"}
 		},

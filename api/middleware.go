@@ -17,9 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/loopcard/loopcard/api/internal/httpstatus"
 	"github.com/loopcard/loopcard/api/internal/metrics"
+	"github.com/loopcard/loopcard/ledger/input"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/ledger/txid"
 )
@@ -110,12 +112,15 @@ func (s *Server) outer(next http.Handler) http.Handler {
 	})
 }
 
-// loggablePathValue says, for each path wildcard the access log may show,
-// which values are shown: only well-formed identifiers (a store, a batch
-// number, a card's hex id, ...). The raw path never reaches the log: a
-// client may put anything in it (a card's QR token in a mistyped address,
-// a bearer token where a terminal id belongs); an unmatched path is logged
-// as the route "unmatched", a malformed wildcard as "(malformed)".
+// loggablePathValue says, for each path wildcard, which values are well
+// formed: identifiers (a store, a batch number, a card's hex id, ...).
+// checkPath refuses a request with any other value (400) before a handler
+// or the database sees it, and only well-formed values are shown in the
+// access log. The raw path never reaches the log: a client may put
+// anything in it (a card's QR token in a mistyped address, a bearer token
+// where a terminal id belongs); an unmatched path is logged as the route
+// "unmatched", a malformed wildcard as "(malformed)". Every wildcard of
+// the role matrix has an entry (TestPathWildcardsChecked).
 var loggablePathValue = map[string]func(string) bool{
 	"store":    terminaltx.ValidID,
 	"terminal": terminaltx.ValidID,
@@ -124,8 +129,9 @@ var loggablePathValue = map[string]func(string) bool{
 		_, err := strconv.ParseInt(v, 10, 64)
 		return err == nil
 	},
-	"card": func(v string) bool { _, ok := parseCardID(v); return ok },
-	"load": func(v string) bool { _, ok := parseUUID(v); return ok },
+	"card":  func(v string) bool { _, ok := parseCardID(v); return ok },
+	"load":  func(v string) bool { _, ok := parseUUID(v); return ok },
+	"token": validTokenID,
 }
 
 // pathValues returns the wildcards of the matched route pattern as the
@@ -149,6 +155,24 @@ func pathValues(r *http.Request, pattern string) []slog.Attr {
 		out = append(out, slog.String(name, v))
 	}
 	return out
+}
+
+// checkPath refuses a request whose path wildcards are not well formed
+// (loggablePathValue): a NUL, bytes that are not UTF-8 or a 2 KB store id
+// are refused here, not by PostgreSQL.
+func checkPath(c *call) error {
+	for seg := range strings.SplitSeq(c.route.path, "/") {
+		name, ok := strings.CutPrefix(seg, "{")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSuffix(strings.TrimSuffix(name, "}"), "...")
+		valid := loggablePathValue[name]
+		if valid == nil || !valid(c.r.PathValue(name)) {
+			return badRequest("malformed "+name+" in the path", nil)
+		}
+	}
+	return nil
 }
 
 // chain is the per-route part of the chain: admission (the limit per
@@ -199,6 +223,9 @@ func (s *Server) pipeline(c *call) error {
 	if who.role != RoleAnonymous && !s.clLimit.allow("client:"+who.actor()) {
 		s.metrics.RequestRefused(refusedPerClient)
 		return errRateLimited
+	}
+	if err := checkPath(c); err != nil {
+		return err
 	}
 	if err := s.authorize(c); err != nil {
 		return err
@@ -252,13 +279,20 @@ func (s *Server) readBody(c *call) error {
 		if err != nil || mt != "application/json" {
 			return errMediaType
 		}
+		// JSON is UTF-8 (RFC 8259); encoding/json would quietly turn a
+		// bad byte into U+FFFD.
+		if !utf8.Valid(b) {
+			return badRequest("body must be valid UTF-8", nil)
+		}
 	}
 	c.body = b
 	return nil
 }
 
 // decode reads the JSON body into v: unknown fields, trailing data and a
-// missing body are errors.
+// missing body are errors, and so is any string in it that input.Text
+// refuses (a NUL, or longer than input.MaxText): a handler gets text
+// PostgreSQL will take.
 func (c *call) decode(v any) error {
 	if len(c.body) == 0 {
 		return badRequest("a JSON body is required", nil)
@@ -270,6 +304,9 @@ func (c *call) decode(v any) error {
 	}
 	if dec.More() {
 		return badRequest("malformed JSON body", errors.New("trailing data"))
+	}
+	if err := input.Strings(v, input.MaxText); err != nil {
+		return badRequest(err.Error(), err)
 	}
 	return nil
 }
@@ -334,19 +371,18 @@ func (s *Server) audit(c *call, err error) {
 	defer cancel()
 	_, aerr := s.pool.Exec(ctx, `INSERT INTO api_audit (org_id, at, request_id, actor, action, target, remote_addr, outcome, status, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		c.who.org, s.now(), c.id, c.who.actor(), action, c.target, c.ip, outcome, status, truncate(detail, 500))
+		c.who.org, s.now(), c.id, truncate(c.who.actor(), 300), truncate(action, 300), truncate(c.target, 300),
+		truncate(c.ip, 100), outcome, status, truncate(detail, 500))
 	if aerr != nil {
 		s.metrics.Inc("audit_write_failed")
 		s.log.Error("api: audit record not written", "request_id", c.id, "action", action, "err", aerr)
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
+// truncate makes s storable in an audit record or alert, at most n bytes:
+// cut on a character boundary, bad bytes and NULs escaped (input.Clean).
+// Whatever a caller sent, the record is written.
+func truncate(s string, n int) string { return input.Clean(s, n) }
 
 // alertQuiet is how long a repeated alert stays quiet.
 const alertQuiet = 10 * time.Minute
@@ -376,7 +412,7 @@ func (s *Server) raiseAlert(c *call, kind, detail string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.r.Context()), 5*time.Second)
 	defer cancel()
 	if _, err := s.pool.Exec(ctx, `INSERT INTO api_alerts (org_id, kind, actor, remote_addr, detail, raised_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		c.who.org, kind, c.who.actor(), c.ip, truncate(detail, 500), s.now()); err != nil {
+		c.who.org, kind, truncate(c.who.actor(), 300), truncate(c.ip, 100), truncate(detail, 500), s.now()); err != nil {
 		s.log.Error("api: alert not written", "request_id", c.id, "err", err)
 	}
 }

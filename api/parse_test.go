@@ -118,3 +118,19 @@ func FuzzParseKeyID(f *testing.F) {
 		}
 	})
 }
+
+// Every path wildcard of the role matrix has a check (checkPath): a
+// route's value cannot reach a handler or the database unchecked.
+func TestPathWildcardsChecked(t *testing.T) {
+	var s *Server
+	for _, rt := range s.table() {
+		for seg := range strings.SplitSeq(rt.path, "/") {
+			name, ok := strings.CutPrefix(seg, "{")
+			if !ok {
+				continue
+			}
+			name = strings.TrimSuffix(strings.TrimSuffix(name, "}"), "...")
+			require.NotNil(t, loggablePathValue[name], "%s: wildcard %s", rt.pattern(), name)
+		}
+	}
+}

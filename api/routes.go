@@ -111,6 +111,7 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/hq/batches/{batch}/handover", roles: staff, h: s.handOver, privileged: true},
 		{method: "DELETE", path: "/v1/hq/terminals/{terminal}", roles: staff, h: s.revokeTerminal, privileged: true},
 		{method: "DELETE", path: "/v1/hq/terminals/{terminal}/session-keys", roles: staff, h: s.revokeSessionKeys, privileged: true},
+		{method: "DELETE", path: "/v1/hq/tokens/{token}", roles: staff, h: s.revokeToken, privileged: true},
 		{method: "GET", path: "/v1/hq/reports/store-days", roles: roles(RoleHQ, RoleAuditor), h: s.storeDays, privileged: true},
 		{method: "GET", path: "/v1/hq/reports/events/{event}", roles: roles(RoleHQ, RoleAuditor), h: s.eventReport, privileged: true},
 		{method: "GET", path: "/v1/hq/batches", roles: staff, h: s.listBatches, privileged: true},

@@ -13,6 +13,7 @@ import (
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/keys"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/input"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -22,8 +23,11 @@ func (s *Server) addStore(c *call) error {
 		return err
 	}
 	c.target = "store " + req.Store
-	if !terminaltx.ValidID(req.Store) || req.Name == "" {
+	if !terminaltx.ValidID(req.Store) {
 		return badRequest("store (a-z 0-9 . _ -) and name are required", nil)
+	}
+	if err := input.Name("name", req.Name); err != nil {
+		return err
 	}
 	if err := s.ledger.AddStore(c.ctx, c.who.org, req.Store, req.Name); err != nil {
 		return err
@@ -37,11 +41,16 @@ func (s *Server) createTerminal(c *call) error {
 		return err
 	}
 	c.target = "terminal " + req.Terminal
-	ttl := time.Duration(req.TTL) * time.Second
-	if req.TTL == 0 {
-		ttl = 24 * time.Hour
+	const maxTTL = 30 * 24 * time.Hour
+	ttl := 24 * time.Hour
+	if req.TTL != 0 {
+		// Checked before it is multiplied: 2^63-1 seconds would wrap.
+		ttl = -1
+		if req.TTL > 0 && req.TTL <= int64(maxTTL/time.Second) {
+			ttl = time.Duration(req.TTL) * time.Second
+		}
 	}
-	if !terminaltx.ValidID(req.Terminal) || !terminaltx.ValidID(req.Merchant) || ttl <= 0 || ttl > 30*24*time.Hour ||
+	if !terminaltx.ValidID(req.Terminal) || !terminaltx.ValidID(req.Merchant) || ttl <= 0 || ttl > maxTTL ||
 		(req.Event != "" && !terminaltx.ValidID(req.Event)) {
 		return badRequest("terminal, merchant and a lifetime of at most 30 days are required", nil)
 	}
@@ -187,8 +196,11 @@ func (s *Server) cashTopUp(c *call) error {
 	}
 	store := c.r.PathValue("store")
 	card, ok := parseCardID(req.Card)
-	if !ok || req.Amount <= 0 {
+	if !ok {
 		return badRequest("card (hex card id) and a positive amount are required", nil)
+	}
+	if err := input.Amount("amount", req.Amount); err != nil {
+		return err
 	}
 	c.target = "card " + terminaltx.CardHex(card)
 	in := ledger.CashTopUp{ID: c.idem, Store: store, Card: card, Amount: req.Amount}

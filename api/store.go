@@ -1,12 +1,14 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/input"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -17,7 +19,13 @@ func (s *Server) sellCard(c *call) error {
 	}
 	store := c.r.PathValue("store")
 	card, ok := parseCardID(req.Card)
-	if !ok || req.Deposit < 0 || req.Credit < 0 || req.Deposit+req.Credit == 0 {
+	if !ok {
+		return badRequest("card (hex card id) and a deposit or credit are required", nil)
+	}
+	if err := errors.Join(input.AmountOrZero("deposit", req.Deposit), input.AmountOrZero("credit", req.Credit)); err != nil {
+		return err
+	}
+	if req.Deposit+req.Credit == 0 {
 		return badRequest("card (hex card id) and a deposit or credit are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
@@ -41,8 +49,11 @@ func (s *Server) closeDay(c *call) error {
 	}
 	store := c.r.PathValue("store")
 	day, err := time.Parse(time.DateOnly, req.Day)
-	if err != nil || req.Counted < 0 {
+	if err != nil {
 		return badRequest("day (YYYY-MM-DD) and the counted cash are required", nil)
+	}
+	if err := input.AmountOrZero("counted", req.Counted); err != nil {
+		return err
 	}
 	c.target = "store " + store + " day " + req.Day
 	d, err := s.ledger.CloseStoreDay(c.ctx, c.who.org, store, day, req.Counted)

@@ -8,14 +8,18 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/loopcard/loopcard/ledger/input"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
 // CreateOrganizer registers an organizer and its own accounts. It is
 // idempotent.
 func (l *Ledger) CreateOrganizer(ctx context.Context, org int64, name string) error {
-	if org <= 0 || name == "" {
-		return fmt.Errorf("%w: organizer id must be positive and name set", ErrInvalid)
+	if org <= 0 {
+		return fmt.Errorf("%w: organizer id must be positive", ErrInvalid)
+	}
+	if err := input.Name("name", name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return l.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO organizers (org_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, org, name); err != nil {
@@ -36,6 +40,9 @@ func (l *Ledger) AddEvent(ctx context.Context, org int64, event, name string, re
 	if !terminaltx.ValidID(event) {
 		return fmt.Errorf("%w: event id %q", ErrInvalid, event)
 	}
+	if err := input.Name("name", name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	var dl *time.Time
 	if !refundDeadline.IsZero() {
 		dl = &refundDeadline
@@ -54,6 +61,9 @@ func (l *Ledger) AddMerchant(ctx context.Context, org int64, merchant, name stri
 	if !terminaltx.ValidID(merchant) {
 		return fmt.Errorf("%w: merchant id %q", ErrInvalid, merchant)
 	}
+	if err := input.Name("name", name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	return l.inTx(ctx, func(tx pgx.Tx) error {
 		id, err := ensureAccount(ctx, tx, org, Merchant, merchant)
 		if err != nil {
@@ -69,6 +79,9 @@ func (l *Ledger) AddMerchant(ctx context.Context, org int64, merchant, name stri
 func (l *Ledger) AddStore(ctx context.Context, org int64, store, name string) error {
 	if !terminaltx.ValidID(store) {
 		return fmt.Errorf("%w: store id %q", ErrInvalid, store)
+	}
+	if err := input.Name("name", name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return l.inTx(ctx, func(tx pgx.Tx) error {
 		id, err := ensureAccount(ctx, tx, org, StoreCash, store)

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/loopcard/loopcard/ledger/input"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/ledger/txid"
 )
@@ -33,8 +34,8 @@ type CashTopUp struct {
 // nothing; with other content it fails with ErrConflict. It fails with
 // ErrCardBlocked for a blocked card and ErrNotFound for an unknown store.
 func (l *Ledger) TopUpCash(ctx context.Context, org int64, req CashTopUp) (txid.ID, error) {
-	if req.Amount <= 0 {
-		return txid.ID{}, fmt.Errorf("%w: amount must be positive", ErrInvalid)
+	if err := input.Amount("amount", req.Amount); err != nil {
+		return txid.ID{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if req.ID == (txid.ID{}) {
 		req.ID = l.newID()
@@ -152,7 +153,10 @@ type CardSale struct {
 // a card twice fails with ErrExists; repeating the same request ID does
 // nothing.
 func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (txid.ID, error) {
-	if sale.Deposit < 0 || sale.Credit < 0 || sale.Deposit+sale.Credit <= 0 {
+	if err := errors.Join(input.AmountOrZero("deposit", sale.Deposit), input.AmountOrZero("credit", sale.Credit)); err != nil {
+		return txid.ID{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if sale.Deposit+sale.Credit <= 0 {
 		return txid.ID{}, fmt.Errorf("%w: deposit and credit must not be negative, nor both zero", ErrInvalid)
 	}
 	if sale.ID == (txid.ID{}) {

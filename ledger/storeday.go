@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/loopcard/loopcard/ledger/input"
 )
 
 // Store days: the cash a store counted at the end of a day against what
@@ -25,8 +27,8 @@ func (d StoreDay) Difference() int64 { return d.Counted - d.Expected }
 // CloseStoreDay records the cash a store counted at the end of a day (UTC)
 // against what the ledger expects. A day closes once (ErrDayClosed).
 func (l *Ledger) CloseStoreDay(ctx context.Context, org int64, store string, day time.Time, counted int64) (StoreDay, error) {
-	if counted < 0 {
-		return StoreDay{}, fmt.Errorf("%w: counted cash must not be negative", ErrInvalid)
+	if err := input.AmountOrZero("counted", counted); err != nil {
+		return StoreDay{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	d := StoreDay{Store: store, Day: time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC), Counted: counted}
 	err := l.inTx(ctx, func(tx pgx.Tx) error {

@@ -2,7 +2,10 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/loopcard/loopcard/api/storeclient"
@@ -37,10 +40,10 @@ func (c *IssuedCard) Field() terminal.Card { return &station.VirtualCard{Card: c
 type Issued struct {
 	Batch batch.Batch
 	Cards []*IssuedCard
-	// Labels are the batch's labels (QR token and PIN): print only.
+	// Labels are the batch's labels (QR token and PIN): print only. They
+	// are the one copy: the station's label spool is removed once they are
+	// read from it.
 	Labels []labels.Label
-	// Spool is the label spool file.
-	Spool string
 }
 
 // IssueCards creates a batch of n cards for event, personalizes n new
@@ -53,12 +56,22 @@ func (s *Stack) IssueCards(ctx context.Context, org int64, event string, n int, 
 	if err != nil {
 		return nil, err
 	}
-	out := &Issued{Batch: b, Spool: filepath.Join(dir, fmt.Sprintf("batch-%d-spool.csv", b.No))}
-	spool, _, err := labels.OpenSpool(out.Spool, PublicURL)
+	out := &Issued{Batch: b}
+	// The station needs a spool (it syncs each label before it records the
+	// card), but a simulation cannot resume a batch: once the labels are
+	// read back, the spool would be a second copy of every token and PIN,
+	// so it is removed whatever happens (issue 17 L7).
+	spoolPath := filepath.Join(dir, fmt.Sprintf("batch-%d-spool.csv", b.No))
+	spool, _, err := labels.OpenSpool(spoolPath, PublicURL)
 	if err != nil {
 		return nil, err
 	}
-	defer spool.Close()
+	defer func() {
+		spool.Close()
+		if err := os.Remove(spoolPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Error("sim: the label spool was not removed: delete it, it holds every token and PIN", "file", spoolPath, "err", err)
+		}
+	}()
 	st, err := station.New(ctx, station.Config{Batch: b, PublicURL: PublicURL, HSM: s.HSM, Batches: s.Batches, Spool: spool, Ledger: s.Ledger, Logger: s.log})
 	if err != nil {
 		return nil, err

@@ -34,6 +34,11 @@ func globalFlags() []cli.Flag {
 			EnvVars: []string{"LOOPCARD_HSM"},
 		},
 		&cli.StringFlag{
+			Name:    "operator",
+			Usage:   "who runs the command, for the audit log of HQ's commands; default: $USER",
+			EnvVars: []string{"LOOPCARD_OPERATOR"},
+		},
+		&cli.StringFlag{
 			Name:    "database-url",
 			Usage:   "PostgreSQL URL; default: a private PostgreSQL under the data directory",
 			EnvVars: []string{"LOOPCARD_DATABASE_URL"},

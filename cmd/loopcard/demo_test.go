@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"encoding/xml"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +105,45 @@ func TestRunbookEndToEnd(t *testing.T) {
 	// Every card read from the card equals the ledger.
 	require.Len(t, s.Cards, 10)
 	require.True(t, s.Agree(), "%+v", s.Cards)
+
+	// Issue 17 L7: the print files are the only copy of the tokens and
+	// PINs; no other file the demo leaves holds one (a spool once did).
+	secrets := printedSecrets(t, s.Files["labels_csv"])
+	require.Len(t, secrets, 20)
+	print := map[string]bool{s.Files["labels_csv"]: true, s.Files["labels_pdf"]: true}
+	files := 0
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || print[path] {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil // a socket or a file of the database's own user
+		}
+		files++
+		for _, sec := range secrets {
+			require.False(t, bytes.Contains(b, []byte(sec)), "%s holds a token or PIN of the print file", path)
+		}
+		return nil
+	}))
+	require.Positive(t, files)
+}
+
+// printedSecrets reads the label CSV (number, URL ending in the token,
+// PIN) and returns each token, and each PIN with its card number as a
+// label row holds them.
+func printedSecrets(t *testing.T, path string) []string {
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	require.NoError(t, err)
+	var out []string
+	for _, row := range rows[1:] {
+		require.Len(t, row, 3)
+		out = append(out, row[1][strings.LastIndexByte(row[1], '/')+1:], row[0]+","+row[1]+","+row[2])
+	}
+	return out
 }
 
 func tail(s string, n int) string {
@@ -122,6 +164,10 @@ exec loopcard terminal simulate --terminals 2 --taps 10 --cards-per-terminal 1 -
 stdout '"taps": 20'
 stdout '"recorded": 20'
 stdout '"cards_mismatched": 0'
+# The labels were kept in memory only: the station's spool, a second copy
+# of every token and PIN, is gone (issue 17 L7).
+exists $WORK/data/sim
+! exists $WORK/data/sim/batch-1-spool.csv
 exec loopcard terminal simulate --terminals 2 --taps 10 --restart-every 5
 stdout '16 taps at \d+ taps/s, 4 restarts'
 stdout ', 0 cards differ'

@@ -59,6 +59,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: commands(),
 	}
 	usageErrors(app.Name, app.Commands)
+	auditCommands(app.Commands, "")
 	return app
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,6 +57,64 @@ func tokenCommand() *cli.Command {
 				}
 				fmt.Fprintln(c.App.Writer, tok.Reveal())
 				fmt.Fprintf(c.App.ErrWriter, "loopcard: token %s expires %s; it is shown only now\n", tok.ID, tok.Expires.UTC().Format(time.RFC3339))
+				return nil
+			},
+		}, {
+			Name:      "list",
+			Usage:     "list the organizer's staff tokens: id, role, store, expiry, revocation (never the token)",
+			ArgsUsage: " ",
+			Flags: []cli.Flag{
+				&cli.Int64Flag{Name: "organizer", Aliases: []string{"org"}, Value: 1, Usage: "organizer id", EnvVars: []string{"LOOPCARD_ORGANIZER"}},
+				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			},
+			Action: func(c *cli.Context) error {
+				st, err := openStack(c, partDatabase)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				ts, err := api.ListTokens(c.Context, st.Pool, c.Int64("organizer"))
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c, map[string]any{"tokens": ts})
+				}
+				for _, t := range ts {
+					state := "expires " + t.ExpiresAt.UTC().Format(time.RFC3339)
+					if t.RevokedAt != nil {
+						state = "revoked " + t.RevokedAt.UTC().Format(time.RFC3339)
+					}
+					fmt.Fprintf(c.App.Writer, "%s  %-7s  %-12s  %s\n", t.ID, t.Role, t.Store, state)
+				}
+				return nil
+			},
+		}, {
+			Name:      "revoke",
+			Usage:     "revoke a staff token at once (its id from 'loopcard token list' or 'token issue')",
+			ArgsUsage: " ",
+			Flags: []cli.Flag{
+				&cli.Int64Flag{Name: "organizer", Aliases: []string{"org"}, Value: 1, Usage: "organizer id", EnvVars: []string{"LOOPCARD_ORGANIZER"}},
+				&cli.StringFlag{Name: "id", Required: true, Usage: "the token's id (16 hex digits)"},
+				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			},
+			Action: func(c *cli.Context) error {
+				st, err := openStack(c, partDatabase)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				id := c.String("id")
+				if err := api.RevokeToken(c.Context, st.Pool, c.Int64("organizer"), id, time.Now()); err != nil {
+					if errors.Is(err, api.ErrNoToken) {
+						return cli.Exit(err.Error()+": see 'loopcard token list'", 1)
+					}
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c, map[string]any{"id": id, "status": "revoked"})
+				}
+				fmt.Fprintf(c.App.ErrWriter, "loopcard: token %s revoked; requests with it are refused from now on\n", id)
 				return nil
 			},
 		}},

@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loopcard/loopcard/ledger/input"
 )
 
 // Header is the HTTP header carrying the signature.
@@ -139,7 +141,10 @@ func ParseEvent(body []byte) (Event, error) {
 	if e.ID == "" || e.Type == "" || len(e.ID) > 255 || len(e.Payment) > 255 {
 		return Event{}, fmt.Errorf("%w: id and type are required", ErrEvent)
 	}
-	if e.Type == TypePaymentSucceeded && (e.Amount <= 0 || e.Payment == "" || e.Card == "" || e.Org <= 0) {
+	if err := input.Strings(&e, 255); err != nil {
+		return Event{}, fmt.Errorf("%w: %w", ErrEvent, err)
+	}
+	if e.Type == TypePaymentSucceeded && (input.Amount("amount", e.Amount) != nil || e.Payment == "" || e.Card == "" || e.Org <= 0) {
 		return Event{}, fmt.Errorf("%w: a payment needs organizer, card, amount and payment id", ErrEvent)
 	}
 	return e, nil

@@ -38,6 +38,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loopcard/loopcard/ledger/input"
 	"github.com/loopcard/loopcard/ledger/txid"
 )
 
@@ -134,10 +135,10 @@ func (t *Tx) Validate() error {
 		return bad("card id must be %d..%d bytes", MinCardIDLen, MaxCardIDLen)
 	case t.CardSeq == 0:
 		return bad("card sequence must be positive")
-	case t.Amount <= 0:
-		return bad("amount must be positive")
-	case t.BalanceBefore < 0 || t.BalanceAfter < 0:
-		return bad("balances must not be negative")
+	case t.Amount <= 0 || t.Amount > input.MaxAmount:
+		return bad("amount must be 1 to %d", input.MaxAmount)
+	case t.BalanceBefore < 0 || t.BalanceAfter < 0 || t.BalanceBefore > input.MaxAmount:
+		return bad("balances must be 0 to %d", input.MaxAmount)
 	case t.BalanceBefore-t.Amount != t.BalanceAfter:
 		return bad("balance after must be balance before minus amount")
 	case !validID(t.Merchant):
