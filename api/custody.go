@@ -136,7 +136,7 @@ func AppendReceipts(ctx context.Context, l *handoverdb.Log, lg *ledger.Ledger, e
 				return err
 			}
 			sum := sha256.Sum256(b)
-			if err := lg.ReceiveCardsTx(ctx, tx, l.Org(), e.Store, int(*e.Count), txid.ID(sum[:16])); err != nil {
+			if err := lg.ReceiveCardsTx(ctx, tx, l.Org(), e.Store, e.Batch, int(*e.Count), txid.ID(sum[:16])); err != nil {
 				return fmt.Errorf("store %s, batch %d: stock: %w", e.Store, e.Batch, err)
 			}
 		}

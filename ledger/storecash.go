@@ -107,32 +107,61 @@ func storeCash(ctx context.Context, tx pgx.Tx, org int64, store string) (int64, 
 	return cash, err
 }
 
-// ReceiveCards records that a store received and counted count cards.
-func (l *Ledger) ReceiveCards(ctx context.Context, org int64, store string, count int) error {
-	return l.ReceiveCardsOnce(ctx, org, store, count, l.newID())
+// ReceiveCards records that a store received and counted count cards of
+// batch no.
+func (l *Ledger) ReceiveCards(ctx context.Context, org int64, store string, no int64, count int) error {
+	return l.ReceiveCardsOnce(ctx, org, store, no, count, l.newID())
 }
 
 // ReceiveCardsOnce is ReceiveCards for the receipt id: the cards of one
 // receipt are counted into the store's stock once, however often it is
 // recorded.
-func (l *Ledger) ReceiveCardsOnce(ctx context.Context, org int64, store string, count int, receipt txid.ID) error {
-	return l.inTx(ctx, func(tx pgx.Tx) error { return l.ReceiveCardsTx(ctx, tx, org, store, count, receipt) })
+func (l *Ledger) ReceiveCardsOnce(ctx context.Context, org int64, store string, no int64, count int, receipt txid.ID) error {
+	return l.inTx(ctx, func(tx pgx.Tx) error { return l.ReceiveCardsTx(ctx, tx, org, store, no, count, receipt) })
 }
 
 // ReceiveCardsTx is ReceiveCardsOnce in the caller's transaction tx on the
 // ledger's database, so that a receipt in the custody log and the store's
 // stock commit together (handoverdb.Log.AppendWith).
-func (l *Ledger) ReceiveCardsTx(ctx context.Context, tx pgx.Tx, org int64, store string, count int, receipt txid.ID) error {
-	if count <= 0 {
-		return fmt.Errorf("%w: count must be positive", ErrInvalid)
+func (l *Ledger) ReceiveCardsTx(ctx context.Context, tx pgx.Tx, org int64, store string, no int64, count int, receipt txid.ID) error {
+	if count <= 0 || no <= 0 {
+		return fmt.Errorf("%w: a batch and a positive count are required", ErrInvalid)
 	}
 	if _, err := storeCash(ctx, tx, org, store); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, at)
-		VALUES ($1, $2, $3, 'received', $4, $5) ON CONFLICT (org_id, move_id) DO NOTHING`,
-		org, pgtype.UUID{Bytes: receipt, Valid: true}, store, count, l.now())
+	_, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, batch_no, at)
+		VALUES ($1, $2, $3, 'received', $4, $5, $6) ON CONFLICT (org_id, move_id) DO NOTHING`,
+		org, pgtype.UUID{Bytes: receipt, Valid: true}, store, count, no, l.now())
 	return err
+}
+
+// ErrNotInStock: the store does not hold the card by the custody log: no
+// card of its batch was received by the store, or all of them are sold.
+var ErrNotInStock = errors.New("ledger: the store does not hold the card")
+
+// checkStock fails with ErrNotInStock unless store holds a card of batch
+// no: received (the custody log's receipts, see ReceiveCardsTx) and not
+// sold. The store's row is locked, so that two sales of the store's last
+// card of a batch do not both pass.
+func checkStock(ctx context.Context, tx pgx.Tx, org int64, store string, no int64) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM stores WHERE org_id = $1 AND store_id = $2 FOR UPDATE`, org, store).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: store %q", ErrNotFound, store)
+	}
+	if err != nil {
+		return err
+	}
+	var held int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(sum(CASE kind WHEN 'received' THEN count ELSE -count END), 0)::bigint
+		FROM store_card_moves WHERE org_id = $1 AND store_id = $2 AND batch_no = $3`, org, store, no).Scan(&held); err != nil {
+		return err
+	}
+	if held <= 0 {
+		return fmt.Errorf("%w: store %s holds no card of batch %d by the custody log", ErrNotInStock, store, no)
+	}
+	return nil
 }
 
 // CardSale is a card sold at a store for cash: a refundable deposit and
@@ -142,6 +171,9 @@ type CardSale struct {
 	Store   string
 	Card    []byte
 	Deposit int64
+	// Batch is the batch the card was personalized in: the store must
+	// hold a card of it by the custody log (ErrNotInStock).
+	Batch int64
 	// Credit is initial credit: it waits as a pending load with the sale's
 	// ID until the store confirms the card write (LoadPending).
 	Credit int64
@@ -150,10 +182,15 @@ type CardSale struct {
 // SellCard records a card sale: store cash → card deposits (deposit) and
 // → pending loads (credit, a load of the card with the sale's ID). Selling
 // a card twice fails with ErrExists; repeating the same request ID does
+// nothing. A store sells only a card of a batch it holds by the custody
+// log (sale.Batch): else the sale fails with ErrNotInStock and changes
 // nothing.
 func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (txid.ID, error) {
 	if sale.Deposit < 0 || sale.Credit < 0 || sale.Deposit+sale.Credit <= 0 {
 		return txid.ID{}, fmt.Errorf("%w: deposit and credit must not be negative, nor both zero", ErrInvalid)
+	}
+	if sale.Batch <= 0 {
+		return txid.ID{}, fmt.Errorf("%w: the card's batch is required", ErrInvalid)
 	}
 	if sale.ID == (txid.ID{}) {
 		sale.ID = l.newID()
@@ -178,6 +215,9 @@ func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (txid.I
 		if st.status != "active" {
 			return fmt.Errorf("%w: %s", ErrCardBlocked, terminaltx.CardHex(sale.Card))
 		}
+		if err := checkStock(ctx, tx, org, sale.Store, sale.Batch); err != nil {
+			return err
+		}
 		cash, err := storeCash(ctx, tx, org, sale.Store)
 		if err != nil {
 			return err
@@ -200,8 +240,8 @@ func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (txid.I
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, card_id, at)
-			VALUES ($1, $2, $3, 'sold', 1, $4, $5)`, org, pgtype.UUID{Bytes: sale.ID, Valid: true}, sale.Store, sale.Card, l.now()); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, card_id, batch_no, at)
+			VALUES ($1, $2, $3, 'sold', 1, $4, $5, $6)`, org, pgtype.UUID{Bytes: sale.ID, Valid: true}, sale.Store, sale.Card, sale.Batch, l.now()); err != nil {
 			return err
 		}
 		e := entry{id: sale.ID, kind: "card_sale", event: st.event, ref: sale.Store, at: l.now(), postings: ps}
