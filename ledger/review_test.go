@@ -122,5 +122,30 @@ func TestSaleNeedsStock(t *testing.T) {
 	require.NoError(t, err)
 	_, err = l.SellCard(ctx, org, CardSale{Store: "north", Batch: 7, Card: b.uid, Deposit: 500})
 	require.ErrorIs(t, err, ErrNotInStock, "north's one card of batch 7 is sold")
+
+	// South receives one card of batch 9; eight sales of different cards
+	// at once: exactly one goes through.
+	require.NoError(t, l.ReceiveCards(ctx, org, "south", 9, 1))
+	var cards [][]byte
+	for i := range 8 {
+		cards = append(cards, newCard(100+i).uid)
+	}
+	require.NoError(t, l.RegisterCards(ctx, org, "fest", cards))
+	errs := make(chan error, len(cards))
+	for _, c := range cards {
+		go func() {
+			_, err := l.SellCard(ctx, org, CardSale{Store: "south", Batch: 9, Card: c, Deposit: 100})
+			errs <- err
+		}()
+	}
+	sold := 0
+	for range cards {
+		if err := <-errs; err == nil {
+			sold++
+		} else {
+			require.ErrorIs(t, err, ErrNotInStock)
+		}
+	}
+	require.Equal(t, 1, sold)
 	requireInvariants(t, l)
 }

@@ -146,7 +146,7 @@ var ErrNotInStock = errors.New("ledger: the store does not hold the card")
 // card of a batch do not both pass.
 func checkStock(ctx context.Context, tx pgx.Tx, org int64, store string, no int64) error {
 	var one int
-	err := tx.QueryRow(ctx, `SELECT 1 FROM stores WHERE org_id = $1 AND store_id = $2 FOR UPDATE`, org, store).Scan(&one)
+	err := tx.QueryRow(ctx, `SELECT 1 FROM stores WHERE org_id = $1 AND store_id = $2 FOR NO KEY UPDATE`, org, store).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%w: store %q", ErrNotFound, store)
 	}
