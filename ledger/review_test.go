@@ -60,6 +60,9 @@ func TestReviewUnblockRefund(t *testing.T) {
 	info, err := l.Card(ctx, org, orig.uid)
 	require.NoError(t, err)
 	require.Equal(t, "blocked", info.Status, "a review alone does not unblock")
+	rep, err := l.Event(ctx, org, "fest")
+	require.NoError(t, err)
+	require.Zero(t, rep.Alerts, "the event report counts open alerts only")
 
 	// After the review, the blocked card may be refunded.
 	_, amount, err := l.RequestRefund(ctx, org, refund)
