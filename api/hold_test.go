@@ -43,7 +43,7 @@ func TestSaleNeedsCustody(t *testing.T) {
 		require.Equal(t, before, e.fingerprint(), "a refused sale changes nothing")
 	}
 	require.Equal(t, 2, e.auditCount(`action = 'POST /v1/stores/{store}/sales' AND outcome = 'failed' AND status = 409
-		AND detail LIKE 'sale refused: store store-b holds no card of batch %'`))
+		AND detail LIKE 'sale refused: store store-b does not hold card %'`))
 
 	r = e.do(request{method: "POST", path: "/v1/stores/store-a/sales", bearer: e.tokens["store"], idem: newIdem(), body: sale})
 	require.Equal(t, 201, r.status, string(r.body))
@@ -200,4 +200,61 @@ func (e *env) cardStatus(c testCard) string {
 	info, err := e.ledger.Card(context.Background(), org, c.uid)
 	require.NoError(e.t, err)
 	return info.Status
+}
+
+// TestSaleNeedsCustodyOfTheCard (M3): HQ hands runs of one batch to two
+// stores (loopcard handover send --first); each store sells only the
+// cards of its own run, though both hold cards of the batch.
+func TestSaleNeedsCustodyOfTheCard(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	stores, _, numbers := e.custody()
+	require.Len(t, numbers, 3)
+	hqTok := e.tokens["hq"]
+	for st, run := range map[string]apitype.HandOverRequest{
+		"store-a": {Store: "store-a", Count: 2, First: numbers[0]},
+		"store-b": {Store: "store-b", Count: 1, First: numbers[2]},
+	} {
+		r := e.do(request{method: "POST", path: "/v1/hq/stores/" + st + "/key", bearer: hqTok, body: apitype.StoreKeyRequest{Vkey: stores[st].PublicKey().Vkey()}})
+		require.Equal(t, 201, r.status, string(r.body))
+		r = e.do(request{method: "POST", path: fmt.Sprintf("/v1/hq/batches/%d/handover", e.batch), bearer: hqTok, body: run})
+		require.Equal(t, 201, r.status, string(r.body))
+		receipt, err := handover.NewReceipt(stores[st], org, e.batch, st, run.Count, e.clock.Now())
+		require.NoError(t, err)
+		tok := map[string]string{"store-a": e.tokens["store"], "store-b": e.tokens["store-b"]}[st]
+		r = e.do(request{method: "POST", path: "/v1/stores/" + st + "/receipts", bearer: tok, body: apitype.EntriesRequest{Entries: []handover.Entry{receipt}}})
+		require.Equal(t, 201, r.status, string(r.body))
+	}
+	// A run that overlaps one handed over before is refused.
+	r := e.do(request{method: "POST", path: fmt.Sprintf("/v1/hq/batches/%d/handover", e.batch), bearer: hqTok,
+		body: apitype.HandOverRequest{Store: "store-b", Count: 1, First: numbers[1]}})
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	r = e.do(request{method: "POST", path: fmt.Sprintf("/v1/hq/batches/%d/handover", e.batch), bearer: hqTok,
+		body: apitype.HandOverRequest{Store: "store-b", Count: 1, First: "99-00001"}})
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+
+	sale := func(c testCard) apitype.SaleRequest { return apitype.SaleRequest{Card: c.hex(), Deposit: 200} }
+	before := e.fingerprint()
+	r = e.do(request{method: "POST", path: "/v1/stores/store-b/sales", bearer: e.tokens["store-b"], idem: newIdem(), body: sale(e.cards[0])})
+	require.Equal(t, http.StatusConflict, r.status, string(r.body))
+	require.Contains(t, string(r.body), "store store-b does not hold this card by the custody log")
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/sales", bearer: e.tokens["store"], idem: newIdem(), body: sale(e.cards[2])})
+	require.Equal(t, http.StatusConflict, r.status, string(r.body))
+	require.Equal(t, before, e.fingerprint())
+	require.Equal(t, 1, e.auditCount(`action = 'POST /v1/stores/{store}/sales' AND status = 409 AND detail = $1`,
+		"sale refused: store store-b does not hold card "+numbers[0]))
+
+	r = e.do(request{method: "POST", path: "/v1/stores/store-a/sales", bearer: e.tokens["store"], idem: newIdem(), body: sale(e.cards[0])})
+	require.Equal(t, 201, r.status, string(r.body))
+	r = e.do(request{method: "POST", path: "/v1/stores/store-b/sales", bearer: e.tokens["store-b"], idem: newIdem(), body: sale(e.cards[2])})
+	require.Equal(t, 201, r.status, string(r.body))
+
+	// The custody log holds store-b to its run too: its card_sold of
+	// store-a's card is refused.
+	id, err := handover.ParseCardNumber(numbers[1])
+	require.NoError(t, err)
+	sold, err := handover.SignCardEvents(stores["store-b"], org, e.clock.Now(), []handover.CardEvent{{Type: handover.TypeCardSold, Card: id, Store: "store-b"}})
+	require.NoError(t, err)
+	r = e.do(request{method: "POST", path: "/v1/stores/store-b/card-events", bearer: e.tokens["store-b"], body: apitype.EntriesRequest{Entries: sold}})
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	require.Contains(t, string(r.body), "custody log entries refused")
 }

@@ -25,18 +25,18 @@ func (s *Server) sellCard(c *call) error {
 	c.target = "card " + terminaltx.CardHex(card)
 	// The store must hold the card by the custody log: a card of a batch
 	// it received and has not sold out (issue 17, M3).
-	no, err := s.batches.CardBatch(c.ctx, c.who.org, card)
+	no, slot, err := s.batches.CardSlot(c.ctx, c.who.org, card)
 	if errors.Is(err, batch.ErrNotFound) {
 		return apiError(http.StatusConflict, "the card was not personalized in a batch of this organizer: no store holds it, nothing was sold", err)
 	}
 	if err != nil {
 		return err
 	}
-	sale := ledger.CardSale{ID: c.idem, Store: store, Card: card, Deposit: req.Deposit, Credit: req.Credit, Batch: no}
+	sale := ledger.CardSale{ID: c.idem, Store: store, Card: card, Deposit: req.Deposit, Credit: req.Credit, Batch: no, Slot: slot}
 	id, err := s.ledger.SellCard(c.ctx, c.who.org, sale)
 	if errors.Is(err, ledger.ErrNotInStock) {
-		c.detail = fmt.Sprintf("sale refused: store %s holds no card of batch %d", store, no)
-		return apiError(http.StatusConflict, fmt.Sprintf("store %s does not hold this card by the custody log (no card of batch %d received and unsold): nothing was sold; sell it where it was handed over, or hand cards of the batch to this store (loopcard handover send, then the store's receipt)", store, no), err)
+		c.detail = fmt.Sprintf("sale refused: store %s does not hold card %d-%05d", store, no, slot)
+		return apiError(http.StatusConflict, fmt.Sprintf("store %s does not hold this card by the custody log (it is in another store's run of cards, or the store has no card of batch %d received and unsold): nothing was sold; sell it where it was handed over, or hand it to this store (loopcard handover send, then the store's receipt)", store, no), err)
 	}
 	if err != nil {
 		return err

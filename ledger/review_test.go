@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 )
 
@@ -111,19 +112,19 @@ func TestSaleNeedsStock(t *testing.T) {
 	require.NoError(t, l.RegisterCards(ctx, org, "fest", [][]byte{a.uid, b.uid}))
 	require.NoError(t, l.ReceiveCards(ctx, org, "north", 7, 1))
 
-	_, err := l.SellCard(ctx, org, CardSale{Store: "south", Batch: 7, Card: a.uid, Deposit: 500})
+	_, err := l.SellCard(ctx, org, CardSale{Store: "south", Batch: 7, Slot: 1, Card: a.uid, Deposit: 500})
 	require.ErrorIs(t, err, ErrNotInStock, "south holds nothing of batch 7")
-	_, err = l.SellCard(ctx, org, CardSale{Store: "north", Batch: 8, Card: a.uid, Deposit: 500})
+	_, err = l.SellCard(ctx, org, CardSale{Store: "north", Batch: 8, Slot: 1, Card: a.uid, Deposit: 500})
 	require.ErrorIs(t, err, ErrNotInStock, "north holds nothing of batch 8")
-	_, err = l.SellCard(ctx, org, CardSale{Store: "north", Card: a.uid, Deposit: 500})
+	_, err = l.SellCard(ctx, org, CardSale{Store: "north", Slot: 1, Card: a.uid, Deposit: 500})
 	require.ErrorIs(t, err, ErrInvalid, "no batch")
 	cash, err := l.Balance(ctx, org, StoreCash, "south")
 	require.NoError(t, err)
 	require.Zero(t, cash)
 
-	_, err = l.SellCard(ctx, org, CardSale{Store: "north", Batch: 7, Card: a.uid, Deposit: 500})
+	_, err = l.SellCard(ctx, org, CardSale{Store: "north", Batch: 7, Slot: 1, Card: a.uid, Deposit: 500})
 	require.NoError(t, err)
-	_, err = l.SellCard(ctx, org, CardSale{Store: "north", Batch: 7, Card: b.uid, Deposit: 500})
+	_, err = l.SellCard(ctx, org, CardSale{Store: "north", Batch: 7, Slot: 2, Card: b.uid, Deposit: 500})
 	require.ErrorIs(t, err, ErrNotInStock, "north's one card of batch 7 is sold")
 
 	// South receives one card of batch 9; eight sales of different cards
@@ -135,9 +136,9 @@ func TestSaleNeedsStock(t *testing.T) {
 	}
 	require.NoError(t, l.RegisterCards(ctx, org, "fest", cards))
 	errs := make(chan error, len(cards))
-	for _, c := range cards {
+	for i, c := range cards {
 		go func() {
-			_, err := l.SellCard(ctx, org, CardSale{Store: "south", Batch: 9, Card: c, Deposit: 100})
+			_, err := l.SellCard(ctx, org, CardSale{Store: "south", Batch: 9, Slot: 1 + i, Card: c, Deposit: 100})
 			errs <- err
 		}()
 	}
@@ -150,5 +151,25 @@ func TestSaleNeedsStock(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, sold)
+
+	// Runs of cards: north received slots 1 to 5 of batch 20, south slots
+	// 6 to 10; each sells only its own, though both hold cards of the batch.
+	require.NoError(t, l.inTx(ctx, func(tx pgx.Tx) error {
+		if err := l.ReceiveCardsTx(ctx, tx, org, Receipt{ID: l.newID(), Store: "north", Batch: 20, Count: 5, FirstSlot: 1, Run: 5}); err != nil {
+			return err
+		}
+		return l.ReceiveCardsTx(ctx, tx, org, Receipt{ID: l.newID(), Store: "south", Batch: 20, Count: 5, FirstSlot: 6, Run: 5})
+	}))
+	c3, c7 := newCard(203), newCard(207)
+	require.NoError(t, l.RegisterCards(ctx, org, "fest", [][]byte{c3.uid, c7.uid}))
+	_, err = l.SellCard(ctx, org, CardSale{Store: "south", Batch: 20, Slot: 3, Card: c3.uid, Deposit: 100})
+	require.ErrorIs(t, err, ErrNotInStock, "slot 3 is in north's run")
+	require.ErrorContains(t, err, "at store north")
+	_, err = l.SellCard(ctx, org, CardSale{Store: "north", Batch: 20, Slot: 7, Card: c7.uid, Deposit: 100})
+	require.ErrorIs(t, err, ErrNotInStock, "slot 7 is in south's run")
+	_, err = l.SellCard(ctx, org, CardSale{Store: "north", Batch: 20, Slot: 3, Card: c3.uid, Deposit: 100})
+	require.NoError(t, err)
+	_, err = l.SellCard(ctx, org, CardSale{Store: "south", Batch: 20, Slot: 7, Card: c7.uid, Deposit: 100})
+	require.NoError(t, err)
 	requireInvariants(t, l)
 }

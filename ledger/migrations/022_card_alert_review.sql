@@ -46,3 +46,11 @@ UPDATE store_card_moves m SET batch_no = (convert_from(e.entry, 'UTF8')::jsonb -
  WHERE m.kind = 'received' AND e.org_id = m.org_id
    AND encode(substring(sha256(e.entry) FROM 1 FOR 16), 'hex')::uuid = m.move_id;
 CREATE INDEX store_card_moves_batch ON store_card_moves (org_id, store_id, batch_no);
+
+-- A receipt of a handover of a run of cards (the custody log's handed_over
+-- with a first card) holds the run: its first slot and how many cards.
+-- A card of another store's run is not this store's to sell.
+ALTER TABLE store_card_moves ADD COLUMN first_slot integer, ADD COLUMN run_count integer;
+ALTER TABLE store_card_moves ADD CONSTRAINT store_card_moves_run
+    CHECK ((first_slot IS NULL) = (run_count IS NULL) AND (first_slot IS NULL OR (kind = 'received' AND first_slot > 0 AND run_count > 0)));
+CREATE INDEX store_card_moves_runs ON store_card_moves (org_id, batch_no, first_slot) WHERE first_slot IS NOT NULL;

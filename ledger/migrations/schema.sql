@@ -242,11 +242,15 @@ CREATE TABLE store_card_moves (
     card_id bytea,
     at timestamp with time zone NOT NULL,
     batch_no bigint,
+    first_slot integer,
+    run_count integer,
     CONSTRAINT store_card_moves_pkey PRIMARY KEY (org_id, move_id),
     CONSTRAINT store_card_moves_count_check CHECK ((count > 0)),
-    CONSTRAINT store_card_moves_kind_check CHECK ((kind = ANY (ARRAY['received'::text, 'sold'::text])))
+    CONSTRAINT store_card_moves_kind_check CHECK ((kind = ANY (ARRAY['received'::text, 'sold'::text]))),
+    CONSTRAINT store_card_moves_run CHECK ((((first_slot IS NULL) = (run_count IS NULL)) AND ((first_slot IS NULL) OR ((kind = 'received'::text) AND (first_slot > 0) AND (run_count > 0)))))
 );
 CREATE INDEX store_card_moves_batch ON public.store_card_moves USING btree (org_id, store_id, batch_no);
+CREATE INDEX store_card_moves_runs ON public.store_card_moves USING btree (org_id, batch_no, first_slot) WHERE (first_slot IS NOT NULL);
 CREATE UNIQUE INDEX store_card_moves_sold ON public.store_card_moves USING btree (org_id, card_id) WHERE (kind = 'sold'::text);
 CREATE INDEX store_card_moves_store ON public.store_card_moves USING btree (org_id, store_id, at);
 

@@ -60,18 +60,17 @@ func (s *Batches) CardKeys(ctx context.Context, orgID int64, uid []byte) (CardKe
 	return k, nil
 }
 
-// CardBatch returns the number of the batch in which the organizer's
+// CardSlot returns the batch and the slot in which the organizer's
 // finished card uid was personalized. Errors wrap ErrNotFound when no
 // finished card of the organizer has the UID.
-func (s *Batches) CardBatch(ctx context.Context, orgID int64, uid []byte) (int64, error) {
-	var no int64
-	err := s.pool.QueryRow(ctx, `SELECT batch_no FROM batch_cards WHERE org_id = $1 AND uid = $2 AND status = 'done'`,
-		orgID, uid).Scan(&no)
+func (s *Batches) CardSlot(ctx context.Context, orgID int64, uid []byte) (no int64, slot int, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT batch_no, slot FROM batch_cards WHERE org_id = $1 AND uid = $2 AND status = 'done'`,
+		orgID, uid).Scan(&no, &slot)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("%w: card %X of organizer %d", ErrNotFound, uid, orgID)
+		return 0, 0, fmt.Errorf("%w: card %X of organizer %d", ErrNotFound, uid, orgID)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("batch: card batch: %w", err)
+		return 0, 0, fmt.Errorf("batch: card slot: %w", err)
 	}
-	return no, nil
+	return no, slot, nil
 }
