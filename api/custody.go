@@ -73,16 +73,24 @@ func (s *Server) handOver(c *call) error {
 	if err != nil || no <= 0 || !terminaltx.ValidID(req.Store) || req.Count <= 0 {
 		return badRequest("batch number, store and a positive count are required", nil)
 	}
+	if req.First != "" {
+		if id, err := handover.ParseCardNumber(req.First); err != nil || id.Batch() != no {
+			return badRequest("first must be a card number of the batch, such as 1-00001", err)
+		}
+	}
 	c.target = fmt.Sprintf("batch %d", no)
 	l, err := s.handoverLog(c)
 	if err != nil {
 		return err
 	}
-	a, err := l.HandOver(c.ctx, no, req.Store, req.Count)
+	a, err := l.HandOverRun(c.ctx, no, req.Store, req.Count, req.First)
 	if err != nil {
 		return err
 	}
 	c.detail = fmt.Sprintf("%d cards to %s", req.Count, req.Store)
+	if req.First != "" {
+		c.detail += " from " + req.First
+	}
 	return c.reply(http.StatusCreated, appended(a))
 }
 
@@ -121,28 +129,35 @@ func (s *Server) appendStoreEntries(c *call, allowed func(handover.Type) bool) e
 
 // AppendReceipts appends receipts signed by stores to the custody log l
 // and, in the same transaction, counts the cards received into each
-// store's stock in the ledger: the one path of a receipt, taken by POST
-// /v1/stores/{store}/receipts and by HQ's `loopcard handover receive`.
-// Sending the same signed receipt again appends and counts nothing and
-// returns ErrReceiptAgain.
+// store's stock in the ledger, with the run of cards of the handover a
+// receipt closes, if it names one: the one path of a receipt, taken by
+// POST /v1/stores/{store}/receipts and by HQ's `loopcard handover
+// receive`. Sending the same signed receipt again appends and counts
+// nothing and returns ErrReceiptAgain.
 func AppendReceipts(ctx context.Context, l *handoverdb.Log, lg *ledger.Ledger, entries ...handover.Entry) (handoverdb.Appended, error) {
-	count := func(ctx context.Context, tx pgx.Tx) error {
-		for _, e := range entries {
-			if e.Type != handover.TypeReceived || e.Count == nil {
-				continue
-			}
+	count := func(ctx context.Context, tx pgx.Tx, first int64, received []handover.Handover) error {
+		for _, h := range received {
+			e := entries[h.Received-first]
 			b, err := e.Marshal()
 			if err != nil {
 				return err
 			}
 			sum := sha256.Sum256(b)
-			if err := lg.ReceiveCardsTx(ctx, tx, l.Org(), e.Store, int(*e.Count), txid.ID(sum[:16])); err != nil {
+			r := ledger.Receipt{ID: txid.ID(sum[:16]), Store: e.Store, Batch: e.Batch, Count: int(*e.Count)}
+			if h.First != "" {
+				id, err := handover.ParseCardNumber(h.First)
+				if err != nil {
+					return err
+				}
+				r.FirstSlot, r.Run = id.Slot(), int(h.Count)
+			}
+			if err := lg.ReceiveCardsTx(ctx, tx, l.Org(), r); err != nil {
 				return fmt.Errorf("store %s, batch %d: stock: %w", e.Store, e.Batch, err)
 			}
 		}
 		return nil
 	}
-	a, err := l.AppendWith(ctx, count, entries...)
+	a, err := l.AppendReceiving(ctx, count, entries...)
 	if errors.Is(err, handoverdb.ErrDuplicate) && len(entries) == 1 {
 		return a, ErrReceiptAgain
 	}

@@ -468,6 +468,25 @@ func (e *env) debit(term *terminal, card testCard, cardSeq uint32, before, amoun
 	return s.Bytes()
 }
 
+// stock counts every card of env's batch into store's stock, as a receipt
+// in the custody log does: the store may sell them (issue 17, M3).
+func (e *env) stock(store string) {
+	require.NoError(e.t, e.ledger.ReceiveCards(context.Background(), org, store, e.batch, len(e.cards)))
+}
+
+// cloneDebits is terminal-signed clone evidence on card c: two debits of
+// the card with the one card sequence seq, uploaded together; the second
+// is held as a clone and blocks the card (if active).
+func (e *env) cloneDebits(term *terminal, c testCard, seq uint32) {
+	bal := e.balance(c)
+	a := e.debit(term, c, seq, bal, 1)
+	b := e.debit(term, c, seq, bal, 2)
+	res, err := e.ledger.Upload(context.Background(), org, [][]byte{a, b})
+	require.NoError(e.t, err)
+	require.Equal(e.t, ledger.Held, res[1].Status)
+	require.Equal(e.t, ledger.ReasonClone, res[1].Reason)
+}
+
 // fingerprint summarises everything a request could change.
 func (e *env) fingerprint() string {
 	t := e.t

@@ -77,8 +77,12 @@ func publicError(err error) *Error {
 		return apiError(http.StatusBadRequest, "invalid request", err)
 	case errors.Is(err, ledger.ErrConflict), errors.Is(err, ledger.ErrExists):
 		return apiError(http.StatusConflict, "conflicts with an earlier request", err)
+	case errors.Is(err, ledger.ErrNotReviewed):
+		return apiError(http.StatusConflict, "card is blocked: HQ reviews its alert first", err)
 	case errors.Is(err, ledger.ErrCardBlocked):
 		return apiError(http.StatusConflict, "card is blocked", err)
+	case errors.Is(err, ledger.ErrNotInStock):
+		return apiError(http.StatusConflict, "the store does not hold this card by the custody log", err)
 	case errors.Is(err, ledger.ErrInsufficientFunds):
 		return apiError(http.StatusConflict, "insufficient funds", err)
 	case errors.Is(err, ledger.ErrRefundWindow):

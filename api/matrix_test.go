@@ -26,11 +26,13 @@ import (
 // allows succeed, every other gets 401 (no credentials) or 403 and changes
 // nothing.
 func TestRoleMatrix(t *testing.T) {
-	e := newEnv(t, envOptions{cards: 3})
+	e := newEnv(t, envOptions{cards: 4})
 	ctx := context.Background()
 	term := e.enrolTerminal("bar-m")
 	sk := e.sessionKey(term)
-	holder, claimed := e.cards[0], e.cards[1]
+	holder, claimed, flagged := e.cards[0], e.cards[1], e.cards[3]
+	e.stock("store-a")
+	flaggedSeq := uint32(1)
 
 	r := e.do(request{method: "POST", path: "/v1/card/claim", card: claimed.token, pin: claimed.pin,
 		body: claimBody{Email: "m@example.org", Password: "matrix password", Consent: consent}})
@@ -187,11 +189,47 @@ func TestRoleMatrix(t *testing.T) {
 		"DELETE /v1/hq/terminals/{terminal}/session-keys": func() request {
 			return request{method: "DELETE", path: "/v1/hq/terminals/bar-other/session-keys"}
 		},
-		"GET /v1/hq/stores":     func() request { return request{method: "GET", path: "/v1/hq/stores"} },
-		"GET /v1/hq/terminals":  func() request { return request{method: "GET", path: "/v1/hq/terminals"} },
-		"GET /v1/hq/batches":    func() request { return request{method: "GET", path: "/v1/hq/batches"} },
-		"GET /v1/hq/keys":       func() request { return request{method: "GET", path: "/v1/hq/keys"} },
-		"GET /v1/hq/alerts":     func() request { return request{method: "GET", path: "/v1/hq/alerts"} },
+		"GET /v1/hq/stores":    func() request { return request{method: "GET", path: "/v1/hq/stores"} },
+		"GET /v1/hq/terminals": func() request { return request{method: "GET", path: "/v1/hq/terminals"} },
+		"GET /v1/hq/batches":   func() request { return request{method: "GET", path: "/v1/hq/batches"} },
+		"GET /v1/hq/keys":      func() request { return request{method: "GET", path: "/v1/hq/keys"} },
+		"GET /v1/hq/alerts":    func() request { return request{method: "GET", path: "/v1/hq/alerts"} },
+		"POST /v1/hq/alerts/{alert}/review": func() request {
+			// A fresh alert to review: clone evidence on the flagged card
+			// when it is active, else a sequence gap (a notice).
+			flaggedSeq += 2
+			info, err := e.ledger.Card(ctx, org, flagged.uid)
+			require.NoError(t, err)
+			if info.Status == "active" {
+				e.cloneDebits(term, flagged, flaggedSeq)
+			} else {
+				_, err := e.ledger.Upload(ctx, org, [][]byte{e.debit(term, flagged, flaggedSeq, e.balance(flagged), 1)})
+				require.NoError(t, err)
+			}
+			alerts, err := e.ledger.Alerts(ctx, org)
+			require.NoError(t, err)
+			last := alerts[len(alerts)-1]
+			require.Equal(t, "open", last.State())
+			return request{method: "POST", path: "/v1/hq/alerts/" + last.ID.String() + "/review", body: apitype.ReviewRequest{Reason: "matrix"}}
+		},
+		"POST /v1/hq/cards/{card}/unblock": func() request {
+			// The flagged card blocked, its alerts reviewed.
+			info, err := e.ledger.Card(ctx, org, flagged.uid)
+			require.NoError(t, err)
+			if info.Status == "active" {
+				flaggedSeq += 2
+				e.cloneDebits(term, flagged, flaggedSeq)
+			}
+			alerts, err := e.ledger.Alerts(ctx, org)
+			require.NoError(t, err)
+			for _, a := range alerts {
+				if a.Review == nil {
+					_, err := e.ledger.ReviewAlert(ctx, org, a.ID, "setup", "matrix setup")
+					require.NoError(t, err)
+				}
+			}
+			return request{method: "POST", path: "/v1/hq/cards/" + flagged.hex() + "/unblock", body: apitype.ReviewRequest{Reason: "matrix"}}
+		},
 		"GET /v1/audit/records": func() request { return request{method: "GET", path: "/v1/audit/records?after=0"} },
 		"GET /v1/card":          func() request { return request{method: "GET", path: "/v1/card"} },
 		"GET /v1/card/history":  func() request { return request{method: "GET", path: "/v1/card/history"} },

@@ -131,6 +131,7 @@ var loggablePathValue = map[string]func(string) bool{
 	},
 	"card":  func(v string) bool { _, ok := parseCardID(v); return ok },
 	"load":  func(v string) bool { _, ok := parseUUID(v); return ok },
+	"alert": func(v string) bool { _, ok := parseUUID(v); return ok },
 	"token": validTokenID,
 }
 

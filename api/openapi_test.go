@@ -195,7 +195,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"DayCloseResponse": apitype.DayCloseResponse{}, "StoreDayReport": ledger.StoreDayReport{},
 		"MoneyResponse": apitype.MoneyResponse{}, "StoreKexRequest": apitype.StoreKexRequest{}, "StoreCreditKey": apitype.StoreCreditKeyResponse{},
 		"BalanceKeyRequest": apitype.BalanceKeyRequest{}, "BalanceKey": apitype.BalanceKeyResponse{},
-		"StoreInfo": apitype.StoreInfo{}, "TerminalInfo": apitype.TerminalInfo{}, "OrganizerKey": apitype.OrganizerKey{}, "Error": struct {
+		"StoreInfo": apitype.StoreInfo{}, "TerminalInfo": apitype.TerminalInfo{}, "OrganizerKey": apitype.OrganizerKey{}, "ReviewRequest": apitype.ReviewRequest{},
+		"UnblockResponse": apitype.UnblockResponse{}, "Error": struct {
 			Error     string `json:"error"`
 			RequestID string `json:"request_id"`
 		}{},

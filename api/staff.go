@@ -15,6 +15,7 @@ import (
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/input"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 func (s *Server) addStore(c *call) error {
@@ -140,9 +141,76 @@ func (s *Server) listAlerts(c *call) error {
 		return err
 	}
 	for _, l := range la {
-		out = append(out, apitype.AlertRecord{Source: "ledger", Kind: l.Kind, Card: terminaltx.CardHex(l.Card), Detail: l.Detail})
+		out = append(out, alertRecord(l))
 	}
 	return c.reply(http.StatusOK, map[string]any{"alerts": out})
+}
+
+// alertRecord is a ledger alert as the API shows it.
+func alertRecord(l ledger.Alert) apitype.AlertRecord {
+	a := apitype.AlertRecord{Source: "ledger", ID: l.ID.String(), Kind: l.Kind, State: l.State(), Blocking: l.Blocking,
+		Card: terminaltx.CardHex(l.Card), Detail: l.Detail, RaisedAt: l.RaisedAt}
+	if r := l.Review; r != nil {
+		a.ReviewedBy, a.ReviewReason, a.ReviewedAt = r.By, r.Reason, r.At
+	}
+	return a
+}
+
+// reviewAlert records HQ's review of one of its organizer's ledger alerts
+// (body ReviewRequest): who, when and why. A reviewed alert lets its card
+// be unblocked (unblockCard) or refunded.
+func (s *Server) reviewAlert(c *call) error {
+	var req apitype.ReviewRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	id, ok := parseUUID(c.r.PathValue("alert"))
+	if !ok {
+		return badRequest("the alert id must be a UUID (GET /v1/hq/alerts lists them)", nil)
+	}
+	c.target = "alert " + uuidText(id)
+	a, err := s.ledger.ReviewAlert(c.ctx, c.who.org, txid.ID(id.Bytes), c.who.actor(), req.Reason)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return apiError(http.StatusNotFound, "no such alert of this organizer: GET /v1/hq/alerts lists them", err)
+	case errors.Is(err, ledger.ErrExists):
+		return apiError(http.StatusConflict, "the alert was reviewed before: nothing was changed", err)
+	case errors.Is(err, ledger.ErrInvalid):
+		return badRequest("reason (1 to 500 characters of printable text) is required", err)
+	case err != nil:
+		return err
+	}
+	c.detail = fmt.Sprintf("reviewed %s alert of card %s: %s", a.Kind, terminaltx.CardHex(a.Card), req.Reason)
+	return c.reply(http.StatusOK, alertRecord(a))
+}
+
+// unblockCard sets a blocked card of the organizer active again (body
+// ReviewRequest), once every alert that blocked it is reviewed.
+func (s *Server) unblockCard(c *call) error {
+	var req apitype.ReviewRequest
+	if err := c.decode(&req); err != nil {
+		return err
+	}
+	card, ok := parseCardID(c.r.PathValue("card"))
+	if !ok {
+		return badRequest("bad card id (hex)", nil)
+	}
+	c.target = "card " + terminaltx.CardHex(card)
+	err := s.ledger.UnblockCard(c.ctx, c.who.org, card, c.who.actor(), req.Reason)
+	switch {
+	case errors.Is(err, ledger.ErrNotReviewed):
+		return apiError(http.StatusConflict, "an alert that blocked the card is not reviewed: review it first (POST /v1/hq/alerts/{alert}/review), nothing was changed", err)
+	case errors.Is(err, ledger.ErrConflict):
+		return apiError(http.StatusConflict, "the card is not blocked: nothing was changed", err)
+	case errors.Is(err, ledger.ErrNotFound):
+		return apiError(http.StatusNotFound, "no such card of this organizer", err)
+	case errors.Is(err, ledger.ErrInvalid):
+		return badRequest("reason (1 to 500 characters of printable text) is required", err)
+	case err != nil:
+		return err
+	}
+	c.detail = "unblocked: " + req.Reason
+	return c.reply(http.StatusOK, apitype.UnblockResponse{Card: terminaltx.CardHex(card), Status: "active"})
 }
 
 // auditRecords exports the audit trail of the caller's organizer in pages

@@ -10,6 +10,7 @@ import (
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/input"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/personalize/batch"
 )
 
 func (s *Server) sellCard(c *call) error {
@@ -29,8 +30,21 @@ func (s *Server) sellCard(c *call) error {
 		return badRequest("card (hex card id) and a deposit or credit are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(card)
-	sale := ledger.CardSale{ID: c.idem, Store: store, Card: card, Deposit: req.Deposit, Credit: req.Credit}
+	// The store must hold the card by the custody log: a card of a batch
+	// it received and has not sold out (issue 17, M3).
+	no, slot, err := s.batches.CardSlot(c.ctx, c.who.org, card)
+	if errors.Is(err, batch.ErrNotFound) {
+		return apiError(http.StatusConflict, "the card was not personalized in a batch of this organizer: no store holds it, nothing was sold", err)
+	}
+	if err != nil {
+		return err
+	}
+	sale := ledger.CardSale{ID: c.idem, Store: store, Card: card, Deposit: req.Deposit, Credit: req.Credit, Batch: no, Slot: slot}
 	id, err := s.ledger.SellCard(c.ctx, c.who.org, sale)
+	if errors.Is(err, ledger.ErrNotInStock) {
+		c.detail = fmt.Sprintf("sale refused: store %s does not hold card %d-%05d", store, no, slot)
+		return apiError(http.StatusConflict, fmt.Sprintf("store %s does not hold this card by the custody log (it is in another store's run of cards, or the store has no card of batch %d received and unsold): nothing was sold; sell it where it was handed over, or hand it to this store (loopcard handover send, then the store's receipt)", store, no), err)
+	}
 	if err != nil {
 		return err
 	}

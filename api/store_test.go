@@ -13,6 +13,7 @@ import (
 
 func TestStoreDay(t *testing.T) {
 	e := newEnv(t, envOptions{})
+	e.stock("store-a")
 	tok := e.tokens["store"]
 	today := e.clock.Now().UTC().Format(time.DateOnly)
 

@@ -25,9 +25,13 @@ type CardWrite struct {
 	Before, After int64
 }
 
-// recordCardWrite adds a credit's card write to the card's chain, raising
-// an alert (and blocking the card) when the sequence is taken or the chain
-// does not join. The card must be locked.
+// recordCardWrite adds a credit's card write to the card's chain. The
+// write is what a store or station reports, a claim no terminal signed:
+// when its sequence is taken or its balances do not join the chain rows
+// next to it, it raises a ReasonWriteConflict alert for HQ, which blocks
+// nothing, and stays out of the chain, so that it cannot make a later
+// terminal-signed transaction look like a clone (issue 17, M4). The card
+// must be locked.
 func (l *Ledger) recordCardWrite(ctx context.Context, tx pgx.Tx, org int64, st *cardState, w *CardWrite, txn txid.ID) error {
 	if w == nil {
 		return nil
@@ -41,30 +45,25 @@ func (l *Ledger) recordCardWrite(ctx context.Context, tx pgx.Tx, org int64, st *
 		return err
 	}
 	var alerts []alert
-	raise := func(kind string, other txid.ID, detail string) {
-		if st.status != "active" {
-			return
-		}
-		st.status = "blocked"
+	note := func(kind string, other txid.ID, detail string) {
 		o := other
-		alerts = append(alerts, alert{id: l.newID(), card: st.card, kind: kind, txn: txn, other: &o, detail: detail})
-		l.log.Warn("card blocked", "org", org, "card", terminaltx.CardHex(st.card), "reason", kind, "txn", txn.String(), "detail", detail)
+		detail += " (a reported card write: " + kind + ")"
+		alerts = append(alerts, alert{id: l.newID(), card: st.card, kind: ReasonWriteConflict, txn: txn, other: &o, detail: detail, notice: true})
+		l.log.Warn("card alert", "org", org, "card", terminaltx.CardHex(st.card), "reason", ReasonWriteConflict, "txn", txn.String(), "detail", detail)
 	}
-	clone := false
 	var seq int64
 	var ev cardEvent
 	_, err = pgx.ForEachRow(rows, []any{&seq, &ev.txn, &ev.before, &ev.after}, func() error {
 		switch seq {
 		case int64(w.Seq):
-			clone = true
-			raise(ReasonClone, ev.txn, fmt.Sprintf("card sequence %d used by two transactions", w.Seq))
+			note(ReasonClone, ev.txn, fmt.Sprintf("card sequence %d used by two transactions", w.Seq))
 		case int64(w.Seq) - 1:
 			if ev.after != w.Before {
-				raise(ReasonChain, ev.txn, fmt.Sprintf("balance before %d at sequence %d, but %d after sequence %d", w.Before, w.Seq, ev.after, seq))
+				note(ReasonChain, ev.txn, fmt.Sprintf("balance before %d at sequence %d, but %d after sequence %d", w.Before, w.Seq, ev.after, seq))
 			}
 		case int64(w.Seq) + 1:
 			if ev.before != w.After {
-				raise(ReasonChain, ev.txn, fmt.Sprintf("balance after %d at sequence %d, but %d before sequence %d", w.After, w.Seq, ev.before, seq))
+				note(ReasonChain, ev.txn, fmt.Sprintf("balance after %d at sequence %d, but %d before sequence %d", w.After, w.Seq, ev.before, seq))
 			}
 		}
 		return nil
@@ -72,7 +71,7 @@ func (l *Ledger) recordCardWrite(ctx context.Context, tx pgx.Tx, org int64, st *
 	if err != nil {
 		return err
 	}
-	if !clone {
+	if len(alerts) == 0 {
 		if _, err := tx.Exec(ctx, `INSERT INTO card_events (org_id, card_id, card_seq, txn_id, balance_before, balance_after)
 			VALUES ($1, $2, $3, $4, $5, $6)`, org, st.card, int64(w.Seq), pgtype.UUID{Bytes: txn, Valid: true}, w.Before, w.After); err != nil {
 			return fmt.Errorf("ledger: card event: %w", err)

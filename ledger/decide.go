@@ -113,6 +113,19 @@ func (v *verdict) notify(f *facts, kind string, detail string) {
 	v.add(alert{card: f.tx.Card, kind: kind, txn: f.tx.ID, detail: detail, notice: true})
 }
 
+// conflict raises the alert of a conflict between the transaction and the
+// chain row with: a blocking one of kind when the row is terminal-signed
+// too, and a ReasonWriteConflict notice when it is a card write a store or
+// station reported, a claim that must never block a card (issue 17, M4).
+func (v *verdict) conflict(f *facts, with chainRow, kind string, other *txid.ID, detail string) {
+	if with.claimed {
+		v.add(alert{card: f.tx.Card, kind: ReasonWriteConflict, txn: f.tx.ID, other: other, notice: true,
+			detail: detail + " (a reported card write: " + kind + ")"})
+		return
+	}
+	v.raise(f, kind, other, detail)
+}
+
 func (v *verdict) add(a alert) {
 	v.alerts[v.nAlerts] = a
 	v.nAlerts++
@@ -128,7 +141,9 @@ func (v *verdict) add(a alert) {
 //   - otherwise it is recorded, held when the card is unknown
 //     (ReasonUnknownCard) or its card sequence is taken (ReasonClone,
 //     blocking), posted with ReasonChain (blocking) when its balances do
-//     not join the chain rows next to it, with a ReasonSequenceGap notice
+//     not join the chain rows next to it (when that row is a card write a
+//     store or station reported, a claim, the alert is a
+//     ReasonWriteConflict notice instead, which blocks nothing), with a ReasonSequenceGap notice
 //     when nothing is recorded at the sequence before it, held with a
 //     notice when its terminal is at fault (ReasonTerminalRevoked,
 //     ReasonWrongMerchant) and held when the card's credit does not cover
@@ -159,17 +174,17 @@ func decide(f *facts) (v verdict) {
 	case f.at.ok:
 		v.status, v.reason = Held, ReasonClone
 		other := f.at.txn
-		v.raise(f, ReasonClone, &other, fmt.Sprintf("card sequence %d used by two transactions", s.CardSeq))
+		v.conflict(f, f.at, ReasonClone, &other, fmt.Sprintf("card sequence %d used by two transactions", s.CardSeq))
 	default:
 		if p := f.prev; p.ok && p.after != s.BalanceBefore {
 			v.reason = ReasonChain
 			other := p.txn // escapes only here
-			v.raise(f, ReasonChain, &other, fmt.Sprintf("balance before %d at sequence %d, but %d after sequence %d", s.BalanceBefore, s.CardSeq, p.after, s.CardSeq-1))
+			v.conflict(f, p, ReasonChain, &other, fmt.Sprintf("balance before %d at sequence %d, but %d after sequence %d", s.BalanceBefore, s.CardSeq, p.after, s.CardSeq-1))
 		}
 		if n := f.next; n.ok && n.before != s.BalanceAfter {
 			v.reason = ReasonChain
 			other := n.txn
-			v.raise(f, ReasonChain, &other, fmt.Sprintf("balance after %d at sequence %d, but %d before sequence %d", s.BalanceAfter, s.CardSeq, n.before, s.CardSeq+1))
+			v.conflict(f, n, ReasonChain, &other, fmt.Sprintf("balance after %d at sequence %d, but %d before sequence %d", s.BalanceAfter, s.CardSeq, n.before, s.CardSeq+1))
 		}
 		// Every chain row next to the transaction is known (see apply):
 		// nothing at the sequence before it is a gap.

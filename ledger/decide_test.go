@@ -127,6 +127,17 @@ func TestDecide(t *testing.T) {
 		}, want: verdict{status: Held, reason: ReasonClone, blocks: true},
 			alert: []wantAlert{{kind: ReasonClone, other: atID}}},
 
+		// A card write a store reported is a claim: a conflict with it
+		// is a notice for HQ, never a block (issue 17, M4).
+		{name: "clone of a reported card write", edit: func(f *facts) {
+			f.at = chainRow{cardEvent{txn: atID, before: 1000, after: 1001, claimed: true}, true}
+		}, want: verdict{status: Held, reason: ReasonClone},
+			alert: []wantAlert{{kind: ReasonWriteConflict, other: atID, notice: true}}},
+		{name: "chain break against a reported card write", edit: func(f *facts) {
+			f.prev = chainRow{cardEvent{txn: prevID, before: 1000, after: 1001, claimed: true}, true}
+		}, want: verdict{status: Accepted, reason: ReasonChain, chained: true},
+			alert: []wantAlert{{kind: ReasonWriteConflict, other: prevID, notice: true}}},
+
 		{name: "chain break before", edit: func(f *facts) { f.prev.after = 1100 },
 			want:  verdict{status: Accepted, reason: ReasonChain, chained: true, blocks: true},
 			alert: []wantAlert{{kind: ReasonChain, other: prevID}}},
@@ -276,7 +287,7 @@ func checkVerdict(t *testing.T, f *facts, v *verdict) {
 	}
 	// A clone is held, stays out of the chain, and blocks the card.
 	if recorded && f.card.known && f.at.ok {
-		if v.status != Held || v.reason != ReasonClone || v.chained || !(v.blocks || f.card.blocked) {
+		if v.status != Held || v.reason != ReasonClone || v.chained || !(v.blocks || f.card.blocked || f.at.claimed) {
 			t.Errorf("clone: %+v", v)
 		}
 	}
@@ -284,8 +295,15 @@ func checkVerdict(t *testing.T, f *facts, v *verdict) {
 	if blocking > 1 || v.blocks != (blocking == 1) || v.blocks && f.card.blocked {
 		t.Errorf("%d blocking alerts, blocks %v, card blocked %v", blocking, v.blocks, f.card.blocked)
 	}
-	if recorded && !f.card.blocked && (v.reason == ReasonClone || v.reason == ReasonUnfunded || v.reason == ReasonChain) && !v.blocks {
+	claimsOnly := v.reason == ReasonClone && f.at.claimed ||
+		v.reason == ReasonChain && (!f.prev.ok || f.prev.claimed || f.prev.after == s.BalanceBefore) &&
+			(!f.next.ok || f.next.claimed || f.next.before == s.BalanceAfter)
+	if recorded && !f.card.blocked && (v.reason == ReasonClone || v.reason == ReasonUnfunded || v.reason == ReasonChain) && !v.blocks && !claimsOnly {
 		t.Errorf("%s did not block an active card", v.reason)
+	}
+	// A conflict with a reported card write alone never blocks.
+	if claimsOnly && v.blocks {
+		t.Errorf("a reported card write blocked the card: %+v", v)
 	}
 	if v.chained != (recorded && f.card.known && !f.at.ok) {
 		t.Errorf("chained %v", v.chained)
@@ -348,8 +366,10 @@ func FuzzDecide(f *testing.F) {
 			fc.prev = chainRow{cardEvent{txn: prevID, before: prevAfter + 1, after: prevAfter}, true}
 		}
 		if bit(10) {
-			fc.at = chainRow{cardEvent{txn: atID}, true}
+			fc.at = chainRow{cardEvent{txn: atID, claimed: bit(14)}, true}
 		}
+		fc.prev.claimed = bit(15) && fc.prev.ok
+		fc.next.claimed = bit(15) && fc.next.ok
 		if bit(11) {
 			if bit(12) {
 				nextBefore = before - amount

@@ -36,8 +36,9 @@ func TestCashCreditIsPendingUntilConfirmed(t *testing.T) {
 	require.NoError(t, l.AddStore(ctx, org, "gate", "Gate"))
 	a, b := newCard(1), newCard(2)
 	require.NoError(t, l.RegisterCards(ctx, org, "fest", [][]byte{a.uid, b.uid}))
+	require.NoError(t, l.ReceiveCards(ctx, org, "gate", 1, 2))
 
-	sale, err := l.SellCard(ctx, org, CardSale{Store: "gate", Card: a.uid, Deposit: 500, Credit: 2000})
+	sale, err := l.SellCard(ctx, org, CardSale{Store: "gate", Batch: 1, Slot: 1, Card: a.uid, Deposit: 500, Credit: 2000})
 	require.NoError(t, err)
 	topup, err := l.TopUpCash(ctx, org, CashTopUp{Store: "gate", Card: b.uid, Amount: 1650})
 	require.NoError(t, err)

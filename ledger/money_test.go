@@ -27,18 +27,18 @@ func TestMoneyInAndOut(t *testing.T) {
 	bar := newTerminal(t, l, "bar-1", "bar")
 	a, b := newCard(1), newCard(2)
 	require.NoError(t, l.RegisterCards(ctx, org, "fest", [][]byte{a.uid, b.uid}))
-	require.NoError(t, l.ReceiveCards(ctx, org, "gate", 50))
+	require.NoError(t, l.ReceiveCards(ctx, org, "gate", 1, 50))
 
 	// Card sale: 5.00 deposit and 20.00 credit, paid in cash.
 	a.seq, a.bal = 1, 2000
-	saleID, err := l.SellCard(ctx, org, CardSale{Store: "gate", Card: a.uid, Deposit: 500, Credit: 2000})
+	saleID, err := l.SellCard(ctx, org, CardSale{Store: "gate", Batch: 1, Slot: 1, Card: a.uid, Deposit: 500, Credit: 2000})
 	require.NoError(t, err)
 	require.NoError(t, l.LoadPending(ctx, org, a.uid, saleID, &CardWrite{Seq: 1, Before: 0, After: 2000}))
-	_, err = l.SellCard(ctx, org, CardSale{ID: saleID, Store: "gate", Card: a.uid, Deposit: 500, Credit: 2000})
+	_, err = l.SellCard(ctx, org, CardSale{ID: saleID, Store: "gate", Batch: 1, Slot: 1, Card: a.uid, Deposit: 500, Credit: 2000})
 	require.NoError(t, err, "same request again")
-	_, err = l.SellCard(ctx, org, CardSale{Store: "gate", Card: a.uid, Deposit: 500})
+	_, err = l.SellCard(ctx, org, CardSale{Store: "gate", Batch: 1, Slot: 1, Card: a.uid, Deposit: 500})
 	require.ErrorIs(t, err, ErrExists)
-	_, err = l.SellCard(ctx, org, CardSale{Store: "gate", Card: b.uid, Deposit: 500})
+	_, err = l.SellCard(ctx, org, CardSale{Store: "gate", Batch: 1, Slot: 2, Card: b.uid, Deposit: 500})
 	require.NoError(t, err)
 
 	// Cash top-up, idempotent by request id.

@@ -88,7 +88,8 @@ func (l *Ledger) unsealPayee(ctx context.Context, org int64, refund txid.ID, sea
 // written onto it, to refunds payable (card and pending loads → refunds
 // payable) and marks the card refunded; ExportPayouts later pays it.
 // It fails with ErrRefundWindow after the event's refund deadline,
-// ErrCardBlocked for a blocked card, ErrExists when already refunded,
+// ErrCardBlocked (and ErrNotReviewed) for a blocked card whose blocking
+// alert HQ has not reviewed (ReviewAlert), ErrExists when already refunded,
 // ErrNothingToPay for an empty card, ErrInvalid for a bad IBAN, and
 // ErrNoSealer without Options.Sealer. The holder name, IBAN and BIC are
 // stored sealed by the HSM (Options.Sealer), bound to the refund.
@@ -113,7 +114,10 @@ func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest
 		}
 		switch st.status {
 		case "blocked":
-			return fmt.Errorf("%w: %s", ErrCardBlocked, terminaltx.CardHex(req.Card))
+			// A blocked card is refunded once HQ reviewed what blocked it.
+			if err := checkReviewed(ctx, tx, org, req.Card); err != nil {
+				return fmt.Errorf("%w: %w", ErrCardBlocked, err)
+			}
 		case "refunded":
 			return fmt.Errorf("%w: card %s is already refunded", ErrExists, terminaltx.CardHex(req.Card))
 		}

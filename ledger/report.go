@@ -85,7 +85,8 @@ type EventReport struct {
 	// on its cards: not part of Outstanding.
 	PendingLoads int64 `json:"pending_loads"`
 	HeldTxs      int64 `json:"held_transactions"`
-	Alerts       int64 `json:"alerts"`
+	// Alerts is the open alerts of the event's cards: not reviewed by HQ.
+	Alerts int64 `json:"alerts"`
 }
 
 // MerchantSales is what one merchant sold at an event.
@@ -140,7 +141,7 @@ func (l *Ledger) Event(ctx context.Context, org int64, event string) (EventRepor
 	b.Queue(`SELECT (SELECT count(*) FROM terminal_txs t JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id
 			WHERE t.org_id = $1 AND c.event_id = $2 AND t.status = 'held'),
 		(SELECT count(*) FROM card_alerts a JOIN cards c ON c.org_id = a.org_id AND c.card_id = a.card_id
-			WHERE a.org_id = $1 AND c.event_id = $2 AND a.resolved_at IS NULL)`, org, event).QueryRow(func(row pgx.Row) error {
+			WHERE a.org_id = $1 AND c.event_id = $2 AND a.resolved_at IS NULL AND a.reviewed_at IS NULL)`, org, event).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&rep.HeldTxs, &rep.Alerts)
 	})
 	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {

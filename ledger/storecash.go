@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -108,32 +109,87 @@ func storeCash(ctx context.Context, tx pgx.Tx, org int64, store string) (int64, 
 	return cash, err
 }
 
-// ReceiveCards records that a store received and counted count cards.
-func (l *Ledger) ReceiveCards(ctx context.Context, org int64, store string, count int) error {
-	return l.ReceiveCardsOnce(ctx, org, store, count, l.newID())
+// Receipt is a store's receipt of cards, as the custody log records it.
+type Receipt struct {
+	// ID is the receipt's id: the cards of one receipt are counted into
+	// the store's stock once, however often it is recorded.
+	ID    txid.ID
+	Store string
+	Batch int64
+	Count int // the cards the store counted
+	// FirstSlot and Run, for the receipt of a run of cards handed over,
+	// are the run's first slot and its length (the cards handed over).
+	FirstSlot, Run int
 }
 
-// ReceiveCardsOnce is ReceiveCards for the receipt id: the cards of one
-// receipt are counted into the store's stock once, however often it is
-// recorded.
-func (l *Ledger) ReceiveCardsOnce(ctx context.Context, org int64, store string, count int, receipt txid.ID) error {
-	return l.inTx(ctx, func(tx pgx.Tx) error { return l.ReceiveCardsTx(ctx, tx, org, store, count, receipt) })
+// ReceiveCards records that a store received and counted count cards of
+// batch no.
+func (l *Ledger) ReceiveCards(ctx context.Context, org int64, store string, no int64, count int) error {
+	return l.inTx(ctx, func(tx pgx.Tx) error {
+		return l.ReceiveCardsTx(ctx, tx, org, Receipt{ID: l.newID(), Store: store, Batch: no, Count: count})
+	})
 }
 
-// ReceiveCardsTx is ReceiveCardsOnce in the caller's transaction tx on the
-// ledger's database, so that a receipt in the custody log and the store's
-// stock commit together (handoverdb.Log.AppendWith).
-func (l *Ledger) ReceiveCardsTx(ctx context.Context, tx pgx.Tx, org int64, store string, count int, receipt txid.ID) error {
-	if count <= 0 {
-		return fmt.Errorf("%w: count must be positive", ErrInvalid)
+// ReceiveCardsTx counts the cards of receipt r into the store's stock, in
+// the caller's transaction tx on the ledger's database, so that a receipt
+// in the custody log and the store's stock commit together
+// (handoverdb.Log.AppendReceiving).
+func (l *Ledger) ReceiveCardsTx(ctx context.Context, tx pgx.Tx, org int64, r Receipt) error {
+	if r.Count <= 0 || r.Batch <= 0 || r.FirstSlot < 0 || r.Run < 0 || (r.FirstSlot == 0) != (r.Run == 0) {
+		return fmt.Errorf("%w: a batch, a positive count and a run of cards or none are required", ErrInvalid)
 	}
-	if _, err := storeCash(ctx, tx, org, store); err != nil {
+	if _, err := storeCash(ctx, tx, org, r.Store); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, at)
-		VALUES ($1, $2, $3, 'received', $4, $5) ON CONFLICT (org_id, move_id) DO NOTHING`,
-		org, pgtype.UUID{Bytes: receipt, Valid: true}, store, count, l.now())
+	var first, run *int
+	if r.Run > 0 {
+		first, run = &r.FirstSlot, &r.Run
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, batch_no, first_slot, run_count, at)
+		VALUES ($1, $2, $3, 'received', $4, $5, $6, $7, $8) ON CONFLICT (org_id, move_id) DO NOTHING`,
+		org, pgtype.UUID{Bytes: r.ID, Valid: true}, r.Store, r.Count, r.Batch, first, run, l.now())
 	return err
+}
+
+// ErrNotInStock: the store does not hold the card by the custody log: no
+// card of its batch was received by the store, or all of them are sold.
+var ErrNotInStock = errors.New("ledger: the store does not hold the card")
+
+// checkStock fails with ErrNotInStock unless store holds the card in slot
+// of batch no: the card is in no other store's run of cards, and the store
+// holds a card of the batch, received (the custody log's receipts, see
+// ReceiveCardsTx) and not sold. The store's row is locked, so that two
+// sales of the store's last card of a batch do not both pass.
+func checkStock(ctx context.Context, tx pgx.Tx, org int64, store string, no int64, slot int) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM stores WHERE org_id = $1 AND store_id = $2 FOR NO KEY UPDATE`, org, store).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: store %q", ErrNotFound, store)
+	}
+	if err != nil {
+		return err
+	}
+	var runs []string
+	rows, err := tx.Query(ctx, `SELECT store_id FROM store_card_moves WHERE org_id = $1 AND batch_no = $2
+		AND first_slot IS NOT NULL AND first_slot <= $3 AND $3 < first_slot + run_count`, org, no, slot)
+	if err != nil {
+		return err
+	}
+	if runs, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return err
+	}
+	if len(runs) > 0 && !slices.Contains(runs, store) {
+		return fmt.Errorf("%w: the custody log has card %d-%05d at store %s", ErrNotInStock, no, slot, runs[0])
+	}
+	var held int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(sum(CASE kind WHEN 'received' THEN count ELSE -count END), 0)::bigint
+		FROM store_card_moves WHERE org_id = $1 AND store_id = $2 AND batch_no = $3`, org, store, no).Scan(&held); err != nil {
+		return err
+	}
+	if held <= 0 {
+		return fmt.Errorf("%w: store %s holds no card of batch %d by the custody log", ErrNotInStock, store, no)
+	}
+	return nil
 }
 
 // CardSale is a card sold at a store for cash: a refundable deposit and
@@ -143,6 +199,10 @@ type CardSale struct {
 	Store   string
 	Card    []byte
 	Deposit int64
+	// Batch and Slot are where the card was personalized: the store must
+	// hold it by the custody log (ErrNotInStock).
+	Batch int64
+	Slot  int
 	// Credit is initial credit: it waits as a pending load with the sale's
 	// ID until the store confirms the card write (LoadPending).
 	Credit int64
@@ -151,6 +211,8 @@ type CardSale struct {
 // SellCard records a card sale: store cash → card deposits (deposit) and
 // → pending loads (credit, a load of the card with the sale's ID). Selling
 // a card twice fails with ErrExists; repeating the same request ID does
+// nothing. A store sells only a card of a batch it holds by the custody
+// log (sale.Batch): else the sale fails with ErrNotInStock and changes
 // nothing.
 func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (txid.ID, error) {
 	if err := errors.Join(input.AmountOrZero("deposit", sale.Deposit), input.AmountOrZero("credit", sale.Credit)); err != nil {
@@ -158,6 +220,9 @@ func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (txid.I
 	}
 	if sale.Deposit+sale.Credit <= 0 {
 		return txid.ID{}, fmt.Errorf("%w: deposit and credit must not be negative, nor both zero", ErrInvalid)
+	}
+	if sale.Batch <= 0 || sale.Slot <= 0 {
+		return txid.ID{}, fmt.Errorf("%w: the card's batch and slot are required", ErrInvalid)
 	}
 	if sale.ID == (txid.ID{}) {
 		sale.ID = l.newID()
@@ -182,6 +247,9 @@ func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (txid.I
 		if st.status != "active" {
 			return fmt.Errorf("%w: %s", ErrCardBlocked, terminaltx.CardHex(sale.Card))
 		}
+		if err := checkStock(ctx, tx, org, sale.Store, sale.Batch, sale.Slot); err != nil {
+			return err
+		}
 		cash, err := storeCash(ctx, tx, org, sale.Store)
 		if err != nil {
 			return err
@@ -204,8 +272,8 @@ func (l *Ledger) SellCard(ctx context.Context, org int64, sale CardSale) (txid.I
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, card_id, at)
-			VALUES ($1, $2, $3, 'sold', 1, $4, $5)`, org, pgtype.UUID{Bytes: sale.ID, Valid: true}, sale.Store, sale.Card, l.now()); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, card_id, batch_no, at)
+			VALUES ($1, $2, $3, 'sold', 1, $4, $5, $6)`, org, pgtype.UUID{Bytes: sale.ID, Valid: true}, sale.Store, sale.Card, sale.Batch, l.now()); err != nil {
 			return err
 		}
 		e := entry{id: sale.ID, kind: "card_sale", event: st.event, ref: sale.Store, at: l.now(), postings: ps}

@@ -81,6 +81,11 @@ const (
 	// A gap that stays open is a debit some terminal has not uploaded, or
 	// a credit written without its card write being recorded.
 	ReasonSequenceGap = "sequence_gap"
+	// A card write reported by a store or station (LoadPending) conflicts
+	// with the card's chain, or a terminal-signed transaction conflicts
+	// with such a report: a claim, not signed evidence, so an alert for
+	// HQ that does not block the card.
+	ReasonWriteConflict = "write_conflict"
 )
 
 // terminalHold returns why a correctly signed debit of an enrolled terminal
@@ -484,6 +489,10 @@ type seqKey struct {
 type cardEvent struct {
 	txn           txid.ID
 	before, after int64
+	// claimed: a card write reported by a store or station (card_events),
+	// not a terminal-signed transaction. A conflict with a claim is a
+	// notice for HQ, never a block (see decide).
+	claimed bool
 }
 
 type termSeq struct {
@@ -751,12 +760,12 @@ func (l *Ledger) activeCardAlerts(ctx context.Context, tx batchSender, org int64
 // (see card_chain). The lookups are nested loops over the keys (LATERAL
 // ... OFFSET 0): a batch touches few rows of large tables.
 func queueReadChain(b *pgx.Batch, org int64, cards [][]byte, seqs []int64, events map[seqKey]cardEvent) {
-	b.Queue(`SELECT e.card_id, e.card_seq, e.txn_id, e.balance_before, e.balance_after
+	b.Queue(`SELECT e.card_id, e.card_seq, e.txn_id, e.balance_before, e.balance_after, e.claimed
 		FROM unnest($2::bytea[], $3::bigint[]) q(card, seq)
-		CROSS JOIN LATERAL (SELECT card_id, card_seq, txn_id, balance_before, balance_after FROM card_events e
+		CROSS JOIN LATERAL (SELECT card_id, card_seq, txn_id, balance_before, balance_after, true AS claimed FROM card_events e
 			WHERE e.org_id = $1 AND e.card_id = q.card AND e.card_seq BETWEEN q.seq - 1 AND q.seq + 1
 			UNION ALL
-			SELECT card_id, card_seq, txn_id, balance_before, balance_after FROM terminal_txs t
+			SELECT card_id, card_seq, txn_id, balance_before, balance_after, false FROM terminal_txs t
 			WHERE t.org_id = $1 AND t.card_id = q.card AND t.card_seq BETWEEN q.seq - 1 AND q.seq + 1 AND t.chained
 			OFFSET 0) e`, org, cards, seqs).
 		Query(func(rows pgx.Rows) error {
@@ -765,9 +774,10 @@ func queueReadChain(b *pgx.Batch, org int64, cards [][]byte, seqs []int64, event
 				seq           int64
 				id            [16]byte
 				before, after int64
+				claimed       bool
 			)
-			_, err := pgx.ForEachRow(rows, []any{&card, &seq, &id, &before, &after}, func() error {
-				events[seqKey{string(card), seq}] = cardEvent{txn: id, before: before, after: after}
+			_, err := pgx.ForEachRow(rows, []any{&card, &seq, &id, &before, &after, &claimed}, func() error {
+				events[seqKey{string(card), seq}] = cardEvent{txn: id, before: before, after: after, claimed: claimed}
 				return nil
 			})
 			return err
@@ -974,9 +984,9 @@ func queueAlerts(b *pgx.Batch, org int64, alerts []alert) {
 		if a.other != nil {
 			other = &pgtype.UUID{Bytes: *a.other, Valid: true}
 		}
-		b.Queue(`INSERT INTO card_alerts (org_id, alert_id, card_id, kind, txn_id, other_txn_id, detail)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, org, pgtype.UUID{Bytes: a.id, Valid: true}, a.card, a.kind,
-			pgtype.UUID{Bytes: a.txn, Valid: true}, other, a.detail)
+		b.Queue(`INSERT INTO card_alerts (org_id, alert_id, card_id, kind, txn_id, other_txn_id, detail, blocking)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, org, pgtype.UUID{Bytes: a.id, Valid: true}, a.card, a.kind,
+			pgtype.UUID{Bytes: a.txn, Valid: true}, other, a.detail, !a.notice)
 		if !a.notice {
 			b.Queue(`UPDATE cards SET status = 'blocked' WHERE org_id = $1 AND card_id = $2`, org, a.card)
 		}
@@ -1013,40 +1023,4 @@ func insertAlerts(ctx context.Context, tx pgx.Tx, org int64, alerts []alert) err
 		return fmt.Errorf("ledger: alerts: %w", err)
 	}
 	return nil
-}
-
-// Alert is an alert raised for a card: clone, chain and unfunded block the
-// card; wrong_merchant, terminal_revoked and sequence_gap are for HQ only.
-type Alert struct {
-	ID       txid.ID
-	Card     []byte
-	Kind     string // a Reason
-	Txn      txid.ID
-	OtherTxn *txid.ID
-	Detail   string
-}
-
-// Alerts lists the open alerts of an organizer, oldest first: all but the
-// sequence gaps that a late upload closed since.
-func (l *Ledger) Alerts(ctx context.Context, org int64) ([]Alert, error) {
-	rows, err := l.pool.Query(ctx, `SELECT alert_id, card_id, kind, txn_id, other_txn_id, detail FROM card_alerts
-		WHERE org_id = $1 AND resolved_at IS NULL ORDER BY raised_at, alert_id`, org)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: alerts: %w", err)
-	}
-	defer rows.Close()
-	var out []Alert
-	for rows.Next() {
-		var a Alert
-		var other pgtype.UUID
-		if err := rows.Scan(&a.ID, &a.Card, &a.Kind, &a.Txn, &other, &a.Detail); err != nil {
-			return nil, err
-		}
-		if other.Valid {
-			o := txid.ID(other.Bytes)
-			a.OtherTxn = &o
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
 }

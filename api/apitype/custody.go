@@ -22,6 +22,10 @@ type AppendResponse struct {
 type HandOverRequest struct {
 	Store string `json:"store"`
 	Count int64  `json:"count"`
+	// First, if set, is the first card (a card number such as 1-00001) of
+	// the run of Count cards handed over in slot order: the custody log
+	// then holds those cards at the store, and no other store sells them.
+	First string `json:"first,omitempty"`
 }
 
 // EntriesRequest carries custody log entries signed at the store with its

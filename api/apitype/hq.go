@@ -33,14 +33,34 @@ type TerminalResponse struct {
 }
 
 // AlertRecord is a suspicious pattern seen by the API or the ledger.
+// A ledger alert has an id, a state (open or reviewed) and says whether
+// it blocked its card; HQ reviews it (POST /v1/hq/alerts/{alert}/review).
 type AlertRecord struct {
-	Source   string    `json:"source"` // api or ledger
-	Kind     string    `json:"kind"`
-	Actor    string    `json:"actor,omitempty"`
-	Remote   string    `json:"remote,omitempty"`
-	Card     string    `json:"card,omitempty"`
-	Detail   string    `json:"detail"`
-	RaisedAt time.Time `json:"raised_at,omitzero"`
+	Source       string    `json:"source"` // api or ledger
+	ID           string    `json:"id,omitempty"`
+	Kind         string    `json:"kind"`
+	State        string    `json:"state,omitempty"` // ledger: open or reviewed
+	Blocking     bool      `json:"blocking,omitempty"`
+	Actor        string    `json:"actor,omitempty"`
+	Remote       string    `json:"remote,omitempty"`
+	Card         string    `json:"card,omitempty"`
+	Detail       string    `json:"detail"`
+	RaisedAt     time.Time `json:"raised_at,omitzero"`
+	ReviewedBy   string    `json:"reviewed_by,omitempty"`
+	ReviewReason string    `json:"review_reason,omitempty"`
+	ReviewedAt   time.Time `json:"reviewed_at,omitzero"`
+}
+
+// ReviewRequest is the body of POST /v1/hq/alerts/{alert}/review and
+// POST /v1/hq/cards/{card}/unblock: why HQ does it, recorded with it.
+type ReviewRequest struct {
+	Reason string `json:"reason"`
+}
+
+// UnblockResponse answers POST /v1/hq/cards/{card}/unblock.
+type UnblockResponse struct {
+	Card   string `json:"card"`
+	Status string `json:"status"`
 }
 
 // AuditRecord is one row of the API's audit trail.

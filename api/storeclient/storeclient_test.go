@@ -43,6 +43,9 @@ func newWorld(t *testing.T, cards int) *world {
 	is, err := s.IssueCards(ctx, org, "fest", cards, t.TempDir(), "", nil)
 	require.NoError(t, err)
 	w.cards = is.Cards
+	// The store holds the batch, as its receipt in the custody log counts
+	// it: it may sell these cards.
+	require.NoError(t, s.Ledger.ReceiveCards(ctx, org, "store-a", is.Batch.No, cards))
 	return w
 }
 

@@ -36,6 +36,8 @@ func handoverCommand() *cli.Command {
 				Usage: "record that HQ hands cards of a batch to a store, signed by HQ",
 				Flags: []cli.Flag{batchFlag, storeFlag,
 					&cli.Int64Flag{Name: "count", Usage: "cards handed over (default: the whole batch)"},
+					&cli.StringFlag{Name: "first", Usage: "the first card (such as 1-00001) of the run of --count cards handed over in slot order: " +
+						"the custody log then holds them at the store, and no other store sells them"},
 					organizerFlag, jsonFlag},
 				Action: handoverSend,
 			},
@@ -187,7 +189,7 @@ func handoverIssue(c *cli.Context) error {
 
 func handoverSend(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return fmt.Errorf("usage: loopcard handover send --batch ID --store STORE [--count N] [--json]")
+		return fmt.Errorf("usage: loopcard handover send --batch ID --store STORE [--count N [--first CARD]] [--json]")
 	}
 	s, err := openLog(c)
 	if err != nil {
@@ -205,11 +207,21 @@ func handoverSend(c *cli.Context) error {
 	if !c.IsSet("count") {
 		count = int64(b.Count)
 	}
-	a, err := s.log.HandOver(c.Context, no, c.String("store"), count)
+	first := c.String("first")
+	if first != "" {
+		if id, err := handover.ParseCardNumber(first); err != nil || id.Batch() != no {
+			return fmt.Errorf("--first: want a card number of batch %d, such as %d-00001", no, no)
+		}
+	}
+	a, err := s.log.HandOverRun(c.Context, no, c.String("store"), count, first)
 	if err != nil {
 		return err
 	}
-	return printAppended(c, fmt.Sprintf("%d cards of batch %d handed to %s", count, no, c.String("store")), 1, a)
+	what := fmt.Sprintf("%d cards of batch %d handed to %s", count, no, c.String("store"))
+	if first != "" {
+		what += ", from " + first
+	}
+	return printAppended(c, what, 1, a)
 }
 
 // hiddenState lets the handover commands that may go through the API use

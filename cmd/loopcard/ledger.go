@@ -12,7 +12,6 @@ import (
 
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/sepa"
-	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
 func ledgerCommand() *cli.Command {
@@ -78,10 +77,12 @@ func ledgerCommand() *cli.Command {
 			},
 			{
 				Name:   "alerts",
-				Usage:  "list clone and tamper alerts",
+				Usage:  "list clone and tamper alerts, open and reviewed",
 				Flags:  []cli.Flag{organizerFlag, jsonFlag},
 				Action: ledgerAlerts,
 			},
+			ledgerReviewCommand(),
+			ledgerUnblockCommand(),
 			{
 				Name:  "payout",
 				Usage: "export every requested refund as one SEPA credit-transfer file (pain.001.001.09) and book it",
@@ -176,25 +177,26 @@ func ledgerVerify(c *cli.Context) error {
 	})
 }
 
-// ledgerAlerts lists clone and tamper alerts.
+// ledgerAlerts lists clone and tamper alerts, open and reviewed.
 func ledgerAlerts(c *cli.Context) error {
 	return withLedger(c, func(l *ledger.Ledger) error {
 		alerts, err := l.Alerts(c.Context, c.Int64("organizer"))
 		if err != nil {
 			return err
 		}
-		type row struct {
-			Card, Kind, Txn, Detail string
-		}
-		rows := []row{}
+		rows := []alertRow{}
 		for _, a := range alerts {
-			rows = append(rows, row{terminaltx.CardHex(a.Card), a.Kind, a.Txn.String(), a.Detail})
+			rows = append(rows, newAlertRow(a))
 		}
 		if c.Bool("json") {
 			return printJSON(c, rows)
 		}
 		for _, r := range rows {
-			fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\n", r.Card, r.Kind, r.Txn, r.Detail)
+			block := "notice"
+			if r.Blocking {
+				block = "blocking"
+			}
+			fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Card, r.Kind, r.State, block, r.Txn, r.Detail)
 		}
 		return nil
 	})

@@ -21,6 +21,7 @@ var owners = map[string]string{
 	// Double-entry core, cards, terminals and their transactions, money.
 	"accounts":           Ledger,
 	"card_alerts":        Ledger,
+	"card_alert_actions": Ledger,
 	"card_chain":         Ledger, // view
 	"card_events":        Ledger,
 	"cards":              Ledger,

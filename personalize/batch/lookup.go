@@ -59,3 +59,18 @@ func (s *Batches) CardKeys(ctx context.Context, orgID int64, uid []byte) (CardKe
 	}
 	return k, nil
 }
+
+// CardSlot returns the batch and the slot in which the organizer's
+// finished card uid was personalized. Errors wrap ErrNotFound when no
+// finished card of the organizer has the UID.
+func (s *Batches) CardSlot(ctx context.Context, orgID int64, uid []byte) (no int64, slot int, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT batch_no, slot FROM batch_cards WHERE org_id = $1 AND uid = $2 AND status = 'done'`,
+		orgID, uid).Scan(&no, &slot)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, fmt.Errorf("%w: card %X of organizer %d", ErrNotFound, uid, orgID)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("batch: card slot: %w", err)
+	}
+	return no, slot, nil
+}

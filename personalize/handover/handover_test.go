@@ -233,6 +233,11 @@ func TestTally(t *testing.T) {
 	card := func(typ handover.Type, c, store string) handover.Entry {
 		return e(typ, func(x *handover.Entry) { x.Card, x.Store = c, store })
 	}
+	// run hands over c cards from first on (issue 17, M3).
+	run := func(store, first string, c int64) handover.Entry {
+		return e(handover.TypeHandedOver, func(x *handover.Entry) { x.Batch, x.Store, x.Count, x.Card = 1, store, n(c), first })
+	}
+	sold := func(c, store string) handover.Entry { return card(handover.TypeCardSold, c, store) }
 	tests := []struct {
 		name    string
 		entries []handover.Entry
@@ -251,6 +256,23 @@ func TestTally(t *testing.T) {
 		{"return an unsold card", []handover.Entry{issue, card(handover.TypeCardReturned, "1-00001", "a")}, handover.ErrState, 1},
 		{"destroy twice", []handover.Entry{issue, card(handover.TypeCardDestroyed, "1-00001", ""), card(handover.TypeCardDestroyed, "1-00001", "")}, handover.ErrState, 2},
 		{"void at HQ with none left", []handover.Entry{issue, give("a", 3), card(handover.TypeCardVoided, "1-00001", "")}, handover.ErrCount, 2},
+
+		// Runs of cards: each store sells only the cards of its own runs.
+		{"each store sells its run", []handover.Entry{issue, run("a", "1-00001", 2), run("b", "1-00003", 1), recv("a", 2), recv("b", 1),
+			sold("1-00002", "a"), sold("1-00003", "b"), sold("1-00001", "a")}, nil, 0},
+		{"sell another store's card", []handover.Entry{issue, run("a", "1-00001", 2), run("b", "1-00003", 1), recv("a", 2), recv("b", 1),
+			sold("1-00001", "b")}, handover.ErrState, 5},
+		{"sell a card of a run not received", []handover.Entry{issue, run("a", "1-00001", 2), sold("1-00001", "a")}, handover.ErrState, 2},
+		{"void at HQ a card at a store", []handover.Entry{issue, run("a", "1-00001", 2), recv("a", 2), card(handover.TypeCardVoided, "1-00002", "")}, handover.ErrState, 3},
+		{"a store's counted cards are not another run's", []handover.Entry{issue, run("a", "1-00001", 2), give("b", 1), recv("a", 2), recv("b", 1),
+			sold("1-00002", "b")}, handover.ErrState, 5},
+		{"counted cards sell outside the runs", []handover.Entry{issue, run("a", "1-00001", 2), give("b", 1), recv("a", 2), recv("b", 1),
+			sold("1-00003", "b")}, nil, 0},
+		{"a run handed over twice", []handover.Entry{issue, run("a", "1-00001", 2), run("b", "1-00002", 1)}, handover.ErrState, 2},
+		{"a run beyond the batch", []handover.Entry{issue, run("a", "1-00002", 3)}, handover.ErrState, 1},
+		{"a run of another batch", []handover.Entry{issue, run("a", "2-00001", 1)}, handover.ErrState, 1},
+		{"a run with a destroyed card", []handover.Entry{issue, card(handover.TypeCardDestroyed, "1-00002", ""), run("a", "1-00001", 2)}, handover.ErrState, 2},
+		{"a missing card of a run", []handover.Entry{issue, run("a", "1-00001", 2), recv("a", 1), sold("1-00001", "a"), sold("1-00002", "a")}, handover.ErrCount, 4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -151,9 +151,10 @@ var kinds = [...]Kind{
 		FieldsDoc: "`batch`, `event`, `count`, `root` (RFC 6962 Merkle root of the card numbers `B-SSSSS` in slot order)",
 	},
 	{
-		Type: TypeHandedOver, Carries: FieldBatch | FieldStore | FieldCount, Requires: FieldBatch | FieldStore | FieldCount,
+		Type: TypeHandedOver, Carries: FieldBatch | FieldStore | FieldCount | FieldCard, Requires: FieldBatch | FieldStore | FieldCount,
 		MinCount: 1, Signers: SignedByHQ,
-		Help: "HQ hands cards of a batch to a store (loopcard handover send)",
+		Help:      "HQ hands cards of a batch to a store (loopcard handover send)",
+		FieldsDoc: "`batch`, `store`, `count`, `card` (optional: the first of the `count` cards handed over, in slot order; without it, a count of cards)",
 	},
 	{
 		Type: TypeReceived, Carries: FieldBatch | FieldStore | FieldCount, Requires: FieldBatch | FieldStore | FieldCount,

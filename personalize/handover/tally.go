@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/loopcard/loopcard/personalize"
 )
 
 // Errors of Tally.
@@ -69,6 +71,10 @@ type Handover struct {
 	// store counted.
 	Received int64 `json:"received_index"`
 	Counted  int64 `json:"counted"`
+	// First, for a handover of a run of cards, is its first card: the
+	// cards First to First+Count-1 are the store's once received, and no
+	// other store's or HQ's to sell, void or destroy. Empty: a count.
+	First string `json:"first,omitempty"`
 }
 
 // Tally follows custody through a log's entries in order: batch counts per
@@ -79,11 +85,29 @@ type Tally struct {
 	cards     map[uint64]cardState
 	handovers []*Handover
 	open      map[string][]*Handover // batch/store -> open handovers, oldest first
+	// placed holds the cards of handovers of a run of cards (Handover.First),
+	// each with its handover: where the card is, by the log.
+	placed map[uint64]*Handover
+	// counted is, per batch/store, the cards received by count (handovers
+	// without First) and not yet moved by a card event: a card that no run
+	// placed is taken from these.
+	counted map[string]int64
 }
 
 // NewTally returns an empty tally.
 func NewTally() *Tally {
-	return &Tally{batches: map[int64]*BatchCounts{}, cards: map[uint64]cardState{}, open: map[string][]*Handover{}}
+	return &Tally{batches: map[int64]*BatchCounts{}, cards: map[uint64]cardState{}, open: map[string][]*Handover{},
+		placed: map[uint64]*Handover{}, counted: map[string]int64{}}
+}
+
+// Place reports where the log says card is, when a handover of a run of
+// cards took it: the handover (whose Store has it once Received >= 0).
+func (t *Tally) Place(card personalize.CardID) (Handover, bool) {
+	h := t.placed[uint64(card)]
+	if h == nil {
+		return Handover{}, false
+	}
+	return *h, true
 }
 
 // Add applies the entry at index i. Errors are *EntryError wrapping
@@ -115,9 +139,14 @@ func (t *Tally) Add(i int64, e Entry) error {
 		if *e.Count > b.AtHQ {
 			return fail(ErrCount, "%d cards of batch %d handed to %s, HQ holds %d", *e.Count, e.Batch, e.Store, b.AtHQ)
 		}
+		h := &Handover{Batch: e.Batch, Store: e.Store, Index: i, Count: *e.Count, Received: -1, First: e.Card}
+		if e.Card != "" {
+			if err := t.placeRun(h, b, fail); err != nil {
+				return err
+			}
+		}
 		b.AtHQ -= *e.Count
 		b.InTransit += *e.Count
-		h := &Handover{Batch: e.Batch, Store: e.Store, Index: i, Count: *e.Count, Received: -1}
 		t.handovers = append(t.handovers, h)
 		k := fmt.Sprintf("%d/%s", e.Batch, e.Store)
 		t.open[k] = append(t.open[k], h)
@@ -136,6 +165,9 @@ func (t *Tally) Add(i int64, e Entry) error {
 		b.InTransit -= h.Count
 		b.Missing += h.Count - *e.Count
 		b.AtStores[e.Store] += *e.Count
+		if h.First == "" {
+			t.counted[k] += *e.Count
+		}
 	default:
 		k := kindOf(e.Type)
 		if k == nil || k.move == nil {
@@ -165,7 +197,18 @@ func (t *Tally) moveCard(e Entry, m *cardMove, fail func(error, string, ...any) 
 	if !slices.Contains(m.from, st) {
 		return fail(ErrState, "card %s is %s, not %s", e.Card, st, statesText(m.from))
 	}
-	if st == inStock {
+	if h := t.placed[uint64(id)]; h != nil && st == inStock {
+		// A card of a run handed over: where the log says it is.
+		switch {
+		case h.Received < 0:
+			return fail(ErrState, "card %s is on its way to store %s (handover %d not received)", e.Card, h.Store, h.Index)
+		case e.Store != h.Store:
+			return fail(ErrState, "card %s is at store %s (handover %d)", e.Card, h.Store, h.Index)
+		case b.AtStores[e.Store] < 1:
+			return fail(ErrCount, "card %s: store %s holds no card of batch %d", e.Card, e.Store, b.Batch)
+		}
+		b.AtStores[e.Store]--
+	} else if st == inStock {
 		// Take the card from where the entry says it is.
 		if e.Store == "" {
 			if b.AtHQ < 1 {
@@ -173,9 +216,11 @@ func (t *Tally) moveCard(e Entry, m *cardMove, fail func(error, string, ...any) 
 			}
 			b.AtHQ--
 		} else {
-			if b.AtStores[e.Store] < 1 {
+			k := fmt.Sprintf("%d/%s", b.Batch, e.Store)
+			if t.counted[k] < 1 || b.AtStores[e.Store] < 1 {
 				return fail(ErrCount, "card %s: store %s holds no card of batch %d", e.Card, e.Store, b.Batch)
 			}
+			t.counted[k]--
 			b.AtStores[e.Store]--
 		}
 	} else {
@@ -185,6 +230,32 @@ func (t *Tally) moveCard(e Entry, m *cardMove, fail func(error, string, ...any) 
 	t.cards[uint64(id)] = m.to
 	if b.Accounted() != b.Issued {
 		return fail(ErrCount, "batch %d accounts for %d of %d cards", b.Batch, b.Accounted(), b.Issued)
+	}
+	return nil
+}
+
+// placeRun places the run of cards of handover h (h.First, h.Count cards
+// in slot order): each must be in the batch, in stock and in no run
+// handed over before.
+func (t *Tally) placeRun(h *Handover, b *BatchCounts, fail func(error, string, ...any) error) error {
+	first, err := parseCardNumber(h.First)
+	if err != nil {
+		return fail(ErrState, "%v", err)
+	}
+	if first.Batch() != b.Batch || int64(first.Slot())+h.Count-1 > b.Issued {
+		return fail(ErrState, "cards %s and the %d after it are not all in batch %d of %d cards", h.First, h.Count-1, b.Batch, b.Issued)
+	}
+	for n := range h.Count {
+		id := uint64(first) + uint64(n)
+		if t.cards[id] != inStock {
+			return fail(ErrState, "card %s is %s", personalize.CardID(id), t.cards[id])
+		}
+		if o := t.placed[id]; o != nil {
+			return fail(ErrState, "card %s was handed to store %s before (entry %d)", personalize.CardID(id), o.Store, o.Index)
+		}
+	}
+	for n := range h.Count {
+		t.placed[uint64(first)+uint64(n)] = h
 	}
 	return nil
 }

@@ -86,8 +86,15 @@ func (l *Log) IssueFromStore(ctx context.Context, src BatchSource, no int64) (Ap
 
 // HandOver records that HQ hands count cards of batch no to store.
 func (l *Log) HandOver(ctx context.Context, no int64, store string, count int64) (Appended, error) {
+	return l.HandOverRun(ctx, no, store, count, "")
+}
+
+// HandOverRun records that HQ hands count cards of batch no to store: the
+// run of cards from first (a card number) on in slot order, whose cards
+// the log then holds at the store, or, with first empty, a count.
+func (l *Log) HandOverRun(ctx context.Context, no int64, store string, count int64, first string) (Appended, error) {
 	e := l.newEntry(handover.TypeHandedOver)
-	e.Batch, e.Store, e.Count = no, store, handover.N(count)
+	e.Batch, e.Store, e.Count, e.Card = no, store, handover.N(count), first
 	return l.hqAppend(ctx, e)
 }
 

@@ -245,6 +245,26 @@ func (l *Log) AppendWith(ctx context.Context, also func(context.Context, pgx.Tx)
 	return res, nil
 }
 
+// AppendReceiving is AppendWith whose also learns the handovers that the
+// receipts among entries close (with their runs of cards, if any) and
+// the log index of the first entry appended, so that what it records of
+// a receipt (a store's stock) knows which cards it received.
+func (l *Log) AppendReceiving(ctx context.Context, also func(ctx context.Context, tx pgx.Tx, first int64, received []handover.Handover) error,
+	entries ...handover.Entry) (Appended, error) {
+	return l.AppendWith(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		// Under the log's lock, the tally holds the new entries and
+		// tallySize is still the size before them.
+		first := l.tallySize
+		var got []handover.Handover
+		for _, h := range l.tally.Handovers() {
+			if h.Received >= first {
+				got = append(got, h)
+			}
+		}
+		return also(ctx, tx, first, got)
+	}, entries...)
+}
+
 // ErrLogCounts: the entries already in the log do not add up, so nothing
 // more can be checked against them. Only a changed database does that:
 // run an audit.
