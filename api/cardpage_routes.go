@@ -347,7 +347,7 @@ func (b *cardBackend) Refund(ctx context.Context, from string, tok, pin cardpage
 		in: apitype.RefundRequest{Name: p.Name, IBAN: p.IBAN}}, &rr); err != nil {
 		return cardpage.RefundReceipt{}, err
 	}
-	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Amount}, nil
+	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Credit, Status: rr.Status}, nil
 }
 
 func (b *cardBackend) Claim(ctx context.Context, from string, tok, pin cardpage.Secret, c cardpage.Credentials) (cardpage.Secret, error) {
@@ -406,7 +406,7 @@ func (b *cardBackend) ProfileRefund(ctx context.Context, from string, s cardpage
 		in: apitype.RefundRequest{Name: p.Name, IBAN: p.IBAN}}, &rr); err != nil {
 		return cardpage.RefundReceipt{}, err
 	}
-	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Amount}, nil
+	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Credit, Status: rr.Status}, nil
 }
 
 func (b *cardBackend) Export(ctx context.Context, from string, s cardpage.Secret) ([]byte, error) {
