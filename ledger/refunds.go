@@ -259,14 +259,13 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 			return err
 		}
 		type open struct {
-			id                pgtype.UUID
-			card              []byte
-			event             string
-			amount            *int64
-			name, iban, bic   string
-			payee             []byte
-			due               bool
-			pending, fixedNow int64
+			id              pgtype.UUID
+			card            []byte
+			event           string
+			amount          *int64
+			name, iban, bic string
+			payee           []byte
+			due             bool
 		}
 		var due []*open
 		var fixCards [][]byte
