@@ -281,7 +281,14 @@ func cardAuth(tok cardpage.Secret) string { return "Card " + tok.Reveal() }
 func bearer(s cardpage.Secret) string { return "Bearer " + s.Reveal() }
 
 func pageCard(st apitype.CardStatus) cardpage.Card {
-	return cardpage.Card{ID: st.Card, Event: st.Event, Status: st.Status, Balance: st.Balance}
+	c := cardpage.Card{ID: st.Card, Event: st.Event, Status: st.Status, Balance: st.Balance}
+	if r := st.Refund; r != nil {
+		c.Refund = r.Status
+		if r.Amount != nil {
+			c.RefundAmount = *r.Amount
+		}
+	}
+	return c
 }
 
 // pageHistory merges payments and top-ups, newest first.

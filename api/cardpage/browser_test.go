@@ -317,7 +317,7 @@ func TestBrowser(t *testing.T) {
 	b.open(cb + "?lang=nl")
 	// Refunded: balance and pending loads stay until the payout fixes the
 	// refund's amount.
-	b.page("nl-balance", "Saldo", "€\u00a010,00", "Kies een bedrag")
+	b.page("nl-balance", "Saldo", "€\u00a010,00", "Kies een bedrag", "terugbetaling aangevraagd", "in behandeling: het bedrag wordt vastgesteld")
 	b.open("/privacy")
 	b.page("nl-privacy", "Privacyverklaring", "Je rechten")
 
