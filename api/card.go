@@ -29,7 +29,18 @@ func (s *Server) cardStatus(c *call, org int64, card []byte) (apitype.CardStatus
 	if err != nil {
 		return apitype.CardStatus{}, err
 	}
-	return apitype.CardStatus{Card: terminaltx.CardHex(card), Event: ci.Event, Status: ci.Status, Balance: ci.Balance, Pending: ci.Pending}, nil
+	st := apitype.CardStatus{Card: terminaltx.CardHex(card), Event: ci.Event, Status: ci.Status, Balance: ci.Balance, Pending: ci.Pending}
+	if ci.Status == "refunded" {
+		r, err := s.ledger.CardRefund(c.ctx, org, card)
+		switch {
+		case errors.Is(err, ledger.ErrNotFound):
+		case err != nil:
+			return apitype.CardStatus{}, err
+		default:
+			st.Refund = &apitype.RefundStatus{ID: r.ID.String(), Status: r.Status, Amount: r.Amount}
+		}
+	}
+	return st, nil
 }
 
 func (s *Server) cardBalance(c *call) error {
@@ -113,10 +124,11 @@ func validIBAN(s string) bool {
 	return mod == 1
 }
 
-// requestRefund asks the ledger to refund the card's whole balance to the
-// given account (card → refunds payable; the ledger keeps holder and IBAN
-// for the payout), and keeps a sealed copy of the payout details with the
-// request for the cardholder's data export, which erasure deletes.
+// requestRefund asks the ledger to refund the card's remaining credit to
+// the given account (the ledger keeps holder and IBAN for the payout, which
+// fixes the amount), and keeps a sealed copy of the payout details with the
+// request for the cardholder's data export, which erasure deletes. The
+// refund is pending until paid out.
 func (s *Server) requestRefund(c *call, org int64, card []byte) error {
 	var req apitype.RefundRequest
 	if err := c.decode(&req); err != nil {
@@ -126,7 +138,7 @@ func (s *Server) requestRefund(c *call, org int64, card []byte) error {
 	if strings.TrimSpace(req.Name) == "" || len(req.Name) > 200 || !validIBAN(req.IBAN) {
 		return badRequest("name and a valid IBAN are required", nil)
 	}
-	id, amount, err := s.ledger.RequestRefund(c.ctx, org, ledger.RefundRequest{Card: card, Holder: strings.TrimSpace(req.Name), IBAN: req.IBAN})
+	id, credit, err := s.ledger.RequestRefund(c.ctx, org, ledger.RefundRequest{Card: card, Holder: strings.TrimSpace(req.Name), IBAN: req.IBAN})
 	switch {
 	case errors.Is(err, ledger.ErrExists):
 		return apiError(http.StatusConflict, "a refund is already requested for this card", err)
@@ -134,20 +146,21 @@ func (s *Server) requestRefund(c *call, org int64, card []byte) error {
 		return err
 	}
 	rid := pgtype.UUID{Bytes: id, Valid: true}
-	c.detail = fmt.Sprintf("refund request %s of %d", id, amount)
+	c.detail = fmt.Sprintf("refund request %s, credit %d (the amount is fixed at payout)", id, credit)
 	plain, _ := json.Marshal(req)
 	env, err := s.hsm.Seal(c.ctx, plain, []byte("loopcard refund v1|"+id.String()))
 	clear(plain)
 	if err == nil {
 		_, err = s.pool.Exec(c.ctx, `INSERT INTO api_refund_requests (org_id, request_id, card_id, amount, payout_sealed, requested_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, org, rid, card, amount, env, s.now())
+			VALUES ($1, $2, $3, $4, $5, $6)`, org, rid, card, credit, env, s.now())
 	}
 	if err != nil {
 		// The refund stands in the ledger; only the cardholder's copy is missing.
 		s.log.Error("api: refund requested but not recorded for export", "request_id", c.id, "refund", id.String(), "err", err)
 		s.metrics.Inc("refund_copy_failed")
 	}
-	return c.reply(http.StatusCreated, apitype.RefundResponse{ID: id.String(), Card: terminaltx.CardHex(card), Amount: amount, Status: "requested"})
+	return c.reply(http.StatusCreated, apitype.RefundResponse{ID: id.String(), Card: terminaltx.CardHex(card), Credit: credit,
+		Status: ledger.RefundPending})
 }
 
 // cardRefund is a refund requested with the QR token and PIN; a claimed

@@ -14,6 +14,7 @@ import (
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/sepa"
 )
 
 // wrongPIN returns a valid PIN other than the card's.
@@ -63,14 +64,18 @@ func TestCardholderFlow(t *testing.T) {
 	require.Equal(t, 201, r.status, string(r.body))
 	var rr apitype.RefundResponse
 	r.json(t, &rr)
-	require.Equal(t, int64(1500), rr.Amount)
-	require.Equal(t, int64(0), e.balance(c), "the balance moved to refunds payable")
+	require.Equal(t, int64(1500), rr.Credit)
+	require.Equal(t, "pending", rr.Status)
+	require.Zero(t, rr.Amount, "fixed at payout")
+	require.Equal(t, int64(1500), e.balance(c), "the credit stays on the card until the payout fixes it")
 	r = e.do(request{method: "POST", path: "/v1/card/refund", card: c.token, pin: c.pin, body: refund})
 	require.Equal(t, http.StatusConflict, r.status)
 	require.Contains(t, string(r.body), "a refund is already requested for this card")
-	refunds, err := e.ledger.Balance(context.Background(), org, ledger.RefundsPayable, "")
-	require.NoError(t, err)
-	require.Equal(t, int64(1500), refunds)
+	r = e.do(request{method: "GET", path: "/v1/card", card: c.token})
+	require.Equal(t, 200, r.status, string(r.body))
+	r.json(t, &st)
+	require.Equal(t, "refunded", st.Status)
+	require.Equal(t, &apitype.RefundStatus{ID: rr.ID, Status: "pending"}, st.Refund)
 	r = e.do(request{method: "POST", path: "/v1/card/refund", card: e.cards[1].token, pin: e.cards[1].pin,
 		body: apitype.RefundRequest{Name: "x", IBAN: "DE00 0000 0000 0000 0000 00"}})
 	require.Equal(t, http.StatusBadRequest, r.status, "IBAN checksum")
@@ -181,9 +186,11 @@ func TestCardholderFlow(t *testing.T) {
 		+ (SELECT count(*) FROM api_refund_requests WHERE payout_sealed IS NOT NULL) + (SELECT count(*) FROM api_tokens WHERE role = 'profile')
 		+ (SELECT count(*) FROM api_consents)`).Scan(&n))
 	require.Zero(t, n)
-	refunds, err = e.ledger.Balance(context.Background(), org, ledger.RefundsPayable, "")
-	require.NoError(t, err)
-	require.Equal(t, int64(2500), refunds, "the refunds stand")
+	for _, card := range []testCard{c, c2} {
+		rf, err := e.ledger.CardRefund(context.Background(), org, card.uid)
+		require.NoError(t, err)
+		require.Equal(t, ledger.RefundPending, rf.Status, "the refunds stand")
+	}
 	r = e.do(request{method: "GET", path: "/v1/profile", bearer: lr.Token})
 	require.Equal(t, http.StatusUnauthorized, r.status, "the erased profile's token is gone")
 	r = e.do(request{method: "GET", path: "/v1/card/history", card: c.token, pin: c.pin})
@@ -276,4 +283,34 @@ func TestPINBruteForce(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, hist("12ab56").status)
 	r = e.do(request{method: "GET", path: "/v1/card", card: "AAAAAAAAAAAAAAAAAAAAAA"})
 	require.Equal(t, http.StatusUnauthorized, r.status)
+}
+
+// A refund is pending, with no amount, until the payout fixes it; the card
+// status then shows it paid with its amount (issue 17, M5).
+func TestRefundPendingUntilPayout(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := e.cards[0]
+	r := e.do(request{method: "POST", path: "/v1/card/refund", card: c.token, pin: c.pin,
+		body: apitype.RefundRequest{Name: "Ada Lovelace", IBAN: "DE89370400440532013000"}})
+	require.Equal(t, 201, r.status, string(r.body))
+	var rr apitype.RefundResponse
+	r.json(t, &rr)
+	require.Equal(t, apitype.RefundResponse{ID: rr.ID, Card: c.hex(), Credit: 1000, Status: "pending"}, rr)
+
+	status := func() apitype.CardStatus {
+		r := e.do(request{method: "GET", path: "/v1/card", card: c.token})
+		require.Equal(t, 200, r.status, string(r.body))
+		var st apitype.CardStatus
+		r.json(t, &st)
+		return st
+	}
+	require.Equal(t, &apitype.RefundStatus{ID: rr.ID, Status: "pending"}, status().Refund)
+	p, err := e.ledger.ExportPayouts(context.Background(), org, sepa.Party{Name: "Fest GmbH", IBAN: "GB82WEST12345698765432"},
+		e.clock.Now(), 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(1000), p.Total)
+	st := status()
+	amount := int64(1000)
+	require.Equal(t, &apitype.RefundStatus{ID: rr.ID, Status: "paid", Amount: &amount}, st.Refund)
+	require.Zero(t, st.Balance)
 }

@@ -290,7 +290,14 @@ func cardAuth(tok cardpage.Secret) string { return "Card " + tok.Reveal() }
 func bearer(s cardpage.Secret) string { return "Bearer " + s.Reveal() }
 
 func pageCard(st apitype.CardStatus) cardpage.Card {
-	return cardpage.Card{ID: st.Card, Event: st.Event, Status: st.Status, Balance: st.Balance}
+	c := cardpage.Card{ID: st.Card, Event: st.Event, Status: st.Status, Balance: st.Balance}
+	if r := st.Refund; r != nil {
+		c.Refund = r.Status
+		if r.Amount != nil {
+			c.RefundAmount = *r.Amount
+		}
+	}
+	return c
 }
 
 // pageHistory merges payments and top-ups, newest first.
@@ -356,7 +363,7 @@ func (b *cardBackend) Refund(ctx context.Context, from string, tok, pin cardpage
 		in: apitype.RefundRequest{Name: p.Name, IBAN: p.IBAN}}, &rr); err != nil {
 		return cardpage.RefundReceipt{}, err
 	}
-	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Amount}, nil
+	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Credit, Status: rr.Status}, nil
 }
 
 func (b *cardBackend) Claim(ctx context.Context, from string, tok, pin cardpage.Secret, c cardpage.Credentials) (cardpage.Secret, error) {
@@ -415,7 +422,7 @@ func (b *cardBackend) ProfileRefund(ctx context.Context, from string, s cardpage
 		in: apitype.RefundRequest{Name: p.Name, IBAN: p.IBAN}}, &rr); err != nil {
 		return cardpage.RefundReceipt{}, err
 	}
-	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Amount}, nil
+	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Credit, Status: rr.Status}, nil
 }
 
 func (b *cardBackend) Export(ctx context.Context, from string, s cardpage.Secret) ([]byte, error) {

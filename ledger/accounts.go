@@ -29,6 +29,9 @@ const (
 	Breakage         AccountKind = "breakage"          // balances nobody claimed in time
 	PendingLoads     AccountKind = "pending_loads"     // paid online, not yet written to a card
 	Bank             AccountKind = "bank"              // the organizer's bank account (payouts)
+	// RefundLosses is what the organizer paid merchants for debits that
+	// reached the ledger after their card's refund was paid out.
+	RefundLosses AccountKind = "refund_losses"
 )
 
 type accountSpec struct {
@@ -48,10 +51,11 @@ var accountSpecs = map[AccountKind]accountSpec{
 	Breakage:         {-1, nil},
 	PendingLoads:     {-1, &zero},
 	Bank:             {1, nil},
+	RefundLosses:     {1, nil},
 }
 
 // organizerAccounts are created with each organizer.
-var organizerAccounts = []AccountKind{CardDeposits, RefundsPayable, Breakage, PendingLoads, Bank}
+var organizerAccounts = []AccountKind{CardDeposits, RefundsPayable, Breakage, PendingLoads, Bank, RefundLosses}
 
 // ensureAccount returns the id of the account (kind, ref), creating it.
 func ensureAccount(ctx context.Context, q pgx.Tx, org int64, kind AccountKind, ref string) (int64, error) {
@@ -245,6 +249,7 @@ type cardState struct {
 	status  string // uploads read it only for cards with an alert (activeCardAlerts)
 	balance int64  // normal side: the credit on the card
 	blocked bool   // an upload raised an alert for it
+	paidOut bool   // its refund was paid out (read with status)
 	// The tip of the card's chain (migration 017): the highest card
 	// sequence written, -1 if none, and the balance after it.
 	chainSeq, chainAfter int64

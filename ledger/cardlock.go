@@ -164,18 +164,22 @@ func (lk *cardAccountLock) finish(l *Ledger) error {
 }
 
 // queueReadCardStatuses queues reading the statuses of cards into states
-// (cards that are locked, so the statuses are current).
+// (cards that are locked, so the statuses are current), and whether a
+// refunded card's refund was paid out.
 func queueReadCardStatuses(b *pgx.Batch, org int64, cards [][]byte, states map[string]*cardState) {
-	b.Queue(`SELECT c.card_id, c.status FROM unnest($2::bytea[]) q(id)
+	b.Queue(`SELECT c.card_id, c.status, c.status = 'refunded' AND EXISTS (SELECT 1 FROM refunds r
+			WHERE r.org_id = $1 AND r.card_id = c.card_id AND r.status = 'exported')
+		FROM unnest($2::bytea[]) q(id)
 		CROSS JOIN LATERAL (SELECT card_id, status FROM cards WHERE org_id = $1 AND card_id = q.id OFFSET 0) c`,
 		org, cards).Query(func(rows pgx.Rows) error {
 		var (
-			card   []byte
-			status string
+			card    []byte
+			status  string
+			paidOut bool
 		)
-		_, err := pgx.ForEachRow(rows, []any{&card, &status}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&card, &status, &paidOut}, func() error {
 			if st := states[string(card)]; st != nil {
-				st.status = status
+				st.status, st.paidOut = status, paidOut
 			}
 			return nil
 		})

@@ -11,8 +11,8 @@
 // postings, so the sum of all balances is zero at every commit. Each account
 // has a normal side: card balances, merchant payables, deposits, refunds
 // payable, pending loads and breakage are credit-normal (what the organizer
-// owes), store cash, payment-provider clearing and the bank are debit-normal
-// (what it holds). Balance reports the normal-side amount, which for a card is
+// owes), store cash, payment-provider clearing, the bank and refund losses
+// are debit-normal (what it holds, or paid without a card's credit). Balance reports the normal-side amount, which for a card is
 // the credit on it.
 //
 // The database enforces the invariants as well as this package: a statement
@@ -34,6 +34,16 @@
 // the usual case, is checked against the tip alone. A row stores the
 // transaction's fields and its signature; the encoding is canonical, so
 // they give back the signed bytes.
+//
+// # Refunds
+//
+// A refund request records the intent and puts the card on the refund
+// list; its amount is fixed at payout (ExportPayouts), once every terminal
+// of the card's event has uploaded since the request or a sync window has
+// passed, so that payments the card made offline before the request are
+// paid from its credit first. A debit that reaches the ledger after its
+// card's refund was paid out is posted against RefundLosses, so that the
+// merchant is paid, with a ReasonRefundedCard alert.
 //
 // # Personal data and unmatched payments
 //

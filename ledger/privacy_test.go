@@ -66,7 +66,7 @@ func TestRefundPayeeSealed(t *testing.T) {
 	// A payee moved to another refund does not open.
 	_, err = l.pool.Exec(ctx, `UPDATE refunds SET payee = (SELECT payee FROM refunds WHERE refund_id = $1) WHERE refund_id = $2`, ra[:], rb[:])
 	require.NoError(t, err)
-	_, err = l.ExportPayouts(ctx, org, sepa.Party{Name: "Fest GmbH", IBAN: "GB82WEST12345698765432"}, time.Now())
+	_, err = l.ExportPayouts(ctx, org, sepa.Party{Name: "Fest GmbH", IBAN: "GB82WEST12345698765432"}, time.Now(), 0)
 	require.ErrorIs(t, err, keys.ErrEnvelope)
 	var exported int
 	require.NoError(t, l.pool.QueryRow(ctx, `SELECT count(*) FROM refunds WHERE status = 'exported'`).Scan(&exported))
@@ -79,10 +79,10 @@ func TestRefundPayeeSealed(t *testing.T) {
 
 	// A ledger without the HSM cannot export sealed refunds.
 	plain := New(l.pool, Options{})
-	_, err = plain.ExportPayouts(ctx, org, sepa.Party{Name: "Fest GmbH", IBAN: "GB82WEST12345698765432"}, time.Now())
+	_, err = plain.ExportPayouts(ctx, org, sepa.Party{Name: "Fest GmbH", IBAN: "GB82WEST12345698765432"}, time.Now(), 0)
 	require.ErrorIs(t, err, ErrNoSealer)
 
-	p, err := l.ExportPayouts(ctx, org, sepa.Party{Name: "Fest GmbH", IBAN: "GB82WEST12345698765432"}, time.Now())
+	p, err := l.ExportPayouts(ctx, org, sepa.Party{Name: "Fest GmbH", IBAN: "GB82WEST12345698765432"}, time.Now(), 0)
 	require.NoError(t, err)
 	require.Equal(t, 2, p.Count)
 	x := string(p.XML)

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/ledger/payment"
+	"github.com/loopcard/loopcard/ledger/sepa"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -158,6 +160,9 @@ func runRandomOperations(t *testing.T, seed uint64, steps int) {
 			_, amt, err := l.RequestRefund(ctx, org, RefundRequest{Card: c.uid, Holder: "Holder", IBAN: "DE89370400440532013000"})
 			require.NoError(t, err)
 			require.Equal(t, c.ledger, amt)
+			p, err := l.ExportPayouts(ctx, org, sepa.Party{Name: "Fest GmbH", IBAN: "GB82WEST12345698765432"}, time.Now(), 0)
+			require.NoError(t, err)
+			require.Equal(t, amt, p.Total, "fixed at payout")
 			c.ledger = 0
 			c.status = "refunded"
 		default:

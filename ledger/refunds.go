@@ -84,9 +84,15 @@ func (l *Ledger) unsealPayee(ctx context.Context, org int64, refund txid.ID, sea
 	return p, nil
 }
 
-// RequestRefund moves a card's whole balance, and any online top-up not yet
-// written onto it, to refunds payable (card and pending loads → refunds
-// payable) and marks the card refunded; ExportPayouts later pays it.
+// RequestRefund records a request to pay a card's remaining credit to a
+// bank account and puts the card on the refund list (status refunded: no
+// more top-ups or loads). It books nothing: terminals may still upload
+// debits the card made offline before the request, so ExportPayouts fixes
+// the amount at payout, once the event's terminals have synced (see
+// ExportPayouts). It returns the refund's id and the credit the ledger
+// holds for the card now, on it and paid online but not yet written onto
+// it: what the payout pays unless such debits arrive.
+//
 // It fails with ErrRefundWindow after the event's refund deadline,
 // ErrCardBlocked (and ErrNotReviewed) for a blocked card whose blocking
 // alert HQ has not reviewed (ReviewAlert), ErrExists when already refunded,
@@ -106,7 +112,7 @@ func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest
 	if err != nil {
 		return txid.ID{}, 0, fmt.Errorf("ledger: refund: %w", err)
 	}
-	var amount int64
+	var credit int64
 	err = l.inTx(ctx, func(tx pgx.Tx) error {
 		st, err := lockCard(ctx, tx, org, req.Card)
 		if err != nil {
@@ -129,48 +135,76 @@ func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest
 		if breakage != nil || (deadline != nil && l.now().After(*deadline)) {
 			return ErrRefundWindow
 		}
-		// Money paid online but never written onto the card is refunded too.
 		var pendingSum int64
-		if err := tx.QueryRow(ctx, `WITH r AS (UPDATE topups SET status = 'refunded'
-				WHERE org_id = $1 AND card_id = $2 AND status = 'pending' RETURNING amount)
-			SELECT coalesce(sum(amount), 0)::bigint FROM r`, org, req.Card).Scan(&pendingSum); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(amount), 0)::bigint FROM topups
+			WHERE org_id = $1 AND card_id = $2 AND status = 'pending'`, org, req.Card).Scan(&pendingSum); err != nil {
 			return err
 		}
 		if st.balance+pendingSum <= 0 {
 			return ErrNothingToPay
 		}
-		amount = st.balance + pendingSum
-		payable, err := accountID(ctx, tx, org, RefundsPayable, "")
-		if err != nil {
-			return err
-		}
-		ps := []posting{{payable, -amount}}
-		if st.balance > 0 {
-			ps = append(ps, posting{st.account, st.balance})
-		}
-		if pendingSum > 0 {
-			pending, err := accountID(ctx, tx, org, PendingLoads, "")
-			if err != nil {
-				return err
-			}
-			ps = append(ps, posting{pending, pendingSum})
-		}
+		credit = st.balance + pendingSum
 		if _, err := tx.Exec(ctx, `INSERT INTO refunds (org_id, refund_id, card_id, amount, holder_name, iban, bic, payee, status)
-			VALUES ($1, $2, $3, $4, '', '', '', $5, 'requested')`, org, pgtype.UUID{Bytes: id, Valid: true}, req.Card, amount,
+			VALUES ($1, $2, $3, NULL, '', '', '', $4, 'requested')`, org, pgtype.UUID{Bytes: id, Valid: true}, req.Card,
 			payee); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE cards SET status = 'refunded' WHERE org_id = $1 AND card_id = $2`, org, req.Card); err != nil {
-			return err
-		}
-		e := entry{id: id, kind: "refund", event: st.event, ref: terminaltx.CardHex(req.Card), at: l.now(), postings: ps}
-		return writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{st.account: true})
+		_, err = tx.Exec(ctx, `UPDATE cards SET status = 'refunded' WHERE org_id = $1 AND card_id = $2`, org, req.Card)
+		return err
 	})
 	if err != nil {
 		return txid.ID{}, 0, fmt.Errorf("ledger: refund: %w", err)
 	}
-	return id, amount, nil
+	return id, credit, nil
 }
+
+// Refund is a card's refund as the cardholder sees it.
+type Refund struct {
+	ID     txid.ID
+	Status string // pending (not paid out yet), paid, or nothing_due (nothing was left at payout)
+	// Amount is what the payout pays, fixed at payout; nil while pending.
+	Amount      *int64
+	RequestedAt time.Time
+}
+
+// Refund states as Refund names them.
+const (
+	RefundPending    = "pending"
+	RefundPaid       = "paid"
+	RefundNothingDue = "nothing_due"
+)
+
+// CardRefund returns the card's refund, or ErrNotFound when none was
+// requested.
+func (l *Ledger) CardRefund(ctx context.Context, org int64, card []byte) (Refund, error) {
+	var r Refund
+	var status string
+	err := l.pool.QueryRow(ctx, `SELECT refund_id, status, amount, requested_at FROM refunds WHERE org_id = $1 AND card_id = $2`,
+		org, card).Scan(&r.ID, &status, &r.Amount, &r.RequestedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, fmt.Errorf("%w: no refund for card %s", ErrNotFound, terminaltx.CardHex(card))
+	}
+	if err != nil {
+		return r, fmt.Errorf("ledger: refund: %w", err)
+	}
+	switch status {
+	case "exported":
+		r.Status = RefundPaid
+	case "nothing_due":
+		r.Status = RefundNothingDue
+	default:
+		// Amount is set while pending only for a refund requested before
+		// amounts were fixed at payout.
+		r.Status = RefundPending
+	}
+	return r, nil
+}
+
+// DefaultSyncWindow is how long ExportPayouts waits, after a refund was
+// requested, for the terminals of the card's event to upload before it
+// fixes the amount anyway: a terminal that stays offline longer than this
+// may bring a debit that is posted against RefundLosses.
+const DefaultSyncWindow = 24 * time.Hour
 
 // Payout is one exported SEPA file of refunds.
 type Payout struct {
@@ -178,55 +212,169 @@ type Payout struct {
 	Count int
 	Total int64
 	XML   []byte // pain.001.001.09
+	// Waiting counts the requested refunds not paid yet: some terminal of
+	// the card's event has not uploaded since the request, and the sync
+	// window has not passed.
+	Waiting int
+	// NothingDue counts the refunds closed without payment: offline debits
+	// that arrived before payout used up the card's credit.
+	NothingDue int
 }
 
-// ExportPayouts puts every requested refund into one SEPA credit-transfer
-// file from the organizer's account and books it (refunds payable → bank).
-// With nothing to pay it returns ErrNothingToPay.
-func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party, execution time.Time) (Payout, error) {
+// ExportPayouts fixes the amount of every requested refund that is due and
+// puts those with something to pay into one SEPA credit-transfer file
+// from the organizer's account, and books them (card and pending loads →
+// refunds payable → bank).
+//
+// A refund is due when every active terminal of the card's event has
+// uploaded a transaction (or enrolled) since the refund was requested, so
+// that the debits it took offline before the request are on the ledger,
+// or when syncWindow has passed since the request. Its amount is then the
+// card's credit: its balance and the online top-ups never written onto
+// it. The others wait for a later payout (Payout.Waiting). A debit that
+// arrives after its card's refund was paid is posted against RefundLosses
+// with a ReasonRefundedCard alert (see Upload).
+//
+// With nothing to pay it returns ErrNothingToPay, with the Payout's
+// Waiting and NothingDue set (the refunds found with nothing left are
+// closed even then).
+func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party, execution time.Time, syncWindow time.Duration) (Payout, error) {
+	if syncWindow < 0 {
+		return Payout{}, fmt.Errorf("%w: negative sync window", ErrInvalid)
+	}
 	var out Payout
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
 		out = Payout{ID: l.newID()}
-		rows, err := tx.Query(ctx, `SELECT refund_id, card_id, amount, holder_name, iban, bic, payee FROM refunds
-			WHERE org_id = $1 AND status = 'requested' ORDER BY requested_at, refund_id FOR UPDATE`, org)
+		// Each terminal's last upload, once; then whether each open refund
+		// is due.
+		rows, err := tx.Query(ctx, `WITH term AS MATERIALIZED (
+				SELECT t.event_id, greatest(u.received_at, t.enrolled_at) AS synced FROM terminals t
+				LEFT JOIN LATERAL (SELECT received_at FROM terminal_txs x WHERE x.org_id = t.org_id AND x.terminal_id = t.terminal_id
+					ORDER BY x.terminal_seq DESC LIMIT 1) u ON true
+				WHERE t.org_id = $1 AND t.status = 'active')
+			SELECT r.refund_id, r.card_id, c.event_id, r.amount, r.holder_name, r.iban, r.bic, r.payee,
+				r.amount IS NOT NULL OR r.requested_at <= now() - $2::bigint * interval '1 microsecond' OR NOT EXISTS (
+					SELECT 1 FROM term WHERE (term.event_id IS NULL OR term.event_id = c.event_id)
+					AND coalesce(term.synced, '-infinity') < r.requested_at)
+			FROM refunds r JOIN cards c ON c.org_id = r.org_id AND c.card_id = r.card_id
+			WHERE r.org_id = $1 AND r.status = 'requested' ORDER BY r.requested_at, r.refund_id FOR UPDATE OF r`,
+			org, syncWindow.Microseconds())
 		if err != nil {
 			return err
 		}
-		f := sepa.File{MessageID: "LC-" + out.ID.String()[:32], Created: l.now(), Execution: execution, Debtor: debtor}
-		var ids []pgtype.UUID
-		var sealed [][]byte
-		var (
-			id     [16]byte
-			card   []byte
-			amount int64
-			name   string
-			iban   string
-			bic    string
-			payee  []byte
-		)
-		_, err = pgx.ForEachRow(rows, []any{&id, &card, &amount, &name, &iban, &bic, &payee}, func() error {
-			ids = append(ids, pgtype.UUID{Bytes: id, Valid: true})
-			sealed = append(sealed, bytes.Clone(payee))
-			f.Payments = append(f.Payments, sepa.Payment{EndToEndID: txid.ID(id).String()[:32], Name: name, IBAN: iban,
-				BIC: bic, Amount: amount, Remittance: "Refund of card " + terminaltx.CardHex(card)})
-			out.Total += amount
+		type open struct {
+			id              pgtype.UUID
+			card            []byte
+			event           string
+			amount          *int64
+			name, iban, bic string
+			payee           []byte
+			due             bool
+		}
+		var due []*open
+		var fixCards [][]byte
+		var r open
+		_, err = pgx.ForEachRow(rows, []any{&r.id, &r.card, &r.event, &r.amount, &r.name, &r.iban, &r.bic, &r.payee, &r.due}, func() error {
+			if !r.due {
+				out.Waiting++
+				return nil
+			}
+			c := r
+			c.card, c.payee = bytes.Clone(r.card), bytes.Clone(r.payee)
+			due = append(due, &c)
+			if c.amount == nil {
+				fixCards = append(fixCards, c.card)
+			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		for i, env := range sealed {
-			if env == nil {
-				continue // requested before payees were sealed
-			}
-			p, err := l.unsealPayee(ctx, org, txid.ID(ids[i].Bytes), env)
+		// Fix the amounts: lock the cards, take their balances and the
+		// online top-ups never written onto them.
+		states, err := lockCards(ctx, tx, org, fixCards)
+		if err != nil {
+			return err
+		}
+		pending := map[string]int64{}
+		if len(fixCards) > 0 {
+			rows, err := tx.Query(ctx, `UPDATE topups SET status = 'refunded'
+				WHERE org_id = $1 AND card_id = ANY($2) AND status = 'pending' RETURNING card_id, amount`, org, fixCards)
 			if err != nil {
 				return err
 			}
-			f.Payments[i].Name, f.Payments[i].IBAN, f.Payments[i].BIC = p.Name, p.IBAN, p.BIC
+			var card []byte
+			var amount int64
+			if _, err := pgx.ForEachRow(rows, []any{&card, &amount}, func() error {
+				pending[string(card)] += amount
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		var entries []entry
+		var payable, pendingAcct int64
+		locked := map[int64]bool{}
+		var ids, closed []pgtype.UUID
+		var amounts []int64
+		f := sepa.File{MessageID: "LC-" + out.ID.String()[:32], Created: l.now(), Execution: execution, Debtor: debtor}
+		for _, d := range due {
+			if d.amount == nil {
+				st := states[string(d.card)]
+				if st == nil {
+					return fmt.Errorf("%w: card %s of refund %s", ErrNotFound, terminaltx.CardHex(d.card), txid.ID(d.id.Bytes))
+				}
+				p := pending[string(d.card)]
+				amount := st.balance + p
+				if amount <= 0 {
+					closed = append(closed, d.id)
+					continue
+				}
+				if payable == 0 {
+					if payable, err = accountID(ctx, tx, org, RefundsPayable, ""); err != nil {
+						return err
+					}
+				}
+				ps := []posting{{payable, -amount}}
+				if st.balance > 0 {
+					ps = append(ps, posting{st.account, st.balance})
+					locked[st.account] = true
+				}
+				if p > 0 {
+					if pendingAcct == 0 {
+						if pendingAcct, err = accountID(ctx, tx, org, PendingLoads, ""); err != nil {
+							return err
+						}
+					}
+					ps = append(ps, posting{pendingAcct, p})
+				}
+				entries = append(entries, entry{id: l.newID(), kind: "refund", event: d.event, ref: terminaltx.CardHex(d.card),
+					at: l.now(), postings: ps})
+				d.amount = &amount
+			}
+			ids = append(ids, d.id)
+			amounts = append(amounts, *d.amount)
+			pay := sepa.Payment{EndToEndID: txid.ID(d.id.Bytes).String()[:32], Name: d.name, IBAN: d.iban, BIC: d.bic,
+				Amount: *d.amount, Remittance: "Refund of card " + terminaltx.CardHex(d.card)}
+			if d.payee != nil { // nil: requested before payees were sealed
+				p, err := l.unsealPayee(ctx, org, txid.ID(d.id.Bytes), d.payee)
+				if err != nil {
+					return err
+				}
+				pay.Name, pay.IBAN, pay.BIC = p.Name, p.IBAN, p.BIC
+			}
+			f.Payments = append(f.Payments, pay)
+			out.Total += *d.amount
+		}
+		out.NothingDue = len(closed)
+		if len(closed) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE refunds SET status = 'nothing_due', amount = 0, fixed_at = now()
+				WHERE org_id = $1 AND refund_id = ANY($2)`, org, closed); err != nil {
+				return err
+			}
 		}
 		if len(ids) == 0 {
-			return ErrNothingToPay
+			return nil // ErrNothingToPay below, with the closed refunds kept
 		}
 		out.Count = len(ids)
 		if out.XML, err = f.Marshal(); err != nil {
@@ -236,23 +384,29 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 			org, pgtype.UUID{Bytes: out.ID, Valid: true}, f.MessageID, out.Count, out.Total); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE refunds SET status = 'exported', payout_id = $3 WHERE org_id = $1 AND refund_id = ANY($2)`,
-			org, ids, pgtype.UUID{Bytes: out.ID, Valid: true}); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE refunds r SET status = 'exported', payout_id = $2, amount = q.amount,
+				fixed_at = coalesce(r.fixed_at, now())
+			FROM unnest($3::uuid[], $4::bigint[]) q(id, amount) WHERE r.org_id = $1 AND r.refund_id = q.id`,
+			org, pgtype.UUID{Bytes: out.ID, Valid: true}, ids, amounts); err != nil {
 			return err
 		}
-		payable, err := accountID(ctx, tx, org, RefundsPayable, "")
-		if err != nil {
-			return err
+		if payable == 0 {
+			if payable, err = accountID(ctx, tx, org, RefundsPayable, ""); err != nil {
+				return err
+			}
 		}
 		bank, err := accountID(ctx, tx, org, Bank, "")
 		if err != nil {
 			return err
 		}
-		e := entry{id: out.ID, kind: "payout", ref: f.MessageID, at: l.now(), postings: transfer(payable, bank, out.Total)}
-		return writeEntries(ctx, tx, org, []entry{e}, nil)
+		entries = append(entries, entry{id: out.ID, kind: "payout", ref: f.MessageID, at: l.now(), postings: transfer(payable, bank, out.Total)})
+		return writeEntries(ctx, tx, org, entries, locked)
 	})
 	if err != nil {
 		return Payout{}, fmt.Errorf("ledger: export payouts: %w", err)
+	}
+	if out.Count == 0 {
+		return Payout{Waiting: out.Waiting, NothingDue: out.NothingDue}, fmt.Errorf("ledger: export payouts: %w", ErrNothingToPay)
 	}
 	return out, nil
 }
@@ -260,7 +414,8 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 // CloseRefundWindow books every remaining card balance of an event as
 // breakage (card → breakage), and so the online top-ups never written onto
 // its cards (pending loads → breakage), once its refund deadline has passed,
-// and closes refunds for the event. It returns how many cards and how much
+// and closes refunds for the event. The credit of a card whose refund was
+// requested in time stays for its payout. It returns how many cards and how much
 // in all; running it
 // again books nothing more. It fails with ErrWindowOpen before the deadline.
 func (l *Ledger) CloseRefundWindow(ctx context.Context, org int64, event string) (int, int64, error) {
@@ -281,7 +436,9 @@ func (l *Ledger) CloseRefundWindow(ctx context.Context, org int64, event string)
 			return ErrWindowOpen
 		}
 		rows, err := tx.Query(ctx, `SELECT c.card_id FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
-			WHERE c.org_id = $1 AND c.event_id = $2 AND a.side * a.balance > 0 ORDER BY c.card_id`, org, event)
+			WHERE c.org_id = $1 AND c.event_id = $2 AND a.side * a.balance > 0
+			AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.org_id = c.org_id AND r.card_id = c.card_id)
+			ORDER BY c.card_id`, org, event)
 		if err != nil {
 			return err
 		}
@@ -314,6 +471,7 @@ func (l *Ledger) CloseRefundWindow(ctx context.Context, org int64, event string)
 		var expired int64
 		if err := tx.QueryRow(ctx, `WITH x AS (UPDATE topups t SET status = 'expired' FROM cards c
 				WHERE t.org_id = $1 AND t.status = 'pending' AND c.org_id = t.org_id AND c.card_id = t.card_id AND c.event_id = $2
+				AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.org_id = c.org_id AND r.card_id = c.card_id)
 				RETURNING t.amount)
 			SELECT coalesce(sum(amount), 0)::bigint FROM x`, org, event).Scan(&expired); err != nil {
 			return err

@@ -73,6 +73,13 @@ const (
 	ReasonWrongMerchant   = "wrong_merchant"   // signed for a merchant other than the terminal's
 	ReasonTerminalRevoked = "terminal_revoked" // the terminal was revoked after it enrolled
 
+	// ReasonRefundedCard: the debit reached the ledger after its card's
+	// refund was paid out (a terminal that stayed offline past the sync
+	// window, see ExportPayouts). It is posted: the merchant is paid from
+	// the organizer's RefundLosses account, and HQ gets an alert that does
+	// not block the card.
+	ReasonRefundedCard = "refunded_card"
+
 	// ReasonSequenceGap: the card's sequence skips numbers before this
 	// transaction (the ledger holds nothing at the sequence before it). The
 	// transaction is posted and the card stays active: a late upload from
@@ -613,7 +620,8 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		alerts    []alert
 		blocking  int // alerts that block their cards
 		filled    gapFills
-		merchants []int64 // merchant accounts credited, each once
+		merchants []int64 // merchant accounts credited, each once (and refund losses)
+		unfunded  []lateDebit
 		credited  = map[int64]bool{}
 	)
 	// Each transaction in turn: gather what was read about it, as the
@@ -668,11 +676,41 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		if v.closesGap {
 			filled.add(s.Card, f.next.txn)
 		}
+		if v.status == Held && v.reason == ReasonUnfunded {
+			unfunded = append(unfunded, lateDebit{k: k, row: len(rec.ids), tx: s, merchantAccount: f.terminal.merchantAccount})
+		}
 		rec.add(s, v.dbStatus(), v.reason, v.chained, cardAccount, merchantAccount)
 	}
+	var late entryRows // debits of cards whose refund was paid out
 	if blocking > 0 {
 		var err error
-		if alerts, err = l.activeCardAlerts(ctx, tx, org, alerts, states); err != nil {
+		var lossAccount int64
+		if alerts, lossAccount, err = l.activeCardAlerts(ctx, tx, org, alerts, states, len(unfunded) > 0); err != nil {
+			return nil, err
+		}
+		var entries []entry
+		for _, d := range unfunded {
+			if !states[string(d.tx.Card)].paidOut {
+				continue
+			}
+			// The card's refund was paid out before this debit reached the
+			// ledger: the merchant is paid from refund losses, and HQ told.
+			rec.statuses[d.row], rec.reasons[d.row] = "posted", ReasonRefundedCard
+			out[d.k] = Result{Status: Accepted, Reason: ReasonRefundedCard}
+			entries = append(entries, entry{id: d.tx.ID, kind: "refunded_card_debit", ref: terminaltx.CardHex(d.tx.Card),
+				at: d.tx.Time, postings: transfer(lossAccount, d.merchantAccount, d.tx.Amount)})
+			a := alert{id: l.newID(), card: d.tx.Card, kind: ReasonRefundedCard, txn: d.tx.ID, notice: true,
+				detail: fmt.Sprintf("debit of %d for merchant %s reached the ledger after the card's refund was paid out; paid from refund losses", d.tx.Amount, d.tx.Merchant)}
+			alerts = append(alerts, a)
+			l.log.Warn("card alert", "org", org, "card", terminaltx.CardHex(d.tx.Card), "reason", a.kind, "txn", d.tx.ID.String(), "terminal", d.tx.Terminal, "detail", a.detail)
+			for _, acct := range []int64{lossAccount, d.merchantAccount} {
+				if !credited[acct] {
+					credited[acct] = true
+					merchants = append(merchants, acct)
+				}
+			}
+		}
+		if err := late.add(entries, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -697,6 +735,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		if err := copyRows(ctx, tx.Conn().PgConn(), org, rec); err != nil {
 			return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
 		}
+		late.queue(wb, org)
 		queueAlerts(wb, org, alerts)
 		filled.queue(wb, org)
 		wb.Queue("COMMIT")
@@ -714,6 +753,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
 			$10::text[], $11::timestamptz[], $12::bytea[], $13::text[], $14::text[], $15::bool[], $16::bigint[], $17::bigint[])
 			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained, cacct, macct)`, args...)
+	late.queue(wb, org)
 	queueAlerts(wb, org, alerts)
 	filled.queue(wb, org)
 	wb.Queue("COMMIT")
@@ -726,8 +766,10 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 // activeCardAlerts reads the statuses of the cards of the blocking alerts,
 // which the transaction has locked, and returns the notices and the
 // blocking alerts of the cards that are active, logging each: a card
-// already blocked or refunded gets no second blocking alert.
-func (l *Ledger) activeCardAlerts(ctx context.Context, tx batchSender, org int64, alerts []alert, states map[string]*cardState) ([]alert, error) {
+// already blocked or refunded gets no second blocking alert. With
+// wantLoss it also returns the organizer's RefundLosses account, for the
+// debits of cards whose refund was paid out (cardState.paidOut).
+func (l *Ledger) activeCardAlerts(ctx context.Context, tx batchSender, org int64, alerts []alert, states map[string]*cardState, wantLoss bool) ([]alert, int64, error) {
 	cards := make([][]byte, 0, len(alerts))
 	for _, a := range alerts {
 		if !a.notice {
@@ -736,8 +778,19 @@ func (l *Ledger) activeCardAlerts(ctx context.Context, tx batchSender, org int64
 	}
 	b := &pgx.Batch{}
 	queueReadCardStatuses(b, org, cards, states)
+	var lossAccount int64
+	if wantLoss {
+		// Organizers made before migration 023 got the account there.
+		b.Queue(`WITH i AS (INSERT INTO accounts (org_id, kind, ref, side, floor) VALUES ($1, $2, '', $3, NULL)
+				ON CONFLICT (org_id, kind, ref) DO NOTHING RETURNING account_id)
+			SELECT account_id FROM i UNION ALL
+			SELECT account_id FROM accounts WHERE org_id = $1 AND kind = $2 AND ref = '' LIMIT 1`,
+			org, string(RefundLosses), accountSpecs[RefundLosses].side).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&lossAccount)
+		})
+	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("ledger: read card statuses: %w", err)
+		return nil, 0, fmt.Errorf("ledger: read card statuses: %w", err)
 	}
 	kept := alerts[:0]
 	for _, a := range alerts {
@@ -751,7 +804,25 @@ func (l *Ledger) activeCardAlerts(ctx context.Context, tx batchSender, org int64
 		kept = append(kept, a)
 		l.log.Warn("card blocked", "org", org, "card", terminaltx.CardHex(a.card), "reason", a.kind, "txn", a.txn.String(), "detail", a.detail)
 	}
-	return kept, nil
+	return kept, lossAccount, nil
+}
+
+// lateDebit is a debit decided unfunded: posted against refund losses
+// instead if its card's refund was paid out. k is its place in apply's
+// results, row in the terminal rows.
+type lateDebit struct {
+	k, row          int
+	tx              *terminaltx.Signed
+	merchantAccount int64
+}
+
+// queue queues writing the entries, if any (their accounts are locked).
+func (r *entryRows) queue(b *pgx.Batch, org int64) {
+	if len(r.jIDs) == 0 {
+		return
+	}
+	sql, args := r.statement(org, 2)
+	b.Queue(sql, append([]any{org}, args...)...)
 }
 
 // queueReadChain queues reading the card chain's rows next to each card

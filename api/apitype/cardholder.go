@@ -11,6 +11,18 @@ type CardStatus struct {
 	// Pending is credit paid (cash at a store, or online) that is not on
 	// the card yet: it reaches the card when a store or terminal writes it.
 	Pending int64 `json:"pending"`
+	// Refund is the card's refund, once one was requested.
+	Refund *RefundStatus `json:"refund,omitempty"`
+}
+
+// RefundStatus is where a card's refund stands: pending until it is paid
+// out, paid, or nothing_due when offline payments uploaded before the
+// payout used up the credit. Amount is fixed at payout (absent while
+// pending).
+type RefundStatus struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Amount *int64 `json:"amount,omitempty"`
 }
 
 // Payment is a debit of the card at a terminal.
@@ -48,11 +60,15 @@ type RefundRequest struct {
 	IBAN string `json:"iban"`
 }
 
-// RefundResponse acknowledges a refund request.
+// RefundResponse acknowledges a refund request. The amount is fixed at
+// payout, after the event's terminals have sent their payments: Status is
+// pending and Amount 0 until then; Credit is what the card holds now,
+// what the refund pays unless payments taken offline arrive first.
 type RefundResponse struct {
 	ID     string `json:"id"`
 	Card   string `json:"card"`
 	Amount int64  `json:"amount"`
+	Credit int64  `json:"credit"`
 	Status string `json:"status"`
 }
 

@@ -70,6 +70,11 @@ type Card struct {
 	PendingCount int
 	// Claimed: the card belongs to a profile, whose login shows its history.
 	Claimed bool
+	// Refund is the state of the card's refund, if one was requested:
+	// pending (the amount is fixed at payout), paid (RefundAmount) or
+	// nothing_due.
+	Refund       string
+	RefundAmount int64
 }
 
 // Entry is one transaction: a payment (Amount < 0) or a top-up (Amount > 0).

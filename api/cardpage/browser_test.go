@@ -270,7 +270,7 @@ func TestBrowser(t *testing.T) {
 	b.submit(`form[action$="/refund"] button`)
 	// The refund is the balance and the loads paid online but not yet on
 	// the card (€10.00 + €5.00 + €20.00).
-	b.page("refund", "Your refund of €35.00 is requested")
+	b.page("refund", "Your refund is requested; the card holds €35.00 now")
 
 	b.open(cb + "/claim")
 	b.fill("#pin", card.pin)
@@ -315,8 +315,9 @@ func TestBrowser(t *testing.T) {
 	require.Zero(t, e.count(t, `SELECT count(*) FROM api_profiles`))
 
 	b.open(cb + "?lang=nl")
-	// Refunded: balance and pending loads went to the refund.
-	b.page("nl-balance", "Saldo", "€\u00a00,00", "Kies een bedrag")
+	// Refunded: balance and pending loads stay until the payout fixes the
+	// refund's amount.
+	b.page("nl-balance", "Saldo", "€\u00a010,00", "Kies een bedrag", "terugbetaling aangevraagd", "in behandeling: het bedrag wordt vastgesteld")
 	b.open("/privacy")
 	b.page("nl-privacy", "Privacyverklaring", "Je rechten")
 

@@ -73,7 +73,7 @@ func TestCardholderPages(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, p.status)
 	p = c.post(base+"/refund", url.Values{"pin": {fakePIN}, "name": {"Ada Lovelace"}, "iban": {"nl91 abna 0417 1643 00"}})
 	require.Equal(t, http.StatusCreated, p.status, p.body)
-	require.Contains(t, p.body, "Your refund of €12.50 is requested")
+	require.Contains(t, p.body, "Your refund is requested; the card holds €12.50 now")
 	require.Equal(t, "NL91ABNA0417164300", f.refunds[0].IBAN)
 	p = c.post(base+"/refund", url.Values{"pin": {fakePIN}, "name": {"Ada Lovelace"}, "iban": {"NL91ABNA0417164300"}})
 	require.Equal(t, http.StatusConflict, p.status)

@@ -85,8 +85,10 @@ func ledgerCommand() *cli.Command {
 			ledgerUnblockCommand(),
 			{
 				Name:  "payout",
-				Usage: "export every requested refund as one SEPA credit-transfer file (pain.001.001.09) and book it",
+				Usage: "fix the amount of every refund that is due and export them as one SEPA credit-transfer file (pain.001.001.09), booked",
 				Flags: []cli.Flag{organizerFlag, jsonFlag,
+					&cli.DurationFlag{Name: "sync-window", Value: ledger.DefaultSyncWindow,
+						Usage: "pay a refund once every terminal of its event has uploaded since the request, or once this long has passed since it"},
 					&cli.StringFlag{Name: "debtor-name", Required: true, Usage: "the organizer's account holder name"},
 					&cli.StringFlag{Name: "debtor-iban", Required: true, Usage: "the organizer's IBAN"},
 					&cli.StringFlag{Name: "debtor-bic", Usage: "the organizer's BIC (optional)"},
@@ -207,8 +209,12 @@ func ledgerPayout(c *cli.Context) error {
 	// The refunds' payout details are sealed by the HSM.
 	return withStack(c, partHSM|partDatabase, func(l *ledger.Ledger) error {
 		p, err := l.ExportPayouts(c.Context, c.Int64("organizer"), sepa.Party{Name: c.String("debtor-name"),
-			IBAN: c.String("debtor-iban"), BIC: c.String("debtor-bic")}, time.Now().AddDate(0, 0, 1))
+			IBAN: c.String("debtor-iban"), BIC: c.String("debtor-bic")}, time.Now().AddDate(0, 0, 1), c.Duration("sync-window"))
 		if errors.Is(err, ledger.ErrNothingToPay) {
+			if p.Waiting > 0 {
+				return fmt.Errorf("no refund is due yet: %d wait for their event's terminals to upload, or for --sync-window (%s) to pass since the request; run loopcard ledger payout again later",
+					p.Waiting, c.Duration("sync-window"))
+			}
 			return fmt.Errorf("no refunds waiting to be paid")
 		}
 		if err != nil {
@@ -226,9 +232,13 @@ func ledgerPayout(c *cli.Context) error {
 			return err
 		}
 		if c.Bool("json") {
-			return printJSON(c, map[string]any{"payout": p.ID.String(), "count": p.Count, "total": p.Total, "file": c.String("out")})
+			return printJSON(c, map[string]any{"payout": p.ID.String(), "count": p.Count, "total": p.Total, "file": c.String("out"),
+				"waiting": p.Waiting, "nothing_due": p.NothingDue})
 		}
 		fmt.Fprintf(c.App.Writer, "%d refunds, %s, in %s\n", p.Count, money(p.Total), c.String("out"))
+		if p.Waiting > 0 {
+			fmt.Fprintf(c.App.Writer, "%d more wait for their event's terminals to upload (or for --sync-window to pass); run loopcard ledger payout again later\n", p.Waiting)
+		}
 		return nil
 	})
 }

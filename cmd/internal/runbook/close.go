@@ -11,7 +11,8 @@ import (
 )
 
 // refund: a cardholder asks for the balance with the QR token and PIN (as
-// the card page does); HQ exports the waiting refunds as a SEPA file.
+// the card page does); HQ exports the due refunds as a SEPA file, which
+// fixes their amounts.
 func (r *runner) refund(ctx context.Context) error {
 	var c *card
 	for _, x := range r.cards {
@@ -28,30 +29,34 @@ func (r *runner) refund(ctx context.Context) error {
 		return err
 	}
 	var res struct {
-		Amount int64  `json:"amount"`
+		Credit int64  `json:"credit"`
 		Status string `json:"status"`
 	}
 	if err := h.api(ctx, "POST", "/v1/card/refund", c.token, c.pin,
 		map[string]string{"name": "Alex Example", "iban": "DE89370400440532013000"}, &res); err != nil {
 		return err
 	}
-	c.refunded = res.Amount
-	r.say("   the holder of %s asks for its balance with the QR code and PIN: %s %s", c.number, money(res.Amount), res.Status)
+	r.say("   the holder of %s asks for its balance with the QR code and PIN: the card holds %s, refund %s", c.number, money(res.Credit), res.Status)
+	// The amount is fixed at payout. By default a refund waits until every
+	// terminal of its event has uploaded since the request (or 24 h): the
+	// demo's terminals have sent every payment already, so HQ pays at once.
 	file := r.path("out", "payout.xml")
 	if _, err := r.loopcard(ctx, append([]string{"ledger", "payout", "--debtor-name", "Summer Fest Ltd",
-		"--debtor-iban", "NL91ABNA0417164300", "--out", file}, r.orgFlag()...)...); err != nil {
+		"--debtor-iban", "NL91ABNA0417164300", "--sync-window", "0s", "--out", file}, r.orgFlag()...)...); err != nil {
 		return err
 	}
 	n, total, err := readPain001(file)
 	if err != nil {
 		return err
 	}
-	if total != res.Amount {
-		return fmt.Errorf("the payout file pays %s, the refund was %s", money(total), money(res.Amount))
+	if total != res.Credit {
+		return fmt.Errorf("the payout file pays %s, the card held %s", money(total), money(res.Credit))
 	}
-	r.sum.Refund = RefundCheck{Number: c.number, Amount: res.Amount, Payout: file, Refunds: n}
+	c.refunded = total
+	r.sum.Refund = RefundCheck{Number: c.number, Amount: total, Payout: file, Refunds: n}
 	r.sum.Files["payout"] = file
-	r.say("   HQ exports the refunds as a SEPA credit transfer (pain.001): %d payment of %s in %s", n, money(total), file)
+	r.say("   HQ pays the refunds out (--sync-window 0s: every terminal has uploaded), fixing their amounts, as a SEPA credit transfer (pain.001): %d payment of %s in %s",
+		n, money(total), file)
 	return nil
 }
 
