@@ -34,6 +34,7 @@ type HSM interface {
 	VerifyPIN(ctx context.Context, cardID []byte, p keys.PIN, want keys.PVV) error
 	Seal(ctx context.Context, plaintext, aad []byte) (*keys.Envelope, error)
 	Unseal(ctx context.Context, env *keys.Envelope, aad []byte) ([]byte, error)
+	EmailMAC(ctx context.Context, msg []byte) (version int, mac []byte, err error)
 	List(ctx context.Context) ([]keys.KeyInfo, error)
 }
 
@@ -326,6 +327,9 @@ func (s *Server) Listener(ln net.Listener) net.Listener {
 func (s *Server) Serve(ctx context.Context, ln net.Listener, tc *tls.Config, grace time.Duration) error {
 	tc = tc.Clone()
 	tc.MinVersion = tls.VersionTLS13
+	if _, err := s.RehashEmails(ctx); err != nil {
+		return err
+	}
 	ln = s.Listener(ln)
 	hs := s.HTTPServer(tc)
 	stopJanitor := s.startJanitor(ctx)
@@ -348,7 +352,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tc *tls.Config, gra
 	return nil
 }
 
-// startJanitor deletes expired nonces once a minute.
+// startJanitor deletes expired nonces and checkouts once a minute.
 func (s *Server) startJanitor(ctx context.Context) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -363,6 +367,9 @@ func (s *Server) startJanitor(ctx context.Context) func() {
 			case <-t.C:
 				if _, err := s.pool.Exec(ctx, `DELETE FROM api_nonces WHERE expires_at < $1`, s.now()); err != nil && ctx.Err() == nil {
 					s.log.Warn("api: nonce cleanup", "err", err)
+				}
+				if _, err := s.pool.Exec(ctx, `DELETE FROM api_checkouts WHERE expires_at < $1`, s.now()); err != nil && ctx.Err() == nil {
+					s.log.Warn("api: checkout cleanup", "err", err)
 				}
 			}
 		}
