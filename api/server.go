@@ -327,8 +327,13 @@ func (s *Server) Listener(ln net.Listener) net.Listener {
 func (s *Server) Serve(ctx context.Context, ln net.Listener, tc *tls.Config, grace time.Duration) error {
 	tc = tc.Clone()
 	tc.MinVersion = tls.VersionTLS13
-	if _, err := s.RehashEmails(ctx); err != nil {
-		return err
+	// Profiles of before email-mac (or of an older version of it) are
+	// found once MACed again; without the key, claims and logins fail
+	// until `loopcard keys init`, and everything else works.
+	if _, err := s.RehashEmails(ctx); errors.Is(err, keys.ErrKeyNotFound) {
+		s.log.Warn("no email-mac in the HSM: cardholder claims and logins fail until `loopcard keys init`", "err", err)
+	} else if err != nil {
+		s.log.Error("api: profiles' emails not MACed again: older profiles are not found until serve restarts", "err", err)
 	}
 	ln = s.Listener(ln)
 	hs := s.HTTPServer(tc)
