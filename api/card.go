@@ -1,8 +1,8 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -128,8 +128,10 @@ func validIBAN(s string) bool {
 // the given account (the ledger keeps holder and IBAN for the payout, which
 // fixes the amount), and keeps a sealed copy of the payout details with the
 // request for the cardholder's data export, which erasure deletes. The
-// refund is pending until paid out.
-func (s *Server) requestRefund(c *call, org int64, card []byte) error {
+// refund is pending until paid out. The copy names the profile that asked
+// (profile, or no profile for a request made with the QR token and PIN):
+// only that profile exports or erases it.
+func (s *Server) requestRefund(c *call, org int64, card []byte, profile pgtype.UUID) error {
 	var req apitype.RefundRequest
 	if err := c.decode(&req); err != nil {
 		return err
@@ -151,8 +153,8 @@ func (s *Server) requestRefund(c *call, org int64, card []byte) error {
 	env, err := s.hsm.Seal(c.ctx, plain, []byte("loopcard refund v1|"+id.String()))
 	clear(plain)
 	if err == nil {
-		_, err = s.pool.Exec(c.ctx, `INSERT INTO api_refund_requests (org_id, request_id, card_id, amount, payout_sealed, requested_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, org, rid, card, credit, env, s.now())
+		_, err = s.pool.Exec(c.ctx, `INSERT INTO api_refund_requests (org_id, request_id, card_id, amount, payout_sealed, requested_at, profile_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, org, rid, card, credit, env, s.now(), profile)
 	}
 	if err != nil {
 		// The refund stands in the ledger; only the cardholder's copy is missing.
@@ -170,12 +172,12 @@ func (s *Server) cardRefund(c *call) error {
 		c.target = "card " + terminaltx.CardHex(c.who.card)
 		return err
 	}
-	return s.requestRefund(c, c.who.org, c.who.card)
+	return s.requestRefund(c, c.who.org, c.who.card, pgtype.UUID{})
 }
 
 func (s *Server) profileRefund(c *call) error {
 	card, _ := parseCardID(c.r.PathValue("card"))
-	return s.requestRefund(c, c.who.org, card)
+	return s.requestRefund(c, c.who.org, card, c.who.profile)
 }
 
 // ownsCard lets a profile act on the cards it claimed only.
@@ -237,9 +239,76 @@ func (s *Server) dummyHash() string {
 	return s.dummy
 }
 
-func emailHash(org int64, email string) []byte {
-	h := sha256.Sum256([]byte("loopcard email v1\x00" + strconv.FormatInt(org, 10) + "\x00" + normalEmail(email)))
-	return h[:]
+// emailMAC is the key by which a profile is found from its email: an
+// HMAC-SHA256 in the HSM (key email-mac) of the normalised email and the
+// organizer, with the key version that made it. The database alone cannot
+// tell whether a guessed address has a profile.
+func (s *Server) emailMAC(ctx context.Context, org int64, email string) (version int, mac []byte, err error) {
+	msg := []byte("loopcard email v2\x00" + strconv.FormatInt(org, 10) + "\x00" + normalEmail(email))
+	defer clear(msg)
+	version, mac, err = s.hsm.EmailMAC(ctx, msg)
+	if err != nil {
+		return 0, nil, fmt.Errorf("api: email MAC (is email-mac in the HSM? run `loopcard keys init`): %w", err)
+	}
+	return version, mac, nil
+}
+
+// RehashEmails MACs again, from its sealed email, every profile whose
+// email_mac was made otherwise than with the newest email-mac key: a
+// plain SHA-256 of before migration 024 (version 0), or an older key
+// version after `loopcard keys rotate email-mac`. A migration cannot ask
+// the HSM, so Serve calls this before it listens; until then such a
+// profile's login and claims do not find it. It returns how many profiles
+// it changed.
+func (s *Server) RehashEmails(ctx context.Context) (int, error) {
+	newest, _, err := s.emailMAC(ctx, 0, "")
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	for {
+		type row struct {
+			org     int64
+			profile pgtype.UUID
+			version int
+			env     keys.Envelope
+		}
+		rows, err := s.pool.Query(ctx, `SELECT org_id, profile_id, email_mac_version, email_sealed FROM api_profiles
+			WHERE email_mac_version <> $1 ORDER BY org_id, profile_id LIMIT 500`, newest)
+		if err != nil {
+			return done, fmt.Errorf("api: rehash emails: %w", err)
+		}
+		var batch []row
+		var r row
+		if _, err := pgx.ForEachRow(rows, []any{&r.org, &r.profile, &r.version, &r.env}, func() error {
+			batch = append(batch, r)
+			return nil
+		}); err != nil {
+			return done, fmt.Errorf("api: rehash emails: %w", err)
+		}
+		if len(batch) == 0 {
+			if done > 0 {
+				s.log.Info("api: profile emails MACed with email-mac", "profiles", done, "version", newest)
+			}
+			return done, nil
+		}
+		for _, r := range batch {
+			email, err := s.hsm.Unseal(ctx, &r.env, []byte("loopcard profile email v1|"+uuidText(r.profile)))
+			if err != nil {
+				return done, fmt.Errorf("api: rehash email of profile %s: %w", uuidText(r.profile), err)
+			}
+			ver, mac, err := s.emailMAC(ctx, r.org, string(email))
+			clear(email)
+			if err != nil {
+				return done, err
+			}
+			if _, err := s.pool.Exec(ctx, `UPDATE api_profiles SET email_mac = $4, email_mac_version = $5
+				WHERE org_id = $1 AND profile_id = $2 AND email_mac_version = $3`, r.org, r.profile, r.version, mac, ver); err != nil {
+				return done, fmt.Errorf("api: rehash email of profile %s: %w", uuidText(r.profile), err)
+			}
+			done++
+		}
+	}
 }
 
 func normalEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
@@ -263,6 +332,12 @@ const ProfileTokenTTL = time.Hour
 
 func validPassword(pw apitype.Secret) bool { return pw.Len() >= 10 && pw.Len() <= 200 }
 
+// claimCard links the card to the profile of the email, made for it when
+// the email has none, or to the existing profile when the password is
+// right. Its answer (202, ClaimResponse) is the same whether the email had
+// a profile, the password was wrong or the profile's password back-off
+// held: the client logs in next, which succeeds only when the card is in
+// the profile. The audit record says what happened.
 func (s *Server) claimCard(c *call) error {
 	var req apitype.ClaimRequest
 	if err := c.decode(&req); err != nil {
@@ -280,11 +355,17 @@ func (s *Server) claimCard(c *call) error {
 	if !validConsent(req.Consent) {
 		return badRequest("consent to keep the email address (purpose profile) and the notice version are required", nil)
 	}
-	eh := emailHash(org, req.Email)
+	// A claimed card answers alike whatever the email: its profile logs in.
+	if err := s.refuseClaimed(c, org, card); err != nil {
+		return apiError(http.StatusConflict, "card already claimed by another profile", nil)
+	}
+	ver, eh, err := s.emailMAC(c.ctx, org, req.Email)
+	if err != nil {
+		return err
+	}
 	var profile pgtype.UUID
-	var stored string
-	err = s.pool.QueryRow(c.ctx, `SELECT profile_id, password_hash FROM api_profiles WHERE org_id = $1 AND email_hash = $2`, org, eh).
-		Scan(&profile, &stored)
+	err = s.pool.QueryRow(c.ctx, `SELECT profile_id FROM api_profiles WHERE org_id = $1 AND email_mac = $2 AND email_mac_version = $3`,
+		org, eh, ver).Scan(&profile)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		hash, err := s.hashPassword(req.Password.Bytes())
@@ -296,21 +377,34 @@ func (s *Server) claimCard(c *call) error {
 		if err != nil {
 			return fmt.Errorf("api: seal email: %w", err)
 		}
-		if _, err := s.pool.Exec(c.ctx, `INSERT INTO api_profiles (org_id, profile_id, email_hash, email_sealed, password_hash, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, org, profile, eh, env, hash, s.now()); err != nil {
+		tag, err := s.pool.Exec(c.ctx, `INSERT INTO api_profiles (org_id, profile_id, email_mac, email_mac_version, email_sealed, password_hash, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id, email_mac) DO NOTHING`, org, profile, eh, ver, env, hash, s.now())
+		if err != nil {
 			return fmt.Errorf("api: create profile: %w", err)
 		}
+		if tag.RowsAffected() == 0 {
+			// The same email claimed another card at the same moment.
+			c.detail = "not claimed: a profile with this email was made meanwhile"
+			return s.claimAnswer(c, card)
+		}
+		c.detail = "claimed by new profile " + uuidText(profile)
 	case err != nil:
 		return fmt.Errorf("api: profile: %w", err)
 	default:
-		// Adding a card to an existing profile needs its password.
-		if !checkPassword(stored, req.Password.Bytes()) {
-			return apiError(http.StatusConflict, "this email already has a profile: give its password", nil)
+		// Adding a card to an existing profile needs its password, within
+		// the profile's back-off.
+		ok, err := s.profilePassword(c, org, profile, req.Password.Bytes())
+		if err != nil {
+			return err
 		}
+		if !ok {
+			c.detail = "not claimed: " + c.detail
+			return s.claimAnswer(c, card)
+		}
+		c.detail = "claimed by profile " + uuidText(profile)
 	}
 	tag, err := s.pool.Exec(c.ctx, `INSERT INTO api_profile_cards (org_id, card_id, profile_id, claimed_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (org_id, card_id) DO UPDATE SET claimed_at = api_profile_cards.claimed_at
-		WHERE api_profile_cards.profile_id = EXCLUDED.profile_id`, org, card, profile, s.now())
+		ON CONFLICT (org_id, card_id) DO NOTHING`, org, card, profile, s.now())
 	if err != nil {
 		return fmt.Errorf("api: claim card: %w", err)
 	}
@@ -325,12 +419,77 @@ func (s *Server) claimCard(c *call) error {
 			return fmt.Errorf("api: record consent: %w", err)
 		}
 	}
-	tok, err := insertToken(c.ctx, s.pool, org, RoleProfile, nil, profile, s.now().Add(ProfileTokenTTL))
-	if err != nil {
-		return err
+	return s.claimAnswer(c, card)
+}
+
+// claimAnswer is the one answer of a claim that was not refused.
+func (s *Server) claimAnswer(c *call, card []byte) error {
+	return c.reply(http.StatusAccepted, apitype.ClaimResponse{Card: terminaltx.CardHex(card),
+		Next: "log in with the email and password: the card is in the profile if the password was the profile's"})
+}
+
+// Password back-off of a profile: guesses are limited per profile, from
+// any address.
+const (
+	// MaxLoginFailures is how many wrong passwords in a row lock a
+	// profile's password.
+	MaxLoginFailures = 5
+	// LoginLockBase is the first lock; each further lock doubles it, up
+	// to LoginLockMax. After a lock one guess is allowed before the next.
+	LoginLockBase = time.Minute
+	LoginLockMax  = 24 * time.Hour
+)
+
+// profilePassword checks pw against the profile's password within its
+// back-off, and records the outcome. An attempt is taken from the budget
+// before the password is checked, so concurrent guesses cannot exceed it;
+// while the profile is locked every password, the right one too, is
+// refused, after the same work as a check (the answer does not tell a
+// lock from a wrong password). c.detail says which, for the audit record.
+func (s *Server) profilePassword(c *call, org int64, profile pgtype.UUID, pw []byte) (bool, error) {
+	now := s.now()
+	stored := s.dummyHash()
+	var failures int
+	err := s.pool.QueryRow(c.ctx, `UPDATE api_profiles SET
+			login_failures = CASE WHEN login_locked_until IS NOT NULL THEN $4 ELSE login_failures + 1 END,
+			login_locked_until = NULL
+		WHERE org_id = $1 AND profile_id = $2 AND
+			((login_locked_until IS NULL AND login_failures < $4) OR (login_locked_until IS NOT NULL AND login_locked_until <= $3))
+		RETURNING password_hash, login_failures`, org, profile, now, MaxLoginFailures).Scan(&stored, &failures)
+	if errors.Is(err, pgx.ErrNoRows) {
+		checkPassword(stored, pw) // as slow as a check
+		s.metrics.Inc("login_locked")
+		c.detail = "password refused: profile " + uuidText(profile) + " locked after too many wrong passwords"
+		return false, nil
 	}
-	c.detail = "claimed by profile " + uuidText(profile)
-	return c.reply(http.StatusCreated, apitype.LoginResponse{Profile: uuidText(profile), Token: tok.Reveal(), ExpiresAt: tok.Expires})
+	if err != nil {
+		return false, fmt.Errorf("api: password attempts: %w", err)
+	}
+	right := checkPassword(stored, pw)
+	// The outcome is recorded even if the client has gone.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
+	defer cancel()
+	if right {
+		if _, err := s.pool.Exec(ctx, `UPDATE api_profiles SET login_failures = 0, login_locks = 0, login_locked_until = NULL
+			WHERE org_id = $1 AND profile_id = $2`, org, profile); err != nil {
+			return false, fmt.Errorf("api: password attempts: %w", err)
+		}
+		return true, nil
+	}
+	s.metrics.Inc("login_failure")
+	if failures >= MaxLoginFailures {
+		var until time.Time
+		if err := s.pool.QueryRow(ctx, `UPDATE api_profiles SET login_locks = login_locks + 1,
+				login_locked_until = $3::timestamptz + make_interval(secs => least($4::float8 * power(2, login_locks), $5::float8))
+			WHERE org_id = $1 AND profile_id = $2 RETURNING login_locked_until`,
+			org, profile, now, LoginLockBase.Seconds(), LoginLockMax.Seconds()).Scan(&until); err != nil {
+			return false, fmt.Errorf("api: password attempts: %w", err)
+		}
+		c.detail = fmt.Sprintf("wrong password for profile %s; locked until %s", uuidText(profile), until.UTC().Format(time.RFC3339))
+	} else {
+		c.detail = fmt.Sprintf("wrong password for profile %s (%d of %d)", uuidText(profile), failures, MaxLoginFailures)
+	}
+	return false, nil
 }
 
 func (s *Server) login(c *call) error {
@@ -345,15 +504,26 @@ func (s *Server) login(c *call) error {
 		return badRequest("org, email and password are required", nil)
 	}
 	c.who.org = req.Org
+	ver, eh, err := s.emailMAC(c.ctx, req.Org, req.Email)
+	if err != nil {
+		return err
+	}
 	var profile pgtype.UUID
-	stored := s.dummyHash()
-	err := s.pool.QueryRow(c.ctx, `SELECT profile_id, password_hash FROM api_profiles WHERE org_id = $1 AND email_hash = $2`,
-		req.Org, emailHash(req.Org, req.Email)).Scan(&profile, &stored)
+	err = s.pool.QueryRow(c.ctx, `SELECT profile_id FROM api_profiles WHERE org_id = $1 AND email_mac = $2 AND email_mac_version = $3`,
+		req.Org, eh, ver).Scan(&profile)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("api: login: %w", err)
 	}
-	if !checkPassword(stored, req.Password.Bytes()) || !profile.Valid {
+	ok := false
+	if profile.Valid {
+		if ok, err = s.profilePassword(c, req.Org, profile, req.Password.Bytes()); err != nil {
+			return err
+		}
+	} else {
+		checkPassword(s.dummyHash(), req.Password.Bytes()) // as slow as for a known email
 		s.metrics.Inc("login_failure")
+	}
+	if !ok {
 		return apiError(http.StatusUnauthorized, "wrong email or password", nil)
 	}
 	tok, err := insertToken(c.ctx, s.pool, req.Org, RoleProfile, nil, profile, s.now().Add(ProfileTokenTTL))
@@ -409,8 +579,11 @@ func (s *Server) exportProfile(c *call) error {
 		}
 		ex.Cards = append(ex.Cards, h)
 	}
+	// The refund requests this profile made; one made for its card before
+	// the claim, with the QR token and PIN, is the data of whoever held
+	// the card then.
 	rows, err = s.pool.Query(c.ctx, `SELECT request_id, card_id, amount, status, payout_sealed FROM api_refund_requests
-		WHERE org_id = $1 AND card_id = ANY($2) AND payout_sealed IS NOT NULL ORDER BY requested_at`, org, cards)
+		WHERE org_id = $1 AND profile_id = $2 AND payout_sealed IS NOT NULL ORDER BY requested_at`, org, profile)
 	if err != nil {
 		return fmt.Errorf("api: export: %w", err)
 	}
@@ -453,8 +626,9 @@ func (s *Server) exportProfile(c *call) error {
 
 // eraseProfile deletes a profile's personal data (GDPR article 17): the
 // sealed email, the password hash, the link to its cards, its recorded
-// consents, the API's copy of the payout details of its refund requests
-// and its tokens. Transactions stay, keyed by card id only, which nothing links to a person any more.
+// consents, the API's copy of the payout details of the refund requests it
+// made (not those made for its cards before its claim, which are another
+// holder's) and its tokens. Transactions stay, keyed by card id only, which nothing links to a person any more.
 // (The ledger keeps the holder and IBAN of a requested refund until it is
 // paid out: that copy is the ledger's to erase after payout.)
 func (s *Server) eraseProfile(c *call) error {
@@ -464,7 +638,7 @@ func (s *Server) eraseProfile(c *call) error {
 		// Payout details go; an open request cannot be paid without them.
 		if _, err := tx.Exec(c.ctx, `UPDATE api_refund_requests SET payout_sealed = NULL,
 				status = CASE WHEN status = 'requested' THEN 'cancelled' ELSE status END
-			WHERE org_id = $1 AND card_id IN (SELECT card_id FROM api_profile_cards WHERE org_id = $1 AND profile_id = $2)`, org, profile); err != nil {
+			WHERE org_id = $1 AND profile_id = $2`, org, profile); err != nil {
 			return err
 		}
 		for _, q := range []string{

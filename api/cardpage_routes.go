@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -215,8 +216,6 @@ func pageError(c apiCall, status int, eb errorBody) error {
 		return cardpage.ErrNothingToRefund
 	case "a refund is already requested for this card":
 		return cardpage.ErrRefundExists
-	case "this email already has a profile: give its password":
-		return cardpage.ErrProfileExists
 	case "card already claimed by another profile":
 		return cardpage.ErrClaimedByOther
 	}
@@ -374,9 +373,24 @@ func (b *cardBackend) Claim(ctx context.Context, from string, tok, pin cardpage.
 	if c.Consent {
 		co = apitype.Consent{Purposes: []string{apitype.ConsentProfile}, Notice: cardpage.NoticeVersion}
 	}
-	var lr apitype.LoginResponse
+	cr, err := b.cardOf(ctx, tok)
+	if err != nil {
+		return cardpage.Secret{}, err
+	}
+	// The claim answers alike whether or not it linked the card; logging
+	// in with the same email and password tells the cardholder.
+	var cl apitype.ClaimResponse
 	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/card/claim", auth: cardAuth(tok), pin: pin,
-		in: claimWire{Email: c.Email, Password: c.Password.Reveal(), Consent: co}}, &lr); err != nil {
+		in: claimWire{Email: c.Email, Password: c.Password.Reveal(), Consent: co}}, &cl); err != nil {
+		return cardpage.Secret{}, err
+	}
+	var lr apitype.LoginResponse
+	err = b.do(ctx, from, apiCall{method: "POST", path: "/v1/profile/login",
+		in: loginWire{Org: cr.org, Email: c.Email, Password: c.Password.Reveal()}}, &lr)
+	if errors.Is(err, cardpage.ErrLoginFailed) {
+		return cardpage.Secret{}, cardpage.ErrClaimNotAdded
+	}
+	if err != nil {
 		return cardpage.Secret{}, err
 	}
 	return cardpage.NewSecret(lr.Token), nil
@@ -446,8 +460,14 @@ func (b *cardBackend) Logout(ctx context.Context, from string, s cardpage.Secret
 	return b.do(ctx, from, apiCall{method: "POST", path: "/v1/profile/logout", auth: bearer(s)}, nil)
 }
 
-// StartTopUp starts a top-up with the provider of Config.Payments.
-func (b *cardBackend) StartTopUp(ctx context.Context, from string, tok cardpage.Secret, amount int64, returnURL string) (string, error) {
+// CheckoutTTL is how long a top-up's checkout id finds its card on the
+// way back from the provider (api_checkouts).
+const CheckoutTTL = cardpage.TopUpReturnTTL
+
+// StartTopUp starts a top-up with the provider of Config.Payments. The
+// provider gets an opaque checkout id in its return address, mapped to
+// the card in api_checkouts until CheckoutTTL, never the card's token.
+func (b *cardBackend) StartTopUp(ctx context.Context, from string, tok cardpage.Secret, amount int64, origin string) (string, error) {
 	cr, err := b.cardOf(ctx, tok)
 	if err != nil {
 		return "", err
@@ -463,11 +483,42 @@ func (b *cardBackend) StartTopUp(ctx context.Context, from string, tok cardpage.
 	if st.Status != "active" {
 		return "", cardpage.ErrNotActive
 	}
-	to, err := b.topUps.Start(ctx, cr.org, terminaltx.CardHex(cr.uid), amount, returnURL)
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("api: checkout id: %w", err)
+	}
+	id := base64.RawURLEncoding.EncodeToString(raw[:])
+	now := b.s.now()
+	if _, err := b.s.pool.Exec(ctx, `INSERT INTO api_checkouts (checkout_id, org_id, card_id, amount, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, id, cr.org, cr.uid, amount, now, now.Add(CheckoutTTL)); err != nil {
+		return "", fmt.Errorf("api: record checkout: %w", err)
+	}
+	to, err := b.topUps.Start(ctx, cr.org, terminaltx.CardHex(cr.uid), amount, cardpage.ReturnURL(origin, id))
 	if err != nil {
 		return "", fmt.Errorf("api: start top-up: %w", err)
 	}
 	return to, nil
+}
+
+// TopUpCard finds the card of a checkout on the way back from the
+// provider: the checkout must be the card's and not expired.
+func (b *cardBackend) TopUpCard(ctx context.Context, checkout string, tok cardpage.Secret) error {
+	cr, err := b.cardOf(ctx, tok)
+	if errors.Is(err, cardpage.ErrUnknownCard) {
+		return cardpage.ErrUnknownCheckout
+	}
+	if err != nil {
+		return err
+	}
+	var ok bool
+	if err := b.s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM api_checkouts
+		WHERE checkout_id = $1 AND org_id = $2 AND card_id = $3 AND expires_at > $4)`, checkout, cr.org, cr.uid, b.s.now()).Scan(&ok); err != nil {
+		return fmt.Errorf("api: checkout: %w", err)
+	}
+	if !ok {
+		return cardpage.ErrUnknownCheckout
+	}
+	return nil
 }
 
 var _ cardpage.Backend = (*cardBackend)(nil)

@@ -48,6 +48,14 @@
 //     with every lock, and even the right PIN is refused until it ends. A
 //     claimed profile logs in with email and password (argon2id) and gets a
 //     Bearer token of role profile, which POST /v1/profile/logout revokes.
+//     A profile is found by an HMAC of its email in the HSM (email-mac); a
+//     claim answers 202 alike whether the email had a profile, so the
+//     client logs in next to learn whether the card was added. Password
+//     guesses are limited per profile, from any address: after
+//     MaxLoginFailures wrong ones every password is refused, with the same
+//     401, for a lock that doubles each time (LoginLockBase). A profile's
+//     export and erasure cover the refund requests it made, not those made
+//     for its card with the QR token and PIN before its claim.
 //   - The payment provider posts its events to POST /v1/payments/webhook,
 //     signed with a shared secret and a timestamp (package payment); the
 //     signature is its credential (Config.Payments). A paid top-up becomes

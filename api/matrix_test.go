@@ -36,7 +36,9 @@ func TestRoleMatrix(t *testing.T) {
 
 	r := e.do(request{method: "POST", path: "/v1/card/claim", card: claimed.token, pin: claimed.pin,
 		body: claimBody{Email: "m@example.org", Password: "matrix password", Consent: consent}})
-	require.Equal(t, 201, r.status, string(r.body))
+	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
+	r = e.do(request{method: "POST", path: "/v1/profile/login", body: loginBody{Org: org, Email: "m@example.org", Password: "matrix password"}})
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	var lr apitype.LoginResponse
 	r.json(t, &lr)
 

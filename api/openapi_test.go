@@ -184,7 +184,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"BatchRequest": apitype.BatchRequest{}, "BatchResponse": apitype.BatchResponse{}, "TopUpRequest": apitype.TopUpRequest{},
 		"StoreRequest": apitype.StoreRequest{}, "TerminalRequest": apitype.TerminalRequest{}, "TerminalResponse": apitype.TerminalResponse{},
 		"Alert": apitype.AlertRecord{}, "AuditRecord": apitype.AuditRecord{}, "CardStatus": apitype.CardStatus{}, "History": apitype.History{},
-		"RefundRequest": apitype.RefundRequest{}, "RefundResponse": apitype.RefundResponse{}, "ClaimRequest": apitype.ClaimRequest{},
+		"RefundRequest": apitype.RefundRequest{}, "RefundResponse": apitype.RefundResponse{}, "ClaimRequest": apitype.ClaimRequest{}, "ClaimResponse": apitype.ClaimResponse{},
 		"Consent": apitype.Consent{}, "LogoutResponse": apitype.LogoutResponse{},
 		"PaymentWebhookResponse": apitype.PaymentWebhookResponse{}, "PaymentEvent": payment.Event{}, "ExportedConsent": apitype.ExportedConsent{},
 		"LoginRequest": apitype.LoginRequest{}, "LoginResponse": apitype.LoginResponse{}, "ProfileExport": apitype.ProfileExport{},

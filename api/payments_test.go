@@ -74,9 +74,17 @@ func TestOnlineTopUp(t *testing.T) {
 	status, body, hd = post(pay, to, e.provider.URL, url.Values{"action": {"pay"}})
 	require.Equal(t, http.StatusSeeOther, status, body)
 	back := hd.Get("Location")
-	require.True(t, strings.HasPrefix(back, page), back)
+	// The provider knows the top-up by an opaque checkout id: no URL it
+	// was given names the card's QR token (issue 17 L1).
+	require.NotContains(t, to, card.token)
+	require.NotContains(t, back, card.token)
+	require.True(t, strings.HasPrefix(back, e.url+"/topup/"), back)
 
-	status, body, _ = get(holder, back)
+	// The way back leads the browser that started the top-up to its card.
+	status, body, hd = get(holder, back)
+	require.Equal(t, http.StatusSeeOther, status, body)
+	require.Equal(t, "/c/"+card.token+"?topup=done", hd.Get("Location"))
+	status, body, _ = get(holder, page+"?topup=done")
 	require.Equal(t, 200, status, body)
 	require.Contains(t, body, "Your payment is being processed")
 	require.Contains(t, body, "Waiting to be loaded")

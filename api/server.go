@@ -36,6 +36,7 @@ type HSM interface {
 	VerifyPIN(ctx context.Context, cardID []byte, p keys.PIN, want keys.PVV) error
 	Seal(ctx context.Context, plaintext, aad []byte) (*keys.Envelope, error)
 	Unseal(ctx context.Context, env *keys.Envelope, aad []byte) ([]byte, error)
+	EmailMAC(ctx context.Context, msg []byte) (version int, mac []byte, err error)
 }
 
 // Limits bound what one client may ask of the server.
@@ -351,6 +352,14 @@ func (s *Server) Listener(ln net.Listener) net.Listener {
 func (s *Server) Serve(ctx context.Context, ln net.Listener, tc *tls.Config, grace time.Duration) error {
 	tc = tc.Clone()
 	tc.MinVersion = tls.VersionTLS13
+	// Profiles of before email-mac (or of an older version of it) are
+	// found once MACed again; without the key, claims and logins fail
+	// until `loopcard keys init`, and everything else works.
+	if _, err := s.RehashEmails(ctx); errors.Is(err, keys.ErrKeyNotFound) {
+		s.log.Warn("no email-mac in the HSM: cardholder claims and logins fail until `loopcard keys init`", "err", err)
+	} else if err != nil {
+		s.log.Error("api: profiles' emails not MACed again: older profiles are not found until serve restarts", "err", err)
+	}
 	ln = s.Listener(ln)
 	hs := s.HTTPServer(tc)
 	stopJanitor := s.startJanitor(ctx)
@@ -373,7 +382,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tc *tls.Config, gra
 	return nil
 }
 
-// startJanitor deletes expired nonces once a minute.
+// startJanitor deletes expired nonces and checkouts once a minute.
 func (s *Server) startJanitor(ctx context.Context) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -388,6 +397,9 @@ func (s *Server) startJanitor(ctx context.Context) func() {
 			case <-t.C:
 				if _, err := s.pool.Exec(ctx, `DELETE FROM api_nonces WHERE expires_at < $1`, s.now()); err != nil && ctx.Err() == nil {
 					s.log.Warn("api: nonce cleanup", "err", err)
+				}
+				if _, err := s.pool.Exec(ctx, `DELETE FROM api_checkouts WHERE expires_at < $1`, s.now()); err != nil && ctx.Err() == nil {
+					s.log.Warn("api: checkout cleanup", "err", err)
 				}
 			}
 		}

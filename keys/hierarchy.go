@@ -64,6 +64,7 @@ const (
 	PINKey     = "pin"
 	HQSign     = "hq-sign"
 	DataKEK    = "data-kek"
+	EmailMAC   = "email-mac"
 )
 
 var hierarchy = []Spec{
@@ -75,6 +76,7 @@ var hierarchy = []Spec{
 	{PINKey, KindHMAC, "PIN verification values"},
 	{HQSign, KindSigning, "signs log checkpoints and HQ handover statements"},
 	{DataKEK, KindKEK, "wraps data keys of personal data and backups"},
+	{EmailMAC, KindHMAC, "MACs that find a cardholder profile by its email"},
 }
 
 // Hierarchy returns the keys of the hierarchy in a fixed order.

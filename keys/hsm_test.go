@@ -35,7 +35,7 @@ func TestInitListRotate(t *testing.T) {
 	start := time.Now().UTC().Add(-time.Minute)
 	want := map[string][]string{
 		PICCMaster: {"sign"}, AppMaster: {"sign"}, AppDebit: {"sign"}, AppCredit: {"sign"}, AppRead: {"sign"},
-		PINKey: {"sign", "verify"}, HQSign: {"sign"}, DataKEK: {"wrap", "unwrap"},
+		PINKey: {"sign", "verify"}, HQSign: {"sign"}, DataKEK: {"wrap", "unwrap"}, EmailMAC: {"sign", "verify"},
 	}
 	for i, k := range list {
 		spec := Hierarchy()[i]

@@ -153,3 +153,23 @@ func (h *HSM) VerifyPIN(ctx context.Context, cardID []byte, p PIN, want PVV) (er
 	}
 	return nil
 }
+
+// EmailMAC computes HMAC-SHA256 of msg (a normalised email with its
+// context, chosen by the caller) with the newest email-mac key in the HSM,
+// and returns it with the key version used. A stolen database then reveals
+// no email, not even one guessed and hashed. Callers that store the MAC
+// keep the version, to MAC again from the email after a rotation.
+func (h *HSM) EmailMAC(ctx context.Context, msg []byte) (version int, mac []byte, err error) {
+	err = h.withKey(ctx, func(sh pkcs11.SessionHandle) error {
+		used, oh, err := h.secretKey(sh, Label{Name: EmailMAC}, KindHMAC)
+		if err != nil {
+			return err
+		}
+		if mac, err = h.sign(sh, pkcs11.CKM_SHA256_HMAC, oh, msg); err != nil {
+			return err
+		}
+		version = used.Version
+		return nil
+	})
+	return version, mac, err
+}

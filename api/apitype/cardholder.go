@@ -79,6 +79,15 @@ type ClaimRequest struct {
 	Consent  Consent `json:"consent"`
 }
 
+// ClaimResponse is the answer (202) of POST /v1/card/claim. It is the same
+// whether the email had a profile or not and whether the password was
+// right: the client logs in next (POST /v1/profile/login), and the card
+// is in the profile only if the claim linked it.
+type ClaimResponse struct {
+	Card string `json:"card"`
+	Next string `json:"next"`
+}
+
 // ConsentProfile is the purpose a claim needs consent to: keeping the
 // cardholder's email address (sealed) and linking it to the card. It is
 // the only optional personal data the API keeps; without this consent a

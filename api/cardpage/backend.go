@@ -3,6 +3,7 @@ package cardpage
 import (
 	"context"
 	"errors"
+	"net/url"
 	"time"
 )
 
@@ -34,9 +35,14 @@ type Backend interface {
 	// Logout ends the login, so that its token no longer works.
 	Logout(ctx context.Context, from string, session Secret) error
 	// StartTopUp starts an online top-up of amount cents with the payment
-	// provider and returns the URL of the provider's page; the provider
-	// sends the cardholder back to returnURL.
-	StartTopUp(ctx context.Context, from string, card Secret, amount int64, returnURL string) (string, error)
+	// provider and returns the URL of the provider's page. The card is
+	// known to the provider by an opaque checkout id only: the provider
+	// sends the cardholder back to ReturnURL(origin, checkout id), which
+	// names no card.
+	StartTopUp(ctx context.Context, from string, card Secret, amount int64, origin string) (string, error)
+	// TopUpCard reports whether the checkout is one of the card's that has
+	// not expired: nil if so, ErrUnknownCheckout otherwise.
+	TopUpCard(ctx context.Context, checkout string, card Secret) error
 }
 
 // Errors a Backend returns for what the pages explain to the cardholder.
@@ -50,13 +56,23 @@ var (
 	ErrNotActive        = errors.New("cardpage: card is not active")
 	ErrNothingToRefund  = errors.New("cardpage: nothing to refund")
 	ErrRefundExists     = errors.New("cardpage: a refund is already requested")
-	ErrProfileExists    = errors.New("cardpage: the email has a profile with another password")
+	ErrClaimNotAdded    = errors.New("cardpage: the card is not in a profile of this email and password")
 	ErrClaimedByOther   = errors.New("cardpage: card is claimed by another profile")
 	ErrInvalid          = errors.New("cardpage: invalid input")
 	ErrLoginFailed      = errors.New("cardpage: wrong email or password")
 	ErrSessionEnded     = errors.New("cardpage: login ended")
 	ErrTopUpUnavailable = errors.New("cardpage: online top-up is not available")
+	ErrUnknownCheckout  = errors.New("cardpage: unknown or expired checkout")
 )
+
+// ReturnURL is where the payment provider sends the cardholder back after
+// the checkout of id (origin is the pages' "https://host"): the checkout
+// id stands for the card, whose token never goes to the provider. The
+// provider changes "topup=done" to "topup=cancelled" for a cancelled
+// payment.
+func ReturnURL(origin, checkout string) string {
+	return origin + "/topup/" + url.PathEscape(checkout) + "?topup=done"
+}
 
 // Card is a card's balance as the ledger knows it. Amounts are cents.
 type Card struct {

@@ -184,11 +184,23 @@ func (f *fakeBackend) Logout(_ context.Context, _ string, s cardpage.Secret) err
 	return nil
 }
 
-func (f *fakeBackend) StartTopUp(_ context.Context, _ string, tok cardpage.Secret, amount int64, returnURL string) (string, error) {
+func (f *fakeBackend) StartTopUp(_ context.Context, _ string, tok cardpage.Secret, amount int64, origin string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.card(tok); err != nil {
 		return "", err
 	}
-	return "https://pay.example/checkout?amount=" + strconv.FormatInt(amount, 10) + "&return=" + url.QueryEscape(returnURL), nil
+	return "https://pay.example/checkout?amount=" + strconv.FormatInt(amount, 10) + "&return=" + url.QueryEscape(cardpage.ReturnURL(origin, fakeCheckout)), nil
+}
+
+// fakeCheckout is the checkout id of every top-up of the fake.
+const fakeCheckout = "chk-1"
+
+func (f *fakeBackend) TopUpCard(_ context.Context, checkout string, tok cardpage.Secret) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.card(tok); err != nil || checkout != fakeCheckout {
+		return cardpage.ErrUnknownCheckout
+	}
+	return nil
 }

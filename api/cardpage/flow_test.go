@@ -29,9 +29,15 @@ func TestCardholderPages(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "pay.example", loc.Host)
 	require.Equal(t, "2000", loc.Query().Get("amount"))
-	require.Equal(t, "https://cards.example"+base+"?topup=done", loc.Query().Get("return"))
+	// The provider's return address names the checkout, not the card.
+	require.Equal(t, "https://cards.example/topup/"+fakeCheckout+"?topup=done", loc.Query().Get("return"))
+	require.NotContains(t, p.header.Get("Location"), fakeToken)
 	p = c.post(base+"/topup", url.Values{"amount": {"123"}})
 	require.Equal(t, http.StatusBadRequest, p.status)
+	// Back from the provider, this browser finds its card page again.
+	p = c.get("/topup/" + fakeCheckout + "?topup=done")
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	require.Equal(t, base+"?topup=done", p.header.Get("Location"))
 	p = c.get(base + "?topup=done")
 	require.Contains(t, p.body, "Your payment is being processed")
 

@@ -61,7 +61,7 @@ type Handler struct {
 }
 
 // Paths the Handler serves; see Serves.
-var prefixes = []string{"/c/", "/account", "/privacy", "/assets/cardpage/"}
+var prefixes = []string{"/c/", "/topup/", "/account", "/privacy", "/assets/cardpage/"}
 
 // Serves reports whether path is one of the pages' (the rest is the API's).
 func Serves(path string) bool {
@@ -111,6 +111,7 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("GET /c/{token}/login", h.loginForm)
 	m.HandleFunc("POST /c/{token}/login", h.login)
 	m.HandleFunc("POST /c/{token}/topup", h.topUp)
+	m.HandleFunc("GET /topup/{checkout}", h.topUpReturn)
 	m.HandleFunc("GET /account", h.account)
 	m.HandleFunc("POST /account/cards/{card}/refund", h.profileRefund)
 	m.HandleFunc("POST /account/export", h.export)
@@ -316,7 +317,7 @@ func (h *Handler) failure(r *http.Request, err error) (int, string) {
 		{ErrNotActive, http.StatusConflict, "err_not_active"},
 		{ErrNothingToRefund, http.StatusConflict, "err_nothing"},
 		{ErrRefundExists, http.StatusConflict, "err_refund_exists"},
-		{ErrProfileExists, http.StatusConflict, "err_profile_exists"},
+		{ErrClaimNotAdded, http.StatusUnauthorized, "err_claim_not_added"},
 		{ErrClaimedByOther, http.StatusConflict, "err_claimed_other"},
 		{ErrInvalid, http.StatusBadRequest, "err_invalid"},
 		{ErrLoginFailed, http.StatusUnauthorized, "err_login"},
@@ -547,14 +548,56 @@ func (h *Handler) topUp(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil && r.Header.Get("X-Forwarded-Proto") == "http" {
 		scheme = "http"
 	}
-	to, err := h.be.StartTopUp(r.Context(), h.from(r), tok, amount, scheme+"://"+r.Host+base+"?topup=done")
+	to, err := h.be.StartTopUp(r.Context(), h.from(r), tok, amount, scheme+"://"+r.Host)
 	if err != nil {
 		st, key := h.failure(r, err)
 		p.Msg, p.IsError = p.T(key), true
 		h.showCard(w, r, p, tok, base, st)
 		return
 	}
+	// The provider sends the cardholder back to /topup/{checkout}, which
+	// names no card: this browser finds its card page again by a cookie
+	// that only that path receives (Lax: it comes with the provider's
+	// redirect, a top-level GET).
+	http.SetCookie(w, &http.Cookie{Name: topUpCookie, Value: tok.Reveal(), Path: "/topup/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, MaxAge: int(TopUpReturnTTL.Seconds())})
 	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// topUpCookie keeps the card's token in the browser that started a
+// top-up, for the way back from the provider.
+const topUpCookie = "lc_topup"
+
+// TopUpReturnTTL is how long the way back from the provider finds the
+// card page.
+const TopUpReturnTTL = time.Hour
+
+// topUpReturn is where the provider sends the cardholder back: to the
+// card page, when this browser started the checkout of the card and it has
+// not expired; otherwise a page that names no card.
+func (h *Handler) topUpReturn(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("checkout")
+	msg := "topup_done"
+	if r.URL.Query().Get("topup") == "cancelled" {
+		msg = "topup_cancelled"
+	}
+	if c, err := r.Cookie(topUpCookie); err == nil && len(id) <= 64 {
+		r2 := r.Clone(r.Context())
+		r2.SetPathValue("token", c.Value)
+		if tok, base, ok := cardToken(r2); ok {
+			err := h.be.TopUpCard(r.Context(), id, tok)
+			if err == nil {
+				http.SetCookie(w, &http.Cookie{Name: topUpCookie, Value: "", Path: "/topup/", Secure: true, HttpOnly: true,
+					SameSite: http.SameSiteLaxMode, MaxAge: -1})
+				http.Redirect(w, r, base+"?topup="+strings.TrimPrefix(msg, "topup_"), http.StatusSeeOther)
+				return
+			}
+			if !errors.Is(err, ErrUnknownCheckout) {
+				h.log.Error("cardpage: top-up return", "err", err)
+			}
+		}
+	}
+	h.message(w, r, http.StatusOK, msg+"_elsewhere", "")
 }
 
 func session(r *http.Request) (Secret, bool) {

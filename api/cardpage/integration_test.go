@@ -67,8 +67,9 @@ func TestWithAPI(t *testing.T) {
 	require.Equal(t, 200, p.status, p.body)
 	require.Contains(t, p.body, "ada@example.org")
 	require.Contains(t, p.body, card.hex())
-	require.Contains(t, p.body, "Refund requests")
-	require.Contains(t, p.body, `€15.00 <span class="tag">requested</span>`)
+	// The refund was asked with the PIN before the claim: it is whoever
+	// held the card then's, not the profile's (issue 17 M6).
+	require.NotContains(t, p.body, "Refund requests")
 	p = c.post(b+"/history", url.Values{"pin": {card.pin}})
 	require.Equal(t, http.StatusForbidden, p.status)
 	require.Contains(t, p.body, "linked to a profile")
@@ -89,14 +90,16 @@ func TestWithAPI(t *testing.T) {
 	p = c.post("/account/export", url.Values{})
 	require.Equal(t, 200, p.status, p.body)
 	require.Contains(t, p.body, `"email": "ada@example.org"`)
-	require.Contains(t, p.body, "NL91ABNA0417164300")
+	require.NotContains(t, p.body, "NL91ABNA0417164300")
 	// The consent given with the claim form is recorded and exported.
 	require.Contains(t, p.body, `"purpose": "profile"`)
 	require.Contains(t, p.body, `"notice": "`+cardpage.NoticeVersion+`"`)
 	p = c.post("/account/erase", url.Values{"confirm": {"yes"}})
 	require.Equal(t, 200, p.status, p.body)
 	require.Zero(t, e.count(t, `SELECT (SELECT count(*) FROM api_profiles) + (SELECT count(*) FROM api_profile_cards)
-		+ (SELECT count(*) FROM api_refund_requests WHERE payout_sealed IS NOT NULL) + (SELECT count(*) FROM api_consents)`))
+		+ (SELECT count(*) FROM api_consents)`))
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM api_refund_requests WHERE payout_sealed IS NOT NULL AND status = 'requested'`),
+		"the refund asked before the claim stays")
 	require.Equal(t, http.StatusUnauthorized, c.get("/account").status)
 	// Unclaimed again: the PIN shows the history.
 	require.Equal(t, 200, c.post(b+"/history", url.Values{"pin": {card.pin}}).status)
@@ -159,9 +162,27 @@ func TestTopUp(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	back, err := url.Parse(resp.Header.Get("Location"))
 	require.NoError(t, err)
-	require.Equal(t, b, back.Path)
+	// No URL the provider got names the card's token: its return address
+	// names an opaque checkout (issue 17 L1).
+	require.NotContains(t, to, card.token)
+	require.NotContains(t, back.String(), card.token)
+	require.True(t, strings.HasPrefix(back.Path, "/topup/"), back.Path)
 
+	// Another browser coming back learns nothing of the card, in either
+	// language.
+	other := newClient(t, e.srv)
+	p = other.get(back.RequestURI())
+	require.Equal(t, 200, p.status, p.body)
+	require.Contains(t, p.body, "Scan the QR code on your card")
+	require.NotContains(t, p.body, card.token)
+	other.header.Set("Accept-Language", "nl")
+	require.Contains(t, other.get(back.RequestURI()).body, "Scan de QR-code op je kaart")
+
+	// The browser that paid goes back to its card page.
 	p = c.get(back.RequestURI())
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	require.Equal(t, b+"?topup=done", p.header.Get("Location"))
+	p = c.get(p.header.Get("Location"))
 	require.Equal(t, 200, p.status, p.body)
 	require.Contains(t, p.body, "Your payment is being processed")
 	require.Contains(t, p.body, "Waiting to be loaded")

@@ -56,6 +56,7 @@ var owners = map[string]string{
 	// The HTTPS API's own tables.
 	"api_alerts":          API,
 	"api_audit":           API,
+	"api_checkouts":       API,
 	"api_consents":        API,
 	"api_nonces":          API,
 	"api_pin_attempts":    API,
