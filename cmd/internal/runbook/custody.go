@@ -18,6 +18,9 @@ func (r *runner) handover(ctx context.Context) error {
 		return err
 	}
 	r.say("   batch %s issued in the custody log (count and Merkle root of its card numbers), signed by hq-sign", batch)
+	// Each store gets a run of cards in slot order (--first): the custody
+	// log then knows which store holds each card, and a store cannot sell
+	// the other's.
 	half := len(r.cards) / 2
 	r.storeCards[StoreN], r.storeCards[StoreS] = r.cards[:half], r.cards[half:]
 	for _, st := range []string{StoreN, StoreS} {
@@ -37,7 +40,8 @@ func (r *runner) handover(ctx context.Context) error {
 			return err
 		}
 		n := strconv.Itoa(len(r.storeCards[st]))
-		if _, err := r.loopcard(ctx, append([]string{"handover", "send", "--batch", batch, "--store", st, "--count", n}, r.orgFlag()...)...); err != nil {
+		if _, err := r.loopcard(ctx, append([]string{"handover", "send", "--batch", batch, "--store", st, "--count", n,
+			"--first", r.storeCards[st][0].number}, r.orgFlag()...)...); err != nil {
 			return err
 		}
 		if err := r.issueToken(ctx, r.storeDir(st, "token"), "--role", "store", "--store", st); err != nil {
@@ -49,7 +53,7 @@ func (r *runner) handover(ctx context.Context) error {
 			return err
 		}
 		r.sum.Stores = append(r.sum.Stores, StoreDay{Store: st})
-		r.say("   %s: %s cards handed over by HQ; receipt counted and signed with the store's own key, sent through the API", st, n)
+		r.say("   %s: %s cards (%s on) handed over by HQ; receipt counted and signed with the store's own key, sent through the API", st, n, r.storeCards[st][0].number)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -184,6 +185,9 @@ func (r *runner) personalize(ctx context.Context) error {
 		}
 		c.token, c.pin = l.token, l.pin
 	}
+	// In slot order (numbers are zero-padded within a batch), so that
+	// each store's cards are one run to hand over.
+	slices.SortFunc(r.cards, func(a, b *card) int { return strings.Compare(a.number, b.number) })
 	var info struct {
 		Done  int `json:"done"`
 		Count int `json:"count"`
