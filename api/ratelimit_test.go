@@ -81,7 +81,7 @@ func TestPINWatch(t *testing.T) {
 func TestAdmit(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
-	s := &Server{ipLimit: newLimiter(1, clock), now: clock}
+	s := &Server{ipLimit: newLimiter(1, clock), now: clock, creds: newCredGuard(clock)}
 	get := func(header ...string) *http.Request {
 		r := httptest.NewRequest("GET", "/v1/card", nil)
 		for i := 0; i+1 < len(header); i += 2 {
