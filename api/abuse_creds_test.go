@@ -136,3 +136,27 @@ func TestAbuseFailedCredentials(t *testing.T) {
 	require.Contains(t, string(m.body), `loopcard_requests_refused_total{reason="failed_credential"} 2`+"\n")
 	require.Contains(t, string(m.body), fmt.Sprintf(`loopcard_requests_refused_total{reason="failed_credentials_budget"} %d`+"\n", refused+2))
 }
+
+// Issue 17, build point 1: a card page took a well-formed staff token or
+// signature header as a credential and skipped the anonymous budget,
+// though no credential opens a page and the page reads the database.
+// Forged headers on card pages now take the budget's tokens like any.
+func TestAbuseCardPageCredentialHeaders(t *testing.T) {
+	const budget = 5
+	e := newEnv(t, envOptions{cards: 1, limits: api.Limits{Anonymous: 1, AnonymousBurst: budget}})
+	served, refused := 0, 0
+	for i := range 2 * budget {
+		r := request{method: "GET", path: "/c/" + randomCardToken(), bearer: forgedToken()}
+		if i%2 == 1 {
+			r = request{method: "GET", path: "/c/" + randomCardToken(), header: map[string]string{"Signature-Input": `sig=();keyid="1:t"`}}
+		}
+		switch status, _ := e.sendFrom(fmt.Sprintf("127.53.0.%d", i+1), r); status {
+		case http.StatusTooManyRequests:
+			refused++
+		default:
+			served++
+		}
+	}
+	require.Equal(t, budget, served)
+	require.Equal(t, budget, refused)
+}
