@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/loopcard/loopcard/api/apitype"
 )
 
 // AuditRecord is an audit record made outside an HTTP request: a command
@@ -49,6 +51,32 @@ func WriteAudit(ctx context.Context, pool *pgxpool.Pool, rec AuditRecord, now ti
 		return "", fmt.Errorf("api: audit record: %w", err)
 	}
 	return id, nil
+}
+
+// AuditRecordsPage is the most records AuditRecords returns at once.
+const AuditRecordsPage = 1000
+
+// AuditRecords returns the organizer's audit records after record id
+// after, oldest first, at most AuditRecordsPage: what GET
+// /v1/audit/records exports to the organizer's auditors. Org 0 is the
+// platform's records: the refusals of requests no credential tied to an
+// organizer, and the operators' commands on the HSM (loopcard audit
+// records --platform reads them).
+func AuditRecords(ctx context.Context, pool *pgxpool.Pool, org, after int64) ([]apitype.AuditRecord, error) {
+	rows, err := pool.Query(ctx, `SELECT audit_id, at, request_id, actor, action, target, remote_addr, outcome, status, detail
+		FROM api_audit WHERE org_id = $1 AND audit_id > $2 ORDER BY audit_id LIMIT $3`, org, after, AuditRecordsPage)
+	if err != nil {
+		return nil, fmt.Errorf("api: audit export: %w", err)
+	}
+	out := []apitype.AuditRecord{}
+	var a apitype.AuditRecord
+	if _, err := pgx.ForEachRow(rows, []any{&a.ID, &a.At, &a.RequestID, &a.Actor, &a.Action, &a.Target, &a.Remote, &a.Outcome, &a.Status, &a.Detail}, func() error {
+		out = append(out, a)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("api: audit export: %w", err)
+	}
+	return out, nil
 }
 
 // ErrNoToken is returned by RevokeToken for a staff token the organizer

@@ -112,6 +112,8 @@ func (s *Server) authBearer(c *call, tok string) (principal, error) {
 		WHERE org_id = $1 AND token_hash = $2 AND revoked_at IS NULL AND expires_at > $3`, org, hash, s.now()).
 		Scan(&role, &store, &p.profile, &p.tokenID)
 	if errors.Is(err, pgx.ErrNoRows) {
+		// Unknown, revoked or expired: for good (credGuard).
+		c.cred.failed = bearerCredential(hash).key
 		return principal{}, apiError(http.StatusUnauthorized, "invalid or expired token", nil)
 	}
 	if err != nil {
@@ -277,9 +279,14 @@ func (s *Server) authTerminal(c *call) (principal, error) {
 		func(keyID string) (ed25519.PublicKey, error) {
 			org, term, ok := parseKeyID(keyID)
 			if !ok {
+				c.cred.failed = terminalCredential(keyID).key
 				return nil, errBadSignature
 			}
 			k, err := s.terminalKeys(c, org, term)
+			if errors.Is(err, errBadSignature) {
+				// No such terminal (credGuard; its enrolment forgets it).
+				c.cred.failed = terminalCredential(keyID).key
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -303,6 +310,7 @@ func (s *Server) authTerminal(c *call) (principal, error) {
 	}
 	c.who = p
 	if keyRow.status != ledger.TerminalEnrolled {
+		c.cred.failed = terminalCredential(params.KeyID).key
 		if keyRow.status == ledger.TerminalRevoked {
 			s.raiseAlert(c, "revoked_terminal", "a revoked terminal sent a validly signed request")
 		}

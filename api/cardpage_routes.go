@@ -81,7 +81,8 @@ func (cp *cardPages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The API requests a page then makes are not charged to the budget
 	// again.
 	if !strings.HasPrefix(r.URL.Path, "/assets/") {
-		if why := s.admit(r, remoteIP(r), false); why != "" {
+		// No credential opens a page: a forged one takes its token too.
+		if why, _ := s.admission(r, remoteIP(r), false, false); why != "" {
 			s.metrics.RequestRefused(why)
 			if r.ContentLength != 0 && r.ProtoMajor == 1 {
 				sw.Header().Set("Connection", "close")

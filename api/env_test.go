@@ -196,6 +196,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.limits.Anonymous == 0 {
 		o.limits.Anonymous = -1
 	}
+	if o.limits.FailedCredentials == 0 {
+		o.limits.FailedCredentials = -1
+	}
 	// argon2id at its production cost takes seconds under the race
 	// detector; the tests check the scheme, not the cost.
 	o.limits.PasswordMemory, o.limits.PasswordTime = 256, 1

@@ -43,7 +43,10 @@ var (
 	errReplay       = apiError(http.StatusUnauthorized, "request replayed", nil)
 	errSessionKey   = apiError(http.StatusUnauthorized, "session key expired, revoked or unknown", nil)
 	errBadSignature = apiError(http.StatusUnauthorized, "bad request signature", nil)
-	errMediaType    = apiError(http.StatusUnsupportedMediaType, "body must be application/json", nil)
+	// errFailedCredential refuses a token or key id that failed in the
+	// last minutes, without looking it up again.
+	errFailedCredential = apiError(http.StatusUnauthorized, "invalid or expired credentials", nil)
+	errMediaType        = apiError(http.StatusUnsupportedMediaType, "body must be application/json", nil)
 	// errClaimed refuses the QR token and PIN where a profile claimed the
 	// card: its history and refund are the profile's.
 	errClaimed = apiError(http.StatusForbidden, "card is claimed: log in to its profile", nil)

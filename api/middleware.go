@@ -43,6 +43,8 @@ type call struct {
 	status int
 	// idem is the request's Idempotency-Key, on routes that need one.
 	idem txid.ID
+	// cred is the staff token or terminal signature admit saw.
+	cred credential
 }
 
 type ctxKey struct{}
@@ -188,7 +190,9 @@ func (s *Server) chain(rt *route) http.Handler {
 		}
 		c := st.c
 		c.w, c.r, c.route = w, r, rt
-		if why := s.admit(r, c.ip, rt.method == "GET" && rt.path == "/healthz"); why != "" {
+		why, cred := s.admission(r, c.ip, rt.method == "GET" && rt.path == "/healthz", true)
+		c.cred = cred
+		if why != "" {
 			s.refuse(w, c, why)
 			return
 		}
@@ -218,7 +222,13 @@ func (s *Server) pipeline(c *call) error {
 	}
 	who, err := s.authenticate(c)
 	if err != nil {
+		if c.cred.ok() && publicError(err).Status == http.StatusUnauthorized {
+			s.failedCredential(c)
+		}
 		return err
+	}
+	if c.cred.ok() {
+		s.creds.succeeded(c.cred)
 	}
 	c.who = who
 	if who.role != RoleAnonymous && !s.clLimit.allow("client:"+who.actor()) {

@@ -4,7 +4,6 @@ import (
 	"container/list"
 	"math"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +17,12 @@ const (
 	refusedPerAddr   = "per_address"
 	refusedPerClient = "per_client"
 	refusedAnonymous = "anonymous_budget"
+	// refusedFailedBudget is a credential that had to take a token of the
+	// failed-credentials budget before its lookup and found none;
+	// refusedFailedCred one that failed in the last minutes, refused with
+	// 401 (credGuard).
+	refusedFailedBudget = "failed_credentials_budget"
+	refusedFailedCred   = "failed_credential"
 )
 
 // admittedKey marks, in a request's context, a card page request that
@@ -32,44 +37,55 @@ type admittedKey struct{}
 // returns "" to let the request on, else the reason to refuse it. exempt
 // requests (/healthz, a monitor's) take no token of the anonymous budget.
 func (s *Server) admit(r *http.Request, ip string, exempt bool) string {
-	if !s.ipLimit.allow("ip:" + connlimit.AddrKey(ip)) {
-		return refusedPerAddr
+	why, _ := s.admission(r, ip, exempt, true)
+	return why
+}
+
+// admission is admit that also returns the request's credential (a
+// staff token or terminal signature) when withCredentials; without it (a
+// card page, which no credential opens) every request is anonymous. A
+// credential takes no token of the anonymous budget; one that failed
+// recently, or must pay the failed-credentials budget, is refused here
+// (credGuard.admit).
+func (s *Server) admission(r *http.Request, ip string, exempt, withCredentials bool) (string, credential) {
+	addr := connlimit.AddrKey(ip)
+	if !s.ipLimit.allow("ip:" + addr) {
+		return refusedPerAddr, credential{}
 	}
-	if exempt || s.anonymous == nil || r.Context().Value(admittedKey{}) != nil || credentialed(r) {
-		return ""
+	var cred credential
+	if withCredentials {
+		cred = credentialOf(r, addr)
+	}
+	if cred.ok() {
+		return s.creds.admit(&cred, addr), cred
+	}
+	if exempt || s.anonymous == nil || r.Context().Value(admittedKey{}) != nil {
+		return "", cred
 	}
 	if !s.anonymous.AllowN(s.now(), 1) {
-		return refusedAnonymous
+		return refusedAnonymous, cred
 	}
-	return ""
+	return "", cred
 }
 
-// credentialed reports whether r carries a staff (or profile) bearer
-// token of the right shape or a terminal's request signature: the requests
-// the anonymous budget does not hold back. Nothing is looked up here;
-// authenticate checks the credential afterwards as for every request. A
-// card's token is no such credential: anyone scanning card pages has one
-// to try.
-func credentialed(r *http.Request) bool {
-	if r.Header.Get("Signature-Input") != "" || r.Header.Get("Signature") != "" {
-		return true
-	}
-	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "bearer") {
-		return false
-	}
-	_, _, ok := parseBearer(strings.TrimSpace(cred))
-	return ok
+// failedCredential records that c's credential failed to authenticate.
+func (s *Server) failedCredential(c *call) {
+	s.creds.fail(connlimit.AddrKey(c.ip), c.cred)
 }
 
-// refuse answers 429 with Retry-After, and nothing else: no audit record
-// (that would be the database work the refusal spares) and no body read;
-// an HTTP/1 connection with a body on the way is closed rather than
-// drained. The refusal is counted in the metrics by its reason.
+// refuse answers 429 with Retry-After (401 for a credential that failed
+// recently), and nothing else: no audit record (that would be the
+// database work the refusal spares) and no body read; an HTTP/1
+// connection with a body on the way is closed rather than drained. The
+// refusal is counted in the metrics by its reason.
 func (s *Server) refuse(w http.ResponseWriter, c *call, why string) {
 	s.metrics.RequestRefused(why)
 	if c.r.ContentLength != 0 && c.r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
+	}
+	if why == refusedFailedCred {
+		s.writeError(w, c, errFailedCredential)
+		return
 	}
 	s.writeError(w, c, errRateLimited)
 }

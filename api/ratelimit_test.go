@@ -81,7 +81,7 @@ func TestPINWatch(t *testing.T) {
 func TestAdmit(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
-	s := &Server{ipLimit: newLimiter(1, clock), now: clock}
+	s := &Server{ipLimit: newLimiter(1, clock), now: clock, creds: newCredGuard(clock)}
 	get := func(header ...string) *http.Request {
 		r := httptest.NewRequest("GET", "/v1/card", nil)
 		for i := 0; i+1 < len(header); i += 2 {
@@ -120,4 +120,38 @@ func TestAdmit(t *testing.T) {
 	now = now.Add(time.Second)
 	require.Empty(t, s.admit(get(), next(), false), "time refills the budget")
 	require.Equal(t, refusedAnonymous, s.admit(get(), next(), false))
+}
+
+// BenchmarkAdmission is admission's cost per request, with the default
+// limits: anonymous, and a terminal and a staff token that authenticated
+// before (credGuard's lookups and the success recorded), the hot path of
+// every signed upload and staff request.
+func BenchmarkAdmission(b *testing.B) {
+	clock := time.Now
+	s := &Server{now: clock, limits: Limits{}}
+	s.limits.defaults()
+	s.ipLimit = newLimiter(-1, clock)
+	s.anonymous = rate.NewLimiter(rate.Inf, 1)
+	s.creds = newCredGuard(clock)
+	s.creds.budget = rate.NewLimiter(rate.Limit(s.limits.FailedCredentials), s.limits.FailedCredentialsBurst)
+	tok := tokenPrefix + "1_" + base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	for _, bc := range []struct{ name, header, value string }{
+		{"anonymous", "Authorization", "Card AAAA"},
+		{"terminal", "Signature-Input", `sig=("@method" "@target-uri");created=1800000000;nonce="abc";keyid="1:bar-1";alg="ed25519"`},
+		{"staff", "Authorization", "Bearer " + tok},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := httptest.NewRequest("POST", "/v1/terminal/batches", nil)
+			r.Header.Set(bc.header, bc.value)
+			for b.Loop() {
+				why, cred := s.admission(r, "192.0.2.1", false, true)
+				if why != "" {
+					b.Fatal(why)
+				}
+				if cred.ok() {
+					s.creds.succeeded(cred)
+				}
+			}
+		})
+	}
 }

@@ -63,6 +63,17 @@ type Limits struct {
 	// the rate.
 	Anonymous      float64
 	AnonymousBurst int
+	// FailedCredentials is the budget of staff tokens and terminal
+	// signatures that fail (unknown, revoked, expired, a bad signature),
+	// in failures per second with bursts of FailedCredentialsBurst. A
+	// failure takes a token; for 10 minutes after, a credential from the
+	// failure's address, and every credential while the budget is spent,
+	// takes one before it is looked up, unless it authenticated in that
+	// time (a terminal: from the same address), and is refused with 429
+	// when none is left. 0 means 10/s, negative means no budget;
+	// FailedCredentialsBurst 0 means 10 times the rate.
+	FailedCredentials      float64
+	FailedCredentialsBurst int
 	// RequestTimeout bounds the work on one request; 0 means 10 s.
 	RequestTimeout time.Duration
 	// SignatureMaxAge is how old a terminal's signature may be; 0 means 60 s.
@@ -104,6 +115,12 @@ func (l *Limits) defaults() {
 	}
 	if l.AnonymousBurst <= 0 {
 		l.AnonymousBurst = max(1, int(math.Ceil(2*l.Anonymous)))
+	}
+	if l.FailedCredentials == 0 {
+		l.FailedCredentials = 10
+	}
+	if l.FailedCredentialsBurst <= 0 {
+		l.FailedCredentialsBurst = max(1, int(math.Ceil(10*l.FailedCredentials)))
 	}
 	durDef := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
@@ -205,8 +222,11 @@ type Server struct {
 	clLimit *limiter
 	// anonymous is the budget of all anonymous requests; nil: none.
 	anonymous *rate.Limiter
-	pinWarn   *pinWatch
-	cards     cardCache
+	// creds remembers failed and recently good credentials, and budgets
+	// failures (admission).
+	creds   *credGuard
+	pinWarn *pinWatch
+	cards   cardCache
 	// payments is nil without online top-ups.
 	payments *Payments
 
@@ -260,6 +280,10 @@ func New(cfg Config) (*Server, error) {
 	s.clLimit = newLimiter(s.limits.PerClient, s.now)
 	if s.limits.Anonymous > 0 {
 		s.anonymous = rate.NewLimiter(rate.Limit(s.limits.Anonymous), s.limits.AnonymousBurst)
+	}
+	s.creds = newCredGuard(s.now)
+	if s.limits.FailedCredentials > 0 {
+		s.creds.budget = rate.NewLimiter(rate.Limit(s.limits.FailedCredentials), s.limits.FailedCredentialsBurst)
 	}
 	s.pinWarn = newPINWatch(s.limits.PINFailureAlert, 10*time.Minute)
 	s.routes = s.table()

@@ -224,18 +224,9 @@ func (s *Server) auditRecords(c *call) error {
 		}
 		after = n
 	}
-	rows, err := s.pool.Query(c.ctx, `SELECT audit_id, at, request_id, actor, action, target, remote_addr, outcome, status, detail
-		FROM api_audit WHERE org_id = $1 AND audit_id > $2 ORDER BY audit_id LIMIT 1000`, c.who.org, after)
+	out, err := AuditRecords(c.ctx, s.pool, c.who.org, after)
 	if err != nil {
-		return fmt.Errorf("api: audit export: %w", err)
-	}
-	out := []apitype.AuditRecord{}
-	var a apitype.AuditRecord
-	if _, err := pgx.ForEachRow(rows, []any{&a.ID, &a.At, &a.RequestID, &a.Actor, &a.Action, &a.Target, &a.Remote, &a.Outcome, &a.Status, &a.Detail}, func() error {
-		out = append(out, a)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("api: audit export: %w", err)
+		return err
 	}
 	return c.reply(http.StatusOK, map[string]any{"records": out})
 }

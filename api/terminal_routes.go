@@ -59,6 +59,7 @@ func (s *Server) enrolTerminal(c *call) error {
 		return fmt.Errorf("api: store key-agreement key: %w", err)
 	}
 	c.detail = "merchant " + rec.Merchant + ", event " + rec.Event
+	s.creds.forget(KeyID(req.Org, req.Terminal))
 	return c.reply(http.StatusCreated, apitype.EnrolResponse{KeyID: KeyID(req.Org, req.Terminal), Organizer: req.Org,
 		Merchant: rec.Merchant, Event: rec.Event})
 }

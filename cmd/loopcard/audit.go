@@ -7,9 +7,11 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/personalize/handover"
 	"github.com/loopcard/loopcard/personalize/handover/audit"
 )
@@ -47,8 +49,55 @@ func auditCommand() *cli.Command {
 				},
 				Action: auditVerify,
 			},
+			{
+				Name: "records",
+				Usage: "(platform operator) print the platform's audit records, organizer 0: requests refused before any credential " +
+					"named an organizer, and the HSM's commands; read from the database, and audited (an organizer's auditors read theirs with GET /v1/audit/records)",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "platform", Usage: "read organizer 0's records (required: the only records this command reads)"},
+					&cli.Int64Flag{Name: "after", Usage: "print only the records after this record id (the last id printed before)"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				},
+				Action: auditRecords,
+			},
 		},
 	}
+}
+
+func auditRecords(c *cli.Context) error {
+	if c.NArg() > 0 || !c.Bool("platform") || c.Int64("after") < 0 {
+		return fmt.Errorf("usage: loopcard audit records --platform [--after ID] [--json] (an organizer's auditors read its records with GET /v1/audit/records)")
+	}
+	st, err := openStack(c, partDatabase)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	recs, err := api.AuditRecords(c.Context, st.Pool, 0, c.Int64("after"))
+	if err != nil {
+		return err
+	}
+	more := len(recs) == api.AuditRecordsPage
+	if c.Bool("json") {
+		return printJSON(c, map[string]any{"records": recs, "more": more})
+	}
+	if len(recs) == 0 {
+		fmt.Fprintln(c.App.Writer, "no platform audit records")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAT\tACTOR\tACTION\tREMOTE\tOUTCOME\tSTATUS\tDETAIL")
+	for _, a := range recs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.ID, a.At.UTC().Format("2006-01-02 15:04:05Z"),
+			a.Actor, a.Action, a.Remote, a.Outcome, a.Status, strings.ReplaceAll(a.Detail, "\t", " "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if more {
+		fmt.Fprintf(c.App.Writer, "more: loopcard audit records --platform --after %d\n", recs[len(recs)-1].ID)
+	}
+	return nil
 }
 
 func auditExport(c *cli.Context) (err error) {

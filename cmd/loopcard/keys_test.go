@@ -41,6 +41,9 @@ func TestKeysCLI(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("MODULE", module)
 			env.Setenv("LOOPCARD_DATA_DIR", env.WorkDir+"/data")
+			// No PostgreSQL: the HSM's commands run and say that they are in
+			// no audit log (TestCLIAuditedHSM records them in one).
+			env.Setenv("LOOPCARD_PG_BINDIR", env.WorkDir+"/no-postgresql")
 			return nil
 		},
 	})

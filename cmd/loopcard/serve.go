@@ -44,6 +44,8 @@ func serveCommand() *cli.Command {
 			&cli.Float64Flag{Name: "rate-client", Usage: "requests per second per client (0: default 50, negative: no limit)"},
 			&cli.Float64Flag{Name: "rate-anonymous", Usage: "requests per second of all anonymous requests together (card pages, card lookups, webhook, claims); more are refused with 429 before any database work (0: default 500, negative: no budget)"},
 			&cli.IntFlag{Name: "burst-anonymous", Usage: "burst of the anonymous budget (0: twice --rate-anonymous)"},
+			&cli.Float64Flag{Name: "rate-failed-credentials", Usage: "staff tokens and terminal signatures per second that may fail; past it, a credential that did not authenticate in the last 10 minutes is refused with 429 before its lookup (0: default 10, negative: no budget)"},
+			&cli.IntFlag{Name: "burst-failed-credentials", Usage: "burst of the failed-credentials budget (0: 10 times --rate-failed-credentials)"},
 			&cli.IntFlag{Name: "max-conns-per-ip", Usage: "connections open at once from one IP address (an IPv6 /64); more are closed when accepted (0: default 256, negative: no cap)"},
 			&cli.IntFlag{Name: "max-conns", Usage: "connections open at once in total (0: default 4096, negative: no cap)"},
 			&cli.BoolFlag{Name: "test-payments", Usage: "run the local test payment provider (no money moves) for online top-ups; local CA only"},
@@ -85,6 +87,7 @@ func serve(c *cli.Context) error {
 		Logger: log,
 		Limits: api.Limits{PerIP: c.Float64("rate-ip"), PerClient: c.Float64("rate-client"),
 			Anonymous: c.Float64("rate-anonymous"), AnonymousBurst: c.Int("burst-anonymous"),
+			FailedCredentials: c.Float64("rate-failed-credentials"), FailedCredentialsBurst: c.Int("burst-failed-credentials"),
 			MaxConnsPerAddr: c.Int("max-conns-per-ip"), MaxConns: c.Int("max-conns")},
 	}
 	if c.Bool("test-payments") {

@@ -56,13 +56,16 @@ func openParts(c *cli.Context, s *stack.Stack, p parts) error {
 	if p&(partDatabase|partDatabaseServer) == 0 {
 		return nil
 	}
-	if cfg.DatabaseURL == "" {
+	var err error
+	if p&partDatabase != 0 {
+		err = s.OpenDatabase(c.Context)
+	} else {
+		err = s.StartDatabase(c.Context)
+	}
+	if err == nil && cfg.DatabaseURL == "" {
 		embeddedNotice.Do(func() {
 			fmt.Fprintf(c.App.ErrWriter, "loopcard: using the embedded PostgreSQL in %s (set --database-url to use another)\n", stack.PostgresDir(cfg.DataDir))
 		})
 	}
-	if p&partDatabase != 0 {
-		return s.OpenDatabase(c.Context)
-	}
-	return s.StartDatabase(c.Context)
+	return err
 }

@@ -341,6 +341,9 @@ func (c *Cluster) ping(ctx context.Context) error {
 // binDir finds the newest PostgreSQL server installation.
 func binDir() (string, error) {
 	if d := os.Getenv("LOOPCARD_PG_BINDIR"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "postgres")); err != nil {
+			return "", fmt.Errorf("%w (LOOPCARD_PG_BINDIR=%s has no postgres)", ErrNotInstalled, d)
+		}
 		return d, nil
 	}
 	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")

@@ -39,8 +39,10 @@ var ConnReasons = []string{"per_address", "total"}
 
 // RequestReasons are the reason labels of requests refused before any
 // work: over the rate limit of their address, of their client (after
-// authentication), or with the budget of all anonymous requests spent.
-var RequestReasons = []string{"per_address", "per_client", "anonymous_budget"}
+// authentication), with the budget of all anonymous requests spent, with
+// the budget of failed credentials spent, or a credential that failed in
+// the last minutes (the one refusal answered 401, not 429).
+var RequestReasons = []string{"per_address", "per_client", "anonymous_budget", "failed_credentials_budget", "failed_credential"}
 
 var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
@@ -95,7 +97,7 @@ func New(routes ...string) *Registry {
 	}, []string{"reason"})
 	r.reqRef = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "loopcard_requests_refused_total",
-		Help: "Requests refused with 429 before any work, by reason (per_address, per_client, anonymous_budget).",
+		Help: "Requests refused before any work, by reason (per_address, per_client, anonymous_budget, failed_credentials_budget: 429; failed_credential: 401).",
 	}, []string{"reason"})
 	for _, rt := range routes {
 		r.routes[rt] = true
