@@ -116,6 +116,8 @@ func (c *Card) CreateApplication(aid AID, keySettings byte, numKeys int, keyType
 	switch keyType {
 	case KeyAES:
 		ks2 |= 0x80
+	case Key3K3DES:
+		ks2 |= 0x40
 	case KeyDES, Key2K3DES:
 	default:
 		return fmt.Errorf("%w: key type %v", ErrUnsupported, keyType)
@@ -169,6 +171,8 @@ func ParseKeySettings(b []byte) (KeySettings, error) {
 	switch b[1] & 0xC0 {
 	case 0x80:
 		ks.KeyType = KeyAES
+	case 0x40:
+		ks.KeyType = Key3K3DES
 	case 0x00:
 	default:
 		return KeySettings{}, fmt.Errorf("%w: key type bits %02X", ErrUnsupported, b[1]&0xC0)
@@ -191,11 +195,7 @@ func (c *Card) ChangeKeySettings(settings byte) error {
 	if err := c.needAuth(CmdChangeKeySettings); err != nil {
 		return err
 	}
-	mode := CommFull
-	if c.scheme == AuthLegacy {
-		return fmt.Errorf("%w: ChangeKeySettings in a legacy session", ErrUnsupported)
-	}
-	_, err := c.run(CmdChangeKeySettings, nil, []byte{settings}, mode, -1)
+	_, err := c.runAuto(CmdChangeKeySettings, nil, []byte{settings}, -1)
 	return err
 }
 
@@ -215,8 +215,11 @@ func (c *Card) GetKeyVersion(keyNo byte) (byte, error) {
 const (
 	ConfigPICC    byte = 0x00 // data: 1 byte, bit 0 disables FormatPICC, bit 1 enables random ID
 	ConfigDefault byte = 0x01 // data: default key (24 bytes) and version
-	ConfigATS     byte = 0x02 // data: user-defined ATS
+	ConfigATS     byte = 0x02 // data: user-defined ATS, its first byte TL its length
 )
+
+// MaxATS is the longest user-defined ATS SetConfiguration accepts.
+const MaxATS = 20
 
 // SetConfiguration sends SetConfiguration(option, data) encrypted (PICC
 // master key authentication needed).
@@ -224,6 +227,6 @@ func (c *Card) SetConfiguration(option byte, data []byte) error {
 	if err := c.needAuth(CmdSetConfiguration); err != nil {
 		return err
 	}
-	_, err := c.run(CmdSetConfiguration, []byte{option}, data, CommFull, -1)
+	_, err := c.runAuto(CmdSetConfiguration, []byte{option}, data, -1)
 	return err
 }

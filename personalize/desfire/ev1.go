@@ -184,22 +184,6 @@ func findCRC32(pt, prefix, suffix []byte, bs, want int) (int, bool) {
 	return 0, false
 }
 
-// ev1CommandDataLen is the plaintext length of a full-mode command's data
-// when the command itself tells it, else -1.
-func ev1CommandDataLen(cmd byte, header []byte) int {
-	switch cmd {
-	case CmdWriteData, CmdWriteRecord:
-		if len(header) == 7 {
-			return int(header[4]) | int(header[5])<<8 | int(header[6])<<16
-		}
-	case CmdCredit, CmdDebit, CmdLimitedCredit:
-		return 4
-	case CmdChangeKeySettings:
-		return 1
-	}
-	return -1
-}
-
 func allZero(b []byte) bool { return bytes.Count(b, []byte{0}) == len(b) }
 
 // UnwrapCommand is the card side: body is the command's data field after the
@@ -226,7 +210,7 @@ func (s *EV1Session) UnwrapCommand(cmd byte, header, body []byte, mode CommMode)
 		if cmd == CmdChangeKey {
 			return pt, nil
 		}
-		n, ok := findCRC32(pt, append([]byte{cmd}, header...), nil, s.bs(), ev1CommandDataLen(cmd, header))
+		n, ok := findCRC32(pt, append([]byte{cmd}, header...), nil, s.bs(), CommandDataLen(cmd, header, pt))
 		if !ok {
 			return nil, fmt.Errorf("%w: command CRC", ErrIntegrity)
 		}

@@ -255,7 +255,7 @@ func (c *Card) read(cmd byte, h []byte, comm CommMode, want int) ([]byte, error)
 	respLen := -1
 	if want > 0 {
 		respLen = want
-	} else if c.scheme == AuthEV1 && mode == CommFull {
+	} else if (c.scheme == AuthEV1 || c.scheme == AuthLegacy) && mode == CommFull {
 		return nil, fmt.Errorf("%w: command 0x%02X: EV1 full mode needs an explicit length", ErrUnsupported, cmd)
 	}
 	b, err := c.run(cmd, h, nil, mode, respLen)
@@ -271,10 +271,7 @@ func (c *Card) read(cmd byte, h []byte, comm CommMode, want int) ([]byte, error)
 // fileMode is the mode of a file command in the current session: files are
 // read and written in plain without authentication.
 func (c *Card) fileMode(cmd byte, comm CommMode) CommMode {
-	if c.scheme != AuthEV1 && c.scheme != AuthEV2 {
-		return CommPlain
-	}
-	return CommModeFor(cmd, comm)
+	return CommModeIn(c.scheme, cmd, comm)
 }
 
 // WriteData writes data at offset of a data file with communication mode comm.

@@ -94,9 +94,10 @@ func (c *Card) execute(cmd byte, s *spec, hdr, body []byte) (byte, []byte) {
 		}
 		mode = m
 	}
-	if _, ok := sessionOf[legacySession](c); ok && s.mode == nil && cmd != cmdChangeKey {
-		// Legacy (D40) secure messaging protects only file data and keys.
-		mode = commPlain
+	if _, ok := sessionOf[legacySession](c); ok && s.mode == nil {
+		// Legacy (D40) secure messaging: no MAC on management commands,
+		// keys and configuration enciphered.
+		mode = desfire.CommModeIn(desfire.AuthLegacy, cmd, mode)
 	}
 	if mode != commPlain && c.auth == nil && s.mode != nil {
 		// File access with MAC or full communication needs authentication.

@@ -20,13 +20,15 @@
 //   - Any error status ends the authentication; error responses carry no
 //     data and no MAC. A new command abandons an unfinished chain.
 //   - Communication modes: the management commands use the mode of
-//     desfire.CommModeFor (MAC, or full for GetCardUID, ChangeKey,
-//     ChangeKeySettings, SetConfiguration); file commands use the file's
-//     mode when access comes from the authenticated key and plain when it
-//     comes from a free (0xE) access right. Without authentication
-//     everything is plain. In a legacy (0x0A) session only file data and
-//     ChangeKey are protected, as on D40 cards; in an EV1 session the
-//     management commands carry no CMAC (it only advances the IV).
+//     desfire.CommModeIn for the session (EV1/EV2: MAC, or full for
+//     GetCardUID, ChangeKey, ChangeKeySettings, SetConfiguration,
+//     ChangeFileSettings; legacy 0x0A: those enciphered with a CRC16, every
+//     other one plain); file commands use the file's mode when access comes
+//     from the authenticated key and plain when it comes from a free (0xE)
+//     access right. Without authentication everything is plain. In an EV1
+//     session the management commands carry no CMAC (it only advances the
+//     IV). Enciphered data's length comes from the command
+//     (desfire.CommandDataLen), never from a search for the CRC.
 //   - Access: ReadData/ReadRecords need read or read&write; WriteData and
 //     WriteRecord write or read&write; Debit and GetValue read, write or
 //     read&write (GetValue also free with the free-GetValue flag); Credit
