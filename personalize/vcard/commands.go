@@ -214,7 +214,7 @@ func (c *Card) createApplication(_, body []byte) (byte, []byte) {
 	}
 	a := &app{aid: aid, ks1: ks1, ks2: ks2 & 0xCF, files: map[byte]*file{}}
 	for range n {
-		a.keys = append(a.keys, newKey(a.keyType()))
+		a.keys = append(a.keys, c.p.newAppKey(a.keyType()))
 	}
 	if a.memory() > c.p.freeMemory() {
 		return stOutOfEEPROM, nil
@@ -321,12 +321,17 @@ func (c *Card) changeKeySettings(_, body []byte) (byte, []byte) {
 	return stOK, nil
 }
 
+// setConfiguration is SetConfiguration (MF3D(H)x3 data sheet, section
+// "SetConfiguration"): option 00 sets the PICC configuration byte (bit 0
+// disables FormatPICC, bit 1 turns random UID on; both for good), option 01
+// the key and version that new applications' keys get, option 02 the ATS the
+// card answers after the next activation (TL first, at most MaxATS bytes).
 func (c *Card) setConfiguration(hdr, body []byte) (byte, []byte) {
-	if !c.masterAuthed() {
+	if c.auth == nil || !c.masterAuthed() {
 		return stPermissionDenied, nil
 	}
 	switch hdr[0] {
-	case 0x00:
+	case desfire.ConfigPICC:
 		if len(body) != 1 {
 			return stLengthError, nil
 		}
@@ -335,15 +340,44 @@ func (c *Card) setConfiguration(hdr, body []byte) (byte, []byte) {
 		}
 		c.p.formatDisabled = c.p.formatDisabled || body[0]&0x01 != 0
 		c.p.randomUID = c.p.randomUID || body[0]&0x02 != 0
-	case 0x01: // default key for new applications: accepted, not modelled
+	case desfire.ConfigDefault:
 		if len(body) != 25 {
 			return stLengthError, nil
 		}
+		c.p.defaultKey = slices.Clone(body[:24])
+		c.p.defaultKeyVersion = body[24]
+	case desfire.ConfigATS:
+		if len(body) == 0 || int(body[0]) != len(body) || len(body) > desfire.MaxATS {
+			return stLengthError, nil
+		}
+		if _, ok := historicalBytes(body); !ok {
+			return stParameterError, nil
+		}
+		c.p.ats = slices.Clone(body)
 	default:
 		return stParameterError, nil
 	}
 	c.changed = true
 	return stOK, nil
+}
+
+// historicalBytes returns the historical bytes of an ATS: TL, T0, the
+// interface bytes TA, TB, TC that T0 announces, then the historical bytes
+// (ISO/IEC 14443-4, 5.2).
+func historicalBytes(ats []byte) ([]byte, bool) {
+	if len(ats) < 2 {
+		return nil, len(ats) == 1
+	}
+	n := 2
+	for bit := byte(0x10); bit <= 0x40; bit <<= 1 {
+		if ats[1]&bit != 0 {
+			n++
+		}
+	}
+	if ats[1]&0x80 != 0 || n > len(ats) {
+		return nil, false
+	}
+	return ats[n:], true
 }
 
 func (c *Card) getFreeMemory(_, body []byte) (byte, []byte) {
