@@ -127,6 +127,32 @@ func (c *Card) CreateApplication(aid AID, keySettings byte, numKeys int, keyType
 	return err
 }
 
+// CreateApplicationISO creates an application as CreateApplication does,
+// with an ISO/IEC 7816-4 DF: file identifier fid (sent LSB first) and DF
+// name dfName (0-16 bytes; empty for none). Its files may then have ISO
+// file identifiers, and ISO SELECT reaches it by fid or by name.
+func (c *Card) CreateApplicationISO(aid AID, keySettings byte, numKeys int, keyType KeyType, fid uint16, dfName []byte) error {
+	if len(dfName) > 16 {
+		return fmt.Errorf("%w: DF name of %d bytes", ErrMalformed, len(dfName))
+	}
+	if numKeys < 1 || numKeys > 14 {
+		return fmt.Errorf("%w: number of keys %d", ErrMalformed, numKeys)
+	}
+	ks2 := byte(numKeys) | 0x20
+	switch keyType {
+	case KeyAES:
+		ks2 |= 0x80
+	case Key3K3DES:
+		ks2 |= 0x40
+	case KeyDES, Key2K3DES:
+	default:
+		return fmt.Errorf("%w: key type %v", ErrUnsupported, keyType)
+	}
+	h := append(append(aid.bytes(), keySettings, ks2, byte(fid), byte(fid>>8)), dfName...)
+	_, err := c.runAuto(CmdCreateApplication, h, nil, -1)
+	return err
+}
+
 // DeleteApplication deletes an application.
 func (c *Card) DeleteApplication(aid AID) error {
 	_, err := c.runAuto(CmdDeleteApplication, aid.bytes(), nil, -1)

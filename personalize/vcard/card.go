@@ -81,7 +81,9 @@ type Card struct {
 	// atr is the ATR of this power cycle.
 	atr []byte
 
-	sel       *app // nil: PICC level
+	sel       *app  // nil: PICC level
+	ef        *byte // ISO current EF: a file number of sel, nil for none
+	isoAuth   *isoAuth
 	auth      *authState
 	authStep  *authPending
 	chain     *chain
@@ -187,6 +189,8 @@ func (c *Card) PowerOff() {
 func (c *Card) reset() {
 	c.abortTransaction()
 	c.sel = nil
+	c.ef = nil
+	c.isoAuth = nil
 	c.auth = nil
 	c.authStep = nil
 	c.chain = nil
@@ -251,7 +255,10 @@ func (c *Card) Transmit(apdu []byte) (resp []byte) {
 		c.persist()
 		return append(out, 0x91, status)
 	case 0x00:
-		return slices.Clone(swINSNotSupported)
+		out, sw := c.iso(ins, p1, p2, data, isoLe(apdu[4:]))
+		c.log.Debug("vcard iso command", "ins", ins, "lc", len(data), "sw", sw, "resp_len", len(out))
+		c.persist()
+		return append(out, sw...)
 	}
 	return slices.Clone(swCLANotSupported)
 }
@@ -291,6 +298,7 @@ func (c *Card) native(cmd byte, data []byte) (byte, []byte) {
 		return c.finish(stIllegalCommand, nil)
 	}
 	// A new command abandons any unfinished exchange.
+	c.isoAuth = nil
 	if c.authStep != nil {
 		c.authStep = nil
 		c.auth = nil

@@ -185,9 +185,7 @@ func (c *Card) selectApplication(hdr, body []byte) (byte, []byte) {
 			return stAppNotFound, nil
 		}
 	}
-	c.abortTransaction()
-	c.auth = nil
-	c.sel = a
+	c.selectDF(a)
 	return stOK, nil
 }
 
@@ -206,13 +204,32 @@ func (c *Card) createApplication(_, body []byte) (byte, []byte) {
 	if aid == zeroAID || n < 1 || n > 14 || ks2>>6 == 3 {
 		return stParameterError, nil
 	}
+	// With key settings 2 bit 5 the application has an ISO/IEC 7816-4 DF:
+	// a 2-byte file identifier (LSB first), then an optional DF name
+	// of up to 16 bytes.
+	var isoFID uint16
+	var dfName []byte
+	switch rest := body[5:]; {
+	case ks2&0x20 == 0 && len(rest) != 0, ks2&0x20 != 0 && (len(rest) < 2 || len(rest) > 18):
+		return stLengthError, nil
+	case ks2&0x20 != 0:
+		isoFID, dfName = uint16(rest[0])|uint16(rest[1])<<8, slices.Clone(rest[2:])
+		if reservedFID(isoFID) {
+			return stParameterError, nil
+		}
+	}
 	if c.p.app(aid) != nil {
 		return stDuplicateError, nil
+	}
+	for _, o := range c.p.apps {
+		if o.iso && ks2&0x20 != 0 && (o.isoFID == isoFID || (len(dfName) > 0 && slices.Equal(o.dfName, dfName))) {
+			return stDuplicateError, nil
+		}
 	}
 	if len(c.p.apps) >= maxApps {
 		return stCountError, nil
 	}
-	a := &app{aid: aid, ks1: ks1, ks2: ks2 & 0xCF, files: map[byte]*file{}}
+	a := &app{aid: aid, ks1: ks1, ks2: ks2 & 0xCF, files: map[byte]*file{}, iso: ks2&0x20 != 0, isoFID: isoFID, dfName: dfName}
 	for range n {
 		a.keys = append(a.keys, c.p.newAppKey(a.keyType()))
 	}

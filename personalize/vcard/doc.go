@@ -11,12 +11,23 @@
 //
 // # Behaviour
 //
-//   - Towards PC/SC: ATR 3B 81 80 01 80 80; the reader's GET UID (FF CA 00 00
+//   - Towards PC/SC: ATR 3B 81 80 01 80 80 (or from the ATS of SetConfiguration); the reader's GET UID (FF CA 00 00
 //     00) answers the 7-byte UID, or with random UID on a fresh 08 xx xx xx
 //     on every power-on. Native commands come as 90 INS 00 00 [Lc data] [Le]
 //     and are answered data 91 status; long commands and responses continue
 //     with 0xAF frames (responses in parts of 59 bytes; GetVersion in its
 //     three frames of 7, 7 and 14 bytes).
+//   - ISO/IEC 7816-4 (CLA 00, iso.go): applications created with an ISO
+//     file identifier and DF name (key settings 2 bit 5) and their files with
+//     ISO file identifiers keep them; SELECT by DF name (the PICC's is
+//     D2760000850100) and by file identifier (3F00 the PICC level), READ
+//     BINARY, UPDATE BINARY and READ RECORD with the file's rights, GET
+//     CHALLENGE with EXTERNAL and INTERNAL AUTHENTICATE (EV1 secure
+//     messaging follows). Other instructions answer 6D 00.
+//   - SetConfiguration: option 00 disables FormatPICC and turns random UID
+//     on, for good; 01 sets the key and version of new applications' keys;
+//     02 sets the ATS, whose historical bytes the ATR carries from the next
+//     power-on.
 //   - Any error status ends the authentication; error responses carry no
 //     data and no MAC. A new command abandons an unfinished chain.
 //   - Communication modes: the management commands use the mode of
