@@ -169,7 +169,7 @@ func (c *Card) run(cmd byte, header, data []byte, mode CommMode, respLen int) ([
 	case AuthEV1:
 		payload, err = c.ev1.wrapPayload(cmd, header, data, mode)
 	case AuthLegacy:
-		payload, err = c.legacy.wrapPayload(header, data, mode)
+		payload, err = c.legacy.wrapPayload(cmd, header, data, mode)
 	default:
 		payload = append(append([]byte(nil), header...), data...)
 	}

@@ -161,3 +161,34 @@ func CommandDataLen(cmd byte, header, plain []byte) int {
 	}
 	return -1
 }
+
+// commandPad is the first padding byte after the CRC of a full-mode
+// command in legacy and EV1 sessions: 0x80 (ISO/IEC 9797-1 method 2) for
+// SetConfiguration's ATS, as NXP specifies it and libfreefare sends it; zero
+// padding for every other command.
+func commandPad(cmd byte, header []byte) byte {
+	if cmd == CmdSetConfiguration && len(header) == 1 && header[0] == ConfigATS {
+		return 0x80
+	}
+	return 0
+}
+
+// padAfterCRC pads pt (data and CRC) to a multiple of bs with pad and zeros.
+func padAfterCRC(pt []byte, bs int, pad byte) []byte {
+	if pad == 0 {
+		return padZero(pt, bs)
+	}
+	return padM2(pt, bs)
+}
+
+// checkPadAfterCRC checks the padding after the CRC: pad then zeros (or
+// zeros only when pad is 0), shorter than a block.
+func checkPadAfterCRC(rest []byte, bs int, pad byte) bool {
+	if len(rest) >= bs && !(pad != 0 && len(rest) == bs) {
+		return false
+	}
+	if pad != 0 {
+		return len(rest) > 0 && rest[0] == pad && allZero(rest[1:])
+	}
+	return allZero(rest)
+}

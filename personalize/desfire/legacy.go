@@ -147,13 +147,23 @@ func LegacyMAC(key, data []byte) ([]byte, error) {
 	return ct[len(ct)-8 : len(ct)-4], nil
 }
 
-// LegacyOpen is the reader's side of an enciphered legacy answer (and the
-// card's of an enciphered command, with LegacyReceive's output as pt): pt is
-// data || CRC16(data) || zeros up to the block. The data length n is known
+// LegacyOpen is the reader's side of an enciphered legacy answer, and the
+// card's of an enciphered command (with LegacyReceive's output as pt): pt is
+// data || CRC16(data) || padding up to the block. The data length n is known
 // from the command; searching for it would be ambiguous, since this CRC has
-// no final XOR and the zero padding can check as well. Errors: ErrIntegrity.
-func LegacyOpen(pt []byte, n int) ([]byte, error) {
-	if n < 0 || n+2 > len(pt) || len(pt)-(n+2) >= 8 || !allZero(pt[n+2:]) ||
+// no final XOR and the zero padding can check as well. The padding is zeros,
+// or 0x80 and zeros for SetConfiguration's ATS ([LegacyOpenCommand]).
+// Errors: ErrIntegrity.
+func LegacyOpen(pt []byte, n int) ([]byte, error) { return legacyOpen(pt, n, 0) }
+
+// LegacyOpenCommand is LegacyOpen for the enciphered data of command cmd
+// with its clear header: the length and padding are the command's.
+func LegacyOpenCommand(cmd byte, header, pt []byte) ([]byte, error) {
+	return legacyOpen(pt, CommandDataLen(cmd, header, pt), commandPad(cmd, header))
+}
+
+func legacyOpen(pt []byte, n int, pad byte) ([]byte, error) {
+	if n < 0 || n+2 > len(pt) || !checkPadAfterCRC(pt[n+2:], 8, pad) ||
 		binary.LittleEndian.Uint16(pt[n:]) != CRC16(pt[:n]) {
 		return nil, fmt.Errorf("%w: legacy CRC16", ErrIntegrity)
 	}
@@ -163,7 +173,7 @@ func LegacyOpen(pt []byte, n int) ([]byte, error) {
 // wrapPayload protects a command's data for a legacy session: MAC mode adds
 // the 4-byte MAC of the data, full mode sends data || CRC16(data), zero
 // padded, through send mode. The header stays in clear.
-func (l *legacySession) wrapPayload(header, data []byte, mode CommMode) ([]byte, error) {
+func (l *legacySession) wrapPayload(cmd byte, header, data []byte, mode CommMode) ([]byte, error) {
 	out := append([]byte(nil), header...)
 	switch {
 	case len(data) == 0 || mode == CommPlain:
@@ -176,7 +186,7 @@ func (l *legacySession) wrapPayload(header, data []byte, mode CommMode) ([]byte,
 		return append(append(out, data...), m...), nil
 	}
 	pt := appendCRC16(append([]byte(nil), data...), data)
-	ct, err := LegacySend(l.key, padZero(pt, 8))
+	ct, err := LegacySend(l.key, padAfterCRC(pt, 8, commandPad(cmd, header)))
 	clear(pt)
 	if err != nil {
 		return nil, err

@@ -107,7 +107,7 @@ func (l legacySession) unwrap(cmd byte, header, body []byte, mode commMode) ([]b
 		}
 		// The length is the command's, never searched for: this CRC16 has
 		// no final XOR, so the zero padding checks as well.
-		data, err := desfire.LegacyOpen(pt, desfire.CommandDataLen(cmd, header, pt))
+		data, err := desfire.LegacyOpenCommand(cmd, header, pt)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errIntegrity, err)
 		}
