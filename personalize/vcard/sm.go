@@ -150,15 +150,6 @@ func zeroPad(b []byte, bs int) []byte {
 	return out
 }
 
-func allZero(b []byte) bool {
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // isoSession starts EV1 secure messaging with 8-byte blocks after
 // AuthenticateISO.
 func isoSession(k cardKey, rndA, rndB []byte, err error) (session, error) {
