@@ -26,7 +26,7 @@ func vcardCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "vcard",
 		Usage:     "put a virtual DESFire card into a vpcd reader slot",
-		UsageText: "loopcard vcard --port PORT [--host 127.0.0.1] [--uid HEX] [--state FILE] [--random-uid]",
+		UsageText: "loopcard vcard --port PORT [--host 127.0.0.1] [--uid HEX] [--state FILE] [--random-uid] [--trace FILE]",
 		Description: `Runs the virtual MIFARE DESFire EV2 card and connects it to the vpcd PC/SC
 driver (Debian package vsmartcard-vpcd), which listens on PORT: pcscd and
 every PC/SC application then see the card in that reader slot. The card
@@ -40,6 +40,7 @@ for tests and demos only.`,
 			&cli.StringFlag{Name: "uid", Usage: "card UID, 14 `HEX` digits starting with 04 (7 bytes); default: random"},
 			&cli.StringFlag{Name: "state", Usage: "`FILE` that keeps the card between runs (holds its keys: tests and demos only)"},
 			&cli.BoolFlag{Name: "random-uid", Usage: "answer anticollision with a fresh random UID at every power-on"},
+			&cli.StringFlag{Name: "trace", Usage: "append a transcript of every APDU and random byte to `FILE`, for replay as a test vector (shows card data: tests only)"},
 		},
 		Action: runVcard,
 	}
@@ -58,12 +59,21 @@ func runVcard(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("vcard: --uid: %v", err), 2)
 	}
 	log := logger(c)
-	card, err := vcard.New(vcard.Options{
+	opts := vcard.Options{
 		UID:       uid,
 		RandomUID: c.Bool("random-uid"),
 		StatePath: c.String("state"),
 		Logger:    log,
-	})
+	}
+	if p := c.String("trace"); p != "" {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("vcard: --trace: %v", err), 1)
+		}
+		defer f.Close()
+		opts.Trace = f
+	}
+	card, err := vcard.New(opts)
 	if errors.Is(err, vcard.ErrState) {
 		return cli.Exit(fmt.Sprintf("vcard: %v (delete the file to start from a blank card)", err), 1)
 	}

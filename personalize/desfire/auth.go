@@ -208,16 +208,21 @@ func (c *Card) AuthenticateLegacy(keyNo byte, key Key) error {
 	return nil
 }
 
-// AuthenticateISO is the ISO authentication (0x1A) with a DES or 2K3DES key:
-// CBC with the IV running through the exchange, then EV1 secure messaging
-// with 8-byte blocks.
+// AuthenticateISO is the ISO authentication (0x1A) with a DES, 2K3DES or
+// 3K3DES key: CBC with the IV running through the exchange (8-byte randoms,
+// 16-byte ones for 3K3DES), then EV1 secure messaging with 8-byte blocks.
 func (c *Card) AuthenticateISO(keyNo byte, key Key) error {
 	const cmd = CmdAuthenticateISO
-	if t := key.Type(); t != KeyDES && t != Key2K3DES {
+	n := 8
+	switch key.Type() {
+	case KeyDES, Key2K3DES:
+	case Key3K3DES:
+		n = 16
+	default:
 		return fmt.Errorf("%w: AuthenticateISO needs a DES key", ErrUnsupported)
 	}
 	k := key.bytes()
-	ek, err := c.authStep1(cmd, []byte{keyNo}, 8)
+	ek, err := c.authStep1(cmd, []byte{keyNo}, n)
 	if err != nil {
 		return err
 	}
@@ -225,7 +230,7 @@ func (c *Card) AuthenticateISO(keyNo byte, key Key) error {
 	if err != nil {
 		return err
 	}
-	rndA, err := c.random(8)
+	rndA, err := c.random(n)
 	if err != nil {
 		return err
 	}
@@ -233,7 +238,7 @@ func (c *Card) AuthenticateISO(keyNo byte, key Key) error {
 	if err != nil {
 		return err
 	}
-	ans, err := c.authStep2(cmd, token, 8)
+	ans, err := c.authStep2(cmd, token, n)
 	if err != nil {
 		return err
 	}
@@ -244,11 +249,30 @@ func (c *Card) AuthenticateISO(keyNo byte, key Key) error {
 	if err := checkRndA(cmd, rndA, got); err != nil {
 		return err
 	}
-	s, err := NewEV1SessionDES(LegacySessionKey(k, rndA, rndB))
+	sk := LegacySessionKey(k, rndA, rndB)
+	if n == 16 {
+		sk = Session3K3DESKey(rndA, rndB)
+	}
+	s, err := NewEV1SessionDES(sk)
 	if err != nil {
 		return err
 	}
 	c.scheme, c.ev1, c.keyNo = AuthEV1, s, keyNo
 	c.log.Debug("desfire authenticated", "scheme", "iso", "key_no", keyNo)
 	return nil
+}
+
+// Session3K3DESKey is the 24-byte session key of AuthenticateISO with a
+// 3K3DES key and 16-byte randoms: RndA[0:4]||RndB[0:4]||RndA[6:10]||
+// RndB[6:10]||RndA[12:16]||RndB[12:16]. It returns nil for other lengths.
+func Session3K3DESKey(rndA, rndB []byte) []byte {
+	if len(rndA) != 16 || len(rndB) != 16 {
+		return nil
+	}
+	k := make([]byte, 0, 24)
+	for _, i := range []int{0, 6, 12} {
+		k = append(k, rndA[i:i+4]...)
+		k = append(k, rndB[i:i+4]...)
+	}
+	return k
 }

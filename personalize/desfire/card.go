@@ -116,11 +116,39 @@ func (c *Card) CreateApplication(aid AID, keySettings byte, numKeys int, keyType
 	switch keyType {
 	case KeyAES:
 		ks2 |= 0x80
+	case Key3K3DES:
+		ks2 |= 0x40
 	case KeyDES, Key2K3DES:
 	default:
 		return fmt.Errorf("%w: key type %v", ErrUnsupported, keyType)
 	}
 	h := append(aid.bytes(), keySettings, ks2)
+	_, err := c.runAuto(CmdCreateApplication, h, nil, -1)
+	return err
+}
+
+// CreateApplicationISO creates an application as CreateApplication does,
+// with an ISO/IEC 7816-4 DF: file identifier fid (sent LSB first) and DF
+// name dfName (0-16 bytes; empty for none). Its files may then have ISO
+// file identifiers, and ISO SELECT reaches it by fid or by name.
+func (c *Card) CreateApplicationISO(aid AID, keySettings byte, numKeys int, keyType KeyType, fid uint16, dfName []byte) error {
+	if len(dfName) > 16 {
+		return fmt.Errorf("%w: DF name of %d bytes", ErrMalformed, len(dfName))
+	}
+	if numKeys < 1 || numKeys > 14 {
+		return fmt.Errorf("%w: number of keys %d", ErrMalformed, numKeys)
+	}
+	ks2 := byte(numKeys) | 0x20
+	switch keyType {
+	case KeyAES:
+		ks2 |= 0x80
+	case Key3K3DES:
+		ks2 |= 0x40
+	case KeyDES, Key2K3DES:
+	default:
+		return fmt.Errorf("%w: key type %v", ErrUnsupported, keyType)
+	}
+	h := append(append(aid.bytes(), keySettings, ks2, byte(fid), byte(fid>>8)), dfName...)
 	_, err := c.runAuto(CmdCreateApplication, h, nil, -1)
 	return err
 }
@@ -169,6 +197,8 @@ func ParseKeySettings(b []byte) (KeySettings, error) {
 	switch b[1] & 0xC0 {
 	case 0x80:
 		ks.KeyType = KeyAES
+	case 0x40:
+		ks.KeyType = Key3K3DES
 	case 0x00:
 	default:
 		return KeySettings{}, fmt.Errorf("%w: key type bits %02X", ErrUnsupported, b[1]&0xC0)
@@ -191,11 +221,7 @@ func (c *Card) ChangeKeySettings(settings byte) error {
 	if err := c.needAuth(CmdChangeKeySettings); err != nil {
 		return err
 	}
-	mode := CommFull
-	if c.scheme == AuthLegacy {
-		return fmt.Errorf("%w: ChangeKeySettings in a legacy session", ErrUnsupported)
-	}
-	_, err := c.run(CmdChangeKeySettings, nil, []byte{settings}, mode, -1)
+	_, err := c.runAuto(CmdChangeKeySettings, nil, []byte{settings}, -1)
 	return err
 }
 
@@ -215,8 +241,11 @@ func (c *Card) GetKeyVersion(keyNo byte) (byte, error) {
 const (
 	ConfigPICC    byte = 0x00 // data: 1 byte, bit 0 disables FormatPICC, bit 1 enables random ID
 	ConfigDefault byte = 0x01 // data: default key (24 bytes) and version
-	ConfigATS     byte = 0x02 // data: user-defined ATS
+	ConfigATS     byte = 0x02 // data: user-defined ATS, its first byte TL its length
 )
+
+// MaxATS is the longest user-defined ATS SetConfiguration accepts.
+const MaxATS = 20
 
 // SetConfiguration sends SetConfiguration(option, data) encrypted (PICC
 // master key authentication needed).
@@ -224,6 +253,6 @@ func (c *Card) SetConfiguration(option byte, data []byte) error {
 	if err := c.needAuth(CmdSetConfiguration); err != nil {
 		return err
 	}
-	_, err := c.run(CmdSetConfiguration, []byte{option}, data, CommFull, -1)
+	_, err := c.runAuto(CmdSetConfiguration, []byte{option}, data, -1)
 	return err
 }

@@ -9,8 +9,13 @@ import (
 // type of the new PICC master key is in bits 7-6 (0x80 AES).
 func (c *Card) wireKeyNo(keyNo byte, newKey Key) byte {
 	keyNo &= 0x0F
-	if c.aid == 0 && newKey.Type() == KeyAES {
-		keyNo |= 0x80
+	if c.aid == 0 {
+		switch newKey.Type() {
+		case KeyAES:
+			keyNo |= 0x80
+		case Key3K3DES:
+			keyNo |= 0x40
+		}
 	}
 	return keyNo
 }

@@ -169,10 +169,7 @@ func (c *Card) run(cmd byte, header, data []byte, mode CommMode, respLen int) ([
 	case AuthEV1:
 		payload, err = c.ev1.wrapPayload(cmd, header, data, mode)
 	case AuthLegacy:
-		if mode != CommPlain {
-			return nil, fmt.Errorf("%w: %v mode in a legacy DES session (command 0x%02X)", ErrUnsupported, mode, cmd)
-		}
-		fallthrough
+		payload, err = c.legacy.wrapPayload(cmd, header, data, mode)
 	default:
 		payload = append(append([]byte(nil), header...), data...)
 	}
@@ -194,6 +191,8 @@ func (c *Card) run(cmd byte, header, data []byte, mode CommMode, respLen int) ([
 		out, err = c.ev2.unwrapResponseBody(status, body, mode)
 	case AuthEV1:
 		out, err = c.ev1.unwrapResponseBody(status, body, mode, respLen)
+	case AuthLegacy:
+		out, err = c.legacy.unwrapResponseBody(body, mode, respLen)
 	default:
 		out = body
 	}
@@ -206,11 +205,7 @@ func (c *Card) run(cmd byte, header, data []byte, mode CommMode, respLen int) ([
 
 // runAuto runs cmd in the mode CommModeFor gives for it.
 func (c *Card) runAuto(cmd byte, header, data []byte, respLen int) ([]byte, error) {
-	mode := CommPlain
-	if c.scheme == AuthEV1 || c.scheme == AuthEV2 {
-		mode = CommModeFor(cmd, CommPlain)
-	}
-	return c.run(cmd, header, data, mode, respLen)
+	return c.run(cmd, header, data, CommModeIn(c.scheme, cmd, CommPlain), respLen)
 }
 
 // needAuth fails unless a session with secure messaging is open.

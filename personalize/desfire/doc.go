@@ -32,8 +32,12 @@
 // ([LegacySend]) and deciphers what it receives ([LegacyDecipher]); the card
 // enciphers what it sends ([LegacyEncipher]) and undoes send mode on what it
 // receives ([LegacyReceive]). The IV is zero at the start of every message.
+// Enciphered data is data || CRC16 padded with zeros; its length is the
+// command's ([CommandDataLen], [LegacyOpen]). MACed data carries
+// [LegacyMAC]. Which commands are enciphered in which session is
+// [CommModeIn]'s table.
 // [LegacySessionKey] gives the session key of 0x0A and 0x1A authentication with
-// a DES or 2K3DES key; [ISOEncrypt]/[ISODecrypt] are the running-IV 3DES CBC of
+// a DES or 2K3DES key, [Session3K3DESKey] that of 0x1A with a 3K3DES key; [ISOEncrypt]/[ISODecrypt] are the running-IV 3DES CBC of
 // 0x1A authentication.
 //
 // # Client
@@ -42,7 +46,7 @@
 // into a [Card] with one method per command. Randomness comes from
 // [WithRand], logs go to [WithLogger]. The card keeps the authentication
 // state and wraps every command for it: nothing before authentication, then
-// legacy, EV1 or EV2 secure messaging in the mode [CommModeFor] gives (the
+// legacy, EV1 or EV2 secure messaging in the mode [CommModeIn] gives (the
 // file's mode for data and value commands, passed by the caller from
 // [FileSettings]). A blank card is taken over with [Card.AuthenticateLegacy]
 // or [Card.AuthenticateISO] and [DefaultDESKey], then [Card.ChangeKey] of key

@@ -97,7 +97,7 @@ func (s *EV1Session) wrapPayload(cmd byte, header, data []byte, mode CommMode) (
 		pt := append(append([]byte(nil), data...), 0, 0, 0, 0)
 		c := CRC32(append(append([]byte{cmd}, header...), data...))
 		binary.LittleEndian.PutUint32(pt[len(data):], c)
-		return append(out, s.encrypt(padZero(pt, s.bs()))...), nil
+		return append(out, s.encrypt(padAfterCRC(pt, s.bs(), commandPad(cmd, header)))...), nil
 	case mode == CommMAC && len(data) > 0:
 		mac := s.cmac([]byte{cmd}, header, data)
 		out = append(out, data...)
@@ -155,7 +155,7 @@ func (s *EV1Session) unwrapResponseBody(status byte, body []byte, mode CommMode,
 		return nil, fmt.Errorf("%w: response cryptogram length %d", ErrIntegrity, len(body))
 	}
 	pt := s.decrypt(body)
-	n, ok := findCRC32(pt, nil, []byte{status}, s.bs(), want)
+	n, ok := findCRC32(pt, nil, []byte{status}, s.bs(), want, 0)
 	if !ok {
 		return nil, fmt.Errorf("%w: response CRC", ErrIntegrity)
 	}
@@ -167,13 +167,13 @@ func (s *EV1Session) unwrapResponseBody(status byte, body []byte, mode CommMode,
 // want is accepted. Otherwise it searches from the shortest candidate; that
 // is ambiguous: when the CRC's last byte is zero (1 in 256), data minus its
 // last byte fits as well, so callers pass the length whenever they know it.
-func findCRC32(pt, prefix, suffix []byte, bs, want int) (int, bool) {
-	lo, hi := max(0, len(pt)-4-bs+1), len(pt)-4
+func findCRC32(pt, prefix, suffix []byte, bs, want int, pad byte) (int, bool) {
+	lo, hi := max(0, len(pt)-4-bs), len(pt)-4
 	if want >= 0 {
 		lo, hi = want, want
 	}
-	for n := lo; n <= hi && n <= len(pt)-4; n++ {
-		if !allZero(pt[n+4:]) {
+	for n := lo; n <= hi && n <= len(pt)-4 && n >= 0; n++ {
+		if !checkPadAfterCRC(pt[n+4:], bs, pad) {
 			continue
 		}
 		msg := append(append(append([]byte(nil), prefix...), pt[:n]...), suffix...)
@@ -182,22 +182,6 @@ func findCRC32(pt, prefix, suffix []byte, bs, want int) (int, bool) {
 		}
 	}
 	return 0, false
-}
-
-// ev1CommandDataLen is the plaintext length of a full-mode command's data
-// when the command itself tells it, else -1.
-func ev1CommandDataLen(cmd byte, header []byte) int {
-	switch cmd {
-	case CmdWriteData, CmdWriteRecord:
-		if len(header) == 7 {
-			return int(header[4]) | int(header[5])<<8 | int(header[6])<<16
-		}
-	case CmdCredit, CmdDebit, CmdLimitedCredit:
-		return 4
-	case CmdChangeKeySettings:
-		return 1
-	}
-	return -1
 }
 
 func allZero(b []byte) bool { return bytes.Count(b, []byte{0}) == len(b) }
@@ -226,7 +210,7 @@ func (s *EV1Session) UnwrapCommand(cmd byte, header, body []byte, mode CommMode)
 		if cmd == CmdChangeKey {
 			return pt, nil
 		}
-		n, ok := findCRC32(pt, append([]byte{cmd}, header...), nil, s.bs(), ev1CommandDataLen(cmd, header))
+		n, ok := findCRC32(pt, append([]byte{cmd}, header...), nil, s.bs(), CommandDataLen(cmd, header, pt), commandPad(cmd, header))
 		if !ok {
 			return nil, fmt.Errorf("%w: command CRC", ErrIntegrity)
 		}

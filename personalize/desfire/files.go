@@ -151,6 +151,38 @@ func (c *Card) CreateBackupDataFile(fileNo byte, comm CommMode, ar AccessRights,
 }
 
 func (c *Card) createDataFile(cmd, fileNo byte, comm CommMode, ar AccessRights, size int) error {
+	return c.createDataFileISO(cmd, fileNo, 0, comm, ar, size)
+}
+
+// CreateStdDataFileISO creates a standard data file with ISO/IEC 7816-4
+// file identifier fid, in an application created with CreateApplicationISO;
+// ISO SELECT, READ BINARY and UPDATE BINARY then reach it.
+func (c *Card) CreateStdDataFileISO(fileNo byte, fid uint16, comm CommMode, ar AccessRights, size int) error {
+	if fid == 0 {
+		return fmt.Errorf("%w: ISO file identifier 0000", ErrMalformed)
+	}
+	return c.createDataFileISO(CmdCreateStdDataFile, fileNo, fid, comm, ar, size)
+}
+
+// CreateLinearRecordFileISO creates a linear record file with ISO file
+// identifier fid; READ RECORD then reaches it.
+func (c *Card) CreateLinearRecordFileISO(fileNo byte, fid uint16, comm CommMode, ar AccessRights, recordSize, maxRecords int) error {
+	if fid == 0 {
+		return fmt.Errorf("%w: ISO file identifier 0000", ErrMalformed)
+	}
+	return c.createRecordFileISO(CmdCreateLinearRecordFile, fileNo, fid, comm, ar, recordSize, maxRecords)
+}
+
+// withFID puts an ISO file identifier (LSB first) after the file number of
+// a create-file header; fid 0 means none.
+func withFID(h []byte, fid uint16) []byte {
+	if fid == 0 {
+		return h
+	}
+	return append([]byte{h[0], byte(fid), byte(fid >> 8)}, h[1:]...)
+}
+
+func (c *Card) createDataFileISO(cmd, fileNo byte, fid uint16, comm CommMode, ar AccessRights, size int) error {
 	if err := check24("size", size); err != nil {
 		return err
 	}
@@ -158,7 +190,7 @@ func (c *Card) createDataFile(cmd, fileNo byte, comm CommMode, ar AccessRights, 
 	if err != nil {
 		return err
 	}
-	_, err = c.runAuto(cmd, append(h, le24(size)...), nil, -1)
+	_, err = c.runAuto(cmd, append(withFID(h, fid), le24(size)...), nil, -1)
 	return err
 }
 
@@ -191,6 +223,10 @@ func (c *Card) CreateLinearRecordFile(fileNo byte, comm CommMode, ar AccessRight
 }
 
 func (c *Card) createRecordFile(cmd, fileNo byte, comm CommMode, ar AccessRights, recordSize, maxRecords int) error {
+	return c.createRecordFileISO(cmd, fileNo, 0, comm, ar, recordSize, maxRecords)
+}
+
+func (c *Card) createRecordFileISO(cmd, fileNo byte, fid uint16, comm CommMode, ar AccessRights, recordSize, maxRecords int) error {
 	if err := check24("record size", recordSize); err != nil {
 		return err
 	}
@@ -201,7 +237,7 @@ func (c *Card) createRecordFile(cmd, fileNo byte, comm CommMode, ar AccessRights
 	if err != nil {
 		return err
 	}
-	h = append(append(h, le24(recordSize)...), le24(maxRecords)...)
+	h = append(append(withFID(h, fid), le24(recordSize)...), le24(maxRecords)...)
 	_, err = c.runAuto(cmd, h, nil, -1)
 	return err
 }
@@ -255,7 +291,7 @@ func (c *Card) read(cmd byte, h []byte, comm CommMode, want int) ([]byte, error)
 	respLen := -1
 	if want > 0 {
 		respLen = want
-	} else if c.scheme == AuthEV1 && mode == CommFull {
+	} else if (c.scheme == AuthEV1 || c.scheme == AuthLegacy) && mode == CommFull {
 		return nil, fmt.Errorf("%w: command 0x%02X: EV1 full mode needs an explicit length", ErrUnsupported, cmd)
 	}
 	b, err := c.run(cmd, h, nil, mode, respLen)
@@ -271,10 +307,7 @@ func (c *Card) read(cmd byte, h []byte, comm CommMode, want int) ([]byte, error)
 // fileMode is the mode of a file command in the current session: files are
 // read and written in plain without authentication.
 func (c *Card) fileMode(cmd byte, comm CommMode) CommMode {
-	if c.scheme != AuthEV1 && c.scheme != AuthEV2 {
-		return CommPlain
-	}
-	return CommModeFor(cmd, comm)
+	return CommModeIn(c.scheme, cmd, comm)
 }
 
 // WriteData writes data at offset of a data file with communication mode comm.

@@ -14,6 +14,7 @@ const (
 	KeyDES KeyType = iota + 1
 	Key2K3DES
 	KeyAES
+	Key3K3DES
 )
 
 func (t KeyType) String() string {
@@ -24,6 +25,8 @@ func (t KeyType) String() string {
 		return "2K3DES"
 	case KeyAES:
 		return "AES"
+	case Key3K3DES:
+		return "3K3DES"
 	}
 	return "invalid"
 }
@@ -47,8 +50,9 @@ func NewAESKey(b []byte, version byte) (Key, error) {
 	return Key{&keyMaterial{typ: KeyAES, b: append([]byte(nil), b...), version: version}}, nil
 }
 
-// NewDESKey copies an 8-byte DES key or a 16-byte 2K3DES key (single DES if
-// its halves are equal). The key version of DES keys lives in parity bits.
+// NewDESKey copies an 8-byte DES key, a 16-byte 2K3DES key (single DES if
+// its halves are equal) or a 24-byte 3K3DES key. The key version of DES keys
+// lives in parity bits.
 func NewDESKey(b []byte) (Key, error) {
 	switch len(b) {
 	case 8:
@@ -60,8 +64,10 @@ func NewDESKey(b []byte) (Key, error) {
 			t = KeyDES
 		}
 		return Key{&keyMaterial{typ: t, b: append([]byte(nil), b...)}}, nil
+	case 24:
+		return Key{&keyMaterial{typ: Key3K3DES, b: append([]byte(nil), b...)}}, nil
 	}
-	return Key{}, fmt.Errorf("%w: DES key must be 8 or 16 bytes, got %d", ErrMalformed, len(b))
+	return Key{}, fmt.Errorf("%w: DES key must be 8, 16 or 24 bytes, got %d", ErrMalformed, len(b))
 }
 
 // DefaultDESKey is the factory PICC master key: DES, all zeros.

@@ -3,6 +3,7 @@ package desfire
 import (
 	"crypto/cipher"
 	"crypto/subtle"
+	"encoding/binary"
 	"fmt"
 )
 
@@ -130,4 +131,93 @@ func isSingleDES(key []byte) bool {
 		}
 	}
 	return true
+}
+
+// LegacyMAC is the 4-byte MAC of legacy secure messaging: the first half of
+// the last block of the CBC encryption (IV zero) of data padded with zeros.
+func LegacyMAC(key, data []byte) ([]byte, error) {
+	p := padZero(data, 8)
+	if len(p) == 0 {
+		p = make([]byte, 8)
+	}
+	ct, err := LegacyEncipher(key, p)
+	if err != nil {
+		return nil, err
+	}
+	return ct[len(ct)-8 : len(ct)-4], nil
+}
+
+// LegacyOpen is the reader's side of an enciphered legacy answer, and the
+// card's of an enciphered command (with LegacyReceive's output as pt): pt is
+// data || CRC16(data) || padding up to the block. The data length n is known
+// from the command; searching for it would be ambiguous, since this CRC has
+// no final XOR and the zero padding can check as well. The padding is zeros,
+// or 0x80 and zeros for SetConfiguration's ATS ([LegacyOpenCommand]).
+// Errors: ErrIntegrity.
+func LegacyOpen(pt []byte, n int) ([]byte, error) { return legacyOpen(pt, n, 0) }
+
+// LegacyOpenCommand is LegacyOpen for the enciphered data of command cmd
+// with its clear header: the length and padding are the command's.
+func LegacyOpenCommand(cmd byte, header, pt []byte) ([]byte, error) {
+	return legacyOpen(pt, CommandDataLen(cmd, header, pt), commandPad(cmd, header))
+}
+
+func legacyOpen(pt []byte, n int, pad byte) ([]byte, error) {
+	if n < 0 || n+2 > len(pt) || !checkPadAfterCRC(pt[n+2:], 8, pad) ||
+		binary.LittleEndian.Uint16(pt[n:]) != CRC16(pt[:n]) {
+		return nil, fmt.Errorf("%w: legacy CRC16", ErrIntegrity)
+	}
+	return append([]byte(nil), pt[:n]...), nil
+}
+
+// wrapPayload protects a command's data for a legacy session: MAC mode adds
+// the 4-byte MAC of the data, full mode sends data || CRC16(data), zero
+// padded, through send mode. The header stays in clear.
+func (l *legacySession) wrapPayload(cmd byte, header, data []byte, mode CommMode) ([]byte, error) {
+	out := append([]byte(nil), header...)
+	switch {
+	case len(data) == 0 || mode == CommPlain:
+		return append(out, data...), nil
+	case mode == CommMAC:
+		m, err := LegacyMAC(l.key, data)
+		if err != nil {
+			return nil, err
+		}
+		return append(append(out, data...), m...), nil
+	}
+	pt := appendCRC16(append([]byte(nil), data...), data)
+	ct, err := LegacySend(l.key, padAfterCRC(pt, 8, commandPad(cmd, header)))
+	clear(pt)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, ct...), nil
+}
+
+// unwrapResponseBody checks a legacy answer: MAC mode data || MAC, full
+// mode the encipherment of data || CRC16(data) padded, whose length n the
+// caller knows (-1 is refused).
+func (l *legacySession) unwrapResponseBody(body []byte, mode CommMode, n int) ([]byte, error) {
+	if len(body) == 0 || mode == CommPlain {
+		return body, nil
+	}
+	if mode == CommMAC {
+		if len(body) < 4 {
+			return nil, fmt.Errorf("%w: legacy MAC missing", ErrIntegrity)
+		}
+		data := body[:len(body)-4]
+		m, err := LegacyMAC(l.key, data)
+		if err != nil {
+			return nil, err
+		}
+		if subtle.ConstantTimeCompare(m, body[len(body)-4:]) != 1 {
+			return nil, fmt.Errorf("%w: legacy MAC", ErrIntegrity)
+		}
+		return data, nil
+	}
+	pt, err := LegacyDecipher(l.key, body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrIntegrity, err)
+	}
+	return LegacyOpen(pt, n)
 }

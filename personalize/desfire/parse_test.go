@@ -76,8 +76,11 @@ func TestParseSmallAnswers(t *testing.T) {
 	ks, err = ParseKeySettings([]byte{0x0F, 0x01})
 	require.NoError(t, err)
 	require.Equal(t, KeyDES, ks.KeyType)
-	_, err = ParseKeySettings([]byte{0x0F, 0x41})
-	require.ErrorIs(t, err, ErrUnsupported, "3K3DES is not supported")
+	ks, err = ParseKeySettings([]byte{0x0F, 0x41})
+	require.NoError(t, err)
+	require.Equal(t, Key3K3DES, ks.KeyType)
+	_, err = ParseKeySettings([]byte{0x0F, 0xC1})
+	require.ErrorIs(t, err, ErrUnsupported)
 	_, err = ParseKeySettings([]byte{0x0F})
 	require.ErrorIs(t, err, ErrMalformed)
 
@@ -98,7 +101,7 @@ func TestParseSmallAnswers(t *testing.T) {
 func TestKeys(t *testing.T) {
 	_, err := NewAESKey(make([]byte, 15), 0)
 	require.ErrorIs(t, err, ErrMalformed)
-	_, err = NewDESKey(make([]byte, 24))
+	_, err = NewDESKey(make([]byte, 25))
 	require.ErrorIs(t, err, ErrMalformed)
 	var none Key
 	require.False(t, none.Valid())

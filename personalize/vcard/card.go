@@ -30,14 +30,37 @@ type Options struct {
 	// Logger receives debug lines about commands (never key material).
 	// nil discards.
 	Logger *slog.Logger
+	// Trace, when set, receives the exchange as a transcript (see
+	// ReadTranscript): every command and response APDU, every power-on and
+	// every random byte the card draws, so that the exchange can be replayed
+	// byte for byte. It shows card data and cryptograms: tests only.
+	Trace io.Writer
 }
 
 // ErrOptions is returned by New for invalid options.
 var ErrOptions = errors.New("vcard: invalid options")
 
-// atr is the PC/SC ATR of a contactless ISO 14443-4 card whose ATS has no
-// historical bytes: 3B 81 80 01, one historical byte 80, TCK.
+// atr is the PC/SC ATR of a contactless ISO 14443-4 card whose ATS (the
+// factory ATS of DESFire, 06 75 77 81 02 80) has one historical byte, 80:
+// 3B 81 80 01, the historical bytes, TCK.
 var atr = []byte{0x3B, 0x81, 0x80, 0x01, 0x80, 0x80}
+
+// atrFor is the ATR a PC/SC reader builds from an ATS (PC/SC part 3,
+// 3.1.3.2.3.1): 3B 8n 80 01, the n historical bytes of the ATS, TCK (the
+// XOR of every byte after 3B).
+func atrFor(ats []byte) []byte {
+	hist, ok := historicalBytes(ats)
+	if !ok || len(hist) > 15 {
+		return slices.Clone(atr)
+	}
+	out := []byte{0x3B, 0x80 | byte(len(hist)), 0x80, 0x01}
+	out = append(out, hist...)
+	var tck byte
+	for _, b := range out[1:] {
+		tck ^= b
+	}
+	return append(out, tck)
+}
 
 // maxFrame is the number of response data bytes the card sends per frame;
 // longer responses continue with status AF.
@@ -49,13 +72,18 @@ type Card struct {
 	log       *slog.Logger
 	rand      io.Reader
 	statePath string
+	trace     io.Writer
 
 	p       *picc
 	powered bool
 	// uid is the UID the reader sees in this power cycle.
 	uid []byte
+	// atr is the ATR of this power cycle.
+	atr []byte
 
-	sel       *app // nil: PICC level
+	sel       *app  // nil: PICC level
+	ef        *byte // ISO current EF: a file number of sel, nil for none
+	isoAuth   *isoAuth
 	auth      *authState
 	authStep  *authPending
 	chain     *chain
@@ -70,12 +98,15 @@ type Card struct {
 // New returns a powered, blank card (or the card restored from
 // opts.StatePath).
 func New(opts Options) (*Card, error) {
-	c := &Card{log: opts.Logger, rand: opts.Rand, statePath: opts.StatePath}
+	c := &Card{log: opts.Logger, rand: opts.Rand, statePath: opts.StatePath, trace: opts.Trace}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.rand == nil {
 		c.rand = rand.Reader
+	}
+	if c.trace != nil {
+		c.rand = traceRand{r: c.rand, w: c.trace}
 	}
 	uid := opts.UID
 	switch {
@@ -103,8 +134,14 @@ func New(opts Options) (*Card, error) {
 	return c, nil
 }
 
-// ATR returns the card's answer to reset as PC/SC reports it.
-func (c *Card) ATR() []byte { return slices.Clone(atr) }
+// ATR returns the card's answer to reset as PC/SC reports it: from the
+// ATS SetConfiguration option 02 set, once the card has been powered on
+// again, else the factory one.
+func (c *Card) ATR() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.atr)
+}
 
 // UID returns the UID the reader sees: the card UID, or this power cycle's
 // random UID when random UID is on.
@@ -122,6 +159,13 @@ func (c *Card) PowerOn() {
 	c.reset()
 	c.powered = true
 	c.uid = slices.Clone(c.p.uid)
+	c.atr = slices.Clone(atr)
+	if c.p.ats != nil {
+		c.atr = atrFor(c.p.ats)
+	}
+	if c.trace != nil {
+		fmt.Fprintf(c.trace, "power on\n")
+	}
 	if c.p.randomUID {
 		r := make([]byte, 4)
 		if _, err := io.ReadFull(c.rand, r[1:]); err != nil {
@@ -145,6 +189,8 @@ func (c *Card) PowerOff() {
 func (c *Card) reset() {
 	c.abortTransaction()
 	c.sel = nil
+	c.ef = nil
+	c.isoAuth = nil
 	c.auth = nil
 	c.authStep = nil
 	c.chain = nil
@@ -169,6 +215,10 @@ var (
 func (c *Card) Transmit(apdu []byte) (resp []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.trace != nil {
+		fmt.Fprintf(c.trace, "> %X\n", apdu)
+		defer func() { fmt.Fprintf(c.trace, "< %X\n", resp) }()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("vcard: internal error", "panic", fmt.Sprint(r))
@@ -205,7 +255,10 @@ func (c *Card) Transmit(apdu []byte) (resp []byte) {
 		c.persist()
 		return append(out, 0x91, status)
 	case 0x00:
-		return slices.Clone(swINSNotSupported)
+		out, sw := c.iso(ins, p1, p2, data, isoLe(apdu[4:]))
+		c.log.Debug("vcard iso command", "ins", ins, "lc", len(data), "sw", sw, "resp_len", len(out))
+		c.persist()
+		return append(out, sw...)
 	}
 	return slices.Clone(swCLANotSupported)
 }
@@ -245,6 +298,7 @@ func (c *Card) native(cmd byte, data []byte) (byte, []byte) {
 		return c.finish(stIllegalCommand, nil)
 	}
 	// A new command abandons any unfinished exchange.
+	c.isoAuth = nil
 	if c.authStep != nil {
 		c.authStep = nil
 		c.auth = nil

@@ -94,9 +94,10 @@ func (c *Card) execute(cmd byte, s *spec, hdr, body []byte) (byte, []byte) {
 		}
 		mode = m
 	}
-	if _, ok := sessionOf[legacySession](c); ok && s.mode == nil && cmd != cmdChangeKey {
-		// Legacy (D40) secure messaging protects only file data and keys.
-		mode = commPlain
+	if _, ok := sessionOf[legacySession](c); ok && s.mode == nil {
+		// Legacy (D40) secure messaging: no MAC on management commands,
+		// keys and configuration enciphered.
+		mode = desfire.CommModeIn(desfire.AuthLegacy, cmd, mode)
 	}
 	if mode != commPlain && c.auth == nil && s.mode != nil {
 		// File access with MAC or full communication needs authentication.
@@ -184,9 +185,7 @@ func (c *Card) selectApplication(hdr, body []byte) (byte, []byte) {
 			return stAppNotFound, nil
 		}
 	}
-	c.abortTransaction()
-	c.auth = nil
-	c.sel = a
+	c.selectDF(a)
 	return stOK, nil
 }
 
@@ -205,15 +204,34 @@ func (c *Card) createApplication(_, body []byte) (byte, []byte) {
 	if aid == zeroAID || n < 1 || n > 14 || ks2>>6 == 3 {
 		return stParameterError, nil
 	}
+	// With key settings 2 bit 5 the application has an ISO/IEC 7816-4 DF:
+	// a 2-byte file identifier (LSB first), then an optional DF name
+	// of up to 16 bytes.
+	var isoFID uint16
+	var dfName []byte
+	switch rest := body[5:]; {
+	case ks2&0x20 == 0 && len(rest) != 0, ks2&0x20 != 0 && (len(rest) < 2 || len(rest) > 18):
+		return stLengthError, nil
+	case ks2&0x20 != 0:
+		isoFID, dfName = uint16(rest[0])|uint16(rest[1])<<8, slices.Clone(rest[2:])
+		if reservedFID(isoFID) {
+			return stParameterError, nil
+		}
+	}
 	if c.p.app(aid) != nil {
 		return stDuplicateError, nil
+	}
+	for _, o := range c.p.apps {
+		if o.iso && ks2&0x20 != 0 && (o.isoFID == isoFID || (len(dfName) > 0 && slices.Equal(o.dfName, dfName))) {
+			return stDuplicateError, nil
+		}
 	}
 	if len(c.p.apps) >= maxApps {
 		return stCountError, nil
 	}
-	a := &app{aid: aid, ks1: ks1, ks2: ks2 & 0xCF, files: map[byte]*file{}}
+	a := &app{aid: aid, ks1: ks1, ks2: ks2 & 0xCF, files: map[byte]*file{}, iso: ks2&0x20 != 0, isoFID: isoFID, dfName: dfName}
 	for range n {
-		a.keys = append(a.keys, newKey(a.keyType()))
+		a.keys = append(a.keys, c.p.newAppKey(a.keyType()))
 	}
 	if a.memory() > c.p.freeMemory() {
 		return stOutOfEEPROM, nil
@@ -320,12 +338,17 @@ func (c *Card) changeKeySettings(_, body []byte) (byte, []byte) {
 	return stOK, nil
 }
 
+// setConfiguration is SetConfiguration (MF3D(H)x3 data sheet, section
+// "SetConfiguration"): option 00 sets the PICC configuration byte (bit 0
+// disables FormatPICC, bit 1 turns random UID on; both for good), option 01
+// the key and version that new applications' keys get, option 02 the ATS the
+// card answers after the next activation (TL first, at most MaxATS bytes).
 func (c *Card) setConfiguration(hdr, body []byte) (byte, []byte) {
-	if !c.masterAuthed() {
+	if c.auth == nil || !c.masterAuthed() {
 		return stPermissionDenied, nil
 	}
 	switch hdr[0] {
-	case 0x00:
+	case desfire.ConfigPICC:
 		if len(body) != 1 {
 			return stLengthError, nil
 		}
@@ -334,15 +357,44 @@ func (c *Card) setConfiguration(hdr, body []byte) (byte, []byte) {
 		}
 		c.p.formatDisabled = c.p.formatDisabled || body[0]&0x01 != 0
 		c.p.randomUID = c.p.randomUID || body[0]&0x02 != 0
-	case 0x01: // default key for new applications: accepted, not modelled
+	case desfire.ConfigDefault:
 		if len(body) != 25 {
 			return stLengthError, nil
 		}
+		c.p.defaultKey = slices.Clone(body[:24])
+		c.p.defaultKeyVersion = body[24]
+	case desfire.ConfigATS:
+		if len(body) == 0 || int(body[0]) != len(body) || len(body) > desfire.MaxATS {
+			return stLengthError, nil
+		}
+		if _, ok := historicalBytes(body); !ok {
+			return stParameterError, nil
+		}
+		c.p.ats = slices.Clone(body)
 	default:
 		return stParameterError, nil
 	}
 	c.changed = true
 	return stOK, nil
+}
+
+// historicalBytes returns the historical bytes of an ATS: TL, T0, the
+// interface bytes TA, TB, TC that T0 announces, then the historical bytes
+// (ISO/IEC 14443-4, 5.2).
+func historicalBytes(ats []byte) ([]byte, bool) {
+	if len(ats) < 2 {
+		return nil, len(ats) == 1
+	}
+	n := 2
+	for bit := byte(0x10); bit <= 0x40; bit <<= 1 {
+		if ats[1]&bit != 0 {
+			n++
+		}
+	}
+	if ats[1]&0x80 != 0 || n > len(ats) {
+		return nil, false
+	}
+	return ats[n:], true
 }
 
 func (c *Card) getFreeMemory(_, body []byte) (byte, []byte) {

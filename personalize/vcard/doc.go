@@ -11,22 +11,35 @@
 //
 // # Behaviour
 //
-//   - Towards PC/SC: ATR 3B 81 80 01 80 80; the reader's GET UID (FF CA 00 00
+//   - Towards PC/SC: ATR 3B 81 80 01 80 80 (or from the ATS of SetConfiguration); the reader's GET UID (FF CA 00 00
 //     00) answers the 7-byte UID, or with random UID on a fresh 08 xx xx xx
 //     on every power-on. Native commands come as 90 INS 00 00 [Lc data] [Le]
 //     and are answered data 91 status; long commands and responses continue
 //     with 0xAF frames (responses in parts of 59 bytes; GetVersion in its
 //     three frames of 7, 7 and 14 bytes).
+//   - ISO/IEC 7816-4 (CLA 00, iso.go): applications created with an ISO
+//     file identifier and DF name (key settings 2 bit 5) and their files with
+//     ISO file identifiers keep them; SELECT by DF name (the PICC's is
+//     D2760000850100) and by file identifier (3F00 the PICC level), READ
+//     BINARY, UPDATE BINARY and READ RECORD with the file's rights, GET
+//     CHALLENGE with EXTERNAL and INTERNAL AUTHENTICATE (EV1 secure
+//     messaging follows). Other instructions answer 6D 00.
+//   - SetConfiguration: option 00 disables FormatPICC and turns random UID
+//     on, for good; 01 sets the key and version of new applications' keys;
+//     02 sets the ATS, whose historical bytes the ATR carries from the next
+//     power-on.
 //   - Any error status ends the authentication; error responses carry no
 //     data and no MAC. A new command abandons an unfinished chain.
 //   - Communication modes: the management commands use the mode of
-//     desfire.CommModeFor (MAC, or full for GetCardUID, ChangeKey,
-//     ChangeKeySettings, SetConfiguration); file commands use the file's
-//     mode when access comes from the authenticated key and plain when it
-//     comes from a free (0xE) access right. Without authentication
-//     everything is plain. In a legacy (0x0A) session only file data and
-//     ChangeKey are protected, as on D40 cards; in an EV1 session the
-//     management commands carry no CMAC (it only advances the IV).
+//     desfire.CommModeIn for the session (EV1/EV2: MAC, or full for
+//     GetCardUID, ChangeKey, ChangeKeySettings, SetConfiguration,
+//     ChangeFileSettings; legacy 0x0A: those enciphered with a CRC16, every
+//     other one plain); file commands use the file's mode when access comes
+//     from the authenticated key and plain when it comes from a free (0xE)
+//     access right. Without authentication everything is plain. In an EV1
+//     session the management commands carry no CMAC (it only advances the
+//     IV). Enciphered data's length comes from the command
+//     (desfire.CommandDataLen), never from a search for the CRC.
 //   - Access: ReadData/ReadRecords need read or read&write; WriteData and
 //     WriteRecord write or read&write; Debit and GetValue read, write or
 //     read&write (GetValue also free with the free-GetValue flag); Credit

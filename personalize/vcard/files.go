@@ -142,6 +142,20 @@ const maxFiles = 32
 
 // newFile parses file number, communication settings and access rights.
 func (c *Card) newFile(t fileType, hdr, body []byte, rest int) (*file, []byte, byte) {
+	// In an application with ISO file identifiers, data and record files
+	// may carry one (2 bytes, LSB first) before the communication settings.
+	var fid uint16
+	if c.sel.iso && t != fileValue && len(body) == 5+rest {
+		fid, body = uint16(body[0])|uint16(body[1])<<8, body[2:]
+		if reservedFID(fid) {
+			return nil, nil, stParameterError
+		}
+		for _, o := range c.sel.files {
+			if o.isoFID == fid {
+				return nil, nil, stDuplicateError
+			}
+		}
+	}
 	if len(body) != 3+rest {
 		return nil, nil, stLengthError
 	}
@@ -156,7 +170,7 @@ func (c *Card) newFile(t fileType, hdr, body []byte, rest int) (*file, []byte, b
 		return nil, nil, stDuplicateError
 	}
 	f := &file{
-		typ: t, comm: body[0],
+		typ: t, comm: body[0], isoFID: fid,
 		readWrite: body[1] >> 4, change: body[1] & 0x0F,
 		read: body[2] >> 4, write: body[2] & 0x0F,
 	}

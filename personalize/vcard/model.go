@@ -77,6 +77,9 @@ type file struct {
 	pendingDebited    int32 // sum of the debits in the open transaction
 	pendingLimitedUse bool
 
+	// isoFID is the file's ISO/IEC 7816-4 file identifier, 0 for none.
+	isoFID uint16
+
 	// record files
 	recordSize, maxRecords int
 	records                [][]byte // committed, oldest first
@@ -157,6 +160,12 @@ type app struct {
 	ks2   byte // number of keys and key type bits
 	keys  []cardKey
 	files map[byte]*file
+	// ISO/IEC 7816-4 naming: iso is set when the application was created
+	// with ISO file identifiers (key settings 2 bit 5); isoFID is its DF's
+	// file identifier and dfName its DF name (1-16 bytes, may be empty).
+	iso    bool
+	isoFID uint16
+	dfName []byte
 }
 
 func (a *app) keyType() keyType {
@@ -186,10 +195,29 @@ type picc struct {
 	key            cardKey // PICC master key
 	ks1            byte
 	apps           []*app // in creation order
+	// defaultKey is the key (24 bytes, cut to the key type's length) and
+	// version new application keys get: SetConfiguration option 01.
+	// Empty means all zeros, version 0.
+	defaultKey        []byte
+	defaultKeyVersion byte
+	// ats is the user-defined ATS of SetConfiguration option 02, nil for
+	// the factory ATS.
+	ats []byte
 }
 
 func newPICC(uid []byte) *picc {
 	return &picc{uid: slices.Clone(uid), key: newKey(keyDES), ks1: 0x0F}
+}
+
+// newAppKey is a new key of type t: the default key of SetConfiguration
+// option 01, or zeros.
+func (p *picc) newAppKey(t keyType) cardKey {
+	k := newKey(t)
+	if len(p.defaultKey) > 0 {
+		copy(k.value, p.defaultKey)
+		k.version = p.defaultKeyVersion
+	}
+	return k
 }
 
 func (p *picc) app(aid [3]byte) *app {

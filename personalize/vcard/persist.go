@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/loopcard/loopcard/personalize/desfire"
 )
 
 // errNoState: the state file does not exist yet.
@@ -26,6 +28,9 @@ type stateJSON struct {
 	PICCKey        keyJSON   `json:"picc_key"`
 	KeySettings    byte      `json:"key_settings"`
 	Apps           []appJSON `json:"apps"`
+	DefaultKey     []byte    `json:"default_key,omitempty"`
+	DefaultVersion byte      `json:"default_key_version,omitempty"`
+	ATS            []byte    `json:"ats,omitempty"`
 }
 
 type keyJSON struct {
@@ -40,6 +45,9 @@ type appJSON struct {
 	KeySettings2 byte       `json:"ks2"`
 	Keys         []keyJSON  `json:"keys"`
 	Files        []fileJSON `json:"files"`
+	ISO          bool       `json:"iso,omitempty"`
+	ISOFileID    uint16     `json:"iso_fid,omitempty"`
+	DFName       []byte     `json:"df_name,omitempty"`
 }
 
 type fileJSON struct {
@@ -57,6 +65,7 @@ type fileJSON struct {
 	RecordSize     int      `json:"record_size,omitempty"`
 	MaxRecords     int      `json:"max_records,omitempty"`
 	Records        [][]byte `json:"records,omitempty"`
+	ISOFileID      uint16   `json:"iso_fid,omitempty"`
 }
 
 const stateFormat = 1
@@ -75,9 +84,10 @@ func saveState(path string, p *picc) error {
 	s := stateJSON{
 		Format: stateFormat, UID: p.uid, RandomUID: p.randomUID, FormatDisabled: p.formatDisabled,
 		PICCKey: keyToJSON(p.key), KeySettings: p.ks1,
+		DefaultKey: p.defaultKey, DefaultVersion: p.defaultKeyVersion, ATS: p.ats,
 	}
 	for _, a := range p.apps {
-		aj := appJSON{AID: a.aid[:], KeySettings: a.ks1, KeySettings2: a.ks2}
+		aj := appJSON{AID: a.aid[:], KeySettings: a.ks1, KeySettings2: a.ks2, ISO: a.iso, ISOFileID: a.isoFID, DFName: a.dfName}
 		for _, k := range a.keys {
 			aj.Keys = append(aj.Keys, keyToJSON(k))
 		}
@@ -94,6 +104,7 @@ func saveState(path string, p *picc) error {
 				Data:   f.data, Lower: f.lower, Upper: f.upper, Value: f.value,
 				LimitedEnabled: f.limitedEnabled, FreeGetValue: f.freeGetValue, LimitedValue: f.limitedValue,
 				RecordSize: f.recordSize, MaxRecords: f.maxRecords, Records: f.records,
+				ISOFileID: f.isoFID,
 			})
 		}
 		s.Apps = append(s.Apps, aj)
@@ -144,7 +155,11 @@ func loadState(path string) (*picc, error) {
 	if s.Format != stateFormat || len(s.UID) != 7 {
 		return nil, fmt.Errorf("%w: format or UID", ErrState)
 	}
-	p := &picc{uid: s.UID, randomUID: s.RandomUID, formatDisabled: s.FormatDisabled, ks1: s.KeySettings}
+	p := &picc{uid: s.UID, randomUID: s.RandomUID, formatDisabled: s.FormatDisabled, ks1: s.KeySettings,
+		defaultKey: s.DefaultKey, defaultKeyVersion: s.DefaultVersion, ats: s.ATS}
+	if (len(p.defaultKey) != 0 && len(p.defaultKey) != 24) || len(p.ats) > desfire.MaxATS {
+		return nil, fmt.Errorf("%w: configuration", ErrState)
+	}
 	if p.key, err = keyFromJSON(s.PICCKey); err != nil {
 		return nil, err
 	}
@@ -152,7 +167,11 @@ func loadState(path string) (*picc, error) {
 		if len(aj.AID) != 3 || len(aj.Keys) < 1 || len(aj.Keys) > 14 {
 			return nil, fmt.Errorf("%w: application", ErrState)
 		}
-		a := &app{aid: aidOf(aj.AID), ks1: aj.KeySettings, ks2: aj.KeySettings2, files: map[byte]*file{}}
+		a := &app{aid: aidOf(aj.AID), ks1: aj.KeySettings, ks2: aj.KeySettings2, files: map[byte]*file{},
+			iso: aj.ISO, isoFID: aj.ISOFileID, dfName: aj.DFName}
+		if len(a.dfName) > 16 {
+			return nil, fmt.Errorf("%w: application", ErrState)
+		}
 		for _, kj := range aj.Keys {
 			k, err := keyFromJSON(kj)
 			if err != nil {
@@ -167,6 +186,7 @@ func loadState(path string) (*picc, error) {
 				data: fj.Data, lower: fj.Lower, upper: fj.Upper, value: fj.Value,
 				limitedEnabled: fj.LimitedEnabled, freeGetValue: fj.FreeGetValue, limitedValue: fj.LimitedValue,
 				recordSize: fj.RecordSize, maxRecords: fj.MaxRecords, records: fj.Records,
+				isoFID: fj.ISOFileID,
 			}
 			if err := f.validate(); err != nil || fj.No >= maxFiles {
 				return nil, fmt.Errorf("%w: file %d", ErrState, fj.No)

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/loopcard/loopcard/personalize/desfire"
 )
@@ -74,17 +73,10 @@ var errIntegrity = errors.New("vcard: integrity check failed")
 // enciphered data.
 type legacySession struct{ key []byte }
 
-// mac is the first 4 bytes of the last block of the CBC encryption of data
-// padded with zeros.
-func (l legacySession) mac(data []byte) ([]byte, error) {
-	ct, err := desfire.LegacyEncipher(l.key, zeroPad(data, 8))
-	if err != nil {
-		return nil, err
-	}
-	return ct[len(ct)-8 : len(ct)-4], nil
-}
+// mac is the 4-byte legacy MAC of data.
+func (l legacySession) mac(data []byte) ([]byte, error) { return desfire.LegacyMAC(l.key, data) }
 
-func (l legacySession) unwrap(cmd byte, _, body []byte, mode commMode) ([]byte, error) {
+func (l legacySession) unwrap(cmd byte, header, body []byte, mode commMode) ([]byte, error) {
 	switch mode {
 	case commMAC:
 		if len(body) == 0 {
@@ -113,15 +105,13 @@ func (l legacySession) unwrap(cmd byte, _, body []byte, mode commMode) ([]byte, 
 		if cmd == cmdChangeKey {
 			return pt, nil
 		}
-		for n := len(pt) - 2; n >= 0 && n > len(pt)-2-8; n-- {
-			if !allZero(pt[n+2:]) {
-				break
-			}
-			if binary.LittleEndian.Uint16(pt[n:]) == desfire.CRC16(pt[:n]) {
-				return pt[:n], nil
-			}
+		// The length is the command's, never searched for: this CRC16 has
+		// no final XOR, so the zero padding checks as well.
+		data, err := desfire.LegacyOpenCommand(cmd, header, pt)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errIntegrity, err)
 		}
-		return nil, fmt.Errorf("%w: CRC", errIntegrity)
+		return data, nil
 	}
 	return body, nil
 }
@@ -160,15 +150,6 @@ func zeroPad(b []byte, bs int) []byte {
 	return out
 }
 
-func allZero(b []byte) bool {
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // isoSession starts EV1 secure messaging with 8-byte blocks after
 // AuthenticateISO.
 func isoSession(k cardKey, rndA, rndB []byte, err error) (session, error) {
@@ -177,7 +158,7 @@ func isoSession(k cardKey, rndA, rndB []byte, err error) (session, error) {
 	}
 	var key []byte
 	if k.typ == key3K3DES {
-		key = slices.Concat(rndA[0:4], rndB[0:4], rndA[6:10], rndB[6:10], rndA[12:16], rndB[12:16])
+		key = desfire.Session3K3DESKey(rndA, rndB)
 	} else {
 		key = desfire.LegacySessionKey(k.value, rndA, rndB)
 	}
