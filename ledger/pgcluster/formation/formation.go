@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,14 +247,16 @@ func (f *Formation) State(ctx context.Context) ([]Node, error) {
 	})
 }
 
-// Primary returns the node the monitor has as primary, or "".
+// Primary returns the node the monitor has as the one taking writes, or
+// "": a primary, or a wait_primary (a primary whose secondary is lost,
+// which takes writes alone until a secondary catches up again).
 func (f *Formation) Primary(ctx context.Context) (string, error) {
 	nodes, err := f.State(ctx)
 	if err != nil {
 		return "", err
 	}
 	for _, n := range nodes {
-		if n.Reported == "primary" && n.Assigned == "primary" {
+		if (n.Reported == "primary" || n.Reported == "wait_primary") && n.Reported == n.Assigned {
 			return n.Name, nil
 		}
 	}
@@ -563,4 +566,33 @@ func lastLines(b []byte) string {
 		lines = lines[len(lines)-3:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// FreePort returns a port P such that P, P+1 and P+2 are free on
+// 127.0.0.1 now: the ports of a formation (tests and benchmarks).
+func FreePort() (int, error) {
+	for try := 0; try < 50; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if p > 65530 {
+			continue
+		}
+		ok := true
+		for i := 1; i <= 2 && ok; i++ {
+			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+i))
+			if err != nil {
+				ok = false
+				continue
+			}
+			_ = l2.Close()
+		}
+		if ok {
+			return p, nil
+		}
+	}
+	return 0, errors.New("formation: no three consecutive free ports on 127.0.0.1")
 }
