@@ -1,9 +1,11 @@
 package sim_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/sim"
+	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/ledger/pgcluster/formation"
 	"github.com/loopcard/loopcard/softhsm"
 )
@@ -60,7 +63,9 @@ func TestFailover(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, first)
 
-	s, err := sim.StartStack(ctx, sim.StackConfig{DataDir: t.TempDir(), HSMURI: softhsm.NewTestToken(t), DatabaseURL: f.URL()})
+	secret := payment.NewSecret([]byte("failover-test-webhook-secret-32b"))
+	s, err := sim.StartStack(ctx, sim.StackConfig{DataDir: t.TempDir(), HSMURI: softhsm.NewTestToken(t), DatabaseURL: f.URL(),
+		Payments: &api.Payments{Provider: "paytest", Secrets: []payment.Secret{secret}}})
 	require.NoError(t, err)
 	defer s.Close()
 
@@ -73,7 +78,7 @@ func TestFailover(t *testing.T) {
 	require.NoError(t, s.Ledger.AddStore(ctx, org, store, "Simulated store"))
 	storeToken, err := s.StaffToken(ctx, org, api.RoleStore, store)
 	require.NoError(t, err)
-	loadCards, err := s.IssueCards(ctx, org, event, 2, t.TempDir(), "", nil)
+	loadCards, err := s.IssueCards(ctx, org, event, 3, t.TempDir(), "", nil)
 	require.NoError(t, err)
 	stopLoads := make(chan struct{})
 	type loads struct {
@@ -91,7 +96,7 @@ func TestFailover(t *testing.T) {
 				return
 			default:
 			}
-			c := loadCards.Cards[i%len(loadCards.Cards)]
+			c := loadCards.Cards[i%2]
 			st, err := s.CashLoad(ctx, org, storeToken, store, c, 100)
 			if err != nil {
 				r.err = fmt.Errorf("load %d: %w", i, err)
@@ -99,6 +104,54 @@ func TestFailover(t *testing.T) {
 			}
 			r.n++
 			r.balance[string(c.UID)] = st.Balance
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	// The payment provider delivers a webhook of an online top-up of the
+	// third card every 20 ms all through the run, each until it is
+	// answered 200, as providers do.
+	webCard := loadCards.Cards[2]
+	type hooks struct {
+		acked int
+		err   error
+	}
+	hooked := make(chan hooks, 1)
+	go func() {
+		r := hooks{}
+		defer func() { hooked <- r }()
+		for i := 0; ; i++ {
+			select {
+			case <-stopLoads:
+				return
+			default:
+			}
+			body, _ := json.Marshal(payment.Event{ID: fmt.Sprintf("evt-%d", i), Type: payment.TypePaymentSucceeded,
+				Payment: fmt.Sprintf("pay-%d", i), Org: org, Card: fmt.Sprintf("%X", webCard.UID), Amount: 500, Currency: "EUR",
+				Created: time.Now().Unix()})
+			for try := 0; ; try++ {
+				if try == 100 {
+					r.err = fmt.Errorf("webhook %d: never answered 200", i)
+					return
+				}
+				req, _ := http.NewRequestWithContext(ctx, "POST", s.URL+"/v1/payments/webhook", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set(payment.Header, payment.Sign(secret, time.Now(), body))
+				res, err := s.HTTP.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode == http.StatusOK {
+						break
+					}
+					if res.StatusCode < 500 {
+						r.err = fmt.Errorf("webhook %d: %s", i, res.Status)
+						return
+					}
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			r.acked++
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
@@ -126,6 +179,8 @@ func TestFailover(t *testing.T) {
 	require.NoError(t, err, "every terminal finishes")
 	ld := <-loaded
 	require.NoError(t, ld.err, "every load of the store client goes through")
+	wh := <-hooked
+	require.NoError(t, wh.err, "every webhook is answered 200 in the end")
 	var fo failover
 	select {
 	case fo = <-done:
@@ -158,7 +213,7 @@ func TestFailover(t *testing.T) {
 	require.Equal(t, "primary", h.Role)
 	require.NotNil(t, h.SinceLastWrite)
 	require.Less(t, *h.SinceLastWrite, 60.0)
-	for _, c := range loadCards.Cards {
+	for _, c := range loadCards.Cards[:2] {
 		b, err := s.Ledger.CardBalance(ctx, org, c.UID)
 		require.NoError(t, err)
 		require.Equal(t, ld.balance[string(c.UID)], b, "each load once: the ledger equals the card")
@@ -166,4 +221,9 @@ func TestFailover(t *testing.T) {
 	pending, err := s.Ledger.PendingLoads(ctx, org, loadCards.Cards[0].UID)
 	require.NoError(t, err)
 	require.Empty(t, pending, "every load confirmed")
+	online, err := s.Ledger.PendingLoads(ctx, org, webCard.UID)
+	require.NoError(t, err)
+	t.Logf("%d webhooks delivered", wh.acked)
+	require.Positive(t, wh.acked)
+	require.Len(t, online, wh.acked, "each webhook answered 200 is one pending load, once")
 }

@@ -38,6 +38,8 @@ type StackConfig struct {
 	Database string
 	// Listen is the API's address; empty: 127.0.0.1 on a free port.
 	Listen string
+	// Payments enables online top-ups' webhooks (nil: none).
+	Payments *api.Payments
 	Logger *slog.Logger
 }
 
@@ -136,7 +138,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		Database: cfg.Database, FreshDatabase: true, Logger: cfg.Logger}, pool); err != nil {
 		return nil, err
 	}
-	if err := s.NewServer(ctx, api.Config{Limits: api.Limits{PerIP: -1, PerClient: -1, Anonymous: -1}}); err != nil {
+	if err := s.NewServer(ctx, api.Config{Limits: api.Limits{PerIP: -1, PerClient: -1, Anonymous: -1}, Payments: cfg.Payments}); err != nil {
 		return nil, err
 	}
 	listen := cfg.Listen
