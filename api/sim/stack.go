@@ -40,7 +40,7 @@ type StackConfig struct {
 	Listen string
 	// Payments enables online top-ups' webhooks (nil: none).
 	Payments *api.Payments
-	Logger *slog.Logger
+	Logger   *slog.Logger
 }
 
 // Stack is a whole Loopcard installation in one process: the HSM, the
