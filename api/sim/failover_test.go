@@ -8,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,29 +48,97 @@ func startFormation(t *testing.T) *formation.Formation {
 }
 
 // TestFailover runs 8 simulated terminals against the API on a formation,
-// loses the primary's machine (SIGKILL to its keeper and PostgreSQL) when
-// half of the taps are done, and checks that pg_auto_failover promoted the
-// secondary, that every terminal finished and uploaded everything, that
-// the ledger recorded every payment the cards committed exactly once and
-// agrees with every card, and that the ledger's own checks pass: no
-// transaction the server acknowledged (and the terminal then dropped from
-// its queue) is missing.
+// with a store client loading cards and a payment provider delivering
+// webhooks all the while, loses the primary's machine (SIGKILL to its
+// keeper and PostgreSQL) when half of the taps are done, and checks that
+// pg_auto_failover promoted the secondary, that every terminal finished
+// and uploaded everything, that the ledger recorded every payment the
+// cards committed exactly once and agrees with every card, that every load
+// and every webhook went through once, and that the ledger's own checks
+// pass: no transaction the server acknowledged (and the terminal then
+// dropped from its queue) is missing. scripts/bench failover repeats it
+// (TestFailoverBench).
 func TestFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a pg_auto_failover formation")
 	}
+	f, s := startFailoverStack(t)
+	r := failoverRun(t, f, s, 300)
+	t.Logf("failover in %s, writes unavailable for %s; taps/s %.0f before, %.0f after",
+		r.failover.Round(time.Millisecond), r.window.Round(time.Millisecond), r.before, r.after)
+}
+
+// TestFailoverBench is scripts/bench failover: LOOPCARD_FAILOVER_RUNS
+// failovers, one after the other, on one formation (the lost node comes
+// back as the secondary before the next); it reports the window in which
+// writes failed (p50, max) and the taps per second before and after.
+func TestFailoverBench(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("LOOPCARD_FAILOVER_RUNS"))
+	if n <= 0 {
+		t.Skip("set LOOPCARD_FAILOVER_RUNS (scripts/bench failover)")
+	}
+	f, s := startFailoverStack(t)
+	var windows, failovers []time.Duration
+	var before, after []float64
+	for i := range n {
+		// 18 s of taps: the failover is over before they end.
+		r := failoverRun(t, f, s, 900)
+		windows, failovers = append(windows, r.window), append(failovers, r.failover)
+		before, after = append(before, r.before), append(after, r.after)
+		fmt.Printf("run %d: failover %s, writes unavailable %s, taps/s %.0f before %.0f after, %d acknowledged before the kill\n",
+			i+1, r.failover.Round(time.Millisecond), r.window.Round(time.Millisecond), r.before, r.after, r.acked)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		require.NoError(t, f.Start(r.lost), "the lost node comes back")
+		require.NoError(t, f.WaitReady(ctx), "as the secondary")
+		cancel()
+	}
+	slices.Sort(windows)
+	slices.Sort(failovers)
+	fmt.Printf("failover_runs=%d unavailable_p50_ms=%d unavailable_max_ms=%d promote_p50_ms=%d promote_max_ms=%d taps_per_s_before=%.0f taps_per_s_after=%.0f\n",
+		n, windows[n/2].Milliseconds(), windows[n-1].Milliseconds(), failovers[n/2].Milliseconds(), failovers[n-1].Milliseconds(),
+		median(before), median(after))
+}
+
+func median(v []float64) float64 {
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// startFailoverStack starts a formation and the whole stack on it, with
+// webhooks of online payments on.
+func startFailoverStack(t *testing.T) (*formation.Formation, *sim.Stack) {
 	f := startFormation(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := sim.StartStack(ctx, sim.StackConfig{DataDir: t.TempDir(), HSMURI: softhsm.NewTestToken(t), DatabaseURL: f.URL(),
+		Payments: &api.Payments{Provider: "paytest", Secrets: []payment.Secret{webhookSecret}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return f, s
+}
+
+var webhookSecret = payment.NewSecret([]byte("failover-test-webhook-secret-32b"))
+
+// failoverResult is what one failoverRun measured.
+type failoverResult struct {
+	lost          string        // the node lost
+	failover      time.Duration // from the kill until the monitor has a new primary
+	window        time.Duration // from the kill until the first write answered after it
+	before, after float64       // taps per second
+	acked         int           // transactions acknowledged before the kill
+}
+
+// failoverRun is one run of TestFailover on formation f and stack s: taps
+// per terminal, 20 ms apart.
+func failoverRun(t *testing.T, f *formation.Formation, s *sim.Stack, taps int) failoverResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	first, err := f.Primary(ctx)
 	require.NoError(t, err)
 	require.NotEmpty(t, first)
-
-	secret := payment.NewSecret([]byte("failover-test-webhook-secret-32b"))
-	s, err := sim.StartStack(ctx, sim.StackConfig{DataDir: t.TempDir(), HSMURI: softhsm.NewTestToken(t), DatabaseURL: f.URL(),
-		Payments: &api.Payments{Provider: "paytest", Secrets: []payment.Secret{secret}}})
-	require.NoError(t, err)
-	defer s.Close()
+	secret := webhookSecret
+	var killedAt atomic.Int64     // unix ns of the kill
+	var firstWriteAfter atomic.Int64 // unix ns of the first webhook answered 200 after it
 
 	// A store loads cash onto cards of its own all through the run, with
 	// the store client (top-up, card write, confirmation; each request
@@ -80,6 +151,7 @@ func TestFailover(t *testing.T) {
 	require.NoError(t, err)
 	loadCards, err := s.IssueCards(ctx, org, event, 3, t.TempDir(), "", nil)
 	require.NoError(t, err)
+	webCard := loadCards.Cards[2]
 	stopLoads := make(chan struct{})
 	type loads struct {
 		n       int
@@ -111,7 +183,6 @@ func TestFailover(t *testing.T) {
 	// The payment provider delivers a webhook of an online top-up of the
 	// third card every 20 ms all through the run, each until it is
 	// answered 200, as providers do.
-	webCard := loadCards.Cards[2]
 	type hooks struct {
 		acked int
 		err   error
@@ -126,14 +197,15 @@ func TestFailover(t *testing.T) {
 				return
 			default:
 			}
-			body, _ := json.Marshal(payment.Event{ID: fmt.Sprintf("evt-%d", i), Type: payment.TypePaymentSucceeded,
-				Payment: fmt.Sprintf("pay-%d", i), Org: org, Card: fmt.Sprintf("%X", webCard.UID), Amount: 500, Currency: "EUR",
+			body, _ := json.Marshal(payment.Event{ID: fmt.Sprintf("evt-%X-%d", webCard.UID, i), Type: payment.TypePaymentSucceeded,
+				Payment: fmt.Sprintf("pay-%X-%d", webCard.UID, i), Org: org, Card: fmt.Sprintf("%X", webCard.UID), Amount: 500, Currency: "EUR",
 				Created: time.Now().Unix()})
 			for try := 0; ; try++ {
-				if try == 100 {
+				if try == 1000 {
 					r.err = fmt.Errorf("webhook %d: never answered 200", i)
 					return
 				}
+				sent := time.Now().UnixNano()
 				req, _ := http.NewRequestWithContext(ctx, "POST", s.URL+"/v1/payments/webhook", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set(payment.Header, payment.Sign(secret, time.Now(), body))
@@ -142,6 +214,9 @@ func TestFailover(t *testing.T) {
 					_, _ = io.Copy(io.Discard, res.Body)
 					res.Body.Close()
 					if res.StatusCode == http.StatusOK {
+						if k := killedAt.Load(); k != 0 && sent > k {
+							firstWriteAfter.CompareAndSwap(0, time.Now().UnixNano())
+						}
 						break
 					}
 					if res.StatusCode < 500 {
@@ -149,7 +224,7 @@ func TestFailover(t *testing.T) {
 						return
 					}
 				}
-				time.Sleep(200 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond)
 			}
 			r.acked++
 			time.Sleep(20 * time.Millisecond)
@@ -162,12 +237,13 @@ func TestFailover(t *testing.T) {
 		err     error
 	}
 	done := make(chan failover, 1)
-	rep, err := sim.Simulate(ctx, s, sim.SimConfig{Org: 1, Terminals: 8, Taps: 300, CardsPerTerminal: 2, Dir: t.TempDir(),
+	rep, err := sim.Simulate(ctx, s, sim.SimConfig{Org: 1, Terminals: 8, Taps: taps, CardsPerTerminal: 2, Dir: t.TempDir(),
 		// About 6 s of taps, uploaded every 200 ms: the primary is lost
 		// after about 3 s, with a part of them acknowledged.
 		TapEvery: 20 * time.Millisecond,
 		Midway: func() {
 			start := time.Now()
+			killedAt.Store(start.UnixNano())
 			if err := f.Kill(first); err != nil {
 				done <- failover{err: err}
 				return
@@ -192,7 +268,7 @@ func TestFailover(t *testing.T) {
 	t.Logf("failover %s -> %s in %s; %d taps at %.0f taps/s, %d acknowledged before the kill, upload lag max %.0f ms, drain %.1f s",
 		first, fo.primary, fo.took.Round(time.Millisecond), rep.Taps, rep.TapsPerSecond, rep.AckedBeforeMidway, rep.Lag.Max, rep.DrainSeconds)
 
-	require.Equal(t, 8*300, rep.Taps)
+	require.Equal(t, 8*taps, rep.Taps)
 	require.Positive(t, rep.AckedBeforeMidway, "the primary was lost with transactions acknowledged")
 	require.Equal(t, rep.Taps, rep.Recorded, "every payment the cards committed, once, on the new primary")
 	require.Zero(t, rep.Mismatched, "the ledger equals the cards")
@@ -226,4 +302,8 @@ func TestFailover(t *testing.T) {
 	t.Logf("%d webhooks delivered", wh.acked)
 	require.Positive(t, wh.acked)
 	require.Len(t, online, wh.acked, "each webhook answered 200 is one pending load, once")
+	w := firstWriteAfter.Load()
+	require.NotZero(t, w, "a write was answered after the kill")
+	return failoverResult{lost: first, failover: fo.took, window: time.Duration(w - killedAt.Load()),
+		before: rep.TapsPerSecondBefore, after: rep.TapsPerSecondAfter, acked: rep.AckedBeforeMidway}
 }
