@@ -137,7 +137,7 @@ func failoverRun(t *testing.T, f *formation.Formation, s *sim.Stack, taps int) f
 	require.NoError(t, err)
 	require.NotEmpty(t, first)
 	secret := webhookSecret
-	var killedAt atomic.Int64     // unix ns of the kill
+	var killedAt atomic.Int64        // unix ns of the kill
 	var firstWriteAfter atomic.Int64 // unix ns of the first webhook answered 200 after it
 
 	// A store loads cash onto cards of its own all through the run, with
