@@ -349,6 +349,19 @@ func (f *Formation) Kill(name string) error {
 	return nil
 }
 
+// Switchover makes the secondary the primary and the primary the
+// secondary, in order (pg_autoctl perform switchover): how the nodes are
+// rolled one by one for maintenance or a PostgreSQL minor upgrade. Writes
+// fail for the few seconds it takes; it returns when the formation has a
+// primary and a secondary again.
+func (f *Formation) Switchover(ctx context.Context) error {
+	out, err := f.command(ctx, "perform", "switchover", "--pgdata", f.pgdata("monitor"), "--wait", "120").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("formation: pg_autoctl perform switchover: %w: %s", err, lastLines(out))
+	}
+	return f.WaitReady(ctx)
+}
+
 // Down stops every node, secondary and primary first, then the monitor.
 func (f *Formation) Down() error {
 	var errs []error
