@@ -37,13 +37,23 @@ func Unavailable(err error) bool {
 		return true
 	}
 	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) {
+		return true
+	}
+	// A network failure counts only when it came through pgconn (whose
+	// errors say whether they are safe to retry): an unexpected EOF of a
+	// JSON body, or a payment provider that does not answer, is no failover.
+	var fromPG interface{ SafeToRetry() bool }
+	if !errors.As(err, &fromPG) {
+		return false
+	}
 	var ne net.Error
 	switch {
-	case errors.As(err, &ce), errors.As(err, &ne) && !ne.Timeout():
+	case errors.As(err, &ne) && !ne.Timeout():
 		return true
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE):
 		return true
 	}
-	return errors.Is(err, pgconn.ErrConnClosed)
+	return false
 }

@@ -19,7 +19,7 @@ func TestUnavailable(t *testing.T) {
 	for _, code := range []string{"23505", "40001", "22003", "23514", "42P01"} {
 		require.False(t, Unavailable(&pgconn.PgError{Code: code}), code)
 	}
-	require.True(t, Unavailable(fmt.Errorf("read: %w", io.ErrUnexpectedEOF)))
+	require.False(t, Unavailable(fmt.Errorf("malformed JSON body: %w", io.ErrUnexpectedEOF)), "not from the database")
 	require.True(t, Unavailable(pgconn.ErrConnClosed))
 	require.False(t, Unavailable(nil))
 	require.False(t, Unavailable(ErrInsufficientFunds))
