@@ -71,6 +71,11 @@ func publicError(err error) *Error {
 	if errors.As(err, &ie) {
 		return apiError(http.StatusBadRequest, ie.Error(), err)
 	}
+	if ledger.Unavailable(err) {
+		e := *errDatabaseUnavailable
+		e.Err = err
+		return &e
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return apiError(http.StatusServiceUnavailable, "request timed out", err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/loopcard/loopcard/api/internal/httpstatus"
 	"github.com/loopcard/loopcard/api/internal/metrics"
+	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/input"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/ledger/txid"
@@ -207,6 +208,8 @@ func (s *Server) chain(rt *route) http.Handler {
 			err = nil
 		case err != nil:
 			s.writeError(w, c, err)
+		default:
+			s.wrote(rt)
 		}
 		s.audit(c, err)
 	})
@@ -252,7 +255,7 @@ func (s *Server) pipeline(c *call) error {
 			return err
 		}
 	}
-	return c.route.h(c)
+	return s.rideFailover(c)
 }
 
 // bodyLimit is the largest body route takes from role: a few KiB from
@@ -346,7 +349,7 @@ func (s *Server) writeError(w http.ResponseWriter, c *call, err error) {
 	if pe.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="loopcard"`)
 	}
-	if pe.Status == http.StatusTooManyRequests {
+	if pe.Status == http.StatusTooManyRequests || pe.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -378,12 +381,25 @@ func (s *Server) audit(c *call, err error) {
 	action := c.route.pattern()
 	// The audit record is written even when the request's own context has
 	// ended (timeout, client gone).
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.r.Context()), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.r.Context()), 15*time.Second)
 	defer cancel()
-	_, aerr := s.pool.Exec(ctx, `INSERT INTO api_audit (org_id, at, request_id, actor, action, target, remote_addr, outcome, status, detail)
+	at := s.now()
+	var aerr error
+	// Through a failover too (ledger.Unavailable): the record is written
+	// again until the new primary takes it.
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		_, aerr = s.pool.Exec(ctx, `INSERT INTO api_audit (org_id, at, request_id, actor, action, target, remote_addr, outcome, status, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		c.who.org, s.now(), c.id, truncate(c.who.actor(), 300), truncate(action, 300), truncate(c.target, 300),
-		truncate(c.ip, 100), outcome, status, truncate(detail, 500))
+			c.who.org, at, c.id, truncate(c.who.actor(), 300), truncate(action, 300), truncate(c.target, 300),
+			truncate(c.ip, 100), outcome, status, truncate(detail, 500))
+		if aerr == nil || !ledger.Unavailable(aerr) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
 	if aerr != nil {
 		s.metrics.Inc("audit_write_failed")
 		s.log.Error("api: audit record not written", "request_id", c.id, "action", action, "err", aerr)

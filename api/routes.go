@@ -46,6 +46,12 @@ type route struct {
 	// money requires an Idempotency-Key header (a UUID): the request moves
 	// money, and a retry with the same key must not move it twice.
 	money bool
+	// rerun: the handler may run again when the database went away under
+	// it (a failover, see rideFailover): what it records is keyed by the
+	// request (terminal transaction ids, payment event ids, store-signed
+	// custody entries), so it is recorded once, or is a fresh key that a
+	// second run only issues again. GET and money routes are rerun too.
+	rerun bool
 }
 
 func roles(r ...Role) []Role { return r }
@@ -84,23 +90,23 @@ func (s *Server) table() []route {
 
 		// Terminals.
 		{method: "POST", path: "/v1/terminals/enrol", roles: roles(RolePublic), h: s.enrolTerminal, privileged: true},
-		{method: "POST", path: "/v1/terminal/session-keys", roles: roles(RoleTerminal), h: s.sessionKey, privileged: true},
+		{method: "POST", path: "/v1/terminal/session-keys", roles: roles(RoleTerminal), h: s.sessionKey, privileged: true, rerun: true},
 		{method: "GET", path: "/v1/terminal/pending-loads", roles: roles(RoleTerminal), h: s.pendingLoads, session: true},
-		{method: "POST", path: "/v1/terminal/credit-keys", roles: roles(RoleTerminal), h: s.creditKey, privileged: true, session: true},
-		{method: "POST", path: "/v1/terminal/loads/{load}/written", roles: roles(RoleTerminal), h: s.loadWritten, privileged: true, session: true},
-		{method: "POST", path: "/v1/terminal/batches", roles: roles(RoleTerminal), h: s.uploadBatch, privileged: true, bigBody: true, session: true},
+		{method: "POST", path: "/v1/terminal/credit-keys", roles: roles(RoleTerminal), h: s.creditKey, privileged: true, session: true, rerun: true},
+		{method: "POST", path: "/v1/terminal/loads/{load}/written", roles: roles(RoleTerminal), h: s.loadWritten, privileged: true, session: true, rerun: true},
+		{method: "POST", path: "/v1/terminal/batches", roles: roles(RoleTerminal), h: s.uploadBatch, privileged: true, bigBody: true, session: true, rerun: true},
 
 		// Stores.
 		{method: "POST", path: "/v1/stores/{store}/topups", roles: roles(RoleStore, RoleHQ), h: s.cashTopUp, privileged: true, money: true},
 		{method: "POST", path: "/v1/stores/{store}/sales", roles: roles(RoleStore, RoleHQ), h: s.sellCard, privileged: true, money: true},
-		{method: "PUT", path: "/v1/stores/{store}/kex-key", roles: roles(RoleStore), h: s.registerStoreKex, privileged: true},
+		{method: "PUT", path: "/v1/stores/{store}/kex-key", roles: roles(RoleStore), h: s.registerStoreKex, privileged: true, rerun: true},
 		{method: "GET", path: "/v1/stores/{store}/pending-loads", roles: roles(RoleStore), h: s.pendingLoads},
-		{method: "POST", path: "/v1/stores/{store}/credit-keys", roles: roles(RoleStore), h: s.storeCreditKey, privileged: true},
-		{method: "POST", path: "/v1/stores/{store}/balance-keys", roles: roles(RoleStore), h: s.storeBalanceKey, privileged: true},
+		{method: "POST", path: "/v1/stores/{store}/credit-keys", roles: roles(RoleStore), h: s.storeCreditKey, privileged: true, rerun: true},
+		{method: "POST", path: "/v1/stores/{store}/balance-keys", roles: roles(RoleStore), h: s.storeBalanceKey, privileged: true, rerun: true},
 		{method: "POST", path: "/v1/stores/{store}/loads/{load}/written", roles: roles(RoleStore), h: s.loadWritten, privileged: true, money: true},
 		{method: "POST", path: "/v1/stores/{store}/day-close", roles: roles(RoleStore, RoleHQ), h: s.closeDay, privileged: true},
-		{method: "POST", path: "/v1/stores/{store}/receipts", roles: roles(RoleStore), h: s.storeReceipt, privileged: true},
-		{method: "POST", path: "/v1/stores/{store}/card-events", roles: roles(RoleStore), h: s.storeCardEvents, privileged: true, bigBody: true},
+		{method: "POST", path: "/v1/stores/{store}/receipts", roles: roles(RoleStore), h: s.storeReceipt, privileged: true, rerun: true},
+		{method: "POST", path: "/v1/stores/{store}/card-events", roles: roles(RoleStore), h: s.storeCardEvents, privileged: true, bigBody: true, rerun: true},
 
 		// Headquarters.
 		{method: "POST", path: "/v1/hq/stores", roles: staff, h: s.addStore, privileged: true},
@@ -125,7 +131,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/audit/export", roles: roles(RoleAuditor, RoleHQ), h: s.auditExport, privileged: true},
 
 		// Payment provider: the signature is the credential.
-		{method: "POST", path: "/v1/payments/webhook", roles: roles(RolePublic), h: s.paymentWebhook, privileged: true},
+		{method: "POST", path: "/v1/payments/webhook", roles: roles(RolePublic), h: s.paymentWebhook, privileged: true, rerun: true},
 
 		// Cardholders.
 		{method: "GET", path: "/v1/card", roles: roles(RoleCard), h: s.cardBalance},
@@ -168,13 +174,6 @@ func (s *Server) authorize(c *call) error {
 		}
 	}
 	return nil
-}
-
-func (s *Server) healthz(c *call) error {
-	if err := s.pool.Ping(c.ctx); err != nil {
-		return apiError(http.StatusServiceUnavailable, "database unavailable", err)
-	}
-	return c.reply(http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) metricsHandler(c *call) error {

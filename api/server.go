@@ -238,6 +238,8 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler
 	routes  []route
+
+	dbState // the database's role and last write, for /healthz (failover.go)
 }
 
 // New returns a Server. Ledger, Batches and HSM are required.

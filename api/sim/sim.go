@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loopcard/loopcard/api"
@@ -34,6 +35,13 @@ type SimConfig struct {
 	UploadEvery time.Duration
 	// Out receives progress; nil discards it.
 	Out io.Writer
+	// TapEvery paces each terminal: it waits this long between taps (0:
+	// taps as fast as the cards answer, a fraction of a second for all).
+	TapEvery time.Duration
+	// Midway, when set, is called once, on a goroutine of its own, when
+	// half of all taps are done: the failover test kills the database's
+	// primary there. The taps go on meanwhile.
+	Midway func()
 }
 
 // SimReport is what a simulation measured.
@@ -65,9 +73,17 @@ type SimReport struct {
 	// Recorded is the run's transactions in the ledger (it must be Taps +
 	// CrashCommitted); Mismatched the cards whose ledger balance differs
 	// from the card's own.
-	Recorded   int `json:"recorded"`
-	Duplicates int `json:"duplicates"`
-	Mismatched int `json:"cards_mismatched"`
+	Recorded int `json:"recorded"`
+	// AckedBeforeMidway is how many transactions the API had acknowledged
+	// (the terminals marked them done in their queues) when Midway was
+	// called.
+	AckedBeforeMidway int `json:"acked_before_midway,omitempty"`
+	// TapsPerSecondBefore and After are the taps per second before and
+	// after Midway returned (with SimConfig.Midway only).
+	TapsPerSecondBefore float64 `json:"taps_per_second_before,omitempty"`
+	TapsPerSecondAfter  float64 `json:"taps_per_second_after,omitempty"`
+	Duplicates          int     `json:"duplicates"`
+	Mismatched          int     `json:"cards_mismatched"`
 }
 
 // Simulate personalizes cards, loads them with cash, enrols N terminals and
@@ -159,6 +175,27 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 	fmt.Fprintf(out, "simulate: %d terminals enrolled; each takes %d payments from its %d customers' cards\n", cfg.Terminals, cfg.Taps, cfg.CardsPerTerminal)
 
 	paid := make([]int64, n) // per card
+	var tapped atomic.Int64
+	half := int64(cfg.Terminals * cfg.Taps / 2)
+	var midAt, midDone time.Time
+	var midTaps, doneTaps int64
+	midway := func() {
+		if cfg.Midway != nil && tapped.Add(1) == half {
+			acked := 0
+			for _, st := range terms {
+				acked += st.t.Queue().Counts().Done
+			}
+			mu.Lock()
+			rep.AckedBeforeMidway, midAt, midTaps = acked, time.Now(), half
+			mu.Unlock()
+			go func() {
+				cfg.Midway()
+				mu.Lock()
+				midDone, doneTaps = time.Now(), tapped.Load()
+				mu.Unlock()
+			}()
+		}
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, len(terms))
@@ -169,6 +206,15 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
 			mine := is.Cards[i*cfg.CardsPerTerminal : (i+1)*cfg.CardsPerTerminal]
 			for tap := 1; tap <= cfg.Taps; tap++ {
+				midway()
+				if cfg.TapEvery > 0 && tap > 1 {
+					select {
+					case <-ctx.Done():
+						errs[i] = ctx.Err()
+						return
+					case <-time.After(cfg.TapEvery):
+					}
+				}
 				k := rng.IntN(len(mine))
 				amount := int64(1 + rng.IntN(5))
 				if cfg.RestartEvery > 0 && tap%cfg.RestartEvery == 0 {
@@ -223,6 +269,16 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 		return nil, err
 	}
 	rep.TapsPerSecond = float64(rep.Taps) / rep.TapSeconds
+	mu.Lock()
+	if !midAt.IsZero() {
+		rep.TapsPerSecondBefore = float64(midTaps) / midAt.Sub(start).Seconds()
+		if !midDone.IsZero() {
+			if d := time.Since(midDone).Seconds(); d > 0 && int64(rep.Taps) > doneTaps {
+				rep.TapsPerSecondAfter = float64(int64(rep.Taps)-doneTaps) / d
+			}
+		}
+	}
+	mu.Unlock()
 	fmt.Fprintf(out, "simulate: %d taps in %.2f s (%.0f taps/s), %d terminal crashes and restarts; waiting for the uploads ...\n",
 		rep.Taps, rep.TapSeconds, rep.TapsPerSecond, rep.Restarts)
 	for _, st := range terms {

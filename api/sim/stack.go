@@ -38,7 +38,9 @@ type StackConfig struct {
 	Database string
 	// Listen is the API's address; empty: 127.0.0.1 on a free port.
 	Listen string
-	Logger *slog.Logger
+	// Payments enables online top-ups' webhooks (nil: none).
+	Payments *api.Payments
+	Logger   *slog.Logger
 }
 
 // Stack is a whole Loopcard installation in one process: the HSM, the
@@ -56,6 +58,8 @@ type Stack struct {
 
 	mu      sync.Mutex
 	closers []func() error
+	tls     *tls.Config
+	stop    func() error // stops serving (graceful)
 	dataDir string
 	stores  map[string]*storeclient.Client
 }
@@ -136,7 +140,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		Database: cfg.Database, FreshDatabase: true, Logger: cfg.Logger}, pool); err != nil {
 		return nil, err
 	}
-	if err := s.NewServer(ctx, api.Config{Limits: api.Limits{PerIP: -1, PerClient: -1, Anonymous: -1}}); err != nil {
+	if err := s.NewServer(ctx, api.Config{Limits: api.Limits{PerIP: -1, PerClient: -1, Anonymous: -1}, Payments: cfg.Payments}); err != nil {
 		return nil, err
 	}
 	listen := cfg.Listen
@@ -147,10 +151,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: listen: %w", err)
 	}
-	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- s.Server.Serve(sctx, ln, api.TLSConfig(cert, nil), 5*time.Second) }()
-	s.onClose(func() error { stop(); return <-done })
+	s.tls = api.TLSConfig(cert, nil)
+	s.serve(ctx, ln)
+	s.onClose(func() error { return s.stopServing() })
 	// Closed first: the server's graceful shutdown waits for the client's
 	// idle HTTP/2 connections.
 	s.onClose(func() error { s.HTTP.Transport.(*http.Transport).CloseIdleConnections(); return nil })
@@ -230,4 +233,46 @@ func AttachStack(ctx context.Context, cfg AttachConfig) (_ *Stack, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// serve serves the API on ln until stopServing.
+func (s *Stack) serve(ctx context.Context, ln net.Listener) {
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	srv := s.Server
+	go func() { done <- srv.Serve(sctx, ln, s.tls, 5*time.Second) }()
+	s.mu.Lock()
+	s.stop = func() error { stop(); return <-done }
+	s.mu.Unlock()
+}
+
+func (s *Stack) stopServing() error {
+	s.mu.Lock()
+	stop := s.stop
+	s.stop = nil
+	s.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	return stop()
+}
+
+// RestartServer stops serving the API (gracefully: requests in flight are
+// answered), makes a new api.Server with cfg on the stack's HSM and
+// database, and serves it on the same address: what clients see while a
+// new binary is rolled over the API (an upgrade during the event). It is
+// for StartStack's stacks only.
+func (s *Stack) RestartServer(ctx context.Context, cfg api.Config) error {
+	if err := s.stopServing(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("sim: stop serving: %w", err)
+	}
+	if err := s.NewServer(ctx, cfg); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", strings.TrimPrefix(s.URL, "https://"))
+	if err != nil {
+		return fmt.Errorf("sim: listen again: %w", err)
+	}
+	s.serve(ctx, ln)
+	return nil
 }

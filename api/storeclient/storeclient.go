@@ -97,8 +97,9 @@ func refused(err error) bool {
 }
 
 // call sends a JSON request with the store's token, and an Idempotency-Key
-// when idem is not empty. A request that got no answer is sent again (up to
-// 3 times) with the same key.
+// when idem is not empty. A request that got no answer (only with a key,
+// or a GET), or a 503 (the database failing over), is sent again with the
+// same key for about 15 s (callTries).
 func call(ctx context.Context, cfg *Config, idem, method, path string, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -108,12 +109,12 @@ func call(ctx context.Context, cfg *Config, idem, method, path string, in, out a
 		}
 	}
 	var err error
-	for try := range 3 {
+	for try := range callTries {
 		if try > 0 {
 			select {
 			case <-ctx.Done():
 				return err
-			case <-time.After(time.Duration(try) * 300 * time.Millisecond):
+			case <-time.After(min(time.Duration(try)*300*time.Millisecond, 2*time.Second)):
 			}
 		}
 		var retry bool
@@ -124,6 +125,10 @@ func call(ctx context.Context, cfg *Config, idem, method, path string, in, out a
 	}
 	return err
 }
+
+// callTries bounds the tries of one request: 0.3 + 0.6 + ... + 2 s between
+// them, about 15 s in all, longer than a failover of the database.
+const callTries = 11
 
 func callOnce(ctx context.Context, cfg *Config, idem, method, path string, body []byte, out any) (retry bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(cfg.URL, "/")+path, bytes.NewReader(body))
@@ -152,7 +157,11 @@ func callOnce(ctx context.Context, cfg *Config, idem, method, path string, body 
 			Error string `json:"error"`
 		}
 		_ = json.Unmarshal(b, &e)
-		return false, &HTTPError{Status: resp.StatusCode, Message: e.Error}
+		// 503: the server could not reach its database (a failover). Every
+		// request of a store may be sent again: money moves by its key,
+		// custody entries are signed (a repeat is recognised), and a key
+		// asked for again is only issued again.
+		return resp.StatusCode == http.StatusServiceUnavailable, &HTTPError{Status: resp.StatusCode, Message: e.Error}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

@@ -83,6 +83,7 @@ func commands() []*cli.Command {
 		reportCommand(),
 		backupCommand(),
 		restoreCommand(),
+		dbCommand(),
 	}
 }
 

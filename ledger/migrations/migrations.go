@@ -14,6 +14,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
@@ -30,7 +31,11 @@ const VersionTable = "public.schema_version"
 // Up brings the database schema up to date with every migration in FS: the
 // single entry point for the schema of all of Loopcard (ledger.Migrate
 // calls it). It is safe to run concurrently and again.
-func Up(ctx context.Context, pool *pgxpool.Pool) error {
+func Up(ctx context.Context, pool *pgxpool.Pool) error { return UpFS(ctx, pool, FS) }
+
+// UpFS is Up with the migrations of fsys: a test of an upgrade adds a
+// migration of its own to FS's.
+func UpFS(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -47,7 +52,7 @@ func Up(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if err := m.LoadMigrations(FS); err != nil {
+	if err := m.LoadMigrations(fsys); err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}
 	if err := m.Migrate(ctx); err != nil {

@@ -402,3 +402,12 @@ func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)-1]
 }
+
+// BinDir returns the directory of the newest PostgreSQL server binaries
+// (initdb, postgres, pg_ctl), or ErrNotInstalled.
+func BinDir() (string, error) { return binDir() }
+
+// ServerCredential returns the credential PostgreSQL's programs must run
+// with: nil for an ordinary user, the postgres system user when the caller
+// is root (initdb and postgres refuse to run as root).
+func ServerCredential() (*syscall.Credential, error) { return serverCredential() }
