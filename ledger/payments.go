@@ -175,7 +175,7 @@ func (l *Ledger) paymentArrived(ctx context.Context, tx pgx.Tx, provider string,
 				return nil
 			}
 			// Confirmed after all: credit it now.
-			if _, err := tx.Exec(ctx, `UPDATE topups SET status = 'pending', amount = $3 WHERE org_id = $1 AND topup_id = $2`,
+			if _, err := tx.Exec(ctx, `UPDATE topups SET status = 'pending', amount = $3, paid = $3 WHERE org_id = $1 AND topup_id = $2`,
 				found.org, found.id, e.Amount); err != nil {
 				return err
 			}
@@ -205,8 +205,8 @@ func (l *Ledger) paymentArrived(ctx context.Context, tx pgx.Tx, provider string,
 	if !succeeded {
 		status = "processing"
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, provider, provider_ref, amount, status)
-		VALUES ($1, $2, $3, 'online', $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+	tag, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, provider, provider_ref, amount, paid, status)
+		VALUES ($1, $2, $3, 'online', $4, $5, $6, $6, $7) ON CONFLICT DO NOTHING`,
 		org, pgtype.UUID{Bytes: id, Valid: true}, card, provider, e.Payment, e.Amount, status)
 	if err != nil {
 		return err

@@ -2,12 +2,15 @@ package ledger
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/ledger/payment"
+	"github.com/loopcard/loopcard/ledger/payment/stripepay"
+	"github.com/loopcard/loopcard/ledger/payment/stripepay/stripemock"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -194,4 +197,117 @@ func TestProviderRefundOutsideRun(t *testing.T) {
 	require.Len(t, alerts, 1)
 	require.Equal(t, ReasonProviderRefund, alerts[0].Kind)
 	require.False(t, alerts[0].Blocking)
+}
+
+// TestPayoutRunMixesProviderAndSEPA: a refund run pays each card's credit
+// back to its Stripe payments first (newest first, partial, up to what
+// each paid and was not refunded yet) and the rest by SEPA; HQ reviews a
+// dry run and approves its plan; the provider refunds go to stripe-mock
+// with their line ids as idempotency keys; the ledger sums to zero, and
+// Stripe's notice of the run's own refunds changes nothing.
+func TestPayoutRunMixesProviderAndSEPA(t *testing.T) {
+	l := newLedger(t)
+	withSealer(t, l)
+	ctx := context.Background()
+	bar := newTerminal(t, l, "bar-1", "bar")
+	a, b, c := newCard(1), newCard(2), newCard(3)
+	fund(t, l, 1000, a, b, c)
+	succ := func(id, provider, pay string, cd *card, amount int64) {
+		t.Helper()
+		require.NoError(t, l.RecordPayment(ctx, provider, payment.Event{ID: id, Type: payment.TypePaymentSucceeded, Payment: pay,
+			Org: org, Card: terminaltx.CardHex(cd.uid), Amount: amount, Currency: "EUR"}))
+	}
+	succ("e1", "stripe", "pi_a1", a, 1000)
+	succ("e2", "paytest", "pay_a", a, 300) // a provider without refunds: SEPA
+	succ("e3", "stripe", "pi_c", c, 800)
+	loadAll(t, l, a)
+	loadAll(t, l, c)
+	succ("e4", "stripe", "pi_a2", a, 500) // still pending
+	_, err := l.Upload(ctx, org, [][]byte{bar.pay(t, a, 200)})
+	require.NoError(t, err)
+	// 300 of pi_c refunded in Stripe's dashboard before.
+	require.NoError(t, l.RecordPayment(ctx, "stripe", payment.Event{ID: "e5", Type: payment.TypePaymentRefunded, Payment: "pi_c", Refunded: 300}))
+	for _, cd := range []*card{a, b, c} {
+		_, _, err := l.RequestRefund(ctx, org, RefundRequest{Card: cd.uid, Holder: "Holder " + terminaltx.CardHex(cd.uid), IBAN: "DE89370400440532013000"})
+		require.NoError(t, err)
+	}
+	opts := PayoutOptions{RefundProviders: []string{"stripe"}, DryRun: true}
+
+	// The dry run books nothing.
+	before := balance(t, l, RefundsPayable, "")
+	dry, err := l.RunPayout(ctx, org, testDebtor, l.now(), opts)
+	require.NoError(t, err)
+	require.Equal(t, 3, dry.Count)
+	require.Equal(t, before, balance(t, l, RefundsPayable, ""))
+	require.Empty(t, mustPending(t, l))
+	st, _ := cardRefund(t, l, a)
+	require.Equal(t, RefundPending, st, "a dry run fixes nothing")
+	byCard := map[string]PayoutLine{}
+	for _, ln := range dry.Lines {
+		byCard[ln.Card] = ln
+	}
+	// a: 1000 cash + 1000 + 300 + 500 pending - 200 = 2600; back to pi_a2
+	// (500) and pi_a1 (1000); the rest by SEPA.
+	require.Equal(t, PayoutLine{Refund: byCard[terminaltx.CardHex(a.uid)].Refund, Card: terminaltx.CardHex(a.uid), Amount: 2600, Provider: 1500, SEPA: 1100},
+		byCard[terminaltx.CardHex(a.uid)])
+	require.Equal(t, int64(1000), byCard[terminaltx.CardHex(b.uid)].SEPA, "cash only: all SEPA")
+	require.Zero(t, byCard[terminaltx.CardHex(b.uid)].Provider)
+	// c: 1000 + 800 - 300 taken back = 1500; pi_c has 500 left to refund.
+	require.Equal(t, int64(500), byCard[terminaltx.CardHex(c.uid)].Provider)
+	require.Equal(t, int64(1000), byCard[terminaltx.CardHex(c.uid)].SEPA)
+
+	// Approval of another plan is refused and books nothing.
+	opts.DryRun, opts.Approve = false, "0000"
+	_, err = l.RunPayout(ctx, org, testDebtor, l.now(), opts)
+	require.ErrorIs(t, err, ErrPlanChanged)
+	require.Equal(t, before, balance(t, l, RefundsPayable, ""))
+
+	opts.Approve = dry.Plan
+	run, err := l.RunPayout(ctx, org, testDebtor, l.now(), opts)
+	require.NoError(t, err)
+	require.Equal(t, dry.Plan, run.Plan)
+	require.Equal(t, int64(2000), run.ProviderTotal)
+	require.Equal(t, int64(3100), run.SEPATotal)
+	require.Equal(t, run.SEPATotal+run.ProviderTotal, run.Total)
+	x := string(run.XML)
+	require.Equal(t, 3, strings.Count(x, "<CdtTrfTxInf>"))
+	require.Contains(t, x, ">11.00<")
+	require.Zero(t, balance(t, l, ProviderClearing, "stripe"), "what Stripe holds went back to the payments")
+	require.Equal(t, int64(300), balance(t, l, ProviderClearing, "paytest"))
+	requireInvariants(t, l)
+
+	// The provider refunds, sent to stripe-mock.
+	mockURL, hc := stripemock.Start(t)
+	prov, err := stripepay.New(stripepay.Config{Key: stripepay.NewKey("sk_test_x"), WebhookSecrets: []stripepay.Key{stripepay.NewKey("whsec_x")},
+		URL: mockURL, HTTPClient: hc})
+	require.NoError(t, err)
+	lines := mustPending(t, l)
+	require.Len(t, lines, 3)
+	got := map[string]int64{}
+	for _, ln := range lines {
+		got[ln.Payment] += ln.Amount
+		id, err := prov.Refund(ctx, ln.Payment, ln.Amount, ln.Line.String())
+		require.NoError(t, err)
+		require.NoError(t, l.ProviderRefundSent(ctx, org, ln.Line, id))
+	}
+	require.Equal(t, map[string]int64{"pi_a1": 1000, "pi_a2": 500, "pi_c": 500}, got)
+	require.Empty(t, mustPending(t, l))
+
+	// Stripe then tells of its refunds: the run's own, nothing to do.
+	require.NoError(t, l.RecordPayment(ctx, "stripe", payment.Event{ID: "e6", Type: payment.TypePaymentRefunded, Payment: "pi_c", Refunded: 800}))
+	require.NoError(t, l.RecordPayment(ctx, "stripe", payment.Event{ID: "e7", Type: payment.TypePaymentRefunded, Payment: "pi_a1", Refunded: 1000}))
+	require.Zero(t, balance(t, l, RefundLosses, ""))
+	require.Zero(t, balance(t, l, ProviderClearing, "stripe"))
+	requireInvariants(t, l)
+
+	// A second run finds nothing more to refund to the payments.
+	_, err = l.RunPayout(ctx, org, testDebtor, l.now(), PayoutOptions{RefundProviders: []string{"stripe"}})
+	require.ErrorIs(t, err, ErrNothingToPay)
+}
+
+func mustPending(t *testing.T, l *Ledger) []ProviderRefund {
+	t.Helper()
+	p, err := l.PendingProviderRefunds(context.Background(), org)
+	require.NoError(t, err)
+	return p
 }

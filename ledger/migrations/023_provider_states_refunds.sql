@@ -12,6 +12,11 @@ ALTER TABLE topups ADD CONSTRAINT topups_status_check CHECK (status IN
     ('processing', 'pending', 'loaded', 'refunded', 'expired', 'failed', 'abandoned'));
 ALTER TABLE topups ADD COLUMN provider_refunded bigint NOT NULL DEFAULT 0 CHECK (provider_refunded >= 0);
 ALTER TABLE topups ADD COLUMN disputed_at timestamptz;
+-- paid: what the cardholder paid through the provider (amount may shrink
+-- when a pending load is partly taken back); a payout run refunds up to
+-- paid - provider_refunded - its earlier provider refunds to the payment.
+ALTER TABLE topups ADD COLUMN paid bigint NOT NULL DEFAULT 0 CHECK (paid >= 0);
+UPDATE topups SET paid = amount WHERE channel = 'online';
 CREATE INDEX topups_processing ON topups (org_id, created_at) WHERE status = 'processing';
 CREATE INDEX topups_provider_payment ON topups (provider, provider_ref) WHERE provider <> '';
 

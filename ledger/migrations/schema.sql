@@ -362,9 +362,11 @@ CREATE TABLE topups (
     loaded_at timestamp with time zone,
     provider_refunded bigint DEFAULT 0 NOT NULL,
     disputed_at timestamp with time zone,
+    paid bigint DEFAULT 0 NOT NULL,
     CONSTRAINT topups_pkey PRIMARY KEY (org_id, topup_id),
     CONSTRAINT topups_amount_check CHECK ((amount > 0)),
     CONSTRAINT topups_channel_check CHECK ((channel = ANY (ARRAY['cash'::text, 'online'::text]))),
+    CONSTRAINT topups_paid_check CHECK ((paid >= 0)),
     CONSTRAINT topups_provider_refunded_check CHECK ((provider_refunded >= 0)),
     CONSTRAINT topups_status_check CHECK ((status = ANY (ARRAY['processing'::text, 'pending'::text, 'loaded'::text, 'refunded'::text, 'expired'::text, 'failed'::text, 'abandoned'::text])))
 );
