@@ -77,6 +77,16 @@ func serve(c *cli.Context) error {
 	if c.Bool("test-payments") && (c.String("tls-cert") != "" || c.String("tls-key") != "") {
 		return cli.Exit("--test-payments runs with the local CA only: leave out --tls-cert", 2)
 	}
+	var stripe *stripepay.Provider
+	if c.String("stripe-key-file") != "" {
+		if c.Bool("test-payments") {
+			return cli.Exit("choose one of --test-payments and --stripe-key-file", 2)
+		}
+		var err error
+		if stripe, err = stripeProvider(c); err != nil {
+			return err
+		}
+	}
 	tc, localCA, err := serverTLS(c, cfg.DataDir)
 	if err != nil {
 		return err
@@ -97,15 +107,8 @@ func serve(c *cli.Context) error {
 			Anonymous: c.Float64("rate-anonymous"), AnonymousBurst: c.Int("burst-anonymous"),
 			MaxConnsPerAddr: c.Int("max-conns-per-ip"), MaxConns: c.Int("max-conns")},
 	}
-	if c.String("stripe-key-file") != "" {
-		if c.Bool("test-payments") {
-			return cli.Exit("choose one of --test-payments and --stripe-key-file", 2)
-		}
-		prov, err := stripeProvider(c)
-		if err != nil {
-			return err
-		}
-		apiCfg.Payments = &api.Payments{Provider: "stripe", Webhooks: prov, TopUps: prov, Origin: "https://checkout.stripe.com",
+	if stripe != nil {
+		apiCfg.Payments = &api.Payments{Provider: "stripe", Webhooks: stripe, TopUps: stripe, Origin: "https://checkout.stripe.com",
 			ProcessingTTL: c.Duration("processing-ttl")}
 		fmt.Fprintf(c.App.ErrWriter, "loopcard: online top-ups through Stripe (%s)\n", c.String("payment-methods"))
 	}
