@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v82"
 
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/ledger/payment/stripepay"
@@ -183,4 +184,9 @@ func TestWebhookEvents(t *testing.T) {
 		_, err := p.Parse(http.Header{stripepay.Header: {tc.header}}, body, tc.now)
 		require.True(t, errors.Is(err, tc.want), "%s: %v", tc.name, err)
 	}
+	// An endpoint on another API version: its events are refused, not
+	// misread.
+	old := bytes.Replace(body, []byte(stripe.APIVersion), []byte("2020-08-27"), 1)
+	_, err = p.Parse(http.Header{stripepay.Header: {stripemock.Sign("whsec_new", old, now)}}, old, now)
+	require.ErrorIs(t, err, payment.ErrEvent)
 }
