@@ -167,6 +167,8 @@ func (c testCard) hex() string { return terminaltx.CardHex(c.uid) }
 type envOptions struct {
 	limits api.Limits
 	cards  int
+	// payments replaces the test payment provider (Stripe on stripe-mock).
+	payments *api.Payments
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -225,9 +227,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 		return nil
 	}, nil))
 
+	payments := &api.Payments{Provider: "paytest", Secrets: []payment.Secret{paySecret}, TopUps: co.Load(), Origin: provider.URL}
+	if o.payments != nil {
+		payments = o.payments
+	}
 	srv, err := api.New(api.Config{Ledger: l, Batches: bs, HSM: h, HQSign: hq, Now: clk.Now, Limits: o.limits,
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Payments: &api.Payments{Provider: "paytest", Secrets: []payment.Secret{paySecret}, TopUps: co.Load(), Origin: provider.URL}})
+		Payments: payments})
 	require.NoError(t, err)
 
 	ca, _, err := tlsca.Ensure(t.TempDir(), nil)

@@ -11,9 +11,10 @@ import (
 // paymentWebhook receives the payment provider's signed events (POST
 // /v1/payments/webhook, anyone may call it: the signature is the
 // credential). The signature (package payment: a timestamped HMAC-SHA256
-// of the body) must match one of Payments.Secrets, its timestamp be within
-// Payments.Tolerance of now, and the event parse; then the ledger records
-// a succeeded payment as a pending load of its card, once per event id: a
+// of the body; or the provider's own, read by Payments.Webhooks, e.g.
+// Stripe's) must match one of the secrets, its timestamp be within
+// the tolerance of now, and the event parse; then the ledger records
+// the payment's state (ledger.RecordPayment), once per event id: a
 // delivery repeated (providers deliver at least once) answers 200 and
 // changes nothing. A refused delivery answers 400, which the provider
 // shows as failed; a failure to record answers 5xx, which it retries.
@@ -25,24 +26,32 @@ func (s *Server) paymentWebhook(c *call) error {
 	if len(c.body) == 0 {
 		return badRequest("a JSON body is required", nil)
 	}
-	header := c.r.Header.Get(payment.Header)
-	var err error
-	for _, sec := range p.Secrets {
-		if err = payment.Verify(sec, header, c.body, s.now(), p.Tolerance); err == nil || !errors.Is(err, payment.ErrSignature) {
-			break
+	var (
+		ev  payment.Event
+		err error
+	)
+	if p.Webhooks != nil {
+		ev, err = p.Webhooks.Parse(c.r.Header, c.body, s.now())
+	} else {
+		header := c.r.Header.Get(payment.Header)
+		for _, sec := range p.Secrets {
+			if err = payment.Verify(sec, header, c.body, s.now(), p.Tolerance); err == nil || !errors.Is(err, payment.ErrSignature) {
+				break
+			}
+		}
+		if err == nil {
+			ev, err = payment.ParseEvent(c.body)
 		}
 	}
 	switch {
 	case errors.Is(err, payment.ErrTimestamp):
 		s.metrics.Inc("payment_webhook_refused")
 		return badRequest("signature timestamp outside the tolerance", err)
+	case errors.Is(err, payment.ErrEvent):
+		return badRequest("malformed event", err)
 	case err != nil:
 		s.metrics.Inc("payment_webhook_refused")
 		return badRequest("bad signature", err)
-	}
-	ev, err := payment.ParseEvent(c.body)
-	if err != nil {
-		return badRequest("malformed event", err)
 	}
 	c.who.org = ev.Org
 	c.target = "payment " + truncate(ev.Payment, 100)

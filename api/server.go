@@ -188,20 +188,39 @@ type Payments struct {
 	// the local test provider, is one); nil: the pages offer no top-up,
 	// webhooks are still received.
 	TopUps TopUpStarter
+	// Webhooks reads a provider's own signed deliveries (stripepay.Provider
+	// reads Stripe's); nil means the Loopcard scheme of package payment,
+	// verified with Secrets.
+	Webhooks WebhookParser
+	// ProcessingTTL is how long a payment may stay processing before it is
+	// abandoned (ledger.ExpireProcessing); 0 means DefaultProcessingTTL.
+	ProcessingTTL time.Duration
 	// Origin is where the provider's pages are ("https://pay.example"),
 	// which the card pages' forms may post to; empty when they are on
 	// this server.
 	Origin string
 }
 
+// WebhookParser verifies a provider's webhook delivery and translates its
+// event. Its errors wrap payment.ErrNoSignature, payment.ErrTimestamp,
+// payment.ErrSignature or payment.ErrEvent.
+type WebhookParser interface {
+	Parse(h http.Header, body []byte, now time.Time) (payment.Event, error)
+}
+
+// DefaultProcessingTTL is how long a payment may stay processing: the
+// provider's checkout lasts at most a day, and a method that confirms
+// later does within two.
+const DefaultProcessingTTL = 72 * time.Hour
+
 func (p *Payments) validate() error {
 	if !terminaltx.ValidID(p.Provider) {
 		return fmt.Errorf("api: payments: provider name %q (a-z 0-9 . _ -)", p.Provider)
 	}
-	if len(p.Secrets) == 0 {
+	if len(p.Secrets) == 0 && p.Webhooks == nil {
 		return errors.New("api: payments: a webhook secret is required")
 	}
-	if p.Tolerance < 0 {
+	if p.Tolerance < 0 || p.ProcessingTTL < 0 {
 		return errors.New("api: payments: negative tolerance")
 	}
 	return nil
@@ -408,7 +427,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tc *tls.Config, gra
 	return nil
 }
 
-// startJanitor deletes expired nonces and checkouts once a minute.
+// startJanitor deletes expired nonces and checkouts once a minute, and
+// abandons the payments that stayed processing past Payments.ProcessingTTL.
 func (s *Server) startJanitor(ctx context.Context) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -426,6 +446,17 @@ func (s *Server) startJanitor(ctx context.Context) func() {
 				}
 				if _, err := s.pool.Exec(ctx, `DELETE FROM api_checkouts WHERE expires_at < $1`, s.now()); err != nil && ctx.Err() == nil {
 					s.log.Warn("api: checkout cleanup", "err", err)
+				}
+				if p := s.payments; p != nil {
+					ttl := p.ProcessingTTL
+					if ttl == 0 {
+						ttl = DefaultProcessingTTL
+					}
+					if n, err := s.ledger.ExpireProcessing(ctx, ttl); err != nil && ctx.Err() == nil {
+						s.log.Warn("api: expire processing payments", "err", err)
+					} else if n > 0 {
+						s.log.Info("api: payments never confirmed, abandoned", "count", n)
+					}
 				}
 			}
 		}

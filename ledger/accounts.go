@@ -32,6 +32,9 @@ const (
 	// RefundLosses is what the organizer paid merchants for debits that
 	// reached the ledger after their card's refund was paid out.
 	RefundLosses AccountKind = "refund_losses"
+	// ChargebackLosses is what chargebacks cost the organizer: credit
+	// spent before the provider took its payment back.
+	ChargebackLosses AccountKind = "chargeback_losses"
 )
 
 type accountSpec struct {
@@ -52,10 +55,11 @@ var accountSpecs = map[AccountKind]accountSpec{
 	PendingLoads:     {-1, &zero},
 	Bank:             {1, nil},
 	RefundLosses:     {1, nil},
+	ChargebackLosses: {1, nil},
 }
 
 // organizerAccounts are created with each organizer.
-var organizerAccounts = []AccountKind{CardDeposits, RefundsPayable, Breakage, PendingLoads, Bank, RefundLosses}
+var organizerAccounts = []AccountKind{CardDeposits, RefundsPayable, Breakage, PendingLoads, Bank, RefundLosses, ChargebackLosses}
 
 // ensureAccount returns the id of the account (kind, ref), creating it.
 func ensureAccount(ctx context.Context, q pgx.Tx, org int64, kind AccountKind, ref string) (int64, error) {

@@ -11,23 +11,46 @@ import (
 
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/ledger/txid"
 )
 
 // Payments from providers: verified webhook events credit a card or are
 // parked as unmatched.
 
 // RecordPayment records a payment provider's verified event (see package
-// payment). A succeeded payment becomes a pending load of its card:
-// provider clearing → pending loads; it waits there until a station or an
-// online terminal writes it onto the card (LoadPending). Each event id of a
-// provider is recorded once; other event types are only noted.
+// payment), once per event id of a provider, whatever order deliveries
+// come in:
+//
+//   - succeeded: the payment becomes a pending load of its card (provider
+//     clearing → pending loads); it waits there until a station or an
+//     online terminal writes it onto the card (LoadPending). A payment is
+//     credited once, whichever of its events says so first; one recorded
+//     as processing, failed or abandoned is credited when it succeeds
+//     after all (the money arrived).
+//   - processing: recorded, nothing credited; it waits for succeeded,
+//     failed or expired, or ExpireProcessing abandons it.
+//   - failed, expired: a processing payment is closed (failed,
+//     abandoned); a credited one is left as it is (a late, out-of-order
+//     notice).
+//   - refunded: what the provider refunded outside a payout run (its sum
+//     so far, minus what payout runs refunded and what was taken back
+//     before) is taken back: from the pending load first, then the card's
+//     credit, and what was already spent is booked to RefundLosses with a
+//     ReasonProviderRefund notice.
+//   - disputed: a chargeback takes its amount back the same way, what was
+//     spent is booked to ChargebackLosses, and a ReasonChargeback alert is
+//     raised, which blocks an active card until HQ reviews it. Once per
+//     payment.
+//   - unknown: parked in UnmatchedPayments (ReasonUnknownState) for HQ.
+//
+// Refunded and disputed events need not name the organizer: the payment
+// does. Other event types are only noted.
 //
 // A succeeded payment the ledger cannot match to a card of the organizer
 // (unknown or unreadable card reference, a currency other than EUR) is
 // parked: recorded in UnmatchedPayments with a warning for HQ, and
 // RecordPayment returns nil so that the provider stops delivering it.
 func (l *Ledger) RecordPayment(ctx context.Context, provider string, e payment.Event) error {
-	org := e.Org
 	if !terminaltx.ValidID(provider) {
 		return fmt.Errorf("%w: provider %q", ErrInvalid, provider)
 	}
@@ -35,7 +58,8 @@ func (l *Ledger) RecordPayment(ctx context.Context, provider string, e payment.E
 		card   []byte
 		reason string
 	)
-	if e.Type == payment.TypePaymentSucceeded {
+	switch e.Type {
+	case payment.TypePaymentSucceeded, payment.TypePaymentProcessing:
 		var err error
 		switch card, err = terminaltx.ParseCardHex(e.Card); {
 		case err != nil:
@@ -45,47 +69,61 @@ func (l *Ledger) RecordPayment(ctx context.Context, provider string, e payment.E
 		}
 	}
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
+		org := e.Org
+		var found *providerPayment
+		if e.Payment != "" {
+			p, err := lockProviderPayment(ctx, tx, org, provider, e.Payment)
+			if err != nil {
+				return err
+			}
+			found = p
+			if org == 0 && p != nil {
+				org = p.org
+			}
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO provider_events (org_id, provider, event_id) VALUES ($1, $2, $3)
 			ON CONFLICT DO NOTHING`, org, provider, e.ID)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 || e.Type != payment.TypePaymentSucceeded {
-			return nil // seen before, or nothing to do
-		}
-		var event string
-		if reason == "" {
-			err := tx.QueryRow(ctx, `SELECT event_id FROM cards WHERE org_id = $1 AND card_id = $2`, org, card).Scan(&event)
-			switch {
-			case errors.Is(err, pgx.ErrNoRows):
-				reason = ReasonUnknownCard
-			case err != nil:
-				return err
-			}
-		}
-		if reason != "" {
-			return l.parkPayment(ctx, tx, provider, e, reason)
-		}
-		id := l.newID()
-		tag, err = tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, provider, provider_ref, amount, status)
-			VALUES ($1, $2, $3, 'online', $4, $5, $6, 'pending') ON CONFLICT DO NOTHING`,
-			org, pgtype.UUID{Bytes: id, Valid: true}, card, provider, e.Payment, e.Amount)
-		if err != nil {
-			return err
-		}
 		if tag.RowsAffected() == 0 {
-			return nil // the same payment in another event
+			return nil // seen before
 		}
-		clearing, err := ensureAccount(ctx, tx, org, ProviderClearing, provider)
-		if err != nil {
+		switch e.Type {
+		case payment.TypePaymentSucceeded, payment.TypePaymentProcessing:
+			return l.paymentArrived(ctx, tx, provider, e, card, reason, found)
+		case payment.TypePaymentFailed, payment.TypePaymentExpired:
+			if found == nil || found.status != "processing" {
+				return nil // never processing here, or credited already: nothing to undo
+			}
+			status := "failed"
+			if e.Type == payment.TypePaymentExpired {
+				status = "abandoned"
+			}
+			_, err := tx.Exec(ctx, `UPDATE topups SET status = $3 WHERE org_id = $1 AND topup_id = $2`, found.org, found.id, status)
 			return err
+		case payment.TypePaymentRefunded:
+			if found == nil {
+				l.log.Warn("ledger: provider refund of an unknown payment", "provider", provider, "payment", truncateRunes(e.Payment, 100))
+				return nil
+			}
+			return l.paymentRefunded(ctx, tx, provider, found, e.Refunded)
+		case payment.TypePaymentDisputed:
+			if found == nil {
+				l.log.Warn("ledger: chargeback of an unknown payment", "provider", provider, "payment", truncateRunes(e.Payment, 100))
+				return nil
+			}
+			return l.paymentDisputed(ctx, tx, provider, found, e)
+		case payment.TypeUnknown:
+			if org <= 0 {
+				l.log.Warn("ledger: payment in an unknown state, organizer unknown", "provider", provider,
+					"payment", truncateRunes(e.Payment, 100), "status", truncateRunes(e.Status, 40))
+				return nil
+			}
+			e.Org = org
+			return l.parkPayment(ctx, tx, provider, e, ReasonUnknownState)
 		}
-		pending, err := accountID(ctx, tx, org, PendingLoads, "")
-		if err != nil {
-			return err
-		}
-		en := entry{id: id, kind: "online_topup", event: event, ref: provider, at: l.now(), postings: transfer(clearing, pending, e.Amount)}
-		return writeEntries(ctx, tx, org, []entry{en}, nil)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("ledger: record payment: %w", err)
@@ -93,11 +131,243 @@ func (l *Ledger) RecordPayment(ctx context.Context, provider string, e payment.E
 	return nil
 }
 
+// providerPayment is a provider's payment as topups holds it.
+type providerPayment struct {
+	org       int64
+	id        pgtype.UUID
+	ref       string // the provider's payment id
+	card      []byte
+	event     string
+	status    string
+	amount    int64
+	refunded  int64 // taken back for refunds outside payout runs
+	disputed  bool
+	createdAt time.Time
+}
+
+// lockProviderPayment locks and returns the topup of a provider's payment,
+// or nil. org 0 looks in every organizer (provider payment ids are
+// unique).
+func lockProviderPayment(ctx context.Context, tx pgx.Tx, org int64, provider, ref string) (*providerPayment, error) {
+	var p providerPayment
+	err := tx.QueryRow(ctx, `SELECT t.org_id, t.topup_id, t.provider_ref, t.card_id, c.event_id, t.status, t.amount, t.provider_refunded,
+			t.disputed_at IS NOT NULL, t.created_at
+		FROM topups t JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id
+		WHERE ($1 = 0 OR t.org_id = $1) AND t.provider = $2 AND t.provider_ref = $3 AND t.provider <> ''
+		ORDER BY t.org_id LIMIT 1 FOR UPDATE OF t`, org, provider, ref).
+		Scan(&p.org, &p.id, &p.ref, &p.card, &p.event, &p.status, &p.amount, &p.refunded, &p.disputed, &p.createdAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// paymentArrived records a succeeded or processing payment.
+func (l *Ledger) paymentArrived(ctx context.Context, tx pgx.Tx, provider string, e payment.Event, card []byte, reason string, found *providerPayment) error {
+	succeeded := e.Type == payment.TypePaymentSucceeded
+	if found != nil {
+		switch found.status {
+		case "processing", "failed", "abandoned":
+			if !succeeded {
+				return nil
+			}
+			// Confirmed after all: credit it now.
+			if _, err := tx.Exec(ctx, `UPDATE topups SET status = 'pending', amount = $3, paid = $3 WHERE org_id = $1 AND topup_id = $2`,
+				found.org, found.id, e.Amount); err != nil {
+				return err
+			}
+			return l.creditPayment(ctx, tx, found.org, provider, found.event, txid.ID(found.id.Bytes), e.Amount)
+		}
+		return nil // credited already (by another event of the same payment)
+	}
+	org := e.Org
+	var event string
+	if reason == "" {
+		err := tx.QueryRow(ctx, `SELECT event_id FROM cards WHERE org_id = $1 AND card_id = $2`, org, card).Scan(&event)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			reason = ReasonUnknownCard
+		case err != nil:
+			return err
+		}
+	}
+	if reason != "" {
+		if !succeeded {
+			return nil // parked when (if) it succeeds
+		}
+		return l.parkPayment(ctx, tx, provider, e, reason)
+	}
+	id := l.newID()
+	status := "pending"
+	if !succeeded {
+		status = "processing"
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, provider, provider_ref, amount, paid, status)
+		VALUES ($1, $2, $3, 'online', $4, $5, $6, $6, $7) ON CONFLICT DO NOTHING`,
+		org, pgtype.UUID{Bytes: id, Valid: true}, card, provider, e.Payment, e.Amount, status)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 || !succeeded {
+		return nil
+	}
+	return l.creditPayment(ctx, tx, org, provider, event, id, e.Amount)
+}
+
+// creditPayment books a succeeded payment: provider clearing → pending
+// loads.
+func (l *Ledger) creditPayment(ctx context.Context, tx pgx.Tx, org int64, provider, event string, id txid.ID, amount int64) error {
+	clearing, err := ensureAccount(ctx, tx, org, ProviderClearing, provider)
+	if err != nil {
+		return err
+	}
+	pending, err := accountID(ctx, tx, org, PendingLoads, "")
+	if err != nil {
+		return err
+	}
+	en := entry{id: id, kind: "online_topup", event: event, ref: provider, at: l.now(), postings: transfer(clearing, pending, amount)}
+	return writeEntries(ctx, tx, org, []entry{en}, nil)
+}
+
+// Reasons for the alerts a provider raises.
+const (
+	// ReasonChargeback: the provider took a payment back (a dispute);
+	// blocks an active card until HQ reviews it.
+	ReasonChargeback = "chargeback"
+	// ReasonProviderRefund: the provider refunded a payment outside a
+	// payout run after its credit reached the card; a notice.
+	ReasonProviderRefund = "provider_refund"
+	// ReasonUnknownState parks a payment in a state nobody documented.
+	ReasonUnknownState = "unknown_state"
+)
+
+// paymentRefunded takes back what the provider refunded of a payment
+// outside payout runs: total is the provider's sum refunded so far.
+func (l *Ledger) paymentRefunded(ctx context.Context, tx pgx.Tx, provider string, p *providerPayment, total int64) error {
+	var ours int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(sum(amount), 0)::bigint FROM provider_refunds
+		WHERE org_id = $1 AND provider = $2 AND payment_ref = $3`, p.org, provider, p.ref).Scan(&ours); err != nil {
+		return err
+	}
+	delta := total - ours - p.refunded
+	if delta <= 0 {
+		return nil // a payout run's own refund, or an older notice
+	}
+	if _, err := tx.Exec(ctx, `UPDATE topups SET provider_refunded = provider_refunded + $3 WHERE org_id = $1 AND topup_id = $2`,
+		p.org, p.id, delta); err != nil {
+		return err
+	}
+	if p.status == "processing" || p.status == "failed" || p.status == "abandoned" {
+		return nil // never credited
+	}
+	return l.takeBack(ctx, tx, provider, p, delta, "provider_refund", RefundLosses, ReasonProviderRefund)
+}
+
+// paymentDisputed takes a chargeback's amount back, once per payment.
+func (l *Ledger) paymentDisputed(ctx context.Context, tx pgx.Tx, provider string, p *providerPayment, e payment.Event) error {
+	if p.disputed {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE topups SET disputed_at = $3 WHERE org_id = $1 AND topup_id = $2`, p.org, p.id, l.now()); err != nil {
+		return err
+	}
+	if p.status == "processing" || p.status == "failed" || p.status == "abandoned" {
+		return nil
+	}
+	amount := min(e.Amount, p.amount+p.refunded)
+	return l.takeBack(ctx, tx, provider, p, amount, "chargeback", ChargebackLosses, ReasonChargeback)
+}
+
+// takeBack books amount of payment p leaving the provider's clearing
+// account: from its pending load while it is not on the card, then from
+// the card's credit, and the rest, already spent, from the loss account.
+// A loss or credit taken from the card raises an alert of kind reason
+// (a chargeback's always), which blocks an active card for a chargeback.
+func (l *Ledger) takeBack(ctx context.Context, tx pgx.Tx, provider string, p *providerPayment, amount int64, kind string, loss AccountKind, reason string) error {
+	if amount <= 0 {
+		return nil
+	}
+	st, err := lockCard(ctx, tx, p.org, p.card)
+	if err != nil {
+		return err
+	}
+	clearing, err := ensureAccount(ctx, tx, p.org, ProviderClearing, provider)
+	if err != nil {
+		return err
+	}
+	ps := []posting{{clearing, -amount}}
+	rest := amount
+	if p.status == "pending" {
+		fromPending := min(rest, p.amount)
+		pending, err := accountID(ctx, tx, p.org, PendingLoads, "")
+		if err != nil {
+			return err
+		}
+		ps = append(ps, posting{pending, fromPending})
+		rest -= fromPending
+		if fromPending == p.amount {
+			_, err = tx.Exec(ctx, `UPDATE topups SET status = 'refunded' WHERE org_id = $1 AND topup_id = $2`, p.org, p.id)
+		} else {
+			_, err = tx.Exec(ctx, `UPDATE topups SET amount = amount - $3 WHERE org_id = $1 AND topup_id = $2`, p.org, p.id, fromPending)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	fromCard := min(rest, max(st.balance, 0))
+	locked := map[int64]bool{}
+	if fromCard > 0 {
+		ps = append(ps, posting{st.account, fromCard})
+		locked[st.account] = true
+		rest -= fromCard
+	}
+	if rest > 0 {
+		lossAcct, err := ensureAccount(ctx, tx, p.org, loss, "")
+		if err != nil {
+			return err
+		}
+		ps = append(ps, posting{lossAcct, rest})
+	}
+	id := l.newID()
+	en := entry{id: id, kind: kind, event: p.event, ref: provider, at: l.now(), postings: ps}
+	if err := writeEntries(ctx, tx, p.org, []entry{en}, locked); err != nil {
+		return err
+	}
+	if fromCard == 0 && rest == 0 && reason != ReasonChargeback {
+		return nil // only the pending load: the card never held it
+	}
+	detail := fmt.Sprintf("%s of provider %s payment %s: %d cents taken back, %d from the card, %d already spent (booked to %s)",
+		kind, provider, truncateRunes(p.ref, 100), amount, fromCard, rest, loss)
+	notice := reason != ReasonChargeback || st.status != "active"
+	l.log.Warn("card alert", "org", p.org, "card", terminaltx.CardHex(p.card), "reason", reason, "amount", amount, "loss", rest)
+	return insertAlerts(ctx, tx, p.org, []alert{{id: l.newID(), card: p.card, kind: reason, txn: id, detail: detail, notice: notice}})
+}
+
+// ExpireProcessing abandons the payments that stayed processing for
+// longer than after: the provider never confirmed them, so nothing was
+// credited and nothing is. It returns how many it abandoned. A payment
+// that succeeds later is credited then (RecordPayment).
+func (l *Ledger) ExpireProcessing(ctx context.Context, after time.Duration) (int64, error) {
+	if after <= 0 {
+		return 0, fmt.Errorf("%w: a payment waits a positive time", ErrInvalid)
+	}
+	tag, err := l.pool.Exec(ctx, `UPDATE topups SET status = 'abandoned' WHERE status = 'processing' AND created_at < $1`,
+		l.now().Add(-after))
+	if err != nil {
+		return 0, fmt.Errorf("ledger: expire processing payments: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // Reasons a provider payment is parked as unmatched.
 const (
 	ReasonBadCard  = "bad_card" // the card reference is not a card id
 	ReasonCurrency = "currency" // paid in a currency other than EUR
 	// ReasonUnknownCard (above): no such card in the organizer.
+	// ReasonUnknownState (above): the provider named a state nobody documented.
 )
 
 // parkPayment records a succeeded payment that matches no card, once per

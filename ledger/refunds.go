@@ -3,15 +3,20 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/loopcard/loopcard/keys"
+	"github.com/loopcard/loopcard/ledger/input"
 	"github.com/loopcard/loopcard/ledger/sepa"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/ledger/txid"
@@ -219,7 +224,61 @@ type Payout struct {
 	// NothingDue counts the refunds closed without payment: offline debits
 	// that arrived before payout used up the card's credit.
 	NothingDue int
+	// SEPATotal is what the SEPA file pays (XML is nil when nothing);
+	// ProviderTotal what goes back to the payments through their
+	// providers (ProviderRefunds). Total is both.
+	SEPATotal, ProviderTotal int64
+	// Lines say how each refund is paid, for HQ's review.
+	Lines []PayoutLine
+	// ProviderRefunds are the refunds to send to the providers once the
+	// run is booked (PendingProviderRefunds, ProviderRefundSent).
+	ProviderRefunds []ProviderRefund
+	// Plan is a digest of the lines: HQ reviews a dry run and approves the
+	// run by its plan (PayoutOptions.Approve).
+	Plan string
 }
+
+// PayoutLine is how one card's refund is paid.
+type PayoutLine struct {
+	Refund   txid.ID
+	Card     string // hex id
+	Amount   int64
+	Provider int64 // back to the card's online payments
+	SEPA     int64 // to the cardholder's bank account
+}
+
+// ProviderRefund is a refund of part of a payment through its provider.
+type ProviderRefund struct {
+	Line     txid.ID // also the provider's idempotency key
+	Refund   txid.ID
+	Provider string
+	Payment  string // the provider's payment id
+	Amount   int64
+	// SentAs is the provider's refund id once sent; "" while pending.
+	SentAs string
+}
+
+// PayoutOptions choose how a payout run goes.
+type PayoutOptions struct {
+	// SyncWindow: see ExportPayouts.
+	SyncWindow time.Duration
+	// RefundProviders are the providers whose payments are refunded back to
+	// the payment, up to what each paid online and was not refunded yet,
+	// before the rest goes by SEPA; none means SEPA only.
+	RefundProviders []string
+	// DryRun computes the run, books nothing and returns it with its Plan.
+	DryRun bool
+	// Approve is the Plan of the dry run HQ reviewed: the run is booked
+	// only if it is still the same, else ErrPlanChanged. Empty: no check.
+	Approve string
+}
+
+// ErrPlanChanged: the run is no longer the one HQ approved (a refund
+// became due, a terminal uploaded); review a new dry run.
+var ErrPlanChanged = errors.New("ledger: the payout run changed since it was reviewed")
+
+// errDryRun rolls a dry run back.
+var errDryRun = errors.New("ledger: dry run")
 
 // ExportPayouts fixes the amount of every requested refund that is due and
 // puts those with something to pay into one SEPA credit-transfer file
@@ -239,6 +298,19 @@ type Payout struct {
 // Waiting and NothingDue set (the refunds found with nothing left are
 // closed even then).
 func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party, execution time.Time, syncWindow time.Duration) (Payout, error) {
+	return l.RunPayout(ctx, org, debtor, execution, PayoutOptions{SyncWindow: syncWindow})
+}
+
+// RunPayout is ExportPayouts with options: each refund goes back to the
+// card's online payments of o.RefundProviders first (newest payment first,
+// each up to what it paid and was not refunded: partial refunds), the rest
+// by SEPA. The provider refunds are booked with the run (refunds payable →
+// the provider's clearing account; the SEPA part: refunds payable → bank)
+// and kept as lines to send (PendingProviderRefunds). With o.DryRun it
+// books nothing and returns the run; with o.Approve it books the run only
+// if its Plan is still o.Approve (else ErrPlanChanged).
+func (l *Ledger) RunPayout(ctx context.Context, org int64, debtor sepa.Party, execution time.Time, o PayoutOptions) (Payout, error) {
+	syncWindow := o.SyncWindow
 	if syncWindow < 0 {
 		return Payout{}, fmt.Errorf("%w: negative sync window", ErrInvalid)
 	}
@@ -312,6 +384,35 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 				return err
 			}
 		}
+		// What each due card paid online and may be refunded to its
+		// payment, newest payment first.
+		online := map[string][]*onlinePayment{}
+		providerTotals := map[string]int64{}
+		if len(o.RefundProviders) > 0 && len(due) > 0 {
+			cards := make([][]byte, len(due))
+			for i, d := range due {
+				cards[i] = d.card
+			}
+			rows, err := tx.Query(ctx, `SELECT t.card_id, t.provider, t.provider_ref, t.paid - t.provider_refunded - coalesce((SELECT sum(r.amount)
+					FROM provider_refunds r WHERE r.org_id = t.org_id AND r.provider = t.provider AND r.payment_ref = t.provider_ref), 0)
+				FROM topups t WHERE t.org_id = $1 AND t.card_id = ANY($2) AND t.channel = 'online' AND t.provider = ANY($3)
+				AND t.status IN ('pending', 'loaded', 'refunded') AND t.disputed_at IS NULL
+				ORDER BY t.created_at DESC, t.topup_id DESC`, org, cards, o.RefundProviders)
+			if err != nil {
+				return err
+			}
+			var op onlinePayment
+			var card []byte
+			if _, err := pgx.ForEachRow(rows, []any{&card, &op.provider, &op.ref, &op.left}, func() error {
+				if op.left > 0 {
+					c := op
+					online[string(card)] = append(online[string(card)], &c)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
 		var entries []entry
 		var payable, pendingAcct int64
 		locked := map[int64]bool{}
@@ -354,8 +455,28 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 			}
 			ids = append(ids, d.id)
 			amounts = append(amounts, *d.amount)
+			line := PayoutLine{Refund: txid.ID(d.id.Bytes), Card: terminaltx.CardHex(d.card), Amount: *d.amount}
+			for _, op := range online[string(d.card)] {
+				take := min(op.left, line.Amount-line.Provider)
+				if take <= 0 {
+					continue
+				}
+				op.left -= take
+				line.Provider += take
+				out.ProviderRefunds = append(out.ProviderRefunds, ProviderRefund{Line: l.newID(), Refund: line.Refund,
+					Provider: op.provider, Payment: op.ref, Amount: take})
+				providerTotals[op.provider] += take
+			}
+			line.SEPA = line.Amount - line.Provider
+			out.Lines = append(out.Lines, line)
+			out.Total += *d.amount
+			out.ProviderTotal += line.Provider
+			if line.SEPA == 0 {
+				continue
+			}
+			out.SEPATotal += line.SEPA
 			pay := sepa.Payment{EndToEndID: txid.ID(d.id.Bytes).String()[:32], Name: d.name, IBAN: d.iban, BIC: d.bic,
-				Amount: *d.amount, Remittance: "Refund of card " + terminaltx.CardHex(d.card)}
+				Amount: line.SEPA, Remittance: "Refund of card " + terminaltx.CardHex(d.card)}
 			if d.payee != nil { // nil: requested before payees were sealed
 				p, err := l.unsealPayee(ctx, org, txid.ID(d.id.Bytes), d.payee)
 				if err != nil {
@@ -364,7 +485,6 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 				pay.Name, pay.IBAN, pay.BIC = p.Name, p.IBAN, p.BIC
 			}
 			f.Payments = append(f.Payments, pay)
-			out.Total += *d.amount
 		}
 		out.NothingDue = len(closed)
 		if len(closed) > 0 {
@@ -377,12 +497,29 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 			return nil // ErrNothingToPay below, with the closed refunds kept
 		}
 		out.Count = len(ids)
-		if out.XML, err = f.Marshal(); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		out.Plan = payoutPlan(out.Lines, out.ProviderRefunds)
+		if o.Approve != "" && o.Approve != out.Plan {
+			return fmt.Errorf("%w: approved %s, now %s", ErrPlanChanged, o.Approve, out.Plan)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO payouts (org_id, payout_id, message_id, count, total) VALUES ($1, $2, $3, $4, $5)`,
-			org, pgtype.UUID{Bytes: out.ID, Valid: true}, f.MessageID, out.Count, out.Total); err != nil {
+		if len(f.Payments) > 0 {
+			if out.XML, err = f.Marshal(); err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalid, err)
+			}
+		}
+		if o.DryRun {
+			return errDryRun
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO payouts (org_id, payout_id, message_id, count, total, provider_count, provider_total)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			org, pgtype.UUID{Bytes: out.ID, Valid: true}, f.MessageID, out.Count, out.Total, len(out.ProviderRefunds), out.ProviderTotal); err != nil {
 			return err
+		}
+		for _, r := range out.ProviderRefunds {
+			if _, err := tx.Exec(ctx, `INSERT INTO provider_refunds (org_id, line_id, refund_id, payout_id, provider, payment_ref, amount)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)`, org, pgtype.UUID{Bytes: r.Line, Valid: true}, pgtype.UUID{Bytes: r.Refund, Valid: true},
+				pgtype.UUID{Bytes: out.ID, Valid: true}, r.Provider, r.Payment, r.Amount); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE refunds r SET status = 'exported', payout_id = $2, amount = q.amount,
 				fixed_at = coalesce(r.fixed_at, now())
@@ -399,9 +536,23 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 		if err != nil {
 			return err
 		}
-		entries = append(entries, entry{id: out.ID, kind: "payout", ref: f.MessageID, at: l.now(), postings: transfer(payable, bank, out.Total)})
+		ps := []posting{{payable, out.Total}}
+		if out.SEPATotal > 0 {
+			ps = append(ps, posting{bank, -out.SEPATotal})
+		}
+		for _, prov := range slices.Sorted(maps.Keys(providerTotals)) {
+			clearing, err := ensureAccount(ctx, tx, org, ProviderClearing, prov)
+			if err != nil {
+				return err
+			}
+			ps = append(ps, posting{clearing, -providerTotals[prov]})
+		}
+		entries = append(entries, entry{id: out.ID, kind: "payout", ref: f.MessageID, at: l.now(), postings: ps})
 		return writeEntries(ctx, tx, org, entries, locked)
 	})
+	if errors.Is(err, errDryRun) {
+		err = nil
+	}
 	if err != nil {
 		return Payout{}, fmt.Errorf("ledger: export payouts: %w", err)
 	}
@@ -409,6 +560,58 @@ func (l *Ledger) ExportPayouts(ctx context.Context, org int64, debtor sepa.Party
 		return Payout{Waiting: out.Waiting, NothingDue: out.NothingDue}, fmt.Errorf("ledger: export payouts: %w", ErrNothingToPay)
 	}
 	return out, nil
+}
+
+// onlinePayment is a card's payment that a payout may refund.
+type onlinePayment struct {
+	provider, ref string
+	left          int64
+}
+
+// payoutPlan digests a run's lines: what HQ reviews and approves.
+func payoutPlan(lines []PayoutLine, refunds []ProviderRefund) string {
+	h := sha256.New()
+	for _, l := range lines {
+		fmt.Fprintf(h, "refund %s %s %d %d %d\n", l.Refund, l.Card, l.Amount, l.Provider, l.SEPA)
+	}
+	for _, r := range refunds {
+		fmt.Fprintf(h, "provider %s %s %s %d\n", r.Refund, r.Provider, r.Payment, r.Amount)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// PendingProviderRefunds lists the provider refunds of booked payout runs
+// not sent yet, oldest first.
+func (l *Ledger) PendingProviderRefunds(ctx context.Context, org int64) ([]ProviderRefund, error) {
+	rows, err := l.pool.Query(ctx, `SELECT line_id, refund_id, provider, payment_ref, amount FROM provider_refunds
+		WHERE org_id = $1 AND status = 'pending' ORDER BY created_at, line_id`, org)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: provider refunds: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ProviderRefund, error) {
+		var p ProviderRefund
+		err := r.Scan(&p.Line, &p.Refund, &p.Provider, &p.Payment, &p.Amount)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: provider refunds: %w", err)
+	}
+	return out, nil
+}
+
+// ProviderRefundSent records the provider's id of a sent refund line.
+// Sending it again is harmless: the line id is the provider's idempotency
+// key.
+func (l *Ledger) ProviderRefundSent(ctx context.Context, org int64, line txid.ID, providerID string) error {
+	if err := input.Text("provider refund id", providerID, 255); err != nil || providerID == "" {
+		return fmt.Errorf("%w: provider refund id", ErrInvalid)
+	}
+	_, err := l.pool.Exec(ctx, `UPDATE provider_refunds SET status = 'sent', provider_refund_id = $3, sent_at = $4
+		WHERE org_id = $1 AND line_id = $2 AND status = 'pending'`, org, pgtype.UUID{Bytes: line, Valid: true}, providerID, l.now())
+	if err != nil {
+		return fmt.Errorf("ledger: provider refund sent: %w", err)
+	}
+	return nil
 }
 
 // CloseRefundWindow books every remaining card balance of an event as

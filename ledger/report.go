@@ -87,6 +87,12 @@ type EventReport struct {
 	HeldTxs      int64 `json:"held_transactions"`
 	// Alerts is the open alerts of the event's cards: not reviewed by HQ.
 	Alerts int64 `json:"alerts"`
+	// ChargebackLosses is what chargebacks cost: credit of the event's
+	// cards spent before the provider took its payment back.
+	ChargebackLosses int64 `json:"chargeback_losses"`
+	// ProviderRefundLosses is the same for refunds made at the provider
+	// (its dashboard) after the credit was spent.
+	ProviderRefundLosses int64 `json:"provider_refund_losses"`
 }
 
 // MerchantSales is what one merchant sold at an event.
@@ -143,6 +149,13 @@ func (l *Ledger) Event(ctx context.Context, org int64, event string) (EventRepor
 		(SELECT count(*) FROM card_alerts a JOIN cards c ON c.org_id = a.org_id AND c.card_id = a.card_id
 			WHERE a.org_id = $1 AND c.event_id = $2 AND a.resolved_at IS NULL AND a.reviewed_at IS NULL)`, org, event).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&rep.HeldTxs, &rep.Alerts)
+	})
+	b.Queue(`SELECT coalesce(sum(p.amount) FILTER (WHERE j.kind = 'chargeback'), 0)::bigint,
+			coalesce(sum(p.amount) FILTER (WHERE j.kind = 'provider_refund'), 0)::bigint
+		FROM journal j JOIN postings p ON p.org_id = j.org_id AND p.txn_id = j.txn_id
+		JOIN accounts a ON a.org_id = p.org_id AND a.account_id = p.account_id AND a.kind IN ('chargeback_losses', 'refund_losses')
+		WHERE j.org_id = $1 AND j.event_id = $2 AND j.kind IN ('chargeback', 'provider_refund')`, org, event).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&rep.ChargebackLosses, &rep.ProviderRefundLosses)
 	})
 	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {
 		return EventReport{}, fmt.Errorf("ledger: event report: %w", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/payment/stripepay"
 	"github.com/loopcard/loopcard/ledger/sepa"
 )
 
@@ -86,13 +87,22 @@ func ledgerCommand() *cli.Command {
 			{
 				Name:  "payout",
 				Usage: "fix the amount of every refund that is due and export them as one SEPA credit-transfer file (pain.001.001.09), booked",
+				Description: "With --stripe-key-file, each refund goes back to the card's Stripe payments first (partial\n" +
+					"refunds, up to what each paid) and the rest by SEPA. HQ reviews the run first: --dry-run books\n" +
+					"nothing and prints the run and its plan; --approve PLAN books it if it is still the same, then\n" +
+					"sends the Stripe refunds (--resend-refunds sends those a failure left behind).",
 				Flags: []cli.Flag{organizerFlag, jsonFlag,
+					&cli.BoolFlag{Name: "dry-run", Usage: "show the run and its plan; book nothing"},
+					&cli.StringFlag{Name: "approve", Usage: "book the run whose plan a dry run printed, if it is still the same"},
+					&cli.StringFlag{Name: "stripe-key-file", Usage: "file holding the Stripe secret key: refund to Stripe payments first"},
+					&cli.StringFlag{Name: "stripe-api-url", Usage: "Stripe API address (stripe-mock in tests)", Hidden: true},
+					&cli.BoolFlag{Name: "resend-refunds", Usage: "only send the Stripe refunds of booked runs not sent yet"},
 					&cli.DurationFlag{Name: "sync-window", Value: ledger.DefaultSyncWindow,
 						Usage: "pay a refund once every terminal of its event has uploaded since the request, or once this long has passed since it"},
-					&cli.StringFlag{Name: "debtor-name", Required: true, Usage: "the organizer's account holder name"},
-					&cli.StringFlag{Name: "debtor-iban", Required: true, Usage: "the organizer's IBAN"},
+					&cli.StringFlag{Name: "debtor-name", Usage: "the organizer's account holder name (required but with --resend-refunds)"},
+					&cli.StringFlag{Name: "debtor-iban", Usage: "the organizer's IBAN (required but with --resend-refunds)"},
 					&cli.StringFlag{Name: "debtor-bic", Usage: "the organizer's BIC (optional)"},
-					&cli.StringFlag{Name: "out", Required: true, Usage: "write the XML to this new file"}},
+					&cli.StringFlag{Name: "out", Usage: "write the XML to this new file (required but with --dry-run or --resend-refunds)"}},
 				Action: ledgerPayout,
 			},
 			{
@@ -206,10 +216,45 @@ func ledgerAlerts(c *cli.Context) error {
 
 // ledgerPayout exports the requested refunds as one SEPA file and books it.
 func ledgerPayout(c *cli.Context) error {
+	org := c.Int64("organizer")
+	var prov *stripepay.Provider
+	if c.String("stripe-key-file") != "" {
+		var err error
+		if prov, err = stripeProvider(c); err != nil {
+			return err
+		}
+	}
+	if c.Bool("resend-refunds") {
+		if prov == nil {
+			return cli.Exit("--resend-refunds needs --stripe-key-file", 2)
+		}
+		return withStack(c, partDatabase, func(l *ledger.Ledger) error {
+			n, err := sendProviderRefunds(c, l, prov, org)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "%d Stripe refunds sent\n", n)
+			return nil
+		})
+	}
+	if c.String("debtor-name") == "" || c.String("debtor-iban") == "" {
+		return cli.Exit("--debtor-name and --debtor-iban are required", 2)
+	}
+	dry := c.Bool("dry-run")
+	if !dry && c.String("out") == "" {
+		return cli.Exit("--out is required (or --dry-run to review the run first)", 2)
+	}
+	if prov != nil && !dry && c.String("approve") == "" {
+		return cli.Exit("refunds to Stripe payments are reviewed first: run with --dry-run, then --approve PLAN", 2)
+	}
+	opts := ledger.PayoutOptions{SyncWindow: c.Duration("sync-window"), DryRun: dry, Approve: c.String("approve")}
+	if prov != nil {
+		opts.RefundProviders = []string{"stripe"}
+	}
 	// The refunds' payout details are sealed by the HSM.
 	return withStack(c, partHSM|partDatabase, func(l *ledger.Ledger) error {
-		p, err := l.ExportPayouts(c.Context, c.Int64("organizer"), sepa.Party{Name: c.String("debtor-name"),
-			IBAN: c.String("debtor-iban"), BIC: c.String("debtor-bic")}, time.Now().AddDate(0, 0, 1), c.Duration("sync-window"))
+		p, err := l.RunPayout(c.Context, org, sepa.Party{Name: c.String("debtor-name"),
+			IBAN: c.String("debtor-iban"), BIC: c.String("debtor-bic")}, time.Now().AddDate(0, 0, 1), opts)
 		if errors.Is(err, ledger.ErrNothingToPay) {
 			if p.Waiting > 0 {
 				return fmt.Errorf("no refund is due yet: %d wait for their event's terminals to upload, or for --sync-window (%s) to pass since the request; run loopcard ledger payout again later",
@@ -217,30 +262,90 @@ func ledgerPayout(c *cli.Context) error {
 			}
 			return fmt.Errorf("no refunds waiting to be paid")
 		}
+		if errors.Is(err, ledger.ErrPlanChanged) {
+			return fmt.Errorf("%w: review it again with loopcard ledger payout --dry-run", err)
+		}
 		if err != nil {
 			return err
 		}
-		f, err := os.OpenFile(c.String("out"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return fmt.Errorf("%w (the payout %s is booked: its refunds are marked exported)", err, p.ID)
+		if dry {
+			if c.Bool("json") {
+				return printJSON(c, payoutJSON(p, ""))
+			}
+			for _, ln := range p.Lines {
+				fmt.Fprintf(c.App.Writer, "refund %s card %s: %s (%s to its payments, %s by SEPA)\n", ln.Refund, ln.Card,
+					money(ln.Amount), money(ln.Provider), money(ln.SEPA))
+			}
+			fmt.Fprintf(c.App.Writer, "%d refunds, %s: %s back to payments, %s by SEPA; nothing booked\n", p.Count, money(p.Total),
+				money(p.ProviderTotal), money(p.SEPATotal))
+			fmt.Fprintf(c.App.Writer, "approve with: loopcard ledger payout --approve %s (and the same flags, --out FILE)\n", p.Plan)
+			return nil
 		}
-		if _, err := f.Write(p.XML); err != nil {
-			f.Close()
-			return err
+		if p.XML != nil {
+			f, err := os.OpenFile(c.String("out"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return fmt.Errorf("%w (the payout %s is booked: its refunds are marked exported)", err, p.ID)
+			}
+			if _, err := f.Write(p.XML); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
 		}
-		if err := f.Close(); err != nil {
-			return err
+		sent := 0
+		if prov != nil {
+			if sent, err = sendProviderRefunds(c, l, prov, org); err != nil {
+				return err
+			}
 		}
 		if c.Bool("json") {
-			return printJSON(c, map[string]any{"payout": p.ID.String(), "count": p.Count, "total": p.Total, "file": c.String("out"),
-				"waiting": p.Waiting, "nothing_due": p.NothingDue})
+			m := payoutJSON(p, c.String("out"))
+			m["payout"], m["provider_refunds_sent"] = p.ID.String(), sent
+			return printJSON(c, m)
 		}
-		fmt.Fprintf(c.App.Writer, "%d refunds, %s, in %s\n", p.Count, money(p.Total), c.String("out"))
+		fmt.Fprintf(c.App.Writer, "%d refunds, %s: %s by SEPA in %s, %s back to payments (%d Stripe refunds sent)\n", p.Count, money(p.Total),
+			money(p.SEPATotal), c.String("out"), money(p.ProviderTotal), sent)
 		if p.Waiting > 0 {
 			fmt.Fprintf(c.App.Writer, "%d more wait for their event's terminals to upload (or for --sync-window to pass); run loopcard ledger payout again later\n", p.Waiting)
 		}
 		return nil
 	})
+}
+
+func payoutJSON(p ledger.Payout, file string) map[string]any {
+	lines := make([]map[string]any, len(p.Lines))
+	for i, ln := range p.Lines {
+		lines[i] = map[string]any{"refund": ln.Refund.String(), "card": ln.Card, "amount": ln.Amount, "provider": ln.Provider, "sepa": ln.SEPA}
+	}
+	return map[string]any{"plan": p.Plan, "count": p.Count, "total": p.Total, "sepa_total": p.SEPATotal, "provider_total": p.ProviderTotal,
+		"file": file, "waiting": p.Waiting, "nothing_due": p.NothingDue, "lines": lines}
+}
+
+// sendProviderRefunds sends the Stripe refunds of booked runs not sent
+// yet, each with its line id as Stripe's idempotency key.
+func sendProviderRefunds(c *cli.Context, l *ledger.Ledger, prov *stripepay.Provider, org int64) (int, error) {
+	lines, err := l.PendingProviderRefunds(c.Context, org)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ln := range lines {
+		if ln.Provider != "stripe" {
+			continue
+		}
+		id, err := prov.Refund(c.Context, ln.Payment, ln.Amount, ln.Line.String())
+		if err != nil {
+			return n, fmt.Errorf("%w; %d of %d Stripe refunds sent, the rest are booked: send them with loopcard ledger payout --resend-refunds --organizer %d --stripe-key-file FILE",
+				err, n, len(lines), org)
+		}
+		if err := l.ProviderRefundSent(c.Context, org, ln.Line, id); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // ledgerBreakage books what is left on an event's cards as breakage after its refund deadline.

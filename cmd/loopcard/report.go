@@ -117,6 +117,8 @@ func reportEvent(c *cli.Context) error {
 			_ = w.Write([]string{"outstanding", "cards", "", strconv.FormatInt(r.CardsWithMoney, 10), strconv.FormatInt(r.Outstanding, 10)})
 			_ = w.Write([]string{"held", "transactions", "", strconv.FormatInt(r.HeldTxs, 10), ""})
 			_ = w.Write([]string{"alerts", "cards", "", strconv.FormatInt(r.Alerts, 10), ""})
+			_ = w.Write([]string{"losses", "chargebacks", "", "", strconv.FormatInt(r.ChargebackLosses, 10)})
+			_ = w.Write([]string{"losses", "provider_refunds", "", "", strconv.FormatInt(r.ProviderRefundLosses, 10)})
 			w.Flush()
 			return w.Error()
 		}
@@ -130,6 +132,7 @@ func reportEvent(c *cli.Context) error {
 			fmt.Fprintf(out, "  %-8s %-8s %8d %12s\n", t.Channel, t.Status, t.Count, money(t.Amount))
 		}
 		fmt.Fprintf(out, "outstanding: %s on %d cards\nheld transactions: %d, alerts: %d\n", money(r.Outstanding), r.CardsWithMoney, r.HeldTxs, r.Alerts)
+		fmt.Fprintf(out, "losses: %s to chargebacks, %s to refunds made at the provider\n", money(r.ChargebackLosses), money(r.ProviderRefundLosses))
 		return nil
 	})
 }

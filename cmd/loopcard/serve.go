@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/loopcard/loopcard/api/tlsca"
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/ledger/payment/paytest"
+	"github.com/loopcard/loopcard/ledger/payment/stripepay"
 )
 
 func serveCommand() *cli.Command {
@@ -32,7 +34,10 @@ func serveCommand() *cli.Command {
 		Description: "Without --tls-cert, a local CA and a server certificate for localhost and 127.0.0.1\n" +
 			"are made under DATA_DIR/tls on first use; clients trust DATA_DIR/tls/ca.pem.\n" +
 			"With --test-payments, the local test payment provider serves its pages on its own address\n" +
-			"(printed) and sends each payment as a signed webhook to this server's /v1/payments/webhook.",
+			"(printed) and sends each payment as a signed webhook to this server's /v1/payments/webhook.\n" +
+			"With --stripe-key-file and --stripe-webhook-secret-file, online top-ups go through Stripe Checkout\n" +
+			"with --payment-methods; point a Stripe webhook endpoint at /v1/payments/webhook with the events\n" +
+			"checkout.session.*, payment_intent.*, charge.refunded and charge.dispute.created.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8443", Usage: "address to listen on", EnvVars: []string{"LOOPCARD_LISTEN"}},
 			&cli.StringFlag{Name: "tls-cert", Usage: "server certificate (PEM); default: the local CA's"},
@@ -50,6 +55,11 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-conns", Usage: "connections open at once in total (0: default 4096, negative: no cap)"},
 			&cli.BoolFlag{Name: "test-payments", Usage: "run the local test payment provider (no money moves) for online top-ups; local CA only"},
 			&cli.StringFlag{Name: "test-payments-listen", Value: "127.0.0.1:0", Usage: "address of the test payment provider's pages, with --test-payments"},
+			&cli.StringFlag{Name: "stripe-key-file", Usage: "file holding the Stripe secret API key (sk_...): online top-ups through Stripe"},
+			&cli.StringSliceFlag{Name: "stripe-webhook-secret-file", Usage: "file holding the Stripe webhook signing secret (whsec_...); repeat while Stripe rolls it"},
+			&cli.StringFlag{Name: "payment-methods", Value: strings.Join(stripepay.Methods, ","), Usage: "payment methods offered at Stripe Checkout, of " + strings.Join(stripepay.Methods, ", ")},
+			&cli.StringFlag{Name: "stripe-api-url", Usage: "Stripe API address (default Stripe's; stripe-mock in tests)", Hidden: true},
+			&cli.DurationFlag{Name: "processing-ttl", Value: api.DefaultProcessingTTL, Usage: "how long a payment may stay processing before it is abandoned"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -68,6 +78,16 @@ func serve(c *cli.Context) error {
 
 	if c.Bool("test-payments") && (c.String("tls-cert") != "" || c.String("tls-key") != "") {
 		return cli.Exit("--test-payments runs with the local CA only: leave out --tls-cert", 2)
+	}
+	var stripe *stripepay.Provider
+	if c.String("stripe-key-file") != "" {
+		if c.Bool("test-payments") {
+			return cli.Exit("choose one of --test-payments and --stripe-key-file", 2)
+		}
+		var err error
+		if stripe, err = stripeProvider(c); err != nil {
+			return err
+		}
 	}
 	tc, localCA, err := serverTLS(c, cfg.DataDir)
 	if err != nil {
@@ -90,6 +110,11 @@ func serve(c *cli.Context) error {
 			FailedCredentials: c.Float64("rate-failed-credentials"), FailedCredentialsBurst: c.Int("burst-failed-credentials"),
 			MaxConnsPerAddr: c.Int("max-conns-per-ip"), MaxConns: c.Int("max-conns")},
 	}
+	if stripe != nil {
+		apiCfg.Payments = &api.Payments{Provider: "stripe", Webhooks: stripe, TopUps: stripe, Origin: "https://checkout.stripe.com",
+			ProcessingTTL: c.Duration("processing-ttl")}
+		fmt.Fprintf(c.App.ErrWriter, "loopcard: online top-ups through Stripe (%s)\n", c.String("payment-methods"))
+	}
 	if c.Bool("test-payments") {
 		tp, err := startTestPayments(ctx, c.String("test-payments-listen"), ln.Addr(), tc, localCA, log)
 		if err != nil {
@@ -106,6 +131,55 @@ func serve(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.ErrWriter, "loopcard: serving https://%s\n", ln.Addr())
 	return st.Server.Serve(ctx, ln, tc, c.Duration("grace"))
+}
+
+// stripeProvider reads the Stripe keys from their files.
+func stripeProvider(c *cli.Context) (*stripepay.Provider, error) {
+	key, err := readKeyFile(c.String("stripe-key-file"), "sk_")
+	if err != nil {
+		return nil, err
+	}
+	cfg := stripepay.Config{Key: key, URL: c.String("stripe-api-url")}
+	if m := c.String("payment-methods"); m != "" {
+		cfg.Methods = strings.Split(m, ",")
+	}
+	files := c.StringSlice("stripe-webhook-secret-file")
+	for _, f := range files {
+		s, err := readKeyFile(f, "whsec_")
+		if err != nil {
+			return nil, err
+		}
+		cfg.WebhookSecrets = append(cfg.WebhookSecrets, s)
+	}
+	if len(files) == 0 && c.Command.Name == "serve" {
+		return nil, cli.Exit("--stripe-key-file needs --stripe-webhook-secret-file (the endpoint's signing secret, whsec_...)", 2)
+	}
+	if len(cfg.WebhookSecrets) == 0 {
+		cfg.WebhookSecrets = []stripepay.Key{stripepay.NewKey("whsec_unused")} // refunds only
+	}
+	return stripepay.New(cfg)
+}
+
+// readKeyFile reads a key from a file that only its owner may read; the
+// key must start with prefix. Errors never show the key.
+func readKeyFile(path, prefix string) (stripepay.Key, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return stripepay.Key{}, fmt.Errorf("key file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return stripepay.Key{}, fmt.Errorf("key file %s is readable by others: chmod 600 %s", path, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return stripepay.Key{}, fmt.Errorf("key file: %w", err)
+	}
+	defer clear(b)
+	s := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(s, prefix) && !strings.HasPrefix(s, strings.Replace(prefix, "sk_", "rk_", 1)) {
+		return stripepay.Key{}, fmt.Errorf("key file %s does not hold a %s... key", path, prefix)
+	}
+	return stripepay.NewKey(s), nil
 }
 
 // testPayments is the local test payment provider of --test-payments.

@@ -33,6 +33,7 @@ var owners = map[string]string{
 	"payouts":            Ledger,
 	"postings":           Ledger,
 	"provider_events":    Ledger,
+	"provider_refunds":   Ledger,
 	"refunds":            Ledger,
 	"store_card_moves":   Ledger,
 	"store_day_closes":   Ledger,

@@ -115,21 +115,44 @@ func Verify(s Secret, header string, body []byte, now time.Time, tolerance time.
 	return ErrSignature
 }
 
-// Event is a provider's notice that a payment succeeded: an online top-up
-// of a card, paid through the provider.
+// Event is a provider's notice about a payment: an online top-up of a
+// card, paid through the provider. Its Type is one of the Type constants;
+// a provider's own events are translated into these (package stripepay
+// does it for Stripe).
 type Event struct {
 	ID       string `json:"id"`   // provider's event id: deliveries repeat it
-	Type     string `json:"type"` // "payment.succeeded"; other types are ignored
+	Type     string `json:"type"` // one of the Type constants; other types are only noted
 	Payment  string `json:"payment"`
-	Org      int64  `json:"organizer"`
-	Card     string `json:"card"` // card id in hex
-	Amount   int64  `json:"amount"`
+	Org      int64  `json:"organizer"` // 0 for refunded and disputed: the payment names it
+	Card     string `json:"card"`      // card id in hex
+	Amount   int64  `json:"amount"`    // the payment's amount; for disputed, the amount taken back
 	Currency string `json:"currency"`
 	Created  int64  `json:"created"`
+	// Refunded is, for TypePaymentRefunded, how much of the payment the
+	// provider has refunded in all so far (deliveries out of order carry
+	// smaller sums, which change nothing).
+	Refunded int64 `json:"refunded,omitempty"`
+	// Dispute is the provider's id of a chargeback, for TypePaymentDisputed.
+	Dispute string `json:"dispute,omitempty"`
+	// Status is the provider's own name of the state, for TypeUnknown.
+	Status string `json:"status,omitempty"`
 }
 
-// TypePaymentSucceeded is the event type the ledger acts on.
-const TypePaymentSucceeded = "payment.succeeded"
+// Event types. The ledger credits a card for a succeeded payment only; a
+// processing one is recorded and waits for succeeded, failed or expired
+// (or expires by itself when none comes); refunded and disputed take the
+// credit back.
+const (
+	TypePaymentSucceeded  = "payment.succeeded"
+	TypePaymentProcessing = "payment.processing"
+	TypePaymentFailed     = "payment.failed"
+	TypePaymentExpired    = "payment.expired"
+	TypePaymentRefunded   = "payment.refunded"
+	TypePaymentDisputed   = "payment.disputed"
+	// TypeUnknown is a payment in a state the provider never documented:
+	// parked for HQ, nothing credited.
+	TypeUnknown = "payment.unknown"
+)
 
 // ParseEvent decodes a verified delivery's body.
 func ParseEvent(body []byte) (Event, error) {
@@ -138,16 +161,36 @@ func ParseEvent(body []byte) (Event, error) {
 	if err := dec.Decode(&e); err != nil {
 		return Event{}, fmt.Errorf("%w: %w", ErrEvent, err)
 	}
+	return e, e.Validate()
+}
+
+// Validate checks what each type of event needs.
+func (e Event) Validate() error {
 	if e.ID == "" || e.Type == "" || len(e.ID) > 255 || len(e.Payment) > 255 {
-		return Event{}, fmt.Errorf("%w: id and type are required", ErrEvent)
+		return fmt.Errorf("%w: id and type are required", ErrEvent)
 	}
 	if err := input.Strings(&e, 255); err != nil {
-		return Event{}, fmt.Errorf("%w: %w", ErrEvent, err)
+		return fmt.Errorf("%w: %w", ErrEvent, err)
 	}
-	if e.Type == TypePaymentSucceeded && (input.Amount("amount", e.Amount) != nil || e.Payment == "" || e.Card == "" || e.Org <= 0) {
-		return Event{}, fmt.Errorf("%w: a payment needs organizer, card, amount and payment id", ErrEvent)
+	switch e.Type {
+	case TypePaymentSucceeded, TypePaymentProcessing:
+		if input.Amount("amount", e.Amount) != nil || e.Payment == "" || e.Card == "" || e.Org <= 0 {
+			return fmt.Errorf("%w: a payment needs organizer, card, amount and payment id", ErrEvent)
+		}
+	case TypePaymentFailed, TypePaymentExpired, TypeUnknown:
+		if e.Payment == "" {
+			return fmt.Errorf("%w: %s needs the payment id", ErrEvent, e.Type)
+		}
+	case TypePaymentRefunded:
+		if e.Payment == "" || input.Amount("refunded", e.Refunded) != nil {
+			return fmt.Errorf("%w: a refund needs the payment id and the amount refunded", ErrEvent)
+		}
+	case TypePaymentDisputed:
+		if e.Payment == "" || e.Dispute == "" || input.Amount("amount", e.Amount) != nil {
+			return fmt.Errorf("%w: a chargeback needs the payment id, its id and its amount", ErrEvent)
+		}
 	}
-	return e, nil
+	return nil
 }
 
 // MaxBody bounds a delivery's body.
