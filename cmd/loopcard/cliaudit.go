@@ -23,6 +23,7 @@ var auditedCommands = map[string]bool{
 	"ledger close-day": true, "ledger payout": true, "ledger breakage": true,
 	"terminal register": true, "batch create": true,
 	"handover issue": true, "handover send": true,
+	"ledger block": true, "ledger replacement-hold": true, "ledger settle-replacements": true,
 }
 
 // auditCommands wraps the action of every command of auditedCommands.
