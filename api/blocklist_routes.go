@@ -129,6 +129,10 @@ func (s *Server) refusedTaps(c *call, taps []ledger.RefusedTap) error {
 	return nil
 }
 
+// errBlockNotActive is the public refusal to block a refunded or
+// replaced card (the card pages match it).
+const errBlockNotActive = "the card is refunded or replaced: it is on the blocklist already, nothing was changed"
+
 // block blocks card for the caller (by, see ledger.BlockCard).
 func (s *Server) block(c *call, card []byte, by string) error {
 	var req apitype.BlockRequest
@@ -141,7 +145,7 @@ func (s *Server) block(c *call, card []byte, by string) error {
 	switch {
 	case again:
 	case errors.Is(err, ledger.ErrConflict):
-		return apiError(http.StatusConflict, "the card is refunded or replaced: it is on the blocklist already, nothing was changed", err)
+		return apiError(http.StatusConflict, errBlockNotActive, err)
 	case errors.Is(err, ledger.ErrNotFound):
 		return apiError(http.StatusNotFound, "no such card of this organizer", err)
 	case errors.Is(err, ledger.ErrInvalid):
