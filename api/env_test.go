@@ -512,6 +512,10 @@ func (e *env) fingerprint() string {
 		`SELECT count(*)::text FROM handover_entries`,
 		`SELECT count(*)::text FROM store_day_closes`,
 		`SELECT count(*)::text FROM handover_checkpoints`,
+		`SELECT coalesce(string_agg(status, ',' ORDER BY card_id), '') FROM cards`,
+		`SELECT coalesce(max(version), 0)::text FROM card_blocklist_heads`,
+		`SELECT count(*)::text FROM card_replacements`,
+		`SELECT count(*)::text FROM terminal_refused_taps`,
 	} {
 		var s *string
 		require.NoError(t, e.pool.QueryRow(context.Background(), q).Scan(&s))
