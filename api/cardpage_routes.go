@@ -211,7 +211,7 @@ func pageError(c apiCall, status int, eb errorBody) error {
 		return cardpage.ErrLoginFailed
 	case "invalid token", "invalid or expired token":
 		return cardpage.ErrSessionEnded
-	case "card is not active", "card is blocked":
+	case "card is not active", "card is blocked", errBlockNotActive:
 		return cardpage.ErrNotActive
 	case "nothing to refund":
 		return cardpage.ErrNothingToRefund
@@ -364,6 +364,22 @@ func (b *cardBackend) Refund(ctx context.Context, from string, tok, pin cardpage
 		return cardpage.RefundReceipt{}, err
 	}
 	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Credit, Status: rr.Status}, nil
+}
+
+func (b *cardBackend) Block(ctx context.Context, from string, tok, pin cardpage.Secret, reason string) error {
+	if pin.IsZero() {
+		return cardpage.ErrPINFormat
+	}
+	return b.do(ctx, from, apiCall{method: "POST", path: "/v1/card/block", auth: cardAuth(tok), pin: pin,
+		in: apitype.BlockRequest{Reason: reason}}, nil)
+}
+
+func (b *cardBackend) ProfileBlock(ctx context.Context, from string, s cardpage.Secret, card, reason string) error {
+	if _, ok := parseCardID(card); !ok {
+		return cardpage.ErrInvalid
+	}
+	return b.do(ctx, from, apiCall{method: "POST", path: "/v1/profile/cards/" + url.PathEscape(card) + "/block", auth: bearer(s),
+		in: apitype.BlockRequest{Reason: reason}}, nil)
 }
 
 func (b *cardBackend) Claim(ctx context.Context, from string, tok, pin cardpage.Secret, c cardpage.Credentials) (cardpage.Secret, error) {

@@ -26,7 +26,7 @@ import (
 // allows succeed, every other gets 401 (no credentials) or 403 and changes
 // nothing.
 func TestRoleMatrix(t *testing.T) {
-	e := newEnv(t, envOptions{cards: 4})
+	e := newEnv(t, envOptions{cards: 9})
 	ctx := context.Background()
 	term := e.enrolTerminal("bar-m")
 	sk := e.sessionKey(term)
@@ -73,6 +73,9 @@ func TestRoleMatrix(t *testing.T) {
 			req.card = holder.token
 		case api.RoleCardPIN:
 			req.card, req.pin = holder.token, holder.pin
+			if req.path == "/v1/card/block" {
+				req.card, req.pin = e.cards[6].token, e.cards[6].pin // the holder's card stays usable
+			}
 		case api.RoleProfile:
 			req.bearer = lr.Token
 			if req.path == "/v1/profile/logout" {
@@ -235,6 +238,22 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /v1/audit/records": func() request { return request{method: "GET", path: "/v1/audit/records?after=0"} },
 		"GET /v1/card":          func() request { return request{method: "GET", path: "/v1/card"} },
 		"GET /v1/card/history":  func() request { return request{method: "GET", path: "/v1/card/history"} },
+		"POST /v1/hq/cards/{card}/block": func() request {
+			return request{method: "POST", path: "/v1/hq/cards/" + e.cards[4].hex() + "/block", body: apitype.BlockRequest{Reason: "lost"}}
+		},
+		"POST /v1/stores/{store}/cards/{card}/block": func() request {
+			return request{method: "POST", path: "/v1/stores/store-a/cards/" + e.cards[5].hex() + "/block", body: apitype.BlockRequest{Reason: "stolen"}}
+		},
+		"POST /v1/stores/{store}/replacements": func() request {
+			return request{method: "POST", path: "/v1/stores/store-a/replacements", idem: newIdem(),
+				body: apitype.ReplaceRequest{Old: e.cards[7].hex(), New: e.cards[8].hex(), Reason: "lost"}}
+		},
+		"POST /v1/card/block": func() request {
+			return request{method: "POST", path: "/v1/card/block", body: apitype.BlockRequest{Reason: "lost"}}
+		},
+		"POST /v1/profile/cards/{card}/block": func() request {
+			return request{method: "POST", path: "/v1/profile/cards/" + claimed.hex() + "/block", body: apitype.BlockRequest{Reason: "lost"}}
+		},
 		"POST /v1/card/refund": func() request {
 			return request{method: "POST", path: "/v1/card/refund", body: apitype.RefundRequest{Name: "M", IBAN: "GB82 WEST 1234 5698 7654 32"}}
 		},

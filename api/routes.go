@@ -106,6 +106,8 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/stores/{store}/loads/{load}/written", roles: roles(RoleStore), h: s.loadWritten, privileged: true, money: true},
 		{method: "POST", path: "/v1/stores/{store}/day-close", roles: roles(RoleStore, RoleHQ), h: s.closeDay, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/receipts", roles: roles(RoleStore), h: s.storeReceipt, privileged: true, rerun: true},
+		{method: "POST", path: "/v1/stores/{store}/cards/{card}/block", roles: roles(RoleStore), h: s.storeBlockCard, privileged: true},
+		{method: "POST", path: "/v1/stores/{store}/replacements", roles: roles(RoleStore), h: s.replaceCard, privileged: true, money: true},
 		{method: "POST", path: "/v1/stores/{store}/card-events", roles: roles(RoleStore), h: s.storeCardEvents, privileged: true, bigBody: true, rerun: true},
 
 		// Headquarters.
@@ -124,6 +126,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/hq/keys", roles: staff, h: s.keyStatus, privileged: true},
 		{method: "GET", path: "/v1/hq/alerts", roles: roles(RoleHQ, RoleAuditor), h: s.listAlerts, privileged: true},
 		{method: "POST", path: "/v1/hq/alerts/{alert}/review", roles: staff, h: s.reviewAlert, privileged: true},
+		{method: "POST", path: "/v1/hq/cards/{card}/block", roles: staff, h: s.hqBlockCard, privileged: true},
 		{method: "POST", path: "/v1/hq/cards/{card}/unblock", roles: staff, h: s.unblockCard, privileged: true},
 
 		// Auditors.
@@ -137,11 +140,13 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/card", roles: roles(RoleCard), h: s.cardBalance},
 		{method: "GET", path: "/v1/card/history", roles: roles(RoleCardPIN), h: s.cardHistory, privileged: true},
 		{method: "POST", path: "/v1/card/refund", roles: roles(RoleCardPIN), h: s.cardRefund, privileged: true},
+		{method: "POST", path: "/v1/card/block", roles: roles(RoleCardPIN), h: s.cardBlock, privileged: true},
 		{method: "POST", path: "/v1/card/claim", roles: roles(RoleCardPIN), h: s.claimCard, privileged: true},
 		{method: "POST", path: "/v1/profile/login", roles: roles(RolePublic), h: s.login, privileged: true},
 		{method: "POST", path: "/v1/profile/logout", roles: roles(RoleProfile), h: s.logout, privileged: true},
 		{method: "GET", path: "/v1/profile", roles: roles(RoleProfile), h: s.exportProfile, privileged: true},
 		{method: "DELETE", path: "/v1/profile", roles: roles(RoleProfile), h: s.eraseProfile, privileged: true},
+		{method: "POST", path: "/v1/profile/cards/{card}/block", roles: roles(RoleProfile), h: s.profileBlock, privileged: true},
 		{method: "POST", path: "/v1/profile/cards/{card}/refund", roles: roles(RoleProfile), h: s.profileRefund, privileged: true},
 	}
 }

@@ -93,6 +93,10 @@ type Limits struct {
 	// is closed as soon as it is accepted. 0 means 256 and 4096,
 	// negative means no cap.
 	MaxConnsPerAddr, MaxConns int
+	// ReplacementWindow is how long a replaced card's hold waits for the
+	// terminals to sync past its block before the rest moves to the new
+	// card anyway; 0 means ledger.DefaultReplacementWindow.
+	ReplacementWindow time.Duration
 }
 
 func (l *Limits) defaults() {
@@ -131,6 +135,7 @@ func (l *Limits) defaults() {
 	durDef(&l.SignatureMaxAge, 60*time.Second)
 	durDef(&l.SessionKeyTTL, 12*time.Hour)
 	durDef(&l.CreditKeyTTL, 60*time.Second)
+	durDef(&l.ReplacementWindow, ledger.DefaultReplacementWindow)
 	if l.PasswordMemory == 0 {
 		l.PasswordMemory = 19 * 1024
 	}
@@ -251,6 +256,8 @@ type Server struct {
 
 	dummyOnce sync.Once
 	dummy     string
+
+	blocklist blocklists
 
 	alertMu sync.Mutex
 	alerted map[string]time.Time

@@ -134,3 +134,39 @@ func TestStoreMoneyRoutes(t *testing.T) {
 	r.json(t, &st)
 	require.Equal(t, [2]int64{1500, 0}, [2]int64{st.Balance, st.Pending})
 }
+
+// TestBlockAndReplaceRefusals: bad input to the block and replace routes
+// is a 400 with a one-line message and changes nothing; a second block
+// says so; a replacement of a replaced card is refused.
+func TestBlockAndReplaceRefusals(t *testing.T) {
+	e := newEnv(t, envOptions{cards: 3})
+	store := e.tokens["store"]
+	a, b := e.cards[0], e.cards[1]
+	for _, r := range []request{
+		{method: "POST", path: "/v1/stores/store-a/cards/" + a.hex() + "/block", bearer: store, body: apitype.BlockRequest{}},
+		{method: "POST", path: "/v1/stores/store-a/cards/zz/block", bearer: store, body: apitype.BlockRequest{Reason: "lost"}},
+		{method: "POST", path: "/v1/stores/store-a/replacements", bearer: store, idem: newIdem(), body: apitype.ReplaceRequest{Old: a.hex(), New: a.hex(), Reason: "lost"}},
+		{method: "POST", path: "/v1/stores/store-a/replacements", bearer: store, idem: newIdem(), body: apitype.ReplaceRequest{Old: a.hex(), New: "xyz", Reason: "lost"}},
+		{method: "POST", path: "/v1/stores/store-a/replacements", bearer: store, idem: newIdem(), body: apitype.ReplaceRequest{Old: a.hex(), New: b.hex(), Reason: "\x00"}},
+	} {
+		before := e.fingerprint()
+		resp := e.do(r)
+		require.Equal(t, http.StatusBadRequest, resp.status, "%s %s", r.path, resp.body)
+		require.NotContains(t, string(resp.body), "\n\"", "one line")
+		require.Equal(t, before, e.fingerprint(), "%s changed something", r.path)
+	}
+	resp := e.do(request{method: "POST", path: "/v1/stores/store-a/cards/" + a.hex() + "/block", bearer: store, body: apitype.BlockRequest{Reason: "lost"}})
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	var br apitype.BlockResponse
+	resp.json(t, &br)
+	require.False(t, br.Again)
+	resp = e.do(request{method: "POST", path: "/v1/stores/store-a/cards/" + a.hex() + "/block", bearer: store, body: apitype.BlockRequest{Reason: "lost"}})
+	resp.json(t, &br)
+	require.True(t, br.Again)
+	resp = e.do(request{method: "POST", path: "/v1/stores/store-a/replacements", bearer: store, idem: newIdem(), body: apitype.ReplaceRequest{Old: a.hex(), New: b.hex(), Reason: "lost"}})
+	require.Equal(t, http.StatusCreated, resp.status, string(resp.body))
+	before := e.fingerprint()
+	resp = e.do(request{method: "POST", path: "/v1/stores/store-a/replacements", bearer: store, idem: newIdem(), body: apitype.ReplaceRequest{Old: a.hex(), New: e.cards[2].hex(), Reason: "lost"}})
+	require.Equal(t, http.StatusConflict, resp.status, string(resp.body))
+	require.Equal(t, before, e.fingerprint())
+}

@@ -61,7 +61,7 @@ func (s *Server) enrolTerminal(c *call) error {
 	c.detail = "merchant " + rec.Merchant + ", event " + rec.Event
 	s.creds.forget(KeyID(req.Org, req.Terminal))
 	return c.reply(http.StatusCreated, apitype.EnrolResponse{KeyID: KeyID(req.Org, req.Terminal), Organizer: req.Org,
-		Merchant: rec.Merchant, Event: rec.Event})
+		Merchant: rec.Merchant, Event: rec.Event, HQKey: s.hqKeyDER()})
 }
 
 func newUUID() pgtype.UUID {
@@ -140,7 +140,11 @@ func (s *Server) sessionKey(c *call) error {
 		return fmt.Errorf("api: record session key: %w", err)
 	}
 	c.detail = "session key " + b.KeyID + " from " + used.String()
-	return c.reply(http.StatusCreated, apitype.SessionKeyResponse{Wrapped: *w, BaseKey: used.String()})
+	bl, err := s.blocklistFor(c, c.who.org, req.Blocklist)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusCreated, apitype.SessionKeyResponse{Wrapped: *w, BaseKey: used.String(), Blocklist: bl})
 }
 
 // checkSessionKey requires the terminal's current session key in the
@@ -195,8 +199,14 @@ func (s *Server) uploadBatch(c *call) error {
 	if err := c.decode(&req); err != nil {
 		return err
 	}
-	if len(req.Transactions) == 0 || len(req.Transactions) > MaxBatch {
+	// A batch without transactions carries refused taps or asks for the
+	// blocklist only.
+	if len(req.Transactions) > MaxBatch || (len(req.Transactions) == 0 && req.Blocklist == nil && len(req.Refused) == 0) {
 		return badRequest(fmt.Sprintf("a batch holds 1 to %d transactions", MaxBatch), nil)
+	}
+	refused, err := parseRefused(req.Refused)
+	if err != nil {
+		return err
 	}
 	res := make([]apitype.TxResult, len(req.Transactions))
 	var raws [][]byte
@@ -235,5 +245,20 @@ func (s *Server) uploadBatch(c *call) error {
 		counts[r.Status]++
 	}
 	c.detail = fmt.Sprintf("batch of %d: %v", len(res), counts)
-	return c.reply(http.StatusOK, apitype.BatchResponse{Results: res})
+	if err := s.refusedTaps(c, refused); err != nil {
+		return err
+	}
+	if req.Synced != nil {
+		if err := s.ledger.BlocklistSynced(c.ctx, c.who.org, c.who.terminal, *req.Synced); err != nil {
+			return err
+		}
+	}
+	if len(raws) > 0 || req.Synced != nil {
+		s.settleReplacements(c)
+	}
+	bl, err := s.blocklistFor(c, c.who.org, req.Blocklist)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, apitype.BatchResponse{Results: res, Blocklist: bl})
 }

@@ -253,7 +253,7 @@ type cardState struct {
 	status  string // uploads read it only for cards with an alert (activeCardAlerts)
 	balance int64  // normal side: the credit on the card
 	blocked bool   // an upload raised an alert for it
-	paidOut bool   // its refund was paid out (read with status)
+	paidOut bool   // its credit left: refund paid out, or replaced and settled (read with status)
 	// The tip of the card's chain (migration 017): the highest card
 	// sequence written, -1 if none, and the balance after it.
 	chainSeq, chainAfter int64

@@ -165,10 +165,13 @@ func (lk *cardAccountLock) finish(l *Ledger) error {
 
 // queueReadCardStatuses queues reading the statuses of cards into states
 // (cards that are locked, so the statuses are current), and whether a
-// refunded card's refund was paid out.
+// refunded card's refund was paid out or a replaced card's hold moved to
+// its new card: its credit left the ledger.
 func queueReadCardStatuses(b *pgx.Batch, org int64, cards [][]byte, states map[string]*cardState) {
-	b.Queue(`SELECT c.card_id, c.status, c.status = 'refunded' AND EXISTS (SELECT 1 FROM refunds r
-			WHERE r.org_id = $1 AND r.card_id = c.card_id AND r.status = 'exported')
+	b.Queue(`SELECT c.card_id, c.status, (c.status = 'refunded' AND EXISTS (SELECT 1 FROM refunds r
+			WHERE r.org_id = $1 AND r.card_id = c.card_id AND r.status = 'exported'))
+			OR (c.status = 'replaced' AND EXISTS (SELECT 1 FROM card_replacements p
+			WHERE p.org_id = $1 AND p.old_card = c.card_id AND p.settled_at IS NOT NULL))
 		FROM unnest($2::bytea[]) q(id)
 		CROSS JOIN LATERAL (SELECT card_id, status FROM cards WHERE org_id = $1 AND card_id = q.id OFFSET 0) c`,
 		org, cards).Query(func(rows pgx.Rows) error {

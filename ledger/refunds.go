@@ -131,6 +131,8 @@ func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest
 			}
 		case "refunded":
 			return fmt.Errorf("%w: card %s is already refunded", ErrExists, terminaltx.CardHex(req.Card))
+		case "replaced":
+			return fmt.Errorf("%w: card %s was replaced: its credit moved to the new card", ErrConflict, terminaltx.CardHex(req.Card))
 		}
 		var deadline, breakage *time.Time
 		if err := tx.QueryRow(ctx, `SELECT refund_deadline, breakage_at FROM events WHERE org_id = $1 AND event_id = $2`,

@@ -104,7 +104,7 @@ type MerchantSales struct {
 
 // ChannelTopUps is the money loaded through one channel.
 type ChannelTopUps struct {
-	Channel string `json:"channel"` // cash or online
+	Channel string `json:"channel"` // cash, online, or transfer (a replaced card's credit moved to its new card)
 	Status  string `json:"status"`  // loaded (confirmed on the card), pending (paid, not confirmed on the card), refunded or expired
 	Count   int64  `json:"count"`
 	Amount  int64  `json:"amount"`

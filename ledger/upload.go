@@ -700,7 +700,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			entries = append(entries, entry{id: d.tx.ID, kind: "refunded_card_debit", ref: terminaltx.CardHex(d.tx.Card),
 				at: d.tx.Time, postings: transfer(lossAccount, d.merchantAccount, d.tx.Amount)})
 			a := alert{id: l.newID(), card: d.tx.Card, kind: ReasonRefundedCard, txn: d.tx.ID, notice: true,
-				detail: fmt.Sprintf("debit of %d for merchant %s reached the ledger after the card's refund was paid out; paid from refund losses", d.tx.Amount, d.tx.Merchant)}
+				detail: fmt.Sprintf("debit of %d for merchant %s reached the ledger after the card's credit was paid out or moved to its replacement; paid from refund losses", d.tx.Amount, d.tx.Merchant)}
 			alerts = append(alerts, a)
 			l.log.Warn("card alert", "org", org, "card", terminaltx.CardHex(d.tx.Card), "reason", a.kind, "txn", d.tx.ID.String(), "terminal", d.tx.Terminal, "detail", a.detail)
 			for _, acct := range []int64{lossAccount, d.merchantAccount} {

@@ -77,3 +77,44 @@ type BalanceKeyResponse struct {
 	Balance keydelivery.Wrapped `json:"balance"`
 	Read    keydelivery.Wrapped `json:"read"`
 }
+
+// BlockRequest is the body of the routes that block a lost or stolen
+// card: POST /v1/hq/cards/{card}/block, /v1/stores/{store}/cards/{card}/block,
+// /v1/card/block and /v1/profile/cards/{card}/block.
+type BlockRequest struct {
+	Reason string `json:"reason"`
+}
+
+// BlockResponse answers a block: the card is on the organizer's
+// blocklist from Blocklist (its version) on; terminals refuse it once
+// they have that version.
+type BlockResponse struct {
+	Card      string `json:"card"`
+	Status    string `json:"status"` // blocked
+	Blocklist uint64 `json:"blocklist"`
+	Again     bool   `json:"again,omitempty"` // it was blocked already
+}
+
+// ReplaceRequest is the body of POST /v1/stores/{store}/replacements: card
+// New takes card Old's balance. The Idempotency-Key header is required
+// and becomes the replacement's id and the id of its first load.
+type ReplaceRequest struct {
+	Old    string `json:"old"`
+	New    string `json:"new"`
+	Reason string `json:"reason"`
+}
+
+// ReplaceResponse is a replacement: Old's balance, the hold kept back
+// until the terminals synced past Old's block (it follows as a second
+// load), and the first load (Balance - Hold, pending until written onto
+// New; "" when nothing moved at once).
+type ReplaceResponse struct {
+	ID        string `json:"id"`
+	Old       string `json:"old"`
+	New       string `json:"new"`
+	Balance   int64  `json:"balance"`
+	Hold      int64  `json:"hold"`
+	Load      string `json:"load,omitempty"`
+	Amount    int64  `json:"amount,omitempty"`
+	Blocklist uint64 `json:"blocklist"`
+}

@@ -20,6 +20,11 @@ type Backend interface {
 	History(ctx context.Context, from string, card, pin Secret) (History, error)
 	// Refund requests the refund of the card's balance to p.
 	Refund(ctx context.Context, from string, card, pin Secret, p Payout) (RefundReceipt, error)
+	// Block blocks the card (lost or stolen, reason) with its PIN: it goes
+	// on the blocklist the payment terminals check offline.
+	Block(ctx context.Context, from string, card, pin Secret, reason string) error
+	// ProfileBlock blocks one of the profile's cards.
+	ProfileBlock(ctx context.Context, from string, session Secret, cardID, reason string) error
 	// Claim links the card to the profile of c (made if new) and logs in.
 	Claim(ctx context.Context, from string, card, pin Secret, c Credentials) (Secret, error)
 	// Login logs in to the profile of c, in the card's organizer.

@@ -329,3 +329,54 @@ func TestBrowser(t *testing.T) {
 	}
 	require.False(t, slices.ContainsFunc(b.consol, func(m string) bool { return strings.Contains(m, card.token) }))
 }
+
+// TestBrowserBlock: a cardholder blocks a lost card from its page, in
+// Dutch with the QR code and PIN, and another from its profile's page in
+// English; each goes on the organizer's blocklist, and the pages show it
+// blocked without the action.
+func TestBrowserBlock(t *testing.T) {
+	e := newAPIEnv(t, 2, 0)
+	card, other := e.cards[0], e.cards[1]
+	ts := httptest.NewUnstartedServer(e.srv)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	b := newTab(t, ts.URL)
+	cb := "/c/" + card.token
+
+	b.open(cb + "?lang=nl")
+	b.page("nl-card-block-link", "Kwijt of gestolen? Blokkeer de kaart")
+	b.do(chromedp.Evaluate[chromedp.Void](`document.documentElement.dataset.old = "1"`),
+		chromedp.Click(chromedp.CSS(`a[href$="/block"]`)),
+		chromedp.WaitReady(chromedp.CSS(`html:not([data-old]) footer`)))
+	b.page("nl-block-form", "Je kaart blokkeren", "Ik ben de kaart kwijt", "De kaart is gestolen")
+	b.do(chromedp.Click(chromedp.CSS("#reason-stolen")))
+	b.fill("#pin", card.wrongPIN())
+	b.submit(`form[action$="/block"] button`)
+	b.page("nl-block-wrong-pin", "Verkeerde pincode")
+	require.Zero(t, e.count(t, `SELECT count(*) FROM card_blocklist WHERE listed`), "a wrong PIN blocks nothing")
+	b.do(chromedp.Click(chromedp.CSS("#reason-stolen")))
+	b.fill("#pin", card.pin)
+	b.submit(`form[action$="/block"] button`)
+	b.page("nl-blocked", "De kaart is geblokkeerd")
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM card_blocklist WHERE listed AND card_id = $1`, card.uid))
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM card_alert_actions WHERE action = 'block' AND card_id = $1 AND reason = 'stolen (cardholder)'`, card.uid))
+	b.open(cb + "?lang=nl")
+	b.page("nl-card-blocked", "geblokkeerd")
+	require.NotContains(t, b.main(), "Blokkeer de kaart", "a blocked card offers no block")
+
+	// The other card, claimed, blocked from the profile's page in English.
+	ob := "/c/" + other.token
+	b.open(ob + "/claim?lang=en")
+	b.fill("#pin", other.pin)
+	b.fill("#email", "grace@example.org")
+	b.fill("#password", "correct horse battery")
+	b.do(chromedp.Click(chromedp.CSS("#consent")))
+	b.submit(`form[action$="/claim"] button`)
+	b.page("en-profile", "grace@example.org", other.hex(), "Lost or stolen? Block the card")
+	b.do(chromedp.Click(chromedp.CSS(`details:has(form[action$="/block"]) summary`)),
+		chromedp.Click(chromedp.CSS(`#lost-`+other.hex())))
+	b.submit(`form[action$="/block"] button`)
+	b.page("en-blocked", "The card is blocked")
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM card_blocklist WHERE listed AND card_id = $1`, other.uid))
+	require.Equal(t, 2, e.count(t, `SELECT version FROM card_blocklist_heads`))
+}

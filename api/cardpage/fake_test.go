@@ -22,6 +22,7 @@ type fakeBackend struct {
 	claimed   bool
 	failures  int
 	refunds   []cardpage.Payout
+	blocked   []string // reasons
 	erased    bool
 	loggedOut bool
 	calls     int
@@ -101,6 +102,29 @@ func (f *fakeBackend) Refund(_ context.Context, _ string, tok, pin cardpage.Secr
 	}
 	f.refunds = append(f.refunds, p)
 	return cardpage.RefundReceipt{ID: "r1", Amount: 1250}, nil
+}
+
+func (f *fakeBackend) Block(_ context.Context, _ string, tok, pin cardpage.Secret, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.card(tok); err != nil {
+		return err
+	}
+	if err := f.checkPIN(pin); err != nil {
+		return err
+	}
+	f.blocked = append(f.blocked, reason)
+	return nil
+}
+
+func (f *fakeBackend) ProfileBlock(_ context.Context, _ string, s cardpage.Secret, card, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.profile(s); err != nil {
+		return err
+	}
+	f.blocked = append(f.blocked, reason)
+	return nil
 }
 
 func (f *fakeBackend) Claim(_ context.Context, _ string, tok, pin cardpage.Secret, c cardpage.Credentials) (cardpage.Secret, error) {

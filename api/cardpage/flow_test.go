@@ -183,3 +183,24 @@ func TestAssets(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, c.get("/assets/cardpage/secret.txt").status)
 	require.Equal(t, http.StatusNotFound, c.postRaw("/privacy", url.Values{}).status)
 }
+
+// TestBlockForm: the block form needs lost or stolen and the PIN; a bad
+// reason or a wrong PIN blocks nothing.
+func TestBlockForm(t *testing.T) {
+	f := newFake()
+	h, _ := newPages(t, f)
+	c := newClient(t, h)
+	p := c.get(base + "/block")
+	require.Equal(t, 200, p.status)
+	require.Contains(t, p.body, "Block your card")
+	p = c.post(base+"/block", url.Values{"pin": {fakePIN}, "reason": {"bored"}})
+	require.Equal(t, http.StatusBadRequest, p.status)
+	require.Contains(t, p.body, "Choose lost or stolen.")
+	p = c.post(base+"/block", url.Values{"pin": {"000000"}, "reason": {"lost"}})
+	require.Equal(t, http.StatusUnauthorized, p.status)
+	require.Empty(t, f.blocked)
+	p = c.post(base+"/block", url.Values{"pin": {fakePIN}, "reason": {"lost"}})
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	require.Contains(t, p.body, "The card is blocked")
+	require.Equal(t, []string{"lost (cardholder)"}, f.blocked)
+}

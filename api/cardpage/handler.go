@@ -94,7 +94,7 @@ func New(o Options) (*Handler, error) {
 	}
 	h.csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action " + formAction +
 		"; frame-ancestors 'none'; base-uri 'none'"
-	for _, name := range []string{"card", "history", "refund", "refunded", "claim", "login", "account", "erased", "privacy", "message"} {
+	for _, name := range []string{"card", "history", "refund", "refunded", "block", "claim", "login", "account", "erased", "privacy", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("cardpage: template %s: %w", name, err)
@@ -106,6 +106,8 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("POST /c/{token}/history", h.history)
 	m.HandleFunc("GET /c/{token}/refund", h.refundForm)
 	m.HandleFunc("POST /c/{token}/refund", h.refund)
+	m.HandleFunc("GET /c/{token}/block", h.blockForm)
+	m.HandleFunc("POST /c/{token}/block", h.block)
 	m.HandleFunc("GET /c/{token}/claim", h.claimForm)
 	m.HandleFunc("POST /c/{token}/claim", h.claim)
 	m.HandleFunc("GET /c/{token}/login", h.loginForm)
@@ -114,6 +116,7 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("GET /topup/{checkout}", h.topUpReturn)
 	m.HandleFunc("GET /account", h.account)
 	m.HandleFunc("POST /account/cards/{card}/refund", h.profileRefund)
+	m.HandleFunc("POST /account/cards/{card}/block", h.profileBlock)
 	m.HandleFunc("POST /account/export", h.export)
 	m.HandleFunc("POST /account/erase", h.erase)
 	m.HandleFunc("POST /account/logout", h.logout)
@@ -450,6 +453,65 @@ func (h *Handler) refund(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Msg = p.Tf("refund_done", p.Money(rc.Amount))
 	h.render(w, http.StatusCreated, "refunded", p)
+}
+
+func (h *Handler) blockForm(w http.ResponseWriter, r *http.Request) {
+	_, p, ok := h.openCardPage(w, r, "block_title", "/block", false)
+	if !ok {
+		return
+	}
+	h.render(w, http.StatusOK, "block", p)
+}
+
+// blockReason is the reason a block form names: lost or stolen.
+func blockReason(r *http.Request) (string, bool) {
+	switch v := r.PostForm.Get("reason"); v {
+	case "lost", "stolen":
+		return v + " (cardholder)", true
+	}
+	return "", false
+}
+
+func (h *Handler) block(w http.ResponseWriter, r *http.Request) {
+	tok, p, ok := h.openCardPage(w, r, "block_title", "/block", true)
+	if !ok {
+		return
+	}
+	reason, valid := blockReason(r)
+	if !valid {
+		p.Errs["reason"] = p.T("block_reason_required")
+		p.Msg, p.IsError = p.T("err_form"), true
+		h.render(w, http.StatusBadRequest, "block", p)
+		return
+	}
+	if err := h.be.Block(r.Context(), h.from(r), tok, NewSecret(r.PostForm.Get("pin")), reason); err != nil {
+		st, key := h.failure(r, err)
+		p.Msg, p.IsError = p.T(key), true
+		if st == http.StatusUnauthorized || st == http.StatusTooManyRequests || errors.Is(err, ErrPINFormat) {
+			p.Errs["pin"] = p.Msg
+		}
+		h.render(w, st, "block", p)
+		return
+	}
+	h.message(w, r, http.StatusOK, "block_done", p.Base)
+}
+
+func (h *Handler) profileBlock(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.openProfile(w, r, true)
+	if !ok {
+		return
+	}
+	reason, valid := blockReason(r)
+	if !valid {
+		h.message(w, r, http.StatusBadRequest, "block_reason_required", "")
+		return
+	}
+	if err := h.be.ProfileBlock(r.Context(), h.from(r), s, r.PathValue("card"), reason); err != nil {
+		st, key := h.failure(r, err)
+		h.message(w, r, st, key, "")
+		return
+	}
+	h.message(w, r, http.StatusOK, "block_done", "")
 }
 
 func (h *Handler) claimForm(w http.ResponseWriter, r *http.Request) {

@@ -160,3 +160,9 @@ func (s *Stack) storeClient(ctx context.Context, org int64, storeToken, store st
 	s.closers = append(s.closers, sc.Close)
 	return sc, nil
 }
+
+// StoreClient returns the stack's store client of the store, as CashLoad
+// uses it (opened on first use with storeToken).
+func (s *Stack) StoreClient(ctx context.Context, org int64, storeToken, store string) (*storeclient.Client, error) {
+	return s.storeClient(ctx, org, storeToken, store)
+}

@@ -27,6 +27,8 @@ type entry struct {
 	Key     string   `json:"key,omitempty"`
 	Load    string   `json:"load,omitempty"`
 	ID      string   `json:"id,omitempty"`
+	// Amount is the load's amount when the answer fixed it (a replacement).
+	Amount int64 `json:"amount,omitempty"`
 }
 
 // journal is the append-only file of money requests. On open it is
@@ -105,6 +107,9 @@ func (j *journal) apply(e entry) {
 	case opAnswered:
 		if r := j.reqs[e.Key]; r != nil {
 			r.Answered, r.Load = true, e.Load
+			if e.Amount > 0 {
+				r.Amount = e.Amount
+			}
 		}
 	case opDone, opRefused:
 		delete(j.reqs, e.Key)

@@ -302,6 +302,9 @@ type Request struct {
 	Key  string `json:"key"`
 	Kind string `json:"kind"` // KindSale or KindTopUp
 	Card string `json:"card"`
+	// Old is the card a replacement replaces (Card is the new one).
+	Old    string `json:"old,omitempty"`
+	Reason string `json:"reason,omitempty"`
 	// Deposit is a sale's deposit; Amount the credit to load.
 	Deposit int64 `json:"deposit,omitempty"`
 	Amount  int64 `json:"amount,omitempty"`
@@ -316,8 +319,9 @@ type Request struct {
 
 // Kinds of money requests.
 const (
-	KindSale  = "sale"
-	KindTopUp = "topup"
+	KindSale    = "sale"
+	KindTopUp   = "topup"
+	KindReplace = "replace"
 )
 
 // Result is what a sale or a top-up did.
@@ -331,6 +335,8 @@ type Result struct {
 	// Settled are earlier requests of the card that were open in the
 	// journal and were finished first.
 	Settled []Result
+	// Replacement is the API's answer to a replacement (KindReplace).
+	Replacement *apitype.ReplaceResponse
 }
 
 // Sell sells the card in the field for cash: a refundable deposit and
@@ -348,6 +354,31 @@ func (c *Client) TopUp(ctx context.Context, card terminal.Card, amount int64) (R
 		return Result{}, errors.New("storeclient: a top-up needs a positive amount (cents)")
 	}
 	return c.do(ctx, card, Request{Kind: KindTopUp, Amount: amount})
+}
+
+// Replace makes the card in the field the replacement of the lost or
+// stolen card old: the old card is blocked for good and the new card takes
+// its balance, less the organizer's hold, as a load written at once. The
+// hold follows as a second pending load once the terminals have synced
+// past the block; it is written when the new card is next presented
+// (Settle, a top-up, or an online terminal).
+func (c *Client) Replace(ctx context.Context, card terminal.Card, old []byte, reason string) (Result, error) {
+	if len(old) == 0 || reason == "" {
+		return Result{}, errors.New("storeclient: a replacement needs the old card and a reason")
+	}
+	return c.do(ctx, card, Request{Kind: KindReplace, Old: terminaltx.CardHex(old), Reason: reason})
+}
+
+// Block blocks a lost or stolen card at the store's desk: it goes on the
+// organizer's blocklist, which terminals take with their next answer.
+func Block(ctx context.Context, cfg Config, card []byte, reason string) (apitype.BlockResponse, error) {
+	var out apitype.BlockResponse
+	if err := cfg.defaults(); err != nil {
+		return out, err
+	}
+	err := call(ctx, &cfg, "", "POST", "/v1/stores/"+cfg.Store+"/cards/"+terminaltx.CardHex(card)+"/block",
+		apitype.BlockRequest{Reason: reason}, &out)
+	return out, err
 }
 
 func (c *Client) do(ctx context.Context, card terminal.Card, r Request) (Result, error) {
@@ -422,6 +453,13 @@ func (c *Client) run(ctx context.Context, card terminal.Card, uid []byte, r Requ
 		case KindTopUp:
 			err = call(ctx, &c.cfg, r.Key, "POST", "/v1/stores/"+c.cfg.Store+"/topups",
 				apitype.TopUpRequest{Card: r.Card, Amount: r.Amount}, &mr)
+		case KindReplace:
+			var rr apitype.ReplaceResponse
+			err = call(ctx, &c.cfg, r.Key, "POST", "/v1/stores/"+c.cfg.Store+"/replacements",
+				apitype.ReplaceRequest{Old: r.Old, New: r.Card, Reason: r.Reason}, &rr)
+			mr = apitype.MoneyResponse{ID: rr.ID, Card: rr.New, Amount: rr.Amount, Load: rr.Load}
+			r.Amount = rr.Amount
+			res.Replacement = &rr
 		default:
 			err = &HTTPError{Status: http.StatusBadRequest, Message: "unknown request kind " + r.Kind}
 		}
@@ -440,7 +478,7 @@ func (c *Client) run(ctx context.Context, card terminal.Card, uid []byte, r Requ
 		}
 		r.Load, r.Answered = mr.Load, true
 		res.Request, res.ID = r, mr.ID
-		if err := c.j.append(entry{Op: opAnswered, Key: r.Key, Load: mr.Load, ID: mr.ID}); err != nil {
+		if err := c.j.append(entry{Op: opAnswered, Key: r.Key, Load: mr.Load, ID: mr.ID, Amount: mr.Amount}); err != nil {
 			return res, err
 		}
 	}

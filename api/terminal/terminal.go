@@ -2,9 +2,11 @@ package terminal
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/loopcard/loopcard/api/apitype"
+	"github.com/loopcard/loopcard/api/blocklist"
 	"github.com/loopcard/loopcard/api/internal/fsync"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys/keyderiv"
@@ -77,6 +80,9 @@ type identity struct {
 	Merchant string `json:"merchant,omitempty"`
 	Event    string `json:"event,omitempty"`
 	KeyID    string `json:"key_id"`
+	// HQKey is hq-sign's public key (PKIX DER) the server gave at
+	// enrolment, pinned: it verifies the blocklist.
+	HQKey    []byte `json:"hq_key,omitempty"`
 	SignSeed []byte `json:"sign_seed"`
 	KexKey   []byte `json:"kex_key"`
 }
@@ -95,6 +101,11 @@ type Terminal struct {
 	queue *Queue
 
 	cardMu sync.Mutex // one card at a time
+
+	hqKey crypto.PublicKey // nil: the terminal takes no blocklist
+	blMu  sync.Mutex
+	bl    *blocklist.List
+	refMu sync.Mutex // the refused taps file
 
 	keyMu   sync.Mutex
 	wrapped *keydelivery.Wrapped
@@ -157,8 +168,13 @@ func Enrol(ctx context.Context, cfg Config, org int64, terminal, token string) e
 	if !terminaltx.ValidID(er.Merchant) || !terminaltx.ValidID(er.Event) {
 		return fmt.Errorf("terminal: enrol %s: the server's answer names no merchant and event (a server older than this terminal?)", terminal)
 	}
+	if len(er.HQKey) > 0 {
+		if _, err := x509.ParsePKIXPublicKey(er.HQKey); err != nil {
+			return fmt.Errorf("terminal: enrol %s: the server's HQ key does not parse: %w", terminal, err)
+		}
+	}
 	id := identity{Org: org, Terminal: terminal, Merchant: er.Merchant, Event: er.Event, KeyID: er.KeyID,
-		SignSeed: priv.Seed(), KexKey: kex.Bytes()}
+		HQKey: er.HQKey, SignSeed: priv.Seed(), KexKey: kex.Bytes()}
 	b, err := json.Marshal(id)
 	if err != nil {
 		return err
@@ -213,6 +229,12 @@ func Open(cfg Config) (*Terminal, error) {
 	t.cl = &client{base: cfg.URL, http: cfg.HTTP, signer: s}
 	if t.queue, err = OpenQueue(filepath.Join(cfg.StateDir, QueueFile)); err != nil {
 		return nil, err
+	}
+	if t.hqKey, err = t.id.pinnedKey(); err != nil {
+		return nil, err
+	}
+	if err := t.loadBlocklist(); err != nil {
+		t.log.Warn("terminal: stored blocklist not usable; the next answer brings it again", "err", err)
 	}
 	if err := t.loadSessionKey(); err != nil {
 		t.log.Info("terminal: stored session key not usable", "err", err)
@@ -313,12 +335,17 @@ func (t *Terminal) SessionKeyExpires() time.Time {
 // (POST /v1/terminal/session-keys) and keeps it on disk, wrapped as it came.
 func (t *Terminal) RenewSessionKey(ctx context.Context) error {
 	var sk apitype.SessionKeyResponse
-	if err := t.cl.call(ctx, "POST", "/v1/terminal/session-keys", apitype.SessionKeyRequest{Event: t.id.Event}, &sk, true, ""); err != nil {
+	req := apitype.SessionKeyRequest{Event: t.id.Event, Blocklist: t.blocklistVersion()}
+	if err := t.cl.call(ctx, "POST", "/v1/terminal/session-keys", req, &sk, true, ""); err != nil {
 		return fmt.Errorf("terminal: session key: %w", err)
 	}
 	if err := t.installKey(&sk); err != nil {
 		return err
 	}
+	if err := t.applyBlocklist(sk.Blocklist); err != nil {
+		return err
+	}
+	sk.Blocklist = nil // kept in its own file
 	b, err := json.Marshal(sk)
 	if err != nil {
 		return err
@@ -429,6 +456,7 @@ func (t *Terminal) Resolve(card Card) (int, error) {
 }
 
 // Debit takes amount (minor units) from the card in the field, offline:
+// a card on the blocklist is refused (ErrCardBlocked) and the tap recorded;
 // see the package documentation for the order of the card transaction and
 // the queue. It returns the signed transaction once the card committed it
 // and the queue holds it. Errors wrap ErrInsufficient, ErrUncertain,
@@ -439,6 +467,13 @@ func (t *Terminal) Debit(card Card, amount int64) (*terminaltx.Signed, error) {
 	}
 	t.cardMu.Lock()
 	defer t.cardMu.Unlock()
+	// A card on the blocklist is refused before anything is read from it.
+	if uid, err := card.UID(); err == nil && t.Blocked(uid) {
+		if err := t.refuse(uid); err != nil {
+			return nil, errors.Join(ErrCardBlocked, err)
+		}
+		return nil, ErrCardBlocked
+	}
 	s, uid, err := t.open(card)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/loopcard/loopcard/api/apitype"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/ledger/txid"
 )
 
@@ -38,12 +39,29 @@ func (t *Terminal) UploadOnce(ctx context.Context) (UploadResult, error) {
 	if len(txs) == 0 {
 		return UploadResult{}, nil
 	}
-	req := apitype.BatchRequest{Transactions: make([][]byte, len(txs))}
+	return t.upload(ctx, txs)
+}
+
+// upload sends txs (none: a batch for the blocklist and the refused taps
+// only) with the refused taps and the blocklist version, and takes the
+// answer's blocklist.
+func (t *Terminal) upload(ctx context.Context, txs []*terminaltx.Signed) (UploadResult, error) {
+	// The version first, then whether the batch empties the queue: every
+	// transaction taken while the list was older is in it or sent before.
+	version := t.blocklistVersion()
+	refused, err := t.RefusedTaps()
+	if err != nil {
+		return UploadResult{}, err
+	}
+	req := apitype.BatchRequest{Transactions: make([][]byte, len(txs)), Refused: refused, Blocklist: version}
 	for i, s := range txs {
 		req.Transactions[i] = s.Bytes()
 	}
+	if version != nil && t.queue.Counts().Pending == 0 && len(t.queue.Unsent(len(txs)+1)) == len(txs) {
+		req.Synced = version
+	}
 	var resp apitype.BatchResponse
-	err := t.cl.call(ctx, "POST", "/v1/terminal/batches", req, &resp, true, t.sessionKeyID())
+	err = t.cl.call(ctx, "POST", "/v1/terminal/batches", req, &resp, true, t.sessionKeyID())
 	var he *HTTPError
 	if errors.As(err, &he) && he.Status == http.StatusUnauthorized {
 		if rerr := t.RenewSessionKey(ctx); rerr != nil {
@@ -54,8 +72,17 @@ func (t *Terminal) UploadOnce(ctx context.Context) (UploadResult, error) {
 	if err != nil {
 		return UploadResult{}, err
 	}
+	if err := t.dropRefused(len(refused)); err != nil {
+		return UploadResult{}, err
+	}
+	if err := t.applyBlocklist(resp.Blocklist); err != nil {
+		return UploadResult{}, err
+	}
 	if len(resp.Results) != len(txs) {
 		return UploadResult{}, errors.New("terminal: upload answer does not match the batch")
+	}
+	if len(txs) == 0 {
+		return UploadResult{}, nil
 	}
 	res := UploadResult{Batches: 1}
 	var done, rejected []txid.ID
@@ -129,6 +156,9 @@ func (t *Terminal) RunUploader(ctx context.Context, interval time.Duration, b Ba
 		var r UploadResult
 		if err == nil {
 			r, err = t.Upload(ctx)
+		}
+		if err == nil && r.Batches == 0 {
+			err = t.SyncBlocklist(ctx)
 		}
 		if ctx.Err() != nil {
 			return

@@ -28,6 +28,7 @@ var auditedCommands = map[string]bool{
 	"handover issue": true, "handover send": true,
 	"keys init": true, "keys import": true, "keys rotate": true,
 	"store enrol": true, "audit records": true,
+	"ledger block": true, "ledger replacement-hold": true, "ledger settle-replacements": true,
 }
 
 // hsmCommands change the HSM and nothing else. A key ceremony may run

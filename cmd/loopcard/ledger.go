@@ -84,6 +84,9 @@ func ledgerCommand() *cli.Command {
 			},
 			ledgerReviewCommand(),
 			ledgerUnblockCommand(),
+			ledgerBlockCommand(),
+			ledgerReplacementHoldCommand(),
+			ledgerSettleReplacementsCommand(),
 			{
 				Name:  "payout",
 				Usage: "fix the amount of every refund that is due and export them as one SEPA credit-transfer file (pain.001.001.09), booked",

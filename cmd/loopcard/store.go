@@ -105,6 +105,8 @@ func storeCommand() *cli.Command {
 			storeSellCommand(),
 			storeTopUpCommand(),
 			storeBalanceCommand(),
+			storeBlockCommand(),
+			storeReplaceCommand(),
 		},
 	}
 }

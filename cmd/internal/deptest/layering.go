@@ -33,6 +33,7 @@ var Layering = []Rule{
 			"build with CGO_ENABLED=0 and without the server, the database or the HSM module",
 		Pkgs: []string{
 			"api/apitype",
+			"api/blocklist",
 			"api/terminal",
 			"api/storeclient",
 			"keys/keyderiv",
