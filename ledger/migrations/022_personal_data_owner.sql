@@ -31,11 +31,12 @@ ALTER TABLE api_profiles ADD COLUMN login_failures integer NOT NULL DEFAULT 0,
 -- id, never by the card's QR token: the return address names the
 -- checkout, which maps to the card here until it expires.
 CREATE TABLE api_checkouts (
-    checkout_id text PRIMARY KEY,
     org_id      bigint NOT NULL,
+    checkout_id text NOT NULL,
     card_id     bytea NOT NULL,
     amount      bigint NOT NULL CHECK (amount > 0),
     created_at  timestamptz NOT NULL,
-    expires_at  timestamptz NOT NULL
+    expires_at  timestamptz NOT NULL,
+    PRIMARY KEY (org_id, checkout_id)
 );
 CREATE INDEX api_checkouts_expires ON api_checkouts (expires_at);

@@ -276,7 +276,6 @@ CREATE TABLE provider_refunds (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     sent_at timestamp with time zone,
     CONSTRAINT provider_refunds_pkey PRIMARY KEY (org_id, line_id),
-    CONSTRAINT provider_refunds_org_id_refund_id_fkey FOREIGN KEY (org_id, refund_id) REFERENCES refunds(org_id, refund_id),
     CONSTRAINT provider_refunds_amount_check CHECK ((amount > 0)),
     CONSTRAINT provider_refunds_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sent'::text])))
 );
@@ -592,13 +591,13 @@ CREATE TABLE api_audit (
 
 -- table api_checkouts, owned by api
 CREATE TABLE api_checkouts (
-    checkout_id text NOT NULL,
     org_id bigint NOT NULL,
+    checkout_id text NOT NULL,
     card_id bytea NOT NULL,
     amount bigint NOT NULL,
     created_at timestamp with time zone NOT NULL,
     expires_at timestamp with time zone NOT NULL,
-    CONSTRAINT api_checkouts_pkey PRIMARY KEY (checkout_id),
+    CONSTRAINT api_checkouts_pkey PRIMARY KEY (org_id, checkout_id),
     CONSTRAINT api_checkouts_amount_check CHECK ((amount > 0))
 );
 CREATE INDEX api_checkouts_expires ON public.api_checkouts USING btree (expires_at);
