@@ -40,7 +40,8 @@ type SimConfig struct {
 	TapEvery time.Duration
 	// Midway, when set, is called once, on a goroutine of its own, when
 	// half of all taps are done: the failover test kills the database's
-	// primary there. The taps go on meanwhile.
+	// primary there. The taps go on meanwhile. Out gets a line
+	// ("simulate: half of the taps done") at that moment either way.
 	Midway func()
 }
 
@@ -74,12 +75,20 @@ type SimReport struct {
 	// CrashCommitted); Mismatched the cards whose ledger balance differs
 	// from the card's own.
 	Recorded int `json:"recorded"`
+	// Acked is how many transactions the API acknowledged in the end
+	// (the terminals marked them done in their queues): every one of them
+	// must be among Recorded.
+	Acked int `json:"acked"`
 	// AckedBeforeMidway is how many transactions the API had acknowledged
-	// (the terminals marked them done in their queues) when Midway was
-	// called.
-	AckedBeforeMidway int `json:"acked_before_midway,omitempty"`
-	// TapsPerSecondBefore and After are the taps per second before and
-	// after Midway returned (with SimConfig.Midway only).
+	// when half of the taps were done (when Midway was called).
+	AckedBeforeMidway int `json:"acked_before_midway"`
+	// MaxQueued is the most transactions the terminals held at once,
+	// committed by their cards and not yet acknowledged by the API
+	// (sampled every 50 ms): how full the queues got while the API or its
+	// database was away.
+	MaxQueued int `json:"max_queued"`
+	// TapsPerSecondBefore and After are the taps per second before half of
+	// the taps were done and after Midway returned.
 	TapsPerSecondBefore float64 `json:"taps_per_second_before,omitempty"`
 	TapsPerSecondAfter  float64 `json:"taps_per_second_after,omitempty"`
 	Duplicates          int     `json:"duplicates"`
@@ -180,22 +189,53 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 	var midAt, midDone time.Time
 	var midTaps, doneTaps int64
 	midway := func() {
-		if cfg.Midway != nil && tapped.Add(1) == half {
+		if tapped.Add(1) == half {
 			acked := 0
 			for _, st := range terms {
-				acked += st.t.Queue().Counts().Done
+				acked += st.counts().Done
 			}
 			mu.Lock()
 			rep.AckedBeforeMidway, midAt, midTaps = acked, time.Now(), half
 			mu.Unlock()
+			fmt.Fprintf(out, "simulate: half of the taps done, %d transactions acknowledged by the API\n", acked)
 			go func() {
-				cfg.Midway()
+				if cfg.Midway != nil {
+					cfg.Midway()
+				}
 				mu.Lock()
 				midDone, doneTaps = time.Now(), tapped.Load()
 				mu.Unlock()
 			}()
 		}
 	}
+	// The queues' fill, sampled until the last upload.
+	sampled := make(chan struct{})
+	stopSampling := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			q := 0
+			for _, st := range terms {
+				q += st.counts().Committed
+			}
+			mu.Lock()
+			rep.MaxQueued = max(rep.MaxQueued, q)
+			mu.Unlock()
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() {
+		select {
+		case <-stopSampling:
+		default:
+			close(stopSampling)
+			<-sampled
+		}
+	}()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, len(terms))
@@ -302,8 +342,11 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 		}
 	}
 	rep.DrainSeconds = time.Since(drain).Seconds()
+	close(stopSampling)
+	<-sampled
 	for _, st := range terms {
 		st.stopUploader()
+		rep.Acked += st.t.Queue().Counts().Done
 	}
 
 	lag, err := l.UploadLag(ctx, cfg.Org, run+"-")
@@ -327,6 +370,7 @@ func Simulate(ctx context.Context, s *Stack, cfg SimConfig) (*SimReport, error) 
 
 // simTerminal is one simulated terminal with its background uploader.
 type simTerminal struct {
+	mu     sync.Mutex // guards t for other goroutines than the terminal's (counts)
 	t      *terminal.Terminal
 	cfg    terminal.Config
 	every  time.Duration
@@ -361,9 +405,18 @@ func (s *simTerminal) restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
 	s.t = t
+	s.mu.Unlock()
 	s.startUploader(ctx)
 	return nil
+}
+
+// counts are the terminal's queue counts, from any goroutine.
+func (s *simTerminal) counts() terminal.Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.t.Queue().Counts()
 }
 
 func (s *simTerminal) close() {

@@ -112,6 +112,7 @@ func terminalCommand() *cli.Command {
 					&cli.IntFlag{Name: "taps", Value: 100, Usage: "payments per terminal"},
 					&cli.IntFlag{Name: "cards-per-terminal", Value: 4, Usage: "virtual cards per terminal"},
 					&cli.IntFlag{Name: "restart-every", Usage: "kill each terminal in the middle of a card's commit every N taps and restart it from its state directory (0: never)"},
+					&cli.DurationFlag{Name: "tap-every", Usage: "pause of each terminal between two taps (0: as fast as the cards answer)"},
 					&cli.StringFlag{Name: "url", Usage: "the API's base URL (default: serve one in this process)"},
 					&cli.StringFlag{Name: "ca", Usage: "PEM file of the API's CA (default: DATA_DIR/tls/ca.pem)"},
 					organizerFlag,
@@ -434,16 +435,16 @@ func terminalSimulate(c *cli.Context) error {
 	}
 	defer s.Close()
 	rep, err := sim.Simulate(ctx, s, sim.SimConfig{Org: c.Int64("organizer"), Terminals: c.Int("terminals"), Taps: c.Int("taps"),
-		CardsPerTerminal: c.Int("cards-per-terminal"), RestartEvery: c.Int("restart-every"), Dir: filepath.Join(cfg.DataDir, "sim"), Out: c.App.ErrWriter})
+		CardsPerTerminal: c.Int("cards-per-terminal"), RestartEvery: c.Int("restart-every"), TapEvery: c.Duration("tap-every"), Dir: filepath.Join(cfg.DataDir, "sim"), Out: c.App.ErrWriter})
 	if err != nil {
 		return err
 	}
 	if c.Bool("json") {
 		return printJSON(c, rep)
 	}
-	fmt.Fprintf(c.App.Writer, "%d terminals, %d cards: %d taps at %.0f taps/s, %d restarts; upload lag p50 %.0f ms, p95 %.0f ms, max %.0f ms; %d recorded by the ledger (%d expected), %d cards differ\n",
-		rep.Terminals, rep.Cards, rep.Taps, rep.TapsPerSecond, rep.Restarts, rep.Lag.P50, rep.Lag.P95, rep.Lag.Max, rep.Recorded, rep.Taps+rep.CrashCommitted, rep.Mismatched)
-	if rep.Recorded != rep.Taps+rep.CrashCommitted || rep.Mismatched != 0 {
+	fmt.Fprintf(c.App.Writer, "%d terminals, %d cards: %d taps at %.0f taps/s, %d restarts; upload lag p50 %.0f ms, p95 %.0f ms, max %.0f ms; %d recorded by the ledger (%d expected, %d acknowledged), %d cards differ\n",
+		rep.Terminals, rep.Cards, rep.Taps, rep.TapsPerSecond, rep.Restarts, rep.Lag.P50, rep.Lag.P95, rep.Lag.Max, rep.Recorded, rep.Taps+rep.CrashCommitted, rep.Acked, rep.Mismatched)
+	if rep.Recorded != rep.Taps+rep.CrashCommitted || rep.Acked > rep.Recorded || rep.Mismatched != 0 {
 		return cli.Exit("the ledger does not match the taps", 1)
 	}
 	return nil

@@ -30,8 +30,18 @@ const VersionTable = "public.schema_version"
 
 // Up brings the database schema up to date with every migration in FS: the
 // single entry point for the schema of all of Loopcard (ledger.Migrate
-// calls it). It is safe to run concurrently and again.
-func Up(ctx context.Context, pool *pgxpool.Pool) error { return UpFS(ctx, pool, FS) }
+// calls it). It is safe to run concurrently and again, and by an older
+// binary on a database a newer one migrated (it leaves it as it is).
+//
+// A binary built with the tag loopcard_upgradetest applies one more, from
+// testdata: the new binary of the upgrade test (upgradetest.go).
+func Up(ctx context.Context, pool *pgxpool.Pool) error {
+	fsys, err := migrationsFS()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return UpFS(ctx, pool, fsys)
+}
 
 // UpFS is Up with the migrations of fsys: a test of an upgrade adds a
 // migration of its own to FS's.
@@ -54,6 +64,17 @@ func UpFS(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
 	}
 	if err := m.LoadMigrations(fsys); err != nil {
 		return fmt.Errorf("load migrations: %w", err)
+	}
+	// A newer binary migrated the database: during a rolling upgrade the
+	// old binary still runs beside it (and may restart), on a schema that
+	// migrations applied during an event only expand. The migrator would
+	// refuse it.
+	v, err := m.GetCurrentVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if v > int32(len(m.Migrations)) {
+		return nil
 	}
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
