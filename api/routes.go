@@ -118,6 +118,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/hq/keys", roles: staff, h: s.keyStatus, privileged: true},
 		{method: "GET", path: "/v1/hq/alerts", roles: roles(RoleHQ, RoleAuditor), h: s.listAlerts, privileged: true},
 		{method: "POST", path: "/v1/hq/alerts/{alert}/review", roles: staff, h: s.reviewAlert, privileged: true},
+		{method: "GET", path: "/v1/hq/cards/{card}", roles: roles(RoleHQ, RoleAuditor), h: s.hqCard, privileged: true},
 		{method: "POST", path: "/v1/hq/cards/{card}/unblock", roles: staff, h: s.unblockCard, privileged: true},
 
 		// Auditors.

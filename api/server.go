@@ -263,7 +263,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.pinWarn = newPINWatch(s.limits.PINFailureAlert, 10*time.Minute)
 	s.routes = s.table()
-	patterns := []string{cardPageRoute}
+	patterns := []string{cardPageRoute, consoleRoute}
 	for _, rt := range s.routes {
 		patterns = append(patterns, rt.pattern())
 	}
@@ -279,6 +279,9 @@ func New(cfg Config) (*Server, error) {
 	s.handler = s.outer(s.mux)
 	h, err := s.withCardPages(s.handler)
 	if err != nil {
+		return nil, err
+	}
+	if h, err = s.withConsole(h); err != nil {
 		return nil, err
 	}
 	s.handler = h

@@ -95,11 +95,14 @@ type CardWrite struct {
 
 // TerminalInfo is what HQ sees of a terminal.
 type TerminalInfo struct {
-	Terminal    string     `json:"terminal"`
-	Merchant    string     `json:"merchant"`
-	Event       string     `json:"event,omitempty"`
-	Status      string     `json:"status"`
-	EnrolledAt  *time.Time `json:"enrolled_at,omitempty"`
+	Terminal   string     `json:"terminal"`
+	Merchant   string     `json:"merchant"`
+	Event      string     `json:"event,omitempty"`
+	Status     string     `json:"status"`
+	EnrolledAt *time.Time `json:"enrolled_at,omitempty"`
+	// LastUpload is when the ledger received the terminal's transaction
+	// with the highest terminal sequence number.
+	LastUpload  *time.Time `json:"last_upload,omitempty"`
 	KexAlg      string     `json:"kex_alg,omitempty"`
 	SessionKeys int        `json:"current_session_keys"`
 }

@@ -1,0 +1,112 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors a Backend returns for what the pages explain.
+var (
+	ErrLogin     = errors.New("console: wrong organizer, name, password or code")
+	ErrLocked    = errors.New("console: too many failed sign-ins")
+	ErrSession   = errors.New("console: session ended")
+	ErrForbidden = errors.New("console: not for this role")
+	ErrNotFound  = errors.New("console: not found")
+	ErrConflict  = errors.New("console: already done, or not yet possible")
+	ErrInvalid   = errors.New("console: invalid input")
+)
+
+// Staff is who is signed in.
+type Staff struct {
+	Org   int64
+	Name  string
+	Role  string // hq, store or auditor
+	Store string
+}
+
+// Backend is what the pages need. Session returns a context that carries
+// the signed-in staff member: every other call but Login is made with it,
+// and acts as that member under the API's role matrix.
+type Backend interface {
+	Login(ctx context.Context, from string, org int64, name string, password Secret, code string) (Secret, error)
+	Session(ctx context.Context, session Secret) (context.Context, Staff, error)
+	Logout(ctx context.Context, from string, session Secret) error
+
+	Events(ctx context.Context, from string) ([]string, error)
+	Dashboard(ctx context.Context, from, event string) (Dashboard, error)
+	Alerts(ctx context.Context, from string) ([]Alert, error)
+	Review(ctx context.Context, from, alert, reason string) error
+	Unblock(ctx context.Context, from, card, reason string) error
+	Card(ctx context.Context, from, card string) (Card, error)
+}
+
+// Dashboard is an event's figures, as the event report has them, and the
+// organizer's terminals.
+type Dashboard struct {
+	Event          string
+	Sales          []Sales
+	Hourly         []HourSales
+	TopUps         []TopUps
+	CardsWithMoney int64
+	Outstanding    int64
+	PendingLoads   int64
+	HeldTxs        int64
+	OpenAlerts     int64
+	Terminals      []Terminal
+}
+
+// Sales is one merchant's sales.
+type Sales struct {
+	Merchant      string
+	Count, Amount int64
+}
+
+// HourSales is one merchant's sales in one hour.
+type HourSales struct {
+	Hour          time.Time
+	Merchant      string
+	Count, Amount int64
+}
+
+// TopUps is the money loaded through one channel, in one status.
+type TopUps struct {
+	Channel, Status string
+	Count, Amount   int64
+}
+
+// Terminal is one terminal and when it last uploaded.
+type Terminal struct {
+	ID, Merchant, Event, Status string
+	LastUpload                  *time.Time
+}
+
+// Alert is one alert.
+type Alert struct {
+	Source       string // api or ledger
+	ID           string // ledger alerts only
+	Kind, State  string
+	Blocking     bool
+	Card         string
+	Actor        string
+	Detail       string
+	RaisedAt     time.Time
+	ReviewedBy   string
+	ReviewReason string
+}
+
+// Card is a card's status and history.
+type Card struct {
+	ID, Event, Status string
+	Balance, Pending  int64
+	Entries           []Entry
+}
+
+// Entry is one payment (negative) or top-up of a card's history.
+type Entry struct {
+	At     time.Time
+	TopUp  bool
+	Where  string
+	Amount int64
+	Status string
+}
