@@ -174,6 +174,8 @@ func (b *consoleBackend) Events(ctx context.Context, from string) ([]string, err
 		return nil, console.ErrSession
 	}
 	if p.role != RoleHQ && p.role != RoleAuditor {
+		b.s.writeAudit(ctx, ipOf(from), AuditRecord{Org: p.org, Actor: p.actor(), Action: "GET /console/dashboard",
+			Refused: true, Detail: "forbidden"})
 		return nil, console.ErrForbidden
 	}
 	evs, err := b.s.ledger.Events(ctx, p.org)
