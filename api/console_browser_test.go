@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
+	"github.com/loopcard/loopcard/ledger"
 )
 
 // consoleTab is one headless Chromium tab at phone size on the API.
@@ -95,6 +98,13 @@ func (b *consoleTab) submit(sel string) {
 	b.do(chromedp.Evaluate[chromedp.Void](`document.documentElement.dataset.old = "1"`),
 		chromedp.Click(chromedp.CSS(sel)),
 		chromedp.WaitReady(chromedp.CSS(`html:not([data-old]) main`)))
+}
+
+func (b *consoleTab) text() string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("main")))
+	require.NoError(b.t, err)
+	return s
 }
 
 func (b *consoleTab) fill(sel, text string) {
@@ -184,6 +194,27 @@ func TestConsoleBrowser(t *testing.T) {
 	b.page("card-unblocked", "Done.", "active")
 	require.Equal(t, "active", e.cardStatus(e.cards[0]))
 	require.Equal(t, 1, e.auditCount(`action = 'POST /v1/hq/cards/{card}/unblock' AND outcome = 'ok' AND actor = 'hq:1:staff:alice'`))
+
+	// A terminal registered: its enrolment token shown once; it enrols
+	// with it; then HQ revokes it.
+	b.open("/console/terminals")
+	b.page("terminals", "t1", "t2", "Register a terminal")
+	b.fill("#terminal", "bar-3")
+	b.fill("#merchant", "bar")
+	b.submit(`form[action="/console/terminals"] button`)
+	b.page("terminal-registered", "Enrolment token, shown only now", "bar-3")
+	tok, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("#enrolment-token")))
+	require.NoError(t, err)
+	r := e.do(request{method: "POST", path: "/v1/terminals/enrol", body: apitype.EnrolRequest{Org: org, Terminal: "bar-3",
+		Token: tok, SigningKey: make([]byte, 32), KexAlg: "x25519", KexKey: make([]byte, 32)}})
+	require.Equal(t, http.StatusCreated, r.status, "the token shown enrols the terminal: %s", r.body)
+	b.open("/console/terminals")
+	require.NotContains(t, b.text(), tok, "the token is shown once")
+	b.submit(`form[action="/console/terminals/bar-3/revoke"] button`)
+	b.page("terminal-revoked", "Done.", "revoked")
+	tr, err := e.ledger.Terminal(context.Background(), org, "bar-3")
+	require.NoError(t, err)
+	require.Equal(t, ledger.TerminalRevoked, tr.Status)
 
 	b.open("/console/dashboard?lang=nl")
 	b.page("nl-dashboard", "Verkoop per verkooppunt per uur", "Openstaand saldo")

@@ -281,4 +281,48 @@ func (b *consoleBackend) Card(ctx context.Context, from, card string) (console.C
 	return c, nil
 }
 
+func (b *consoleBackend) Terminals(ctx context.Context, from string) ([]console.Terminal, error) {
+	var ts struct {
+		Terminals []apitype.TerminalInfo `json:"terminals"`
+	}
+	if err := b.do(ctx, from, "GET", "/v1/hq/terminals", nil, &ts); err != nil {
+		return nil, err
+	}
+	out := make([]console.Terminal, 0, len(ts.Terminals))
+	for _, t := range ts.Terminals {
+		out = append(out, console.Terminal{ID: t.Terminal, Merchant: t.Merchant, Event: t.Event, Status: t.Status,
+			EnrolledAt: t.EnrolledAt, LastUpload: t.LastUpload, SessionKeys: t.SessionKeys})
+	}
+	return out, nil
+}
+
+func (b *consoleBackend) RegisterTerminal(ctx context.Context, from string, t console.NewTerminal) (console.Enrolment, error) {
+	var tr apitype.TerminalResponse
+	err := b.do(ctx, from, "POST", "/v1/hq/terminals", apitype.TerminalRequest{Terminal: t.ID, Merchant: t.Merchant, Event: t.Event,
+		TTL: int64(t.TTL / time.Second)}, &tr)
+	if err != nil {
+		return console.Enrolment{}, err
+	}
+	return console.Enrolment{Terminal: tr.Terminal, Token: console.NewSecret(tr.EnrolmentToken), ExpiresAt: tr.TokenExpiresAt,
+		Target: tr.EnrolmentTarget}, nil
+}
+
+func (b *consoleBackend) RevokeTerminal(ctx context.Context, from, terminal string) error {
+	if !terminaltx.ValidID(terminal) {
+		return console.ErrNotFound
+	}
+	return b.do(ctx, from, "DELETE", "/v1/hq/terminals/"+url.PathEscape(terminal), nil, nil)
+}
+
+func (b *consoleBackend) RevokeSessionKeys(ctx context.Context, from, terminal string) (int, error) {
+	if !terminaltx.ValidID(terminal) {
+		return 0, console.ErrNotFound
+	}
+	var out struct {
+		Revoked int `json:"revoked"`
+	}
+	err := b.do(ctx, from, "DELETE", "/v1/hq/terminals/"+url.PathEscape(terminal)+"/session-keys", nil, &out)
+	return out.Revoked, err
+}
+
 var _ console.Backend = (*consoleBackend)(nil)

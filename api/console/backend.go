@@ -39,6 +39,26 @@ type Backend interface {
 	Review(ctx context.Context, from, alert, reason string) error
 	Unblock(ctx context.Context, from, card, reason string) error
 	Card(ctx context.Context, from, card string) (Card, error)
+
+	Terminals(ctx context.Context, from string) ([]Terminal, error)
+	RegisterTerminal(ctx context.Context, from string, t NewTerminal) (Enrolment, error)
+	RevokeTerminal(ctx context.Context, from, terminal string) error
+	RevokeSessionKeys(ctx context.Context, from, terminal string) (int, error)
+}
+
+// NewTerminal is a terminal to register.
+type NewTerminal struct {
+	ID, Merchant, Event string
+	TTL                 time.Duration // zero: the API's default
+}
+
+// Enrolment is a registered terminal's one-time enrolment token: shown
+// once, on the page that answers the registration.
+type Enrolment struct {
+	Terminal  string
+	Token     Secret
+	ExpiresAt time.Time
+	Target    string // the path the terminal enrols at
 }
 
 // Dashboard is an event's figures, as the event report has them, and the
@@ -75,10 +95,12 @@ type TopUps struct {
 	Count, Amount   int64
 }
 
-// Terminal is one terminal and when it last uploaded.
+// Terminal is one terminal, when it last uploaded and how many session
+// keys it holds.
 type Terminal struct {
 	ID, Merchant, Event, Status string
-	LastUpload                  *time.Time
+	EnrolledAt, LastUpload      *time.Time
+	SessionKeys                 int
 }
 
 // Alert is one alert.

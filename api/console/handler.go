@@ -68,7 +68,7 @@ func New(o Options) (*Handler, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	for _, name := range []string{"login", "dashboard", "alerts", "cards", "message"} {
+	for _, name := range []string{"login", "dashboard", "alerts", "cards", "terminals", "message"} {
 		t, err := template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console: template %s: %w", name, err)
@@ -86,6 +86,10 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("POST /console/alerts/{alert}/review", h.review)
 	m.HandleFunc("GET /console/cards", h.cards)
 	m.HandleFunc("POST /console/cards/{card}/unblock", h.unblock)
+	m.HandleFunc("GET /console/terminals", h.terminals)
+	m.HandleFunc("POST /console/terminals", h.registerTerminal)
+	m.HandleFunc("POST /console/terminals/{terminal}/revoke", h.revokeTerminal)
+	m.HandleFunc("POST /console/terminals/{terminal}/session-keys/revoke", h.revokeSessionKeys)
 	m.HandleFunc("GET /console/assets/console.css", h.asset)
 	m.HandleFunc("/", h.notFound)
 	h.mux = m
@@ -151,6 +155,10 @@ type page struct {
 
 	CardQuery string
 	Card      *Card
+
+	Terminals []Terminal
+	Enrolment *Enrolment
+	NewTerm   NewTerminal
 }
 
 // Money formats cents in the page's language.
@@ -453,4 +461,93 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 	p := h.newPage(w, r, "nav")
 	p.Error = "err.notfoundpg"
 	h.render(w, http.StatusNotFound, "message", p)
+}
+
+func (h *Handler) terminals(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "terminals")
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	h.showTerminals(ctx, w, r, p, http.StatusOK)
+}
+
+func (h *Handler) showTerminals(ctx context.Context, w http.ResponseWriter, r *http.Request, p *page, status int) {
+	ts, err := h.be.Terminals(ctx, r.RemoteAddr)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	p.Terminals = ts
+	if p.Events, err = h.be.Events(ctx, r.RemoteAddr); err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	if r.URL.Query().Get("done") != "" {
+		p.Notice = "done"
+	}
+	h.render(w, status, "terminals", p)
+}
+
+// registerTerminal registers a terminal and shows its enrolment token on
+// the page that answers the post: once, never in an address.
+func (h *Handler) registerTerminal(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "terminals")
+	if !h.posted(w, r, p) {
+		return
+	}
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	f := r.PostForm
+	p.NewTerm = NewTerminal{ID: strings.TrimSpace(f.Get("terminal")), Merchant: strings.TrimSpace(f.Get("merchant")), Event: f.Get("event")}
+	if hrs := f.Get("ttl_hours"); hrs != "" {
+		n, err := strconv.Atoi(hrs)
+		if err != nil || n < 1 || n > 720 {
+			h.fail(w, r, p, ErrInvalid)
+			return
+		}
+		p.NewTerm.TTL = time.Duration(n) * time.Hour
+	}
+	enr, err := h.be.RegisterTerminal(ctx, r.RemoteAddr, p.NewTerm)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	p.Enrolment = &enr
+	p.NewTerm = NewTerminal{}
+	h.showTerminals(ctx, w, r, p, http.StatusCreated)
+}
+
+func (h *Handler) revokeTerminal(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "terminals")
+	if !h.posted(w, r, p) {
+		return
+	}
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	if err := h.be.RevokeTerminal(ctx, r.RemoteAddr, r.PathValue("terminal")); err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	http.Redirect(w, r, "/console/terminals?done=1", http.StatusSeeOther)
+}
+
+func (h *Handler) revokeSessionKeys(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "terminals")
+	if !h.posted(w, r, p) {
+		return
+	}
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	if _, err := h.be.RevokeSessionKeys(ctx, r.RemoteAddr, r.PathValue("terminal")); err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	http.Redirect(w, r, "/console/terminals?done=1", http.StatusSeeOther)
 }
