@@ -216,6 +216,13 @@ func TestConsoleBrowser(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ledger.TerminalRevoked, tr.Status)
 
+	b.open("/console/stores")
+	b.page("stores", "store-a", "store-b", "Expected cash")
+	b.open("/console/keys")
+	b.page("keys", "fest", "event-debit")
+	b.open("/console/audit")
+	b.page("audit", "hq:1:staff:alice", "POST /v1/hq/cards/{card}/unblock", "console sign-in")
+
 	b.open("/console/dashboard?lang=nl")
 	b.page("nl-dashboard", "Verkoop per verkooppunt per uur", "Openstaand saldo")
 	b.open("/console/alerts")

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/loopcard/loopcard/api/apitype"
@@ -323,6 +324,60 @@ func (b *consoleBackend) RevokeSessionKeys(ctx context.Context, from, terminal s
 	}
 	err := b.do(ctx, from, "DELETE", "/v1/hq/terminals/"+url.PathEscape(terminal)+"/session-keys", nil, &out)
 	return out.Revoked, err
+}
+
+func (b *consoleBackend) StoreDays(ctx context.Context, from, fromDay, toDay string) ([]console.StoreDay, error) {
+	q := url.Values{}
+	if fromDay != "" {
+		q.Set("from", fromDay)
+	}
+	if toDay != "" {
+		q.Set("to", toDay)
+	}
+	path := "/v1/hq/reports/store-days"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out struct {
+		Days []ledger.StoreDayReport `json:"days"`
+	}
+	if err := b.do(ctx, from, "GET", path, nil, &out); err != nil {
+		return nil, err
+	}
+	days := make([]console.StoreDay, 0, len(out.Days))
+	for _, d := range out.Days {
+		days = append(days, console.StoreDay{Store: d.Store, Day: d.Day, ExpectedCash: d.ExpectedCash, CountedCash: d.CountedCash,
+			Difference: d.Difference, CardsReceived: d.CardsReceived, CardsSold: d.CardsSold, CardsInStock: d.CardsInStock,
+			PendingLoads: d.PendingLoads})
+	}
+	return days, nil
+}
+
+func (b *consoleBackend) Keys(ctx context.Context, from string) ([]console.Key, error) {
+	var out apitype.OrganizerKeysResponse
+	if err := b.do(ctx, from, "GET", "/v1/hq/keys", nil, &out); err != nil {
+		return nil, err
+	}
+	ks := make([]console.Key, 0, len(out.Keys))
+	for _, k := range out.Keys {
+		ks = append(ks, console.Key{Event: k.Event, Kind: k.Kind, BaseKey: k.BaseKey, KCV: k.KCV})
+	}
+	return ks, nil
+}
+
+func (b *consoleBackend) Audit(ctx context.Context, from string, after int64) ([]console.AuditEntry, error) {
+	var out struct {
+		Records []apitype.AuditRecord `json:"records"`
+	}
+	if err := b.do(ctx, from, "GET", "/v1/audit/records?after="+strconv.FormatInt(after, 10), nil, &out); err != nil {
+		return nil, err
+	}
+	recs := make([]console.AuditEntry, 0, len(out.Records))
+	for _, a := range out.Records {
+		recs = append(recs, console.AuditEntry{ID: a.ID, At: a.At, Actor: a.Actor, Action: a.Action, Target: a.Target,
+			Remote: a.Remote, Outcome: a.Outcome, Status: a.Status, Detail: a.Detail})
+	}
+	return recs, nil
 }
 
 var _ console.Backend = (*consoleBackend)(nil)

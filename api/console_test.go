@@ -315,15 +315,18 @@ func TestConsoleRoleMatrix(t *testing.T) {
 		{"register terminal", "POST", "/console/terminals", url.Values{"terminal": {"t9"}, "merchant": {"bar"}, "event": {"fest"}, "ttl_hours": {"2"}}},
 		{"revoke session keys", "POST", "/console/terminals/t1/session-keys/revoke", url.Values{}},
 		{"revoke terminal", "POST", "/console/terminals/t1/revoke", url.Values{}},
+		{"stores", "GET", "/console/stores", nil},
+		{"keys", "GET", "/console/keys", nil},
+		{"audit", "GET", "/console/audit", nil},
 	}
 	want := map[string][]int{
-		"anonymous": {303, 303, 303, 303, 401, 401, 303, 401, 401, 401},
-		"store":     {403, 403, 403, 403, 403, 403, 403, 403, 403, 403},
-		"auditor":   {200, 200, 200, 200, 403, 403, 200, 403, 403, 403},
+		"anonymous": {303, 303, 303, 303, 401, 401, 303, 401, 401, 401, 303, 303, 303},
+		"store":     {403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403},
+		"auditor":   {200, 200, 200, 200, 403, 403, 200, 403, 403, 403, 200, 403, 200},
 		// Another organizer's terminal has no session keys of the caller's
 		// organizer: none are revoked, as the API answers.
-		"other": {200, 200, 200, 404, 404, 404, 200, 404, 303, 404},
-		"hq":    {200, 200, 200, 200, 303, 303, 200, 201, 303, 303},
+		"other": {200, 200, 200, 404, 404, 404, 200, 404, 303, 404, 200, 200, 200},
+		"hq":    {200, 200, 200, 200, 303, 303, 200, 201, 303, 303, 200, 200, 200},
 	}
 	for _, role := range []string{"anonymous", "store", "auditor", "other", "hq"} {
 		b := e.consoleBrowser()
@@ -375,8 +378,8 @@ func TestConsoleRoleMatrix(t *testing.T) {
 	require.Equal(t, 3, e.auditCount(`outcome = 'denied' AND actor = 'auditor:1:staff:audrey' AND action LIKE 'POST %'`))
 	require.Equal(t, 2, e.auditCount(`outcome = 'denied' AND actor = 'auditor:1:staff:audrey' AND action LIKE 'DELETE %'`))
 	// The store's refused dashboard (twice) is the console's record; the
-	// alerts, card and terminals pages are the API's.
-	require.Equal(t, 5, e.auditCount(`outcome = 'denied' AND actor = 'store:1:staff:sam' AND action LIKE 'GET %'`))
+	// alerts, card, terminals, stores, keys and audit pages are the API's.
+	require.Equal(t, 8, e.auditCount(`outcome = 'denied' AND actor = 'store:1:staff:sam' AND action LIKE 'GET %'`))
 	require.Equal(t, 1, e.auditCount(`outcome = 'ok' AND actor = 'hq:1:staff:alice' AND action = 'GET /v1/hq/cards/{card}'`))
 }
 
@@ -487,6 +490,20 @@ func TestConsoleDashboardFigures(t *testing.T) {
 	for i, s := range rep.TopUps {
 		require.Equal(t, []string{s.Channel, s.Status, strconv.FormatInt(s.Count, 10), strconv.FormatInt(s.Amount, 10)}, topups[i])
 	}
+	// The stores page shows the store-days report.
+	days, err := e.ledger.StoreDays(context.Background(), org, e.clock.Now(), e.clock.Now())
+	require.NoError(t, err)
+	r = b.get("/console/stores")
+	require.Equal(t, http.StatusOK, r.status)
+	srows := tableRows(t, string(r.body), "store-days")
+	require.Len(t, srows, len(days))
+	require.Len(t, days, 2)
+	for i, d := range days {
+		require.Equal(t, []string{d.Store, d.Day.UTC().Format(time.DateOnly), strconv.FormatInt(d.ExpectedCash, 10), "open", "",
+			strconv.FormatInt(d.CardsReceived, 10), strconv.FormatInt(d.CardsSold, 10), strconv.FormatInt(d.CardsInStock, 10),
+			money(d.PendingLoads)}, srows[i])
+	}
+
 	// The chart draws one bar per hour and merchant, its height the amount.
 	require.Equal(t, len(rep.Hourly), strings.Count(page, "<rect x="))
 
@@ -517,7 +534,7 @@ func TestConsolePageSizes(t *testing.T) {
 	b := e.consoleBrowser().signedIn(hq)
 	css := b.get("/console/assets/console.css")
 	require.Equal(t, http.StatusOK, css.status)
-	for _, path := range []string{"/console/login", "/console/dashboard", "/console/alerts", "/console/cards?card=" + e.cards[0].hex(), "/console/terminals",
+	for _, path := range []string{"/console/login", "/console/dashboard", "/console/alerts", "/console/cards?card=" + e.cards[0].hex(), "/console/terminals", "/console/stores", "/console/keys", "/console/audit",
 		"/console/dashboard?lang=nl"} {
 		r := b.get(path)
 		require.Equal(t, http.StatusOK, r.status, path)
@@ -531,4 +548,35 @@ func TestConsolePageSizes(t *testing.T) {
 		require.NotContains(t, string(r.body), "<script", path)
 	}
 	require.Contains(t, string(b.get("/console/dashboard?lang=nl").body), "Openstaand saldo")
+
+	// The audit page at its largest: a full page of records with the
+	// longest texts a record holds (and characters HTML escapes).
+	var last int64
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT max(audit_id) FROM api_audit`).Scan(&last))
+	for range 60 {
+		_, err := api.WriteAudit(context.Background(), e.pool, api.AuditRecord{Org: org, Actor: strings.Repeat("<", 300),
+			Action: strings.Repeat("&", 300), Target: strings.Repeat(`"`, 300), Detail: strings.Repeat("'", 500)}, e.clock.Now())
+		require.NoError(t, err)
+	}
+	r := b.get("/console/audit?lang=en&after=" + strconv.FormatInt(last, 10))
+	require.Equal(t, http.StatusOK, r.status)
+	require.Equal(t, 40, strings.Count(string(r.body), "<tr><td"))
+	require.True(t, strings.Contains(string(r.body), "Next page"), "a link to the next page")
+	t.Logf("/console/audit, 40 records of the longest texts: %d B (page %d B + stylesheet %d B)", len(r.body)+len(css.body), len(r.body), len(css.body))
+	require.Less(t, len(r.body)+len(css.body), 100_000)
+
+	// The alerts page at its largest: more alerts than it shows, with the
+	// longest texts an alert holds.
+	for range 60 {
+		_, err := e.pool.Exec(context.Background(), `INSERT INTO api_alerts (org_id, kind, actor, remote_addr, detail, raised_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`, org, "bad_signature", strings.Repeat("<", 300), strings.Repeat("&", 100),
+			strings.Repeat("'", 500), e.clock.Now())
+		require.NoError(t, err)
+	}
+	r = b.get("/console/alerts")
+	require.Equal(t, http.StatusOK, r.status)
+	require.Equal(t, 50, strings.Count(string(r.body), "<tr><td"))
+	require.True(t, strings.Contains(string(r.body), "11 more not shown"), "says what it left out")
+	t.Logf("/console/alerts, 50 alerts of the longest texts: %d B (page %d B + stylesheet %d B)", len(r.body)+len(css.body), len(r.body), len(css.body))
+	require.Less(t, len(r.body)+len(css.body), 100_000)
 }

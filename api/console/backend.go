@@ -44,6 +44,38 @@ type Backend interface {
 	RegisterTerminal(ctx context.Context, from string, t NewTerminal) (Enrolment, error)
 	RevokeTerminal(ctx context.Context, from, terminal string) error
 	RevokeSessionKeys(ctx context.Context, from, terminal string) (int, error)
+
+	// StoreDays reports each store's days from fromDay to toDay
+	// (YYYY-MM-DD; empty is today).
+	StoreDays(ctx context.Context, from, fromDay, toDay string) ([]StoreDay, error)
+	Keys(ctx context.Context, from string) ([]Key, error)
+	// Audit returns the organizer's audit records after the record id
+	// after, oldest first.
+	Audit(ctx context.Context, from string, after int64) ([]AuditEntry, error)
+}
+
+// StoreDay is one store's day: cash expected and counted, cards.
+type StoreDay struct {
+	Store                                  string
+	Day                                    time.Time
+	ExpectedCash                           int64
+	CountedCash, Difference                *int64 // nil: the day is not closed
+	CardsReceived, CardsSold, CardsInStock int64
+	PendingLoads                           int64
+}
+
+// Key is one of the organizer's keys: never the key, its version and KCV.
+type Key struct {
+	Event, Kind, BaseKey, KCV string
+}
+
+// AuditEntry is one audit record.
+type AuditEntry struct {
+	ID                                     int64
+	At                                     time.Time
+	Actor, Action, Target, Remote, Outcome string
+	Status                                 int
+	Detail                                 string
 }
 
 // NewTerminal is a terminal to register.

@@ -100,3 +100,25 @@ func salesChart(hourly []HourSales, format func(int64) string) *chart {
 	}
 	return c
 }
+
+// lastHours keeps the sales of the last n hours that had sales.
+func lastHours(hourly []HourSales, n int) []HourSales {
+	var hours []time.Time
+	for _, h := range hourly {
+		if !slices.ContainsFunc(hours, h.Hour.Equal) {
+			hours = append(hours, h.Hour)
+		}
+	}
+	if len(hours) <= n {
+		return hourly
+	}
+	slices.SortFunc(hours, time.Time.Compare)
+	first := hours[len(hours)-n]
+	out := hourly[:0:0]
+	for _, h := range hourly {
+		if !h.Hour.Before(first) {
+			out = append(out, h)
+		}
+	}
+	return out
+}

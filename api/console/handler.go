@@ -27,6 +27,23 @@ var templateFS embed.FS
 //go:embed assets/console.css
 var css []byte
 
+var funcs = template.FuncMap{
+	// short cuts s to n characters, marking the cut with "…".
+	"short": func(n int, s string) string {
+		r := []rune(s)
+		if len(r) <= n {
+			return s
+		}
+		return string(r[:n-1]) + "…"
+	},
+	"deref": func(v *int64) int64 {
+		if v == nil {
+			return 0
+		}
+		return *v
+	},
+}
+
 // Options configure the console.
 type Options struct {
 	// Backend answers for the pages; required.
@@ -68,8 +85,8 @@ func New(o Options) (*Handler, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	for _, name := range []string{"login", "dashboard", "alerts", "cards", "terminals", "message"} {
-		t, err := template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+	for _, name := range []string{"login", "dashboard", "alerts", "cards", "terminals", "stores", "keys", "audit", "message"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console: template %s: %w", name, err)
 		}
@@ -90,11 +107,18 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("POST /console/terminals", h.registerTerminal)
 	m.HandleFunc("POST /console/terminals/{terminal}/revoke", h.revokeTerminal)
 	m.HandleFunc("POST /console/terminals/{terminal}/session-keys/revoke", h.revokeSessionKeys)
+	m.HandleFunc("GET /console/stores", h.stores)
+	m.HandleFunc("GET /console/keys", h.keys)
+	m.HandleFunc("GET /console/audit", h.audit)
 	m.HandleFunc("GET /console/assets/console.css", h.asset)
 	m.HandleFunc("/", h.notFound)
 	h.mux = m
 	return h, nil
 }
+
+// maxRows is the most rows a list shows (newest or most urgent first), to
+// keep a page small; the API's lists have them all.
+const maxRows = 50
 
 // maxForm bounds a form post.
 const maxForm = 16 << 10
@@ -152,6 +176,8 @@ type page struct {
 	Events []string
 
 	Alerts []Alert
+	// More is how many rows a list left out to keep the page small.
+	More int
 
 	CardQuery string
 	Card      *Card
@@ -159,7 +185,16 @@ type page struct {
 	Terminals []Terminal
 	Enrolment *Enrolment
 	NewTerm   NewTerminal
+
+	FromDay, ToDay string
+	Days           []StoreDay
+	Keys           []Key
+	Audit          []AuditEntry
+	NextAudit      int64 // the after= of the next page; 0: none
 }
+
+// Day formats a day (UTC).
+func (p *page) Day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
 // Money formats cents in the page's language.
 func (p *page) Money(cents int64) string { return money(p.Lang, cents) }
@@ -374,6 +409,7 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, p, err)
 		return
 	}
+	d.Hourly = lastHours(d.Hourly, chartHours)
 	p.Dash = &d
 	p.Chart = salesChart(d.Hourly, p.Money)
 	h.render(w, http.StatusOK, "dashboard", p)
@@ -389,6 +425,9 @@ func (h *Handler) alerts(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.fail(w, r, p, err)
 		return
+	}
+	if len(as) > maxRows {
+		as, p.More = as[:maxRows], len(as)-maxRows
 	}
 	p.Alerts = as
 	if r.URL.Query().Get("done") != "" {
@@ -428,6 +467,9 @@ func (h *Handler) cards(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			h.fail(w, r, p, err)
 			return
+		}
+		if len(c.Entries) > maxRows {
+			c.Entries, p.More = c.Entries[:maxRows], len(c.Entries)-maxRows
 		}
 		p.Card = &c
 	}
@@ -550,4 +592,69 @@ func (h *Handler) revokeSessionKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/console/terminals?done=1", http.StatusSeeOther)
+}
+
+func (h *Handler) stores(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "stores")
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	p.FromDay, p.ToDay = r.URL.Query().Get("from"), r.URL.Query().Get("to")
+	days, err := h.be.StoreDays(ctx, r.RemoteAddr, p.FromDay, p.ToDay)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	p.Days = days
+	h.render(w, http.StatusOK, "stores", p)
+}
+
+func (h *Handler) keys(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "keys")
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	ks, err := h.be.Keys(ctx, r.RemoteAddr)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	p.Keys = ks
+	h.render(w, http.StatusOK, "keys", p)
+}
+
+// auditPage is how many audit records one page shows. The page shortens
+// each record's texts (short); the whole record is in the audit export.
+// 40 records of the longest texts, every character escaped, keep a page
+// under 100 kB.
+const auditPage = 40
+
+func (h *Handler) audit(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "audit")
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	var after int64
+	if a := r.URL.Query().Get("after"); a != "" {
+		n, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || n < 0 {
+			h.fail(w, r, p, ErrInvalid)
+			return
+		}
+		after = n
+	}
+	recs, err := h.be.Audit(ctx, r.RemoteAddr, after)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	if len(recs) > auditPage {
+		recs = recs[:auditPage]
+		p.NextAudit = recs[len(recs)-1].ID
+	}
+	p.Audit = recs
+	h.render(w, http.StatusOK, "audit", p)
 }

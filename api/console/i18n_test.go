@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -47,4 +48,20 @@ func TestMoney(t *testing.T) {
 		require.Equal(t, c.en, money(English, c.cents))
 		require.Equal(t, c.nl, money(Dutch, c.cents))
 	}
+}
+
+func TestLastHours(t *testing.T) {
+	at := func(h int) time.Time {
+		return time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(h) * time.Hour)
+	}
+	var hourly []HourSales
+	for h := range 30 {
+		hourly = append(hourly, HourSales{Hour: at(h), Merchant: "bar", Amount: 1}, HourSales{Hour: at(h), Merchant: "food", Amount: 2})
+	}
+	got := lastHours(hourly, 24)
+	require.Len(t, got, 48)
+	require.Equal(t, at(6), got[0].Hour)
+	require.Len(t, lastHours(hourly[:10], 24), 10)
+	c := salesChart(got, func(int64) string { return "" })
+	require.Len(t, c.Bars, 48)
 }
