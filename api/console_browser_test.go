@@ -216,6 +216,8 @@ func TestConsoleBrowser(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ledger.TerminalRevoked, tr.Status)
 
+	b.open("/console/batches")
+	b.page("batches", "fest")
 	b.open("/console/stores")
 	b.page("stores", "store-a", "store-b", "Expected cash")
 	b.open("/console/keys")

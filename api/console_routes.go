@@ -17,6 +17,7 @@ import (
 	"github.com/loopcard/loopcard/api/internal/httpstatus"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
+	"github.com/loopcard/loopcard/personalize/batch"
 )
 
 // staffPrincipalKey holds, in an in-process request's context, the
@@ -142,21 +143,7 @@ func (b *consoleBackend) do(ctx context.Context, from, method, path string, in, 
 		rec.status = http.StatusOK
 	}
 	if rec.status >= 300 {
-		var eb errorBody
-		_ = json.Unmarshal(rec.body.Bytes(), &eb)
-		switch rec.status {
-		case http.StatusUnauthorized:
-			return console.ErrSession
-		case http.StatusForbidden:
-			return console.ErrForbidden
-		case http.StatusNotFound:
-			return console.ErrNotFound
-		case http.StatusConflict:
-			return console.ErrConflict
-		case http.StatusBadRequest:
-			return console.ErrInvalid
-		}
-		return fmt.Errorf("api: console: %s %s: %d %s (request %s)", method, path, rec.status, eb.Error, eb.RequestID)
+		return consoleError(method, path, rec.status, rec.body.Bytes())
 	}
 	if out == nil {
 		return nil
@@ -165,6 +152,25 @@ func (b *consoleBackend) do(ctx context.Context, from, method, path string, in, 
 		return fmt.Errorf("api: console: %s %s answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// consoleError maps an API refusal to console's errors.
+func consoleError(method, path string, status int, body []byte) error {
+	switch status {
+	case http.StatusUnauthorized:
+		return console.ErrSession
+	case http.StatusForbidden:
+		return console.ErrForbidden
+	case http.StatusNotFound:
+		return console.ErrNotFound
+	case http.StatusConflict:
+		return console.ErrConflict
+	case http.StatusBadRequest:
+		return console.ErrInvalid
+	}
+	var eb errorBody
+	_ = json.Unmarshal(body, &eb)
+	return fmt.Errorf("api: console: %s %s: %d %s (request %s)", method, path, status, eb.Error, eb.RequestID)
 }
 
 // Events lists the organizer's events, for the roles that may read their
@@ -378,6 +384,79 @@ func (b *consoleBackend) Audit(ctx context.Context, from string, after int64) ([
 			Remote: a.Remote, Outcome: a.Outcome, Status: a.Status, Detail: a.Detail})
 	}
 	return recs, nil
+}
+
+func (b *consoleBackend) Batches(ctx context.Context, from string) ([]console.Batch, error) {
+	var out struct {
+		Batches []batch.Batch `json:"batches"`
+	}
+	if err := b.do(ctx, from, "GET", "/v1/hq/batches", nil, &out); err != nil {
+		return nil, err
+	}
+	bs := make([]console.Batch, 0, len(out.Batches))
+	for _, x := range out.Batches {
+		bs = append(bs, console.Batch{No: x.No, Event: x.Event, Status: x.Status, Count: x.Count, Done: x.Done,
+			CreatedAt: x.CreatedAt, CompletedAt: x.CompletedAt})
+	}
+	// Newest first.
+	slices.Reverse(bs)
+	return bs, nil
+}
+
+// AuditExport streams GET /v1/audit/export to w: the API's answer passes
+// through once it is a success; a refusal is returned for the page.
+func (b *consoleBackend) AuditExport(ctx context.Context, from string, w http.ResponseWriter) error {
+	if _, ok := staffOf(ctx); !ok {
+		return console.ErrSession
+	}
+	const path = "/v1/audit/export"
+	req, err := http.NewRequestWithContext(ctx, "GET", path, http.NoBody)
+	if err != nil {
+		return fmt.Errorf("api: console request: %w", err)
+	}
+	req.RemoteAddr = from
+	pw := &passWriter{w: w, header: http.Header{}}
+	b.api.ServeHTTP(pw, req)
+	if pw.status >= 300 {
+		return consoleError("GET", path, pw.status, pw.refusal.Bytes())
+	}
+	return nil
+}
+
+// passWriter passes a successful in-process answer on to w (its body, its
+// type and file name) and keeps a refusal.
+type passWriter struct {
+	w       http.ResponseWriter
+	header  http.Header
+	status  int
+	refusal bytes.Buffer
+}
+
+func (p *passWriter) Header() http.Header { return p.header }
+
+func (p *passWriter) WriteHeader(code int) {
+	if p.status != 0 {
+		return
+	}
+	p.status = code
+	if code < 300 {
+		for _, h := range []string{"Content-Type", "Content-Disposition"} {
+			if v := p.header.Get(h); v != "" {
+				p.w.Header().Set(h, v)
+			}
+		}
+		p.w.WriteHeader(code)
+	}
+}
+
+func (p *passWriter) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.WriteHeader(http.StatusOK)
+	}
+	if p.status >= 300 {
+		return p.refusal.Write(b)
+	}
+	return p.w.Write(b)
 }
 
 var _ console.Backend = (*consoleBackend)(nil)

@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -293,6 +295,7 @@ func TestConsoleRoleMatrix(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	alert := e.blockedCard()
 	card := e.cards[0].hex()
+	e.custody() // a custody log to export
 	require.NoError(t, e.ledger.CreateOrganizer(context.Background(), 2, "Other Org"))
 	users := map[string]staffUser{
 		"hq":      e.addStaff(org, "alice", api.RoleHQ, ""),
@@ -318,15 +321,18 @@ func TestConsoleRoleMatrix(t *testing.T) {
 		{"stores", "GET", "/console/stores", nil},
 		{"keys", "GET", "/console/keys", nil},
 		{"audit", "GET", "/console/audit", nil},
+		{"batches", "GET", "/console/batches", nil},
+		{"audit export", "GET", "/console/audit/export", nil},
 	}
 	want := map[string][]int{
-		"anonymous": {303, 303, 303, 303, 401, 401, 303, 401, 401, 401, 303, 303, 303},
-		"store":     {403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403},
-		"auditor":   {200, 200, 200, 200, 403, 403, 200, 403, 403, 403, 200, 403, 200},
+		"anonymous": {303, 303, 303, 303, 401, 401, 303, 401, 401, 401, 303, 303, 303, 303, 303},
+		"store":     {403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403},
+		"auditor":   {200, 200, 200, 200, 403, 403, 200, 403, 403, 403, 200, 403, 200, 403, 200},
 		// Another organizer's terminal has no session keys of the caller's
-		// organizer: none are revoked, as the API answers.
-		"other": {200, 200, 200, 404, 404, 404, 200, 404, 303, 404, 200, 200, 200},
-		"hq":    {200, 200, 200, 200, 303, 303, 200, 201, 303, 303, 200, 200, 200},
+		// organizer: none are revoked, as the API answers. It has no
+		// custody log to export.
+		"other": {200, 200, 200, 404, 404, 404, 200, 404, 303, 404, 200, 200, 200, 200, 404},
+		"hq":    {200, 200, 200, 200, 303, 303, 200, 201, 303, 303, 200, 200, 200, 200, 200},
 	}
 	for _, role := range []string{"anonymous", "store", "auditor", "other", "hq"} {
 		b := e.consoleBrowser()
@@ -346,7 +352,15 @@ func TestConsoleRoleMatrix(t *testing.T) {
 				r = b.post(a.path, a.form, nil)
 			}
 			require.Equal(t, want[role][i], r.status, "%s %s: %s", role, a.name, r.body)
-			require.NotContains(t, string(r.body), "This form expired", "%s %s", role, a.name)
+			require.False(t, strings.Contains(string(r.body), "This form expired"), "%s %s", role, a.name)
+			if a.name == "audit export" && r.status == http.StatusOK {
+				require.Equal(t, "application/x-tar", r.header.Get("Content-Type"))
+				require.Contains(t, r.header.Get("Content-Disposition"), "attachment")
+				tr := tar.NewReader(bytes.NewReader(r.body))
+				h, err := tr.Next()
+				require.NoError(t, err, "a tar file")
+				require.NotEmpty(t, h.Name)
+			}
 			if r.status == http.StatusForbidden {
 				require.Contains(t, string(r.body), "Your role may not do this.", "%s %s", role, a.name)
 			}
@@ -378,8 +392,9 @@ func TestConsoleRoleMatrix(t *testing.T) {
 	require.Equal(t, 3, e.auditCount(`outcome = 'denied' AND actor = 'auditor:1:staff:audrey' AND action LIKE 'POST %'`))
 	require.Equal(t, 2, e.auditCount(`outcome = 'denied' AND actor = 'auditor:1:staff:audrey' AND action LIKE 'DELETE %'`))
 	// The store's refused dashboard (twice) is the console's record; the
-	// alerts, card, terminals, stores, keys and audit pages are the API's.
-	require.Equal(t, 8, e.auditCount(`outcome = 'denied' AND actor = 'store:1:staff:sam' AND action LIKE 'GET %'`))
+	// alerts, card, terminals, stores, keys, audit, batches and export
+	// pages are the API's.
+	require.Equal(t, 10, e.auditCount(`outcome = 'denied' AND actor = 'store:1:staff:sam' AND action LIKE 'GET %'`))
 	require.Equal(t, 1, e.auditCount(`outcome = 'ok' AND actor = 'hq:1:staff:alice' AND action = 'GET /v1/hq/cards/{card}'`))
 }
 
@@ -534,7 +549,7 @@ func TestConsolePageSizes(t *testing.T) {
 	b := e.consoleBrowser().signedIn(hq)
 	css := b.get("/console/assets/console.css")
 	require.Equal(t, http.StatusOK, css.status)
-	for _, path := range []string{"/console/login", "/console/dashboard", "/console/alerts", "/console/cards?card=" + e.cards[0].hex(), "/console/terminals", "/console/stores", "/console/keys", "/console/audit",
+	for _, path := range []string{"/console/login", "/console/dashboard", "/console/alerts", "/console/cards?card=" + e.cards[0].hex(), "/console/terminals", "/console/stores", "/console/keys", "/console/audit", "/console/batches",
 		"/console/dashboard?lang=nl"} {
 		r := b.get(path)
 		require.Equal(t, http.StatusOK, r.status, path)

@@ -404,6 +404,12 @@ func (s *Server) startJanitor(ctx context.Context) func() {
 				if _, err := s.pool.Exec(ctx, `DELETE FROM api_checkouts WHERE expires_at < $1`, s.now()); err != nil && ctx.Err() == nil {
 					s.log.Warn("api: checkout cleanup", "err", err)
 				}
+				// A staff session is kept a day after it could last have
+				// been used, then removed.
+				if _, err := s.pool.Exec(ctx, `DELETE FROM api_staff_sessions WHERE expires_at < $1 OR last_seen_at < $2`,
+					s.now().Add(-24*time.Hour), s.now().Add(-24*time.Hour-StaffIdle)); err != nil && ctx.Err() == nil {
+					s.log.Warn("api: staff session cleanup", "err", err)
+				}
 			}
 		}
 	}()

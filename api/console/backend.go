@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 )
 
@@ -52,6 +53,20 @@ type Backend interface {
 	// Audit returns the organizer's audit records after the record id
 	// after, oldest first.
 	Audit(ctx context.Context, from string, after int64) ([]AuditEntry, error)
+	// AuditExport writes the signed custody log export (a tar file) to w,
+	// headers and all; before it has written anything it returns an error
+	// the page explains.
+	AuditExport(ctx context.Context, from string, w http.ResponseWriter) error
+	Batches(ctx context.Context, from string) ([]Batch, error)
+}
+
+// Batch is one card batch.
+type Batch struct {
+	No            int64
+	Event, Status string
+	Count, Done   int
+	CreatedAt     time.Time
+	CompletedAt   *time.Time
 }
 
 // StoreDay is one store's day: cash expected and counted, cards.

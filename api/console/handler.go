@@ -85,7 +85,7 @@ func New(o Options) (*Handler, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	for _, name := range []string{"login", "dashboard", "alerts", "cards", "terminals", "stores", "keys", "audit", "message"} {
+	for _, name := range []string{"login", "dashboard", "alerts", "cards", "terminals", "stores", "keys", "audit", "batches", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console: template %s: %w", name, err)
@@ -110,6 +110,8 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("GET /console/stores", h.stores)
 	m.HandleFunc("GET /console/keys", h.keys)
 	m.HandleFunc("GET /console/audit", h.audit)
+	m.HandleFunc("GET /console/audit/export", h.auditExport)
+	m.HandleFunc("GET /console/batches", h.batches)
 	m.HandleFunc("GET /console/assets/console.css", h.asset)
 	m.HandleFunc("/", h.notFound)
 	h.mux = m
@@ -191,6 +193,7 @@ type page struct {
 	Keys           []Key
 	Audit          []AuditEntry
 	NextAudit      int64 // the after= of the next page; 0: none
+	Batches        []Batch
 }
 
 // Day formats a day (UTC).
@@ -657,4 +660,35 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Audit = recs
 	h.render(w, http.StatusOK, "audit", p)
+}
+
+// auditExport downloads the signed export of the custody log (GET
+// /v1/audit/export), for the offline auditor.
+func (h *Handler) auditExport(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "audit")
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	if err := h.be.AuditExport(ctx, r.RemoteAddr, w); err != nil {
+		h.fail(w, r, p, err)
+	}
+}
+
+func (h *Handler) batches(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "batches")
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	bs, err := h.be.Batches(ctx, r.RemoteAddr)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	if len(bs) > maxRows {
+		bs, p.More = bs[:maxRows], len(bs)-maxRows
+	}
+	p.Batches = bs
+	h.render(w, http.StatusOK, "batches", p)
 }
