@@ -187,6 +187,8 @@ func TestStaffSignIn(t *testing.T) {
 	// Unknown account and another organizer's name: refused like a wrong password.
 	require.Equal(t, http.StatusUnauthorized, e.consoleBrowser().signIn(staffUser{org: org, name: "mallory"}, "whatever password", "").status)
 	require.Equal(t, http.StatusUnauthorized, e.consoleBrowser().signIn(staffUser{org: 2, name: "audrey"}, aud.password, "").status)
+	// A name no account can have (a NUL) is refused before the database.
+	require.Equal(t, http.StatusUnauthorized, e.consoleBrowser().signIn(staffUser{org: org, name: "a\x00b"}, aud.password, "").status)
 
 	// Disabling an account ends its sessions at once.
 	ab := e.consoleBrowser().signedIn(aud)
@@ -200,7 +202,9 @@ func TestStaffSignIn(t *testing.T) {
 
 	// Every sign-in is audited, refused ones too; no password or code in them.
 	require.Equal(t, 5, e.auditCount(`action = 'console sign-in' AND outcome = 'ok'`))
-	require.Equal(t, 13, e.auditCount(`action = 'console sign-in' AND outcome = 'denied'`))
+	// Refused ones proved no organizer: they are the platform's (0).
+	require.Equal(t, 14, e.auditCount(`action = 'console sign-in' AND outcome = 'denied' AND org_id = 0`))
+	require.Equal(t, 5, e.auditCount(`action = 'console sign-in' AND outcome = 'ok' AND org_id = 1 AND target LIKE 'staff 1:%'`))
 	require.Zero(t, e.auditCount(`detail LIKE '%' || $1 || '%' OR detail LIKE '%' || $2 || '%'`, hq.password, aud.password))
 	require.NotContains(t, e.logs.String(), hq.password)
 	require.NotContains(t, e.logs.String(), cookie.Value)

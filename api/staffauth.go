@@ -265,7 +265,16 @@ func (s *Server) staffLogin(ctx context.Context, ip string, org int64, name stri
 	p := principal{org: org}
 	var sessionTok string
 	var outcome error
+	if !validStaffName(name) || org <= 0 {
+		// Not a name an account can have (nor text PostgreSQL takes).
+		checkPassword(s.dummyHash(), password)
+		name = input.Clean(name, 64)
+		outcome = ErrStaffLogin
+	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if outcome != nil {
+			return nil
+		}
 		var a staffAccountRow
 		err := tx.QueryRow(ctx, `SELECT role, store_id, password_hash, totp_envelope, totp_step, failed_logins, locked_until, disabled_at
 			FROM api_staff WHERE org_id = $1 AND name = $2 FOR UPDATE`, org, name).
@@ -329,12 +338,13 @@ func (s *Server) staffLogin(ctx context.Context, ip string, org int64, name stri
 	if err != nil {
 		return "", principal{}, err
 	}
-	rec := AuditRecord{Org: org, Actor: "staff:" + input.Clean(name, 100), Action: "console sign-in", Target: "staff " + input.Clean(name, 100)}
+	// A refused sign-in proved no organizer: it is recorded under the
+	// platform's (0), naming the organizer and name that were tried, as
+	// the API records a refused credential.
+	rec := AuditRecord{Org: org, Actor: p.actor(), Action: "console sign-in", Target: fmt.Sprintf("staff %d:%s", org, name)}
 	if outcome != nil {
-		rec.Refused, rec.Detail = true, outcome.Error()
+		rec.Org, rec.Actor, rec.Refused, rec.Detail = 0, "anonymous", true, outcome.Error()
 		s.metrics.Inc("staff_login_refused")
-	} else {
-		rec.Actor = p.actor()
 	}
 	s.writeAudit(ctx, ip, rec)
 	if outcome != nil {
