@@ -216,6 +216,8 @@ func TestConsoleBrowser(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ledger.TerminalRevoked, tr.Status)
 
+	b.open("/console/refunds")
+	b.page("refunds", "Waiting for a payout", e.cards[2].hex(), "loopcard ledger payout")
 	b.open("/console/batches")
 	b.page("batches", "fest")
 	b.open("/console/stores")

@@ -455,4 +455,16 @@ func (p *passWriter) Write(b []byte) (int, error) {
 	return p.w.Write(b)
 }
 
+func (b *consoleBackend) Refunds(ctx context.Context, from string) ([]console.Refund, int, error) {
+	var out apitype.RefundsResponse
+	if err := b.do(ctx, from, "GET", "/v1/hq/refunds", nil, &out); err != nil {
+		return nil, 0, err
+	}
+	rs := make([]console.Refund, 0, len(out.Refunds))
+	for _, r := range out.Refunds {
+		rs = append(rs, console.Refund{ID: r.ID, Card: r.Card, Status: r.Status, Amount: r.Amount, RequestedAt: r.RequestedAt})
+	}
+	return rs, out.Waiting, nil
+}
+
 var _ console.Backend = (*consoleBackend)(nil)

@@ -21,6 +21,7 @@ import (
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
 // staffUser is a staff account with its password and TOTP secret.
@@ -327,16 +328,17 @@ func TestConsoleRoleMatrix(t *testing.T) {
 		{"audit", "GET", "/console/audit", nil},
 		{"batches", "GET", "/console/batches", nil},
 		{"audit export", "GET", "/console/audit/export", nil},
+		{"refunds", "GET", "/console/refunds", nil},
 	}
 	want := map[string][]int{
-		"anonymous": {303, 303, 303, 303, 401, 401, 303, 401, 401, 401, 303, 303, 303, 303, 303},
-		"store":     {403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403},
-		"auditor":   {200, 200, 200, 200, 403, 403, 200, 403, 403, 403, 200, 403, 200, 403, 200},
+		"anonymous": {303, 303, 303, 303, 401, 401, 303, 401, 401, 401, 303, 303, 303, 303, 303, 303},
+		"store":     {403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403},
+		"auditor":   {200, 200, 200, 200, 403, 403, 200, 403, 403, 403, 200, 403, 200, 403, 200, 200},
 		// Another organizer's terminal has no session keys of the caller's
 		// organizer: none are revoked, as the API answers. It has no
 		// custody log to export.
-		"other": {200, 200, 200, 404, 404, 404, 200, 404, 303, 404, 200, 200, 200, 200, 404},
-		"hq":    {200, 200, 200, 200, 303, 303, 200, 201, 303, 303, 200, 200, 200, 200, 200},
+		"other": {200, 200, 200, 404, 404, 404, 200, 404, 303, 404, 200, 200, 200, 200, 404, 200},
+		"hq":    {200, 200, 200, 200, 303, 303, 200, 201, 303, 303, 200, 200, 200, 200, 200, 200},
 	}
 	for _, role := range []string{"anonymous", "store", "auditor", "other", "hq"} {
 		b := e.consoleBrowser()
@@ -396,9 +398,9 @@ func TestConsoleRoleMatrix(t *testing.T) {
 	require.Equal(t, 3, e.auditCount(`outcome = 'denied' AND actor = 'auditor:1:staff:audrey' AND action LIKE 'POST %'`))
 	require.Equal(t, 2, e.auditCount(`outcome = 'denied' AND actor = 'auditor:1:staff:audrey' AND action LIKE 'DELETE %'`))
 	// The store's refused dashboard (twice) is the console's record; the
-	// alerts, card, terminals, stores, keys, audit, batches and export
-	// pages are the API's.
-	require.Equal(t, 10, e.auditCount(`outcome = 'denied' AND actor = 'store:1:staff:sam' AND action LIKE 'GET %'`))
+	// alerts, card, terminals, stores, keys, audit, batches, export and
+	// refunds pages are the API's.
+	require.Equal(t, 11, e.auditCount(`outcome = 'denied' AND actor = 'store:1:staff:sam' AND action LIKE 'GET %'`))
 	require.Equal(t, 1, e.auditCount(`outcome = 'ok' AND actor = 'hq:1:staff:alice' AND action = 'GET /v1/hq/cards/{card}'`))
 }
 
@@ -450,6 +452,10 @@ func (e *env) consoleEvent() {
 	id, err := e.ledger.TopUpCash(ctx, org, ledger.CashTopUp{Store: "store-b", Card: e.cards[3].uid, Amount: 500})
 	require.NoError(t, err)
 	_ = id // paid, not yet on the card: a pending load
+	// A refund requested by the holder of card 2.
+	r := e.do(request{method: "POST", path: "/v1/card/refund", card: e.cards[2].token, pin: e.cards[2].pin,
+		body: apitype.RefundRequest{Name: "Ada Lovelace", IBAN: "NL91ABNA0417164300"}})
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
 	e.clock.Add(7 * time.Minute)
 }
 
@@ -523,6 +529,18 @@ func TestConsoleDashboardFigures(t *testing.T) {
 			money(d.PendingLoads)}, srows[i])
 	}
 
+	// The refunds page shows the ledger's refunds; payees stay sealed.
+	refunds, waiting, err := e.ledger.Refunds(context.Background(), org, 1000)
+	require.NoError(t, err)
+	require.Equal(t, 1, waiting)
+	r = b.get("/console/refunds")
+	require.Equal(t, http.StatusOK, r.status)
+	require.Equal(t, "1", figure(t, string(r.body), "waiting"))
+	require.Len(t, refunds, 1)
+	require.Equal(t, e.cards[2].hex(), terminaltx.CardHex(refunds[0].Card))
+	require.True(t, strings.Contains(string(r.body), e.cards[2].hex()), "the refund's card")
+	require.False(t, strings.Contains(string(r.body), "NL91") || strings.Contains(string(r.body), "Lovelace"), "no payee")
+
 	// The chart draws one bar per hour and merchant, its height the amount.
 	require.Equal(t, len(rep.Hourly), strings.Count(page, "<rect x="))
 
@@ -553,7 +571,7 @@ func TestConsolePageSizes(t *testing.T) {
 	b := e.consoleBrowser().signedIn(hq)
 	css := b.get("/console/assets/console.css")
 	require.Equal(t, http.StatusOK, css.status)
-	for _, path := range []string{"/console/login", "/console/dashboard", "/console/alerts", "/console/cards?card=" + e.cards[0].hex(), "/console/terminals", "/console/stores", "/console/keys", "/console/audit", "/console/batches",
+	for _, path := range []string{"/console/login", "/console/dashboard", "/console/alerts", "/console/cards?card=" + e.cards[0].hex(), "/console/terminals", "/console/stores", "/console/keys", "/console/audit", "/console/batches", "/console/refunds",
 		"/console/dashboard?lang=nl"} {
 		r := b.get(path)
 		require.Equal(t, http.StatusOK, r.status, path)

@@ -196,6 +196,7 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /v1/hq/batches":   func() request { return request{method: "GET", path: "/v1/hq/batches"} },
 		"GET /v1/hq/keys":      func() request { return request{method: "GET", path: "/v1/hq/keys"} },
 		"GET /v1/hq/alerts":    func() request { return request{method: "GET", path: "/v1/hq/alerts"} },
+		"GET /v1/hq/refunds":   func() request { return request{method: "GET", path: "/v1/hq/refunds"} },
 		"GET /v1/hq/cards/{card}": func() request {
 			return request{method: "GET", path: "/v1/hq/cards/" + flagged.hex()}
 		},

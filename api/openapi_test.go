@@ -196,7 +196,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"MoneyResponse": apitype.MoneyResponse{}, "StoreKexRequest": apitype.StoreKexRequest{}, "StoreCreditKey": apitype.StoreCreditKeyResponse{},
 		"BalanceKeyRequest": apitype.BalanceKeyRequest{}, "BalanceKey": apitype.BalanceKeyResponse{},
 		"StoreInfo": apitype.StoreInfo{}, "TerminalInfo": apitype.TerminalInfo{}, "OrganizerKey": apitype.OrganizerKey{}, "ReviewRequest": apitype.ReviewRequest{},
-		"UnblockResponse": apitype.UnblockResponse{}, "Error": struct {
+		"UnblockResponse": apitype.UnblockResponse{}, "RefundsResponse": apitype.RefundsResponse{}, "RefundRecord": apitype.RefundRecord{},
+		"Error": struct {
 			Error     string `json:"error"`
 			RequestID string `json:"request_id"`
 		}{},

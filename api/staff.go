@@ -184,6 +184,21 @@ func (s *Server) reviewAlert(c *call) error {
 	return c.reply(http.StatusOK, alertRecord(a))
 }
 
+// listRefunds lists the organizer's refunds for HQ and auditors: those
+// waiting for a payout first. Payees stay sealed.
+func (s *Server) listRefunds(c *call) error {
+	rs, waiting, err := s.ledger.Refunds(c.ctx, c.who.org, maxListed)
+	if err != nil {
+		return err
+	}
+	out := apitype.RefundsResponse{Waiting: waiting, Refunds: make([]apitype.RefundRecord, 0, len(rs))}
+	for _, r := range rs {
+		out.Refunds = append(out.Refunds, apitype.RefundRecord{ID: r.ID.String(), Card: terminaltx.CardHex(r.Card), Status: r.Status,
+			Amount: r.Amount, RequestedAt: r.RequestedAt})
+	}
+	return c.reply(http.StatusOK, out)
+}
+
 // hqCard shows one card of the organizer to HQ and auditors: its status,
 // balance and latest payments and top-ups (as its holder sees them).
 func (s *Server) hqCard(c *call) error {

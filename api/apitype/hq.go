@@ -132,3 +132,20 @@ type OrganizerKey struct {
 type OrganizerKeysResponse struct {
 	Keys []OrganizerKey `json:"keys"`
 }
+
+// RefundsResponse answers GET /v1/hq/refunds: the refunds waiting for a
+// payout (oldest first, the next payout's order), then the others (newest
+// first), at most 1000; never a payee's name or IBAN.
+type RefundsResponse struct {
+	Waiting int            `json:"waiting"` // how many wait in all
+	Refunds []RefundRecord `json:"refunds"`
+}
+
+// RefundRecord is one refund as HQ lists it.
+type RefundRecord struct {
+	ID          string    `json:"id"`
+	Card        string    `json:"card"`
+	Status      string    `json:"status"`           // pending, paid or nothing_due
+	Amount      *int64    `json:"amount,omitempty"` // fixed at payout
+	RequestedAt time.Time `json:"requested_at"`
+}

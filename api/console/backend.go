@@ -58,6 +58,16 @@ type Backend interface {
 	// the page explains.
 	AuditExport(ctx context.Context, from string, w http.ResponseWriter) error
 	Batches(ctx context.Context, from string) ([]Batch, error)
+	// Refunds lists refunds, those waiting for a payout first, and says
+	// how many wait in all.
+	Refunds(ctx context.Context, from string) ([]Refund, int, error)
+}
+
+// Refund is one refund: never its payee.
+type Refund struct {
+	ID, Card, Status string
+	Amount           *int64 // fixed at payout
+	RequestedAt      time.Time
 }
 
 // Batch is one card batch.

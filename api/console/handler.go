@@ -85,7 +85,7 @@ func New(o Options) (*Handler, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	for _, name := range []string{"login", "dashboard", "alerts", "cards", "terminals", "stores", "keys", "audit", "batches", "message"} {
+	for _, name := range []string{"login", "dashboard", "alerts", "cards", "terminals", "stores", "keys", "audit", "batches", "refunds", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console: template %s: %w", name, err)
@@ -112,6 +112,7 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("GET /console/audit", h.audit)
 	m.HandleFunc("GET /console/audit/export", h.auditExport)
 	m.HandleFunc("GET /console/batches", h.batches)
+	m.HandleFunc("GET /console/refunds", h.refunds)
 	m.HandleFunc("GET /console/assets/console.css", h.asset)
 	m.HandleFunc("/", h.notFound)
 	h.mux = m
@@ -194,6 +195,8 @@ type page struct {
 	Audit          []AuditEntry
 	NextAudit      int64 // the after= of the next page; 0: none
 	Batches        []Batch
+	Refunds        []Refund
+	Waiting        int
 }
 
 // Day formats a day (UTC).
@@ -691,4 +694,22 @@ func (h *Handler) batches(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Batches = bs
 	h.render(w, http.StatusOK, "batches", p)
+}
+
+func (h *Handler) refunds(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "refunds")
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	rs, waiting, err := h.be.Refunds(ctx, r.RemoteAddr)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	if len(rs) > maxRows {
+		rs, p.More = rs[:maxRows], len(rs)-maxRows
+	}
+	p.Refunds, p.Waiting = rs, waiting
+	h.render(w, http.StatusOK, "refunds", p)
 }
