@@ -210,6 +210,7 @@ func TestConsoleBrowser(t *testing.T) {
 	require.Equal(t, http.StatusCreated, r.status, "the token shown enrols the terminal: %s", r.body)
 	b.open("/console/terminals")
 	require.NotContains(t, b.text(), tok, "the token is shown once")
+	require.NotContains(t, e.logs.String(), tok, "the token is in no log")
 	b.submit(`form[action="/console/terminals/bar-3/revoke"] button`)
 	b.page("terminal-revoked", "Done.", "revoked")
 	tr, err := e.ledger.Terminal(context.Background(), org, "bar-3")

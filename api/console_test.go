@@ -209,6 +209,11 @@ func TestStaffSignIn(t *testing.T) {
 	require.Zero(t, e.auditCount(`detail LIKE '%' || $1 || '%' OR detail LIKE '%' || $2 || '%'`, hq.password, aud.password))
 	require.NotContains(t, e.logs.String(), hq.password)
 	require.NotContains(t, e.logs.String(), cookie.Value)
+	require.NotContains(t, e.logs.String(), hq.secret)
+	var audit string
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT string_agg(actor || target || detail, ' ') FROM api_audit`).Scan(&audit))
+	require.NotContains(t, audit, cookie.Value)
+	require.NotContains(t, audit, hq.secret)
 }
 
 // TestStaffSessionExpiry: a session ends after 30 minutes without use and
