@@ -77,8 +77,6 @@ type consoleBackend struct {
 func (b *consoleBackend) Login(ctx context.Context, from string, org int64, name string, pw console.Secret, code string) (console.Secret, error) {
 	tok, _, err := b.s.staffLogin(ctx, ipOf(from), org, name, []byte(pw.Reveal()), code)
 	switch {
-	case errors.Is(err, ErrStaffLocked):
-		return console.Secret{}, console.ErrLocked
 	case errors.Is(err, ErrStaffLogin):
 		return console.Secret{}, console.ErrLogin
 	case err != nil:

@@ -46,12 +46,12 @@ const (
 	totpIssuer = "Loopcard"
 )
 
-// Errors of the staff accounts. ErrStaffLocked is returned while an
-// account waits out its back-off; every other failed sign-in is
-// ErrStaffLogin, whatever was wrong.
+// Errors of the staff accounts. A failed sign-in is ErrStaffLogin,
+// whatever was wrong, also while the account waits out its back-off
+// (which only its audit record, ErrStaffLocked, says).
 var (
 	ErrStaffLogin   = errors.New("api: wrong organizer, name, password or code")
-	ErrStaffLocked  = errors.New("api: too many failed sign-ins: wait and try again")
+	ErrStaffLocked  = errors.New("api: too many failed sign-ins: the account waits")
 	ErrStaffSession = errors.New("api: staff session ended: sign in again")
 	ErrNoStaff      = errors.New("api: no such staff account")
 	ErrStaffExists  = errors.New("api: a staff account of that name exists")
@@ -288,6 +288,9 @@ func (s *Server) staffLogin(ctx context.Context, ip string, org int64, name stri
 			return fmt.Errorf("api: staff lookup: %w", err)
 		}
 		if a.locked != nil && now.Before(*a.locked) {
+			// Refused as a wrong password is (as an unknown name is), so
+			// that the back-off tells no one which names exist.
+			checkPassword(s.dummyHash(), password)
 			outcome = ErrStaffLocked
 			return nil
 		}
@@ -348,7 +351,7 @@ func (s *Server) staffLogin(ctx context.Context, ip string, org int64, name stri
 	}
 	s.writeAudit(ctx, ip, rec)
 	if outcome != nil {
-		return "", principal{}, outcome
+		return "", principal{}, ErrStaffLogin
 	}
 	return sessionTok, p, nil
 }

@@ -10,7 +10,6 @@ import (
 // Errors a Backend returns for what the pages explain.
 var (
 	ErrLogin     = errors.New("console: wrong organizer, name, password or code")
-	ErrLocked    = errors.New("console: too many failed sign-ins")
 	ErrSession   = errors.New("console: session ended")
 	ErrForbidden = errors.New("console: not for this role")
 	ErrNotFound  = errors.New("console: not found")

@@ -359,10 +359,6 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		err = ErrLogin
 	}
 	switch {
-	case errors.Is(err, ErrLocked):
-		p.Error = "err.locked"
-		h.render(w, http.StatusTooManyRequests, "login", p)
-		return
 	case errors.Is(err, ErrLogin):
 		p.Error = "err.login"
 		h.render(w, http.StatusUnauthorized, "login", p)

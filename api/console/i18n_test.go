@@ -29,7 +29,7 @@ func TestMessagesComplete(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
-	for _, k := range []string{"signin", "signout", "dashboard", "alerts", "cards", "nav", "done", "err.login", "err.locked",
+	for _, k := range []string{"signin", "signout", "dashboard", "alerts", "cards", "nav", "done", "err.login",
 		"err.session", "err.forbidden", "err.notfound", "err.conflict", "err.invalid", "err.csrf", "err.internal", "err.notfoundpg"} {
 		require.Contains(t, messages, k)
 	}
