@@ -32,6 +32,7 @@ type principal struct {
 	org      int64
 	store    string      // RoleStore
 	tokenID  string      // staff and profile tokens
+	staff    string      // a staff account signed in to the console
 	terminal string      // RoleTerminal
 	card     []byte      // RoleCard, RoleCardPIN
 	profile  pgtype.UUID // RoleProfile
@@ -47,6 +48,9 @@ func (p principal) actor() string {
 	case RoleCard, RoleCardPIN:
 		return fmt.Sprintf("%s:%d:%s", p.role, p.org, terminaltx.CardHex(p.card))
 	}
+	if p.staff != "" {
+		return fmt.Sprintf("%s:%d:staff:%s", p.role, p.org, p.staff)
+	}
 	return fmt.Sprintf("%s:%d:%s", p.role, p.org, p.tokenID)
 }
 
@@ -54,6 +58,12 @@ func (p principal) actor() string {
 // present but wrong fail with 401; no credentials is RoleAnonymous.
 func (s *Server) authenticate(c *call) (principal, error) {
 	r := c.r
+	// A console page's in-process request carries the principal of its
+	// staff session (consoleBackend); nothing outside this package can
+	// set it, and such a request carries no other credential.
+	if p, ok := r.Context().Value(staffPrincipalKey{}).(principal); ok {
+		return p, nil
+	}
 	if r.Header.Get("Signature-Input") != "" || r.Header.Get("Signature") != "" {
 		return s.authTerminal(c)
 	}

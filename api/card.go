@@ -203,11 +203,15 @@ const (
 )
 
 func (s *Server) hashPassword(pw []byte) (string, error) {
+	return hashPassword(pw, s.limits.PasswordMemory, s.limits.PasswordTime)
+}
+
+// hashPassword hashes pw with argon2id at memory m (KiB) and time t.
+func hashPassword(pw []byte, m, t uint32) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	m, t := s.limits.PasswordMemory, s.limits.PasswordTime
 	k := argon2.IDKey(pw, salt, t, m, argonThreads, argonKeyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, m, t, argonThreads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(k)), nil

@@ -60,6 +60,13 @@
 //     signed with a shared secret and a timestamp (package payment); the
 //     signature is its credential (Config.Payments). A paid top-up becomes
 //     a pending load in the ledger once per event id.
+//   - People at HQ use the console (package console, under /console/):
+//     named staff accounts (api_staff; hq, store or auditor) sign in with a
+//     password (argon2id) and, for hq, a TOTP code; a session is a
+//     __Host- cookie (api_staff_sessions) ending after StaffIdle unused or
+//     StaffLifetime. Each page calls the routes below in process with the
+//     session's principal, so the console has no rights of its own. The
+//     session's cookie is no credential of the API.
 //
 // Which role may call which route is one table (routes.go), enforced in one
 // place (authorize), and tested for every route and every role.

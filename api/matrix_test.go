@@ -199,6 +199,10 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /v1/hq/batches":   func() request { return request{method: "GET", path: "/v1/hq/batches"} },
 		"GET /v1/hq/keys":      func() request { return request{method: "GET", path: "/v1/hq/keys"} },
 		"GET /v1/hq/alerts":    func() request { return request{method: "GET", path: "/v1/hq/alerts"} },
+		"GET /v1/hq/refunds":   func() request { return request{method: "GET", path: "/v1/hq/refunds"} },
+		"GET /v1/hq/cards/{card}": func() request {
+			return request{method: "GET", path: "/v1/hq/cards/" + flagged.hex()}
+		},
 		"POST /v1/hq/alerts/{alert}/review": func() request {
 			// A fresh alert to review: clone evidence on the flagged card
 			// when it is active, else a sequence gap (a notice).

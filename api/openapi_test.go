@@ -198,7 +198,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"StoreInfo": apitype.StoreInfo{}, "TerminalInfo": apitype.TerminalInfo{}, "OrganizerKey": apitype.OrganizerKey{}, "ReviewRequest": apitype.ReviewRequest{},
 		"UnblockResponse": apitype.UnblockResponse{}, "Blocklist": apitype.Blocklist{}, "RefusedTap": apitype.RefusedTap{},
 		"BlockRequest": apitype.BlockRequest{}, "BlockResponse": apitype.BlockResponse{}, "ReplaceRequest": apitype.ReplaceRequest{},
-		"ReplaceResponse": apitype.ReplaceResponse{}, "Error": struct {
+		"ReplaceResponse": apitype.ReplaceResponse{}, "RefundsResponse": apitype.RefundsResponse{}, "RefundRecord": apitype.RefundRecord{},
+		"Error": struct {
 			Error     string `json:"error"`
 			RequestID string `json:"request_id"`
 		}{},

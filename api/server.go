@@ -315,7 +315,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.pinWarn = newPINWatch(s.limits.PINFailureAlert, 10*time.Minute)
 	s.routes = s.table()
-	patterns := []string{cardPageRoute}
+	patterns := []string{cardPageRoute, consoleRoute}
 	for _, rt := range s.routes {
 		patterns = append(patterns, rt.pattern())
 	}
@@ -331,6 +331,9 @@ func New(cfg Config) (*Server, error) {
 	s.handler = s.outer(s.mux)
 	h, err := s.withCardPages(s.handler)
 	if err != nil {
+		return nil, err
+	}
+	if h, err = s.withConsole(h); err != nil {
 		return nil, err
 	}
 	s.handler = h
@@ -464,6 +467,12 @@ func (s *Server) startJanitor(ctx context.Context) func() {
 					} else if n > 0 {
 						s.log.Info("api: payments never confirmed, abandoned", "count", n)
 					}
+				}
+				// A staff session is kept a day after it could last have
+				// been used, then removed.
+				if _, err := s.pool.Exec(ctx, `DELETE FROM api_staff_sessions WHERE expires_at < $1 OR last_seen_at < $2`,
+					s.now().Add(-24*time.Hour), s.now().Add(-24*time.Hour-StaffIdle)); err != nil && ctx.Err() == nil {
+					s.log.Warn("api: staff session cleanup", "err", err)
 				}
 			}
 		}

@@ -184,6 +184,39 @@ func (s *Server) reviewAlert(c *call) error {
 	return c.reply(http.StatusOK, alertRecord(a))
 }
 
+// listRefunds lists the organizer's refunds for HQ and auditors: those
+// waiting for a payout first. Payees stay sealed.
+func (s *Server) listRefunds(c *call) error {
+	rs, waiting, err := s.ledger.Refunds(c.ctx, c.who.org, maxListed)
+	if err != nil {
+		return err
+	}
+	out := apitype.RefundsResponse{Waiting: waiting, Refunds: make([]apitype.RefundRecord, 0, len(rs))}
+	for _, r := range rs {
+		out.Refunds = append(out.Refunds, apitype.RefundRecord{ID: r.ID.String(), Card: terminaltx.CardHex(r.Card), Status: r.Status,
+			Amount: r.Amount, RequestedAt: r.RequestedAt})
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+// hqCard shows one card of the organizer to HQ and auditors: its status,
+// balance and latest payments and top-ups (as its holder sees them).
+func (s *Server) hqCard(c *call) error {
+	card, ok := parseCardID(c.r.PathValue("card"))
+	if !ok {
+		return badRequest("bad card id (hex)", nil)
+	}
+	c.target = "card " + terminaltx.CardHex(card)
+	h, err := s.history(c, c.who.org, card)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return apiError(http.StatusNotFound, "no such card of this organizer", err)
+	}
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, h)
+}
+
 // unblockCard sets a blocked card of the organizer active again (body
 // ReviewRequest), once every alert that blocked it is reviewed.
 func (s *Server) unblockCard(c *call) error {
@@ -322,7 +355,7 @@ func (s *Server) listTerminals(c *call) error {
 	for _, r := range recs {
 		k := keysOf[r.Terminal]
 		out = append(out, apitype.TerminalInfo{Terminal: r.Terminal, Merchant: r.Merchant, Event: r.Event, Status: terminalStatus[r.Status],
-			EnrolledAt: r.EnrolledAt, KexAlg: k.kexAlg, SessionKeys: k.sessions})
+			EnrolledAt: r.EnrolledAt, LastUpload: r.LastUpload, KexAlg: k.kexAlg, SessionKeys: k.sessions})
 	}
 	return c.reply(http.StatusOK, map[string]any{"terminals": out})
 }

@@ -181,6 +181,52 @@ const (
 	RefundNothingDue = "nothing_due"
 )
 
+// ListedRefund is a refund as HQ lists it: its card, never its payee.
+type ListedRefund struct {
+	Refund
+	Card []byte
+}
+
+// refundStatus names a refunds row's status as Refund does.
+func refundStatus(status string) string {
+	switch status {
+	case "exported":
+		return RefundPaid
+	case "nothing_due":
+		return RefundNothingDue
+	}
+	return RefundPending
+}
+
+// Refunds lists at most limit of the organizer's refunds: those waiting
+// for a payout first, oldest first (the next payout's order), then the
+// others, newest first. It also returns how many wait in all.
+func (l *Ledger) Refunds(ctx context.Context, org int64, limit int) ([]ListedRefund, int, error) {
+	var out []ListedRefund
+	var waiting int
+	b := &pgx.Batch{}
+	b.Queue(`SELECT refund_id, card_id, status, amount, requested_at FROM refunds WHERE org_id = $1
+		ORDER BY status <> 'requested', CASE WHEN status = 'requested' THEN requested_at END, requested_at DESC, refund_id LIMIT $2`,
+		org, limit).Query(func(rows pgx.Rows) error {
+		var r ListedRefund
+		var status string
+		_, err := pgx.ForEachRow(rows, []any{&r.ID, &r.Card, &status, &r.Amount, &r.RequestedAt}, func() error {
+			r.Status = refundStatus(status)
+			r.Card = bytes.Clone(r.Card)
+			out = append(out, r)
+			return nil
+		})
+		return err
+	})
+	b.Queue(`SELECT count(*) FROM refunds WHERE org_id = $1 AND status = 'requested'`, org).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&waiting)
+	})
+	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, 0, fmt.Errorf("ledger: refunds: %w", err)
+	}
+	return out, waiting, nil
+}
+
 // CardRefund returns the card's refund, or ErrNotFound when none was
 // requested.
 func (l *Ledger) CardRefund(ctx context.Context, org int64, card []byte) (Refund, error) {
@@ -194,16 +240,9 @@ func (l *Ledger) CardRefund(ctx context.Context, org int64, card []byte) (Refund
 	if err != nil {
 		return r, fmt.Errorf("ledger: refund: %w", err)
 	}
-	switch status {
-	case "exported":
-		r.Status = RefundPaid
-	case "nothing_due":
-		r.Status = RefundNothingDue
-	default:
-		// Amount is set while pending only for a refund requested before
-		// amounts were fixed at payout.
-		r.Status = RefundPending
-	}
+	// Amount is set while pending only for a refund requested before
+	// amounts were fixed at payout.
+	r.Status = refundStatus(status)
 	return r, nil
 }
 

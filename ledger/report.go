@@ -93,6 +93,17 @@ type EventReport struct {
 	// ProviderRefundLosses is the same for refunds made at the provider
 	// (its dashboard) after the credit was spent.
 	ProviderRefundLosses int64 `json:"provider_refund_losses"`
+	// Hourly is Sales by the hour of the terminal's clock (UTC), by hour
+	// then merchant: each merchant's hours add up to its Sales.
+	Hourly []HourlySales `json:"hourly"`
+}
+
+// HourlySales is what one merchant sold in one hour.
+type HourlySales struct {
+	Hour     time.Time `json:"hour"`
+	Merchant string    `json:"merchant"`
+	Count    int64     `json:"count"`
+	Amount   int64     `json:"amount"`
 }
 
 // MerchantSales is what one merchant sold at an event.
@@ -121,6 +132,18 @@ func (l *Ledger) Event(ctx context.Context, org int64, event string) (EventRepor
 			var s MerchantSales
 			_, err := pgx.ForEachRow(rows, []any{&s.Merchant, &s.Count, &s.Amount}, func() error {
 				rep.Sales = append(rep.Sales, s)
+				return nil
+			})
+			return err
+		})
+	b.Queue(`SELECT date_trunc('hour', t.at, 'UTC'), t.merchant_id, count(*), sum(t.amount)::bigint FROM terminal_txs t
+		JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id
+		WHERE t.org_id = $1 AND c.event_id = $2 AND t.status = 'posted' GROUP BY 1, 2 ORDER BY 1, 2`, org, event).
+		Query(func(rows pgx.Rows) error {
+			var s HourlySales
+			_, err := pgx.ForEachRow(rows, []any{&s.Hour, &s.Merchant, &s.Count, &s.Amount}, func() error {
+				s.Hour = s.Hour.UTC()
+				rep.Hourly = append(rep.Hourly, s)
 				return nil
 			})
 			return err

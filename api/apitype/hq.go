@@ -95,11 +95,14 @@ type CardWrite struct {
 
 // TerminalInfo is what HQ sees of a terminal.
 type TerminalInfo struct {
-	Terminal    string     `json:"terminal"`
-	Merchant    string     `json:"merchant"`
-	Event       string     `json:"event,omitempty"`
-	Status      string     `json:"status"`
-	EnrolledAt  *time.Time `json:"enrolled_at,omitempty"`
+	Terminal   string     `json:"terminal"`
+	Merchant   string     `json:"merchant"`
+	Event      string     `json:"event,omitempty"`
+	Status     string     `json:"status"`
+	EnrolledAt *time.Time `json:"enrolled_at,omitempty"`
+	// LastUpload is when the ledger received the terminal's transaction
+	// with the highest terminal sequence number.
+	LastUpload  *time.Time `json:"last_upload,omitempty"`
 	KexAlg      string     `json:"kex_alg,omitempty"`
 	SessionKeys int        `json:"current_session_keys"`
 }
@@ -128,4 +131,21 @@ type OrganizerKey struct {
 // OrganizerKeysResponse is the answer of GET /v1/hq/keys.
 type OrganizerKeysResponse struct {
 	Keys []OrganizerKey `json:"keys"`
+}
+
+// RefundsResponse answers GET /v1/hq/refunds: the refunds waiting for a
+// payout (oldest first, the next payout's order), then the others (newest
+// first), at most 1000; never a payee's name or IBAN.
+type RefundsResponse struct {
+	Waiting int            `json:"waiting"` // how many wait in all
+	Refunds []RefundRecord `json:"refunds"`
+}
+
+// RefundRecord is one refund as HQ lists it.
+type RefundRecord struct {
+	ID          string    `json:"id"`
+	Card        string    `json:"card"`
+	Status      string    `json:"status"`           // pending, paid or nothing_due
+	Amount      *int64    `json:"amount,omitempty"` // fixed at payout
+	RequestedAt time.Time `json:"requested_at"`
 }

@@ -21,7 +21,7 @@ import (
 // audit log the API's auditors read (GET /v1/audit/records), under the
 // command's --organizer (0, the platform, where it has none).
 var auditedCommands = map[string]bool{
-	"token issue": true, "token revoke": true,
+	"token issue": true, "token revoke": true, "staff add": true, "staff disable": true,
 	"ledger init": true, "ledger event": true, "ledger merchant": true, "ledger store": true,
 	"ledger close-day": true, "ledger payout": true, "ledger breakage": true,
 	"terminal register": true, "batch create": true,

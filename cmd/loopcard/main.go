@@ -74,6 +74,7 @@ func commands() []*cli.Command {
 		readerCommand(),
 		serveCommand(),
 		tokenCommand(),
+		staffCommand(),
 		terminalCommand(),
 		demoCommand(),
 		handoverCommand(),

@@ -103,6 +103,9 @@ func reportEvent(c *cli.Context) error {
 			if r.TopUps == nil {
 				r.TopUps = []ledger.ChannelTopUps{}
 			}
+			if r.Hourly == nil {
+				r.Hourly = []ledger.HourlySales{}
+			}
 			return printJSON(c, r)
 		case c.Bool("csv"):
 			// One table: section, key, status, count, amount.
@@ -110,6 +113,10 @@ func reportEvent(c *cli.Context) error {
 			_ = w.Write([]string{"section", "key", "status", "count", "amount"})
 			for _, s := range r.Sales {
 				_ = w.Write([]string{"sales", s.Merchant, "", strconv.FormatInt(s.Count, 10), strconv.FormatInt(s.Amount, 10)})
+			}
+			for _, h := range r.Hourly {
+				// The key is the hour (UTC) and the merchant.
+				_ = w.Write([]string{"hourly", h.Hour.UTC().Format("2006-01-02T15Z") + " " + h.Merchant, "", strconv.FormatInt(h.Count, 10), strconv.FormatInt(h.Amount, 10)})
 			}
 			for _, t := range r.TopUps {
 				_ = w.Write([]string{"topups", t.Channel, t.Status, strconv.FormatInt(t.Count, 10), strconv.FormatInt(t.Amount, 10)})
@@ -126,6 +133,12 @@ func reportEvent(c *cli.Context) error {
 		fmt.Fprintf(out, "event %s\nsales by merchant:\n", r.Event)
 		for _, s := range r.Sales {
 			fmt.Fprintf(out, "  %-24s %8d %12s\n", s.Merchant, s.Count, money(s.Amount))
+		}
+		if len(r.Hourly) > 0 {
+			fmt.Fprintln(out, "sales by hour (UTC) and merchant:")
+			for _, h := range r.Hourly {
+				fmt.Fprintf(out, "  %s %-24s %8d %12s\n", h.Hour.UTC().Format("2006-01-02 15h"), h.Merchant, h.Count, money(h.Amount))
+			}
 		}
 		fmt.Fprintln(out, "top-ups by channel:")
 		for _, t := range r.TopUps {

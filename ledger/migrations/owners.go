@@ -69,6 +69,8 @@ var owners = map[string]string{
 	"api_profiles":        API,
 	"api_refund_requests": API,
 	"api_session_keys":    API,
+	"api_staff":           API,
+	"api_staff_sessions":  API,
 	"api_store_keys":      API,
 	"api_terminal_keys":   API,
 	"api_tokens":          API,

@@ -23,6 +23,11 @@ var Layering = []Rule{
 		Bad:    []string{"ledger/...", "api/...", "cmd/..."},
 	},
 	{
+		Why:  "the HQ console renders and guards: it asks the API for everything and runs no SQL and no HSM call itself",
+		Pkgs: []string{"api/console"},
+		Bad:  []string{"api", "ledger/...", "keys/...", "personalize/...", "github.com/jackc/...", "github.com/miekg/pkcs11/..."},
+	},
+	{
 		Why:  "api serves the commands, never the other way",
 		Pkgs: []string{"api/..."},
 		Bad:  []string{"cmd/..."},

@@ -1,0 +1,208 @@
+package console
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Lang is a language the console speaks; English is the fallback.
+type Lang string
+
+// The console's languages.
+const (
+	English Lang = "en"
+	Dutch   Lang = "nl"
+)
+
+// langCookie remembers the language switch (not secret, not personal).
+const langCookie = "lc_console_lang"
+
+// pickLang chooses the language: ?lang=, then the cookie, then
+// Accept-Language (the first of en or nl named), then English.
+func pickLang(r *http.Request) (Lang, bool) {
+	switch q := r.URL.Query().Get("lang"); q {
+	case "en", "nl":
+		return Lang(q), true
+	}
+	if c, err := r.Cookie(langCookie); err == nil && (c.Value == "en" || c.Value == "nl") {
+		return Lang(c.Value), false
+	}
+	for part := range strings.SplitSeq(r.Header.Get("Accept-Language"), ",") {
+		tag, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		tag = strings.ToLower(tag)
+		switch {
+		case strings.HasPrefix(tag, "nl"):
+			return Dutch, false
+		case strings.HasPrefix(tag, "en"):
+			return English, false
+		}
+	}
+	return English, false
+}
+
+// messages are the console's texts: English, then Dutch. Every key has
+// both (TestMessagesComplete).
+var messages = map[string][2]string{
+	"title":          {"Loopcard HQ", "Loopcard HQ"},
+	"skip":           {"Skip to content", "Naar de inhoud"},
+	"nav":            {"Console", "Console"},
+	"dashboard":      {"Dashboard", "Overzicht"},
+	"alerts":         {"Alerts", "Meldingen"},
+	"cards":          {"Cards", "Kaarten"},
+	"terminalsnav":   {"Terminals", "Terminals"},
+	"stores":         {"Stores and their days", "Winkels en hun dagen"},
+	"storesnav":      {"Stores", "Winkels"},
+	"keys":           {"Keys", "Sleutels"},
+	"audit":          {"Audit log", "Auditlog"},
+	"auditnav":       {"Audit", "Audit"},
+	"from":           {"From (YYYY-MM-DD)", "Van (JJJJ-MM-DD)"},
+	"to":             {"To (YYYY-MM-DD)", "Tot en met (JJJJ-MM-DD)"},
+	"store":          {"Store", "Winkel"},
+	"day":            {"Day", "Dag"},
+	"expected":       {"Expected cash", "Verwacht contant"},
+	"counted":        {"Counted cash", "Geteld contant"},
+	"difference":     {"Difference", "Verschil"},
+	"open":           {"open", "open"},
+	"received":       {"Cards received", "Kaarten ontvangen"},
+	"sold":           {"Cards sold", "Kaarten verkocht"},
+	"instock":        {"Cards in stock", "Kaarten op voorraad"},
+	"basekey":        {"Base key", "Basissleutel"},
+	"kcv":            {"KCV", "KCV"},
+	"id":             {"Id", "Id"},
+	"actor":          {"Who", "Wie"},
+	"action":         {"Action", "Actie"},
+	"target":         {"On", "Op"},
+	"outcome":        {"Outcome", "Uitkomst"},
+	"next":           {"Next page", "Volgende pagina"},
+	"refunds":        {"Refunds", "Terugbetalingen"},
+	"waiting":        {"Waiting for a payout", "Wachten op uitbetaling"},
+	"requested":      {"Requested", "Aangevraagd"},
+	"payouthint":     {"Payouts (a pain.001 file for the bank) are exported with: loopcard ledger payout", "Uitbetalingen (een pain.001-bestand voor de bank) exporteer je met: loopcard ledger payout"},
+	"notfixed":       {"fixed at payout", "vastgesteld bij uitbetaling"},
+	"export":         {"Download the signed custody log export (for loopcard audit verify)", "Download de ondertekende export van het bewaarlogboek (voor loopcard audit verify)"},
+	"batches":        {"Card batches", "Kaartbatches"},
+	"batchesnav":     {"Batches", "Batches"},
+	"batch":          {"Batch", "Batch"},
+	"created":        {"Created", "Aangemaakt"},
+	"completed":      {"Completed", "Voltooid"},
+	"personalized":   {"Personalized", "Gepersonaliseerd"},
+	"more":           {"more not shown here; the API lists them all.", "meer, hier niet getoond; de API toont ze allemaal."},
+	"lasthours":      {"The last 24 hours with sales.", "De laatste 24 uur met verkoop."},
+	"signin":         {"Sign in", "Inloggen"},
+	"signout":        {"Sign out", "Uitloggen"},
+	"organizer":      {"Organizer number", "Organisatornummer"},
+	"name":           {"Name", "Naam"},
+	"password":       {"Password", "Wachtwoord"},
+	"code":           {"Code from the authenticator app (hq)", "Code uit de authenticator-app (hq)"},
+	"signedin":       {"Signed in as", "Ingelogd als"},
+	"language":       {"Language", "Taal"},
+	"event":          {"Event", "Evenement"},
+	"show":           {"Show", "Toon"},
+	"salesperhour":   {"Sales per merchant per hour", "Verkoop per verkooppunt per uur"},
+	"hour":           {"Hour (UTC)", "Uur (UTC)"},
+	"merchant":       {"Merchant", "Verkooppunt"},
+	"count":          {"Count", "Aantal"},
+	"amount":         {"Amount", "Bedrag"},
+	"sales":          {"Sales per merchant", "Verkoop per verkooppunt"},
+	"topups":         {"Top-ups by channel", "Opwaarderingen per kanaal"},
+	"channel":        {"Channel", "Kanaal"},
+	"status":         {"Status", "Status"},
+	"cardsmoney":     {"Cards with a balance", "Kaarten met saldo"},
+	"outstanding":    {"Outstanding balance", "Openstaand saldo"},
+	"pending":        {"Pending loads", "Openstaande opwaarderingen"},
+	"held":           {"Held transactions", "Vastgehouden transacties"},
+	"openalerts":     {"Open alerts", "Open meldingen"},
+	"terminals":      {"Terminals", "Terminals"},
+	"terminal":       {"Terminal", "Terminal"},
+	"lastupload":     {"Last upload", "Laatste upload"},
+	"age":            {"Since", "Geleden"},
+	"never":          {"never", "nooit"},
+	"none":           {"None.", "Geen."},
+	"noevent":        {"No event yet.", "Nog geen evenement."},
+	"kind":           {"Kind", "Soort"},
+	"card":           {"Card", "Kaart"},
+	"detail":         {"Detail", "Details"},
+	"raised":         {"Raised", "Gemeld"},
+	"review":         {"Review", "Beoordelen"},
+	"reviewed":       {"Reviewed", "Beoordeeld"},
+	"reason":         {"Reason", "Reden"},
+	"unblock":        {"Unblock card", "Kaart deblokkeren"},
+	"blocking":       {"blocks the card", "blokkeert de kaart"},
+	"findcard":       {"Find a card", "Kaart zoeken"},
+	"cardnumber":     {"Card number (hex)", "Kaartnummer (hex)"},
+	"find":           {"Find", "Zoeken"},
+	"balance":        {"Balance", "Saldo"},
+	"history":        {"History", "Geschiedenis"},
+	"when":           {"When", "Wanneer"},
+	"where":          {"Where", "Waar"},
+	"topup":          {"top-up", "opwaardering"},
+	"payment":        {"payment", "betaling"},
+	"done":           {"Done.", "Gedaan."},
+	"err.login":      {"Wrong organizer, name, password or code. After five wrong tries an account waits a few minutes.", "Verkeerde organisator, naam, wachtwoord of code. Na vijf foute pogingen wacht een account enkele minuten."},
+	"err.session":    {"Your session ended: sign in again.", "Je sessie is verlopen: log opnieuw in."},
+	"err.forbidden":  {"Your role may not do this.", "Je rol mag dit niet."},
+	"err.notfound":   {"Not found (no such card, alert, terminal, merchant or event of your organizer).", "Niet gevonden (geen kaart, melding, terminal, verkooppunt of evenement van je organisator)."},
+	"err.conflict":   {"Already done, or not possible yet (review every blocking alert first).", "Al gedaan, of nog niet mogelijk (beoordeel eerst elke blokkerende melding)."},
+	"err.invalid":    {"Check what you entered: a reason is 1 to 500 characters, an id is a-z 0-9 . _ -, a token lives 1 to 720 hours.", "Controleer de invoer: een reden is 1 tot 500 tekens, een id is a-z 0-9 . _ -, een token leeft 1 tot 720 uur."},
+	"err.csrf":       {"This form expired: reload the page and try again.", "Dit formulier is verlopen: laad de pagina opnieuw."},
+	"err.internal":   {"Something went wrong; the request id is in the log.", "Er ging iets mis; het verzoeknummer staat in het logboek."},
+	"err.notfoundpg": {"No such page.", "Deze pagina bestaat niet."},
+	"register":       {"Register a terminal", "Terminal registreren"},
+	"registerbtn":    {"Register", "Registreren"},
+	"terminalid":     {"Terminal id (a-z 0-9 . _ -)", "Terminal-id (a-z 0-9 . _ -)"},
+	"merchantid":     {"Merchant id", "Verkooppunt-id"},
+	"anyevent":       {"(fixed at enrolment)", "(vastgelegd bij inschrijving)"},
+	"ttlhours":       {"Token valid for (hours)", "Token geldig (uren)"},
+	"enroltoken":     {"Enrolment token, shown only now: enter it on the terminal", "Inschrijftoken, alleen nu getoond: voer het in op de terminal"},
+	"expires":        {"Expires", "Verloopt"},
+	"enrolat":        {"Enrols at", "Inschrijven bij"},
+	"revoke":         {"Revoke", "Intrekken"},
+	"revokekeys":     {"Revoke session keys", "Sessiesleutels intrekken"},
+	"sessionkeys":    {"Session keys", "Sessiesleutels"},
+	"enrolled":       {"Enrolled", "Ingeschreven"},
+	"actions":        {"Actions", "Acties"},
+	"chartlabel":     {"Sales per hour, stacked by merchant", "Verkoop per uur, gestapeld per verkooppunt"},
+}
+
+// texts are the messages in one language.
+type texts map[string]string
+
+func textsFor(l Lang) texts {
+	i := 0
+	if l == Dutch {
+		i = 1
+	}
+	t := make(texts, len(messages))
+	for k, v := range messages {
+		t[k] = v[i]
+	}
+	return t
+}
+
+var textsByLang = map[Lang]texts{English: textsFor(English), Dutch: textsFor(Dutch)}
+
+// money formats cents as euros: "€ 1,234.50" in English, "€ 1.234,50" in Dutch.
+func money(l Lang, cents int64) string {
+	neg := cents < 0
+	if neg {
+		cents = -cents
+	}
+	units := strconv.FormatInt(cents/100, 10)
+	sep, dec := ",", "."
+	if l == Dutch {
+		sep, dec = ".", ","
+	}
+	var b strings.Builder
+	for i, ch := range units {
+		if i > 0 && (len(units)-i)%3 == 0 {
+			b.WriteString(sep)
+		}
+		b.WriteRune(ch)
+	}
+	out := "€ " + b.String() + dec + strconv.FormatInt(cents%100+100, 10)[1:]
+	if neg {
+		out = "−" + out
+	}
+	return out
+}
