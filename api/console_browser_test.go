@@ -154,7 +154,8 @@ type axeResult struct {
 // TestConsoleBrowser signs in to the console in headless Chromium at
 // phone size with password and TOTP, walks its pages on a populated
 // installation, reviews the alert that blocked a card and unblocks the
-// card, in English and Dutch; each page is photographed and checked by
+// card, then blocks it as lost (it shows blocked and is on the terminals'
+// blocklist), in English and Dutch; each page is photographed and checked by
 // axe-core, and the policy blocks nothing the pages use.
 func TestConsoleBrowser(t *testing.T) {
 	e := newEnv(t, envOptions{cards: 4})
@@ -195,6 +196,23 @@ func TestConsoleBrowser(t *testing.T) {
 	require.Equal(t, "active", e.cardStatus(e.cards[0]))
 	require.Equal(t, 1, e.auditCount(`action = 'POST /v1/hq/cards/{card}/unblock' AND outcome = 'ok' AND actor = 'hq:1:staff:alice'`))
 
+	// The holder comes back: the card is lost. HQ blocks it from the
+	// card's page; it is blocked and on the terminals' blocklist.
+	b.fill("#block-reason", "lost at the main stage")
+	b.submit(`form[action$="/block"] button`)
+	b.page("card-blocked-by-hq", "Done: the card is blocked", "Unblock card")
+	st, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("#card-status")))
+	require.NoError(t, err)
+	require.Equal(t, "blocked", st)
+	n, err = chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll('form[action$="/block"]').length`))
+	require.NoError(t, err)
+	require.Zero(t, n, "a blocked card offers no block")
+	require.Equal(t, "blocked", e.cardStatus(e.cards[0]))
+	bl, err := e.ledger.Blocklist(context.Background(), org, 0, true)
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{e.cards[0].uid}, bl.All, "the card is on the blocklist")
+	require.Equal(t, 1, e.auditCount(`action = 'POST /v1/hq/cards/{card}/block' AND outcome = 'ok' AND actor = 'hq:1:staff:alice' AND target = 'card `+blocked+`'`))
+
 	// A terminal registered: its enrolment token shown once; it enrols
 	// with it; then HQ revokes it.
 	b.open("/console/terminals")
@@ -232,6 +250,10 @@ func TestConsoleBrowser(t *testing.T) {
 	b.page("nl-dashboard", "Verkoop per verkooppunt per uur", "Openstaand saldo")
 	b.open("/console/alerts")
 	b.page("nl-alerts", "Meldingen", "Beoordeeld")
+	b.open("/console/cards?card=" + e.cards[1].hex())
+	b.page("nl-card", "Kaart blokkeren (verloren of gestolen)", "Reden (zoals verloren of gestolen)", "active")
+	b.open("/console/cards?card=" + blocked)
+	b.page("nl-card-blocked", "Kaart deblokkeren", "blocked")
 	b.submit(`header form button`)
 	b.page("nl-signed-out", "Inloggen")
 	b.open("/console/dashboard")

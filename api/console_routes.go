@@ -263,6 +263,13 @@ func (b *consoleBackend) Unblock(ctx context.Context, from, card, reason string)
 	return b.do(ctx, from, "POST", "/v1/hq/cards/"+url.PathEscape(card)+"/unblock", apitype.ReviewRequest{Reason: reason}, nil)
 }
 
+func (b *consoleBackend) Block(ctx context.Context, from, card, reason string) error {
+	if _, ok := parseCardID(card); !ok {
+		return console.ErrNotFound
+	}
+	return b.do(ctx, from, "POST", "/v1/hq/cards/"+url.PathEscape(card)+"/block", apitype.BlockRequest{Reason: reason}, nil)
+}
+
 func (b *consoleBackend) Card(ctx context.Context, from, card string) (console.Card, error) {
 	if _, ok := parseCardID(card); !ok {
 		return console.Card{}, console.ErrNotFound

@@ -304,10 +304,22 @@ func TestConsoleCSRF(t *testing.T) {
 // role: anonymous, hq, auditor, store, and hq of another organizer. What
 // the API's role matrix refuses the console refuses, and a refused action
 // changes nothing; what it allows is audited under the staff member's name.
+// Blocking a lost card (issue 21) is hq's only: refused, it leaves the card
+// active and the blocklist at its version; done, the card is blocked and
+// on the blocklist the terminals fetch.
 func TestConsoleRoleMatrix(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	alert := e.blockedCard()
 	card := e.cards[0].hex()
+	lost := e.cards[1].hex()
+	blocklist := func() ledger.BlocklistChange {
+		t.Helper()
+		bl, err := e.ledger.Blocklist(context.Background(), org, 0, true)
+		require.NoError(t, err)
+		return bl
+	}
+	before := blocklist()
+	require.Len(t, before.All, 1, "the cloned card")
 	e.custody() // a custody log to export
 	require.NoError(t, e.ledger.CreateOrganizer(context.Background(), 2, "Other Org"))
 	users := map[string]staffUser{
@@ -327,6 +339,8 @@ func TestConsoleRoleMatrix(t *testing.T) {
 		{"card", "GET", "/console/cards?card=" + card, nil},
 		{"review", "POST", "/console/alerts/" + alert + "/review", url.Values{"reason": {"clone checked: terminal t1 misread"}}},
 		{"unblock", "POST", "/console/cards/" + card + "/unblock", url.Values{"reason": {"cleared after review"}}},
+		{"block", "POST", "/console/cards/" + lost + "/block", url.Values{"reason": {"lost at the main stage"}}},
+		{"block without reason", "POST", "/console/cards/" + e.cards[2].hex() + "/block", url.Values{"reason": {""}}},
 		{"terminals", "GET", "/console/terminals", nil},
 		{"register terminal", "POST", "/console/terminals", url.Values{"terminal": {"t9"}, "merchant": {"bar"}, "event": {"fest"}, "ttl_hours": {"2"}}},
 		{"revoke session keys", "POST", "/console/terminals/t1/session-keys/revoke", url.Values{}},
@@ -339,14 +353,14 @@ func TestConsoleRoleMatrix(t *testing.T) {
 		{"refunds", "GET", "/console/refunds", nil},
 	}
 	want := map[string][]int{
-		"anonymous": {303, 303, 303, 303, 401, 401, 303, 401, 401, 401, 303, 303, 303, 303, 303, 303},
-		"store":     {403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403},
-		"auditor":   {200, 200, 200, 200, 403, 403, 200, 403, 403, 403, 200, 403, 200, 403, 200, 200},
+		"anonymous": {303, 303, 303, 303, 401, 401, 401, 401, 303, 401, 401, 401, 303, 303, 303, 303, 303, 303},
+		"store":     {403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403},
+		"auditor":   {200, 200, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 403, 200, 403, 200, 200},
 		// Another organizer's terminal has no session keys of the caller's
 		// organizer: none are revoked, as the API answers. It has no
 		// custody log to export.
-		"other": {200, 200, 200, 404, 404, 404, 200, 404, 303, 404, 200, 200, 200, 200, 404, 200},
-		"hq":    {200, 200, 200, 200, 303, 303, 200, 201, 303, 303, 200, 200, 200, 200, 200, 200},
+		"other": {200, 200, 200, 404, 404, 404, 404, 400, 200, 404, 303, 404, 200, 200, 200, 200, 404, 200},
+		"hq":    {200, 200, 200, 200, 303, 303, 303, 400, 200, 201, 303, 303, 200, 200, 200, 200, 200, 200},
 	}
 	for _, role := range []string{"anonymous", "store", "auditor", "other", "hq"} {
 		b := e.consoleBrowser()
@@ -384,6 +398,8 @@ func TestConsoleRoleMatrix(t *testing.T) {
 		}
 		if role != "hq" {
 			require.Equal(t, "blocked", e.cardStatus(e.cards[0]), role)
+			require.Equal(t, "active", e.cardStatus(e.cards[1]), role)
+			require.Equal(t, before.Version, blocklist().Version, role)
 			as, err := e.ledger.Alerts(context.Background(), org)
 			require.NoError(t, err)
 			require.Nil(t, as[0].Review, role)
@@ -403,13 +419,39 @@ func TestConsoleRoleMatrix(t *testing.T) {
 	require.Equal(t, "active", e.cardStatus(e.cards[0]))
 	require.Equal(t, 1, e.auditCount(`action = 'POST /v1/hq/alerts/{alert}/review' AND outcome = 'ok' AND actor = 'hq:1:staff:alice'`))
 	require.Equal(t, 1, e.auditCount(`action = 'POST /v1/hq/cards/{card}/unblock' AND outcome = 'ok' AND actor = 'hq:1:staff:alice'`))
-	require.Equal(t, 3, e.auditCount(`outcome = 'denied' AND actor = 'auditor:1:staff:audrey' AND action LIKE 'POST %'`))
+	require.Equal(t, "blocked", e.cardStatus(e.cards[1]))
+	require.Equal(t, "active", e.cardStatus(e.cards[2]), "a block without a reason changes nothing")
+	bl := blocklist()
+	require.Equal(t, [][]byte{e.cards[1].uid}, bl.All, "the lost card is on the blocklist, the unblocked one is off it")
+	require.Greater(t, bl.Version, before.Version)
+	require.Equal(t, 1, e.auditCount(`action = 'POST /v1/hq/cards/{card}/block' AND outcome = 'ok' AND actor = 'hq:1:staff:alice' AND target = 'card `+lost+`'`))
+	require.Equal(t, 2, e.auditCount(`action = 'POST /v1/hq/cards/{card}/block' AND outcome = 'denied' AND actor = 'auditor:1:staff:audrey'`))
+	require.Equal(t, 2, e.auditCount(`action = 'POST /v1/hq/cards/{card}/block' AND outcome = 'denied' AND actor = 'store:1:staff:sam'`))
+	require.Equal(t, 5, e.auditCount(`outcome = 'denied' AND actor = 'auditor:1:staff:audrey' AND action LIKE 'POST %'`))
 	require.Equal(t, 2, e.auditCount(`outcome = 'denied' AND actor = 'auditor:1:staff:audrey' AND action LIKE 'DELETE %'`))
 	// The store's refused dashboard (twice) is the console's record; the
 	// alerts, card, terminals, stores, keys, audit, batches, export and
 	// refunds pages are the API's.
 	require.Equal(t, 11, e.auditCount(`outcome = 'denied' AND actor = 'store:1:staff:sam' AND action LIKE 'GET %'`))
 	require.Equal(t, 1, e.auditCount(`outcome = 'ok' AND actor = 'hq:1:staff:alice' AND action = 'GET /v1/hq/cards/{card}'`))
+
+	// The lost card replaced by card 2: its page says so and offers no
+	// block; a block of it is refused and changes nothing.
+	_, err = e.ledger.ReplaceCard(context.Background(), org, ledger.ReplaceRequest{Old: e.cards[1].uid, New: e.cards[2].uid,
+		Store: "store-a", Actor: "store-a", Reason: "lost at the main stage"})
+	require.NoError(t, err)
+	e.clock.Add(30 * time.Second)
+	b := e.consoleBrowser().signedIn(users["hq"])
+	r := b.get("/console/cards?card=" + lost)
+	require.Equal(t, http.StatusOK, r.status)
+	require.Contains(t, string(r.body), `<p id="card-replaced">Replaced by a new card`)
+	require.NotContains(t, string(r.body), `/block"`)
+	v := blocklist().Version
+	r = b.post("/console/cards/"+lost+"/block", url.Values{"reason": {"lost again"}}, nil)
+	require.Equal(t, http.StatusConflict, r.status, string(r.body))
+	require.Contains(t, string(r.body), "a refunded or replaced card is on the blocklist already")
+	require.Equal(t, "replaced", e.cardStatus(e.cards[1]))
+	require.Equal(t, v, blocklist().Version)
 }
 
 // tableCents reads the data-cents cells of the table with id from a page.

@@ -38,6 +38,9 @@ type Backend interface {
 	Alerts(ctx context.Context, from string) ([]Alert, error)
 	Review(ctx context.Context, from, alert, reason string) error
 	Unblock(ctx context.Context, from, card, reason string) error
+	// Block blocks a lost or stolen card: it goes on the organizer's
+	// blocklist, which reaches the terminals offline.
+	Block(ctx context.Context, from, card, reason string) error
 	Card(ctx context.Context, from, card string) (Card, error)
 
 	Terminals(ctx context.Context, from string) ([]Terminal, error)

@@ -3,7 +3,8 @@
 // and, for hq, a TOTP code, and run the event — the dashboard (sales per
 // merchant per hour as an SVG chart, top-ups by channel, cards and their
 // balance, pending loads, terminals and their last upload), alerts with
-// their review and the unblocking of a card, and cards by number.
+// their review and the unblocking of a card, and cards by number (an hq
+// member blocks a lost or stolen one, onto the terminals' blocklist).
 //
 // The package renders and guards; it owns no table and moves no money.
 // Everything it shows or changes comes from its Backend, which the API

@@ -103,6 +103,7 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("POST /console/alerts/{alert}/review", h.review)
 	m.HandleFunc("GET /console/cards", h.cards)
 	m.HandleFunc("POST /console/cards/{card}/unblock", h.unblock)
+	m.HandleFunc("POST /console/cards/{card}/block", h.block)
 	m.HandleFunc("GET /console/terminals", h.terminals)
 	m.HandleFunc("POST /console/terminals", h.registerTerminal)
 	m.HandleFunc("POST /console/terminals/{terminal}/revoke", h.revokeTerminal)
@@ -461,7 +462,11 @@ func (h *Handler) cards(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.CardQuery = strings.ToLower(strings.TrimSpace(r.URL.Query().Get("card")))
-	if r.URL.Query().Get("done") != "" {
+	switch r.URL.Query().Get("done") {
+	case "":
+	case "block":
+		p.Notice = "doneblock"
+	default:
 		p.Notice = "done"
 	}
 	if p.CardQuery != "" {
@@ -493,6 +498,25 @@ func (h *Handler) unblock(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/console/cards?done=1&card="+url.QueryEscape(card), http.StatusSeeOther)
+}
+
+// block blocks a lost or stolen card (hq: POST /v1/hq/cards/{card}/block)
+// and shows the card again, blocked.
+func (h *Handler) block(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "cards")
+	if !h.posted(w, r, p) {
+		return
+	}
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	card := r.PathValue("card")
+	if err := h.be.Block(ctx, r.RemoteAddr, card, r.PostForm.Get("reason")); err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	http.Redirect(w, r, "/console/cards?done=block&card="+url.QueryEscape(card), http.StatusSeeOther)
 }
 
 func (h *Handler) asset(w http.ResponseWriter, r *http.Request) {
