@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -25,11 +26,15 @@ var errDatabaseUnavailable = apiError(http.StatusServiceUnavailable, "database u
 // hot path is one branch.
 func (s *Server) rideFailover(c *call) error {
 	err := c.route.h(c)
-	if err == nil || !ledger.Unavailable(err) {
-		return err
+	if err == nil {
+		return nil
 	}
 	rt := c.route
-	if !(rt.rerun || rt.money || rt.method == "GET") {
+	rerun := rt.rerun || rt.money || rt.method == "GET"
+	if !ledger.Unavailable(err) {
+		return s.timedOut(c, rerun, err)
+	}
+	if !rerun {
 		return s.unavailable(err)
 	}
 	for wait := 50 * time.Millisecond; ledger.Unavailable(err) && c.status == 0; wait = min(2*wait, time.Second) {
@@ -46,6 +51,17 @@ func (s *Server) rideFailover(c *call) error {
 		err = rt.h(c)
 	}
 	if ledger.Unavailable(err) {
+		return s.unavailable(err)
+	}
+	return s.timedOut(c, rerun, err)
+}
+
+// timedOut answers a request of a route that may be sent again, which ran
+// out of its time limit in the database (a pool waiting for a new primary
+// that took longer than the request may), as unavailable: the client sends
+// it again rather than take a 500 for a failover.
+func (s *Server) timedOut(c *call, rerun bool, err error) error {
+	if rerun && c.status == 0 && c.ctx.Err() != nil && errors.Is(err, c.ctx.Err()) {
 		return s.unavailable(err)
 	}
 	return err

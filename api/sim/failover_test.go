@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -110,8 +111,11 @@ func startFailoverStack(t *testing.T) (*formation.Formation, *sim.Stack) {
 	f := startFormation(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// The server's errors go to the test's log, so that a 500 in a
+	// failover says what it was.
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	s, err := sim.StartStack(ctx, sim.StackConfig{DataDir: t.TempDir(), HSMURI: softhsm.NewTestToken(t), DatabaseURL: f.URL(),
-		Payments: &api.Payments{Provider: "paytest", Secrets: []payment.Secret{webhookSecret}}})
+		Payments: &api.Payments{Provider: "paytest", Secrets: []payment.Secret{webhookSecret}}, Logger: logger})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return f, s
