@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -31,13 +32,13 @@ func (s *Server) rideFailover(c *call) error {
 	}
 	rt := c.route
 	rerun := rt.rerun || rt.money || rt.method == "GET"
-	if !ledger.Unavailable(err) {
+	if !lostDatabase(err) {
 		return s.timedOut(c, rerun, err)
 	}
 	if !rerun {
 		return s.unavailable(err)
 	}
-	for wait := 50 * time.Millisecond; ledger.Unavailable(err) && c.status == 0; wait = min(2*wait, time.Second) {
+	for wait := 50 * time.Millisecond; lostDatabase(err) && c.status == 0; wait = min(2*wait, time.Second) {
 		s.metrics.Inc("db_unavailable_retry")
 		s.dropConnections()
 		t := time.NewTimer(wait)
@@ -50,10 +51,24 @@ func (s *Server) rideFailover(c *call) error {
 		c.target, c.detail = "", ""
 		err = rt.h(c)
 	}
-	if ledger.Unavailable(err) {
+	if lostDatabase(err) {
 		return s.unavailable(err)
 	}
 	return s.timedOut(c, rerun, err)
+}
+
+// lostDatabase reports an error of a database that went away: what
+// ledger.Unavailable says, and a bare unexpected EOF. pgx returns the
+// latter as it is when the server dies while a statement's answer is on
+// the way (seen in TestFailover: "api: record read key: unexpected EOF").
+// A request body's EOF never reaches here bare: the body is read before
+// the handler, and a malformed one is a 400 (*Error).
+func lostDatabase(err error) bool {
+	if ledger.Unavailable(err) {
+		return true
+	}
+	var client *Error
+	return (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) && !errors.As(err, &client)
 }
 
 // timedOut answers a request of a route that may be sent again, which ran
