@@ -25,6 +25,7 @@ var owners = map[string]string{
 	"card_chain":         Ledger, // view
 	"card_events":        Ledger,
 	"cards":              Ledger,
+	"corrections":        Ledger,
 	"events":             Ledger,
 	"journal":            Ledger,
 	"ledger_postings":    Ledger, // view
@@ -41,6 +42,8 @@ var owners = map[string]string{
 	"terminals":          Ledger,
 	"topups":             Ledger,
 	"unmatched_payments": Ledger,
+	"voucher_batches":    Ledger,
+	"vouchers":           Ledger,
 
 	// Card batches and their personalized cards.
 	"batch_cards":  Batch,
