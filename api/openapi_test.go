@@ -196,7 +196,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"MoneyResponse": apitype.MoneyResponse{}, "StoreKexRequest": apitype.StoreKexRequest{}, "StoreCreditKey": apitype.StoreCreditKeyResponse{},
 		"BalanceKeyRequest": apitype.BalanceKeyRequest{}, "BalanceKey": apitype.BalanceKeyResponse{},
 		"StoreInfo": apitype.StoreInfo{}, "TerminalInfo": apitype.TerminalInfo{}, "OrganizerKey": apitype.OrganizerKey{}, "ReviewRequest": apitype.ReviewRequest{},
-		"UnblockResponse": apitype.UnblockResponse{}, "Error": struct {
+		"UnblockResponse": apitype.UnblockResponse{}, "CorrectionRequest": apitype.CorrectionRequest{}, "Correction": apitype.Correction{},
+		"CorrectionList": apitype.CorrectionList{}, "VoucherBatchRequest": apitype.VoucherBatchRequest{},
+		"VoucherBatchResponse": apitype.VoucherBatchResponse{}, "VoucherRedeemRequest": apitype.VoucherRedeemRequest{}, "Error": struct {
 			Error     string `json:"error"`
 			RequestID string `json:"request_id"`
 		}{},

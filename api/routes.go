@@ -101,6 +101,8 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/stores/{store}/day-close", roles: roles(RoleStore, RoleHQ), h: s.closeDay, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/receipts", roles: roles(RoleStore), h: s.storeReceipt, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/card-events", roles: roles(RoleStore), h: s.storeCardEvents, privileged: true, bigBody: true},
+		{method: "POST", path: "/v1/stores/{store}/corrections", roles: roles(RoleStore), h: s.requestCorrection, privileged: true, money: true},
+		{method: "POST", path: "/v1/stores/{store}/vouchers", roles: roles(RoleStore), h: s.storeRedeemVoucher, privileged: true, money: true},
 
 		// Headquarters.
 		{method: "POST", path: "/v1/hq/stores", roles: staff, h: s.addStore, privileged: true},
@@ -119,6 +121,10 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/hq/alerts", roles: roles(RoleHQ, RoleAuditor), h: s.listAlerts, privileged: true},
 		{method: "POST", path: "/v1/hq/alerts/{alert}/review", roles: staff, h: s.reviewAlert, privileged: true},
 		{method: "POST", path: "/v1/hq/cards/{card}/unblock", roles: staff, h: s.unblockCard, privileged: true},
+		{method: "POST", path: "/v1/hq/corrections", roles: staff, h: s.requestCorrection, privileged: true, money: true},
+		{method: "GET", path: "/v1/hq/corrections", roles: roles(RoleHQ, RoleAuditor), h: s.listCorrections, privileged: true},
+		{method: "POST", path: "/v1/hq/corrections/{correction}/approve", roles: staff, h: s.approveCorrection, privileged: true},
+		{method: "POST", path: "/v1/hq/vouchers", roles: staff, h: s.issueVouchers, privileged: true},
 
 		// Auditors.
 		{method: "GET", path: "/v1/audit/records", roles: roles(RoleAuditor, RoleHQ), h: s.auditRecords, privileged: true},
@@ -130,6 +136,7 @@ func (s *Server) table() []route {
 		// Cardholders.
 		{method: "GET", path: "/v1/card", roles: roles(RoleCard), h: s.cardBalance},
 		{method: "GET", path: "/v1/card/history", roles: roles(RoleCardPIN), h: s.cardHistory, privileged: true},
+		{method: "POST", path: "/v1/card/vouchers", roles: roles(RoleCard), h: s.cardRedeemVoucher, privileged: true},
 		{method: "POST", path: "/v1/card/refund", roles: roles(RoleCardPIN), h: s.cardRefund, privileged: true},
 		{method: "POST", path: "/v1/card/claim", roles: roles(RoleCardPIN), h: s.claimCard, privileged: true},
 		{method: "POST", path: "/v1/profile/login", roles: roles(RolePublic), h: s.login, privileged: true},
