@@ -23,6 +23,7 @@ var auditedCommands = map[string]bool{
 	"ledger close-day": true, "ledger payout": true, "ledger breakage": true,
 	"terminal register": true, "batch create": true,
 	"handover issue": true, "handover send": true,
+	"ledger correct": true, "ledger approve-correction": true, "ledger correction-threshold": true, "ledger vouchers": true,
 }
 
 // auditCommands wraps the action of every command of auditedCommands.
