@@ -148,16 +148,20 @@ func (s *Server) cardRedeemVoucher(c *call) error {
 	return s.redeemVoucher(c, c.who.card, "", req.Code)
 }
 
+// errVoucherPublic is the one answer to a code that is unknown, used,
+// expired or of another event, so that codes cannot be probed.
+const errVoucherPublic = "this voucher code is unknown, used or expired"
+
 func (s *Server) redeemVoucher(c *call, card []byte, store string, code apitype.Secret) error {
 	c.target = "card " + terminaltx.CardHex(card)
 	vc, err := ledger.ParseVoucherCode(string(code.Bytes()))
 	if err != nil {
-		return apiError(http.StatusConflict, "this voucher code is unknown, used or expired", err)
+		return apiError(http.StatusConflict, errVoucherPublic, err)
 	}
 	load, amount, err := s.ledger.RedeemVoucher(c.ctx, c.who.org, ledger.VoucherRedemption{ID: c.idem, Card: card, Code: vc, Store: store,
 		Actor: c.who.actor()})
 	if errors.Is(err, ledger.ErrVoucher) {
-		return apiError(http.StatusConflict, "this voucher code is unknown, used or expired", err)
+		return apiError(http.StatusConflict, errVoucherPublic, err)
 	}
 	if err != nil {
 		return err
