@@ -139,3 +139,34 @@ func TestVoucherBreakage(t *testing.T) {
 	requireBalance(t, l, NonRefundableCredit, 0)
 	requireInvariants(t, l)
 }
+
+// TestVerifyCreditKinds: Verify finds a card's non-refundable part larger
+// than its credit, and a non-refundable account no card account names,
+// however balanced the postings that made them.
+func TestVerifyCreditKinds(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	c := newCard(5)
+	fund(t, l, 100, c)
+	_, codes, err := l.IssueVouchers(ctx, org, VoucherBatch{Event: "fest", Amount: 50, Count: 1, Expires: time.Now().Add(time.Hour), Actor: "hq"})
+	require.NoError(t, err)
+	redeem(t, l, c, codes[0])
+	requireInvariants(t, l)
+
+	// A balanced entry that makes the voucher part larger than the credit.
+	_, err = l.pool.Exec(ctx, `WITH n AS (SELECT account_id FROM accounts WHERE org_id = $1 AND kind = 'card_nonrefundable'),
+			o AS (SELECT account_id FROM accounts WHERE org_id = $1 AND kind = 'nonrefundable_credit'),
+			j AS (INSERT INTO journal (org_id, txn_id, kind, at) VALUES ($1, gen_random_uuid(), 'tamper', now()) RETURNING txn_id)
+		INSERT INTO postings (org_id, txn_id, line, account_id, amount)
+		SELECT $1, j.txn_id, 1, n.account_id, -1000 FROM j, n UNION ALL SELECT $1, j.txn_id, 2, o.account_id, 1000 FROM j, o`, org)
+	require.NoError(t, err)
+	var ie *InvariantError
+	require.ErrorAs(t, l.Verify(ctx), &ie)
+	require.Equal(t, "a card's non-refundable credit exceeds its credit", ie.Problem)
+
+	l2 := newLedger(t)
+	_, err = l2.pool.Exec(ctx, `INSERT INTO accounts (org_id, kind, ref, side, floor) VALUES ($1, 'card_nonrefundable', 'ffff', -1, 0)`, org)
+	require.NoError(t, err)
+	require.ErrorAs(t, l2.Verify(ctx), &ie)
+	require.Equal(t, "a non-refundable account belongs to no card account", ie.Problem)
+}
