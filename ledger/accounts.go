@@ -35,8 +35,9 @@ const (
 	// CardNonRefundable is the part of a card's credit that is not
 	// refundable (vouchers, comps, welcome credit), kept beside the card
 	// account that holds all of it (ref: card id); terminal debits spend
-	// it first. NonRefundableCredit is its other side, per organizer: the
-	// sum of both is zero. Promotions is what the organizer granted as
+	// it first. NonRefundableCredit is its other side: the organizer's
+	// (ref "") and one per merchant (ref: merchant id), what was spent
+	// there; the sum of all of both kinds is zero. Promotions is what the organizer granted as
 	// such credit.
 	CardNonRefundable   AccountKind = "card_nonrefundable"
 	NonRefundableCredit AccountKind = "nonrefundable_credit"

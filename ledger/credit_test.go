@@ -43,10 +43,10 @@ func TestCreditKinds(t *testing.T) {
 	fund(t, l, 1000, a)
 	fund(t, l, 200, b)
 
-	_, codes, err := l.IssueVouchers(ctx, org, VoucherBatch{Event: "fest", Amount: 500, Count: 4, Expires: time.Now().Add(time.Hour),
+	_, codes, err := l.IssueVouchers(ctx, org, VoucherBatch{Event: "fest", Amount: 500, Count: 5, Expires: time.Now().Add(time.Hour),
 		Label: "welcome credit", Actor: "hq:1:alice"})
 	require.NoError(t, err)
-	require.Len(t, codes, 4)
+	require.Len(t, codes, 5)
 	require.Len(t, codes[0].Reveal(), 19)
 	_, _, err = l.IssueVouchers(ctx, org, VoucherBatch{Event: "fest", Amount: 500, Count: 1, Expires: time.Now().Add(-time.Minute), Actor: "hq"})
 	require.ErrorIs(t, err, ErrInvalid, "expired at issue")
@@ -88,6 +88,21 @@ func TestCreditKinds(t *testing.T) {
 	requireCredit(t, l, b, 100, 0)
 	requireInvariants(t, l)
 
+	// Debits at two merchants in one upload take the voucher in card
+	// sequence order: each merchant's share of it is its own.
+	food := newTerminal(t, l, "food-1", "food")
+	c := newCard(4)
+	fund(t, l, 200, c)
+	redeem(t, l, c, codes[3])
+	res, err = l.Upload(ctx, org, [][]byte{bar.pay(t, c, 300), food.pay(t, c, 300)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted", "accepted"}, statuses(res))
+	requireCredit(t, l, c, 100, 0)
+	spentFood, err := l.Balance(ctx, org, NonRefundableCredit, "food")
+	require.NoError(t, err)
+	require.Equal(t, int64(-200), spentFood, "the bar's debit came first")
+	requireInvariants(t, l)
+
 	// A voucher redeemed, not yet on the card, is not refunded either.
 	_, _, err = l.RedeemVoucher(ctx, org, VoucherRedemption{Card: a.uid, Code: codes[2], Actor: "card"})
 	require.NoError(t, err)
@@ -100,8 +115,13 @@ func TestCreditKinds(t *testing.T) {
 	requireBalance(t, l, Breakage, 700) // 200 on the card, 500 pending
 	a.bal = 0
 	requireCredit(t, l, a, 0, 0)
-	requireBalance(t, l, NonRefundableCredit, 0)
-	requireBalance(t, l, Promotions, 1500)
+	// Issued onto cards 1500, spent at the bar 1100 and the food stall
+	// 200, 200 gone to breakage.
+	requireBalance(t, l, NonRefundableCredit, 1300)
+	spent, err := l.Balance(ctx, org, NonRefundableCredit, "bar")
+	require.NoError(t, err)
+	require.Equal(t, int64(-1100), spent, "voucher credit spent at the bar")
+	requireBalance(t, l, Promotions, 2000)
 	requireInvariants(t, l)
 }
 
@@ -136,7 +156,7 @@ func TestVoucherBreakage(t *testing.T) {
 	c.bal = 0
 	requireCredit(t, l, c, 0, 0)
 	requireBalance(t, l, Breakage, 700)
-	requireBalance(t, l, NonRefundableCredit, 0)
+	requireBalance(t, l, NonRefundableCredit, 100) // 500 issued, 400 to breakage, 100 spent at the bar
 	requireInvariants(t, l)
 }
 

@@ -3,7 +3,8 @@
 -- A card's credit is its card account, what terminals debit. The part of
 -- it that is not refundable (vouchers, comps, welcome credit) is kept
 -- beside it, in the card's card_nonrefundable account, against the
--- organizer's nonrefundable_credit account; promotions is what the
+-- organizer's nonrefundable_credit accounts (one per organizer, ref '', and
+-- one per merchant: what was spent there); promotions is what the
 -- organizer granted as such credit. The card account names its
 -- non-refundable account (nonrefundable_account), so that the terminal
 -- debit trigger spends that part first: a debit of d takes min(d, part)
@@ -69,14 +70,14 @@ CREATE TABLE vouchers (
 );
 
 -- The terminal debit trigger of migration 017, which also spends the
--- non-refundable part of the cards debited first.
+-- non-refundable part of the cards debited first. Cards without one cost
+-- a NULL column read.
 CREATE OR REPLACE FUNCTION ledger_apply_terminal_debits() RETURNS trigger LANGUAGE plpgsql
     SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off AS $fn$
 DECLARE
     applied bigint;
-    nr_orgs bigint[];
+    nr_cards bigint[];
     nr_accts bigint[];
-    nr_spent bigint[];
 BEGIN
     WITH post AS (SELECT t.org_id, p.account_id, p.delta, NULL::bigint AS card_seq, NULL::bigint AS balance_after
                     FROM new_txs t
@@ -96,44 +97,61 @@ BEGIN
                       chain_after = CASE WHEN d.card_seq > coalesce(a.chain_seq, -1) THEN d.balance_after ELSE a.chain_after END
                  FROM d
                 WHERE a.org_id = d.org_id AND a.account_id = d.account_id
-            RETURNING d.org_id, d.delta, a.nonrefundable_account AS nr)
+            RETURNING d.delta, a.account_id, a.nonrefundable_account AS nr)
     SELECT coalesce(sum(delta), 0),
-           array_agg(org_id) FILTER (WHERE nr IS NOT NULL AND delta > 0),
-           array_agg(nr) FILTER (WHERE nr IS NOT NULL AND delta > 0),
-           array_agg(delta) FILTER (WHERE nr IS NOT NULL AND delta > 0)
-      FROM u INTO applied, nr_orgs, nr_accts, nr_spent;
+           array_agg(account_id) FILTER (WHERE nr IS NOT NULL AND delta > 0),
+           array_agg(nr) FILTER (WHERE nr IS NOT NULL AND delta > 0)
+      FROM u INTO applied, nr_cards, nr_accts;
     IF applied <> 0 THEN
         RAISE EXCEPTION 'ledger: posting to an unknown account' USING ERRCODE = 'foreign_key_violation',
             CONSTRAINT = 'postings_account';
     END IF;
     IF nr_accts IS NOT NULL THEN
-        PERFORM ledger_spend_nonrefundable(nr_orgs, nr_accts, nr_spent);
+        PERFORM ledger_spend_nonrefundable(nr_cards, nr_accts, array_agg(t.org_id), array_agg(t.card_account),
+                    array_agg(t.merchant_id), array_agg(t.card_seq), array_agg(t.txn_id), array_agg(t.amount))
+           FROM new_txs t WHERE t.card_account IS NOT NULL;
     END IF;
     RETURN NULL;
 END
 $fn$;
 
--- ledger_spend_nonrefundable moves what cards spent out of their
--- non-refundable part, up to that part: one journal entry per card
--- (card_nonrefundable → nonrefundable_credit), applied by the postings
--- trigger. The cards' accounts are locked by the debits.
-CREATE FUNCTION ledger_spend_nonrefundable(orgs bigint[], accts bigint[], spent bigint[]) RETURNS void LANGUAGE plpgsql AS $fn$
-BEGIN
-    WITH s AS (SELECT n.org_id, n.account_id, n.ref, least(n.side * n.balance, q.spent) AS amount,
-                      (SELECT account_id FROM accounts o WHERE o.org_id = n.org_id AND o.kind = 'nonrefundable_credit' AND o.ref = '') AS contra,
-                      gen_random_uuid() AS txn_id
-                 FROM unnest(orgs, accts, spent) q(org_id, account_id, spent)
-                 JOIN accounts n ON n.org_id = q.org_id AND n.account_id = q.account_id
-                WHERE n.side * n.balance > 0),
+-- ledger_spend_nonrefundable takes what the debits of cards with a
+-- non-refundable part spent out of that part, in card sequence order, up
+-- to the part: one journal entry per card and merchant (card_nonrefundable
+-- → the merchant's nonrefundable_credit, the organizer's where the
+-- merchant has none), applied by the postings trigger. Per merchant, so
+-- that uploads of different merchants share no account row. The cards'
+-- accounts are locked by the debits.
+CREATE FUNCTION ledger_spend_nonrefundable(cards bigint[], nrs bigint[], orgs bigint[], accts bigint[], merchants text[],
+        seqs bigint[], txns uuid[], amounts bigint[]) RETURNS void LANGUAGE sql AS $fn$
+    WITH n AS (SELECT q.card, q.nr, x.org_id, x.ref, x.side * x.balance AS avail
+                 FROM unnest(cards, nrs) q(card, nr)
+                 JOIN (SELECT DISTINCT o FROM unnest(orgs) o) g ON true
+                 JOIN accounts x ON x.org_id = g.o AND x.account_id = q.nr
+                WHERE x.side * x.balance > 0),
+         t AS (SELECT n.org_id, n.nr, n.ref, d.merchant, d.amount, n.avail,
+                      sum(d.amount) OVER (PARTITION BY n.org_id, n.nr ORDER BY d.seq, d.txn) AS cum
+                 FROM unnest(orgs, accts, merchants, seqs, txns, amounts) d(org_id, acct, merchant, seq, txn, amount)
+                 JOIN n ON n.org_id = d.org_id AND n.card = d.acct),
+         s AS (SELECT org_id, nr, ref, merchant, sum(greatest(0, least(amount, avail - (cum - amount))))::bigint AS amount
+                 FROM t GROUP BY org_id, nr, ref, merchant),
+         e AS (SELECT s.*, coalesce(m.account_id, o.account_id) AS contra, gen_random_uuid() AS txn_id
+                 FROM s
+                 LEFT JOIN accounts m ON m.org_id = s.org_id AND m.kind = 'nonrefundable_credit' AND m.ref = s.merchant
+                 JOIN accounts o ON o.org_id = s.org_id AND o.kind = 'nonrefundable_credit' AND o.ref = ''
+                WHERE s.amount > 0),
          j AS (INSERT INTO journal (org_id, txn_id, kind, ref, at)
-               SELECT org_id, txn_id, 'nonrefundable_spent', ref, now() FROM s)
+               SELECT org_id, txn_id, 'nonrefundable_spent', ref, now() FROM e)
     INSERT INTO postings (org_id, txn_id, line, account_id, amount)
-    SELECT s.org_id, s.txn_id, p.line, p.account_id, p.amount FROM s
-     CROSS JOIN LATERAL (VALUES (1::smallint, s.account_id, s.amount), (2::smallint, s.contra, -s.amount)) p(line, account_id, amount);
-END
+    SELECT e.org_id, e.txn_id, p.line, p.account_id, p.amount FROM e
+     CROSS JOIN LATERAL (VALUES (1::smallint, e.nr, e.amount), (2::smallint, e.contra, -e.amount)) p(line, account_id, amount);
 $fn$;
 
--- The organizers' new accounts.
+-- The organizers' new accounts, and each merchant's nonrefundable_credit
+-- (ref: the merchant id): the voucher credit spent at it.
 INSERT INTO accounts (org_id, kind, ref, side, floor)
 SELECT o.org_id, k.kind, '', 1, NULL FROM organizers o CROSS JOIN (VALUES ('nonrefundable_credit'), ('promotions')) k(kind)
+ON CONFLICT DO NOTHING;
+INSERT INTO accounts (org_id, kind, ref, side, floor)
+SELECT org_id, 'nonrefundable_credit', merchant_id, 1, NULL FROM merchants
 ON CONFLICT DO NOTHING;
