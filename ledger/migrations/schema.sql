@@ -844,8 +844,10 @@ $function$;
 -- ledger_spend_nonrefundable(bigint[],bigint[],bigint[],bigint[],text[],bigint[],uuid[],bigint[])
 CREATE OR REPLACE FUNCTION public.ledger_spend_nonrefundable(cards bigint[], nrs bigint[], orgs bigint[], accts bigint[], merchants text[], seqs bigint[], txns uuid[], amounts bigint[])
  RETURNS void
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
+BEGIN
+    -- plpgsql, not sql: its statement's plan is cached per connection.
     WITH n AS (SELECT q.card, q.nr, x.org_id, x.ref, x.side * x.balance AS avail
                  FROM unnest(cards, nrs) q(card, nr)
                  JOIN (SELECT DISTINCT o FROM unnest(orgs) o) g ON true
@@ -857,14 +859,22 @@ AS $function$
                  JOIN n ON n.org_id = d.org_id AND n.card = d.acct),
          s AS (SELECT org_id, nr, ref, merchant, sum(greatest(0, least(amount, avail - (cum - amount))))::bigint AS amount
                  FROM t GROUP BY org_id, nr, ref, merchant),
-         e AS (SELECT s.*, coalesce(m.account_id, o.account_id) AS contra, gen_random_uuid() AS txn_id
+         e AS (SELECT s.org_id, s.nr, s.merchant, s.amount, coalesce(m.account_id, o.account_id) AS contra,
+                      (row_number() OVER (PARTITION BY s.org_id, s.merchant ORDER BY s.nr) - 1) AS k
                  FROM s
                  LEFT JOIN accounts m ON m.org_id = s.org_id AND m.kind = 'nonrefundable_credit' AND m.ref = s.merchant
                  JOIN accounts o ON o.org_id = s.org_id AND o.kind = 'nonrefundable_credit' AND o.ref = ''
                 WHERE s.amount > 0),
+         -- One journal entry per merchant (and 10,000 cards): line 1
+         -- credits the merchant's account, the others debit the cards'.
+         g AS (SELECT org_id, merchant, contra, k / 10000 AS chunk, sum(amount)::bigint AS total, gen_random_uuid() AS txn_id
+                 FROM e GROUP BY org_id, merchant, contra, k / 10000),
          j AS (INSERT INTO journal (org_id, txn_id, kind, ref, at)
-               SELECT org_id, txn_id, 'nonrefundable_spent', ref, now() FROM e)
+               SELECT org_id, txn_id, 'nonrefundable_spent', merchant, now() FROM g)
     INSERT INTO postings (org_id, txn_id, line, account_id, amount)
-    SELECT e.org_id, e.txn_id, p.line, p.account_id, p.amount FROM e
-     CROSS JOIN LATERAL (VALUES (1::smallint, e.nr, e.amount), (2::smallint, e.contra, -e.amount)) p(line, account_id, amount);
+    SELECT g.org_id, g.txn_id, 1, g.contra, -g.total FROM g
+    UNION ALL
+    SELECT e.org_id, g.txn_id, (e.k % 10000 + 2)::smallint, e.nr, e.amount
+      FROM e JOIN g ON g.org_id = e.org_id AND g.merchant = e.merchant AND g.chunk = e.k / 10000;
+END
 $function$;
