@@ -219,6 +219,8 @@ func pageError(c apiCall, status int, eb errorBody) error {
 		return cardpage.ErrRefundExists
 	case "card already claimed by another profile":
 		return cardpage.ErrClaimedByOther
+	case errVoucherPublic:
+		return cardpage.ErrVoucher
 	}
 	switch status {
 	case http.StatusTooManyRequests:
@@ -290,7 +292,7 @@ func cardAuth(tok cardpage.Secret) string { return "Card " + tok.Reveal() }
 func bearer(s cardpage.Secret) string { return "Bearer " + s.Reveal() }
 
 func pageCard(st apitype.CardStatus) cardpage.Card {
-	c := cardpage.Card{ID: st.Card, Event: st.Event, Status: st.Status, Balance: st.Balance}
+	c := cardpage.Card{ID: st.Card, Event: st.Event, Status: st.Status, Balance: st.Balance, NonRefundable: st.NonRefundable}
 	if r := st.Refund; r != nil {
 		c.Refund = r.Status
 		if r.Amount != nil {
@@ -536,6 +538,20 @@ func (b *cardBackend) TopUpCard(ctx context.Context, checkout string, tok cardpa
 		return cardpage.ErrUnknownCheckout
 	}
 	return nil
+}
+
+// voucherWire is VoucherRedeemRequest as the pages send it (a Secret does
+// not encode).
+type voucherWire struct {
+	Code string `json:"code"`
+}
+
+func (b *cardBackend) RedeemVoucher(ctx context.Context, from string, tok, code cardpage.Secret) (int64, error) {
+	var m apitype.MoneyResponse
+	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/card/vouchers", auth: cardAuth(tok), in: voucherWire{Code: code.Reveal()}}, &m); err != nil {
+		return 0, err
+	}
+	return m.Amount, nil
 }
 
 var _ cardpage.Backend = (*cardBackend)(nil)

@@ -29,6 +29,17 @@ func TestRoleMatrix(t *testing.T) {
 	e := newEnv(t, envOptions{cards: 9})
 	ctx := context.Background()
 	term := e.enrolTerminal("bar-m")
+	// A payment to correct, a cent at a time, every correction awaiting
+	// approval; and vouchers to redeem.
+	res, err := e.ledger.Upload(ctx, org, [][]byte{e.debit(term, e.cards[4], 1, 1000, 1000)})
+	require.NoError(t, err)
+	corrected := res[0].ID.String()
+	require.NoError(t, e.ledger.SetCorrectionThreshold(ctx, org, 0))
+	voucher := func() string {
+		_, codes, err := e.ledger.IssueVouchers(ctx, org, ledger.VoucherBatch{Event: "fest", Amount: 5, Count: 1, Expires: e.clock.Now().Add(time.Hour), Actor: "setup"})
+		require.NoError(t, err)
+		return codes[0].Reveal()
+	}
 	sk := e.sessionKey(term)
 	holder, claimed, flagged := e.cards[0], e.cards[1], e.cards[3]
 	e.stock("store-a")
@@ -238,6 +249,29 @@ func TestRoleMatrix(t *testing.T) {
 				}
 			}
 			return request{method: "POST", path: "/v1/hq/cards/" + flagged.hex() + "/unblock", body: apitype.ReviewRequest{Reason: "matrix"}}
+		},
+		"POST /v1/stores/{store}/corrections": func() request {
+			return request{method: "POST", path: "/v1/stores/store-a/corrections", idem: newIdem(), body: apitype.CorrectionRequest{Payment: corrected, Amount: 1, Reason: "matrix"}}
+		},
+		"POST /v1/hq/corrections": func() request {
+			return request{method: "POST", path: "/v1/hq/corrections", idem: newIdem(), body: apitype.CorrectionRequest{Payment: corrected, Amount: 1, Reason: "matrix"}}
+		},
+		"GET /v1/hq/corrections": func() request { return request{method: "GET", path: "/v1/hq/corrections"} },
+		"POST /v1/hq/corrections/{correction}/approve": func() request {
+			pay, err := ledgerID(corrected)
+			require.NoError(t, err)
+			c, err := e.ledger.RequestCorrection(ctx, org, ledger.CorrectionRequest{Payment: pay, Amount: 1, Reason: "matrix", Actor: "setup"})
+			require.NoError(t, err)
+			return request{method: "POST", path: "/v1/hq/corrections/" + c.ID.String() + "/approve"}
+		},
+		"POST /v1/hq/vouchers": func() request {
+			return request{method: "POST", path: "/v1/hq/vouchers", body: apitype.VoucherBatchRequest{Event: "fest", Amount: 5, Count: 1, Expires: e.clock.Now().Add(time.Hour)}}
+		},
+		"POST /v1/stores/{store}/vouchers": func() request {
+			return request{method: "POST", path: "/v1/stores/store-a/vouchers", idem: newIdem(), body: voucherBody{Card: holder.hex(), Code: voucher()}}
+		},
+		"POST /v1/card/vouchers": func() request {
+			return request{method: "POST", path: "/v1/card/vouchers", body: voucherBody{Code: voucher()}}
 		},
 		"GET /v1/audit/records": func() request { return request{method: "GET", path: "/v1/audit/records?after=0"} },
 		"GET /v1/card":          func() request { return request{method: "GET", path: "/v1/card"} },

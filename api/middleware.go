@@ -132,10 +132,11 @@ var loggablePathValue = map[string]func(string) bool{
 		_, err := strconv.ParseInt(v, 10, 64)
 		return err == nil
 	},
-	"card":  func(v string) bool { _, ok := parseCardID(v); return ok },
-	"load":  func(v string) bool { _, ok := parseUUID(v); return ok },
-	"alert": func(v string) bool { _, ok := parseUUID(v); return ok },
-	"token": validTokenID,
+	"card":       func(v string) bool { _, ok := parseCardID(v); return ok },
+	"load":       func(v string) bool { _, ok := parseUUID(v); return ok },
+	"alert":      func(v string) bool { _, ok := parseUUID(v); return ok },
+	"correction": func(v string) bool { _, ok := parseUUID(v); return ok },
+	"token":      validTokenID,
 }
 
 // pathValues returns the wildcards of the matched route pattern as the

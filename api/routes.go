@@ -109,6 +109,8 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/stores/{store}/cards/{card}/block", roles: roles(RoleStore), h: s.storeBlockCard, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/replacements", roles: roles(RoleStore), h: s.replaceCard, privileged: true, money: true},
 		{method: "POST", path: "/v1/stores/{store}/card-events", roles: roles(RoleStore), h: s.storeCardEvents, privileged: true, bigBody: true, rerun: true},
+		{method: "POST", path: "/v1/stores/{store}/corrections", roles: roles(RoleStore), h: s.requestCorrection, privileged: true, money: true},
+		{method: "POST", path: "/v1/stores/{store}/vouchers", roles: roles(RoleStore), h: s.storeRedeemVoucher, privileged: true, money: true},
 
 		// Headquarters.
 		{method: "POST", path: "/v1/hq/stores", roles: staff, h: s.addStore, privileged: true},
@@ -130,6 +132,10 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/hq/cards/{card}", roles: roles(RoleHQ, RoleAuditor), h: s.hqCard, privileged: true},
 		{method: "POST", path: "/v1/hq/cards/{card}/block", roles: staff, h: s.hqBlockCard, privileged: true},
 		{method: "POST", path: "/v1/hq/cards/{card}/unblock", roles: staff, h: s.unblockCard, privileged: true},
+		{method: "POST", path: "/v1/hq/corrections", roles: staff, h: s.requestCorrection, privileged: true, money: true},
+		{method: "GET", path: "/v1/hq/corrections", roles: roles(RoleHQ, RoleAuditor), h: s.listCorrections, privileged: true},
+		{method: "POST", path: "/v1/hq/corrections/{correction}/approve", roles: staff, h: s.approveCorrection, privileged: true},
+		{method: "POST", path: "/v1/hq/vouchers", roles: staff, h: s.issueVouchers, privileged: true},
 
 		// Auditors.
 		{method: "GET", path: "/v1/audit/records", roles: roles(RoleAuditor, RoleHQ), h: s.auditRecords, privileged: true},
@@ -141,6 +147,7 @@ func (s *Server) table() []route {
 		// Cardholders.
 		{method: "GET", path: "/v1/card", roles: roles(RoleCard), h: s.cardBalance},
 		{method: "GET", path: "/v1/card/history", roles: roles(RoleCardPIN), h: s.cardHistory, privileged: true},
+		{method: "POST", path: "/v1/card/vouchers", roles: roles(RoleCard), h: s.cardRedeemVoucher, privileged: true},
 		{method: "POST", path: "/v1/card/refund", roles: roles(RoleCardPIN), h: s.cardRefund, privileged: true},
 		{method: "POST", path: "/v1/card/block", roles: roles(RoleCardPIN), h: s.cardBlock, privileged: true},
 		{method: "POST", path: "/v1/card/claim", roles: roles(RoleCardPIN), h: s.claimCard, privileged: true},

@@ -35,6 +35,16 @@ const (
 	// ChargebackLosses is what chargebacks cost the organizer: credit
 	// spent before the provider took its payment back.
 	ChargebackLosses AccountKind = "chargeback_losses"
+	// CardNonRefundable is the part of a card's credit that is not
+	// refundable (vouchers, comps, welcome credit), kept beside the card
+	// account that holds all of it (ref: card id); terminal debits spend
+	// it first. NonRefundableCredit is its other side: the organizer's
+	// (ref "") and one per merchant (ref: merchant id), what was spent
+	// there; the sum of all of both kinds is zero. Promotions is what the organizer granted as
+	// such credit.
+	CardNonRefundable   AccountKind = "card_nonrefundable"
+	NonRefundableCredit AccountKind = "nonrefundable_credit"
+	Promotions          AccountKind = "promotions"
 )
 
 type accountSpec struct {
@@ -45,21 +55,25 @@ type accountSpec struct {
 var zero = int64(0)
 
 var accountSpecs = map[AccountKind]accountSpec{
-	Card:             {-1, &zero},
-	Merchant:         {-1, &zero},
-	StoreCash:        {1, &zero},
-	ProviderClearing: {1, nil},
-	CardDeposits:     {-1, &zero},
-	RefundsPayable:   {-1, &zero},
-	Breakage:         {-1, nil},
-	PendingLoads:     {-1, &zero},
-	Bank:             {1, nil},
-	RefundLosses:     {1, nil},
-	ChargebackLosses: {1, nil},
+	Card:                {-1, &zero},
+	Merchant:            {-1, &zero},
+	StoreCash:           {1, &zero},
+	ProviderClearing:    {1, nil},
+	CardDeposits:        {-1, &zero},
+	RefundsPayable:      {-1, &zero},
+	Breakage:            {-1, nil},
+	PendingLoads:        {-1, &zero},
+	Bank:                {1, nil},
+	RefundLosses:        {1, nil},
+	ChargebackLosses:    {1, nil},
+	CardNonRefundable:   {-1, &zero},
+	NonRefundableCredit: {1, nil},
+	Promotions:          {1, nil},
 }
 
 // organizerAccounts are created with each organizer.
-var organizerAccounts = []AccountKind{CardDeposits, RefundsPayable, Breakage, PendingLoads, Bank, RefundLosses, ChargebackLosses}
+var organizerAccounts = []AccountKind{CardDeposits, RefundsPayable, Breakage, PendingLoads, Bank, RefundLosses, ChargebackLosses,
+	NonRefundableCredit, Promotions}
 
 // ensureAccount returns the id of the account (kind, ref), creating it.
 func ensureAccount(ctx context.Context, q pgx.Tx, org int64, kind AccountKind, ref string) (int64, error) {
@@ -336,8 +350,9 @@ func (e *InvariantError) Error() string { return "ledger: invariant broken: " + 
 // postings (stored ones and those of directly posted terminal debits, see
 // the ledger_postings view), every journal entry balances, every terminal
 // debit posts between its own card's and merchant's accounts, every
-// balance is at or above its floor, and every card's chain tip is its last
-// card write. It returns an *InvariantError naming
+// balance is at or above its floor, every card's chain tip is its last
+// card write, and every card's non-refundable credit lies within its credit
+// and sums to zero against the organizer's NonRefundableCredit. It returns an *InvariantError naming
 // the first problem.
 func (l *Ledger) Verify(ctx context.Context) error {
 	checks := []struct {
@@ -360,6 +375,17 @@ func (l *Ledger) Verify(ctx context.Context) error {
 			WHERE t.status = 'posted' AND t.card_account IS NULL
 			AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.org_id = t.org_id AND j.txn_id = t.txn_id))`},
 		{"a balance is below its floor", `SELECT EXISTS (SELECT 1 FROM accounts WHERE floor IS NOT NULL AND side * balance < floor)`},
+		// Credit kinds (migration 025): each card's non-refundable part is
+		// its own, within its credit, and all of them sum against the
+		// organizer's other side.
+		{"a card's non-refundable credit exceeds its credit", `SELECT EXISTS (SELECT 1 FROM accounts a
+			JOIN accounts n ON n.org_id = a.org_id AND n.account_id = a.nonrefundable_account
+			WHERE a.kind <> 'card' OR n.kind <> 'card_nonrefundable' OR n.ref <> a.ref OR n.side * n.balance > a.side * a.balance)`},
+		{"a non-refundable account belongs to no card account", `SELECT EXISTS (SELECT 1 FROM accounts n
+			WHERE n.kind = 'card_nonrefundable' AND NOT EXISTS (SELECT 1 FROM accounts a
+				WHERE a.org_id = n.org_id AND a.nonrefundable_account = n.account_id))`},
+		{"non-refundable credit does not sum to zero against its other side", `SELECT EXISTS (SELECT 1 FROM accounts
+			WHERE kind IN ('card_nonrefundable', 'nonrefundable_credit') GROUP BY org_id HAVING sum(balance::numeric) <> 0)`},
 		// Uploads trust the tip to say that nothing lies beyond it.
 		{"a card's chain tip differs from its last card write", `SELECT EXISTS (SELECT 1 FROM accounts a
 			LEFT JOIN cards c ON c.org_id = a.org_id AND c.account_id = a.account_id

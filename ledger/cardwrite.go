@@ -120,9 +120,9 @@ func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load t
 			return err
 		}
 		var amount int64
-		var status string
-		err = tx.QueryRow(ctx, `SELECT amount, status FROM topups WHERE org_id = $1 AND topup_id = $2 AND card_id = $3`,
-			org, pgtype.UUID{Bytes: load, Valid: true}, card).Scan(&amount, &status)
+		var status, channel string
+		err = tx.QueryRow(ctx, `SELECT amount, status, channel FROM topups WHERE org_id = $1 AND topup_id = $2 AND card_id = $3`,
+			org, pgtype.UUID{Bytes: load, Valid: true}, card).Scan(&amount, &status, &channel)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: pending load %s of card %s", ErrNotFound, load, terminaltx.CardHex(card))
 		}
@@ -148,7 +148,21 @@ func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load t
 		}
 		id := l.newID()
 		e := entry{id: id, kind: "load_pending", event: st.event, ref: load.String(), at: l.now(), postings: transfer(pending, st.account, amount)}
-		if err := writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{st.account: true}); err != nil {
+		locked := map[int64]bool{st.account: true}
+		if channel == "voucher" {
+			// Credit that is not money: its part of the card grows too.
+			nr, err := ensureNonRefundable(ctx, tx, org, st)
+			if err != nil {
+				return err
+			}
+			contra, err := accountID(ctx, tx, org, NonRefundableCredit, "")
+			if err != nil {
+				return err
+			}
+			e.postings = append(e.postings, posting{contra, amount}, posting{nr, -amount})
+			locked[nr] = true
+		}
+		if err := writeEntries(ctx, tx, org, []entry{e}, locked); err != nil {
 			return err
 		}
 		// The card's record carries the load's id: so does its chain.

@@ -45,6 +45,17 @@
 // card's refund was paid out is posted against RefundLosses, so that the
 // merchant is paid, with a ReasonRefundedCard alert.
 //
+// # Credit kinds and corrections
+//
+// A card's credit (its card account) has a non-refundable part (vouchers,
+// comps) kept in its own CardNonRefundable account against the
+// organizer's NonRefundableCredit; the card account names it, and the
+// terminal debit trigger spends it first, as a journal entry of its own,
+// only for cards that have one. Refunds pay the rest; breakage takes both.
+// A correction of a posted payment (RequestCorrection) charges its
+// merchant and credits its card as a pending load; above the organizer's
+// threshold another person approves it (ApproveCorrection).
+//
 // # Personal data and unmatched payments
 //
 // A refund's holder name, IBAN and BIC are stored only sealed by the HSM's

@@ -142,15 +142,22 @@ func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest
 		if breakage != nil || (deadline != nil && l.now().After(*deadline)) {
 			return ErrRefundWindow
 		}
+		// Only money paid in is refunded: not the card's non-refundable
+		// part, nor vouchers not yet written onto it.
 		var pendingSum int64
 		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(amount), 0)::bigint FROM topups
-			WHERE org_id = $1 AND card_id = $2 AND status = 'pending'`, org, req.Card).Scan(&pendingSum); err != nil {
+			WHERE org_id = $1 AND card_id = $2 AND status = 'pending' AND channel <> 'voucher'`, org, req.Card).Scan(&pendingSum); err != nil {
 			return err
 		}
-		if st.balance+pendingSum <= 0 {
+		nrs, err := readNonRefundable(ctx, tx, org, [][]byte{req.Card})
+		if err != nil {
+			return err
+		}
+		refundable := st.balance - nrs[string(req.Card)].balance
+		if refundable+pendingSum <= 0 {
 			return ErrNothingToPay
 		}
-		credit = st.balance + pendingSum
+		credit = refundable + pendingSum
 		if _, err := tx.Exec(ctx, `INSERT INTO refunds (org_id, refund_id, card_id, amount, holder_name, iban, bic, payee, status)
 			VALUES ($1, $2, $3, NULL, '', '', '', $4, 'requested')`, org, pgtype.UUID{Bytes: id, Valid: true}, req.Card,
 			payee); err != nil {
@@ -409,19 +416,30 @@ func (l *Ledger) RunPayout(ctx context.Context, org int64, debtor sepa.Party, ex
 		if err != nil {
 			return err
 		}
-		pending := map[string]int64{}
+		// Vouchers never written onto a card and the card's non-refundable
+		// part are not refunded: they go to breakage.
+		pending, pendingNR := map[string]int64{}, map[string]int64{}
+		nrs := map[string]nonRefundable{}
 		if len(fixCards) > 0 {
 			rows, err := tx.Query(ctx, `UPDATE topups SET status = 'refunded'
-				WHERE org_id = $1 AND card_id = ANY($2) AND status = 'pending' RETURNING card_id, amount`, org, fixCards)
+				WHERE org_id = $1 AND card_id = ANY($2) AND status = 'pending' RETURNING card_id, amount, channel = 'voucher'`, org, fixCards)
 			if err != nil {
 				return err
 			}
 			var card []byte
 			var amount int64
-			if _, err := pgx.ForEachRow(rows, []any{&card, &amount}, func() error {
-				pending[string(card)] += amount
+			var voucher bool
+			if _, err := pgx.ForEachRow(rows, []any{&card, &amount, &voucher}, func() error {
+				if voucher {
+					pendingNR[string(card)] += amount
+				} else {
+					pending[string(card)] += amount
+				}
 				return nil
 			}); err != nil {
+				return err
+			}
+			if nrs, err = readNonRefundable(ctx, tx, org, fixCards); err != nil {
 				return err
 			}
 		}
@@ -454,6 +472,7 @@ func (l *Ledger) RunPayout(ctx context.Context, org int64, debtor sepa.Party, ex
 				return err
 			}
 		}
+		var breakage int64
 		var entries []entry
 		var payable, pendingAcct int64
 		locked := map[int64]bool{}
@@ -466,29 +485,53 @@ func (l *Ledger) RunPayout(ctx context.Context, org int64, debtor sepa.Party, ex
 				if st == nil {
 					return fmt.Errorf("%w: card %s of refund %s", ErrNotFound, terminaltx.CardHex(d.card), txid.ID(d.id.Bytes))
 				}
-				p := pending[string(d.card)]
-				amount := st.balance + p
+				p, pv, nr := pending[string(d.card)], pendingNR[string(d.card)], nrs[string(d.card)]
+				amount := st.balance - nr.balance + p
 				if amount <= 0 {
 					closed = append(closed, d.id)
-					continue
+					if nr.balance+pv == 0 {
+						continue
+					}
+					amount = 0 // the rest still goes to breakage
 				}
 				if payable == 0 {
 					if payable, err = accountID(ctx, tx, org, RefundsPayable, ""); err != nil {
 						return err
 					}
 				}
-				ps := []posting{{payable, -amount}}
+				var ps []posting
+				if amount > 0 {
+					ps = append(ps, posting{payable, -amount})
+				}
 				if st.balance > 0 {
 					ps = append(ps, posting{st.account, st.balance})
 					locked[st.account] = true
 				}
-				if p > 0 {
+				if p+pv > 0 {
 					if pendingAcct == 0 {
 						if pendingAcct, err = accountID(ctx, tx, org, PendingLoads, ""); err != nil {
 							return err
 						}
 					}
-					ps = append(ps, posting{pendingAcct, p})
+					ps = append(ps, posting{pendingAcct, p + pv})
+				}
+				if rest := nr.balance + pv; rest > 0 {
+					if breakage == 0 {
+						if breakage, err = accountID(ctx, tx, org, Breakage, ""); err != nil {
+							return err
+						}
+					}
+					release, err := releaseNonRefundable(ctx, tx, org, nr)
+					if err != nil {
+						return err
+					}
+					ps = append(append(ps, posting{breakage, -rest}), release...)
+					locked[nr.account] = true
+				}
+				if amount == 0 {
+					entries = append(entries, entry{id: l.newID(), kind: "breakage", event: d.event, ref: terminaltx.CardHex(d.card),
+						at: l.now(), postings: ps})
+					continue
 				}
 				entries = append(entries, entry{id: l.newID(), kind: "refund", event: d.event, ref: terminaltx.CardHex(d.card),
 					at: l.now(), postings: ps})
@@ -535,7 +578,9 @@ func (l *Ledger) RunPayout(ctx context.Context, org int64, debtor sepa.Party, ex
 			}
 		}
 		if len(ids) == 0 {
-			return nil // ErrNothingToPay below, with the closed refunds kept
+			// ErrNothingToPay below, with the closed refunds kept and
+			// their non-refundable credit booked as breakage.
+			return writeEntries(ctx, tx, org, entries, locked)
 		}
 		out.Count = len(ids)
 		out.Plan = payoutPlan(out.Lines, out.ProviderRefunds)
@@ -698,6 +743,10 @@ func (l *Ledger) CloseRefundWindow(ctx context.Context, org int64, event string)
 		if err != nil {
 			return err
 		}
+		nrs, err := readNonRefundable(ctx, tx, org, cards)
+		if err != nil {
+			return err
+		}
 		var entries []entry
 		locked := map[int64]bool{}
 		for _, c := range cards {
@@ -706,8 +755,16 @@ func (l *Ledger) CloseRefundWindow(ctx context.Context, org int64, event string)
 				continue
 			}
 			locked[st.account] = true
+			// The card's non-refundable part goes with the rest.
+			release, err := releaseNonRefundable(ctx, tx, org, nrs[string(c)])
+			if err != nil {
+				return err
+			}
+			if release != nil {
+				locked[nrs[string(c)].account] = true
+			}
 			entries = append(entries, entry{id: l.newID(), kind: "breakage", event: event, ref: terminaltx.CardHex(c), at: l.now(),
-				postings: transfer(st.account, breakage, st.balance)})
+				postings: append(transfer(st.account, breakage, st.balance), release...)})
 			n++
 			total += st.balance
 		}

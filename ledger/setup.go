@@ -69,6 +69,10 @@ func (l *Ledger) AddMerchant(ctx context.Context, org int64, merchant, name stri
 		if err != nil {
 			return err
 		}
+		// The voucher credit spent at the merchant (migration 025).
+		if _, err := ensureAccount(ctx, tx, org, NonRefundableCredit, merchant); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `INSERT INTO merchants (org_id, merchant_id, name, account_id) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (org_id, merchant_id) DO UPDATE SET name = EXCLUDED.name`, org, merchant, name, id)
 		return err

@@ -11,6 +11,9 @@ type CardStatus struct {
 	// Pending is credit paid (cash at a store, or online) that is not on
 	// the card yet: it reaches the card when a store or terminal writes it.
 	Pending int64 `json:"pending"`
+	// NonRefundable is the part of Balance that is not refundable
+	// (vouchers, comps, welcome credit): spent first, never refunded.
+	NonRefundable int64 `json:"non_refundable"`
 	// Refund is the card's refund, once one was requested.
 	Refund *RefundStatus `json:"refund,omitempty"`
 }

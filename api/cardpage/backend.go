@@ -48,6 +48,10 @@ type Backend interface {
 	// TopUpCard reports whether the checkout is one of the card's that has
 	// not expired: nil if so, ErrUnknownCheckout otherwise.
 	TopUpCard(ctx context.Context, checkout string, card Secret) error
+	// RedeemVoucher redeems a voucher code for the card and returns its
+	// value, a pending load written at the card's next terminal. A code
+	// that is unknown, used or expired answers ErrVoucher.
+	RedeemVoucher(ctx context.Context, from string, card, code Secret) (int64, error)
 }
 
 // Errors a Backend returns for what the pages explain to the cardholder.
@@ -68,6 +72,7 @@ var (
 	ErrSessionEnded     = errors.New("cardpage: login ended")
 	ErrTopUpUnavailable = errors.New("cardpage: online top-up is not available")
 	ErrUnknownCheckout  = errors.New("cardpage: unknown or expired checkout")
+	ErrVoucher          = errors.New("cardpage: voucher code unknown, used or expired")
 )
 
 // ReturnURL is where the payment provider sends the cardholder back after
@@ -85,6 +90,9 @@ type Card struct {
 	Event   string
 	Status  string // active, blocked, ...
 	Balance int64
+	// NonRefundable is the part of Balance that is not refunded
+	// (vouchers, comps): it is spent first.
+	NonRefundable int64
 	// Pending is paid online and not yet written to the card (it is at the
 	// next terminal); PendingCount is how many top-ups that is.
 	Pending      int64

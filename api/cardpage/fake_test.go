@@ -13,19 +13,21 @@ import (
 // fakeBackend is a Backend in memory, for the pages' own tests; the real
 // API is tested in integration_test.go and browser_test.go.
 type fakeBackend struct {
-	mu        sync.Mutex
-	token     string
-	pin       string
-	email     string
-	password  string
-	session   string
-	claimed   bool
-	failures  int
-	refunds   []cardpage.Payout
-	blocked   []string // reasons
-	erased    bool
-	loggedOut bool
-	calls     int
+	mu       sync.Mutex
+	token    string
+	pin      string
+	email    string
+	password string
+	session  string
+	claimed  bool
+	failures int
+	refunds  []cardpage.Payout
+	blocked  []string // reasons
+	// voucherUsed: fakeVoucher was redeemed.
+	voucherUsed bool
+	erased      bool
+	loggedOut   bool
+	calls       int
 }
 
 const (
@@ -227,4 +229,20 @@ func (f *fakeBackend) TopUpCard(_ context.Context, checkout string, tok cardpage
 		return cardpage.ErrUnknownCheckout
 	}
 	return nil
+}
+
+// fakeVoucher is the one voucher code the fake knows, worth 300, used once.
+const fakeVoucher = "ABCD-EFGH-JKLM-NPQR"
+
+func (f *fakeBackend) RedeemVoucher(_ context.Context, _ string, tok, code cardpage.Secret) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.card(tok); err != nil {
+		return 0, err
+	}
+	if code.Reveal() != fakeVoucher || f.voucherUsed {
+		return 0, cardpage.ErrVoucher
+	}
+	f.voucherUsed = true
+	return 300, nil
 }

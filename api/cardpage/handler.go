@@ -113,6 +113,7 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("GET /c/{token}/login", h.loginForm)
 	m.HandleFunc("POST /c/{token}/login", h.login)
 	m.HandleFunc("POST /c/{token}/topup", h.topUp)
+	m.HandleFunc("POST /c/{token}/voucher", h.voucher)
 	m.HandleFunc("GET /topup/{checkout}", h.topUpReturn)
 	m.HandleFunc("GET /account", h.account)
 	m.HandleFunc("POST /account/cards/{card}/refund", h.profileRefund)
@@ -326,6 +327,7 @@ func (h *Handler) failure(r *http.Request, err error) (int, string) {
 		{ErrLoginFailed, http.StatusUnauthorized, "err_login"},
 		{ErrSessionEnded, http.StatusUnauthorized, "err_session"},
 		{ErrTopUpUnavailable, http.StatusServiceUnavailable, "topup_unavailable"},
+		{ErrVoucher, http.StatusConflict, "err_voucher"},
 	} {
 		if errors.Is(err, e.err) {
 			return e.status, e.key
@@ -806,4 +808,37 @@ func (h *Handler) asset(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", "public, max-age=86400")
 	_, _ = w.Write(b)
+}
+
+// maxVoucherCode bounds what the voucher form accepts (a code is 19
+// characters as printed).
+const maxVoucherCode = 40
+
+// voucher redeems a voucher code for the card: its value is a pending
+// load, added at the next terminal.
+func (h *Handler) voucher(w http.ResponseWriter, r *http.Request) {
+	tok, base, ok := cardToken(r)
+	if !ok {
+		h.notFound(w, r)
+		return
+	}
+	if !h.parseForm(w, r, base) {
+		return
+	}
+	p := h.newPage(w, r, "card_title", base)
+	code := strings.TrimSpace(r.PostForm.Get("code"))
+	if code == "" || len(code) > maxVoucherCode {
+		p.Msg, p.IsError = p.T("err_voucher"), true
+		h.showCard(w, r, p, tok, base, http.StatusBadRequest)
+		return
+	}
+	amount, err := h.be.RedeemVoucher(r.Context(), h.from(r), tok, NewSecret(code))
+	if err != nil {
+		st, key := h.failure(r, err)
+		p.Msg, p.IsError = p.T(key), true
+		h.showCard(w, r, p, tok, base, st)
+		return
+	}
+	p.Msg = p.Tf("voucher_done", p.Money(amount))
+	h.showCard(w, r, p, tok, base, http.StatusCreated)
 }

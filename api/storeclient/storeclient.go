@@ -322,6 +322,9 @@ const (
 	KindSale    = "sale"
 	KindTopUp   = "topup"
 	KindReplace = "replace"
+	// KindVoucher is a voucher redeemed for the card: journaled only once
+	// the API answered, so that the code never reaches the journal.
+	KindVoucher = "voucher"
 )
 
 // Result is what a sale or a top-up did.
@@ -378,6 +381,61 @@ func Block(ctx context.Context, cfg Config, card []byte, reason string) (apitype
 	}
 	err := call(ctx, &cfg, "", "POST", "/v1/stores/"+cfg.Store+"/cards/"+terminaltx.CardHex(card)+"/block",
 		apitype.BlockRequest{Reason: reason}, &out)
+	return out, err
+}
+
+// RedeemVoucher redeems a voucher code for the card presented and writes
+// its value onto the card as a load. The code is sent, with one
+// idempotency key for every try, before anything is journaled: the
+// journal never holds it. A crash after the API's answer leaves the load
+// pending in the ledger, where the card's next terminal or station write
+// picks it up.
+func (c *Client) RedeemVoucher(ctx context.Context, card terminal.Card, code string) (Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	uid, err := card.UID()
+	if err != nil {
+		return Result{}, fmt.Errorf("storeclient: card UID: %w", err)
+	}
+	settled, err := c.settle(ctx, card, uid)
+	if err != nil {
+		return Result{Settled: settled}, err
+	}
+	r := Request{Key: newUUID(), ConfirmKey: newUUID(), Kind: KindVoucher, Card: terminaltx.CardHex(uid), At: c.cfg.Now().UTC()}
+	var mr apitype.MoneyResponse
+	if err := call(ctx, &c.cfg, r.Key, "POST", "/v1/stores/"+c.cfg.Store+"/vouchers", voucherWire{Card: r.Card, Code: code}, &mr); err != nil {
+		return Result{Settled: settled}, err
+	}
+	if mr.Load == "" {
+		return Result{Settled: settled}, errors.New("storeclient: the API answered no load for the voucher")
+	}
+	r.Amount, r.Load, r.Answered = mr.Amount, mr.Load, true
+	if err := c.j.append(entry{Op: opRequest, Request: &r}); err != nil {
+		return Result{Settled: settled}, fmt.Errorf("%w (voucher load %s is pending: the card's next terminal writes it)", err, mr.Load)
+	}
+	res, err := c.run(ctx, card, uid, r)
+	res.ID, res.Settled = mr.ID, settled
+	return res, err
+}
+
+// voucherWire is apitype.VoucherRedeemRequest as a client sends it (an
+// apitype.Secret does not encode).
+type voucherWire struct {
+	Card string `json:"card"`
+	Code string `json:"code"`
+}
+
+// Correct asks for a correction of a posted payment at the store's desk:
+// charged back to the merchant and, once posted (at once within the
+// organizer's threshold, else when HQ approves it), a pending load of the
+// payment's card, written at its next write.
+func Correct(ctx context.Context, cfg Config, payment string, amount int64, reason string) (apitype.Correction, error) {
+	if err := cfg.defaults(); err != nil {
+		return apitype.Correction{}, err
+	}
+	var out apitype.Correction
+	err := call(ctx, &cfg, newUUID(), "POST", "/v1/stores/"+cfg.Store+"/corrections",
+		apitype.CorrectionRequest{Payment: payment, Amount: amount, Reason: reason}, &out)
 	return out, err
 }
 

@@ -20,7 +20,7 @@ func ledgerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "ledger",
 		Usage: "the money ledger: organizers, events, merchants, stores, invariants, alerts, payouts, breakage",
-		Subcommands: []*cli.Command{
+		Subcommands: append([]*cli.Command{
 			{
 				Name:   "init",
 				Usage:  "register an organizer and its own accounts",
@@ -123,7 +123,7 @@ func ledgerCommand() *cli.Command {
 					&cli.Int64Flag{Name: "counted", Required: true, Usage: "counted cash in cents"}},
 				Action: ledgerCloseDay,
 			},
-		},
+		}, ledgerCreditCommands()...),
 	}
 }
 

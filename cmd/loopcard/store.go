@@ -104,6 +104,8 @@ func storeCommand() *cli.Command {
 			},
 			storeSellCommand(),
 			storeTopUpCommand(),
+			storeVoucherCommand(),
+			storeCorrectCommand(),
 			storeBalanceCommand(),
 			storeBlockCommand(),
 			storeReplaceCommand(),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -97,6 +98,77 @@ func storeTopUpCommand() *cli.Command {
 		Flags:  storeClientFlags(&cli.Int64Flag{Name: "amount", Required: true, Usage: "amount in cents"}),
 		Action: func(c *cli.Context) error { return storeMoney(c, storeclient.KindTopUp) },
 	}
+}
+
+func storeVoucherCommand() *cli.Command {
+	return &cli.Command{
+		Name: "voucher",
+		Usage: "at the store: redeem a voucher for the card presented to --reader and write its value onto the card; " +
+			"the code is read from standard input (not a flag: flags show in the process list)",
+		Flags:  storeClientFlags(),
+		Action: storeVoucher,
+	}
+}
+
+func storeVoucher(c *cli.Context) error {
+	line, err := bufio.NewReader(c.App.Reader).ReadString('\n')
+	if err != nil && line == "" {
+		return errors.New("type the voucher code on standard input")
+	}
+	code := strings.TrimSpace(line)
+	sc, card, done, err := openStoreClient(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := sc.RedeemVoucher(c.Context, card, code)
+	if err != nil {
+		printSettled(c, res.Settled)
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c, moneyJSON(res))
+	}
+	printSettled(c, res.Settled)
+	fmt.Fprintf(c.App.Writer, "voucher of %s redeemed for card %s (load %s)\n", cents(res.Request.Amount), res.Request.Card, res.Request.Load)
+	if res.Load != nil && res.Load.Write != nil {
+		fmt.Fprintf(c.App.Writer, "written onto the card: sequence %d, balance %s -> %s\n", res.Load.Write.Seq, cents(res.Load.Write.Before), cents(res.Load.Write.After))
+	}
+	return nil
+}
+
+func storeCorrectCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "correct",
+		Usage: "at the store: correct a posted payment (charged back to its merchant, a load of its card at the next write)",
+		Flags: append(storeAPIFlags(), organizerFlag, hiddenState(),
+			&cli.StringFlag{Name: "store", Required: true, Usage: "store id", EnvVars: []string{"LOOPCARD_STORE"}},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			&cli.StringFlag{Name: "payment", Required: true, Usage: "the payment's transaction id"},
+			&cli.Int64Flag{Name: "amount", Required: true, Usage: "amount to give back, in cents"},
+			&cli.StringFlag{Name: "reason", Required: true, Usage: "why (1 to 500 characters)"}),
+		Action: storeCorrect,
+	}
+}
+
+func storeCorrect(c *cli.Context) error {
+	cfg, err := storeAPIConfig(c)
+	if err != nil {
+		return err
+	}
+	cr, err := storeclient.Correct(c.Context, cfg, c.String("payment"), c.Int64("amount"), c.String("reason"))
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c, cr)
+	}
+	if cr.Status == "posted" {
+		fmt.Fprintf(c.App.Writer, "correction %s of %s posted: the card gets it at its next write\n", cr.ID, cents(cr.Amount))
+	} else {
+		fmt.Fprintf(c.App.Writer, "correction %s of %s awaits HQ's approval (above the organizer's threshold)\n", cr.ID, cents(cr.Amount))
+	}
+	return nil
 }
 
 func storeBalanceCommand() *cli.Command {

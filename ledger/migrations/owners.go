@@ -28,6 +28,7 @@ var owners = map[string]string{
 	"card_events":           Ledger,
 	"card_replacements":     Ledger,
 	"cards":                 Ledger,
+	"corrections":           Ledger,
 	"events":                Ledger,
 	"journal":               Ledger,
 	"ledger_postings":       Ledger, // view
@@ -46,6 +47,8 @@ var owners = map[string]string{
 	"terminals":             Ledger,
 	"topups":                Ledger,
 	"unmatched_payments":    Ledger,
+	"voucher_batches":       Ledger,
+	"vouchers":              Ledger,
 
 	// Card batches and their personalized cards.
 	"batch_cards":  Batch,

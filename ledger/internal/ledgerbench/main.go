@@ -37,12 +37,16 @@ import (
 
 const org = 1
 
+// withVouchers: every card also holds non-refundable credit (-vouchers).
+var withVouchers bool
+
 func main() {
 	clients := flag.Int("clients", 8, "concurrent clients for every phase")
 	duration := flag.Duration("duration", 10*time.Second, "length of each measured phase")
 	batchSize := flag.Int("batch", 500, "transactions per uploaded batch")
 	cardsPerClient := flag.Int("cards", 500, "cards per client")
 	flights := flag.Int("flights", 0, "coalesced Submit batches in flight (0: ledger.DefaultSubmitFlights)")
+	flag.BoolVar(&withVouchers, "vouchers", false, "give every card voucher credit too, which every debit then spends first")
 	flag.Parse()
 	if err := run(*clients, *duration, *batchSize, *cardsPerClient, *flights); err != nil {
 		fmt.Fprintln(os.Stderr, "ledgerbench:", err)
@@ -423,7 +427,17 @@ func setup(ctx context.Context, l *ledger.Ledger, clients, cardsPerClient int) (
 	if err := l.RegisterCards(ctx, org, "fest", all); err != nil {
 		return nil, err
 	}
-	// Fund every card with cash top-ups, clients in parallel.
+	// Fund every card with cash top-ups (and vouchers), clients in parallel.
+	const voucher = 100_000_00
+	var codes []ledger.VoucherCode
+	for len(codes) < len(all) && withVouchers {
+		_, cs, err := l.IssueVouchers(ctx, org, ledger.VoucherBatch{Event: "fest", Amount: voucher, Count: min(len(all)-len(codes), ledger.MaxVoucherBatch),
+			Expires: time.Now().Add(24 * time.Hour), Actor: "bench"})
+		if err != nil {
+			return nil, err
+		}
+		codes = append(codes, cs...)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for i := range clients {
@@ -442,6 +456,19 @@ func setup(ctx context.Context, l *ledger.Ledger, clients, cardsPerClient int) (
 					return
 				}
 				c.bal += amount
+				if withVouchers {
+					code := codes[int(binary.BigEndian.Uint32(c.uid[3:]))-1] // cards are numbered from 1
+					load, v, err := l.RedeemVoucher(ctx, org, ledger.VoucherRedemption{Card: c.uid, Code: code, Actor: "bench"})
+					if err == nil {
+						c.seq++
+						err = l.LoadPending(ctx, org, c.uid, load, &ledger.CardWrite{Seq: c.seq, Before: c.bal, After: c.bal + v})
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					c.bal += v
+				}
 			}
 		}()
 	}
