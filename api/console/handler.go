@@ -102,8 +102,8 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("GET /console/alerts", h.alerts)
 	m.HandleFunc("POST /console/alerts/{alert}/review", h.review)
 	m.HandleFunc("GET /console/cards", h.cards)
-	m.HandleFunc("POST /console/cards/{card}/unblock", h.unblock)
-	m.HandleFunc("POST /console/cards/{card}/block", h.block)
+	m.HandleFunc("POST /console/cards/{card}/unblock", h.cardAction(h.be.Unblock, "1"))
+	m.HandleFunc("POST /console/cards/{card}/block", h.cardAction(h.be.Block, "block"))
 	m.HandleFunc("GET /console/terminals", h.terminals)
 	m.HandleFunc("POST /console/terminals", h.registerTerminal)
 	m.HandleFunc("POST /console/terminals/{terminal}/revoke", h.revokeTerminal)
@@ -483,40 +483,26 @@ func (h *Handler) cards(w http.ResponseWriter, r *http.Request) {
 	h.render(w, http.StatusOK, "cards", p)
 }
 
-func (h *Handler) unblock(w http.ResponseWriter, r *http.Request) {
-	p := h.newPage(w, r, "cards")
-	if !h.posted(w, r, p) {
-		return
+// cardAction runs one of HQ's actions on a card (unblock: POST
+// /v1/hq/cards/{card}/unblock; block, of a lost or stolen card: .../block)
+// with the form's reason, and shows the card again with what was done.
+func (h *Handler) cardAction(act func(ctx context.Context, from, card, reason string) error, done string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p := h.newPage(w, r, "cards")
+		if !h.posted(w, r, p) {
+			return
+		}
+		ctx, ok := h.signedIn(w, r, p)
+		if !ok {
+			return
+		}
+		card := r.PathValue("card")
+		if err := act(ctx, r.RemoteAddr, card, r.PostForm.Get("reason")); err != nil {
+			h.fail(w, r, p, err)
+			return
+		}
+		http.Redirect(w, r, "/console/cards?done="+done+"&card="+url.QueryEscape(card), http.StatusSeeOther)
 	}
-	ctx, ok := h.signedIn(w, r, p)
-	if !ok {
-		return
-	}
-	card := r.PathValue("card")
-	if err := h.be.Unblock(ctx, r.RemoteAddr, card, r.PostForm.Get("reason")); err != nil {
-		h.fail(w, r, p, err)
-		return
-	}
-	http.Redirect(w, r, "/console/cards?done=1&card="+url.QueryEscape(card), http.StatusSeeOther)
-}
-
-// block blocks a lost or stolen card (hq: POST /v1/hq/cards/{card}/block)
-// and shows the card again, blocked.
-func (h *Handler) block(w http.ResponseWriter, r *http.Request) {
-	p := h.newPage(w, r, "cards")
-	if !h.posted(w, r, p) {
-		return
-	}
-	ctx, ok := h.signedIn(w, r, p)
-	if !ok {
-		return
-	}
-	card := r.PathValue("card")
-	if err := h.be.Block(ctx, r.RemoteAddr, card, r.PostForm.Get("reason")); err != nil {
-		h.fail(w, r, p, err)
-		return
-	}
-	http.Redirect(w, r, "/console/cards?done=block&card="+url.QueryEscape(card), http.StatusSeeOther)
 }
 
 func (h *Handler) asset(w http.ResponseWriter, r *http.Request) {
