@@ -29,12 +29,8 @@ func (s *Server) cardStatus(c *call, org int64, card []byte) (apitype.CardStatus
 	if err != nil {
 		return apitype.CardStatus{}, err
 	}
-	st := apitype.CardStatus{Card: terminaltx.CardHex(card), Event: ci.Event, Status: ci.Status, Balance: ci.Balance, Pending: ci.Pending}
-	cr, err := s.ledger.CardCredit(c.ctx, org, card)
-	if err != nil {
-		return apitype.CardStatus{}, err
-	}
-	st.NonRefundable = cr.NonRefundable
+	st := apitype.CardStatus{Card: terminaltx.CardHex(card), Event: ci.Event, Status: ci.Status, Balance: ci.Balance, Pending: ci.Pending,
+		NonRefundable: ci.NonRefundable}
 	if ci.Status == "refunded" {
 		r, err := s.ledger.CardRefund(c.ctx, org, card)
 		switch {

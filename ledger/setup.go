@@ -151,10 +151,13 @@ func (l *Ledger) QueueRegisterCards(b *pgx.Batch, org int64, event string, cards
 type CardInfo struct {
 	Card    []byte
 	Event   string
-	Status  string // active, blocked or refunded
+	Status  string // active, blocked, refunded or replaced
 	Balance int64  // credit in minor units, on the card
 	Pending int64  // credit paid but not yet written onto the card (pending loads)
 	LastSeq int64  // highest card sequence seen
+	// NonRefundable is the part of Balance that is not refundable
+	// (vouchers, comps; CardCredit has the whole split).
+	NonRefundable int64
 }
 
 // Card returns what the ledger knows of a card, or ErrNotFound.
@@ -162,9 +165,11 @@ func (l *Ledger) Card(ctx context.Context, org int64, card []byte) (CardInfo, er
 	ci := CardInfo{Card: card}
 	err := l.pool.QueryRow(ctx, `SELECT c.event_id, c.status, a.side * a.balance,
 			coalesce((SELECT max(card_seq) FROM card_chain e WHERE e.org_id = c.org_id AND e.card_id = c.card_id), 0),
-			coalesce((SELECT sum(amount) FROM topups t WHERE t.org_id = c.org_id AND t.card_id = c.card_id AND t.status = 'pending'), 0)::bigint
+			coalesce((SELECT sum(amount) FROM topups t WHERE t.org_id = c.org_id AND t.card_id = c.card_id AND t.status = 'pending'), 0)::bigint,
+			coalesce(n.side * n.balance, 0)
 		FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
-		WHERE c.org_id = $1 AND c.card_id = $2`, org, card).Scan(&ci.Event, &ci.Status, &ci.Balance, &ci.LastSeq, &ci.Pending)
+		LEFT JOIN accounts n ON n.org_id = a.org_id AND n.account_id = a.nonrefundable_account
+		WHERE c.org_id = $1 AND c.card_id = $2`, org, card).Scan(&ci.Event, &ci.Status, &ci.Balance, &ci.LastSeq, &ci.Pending, &ci.NonRefundable)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ci, fmt.Errorf("%w: card %s", ErrNotFound, terminaltx.CardHex(card))
 	}
