@@ -72,11 +72,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if why == "" {
 			return &conn{Conn: c, release: func() { l.release(ip) }}, nil
 		}
+		// Counted before the close, so whoever sees the connection closed
+		// also sees it counted.
 		l.refus.Add(1)
-		_ = c.Close()
 		if l.OnRefuse != nil {
 			l.OnRefuse(why)
 		}
+		_ = c.Close()
 	}
 }
 
