@@ -23,7 +23,14 @@ var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 // UTC), in Unix microseconds.
 var pgEpochMicros = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 
-// copyData encodes the rows of r for terminalTxsCopy, organizer org.
+// terminalTxsCopyRaw is terminalTxsCopy with raw, for uploads with
+// transactions that carry items (see terminalRows.raws).
+const terminalTxsCopyRaw = `COPY terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
+	amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained,
+	card_account, merchant_account, raw) FROM STDIN (FORMAT binary)`
+
+// copyData encodes the rows of r for terminalTxsCopy, organizer org, or
+// terminalTxsCopyRaw when r has raws.
 func (r *terminalRows) copyData(org int64) []byte {
 	n := len(r.ids)
 	buf := make([]byte, 0, len(copyHeader)+2+n*300)
@@ -40,6 +47,17 @@ func (r *terminalRows) copyData(org int64) []byte {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(s)))
 		buf = append(buf, s...)
 	}
+	nullable := func(b []byte) {
+		if b == nil {
+			buf = binary.BigEndian.AppendUint32(buf, 0xffffffff) // NULL
+			return
+		}
+		raw(b)
+	}
+	cols := uint16(17)
+	if r.raws != nil {
+		cols = 18
+	}
 	account := func(id int64) {
 		if id == 0 {
 			buf = binary.BigEndian.AppendUint32(buf, 0xffffffff) // NULL
@@ -48,7 +66,7 @@ func (r *terminalRows) copyData(org int64) []byte {
 		i64(id)
 	}
 	for k := range n {
-		buf = binary.BigEndian.AppendUint16(buf, 17)
+		buf = binary.BigEndian.AppendUint16(buf, cols)
 		i64(org)
 		raw(r.ids[k].Bytes[:])
 		str(r.terms[k])
@@ -62,7 +80,7 @@ func (r *terminalRows) copyData(org int64) []byte {
 		// Exact and in range: terminal times are whole milliseconds before
 		// year 10000 (terminaltx).
 		i64(r.ats[k].UnixMilli()*1000 - pgEpochMicros)
-		raw(r.sigs[k])
+		nullable(r.sigs[k])
 		str(r.statuses[k])
 		str(r.reasons[k])
 		if r.chained[k] {
@@ -72,6 +90,9 @@ func (r *terminalRows) copyData(org int64) []byte {
 		}
 		account(r.cardAccounts[k])
 		account(r.merchantAccounts[k])
+		if r.raws != nil {
+			nullable(r.raws[k])
+		}
 	}
 	return binary.BigEndian.AppendUint16(buf, 0xffff)
 }
@@ -86,7 +107,11 @@ func (r *terminalRows) copyData(org int64) []byte {
 // transaction. COPY costs two more round trips, so small uploads (online
 // submissions) keep the INSERT; see defaultCopyMinRows.
 func copyRows(ctx context.Context, pc *pgconn.PgConn, org int64, r *terminalRows) error {
-	_, err := pc.CopyFrom(ctx, bytes.NewReader(r.copyData(org)), terminalTxsCopy)
+	stmt := terminalTxsCopy
+	if r.raws != nil {
+		stmt = terminalTxsCopyRaw
+	}
+	_, err := pc.CopyFrom(ctx, bytes.NewReader(r.copyData(org)), stmt)
 	return err
 }
 
