@@ -119,3 +119,50 @@ func copyRows(ctx context.Context, pc *pgconn.PgConn, org int64, r *terminalRows
 // extra round trips (tens of microseconds each on a local socket) then
 // cost less than the server time it saves, about 3.5 us a row.
 const defaultCopyMinRows = 32
+
+// terminalTxItemsCopy is the COPY statement that copyItems feeds.
+const terminalTxItemsCopy = `COPY terminal_tx_items (org_id, txn_id, line, merchant_id, at, product_id, quantity, unit_price,
+	vat_rate_bp, menu_version) FROM STDIN (FORMAT binary)`
+
+// copyData encodes the rows of r for terminalTxItemsCopy, organizer org.
+func (r *itemRows) copyData(org int64) []byte {
+	buf := make([]byte, 0, len(copyHeader)+2+len(r.ids)*100)
+	buf = append(buf, copyHeader...)
+	field := func(n int) { buf = binary.BigEndian.AppendUint32(buf, uint32(n)) }
+	str := func(s string) {
+		field(len(s))
+		buf = append(buf, s...)
+	}
+	for k := range r.ids {
+		buf = binary.BigEndian.AppendUint16(buf, 10)
+		field(8)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(org))
+		field(16)
+		buf = append(buf, r.ids[k].Bytes[:]...)
+		field(2)
+		buf = binary.BigEndian.AppendUint16(buf, uint16(r.lines[k]))
+		str(r.merchants[k])
+		field(8)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(r.ats[k].UnixMilli()*1000-pgEpochMicros))
+		str(r.products[k])
+		field(4)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(r.quantities[k]))
+		field(8)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(r.prices[k]))
+		field(4)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(r.vats[k]))
+		field(4)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(r.versions[k]))
+	}
+	return binary.BigEndian.AppendUint16(buf, 0xffff)
+}
+
+// copyItems writes the item rows of r with COPY, if any: a large upload's
+// items, as its transactions (see copyRows).
+func copyItems(ctx context.Context, pc *pgconn.PgConn, org int64, r *itemRows) error {
+	if len(r.ids) == 0 {
+		return nil
+	}
+	_, err := pc.CopyFrom(ctx, bytes.NewReader(r.copyData(org)), terminalTxItemsCopy)
+	return err
+}

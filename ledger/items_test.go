@@ -82,6 +82,10 @@ func TestUploadItems(t *testing.T) {
 			require.Contains(t, got, row{s2.ID.String(), "drinks", "cup", 1, -1, 0, 1, 100})
 			require.Contains(t, got, row{s3.ID.String(), "drinks", "beer", 0, 2, 2100, 1, 350})
 
+			var same int
+			require.NoError(t, l.pool.QueryRow(ctx, `SELECT count(*) FROM terminal_tx_items i JOIN terminal_txs t USING (org_id, txn_id)
+				WHERE i.at = t.at AND i.merchant_id = t.merchant_id`).Scan(&same))
+			require.Equal(t, 3, same, "items carry their transaction's time and merchant")
 			m, err := l.Balance(ctx, org, Merchant, "drinks")
 			require.NoError(t, err)
 			require.Equal(t, int64(300+600+700), m)

@@ -735,7 +735,9 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		if err := copyRows(ctx, tx.Conn().PgConn(), org, rec); err != nil {
 			return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
 		}
-		rec.items.queue(wb, org)
+		if err := copyItems(ctx, tx.Conn().PgConn(), org, &rec.items); err != nil {
+			return nil, fmt.Errorf("ledger: record terminal transaction items: %w", dbError(err))
+		}
 		late.queue(wb, org)
 		queueAlerts(wb, org, alerts)
 		filled.queue(wb, org)
