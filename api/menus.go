@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
@@ -129,7 +128,7 @@ func (s *Server) depositReturn(c *call) error {
 		items[i] = terminaltx.Item(it)
 	}
 	r, err := s.ledger.DepositReturn(c.ctx, c.who.org, c.who.terminal, ledger.DepositReturnRequest{ID: txid.ID(id.Bytes),
-		Card: card, Items: items, Time: time.Now()})
+		Card: card, Items: items, Time: s.now()})
 	switch {
 	case errors.Is(err, ledger.ErrNotDeposit):
 		return badRequest("only deposit items of the merchant's menu, at their price, can be returned", err)
