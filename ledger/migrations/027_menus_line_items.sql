@@ -2,7 +2,8 @@
 --
 -- menus: HQ's products per merchant, versioned: each set is a new version
 -- (1, 2, ...), the highest is current. Products are kept as the JSON the
--- ledger validated (package ledger/menu).
+-- ledger validated (package ledger/menu). No foreign key (docs/scale.md):
+-- the ledger sets a menu under its merchant's row lock.
 CREATE TABLE menus (
     org_id      bigint NOT NULL,
     merchant_id text NOT NULL,
@@ -10,8 +11,7 @@ CREATE TABLE menus (
     products    jsonb NOT NULL,
     created_at  timestamptz NOT NULL,
     created_by  text NOT NULL,
-    PRIMARY KEY (org_id, merchant_id, version),
-    FOREIGN KEY (org_id, merchant_id) REFERENCES merchants (org_id, merchant_id)
+    PRIMARY KEY (org_id, merchant_id, version)
 );
 
 -- terminal_tx_items: the line items of a terminal transaction of version 2

@@ -235,7 +235,6 @@ CREATE TABLE menus (
     created_at timestamp with time zone NOT NULL,
     created_by text NOT NULL,
     CONSTRAINT menus_pkey PRIMARY KEY (org_id, merchant_id, version),
-    CONSTRAINT menus_org_id_merchant_id_fkey FOREIGN KEY (org_id, merchant_id) REFERENCES merchants(org_id, merchant_id),
     CONSTRAINT menus_version_check CHECK ((version > 0))
 );
 
