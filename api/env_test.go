@@ -506,6 +506,8 @@ func (e *env) fingerprint() string {
 		`SELECT count(*)::text FROM journal`,
 		`SELECT coalesce(sum(abs(balance)), 0)::text FROM accounts`,
 		`SELECT count(*)::text FROM terminal_txs`,
+		`SELECT count(*)::text FROM menus`,
+		`SELECT count(*)::text FROM terminal_tx_items`,
 		`SELECT count(*)::text FROM topups`,
 		`SELECT string_agg(terminal_id || status, ',' ORDER BY terminal_id) FROM terminals`,
 		`SELECT count(*)::text FROM stores`,

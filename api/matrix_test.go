@@ -17,6 +17,7 @@ import (
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/menu"
 	"github.com/loopcard/loopcard/ledger/payment"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/handover"
@@ -26,7 +27,7 @@ import (
 // allows succeed, every other gets 401 (no credentials) or 403 and changes
 // nothing.
 func TestRoleMatrix(t *testing.T) {
-	e := newEnv(t, envOptions{cards: 9})
+	e := newEnv(t, envOptions{cards: 10})
 	ctx := context.Background()
 	term := e.enrolTerminal("bar-m")
 	// A payment to correct, a cent at a time, every correction awaiting
@@ -40,6 +41,14 @@ func TestRoleMatrix(t *testing.T) {
 		require.NoError(t, err)
 		return codes[0].Reveal()
 	}
+	// A menu with a deposit item, and a payment of its own card to void.
+	_, err = e.ledger.SetMenu(ctx, org, "bar", []menu.Product{{ID: "beer", Name: "Beer", Price: 350, VATRateBP: 2100},
+		{ID: "cup", Name: "Cup", Price: 100, Deposit: true}}, "setup")
+	require.NoError(t, err)
+	res, err = e.ledger.Upload(ctx, org, [][]byte{e.debit(term, e.cards[9], 1, 1000, 300)})
+	require.NoError(t, err)
+	require.Equal(t, ledger.Accepted, res[0].Status)
+	voided := res[0].ID.String()
 	sk := e.sessionKey(term)
 	holder, claimed, flagged := e.cards[0], e.cards[1], e.cards[3]
 	e.stock("store-a")
@@ -125,6 +134,21 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /v1/terminal/loads/{load}/written": func() request {
 			return request{method: "POST", path: "/v1/terminal/loads/" + matrixLoad + "/written",
 				body: apitype.LoadWrittenRequest{Card: holder.hex(), Write: &apitype.CardWrite{Seq: 1, Before: 1000, After: 1100}}}
+		},
+		"GET /v1/terminal/menu": func() request { return request{method: "GET", path: "/v1/terminal/menu"} },
+		"POST /v1/terminal/voids": func() request {
+			return request{method: "POST", path: "/v1/terminal/voids", body: apitype.VoidRequest{ID: newIdem(), Payment: voided}}
+		},
+		"POST /v1/terminal/deposit-returns": func() request {
+			return request{method: "POST", path: "/v1/terminal/deposit-returns", body: apitype.DepositReturnRequest{ID: newIdem(),
+				Card: e.cards[9].hex(), Items: []apitype.LineItem{{Product: "cup", Quantity: -1, UnitPrice: 100, MenuVersion: 1}}}}
+		},
+		"PUT /v1/hq/merchants/{merchant}/menu": func() request {
+			return request{method: "PUT", path: "/v1/hq/merchants/bar/menu", body: apitype.MenuRequest{Products: []apitype.MenuProduct{
+				{ID: "beer", Name: "Beer", Price: 350, VATRateBP: 2100}, {ID: "cup", Name: "Cup", Price: 100, Deposit: true}}}}
+		},
+		"GET /v1/hq/merchants/{merchant}/menu": func() request {
+			return request{method: "GET", path: "/v1/hq/merchants/bar/menu"}
 		},
 		"POST /v1/stores/{store}/sales": func() request {
 			sales++ // hq and store each sell another card

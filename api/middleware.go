@@ -128,6 +128,7 @@ var loggablePathValue = map[string]func(string) bool{
 	"store":    terminaltx.ValidID,
 	"terminal": terminaltx.ValidID,
 	"event":    terminaltx.ValidID,
+	"merchant": terminaltx.ValidID,
 	"batch": func(v string) bool {
 		_, err := strconv.ParseInt(v, 10, 64)
 		return err == nil

@@ -201,7 +201,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"ReplaceResponse": apitype.ReplaceResponse{}, "RefundsResponse": apitype.RefundsResponse{}, "RefundRecord": apitype.RefundRecord{},
 		"CorrectionRequest": apitype.CorrectionRequest{}, "Correction": apitype.Correction{},
 		"CorrectionList": apitype.CorrectionList{}, "VoucherBatchRequest": apitype.VoucherBatchRequest{},
-		"VoucherBatchResponse": apitype.VoucherBatchResponse{}, "VoucherRedeemRequest": apitype.VoucherRedeemRequest{}, "Error": struct {
+		"VoucherBatchResponse": apitype.VoucherBatchResponse{}, "VoucherRedeemRequest": apitype.VoucherRedeemRequest{},
+		"MenuProduct": apitype.MenuProduct{}, "MenuRequest": apitype.MenuRequest{}, "Menu": apitype.Menu{}, "VoidRequest": apitype.VoidRequest{},
+		"LineItem": apitype.LineItem{}, "DepositReturnRequest": apitype.DepositReturnRequest{}, "CardCredit": apitype.CardCredit{}, "Error": struct {
 			Error     string `json:"error"`
 			RequestID string `json:"request_id"`
 		}{},

@@ -95,6 +95,9 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/terminal/credit-keys", roles: roles(RoleTerminal), h: s.creditKey, privileged: true, session: true, rerun: true},
 		{method: "POST", path: "/v1/terminal/loads/{load}/written", roles: roles(RoleTerminal), h: s.loadWritten, privileged: true, session: true, rerun: true},
 		{method: "POST", path: "/v1/terminal/batches", roles: roles(RoleTerminal), h: s.uploadBatch, privileged: true, bigBody: true, session: true, rerun: true},
+		{method: "GET", path: "/v1/terminal/menu", roles: roles(RoleTerminal), h: s.terminalMenu, session: true},
+		{method: "POST", path: "/v1/terminal/voids", roles: roles(RoleTerminal), h: s.voidPayment, privileged: true, session: true, rerun: true},
+		{method: "POST", path: "/v1/terminal/deposit-returns", roles: roles(RoleTerminal), h: s.depositReturn, privileged: true, session: true, rerun: true},
 
 		// Stores.
 		{method: "POST", path: "/v1/stores/{store}/topups", roles: roles(RoleStore, RoleHQ), h: s.cashTopUp, privileged: true, money: true},
@@ -136,6 +139,8 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/hq/corrections", roles: roles(RoleHQ, RoleAuditor), h: s.listCorrections, privileged: true},
 		{method: "POST", path: "/v1/hq/corrections/{correction}/approve", roles: staff, h: s.approveCorrection, privileged: true},
 		{method: "POST", path: "/v1/hq/vouchers", roles: staff, h: s.issueVouchers, privileged: true},
+		{method: "PUT", path: "/v1/hq/merchants/{merchant}/menu", roles: staff, h: s.setMenu, privileged: true},
+		{method: "GET", path: "/v1/hq/merchants/{merchant}/menu", roles: roles(RoleHQ, RoleAuditor), h: s.getMenu, privileged: true},
 
 		// Auditors.
 		{method: "GET", path: "/v1/audit/records", roles: roles(RoleAuditor, RoleHQ), h: s.auditRecords, privileged: true},

@@ -106,6 +106,14 @@ func (l *Ledger) CorrectionThreshold(ctx context.Context, org int64) (int64, err
 // ErrInsufficientFunds when the merchant's account holds less than the
 // correction.
 func (l *Ledger) RequestCorrection(ctx context.Context, org int64, req CorrectionRequest) (Correction, error) {
+	return l.requestCorrection(ctx, org, req, "")
+}
+
+// requestCorrection is RequestCorrection; with voidBy, a terminal's id, it
+// is that terminal's void of its own payment (see VoidPayment): the
+// payment must be the card's last write, within VoidWindow, and the
+// correction is posted without approval.
+func (l *Ledger) requestCorrection(ctx context.Context, org int64, req CorrectionRequest, voidBy string) (Correction, error) {
 	if err := errors.Join(input.Amount("amount", req.Amount), input.Text("actor", req.Actor, 200)); err != nil {
 		return Correction{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -118,12 +126,14 @@ func (l *Ledger) RequestCorrection(ctx context.Context, org int64, req Correctio
 	var out Correction
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
 		var card []byte
-		var merchant, status string
-		var paid int64
+		var merchant, status, terminal string
+		var paid, cardSeq int64
 		var merchantAcct *int64
-		err := tx.QueryRow(ctx, `SELECT card_id, merchant_id, amount, status, merchant_account FROM terminal_txs
-			WHERE org_id = $1 AND txn_id = $2`, org, pgtype.UUID{Bytes: req.Payment, Valid: true}).Scan(&card, &merchant, &paid, &status, &merchantAcct)
-		if errors.Is(err, pgx.ErrNoRows) {
+		var at time.Time
+		err := tx.QueryRow(ctx, `SELECT card_id, merchant_id, amount, status, merchant_account, terminal_id, card_seq, at FROM terminal_txs
+			WHERE org_id = $1 AND txn_id = $2`, org, pgtype.UUID{Bytes: req.Payment, Valid: true}).
+			Scan(&card, &merchant, &paid, &status, &merchantAcct, &terminal, &cardSeq, &at)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && voidBy != "" && terminal != voidBy) {
 			return fmt.Errorf("%w: payment %s", ErrNotFound, req.Payment)
 		}
 		if err != nil {
@@ -131,6 +141,9 @@ func (l *Ledger) RequestCorrection(ctx context.Context, org int64, req Correctio
 		}
 		if status != "posted" || merchantAcct == nil {
 			return fmt.Errorf("%w: payment %s", ErrNotPosted, req.Payment)
+		}
+		if voidBy != "" {
+			req.Amount = paid
 		}
 		// The card's lock keeps the corrections of its payments in turn.
 		st, err := lockCard(ctx, tx, org, card)
@@ -154,6 +167,15 @@ func (l *Ledger) RequestCorrection(ctx context.Context, org int64, req Correctio
 		}
 		if before+req.Amount > paid {
 			return fmt.Errorf("%w: payment %s of %d has %d corrected, %d more asked", ErrExceedsPayment, req.Payment, paid, before, req.Amount)
+		}
+		if voidBy != "" {
+			switch {
+			case st.chainSeq != cardSeq:
+				return fmt.Errorf("%w: payment %s", ErrNotLastPayment, req.Payment)
+			case l.now().Sub(at) > VoidWindow:
+				return fmt.Errorf("%w: payment %s was taken at %s", ErrVoidWindow, req.Payment, at.UTC().Format(time.RFC3339))
+			}
+			above = input.MaxAmount // a void needs no approval
 		}
 		out = Correction{ID: req.ID, Payment: req.Payment, Card: card, Merchant: merchant, Amount: req.Amount, Reason: req.Reason,
 			Status: CorrectionAwaitingApproval, RequestedBy: req.Actor, RequestedAt: l.now()}

@@ -735,6 +735,9 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		if err := copyRows(ctx, tx.Conn().PgConn(), org, rec); err != nil {
 			return nil, fmt.Errorf("ledger: record terminal transactions: %w", dbError(err))
 		}
+		if err := copyItems(ctx, tx.Conn().PgConn(), org, &rec.items); err != nil {
+			return nil, fmt.Errorf("ledger: record terminal transaction items: %w", dbError(err))
+		}
 		late.queue(wb, org)
 		queueAlerts(wb, org, alerts)
 		filled.queue(wb, org)
@@ -745,7 +748,8 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		return out, nil
 	}
 	args := append([]any{org}, rec.args()...)
-	wb.Queue(`INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
+	if rec.raws == nil {
+		wb.Queue(`INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
 			amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained,
 			card_account, merchant_account)
 		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained,
@@ -753,6 +757,21 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
 			$10::text[], $11::timestamptz[], $12::bytea[], $13::text[], $14::text[], $15::bool[], $16::bigint[], $17::bigint[])
 			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained, cacct, macct)`, args...)
+	} else {
+		// Transactions with items (version 2) keep their bytes in raw:
+		// their fields alone do not give them back (see scanSigned).
+		wb.Queue(`INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
+			amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained,
+			card_account, merchant_account, raw)
+		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained,
+			nullif(cacct, 0), nullif(macct, 0), raw
+		FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+			$10::text[], $11::timestamptz[], $12::bytea[], $13::text[], $14::text[], $15::bool[], $16::bigint[], $17::bigint[],
+			$18::bytea[])
+			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained, cacct, macct, raw)`,
+			append(args, rec.raws)...)
+	}
+	rec.items.queue(wb, org)
 	late.queue(wb, org)
 	queueAlerts(wb, org, alerts)
 	filled.queue(wb, org)
@@ -992,6 +1011,49 @@ type terminalRows struct {
 	cards, sigs                            [][]byte
 	chained                                []bool
 	cardAccounts, merchantAccounts         []int64 // 0 when not posted
+	// raws are the encodings of transactions with items, nil for the
+	// others (whose signature is in sigs); raws itself stays nil until a
+	// transaction with items is added, so that uploads without any write
+	// what they wrote before items existed.
+	raws  [][]byte
+	items itemRows
+}
+
+// itemRows gathers the terminal_tx_items rows of the transactions with items.
+type itemRows struct {
+	ids                 []pgtype.UUID
+	lines               []int16
+	merchants, products []string
+	ats                 []time.Time
+	quantities          []int32
+	prices              []int64
+	vats, versions      []int32
+}
+
+func (r *itemRows) add(s *terminaltx.Signed) {
+	for i, it := range s.Items {
+		r.ids = append(r.ids, pgtype.UUID{Bytes: s.ID, Valid: true})
+		r.lines = append(r.lines, int16(i))
+		r.merchants = append(r.merchants, s.Merchant)
+		r.ats = append(r.ats, s.Time)
+		r.products = append(r.products, it.Product)
+		r.quantities = append(r.quantities, it.Quantity)
+		r.prices = append(r.prices, it.UnitPrice)
+		r.vats = append(r.vats, it.VATRateBP)
+		r.versions = append(r.versions, it.MenuVersion)
+	}
+}
+
+// queue queues writing the rows, if any.
+func (r *itemRows) queue(b *pgx.Batch, org int64) {
+	if len(r.ids) == 0 {
+		return
+	}
+	b.Queue(`INSERT INTO terminal_tx_items (org_id, txn_id, line, merchant_id, at, product_id, quantity, unit_price,
+			vat_rate_bp, menu_version)
+		SELECT $1, * FROM unnest($2::uuid[], $3::smallint[], $4::text[], $5::timestamptz[], $6::text[], $7::int[],
+			$8::bigint[], $9::int[], $10::int[])`,
+		org, r.ids, r.lines, r.merchants, r.ats, r.products, r.quantities, r.prices, r.vats, r.versions)
 }
 
 // newTerminalRows returns terminalRows with room for n rows.
@@ -1024,7 +1086,20 @@ func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, chained 
 	r.afters = append(r.afters, s.BalanceAfter)
 	r.ats = append(r.ats, s.Time)
 	r.cards = append(r.cards, s.Card)
-	r.sigs = append(r.sigs, s.Signature)
+	switch {
+	case len(s.Items) > 0:
+		if r.raws == nil {
+			r.raws = make([][]byte, len(r.sigs), cap(r.sigs))
+		}
+		r.raws = append(r.raws, s.Bytes())
+		r.sigs = append(r.sigs, nil)
+		r.items.add(s)
+	case r.raws != nil:
+		r.raws = append(r.raws, nil)
+		r.sigs = append(r.sigs, s.Signature)
+	default:
+		r.sigs = append(r.sigs, s.Signature)
+	}
 	r.chained = append(r.chained, chained)
 	r.cardAccounts = append(r.cardAccounts, cardAccount)
 	r.merchantAccounts = append(r.merchantAccounts, merchantAccount)

@@ -51,4 +51,13 @@
 // a load already on the card (its id is in the recent records) is
 // confirmed, never written twice. App.WriteLoad is the card-writing part,
 // shared with the store client (api/storeclient).
+//
+// # Point of sale
+//
+// SyncMenu fetches the merchant's menu (also with every session key) and
+// keeps it in the state directory; Menu reads it offline. Items prices a
+// basket from it and Pay takes it as a debit of version 2 carrying the
+// lines. A credit back to the card (VoidLast or Void of the card's last
+// payment, DepositReturn of cups alone) is online: the ledger books a
+// pending load, which is written onto the card in the field at once.
 package terminal

@@ -24,6 +24,7 @@ import (
 	"github.com/loopcard/loopcard/api/internal/fsync"
 	"github.com/loopcard/loopcard/api/keydelivery"
 	"github.com/loopcard/loopcard/keys/keyderiv"
+	"github.com/loopcard/loopcard/ledger/menu"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/loopcard/loopcard/personalize"
@@ -106,6 +107,9 @@ type Terminal struct {
 	blMu  sync.Mutex
 	bl    *blocklist.List
 	refMu sync.Mutex // the refused taps file
+
+	menuMu sync.Mutex
+	menu   *menu.Menu // nil: none synced yet
 
 	keyMu   sync.Mutex
 	wrapped *keydelivery.Wrapped
@@ -239,6 +243,9 @@ func Open(cfg Config) (*Terminal, error) {
 	if err := t.loadSessionKey(); err != nil {
 		t.log.Info("terminal: stored session key not usable", "err", err)
 	}
+	if err := t.loadMenu(); err != nil {
+		t.log.Warn("terminal: stored menu not usable; SyncMenu fetches it again", "err", err)
+	}
 	return t, nil
 }
 
@@ -354,6 +361,12 @@ func (t *Terminal) RenewSessionKey(ctx context.Context) error {
 		return fmt.Errorf("terminal: store session key: %w", err)
 	}
 	t.log.Info("terminal: session key renewed", "terminal", t.id.Terminal, "key_id", sk.KeyID, "expires", sk.Expires)
+	// The menu comes along: one more request while online anyway. A
+	// merchant without a menu, or a server older than menus, is not an
+	// error here.
+	if _, err := t.SyncMenu(ctx); err != nil {
+		t.log.Info("terminal: menu not synced with the session key", "err", err)
+	}
 	return nil
 }
 
@@ -462,6 +475,11 @@ func (t *Terminal) Resolve(card Card) (int, error) {
 // and the queue holds it. Errors wrap ErrInsufficient, ErrUncertain,
 // ErrUnresolved, ErrNoSessionKey, or are card or disk failures.
 func (t *Terminal) Debit(card Card, amount int64) (*terminaltx.Signed, error) {
+	return t.debit(card, amount, nil)
+}
+
+// debit is Debit, with items (version 2) when there are any.
+func (t *Terminal) debit(card Card, amount int64, items []terminaltx.Item) (*terminaltx.Signed, error) {
 	if amount <= 0 || amount > 1<<31-1 {
 		return nil, fmt.Errorf("terminal: amount %d out of range", amount)
 	}
@@ -495,7 +513,7 @@ func (t *Terminal) Debit(card Card, amount int64) (*terminaltx.Signed, error) {
 	}
 	tx := &terminaltx.Tx{Kind: terminaltx.KindDebit, ID: txid.New(now, rnd[:]), Organizer: t.id.Org,
 		Terminal: t.id.Terminal, TerminalSeq: t.queue.NextSeq(), Card: uid, CardSeq: st.Seq + 1, Amount: amount,
-		BalanceBefore: st.Balance, BalanceAfter: st.Balance - amount, Merchant: t.id.Merchant, Time: now}
+		BalanceBefore: st.Balance, BalanceAfter: st.Balance - amount, Merchant: t.id.Merchant, Time: now, Items: items}
 	signed, err := terminaltx.Sign(tx, t.sign)
 	if err != nil {
 		return nil, err

@@ -81,6 +81,7 @@ func commands() []*cli.Command {
 		storeCommand(),
 		auditCommand(),
 		ledgerCommand(),
+		menuCommand(),
 		reportCommand(),
 		backupCommand(),
 		restoreCommand(),

@@ -32,6 +32,7 @@ var owners = map[string]string{
 	"events":                Ledger,
 	"journal":               Ledger,
 	"ledger_postings":       Ledger, // view
+	"menus":                 Ledger,
 	"merchants":             Ledger,
 	"organizers":            Ledger,
 	"payouts":               Ledger,
@@ -43,6 +44,7 @@ var owners = map[string]string{
 	"store_day_closes":      Ledger,
 	"stores":                Ledger,
 	"terminal_refused_taps": Ledger,
+	"terminal_tx_items":     Ledger,
 	"terminal_txs":          Ledger,
 	"terminals":             Ledger,
 	"topups":                Ledger,

@@ -22,9 +22,26 @@
 //	                  year 10000 (< 253402300800000)
 //	signature     64  Ed25519 over every byte above
 //
+// Version 2 is version 1 with the basket's line items between the time and
+// the signature (version byte 0x02):
+//
+//	items          1  number of items, 1..MaxItems
+//	each item:
+//	  product    1+n  product id of the menu, 1..32 bytes of [a-z0-9._-]
+//	  quantity     4  signed (two's complement), not 0, |q| <= MaxQuantity;
+//	                  negative for a returned deposit item (a cup)
+//	  unit price   8  gross price in cents, 0..2^31-1
+//	  VAT rate     2  basis points, 0..10000 (2100 = 21 %)
+//	  menu version 4  the menu version the price came from, > 0
+//
+// and the sum of quantity × unit price over the items equals the amount.
+// A transaction with items is written as version 2, one without as
+// version 1; Parse accepts both.
+//
 // Exactly one encoding is accepted for each transaction: Parse rejects any
-// other version, bad lengths, out-of-range values and trailing bytes, so
-// Parse then Marshal returns the input unchanged.
+// other version, bad lengths, out-of-range values, a version 2 without
+// items and trailing bytes, so Parse then Marshal returns the input
+// unchanged.
 package terminaltx
 
 import (
@@ -35,6 +52,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,8 +60,12 @@ import (
 	"github.com/loopcard/loopcard/ledger/txid"
 )
 
-// Version is the encoding version this package writes.
-const Version = 1
+// Version is the encoding version of a transaction without items;
+// VersionItems that of one with items.
+const (
+	Version      = 1
+	VersionItems = 2
+)
 
 // KindDebit is a payment: the card pays the merchant.
 const KindDebit = 1
@@ -57,8 +79,19 @@ const (
 	MaxCardIDLen = 10
 	// SignatureSize is the length of the trailing Ed25519 signature.
 	SignatureSize = ed25519.SignatureSize
+	// MaxItems is the most line items of one transaction.
+	MaxItems = 64
+	// MaxProductIDLen is the longest product id of an item.
+	MaxProductIDLen = 32
+	// MaxQuantity bounds an item's quantity either way.
+	MaxQuantity = 9999
+	// MaxVATRateBP is the highest VAT rate of an item, in basis points.
+	MaxVATRateBP = 10000
+	// maxItemSize is the longest encoding of one item.
+	maxItemSize = 1 + MaxProductIDLen + 4 + 8 + 2 + 4
 	// MaxSize is the longest encoding.
-	MaxSize = 4 + 1 + 1 + 16 + 8 + 1 + MaxIDLen + 8 + 1 + MaxCardIDLen + 4 + 8 + 8 + 8 + 1 + MaxIDLen + 8 + SignatureSize
+	MaxSize = 4 + 1 + 1 + 16 + 8 + 1 + MaxIDLen + 8 + 1 + MaxCardIDLen + 4 + 8 + 8 + 8 + 1 + MaxIDLen + 8 +
+		1 + MaxItems*maxItemSize + SignatureSize
 )
 
 // maxTimeMillis bounds a transaction's time: year 10000 in Unix
@@ -87,6 +120,36 @@ type Tx struct {
 	BalanceAfter  int64
 	Merchant      string
 	Time          time.Time // kept to the millisecond
+	// Items are the basket's line items: none for version 1.
+	Items []Item
+}
+
+// Item is one line of a transaction's basket.
+type Item struct {
+	Product     string
+	Quantity    int32 // negative for a returned deposit item
+	UnitPrice   int64 // gross, cents
+	VATRateBP   int32
+	MenuVersion int32
+}
+
+// Total is the sum of quantity × unit price over items. With items
+// within their bounds it cannot overflow.
+func Total(items []Item) int64 {
+	var sum int64
+	for _, it := range items {
+		sum += int64(it.Quantity) * it.UnitPrice
+	}
+	return sum
+}
+
+// EncodingVersion is the version t is encoded in: VersionItems when it has
+// items, else Version.
+func (t *Tx) EncodingVersion() byte {
+	if len(t.Items) > 0 {
+		return VersionItems
+	}
+	return Version
 }
 
 // Signed is a transaction with its signature, as parsed from the wire.
@@ -147,9 +210,30 @@ func (t *Tx) Validate() error {
 		return bad("time must be after 1970")
 	case t.Time.UnixMilli() >= maxTimeMillis:
 		return bad("time must be before year 10000")
+	case len(t.Items) > MaxItems:
+		return bad("at most %d items", MaxItems)
+	}
+	for i, it := range t.Items {
+		switch {
+		case !validProduct(it.Product):
+			return bad("item %d: product id must be 1..%d bytes of a-z 0-9 . _ -", i+1, MaxProductIDLen)
+		case it.Quantity == 0 || it.Quantity > MaxQuantity || it.Quantity < -MaxQuantity:
+			return bad("item %d: quantity must be 1 to %d, or -1 to -%d for a returned item", i+1, MaxQuantity, MaxQuantity)
+		case it.UnitPrice < 0 || it.UnitPrice > input.MaxAmount:
+			return bad("item %d: unit price must be 0 to %d", i+1, input.MaxAmount)
+		case it.VATRateBP < 0 || it.VATRateBP > MaxVATRateBP:
+			return bad("item %d: VAT rate must be 0 to %d basis points", i+1, MaxVATRateBP)
+		case it.MenuVersion <= 0:
+			return bad("item %d: menu version must be positive", i+1)
+		}
+	}
+	if len(t.Items) > 0 && Total(t.Items) != t.Amount {
+		return bad("items sum to %d, the amount is %d", Total(t.Items), t.Amount)
 	}
 	return nil
 }
+
+func validProduct(s string) bool { return len(s) <= MaxProductIDLen && validID(s) }
 
 func validID(s string) bool {
 	if len(s) == 0 || len(s) > MaxIDLen {
@@ -175,7 +259,7 @@ func (t *Tx) MarshalPayload() ([]byte, error) {
 	}
 	b := make([]byte, 0, MaxSize)
 	b = append(b, magic...)
-	b = append(b, Version, t.Kind)
+	b = append(b, t.EncodingVersion(), t.Kind)
 	b = append(b, t.ID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.Organizer))
 	b = append(b, byte(len(t.Terminal)))
@@ -190,6 +274,17 @@ func (t *Tx) MarshalPayload() ([]byte, error) {
 	b = append(b, byte(len(t.Merchant)))
 	b = append(b, t.Merchant...)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.Time.UnixMilli()))
+	if len(t.Items) > 0 {
+		b = append(b, byte(len(t.Items)))
+		for _, it := range t.Items {
+			b = append(b, byte(len(it.Product)))
+			b = append(b, it.Product...)
+			b = binary.BigEndian.AppendUint32(b, uint32(it.Quantity))
+			b = binary.BigEndian.AppendUint64(b, uint64(it.UnitPrice))
+			b = binary.BigEndian.AppendUint16(b, uint16(it.VATRateBP))
+			b = binary.BigEndian.AppendUint32(b, uint32(it.MenuVersion))
+		}
+	}
 	return b, nil
 }
 
@@ -201,6 +296,7 @@ func Sign(t *Tx, priv ed25519.PrivateKey) (*Signed, error) {
 	}
 	s := &Signed{Tx: *t, payload: p, Signature: ed25519.Sign(priv, p)}
 	s.Card = bytes.Clone(t.Card)
+	s.Items = slices.Clone(t.Items)
 	s.Time = time.UnixMilli(t.Time.UnixMilli()).UTC()
 	return s, nil
 }
@@ -213,7 +309,8 @@ func Parse(b []byte) (*Signed, error) {
 	if string(r.take(4)) != magic {
 		return nil, fmt.Errorf("%w: not a terminal transaction", ErrMalformed)
 	}
-	if v := r.byte(); v != Version {
+	v := r.byte()
+	if v != Version && v != VersionItems {
 		if r.err {
 			return nil, fmt.Errorf("%w: truncated", ErrMalformed)
 		}
@@ -232,6 +329,17 @@ func Parse(b []byte) (*Signed, error) {
 	t.BalanceAfter = int64(r.u64())
 	t.Merchant = string(r.short(MaxIDLen))
 	t.Time = time.UnixMilli(int64(r.u64())).UTC()
+	if v == VersionItems {
+		k := int(r.byte())
+		if k == 0 || k > MaxItems {
+			return nil, fmt.Errorf("%w: version 2 needs 1 to %d items", ErrMalformed, MaxItems)
+		}
+		t.Items = make([]Item, k)
+		for i := range t.Items {
+			t.Items[i] = Item{Product: string(r.short(MaxProductIDLen)), Quantity: int32(r.u32()),
+				UnitPrice: int64(r.u64()), VATRateBP: int32(r.u16()), MenuVersion: int32(r.u32())}
+		}
+	}
 	n := r.off
 	sig := r.take(SignatureSize)
 	if r.err {
@@ -276,6 +384,7 @@ func (r *reader) take(n int) []byte {
 }
 
 func (r *reader) byte() byte  { return r.take(1)[0] }
+func (r *reader) u16() uint16 { return binary.BigEndian.Uint16(r.take(2)) }
 func (r *reader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
 func (r *reader) u64() uint64 { return binary.BigEndian.Uint64(r.take(8)) }
 

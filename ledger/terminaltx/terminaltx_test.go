@@ -109,7 +109,7 @@ func TestParseRejects(t *testing.T) {
 	}{
 		{"empty", nil, ErrMalformed},
 		{"magic", append([]byte("LCTY"), good[4:]...), ErrMalformed},
-		{"version", append(append([]byte("LCTX"), 2), good[5:]...), ErrVersion},
+		{"version", append(append([]byte("LCTX"), 3), good[5:]...), ErrVersion},
 		{"truncated", good[:len(good)-1], ErrMalformed},
 		{"trailing", append(bytes.Clone(good), 0), ErrMalformed},
 		{"only magic", []byte("LCTX"), ErrMalformed},
@@ -165,7 +165,12 @@ func FuzzParse(f *testing.F) {
 	s, err := Sign(&tx, testKey)
 	require.NoError(f, err)
 	f.Add(s.Bytes())
+	v2 := sampleItems()
+	s2, err := Sign(&v2, testKey)
+	require.NoError(f, err)
+	f.Add(s2.Bytes())
 	f.Add([]byte("LCTX\x01"))
+	f.Add([]byte("LCTX\x02"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := Parse(b)
@@ -208,4 +213,107 @@ func withTime(b []byte, ms uint64) []byte {
 	b = bytes.Clone(b)
 	binary.BigEndian.PutUint64(b[len(b)-SignatureSize-8:], ms)
 	return b
+}
+
+// sampleItems is sample with a basket: two beers and a returned cup.
+func sampleItems() Tx {
+	tx := sample()
+	tx.Items = []Item{
+		{Product: "beer", Quantity: 2, UnitPrice: 350, VATRateBP: 2100, MenuVersion: 3},
+		{Product: "fries", Quantity: 1, UnitPrice: 0, VATRateBP: 900, MenuVersion: 3},
+		{Product: "cup", Quantity: -1, UnitPrice: 250, VATRateBP: 0, MenuVersion: 3},
+	}
+	tx.Amount = 450
+	tx.BalanceAfter = tx.BalanceBefore - tx.Amount
+	return tx
+}
+
+func TestRoundTripItems(t *testing.T) {
+	tx := sampleItems()
+	s, err := Sign(&tx, testKey)
+	require.NoError(t, err)
+	b := s.Bytes()
+	require.Equal(t, byte(VersionItems), b[4])
+	p, err := Parse(b)
+	require.NoError(t, err)
+	require.Equal(t, tx, p.Tx)
+	require.Equal(t, b, p.Bytes())
+	require.NoError(t, p.Verify(testKey.Public().(ed25519.PublicKey)))
+
+	// Without items the same transaction is version 1, shorter by the items.
+	v1 := sample()
+	s1, err := Sign(&v1, testKey)
+	require.NoError(t, err)
+	require.Equal(t, byte(Version), s1.Bytes()[4])
+	require.Equal(t, len(s1.Payload())+1+3*(1+4+8+2+4)+4+5+3, len(s.Payload()))
+	require.Equal(t, s1.Payload()[5:], s.Payload()[5:len(s1.Payload())], "v2 is v1 with items before the signature")
+}
+
+func TestValidateItems(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Tx)
+	}{
+		{"sum above amount", func(t *Tx) { t.Items[0].Quantity = 3 }},
+		{"sum below amount", func(t *Tx) { t.Items[2].Quantity = -2 }},
+		{"amount not the sum", func(t *Tx) { t.Amount++; t.BalanceAfter-- }},
+		{"quantity zero", func(t *Tx) { t.Items[1].Quantity = 0 }},
+		{"quantity too large", func(t *Tx) { t.Items[1].Quantity = MaxQuantity + 1 }},
+		{"quantity too small", func(t *Tx) { t.Items[1].Quantity = -MaxQuantity - 1 }},
+		{"negative price", func(t *Tx) { t.Items[1].UnitPrice = -1 }},
+		{"vat", func(t *Tx) { t.Items[1].VATRateBP = 10001 }},
+		{"menu version", func(t *Tx) { t.Items[1].MenuVersion = 0 }},
+		{"product empty", func(t *Tx) { t.Items[1].Product = "" }},
+		{"product upper case", func(t *Tx) { t.Items[1].Product = "Fries" }},
+		{"product too long", func(t *Tx) { t.Items[1].Product = string(bytes.Repeat([]byte{'a'}, 33)) }},
+		{"too many items", func(t *Tx) {
+			for len(t.Items) <= MaxItems {
+				t.Items = append(t.Items, Item{Product: "x", Quantity: 1, UnitPrice: 0, VATRateBP: 0, MenuVersion: 1})
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tx := sampleItems()
+			tc.edit(&tx)
+			_, err := tx.MarshalPayload()
+			require.ErrorIs(t, err, ErrMalformed)
+		})
+	}
+}
+
+// TestParseItemsRejects: a version 2 encoding without items, or with its
+// sum changed under the signature, does not parse.
+func TestParseItemsRejects(t *testing.T) {
+	tx := sample()
+	s, err := Sign(&tx, testKey)
+	require.NoError(t, err)
+	b := s.Bytes()
+	// Version 2 with a zero item count where the signature begins.
+	noItems := append(bytes.Clone(s.Payload()), 0)
+	noItems[4] = VersionItems
+	_, err = Parse(append(noItems, s.Signature...))
+	require.ErrorIs(t, err, ErrMalformed)
+	// Version 1 bytes with the version byte set to 2: the signature's first
+	// byte is read as a count and the rest does not fit.
+	b2 := bytes.Clone(b)
+	b2[4] = VersionItems
+	_, err = Parse(b2)
+	require.ErrorIs(t, err, ErrMalformed)
+
+	ti := sampleItems()
+	si, err := Sign(&ti, testKey)
+	require.NoError(t, err)
+	bi := si.Bytes()
+	// The last item's quantity (-1) made -2: the sum no longer matches.
+	q := len(bi) - SignatureSize - 4 - 2 - 8 - 4
+	require.Equal(t, []byte{0xff, 0xff, 0xff, 0xff}, bi[q:q+4])
+	bi[q+3] = 0xfe
+	_, err = Parse(bi)
+	require.ErrorIs(t, err, ErrMalformed)
+	// Version 2 read as version 1 leaves trailing bytes.
+	bi = si.Bytes()
+	bi[4] = Version
+	_, err = Parse(bi)
+	require.ErrorIs(t, err, ErrMalformed)
 }

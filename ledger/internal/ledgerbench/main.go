@@ -37,6 +37,9 @@ import (
 
 const org = 1
 
+// withItems: every debit carries this many line items (-items).
+var withItems int
+
 // withVouchers: every card also holds non-refundable credit (-vouchers).
 var withVouchers bool
 
@@ -47,6 +50,7 @@ func main() {
 	cardsPerClient := flag.Int("cards", 500, "cards per client")
 	flights := flag.Int("flights", 0, "coalesced Submit batches in flight (0: ledger.DefaultSubmitFlights)")
 	flag.BoolVar(&withVouchers, "vouchers", false, "give every card voucher credit too, which every debit then spends first")
+	flag.IntVar(&withItems, "items", 0, "line items per debit (0: version 1 transactions without items)")
 	flag.Parse()
 	if err := run(*clients, *duration, *batchSize, *cardsPerClient, *flights); err != nil {
 		fmt.Fprintln(os.Stderr, "ledgerbench:", err)
@@ -492,11 +496,21 @@ func (w *workload) next(i, n int) [][]byte {
 		t.seq++
 		c.seq++
 		amount := int64(100 + t.seq%900)
+		var items []terminaltx.Item
+		if withItems > 0 {
+			amount = 0
+			for j := range withItems {
+				it := terminaltx.Item{Product: fmt.Sprintf("product-%d", j), Quantity: int32(1 + j%3),
+					UnitPrice: int64(50 + (t.seq+int64(j))%200), VATRateBP: 2100, MenuVersion: 1}
+				items = append(items, it)
+				amount += int64(it.Quantity) * it.UnitPrice
+			}
+		}
 		binary.BigEndian.PutUint64(rnd[:], uint64(t.seq))
 		rnd[8] = byte(i)
 		tx := terminaltx.Tx{Kind: terminaltx.KindDebit, ID: txid.New(time.Now(), rnd[:]), Organizer: org,
 			Terminal: t.id, TerminalSeq: t.seq, Card: c.uid, CardSeq: c.seq, Amount: amount,
-			BalanceBefore: c.bal, BalanceAfter: c.bal - amount, Merchant: t.merchant, Time: time.Now()}
+			BalanceBefore: c.bal, BalanceAfter: c.bal - amount, Merchant: t.merchant, Time: time.Now(), Items: items}
 		c.bal -= amount
 		s, err := terminaltx.Sign(&tx, t.key)
 		if err != nil {
