@@ -43,6 +43,7 @@ var owners = map[string]string{
 	"store_day_closes":      Ledger,
 	"stores":                Ledger,
 	"terminal_refused_taps": Ledger,
+	"terminal_tx_items":     Ledger, // 027_placeholder_items.sql here; i19a's 027 at merge
 	"terminal_txs":          Ledger,
 	"terminals":             Ledger,
 	"topups":                Ledger,
