@@ -565,8 +565,10 @@ func TestConsoleDashboardFigures(t *testing.T) {
 	for i, s := range rep.TopUps {
 		require.Equal(t, []string{s.Channel, s.Status, strconv.FormatInt(s.Count, 10), strconv.FormatInt(s.Amount, 10)}, topups[i])
 	}
-	// The stores page shows the store-days report.
-	days, err := e.ledger.StoreDays(context.Background(), org, e.clock.Now(), e.clock.Now())
+	// The stores page shows the store-days report of today's business day.
+	bd, err := e.ledger.BusinessDay(context.Background(), org)
+	require.NoError(t, err)
+	days, err := e.ledger.StoreDays(context.Background(), org, bd.Of(e.clock.Now()), bd.Of(e.clock.Now()))
 	require.NoError(t, err)
 	r = b.get("/console/stores")
 	require.Equal(t, http.StatusOK, r.status)

@@ -78,6 +78,9 @@ func TestHostileInputRefused(t *testing.T) {
 		{"terminal path not UTF-8", request{method: "DELETE", path: "/v1/hq/terminals/a%FFb", bearer: hq}},
 		{"event path with NUL", request{method: "GET", path: "/v1/hq/reports/events/a%00b", bearer: hq}},
 		{"report date with NUL", request{method: "GET", path: "/v1/hq/reports/store-days?from=a%00b", bearer: hq}},
+		{"product report event with NUL", request{method: "GET", path: "/v1/hq/reports/products?event=a%00b", bearer: hq}},
+		{"product report without event", request{method: "GET", path: "/v1/hq/reports/products", bearer: hq}},
+		{"product report day not a date", request{method: "GET", path: "/v1/hq/reports/products?event=fest&day=2026-13-01", bearer: hq}},
 		{"audit after 2^63", request{method: "GET", path: "/v1/audit/records?after=9223372036854775808", bearer: hq}},
 
 		// Terminals.

@@ -163,6 +163,9 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /v1/hq/reports/events/{event}": func() request {
 			return request{method: "GET", path: "/v1/hq/reports/events/fest"}
 		},
+		"GET /v1/hq/reports/products": func() request {
+			return request{method: "GET", path: "/v1/hq/reports/products?event=fest"}
+		},
 		"POST /v1/terminal/batches": func() request {
 			cardSeq++
 			tx := e.debit(term, e.cards[2], cardSeq, balance, 1)

@@ -127,6 +127,7 @@ func (s *Server) table() []route {
 		{method: "DELETE", path: "/v1/hq/tokens/{token}", roles: staff, h: s.revokeToken, privileged: true},
 		{method: "GET", path: "/v1/hq/reports/store-days", roles: roles(RoleHQ, RoleAuditor), h: s.storeDays, privileged: true},
 		{method: "GET", path: "/v1/hq/reports/events/{event}", roles: roles(RoleHQ, RoleAuditor), h: s.eventReport, privileged: true},
+		{method: "GET", path: "/v1/hq/reports/products", roles: roles(RoleHQ, RoleAuditor), h: s.productReport, privileged: true},
 		{method: "GET", path: "/v1/hq/batches", roles: staff, h: s.listBatches, privileged: true},
 		{method: "GET", path: "/v1/hq/keys", roles: staff, h: s.keyStatus, privileged: true},
 		{method: "GET", path: "/v1/hq/refunds", roles: roles(RoleHQ, RoleAuditor), h: s.listRefunds, privileged: true},

@@ -79,12 +79,15 @@ func (s *Server) closeDay(c *call) error {
 		Expected: d.Expected, Counted: d.Counted, Difference: d.Difference()})
 }
 
-// storeDays reports every store's days from ?from= to ?to= (UTC dates,
-// at most 92 days; default: today).
+// storeDays reports every store's business days from ?from= to ?to= (at
+// most 92 days; default: the organizer's business day now).
 func (s *Server) storeDays(c *call) error {
-	today := s.now().UTC().Truncate(24 * time.Hour)
+	bd, err := s.ledger.BusinessDay(c.ctx, c.who.org)
+	if err != nil {
+		return err
+	}
+	today := bd.Of(s.now())
 	from, to := today, today
-	var err error
 	if v := c.r.URL.Query().Get("from"); v != "" {
 		if from, err = time.Parse(time.DateOnly, v); err != nil {
 			return badRequest("from must be YYYY-MM-DD", nil)
@@ -114,6 +117,28 @@ func (s *Server) eventReport(c *call) error {
 		return badRequest("bad event id", nil)
 	}
 	r, err := s.ledger.Event(c.ctx, c.who.org, event)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, r)
+}
+
+// productReport reports ?event='s sales by product, merchant and business
+// day, of one business day with ?day=YYYY-MM-DD.
+func (s *Server) productReport(c *call) error {
+	q := c.r.URL.Query()
+	event := q.Get("event")
+	if !terminaltx.ValidID(event) {
+		return badRequest("event (an event id) is required", nil)
+	}
+	var day time.Time
+	if v := q.Get("day"); v != "" {
+		var err error
+		if day, err = time.Parse(time.DateOnly, v); err != nil {
+			return badRequest("day must be YYYY-MM-DD", nil)
+		}
+	}
+	r, err := s.ledger.Products(c.ctx, c.who.org, event, day)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -15,7 +16,11 @@ func TestStoreDay(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.stock("store-a")
 	tok := e.tokens["store"]
-	today := e.clock.Now().UTC().Format(time.DateOnly)
+	// The organizer's business day (default: it ends at 06:00 UTC), not
+	// the UTC date: the seeded cash belongs to it.
+	bd, err := e.ledger.BusinessDay(context.Background(), org)
+	require.NoError(t, err)
+	today := bd.Of(e.clock.Now()).Format(time.DateOnly)
 
 	sale := apitype.SaleRequest{Card: e.cards[0].hex(), Deposit: 200, Credit: 300}
 	key := "01900000-0000-7000-8000-00000000000a"
@@ -63,6 +68,40 @@ func TestStoreDay(t *testing.T) {
 	require.Equal(t, "fest", ev.Event)
 	require.Equal(t, int64(3000), ev.Outstanding, "the sale's credit is not on its card")
 	require.Equal(t, int64(300), ev.PendingLoads)
+}
+
+// GET /v1/hq/reports/products gives HQ and auditors the ledger's product
+// report; a store may not read it, a bad day is refused.
+func TestProductReportRoute(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	term := e.enrolTerminal("bar-9")
+	c := e.cards[0]
+	bal := e.balance(c)
+	res, err := e.ledger.Upload(context.Background(), org, [][]byte{e.debit(term, c, 1, bal, 350)})
+	require.NoError(t, err)
+	require.Equal(t, ledger.Accepted, res[0].Status, "%v", res[0].Err)
+	want, err := e.ledger.Products(context.Background(), org, "fest", time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, int64(350), want.Total)
+	for _, who := range []string{"hq", "auditor"} {
+		r := e.do(request{method: "GET", path: "/v1/hq/reports/products?event=fest", bearer: e.tokens[who]})
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		var got ledger.ProductReport
+		r.json(t, &got)
+		require.Equal(t, want, got, who)
+	}
+	day := want.Merchants[0].Day
+	r := e.do(request{method: "GET", path: "/v1/hq/reports/products?event=fest&day=" + day, bearer: e.tokens["hq"]})
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	var one ledger.ProductReport
+	r.json(t, &one)
+	require.Equal(t, day, one.Day)
+	require.Equal(t, int64(350), one.Total)
+	r = e.do(request{method: "GET", path: "/v1/hq/reports/products?event=fest", bearer: e.tokens["store"]})
+	require.Equal(t, http.StatusForbidden, r.status)
+	r = e.do(request{method: "GET", path: "/v1/hq/reports/products?event=fest&day=10-07-2026", bearer: e.tokens["hq"]})
+	require.Equal(t, http.StatusBadRequest, r.status)
+	require.Contains(t, string(r.body), "YYYY-MM-DD")
 }
 
 // Money routes need an Idempotency-Key; a retry with the same key credits

@@ -36,7 +36,7 @@ var (
 
 // templateDB migrates a template database once per test binary; each test
 // then copies it, which is much faster than migrating again.
-func templateDB(t *testing.T) *pgcluster.Cluster {
+func templateDB(t testing.TB) *pgcluster.Cluster {
 	t.Helper()
 	c := pgtest.Cluster(t)
 	templateOnce.Do(func() {
@@ -58,7 +58,7 @@ func templateDB(t *testing.T) *pgcluster.Cluster {
 
 // newLedger returns a ledger on a fresh, migrated database with one
 // organizer and event. The database is dropped when the test ends.
-func newLedger(t *testing.T, opts ...Options) *Ledger {
+func newLedger(t testing.TB, opts ...Options) *Ledger {
 	t.Helper()
 	ctx := context.Background()
 	c := templateDB(t)

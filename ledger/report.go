@@ -8,11 +8,16 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// StoreDayReport is one store's day: cash expected by the ledger against
-// cash counted at the close, and cards received, sold and in stock.
+// StoreDayReport is one store's business day: cash expected by the
+// ledger against cash counted at the close, and cards received, sold and
+// in stock.
 type StoreDayReport struct {
-	Store         string    `json:"store"`
-	Day           time.Time `json:"day"`
+	Store string    `json:"store"`
+	Day   time.Time `json:"day"` // the business day's date, as midnight UTC
+	// Start and End bound the business day: it counts what happened from
+	// Start up to End (the organizer's day-end hour in its time zone).
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
 	ExpectedCash  int64     `json:"expected_cash"`
 	CountedCash   *int64    `json:"counted_cash"` // nil: day not closed
 	Difference    *int64    `json:"difference"`   // counted - expected
@@ -24,19 +29,30 @@ type StoreDayReport struct {
 	PendingLoads int64 `json:"pending_loads"`
 }
 
-// StoreDays reports every store of an organizer for each day (UTC) from
-// from to to inclusive, ordered by store and day.
+// StoreDays reports every store of an organizer for each business day
+// (BusinessDay) from the date of from to that of to inclusive, ordered by
+// store and day.
 func (l *Ledger) StoreDays(ctx context.Context, org int64, from, to time.Time) ([]StoreDayReport, error) {
 	from = time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, time.UTC)
 	to = time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC)
 	if to.Before(from) || to.Sub(from) > 366*24*time.Hour {
 		return nil, fmt.Errorf("%w: the period must run forwards and span at most a year", ErrInvalid)
 	}
+	bd, err := l.BusinessDay(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	var dates []time.Time
+	var starts, ends []time.Time
+	for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
+		s, e := bd.Bounds(d)
+		dates, starts, ends = append(dates, d), append(starts, s), append(ends, e)
+	}
 	rows, err := l.pool.Query(ctx, `
-		WITH days AS (SELECT s.store_id, s.cash_account_id, d AS day, d + interval '1 day' AS next, (d AT TIME ZONE 'UTC')::date AS date
-			FROM stores s CROSS JOIN generate_series($2::timestamptz, $3::timestamptz, interval '1 day') d
+		WITH days AS (SELECT s.store_id, s.cash_account_id, d.date, d.day, d.next
+			FROM stores s CROSS JOIN unnest($2::date[], $3::timestamptz[], $4::timestamptz[]) AS d(date, day, next)
 			WHERE s.org_id = $1)
-		SELECT d.store_id, d.day,
+		SELECT d.store_id, d.date, d.day, d.next,
 			coalesce((SELECT sum(p.amount) FROM journal j
 				JOIN postings p ON p.org_id = j.org_id AND p.txn_id = j.txn_id AND p.account_id = d.cash_account_id
 				WHERE j.org_id = $1 AND j.kind IN ('cash_topup', 'card_sale') AND j.ref = d.store_id
@@ -51,14 +67,15 @@ func (l *Ledger) StoreDays(ctx context.Context, org int64, from, to time.Time) (
 			coalesce((SELECT sum(amount) FROM topups t WHERE t.org_id = $1 AND t.channel = 'cash' AND t.store_id = d.store_id
 				AND t.status = 'pending' AND t.created_at >= d.day AND t.created_at < d.next), 0)::bigint
 		FROM days d LEFT JOIN store_day_closes c ON c.org_id = $1 AND c.store_id = d.store_id AND c.day = d.date
-		ORDER BY d.store_id, d.day`, org, from, to)
+		ORDER BY d.store_id, d.date`, org, dates, starts, ends)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: store report: %w", err)
 	}
 	var out []StoreDayReport
 	var r StoreDayReport
-	_, err = pgx.ForEachRow(rows, []any{&r.Store, &r.Day, &r.ExpectedCash, &r.CountedCash, &r.CardsReceived, &r.CardsSold, &r.CardsInStock, &r.PendingLoads}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.Store, &r.Day, &r.Start, &r.End, &r.ExpectedCash, &r.CountedCash, &r.CardsReceived, &r.CardsSold, &r.CardsInStock, &r.PendingLoads}, func() error {
 		x := r
+		x.Day, x.Start, x.End = x.Day.UTC(), x.Start.UTC(), x.End.UTC()
 		if x.CountedCash != nil {
 			c := *x.CountedCash
 			d := c - x.ExpectedCash

@@ -30,7 +30,8 @@ var auditedCommands = map[string]bool{
 	"store enrol": true, "audit records": true,
 	"ledger block": true, "ledger replacement-hold": true, "ledger settle-replacements": true,
 	"ledger correct": true, "ledger approve-correction": true, "ledger correction-threshold": true, "ledger vouchers": true,
-	"menu set": true,
+	"menu set":            true,
+	"ledger business-day": true,
 }
 
 // hsmCommands change the HSM and nothing else. A key ceremony may run

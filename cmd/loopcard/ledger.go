@@ -86,6 +86,8 @@ func ledgerCommand() *cli.Command {
 			ledgerUnblockCommand(),
 			ledgerBlockCommand(),
 			ledgerReplacementHoldCommand(),
+			ledgerBusinessDayCommand(),
+			ledgerSettingsCommand(),
 			ledgerSettleReplacementsCommand(),
 			{
 				Name:  "payout",
@@ -116,10 +118,10 @@ func ledgerCommand() *cli.Command {
 			},
 			{
 				Name:  "close-day",
-				Usage: "record the cash a store counted at the end of a day (UTC) against what the ledger expects",
+				Usage: "record the cash a store counted at the end of a business day (ledger business-day) against what the ledger expects",
 				Flags: []cli.Flag{organizerFlag, jsonFlag,
 					&cli.StringFlag{Name: "store", Required: true, Usage: "store id"},
-					&cli.StringFlag{Name: "day", Required: true, Usage: "day, YYYY-MM-DD"},
+					&cli.StringFlag{Name: "day", Usage: "business day, YYYY-MM-DD (default: the business day now)"},
 					&cli.Int64Flag{Name: "counted", Required: true, Usage: "counted cash in cents"}},
 				Action: ledgerCloseDay,
 			},
@@ -374,11 +376,11 @@ func ledgerBreakage(c *cli.Context) error {
 
 // ledgerCloseDay records the cash a store counted at the end of a day.
 func ledgerCloseDay(c *cli.Context) error {
-	day, err := time.Parse(time.DateOnly, c.String("day"))
-	if err != nil {
-		return fmt.Errorf("--day: want YYYY-MM-DD")
-	}
 	return withLedger(c, func(l *ledger.Ledger) error {
+		day, err := businessDayFlag(c, l, "day")
+		if err != nil {
+			return err
+		}
 		if err := l.CheckStore(c.Context, c.Int64("organizer"), c.String("store")); err != nil {
 			return hintUnknown(err)
 		}
@@ -387,10 +389,11 @@ func ledgerCloseDay(c *cli.Context) error {
 			return err
 		}
 		if c.Bool("json") {
-			return printJSON(c, map[string]any{"store": d.Store, "day": c.String("day"), "expected_cash": d.Expected,
-				"counted_cash": d.Counted, "difference": d.Difference()})
+			return printJSON(c, map[string]any{"store": d.Store, "day": d.Day.Format(time.DateOnly), "start": d.Start, "end": d.End,
+				"expected_cash": d.Expected, "counted_cash": d.Counted, "difference": d.Difference()})
 		}
-		fmt.Fprintf(c.App.Writer, "expected %s, counted %s, difference %s\n", money(d.Expected), money(d.Counted), money(d.Difference()))
+		fmt.Fprintf(c.App.Writer, "%s, business day %s: expected %s, counted %s, difference %s\n", d.Store, d.Day.Format(time.DateOnly),
+			money(d.Expected), money(d.Counted), money(d.Difference()))
 		return nil
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"time"
 )
 
 // refund: a cardholder asks for the balance with the QR token and PIN (as
@@ -85,7 +84,7 @@ func readPain001(path string) (int, int64, error) {
 }
 
 func (r *runner) closeDay(ctx context.Context) error {
-	day := time.Now().UTC().Format(time.DateOnly)
+	// Without --day and --from, the organizer's business day now.
 	for i := range r.sum.Stores {
 		d := &r.sum.Stores[i]
 		var res struct {
@@ -93,7 +92,7 @@ func (r *runner) closeDay(ctx context.Context) error {
 			Counted  int64 `json:"counted_cash"`
 			Diff     int64 `json:"difference"`
 		}
-		if err := r.loopcardJSON(ctx, &res, append([]string{"ledger", "close-day", "--store", d.Store, "--day", day,
+		if err := r.loopcardJSON(ctx, &res, append([]string{"ledger", "close-day", "--store", d.Store,
 			"--counted", strconv.FormatInt(d.CashCounted, 10)}, r.orgFlag()...)...); err != nil {
 			return err
 		}
@@ -105,7 +104,7 @@ func (r *runner) closeDay(ctx context.Context) error {
 		Sold     int    `json:"cards_sold"`
 		InStock  int    `json:"cards_in_stock"`
 	}
-	if err := r.loopcardJSON(ctx, &days, append([]string{"report", "stores", "--from", day}, r.orgFlag()...)...); err != nil {
+	if err := r.loopcardJSON(ctx, &days, append([]string{"report", "stores"}, r.orgFlag()...)...); err != nil {
 		return err
 	}
 	for i := range r.sum.Stores {
