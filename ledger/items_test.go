@@ -159,3 +159,48 @@ func TestMenus(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int32(2), cur.Version)
 }
+
+// TestProductReportOfUploads: the product report of version 2
+// transactions uploaded the normal way names each product from the
+// merchant's menu, nets the returned cup, and its total equals the
+// merchant's total in the event report (a version 1 debit included, as
+// one unitemized line).
+func TestProductReportOfUploads(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	tm := newTerminal(t, l, "bar-1", "drinks")
+	_, err := l.SetMenu(ctx, org, "drinks", []menu.Product{
+		{ID: "beer", Name: "Beer 0.3l", Price: 350, VATRateBP: 2100, Category: "Drinks"},
+		{ID: "cup", Name: "Cup deposit", Price: 100, Category: "Deposit", Deposit: true},
+	}, "cli:ann")
+	require.NoError(t, err)
+	c1, c2 := newCard(1), newCard(2)
+	fund(t, l, 2_000, c1, c2)
+	res, err := l.Upload(ctx, org, [][]byte{tm.payItems(t, c1, basket), tm.payItems(t, c2, basket), tm.pay(t, c1, 250)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted", "accepted", "accepted"}, statuses(res))
+
+	rep, err := l.Products(ctx, org, "fest", time.Time{})
+	require.NoError(t, err)
+	byProduct := map[string]ProductLine{}
+	for _, ln := range rep.Lines {
+		byProduct[ln.Product] = ln
+	}
+	require.Len(t, byProduct, 3)
+	require.Equal(t, "Beer 0.3l", byProduct["beer"].Name)
+	require.Equal(t, int64(4), byProduct["beer"].Quantity)
+	require.Equal(t, int64(1400), byProduct["beer"].Revenue)
+	require.Equal(t, int64(243), *byProduct["beer"].VAT, "1400·21/121 = 242.98")
+	require.Equal(t, "Cup deposit", byProduct["cup"].Name)
+	require.Equal(t, int64(-2), byProduct["cup"].Quantity)
+	require.Equal(t, int64(-200), byProduct["cup"].Revenue)
+	require.Equal(t, int64(250), byProduct[""].Revenue, "the version 1 debit is unitemized")
+	ev, err := l.Event(ctx, org, "fest")
+	require.NoError(t, err)
+	var merchants int64
+	for _, m := range ev.Sales {
+		merchants += m.Amount
+	}
+	require.Equal(t, merchants, rep.Total)
+	require.Equal(t, int64(1450), rep.Total)
+}

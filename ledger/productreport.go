@@ -253,18 +253,12 @@ const merchantDaysSQL = `SELECT day, merchant_id, count(*), sum(amount)::bigint,
 		count(*) FILTER (WHERE received_day > day), coalesce(sum(amount) FILTER (WHERE received_day > day), 0)::bigint
 	FROM txs GROUP BY 1, 2 ORDER BY 1, 2`
 
-// productNames returns the product names of the organizer's menus, the
-// latest version of each merchant's menu naming a product first; none
-// where there is no menus table (the menus of issue 19 are another
-// part's migration).
+// productNames returns the product names of the organizer's menus (their
+// products are stored as a JSON array of menu.Product), the latest version
+// of each merchant's menu naming a product first.
 func productNames(ctx context.Context, tx pgx.Tx, org int64) (map[[2]string]string, error) {
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT to_regclass('menus') IS NOT NULL`).Scan(&exists); err != nil || !exists {
-		return nil, err
-	}
 	rows, err := tx.Query(ctx, `SELECT DISTINCT ON (m.merchant_id, p->>'id') m.merchant_id, p->>'id', coalesce(p->>'name', '')
-		FROM menus m CROSS JOIN jsonb_array_elements(CASE jsonb_typeof(m.products) WHEN 'array' THEN m.products
-			ELSE coalesce(m.products->'products', '[]') END) p
+		FROM menus m CROSS JOIN jsonb_array_elements(m.products) p
 		WHERE m.org_id = $1 AND p->>'id' IS NOT NULL ORDER BY m.merchant_id, p->>'id', m.version DESC`, org)
 	if err != nil {
 		return nil, err
