@@ -54,7 +54,7 @@ type world struct {
 	slot  *vpcd.Conn
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	ctx := context.Background()
 	s, err := sim.StartStack(ctx, sim.StackConfig{DataDir: t.TempDir(), HSMURI: softhsm.NewTestToken(t), DatabaseURL: pgtest.NewDatabase(t)})
@@ -85,7 +85,7 @@ func newWorld(t *testing.T) *world {
 }
 
 // insert puts card i into the vpcd slot, taking out the card there.
-func (w *world) insert(t *testing.T, i int) {
+func (w *world) insert(t testing.TB, i int) {
 	t.Helper()
 	w.remove(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -96,7 +96,7 @@ func (w *world) insert(t *testing.T, i int) {
 	require.NoError(t, w.pcscd.WaitPresence(true))
 }
 
-func (w *world) remove(t *testing.T) {
+func (w *world) remove(t testing.TB) {
 	t.Helper()
 	if w.slot == nil {
 		return
@@ -106,7 +106,7 @@ func (w *world) remove(t *testing.T) {
 	require.NoError(t, w.pcscd.WaitPresence(false))
 }
 
-func (w *world) terminal(t *testing.T) *terminal.Terminal {
+func (w *world) terminal(t testing.TB) *terminal.Terminal {
 	t.Helper()
 	term, err := w.stack.AddTerminal(context.Background(), w.hq, org, "bar-1", w.stack.TerminalConfig(t.TempDir(), "fest", "bar"))
 	require.NoError(t, err)
@@ -114,7 +114,7 @@ func (w *world) terminal(t *testing.T) *terminal.Terminal {
 	return term
 }
 
-func (w *world) ledgerBalance(t *testing.T, c *sim.IssuedCard) int64 {
+func (w *world) ledgerBalance(t testing.TB, c *sim.IssuedCard) int64 {
 	t.Helper()
 	b, err := w.stack.Ledger.CardBalance(context.Background(), org, c.UID)
 	require.NoError(t, err)
