@@ -33,16 +33,19 @@ func (f *fakeTill) VoidLast(context.Context, terminal.Card) (Receipt, error) {
 	return Receipt{}, ErrNotSupported
 }
 func (f *fakeTill) Balance(context.Context, terminal.Card) (int64, error) { return 0, ErrNotSupported }
-func (f *fakeTill) Unsent() (int, time.Time)                             { return 0, time.Time{} }
-func (f *fakeTill) Recent(int) []Receipt                                 { return nil }
-func (f *fakeTill) Online() bool                                         { return true }
+func (f *fakeTill) Unsent() (int, time.Time)                              { return 0, time.Time{} }
+func (f *fakeTill) Recent(int) []Receipt                                  { return nil }
+func (f *fakeTill) Online() bool                                          { return true }
 
 // noCard is a reader where no card ever comes.
 type noCard struct{}
 
-func (noCard) WaitForCard(ctx context.Context) (reader.Card, error) { <-ctx.Done(); return nil, ctx.Err() }
-func (noCard) Name() string                                         { return "none" }
-func (noCard) Close() error                                         { return nil }
+func (noCard) WaitForCard(ctx context.Context) (reader.Card, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (noCard) Name() string { return "none" }
+func (noCard) Close() error { return nil }
 
 func newTestBar(t *testing.T) *Bar {
 	t.Helper()
