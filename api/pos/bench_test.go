@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api/pos"
-	"github.com/loopcard/loopcard/api/terminal"
 )
 
 // BenchmarkTapToPaid measures, in one run against the same terminal, card
@@ -70,7 +69,6 @@ func BenchmarkTapToPaid(b *testing.B) {
 	})
 	require.Eventually(b, func() bool { n, _ := till.Unsent(); _, err := term.Upload(ctx); return n == 0 && err == nil },
 		30*time.Second, 100*time.Millisecond)
-	_ = terminal.Counts{}
 }
 
 // posClient is a browser's requests to the app: the CSRF cookie and token.
