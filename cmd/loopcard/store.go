@@ -109,6 +109,7 @@ func storeCommand() *cli.Command {
 			storeBalanceCommand(),
 			storeBlockCommand(),
 			storeReplaceCommand(),
+			storeUICommand(),
 		},
 	}
 }

@@ -120,6 +120,7 @@ func terminalCommand() *cli.Command {
 				},
 				Action: terminalSimulate,
 			},
+			terminalUICommand(),
 		},
 	}
 }

@@ -33,7 +33,7 @@ var Layering = []Rule{
 		Bad:  []string{"cmd/..."},
 	},
 	{
-		Why: "clients (wire types, the reference terminal, the store client, the custody log's format, the offline auditor, " +
+		Why: "clients (wire types, the reference terminal, the store client, the POS apps over them, the custody log's format, the offline auditor, " +
 			"the software key derivations) " +
 			"build with CGO_ENABLED=0 and without the server, the database or the HSM module",
 		Pkgs: []string{
@@ -41,6 +41,7 @@ var Layering = []Rule{
 			"api/blocklist",
 			"api/terminal",
 			"api/storeclient",
+			"api/pos",
 			"keys/keyderiv",
 			"personalize/handover",
 			"personalize/handover/audit",
