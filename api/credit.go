@@ -76,6 +76,8 @@ func correctionError(err error) error {
 		return apiError(http.StatusForbidden, "a correction is approved by another HQ person than who asked for it: nothing was changed", err)
 	case errors.Is(err, ledger.ErrNotPosted):
 		return apiError(http.StatusConflict, "the payment is held, not posted: there is nothing to correct (review its alert: GET /v1/hq/alerts)", err)
+	case errors.Is(err, ledger.ErrCreditLeft):
+		return apiError(http.StatusConflict, "the card's refund was paid out, so no correction can reach it: nothing was changed; pay the cardholder back outside Loopcard and settle it with the merchant by hand", err)
 	case errors.Is(err, ledger.ErrExists):
 		return apiError(http.StatusConflict, "the correction is posted already: nothing was changed", err)
 	case errors.Is(err, ledger.ErrInsufficientFunds):

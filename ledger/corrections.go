@@ -31,6 +31,10 @@ var (
 	ErrSameActor = errors.New("ledger: a correction is approved by someone other than who asked for it")
 	// ErrNotPosted: the payment is held, not posted: there is nothing to correct.
 	ErrNotPosted = errors.New("ledger: the payment is not posted")
+	// ErrCreditLeft: the card's credit left the ledger (its refund was
+	// paid out, or it was replaced by a card whose refund was): a
+	// correction could never be loaded onto it, so none is posted.
+	ErrCreditLeft = errors.New("ledger: the card's refund was paid out")
 )
 
 // Correction states.
@@ -217,9 +221,17 @@ func (l *Ledger) ApproveCorrection(ctx context.Context, org int64, id txid.ID, a
 }
 
 // postCorrection charges a correction back to the merchant and makes it a
-// pending load of the locked card.
+// pending load of the locked card, or of the card that replaced it (whose
+// pending loads a replacement moved). It fails with ErrCreditLeft, posting
+// nothing, when that card's refund was paid out: its pending loads would
+// never be written onto a card nor paid (RequestCorrection then records
+// nothing, ApproveCorrection leaves the correction awaiting approval).
 func (l *Ledger) postCorrection(ctx context.Context, tx pgx.Tx, org int64, st *cardState, merchantAcct int64, c *Correction, approver string) error {
 	now := l.now()
+	st, err := correctionCard(ctx, tx, org, st)
+	if err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, `UPDATE corrections SET status = 'posted', posted_at = $3, approved_by = $4
 		WHERE org_id = $1 AND correction_id = $2`, org, pgtype.UUID{Bytes: c.ID, Valid: true}, now, approver); err != nil {
 		return err
@@ -241,6 +253,38 @@ func (l *Ledger) postCorrection(ctx context.Context, tx pgx.Tx, org int64, st *c
 	l.log.Info("ledger: correction posted", "org", org, "correction", c.ID.String(), "payment", c.Payment.String(),
 		"merchant", c.Merchant, "amount", c.Amount, "card", terminaltx.CardHex(st.card))
 	return nil
+}
+
+// maxReplacements bounds the chain of replacements a correction follows.
+const maxReplacements = 16
+
+// correctionCard returns the card a correction of the locked card's
+// payment is loaded onto: the card itself, or, when it was replaced, the
+// card that replaced it (locked too, in turn). It fails with
+// ErrCreditLeft when that card's refund was paid out.
+func correctionCard(ctx context.Context, tx pgx.Tx, org int64, st *cardState) (*cardState, error) {
+	for range maxReplacements {
+		var status string
+		var paidOut bool
+		var next []byte
+		if err := tx.QueryRow(ctx, `SELECT c.status, EXISTS (SELECT 1 FROM refunds r
+				WHERE r.org_id = c.org_id AND r.card_id = c.card_id AND (r.amount IS NOT NULL OR r.status <> 'requested')),
+				(SELECT p.new_card FROM card_replacements p WHERE p.org_id = c.org_id AND p.old_card = c.card_id)
+			FROM cards c WHERE c.org_id = $1 AND c.card_id = $2`, org, st.card).Scan(&status, &paidOut, &next); err != nil {
+			return nil, err
+		}
+		switch {
+		case status == "refunded" && paidOut:
+			return nil, fmt.Errorf("%w: card %s", ErrCreditLeft, terminaltx.CardHex(st.card))
+		case status != "replaced" || next == nil:
+			return st, nil
+		}
+		var err error
+		if st, err = lockCard(ctx, tx, org, next); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("%w: card %s: more than %d replacements", ErrCreditLeft, terminaltx.CardHex(st.card), maxReplacements)
 }
 
 const correctionColumns = `correction_id, payment_id, card_id, merchant_id, amount, reason, status, requested_by, requested_at, approved_by, posted_at`
