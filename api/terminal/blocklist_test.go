@@ -61,6 +61,8 @@ func TestLostCardBlockedOfflineAndReplaced(t *testing.T) {
 
 	// The card is replaced at the store: the new card takes the ledger's
 	// 900 less the hold of 500 at once.
+	// The store holds the new card by the custody log (issue 17).
+	require.NoError(t, l.ReceiveCards(ctx, org, "store-a", w.batch, len(w.cards)))
 	sc, err := w.stack.StoreClient(ctx, org, w.store, "store-a")
 	require.NoError(t, err)
 	res, err := sc.Replace(ctx, fresh.Field(), lost.UID, "lost at the main stage")
