@@ -92,7 +92,7 @@ func correctionError(err error) error {
 
 func correctionRecord(cr ledger.Correction) apitype.Correction {
 	out := apitype.Correction{ID: cr.ID.String(), Payment: cr.Payment.String(), Card: terminaltx.CardHex(cr.Card), Merchant: cr.Merchant,
-		Amount: cr.Amount, Reason: cr.Reason, Status: cr.Status, RequestedBy: cr.RequestedBy, RequestedAt: cr.RequestedAt,
+		Amount: cr.Amount, NonRefundable: cr.NonRefundable, Reason: cr.Reason, Status: cr.Status, RequestedBy: cr.RequestedBy, RequestedAt: cr.RequestedAt,
 		ApprovedBy: cr.ApprovedBy, PostedAt: cr.PostedAt}
 	if cr.Status == ledger.CorrectionPosted {
 		out.Load = cr.ID.String()

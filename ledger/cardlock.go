@@ -91,6 +91,9 @@ type cardAccountLock struct {
 	byRef  map[string]int
 	states map[string]*cardState
 	stale  bool
+	// nonRefundable: a card has a non-refundable account, whose balance
+	// queueReadNonRefundable reads.
+	nonRefundable bool
 }
 
 // queueLockCardAccounts queues locking the accounts of cards (each once),
@@ -111,23 +114,27 @@ func (l *Ledger) queueLockCardAccounts(b *pgx.Batch, org int64, cards [][]byte, 
 	// ... OFFSET 0), inside the array the scan of accounts is keyed by. The
 	// transaction's enable_seqscan = off keeps that scan an index scan in a
 	// generic plan made while the tables were small.
-	b.Queue(`SELECT a.account_id, a.kind, a.ref, a.side * a.balance, coalesce(a.chain_seq, -1), coalesce(a.chain_after, 0)
+	b.Queue(`SELECT a.account_id, a.kind, a.ref, a.side * a.balance, coalesce(a.chain_seq, -1), coalesce(a.chain_after, 0),
+			coalesce(a.nonrefundable_account, 0)
 		FROM accounts a
 		WHERE a.org_id = $1 AND a.account_id = ANY($2::bigint[] || ARRAY(
 			SELECT c.account_id FROM unnest($3::bytea[]) q(id)
 			CROSS JOIN LATERAL (SELECT account_id FROM cards WHERE org_id = $1 AND card_id = q.id OFFSET 0) c))
 		ORDER BY a.account_id FOR UPDATE`, org, known, unknown).Query(func(rows pgx.Rows) error {
 		var (
-			id, bal, seq, after int64
-			kind, ref           string
+			id, bal, seq, after, nr int64
+			kind, ref               string
 		)
-		_, err := pgx.ForEachRow(rows, []any{&id, &kind, &ref, &bal, &seq, &after}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&id, &kind, &ref, &bal, &seq, &after, &nr}, func() error {
 			i, ok := lk.byRef[ref]
 			if !ok || kind != string(Card) || (lk.ids[i] >= 0 && lk.ids[i] != id) {
 				lk.stale = true
 				return nil
 			}
-			states[string(cards[i])] = &cardState{card: cards[i], account: id, balance: bal, chainSeq: seq, chainAfter: after}
+			states[string(cards[i])] = &cardState{card: cards[i], account: id, balance: bal, chainSeq: seq, chainAfter: after, nrAccount: nr}
+			if nr != 0 {
+				lk.nonRefundable = true
+			}
 			return nil
 		})
 		return err
@@ -184,6 +191,43 @@ func queueReadCardStatuses(b *pgx.Batch, org int64, cards [][]byte, states map[s
 			if st := states[string(card)]; st != nil {
 				st.status, st.paidOut = status, paidOut
 			}
+			return nil
+		})
+		return err
+	})
+}
+
+// queueReadNonRefundable queues reading the balances of the non-refundable
+// accounts of the locked cards in states that have one (their cards' locks
+// guard them), and the nonrefundable_credit accounts of merchants and of
+// the organizer (ref "") into contras, keyed by merchant id: the accounts
+// an upload's debits spend such credit into.
+func queueReadNonRefundable(b *pgx.Batch, org int64, states map[string]*cardState, merchants []string, contras map[string]int64) {
+	byAccount := map[int64]*cardState{}
+	var ids []int64
+	for _, st := range states {
+		if st.nrAccount != 0 {
+			byAccount[st.nrAccount] = st
+			ids = append(ids, st.nrAccount)
+		}
+	}
+	b.Queue(`SELECT account_id, side * balance FROM accounts WHERE org_id = $1 AND account_id = ANY($2)`, org, ids).
+		Query(func(rows pgx.Rows) error {
+			var id, bal int64
+			_, err := pgx.ForEachRow(rows, []any{&id, &bal}, func() error {
+				if st := byAccount[id]; st != nil {
+					st.nrBalance = bal
+				}
+				return nil
+			})
+			return err
+		})
+	b.Queue(`SELECT ref, account_id FROM accounts WHERE org_id = $1 AND kind = 'nonrefundable_credit' AND ref = ANY($2)`,
+		org, append(merchants, "")).Query(func(rows pgx.Rows) error {
+		var ref string
+		var id int64
+		_, err := pgx.ForEachRow(rows, []any{&ref, &id}, func() error {
+			contras[ref] = id
 			return nil
 		})
 		return err

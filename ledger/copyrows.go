@@ -13,7 +13,7 @@ import (
 // of the multi-row INSERT in apply, in the same order.
 const terminalTxsCopy = `COPY terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
 	amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained,
-	card_account, merchant_account) FROM STDIN (FORMAT binary)`
+	card_account, merchant_account, nonrefundable_account, nonrefundable_contra, nonrefundable_spent) FROM STDIN (FORMAT binary)`
 
 // copyHeader starts PostgreSQL's binary COPY format: the signature, no
 // flags, no header extension.
@@ -48,7 +48,7 @@ func (r *terminalRows) copyData(org int64) []byte {
 		i64(id)
 	}
 	for k := range n {
-		buf = binary.BigEndian.AppendUint16(buf, 17)
+		buf = binary.BigEndian.AppendUint16(buf, 20)
 		i64(org)
 		raw(r.ids[k].Bytes[:])
 		str(r.terms[k])
@@ -72,6 +72,9 @@ func (r *terminalRows) copyData(org int64) []byte {
 		}
 		account(r.cardAccounts[k])
 		account(r.merchantAccounts[k])
+		account(r.nrAccounts[k]) // 0: NULL, as for the accounts
+		account(r.nrContras[k])
+		account(r.nrSpent[k])
 	}
 	return binary.BigEndian.AppendUint16(buf, 0xffff)
 }

@@ -60,17 +60,20 @@ type CorrectionRequest struct {
 
 // Correction is a correction as the ledger records it.
 type Correction struct {
-	ID          txid.ID
-	Payment     txid.ID
-	Card        []byte
-	Merchant    string
-	Amount      int64
-	Reason      string
-	Status      string // CorrectionAwaitingApproval or CorrectionPosted
-	RequestedBy string
-	RequestedAt time.Time
-	ApprovedBy  string // "" unless it needed approval
-	PostedAt    *time.Time
+	ID       txid.ID
+	Payment  txid.ID
+	Card     []byte
+	Merchant string
+	Amount   int64
+	// NonRefundable is the part of Amount that gives back non-refundable
+	// credit (vouchers) the payment spent: it reaches the card as such.
+	NonRefundable int64
+	Reason        string
+	Status        string // CorrectionAwaitingApproval or CorrectionPosted
+	RequestedBy   string
+	RequestedAt   time.Time
+	ApprovedBy    string // "" unless it needed approval
+	PostedAt      *time.Time
 }
 
 // SetCorrectionThreshold sets the amount above which a correction needs a
@@ -123,10 +126,11 @@ func (l *Ledger) RequestCorrection(ctx context.Context, org int64, req Correctio
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
 		var card []byte
 		var merchant, status string
-		var paid int64
+		var paid, spentNR int64
 		var merchantAcct *int64
-		err := tx.QueryRow(ctx, `SELECT card_id, merchant_id, amount, status, merchant_account FROM terminal_txs
-			WHERE org_id = $1 AND txn_id = $2`, org, pgtype.UUID{Bytes: req.Payment, Valid: true}).Scan(&card, &merchant, &paid, &status, &merchantAcct)
+		err := tx.QueryRow(ctx, `SELECT card_id, merchant_id, amount, status, merchant_account, coalesce(nonrefundable_spent, 0)
+			FROM terminal_txs WHERE org_id = $1 AND txn_id = $2`, org, pgtype.UUID{Bytes: req.Payment, Valid: true}).
+			Scan(&card, &merchant, &paid, &status, &merchantAcct, &spentNR)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: payment %s", ErrNotFound, req.Payment)
 		}
@@ -159,12 +163,13 @@ func (l *Ledger) RequestCorrection(ctx context.Context, org int64, req Correctio
 		if before+req.Amount > paid {
 			return fmt.Errorf("%w: payment %s of %d has %d corrected, %d more asked", ErrExceedsPayment, req.Payment, paid, before, req.Amount)
 		}
-		out = Correction{ID: req.ID, Payment: req.Payment, Card: card, Merchant: merchant, Amount: req.Amount, Reason: req.Reason,
+		out = Correction{ID: req.ID, Payment: req.Payment, Card: card, Merchant: merchant, Amount: req.Amount,
+			NonRefundable: correctionNonRefundable(paid, spentNR, before, req.Amount), Reason: req.Reason,
 			Status: CorrectionAwaitingApproval, RequestedBy: req.Actor, RequestedAt: l.now()}
-		if _, err := tx.Exec(ctx, `INSERT INTO corrections (org_id, correction_id, payment_id, card_id, merchant_id, amount, reason,
-				requested_by, requested_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		if _, err := tx.Exec(ctx, `INSERT INTO corrections (org_id, correction_id, payment_id, card_id, merchant_id, amount, nonrefundable,
+				reason, requested_by, requested_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			org, pgtype.UUID{Bytes: req.ID, Valid: true}, pgtype.UUID{Bytes: req.Payment, Valid: true}, card, merchant,
-			req.Amount, req.Reason, req.Actor, out.RequestedAt, out.Status); err != nil {
+			req.Amount, out.NonRefundable, req.Reason, req.Actor, out.RequestedAt, out.Status); err != nil {
 			return err
 		}
 		if req.Amount > above {
@@ -236,8 +241,9 @@ func (l *Ledger) postCorrection(ctx context.Context, tx pgx.Tx, org int64, st *c
 		WHERE org_id = $1 AND correction_id = $2`, org, pgtype.UUID{Bytes: c.ID, Valid: true}, now, approver); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, amount, status, created_at)
-		VALUES ($1, $2, $3, 'correction', $4, 'pending', $5)`, org, pgtype.UUID{Bytes: c.ID, Valid: true}, st.card, c.Amount, now); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, amount, nonrefundable, status, created_at)
+		VALUES ($1, $2, $3, 'correction', $4, $5, 'pending', $6)`, org, pgtype.UUID{Bytes: c.ID, Valid: true}, st.card, c.Amount,
+		c.NonRefundable, now); err != nil {
 		return err
 	}
 	pending, err := accountID(ctx, tx, org, PendingLoads, "")
@@ -246,6 +252,24 @@ func (l *Ledger) postCorrection(ctx context.Context, tx pgx.Tx, org int64, st *c
 	}
 	e := entry{id: l.newID(), kind: "correction", event: st.event, ref: c.Payment.String(), at: now,
 		postings: transfer(merchantAcct, pending, c.Amount)}
+	if c.NonRefundable > 0 {
+		// The non-refundable credit given back is no longer spent at the
+		// merchant: it returns to the organizer's, from which the load
+		// puts it back in the card's part (LoadPending).
+		org0, err := accountID(ctx, tx, org, NonRefundableCredit, "")
+		if err != nil {
+			return err
+		}
+		spentAt, err := accountID(ctx, tx, org, NonRefundableCredit, c.Merchant)
+		if errors.Is(err, ErrNotFound) {
+			spentAt = org0
+		} else if err != nil {
+			return err
+		}
+		if spentAt != org0 {
+			e.postings = append(e.postings, posting{spentAt, c.NonRefundable}, posting{org0, -c.NonRefundable})
+		}
+	}
 	if err := writeEntries(ctx, tx, org, []entry{e}, nil); err != nil {
 		return err
 	}
@@ -253,6 +277,18 @@ func (l *Ledger) postCorrection(ctx context.Context, tx pgx.Tx, org int64, st *c
 	l.log.Info("ledger: correction posted", "org", org, "correction", c.ID.String(), "payment", c.Payment.String(),
 		"merchant", c.Merchant, "amount", c.Amount, "card", terminaltx.CardHex(st.card))
 	return nil
+}
+
+// correctionNonRefundable returns the part of a correction of amount that
+// gives back non-refundable credit, for a payment of paid that spent spent
+// of it and has corrections of before already. A correction leaves the
+// card as if the payment had been smaller: as the payment spent the
+// non-refundable part first, a smaller one would have spent as much of it
+// up to its own amount, so the corrections give back the refundable part
+// first and the non-refundable part only beyond it.
+func correctionNonRefundable(paid, spent, before, amount int64) int64 {
+	refundable := paid - spent
+	return max(0, before+amount-refundable) - max(0, before-refundable)
 }
 
 // maxReplacements bounds the chain of replacements a correction follows.
@@ -287,12 +323,12 @@ func correctionCard(ctx context.Context, tx pgx.Tx, org int64, st *cardState) (*
 	return nil, fmt.Errorf("%w: card %s: more than %d replacements", ErrCreditLeft, terminaltx.CardHex(st.card), maxReplacements)
 }
 
-const correctionColumns = `correction_id, payment_id, card_id, merchant_id, amount, reason, status, requested_by, requested_at, approved_by, posted_at`
+const correctionColumns = `correction_id, payment_id, card_id, merchant_id, amount, nonrefundable, reason, status, requested_by, requested_at, approved_by, posted_at`
 
 func scanCorrection(row pgx.Row) (Correction, error) {
 	var c Correction
 	var id, pay pgtype.UUID
-	err := row.Scan(&id, &pay, &c.Card, &c.Merchant, &c.Amount, &c.Reason, &c.Status, &c.RequestedBy, &c.RequestedAt, &c.ApprovedBy, &c.PostedAt)
+	err := row.Scan(&id, &pay, &c.Card, &c.Merchant, &c.Amount, &c.NonRefundable, &c.Reason, &c.Status, &c.RequestedBy, &c.RequestedAt, &c.ApprovedBy, &c.PostedAt)
 	c.ID, c.Payment = txid.ID(id.Bytes), txid.ID(pay.Bytes)
 	return c, err
 }

@@ -170,3 +170,57 @@ func TestCorrectionAfterRefund(t *testing.T) {
 	require.Contains(t, ids, cr.ID)
 	requireInvariants(t, l)
 }
+
+// TestCorrectionOfVoucherPayment: a correction of a payment that spent
+// voucher (non-refundable) credit gives that part back as non-refundable
+// credit, not as money (before, all of it came back refundable); a partial
+// one gives back the refundable part first, leaving the card as if the
+// payment had been smaller; the refund then pays only money.
+func TestCorrectionOfVoucherPayment(t *testing.T) {
+	l := newLedger(t)
+	withSealer(t, l)
+	ctx := context.Background()
+	bar := newTerminal(t, l, "bar-1", "bar")
+	a := newCard(1)
+	fund(t, l, 1000, a)
+	_, codes, err := l.IssueVouchers(ctx, org, VoucherBatch{Event: "fest", Amount: 500, Count: 1, Expires: time.Now().Add(time.Hour), Actor: "hq"})
+	require.NoError(t, err)
+	redeem(t, l, a, codes[0])
+	requireCredit(t, l, a, 1500, 500)
+	res, err := l.Upload(ctx, org, [][]byte{bar.pay(t, a, 800), bar.pay(t, a, 100)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted", "accepted"}, statuses(res))
+	requireCredit(t, l, a, 600, 0) // the first spent the voucher's 500 and 300 of money
+	load := func(c Correction) {
+		t.Helper()
+		a.seq++
+		require.NoError(t, l.LoadPending(ctx, org, a.uid, c.ID, &CardWrite{Seq: a.seq, Before: a.bal, After: a.bal + c.Amount}))
+		a.bal += c.Amount
+	}
+
+	// 200 of the 800: money, which a payment of 600 would have spent as well.
+	c1, err := l.RequestCorrection(ctx, org, CorrectionRequest{Payment: res[0].ID, Amount: 200, Reason: "one beer too many", Actor: "hq:1:alice"})
+	require.NoError(t, err)
+	require.Equal(t, int64(0), c1.NonRefundable)
+	load(c1)
+	requireCredit(t, l, a, 800, 0)
+	// The other 600: 100 of money, then the voucher's 500, back as voucher credit.
+	c2, err := l.RequestCorrection(ctx, org, CorrectionRequest{Payment: res[0].ID, Amount: 600, Reason: "round refused", Actor: "hq:1:alice"})
+	require.NoError(t, err)
+	require.Equal(t, int64(500), c2.NonRefundable)
+	cr, err := l.CardCredit(ctx, org, a.uid)
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{100, 500}, [2]int64{cr.PendingRefundable, cr.PendingNonRefundable}, "pending by kind")
+	load(c2)
+	requireCredit(t, l, a, 1400, 500)
+	spent, err := l.Balance(ctx, org, NonRefundableCredit, "bar")
+	require.NoError(t, err)
+	require.Equal(t, int64(0), spent, "no voucher credit stays spent at the bar")
+	requireInvariants(t, l)
+
+	// The refund pays the money: 1000 paid in, less the 100 the second payment spent.
+	_, credit, err := l.RequestRefund(ctx, org, RefundRequest{Card: a.uid, Holder: "Ann Example", IBAN: "DE89 3704 0044 0532 0130 00"})
+	require.NoError(t, err)
+	require.Equal(t, int64(900), credit)
+	requireInvariants(t, l)
+}

@@ -579,6 +579,22 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	if err := lock.finish(l); err != nil {
 		return nil, err
 	}
+	// The cards' non-refundable parts, spent first (see below), and the
+	// accounts they are spent into: read only for uploads with a card that
+	// has one, with the chain lookups below if any.
+	lb := &pgx.Batch{}
+	contras := map[string]int64{}
+	if lock.nonRefundable {
+		var merchants []string
+		seen := map[string]bool{}
+		for _, i := range todo {
+			if m := txs[i].Merchant; !seen[m] {
+				seen[m] = true
+				merchants = append(merchants, m)
+			}
+		}
+		queueReadNonRefundable(lb, org, states, merchants, contras)
+	}
 	if !careful {
 		// The chain rows next to a transaction are looked up only when the
 		// card's chain tip, read with its lock, does not answer for them: a
@@ -607,11 +623,12 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			}
 		}
 		if len(lookCards) > 0 {
-			lb := &pgx.Batch{}
 			queueReadChain(lb, org, lookCards, lookSeqs, events)
-			if err := tx.SendBatch(ctx, lb).Close(); err != nil {
-				return nil, fmt.Errorf("ledger: read card chains: %w", err)
-			}
+		}
+	}
+	if lb.Len() > 0 {
+		if err := tx.SendBatch(ctx, lb).Close(); err != nil {
+			return nil, fmt.Errorf("ledger: read card chains: %w", err)
 		}
 	}
 
@@ -662,12 +679,28 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			blocking++
 		}
 		var cardAccount, merchantAccount int64 // set when posted
+		var nr nrSpend
 		if v.posts() {
 			st.balance -= s.Amount
 			cardAccount, merchantAccount = st.account, f.terminal.merchantAccount
 			if !credited[merchantAccount] {
 				credited[merchantAccount] = true
 				merchants = append(merchants, merchantAccount)
+			}
+			// A card's non-refundable part is spent first, in card
+			// sequence order (todo's), up to what is left of it: into the
+			// merchant's nonrefundable_credit, or the organizer's.
+			if st.nrBalance > 0 {
+				contra, ok := contras[s.Merchant]
+				if !ok {
+					contra = contras[""]
+				}
+				nr = nrSpend{account: st.nrAccount, contra: contra, amount: min(s.Amount, st.nrBalance)}
+				st.nrBalance -= nr.amount
+				if !credited[contra] {
+					credited[contra] = true
+					merchants = append(merchants, contra)
+				}
 			}
 		}
 		if v.chained {
@@ -679,7 +712,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		if v.status == Held && v.reason == ReasonUnfunded {
 			unfunded = append(unfunded, lateDebit{k: k, row: len(rec.ids), tx: s, merchantAccount: f.terminal.merchantAccount})
 		}
-		rec.add(s, v.dbStatus(), v.reason, v.chained, cardAccount, merchantAccount)
+		rec.add(s, v.dbStatus(), v.reason, v.chained, cardAccount, merchantAccount, nr)
 	}
 	var late entryRows // debits of cards whose refund was paid out
 	if blocking > 0 {
@@ -747,12 +780,14 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	args := append([]any{org}, rec.args()...)
 	wb.Queue(`INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
 			amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained,
-			card_account, merchant_account)
+			card_account, merchant_account, nonrefundable_account, nonrefundable_contra, nonrefundable_spent)
 		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained,
-			nullif(cacct, 0), nullif(macct, 0)
+			nullif(cacct, 0), nullif(macct, 0), nullif(nacct, 0), nullif(ncontra, 0), nullif(nspent, 0)
 		FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
-			$10::text[], $11::timestamptz[], $12::bytea[], $13::text[], $14::text[], $15::bool[], $16::bigint[], $17::bigint[])
-			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained, cacct, macct)`, args...)
+			$10::text[], $11::timestamptz[], $12::bytea[], $13::text[], $14::text[], $15::bool[], $16::bigint[], $17::bigint[],
+			$18::bigint[], $19::bigint[], $20::bigint[])
+			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained, cacct, macct,
+				nacct, ncontra, nspent)`, args...)
 	late.queue(wb, org)
 	queueAlerts(wb, org, alerts)
 	filled.queue(wb, org)
@@ -992,7 +1027,14 @@ type terminalRows struct {
 	cards, sigs                            [][]byte
 	chained                                []bool
 	cardAccounts, merchantAccounts         []int64 // 0 when not posted
+	// The non-refundable credit a posted debit spent (migration 030): the
+	// card's account, the one it goes to, the amount; 0 when none.
+	nrAccounts, nrContras, nrSpent []int64
 }
+
+// nrSpend is the non-refundable credit a debit spends: from the card's
+// card_nonrefundable account to a nonrefundable_credit account.
+type nrSpend struct{ account, contra, amount int64 }
 
 // newTerminalRows returns terminalRows with room for n rows.
 func newTerminalRows(n int) *terminalRows {
@@ -1006,12 +1048,14 @@ func newTerminalRows(n int) *terminalRows {
 		cards: make([][]byte, 0, n), sigs: make([][]byte, 0, n),
 		chained:      make([]bool, 0, n),
 		cardAccounts: ints(), merchantAccounts: ints(),
+		nrAccounts: ints(), nrContras: ints(), nrSpent: ints(),
 	}
 }
 
 // add adds a transaction; a posted one names the card account it debits
-// and the merchant account it credits.
-func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, chained bool, cardAccount, merchantAccount int64) {
+// and the merchant account it credits, and the non-refundable credit it
+// spends if any.
+func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, chained bool, cardAccount, merchantAccount int64, nr nrSpend) {
 	r.ids = append(r.ids, pgtype.UUID{Bytes: s.ID, Valid: true})
 	r.terms = append(r.terms, s.Terminal)
 	r.merchants = append(r.merchants, s.Merchant)
@@ -1028,11 +1072,14 @@ func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, chained 
 	r.chained = append(r.chained, chained)
 	r.cardAccounts = append(r.cardAccounts, cardAccount)
 	r.merchantAccounts = append(r.merchantAccounts, merchantAccount)
+	r.nrAccounts = append(r.nrAccounts, nr.account)
+	r.nrContras = append(r.nrContras, nr.contra)
+	r.nrSpent = append(r.nrSpent, nr.amount)
 }
 
 func (r *terminalRows) args() []any {
 	return []any{r.ids, r.terms, r.tseqs, r.cards, r.cseqs, r.amounts, r.befores, r.afters, r.merchants, r.ats,
-		r.sigs, r.statuses, r.reasons, r.chained, r.cardAccounts, r.merchantAccounts}
+		r.sigs, r.statuses, r.reasons, r.chained, r.cardAccounts, r.merchantAccounts, r.nrAccounts, r.nrContras, r.nrSpent}
 }
 
 // alert is a clone or tamper alert; raising one blocks the card unless it

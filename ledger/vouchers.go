@@ -199,8 +199,8 @@ func (l *Ledger) RedeemVoucher(ctx context.Context, org int64, r VoucherRedempti
 			WHERE org_id = $1 AND code_hash = $2`, org, h, l.now(), r.Card, pgtype.UUID{Bytes: r.ID, Valid: true}, r.Actor); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, store_id, amount, status, created_at)
-			VALUES ($1, $2, $3, 'voucher', $4, $5, 'pending', $6)`, org, pgtype.UUID{Bytes: r.ID, Valid: true}, r.Card, r.Store,
+		if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, store_id, amount, nonrefundable, status, created_at)
+			VALUES ($1, $2, $3, 'voucher', $4, $5, $5, 'pending', $6)`, org, pgtype.UUID{Bytes: r.ID, Valid: true}, r.Card, r.Store,
 			amount, l.now()); err != nil {
 			return err
 		}

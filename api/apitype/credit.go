@@ -17,18 +17,21 @@ type CorrectionRequest struct {
 // or posted. Once posted, Load is the pending load that carries it onto
 // the card (it is the correction's id).
 type Correction struct {
-	ID          string     `json:"id"`
-	Payment     string     `json:"payment"`
-	Card        string     `json:"card"`
-	Merchant    string     `json:"merchant"`
-	Amount      int64      `json:"amount"`
-	Reason      string     `json:"reason"`
-	Status      string     `json:"status"`
-	RequestedBy string     `json:"requested_by"`
-	RequestedAt time.Time  `json:"requested_at"`
-	ApprovedBy  string     `json:"approved_by,omitempty"`
-	PostedAt    *time.Time `json:"posted_at,omitempty"`
-	Load        string     `json:"load,omitempty"`
+	ID       string `json:"id"`
+	Payment  string `json:"payment"`
+	Card     string `json:"card"`
+	Merchant string `json:"merchant"`
+	Amount   int64  `json:"amount"`
+	// NonRefundable is the part of Amount that gives back voucher
+	// credit the payment spent: it reaches the card as such.
+	NonRefundable int64      `json:"nonrefundable"`
+	Reason        string     `json:"reason"`
+	Status        string     `json:"status"`
+	RequestedBy   string     `json:"requested_by"`
+	RequestedAt   time.Time  `json:"requested_at"`
+	ApprovedBy    string     `json:"approved_by,omitempty"`
+	PostedAt      *time.Time `json:"posted_at,omitempty"`
+	Load          string     `json:"load,omitempty"`
 }
 
 // CorrectionList answers GET /v1/hq/corrections.
