@@ -452,6 +452,8 @@ func TestConsoleRoleMatrix(t *testing.T) {
 	require.Contains(t, string(r.body), "a refunded or replaced card is on the blocklist already")
 	require.Equal(t, "replaced", e.cardStatus(e.cards[1]))
 	require.Equal(t, v, blocklist().Version)
+
+	consoleBoothMatrix(t, e, users)
 }
 
 // tableCents reads the data-cents cells of the table with id from a page.

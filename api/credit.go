@@ -127,6 +127,21 @@ func (s *Server) issueVouchers(c *call) error {
 	return c.reply(http.StatusCreated, out)
 }
 
+// listVoucherBatches lists the organizer's voucher batches (never their
+// codes), newest first.
+func (s *Server) listVoucherBatches(c *call) error {
+	list, err := s.ledger.VoucherBatches(c.ctx, c.who.org)
+	if err != nil {
+		return err
+	}
+	out := apitype.VoucherBatchList{Batches: make([]apitype.VoucherBatchInfo, 0, len(list))}
+	for _, b := range list {
+		out.Batches = append(out.Batches, apitype.VoucherBatchInfo{Batch: b.ID.String(), Event: b.Event, Amount: b.Amount, Count: b.Count,
+			Redeemed: b.Redeemed, Expires: b.Expires, Label: b.Label, CreatedBy: b.CreatedBy, CreatedAt: b.CreatedAt})
+	}
+	return c.reply(http.StatusOK, out)
+}
+
 // storeRedeemVoucher redeems a voucher for a card at a store (body
 // VoucherRedeemRequest): a pending load the store writes onto the card.
 func (s *Server) storeRedeemVoucher(c *call) error {

@@ -136,6 +136,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/hq/corrections", roles: roles(RoleHQ, RoleAuditor), h: s.listCorrections, privileged: true},
 		{method: "POST", path: "/v1/hq/corrections/{correction}/approve", roles: staff, h: s.approveCorrection, privileged: true},
 		{method: "POST", path: "/v1/hq/vouchers", roles: staff, h: s.issueVouchers, privileged: true},
+		{method: "GET", path: "/v1/hq/vouchers", roles: roles(RoleHQ, RoleAuditor), h: s.listVoucherBatches, privileged: true},
 
 		// Auditors.
 		{method: "GET", path: "/v1/audit/records", roles: roles(RoleAuditor, RoleHQ), h: s.auditRecords, privileged: true},

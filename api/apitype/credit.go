@@ -58,6 +58,25 @@ type VoucherBatchResponse struct {
 	Codes   []string  `json:"codes"`
 }
 
+// VoucherBatchInfo is one issued batch of vouchers in VoucherBatchList:
+// never its codes.
+type VoucherBatchInfo struct {
+	Batch     string    `json:"batch"`
+	Event     string    `json:"event"`
+	Amount    int64     `json:"amount"`
+	Count     int       `json:"count"`
+	Redeemed  int       `json:"redeemed"`
+	Expires   time.Time `json:"expires"`
+	Label     string    `json:"label,omitempty"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// VoucherBatchList answers GET /v1/hq/vouchers: the batches, newest first.
+type VoucherBatchList struct {
+	Batches []VoucherBatchInfo `json:"batches"`
+}
+
 // VoucherRedeemRequest is the body of POST /v1/stores/{store}/vouchers
 // (with the card) and POST /v1/card/vouchers (the card is the caller's).
 // The code is a secret: it never appears in logs or audit records.

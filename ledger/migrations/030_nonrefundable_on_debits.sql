@@ -82,3 +82,6 @@ END
 $fn$;
 
 DROP FUNCTION ledger_spend_nonrefundable(bigint[], bigint[], bigint[], bigint[], text[], bigint[], uuid[], bigint[]);
+
+-- HQ's list of voucher batches counts the redeemed vouchers of each.
+CREATE INDEX vouchers_redeemed ON vouchers (org_id, batch_id) WHERE redeemed_at IS NOT NULL;
