@@ -36,10 +36,123 @@ type cardKey struct {
 	card string
 }
 
-// cardAccounts remembers the account id of each card this ledger met.
+// cardAccounts remembers the account id of each card this ledger met,
+// and, so that an upload of cards with voucher credit reads that credit in
+// its first round trip, the non-refundable account of each card met that
+// has one and the nonrefundable_credit account of each merchant (and of
+// the organizer, ref ""), which never change either.
 type cardAccounts struct {
-	mu sync.RWMutex
-	m  map[cardKey]int64
+	mu     sync.RWMutex
+	m      map[cardKey]int64
+	nr     map[cardKey]int64
+	contra map[cardKey]int64 // card: the merchant id
+}
+
+// nonRefundable returns the remembered non-refundable accounts of cards
+// (those known to have one) and nonrefundable_credit accounts of merchants
+// (with ""), and whether every merchant's was remembered.
+func (c *cardAccounts) nonRefundable(org int64, cards [][]byte, merchants []string) (nr map[int64]string, contras map[string]int64, all bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	nr = map[int64]string{}
+	for _, card := range cards {
+		if id, ok := c.nr[cardKey{org, string(card)}]; ok {
+			nr[id] = string(card)
+		}
+	}
+	if len(nr) == 0 {
+		return nil, nil, false
+	}
+	contras, all = map[string]int64{}, true
+	for _, m := range append(merchants, "") {
+		if id, ok := c.contra[cardKey{org, m}]; ok {
+			contras[m] = id
+		} else {
+			all = false
+		}
+	}
+	return nr, contras, all
+}
+
+// rememberNonRefundable remembers the non-refundable accounts of states
+// and the nonrefundable_credit accounts in contras.
+func (c *cardAccounts) rememberNonRefundable(org int64, states map[string]*cardState, contras map[string]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nr == nil || len(c.nr)+len(states) > maxRememberedCards {
+		c.nr = map[cardKey]int64{}
+	}
+	if c.contra == nil || len(c.contra)+len(contras) > maxRememberedCards {
+		c.contra = map[cardKey]int64{}
+	}
+	for card, st := range states {
+		if st.nrAccount != 0 {
+			c.nr[cardKey{org, card}] = st.nrAccount
+		}
+	}
+	for m, id := range contras {
+		c.contra[cardKey{org, m}] = id
+	}
+}
+
+func (c *cardAccounts) forgetNonRefundable() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nr, c.contra = nil, nil
+}
+
+// nonRefundableRead is the non-refundable credit an upload read in its
+// first round trip, for the cards and merchants remembered
+// (queueReadRememberedNonRefundable).
+type nonRefundableRead struct {
+	nr       map[int64]string // remembered account → card
+	contras  map[string]int64 // remembered merchant → account
+	all      bool             // every merchant's was remembered
+	balances map[int64]int64  // read: account → balance
+	stale    bool             // an account read is not what was remembered
+}
+
+// queueReadRememberedNonRefundable queues, after the cards' lock, reading
+// the balances of the non-refundable accounts remembered for cards and
+// checking the remembered nonrefundable_credit accounts of merchants. It
+// returns nil, queueing nothing, when no card is remembered to have one:
+// an upload without voucher credit does no more.
+func (l *Ledger) queueReadRememberedNonRefundable(b *pgx.Batch, org int64, cards [][]byte, merchants []string) *nonRefundableRead {
+	nr, contras, all := l.cardAccts.nonRefundable(org, cards, merchants)
+	if nr == nil {
+		return nil
+	}
+	rd := &nonRefundableRead{nr: nr, contras: contras, all: all, balances: map[int64]int64{}}
+	ids := make([]int64, 0, len(nr)+len(contras))
+	for id := range nr {
+		ids = append(ids, id)
+	}
+	byID := map[int64]string{}
+	for m, id := range contras {
+		ids = append(ids, id)
+		byID[id] = m
+	}
+	b.Queue(`SELECT account_id, kind, ref, side * balance FROM accounts WHERE org_id = $1 AND account_id = ANY($2)`, org, ids).
+		Query(func(rows pgx.Rows) error {
+			var id, bal int64
+			var kind, ref string
+			_, err := pgx.ForEachRow(rows, []any{&id, &kind, &ref, &bal}, func() error {
+				if m, ok := byID[id]; ok {
+					if kind != string(NonRefundableCredit) || ref != m {
+						rd.stale = true
+					}
+					return nil
+				}
+				if card, ok := nr[id]; !ok || kind != string(CardNonRefundable) || ref != terminaltx.CardHex([]byte(card)) {
+					rd.stale = true
+					return nil
+				}
+				rd.balances[id] = bal
+				return nil
+			})
+			return err
+		})
+	return rd
 }
 
 // lookup splits cards into the account ids it remembers (in ids, -1 where

@@ -566,6 +566,17 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)")
 	states := make(map[string]*cardState, len(cards))
 	lock := l.queueLockCardAccounts(b, org, cards, states)
+	var merchantIDs []string
+	seenMerchant := map[string]bool{}
+	for _, i := range todo {
+		if m := txs[i].Merchant; !seenMerchant[m] {
+			seenMerchant[m] = true
+			merchantIDs = append(merchantIDs, m)
+		}
+	}
+	// The voucher credit of the cards remembered to have some, read after
+	// their lock in this round trip (none for other uploads).
+	remembered := l.queueReadRememberedNonRefundable(b, org, cards, merchantIDs)
 	existing := map[txid.ID][32]byte{} // content hashes of recorded ids
 	usedSeq := map[termSeq]txid.ID{}
 	events := make(map[seqKey]cardEvent, len(todo)+len(cards)) // the batch, and the tips or rows next to it
@@ -580,20 +591,32 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		return nil, err
 	}
 	// The cards' non-refundable parts, spent first (see below), and the
-	// accounts they are spent into: read only for uploads with a card that
-	// has one, with the chain lookups below if any.
+	// accounts they are spent into: for uploads with a card that has one,
+	// read with the lock when remembered, else now, with the chain lookups
+	// below if any, and remembered.
 	lb := &pgx.Batch{}
 	contras := map[string]int64{}
+	rememberNR := false
 	if lock.nonRefundable {
-		var merchants []string
-		seen := map[string]bool{}
-		for _, i := range todo {
-			if m := txs[i].Merchant; !seen[m] {
-				seen[m] = true
-				merchants = append(merchants, m)
+		done := remembered != nil && remembered.all && !remembered.stale
+		for _, st := range states {
+			if !done {
+				break
+			}
+			if st.nrAccount != 0 {
+				bal, ok := remembered.balances[st.nrAccount]
+				st.nrBalance, done = bal, ok
 			}
 		}
-		queueReadNonRefundable(lb, org, states, merchants, contras)
+		if done {
+			contras = remembered.contras
+		} else {
+			if remembered != nil && remembered.stale {
+				l.cardAccts.forgetNonRefundable()
+			}
+			queueReadNonRefundable(lb, org, states, merchantIDs, contras)
+			rememberNR = true
+		}
 	}
 	if !careful {
 		// The chain rows next to a transaction are looked up only when the
@@ -630,6 +653,9 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		if err := tx.SendBatch(ctx, lb).Close(); err != nil {
 			return nil, fmt.Errorf("ledger: read card chains: %w", err)
 		}
+	}
+	if rememberNR {
+		l.cardAccts.rememberNonRefundable(org, states, contras)
 	}
 
 	var (
