@@ -74,7 +74,11 @@ func (r *terminalRows) copyData(org int64) []byte {
 		account(r.merchantAccounts[k])
 		account(r.nrAccounts[k]) // 0: NULL, as for the accounts
 		account(r.nrContras[k])
-		account(r.nrSpent[k])
+		if r.nrAccounts[k] == 0 {
+			buf = binary.BigEndian.AppendUint32(buf, 0xffffffff)
+		} else {
+			i64(r.nrSpent[k]) // 0 too: the card's part is used up
+		}
 	}
 	return binary.BigEndian.AppendUint16(buf, 0xffff)
 }

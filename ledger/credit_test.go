@@ -226,3 +226,32 @@ func TestVoucherCreditRemembered(t *testing.T) {
 	requireCredit(t, l, c, 800, 0)
 	requireInvariants(t, l)
 }
+
+// TestVoucherCreditOldBinaryRows: during an upgrade a binary from before
+// migration 030 writes debits without naming the voucher credit they
+// spend; the trigger spends it for them, first, as before, and the sums
+// hold.
+func TestVoucherCreditOldBinaryRows(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	newTerminal(t, l, "bar-1", "bar")
+	c := newCard(6)
+	fund(t, l, 1000, c)
+	_, codes, err := l.IssueVouchers(ctx, org, VoucherBatch{Event: "fest", Amount: 500, Count: 1, Expires: time.Now().Add(time.Hour), Actor: "hq"})
+	require.NoError(t, err)
+	redeem(t, l, c, codes[0])
+	requireCredit(t, l, c, 1500, 500)
+	// The old binary's multi-row insert, as it was.
+	_, err = l.pool.Exec(ctx, `INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
+			amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained, card_account, merchant_account)
+		SELECT $1, gen_random_uuid(), 'bar-1', 9, c.card_id, 9, 300, 1500, 1200, 'bar', now(), '\x00'::bytea, 'posted', '', false,
+			c.account_id, m.account_id
+		FROM cards c, merchants m WHERE c.org_id = $1 AND c.card_id = $2 AND m.org_id = $1 AND m.merchant_id = 'bar'`, org, c.uid)
+	require.NoError(t, err)
+	c.bal -= 300
+	requireCredit(t, l, c, 1200, 200)
+	spent, err := l.Balance(ctx, org, NonRefundableCredit, "bar")
+	require.NoError(t, err)
+	require.Equal(t, int64(-300), spent)
+	requireInvariants(t, l)
+}

@@ -563,7 +563,9 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	// off keeps the scan of the card accounts by id an index scan even in a
 	// generic plan made while the tables were small (see
 	// queueLockCardAccounts).
-	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)")
+	// The rows name the voucher credit they spend (migration 030).
+	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true),
+		set_config('loopcard.nonrefundable_on_rows', 'on', true)`)
 	states := make(map[string]*cardState, len(cards))
 	lock := l.queueLockCardAccounts(b, org, cards, states)
 	var merchantIDs []string
@@ -715,8 +717,10 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			}
 			// A card's non-refundable part is spent first, in card
 			// sequence order (todo's), up to what is left of it: into the
-			// merchant's nonrefundable_credit, or the organizer's.
-			if st.nrBalance > 0 {
+			// merchant's nonrefundable_credit, or the organizer's. Every
+			// debit of a card that has such a part says what it spent, 0
+			// too (migration 030's trigger spends it for rows that do not).
+			if st.nrAccount != 0 {
 				contra, ok := contras[s.Merchant]
 				if !ok {
 					contra = contras[""]
@@ -808,7 +812,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained,
 			card_account, merchant_account, nonrefundable_account, nonrefundable_contra, nonrefundable_spent)
 		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained,
-			nullif(cacct, 0), nullif(macct, 0), nullif(nacct, 0), nullif(ncontra, 0), nullif(nspent, 0)
+			nullif(cacct, 0), nullif(macct, 0), nullif(nacct, 0), nullif(ncontra, 0), CASE WHEN nacct <> 0 THEN nspent END
 		FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
 			$10::text[], $11::timestamptz[], $12::bytea[], $13::text[], $14::text[], $15::bool[], $16::bigint[], $17::bigint[],
 			$18::bigint[], $19::bigint[], $20::bigint[])
@@ -1054,7 +1058,8 @@ type terminalRows struct {
 	chained                                []bool
 	cardAccounts, merchantAccounts         []int64 // 0 when not posted
 	// The non-refundable credit a posted debit spent (migration 030): the
-	// card's account, the one it goes to, the amount; 0 when none.
+	// card's account, the one it goes to, the amount; account 0 when the
+	// card has none.
 	nrAccounts, nrContras, nrSpent []int64
 }
 

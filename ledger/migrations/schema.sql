@@ -234,7 +234,7 @@ UNION ALL
     terminal_txs.nonrefundable_account AS account_id,
     terminal_txs.nonrefundable_spent AS amount
    FROM terminal_txs
-  WHERE terminal_txs.nonrefundable_spent IS NOT NULL
+  WHERE terminal_txs.nonrefundable_spent > 0
 UNION ALL
  SELECT terminal_txs.org_id,
     terminal_txs.txn_id,
@@ -242,7 +242,7 @@ UNION ALL
     terminal_txs.nonrefundable_contra AS account_id,
     - terminal_txs.nonrefundable_spent AS amount
    FROM terminal_txs
-  WHERE terminal_txs.nonrefundable_spent IS NOT NULL;
+  WHERE terminal_txs.nonrefundable_spent > 0;
 
 -- table merchants, owned by ledger
 CREATE TABLE merchants (
@@ -429,7 +429,7 @@ CREATE TABLE terminal_txs (
     CONSTRAINT terminal_txs_pkey PRIMARY KEY (org_id, txn_id),
     CONSTRAINT terminal_txs_org_id_terminal_id_terminal_seq_key UNIQUE (org_id, terminal_id, terminal_seq),
     CONSTRAINT terminal_txs_amount CHECK ((amount > 0)),
-    CONSTRAINT terminal_txs_nonrefundable CHECK ((((nonrefundable_spent IS NULL) = (nonrefundable_account IS NULL)) AND ((nonrefundable_spent IS NULL) = (nonrefundable_contra IS NULL)) AND ((nonrefundable_spent IS NULL) OR ((card_account IS NOT NULL) AND (nonrefundable_spent > 0) AND (nonrefundable_spent <= amount) AND (nonrefundable_account <> nonrefundable_contra))))) NOT VALID,
+    CONSTRAINT terminal_txs_nonrefundable CHECK ((((nonrefundable_spent IS NULL) = (nonrefundable_account IS NULL)) AND ((nonrefundable_spent IS NULL) = (nonrefundable_contra IS NULL)) AND ((nonrefundable_spent IS NULL) OR ((card_account IS NOT NULL) AND (nonrefundable_spent >= 0) AND (nonrefundable_spent <= amount) AND (nonrefundable_account <> nonrefundable_contra))))) NOT VALID,
     CONSTRAINT terminal_txs_posting CHECK ((((card_account IS NULL) = (merchant_account IS NULL)) AND ((card_account IS NULL) OR ((status = 'posted'::text) AND (card_account <> merchant_account))))),
     CONSTRAINT terminal_txs_signed CHECK (((raw IS NULL) <> (signature IS NULL))),
     CONSTRAINT terminal_txs_status_check CHECK ((status = ANY (ARRAY['posted'::text, 'held'::text])))
@@ -474,7 +474,7 @@ CREATE TABLE topups (
     CONSTRAINT topups_pkey PRIMARY KEY (org_id, topup_id),
     CONSTRAINT topups_amount_check CHECK ((amount > 0)),
     CONSTRAINT topups_channel_check CHECK ((channel = ANY (ARRAY['cash'::text, 'online'::text, 'transfer'::text, 'voucher'::text, 'correction'::text]))),
-    CONSTRAINT topups_nonrefundable CHECK (((nonrefundable >= 0) AND (nonrefundable <= amount))),
+    CONSTRAINT topups_nonrefundable CHECK (((nonrefundable >= 0) AND (nonrefundable <= amount))) NOT VALID,
     CONSTRAINT topups_paid_check CHECK ((paid >= 0)),
     CONSTRAINT topups_provider_refunded_check CHECK ((provider_refunded >= 0)),
     CONSTRAINT topups_status_check CHECK ((status = ANY (ARRAY['processing'::text, 'pending'::text, 'loaded'::text, 'refunded'::text, 'expired'::text, 'failed'::text, 'abandoned'::text])))
@@ -483,6 +483,7 @@ CREATE INDEX topups_card ON public.topups USING btree (org_id, card_id);
 CREATE INDEX topups_processing ON public.topups USING btree (org_id, created_at) WHERE (status = 'processing'::text);
 CREATE INDEX topups_provider_payment ON public.topups USING btree (provider, provider_ref) WHERE (provider <> ''::text);
 CREATE UNIQUE INDEX topups_provider_ref ON public.topups USING btree (org_id, provider, provider_ref) WHERE (provider <> ''::text);
+CREATE TRIGGER topups_voucher BEFORE INSERT ON topups FOR EACH ROW WHEN (new.channel = 'voucher'::text) EXECUTE FUNCTION ledger_voucher_topup();
 
 -- table unmatched_payments, owned by ledger
 CREATE TABLE unmatched_payments (
@@ -528,6 +529,7 @@ CREATE TABLE vouchers (
     CONSTRAINT vouchers_pkey PRIMARY KEY (org_id, code_hash),
     CONSTRAINT vouchers_check CHECK (((redeemed_at IS NULL) = (load_id IS NULL)))
 );
+CREATE INDEX vouchers_redeemed ON public.vouchers USING btree (org_id, batch_id) WHERE (redeemed_at IS NOT NULL);
 
 -- ========================================================================
 -- Owner: personalize/batch
@@ -919,6 +921,8 @@ CREATE OR REPLACE FUNCTION public.ledger_apply_terminal_debits()
 AS $function$
 DECLARE
     applied bigint;
+    nr_cards bigint[];
+    nr_accts bigint[];
 BEGIN
     WITH post AS (SELECT t.org_id, p.account_id, p.delta, NULL::bigint AS card_seq, NULL::bigint AS balance_after
                     FROM new_txs t
@@ -929,7 +933,7 @@ BEGIN
                     FROM new_txs t
                     CROSS JOIN LATERAL (VALUES (t.nonrefundable_account, t.nonrefundable_spent),
                                                (t.nonrefundable_contra, -t.nonrefundable_spent)) p(account_id, delta)
-                   WHERE t.nonrefundable_spent IS NOT NULL),
+                   WHERE t.nonrefundable_spent > 0),
          tip AS (SELECT DISTINCT ON (t.org_id, a.account_id) t.org_id, a.account_id, 0::bigint AS delta, t.card_seq, t.balance_after
                    FROM new_txs t
                    CROSS JOIN LATERAL (SELECT coalesce(t.card_account, (SELECT c.account_id FROM cards c
@@ -944,11 +948,22 @@ BEGIN
                       chain_after = CASE WHEN d.card_seq > coalesce(a.chain_seq, -1) THEN d.balance_after ELSE a.chain_after END
                  FROM d
                 WHERE a.org_id = d.org_id AND a.account_id = d.account_id
-            RETURNING d.delta)
-    SELECT coalesce(sum(delta), 0) FROM u INTO applied;
+            RETURNING d.delta, a.account_id, a.nonrefundable_account AS nr)
+    SELECT coalesce(sum(delta), 0),
+           array_agg(account_id) FILTER (WHERE nr IS NOT NULL AND delta > 0),
+           array_agg(nr) FILTER (WHERE nr IS NOT NULL AND delta > 0)
+      FROM u INTO applied, nr_cards, nr_accts;
     IF applied <> 0 THEN
         RAISE EXCEPTION 'ledger: posting to an unknown account' USING ERRCODE = 'foreign_key_violation',
             CONSTRAINT = 'postings_account';
+    END IF;
+    -- A binary that names what its rows spend says so for its transaction
+    -- (loopcard.nonrefundable_on_rows); rows of one that does not are
+    -- spent here.
+    IF nr_accts IS NOT NULL AND current_setting('loopcard.nonrefundable_on_rows', true) IS DISTINCT FROM 'on' THEN
+        PERFORM ledger_spend_nonrefundable(nr_cards, nr_accts, array_agg(t.org_id), array_agg(t.card_account),
+                    array_agg(t.merchant_id), array_agg(t.card_seq), array_agg(t.txn_id), array_agg(t.amount))
+           FROM new_txs t WHERE t.card_account IS NOT NULL AND t.nonrefundable_spent IS NULL;
     END IF;
     RETURN NULL;
 END
@@ -1007,5 +1022,54 @@ BEGIN
     END IF;
     RAISE EXCEPTION 'ledger: balances change only through postings, card chain tips only through card writes'
         USING ERRCODE = 'insufficient_privilege';
+END
+$function$;
+
+-- ledger_spend_nonrefundable(bigint[],bigint[],bigint[],bigint[],text[],bigint[],uuid[],bigint[])
+CREATE OR REPLACE FUNCTION public.ledger_spend_nonrefundable(cards bigint[], nrs bigint[], orgs bigint[], accts bigint[], merchants text[], seqs bigint[], txns uuid[], amounts bigint[])
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    -- plpgsql, not sql: its statement's plan is cached per connection.
+    WITH n AS (SELECT q.card, q.nr, x.org_id, x.ref, x.side * x.balance AS avail
+                 FROM unnest(cards, nrs) q(card, nr)
+                 JOIN (SELECT DISTINCT o FROM unnest(orgs) o) g ON true
+                 JOIN accounts x ON x.org_id = g.o AND x.account_id = q.nr
+                WHERE x.side * x.balance > 0),
+         t AS (SELECT n.org_id, n.nr, n.ref, d.merchant, d.amount, n.avail,
+                      sum(d.amount) OVER (PARTITION BY n.org_id, n.nr ORDER BY d.seq, d.txn) AS cum
+                 FROM unnest(orgs, accts, merchants, seqs, txns, amounts) d(org_id, acct, merchant, seq, txn, amount)
+                 JOIN n ON n.org_id = d.org_id AND n.card = d.acct),
+         s AS (SELECT org_id, nr, ref, merchant, sum(greatest(0, least(amount, avail - (cum - amount))))::bigint AS amount
+                 FROM t GROUP BY org_id, nr, ref, merchant),
+         e AS (SELECT s.org_id, s.nr, s.merchant, s.amount, coalesce(m.account_id, o.account_id) AS contra,
+                      (row_number() OVER (PARTITION BY s.org_id, s.merchant ORDER BY s.nr) - 1) AS k
+                 FROM s
+                 LEFT JOIN accounts m ON m.org_id = s.org_id AND m.kind = 'nonrefundable_credit' AND m.ref = s.merchant
+                 JOIN accounts o ON o.org_id = s.org_id AND o.kind = 'nonrefundable_credit' AND o.ref = ''
+                WHERE s.amount > 0),
+         -- One journal entry per merchant (and 10,000 cards): line 1
+         -- credits the merchant's account, the others debit the cards'.
+         g AS (SELECT org_id, merchant, contra, k / 10000 AS chunk, sum(amount)::bigint AS total, gen_random_uuid() AS txn_id
+                 FROM e GROUP BY org_id, merchant, contra, k / 10000),
+         j AS (INSERT INTO journal (org_id, txn_id, kind, ref, at)
+               SELECT org_id, txn_id, 'nonrefundable_spent', merchant, now() FROM g)
+    INSERT INTO postings (org_id, txn_id, line, account_id, amount)
+    SELECT g.org_id, g.txn_id, 1, g.contra, -g.total FROM g
+    UNION ALL
+    SELECT e.org_id, g.txn_id, (e.k % 10000 + 2)::smallint, e.nr, e.amount
+      FROM e JOIN g ON g.org_id = e.org_id AND g.merchant = e.merchant AND g.chunk = e.k / 10000;
+END
+$function$;
+
+-- ledger_voucher_topup(), by triggers on topups
+CREATE OR REPLACE FUNCTION public.ledger_voucher_topup()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    NEW.nonrefundable := NEW.amount;
+    RETURN NEW;
 END
 $function$;
