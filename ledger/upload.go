@@ -727,7 +727,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 				}
 				nr = nrSpend{account: st.nrAccount, contra: contra, amount: min(s.Amount, st.nrBalance)}
 				st.nrBalance -= nr.amount
-				if !credited[contra] {
+				if nr.amount > 0 && !credited[contra] {
 					credited[contra] = true
 					merchants = append(merchants, contra)
 				}
