@@ -185,10 +185,29 @@ func (p *Provider) Refund(ctx context.Context, paymentRef string, amount int64, 
 	return r.ID, nil
 }
 
+// APIVersion is the Stripe API version of the events this package reads:
+// stripe-go v82's, "2025-08-27.basil". The webhook endpoint in Stripe's
+// dashboard must be created with it.
+const APIVersion = stripe.APIVersion
+
+// VersionError is an event of another API version than APIVersion: its
+// objects may be shaped otherwise, so it is refused, not misread. It
+// wraps payment.ErrEvent.
+type VersionError struct {
+	Got string // the event's api_version, at most 40 bytes
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("stripepay: event of API version %q, this endpoint reads %q: create the Stripe webhook endpoint with API version %s",
+		e.Got, APIVersion, APIVersion)
+}
+
+func (e *VersionError) Unwrap() error { return payment.ErrEvent }
+
 // Parse verifies a webhook delivery's Stripe-Signature against the
 // signing secrets and translates the event (Translate). It returns
 // payment.ErrNoSignature, payment.ErrTimestamp, payment.ErrSignature or
-// payment.ErrEvent.
+// payment.ErrEvent (a *VersionError for an event of another API version).
 func (p *Provider) Parse(h http.Header, body []byte, now time.Time) (payment.Event, error) {
 	header := h.Get(Header)
 	tol := p.tolerance
@@ -203,8 +222,16 @@ func (p *Provider) Parse(h http.Header, body []byte, now time.Time) (payment.Eve
 	var err error
 	for _, s := range p.secrets {
 		var ev stripe.Event
-		ev, err = webhook.ConstructEventWithOptions(body, header, *s.s, webhook.ConstructEventOptions{IgnoreTolerance: true})
+		ev, err = webhook.ConstructEventWithOptions(body, header, *s.s, webhook.ConstructEventOptions{IgnoreTolerance: true, IgnoreAPIVersionMismatch: true})
 		switch {
+		case err == nil && ev.APIVersion != APIVersion:
+			// Signed, but of another API version: pinned exactly,
+			// stricter than stripe-go's check of the release train.
+			got := ev.APIVersion
+			if len(got) > 40 {
+				got = got[:40]
+			}
+			return payment.Event{}, &VersionError{Got: got}
 		case err == nil:
 			return Translate(ev)
 		case errors.Is(err, webhook.ErrNoValidSignature):
