@@ -149,6 +149,9 @@ const (
 	TypePaymentExpired    = "payment.expired"
 	TypePaymentRefunded   = "payment.refunded"
 	TypePaymentDisputed   = "payment.disputed"
+	// TypeDisputeWon: the provider closed a chargeback in the organizer's
+	// favour; what it took back is returned.
+	TypeDisputeWon = "payment.dispute_won"
 	// TypeUnknown is a payment in a state the provider never documented:
 	// parked for HQ, nothing credited.
 	TypeUnknown = "payment.unknown"
@@ -188,6 +191,10 @@ func (e Event) Validate() error {
 	case TypePaymentDisputed:
 		if e.Payment == "" || e.Dispute == "" || input.Amount("amount", e.Amount) != nil {
 			return fmt.Errorf("%w: a chargeback needs the payment id, its id and its amount", ErrEvent)
+		}
+	case TypeDisputeWon:
+		if e.Payment == "" || e.Dispute == "" {
+			return fmt.Errorf("%w: a won chargeback needs the payment id and its id", ErrEvent)
 		}
 	}
 	return nil

@@ -270,7 +270,9 @@ func checkTimestamp(header string, now time.Time, tol time.Duration) error {
 //   - payment_intent.succeeded, processing, payment_failed, canceled
 //     (expired), of payment intents Loopcard made (with its metadata);
 //   - charge.refunded: refunded, with the sum refunded so far;
-//   - charge.dispute.created: disputed.
+//   - charge.dispute.created: disputed;
+//   - charge.dispute.closed with status won: dispute won (lost changes
+//     nothing: the chargeback was booked when it was created).
 //
 // Other events keep their Stripe type, prefixed "stripe.": noted only.
 // The payment is the payment intent's id, which all of them name.
@@ -352,6 +354,21 @@ func Translate(ev stripe.Event) (payment.Event, error) {
 		}
 		out.Type, out.Payment, out.Dispute, out.Amount = payment.TypePaymentDisputed, d.PaymentIntent.ID, d.ID, d.Amount
 		out.Currency = strings.ToUpper(string(d.Currency))
+	case "charge.dispute.closed":
+		var d stripe.Dispute
+		if err := unmarshal(&d); err != nil {
+			return payment.Event{}, err
+		}
+		if d.PaymentIntent == nil || d.PaymentIntent.ID == "" {
+			return out, out.Validate()
+		}
+		out.Payment, out.Dispute, out.Amount = d.PaymentIntent.ID, d.ID, d.Amount
+		out.Currency = strings.ToUpper(string(d.Currency))
+		if d.Status == stripe.DisputeStatusWon {
+			out.Type = payment.TypeDisputeWon
+		} else {
+			out.Status = string(d.Status)
+		}
 	}
 	return out, out.Validate()
 }

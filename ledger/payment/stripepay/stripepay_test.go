@@ -155,6 +155,10 @@ func TestWebhookEvents(t *testing.T) {
 			payment.Event{Type: payment.TypePaymentRefunded, Payment: "pi_1", Amount: 2500, Refunded: 1000, Currency: "EUR"}},
 		{"charge.dispute.created", map[string]any{"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "amount": 2500, "currency": "eur", "status": "needs_response"},
 			payment.Event{Type: payment.TypePaymentDisputed, Payment: "pi_1", Dispute: "dp_1", Amount: 2500, Currency: "EUR"}},
+		{"charge.dispute.closed", map[string]any{"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "amount": 2500, "currency": "eur", "status": "won"},
+			payment.Event{Type: payment.TypeDisputeWon, Payment: "pi_1", Dispute: "dp_1", Amount: 2500, Currency: "EUR"}},
+		{"charge.dispute.closed", map[string]any{"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "amount": 2500, "currency": "eur", "status": "lost"},
+			payment.Event{Type: "stripe.charge.dispute.closed", Payment: "pi_1", Dispute: "dp_1", Amount: 2500, Currency: "EUR", Status: "lost"}},
 		{"customer.created", map[string]any{"id": "cus_1", "object": "customer"},
 			payment.Event{Type: "stripe.customer.created"}},
 	}
