@@ -46,6 +46,10 @@ import (
 //     won notice before the chargeback's own makes that one change
 //     nothing. The chargeback's alert stays for HQ to review.
 //   - unknown: parked in UnmatchedPayments (ReasonUnknownState) for HQ.
+//   - method saved: the card's auto top-up rule waiting for it is active.
+//
+// An event of an auto top-up charge (AutoTopUp) also moves the charge:
+// see RecordAutoTopUp.
 //
 // Refunded and disputed events need not name the organizer: the payment
 // does. Other event types are only noted.
@@ -93,7 +97,14 @@ func (l *Ledger) RecordPayment(ctx context.Context, provider string, e payment.E
 		if tag.RowsAffected() == 0 {
 			return nil // seen before
 		}
+		if e.AutoTopUp != "" {
+			if err := l.autoTopUpEvent(ctx, tx, org, e); err != nil {
+				return err
+			}
+		}
 		switch e.Type {
+		case payment.TypeMethodSaved:
+			return l.autoTopUpMethodSaved(ctx, tx, provider, e)
 		case payment.TypePaymentSucceeded, payment.TypePaymentProcessing:
 			return l.paymentArrived(ctx, tx, provider, e, card, reason, found)
 		case payment.TypePaymentFailed, payment.TypePaymentExpired:
