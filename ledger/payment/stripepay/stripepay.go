@@ -268,7 +268,12 @@ func checkTimestamp(header string, now time.Time, tol time.Duration) error {
 //     payment status;
 //   - checkout.session.async_payment_succeeded / _failed, expired;
 //   - payment_intent.succeeded, processing, payment_failed, canceled
-//     (expired), of payment intents Loopcard made (with its metadata);
+//     (expired), of payment intents Loopcard made (with its metadata); an
+//     auto top-up's carry its charge (AutoTopUp), and its
+//     payment_intent.requires_action is a failure (off-session, nobody
+//     can authenticate);
+//   - setup_intent.succeeded of a method saved for auto top-up: method
+//     saved (the customer and payment-method ids);
 //   - charge.refunded: refunded, with the sum refunded so far;
 //   - charge.dispute.created: disputed;
 //   - charge.dispute.closed with status won: dispute won (lost changes
@@ -319,7 +324,8 @@ func Translate(ev stripe.Event) (payment.Event, error) {
 		case "checkout.session.expired":
 			out.Type = payment.TypePaymentExpired
 		}
-	case "payment_intent.succeeded", "payment_intent.processing", "payment_intent.payment_failed", "payment_intent.canceled":
+	case "payment_intent.succeeded", "payment_intent.processing", "payment_intent.payment_failed", "payment_intent.canceled",
+		"payment_intent.requires_action":
 		var pi stripe.PaymentIntent
 		if err := unmarshal(&pi); err != nil {
 			return payment.Event{}, err
@@ -328,12 +334,39 @@ func Translate(ev stripe.Event) (payment.Event, error) {
 		if !fromMeta(&out, pi.Metadata) {
 			return out, out.Validate()
 		}
+		auto := pi.Metadata[MetaAutoTopUp]
+		if auto != "" && auto != "setup" {
+			out.AutoTopUp = auto
+		}
+		if ev.Type == "payment_intent.requires_action" {
+			if out.AutoTopUp == "" {
+				return out, out.Validate() // a checkout's 3-D Secure: the cardholder is there
+			}
+			// Off-session, nobody can authenticate: the charge failed.
+			out.Type, out.Status = payment.TypePaymentFailed, "requires_action"
+			return out, out.Validate()
+		}
 		out.Type = map[stripe.EventType]string{
 			"payment_intent.succeeded":      payment.TypePaymentSucceeded,
 			"payment_intent.processing":     payment.TypePaymentProcessing,
 			"payment_intent.payment_failed": payment.TypePaymentFailed,
 			"payment_intent.canceled":       payment.TypePaymentExpired,
 		}[ev.Type]
+		if pi.LastPaymentError != nil && out.Type == payment.TypePaymentFailed {
+			out.Status = string(pi.LastPaymentError.Code)
+			if pi.LastPaymentError.DeclineCode != "" {
+				out.Status = string(pi.LastPaymentError.DeclineCode)
+			}
+			if out.Status == string(stripe.ErrorCodeAuthenticationRequired) {
+				out.Status = "requires_action"
+			}
+		}
+	case "setup_intent.succeeded":
+		var si stripe.SetupIntent
+		if err := unmarshal(&si); err != nil {
+			return payment.Event{}, err
+		}
+		return setupEvent(out, &si)
 	case "charge.refunded":
 		var c stripe.Charge
 		if err := unmarshal(&c); err != nil {
