@@ -582,6 +582,9 @@ func (s *Server) exportProfile(c *call) error {
 		if err != nil {
 			return err
 		}
+		if h.AutoTopUp, err = s.autoTopUpOf(c, org, card); err != nil {
+			return err
+		}
 		ex.Cards = append(ex.Cards, h)
 	}
 	// The refund requests this profile made; one made for its card before

@@ -260,3 +260,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 }
+
+// Charge is one auto top-up charge a provider makes off-session with a
+// method the cardholder saved.
+type Charge struct {
+	Org              int64
+	Card             string // hex id
+	ID               string // the charge's id: the provider's idempotency key
+	Amount           int64
+	Customer, Method string // the provider's ids of the saved method
+}
+
+// ChargeResult is a provider's answer to a Charge: Status is "succeeded",
+// "processing", "failed" or "requires_action", Ref the provider's payment
+// id, Reason the provider's code for a failure.
+type ChargeResult struct {
+	Status, Ref, Reason string
+}

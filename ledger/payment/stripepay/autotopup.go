@@ -67,30 +67,14 @@ func (p *Provider) SaveMethod(ctx context.Context, org int64, card, customer, re
 	return s.URL, customer, nil
 }
 
-// Charge is one auto top-up charge to send.
-type Charge struct {
-	Org              int64
-	Card             string // hex id
-	ID               string // the charge's id: the idempotency key
-	Amount           int64
-	Customer, Method string
-}
-
-// ChargeResult is Stripe's answer to a charge: Status is "succeeded",
-// "processing", "failed" or "requires_action" (ledger.Charge*), Ref the
-// payment intent, Reason Stripe's code for a failure.
-type ChargeResult struct {
-	Status, Ref, Reason string
-}
-
 // Charge confirms an off-session PaymentIntent of c.Amount with the saved
 // method, with c.ID as idempotency key: sent again (after a timeout, by
 // another server), Stripe answers the same payment and charges once. A
 // declined card or one that needs the cardholder (3-D Secure) is a
 // result, not an error; an error means no answer (send it again later).
-func (p *Provider) Charge(ctx context.Context, c Charge) (ChargeResult, error) {
+func (p *Provider) Charge(ctx context.Context, c payment.Charge) (payment.ChargeResult, error) {
 	if c.Org <= 0 || c.Card == "" || c.ID == "" || c.Amount <= 0 || c.Customer == "" || c.Method == "" {
-		return ChargeResult{}, errors.New("stripepay: a charge needs organizer, card, id, amount, customer and method")
+		return payment.ChargeResult{}, errors.New("stripepay: a charge needs organizer, card, id, amount, customer and method")
 	}
 	params := &stripe.PaymentIntentCreateParams{
 		Amount:        stripe.Int64(c.Amount),
@@ -107,7 +91,7 @@ func (p *Provider) Charge(ctx context.Context, c Charge) (ChargeResult, error) {
 	var se *stripe.Error
 	if errors.As(err, &se) && se.Type == stripe.ErrorTypeCard {
 		// Declined, or the bank wants the cardholder: an answer.
-		r := ChargeResult{Status: "failed", Reason: string(se.Code)}
+		r := payment.ChargeResult{Status: "failed", Reason: string(se.Code)}
 		if se.DeclineCode != "" {
 			r.Reason = string(se.DeclineCode)
 		}
@@ -123,9 +107,9 @@ func (p *Provider) Charge(ctx context.Context, c Charge) (ChargeResult, error) {
 		return r, nil
 	}
 	if err != nil {
-		return ChargeResult{}, fmt.Errorf("stripepay: auto top-up charge: %w", err)
+		return payment.ChargeResult{}, fmt.Errorf("stripepay: auto top-up charge: %w", err)
 	}
-	r := ChargeResult{Ref: pi.ID}
+	r := payment.ChargeResult{Ref: pi.ID}
 	switch pi.Status {
 	case stripe.PaymentIntentStatusSucceeded:
 		r.Status = "succeeded"

@@ -52,7 +52,7 @@ func TestAutoTopUpOnStripeMock(t *testing.T) {
 	require.Equal(t, cus, cus2)
 	require.Len(t, rec.reqs, 3)
 
-	c := stripepay.Charge{Org: 7, Card: "04000000000001", ID: "0190f1a2-0000-7000-8000-000000000001", Amount: 2000, Customer: cus, Method: "pm_1"}
+	c := payment.Charge{Org: 7, Card: "04000000000001", ID: "0190f1a2-0000-7000-8000-000000000001", Amount: 2000, Customer: cus, Method: "pm_1"}
 	res, err := p.Charge(ctx, c)
 	require.NoError(t, err)
 	pi := rec.reqs[3]
@@ -62,13 +62,13 @@ func TestAutoTopUpOnStripeMock(t *testing.T) {
 		require.Equal(t, v, pi.form.Get(k), k)
 	}
 	require.Equal(t, "loopcard-autotopup-"+c.ID, pi.header.Get("Idempotency-Key"))
-	require.Equal(t, stripepay.ChargeResult{Status: "failed", Ref: res.Ref, Reason: "requires_payment_method"}, res)
+	require.Equal(t, payment.ChargeResult{Status: "failed", Ref: res.Ref, Reason: "requires_payment_method"}, res)
 	require.NotEmpty(t, res.Ref)
 	// Sent again: the same idempotency key.
 	_, err = p.Charge(ctx, c)
 	require.NoError(t, err)
 	require.Equal(t, pi.header.Get("Idempotency-Key"), rec.reqs[4].header.Get("Idempotency-Key"))
-	_, err = p.Charge(ctx, stripepay.Charge{Org: 7, Card: "04000000000001", ID: c.ID, Amount: 2000})
+	_, err = p.Charge(ctx, payment.Charge{Org: 7, Card: "04000000000001", ID: c.ID, Amount: 2000})
 	require.Error(t, err, "no method")
 }
 
@@ -94,9 +94,9 @@ func TestAutoTopUpDeclined(t *testing.T) {
 		p, err := stripepay.New(stripepay.Config{Key: stripepay.NewKey("sk_test_x"), WebhookSecrets: []stripepay.Key{stripepay.NewKey("whsec_x")},
 			URL: "http://stripe.invalid", HTTPClient: &http.Client{Transport: cardError(tc.code)}})
 		require.NoError(t, err)
-		res, err := p.Charge(context.Background(), stripepay.Charge{Org: 7, Card: "04000000000001", ID: "x", Amount: 2000, Customer: "cus_1", Method: "pm_1"})
+		res, err := p.Charge(context.Background(), payment.Charge{Org: 7, Card: "04000000000001", ID: "x", Amount: 2000, Customer: "cus_1", Method: "pm_1"})
 		require.NoError(t, err, tc.code)
-		require.Equal(t, stripepay.ChargeResult{Status: tc.status, Ref: "pi_declined", Reason: tc.code}, res)
+		require.Equal(t, payment.ChargeResult{Status: tc.status, Ref: "pi_declined", Reason: tc.code}, res)
 	}
 }
 
