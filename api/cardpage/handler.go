@@ -706,7 +706,7 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 // The choices of the auto top-up form, in cents.
 var (
 	autoAmounts    = []int64{1000, 2000, 5000}
-	autoThresholds = []int64{500, 1000, 2000}
+	autoThresholds = []int64{500, 1000, 2000, 5000}
 	autoLimits     = []int64{2000, 5000, 10000}
 )
 
