@@ -130,6 +130,14 @@ func TestAutoTopUpAtTap(t *testing.T) {
 	var n int
 	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM api_audit WHERE action LIKE '%autotopup%'`).Scan(&n))
 	require.GreaterOrEqual(t, n, 3)
+
+	// The profile erased: its cards' rules stop and forget the provider's
+	// ids.
+	r = e.do(request{method: "DELETE", path: "/v1/profile", bearer: lr.Token})
+	require.Equal(t, 200, r.status, string(r.body))
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM autotopup_rules
+		WHERE status <> 'disabled' OR customer_ref <> '' OR method_ref <> ''`).Scan(&n))
+	require.Zero(t, n)
 }
 
 // gate holds stripe-mock's answers to payment intents until opened, and

@@ -145,6 +145,18 @@ func (l *Ledger) DisableAutoTopUp(ctx context.Context, org int64, card []byte, r
 	return nil
 }
 
+// ForgetAutoTopUp turns the card's rule off and forgets the provider's
+// customer and method ids (the profile that set it was erased). A card
+// without a rule is no error.
+func (l *Ledger) ForgetAutoTopUp(ctx context.Context, org int64, card []byte) error {
+	if _, err := l.pool.Exec(ctx, `UPDATE autotopup_rules SET status = 'disabled', disabled_reason = 'profile erased',
+			customer_ref = '', method_ref = '', updated_at = $3
+		WHERE org_id = $1 AND card_id = $2`, org, card, l.now()); err != nil {
+		return fmt.Errorf("ledger: forget auto top-up: %w", err)
+	}
+	return nil
+}
+
 // AutoTopUp returns the card's rule, or ErrNoRule.
 func (l *Ledger) AutoTopUp(ctx context.Context, org int64, card []byte) (AutoTopUpRule, error) {
 	r := AutoTopUpRule{Card: card}
