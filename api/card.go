@@ -582,6 +582,9 @@ func (s *Server) exportProfile(c *call) error {
 		if err != nil {
 			return err
 		}
+		if h.AutoTopUp, err = s.autoTopUpOf(c, org, card); err != nil {
+			return err
+		}
 		ex.Cards = append(ex.Cards, h)
 	}
 	// The refund requests this profile made; one made for its card before
@@ -633,13 +636,29 @@ func (s *Server) exportProfile(c *call) error {
 // sealed email, the password hash, the link to its cards, its recorded
 // consents, the API's copy of the payout details of the refund requests it
 // made (not those made for its cards before its claim, which are another
-// holder's) and its tokens. Transactions stay, keyed by card id only, which nothing links to a person any more.
+// holder's) and its tokens; its cards' auto top-ups stop and forget the
+// provider's customer and method ids. Transactions stay, keyed by card id only, which nothing links to a person any more.
 // (The ledger keeps the holder and IBAN of a requested refund until it is
 // paid out: that copy is the ledger's to erase after payout.)
 func (s *Server) eraseProfile(c *call) error {
 	org, profile := c.who.org, c.who.profile
 	c.target = "profile " + uuidText(profile)
-	err := pgx.BeginFunc(c.ctx, s.pool, func(tx pgx.Tx) error {
+	// The cards' auto top-ups stop, and the provider's customer and
+	// method ids go (first: an erasure sent again finishes the rest).
+	rows, err := s.pool.Query(c.ctx, `SELECT card_id FROM api_profile_cards WHERE org_id = $1 AND profile_id = $2`, org, profile)
+	if err != nil {
+		return fmt.Errorf("api: erase profile: %w", err)
+	}
+	cards, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return fmt.Errorf("api: erase profile: %w", err)
+	}
+	for _, card := range cards {
+		if err := s.ledger.ForgetAutoTopUp(c.ctx, org, card); err != nil {
+			return err
+		}
+	}
+	err = pgx.BeginFunc(c.ctx, s.pool, func(tx pgx.Tx) error {
 		// Payout details go; an open request cannot be paid without them.
 		if _, err := tx.Exec(c.ctx, `UPDATE api_refund_requests SET payout_sealed = NULL,
 				status = CASE WHEN status = 'requested' THEN 'cancelled' ELSE status END

@@ -438,7 +438,14 @@ func (b *cardBackend) Profile(ctx context.Context, from string, s cardpage.Secre
 	}
 	p := cardpage.Profile{Email: ex.Email, Since: ex.CreatedAt}
 	for _, h := range ex.Cards {
-		p.Cards = append(p.Cards, pageHistory(h))
+		ph := pageHistory(h)
+		if a := h.AutoTopUp; a != nil {
+			ph.AutoTopUp = &cardpage.AutoTopUp{Amount: a.Amount, Threshold: a.Threshold, DailyLimit: a.DailyLimit, Status: a.Status, Reason: a.Reason}
+			for _, ch := range a.Charges {
+				ph.AutoTopUp.Charges = append(ph.AutoTopUp.Charges, cardpage.AutoTopUpCharge{At: ch.At, Amount: ch.Amount, Status: ch.Status, Reason: ch.Reason})
+			}
+		}
+		p.Cards = append(p.Cards, ph)
 	}
 	for _, r := range ex.Refunds {
 		p.Refunds = append(p.Refunds, cardpage.RefundReceipt{ID: r.ID, Card: r.Card, Amount: r.Amount, Status: r.Status})
@@ -456,6 +463,30 @@ func (b *cardBackend) ProfileRefund(ctx context.Context, from string, s cardpage
 		return cardpage.RefundReceipt{}, err
 	}
 	return cardpage.RefundReceipt{ID: rr.ID, Amount: rr.Credit, Status: rr.Status}, nil
+}
+
+// SetAutoTopUp sets a card's auto top-up (POST
+// /v1/profile/cards/{card}/autotopup) and returns the provider's page.
+func (b *cardBackend) SetAutoTopUp(ctx context.Context, from string, s cardpage.Secret, card string, a cardpage.AutoTopUp, origin string) (string, error) {
+	if _, ok := parseCardID(card); !ok {
+		return "", cardpage.ErrInvalid
+	}
+	var out apitype.AutoTopUpResponse
+	if err := b.do(ctx, from, apiCall{method: "POST", path: "/v1/profile/cards/" + url.PathEscape(card) + "/autotopup", auth: bearer(s),
+		in: apitype.AutoTopUpRequest{Amount: a.Amount, Threshold: a.Threshold, DailyLimit: a.DailyLimit,
+			ReturnURL: cardpage.AutoTopUpReturnURL(origin)}}, &out); err != nil {
+		return "", err
+	}
+	return out.URL, nil
+}
+
+// StopAutoTopUp turns a card's auto top-up off (DELETE
+// /v1/profile/cards/{card}/autotopup).
+func (b *cardBackend) StopAutoTopUp(ctx context.Context, from string, s cardpage.Secret, card string) error {
+	if _, ok := parseCardID(card); !ok {
+		return cardpage.ErrInvalid
+	}
+	return b.do(ctx, from, apiCall{method: "DELETE", path: "/v1/profile/cards/" + url.PathEscape(card) + "/autotopup", auth: bearer(s)}, nil)
 }
 
 func (b *cardBackend) Export(ctx context.Context, from string, s cardpage.Secret) ([]byte, error) {

@@ -227,7 +227,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		return nil
 	}, nil))
 
-	payments := &api.Payments{Provider: "paytest", Secrets: []payment.Secret{paySecret}, TopUps: co.Load(), Origin: provider.URL}
+	payments := &api.Payments{Provider: "paytest", Secrets: []payment.Secret{paySecret}, TopUps: co.Load(), AutoTopUps: co.Load(), Origin: provider.URL}
 	if o.payments != nil {
 		payments = o.payments
 	}

@@ -20,12 +20,14 @@ import (
 )
 
 // pendingLoads lists a card's pending loads (paid online, not yet on the
-// card), as the ledger has them.
+// card), as the ledger has them, after an auto top-up the tap triggered
+// (autoTopUp).
 func (s *Server) pendingLoads(c *call) error {
 	card, ok := parseCardID(c.r.URL.Query().Get("card"))
 	if !ok {
 		return badRequest("card (hex card id) is required", nil)
 	}
+	s.autoTopUp(c, card)
 	loads, err := s.ledger.PendingLoads(c.ctx, c.who.org, card)
 	if err != nil {
 		return err

@@ -350,6 +350,13 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /v1/profile/cards/{card}/refund": func() request {
 			return request{method: "POST", path: "/v1/profile/cards/" + claimed.hex() + "/refund", body: apitype.RefundRequest{Name: "M", IBAN: "GB82 WEST 1234 5698 7654 32"}}
 		},
+		"POST /v1/profile/cards/{card}/autotopup": func() request {
+			return request{method: "POST", path: "/v1/profile/cards/" + claimed.hex() + "/autotopup",
+				body: apitype.AutoTopUpRequest{Amount: 2000, Threshold: 500, DailyLimit: 4000, ReturnURL: "https://cards.example/account?autotopup=saved"}}
+		},
+		"DELETE /v1/profile/cards/{card}/autotopup": func() request {
+			return request{method: "DELETE", path: "/v1/profile/cards/" + claimed.hex() + "/autotopup"}
+		},
 	}
 	routes := e.srv.Routes()
 	// Erasing the profile comes last: the profile's token ends with it.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/ledger/payment"
+	"github.com/loopcard/loopcard/ledger/payment/stripepay"
 )
 
 // paymentWebhook receives the payment provider's signed events (POST
@@ -27,8 +28,9 @@ func (s *Server) paymentWebhook(c *call) error {
 		return badRequest("a JSON body is required", nil)
 	}
 	var (
-		ev  payment.Event
-		err error
+		ev   payment.Event
+		err  error
+		verr *stripepay.VersionError
 	)
 	if p.Webhooks != nil {
 		ev, err = p.Webhooks.Parse(c.r.Header, c.body, s.now())
@@ -47,6 +49,13 @@ func (s *Server) paymentWebhook(c *call) error {
 	case errors.Is(err, payment.ErrTimestamp):
 		s.metrics.Inc("payment_webhook_refused")
 		return badRequest("signature timestamp outside the tolerance", err)
+	case errors.As(err, &verr):
+		// Every event of a misconfigured endpoint is refused: say so where
+		// the operator looks, naming the versions, never the payload.
+		s.metrics.Inc("payment_webhook_refused")
+		s.log.Warn("api: payment webhook of another API version refused", "provider", p.Provider, "event_version", verr.Got,
+			"expected_version", stripepay.APIVersion, "fix", "create the webhook endpoint with API version "+stripepay.APIVersion)
+		return badRequest("event of API version "+verr.Got+", this endpoint reads "+stripepay.APIVersion, err)
 	case errors.Is(err, payment.ErrEvent):
 		return badRequest("malformed event", err)
 	case err != nil:

@@ -164,6 +164,8 @@ func (s *Server) table() []route {
 		{method: "DELETE", path: "/v1/profile", roles: roles(RoleProfile), h: s.eraseProfile, privileged: true},
 		{method: "POST", path: "/v1/profile/cards/{card}/block", roles: roles(RoleProfile), h: s.profileBlock, privileged: true},
 		{method: "POST", path: "/v1/profile/cards/{card}/refund", roles: roles(RoleProfile), h: s.profileRefund, privileged: true},
+		{method: "POST", path: "/v1/profile/cards/{card}/autotopup", roles: roles(RoleProfile), h: s.setAutoTopUp, privileged: true},
+		{method: "DELETE", path: "/v1/profile/cards/{card}/autotopup", roles: roles(RoleProfile), h: s.stopAutoTopUp, privileged: true},
 	}
 }
 

@@ -200,6 +200,15 @@ type Payments struct {
 	// ProcessingTTL is how long a payment may stay processing before it is
 	// abandoned (ledger.ExpireProcessing); 0 means DefaultProcessingTTL.
 	ProcessingTTL time.Duration
+	// AutoTopUps saves cardholders' payment methods and charges them
+	// off-session (stripepay.Provider, or the local test provider); nil:
+	// no auto top-up.
+	AutoTopUps AutoTopUpProvider
+	// AutoTopUpWait bounds how long a tap that triggered an auto top-up
+	// waits for the provider's answer before it answers without the load
+	// (which the next online tap writes); 0 means DefaultAutoTopUpWait,
+	// negative never waits.
+	AutoTopUpWait time.Duration
 	// Origin is where the provider's pages are ("https://pay.example"),
 	// which the card pages' forms may post to; empty when they are on
 	// this server.
@@ -212,6 +221,19 @@ type Payments struct {
 type WebhookParser interface {
 	Parse(h http.Header, body []byte, now time.Time) (payment.Event, error)
 }
+
+// AutoTopUpProvider saves a card's payment method at the provider (its
+// page, returning the customer it is saved for) and charges it
+// off-session. Charge's errors mean no answer: the charge is sent again,
+// with the same id, at a later tap.
+type AutoTopUpProvider interface {
+	SaveMethod(ctx context.Context, org int64, card, customer, returnURL string) (page, customerOut string, err error)
+	Charge(ctx context.Context, c payment.Charge) (payment.ChargeResult, error)
+}
+
+// DefaultAutoTopUpWait is how long a tap waits for an auto top-up's
+// charge: a card charge answers within a second or two.
+const DefaultAutoTopUpWait = 3 * time.Second
 
 // DefaultProcessingTTL is how long a payment may stay processing: the
 // provider's checkout lasts at most a day, and a method that confirms
@@ -253,6 +275,8 @@ type Server struct {
 	cards   cardCache
 	// payments is nil without online top-ups.
 	payments *Payments
+	// charges are the auto top-up charges running past their tap.
+	charges sync.WaitGroup
 
 	dummyOnce sync.Once
 	dummy     string
@@ -431,6 +455,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tc *tls.Config, gra
 	defer cancel()
 	err := hs.Shutdown(sctx)
 	<-errc
+	s.charges.Wait()
 	if err != nil {
 		return fmt.Errorf("api: shutdown: %w", err)
 	}

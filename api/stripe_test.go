@@ -180,4 +180,30 @@ func TestStripeTopUp(t *testing.T) {
 		require.Equal(t, 400, resp.StatusCode)
 	}
 	require.Equal(t, before, e.fingerprint())
+
+	// An endpoint created on another API version: its events, signed
+	// well, are refused with a log line naming both versions and not the
+	// payload.
+	other := bytes.Replace(body, []byte(stripepay.APIVersion), []byte("2024-06-20"), 1)
+	req, err := http.NewRequest("POST", e.url+"/v1/payments/webhook", bytes.NewReader(other))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(stripepay.Header, stripemock.Sign(whsec, other, e.clock.Now()))
+	resp, err = e.client.Do(req)
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 400, resp.StatusCode)
+	require.Contains(t, string(b), "this endpoint reads 2025-08-27.basil")
+	require.Equal(t, before, e.fingerprint())
+	var line string
+	for l := range strings.SplitSeq(e.logs.String(), "\n") {
+		if strings.Contains(l, "another API version") {
+			line = l
+		}
+	}
+	require.Contains(t, line, `"event_version":"2024-06-20"`)
+	require.Contains(t, line, `"expected_version":"2025-08-27.basil"`)
+	require.Contains(t, line, `"level":"WARN"`)
+	require.NotContains(t, e.logs.String(), "pi_f", "no payload in the logs")
 }

@@ -41,7 +41,15 @@ import (
 //     spent is booked to ChargebackLosses, and a ReasonChargeback alert is
 //     raised, which blocks an active card until HQ reviews it. Once per
 //     payment.
+//   - dispute won: the chargeback's entry is reversed, once: the loss
+//     booked, the card's credit and the pending load taken come back. A
+//     won notice before the chargeback's own makes that one change
+//     nothing. The chargeback's alert stays for HQ to review.
 //   - unknown: parked in UnmatchedPayments (ReasonUnknownState) for HQ.
+//   - method saved: the card's auto top-up rule waiting for it is active.
+//
+// An event of an auto top-up charge (AutoTopUp) also moves the charge:
+// see RecordAutoTopUp.
 //
 // Refunded and disputed events need not name the organizer: the payment
 // does. Other event types are only noted.
@@ -89,7 +97,14 @@ func (l *Ledger) RecordPayment(ctx context.Context, provider string, e payment.E
 		if tag.RowsAffected() == 0 {
 			return nil // seen before
 		}
+		if e.AutoTopUp != "" {
+			if err := l.autoTopUpEvent(ctx, tx, org, e); err != nil {
+				return err
+			}
+		}
 		switch e.Type {
+		case payment.TypeMethodSaved:
+			return l.autoTopUpMethodSaved(ctx, tx, provider, e)
 		case payment.TypePaymentSucceeded, payment.TypePaymentProcessing:
 			return l.paymentArrived(ctx, tx, provider, e, card, reason, found)
 		case payment.TypePaymentFailed, payment.TypePaymentExpired:
@@ -114,6 +129,12 @@ func (l *Ledger) RecordPayment(ctx context.Context, provider string, e payment.E
 				return nil
 			}
 			return l.paymentDisputed(ctx, tx, provider, found, e)
+		case payment.TypeDisputeWon:
+			if found == nil {
+				l.log.Warn("ledger: won chargeback of an unknown payment", "provider", provider, "payment", truncateRunes(e.Payment, 100))
+				return nil
+			}
+			return l.disputeWon(ctx, tx, provider, found)
 		case payment.TypeUnknown:
 			if org <= 0 {
 				l.log.Warn("ledger: payment in an unknown state, organizer unknown", "provider", provider,
@@ -143,6 +164,10 @@ type providerPayment struct {
 	refunded  int64 // taken back for refunds outside payout runs
 	disputed  bool
 	createdAt time.Time
+	// disputeTxn is the chargeback's entry (invalid when none was
+	// booked); won, whether the provider closed it as won.
+	disputeTxn pgtype.UUID
+	won        bool
 }
 
 // lockProviderPayment locks and returns the topup of a provider's payment,
@@ -151,11 +176,11 @@ type providerPayment struct {
 func lockProviderPayment(ctx context.Context, tx pgx.Tx, org int64, provider, ref string) (*providerPayment, error) {
 	var p providerPayment
 	err := tx.QueryRow(ctx, `SELECT t.org_id, t.topup_id, t.provider_ref, t.card_id, c.event_id, t.status, t.amount, t.provider_refunded,
-			t.disputed_at IS NOT NULL, t.created_at
+			t.disputed_at IS NOT NULL, t.created_at, t.dispute_txn, t.dispute_won_at IS NOT NULL
 		FROM topups t JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id
 		WHERE ($1 = 0 OR t.org_id = $1) AND t.provider = $2 AND t.provider_ref = $3 AND t.provider <> ''
 		ORDER BY t.org_id LIMIT 1 FOR UPDATE OF t`, org, provider, ref).
-		Scan(&p.org, &p.id, &p.ref, &p.card, &p.event, &p.status, &p.amount, &p.refunded, &p.disputed, &p.createdAt)
+		Scan(&p.org, &p.id, &p.ref, &p.card, &p.event, &p.status, &p.amount, &p.refunded, &p.disputed, &p.createdAt, &p.disputeTxn, &p.won)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -263,7 +288,8 @@ func (l *Ledger) paymentRefunded(ctx context.Context, tx pgx.Tx, provider string
 	if p.status == "processing" || p.status == "failed" || p.status == "abandoned" {
 		return nil // never credited
 	}
-	return l.takeBack(ctx, tx, provider, p, delta, "provider_refund", RefundLosses, ReasonProviderRefund)
+	_, err := l.takeBack(ctx, tx, provider, p, delta, "provider_refund", RefundLosses, ReasonProviderRefund)
+	return err
 }
 
 // paymentDisputed takes a chargeback's amount back, once per payment.
@@ -278,7 +304,85 @@ func (l *Ledger) paymentDisputed(ctx context.Context, tx pgx.Tx, provider string
 		return nil
 	}
 	amount := min(e.Amount, p.amount+p.refunded)
-	return l.takeBack(ctx, tx, provider, p, amount, "chargeback", ChargebackLosses, ReasonChargeback)
+	id, err := l.takeBack(ctx, tx, provider, p, amount, "chargeback", ChargebackLosses, ReasonChargeback)
+	if err != nil || id == (txid.ID{}) {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE topups SET dispute_txn = $3 WHERE org_id = $1 AND topup_id = $2`, p.org, p.id, pgtype.UUID{Bytes: id, Valid: true})
+	return err
+}
+
+// disputeWon reverses a chargeback's entry once the provider closed the
+// dispute as won: every posting of it negated (the provider's clearing
+// account has the money again; the loss, the card's credit and the
+// pending load come back), and the pending load's topup restored.
+func (l *Ledger) disputeWon(ctx context.Context, tx pgx.Tx, provider string, p *providerPayment) error {
+	if p.won {
+		return nil
+	}
+	now := l.now()
+	if _, err := tx.Exec(ctx, `UPDATE topups SET dispute_won_at = $3, disputed_at = coalesce(disputed_at, $3) WHERE org_id = $1 AND topup_id = $2`,
+		p.org, p.id, now); err != nil {
+		return err
+	}
+	if !p.disputeTxn.Valid {
+		return nil // nothing was booked (or the won notice came first)
+	}
+	st, err := lockCard(ctx, tx, p.org, p.card)
+	if err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, `SELECT ps.account_id, ps.amount, a.kind FROM postings ps
+		JOIN accounts a ON a.org_id = ps.org_id AND a.account_id = ps.account_id
+		WHERE ps.org_id = $1 AND ps.txn_id = $2 ORDER BY ps.line`, p.org, p.disputeTxn)
+	if err != nil {
+		return err
+	}
+	var (
+		ps          []posting
+		fromPending int64
+	)
+	for rows.Next() {
+		var (
+			acct, amount int64
+			kind         string
+		)
+		if err := rows.Scan(&acct, &amount, &kind); err != nil {
+			rows.Close()
+			return err
+		}
+		ps = append(ps, posting{acct, -amount})
+		if kind == string(PendingLoads) {
+			fromPending += amount
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if fromPending > 0 {
+		// The load taken back waits to be written again: its topup if it
+		// is still waiting (or was wholly taken), else a new one.
+		tag, err := tx.Exec(ctx, `UPDATE topups SET status = 'pending',
+				amount = CASE WHEN status = 'refunded' THEN amount ELSE amount + $3 END
+			WHERE org_id = $1 AND topup_id = $2 AND status IN ('pending', 'refunded')`, p.org, p.id, fromPending)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, amount, status)
+				VALUES ($1, $2, $3, 'online', $4, 'pending')`, p.org, pgtype.UUID{Bytes: l.newID(), Valid: true}, p.card, fromPending); err != nil {
+				return err
+			}
+		}
+	}
+	en := entry{id: l.newID(), kind: "chargeback_reversal", event: p.event, ref: provider, at: now, postings: ps}
+	if err := writeEntries(ctx, tx, p.org, []entry{en}, map[int64]bool{st.account: true}); err != nil {
+		return err
+	}
+	l.log.Info("ledger: chargeback won, reversed", "org", p.org, "card", terminaltx.CardHex(p.card), "provider", provider,
+		"payment", truncateRunes(p.ref, 100))
+	return nil
 }
 
 // takeBack books amount of payment p leaving the provider's clearing
@@ -286,17 +390,18 @@ func (l *Ledger) paymentDisputed(ctx context.Context, tx pgx.Tx, provider string
 // the card's credit, and the rest, already spent, from the loss account.
 // A loss or credit taken from the card raises an alert of kind reason
 // (a chargeback's always), which blocks an active card for a chargeback.
-func (l *Ledger) takeBack(ctx context.Context, tx pgx.Tx, provider string, p *providerPayment, amount int64, kind string, loss AccountKind, reason string) error {
+// It returns the entry's id (zero when it booked nothing).
+func (l *Ledger) takeBack(ctx context.Context, tx pgx.Tx, provider string, p *providerPayment, amount int64, kind string, loss AccountKind, reason string) (txid.ID, error) {
 	if amount <= 0 {
-		return nil
+		return txid.ID{}, nil
 	}
 	st, err := lockCard(ctx, tx, p.org, p.card)
 	if err != nil {
-		return err
+		return txid.ID{}, err
 	}
 	clearing, err := ensureAccount(ctx, tx, p.org, ProviderClearing, provider)
 	if err != nil {
-		return err
+		return txid.ID{}, err
 	}
 	ps := []posting{{clearing, -amount}}
 	rest := amount
@@ -304,7 +409,7 @@ func (l *Ledger) takeBack(ctx context.Context, tx pgx.Tx, provider string, p *pr
 		fromPending := min(rest, p.amount)
 		pending, err := accountID(ctx, tx, p.org, PendingLoads, "")
 		if err != nil {
-			return err
+			return txid.ID{}, err
 		}
 		ps = append(ps, posting{pending, fromPending})
 		rest -= fromPending
@@ -314,7 +419,7 @@ func (l *Ledger) takeBack(ctx context.Context, tx pgx.Tx, provider string, p *pr
 			_, err = tx.Exec(ctx, `UPDATE topups SET amount = amount - $3 WHERE org_id = $1 AND topup_id = $2`, p.org, p.id, fromPending)
 		}
 		if err != nil {
-			return err
+			return txid.ID{}, err
 		}
 	}
 	fromCard := min(rest, max(st.balance, 0))
@@ -327,23 +432,23 @@ func (l *Ledger) takeBack(ctx context.Context, tx pgx.Tx, provider string, p *pr
 	if rest > 0 {
 		lossAcct, err := ensureAccount(ctx, tx, p.org, loss, "")
 		if err != nil {
-			return err
+			return txid.ID{}, err
 		}
 		ps = append(ps, posting{lossAcct, rest})
 	}
 	id := l.newID()
 	en := entry{id: id, kind: kind, event: p.event, ref: provider, at: l.now(), postings: ps}
 	if err := writeEntries(ctx, tx, p.org, []entry{en}, locked); err != nil {
-		return err
+		return txid.ID{}, err
 	}
 	if fromCard == 0 && rest == 0 && reason != ReasonChargeback {
-		return nil // only the pending load: the card never held it
+		return id, nil // only the pending load: the card never held it
 	}
 	detail := fmt.Sprintf("%s of provider %s payment %s: %d cents taken back, %d from the card, %d already spent (booked to %s)",
 		kind, provider, truncateRunes(p.ref, 100), amount, fromCard, rest, loss)
 	notice := reason != ReasonChargeback || st.status != "active"
 	l.log.Warn("card alert", "org", p.org, "card", terminaltx.CardHex(p.card), "reason", reason, "amount", amount, "loss", rest)
-	return insertAlerts(ctx, tx, p.org, []alert{{id: l.newID(), card: p.card, kind: reason, txn: id, detail: detail, notice: notice}})
+	return id, insertAlerts(ctx, tx, p.org, []alert{{id: l.newID(), card: p.card, kind: reason, txn: id, detail: detail, notice: notice}})
 }
 
 // ExpireProcessing abandons the payments that stayed processing for

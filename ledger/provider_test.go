@@ -161,6 +161,100 @@ func TestChargebackAfterSpent(t *testing.T) {
 	requireInvariants(t, l)
 }
 
+// stripeEvent signs a Stripe event as Stripe does and reads it with
+// stripepay, as the webhook endpoint does.
+func stripeEvent(t *testing.T, id, typ string, object map[string]any) payment.Event {
+	t.Helper()
+	prov, err := stripepay.New(stripepay.Config{Key: stripepay.NewKey("sk_test_x"), WebhookSecrets: []stripepay.Key{stripepay.NewKey("whsec_x")}})
+	require.NoError(t, err)
+	now := time.Now()
+	body := stripemock.Event(id, typ, now, object)
+	e, err := prov.Parse(map[string][]string{stripepay.Header: {stripemock.Sign("whsec_x", body, now)}}, body, now)
+	require.NoError(t, err)
+	return e
+}
+
+// TestChargebackWon: a chargeback closed as won (charge.dispute.closed,
+// status won, signed as Stripe signs it) reverses the chargeback's
+// booking: the loss is gone, the card's credit and the pending load taken
+// come back; repeated, nothing more; a lost one changes nothing; a won
+// notice before the chargeback's own leaves nothing booked.
+func TestChargebackWon(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	bar := newTerminal(t, l, "bar-1", "bar")
+	c := newCard(1)
+	fund(t, l, 100, c)
+	meta := map[string]any{stripepay.MetaOrg: "7", stripepay.MetaCard: terminaltx.CardHex(c.uid)}
+	pi := func(id string, amount int) map[string]any {
+		return map[string]any{"id": id, "object": "payment_intent", "amount": amount, "currency": "eur", "metadata": meta}
+	}
+	dispute := func(id, pi, status string, amount int) map[string]any {
+		return map[string]any{"id": id, "object": "dispute", "payment_intent": pi, "amount": amount, "currency": "eur", "status": status}
+	}
+	require.NoError(t, l.RecordPayment(ctx, "stripe", stripeEvent(t, "evt_1", "payment_intent.succeeded", pi("pi_1", 2000))))
+	loadAll(t, l, c)
+	_, err := l.Upload(ctx, org, [][]byte{bar.pay(t, c, 1800)})
+	require.NoError(t, err)
+	// A second payment, still waiting to be loaded.
+	require.NoError(t, l.RecordPayment(ctx, "stripe", stripeEvent(t, "evt_2", "payment_intent.succeeded", pi("pi_2", 700))))
+	clearing := balance(t, l, ProviderClearing, "stripe")
+
+	require.NoError(t, l.RecordPayment(ctx, "stripe", stripeEvent(t, "evt_3", "charge.dispute.created", dispute("dp_1", "pi_1", "needs_response", 2000))))
+	require.NoError(t, l.RecordPayment(ctx, "stripe", stripeEvent(t, "evt_4", "charge.dispute.created", dispute("dp_2", "pi_2", "needs_response", 700))))
+	require.Zero(t, balance(t, l, Card, terminaltx.CardHex(c.uid)))
+	require.Equal(t, int64(1700), balance(t, l, ChargebackLosses, ""))
+	require.Zero(t, balance(t, l, PendingLoads, ""))
+	st, _ := topupState(t, l, "pi_2")
+	require.Equal(t, "refunded", st)
+	requireInvariants(t, l)
+
+	// pi_1's dispute is lost: nothing changes. pi_2's and pi_1's are won.
+	require.NoError(t, l.RecordPayment(ctx, "stripe", stripeEvent(t, "evt_5", "charge.dispute.closed", dispute("dp_1", "pi_1", "lost", 2000))))
+	require.Equal(t, int64(1700), balance(t, l, ChargebackLosses, ""))
+	won := stripeEvent(t, "evt_6", "charge.dispute.closed", dispute("dp_1", "pi_1", "won", 2000))
+	require.Equal(t, payment.TypeDisputeWon, won.Type)
+	require.NoError(t, l.RecordPayment(ctx, "stripe", won))
+	require.NoError(t, l.RecordPayment(ctx, "stripe", stripeEvent(t, "evt_7", "charge.dispute.closed", dispute("dp_2", "pi_2", "won", 700))))
+	require.Zero(t, balance(t, l, ChargebackLosses, ""), "the loss booking is reversed")
+	require.Equal(t, int64(300), balance(t, l, Card, terminaltx.CardHex(c.uid)), "the card's credit is back")
+	require.Equal(t, int64(700), balance(t, l, PendingLoads, ""), "the pending load is back")
+	require.Equal(t, clearing, balance(t, l, ProviderClearing, "stripe"))
+	st, amount := topupState(t, l, "pi_2")
+	require.Equal(t, "pending", st)
+	require.Equal(t, int64(700), amount)
+	requireInvariants(t, l)
+	rep, err := l.Event(ctx, org, "fest")
+	require.NoError(t, err)
+	require.Zero(t, rep.ChargebackLosses)
+
+	// Repeated, or another event of the same close: nothing more.
+	require.NoError(t, l.RecordPayment(ctx, "stripe", won))
+	require.NoError(t, l.RecordPayment(ctx, "stripe", stripeEvent(t, "evt_8", "charge.dispute.closed", dispute("dp_1", "pi_1", "won", 2000))))
+	require.Zero(t, balance(t, l, ChargebackLosses, ""))
+	require.Equal(t, int64(300), balance(t, l, Card, terminaltx.CardHex(c.uid)))
+	// The card stays blocked until HQ reviews the chargeback's alert;
+	// then the load given back is written onto it.
+	alerts, err := l.Alerts(ctx, org)
+	require.NoError(t, err)
+	require.Len(t, alerts, 2)
+	for _, a := range alerts {
+		_, err := l.ReviewAlert(ctx, org, a.ID, "hq", "dispute won")
+		require.NoError(t, err)
+	}
+	require.NoError(t, l.UnblockCard(ctx, org, c.uid, "hq", "dispute won"))
+	loadAll(t, l, c)
+	require.Equal(t, int64(1000), balance(t, l, Card, terminaltx.CardHex(c.uid)))
+	requireInvariants(t, l)
+
+	// Won before the chargeback's own notice: that one books nothing.
+	require.NoError(t, l.RecordPayment(ctx, "stripe", stripeEvent(t, "evt_9", "payment_intent.succeeded", pi("pi_3", 500))))
+	require.NoError(t, l.RecordPayment(ctx, "stripe", stripeEvent(t, "evt_10", "charge.dispute.closed", dispute("dp_3", "pi_3", "won", 500))))
+	require.NoError(t, l.RecordPayment(ctx, "stripe", stripeEvent(t, "evt_11", "charge.dispute.created", dispute("dp_3", "pi_3", "needs_response", 500))))
+	require.Equal(t, int64(500), balance(t, l, PendingLoads, ""))
+	requireInvariants(t, l)
+}
+
 // TestProviderRefundOutsideRun: a refund made at the provider (its
 // dashboard) takes the credit back: first the pending load, then the card,
 // then a loss; cumulative sums delivered out of order change nothing.

@@ -451,7 +451,7 @@ func (l *Ledger) RunPayout(ctx context.Context, org int64, debtor sepa.Party, ex
 			rows, err := tx.Query(ctx, `SELECT t.card_id, t.provider, t.provider_ref, t.paid - t.provider_refunded - coalesce((SELECT sum(r.amount)
 					FROM provider_refunds r WHERE r.org_id = t.org_id AND r.provider = t.provider AND r.payment_ref = t.provider_ref), 0)
 				FROM topups t WHERE t.org_id = $1 AND t.card_id = ANY($2) AND t.channel = 'online' AND t.provider = ANY($3)
-				AND t.status IN ('pending', 'loaded', 'refunded') AND t.disputed_at IS NULL
+				AND t.status IN ('pending', 'loaded', 'refunded') AND (t.disputed_at IS NULL OR t.dispute_won_at IS NOT NULL)
 				ORDER BY t.created_at DESC, t.topup_id DESC`, org, cards, o.RefundProviders)
 			if err != nil {
 				return err

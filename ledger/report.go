@@ -104,7 +104,7 @@ type EventReport struct {
 	HeldTxs      int64 `json:"held_transactions"`
 	// Alerts is the open alerts of the event's cards: not reviewed by HQ.
 	Alerts int64 `json:"alerts"`
-	// ChargebackLosses is what chargebacks cost: credit of the event's
+	// ChargebackLosses is what chargebacks cost (less those won): credit of the event's
 	// cards spent before the provider took its payment back.
 	ChargebackLosses int64 `json:"chargeback_losses"`
 	// ProviderRefundLosses is the same for refunds made at the provider
@@ -190,11 +190,11 @@ func (l *Ledger) Event(ctx context.Context, org int64, event string) (EventRepor
 			WHERE a.org_id = $1 AND c.event_id = $2 AND a.resolved_at IS NULL AND a.reviewed_at IS NULL)`, org, event).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&rep.HeldTxs, &rep.Alerts)
 	})
-	b.Queue(`SELECT coalesce(sum(p.amount) FILTER (WHERE j.kind = 'chargeback'), 0)::bigint,
+	b.Queue(`SELECT coalesce(sum(p.amount) FILTER (WHERE j.kind IN ('chargeback', 'chargeback_reversal')), 0)::bigint,
 			coalesce(sum(p.amount) FILTER (WHERE j.kind = 'provider_refund'), 0)::bigint
 		FROM journal j JOIN postings p ON p.org_id = j.org_id AND p.txn_id = j.txn_id
 		JOIN accounts a ON a.org_id = p.org_id AND a.account_id = p.account_id AND a.kind IN ('chargeback_losses', 'refund_losses')
-		WHERE j.org_id = $1 AND j.event_id = $2 AND j.kind IN ('chargeback', 'provider_refund')`, org, event).QueryRow(func(row pgx.Row) error {
+		WHERE j.org_id = $1 AND j.event_id = $2 AND j.kind IN ('chargeback', 'chargeback_reversal', 'provider_refund')`, org, event).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&rep.ChargebackLosses, &rep.ProviderRefundLosses)
 	})
 	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {

@@ -54,6 +54,48 @@ type History struct {
 	CardStatus
 	Payments []Payment `json:"payments"`
 	TopUps   []TopUp   `json:"topups"`
+	// AutoTopUp is the card's auto top-up rule and its charges, for the
+	// profile that claimed it (none elsewhere).
+	AutoTopUp *AutoTopUp `json:"autotopup,omitempty"`
+}
+
+// AutoTopUp is a card's auto top-up: reload Amount when the balance is
+// below Threshold, at most DailyLimit a day. Status is setup (waiting for
+// the provider to save the payment method), active or disabled (Reason).
+type AutoTopUp struct {
+	Amount     int64             `json:"amount"`
+	Threshold  int64             `json:"threshold"`
+	DailyLimit int64             `json:"daily_limit"`
+	Status     string            `json:"status"`
+	Reason     string            `json:"reason,omitempty"`
+	Charges    []AutoTopUpCharge `json:"charges"`
+}
+
+// AutoTopUpCharge is one charge of an auto top-up, newest first (at most
+// 50): Status triggered, processing, succeeded, failed or
+// requires_action (Reason, as the provider said).
+type AutoTopUpCharge struct {
+	ID     string    `json:"id"`
+	At     time.Time `json:"at"`
+	Amount int64     `json:"amount"`
+	Status string    `json:"status"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// AutoTopUpRequest sets a claimed card's auto top-up; the cardholder then
+// saves a payment method on the provider's page (AutoTopUpResponse.URL),
+// which sends them back to ReturnURL.
+type AutoTopUpRequest struct {
+	Amount     int64  `json:"amount"`
+	Threshold  int64  `json:"threshold"`
+	DailyLimit int64  `json:"daily_limit"`
+	ReturnURL  string `json:"return_url"`
+}
+
+// AutoTopUpResponse is where the cardholder saves the payment method.
+type AutoTopUpResponse struct {
+	URL    string `json:"url"`
+	Status string `json:"status"`
 }
 
 // RefundRequest is the body of a refund request: where to pay the

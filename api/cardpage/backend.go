@@ -48,6 +48,13 @@ type Backend interface {
 	// TopUpCard reports whether the checkout is one of the card's that has
 	// not expired: nil if so, ErrUnknownCheckout otherwise.
 	TopUpCard(ctx context.Context, checkout string, card Secret) error
+	// SetAutoTopUp sets the auto top-up of one of the profile's cards and
+	// returns the provider's page where the cardholder saves a payment
+	// method (the provider keeps it); the provider sends them back to
+	// AutoTopUpReturnURL(origin).
+	SetAutoTopUp(ctx context.Context, from string, session Secret, cardID string, a AutoTopUp, origin string) (string, error)
+	// StopAutoTopUp turns the auto top-up of one of the profile's cards off.
+	StopAutoTopUp(ctx context.Context, from string, session Secret, cardID string) error
 	// RedeemVoucher redeems a voucher code for the card and returns its
 	// value, a pending load written at the card's next terminal. A code
 	// that is unknown, used or expired answers ErrVoucher.
@@ -82,6 +89,28 @@ var (
 // payment.
 func ReturnURL(origin, checkout string) string {
 	return origin + "/topup/" + url.PathEscape(checkout) + "?topup=done"
+}
+
+// AutoTopUpReturnURL is where the provider sends the cardholder back after
+// saving a payment method (origin is the pages' "https://host"); it
+// changes "autotopup=saved" to "autotopup=cancelled" when they cancel.
+func AutoTopUpReturnURL(origin string) string { return origin + "/account?autotopup=saved" }
+
+// AutoTopUp is a claimed card's auto top-up: reload Amount when the
+// balance is below Threshold, at most DailyLimit a day (cents). Status is
+// setup (waiting for the provider), active or disabled (Reason).
+type AutoTopUp struct {
+	Amount, Threshold, DailyLimit int64
+	Status, Reason                string
+	Charges                       []AutoTopUpCharge
+}
+
+// AutoTopUpCharge is one charge of an auto top-up: Status triggered,
+// processing, succeeded, failed or requires_action.
+type AutoTopUpCharge struct {
+	At             time.Time
+	Amount         int64
+	Status, Reason string
 }
 
 // Card is a card's balance as the ledger knows it. Amounts are cents.
@@ -119,6 +148,9 @@ type Entry struct {
 type History struct {
 	Card
 	Entries []Entry
+	// AutoTopUp is the card's auto top-up, on a profile's card that has
+	// one.
+	AutoTopUp *AutoTopUp
 }
 
 // Payout is where a refund goes. It is personal data.

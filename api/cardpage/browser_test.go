@@ -380,3 +380,61 @@ func TestBrowserBlock(t *testing.T) {
 	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM card_blocklist WHERE listed AND card_id = $1`, other.uid))
 	require.Equal(t, 2, e.count(t, `SELECT version FROM card_blocklist_heads`))
 }
+
+// TestBrowserAutoTopUp: a claimed profile sets a card's auto top-up on
+// its page, saves a payment method on the (test) provider's page and
+// comes back; a store's online tap below the threshold charges it; the
+// charge shows on the profile's page, in English and Dutch, each page
+// checked with axe-core.
+func TestBrowserAutoTopUp(t *testing.T) {
+	e := newPayingEnv(t, 1)
+	card := e.cards[0]
+	ts := httptest.NewUnstartedServer(e.srv)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	b := newTab(t, ts.URL)
+
+	b.open("/c/" + card.token + "/claim")
+	b.fill("#pin", card.pin)
+	b.fill("#email", "lin@example.org")
+	b.fill("#password", "correct horse battery")
+	b.do(chromedp.Click(chromedp.CSS("#consent")))
+	b.submit(`form[action$="/claim"] button`)
+	b.page("auto-profile", "lin@example.org", "Auto top-up")
+	id := card.hex()
+	b.do(chromedp.Click(chromedp.CSS(`details:has(form[action$="/autotopup"]) summary`)),
+		chromedp.SetValue(chromedp.CSS("#auto-amount-"+id), "2000"),
+		chromedp.SetValue(chromedp.CSS("#auto-threshold-"+id), "2000"),
+		chromedp.SetValue(chromedp.CSS("#auto-limit-"+id), "5000"))
+	b.shot("auto-form")
+	b.checkAccessibility("auto-form")
+	// To the provider's page (its own origin), where the card is saved.
+	b.do(chromedp.Evaluate[chromedp.Void](`document.documentElement.dataset.old = "1"`),
+		chromedp.Click(chromedp.CSS(`form[action$="/autotopup"] button`)),
+		chromedp.WaitReady(chromedp.CSS(`html:not([data-old]) button[value=save]`)))
+	require.Contains(t, b.main(), "Save a payment method for the auto top-up")
+	b.shot("auto-provider")
+	b.submit(`button[value=save]`)
+	b.page("auto-saved", "Auto top-up turns on as soon as", "Reload €20.00 when the balance is below €20.00, at most €50.00 a day.", "on")
+
+	// A store's online tap: the card holds €10.00, below €20.00.
+	loads := e.storeTap(t, card)
+	require.Equal(t, []int64{2000}, loads)
+	require.Equal(t, []int64{2000}, e.storeTap(t, card), "the same load: one charge")
+	b.open("/account")
+	b.page("auto-charged", "Auto top-up charges", "€20.00", "paid")
+	b.open("/account?lang=nl")
+	b.page("nl-auto-charged", "Automatisch opwaarderen", "Automatische opwaarderingen", "betaald", "€\u00a020,00")
+
+	// Turned off from the page.
+	b.open("/account?lang=en")
+	b.submit(`form[action$="/autotopup/stop"] button`)
+	b.do(chromedp.Click(chromedp.CSS(`details:has(form[action$="/autotopup"]) summary`)))
+	b.page("auto-off", "Reload €20.00", "off", "Turned off: turned off by the cardholder")
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM autotopup_rules WHERE status = 'disabled'`))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.consol {
+		require.False(t, strings.Contains(m, "Content Security Policy") || strings.HasPrefix(m, "exception"), m)
+	}
+}

@@ -153,6 +153,30 @@ func (e *apiEnv) pendingLoad(t *testing.T, c testCard, amount int64) {
 		Payment: "pay-" + id, Org: org, Card: c.hex(), Amount: amount, Currency: "EUR", Created: time.Now().Unix()}))
 }
 
+// storeTap is a store's online tap of the card (GET
+// /v1/stores/store-a/pending-loads): it returns the loads waiting.
+func (e *apiEnv) storeTap(t *testing.T, c testCard) []int64 {
+	t.Helper()
+	tok, err := api.IssueToken(context.Background(), e.pool, api.TokenRequest{Org: org, Role: api.RoleStore, Store: "store-a", TTL: time.Hour}, time.Now())
+	require.NoError(t, err)
+	req := httptest.NewRequest(http.MethodGet, "https://api.example/v1/stores/store-a/pending-loads?card="+c.hex(), nil)
+	req.Header.Set("Authorization", "Bearer "+tok.Reveal())
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	var out struct {
+		Loads []struct {
+			Amount int64 `json:"amount"`
+		} `json:"loads"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &out))
+	var amounts []int64
+	for _, l := range out.Loads {
+		amounts = append(amounts, l.Amount)
+	}
+	return amounts
+}
+
 func (e *apiEnv) count(t *testing.T, q string, args ...any) int {
 	t.Helper()
 	var n int
@@ -187,5 +211,5 @@ func testProvider(t *testing.T, srv *atomic.Pointer[api.Server]) (*api.Payments,
 	ps := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.Load().ServeHTTP(w, r) }))
 	t.Cleanup(ps.Close)
 	p.Store(checkout.New(ps.URL+"/checkout/", notify, nil))
-	return &api.Payments{Provider: "paytest", Secrets: []payment.Secret{secret}, TopUps: p.Load(), Origin: ps.URL}, ps
+	return &api.Payments{Provider: "paytest", Secrets: []payment.Secret{secret}, TopUps: p.Load(), AutoTopUps: p.Load(), Origin: ps.URL}, ps
 }

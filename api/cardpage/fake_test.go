@@ -246,3 +246,19 @@ func (f *fakeBackend) RedeemVoucher(_ context.Context, _ string, tok, code cardp
 	f.voucherUsed = true
 	return 300, nil
 }
+
+func (f *fakeBackend) SetAutoTopUp(_ context.Context, _ string, s cardpage.Secret, card string, a cardpage.AutoTopUp, origin string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.profile(s); err != nil {
+		return "", err
+	}
+	return "https://pay.example/setup?back=" + url.QueryEscape(cardpage.AutoTopUpReturnURL(origin)), nil
+}
+
+func (f *fakeBackend) StopAutoTopUp(_ context.Context, _ string, s cardpage.Secret, card string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.profile(s)
+	return err
+}

@@ -118,6 +118,8 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("GET /account", h.account)
 	m.HandleFunc("POST /account/cards/{card}/refund", h.profileRefund)
 	m.HandleFunc("POST /account/cards/{card}/block", h.profileBlock)
+	m.HandleFunc("POST /account/cards/{card}/autotopup", h.setAutoTopUp)
+	m.HandleFunc("POST /account/cards/{card}/autotopup/stop", h.stopAutoTopUp)
 	m.HandleFunc("POST /account/export", h.export)
 	m.HandleFunc("POST /account/erase", h.erase)
 	m.HandleFunc("POST /account/logout", h.logout)
@@ -195,7 +197,9 @@ type page struct {
 	// LoggedIn: a profile's login cookie is present.
 	LoggedIn bool
 	Amounts  []int64
-	Form     map[string]string
+	// The auto top-up form's choices (cents), on the account page.
+	AutoAmounts, AutoThresholds, AutoLimits []int64
+	Form                                    map[string]string
 	// Errs are messages by form field, for aria-describedby.
 	Errs map[string]string
 }
@@ -689,7 +693,67 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Profile = &prof
+	switch r.URL.Query().Get("autotopup") {
+	case "saved":
+		p.Msg = p.T("auto_saved")
+	case "cancelled":
+		p.Msg = p.T("auto_cancelled")
+	}
+	p.AutoAmounts, p.AutoThresholds, p.AutoLimits = autoAmounts, autoThresholds, autoLimits
 	h.render(w, http.StatusOK, "account", p)
+}
+
+// The choices of the auto top-up form, in cents.
+var (
+	autoAmounts    = []int64{1000, 2000, 5000}
+	autoThresholds = []int64{500, 1000, 2000, 5000}
+	autoLimits     = []int64{2000, 5000, 10000}
+)
+
+// setAutoTopUp sets a card's auto top-up from the account page's form and
+// sends the cardholder to the provider's page to save a payment method.
+func (h *Handler) setAutoTopUp(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.openProfile(w, r, true)
+	if !ok {
+		return
+	}
+	num := func(name string, allowed []int64) (int64, bool) {
+		n, err := strconv.ParseInt(r.PostForm.Get(name), 10, 64)
+		return n, err == nil && slices.Contains(allowed, n)
+	}
+	amount, ok1 := num("amount", autoAmounts)
+	threshold, ok2 := num("threshold", autoThresholds)
+	limit, ok3 := num("limit", autoLimits)
+	if !ok1 || !ok2 || !ok3 || limit < amount {
+		h.message(w, r, http.StatusBadRequest, "auto_invalid", "/account")
+		return
+	}
+	scheme := "https"
+	if r.TLS == nil && r.Header.Get("X-Forwarded-Proto") == "http" {
+		scheme = "http"
+	}
+	to, err := h.be.SetAutoTopUp(r.Context(), h.from(r), s, r.PathValue("card"),
+		AutoTopUp{Amount: amount, Threshold: threshold, DailyLimit: limit}, scheme+"://"+r.Host)
+	if err != nil {
+		st, key := h.failure(r, err)
+		h.message(w, r, st, key, "/account")
+		return
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// stopAutoTopUp turns a card's auto top-up off.
+func (h *Handler) stopAutoTopUp(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.openProfile(w, r, true)
+	if !ok {
+		return
+	}
+	if err := h.be.StopAutoTopUp(r.Context(), h.from(r), s, r.PathValue("card")); err != nil {
+		st, key := h.failure(r, err)
+		h.message(w, r, st, key, "/account")
+		return
+	}
+	http.Redirect(w, r, "/account", http.StatusSeeOther)
 }
 
 func (h *Handler) profileRefund(w http.ResponseWriter, r *http.Request) {

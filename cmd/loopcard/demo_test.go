@@ -89,6 +89,12 @@ func TestRunbookEndToEnd(t *testing.T) {
 	require.Equal(t, int64(runbook.TopUp), s.Online.PendingBefore)
 	require.Equal(t, s.Online.CardBalance, s.Online.LedgerBalance)
 	require.True(t, s.Online.PageShows)
+	// Auto top-up: one charge, written at the tap that triggered it.
+	require.Equal(t, s.Online.CardBalance, s.Auto.Before)
+	require.Equal(t, s.Auto.Before+runbook.AutoAmount-300, s.Auto.CardBalance)
+	require.Equal(t, s.Auto.CardBalance, s.Auto.LedgerBalance)
+	require.Equal(t, 1, s.Auto.Charges)
+	require.True(t, s.Auto.PageShowsCharge)
 	png, err := os.ReadFile(s.Files["card_page"])
 	require.NoError(t, err)
 	require.True(t, bytes.HasPrefix(png, []byte("\x89PNG")), "the screenshot is a PNG")

@@ -92,10 +92,11 @@ func ledgerCommand() *cli.Command {
 			{
 				Name:  "payout",
 				Usage: "fix the amount of every refund that is due and export them as one SEPA credit-transfer file (pain.001.001.09), booked",
-				Description: "With --stripe-key-file, each refund goes back to the card's Stripe payments first (partial\n" +
-					"refunds, up to what each paid) and the rest by SEPA. HQ reviews the run first: --dry-run books\n" +
-					"nothing and prints the run and its plan; --approve PLAN books it if it is still the same, then\n" +
-					"sends the Stripe refunds (--resend-refunds sends those a failure left behind).",
+				Description: "HQ reviews every run first, SEPA only or not: --dry-run books nothing and prints the run and\n" +
+					"its plan; --approve PLAN books it if it is still the same. With --stripe-key-file, each refund\n" +
+					"goes back to the card's Stripe payments first (partial refunds, up to what each paid) and the\n" +
+					"rest by SEPA; the Stripe refunds are sent once the run is booked (--resend-refunds sends those a\n" +
+					"failure left behind).",
 				Flags: []cli.Flag{organizerFlag, jsonFlag,
 					&cli.BoolFlag{Name: "dry-run", Usage: "show the run and its plan; book nothing"},
 					&cli.StringFlag{Name: "approve", Usage: "book the run whose plan a dry run printed, if it is still the same"},
@@ -249,8 +250,10 @@ func ledgerPayout(c *cli.Context) error {
 	if !dry && c.String("out") == "" {
 		return cli.Exit("--out is required (or --dry-run to review the run first)", 2)
 	}
-	if prov != nil && !dry && c.String("approve") == "" {
-		return cli.Exit("refunds to Stripe payments are reviewed first: run with --dry-run, then --approve PLAN", 2)
+	// Every run is reviewed, SEPA only or mixed: HQ reads a dry run's
+	// lines, then books exactly that plan.
+	if !dry && c.String("approve") == "" {
+		return cli.Exit("a payout run is reviewed first: run with --dry-run, then --approve PLAN", 2)
 	}
 	opts := ledger.PayoutOptions{SyncWindow: c.Duration("sync-window"), DryRun: dry, Approve: c.String("approve")}
 	if prov != nil {

@@ -111,7 +111,7 @@ func serve(c *cli.Context) error {
 			MaxConnsPerAddr: c.Int("max-conns-per-ip"), MaxConns: c.Int("max-conns")},
 	}
 	if stripe != nil {
-		apiCfg.Payments = &api.Payments{Provider: "stripe", Webhooks: stripe, TopUps: stripe, Origin: "https://checkout.stripe.com",
+		apiCfg.Payments = &api.Payments{Provider: "stripe", Webhooks: stripe, TopUps: stripe, AutoTopUps: stripe, Origin: "https://checkout.stripe.com",
 			ProcessingTTL: c.Duration("processing-ttl")}
 		fmt.Fprintf(c.App.ErrWriter, "loopcard: online top-ups through Stripe (%s)\n", c.String("payment-methods"))
 	}
@@ -240,7 +240,7 @@ func startTestPayments(ctx context.Context, listen string, apiAddr net.Addr, tc 
 		tr.CloseIdleConnections()
 	}
 	return &testPayments{
-		payments: &api.Payments{Provider: "paytest", Secrets: []payment.Secret{secret}, TopUps: prov, Origin: origin},
+		payments: &api.Payments{Provider: "paytest", Secrets: []payment.Secret{secret}, TopUps: prov, AutoTopUps: prov, Origin: origin},
 		stop:     stop,
 	}, nil
 }

@@ -20,6 +20,8 @@ const (
 var owners = map[string]string{
 	// Double-entry core, cards, terminals and their transactions, money.
 	"accounts":              Ledger,
+	"autotopup_charges":     Ledger,
+	"autotopup_rules":       Ledger,
 	"card_alert_actions":    Ledger,
 	"card_alerts":           Ledger,
 	"card_blocklist":        Ledger,

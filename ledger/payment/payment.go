@@ -134,8 +134,17 @@ type Event struct {
 	Refunded int64 `json:"refunded,omitempty"`
 	// Dispute is the provider's id of a chargeback, for TypePaymentDisputed.
 	Dispute string `json:"dispute,omitempty"`
-	// Status is the provider's own name of the state, for TypeUnknown.
+	// Status is the provider's own name of the state, for TypeUnknown
+	// (and, for a failed auto top-up, "requires_action" when the charge
+	// needed the cardholder).
 	Status string `json:"status,omitempty"`
+	// AutoTopUp is the id of the auto top-up charge this payment is (a
+	// UUID the server gave it), for payments Loopcard started off-session.
+	AutoTopUp string `json:"autotopup,omitempty"`
+	// Customer and Method are the provider's ids of a payment method saved
+	// for auto top-up (TypeMethodSaved): Loopcard keeps only these.
+	Customer string `json:"customer,omitempty"`
+	Method   string `json:"method,omitempty"`
 }
 
 // Event types. The ledger credits a card for a succeeded payment only; a
@@ -149,6 +158,12 @@ const (
 	TypePaymentExpired    = "payment.expired"
 	TypePaymentRefunded   = "payment.refunded"
 	TypePaymentDisputed   = "payment.disputed"
+	// TypeDisputeWon: the provider closed a chargeback in the organizer's
+	// favour; what it took back is returned.
+	TypeDisputeWon = "payment.dispute_won"
+	// TypeMethodSaved: the cardholder saved a payment method for the
+	// card's auto top-up at the provider (Customer, Method).
+	TypeMethodSaved = "payment.method_saved"
 	// TypeUnknown is a payment in a state the provider never documented:
 	// parked for HQ, nothing credited.
 	TypeUnknown = "payment.unknown"
@@ -188,6 +203,14 @@ func (e Event) Validate() error {
 	case TypePaymentDisputed:
 		if e.Payment == "" || e.Dispute == "" || input.Amount("amount", e.Amount) != nil {
 			return fmt.Errorf("%w: a chargeback needs the payment id, its id and its amount", ErrEvent)
+		}
+	case TypeMethodSaved:
+		if e.Org <= 0 || e.Card == "" || e.Customer == "" || e.Method == "" {
+			return fmt.Errorf("%w: a saved method needs organizer, card, customer and method", ErrEvent)
+		}
+	case TypeDisputeWon:
+		if e.Payment == "" || e.Dispute == "" {
+			return fmt.Errorf("%w: a won chargeback needs the payment id and its id", ErrEvent)
 		}
 	}
 	return nil
@@ -236,4 +259,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// Charge is one auto top-up charge a provider makes off-session with a
+// method the cardholder saved.
+type Charge struct {
+	Org              int64
+	Card             string // hex id
+	ID               string // the charge's id: the provider's idempotency key
+	Amount           int64
+	Customer, Method string // the provider's ids of the saved method
+}
+
+// ChargeResult is a provider's answer to a Charge: Status is "succeeded",
+// "processing", "failed" or "requires_action", Ref the provider's payment
+// id, Reason the provider's code for a failure.
+type ChargeResult struct {
+	Status, Ref, Reason string
 }

@@ -9,6 +9,7 @@ package txid
 
 import (
 	"encoding/hex"
+	"errors"
 	"time"
 )
 
@@ -32,4 +33,18 @@ func New(t time.Time, rnd []byte) ID {
 	id[6] = 0x70 | id[6]&0x0f
 	id[8] = 0x80 | id[8]&0x3f
 	return id
+}
+
+// Parse reads an id in UUID text form (36 characters, as String writes it).
+func Parse(s string) (ID, error) {
+	var id ID
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return id, errors.New("txid: not a UUID")
+	}
+	b, err := hex.DecodeString(s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:])
+	if err != nil {
+		return id, errors.New("txid: not a UUID")
+	}
+	copy(id[:], b)
+	return id, nil
 }

@@ -105,3 +105,55 @@ func TestCheckout(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, do(t, p, "POST", u, url.Values{"action": {"pay"}}).Code, "paid on the second try")
 	require.Len(t, r.events, 2)
 }
+
+// TestSaveMethodAndCharge: the test provider's auto top-up: a setup page
+// that announces the saved method (never a card number), and off-session
+// charges that succeed, or are declined for a declining method, the same
+// payment for the same charge id.
+func TestSaveMethodAndCharge(t *testing.T) {
+	ctx := context.Background()
+	r := &recorder{}
+	p := checkout.New("https://pay.example/checkout/", r.notify, nil)
+	back := "https://cards.example/account?autotopup=saved"
+	_, _, err := p.SaveMethod(ctx, 1, "04A1", "", "/relative")
+	require.Error(t, err)
+	u, cus, err := p.SaveMethod(ctx, 1, "04A1B2C3D40000", "", back)
+	require.NoError(t, err)
+	require.NotEmpty(t, cus)
+	rec := do(t, p, "GET", u, nil)
+	require.Contains(t, rec.Body.String(), "Save a test card")
+	require.Equal(t, http.StatusBadRequest, do(t, p, "POST", u, url.Values{"action": {"pay"}}).Code, "a setup page pays nothing")
+	rec = do(t, p, "POST", u, url.Values{"action": {"save"}})
+	require.Equal(t, http.StatusSeeOther, rec.Code)
+	require.Equal(t, back, rec.Header().Get("Location"))
+	require.Len(t, r.events, 1)
+	e := r.events[0]
+	require.Equal(t, payment.TypeMethodSaved, e.Type)
+	require.Equal(t, cus, e.Customer)
+	require.NoError(t, e.Validate())
+
+	c := payment.Charge{Org: 1, Card: "04A1B2C3D40000", ID: "0190f1a2-0000-7000-8000-000000000001", Amount: 2000, Customer: cus, Method: e.Method}
+	res, err := p.Charge(ctx, c)
+	require.NoError(t, err)
+	require.Equal(t, "succeeded", res.Status)
+	again, err := p.Charge(ctx, c)
+	require.NoError(t, err)
+	require.Equal(t, res, again, "the same charge is the same payment")
+
+	// A declining method, saved for the same customer.
+	u, cus2, err := p.SaveMethod(ctx, 1, "04A1B2C3D40000", cus, back)
+	require.NoError(t, err)
+	require.Equal(t, cus, cus2)
+	require.Equal(t, http.StatusSeeOther, do(t, p, "POST", u, url.Values{"action": {"save-declining"}}).Code)
+	c.Method = r.events[1].Method
+	res, err = p.Charge(ctx, c)
+	require.NoError(t, err)
+	require.Equal(t, payment.ChargeResult{Status: "failed", Ref: res.Ref, Reason: "card_declined"}, res)
+
+	// Cancelled: nothing announced.
+	u, _, err = p.SaveMethod(ctx, 1, "04A1B2C3D40000", cus, back)
+	require.NoError(t, err)
+	rec = do(t, p, "POST", u, url.Values{"action": {"cancel"}})
+	require.Equal(t, "https://cards.example/account?autotopup=cancelled", rec.Header().Get("Location"))
+	require.Len(t, r.events, 2)
+}

@@ -145,3 +145,43 @@ type cardStatus struct {
 	Balance int64  `json:"balance"`
 	Pending int64  `json:"pending"`
 }
+
+// claim claims the card for a new profile on its card page (the claim
+// form, with the PIN) and returns the profile's page it lands on.
+func (h *cardholder) claim(ctx context.Context, c *card, email, password string) (string, error) {
+	u := h.base + "/c/" + c.token + "/claim"
+	body, _, err := h.page(ctx, "GET", u, nil)
+	if err != nil {
+		return "", err
+	}
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		return "", errors.New("the claim page has no form")
+	}
+	acct, _, err := h.page(ctx, "POST", u, url.Values{"csrf": {m[1]}, "pin": {c.pin}, "email": {email}, "password": {password}, "consent": {"yes"}})
+	return acct, err
+}
+
+// setAutoTopUp fills the profile page's auto top-up form for the card
+// and saves a payment method at the test provider's page; it returns the
+// profile's page it comes back to.
+func (h *cardholder) setAutoTopUp(ctx context.Context, c *card, amount, threshold, limit int64) (string, error) {
+	acct, _, err := h.page(ctx, "GET", h.base+"/account", nil)
+	if err != nil {
+		return "", err
+	}
+	m := csrfField.FindStringSubmatch(acct)
+	if m == nil {
+		return "", errors.New("the profile's page has no form")
+	}
+	setup, res, err := h.page(ctx, "POST", h.base+"/account/cards/"+c.uid+"/autotopup", url.Values{"csrf": {m[1]},
+		"amount": {fmt.Sprint(amount)}, "threshold": {fmt.Sprint(threshold)}, "limit": {fmt.Sprint(limit)}})
+	if err != nil {
+		return "", err
+	}
+	if !strings.Contains(setup, `value="save"`) {
+		return "", fmt.Errorf("the auto top-up form did not lead to the provider's page (%s)", res.Request.URL.Path)
+	}
+	back, _, err := h.page(ctx, "POST", res.Request.URL.String(), url.Values{"action": {"save"}})
+	return back, err
+}

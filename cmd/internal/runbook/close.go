@@ -39,9 +39,21 @@ func (r *runner) refund(ctx context.Context) error {
 	// The amount is fixed at payout. By default a refund waits until every
 	// terminal of its event has uploaded since the request (or 24 h): the
 	// demo's terminals have sent every payment already, so HQ pays at once.
+	// HQ reviews the run first (a dry run prints its lines and plan),
+	// then books exactly that plan.
 	file := r.path("out", "payout.xml")
-	if _, err := r.loopcard(ctx, append([]string{"ledger", "payout", "--debtor-name", "Summer Fest Ltd",
-		"--debtor-iban", "NL91ABNA0417164300", "--sync-window", "0s", "--out", file}, r.orgFlag()...)...); err != nil {
+	payout := append([]string{"ledger", "payout", "--debtor-name", "Summer Fest Ltd",
+		"--debtor-iban", "NL91ABNA0417164300", "--sync-window", "0s"}, r.orgFlag()...)
+	var plan struct {
+		Plan string `json:"plan"`
+	}
+	if err := r.loopcardJSON(ctx, &plan, append(payout, "--dry-run")...); err != nil {
+		return err
+	}
+	if plan.Plan == "" {
+		return errors.New("payout dry run: no plan")
+	}
+	if _, err := r.loopcard(ctx, append(payout, "--approve", plan.Plan, "--out", file)...); err != nil {
 		return err
 	}
 	n, total, err := readPain001(file)

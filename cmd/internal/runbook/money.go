@@ -356,3 +356,86 @@ func (r *runner) check(ctx context.Context) error {
 	}
 	return nil
 }
+
+// The auto top-up the runbook's cardholder sets: reload 50.00 when the
+// balance is below 50.00, at most 50.00 a day (choices of the profile's
+// page).
+const (
+	AutoAmount    = 5000
+	AutoThreshold = 5000
+	AutoLimit     = 5000
+)
+
+// autoTopUp: the holder of the card topped up online claims it for a
+// profile on the card page, sets an auto top-up there and saves a (test)
+// payment method at the test provider; at the card's next tap, bar-1
+// online sees it below the threshold: the API charges the saved method
+// server-side and the load comes with the tap's pending loads, written
+// onto the card at that same tap; the profile's page lists the charge.
+func (r *runner) autoTopUp(ctx context.Context) error {
+	c := r.online
+	h, err := r.cardholder()
+	if err != nil {
+		return err
+	}
+	if _, err := h.claim(ctx, c, "holder@example.org", "a long enough password"); err != nil {
+		return fmt.Errorf("claim: %w", err)
+	}
+	back, err := h.setAutoTopUp(ctx, c, AutoAmount, AutoThreshold, AutoLimit)
+	if err != nil {
+		return fmt.Errorf("auto top-up: %w", err)
+	}
+	if !strings.Contains(back, "Auto top-up turns on") {
+		return errors.New("the profile's page did not come back from the provider's page")
+	}
+	a := AutoTopUp{Number: c.number, Amount: AutoAmount, Threshold: AutoThreshold, Before: r.sum.Online.CardBalance}
+	r.say("   the holder of %s claims it for a profile and sets an auto top-up: %s when the balance is below %s, at most %s a day; the test provider saves a payment method (Loopcard keeps its ids only)",
+		c.number, money(AutoAmount), money(AutoThreshold), money(AutoLimit))
+	if err := r.openTerminal(ctx, r.bar, 300); err != nil {
+		return err
+	}
+	line, err := r.tap(ctx, r.bar, c)
+	if err != nil {
+		return err
+	}
+	if _, err := r.closeTerminal(ctx, r.bar); err != nil {
+		return err
+	}
+	out := r.bar.pay.stdout()
+	if !strings.Contains(out, "onto the card (online top-up)") {
+		return fmt.Errorf("bar-1 did not write the auto top-up at the tap: %s", line)
+	}
+	m := paidLine.FindStringSubmatch(line)
+	if m == nil {
+		return fmt.Errorf("bar-1: %s", line)
+	}
+	a.CardBalance, _ = strconv.ParseInt(m[5]+m[6], 10, 64)
+	var st cardStatus
+	if err := h.api(ctx, "GET", "/v1/card", c.token, "", nil, &st); err != nil {
+		return err
+	}
+	a.LedgerBalance = st.Balance
+	if a.CardBalance != a.Before+AutoAmount-300 || a.LedgerBalance != a.CardBalance {
+		return fmt.Errorf("after the auto top-up the card holds %s and the ledger %s; want %s", money(a.CardBalance), money(a.LedgerBalance),
+			money(a.Before+AutoAmount-300))
+	}
+	page, _, err := h.page(ctx, "GET", h.base+"/account", nil)
+	if err != nil {
+		return err
+	}
+	if i := strings.Index(page, "Auto top-up charges"); i >= 0 {
+		table := page[i:]
+		if j := strings.Index(table, "</table>"); j >= 0 {
+			table = table[:j]
+		}
+		a.Charges = strings.Count(table, "<tr><td>")
+		a.PageShowsCharge = strings.Contains(table, "<td>paid</td>")
+	}
+	r.sum.Auto = a
+	r.say("   bar-1, online, sees the card at %s, below %s: the API charges the saved method and the load is written at that same tap, then 3.00 taken: card %s, ledger %s; the profile's page lists the charge as paid: %v",
+		money(a.Before), money(AutoThreshold), money(a.CardBalance), money(a.LedgerBalance), a.PageShowsCharge)
+	if !a.PageShowsCharge {
+		return errors.New("the profile's page does not list the auto top-up's charge as paid")
+	}
+	return nil
+}

@@ -180,6 +180,7 @@ func (r *runner) run(ctx context.Context) error {
 		{"register two terminals and take payments", r.pay},
 		{"clone a card and catch it", r.clone},
 		{"top up online through the card page, written at the next tap", r.onlineTopUp},
+		{"auto top-up: a claimed profile's rule charged at a tap below its threshold", r.autoTopUp},
 		{"a cardholder asks for a refund; HQ pays it out", r.refund},
 		{"close the day at each store", r.closeDay},
 		{"export the audit log and verify it offline", r.audit},

@@ -25,6 +25,7 @@ type Summary struct {
 	Terminals []*TerminalStat `json:"terminals"`
 	Clone     CloneCheck      `json:"clone"`
 	Online    OnlineTopUp     `json:"online_topup"`
+	Auto      AutoTopUp       `json:"auto_topup"`
 	Refund    RefundCheck     `json:"refund"`
 	Audit     AuditCheck      `json:"audit"`
 	Ledger    LedgerCheck     `json:"ledger"`
@@ -86,6 +87,24 @@ type OnlineTopUp struct {
 	// PageShows is true when the card page, opened in Chromium, showed
 	// the balance the card holds.
 	PageShows bool `json:"card_page_shows_balance"`
+}
+
+// AutoTopUp is the auto top-up a claimed profile set on a card: the tap
+// below its threshold charged it (at the test provider) and wrote the
+// load onto the card at that same tap.
+type AutoTopUp struct {
+	Number    string `json:"card_number"`
+	Amount    int64  `json:"amount"`
+	Threshold int64  `json:"threshold"`
+	// Before is the card's balance before the tap, CardBalance after it
+	// (the load written, the payment taken), LedgerBalance the ledger's.
+	Before        int64 `json:"balance_before_tap"`
+	CardBalance   int64 `json:"card_balance"`
+	LedgerBalance int64 `json:"ledger_balance"`
+	// Charges is how many charges the profile's page lists, and
+	// PageShowsCharge whether it lists this one as paid.
+	Charges         int  `json:"charges"`
+	PageShowsCharge bool `json:"page_shows_charge"`
 }
 
 // RefundCheck is the refund a cardholder asked for and its payout file.

@@ -185,10 +185,29 @@ func (p *Provider) Refund(ctx context.Context, paymentRef string, amount int64, 
 	return r.ID, nil
 }
 
+// APIVersion is the Stripe API version of the events this package reads:
+// stripe-go v82's, "2025-08-27.basil". The webhook endpoint in Stripe's
+// dashboard must be created with it.
+const APIVersion = stripe.APIVersion
+
+// VersionError is an event of another API version than APIVersion: its
+// objects may be shaped otherwise, so it is refused, not misread. It
+// wraps payment.ErrEvent.
+type VersionError struct {
+	Got string // the event's api_version, at most 40 bytes
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("stripepay: event of API version %q, this endpoint reads %q: create the Stripe webhook endpoint with API version %s",
+		e.Got, APIVersion, APIVersion)
+}
+
+func (e *VersionError) Unwrap() error { return payment.ErrEvent }
+
 // Parse verifies a webhook delivery's Stripe-Signature against the
 // signing secrets and translates the event (Translate). It returns
 // payment.ErrNoSignature, payment.ErrTimestamp, payment.ErrSignature or
-// payment.ErrEvent.
+// payment.ErrEvent (a *VersionError for an event of another API version).
 func (p *Provider) Parse(h http.Header, body []byte, now time.Time) (payment.Event, error) {
 	header := h.Get(Header)
 	tol := p.tolerance
@@ -203,8 +222,16 @@ func (p *Provider) Parse(h http.Header, body []byte, now time.Time) (payment.Eve
 	var err error
 	for _, s := range p.secrets {
 		var ev stripe.Event
-		ev, err = webhook.ConstructEventWithOptions(body, header, *s.s, webhook.ConstructEventOptions{IgnoreTolerance: true})
+		ev, err = webhook.ConstructEventWithOptions(body, header, *s.s, webhook.ConstructEventOptions{IgnoreTolerance: true, IgnoreAPIVersionMismatch: true})
 		switch {
+		case err == nil && ev.APIVersion != APIVersion:
+			// Signed, but of another API version: pinned exactly,
+			// stricter than stripe-go's check of the release train.
+			got := ev.APIVersion
+			if len(got) > 40 {
+				got = got[:40]
+			}
+			return payment.Event{}, &VersionError{Got: got}
 		case err == nil:
 			return Translate(ev)
 		case errors.Is(err, webhook.ErrNoValidSignature):
@@ -241,9 +268,16 @@ func checkTimestamp(header string, now time.Time, tol time.Duration) error {
 //     payment status;
 //   - checkout.session.async_payment_succeeded / _failed, expired;
 //   - payment_intent.succeeded, processing, payment_failed, canceled
-//     (expired), of payment intents Loopcard made (with its metadata);
+//     (expired), of payment intents Loopcard made (with its metadata); an
+//     auto top-up's carry its charge (AutoTopUp), and its
+//     payment_intent.requires_action is a failure (off-session, nobody
+//     can authenticate);
+//   - setup_intent.succeeded of a method saved for auto top-up: method
+//     saved (the customer and payment-method ids);
 //   - charge.refunded: refunded, with the sum refunded so far;
-//   - charge.dispute.created: disputed.
+//   - charge.dispute.created: disputed;
+//   - charge.dispute.closed with status won: dispute won (lost changes
+//     nothing: the chargeback was booked when it was created).
 //
 // Other events keep their Stripe type, prefixed "stripe.": noted only.
 // The payment is the payment intent's id, which all of them name.
@@ -290,7 +324,8 @@ func Translate(ev stripe.Event) (payment.Event, error) {
 		case "checkout.session.expired":
 			out.Type = payment.TypePaymentExpired
 		}
-	case "payment_intent.succeeded", "payment_intent.processing", "payment_intent.payment_failed", "payment_intent.canceled":
+	case "payment_intent.succeeded", "payment_intent.processing", "payment_intent.payment_failed", "payment_intent.canceled",
+		"payment_intent.requires_action":
 		var pi stripe.PaymentIntent
 		if err := unmarshal(&pi); err != nil {
 			return payment.Event{}, err
@@ -299,12 +334,39 @@ func Translate(ev stripe.Event) (payment.Event, error) {
 		if !fromMeta(&out, pi.Metadata) {
 			return out, out.Validate()
 		}
+		auto := pi.Metadata[MetaAutoTopUp]
+		if auto != "" && auto != "setup" {
+			out.AutoTopUp = auto
+		}
+		if ev.Type == "payment_intent.requires_action" {
+			if out.AutoTopUp == "" {
+				return out, out.Validate() // a checkout's 3-D Secure: the cardholder is there
+			}
+			// Off-session, nobody can authenticate: the charge failed.
+			out.Type, out.Status = payment.TypePaymentFailed, "requires_action"
+			return out, out.Validate()
+		}
 		out.Type = map[stripe.EventType]string{
 			"payment_intent.succeeded":      payment.TypePaymentSucceeded,
 			"payment_intent.processing":     payment.TypePaymentProcessing,
 			"payment_intent.payment_failed": payment.TypePaymentFailed,
 			"payment_intent.canceled":       payment.TypePaymentExpired,
 		}[ev.Type]
+		if pi.LastPaymentError != nil && out.Type == payment.TypePaymentFailed {
+			out.Status = string(pi.LastPaymentError.Code)
+			if pi.LastPaymentError.DeclineCode != "" {
+				out.Status = string(pi.LastPaymentError.DeclineCode)
+			}
+			if out.Status == string(stripe.ErrorCodeAuthenticationRequired) {
+				out.Status = "requires_action"
+			}
+		}
+	case "setup_intent.succeeded":
+		var si stripe.SetupIntent
+		if err := unmarshal(&si); err != nil {
+			return payment.Event{}, err
+		}
+		return setupEvent(out, &si)
 	case "charge.refunded":
 		var c stripe.Charge
 		if err := unmarshal(&c); err != nil {
@@ -325,6 +387,21 @@ func Translate(ev stripe.Event) (payment.Event, error) {
 		}
 		out.Type, out.Payment, out.Dispute, out.Amount = payment.TypePaymentDisputed, d.PaymentIntent.ID, d.ID, d.Amount
 		out.Currency = strings.ToUpper(string(d.Currency))
+	case "charge.dispute.closed":
+		var d stripe.Dispute
+		if err := unmarshal(&d); err != nil {
+			return payment.Event{}, err
+		}
+		if d.PaymentIntent == nil || d.PaymentIntent.ID == "" {
+			return out, out.Validate()
+		}
+		out.Payment, out.Dispute, out.Amount = d.PaymentIntent.ID, d.ID, d.Amount
+		out.Currency = strings.ToUpper(string(d.Currency))
+		if d.Status == stripe.DisputeStatusWon {
+			out.Type = payment.TypeDisputeWon
+		} else {
+			out.Status = string(d.Status)
+		}
 	}
 	return out, out.Validate()
 }

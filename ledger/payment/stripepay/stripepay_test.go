@@ -155,6 +155,10 @@ func TestWebhookEvents(t *testing.T) {
 			payment.Event{Type: payment.TypePaymentRefunded, Payment: "pi_1", Amount: 2500, Refunded: 1000, Currency: "EUR"}},
 		{"charge.dispute.created", map[string]any{"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "amount": 2500, "currency": "eur", "status": "needs_response"},
 			payment.Event{Type: payment.TypePaymentDisputed, Payment: "pi_1", Dispute: "dp_1", Amount: 2500, Currency: "EUR"}},
+		{"charge.dispute.closed", map[string]any{"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "amount": 2500, "currency": "eur", "status": "won"},
+			payment.Event{Type: payment.TypeDisputeWon, Payment: "pi_1", Dispute: "dp_1", Amount: 2500, Currency: "EUR"}},
+		{"charge.dispute.closed", map[string]any{"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "amount": 2500, "currency": "eur", "status": "lost"},
+			payment.Event{Type: "stripe.charge.dispute.closed", Payment: "pi_1", Dispute: "dp_1", Amount: 2500, Currency: "EUR", Status: "lost"}},
 		{"customer.created", map[string]any{"id": "cus_1", "object": "customer"},
 			payment.Event{Type: "stripe.customer.created"}},
 	}
@@ -185,8 +189,16 @@ func TestWebhookEvents(t *testing.T) {
 		require.True(t, errors.Is(err, tc.want), "%s: %v", tc.name, err)
 	}
 	// An endpoint on another API version: its events are refused, not
-	// misread.
-	old := bytes.Replace(body, []byte(stripe.APIVersion), []byte("2020-08-27"), 1)
-	_, err = p.Parse(http.Header{stripepay.Header: {stripemock.Sign("whsec_new", old, now)}}, old, now)
-	require.ErrorIs(t, err, payment.ErrEvent)
+	// misread, with an error that names both versions and not the payload.
+	require.Equal(t, "2025-08-27.basil", stripepay.APIVersion, "docs/run-an-event.md names the pinned version")
+	for _, v := range []string{"2020-08-27", "2025-07-30.basil", "2025-09-30.clover"} {
+		old := bytes.Replace(body, []byte(stripe.APIVersion), []byte(v), 1)
+		_, err = p.Parse(http.Header{stripepay.Header: {stripemock.Sign("whsec_new", old, now)}}, old, now)
+		require.ErrorIs(t, err, payment.ErrEvent, v)
+		var ve *stripepay.VersionError
+		require.ErrorAs(t, err, &ve, v)
+		require.Equal(t, v, ve.Got)
+		require.Contains(t, err.Error(), "2025-08-27.basil")
+		require.NotContains(t, err.Error(), "cs_1")
+	}
 }
