@@ -24,6 +24,7 @@ var owners = map[string]string{
 	"card_alerts":           Ledger,
 	"card_blocklist":        Ledger,
 	"card_blocklist_heads":  Ledger,
+	"card_balance_totals":   Ledger, // the dashboard's running totals (029)
 	"card_chain":            Ledger, // view
 	"card_events":           Ledger,
 	"card_replacements":     Ledger,
@@ -43,8 +44,10 @@ var owners = map[string]string{
 	"store_day_closes":      Ledger,
 	"stores":                Ledger,
 	"terminal_refused_taps": Ledger,
+	"terminal_sales":        Ledger, // the dashboard's running totals (029)
 	"terminal_txs":          Ledger,
 	"terminals":             Ledger,
+	"topup_totals":          Ledger, // the dashboard's running totals (029)
 	"topups":                Ledger,
 	"unmatched_payments":    Ledger,
 	"voucher_batches":       Ledger,
