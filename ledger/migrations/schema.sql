@@ -987,7 +987,7 @@ CREATE OR REPLACE FUNCTION public.ledger_card_balance_totals()
 AS $function$
 BEGIN
     INSERT INTO card_balance_totals AS s (org_id, event_id, shard, cards_with_money, outstanding)
-        SELECT n.org_id, c.event_id, pg_backend_pid() % 16,
+        SELECT n.org_id, c.event_id, pg_backend_pid() % 1024,
                sum((n.side * n.balance > 0)::int - (o.side * o.balance > 0)::int),
                sum(n.side * n.balance - o.side * o.balance)::bigint
           FROM new_accounts n JOIN old_accounts o ON o.org_id = n.org_id AND o.account_id = n.account_id
@@ -1122,14 +1122,14 @@ AS $function$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO topup_totals AS s (org_id, event_id, channel, status, shard, count, amount)
-            SELECT t.org_id, c.event_id, t.channel, t.status, pg_backend_pid() % 16, count(*), sum(t.amount)::bigint
+            SELECT t.org_id, c.event_id, t.channel, t.status, pg_backend_pid() % 1024, count(*), sum(t.amount)::bigint
               FROM new_rows t JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id
              GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
             ON CONFLICT (org_id, event_id, channel, status, shard)
             DO UPDATE SET count = s.count + EXCLUDED.count, amount = s.amount + EXCLUDED.amount;
     ELSE
         INSERT INTO topup_totals AS s (org_id, event_id, channel, status, shard, count, amount)
-            SELECT x.org_id, c.event_id, x.channel, x.status, pg_backend_pid() % 16, sum(x.n), sum(x.amount)::bigint
+            SELECT x.org_id, c.event_id, x.channel, x.status, pg_backend_pid() % 1024, sum(x.n), sum(x.amount)::bigint
               FROM (SELECT org_id, card_id, channel, status, 1 AS n, amount FROM new_rows
                     UNION ALL SELECT org_id, card_id, channel, status, -1, -amount FROM old_rows) x
               JOIN cards c ON c.org_id = x.org_id AND c.card_id = x.card_id
