@@ -197,14 +197,18 @@ func (b *consoleBackend) Dashboard(ctx context.Context, from, event string) (con
 	if !terminaltx.ValidID(event) {
 		return console.Dashboard{}, console.ErrNotFound
 	}
-	var rep ledger.EventReport
-	if err := b.do(ctx, from, "GET", "/v1/hq/reports/events/"+url.PathEscape(event), nil, &rep); err != nil {
-		return console.Dashboard{}, err
-	}
+	// The two requests side by side: the page waits for the slower.
 	var ts struct {
 		Terminals []apitype.TerminalInfo `json:"terminals"`
 	}
-	if err := b.do(ctx, from, "GET", "/v1/hq/terminals", nil, &ts); err != nil {
+	terr := make(chan error, 1)
+	go func() { terr <- b.do(ctx, from, "GET", "/v1/hq/terminals", nil, &ts) }()
+	var rep ledger.EventReport
+	err := b.do(ctx, from, "GET", "/v1/hq/reports/events/"+url.PathEscape(event), nil, &rep)
+	if err2 := <-terr; err == nil {
+		err = err2
+	}
+	if err != nil {
 		return console.Dashboard{}, err
 	}
 	d := console.Dashboard{Event: rep.Event, CardsWithMoney: rep.CardsWithMoney, Outstanding: rep.Outstanding,
@@ -222,7 +226,8 @@ func (b *consoleBackend) Dashboard(ctx context.Context, from, event string) (con
 		if t.Event != "" && t.Event != event {
 			continue
 		}
-		d.Terminals = append(d.Terminals, console.Terminal{ID: t.Terminal, Merchant: t.Merchant, Event: t.Event, Status: t.Status, LastUpload: t.LastUpload})
+		d.Terminals = append(d.Terminals, console.Terminal{ID: t.Terminal, Merchant: t.Merchant, Event: t.Event, Status: t.Status,
+			EnrolledAt: t.EnrolledAt, LastUpload: t.LastUpload, Queued: t.Queued, OldestUnsent: t.OldestUnsentAt})
 	}
 	return d, nil
 }
@@ -302,7 +307,7 @@ func (b *consoleBackend) Terminals(ctx context.Context, from string) ([]console.
 	out := make([]console.Terminal, 0, len(ts.Terminals))
 	for _, t := range ts.Terminals {
 		out = append(out, console.Terminal{ID: t.Terminal, Merchant: t.Merchant, Event: t.Event, Status: t.Status,
-			EnrolledAt: t.EnrolledAt, LastUpload: t.LastUpload, SessionKeys: t.SessionKeys})
+			EnrolledAt: t.EnrolledAt, LastUpload: t.LastUpload, SessionKeys: t.SessionKeys, Queued: t.Queued, OldestUnsent: t.OldestUnsentAt})
 	}
 	return out, nil
 }

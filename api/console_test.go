@@ -20,6 +20,7 @@ import (
 
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/apitype"
+	"github.com/loopcard/loopcard/api/console"
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
@@ -465,7 +466,7 @@ func tableRows(t *testing.T, page, id string) [][]string {
 	body := page[start : start+end]
 	var rows [][]string
 	cell := regexp.MustCompile(`<td[^>]*?(?: data-cents="(-?\d+)")?>([^<]*)</td>`)
-	for _, tr := range strings.Split(body, "<tr>")[2:] {
+	for _, tr := range regexp.MustCompile(`<tr[ >]`).Split(body, -1)[2:] {
 		var row []string
 		for _, m := range cell.FindAllStringSubmatch(tr, -1) {
 			if m[1] != "" {
@@ -493,6 +494,7 @@ func (e *env) consoleEvent() {
 	ctx := context.Background()
 	t1 := e.enrolTerminal("t1")
 	t2 := e.enrolTerminal("t2")
+	e.consoleTerms = []*terminal{t1, t2}
 	up := func(txs ...[]byte) {
 		_, err := e.ledger.Upload(ctx, org, txs)
 		require.NoError(t, err)
@@ -598,6 +600,12 @@ func TestConsoleDashboardFigures(t *testing.T) {
 	// The chart draws one bar per hour and merchant, its height the amount.
 	require.Equal(t, len(rep.Hourly), strings.Count(page, "<rect x="))
 
+	// t1 says, with a session-key fetch, that 3 transactions wait, the
+	// oldest for 4 minutes; t2 has said nothing.
+	r = e.do(request{method: "POST", path: "/v1/terminal/session-keys", terminal: e.consoleTerms[0],
+		body: apitype.SessionKeyRequest{Event: "fest", Heartbeat: &apitype.Heartbeat{Queued: 3, OldestUnsent: 240}}})
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	page = string(b.get("/console/dashboard").body)
 	terms, err := e.ledger.Terminals(context.Background(), org)
 	require.NoError(t, err)
 	var listed struct {
@@ -607,13 +615,55 @@ func TestConsoleDashboardFigures(t *testing.T) {
 	rows := tableRows(t, page, "terminals")
 	require.Len(t, rows, len(terms))
 	require.Len(t, listed.Terminals, len(terms))
+	require.Equal(t, 3, listed.Terminals[0].Queued)
+	require.Equal(t, e.clock.Now().Add(-4*time.Minute).UTC(), listed.Terminals[0].OldestUnsentAt.UTC())
+	require.Nil(t, listed.Terminals[1].OldestUnsentAt)
 	for i, tr := range terms {
 		require.NotNil(t, tr.LastUpload)
 		require.Equal(t, tr.LastUpload.UTC(), listed.Terminals[i].LastUpload.UTC())
+		require.Equal(t, tr.Queued, listed.Terminals[i].Queued)
 		ago := e.clock.Now().Sub(*tr.LastUpload).Round(time.Minute)
-		require.Equal(t, []string{tr.Terminal, tr.Merchant, listed.Terminals[i].Status, tr.LastUpload.UTC().Format("2006-01-02 15:04"),
-			fmt.Sprintf("%d h %02d min", int(ago/time.Hour), int(ago%time.Hour/time.Minute))}, rows[i])
+		// The uploads' times are the database's, the page's the test
+		// clock's, an hour on: both terminals are silent.
+		require.GreaterOrEqual(t, ago, console.SilentAfter)
+		oldest := ""
+		if tr.OldestUnsent != nil {
+			oldest = "4 min"
+		}
+		require.Equal(t, []string{tr.Terminal, tr.Merchant, listed.Terminals[i].Status + " · no upload for 20 min", tr.LastUpload.UTC().Format("2006-01-02 15:04"),
+			fmt.Sprintf("%d h %02d min", int(ago/time.Hour), int(ago%time.Hour/time.Minute)), strconv.Itoa(tr.Queued), oldest}, rows[i])
 	}
+	require.Equal(t, 2, strings.Count(page, `<tr class="silent">`))
+}
+
+// TestTerminalHeartbeat: a terminal's heartbeat with an upload is stored
+// and shown; one that does not fit is refused with the upload (400) and
+// changes nothing.
+func TestTerminalHeartbeat(t *testing.T) {
+	e := newEnv(t, envOptions{cards: 2})
+	term := e.enrolTerminal("t1")
+	sk := e.sessionKey(term)
+	hb := func(q int, age int64) response {
+		return e.do(request{method: "POST", path: "/v1/terminal/batches", terminal: term, session: sk.KeyID,
+			body: apitype.BatchRequest{Transactions: [][]byte{e.debit(term, e.cards[0], 1, 1000, 100)},
+				Heartbeat: &apitype.Heartbeat{Queued: q, OldestUnsent: age}}})
+	}
+	for _, bad := range [][2]int64{{-1, 0}, {1, -5}, {0, 60}, {20_000_000, 1}, {1, 400 * 24 * 3600}} {
+		r := hb(int(bad[0]), bad[1])
+		require.Equal(t, http.StatusBadRequest, r.status, "%v: %s", bad, r.body)
+		require.Contains(t, string(r.body), `{"error":"heartbeat: `)
+	}
+	rec, err := e.ledger.Terminal(context.Background(), org, "t1")
+	require.NoError(t, err)
+	require.Nil(t, rec.HeartbeatAt, "a refused heartbeat changes nothing")
+	require.Nil(t, rec.LastUpload, "nor is the upload recorded")
+	r := hb(7, 90)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	rec, err = e.ledger.Terminal(context.Background(), org, "t1")
+	require.NoError(t, err)
+	require.Equal(t, 7, rec.Queued)
+	require.Equal(t, e.clock.Now().Add(-90*time.Second).UTC(), rec.OldestUnsent.UTC())
+	require.NotNil(t, rec.LastUpload)
 }
 
 // TestConsolePageSizes: each page with its stylesheet stays under 100 kB,

@@ -137,13 +137,15 @@ type env struct {
 	client *http.Client
 	pool   *pgxpool.Pool
 	ledger *ledger.Ledger
-	hsm    *keys.HSM
-	srv    *api.Server
-	clock  *clock
-	logs   *logBuffer
-	ca     *tlsca.CA
-	cards  []testCard
-	batch  int64 // the batch of the cards
+	// consoleTerms are consoleEvent's terminals.
+	consoleTerms []*terminal
+	hsm          *keys.HSM
+	srv          *api.Server
+	clock        *clock
+	logs         *logBuffer
+	ca           *tlsca.CA
+	cards        []testCard
+	batch        int64 // the batch of the cards
 	// tokens by role name: hq, store (store-a), store-b, auditor.
 	tokens map[string]string
 	// shutdown stops the server gracefully and returns Serve's error.

@@ -355,7 +355,8 @@ func (s *Server) listTerminals(c *call) error {
 	for _, r := range recs {
 		k := keysOf[r.Terminal]
 		out = append(out, apitype.TerminalInfo{Terminal: r.Terminal, Merchant: r.Merchant, Event: r.Event, Status: terminalStatus[r.Status],
-			EnrolledAt: r.EnrolledAt, LastUpload: r.LastUpload, KexAlg: k.kexAlg, SessionKeys: k.sessions})
+			EnrolledAt: r.EnrolledAt, LastUpload: r.LastUpload, KexAlg: k.kexAlg, SessionKeys: k.sessions,
+			HeartbeatAt: r.HeartbeatAt, Queued: r.Queued, OldestUnsentAt: r.OldestUnsent})
 	}
 	return c.reply(http.StatusOK, map[string]any{"terminals": out})
 }

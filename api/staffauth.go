@@ -35,6 +35,8 @@ import (
 const (
 	StaffIdle     = 30 * time.Minute
 	StaffLifetime = 12 * time.Hour
+	// staffSeenEvery is how often a session's use is noted.
+	staffSeenEvery = time.Minute
 
 	// After staffFreeFailures wrong sign-ins in a row an account waits
 	// staffBackoff, doubled with each further failure up to staffMaxBackoff.
@@ -420,12 +422,18 @@ func (s *Server) staffSession(ctx context.Context, tok string) (principal, error
 		}
 		return principal{}, ErrStaffSession
 	}
-	if _, err := s.pool.Exec(ctx, `UPDATE api_staff_sessions SET last_seen_at = $2 WHERE session_hash = $1 AND last_seen_at < $2`, h, now); err != nil {
-		return principal{}, fmt.Errorf("api: staff session: %w", err)
-	}
+	// The use is noted once a minute at most: a page is then no durable
+	// write of the session's (the idle time counts from a use at most
+	// staffSeenEvery before the last).
 	p.role = Role(role)
 	if store != nil {
 		p.store = *store
+	}
+	if now.Sub(seen) < staffSeenEvery {
+		return p, nil
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE api_staff_sessions SET last_seen_at = $2 WHERE session_hash = $1 AND last_seen_at < $2`, h, now); err != nil {
+		return principal{}, fmt.Errorf("api: staff session: %w", err)
 	}
 	return p, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,6 +101,9 @@ func (s *Server) sessionKey(c *call) error {
 	}
 	rec, err := s.ledger.Terminal(c.ctx, c.who.org, c.who.terminal)
 	if err != nil {
+		return err
+	}
+	if err := s.heartbeat(c, req.Heartbeat); err != nil {
 		return err
 	}
 	switch {
@@ -208,6 +212,9 @@ func (s *Server) uploadBatch(c *call) error {
 	if err != nil {
 		return err
 	}
+	if err := s.heartbeat(c, req.Heartbeat); err != nil {
+		return err
+	}
 	res := make([]apitype.TxResult, len(req.Transactions))
 	var raws [][]byte
 	var idx []int
@@ -261,4 +268,20 @@ func (s *Server) uploadBatch(c *call) error {
 		return err
 	}
 	return c.reply(http.StatusOK, apitype.BatchResponse{Results: res, Blocklist: bl})
+}
+
+// heartbeat records what the terminal says waits in its queue (nil: it
+// said nothing). One that does not fit is a bad request.
+func (s *Server) heartbeat(c *call, hb *apitype.Heartbeat) error {
+	if hb == nil {
+		return nil
+	}
+	if hb.OldestUnsent < 0 || hb.OldestUnsent > int64(ledger.MaxHeartbeatAge/time.Second) {
+		return badRequest("heartbeat: oldest_unsent_s is 0 to "+strconv.FormatInt(int64(ledger.MaxHeartbeatAge/time.Second), 10), nil)
+	}
+	err := s.ledger.TerminalHeartbeat(c.ctx, c.who.org, c.who.terminal, s.now(), hb.Queued, time.Duration(hb.OldestUnsent)*time.Second)
+	if errors.Is(err, ledger.ErrInvalid) {
+		return badRequest("heartbeat: queued is 0 to "+strconv.Itoa(ledger.MaxHeartbeatQueue)+", and oldest_unsent_s 0 when none is queued", err)
+	}
+	return err
 }

@@ -402,6 +402,30 @@ func (l *Ledger) Verify(ctx context.Context) error {
 			LEFT JOIN LATERAL (SELECT card_seq, balance_after FROM card_chain ch
 				WHERE ch.org_id = c.org_id AND ch.card_id = c.card_id ORDER BY card_seq DESC LIMIT 1) t ON true
 			WHERE a.chain_seq IS DISTINCT FROM t.card_seq OR a.chain_after IS DISTINCT FROM t.balance_after)`},
+		// The dashboard's running totals (migration 031) are what their
+		// rows add up to.
+		{"the terminal sales totals differ from the terminal transactions", `SELECT EXISTS (
+			SELECT 1 FROM (SELECT org_id, event_id, terminal_id, hour, merchant_id, status, count, amount FROM terminal_sales WHERE count <> 0 OR amount <> 0) s
+			FULL JOIN (SELECT t.org_id, c.event_id, t.terminal_id, date_trunc('hour', t.at, 'UTC') AS hour, t.merchant_id, t.status,
+					count(*) AS count, sum(t.amount) AS amount
+				FROM terminal_txs t JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id GROUP BY 1, 2, 3, 4, 5, 6) r
+			USING (org_id, event_id, terminal_id, hour, merchant_id, status)
+			WHERE s.count IS DISTINCT FROM r.count OR s.amount IS DISTINCT FROM r.amount)`},
+		{"the top-up totals differ from the top-ups", `SELECT EXISTS (
+			SELECT 1 FROM (SELECT org_id, event_id, channel, status, sum(count) AS count, sum(amount) AS amount FROM topup_totals
+					GROUP BY 1, 2, 3, 4 HAVING sum(count) <> 0 OR sum(amount) <> 0) s
+			FULL JOIN (SELECT t.org_id, c.event_id, t.channel, t.status, count(*) AS count, sum(t.amount) AS amount
+				FROM topups t JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id GROUP BY 1, 2, 3, 4) r
+			USING (org_id, event_id, channel, status)
+			WHERE s.count IS DISTINCT FROM r.count OR s.amount IS DISTINCT FROM r.amount)`},
+		{"the card balance totals differ from the cards' balances", `SELECT EXISTS (
+			SELECT 1 FROM (SELECT org_id, event_id, sum(cards_with_money) AS n, sum(outstanding) AS amount FROM card_balance_totals
+					GROUP BY 1, 2 HAVING sum(cards_with_money) <> 0 OR sum(outstanding) <> 0) s
+			FULL JOIN (SELECT c.org_id, c.event_id, count(*) FILTER (WHERE a.side * a.balance > 0) AS n, sum(a.side * a.balance) AS amount
+				FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id GROUP BY 1, 2
+				HAVING count(*) FILTER (WHERE a.side * a.balance > 0) <> 0 OR sum(a.side * a.balance) <> 0) r
+			USING (org_id, event_id)
+			WHERE s.n IS DISTINCT FROM r.n OR s.amount IS DISTINCT FROM r.amount)`},
 	}
 	for _, c := range checks {
 		var bad bool

@@ -232,6 +232,44 @@ type TerminalRecord struct {
 	// LastUpload is when the ledger received the terminal's transaction
 	// with the highest terminal sequence number; nil: none yet.
 	LastUpload *time.Time
+	// HeartbeatAt is when the terminal last said what waits in its
+	// queue (TerminalHeartbeat): Queued transactions, the oldest since
+	// OldestUnsent (nil: none waits). Nil: it never said.
+	HeartbeatAt  *time.Time
+	Queued       int
+	OldestUnsent *time.Time
+}
+
+// MaxHeartbeatQueue and MaxHeartbeatAge bound what a heartbeat may say.
+const (
+	MaxHeartbeatQueue = 10_000_000
+	MaxHeartbeatAge   = 366 * 24 * time.Hour
+)
+
+// TerminalHeartbeat records what terminal said at at waits in its queue:
+// queued transactions, the oldest of them oldest old. It is the
+// console's telemetry, not money: its commit does not wait for the disk
+// (a crash loses at most the last heartbeats, which the next ones
+// replace), so that it costs the upload it comes with one round trip.
+func (l *Ledger) TerminalHeartbeat(ctx context.Context, org int64, terminal string, at time.Time, queued int, oldest time.Duration) error {
+	if queued < 0 || queued > MaxHeartbeatQueue || oldest < 0 || oldest > MaxHeartbeatAge || (queued == 0 && oldest != 0) {
+		return fmt.Errorf("%w: a heartbeat's queue holds 0 to %d transactions, the oldest at most %d days old (none when the queue is empty)",
+			ErrInvalid, MaxHeartbeatQueue, int(MaxHeartbeatAge/(24*time.Hour)))
+	}
+	var since *time.Time
+	if queued > 0 {
+		s := at.Add(-oldest)
+		since = &s
+	}
+	b := &pgx.Batch{}
+	// One implicit transaction: the setting is its own.
+	b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+	b.Queue(`UPDATE terminals SET heartbeat_at = $3, queued = $4, oldest_unsent_at = $5
+		WHERE org_id = $1 AND terminal_id = $2 AND (heartbeat_at IS NULL OR heartbeat_at <= $3)`, org, terminal, at, queued, since)
+	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("ledger: terminal heartbeat: %w", err)
+	}
+	return nil
 }
 
 // Terminal statuses as TerminalRecord names them.
@@ -261,7 +299,8 @@ func (l *Ledger) Terminal(ctx context.Context, org int64, terminal string) (Term
 func (l *Ledger) terminalRecords(ctx context.Context, org int64, only *string) ([]TerminalRecord, error) {
 	rows, err := l.pool.Query(ctx, `SELECT t.terminal_id, t.merchant_id, coalesce(t.event_id, ''),
 			CASE t.status WHEN 'pending' THEN 'created' WHEN 'active' THEN 'enrolled' ELSE t.status END,
-			t.enrolled_at, CASE WHEN t.status = 'pending' THEN t.token_expires_at END, u.received_at
+			t.enrolled_at, CASE WHEN t.status = 'pending' THEN t.token_expires_at END, u.received_at,
+			t.heartbeat_at, coalesce(t.queued, 0), t.oldest_unsent_at
 		FROM terminals t
 		LEFT JOIN LATERAL (SELECT received_at FROM terminal_txs x WHERE x.org_id = t.org_id AND x.terminal_id = t.terminal_id
 			ORDER BY x.terminal_seq DESC LIMIT 1) u ON true
@@ -271,7 +310,8 @@ func (l *Ledger) terminalRecords(ctx context.Context, org int64, only *string) (
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (TerminalRecord, error) {
 		var r TerminalRecord
-		err := row.Scan(&r.Terminal, &r.Merchant, &r.Event, &r.Status, &r.EnrolledAt, &r.TokenExpiresAt, &r.LastUpload)
+		err := row.Scan(&r.Terminal, &r.Merchant, &r.Event, &r.Status, &r.EnrolledAt, &r.TokenExpiresAt, &r.LastUpload,
+			&r.HeartbeatAt, &r.Queued, &r.OldestUnsent)
 		return r, err
 	})
 	if err != nil {

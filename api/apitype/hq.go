@@ -105,6 +105,12 @@ type TerminalInfo struct {
 	LastUpload  *time.Time `json:"last_upload,omitempty"`
 	KexAlg      string     `json:"kex_alg,omitempty"`
 	SessionKeys int        `json:"current_session_keys"`
+	// HeartbeatAt is when the terminal last said what waits in its queue
+	// (with an upload or a session-key fetch): Queued transactions, the
+	// oldest waiting since OldestUnsentAt.
+	HeartbeatAt    *time.Time `json:"heartbeat_at,omitempty"`
+	Queued         int        `json:"queued"`
+	OldestUnsentAt *time.Time `json:"oldest_unsent_at,omitempty"`
 }
 
 // StoreInfo is what HQ sees of a store: its cash as the ledger has it.

@@ -40,7 +40,22 @@ type SessionKeyRequest struct {
 	// Blocklist is the version of the blocklist the terminal holds (0:
 	// none yet); nil asks for no blocklist.
 	Blocklist *uint64 `json:"blocklist,omitempty"`
+	// Heartbeat is what waits in the terminal's queue.
+	Heartbeat *Heartbeat `json:"heartbeat,omitempty"`
 }
+
+// Heartbeat is what waits in a terminal's queue when it sends a request,
+// besides the transactions the request uploads: HQ's console shows it.
+type Heartbeat struct {
+	// Queued is how many transactions wait.
+	Queued int `json:"queued"`
+	// OldestUnsent is how long the oldest of them has waited, in seconds
+	// by the terminal's clock (0 when none waits).
+	OldestUnsent int64 `json:"oldest_unsent_s"`
+}
+
+// MaxOldestUnsent is the longest wait a heartbeat says (a year and a day).
+const MaxOldestUnsent int64 = 366 * 24 * 60 * 60
 
 // SessionKeyResponse is a delivered event debit key and the label of the
 // base key it was derived from.
@@ -90,6 +105,8 @@ type BatchRequest struct {
 	// version of the blocklist it holds: every transaction it took while
 	// its list was older has now reached the ledger.
 	Synced *uint64 `json:"synced,omitempty"`
+	// Heartbeat is what waits in the terminal's queue besides this batch.
+	Heartbeat *Heartbeat `json:"heartbeat,omitempty"`
 }
 
 // TxResult is the outcome of one uploaded transaction.

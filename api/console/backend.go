@@ -154,13 +154,20 @@ type TopUps struct {
 	Count, Amount   int64
 }
 
-// Terminal is one terminal, when it last uploaded and how many session
-// keys it holds.
+// Terminal is one terminal, when it last uploaded, how many session
+// keys it holds, and what it last said waits in its queue: Queued
+// transactions, the oldest since OldestUnsent (nil: none).
 type Terminal struct {
 	ID, Merchant, Event, Status string
 	EnrolledAt, LastUpload      *time.Time
 	SessionKeys                 int
+	Queued                      int
+	OldestUnsent                *time.Time
 }
+
+// SilentAfter is how long an active terminal may go without an upload
+// before the pages point it out.
+const SilentAfter = 20 * time.Minute
 
 // Alert is one alert.
 type Alert struct {

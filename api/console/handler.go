@@ -239,6 +239,19 @@ func (p *page) Since(v any) string {
 	return fmt.Sprintf("%d min", mins)
 }
 
+// Silent says an active terminal has not uploaded (or, never having
+// uploaded, not enrolled) for SilentAfter or longer.
+func (p *page) Silent(t Terminal) bool {
+	if t.Status != "active" {
+		return false
+	}
+	last := t.LastUpload
+	if last == nil {
+		last = t.EnrolledAt
+	}
+	return last != nil && p.now.Sub(*last) >= SilentAfter
+}
+
 func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
 	l, explicit := pickLang(r)
 	if explicit {

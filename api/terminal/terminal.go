@@ -348,7 +348,7 @@ func (t *Terminal) SessionKeyExpires() time.Time {
 // (POST /v1/terminal/session-keys) and keeps it on disk, wrapped as it came.
 func (t *Terminal) RenewSessionKey(ctx context.Context) error {
 	var sk apitype.SessionKeyResponse
-	req := apitype.SessionKeyRequest{Event: t.id.Event, Blocklist: t.blocklistVersion()}
+	req := apitype.SessionKeyRequest{Event: t.id.Event, Blocklist: t.blocklistVersion(), Heartbeat: t.heartbeat(nil)}
 	if err := t.cl.call(ctx, "POST", "/v1/terminal/session-keys", req, &sk, true, ""); err != nil {
 		return fmt.Errorf("terminal: session key: %w", err)
 	}

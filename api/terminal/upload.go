@@ -60,6 +60,7 @@ func (t *Terminal) upload(ctx context.Context, txs []*terminaltx.Signed) (Upload
 	if version != nil && t.queue.Counts().Pending == 0 && len(t.queue.Unsent(len(txs)+1)) == len(txs) {
 		req.Synced = version
 	}
+	req.Heartbeat = t.heartbeat(txs)
 	var resp apitype.BatchResponse
 	err = t.cl.call(ctx, "POST", "/v1/terminal/batches", req, &resp, true, t.sessionKeyID())
 	var he *HTTPError
@@ -187,3 +188,15 @@ func (t *Terminal) RunUploader(ctx context.Context, interval time.Duration, b Ba
 // compactAfter is how many finished transactions RunUploader lets the
 // queue file hold before it compacts it.
 const compactAfter = 10000
+
+// heartbeat says what waits in the queue besides txs (the oldest
+// committed transactions, or none).
+func (t *Terminal) heartbeat(txs []*terminaltx.Signed) *apitype.Heartbeat {
+	unsent := t.queue.Unsent(-1)
+	if len(unsent) <= len(txs) {
+		return &apitype.Heartbeat{}
+	}
+	rest := unsent[len(txs):]
+	age := max(t.now().Sub(rest[0].Tx.Time), 0)
+	return &apitype.Heartbeat{Queued: len(rest), OldestUnsent: min(int64(age/time.Second), apitype.MaxOldestUnsent)}
+}

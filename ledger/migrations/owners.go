@@ -26,6 +26,7 @@ var owners = map[string]string{
 	"card_alerts":           Ledger,
 	"card_blocklist":        Ledger,
 	"card_blocklist_heads":  Ledger,
+	"card_balance_totals":   Ledger, // the dashboard's running totals (031)
 	"card_chain":            Ledger, // view
 	"card_events":           Ledger,
 	"card_replacements":     Ledger,
@@ -47,8 +48,10 @@ var owners = map[string]string{
 	"stores":                Ledger,
 	"terminal_refused_taps": Ledger,
 	"terminal_tx_items":     Ledger,
+	"terminal_sales":        Ledger, // the dashboard's running totals (031)
 	"terminal_txs":          Ledger,
 	"terminals":             Ledger,
+	"topup_totals":          Ledger, // the dashboard's running totals (031)
 	"topups":                Ledger,
 	"unmatched_payments":    Ledger,
 	"voucher_batches":       Ledger,

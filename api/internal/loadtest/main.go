@@ -36,6 +36,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -70,6 +71,8 @@ type seed struct {
 	Balance    int64    `json:"balance"`
 	// HQToken reads /metrics (with -abuse).
 	HQToken string `json:"hq_token,omitempty"`
+	// Staff signs in to the console (with -console).
+	Staff *benchStaff `json:"staff,omitempty"`
 }
 
 func main() {
@@ -81,7 +84,26 @@ func main() {
 	batchSize := flag.Int("batch", 100, "transactions per uploaded batch")
 	abuse := flag.Bool("abuse", false, "measure memory and /healthz under each abuse instead (scripts/bench abuse)")
 	addrs := flag.Int("addrs", 2000, "with -abuse: loopback addresses of the anonymous flood")
+	consoleMode := flag.Bool("console", false, "measure the console's dashboard against /healthz instead (scripts/bench console)")
+	txs := flag.Int("txs", 1_000_000, "with -console: terminal transactions in the ledger")
 	flag.Parse()
+	if *consoleMode {
+		var err error
+		switch {
+		case *cards < 1 || *txs < 1 || *duration <= 0 || *duration > 5*time.Minute:
+			fmt.Fprintln(os.Stderr, "loadtest: -console needs cards > 0, txs > 0 and 0 < duration <= 5m")
+			os.Exit(2)
+		case *serveMode:
+			err = runServer(*cards, 0, false, *txs)
+		default:
+			err = driveConsole(*cards, *txs, *duration)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *abuse && !*serveMode {
 		if *duration > time.Minute || *duration <= 0 || *addrs < 1 || *addrs > 60000 {
 			fmt.Fprintln(os.Stderr, "loadtest: -abuse needs 0 < duration <= 60s and 0 < addrs <= 60000")
@@ -99,7 +121,7 @@ func main() {
 	}
 	var err error
 	if *serveMode {
-		err = runServer(*cards, *clients, *abuse)
+		err = runServer(*cards, *clients, *abuse, 0)
 	} else {
 		err = drive(*cards, *rate, *duration, *clients, *batchSize)
 	}
@@ -113,13 +135,18 @@ func main() {
 // JSON line on stdout, and stops when stdin closes.
 // With abuse, the server keeps serve's default limits and the seed has an
 // HQ token.
-func runServer(nCards, nTerminals int, abuse bool) error {
+// With consoleTxs, the seed is the console bench's (seedConsole).
+func runServer(nCards, nTerminals int, abuse bool, consoleTxs int) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "lcapibench-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("LOADTEST_KEEP") != "" { // diagnosis: keep the directory (the server's log)
+		fmt.Fprintln(os.Stderr, "keeping", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	if err := os.Chmod(dir, 0o711); err != nil {
 		return err
 	}
@@ -130,7 +157,15 @@ func runServer(nCards, nTerminals int, abuse bool) error {
 	defer logFile.Close()
 	log := slog.New(slog.NewJSONHandler(logFile, nil))
 
-	cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg"), Durable: true})
+	// Diagnosis: extra server settings, "name=value,name=value" (e.g.
+	// log_min_duration_statement=1 with LOADTEST_KEEP).
+	settings := map[string]string{}
+	for _, kv := range strings.Split(os.Getenv("LOADTEST_PG_SETTINGS"), ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			settings[k] = v
+		}
+	}
+	cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg"), Durable: true, Settings: settings})
 	if err != nil {
 		return err
 	}
@@ -160,7 +195,12 @@ func runServer(nCards, nTerminals int, abuse bool) error {
 	}
 	l := ledger.New(pool, ledger.Options{Logger: log, Sealer: h})
 	s := seed{Balance: 1_000_000}
-	if err := seedData(ctx, l, pool, h, nCards, nTerminals, &s); err != nil {
+	if consoleTxs > 0 {
+		err = seedConsole(ctx, l, pool, h, nCards, consoleTxs, &s)
+	} else {
+		err = seedData(ctx, l, pool, h, nCards, nTerminals, &s)
+	}
+	if err != nil {
 		return err
 	}
 	limits := api.Limits{PerIP: -1, PerClient: -1, Anonymous: -1, MaxConnsPerAddr: -1}
@@ -534,7 +574,7 @@ func (dr *driver) uploadPhase(clients, batchSize int, d time.Duration) (result, 
 					txs[j] = s.Bytes()
 				}
 				t0 := time.Now()
-				resp, body, err := dr.post("/v1/terminal/batches", t, apitype.BatchRequest{Transactions: txs})
+				resp, body, err := dr.post("/v1/terminal/batches", t, apitype.BatchRequest{Transactions: txs, Heartbeat: &apitype.Heartbeat{}}) // as api/terminal sends
 				if err != nil || resp.StatusCode != 200 {
 					errs.Add(1)
 					fmt.Fprintf(os.Stderr, "upload: %v %s\n", err, body)
