@@ -22,6 +22,7 @@ import (
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/console"
 	"github.com/loopcard/loopcard/ledger"
+	"github.com/loopcard/loopcard/ledger/benchseed"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -720,4 +721,89 @@ func TestConsolePageSizes(t *testing.T) {
 	require.True(t, strings.Contains(string(r.body), "11 more not shown"), "says what it left out")
 	t.Logf("/console/alerts, 50 alerts of the longest texts: %d B (page %d B + stylesheet %d B)", len(r.body)+len(css.body), len(r.body), len(css.body))
 	require.Less(t, len(r.body)+len(css.body), 100_000)
+}
+
+// TestConsolePageSizesAtScale: at an event of 200 terminals at 20 bars,
+// 2,000 cards and 20,000 transactions (ledger/benchseed, the console
+// bench's shape), every page with its stylesheet stays under 100 kB: the
+// dashboard shows the terminals needing attention (silent, a queue, never
+// uploaded) with their counts and links to the terminals page, which
+// pages its list; the stores page is bounded too.
+func TestConsolePageSizesAtScale(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	const big = 3
+	ctx := context.Background()
+	require.NoError(t, benchseed.Seed(ctx, e.ledger, e.pool, big, benchseed.Event{Cards: 2000, Txs: 20_000, Merchants: 20, Terminals: 200, Days: 3}))
+	// The worst case: every terminal enrolled, with a queue.
+	_, err := e.pool.Exec(ctx, `UPDATE terminals SET status = 'active', enrolled_at = $2::timestamptz, queued = 9999,
+		heartbeat_at = $2::timestamptz, oldest_unsent_at = $2::timestamptz - interval '3 hours' WHERE org_id = $1`, big, e.clock.Now())
+	require.NoError(t, err)
+	hq := e.addStaff(big, "alice", api.RoleHQ, "")
+	b := e.consoleBrowser().signedIn(hq)
+	css := b.get("/console/assets/console.css")
+	terms, err := e.ledger.Terminals(ctx, big)
+	require.NoError(t, err)
+	require.Len(t, terms, 200)
+	size := func(path string) (string, int) {
+		t.Helper()
+		r := b.get(path)
+		require.Equal(t, http.StatusOK, r.status, path)
+		n := len(r.body) + len(css.body)
+		t.Logf("%s: %d B (page %d B + stylesheet %d B)", path, n, len(r.body), len(css.body))
+		require.Less(t, n, 100_000, path)
+		return string(r.body), n
+	}
+	page, _ := size("/console/dashboard")
+	require.Equal(t, "200", figure(t, page, "terminals_all"))
+	require.Contains(t, page, `<a href="/console/terminals">`)
+	require.Equal(t, "200", figure(t, page, "terminals_attention"), "each has a queue")
+	require.Equal(t, "200", figure(t, page, "terminals_queued"))
+	require.Equal(t, "0", figure(t, page, "terminals_never"))
+	require.Len(t, tableRows(t, page, "terminals"), 50, "the dashboard lists 50 of them")
+	require.Contains(t, page, "150 more need attention")
+	// 20 bars: the chart and its table show the 7 that sold most and the
+	// others together, each hour.
+	hourly := tableRows(t, page, "hourly")
+	require.LessOrEqual(t, len(hourly), 24*8)
+	require.Greater(t, len(hourly), 24)
+	rep, err := e.ledger.Event(ctx, big, "fest")
+	require.NoError(t, err)
+	last := rep.Hourly[len(rep.Hourly)-1].Hour.UTC().Format("2006-01-02 15:04")
+	var sum, shown int64
+	for _, h := range rep.Hourly {
+		if h.Hour.UTC().Format("2006-01-02 15:04") == last {
+			sum += h.Amount
+		}
+	}
+	for _, r := range hourly {
+		if r[0] == last {
+			c, err := strconv.ParseInt(r[3], 10, 64)
+			require.NoError(t, err)
+			shown += c
+		}
+	}
+	require.Equal(t, sum, shown, "the last hour's rows add up to its sales")
+	require.Contains(t, page, "<td>others</td>")
+	size("/console/dashboard?lang=nl")
+	seen := map[string]bool{}
+	for n := 1; ; n++ {
+		page, _ := size("/console/terminals?page=" + strconv.Itoa(n))
+		rows := tableRows(t, page, "terminal-list")
+		require.LessOrEqual(t, len(rows), 50)
+		for _, r := range rows {
+			require.False(t, seen[r[0]], "each terminal on one page: %s", r[0])
+			seen[r[0]] = true
+		}
+		if !strings.Contains(page, `rel="next"`) {
+			break
+		}
+		require.Less(t, n, 10)
+	}
+	require.Len(t, seen, 200, "the pages list every terminal")
+	require.Equal(t, http.StatusBadRequest, b.get("/console/terminals?page=0").status)
+	require.Equal(t, http.StatusBadRequest, b.get("/console/terminals?page=x").status)
+	for _, path := range []string{"/console/alerts", "/console/stores", "/console/keys", "/console/audit", "/console/batches", "/console/refunds",
+		"/console/cards?card=04702030000000"} {
+		size(path)
+	}
 }

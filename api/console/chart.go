@@ -2,6 +2,7 @@ package console
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -120,5 +121,64 @@ func lastHours(hourly []HourSales, n int) []HourSales {
 			out = append(out, h)
 		}
 	}
+	return out
+}
+
+// foldMerchants keeps the keep-1 merchants that sold most in hourly and
+// adds up the others' sales of each hour under the name other, so that
+// the chart and its table stay small with many bars: at most keep rows an
+// hour. With keep merchants or fewer, hourly is returned as it is.
+func foldMerchants(hourly []HourSales, keep int, other string) []HourSales {
+	total := map[string]int64{}
+	for _, h := range hourly {
+		total[h.Merchant] += h.Amount
+	}
+	if len(total) <= keep {
+		return hourly
+	}
+	merchants := make([]string, 0, len(total))
+	for m := range total {
+		merchants = append(merchants, m)
+	}
+	slices.SortFunc(merchants, func(a, b string) int {
+		if total[a] != total[b] {
+			if total[a] > total[b] {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	kept := merchants[:keep-1]
+	var out []HourSales
+	others := map[time.Time]int{} // hour: index in out
+	for _, h := range hourly {
+		if slices.Contains(kept, h.Merchant) {
+			out = append(out, h)
+			continue
+		}
+		hr := h.Hour.UTC()
+		i, ok := others[hr]
+		if !ok {
+			i = len(out)
+			others[hr] = i
+			out = append(out, HourSales{Hour: h.Hour, Merchant: other})
+		}
+		out[i].Count += h.Count
+		out[i].Amount += h.Amount
+	}
+	// By hour, each hour's "other" row after its merchants.
+	slices.SortStableFunc(out, func(a, b HourSales) int {
+		if c := a.Hour.Compare(b.Hour); c != 0 {
+			return c
+		}
+		if (a.Merchant == other) != (b.Merchant == other) {
+			if a.Merchant == other {
+				return 1
+			}
+			return -1
+		}
+		return 0
+	})
 	return out
 }

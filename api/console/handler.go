@@ -127,6 +127,9 @@ func New(o Options) (*Handler, error) {
 // keep a page small; the API's lists have them all.
 const maxRows = 50
 
+// termPage is how many terminals one page of the terminals list shows.
+const termPage = 50
+
 // maxForm bounds a form post.
 const maxForm = 16 << 10
 
@@ -191,8 +194,12 @@ type page struct {
 	Card      *Card
 
 	Terminals []Terminal
-	Enrolment *Enrolment
-	NewTerm   NewTerminal
+	// TermCounts are the dashboard's counts of the event's terminals.
+	TermCounts TermCounts
+	// PageNo and Pages place a paged list (the terminals).
+	PageNo, Pages int
+	Enrolment     *Enrolment
+	NewTerm       NewTerminal
 
 	FromDay, ToDay string
 	Days           []StoreDay
@@ -203,6 +210,10 @@ type page struct {
 	Refunds        []Refund
 	Waiting        int
 }
+
+// Prev and Next are the neighbouring page numbers of a paged list.
+func (p *page) Prev() int { return p.PageNo - 1 }
+func (p *page) Next() int { return p.PageNo + 1 }
 
 // Day formats a day (UTC).
 func (p *page) Day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
@@ -250,6 +261,45 @@ func (p *page) Silent(t Terminal) bool {
 		last = t.EnrolledAt
 	}
 	return last != nil && p.now.Sub(*last) >= SilentAfter
+}
+
+// TermCounts counts an event's terminals, and those that need attention:
+// Silent, with a queue, or (not revoked) never uploaded.
+type TermCounts struct {
+	All, Attention, Silent, Queued, Never int
+}
+
+// Attention says a terminal needs a look: active and silent for
+// SilentAfter, with transactions waiting in its queue, or (not revoked)
+// never uploaded.
+func (p *page) Attention(t Terminal) bool {
+	return p.Silent(t) || t.Queued > 0 || (t.LastUpload == nil && t.Status != "revoked")
+}
+
+// countTerminals counts ts and keeps those needing attention (Attention),
+// at most maxRows of them; More says how many more need it.
+func (p *page) countTerminals(ts []Terminal) []Terminal {
+	var keep []Terminal
+	for _, t := range ts {
+		p.TermCounts.All++
+		if p.Silent(t) {
+			p.TermCounts.Silent++
+		}
+		if t.Queued > 0 {
+			p.TermCounts.Queued++
+		}
+		if t.LastUpload == nil && t.Status != "revoked" {
+			p.TermCounts.Never++
+		}
+		if p.Attention(t) {
+			p.TermCounts.Attention++
+			keep = append(keep, t)
+		}
+	}
+	if len(keep) > maxRows {
+		keep, p.More = keep[:maxRows], len(keep)-maxRows
+	}
+	return keep
 }
 
 func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
@@ -429,7 +479,8 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, p, err)
 		return
 	}
-	d.Hourly = lastHours(d.Hourly, chartHours)
+	d.Hourly = foldMerchants(lastHours(d.Hourly, chartHours), merchantColours, p.T["othermerchants"])
+	d.Terminals = p.countTerminals(d.Terminals)
 	p.Dash = &d
 	p.Chart = salesChart(d.Hourly, p.Money)
 	h.render(w, http.StatusOK, "dashboard", p)
@@ -544,12 +595,23 @@ func (h *Handler) terminals(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) showTerminals(ctx context.Context, w http.ResponseWriter, r *http.Request, p *page, status int) {
+	p.PageNo = 1
+	if n := r.URL.Query().Get("page"); n != "" {
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 1 || v > 1000 {
+			h.fail(w, r, p, ErrInvalid)
+			return
+		}
+		p.PageNo = v
+	}
 	ts, err := h.be.Terminals(ctx, r.RemoteAddr)
 	if err != nil {
 		h.fail(w, r, p, err)
 		return
 	}
-	p.Terminals = ts
+	p.Pages = max(1, (len(ts)+termPage-1)/termPage)
+	from := min(len(ts), (p.PageNo-1)*termPage)
+	p.Terminals = ts[from:min(len(ts), from+termPage)]
 	if p.Events, err = h.be.Events(ctx, r.RemoteAddr); err != nil {
 		h.fail(w, r, p, err)
 		return
@@ -634,6 +696,9 @@ func (h *Handler) stores(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.fail(w, r, p, err)
 		return
+	}
+	if len(days) > maxRows {
+		days, p.More = days[:maxRows], len(days)-maxRows
 	}
 	p.Days = days
 	h.render(w, http.StatusOK, "stores", p)

@@ -71,3 +71,23 @@ func TestLastHours(t *testing.T) {
 	c := salesChart(got, func(int64) string { return "" })
 	require.Len(t, c.Bars, 48)
 }
+
+func TestFoldMerchants(t *testing.T) {
+	at := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	var hourly []HourSales
+	for h := range 2 {
+		for m := range 10 {
+			hourly = append(hourly, HourSales{Hour: at.Add(time.Duration(h) * time.Hour), Merchant: string(rune('a' + m)), Count: 1, Amount: int64(10 + m)})
+		}
+	}
+	require.Equal(t, hourly, foldMerchants(hourly, 10, "others"), "10 merchants fit")
+	got := foldMerchants(hourly, 8, "others")
+	require.Len(t, got, 16, "7 merchants and the others, each hour")
+	require.Equal(t, HourSales{Hour: at, Merchant: "others", Count: 3, Amount: 10 + 11 + 12}, got[7], "the three that sold least")
+	require.Equal(t, "d", got[0].Merchant, "the kept ones in the ledger's order")
+	var sum int64
+	for _, h := range got {
+		sum += h.Amount
+	}
+	require.Equal(t, int64(2*(10*10+45)), sum, "nothing lost")
+}
