@@ -257,6 +257,19 @@ func (b *consoleBackend) Alerts(ctx context.Context, from string) ([]console.Ale
 	return out, nil
 }
 
+func (b *consoleBackend) HeldTxs(ctx context.Context, from string) ([]console.HeldTx, int, error) {
+	var out apitype.HeldTxsResponse
+	if err := b.do(ctx, from, "GET", "/v1/hq/held-transactions", nil, &out); err != nil {
+		return nil, 0, err
+	}
+	hs := make([]console.HeldTx, 0, len(out.Transactions))
+	for _, h := range out.Transactions {
+		hs = append(hs, console.HeldTx{Terminal: h.Terminal, Merchant: h.Merchant, Card: h.Card, Reason: h.Reason, Amount: h.Amount,
+			At: h.At, ReceivedAt: h.ReceivedAt})
+	}
+	return hs, out.Held, nil
+}
+
 func (b *consoleBackend) Review(ctx context.Context, from, alert, reason string) error {
 	if _, ok := parseUUID(alert); !ok {
 		return console.ErrNotFound

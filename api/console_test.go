@@ -323,6 +323,10 @@ func TestConsoleRoleMatrix(t *testing.T) {
 	before := blocklist()
 	require.Len(t, before.All, 1, "the cloned card")
 	e.custody() // a custody log to export
+	held, nheld, err := e.ledger.HeldTxs(context.Background(), org, 100)
+	require.NoError(t, err)
+	require.Positive(t, nheld, "the clone's debits are held")
+	require.Len(t, held, nheld)
 	require.NoError(t, e.ledger.CreateOrganizer(context.Background(), 2, "Other Org"))
 	users := map[string]staffUser{
 		"hq":      e.addStaff(org, "alice", api.RoleHQ, ""),
@@ -393,6 +397,24 @@ func TestConsoleRoleMatrix(t *testing.T) {
 			}
 			if r.status == http.StatusForbidden {
 				require.Contains(t, string(r.body), "Your role may not do this.", "%s %s", role, a.name)
+			}
+			if a.name == "alerts" && r.status == http.StatusOK {
+				// The held debits (the clone's) for hq and auditor; none
+				// of the caller's for another organizer.
+				page := string(r.body)
+				if role == "other" {
+					require.Equal(t, "0", figure(t, page, "held"))
+					require.NotContains(t, page, `<table id="held">`)
+				} else {
+					require.Equal(t, strconv.Itoa(len(held)), figure(t, page, "held"), role)
+					rows := tableRows(t, page, "held")
+					require.Len(t, rows, len(held), role)
+					for i, h := range held {
+						require.Equal(t, []string{h.ReceivedAt.UTC().Format("2006-01-02 15:04"), h.Terminal + " (" + h.Merchant + ")",
+							strconv.FormatInt(h.Amount, 10), h.Reason}, rows[i], role)
+						require.Contains(t, page, `<a href="/console/cards?card=`+terminaltx.CardHex(h.Card)+`">`)
+					}
+				}
 			}
 			if role == "anonymous" && a.method == "GET" {
 				require.Equal(t, "/console/login?ended=1", r.header.Get("Location"))

@@ -232,12 +232,13 @@ func TestRoleMatrix(t *testing.T) {
 		"DELETE /v1/hq/terminals/{terminal}/session-keys": func() request {
 			return request{method: "DELETE", path: "/v1/hq/terminals/bar-other/session-keys"}
 		},
-		"GET /v1/hq/stores":    func() request { return request{method: "GET", path: "/v1/hq/stores"} },
-		"GET /v1/hq/terminals": func() request { return request{method: "GET", path: "/v1/hq/terminals"} },
-		"GET /v1/hq/batches":   func() request { return request{method: "GET", path: "/v1/hq/batches"} },
-		"GET /v1/hq/keys":      func() request { return request{method: "GET", path: "/v1/hq/keys"} },
-		"GET /v1/hq/alerts":    func() request { return request{method: "GET", path: "/v1/hq/alerts"} },
-		"GET /v1/hq/refunds":   func() request { return request{method: "GET", path: "/v1/hq/refunds"} },
+		"GET /v1/hq/stores":            func() request { return request{method: "GET", path: "/v1/hq/stores"} },
+		"GET /v1/hq/terminals":         func() request { return request{method: "GET", path: "/v1/hq/terminals"} },
+		"GET /v1/hq/batches":           func() request { return request{method: "GET", path: "/v1/hq/batches"} },
+		"GET /v1/hq/keys":              func() request { return request{method: "GET", path: "/v1/hq/keys"} },
+		"GET /v1/hq/alerts":            func() request { return request{method: "GET", path: "/v1/hq/alerts"} },
+		"GET /v1/hq/refunds":           func() request { return request{method: "GET", path: "/v1/hq/refunds"} },
+		"GET /v1/hq/held-transactions": func() request { return request{method: "GET", path: "/v1/hq/held-transactions"} },
 		"GET /v1/hq/cards/{card}": func() request {
 			return request{method: "GET", path: "/v1/hq/cards/" + flagged.hex()}
 		},

@@ -131,6 +131,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/hq/batches", roles: staff, h: s.listBatches, privileged: true},
 		{method: "GET", path: "/v1/hq/keys", roles: staff, h: s.keyStatus, privileged: true},
 		{method: "GET", path: "/v1/hq/refunds", roles: roles(RoleHQ, RoleAuditor), h: s.listRefunds, privileged: true},
+		{method: "GET", path: "/v1/hq/held-transactions", roles: roles(RoleHQ, RoleAuditor), h: s.listHeldTxs, privileged: true},
 		{method: "GET", path: "/v1/hq/alerts", roles: roles(RoleHQ, RoleAuditor), h: s.listAlerts, privileged: true},
 		{method: "POST", path: "/v1/hq/alerts/{alert}/review", roles: staff, h: s.reviewAlert, privileged: true},
 		{method: "GET", path: "/v1/hq/cards/{card}", roles: roles(RoleHQ, RoleAuditor), h: s.hqCard, privileged: true},

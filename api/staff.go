@@ -199,6 +199,21 @@ func (s *Server) listRefunds(c *call) error {
 	return c.reply(http.StatusOK, out)
 }
 
+// listHeldTxs lists the organizer's held terminal transactions to HQ and
+// auditors: the debits the ledger keeps without posting them, and why.
+func (s *Server) listHeldTxs(c *call) error {
+	hs, total, err := s.ledger.HeldTxs(c.ctx, c.who.org, 1000)
+	if err != nil {
+		return err
+	}
+	out := apitype.HeldTxsResponse{Held: total, Transactions: make([]apitype.HeldTxRecord, 0, len(hs))}
+	for _, h := range hs {
+		out.Transactions = append(out.Transactions, apitype.HeldTxRecord{ID: h.ID.String(), Terminal: h.Terminal,
+			Merchant: h.Merchant, Card: terminaltx.CardHex(h.Card), Amount: h.Amount, Reason: h.Reason, At: h.At, ReceivedAt: h.ReceivedAt})
+	}
+	return c.reply(http.StatusOK, out)
+}
+
 // hqCard shows one card of the organizer to HQ and auditors: its status,
 // balance and latest payments and top-ups (as its holder sees them).
 func (s *Server) hqCard(c *call) error {

@@ -155,3 +155,24 @@ type RefundRecord struct {
 	Amount      *int64    `json:"amount,omitempty"` // fixed at payout
 	RequestedAt time.Time `json:"requested_at"`
 }
+
+// HeldTxsResponse answers GET /v1/hq/held-transactions: the organizer's
+// held terminal transactions, the latest received first, at most 1000, and
+// how many are held in all.
+type HeldTxsResponse struct {
+	Held         int            `json:"held"`
+	Transactions []HeldTxRecord `json:"transactions"`
+}
+
+// HeldTxRecord is one held terminal transaction: the ledger kept it
+// without posting it, for Reason.
+type HeldTxRecord struct {
+	ID         string    `json:"id"`
+	Terminal   string    `json:"terminal"`
+	Merchant   string    `json:"merchant"`
+	Card       string    `json:"card"`
+	Amount     int64     `json:"amount"`
+	Reason     string    `json:"reason"`
+	At         time.Time `json:"at"`          // the terminal's clock
+	ReceivedAt time.Time `json:"received_at"` // the server's
+}

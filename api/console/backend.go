@@ -36,6 +36,9 @@ type Backend interface {
 	Events(ctx context.Context, from string) ([]string, error)
 	Dashboard(ctx context.Context, from, event string) (Dashboard, error)
 	Alerts(ctx context.Context, from string) ([]Alert, error)
+	// HeldTxs lists held terminal transactions, the latest first, and
+	// says how many are held in all.
+	HeldTxs(ctx context.Context, from string) ([]HeldTx, int, error)
 	Review(ctx context.Context, from, alert, reason string) error
 	Unblock(ctx context.Context, from, card, reason string) error
 	// Block blocks a lost or stolen card: it goes on the organizer's
@@ -181,6 +184,14 @@ type Alert struct {
 	RaisedAt     time.Time
 	ReviewedBy   string
 	ReviewReason string
+}
+
+// HeldTx is a terminal transaction the ledger holds instead of posting,
+// and why.
+type HeldTx struct {
+	Terminal, Merchant, Card, Reason string
+	Amount                           int64
+	At, ReceivedAt                   time.Time
 }
 
 // Card is a card's status and history.

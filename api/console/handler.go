@@ -187,6 +187,10 @@ type page struct {
 	Events []string
 
 	Alerts []Alert
+	// Held are held terminal transactions (the alerts page), HeldAll
+	// how many are held in all.
+	Held    []HeldTx
+	HeldAll int
 	// More is how many rows a list left out to keep the page small.
 	More int
 
@@ -501,6 +505,15 @@ func (h *Handler) alerts(w http.ResponseWriter, r *http.Request) {
 		as, p.More = as[:maxRows], len(as)-maxRows
 	}
 	p.Alerts = as
+	held, all, err := h.be.HeldTxs(ctx, r.RemoteAddr)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	if len(held) > maxRows {
+		held = held[:maxRows]
+	}
+	p.Held, p.HeldAll = held, all
 	if r.URL.Query().Get("done") != "" {
 		p.Notice = "done"
 	}
