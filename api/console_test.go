@@ -829,3 +829,89 @@ func TestConsolePageSizesAtScale(t *testing.T) {
 		size(path)
 	}
 }
+
+// TestConsoleTerminalSilence: a terminal says with its session-key fetch
+// and with its upload how many transactions wait in its queue and for how
+// long the oldest; the console shows both, and marks the terminal silent
+// once its last upload is 20 minutes old on the server's clock, not a
+// second before. A session-key fetch with a heartbeat that does not fit is
+// refused (400) and changes nothing: no heartbeat stored, no key issued.
+func TestConsoleTerminalSilence(t *testing.T) {
+	e := newEnv(t, envOptions{cards: 2})
+	ctx := context.Background()
+	term := e.enrolTerminal("t1")
+	fetch := func(hb apitype.Heartbeat) response {
+		return e.do(request{method: "POST", path: "/v1/terminal/session-keys", terminal: term,
+			body: apitype.SessionKeyRequest{Event: "fest", Heartbeat: &hb}})
+	}
+	keys := func() int {
+		var n int
+		require.NoError(t, e.pool.QueryRow(ctx, `SELECT count(*) FROM api_session_keys WHERE org_id = $1 AND terminal_id = 't1'`, org).Scan(&n))
+		return n
+	}
+	for _, bad := range []apitype.Heartbeat{{Queued: -1}, {Queued: 1, OldestUnsent: -5}, {Queued: 0, OldestUnsent: 60},
+		{Queued: 20_000_000, OldestUnsent: 1}, {Queued: 1, OldestUnsent: 400 * 24 * 3600}} {
+		r := fetch(bad)
+		require.Equal(t, http.StatusBadRequest, r.status, "%+v: %s", bad, r.body)
+		require.Contains(t, string(r.body), `{"error":"heartbeat: `)
+	}
+	rec, err := e.ledger.Terminal(ctx, org, "t1")
+	require.NoError(t, err)
+	require.Nil(t, rec.HeartbeatAt, "a refused heartbeat changes nothing")
+	require.Nil(t, rec.OldestUnsent)
+	require.Zero(t, rec.Queued)
+	require.Zero(t, keys(), "nor is a session key issued")
+
+	// The fetch says 3 wait, the oldest for 5 minutes.
+	r := fetch(apitype.Heartbeat{Queued: 3, OldestUnsent: 300})
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	var sk apitype.SessionKeyResponse
+	r.json(t, &sk)
+	require.Equal(t, 1, keys())
+	rec, err = e.ledger.Terminal(ctx, org, "t1")
+	require.NoError(t, err)
+	require.Equal(t, 3, rec.Queued)
+	require.Equal(t, e.clock.Now().Add(-5*time.Minute).UTC(), rec.OldestUnsent.UTC())
+
+	hq := e.addStaff(org, "alice", api.RoleHQ, "")
+	b := e.consoleBrowser().signedIn(hq)
+	row := func() []string {
+		t.Helper()
+		rows := tableRows(t, string(b.get("/console/terminals").body), "terminal-list")
+		require.Len(t, rows, 1)
+		return rows[0]
+	}
+	require.Equal(t, []string{"t1", "bar", "fest", "active", "never", "3", "5 min", "1"}, row(), "never uploaded")
+	dash := string(b.get("/console/dashboard").body)
+	require.Equal(t, "1", figure(t, dash, "terminals_never"))
+	require.Equal(t, "1", figure(t, dash, "terminals_queued"))
+
+	// The upload sends 1 and says 2 still wait, the oldest for a minute.
+	r = e.do(request{method: "POST", path: "/v1/terminal/batches", terminal: term, session: sk.KeyID,
+		body: apitype.BatchRequest{Transactions: [][]byte{e.debit(term, e.cards[0], 1, 1000, 100)},
+			Heartbeat: &apitype.Heartbeat{Queued: 2, OldestUnsent: 60}}})
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	rec, err = e.ledger.Terminal(ctx, org, "t1")
+	require.NoError(t, err)
+	require.NotNil(t, rec.LastUpload)
+	// The console's clock onto the upload's time (the database's).
+	d := rec.LastUpload.Sub(e.clock.Now())
+	require.GreaterOrEqual(t, d, time.Duration(0))
+	e.clock.Add(d)
+	upload := rec.LastUpload.UTC().Format("2006-01-02 15:04")
+
+	e.clock.Add(20*time.Minute - time.Second)
+	require.Equal(t, []string{"t1", "bar", "fest", "active", upload, "2", "21 min", "1"}, row(), "not silent a second before 20 minutes")
+	dash = string(b.get("/console/dashboard").body)
+	require.Equal(t, "0", figure(t, dash, "terminals_silent"))
+	require.Equal(t, "0", figure(t, dash, "terminals_never"))
+	require.Equal(t, "1", figure(t, dash, "terminals_attention"), "its queue")
+	require.NotContains(t, dash, `<tr class="silent">`)
+
+	e.clock.Add(time.Second)
+	require.Equal(t, []string{"t1", "bar", "fest", "active · no upload for 20 min", upload, "2", "21 min", "1"}, row())
+	dash = string(b.get("/console/dashboard").body)
+	require.Equal(t, "1", figure(t, dash, "terminals_silent"))
+	require.Equal(t, 1, strings.Count(dash, `<tr class="silent">`))
+	require.Equal(t, [][]string{{"t1", "bar", "active · no upload for 20 min", upload, "20 min", "2", "21 min"}}, tableRows(t, dash, "terminals"))
+}
