@@ -408,6 +408,15 @@ func (b *consoleBackend) Audit(ctx context.Context, from string, after int64) ([
 	return recs, nil
 }
 
+func (b *consoleBackend) AuditVerify(ctx context.Context, from string) (console.Verification, error) {
+	var v apitype.AuditVerification
+	if err := b.do(ctx, from, "GET", "/v1/audit/verify", nil, &v); err != nil {
+		return console.Verification{}, err
+	}
+	return console.Verification{OK: v.OK, At: v.VerifiedAt, Entries: v.Entries, Size: v.Size, Checkpoints: v.Checkpoints, Root: v.Root,
+		Failure: v.Failure, Checked: v.Checked, OpenHandovers: v.OpenHandovers, Discrepancies: v.Discrepancies}, nil
+}
+
 func (b *consoleBackend) Batches(ctx context.Context, from string) ([]console.Batch, error) {
 	var out struct {
 		Batches []batch.Batch `json:"batches"`

@@ -357,16 +357,17 @@ func TestConsoleRoleMatrix(t *testing.T) {
 		{"batches", "GET", "/console/batches", nil},
 		{"audit export", "GET", "/console/audit/export", nil},
 		{"refunds", "GET", "/console/refunds", nil},
+		{"audit verify", "GET", "/console/audit/verify", nil},
 	}
 	want := map[string][]int{
-		"anonymous": {303, 303, 303, 303, 401, 401, 401, 401, 303, 401, 401, 401, 303, 303, 303, 303, 303, 303},
-		"store":     {403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403},
-		"auditor":   {200, 200, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 403, 200, 403, 200, 200},
+		"anonymous": {303, 303, 303, 303, 401, 401, 401, 401, 303, 401, 401, 401, 303, 303, 303, 303, 303, 303, 303},
+		"store":     {403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403},
+		"auditor":   {200, 200, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 403, 200, 403, 200, 200, 200},
 		// Another organizer's terminal has no session keys of the caller's
 		// organizer: none are revoked, as the API answers. It has no
 		// custody log to export.
-		"other": {200, 200, 200, 404, 404, 404, 404, 400, 200, 404, 303, 404, 200, 200, 200, 200, 404, 200},
-		"hq":    {200, 200, 200, 200, 303, 303, 303, 400, 200, 201, 303, 303, 200, 200, 200, 200, 200, 200},
+		"other": {200, 200, 200, 404, 404, 404, 404, 400, 200, 404, 303, 404, 200, 200, 200, 200, 404, 200, 404},
+		"hq":    {200, 200, 200, 200, 303, 303, 303, 400, 200, 201, 303, 303, 200, 200, 200, 200, 200, 200, 200},
 	}
 	for _, role := range []string{"anonymous", "store", "auditor", "other", "hq"} {
 		b := e.consoleBrowser()
@@ -455,8 +456,9 @@ func TestConsoleRoleMatrix(t *testing.T) {
 	require.Equal(t, 2, e.auditCount(`outcome = 'denied' AND actor = 'auditor:1:staff:audrey' AND action LIKE 'DELETE %'`))
 	// The store's refused dashboard (twice) is the console's record; the
 	// alerts, card, terminals, stores, keys, audit, batches, export and
-	// refunds pages are the API's.
-	require.Equal(t, 11, e.auditCount(`outcome = 'denied' AND actor = 'store:1:staff:sam' AND action LIKE 'GET %'`))
+	// refunds pages and the audit verification are the API's.
+	require.Equal(t, 12, e.auditCount(`outcome = 'denied' AND actor = 'store:1:staff:sam' AND action LIKE 'GET %'`))
+	require.Equal(t, 1, e.auditCount(`outcome = 'ok' AND actor = 'auditor:1:staff:audrey' AND action = 'GET /v1/audit/verify'`))
 	require.Equal(t, 1, e.auditCount(`outcome = 'ok' AND actor = 'hq:1:staff:alice' AND action = 'GET /v1/hq/cards/{card}'`))
 
 	// The lost card replaced by card 2: its page says so and offers no
@@ -914,4 +916,51 @@ func TestConsoleTerminalSilence(t *testing.T) {
 	require.Equal(t, "1", figure(t, dash, "terminals_silent"))
 	require.Equal(t, 1, strings.Count(dash, `<tr class="silent">`))
 	require.Equal(t, [][]string{{"t1", "bar", "active · no upload for 20 min", upload, "20 min", "2", "21 min"}}, tableRows(t, dash, "terminals"))
+}
+
+// TestConsoleAuditVerification: the audit page's verification is the
+// API's (GET /v1/audit/verify): the custody log exported and verified with
+// the server's HQ key pinned, as `loopcard audit verify --hq-key` does.
+// An entry changed in the database behind the log's back fails it, and the
+// page says so and which check failed.
+func TestConsoleAuditVerification(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	e.custody()
+	var entries int64
+	require.NoError(t, e.pool.QueryRow(ctx, `SELECT count(*) FROM handover_entries WHERE org_id = $1`, org).Scan(&entries))
+	require.Positive(t, entries)
+	audrey := e.addStaff(org, "audrey", api.RoleAuditor, "")
+	b := e.consoleBrowser().signedIn(audrey)
+	page := string(b.get("/console/audit").body)
+	require.Contains(t, page, `<a href="/console/audit/verify">`)
+	require.NotContains(t, page, `id="verification"`, "verified on demand only")
+	r := b.get("/console/audit/verify")
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	page = string(r.body)
+	require.Equal(t, "verified", figure(t, page, "verified"))
+	require.Equal(t, strconv.FormatInt(entries, 10), figure(t, page, "entries"))
+	require.Contains(t, page, "1 checkpoints signed by HQ")
+	require.Contains(t, page, "(pinned: true)")
+	require.NotContains(t, page, `id="verify-failure"`)
+	require.Contains(t, string(b.get("/console/audit/verify?lang=nl").body), `data-figure="verified">in orde<`)
+	require.Equal(t, 2, e.auditCount(`action = 'GET /v1/audit/verify' AND outcome = 'ok' AND actor = 'auditor:1:staff:audrey'`))
+
+	// One byte of entry 0 changed, past the append-only trigger.
+	tx, err := e.pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `SET LOCAL session_replication_role = replica`)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `UPDATE handover_entries SET entry = set_byte(entry, length(entry) - 1, get_byte(entry, length(entry) - 1) # 1)
+		WHERE org_id = $1 AND idx = 0`, org)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	page = string(b.get("/console/audit/verify?lang=en").body)
+	require.Equal(t, "FAILED", figure(t, page, "verified"))
+	require.Regexp(t, `<p id="verify-failure"><strong>The export does not verify:</strong> [^<]*entry 0: `, page)
+
+	// A store member may not; an organizer without a custody log has none
+	// to verify.
+	sam := e.addStaff(org, "sam", api.RoleStore, "store-a")
+	require.Equal(t, http.StatusForbidden, e.consoleBrowser().signedIn(sam).get("/console/audit/verify").status)
 }

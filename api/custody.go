@@ -16,6 +16,7 @@ import (
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/ledger/txid"
 	"github.com/loopcard/loopcard/personalize/handover"
+	"github.com/loopcard/loopcard/personalize/handover/audit"
 	"github.com/loopcard/loopcard/personalize/handover/handoverdb"
 )
 
@@ -241,6 +242,47 @@ func (s *Server) auditExport(c *call) error {
 		c.w.WriteHeader(http.StatusOK)
 	}
 	return nil
+}
+
+// auditVerify exports the organizer's custody log to a temporary
+// directory and verifies the export as `loopcard audit verify --hq-key`
+// does, with this server's hq-sign key pinned: signatures, checkpoints,
+// inclusion, signers and counts. A failed check is an answer (ok false and
+// what failed), not an error.
+func (s *Server) auditVerify(c *call) error {
+	if s.hqSign == nil {
+		return errNoHandover
+	}
+	signer, err := handover.NewSigner(handover.DefaultOrigin(c.who.org), s.hqSign)
+	if err != nil {
+		return fmt.Errorf("api: hq signer: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "loopcard-verify-")
+	if err != nil {
+		return fmt.Errorf("api: verify: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if _, err := handoverdb.Export(c.ctx, s.pool, c.who.org, signer.PublicKey(), tmp); err != nil {
+		return fmt.Errorf("api: verify: %w", err)
+	}
+	rep, err := audit.Verify(os.DirFS(tmp), audit.Options{HQKey: signer.PublicKey().Vkey()})
+	var fail *audit.Failure
+	if err != nil && !errors.As(err, &fail) {
+		return fmt.Errorf("api: verify: %w", err)
+	}
+	out := apitype.AuditVerification{OK: fail == nil, VerifiedAt: s.now().UTC(), Entries: rep.Entries, Checkpoints: rep.Checkpoints,
+		Size: rep.Size, Root: rep.Root, HQKeyPinned: rep.HQKeyPinned, Checked: rep.Checked,
+		OpenHandovers: len(rep.OpenHandovers), Discrepancies: len(rep.Discrepancies)}
+	if out.Checked == nil {
+		out.Checked = []string{}
+	}
+	if fail != nil {
+		out.Failure = fail.Error()
+		c.detail = "verification failed: " + fail.Check
+	} else {
+		c.detail = fmt.Sprintf("verified %d entries", rep.Entries)
+	}
+	return c.reply(http.StatusOK, out)
 }
 
 // startWriter marks the response as begun at its first byte.

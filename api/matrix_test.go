@@ -212,6 +212,7 @@ func TestRoleMatrix(t *testing.T) {
 			return request{method: "POST", path: fmt.Sprintf("/v1/hq/batches/%d/handover", e.batch), body: apitype.HandOverRequest{Store: "store-b", Count: 1}}
 		},
 		"GET /v1/audit/export": func() request { return request{method: "GET", path: "/v1/audit/export"} },
+		"GET /v1/audit/verify": func() request { return request{method: "GET", path: "/v1/audit/verify"} },
 		"POST /v1/hq/stores": func() request {
 			return request{method: "POST", path: "/v1/hq/stores", body: apitype.StoreRequest{Store: fmt.Sprintf("s-%d", next()), Name: "S"}}
 		},

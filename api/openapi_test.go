@@ -199,7 +199,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"UnblockResponse": apitype.UnblockResponse{}, "Blocklist": apitype.Blocklist{}, "RefusedTap": apitype.RefusedTap{},
 		"BlockRequest": apitype.BlockRequest{}, "BlockResponse": apitype.BlockResponse{}, "ReplaceRequest": apitype.ReplaceRequest{},
 		"ReplaceResponse": apitype.ReplaceResponse{}, "RefundsResponse": apitype.RefundsResponse{}, "RefundRecord": apitype.RefundRecord{},
-		"HeldTxsResponse": apitype.HeldTxsResponse{}, "HeldTxRecord": apitype.HeldTxRecord{},
+		"HeldTxsResponse": apitype.HeldTxsResponse{}, "HeldTxRecord": apitype.HeldTxRecord{}, "AuditVerification": apitype.AuditVerification{},
 		"CorrectionRequest": apitype.CorrectionRequest{}, "Correction": apitype.Correction{},
 		"CorrectionList": apitype.CorrectionList{}, "VoucherBatchRequest": apitype.VoucherBatchRequest{},
 		"VoucherBatchResponse": apitype.VoucherBatchResponse{}, "VoucherRedeemRequest": apitype.VoucherRedeemRequest{},

@@ -148,6 +148,7 @@ func (s *Server) table() []route {
 		// Auditors.
 		{method: "GET", path: "/v1/audit/records", roles: roles(RoleAuditor, RoleHQ), h: s.auditRecords, privileged: true},
 		{method: "GET", path: "/v1/audit/export", roles: roles(RoleAuditor, RoleHQ), h: s.auditExport, privileged: true},
+		{method: "GET", path: "/v1/audit/verify", roles: roles(RoleAuditor, RoleHQ), h: s.auditVerify, privileged: true},
 
 		// Payment provider: the signature is the credential.
 		{method: "POST", path: "/v1/payments/webhook", roles: roles(RolePublic), h: s.paymentWebhook, privileged: true, rerun: true},

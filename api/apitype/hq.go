@@ -176,3 +176,20 @@ type HeldTxRecord struct {
 	At         time.Time `json:"at"`          // the terminal's clock
 	ReceivedAt time.Time `json:"received_at"` // the server's
 }
+
+// AuditVerification answers GET /v1/audit/verify: the organizer's custody
+// log exported and verified by the server as `loopcard audit verify
+// --hq-key` does offline, with the server's HQ key pinned.
+type AuditVerification struct {
+	OK            bool      `json:"ok"`
+	VerifiedAt    time.Time `json:"verified_at"`
+	Entries       int64     `json:"entries"`
+	Checkpoints   int       `json:"checkpoints"`
+	Size          int64     `json:"size"` // of the latest checkpoint
+	Root          string    `json:"root"`
+	HQKeyPinned   bool      `json:"hq_key_pinned"`
+	Checked       []string  `json:"checked"`           // the checks that passed
+	Failure       string    `json:"failure,omitempty"` // the first that failed
+	OpenHandovers int       `json:"open_handovers"`    // handed over, not yet received
+	Discrepancies int       `json:"discrepancies"`     // received with another count
+}

@@ -62,6 +62,9 @@ type Backend interface {
 	// headers and all; before it has written anything it returns an error
 	// the page explains.
 	AuditExport(ctx context.Context, from string, w http.ResponseWriter) error
+	// AuditVerify has the server export the custody log and verify it
+	// (GET /v1/audit/verify).
+	AuditVerify(ctx context.Context, from string) (Verification, error)
 	Batches(ctx context.Context, from string) ([]Batch, error)
 	// Refunds lists refunds, those waiting for a payout first, and says
 	// how many wait in all.
@@ -106,6 +109,18 @@ type AuditEntry struct {
 	Actor, Action, Target, Remote, Outcome string
 	Status                                 int
 	Detail                                 string
+}
+
+// Verification is the custody log's verification: OK, or the first
+// check that failed.
+type Verification struct {
+	OK                           bool
+	At                           time.Time
+	Entries, Size                int64
+	Checkpoints                  int
+	Root, Failure                string
+	Checked                      []string
+	OpenHandovers, Discrepancies int
 }
 
 // NewTerminal is a terminal to register.

@@ -115,6 +115,7 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("GET /console/keys", h.keys)
 	m.HandleFunc("GET /console/audit", h.audit)
 	m.HandleFunc("GET /console/audit/export", h.auditExport)
+	m.HandleFunc("GET /console/audit/verify", h.audit)
 	m.HandleFunc("GET /console/batches", h.batches)
 	m.HandleFunc("GET /console/refunds", h.refunds)
 	m.HandleFunc("GET /console/assets/console.css", h.asset)
@@ -210,6 +211,7 @@ type page struct {
 	Keys           []Key
 	Audit          []AuditEntry
 	NextAudit      int64 // the after= of the next page; 0: none
+	Verify         *Verification
 	Batches        []Batch
 	Refunds        []Refund
 	Waiting        int
@@ -752,6 +754,14 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		after = n
+	}
+	if r.URL.Path == "/console/audit/verify" {
+		v, err := h.be.AuditVerify(ctx, r.RemoteAddr)
+		if err != nil {
+			h.fail(w, r, p, err)
+			return
+		}
+		p.Verify = &v
 	}
 	recs, err := h.be.Audit(ctx, r.RemoteAddr, after)
 	if err != nil {
