@@ -19,6 +19,7 @@ import (
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/menu"
 	"github.com/loopcard/loopcard/ledger/payment"
+	"github.com/loopcard/loopcard/ledger/sepa"
 	"github.com/loopcard/loopcard/personalize"
 	"github.com/loopcard/loopcard/personalize/handover"
 )
@@ -27,7 +28,7 @@ import (
 // allows succeed, every other gets 401 (no credentials) or 403 and changes
 // nothing.
 func TestRoleMatrix(t *testing.T) {
-	e := newEnv(t, envOptions{cards: 10})
+	e := newEnv(t, envOptions{cards: 11})
 	ctx := context.Background()
 	term := e.enrolTerminal("bar-m")
 	// A payment to correct, a cent at a time, every correction awaiting
@@ -109,6 +110,7 @@ func TestRoleMatrix(t *testing.T) {
 	balance := int64(1000)
 	// Each route's request, made fresh for every call (setup done here is
 	// not counted as a change by the request).
+	var payout string // a booked payout run, made at the first request for its file
 	requests := map[string]func() request{
 		"GET /healthz":         func() request { return request{method: "GET", path: "/healthz"} },
 		"GET /metrics":         func() request { return request{method: "GET", path: "/metrics"} },
@@ -240,6 +242,26 @@ func TestRoleMatrix(t *testing.T) {
 		"GET /v1/hq/alerts":            func() request { return request{method: "GET", path: "/v1/hq/alerts"} },
 		"GET /v1/hq/refunds":           func() request { return request{method: "GET", path: "/v1/hq/refunds"} },
 		"GET /v1/hq/held-transactions": func() request { return request{method: "GET", path: "/v1/hq/held-transactions"} },
+		"POST /v1/hq/payouts": func() request {
+			return request{method: "POST", path: "/v1/hq/payouts", body: apitype.PayoutRequest{DebtorName: "Org", DebtorIBAN: "NL91ABNA0417164300", DryRun: true}}
+		},
+		"GET /v1/hq/payouts": func() request { return request{method: "GET", path: "/v1/hq/payouts"} },
+		"GET /v1/hq/payouts/{payout}/file": func() request {
+			if payout == "" {
+				// A booked payout run of card 10's refund.
+				c := e.cards[10]
+				r := e.do(request{method: "POST", path: "/v1/card/refund", card: c.token, pin: c.pin,
+					body: apitype.RefundRequest{Name: "Ada Lovelace", IBAN: "NL91ABNA0417164300"}})
+				require.Equal(t, http.StatusCreated, r.status, string(r.body))
+				debtor := sepa.Party{Name: "Org", IBAN: "NL91ABNA0417164300"}
+				dry, err := e.ledger.RunPayout(ctx, org, debtor, e.clock.Now().AddDate(0, 0, 1), ledger.PayoutOptions{DryRun: true})
+				require.NoError(t, err)
+				p, err := e.ledger.RunPayout(ctx, org, debtor, e.clock.Now().AddDate(0, 0, 1), ledger.PayoutOptions{Approve: dry.Plan})
+				require.NoError(t, err)
+				payout = p.ID.String()
+			}
+			return request{method: "GET", path: "/v1/hq/payouts/" + payout + "/file"}
+		},
 		"GET /v1/hq/cards/{card}": func() request {
 			return request{method: "GET", path: "/v1/hq/cards/" + flagged.hex()}
 		},

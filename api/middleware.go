@@ -137,6 +137,7 @@ var loggablePathValue = map[string]func(string) bool{
 	"load":       func(v string) bool { _, ok := parseUUID(v); return ok },
 	"alert":      func(v string) bool { _, ok := parseUUID(v); return ok },
 	"correction": func(v string) bool { _, ok := parseUUID(v); return ok },
+	"payout":     func(v string) bool { _, ok := parseUUID(v); return ok },
 	"token":      validTokenID,
 }
 

@@ -596,6 +596,22 @@ func (l *Ledger) RunPayout(ctx context.Context, org int64, debtor sepa.Party, ex
 			org, pgtype.UUID{Bytes: out.ID, Valid: true}, f.MessageID, out.Count, out.Total, len(out.ProviderRefunds), out.ProviderTotal); err != nil {
 			return err
 		}
+		// The file is kept, sealed, with the run: a lost answer does not
+		// lose it (PayoutFile).
+		if out.XML != nil && l.sealer != nil {
+			env, err := l.sealer.Seal(ctx, out.XML, payoutFileAAD(org, out.ID))
+			if err != nil {
+				return fmt.Errorf("seal payout file: %w", err)
+			}
+			sealed, err := json.Marshal(env)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE payouts SET sealed_file = $3 WHERE org_id = $1 AND payout_id = $2`,
+				org, pgtype.UUID{Bytes: out.ID, Valid: true}, sealed); err != nil {
+				return err
+			}
+		}
 		for _, r := range out.ProviderRefunds {
 			if _, err := tx.Exec(ctx, `INSERT INTO provider_refunds (org_id, line_id, refund_id, payout_id, provider, payment_ref, amount)
 				VALUES ($1, $2, $3, $4, $5, $6, $7)`, org, pgtype.UUID{Bytes: r.Line, Valid: true}, pgtype.UUID{Bytes: r.Refund, Valid: true},
@@ -642,6 +658,68 @@ func (l *Ledger) RunPayout(ctx context.Context, org int64, debtor sepa.Party, ex
 		return Payout{Waiting: out.Waiting, NothingDue: out.NothingDue}, fmt.Errorf("ledger: export payouts: %w", ErrNothingToPay)
 	}
 	return out, nil
+}
+
+// payoutFileAAD binds a sealed payout file to its organizer and run.
+func payoutFileAAD(org int64, payout txid.ID) []byte {
+	return fmt.Appendf(nil, "loopcard-payout-file-1|%d|%s", org, payout)
+}
+
+// BookedPayout is a booked payout run as HQ lists it.
+type BookedPayout struct {
+	ID            txid.ID
+	At            time.Time
+	Count         int
+	Total         int64
+	ProviderTotal int64
+	// File says the run's pain.001 file is kept (PayoutFile).
+	File bool
+}
+
+// Payouts lists at most limit of the organizer's booked payout runs,
+// newest first.
+func (l *Ledger) Payouts(ctx context.Context, org int64, limit int) ([]BookedPayout, error) {
+	rows, err := l.pool.Query(ctx, `SELECT payout_id, created_at, count, total, provider_total, sealed_file IS NOT NULL FROM payouts
+		WHERE org_id = $1 ORDER BY created_at DESC, payout_id DESC LIMIT $2`, org, limit)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: payouts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BookedPayout, error) {
+		var p BookedPayout
+		err := r.Scan(&p.ID, &p.At, &p.Count, &p.Total, &p.ProviderTotal, &p.File)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: payouts: %w", err)
+	}
+	return out, nil
+}
+
+// PayoutFile opens the pain.001 file of a booked payout run; ErrNotFound
+// when the organizer has no such run or the run kept no file (nothing
+// paid by SEPA, or booked before files were kept).
+func (l *Ledger) PayoutFile(ctx context.Context, org int64, payout txid.ID) ([]byte, error) {
+	var sealed []byte
+	err := l.pool.QueryRow(ctx, `SELECT sealed_file FROM payouts WHERE org_id = $1 AND payout_id = $2`,
+		org, pgtype.UUID{Bytes: payout, Valid: true}).Scan(&sealed)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && sealed == nil) {
+		return nil, fmt.Errorf("%w: no payout file %s", ErrNotFound, payout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: payout file: %w", err)
+	}
+	if l.sealer == nil {
+		return nil, ErrNoSealer
+	}
+	var env keys.Envelope
+	if err := json.Unmarshal(sealed, &env); err != nil {
+		return nil, fmt.Errorf("ledger: sealed payout file %s: %w", payout, err)
+	}
+	xml, err := l.sealer.Unseal(ctx, &env, payoutFileAAD(org, payout))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open payout file %s: %w", payout, err)
+	}
+	return xml, nil
 }
 
 // onlinePayment is a card's payment that a payout may refund.

@@ -193,3 +193,53 @@ type AuditVerification struct {
 	OpenHandovers int       `json:"open_handovers"`    // handed over, not yet received
 	Discrepancies int       `json:"discrepancies"`     // received with another count
 }
+
+// PayoutRequest runs the payout of the refunds that are due (POST
+// /v1/hq/payouts) from the organizer's account Debtor: DryRun reviews the
+// run and books nothing; Approve books it if its plan is still the one a
+// dry run answered.
+type PayoutRequest struct {
+	DebtorName string `json:"debtor_name"`
+	DebtorIBAN string `json:"debtor_iban"`
+	DebtorBIC  string `json:"debtor_bic,omitempty"`
+	DryRun     bool   `json:"dry_run,omitempty"`
+	Approve    string `json:"approve,omitempty"`
+}
+
+// PayoutRun answers POST /v1/hq/payouts: the run's lines and totals, its
+// Plan (to approve), and once booked its ID; the booked run's pain.001 file
+// is kept (GET /v1/hq/payouts/{payout}/file).
+type PayoutRun struct {
+	Booked     bool         `json:"booked"`
+	ID         string       `json:"id,omitempty"`
+	Plan       string       `json:"plan"`
+	Count      int          `json:"count"`
+	Total      int64        `json:"total"`
+	SEPATotal  int64        `json:"sepa_total"`
+	Waiting    int          `json:"waiting"`
+	NothingDue int          `json:"nothing_due"`
+	Lines      []PayoutLine `json:"lines"`
+}
+
+// PayoutLine is how one refund of a payout run is paid.
+type PayoutLine struct {
+	Refund string `json:"refund"`
+	Card   string `json:"card"`
+	Amount int64  `json:"amount"`
+	SEPA   int64  `json:"sepa"`
+}
+
+// PayoutList answers GET /v1/hq/payouts: booked runs, newest first.
+type PayoutList struct {
+	Payouts []PayoutRecord `json:"payouts"`
+}
+
+// PayoutRecord is one booked payout run.
+type PayoutRecord struct {
+	ID            string    `json:"id"`
+	At            time.Time `json:"at"`
+	Count         int       `json:"count"`
+	Total         int64     `json:"total"`
+	ProviderTotal int64     `json:"provider_total"`
+	File          bool      `json:"file"` // its pain.001 file is kept
+}

@@ -350,6 +350,7 @@ CREATE TABLE payouts (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     provider_count integer DEFAULT 0 NOT NULL,
     provider_total bigint DEFAULT 0 NOT NULL,
+    sealed_file bytea,
     CONSTRAINT payouts_pkey PRIMARY KEY (org_id, payout_id)
 );
 
