@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
@@ -98,6 +99,35 @@ func (b *consoleTab) submit(sel string) {
 	b.do(chromedp.Evaluate[chromedp.Void](`document.documentElement.dataset.old = "1"`),
 		chromedp.Click(chromedp.CSS(sel)),
 		chromedp.WaitReady(chromedp.CSS(`html:not([data-old]) main`)))
+}
+
+// download clicks the link sel and returns the file Chromium saved.
+func (b *consoleTab) download(sel string) []byte {
+	b.t.Helper()
+	dir := b.t.TempDir()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	progress := chromedp.Events(ctx, browser.DownloadProgress)
+	events := true
+	b.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: &events})
+		return err
+	}), chromedp.Click(chromedp.CSS(sel)))
+	for ev, err := range progress {
+		require.NoError(b.t, err, "the download completes")
+		if ev.State == browser.DownloadProgressStateCanceled {
+			b.t.Fatalf("download of %s canceled", sel)
+		}
+		if ev.State != browser.DownloadProgressStateCompleted {
+			continue
+		}
+		body, err := os.ReadFile(filepath.Join(dir, ev.GUID))
+		require.NoError(b.t, err)
+		return body
+	}
+	b.t.Fatalf("no download of %s", sel)
+	return nil
 }
 
 func (b *consoleTab) text() string {
@@ -237,6 +267,21 @@ func TestConsoleBrowser(t *testing.T) {
 
 	b.open("/console/refunds")
 	b.page("refunds", "Waiting for a payout", e.cards[2].hex(), "loopcard ledger payout")
+	// The refund paid out: reviewed, approved, its pain.001 file
+	// downloaded.
+	b.fill("#debtor_name", "Festival BV")
+	b.fill("#debtor_iban", "NL02ABNA0123456789")
+	b.submit(`form[action="/console/payouts/review"] button`)
+	b.page("payout-review", "The payout to approve", e.cards[2].hex(), "nothing is booked yet")
+	b.submit(`form[action="/console/payouts/approve"] button`)
+	b.page("payout-booked", "Done: the payout is booked.", "Download its pain.001 file", "Booked payouts")
+	_, waiting, err := e.ledger.Refunds(context.Background(), org, 10)
+	require.NoError(t, err)
+	require.Zero(t, waiting)
+	xml := b.download("#payout-file")
+	require.Contains(t, string(xml), "pain.001.001.09")
+	require.Contains(t, string(xml), "NL02ABNA0123456789")
+	require.Contains(t, string(xml), "NL91ABNA0417164300", "the holder's account")
 	b.open("/console/batches")
 	b.page("batches", "fest")
 	b.open("/console/stores")

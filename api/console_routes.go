@@ -502,4 +502,53 @@ func (b *consoleBackend) Refunds(ctx context.Context, from string) ([]console.Re
 	return rs, out.Waiting, nil
 }
 
+func (b *consoleBackend) Payouts(ctx context.Context, from string) ([]console.Payout, error) {
+	var out apitype.PayoutList
+	if err := b.do(ctx, from, "GET", "/v1/hq/payouts", nil, &out); err != nil {
+		return nil, err
+	}
+	ps := make([]console.Payout, 0, len(out.Payouts))
+	for _, p := range out.Payouts {
+		ps = append(ps, console.Payout{ID: p.ID, At: p.At, Count: p.Count, Total: p.Total, File: p.File})
+	}
+	return ps, nil
+}
+
+func (b *consoleBackend) RunPayout(ctx context.Context, from string, d console.Debtor, plan string) (console.PayoutRun, error) {
+	var out apitype.PayoutRun
+	err := b.do(ctx, from, "POST", "/v1/hq/payouts", apitype.PayoutRequest{DebtorName: d.Name, DebtorIBAN: d.IBAN, DebtorBIC: d.BIC,
+		DryRun: plan == "", Approve: plan}, &out)
+	if err != nil {
+		return console.PayoutRun{}, err
+	}
+	run := console.PayoutRun{Booked: out.Booked, ID: out.ID, Plan: out.Plan, Count: out.Count, Total: out.Total, SEPATotal: out.SEPATotal,
+		Waiting: out.Waiting}
+	for _, l := range out.Lines {
+		run.Lines = append(run.Lines, console.PayoutLine{Refund: l.Refund, Card: l.Card, Amount: l.Amount, SEPA: l.SEPA})
+	}
+	return run, nil
+}
+
+// PayoutFile streams GET /v1/hq/payouts/{payout}/file to w.
+func (b *consoleBackend) PayoutFile(ctx context.Context, from, payout string, w http.ResponseWriter) error {
+	if _, ok := staffOf(ctx); !ok {
+		return console.ErrSession
+	}
+	if _, ok := parseUUID(payout); !ok {
+		return console.ErrNotFound
+	}
+	path := "/v1/hq/payouts/" + url.PathEscape(payout) + "/file"
+	req, err := http.NewRequestWithContext(ctx, "GET", path, http.NoBody)
+	if err != nil {
+		return fmt.Errorf("api: console request: %w", err)
+	}
+	req.RemoteAddr = from
+	pw := &passWriter{w: w, header: http.Header{}}
+	b.api.ServeHTTP(pw, req)
+	if pw.status >= 300 {
+		return consoleError("GET", path, pw.status, pw.refusal.Bytes())
+	}
+	return nil
+}
+
 var _ console.Backend = (*consoleBackend)(nil)

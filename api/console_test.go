@@ -741,7 +741,7 @@ func TestConsolePageSizes(t *testing.T) {
 	}
 	r = b.get("/console/alerts")
 	require.Equal(t, http.StatusOK, r.status)
-	require.Equal(t, 50, strings.Count(string(r.body), "<tr><td"))
+	require.Len(t, tableRows(t, string(r.body), "alerts"), 50)
 	require.True(t, strings.Contains(string(r.body), "11 more not shown"), "says what it left out")
 	t.Logf("/console/alerts, 50 alerts of the longest texts: %d B (page %d B + stylesheet %d B)", len(r.body)+len(css.body), len(r.body), len(css.body))
 	require.Less(t, len(r.body)+len(css.body), 100_000)
@@ -963,4 +963,88 @@ func TestConsoleAuditVerification(t *testing.T) {
 	// to verify.
 	sam := e.addStaff(org, "sam", api.RoleStore, "store-a")
 	require.Equal(t, http.StatusForbidden, e.consoleBrowser().signedIn(sam).get("/console/audit/verify").status)
+}
+
+// TestConsolePayout: HQ pays the refunds that are due from the console as
+// `loopcard ledger payout` does: a review (the dry run: lines and plan,
+// nothing booked), then the approval of that plan, which books the run;
+// its pain.001 file is kept sealed on the server and downloads again and
+// again. A stale plan or a bad IBAN changes nothing; an auditor sees the
+// runs but may neither run one nor download a file.
+func TestConsolePayout(t *testing.T) {
+	e := newEnv(t, envOptions{cards: 2})
+	ctx := context.Background()
+	r := e.do(request{method: "POST", path: "/v1/card/refund", card: e.cards[0].token, pin: e.cards[0].pin,
+		body: apitype.RefundRequest{Name: "Ada Lovelace", IBAN: "NL91ABNA0417164300"}})
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	waiting := func() int {
+		_, n, err := e.ledger.Refunds(ctx, org, 10)
+		require.NoError(t, err)
+		return n
+	}
+	require.Equal(t, 1, waiting())
+	hq := e.addStaff(org, "alice", api.RoleHQ, "")
+	audrey := e.addStaff(org, "audrey", api.RoleAuditor, "")
+	debtor := url.Values{"debtor_name": {"Festival BV"}, "debtor_iban": {"NL02ABNA0123456789"}, "debtor_bic": {"ABNANL2A"}}
+
+	a := e.consoleBrowser().signedIn(audrey)
+	page := string(a.get("/console/refunds").body)
+	require.NotContains(t, page, `action="/console/payouts/review"`, "no payout form for an auditor")
+	require.Equal(t, http.StatusForbidden, a.post("/console/payouts/review", debtor, nil).status)
+
+	b := e.consoleBrowser().signedIn(hq)
+	require.Contains(t, string(b.get("/console/refunds").body), `action="/console/payouts/review"`)
+	bad := maps.Clone(debtor)
+	bad.Set("debtor_iban", "NL00ABNA0123456789")
+	require.Equal(t, http.StatusBadRequest, b.post("/console/payouts/review", bad, nil).status)
+
+	r = b.post("/console/payouts/review", debtor, nil)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	page = string(r.body)
+	lines := tableRows(t, page, "payout-lines")
+	require.Len(t, lines, 1)
+	require.Equal(t, e.cards[0].hex(), lines[0][0])
+	plan := regexp.MustCompile(`<code id="plan">([0-9a-f]{24})</code>`).FindStringSubmatch(page)
+	require.NotNil(t, plan)
+	require.Equal(t, 1, waiting(), "a review books nothing")
+
+	stale := maps.Clone(debtor)
+	stale.Set("plan", "000000000000000000000000")
+	r = b.post("/console/payouts/approve", stale, nil)
+	require.Equal(t, http.StatusConflict, r.status, string(r.body))
+	require.Contains(t, string(r.body), "The payout changed since you reviewed it")
+	require.Equal(t, 1, waiting(), "a stale plan books nothing")
+
+	approve := maps.Clone(debtor)
+	approve.Set("plan", plan[1])
+	r = b.post("/console/payouts/approve", approve, nil)
+	require.Equal(t, http.StatusSeeOther, r.status, string(r.body))
+	loc := r.header.Get("Location")
+	require.True(t, strings.HasPrefix(loc, "/console/refunds?payout="), loc)
+	require.Zero(t, waiting(), "booked")
+	id := strings.TrimPrefix(loc, "/console/refunds?payout=")
+	page = string(b.get(loc).body)
+	require.Contains(t, page, `<a id="payout-file" href="/console/payouts/`+id+`/file" download>`)
+	require.Len(t, tableRows(t, page, "payouts"), 1)
+
+	file := b.get("/console/payouts/" + id + "/file")
+	require.Equal(t, http.StatusOK, file.status, string(file.body))
+	require.Equal(t, "application/xml", file.header.Get("Content-Type"))
+	require.Contains(t, file.header.Get("Content-Disposition"), "attachment")
+	require.Contains(t, string(file.body), "pain.001.001.09")
+	require.Contains(t, string(file.body), "NL91ABNA0417164300", "the payee")
+	require.Contains(t, string(file.body), "NL02ABNA0123456789", "the debtor")
+	again := b.get("/console/payouts/" + id + "/file")
+	require.Equal(t, file.body, again.body, "the same file, again")
+	var sealed []byte
+	require.NoError(t, e.pool.QueryRow(ctx, `SELECT sealed_file FROM payouts WHERE org_id = $1`, org).Scan(&sealed))
+	require.NotContains(t, string(sealed), "NL91ABNA0417164300", "kept sealed")
+	require.NotContains(t, string(sealed), "pain.001")
+
+	require.Equal(t, http.StatusForbidden, a.get("/console/payouts/"+id+"/file").status)
+	require.Contains(t, string(a.get("/console/refunds").body), `<table id="payouts">`, "the auditor sees the runs")
+	require.NotContains(t, string(a.get("/console/refunds").body), "/file", "but no download")
+	require.Equal(t, 2, e.auditCount(`action = 'POST /v1/hq/payouts' AND outcome = 'ok' AND actor = 'hq:1:staff:alice'`))
+	require.Equal(t, 2, e.auditCount(`action = 'GET /v1/hq/payouts/{payout}/file' AND outcome = 'ok' AND actor = 'hq:1:staff:alice'`))
+	require.Equal(t, 1, e.auditCount(`action = 'GET /v1/hq/payouts/{payout}/file' AND outcome = 'denied' AND actor = 'auditor:1:staff:audrey'`))
 }

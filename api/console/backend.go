@@ -69,6 +69,45 @@ type Backend interface {
 	// Refunds lists refunds, those waiting for a payout first, and says
 	// how many wait in all.
 	Refunds(ctx context.Context, from string) ([]Refund, int, error)
+	// Payouts lists booked payout runs, newest first.
+	Payouts(ctx context.Context, from string) ([]Payout, error)
+	// RunPayout reviews the payout of the refunds that are due (plan
+	// empty: a dry run that books nothing) or books the run whose dry run
+	// answered plan (ErrConflict when it changed since).
+	RunPayout(ctx context.Context, from string, d Debtor, plan string) (PayoutRun, error)
+	// PayoutFile writes a booked run's pain.001 file to w, like
+	// AuditExport.
+	PayoutFile(ctx context.Context, from, payout string, w http.ResponseWriter) error
+}
+
+// Debtor is the organizer's bank account a payout pays from.
+type Debtor struct {
+	Name, IBAN, BIC string
+}
+
+// PayoutRun is a payout run: reviewed (Booked false) or booked.
+type PayoutRun struct {
+	Booked           bool
+	ID, Plan         string
+	Count            int
+	Total, SEPATotal int64
+	Waiting          int
+	Lines            []PayoutLine
+}
+
+// PayoutLine is one refund of a payout run.
+type PayoutLine struct {
+	Refund, Card string
+	Amount, SEPA int64
+}
+
+// Payout is a booked payout run.
+type Payout struct {
+	ID    string
+	At    time.Time
+	Count int
+	Total int64
+	File  bool // its pain.001 file is kept
 }
 
 // Refund is one refund: never its payee.

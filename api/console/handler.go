@@ -118,6 +118,9 @@ func New(o Options) (*Handler, error) {
 	m.HandleFunc("GET /console/audit/verify", h.audit)
 	m.HandleFunc("GET /console/batches", h.batches)
 	m.HandleFunc("GET /console/refunds", h.refunds)
+	m.HandleFunc("POST /console/payouts/review", h.runPayout)
+	m.HandleFunc("POST /console/payouts/approve", h.runPayout)
+	m.HandleFunc("GET /console/payouts/{payout}/file", h.payoutFile)
 	m.HandleFunc("GET /console/assets/console.css", h.asset)
 	m.HandleFunc("/", h.notFound)
 	h.mux = m
@@ -215,6 +218,11 @@ type page struct {
 	Batches        []Batch
 	Refunds        []Refund
 	Waiting        int
+	Payouts        []Payout
+	// Run is a reviewed payout run (to approve) or the one just booked;
+	// Debtor the account it pays from.
+	Run    *PayoutRun
+	Debtor Debtor
 }
 
 // Prev and Next are the neighbouring page numbers of a paged list.
@@ -813,6 +821,10 @@ func (h *Handler) refunds(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	h.showRefunds(ctx, w, r, p, http.StatusOK)
+}
+
+func (h *Handler) showRefunds(ctx context.Context, w http.ResponseWriter, r *http.Request, p *page, status int) {
 	rs, waiting, err := h.be.Refunds(ctx, r.RemoteAddr)
 	if err != nil {
 		h.fail(w, r, p, err)
@@ -822,5 +834,78 @@ func (h *Handler) refunds(w http.ResponseWriter, r *http.Request) {
 		rs, p.More = rs[:maxRows], len(rs)-maxRows
 	}
 	p.Refunds, p.Waiting = rs, waiting
-	h.render(w, http.StatusOK, "refunds", p)
+	ps, err := h.be.Payouts(ctx, r.RemoteAddr)
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	if len(ps) > maxRows {
+		ps = ps[:maxRows]
+	}
+	p.Payouts = ps
+	if id := r.URL.Query().Get("payout"); id != "" {
+		for _, x := range ps {
+			if x.ID == id {
+				p.Notice = "payoutbooked"
+				p.Run = &PayoutRun{Booked: true, ID: x.ID, Count: x.Count, Total: x.Total}
+			}
+		}
+	}
+	h.render(w, status, "refunds", p)
+}
+
+// runPayout reviews a payout run (POST /console/payouts/review: a dry
+// run, shown with its lines and a form to approve its plan) or books the
+// reviewed one (.../approve), then shows the refunds page with the run
+// and its file to download.
+func (h *Handler) runPayout(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "refunds")
+	if !h.posted(w, r, p) {
+		return
+	}
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	f := r.PostForm
+	p.Debtor = Debtor{Name: strings.TrimSpace(f.Get("debtor_name")), IBAN: strings.TrimSpace(f.Get("debtor_iban")), BIC: strings.TrimSpace(f.Get("debtor_bic"))}
+	plan := ""
+	if strings.HasSuffix(r.URL.Path, "/approve") {
+		if plan = f.Get("plan"); plan == "" {
+			h.fail(w, r, p, ErrInvalid)
+			return
+		}
+	}
+	run, err := h.be.RunPayout(ctx, r.RemoteAddr, p.Debtor, plan)
+	if errors.Is(err, ErrConflict) {
+		p.Error = "err.payoutchanged"
+		h.render(w, http.StatusConflict, "message", p)
+		return
+	}
+	if err != nil {
+		h.fail(w, r, p, err)
+		return
+	}
+	if run.Booked {
+		http.Redirect(w, r, "/console/refunds?payout="+url.QueryEscape(run.ID), http.StatusSeeOther)
+		return
+	}
+	if len(run.Lines) > maxRows {
+		run.Lines = run.Lines[:maxRows]
+	}
+	p.Run = &run
+	h.showRefunds(ctx, w, r, p, http.StatusOK)
+}
+
+// payoutFile downloads a booked run's pain.001 file (GET
+// /v1/hq/payouts/{payout}/file), as often as HQ needs it.
+func (h *Handler) payoutFile(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "refunds")
+	ctx, ok := h.signedIn(w, r, p)
+	if !ok {
+		return
+	}
+	if err := h.be.PayoutFile(ctx, r.RemoteAddr, r.PathValue("payout"), w); err != nil {
+		h.fail(w, r, p, err)
+	}
 }
