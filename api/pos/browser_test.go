@@ -20,10 +20,13 @@ import (
 // product report) and the new balance shown; a void of that payment with
 // the card still on the reader (the balance back on the card and in the
 // ledger); the server stopped: the status line turns Offline by the
-// uploader's idle pass, before any tap; a payment offline (queued), a void
-// offline refused with a clear message, then uploaded once it is back and
-// Online again; cups returned alone credit the card; a declined payment with the card's
-// balance; the last transactions; a balance check; Dutch; and 1280×800.
+// uploader's idle pass, before any tap; the same basket (two items and a
+// returned cup) paid offline (queued, the queue's size and the age of its
+// oldest shown), a void offline refused with a clear message, then
+// uploaded once it is back and Online again, its lines in the product
+// report; cups returned alone credit the card; a declined payment with the
+// card's balance; the last transactions; a balance check; Dutch; and
+// 1280×800.
 // Each screen is photographed and checked by axe-core, and the policy
 // blocks nothing the pages use.
 func TestBarBrowser(t *testing.T) {
@@ -67,14 +70,19 @@ func TestBarBrowser(t *testing.T) {
 	require.Equal(t, int64(1500), w.ledgerBalance(t, card))
 	// A version 2 transaction: the ledger keeps its lines, and the
 	// product report counts them (the cup returned as -1).
-	rep, err := w.stack.Ledger.Products(ctx, org, "fest", time.Time{})
-	require.NoError(t, err)
-	require.Equal(t, int64(500), rep.Total)
-	got := map[string][2]int64{}
-	for _, l := range rep.Lines {
-		got[l.Product] = [2]int64{l.Quantity, l.Revenue}
+	products := func() (map[string][2]int64, int64) {
+		rep, err := w.stack.Ledger.Products(ctx, org, "fest", time.Time{})
+		require.NoError(t, err)
+		got := map[string][2]int64{}
+		for _, l := range rep.Lines {
+			q := got[l.Product]
+			got[l.Product] = [2]int64{q[0] + l.Quantity, q[1] + l.Revenue}
+		}
+		return got, rep.Total
 	}
-	require.Equal(t, map[string][2]int64{"beer": {1, 350}, "cola": {1, 250}, "cup": {-1, -100}}, got, "no unitemized line")
+	online, total := products()
+	require.Equal(t, int64(500), total)
+	require.Equal(t, map[string][2]int64{"beer": {1, 350}, "cola": {1, 250}, "cup": {-1, -100}}, online, "no unitemized line")
 
 	// Void it while the card is still on the reader: all of it back.
 	b.click("#void", "main")
@@ -91,13 +99,16 @@ func TestBarBrowser(t *testing.T) {
 	b.open("/")
 	b.page("sale-offline-idle", "Offline", "The basket is empty")
 
-	// The bar goes on taking payments, offline, with the synced menu.
+	// The bar goes on taking payments, offline, with the synced menu: two
+	// items and a returned cup again.
 	b.click("#add-beer", "main")
 	b.click("#add-fries", "main")
+	b.click("#return-cup", "main")
+	b.page("basket-offline", "1 × Beer 0.3l", "1 × Fries", "1 × Cup (returned)", "Offline")
 	b.click("#charge", "main")
 	b.do(waitFor("#result"))
-	b.page("paid-offline", "Paid € 7.50", "Offline", "1 to upload")
-	require.Equal(t, "€ 12.50", b.text("#balance"))
+	b.page("paid-offline", "Paid € 6.50", "Offline", "1 to upload")
+	require.Equal(t, "€ 13.50", b.text("#balance"))
 	// A void needs the server: the screen says so and nothing changes.
 	b.click("#void", "main")
 	b.do(waitFor("#result"))
@@ -112,7 +123,15 @@ func TestBarBrowser(t *testing.T) {
 	// It is back: the screen turns Online and the queue goes up by itself.
 	require.NoError(t, w.stack.StartServer(ctx))
 	require.Eventually(t, func() bool { return unsent() == 0 && till.Online() }, 20*time.Second, 50*time.Millisecond, "uploaded after the restart")
-	require.Equal(t, int64(1250), w.ledgerBalance(t, card))
+	require.Equal(t, int64(1350), w.ledgerBalance(t, card))
+	// The offline payment's lines arrived with it, as they were taken.
+	after, total2 := products()
+	require.Equal(t, total+650, total2)
+	for id, d := range map[string][2]int64{"beer": {1, 350}, "fries": {1, 400}, "cup": {-1, -100}} {
+		require.Equal(t, [2]int64{online[id][0] + d[0], online[id][1] + d[1]}, after[id], id)
+	}
+	require.Equal(t, online["cola"], after["cola"])
+	require.NotContains(t, after, "", "no unitemized line")
 	// Cups brought back alone: the deposit goes onto the card (the bar
 	// pays it back from its takings).
 	b.open("/")
@@ -122,8 +141,8 @@ func TestBarBrowser(t *testing.T) {
 	b.click("#charge", "main")
 	b.do(waitFor("#result"))
 	b.page("returned", "Deposit given back € 2.00", "New balance")
-	require.Equal(t, "€ 14.50", b.text("#balance"))
-	require.Eventually(t, func() bool { return w.ledgerBalance(t, card) == 1450 }, 20*time.Second, 50*time.Millisecond, "the ledger has the return")
+	require.Equal(t, "€ 15.50", b.text("#balance"))
+	require.Eventually(t, func() bool { return w.ledgerBalance(t, card) == 1550 }, 20*time.Second, 50*time.Millisecond, "the ledger has the return")
 	b.click("#new", "main")
 
 	b.open("/recent")
@@ -138,7 +157,7 @@ func TestBarBrowser(t *testing.T) {
 	b.click("#charge", "main")
 	b.do(waitFor("#result"))
 	b.page("declined", "Declined", "Not enough on the card.")
-	require.Equal(t, "€ 14.50", b.text("#balance"))
+	require.Equal(t, "€ 15.50", b.text("#balance"))
 	b.click("#new", "main")
 	b.click("#clear", "main")
 
@@ -147,7 +166,7 @@ func TestBarBrowser(t *testing.T) {
 	b.click("#read", "main")
 	b.do(waitFor("#result"))
 	b.page("balance-read", "Balance")
-	require.Equal(t, "€ 14.50", b.text("#balance"))
+	require.Equal(t, "€ 15.50", b.text("#balance"))
 	b.click("#new", "main")
 
 	b.open("/?lang=nl")
@@ -167,7 +186,7 @@ func TestBarBrowser(t *testing.T) {
 	b.noPolicyErrors()
 
 	require.Eventually(t, func() bool { return unsent() == 0 }, 20*time.Second, 50*time.Millisecond)
-	require.Equal(t, int64(2000-500+500-750+200-350), w.ledgerBalance(t, card))
+	require.Equal(t, int64(2000-500+500-650+200-350), w.ledgerBalance(t, card))
 }
 
 // TestStoreBrowser drives the store till's app: sell a card with deposit
