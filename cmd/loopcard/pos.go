@@ -111,6 +111,11 @@ func terminalUI(c *cli.Context) error {
 	if err := t.EnsureSessionKey(ctx); err != nil {
 		return fmt.Errorf("%w (the terminal needs the server once for a session key)", err)
 	}
+	// The merchant's menu as it is now (it also comes with every session
+	// key); offline, the one kept on disk is used.
+	if _, err := t.SyncMenu(ctx); err != nil {
+		logger(c).Info("terminal ui: menu not synced; the one kept is used", "err", err)
+	}
 	r, err := pcsc.Open(c.String("reader"))
 	if err != nil {
 		return err
