@@ -13,6 +13,7 @@ import (
 	"github.com/loopcard/loopcard/ledger"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/ledger/txid"
+	"github.com/loopcard/loopcard/personalize/batch"
 )
 
 // Lost and stolen cards (issue 21): blocking a card from HQ, a store's
@@ -203,9 +204,21 @@ func (s *Server) replaceCard(c *call) error {
 		return badRequest("old and new (hex card ids) and a reason are required", nil)
 	}
 	c.target = "card " + terminaltx.CardHex(old)
+	// The store must hold the new card by the custody log, as for a sale
+	// (issue 17): a card of a batch it received and has not sold out.
+	no, slot, err := s.batches.CardSlot(c.ctx, c.who.org, nw)
+	if errors.Is(err, batch.ErrNotFound) {
+		return apiError(http.StatusConflict, "the new card was not personalized in a batch of this organizer: no store holds it, nothing was changed", err)
+	}
+	if err != nil {
+		return err
+	}
 	r, err := s.ledger.ReplaceCard(c.ctx, c.who.org, ledger.ReplaceRequest{ID: c.idem, Old: old, New: nw, Store: store,
-		Actor: c.who.actor(), Reason: req.Reason})
+		Batch: no, Slot: slot, Actor: c.who.actor(), Reason: req.Reason})
 	switch {
+	case errors.Is(err, ledger.ErrNotInStock):
+		c.detail = fmt.Sprintf("replacement refused: store %s does not hold new card %d-%05d", store, no, slot)
+		return apiError(http.StatusConflict, fmt.Sprintf("store %s does not hold the new card by the custody log (it is in another store's run of cards, or the store has no card of batch %d received and unsold): nothing was changed; replace with a card handed over to this store (loopcard handover send, then the store's receipt)", store, no), err)
 	case errors.Is(err, ledger.ErrExists):
 		return apiError(http.StatusConflict, "the old card was replaced before: nothing was changed", err)
 	case errors.Is(err, ledger.ErrConflict):

@@ -246,6 +246,8 @@ func TestConsoleBrowser(t *testing.T) {
 	b.open("/console/audit")
 	b.page("audit", "hq:1:staff:alice", "POST /v1/hq/cards/{card}/unblock", "console sign-in")
 
+	consoleBoothBrowser(t, e, b)
+
 	b.open("/console/dashboard?lang=nl")
 	b.page("nl-dashboard", "Verkoop per verkooppunt per uur", "Openstaand saldo")
 	b.open("/console/alerts")

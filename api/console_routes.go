@@ -131,6 +131,9 @@ func (b *consoleBackend) do(ctx context.Context, from, method, path string, in, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if k, ok := ctx.Value(consoleIdemKey{}).(string); ok {
+		req.Header.Set("Idempotency-Key", k)
+	}
 	rec := &recorder{header: http.Header{}}
 	b.api.ServeHTTP(rec, req)
 	if rec.status == 0 {
@@ -280,7 +283,7 @@ func (b *consoleBackend) Card(ctx context.Context, from, card string) (console.C
 	}
 	c := console.Card{ID: h.Card, Event: h.Event, Status: h.Status, Balance: h.Balance, Pending: h.Pending}
 	for _, p := range h.Payments {
-		c.Entries = append(c.Entries, console.Entry{At: p.At, Where: p.Merchant, Amount: -p.Amount, Status: p.Status})
+		c.Entries = append(c.Entries, console.Entry{ID: p.ID, At: p.At, Where: p.Merchant, Amount: -p.Amount, Status: p.Status})
 	}
 	for _, t := range h.TopUps {
 		c.Entries = append(c.Entries, console.Entry{At: t.At, TopUp: true, Where: t.Channel, Amount: t.Amount, Status: t.Status})

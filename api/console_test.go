@@ -438,7 +438,7 @@ func TestConsoleRoleMatrix(t *testing.T) {
 	// The lost card replaced by card 2: its page says so and offers no
 	// block; a block of it is refused and changes nothing.
 	_, err = e.ledger.ReplaceCard(context.Background(), org, ledger.ReplaceRequest{Old: e.cards[1].uid, New: e.cards[2].uid,
-		Store: "store-a", Actor: "store-a", Reason: "lost at the main stage"})
+		Actor: "hq:1:alice", Reason: "lost at the main stage"})
 	require.NoError(t, err)
 	e.clock.Add(30 * time.Second)
 	b := e.consoleBrowser().signedIn(users["hq"])
@@ -452,6 +452,8 @@ func TestConsoleRoleMatrix(t *testing.T) {
 	require.Contains(t, string(r.body), "a refunded or replaced card is on the blocklist already")
 	require.Equal(t, "replaced", e.cardStatus(e.cards[1]))
 	require.Equal(t, v, blocklist().Version)
+
+	consoleBoothMatrix(t, e, users)
 }
 
 // tableCents reads the data-cents cells of the table with id from a page.

@@ -76,6 +76,8 @@ func correctionError(err error) error {
 		return apiError(http.StatusForbidden, "a correction is approved by another HQ person than who asked for it: nothing was changed", err)
 	case errors.Is(err, ledger.ErrNotPosted):
 		return apiError(http.StatusConflict, "the payment is held, not posted: there is nothing to correct (review its alert: GET /v1/hq/alerts)", err)
+	case errors.Is(err, ledger.ErrCreditLeft):
+		return apiError(http.StatusConflict, "the card's refund was paid out, so no correction can reach it: nothing was changed; pay the cardholder back outside Loopcard and settle it with the merchant by hand", err)
 	case errors.Is(err, ledger.ErrExists):
 		return apiError(http.StatusConflict, "the correction is posted already: nothing was changed", err)
 	case errors.Is(err, ledger.ErrInsufficientFunds):
@@ -90,7 +92,7 @@ func correctionError(err error) error {
 
 func correctionRecord(cr ledger.Correction) apitype.Correction {
 	out := apitype.Correction{ID: cr.ID.String(), Payment: cr.Payment.String(), Card: terminaltx.CardHex(cr.Card), Merchant: cr.Merchant,
-		Amount: cr.Amount, Reason: cr.Reason, Status: cr.Status, RequestedBy: cr.RequestedBy, RequestedAt: cr.RequestedAt,
+		Amount: cr.Amount, NonRefundable: cr.NonRefundable, Reason: cr.Reason, Status: cr.Status, RequestedBy: cr.RequestedBy, RequestedAt: cr.RequestedAt,
 		ApprovedBy: cr.ApprovedBy, PostedAt: cr.PostedAt}
 	if cr.Status == ledger.CorrectionPosted {
 		out.Load = cr.ID.String()
@@ -123,6 +125,21 @@ func (s *Server) issueVouchers(c *call) error {
 	}
 	c.detail = fmt.Sprintf("voucher batch %s: %d of %d, expires %s", id, req.Count, req.Amount, req.Expires.UTC().Format(time.RFC3339))
 	return c.reply(http.StatusCreated, out)
+}
+
+// listVoucherBatches lists the organizer's voucher batches (never their
+// codes), newest first.
+func (s *Server) listVoucherBatches(c *call) error {
+	list, err := s.ledger.VoucherBatches(c.ctx, c.who.org)
+	if err != nil {
+		return err
+	}
+	out := apitype.VoucherBatchList{Batches: make([]apitype.VoucherBatchInfo, 0, len(list))}
+	for _, b := range list {
+		out.Batches = append(out.Batches, apitype.VoucherBatchInfo{Batch: b.ID.String(), Event: b.Event, Amount: b.Amount, Count: b.Count,
+			Redeemed: b.Redeemed, Expires: b.Expires, Label: b.Label, CreatedBy: b.CreatedBy, CreatedAt: b.CreatedAt})
+	}
+	return c.reply(http.StatusOK, out)
 }
 
 // storeRedeemVoucher redeems a voucher for a card at a store (body

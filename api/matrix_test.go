@@ -294,6 +294,7 @@ func TestRoleMatrix(t *testing.T) {
 			require.NoError(t, err)
 			return request{method: "POST", path: "/v1/hq/corrections/" + c.ID.String() + "/approve"}
 		},
+		"GET /v1/hq/vouchers": func() request { return request{method: "GET", path: "/v1/hq/vouchers"} },
 		"POST /v1/hq/vouchers": func() request {
 			return request{method: "POST", path: "/v1/hq/vouchers", body: apitype.VoucherBatchRequest{Event: "fest", Amount: 5, Count: 1, Expires: e.clock.Now().Add(time.Hour)}}
 		},

@@ -143,6 +143,7 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/hq/vouchers", roles: staff, h: s.issueVouchers, privileged: true},
 		{method: "PUT", path: "/v1/hq/merchants/{merchant}/menu", roles: staff, h: s.setMenu, privileged: true},
 		{method: "GET", path: "/v1/hq/merchants/{merchant}/menu", roles: roles(RoleHQ, RoleAuditor), h: s.getMenu, privileged: true},
+		{method: "GET", path: "/v1/hq/vouchers", roles: roles(RoleHQ, RoleAuditor), h: s.listVoucherBatches, privileged: true},
 
 		// Auditors.
 		{method: "GET", path: "/v1/audit/records", roles: roles(RoleAuditor, RoleHQ), h: s.auditRecords, privileged: true},

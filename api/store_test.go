@@ -176,7 +176,8 @@ func TestStoreMoneyRoutes(t *testing.T) {
 
 // TestBlockAndReplaceRefusals: bad input to the block and replace routes
 // is a 400 with a one-line message and changes nothing; a second block
-// says so; a replacement of a replaced card is refused.
+// says so; a store replaces only with a card it holds by the custody log;
+// a replacement of a replaced card is refused.
 func TestBlockAndReplaceRefusals(t *testing.T) {
 	e := newEnv(t, envOptions{cards: 3})
 	store := e.tokens["store"]
@@ -202,9 +203,19 @@ func TestBlockAndReplaceRefusals(t *testing.T) {
 	resp = e.do(request{method: "POST", path: "/v1/stores/store-a/cards/" + a.hex() + "/block", bearer: store, body: apitype.BlockRequest{Reason: "lost"}})
 	resp.json(t, &br)
 	require.True(t, br.Again)
+	// The store must hold the new card by the custody log, as for a sale.
+	before := e.fingerprint()
+	resp = e.do(request{method: "POST", path: "/v1/stores/store-a/replacements", bearer: store, idem: newIdem(), body: apitype.ReplaceRequest{Old: a.hex(), New: b.hex(), Reason: "lost"}})
+	require.Equal(t, http.StatusConflict, resp.status, string(resp.body))
+	require.Contains(t, string(resp.body), "does not hold the new card by the custody log")
+	require.Equal(t, before, e.fingerprint())
+	e.stock("store-a")
 	resp = e.do(request{method: "POST", path: "/v1/stores/store-a/replacements", bearer: store, idem: newIdem(), body: apitype.ReplaceRequest{Old: a.hex(), New: b.hex(), Reason: "lost"}})
 	require.Equal(t, http.StatusCreated, resp.status, string(resp.body))
-	before := e.fingerprint()
+	var moved int
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM store_card_moves WHERE kind = 'sold' AND card_id = $1`, b.uid).Scan(&moved))
+	require.Equal(t, 1, moved, "the new card left the store's stock")
+	before = e.fingerprint()
 	resp = e.do(request{method: "POST", path: "/v1/stores/store-a/replacements", bearer: store, idem: newIdem(), body: apitype.ReplaceRequest{Old: a.hex(), New: e.cards[2].hex(), Reason: "lost"}})
 	require.Equal(t, http.StatusConflict, resp.status, string(resp.body))
 	require.Equal(t, before, e.fingerprint())

@@ -271,6 +271,9 @@ type cardState struct {
 	// The tip of the card's chain (migration 017): the highest card
 	// sequence written, -1 if none, and the balance after it.
 	chainSeq, chainAfter int64
+	// The card's non-refundable part, for uploads (queueLockCardAccounts):
+	// its account (0: none) and, read when it has one, its balance.
+	nrAccount, nrBalance int64
 }
 
 // lockCards locks the given cards in account-id order and returns those
@@ -371,6 +374,13 @@ func (l *Ledger) Verify(ctx context.Context) error {
 			LEFT JOIN merchants m ON m.org_id = t.org_id AND m.merchant_id = t.merchant_id
 			WHERE t.card_account IS NOT NULL
 			AND (c.account_id IS DISTINCT FROM t.card_account OR m.account_id IS DISTINCT FROM t.merchant_account))`},
+		{"a terminal debit spends non-refundable credit other than its card's into an account other than its merchant's or organizer's",
+			`SELECT EXISTS (SELECT 1 FROM terminal_txs t
+			JOIN accounts a ON a.org_id = t.org_id AND a.account_id = t.card_account
+			LEFT JOIN accounts x ON x.org_id = t.org_id AND x.account_id = t.nonrefundable_contra
+			WHERE t.nonrefundable_spent IS NOT NULL
+			AND (a.nonrefundable_account IS DISTINCT FROM t.nonrefundable_account
+				OR x.kind IS DISTINCT FROM 'nonrefundable_credit' OR x.ref NOT IN (t.merchant_id, '')))`},
 		{"a posted terminal debit has no postings", `SELECT EXISTS (SELECT 1 FROM terminal_txs t
 			WHERE t.status = 'posted' AND t.card_account IS NULL
 			AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.org_id = t.org_id AND j.txn_id = t.txn_id))`},

@@ -36,10 +36,123 @@ type cardKey struct {
 	card string
 }
 
-// cardAccounts remembers the account id of each card this ledger met.
+// cardAccounts remembers the account id of each card this ledger met,
+// and, so that an upload of cards with voucher credit reads that credit in
+// its first round trip, the non-refundable account of each card met that
+// has one and the nonrefundable_credit account of each merchant (and of
+// the organizer, ref ""), which never change either.
 type cardAccounts struct {
-	mu sync.RWMutex
-	m  map[cardKey]int64
+	mu     sync.RWMutex
+	m      map[cardKey]int64
+	nr     map[cardKey]int64
+	contra map[cardKey]int64 // card: the merchant id
+}
+
+// nonRefundable returns the remembered non-refundable accounts of cards
+// (those known to have one) and nonrefundable_credit accounts of merchants
+// (with ""), and whether every merchant's was remembered.
+func (c *cardAccounts) nonRefundable(org int64, cards [][]byte, merchants []string) (nr map[int64]string, contras map[string]int64, all bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	nr = map[int64]string{}
+	for _, card := range cards {
+		if id, ok := c.nr[cardKey{org, string(card)}]; ok {
+			nr[id] = string(card)
+		}
+	}
+	if len(nr) == 0 {
+		return nil, nil, false
+	}
+	contras, all = map[string]int64{}, true
+	for _, m := range append(merchants, "") {
+		if id, ok := c.contra[cardKey{org, m}]; ok {
+			contras[m] = id
+		} else {
+			all = false
+		}
+	}
+	return nr, contras, all
+}
+
+// rememberNonRefundable remembers the non-refundable accounts of states
+// and the nonrefundable_credit accounts in contras.
+func (c *cardAccounts) rememberNonRefundable(org int64, states map[string]*cardState, contras map[string]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nr == nil || len(c.nr)+len(states) > maxRememberedCards {
+		c.nr = map[cardKey]int64{}
+	}
+	if c.contra == nil || len(c.contra)+len(contras) > maxRememberedCards {
+		c.contra = map[cardKey]int64{}
+	}
+	for card, st := range states {
+		if st.nrAccount != 0 {
+			c.nr[cardKey{org, card}] = st.nrAccount
+		}
+	}
+	for m, id := range contras {
+		c.contra[cardKey{org, m}] = id
+	}
+}
+
+func (c *cardAccounts) forgetNonRefundable() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nr, c.contra = nil, nil
+}
+
+// nonRefundableRead is the non-refundable credit an upload read in its
+// first round trip, for the cards and merchants remembered
+// (queueReadRememberedNonRefundable).
+type nonRefundableRead struct {
+	nr       map[int64]string // remembered account → card
+	contras  map[string]int64 // remembered merchant → account
+	all      bool             // every merchant's was remembered
+	balances map[int64]int64  // read: account → balance
+	stale    bool             // an account read is not what was remembered
+}
+
+// queueReadRememberedNonRefundable queues, after the cards' lock, reading
+// the balances of the non-refundable accounts remembered for cards and
+// checking the remembered nonrefundable_credit accounts of merchants. It
+// returns nil, queueing nothing, when no card is remembered to have one:
+// an upload without voucher credit does no more.
+func (l *Ledger) queueReadRememberedNonRefundable(b *pgx.Batch, org int64, cards [][]byte, merchants []string) *nonRefundableRead {
+	nr, contras, all := l.cardAccts.nonRefundable(org, cards, merchants)
+	if nr == nil {
+		return nil
+	}
+	rd := &nonRefundableRead{nr: nr, contras: contras, all: all, balances: map[int64]int64{}}
+	ids := make([]int64, 0, len(nr)+len(contras))
+	for id := range nr {
+		ids = append(ids, id)
+	}
+	byID := map[int64]string{}
+	for m, id := range contras {
+		ids = append(ids, id)
+		byID[id] = m
+	}
+	b.Queue(`SELECT account_id, kind, ref, side * balance FROM accounts WHERE org_id = $1 AND account_id = ANY($2)`, org, ids).
+		Query(func(rows pgx.Rows) error {
+			var id, bal int64
+			var kind, ref string
+			_, err := pgx.ForEachRow(rows, []any{&id, &kind, &ref, &bal}, func() error {
+				if m, ok := byID[id]; ok {
+					if kind != string(NonRefundableCredit) || ref != m {
+						rd.stale = true
+					}
+					return nil
+				}
+				if card, ok := nr[id]; !ok || kind != string(CardNonRefundable) || ref != terminaltx.CardHex([]byte(card)) {
+					rd.stale = true
+					return nil
+				}
+				rd.balances[id] = bal
+				return nil
+			})
+			return err
+		})
+	return rd
 }
 
 // lookup splits cards into the account ids it remembers (in ids, -1 where
@@ -91,6 +204,9 @@ type cardAccountLock struct {
 	byRef  map[string]int
 	states map[string]*cardState
 	stale  bool
+	// nonRefundable: a card has a non-refundable account, whose balance
+	// queueReadNonRefundable reads.
+	nonRefundable bool
 }
 
 // queueLockCardAccounts queues locking the accounts of cards (each once),
@@ -111,23 +227,27 @@ func (l *Ledger) queueLockCardAccounts(b *pgx.Batch, org int64, cards [][]byte, 
 	// ... OFFSET 0), inside the array the scan of accounts is keyed by. The
 	// transaction's enable_seqscan = off keeps that scan an index scan in a
 	// generic plan made while the tables were small.
-	b.Queue(`SELECT a.account_id, a.kind, a.ref, a.side * a.balance, coalesce(a.chain_seq, -1), coalesce(a.chain_after, 0)
+	b.Queue(`SELECT a.account_id, a.kind, a.ref, a.side * a.balance, coalesce(a.chain_seq, -1), coalesce(a.chain_after, 0),
+			coalesce(a.nonrefundable_account, 0)
 		FROM accounts a
 		WHERE a.org_id = $1 AND a.account_id = ANY($2::bigint[] || ARRAY(
 			SELECT c.account_id FROM unnest($3::bytea[]) q(id)
 			CROSS JOIN LATERAL (SELECT account_id FROM cards WHERE org_id = $1 AND card_id = q.id OFFSET 0) c))
 		ORDER BY a.account_id FOR UPDATE`, org, known, unknown).Query(func(rows pgx.Rows) error {
 		var (
-			id, bal, seq, after int64
-			kind, ref           string
+			id, bal, seq, after, nr int64
+			kind, ref               string
 		)
-		_, err := pgx.ForEachRow(rows, []any{&id, &kind, &ref, &bal, &seq, &after}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&id, &kind, &ref, &bal, &seq, &after, &nr}, func() error {
 			i, ok := lk.byRef[ref]
 			if !ok || kind != string(Card) || (lk.ids[i] >= 0 && lk.ids[i] != id) {
 				lk.stale = true
 				return nil
 			}
-			states[string(cards[i])] = &cardState{card: cards[i], account: id, balance: bal, chainSeq: seq, chainAfter: after}
+			states[string(cards[i])] = &cardState{card: cards[i], account: id, balance: bal, chainSeq: seq, chainAfter: after, nrAccount: nr}
+			if nr != 0 {
+				lk.nonRefundable = true
+			}
 			return nil
 		})
 		return err
@@ -184,6 +304,43 @@ func queueReadCardStatuses(b *pgx.Batch, org int64, cards [][]byte, states map[s
 			if st := states[string(card)]; st != nil {
 				st.status, st.paidOut = status, paidOut
 			}
+			return nil
+		})
+		return err
+	})
+}
+
+// queueReadNonRefundable queues reading the balances of the non-refundable
+// accounts of the locked cards in states that have one (their cards' locks
+// guard them), and the nonrefundable_credit accounts of merchants and of
+// the organizer (ref "") into contras, keyed by merchant id: the accounts
+// an upload's debits spend such credit into.
+func queueReadNonRefundable(b *pgx.Batch, org int64, states map[string]*cardState, merchants []string, contras map[string]int64) {
+	byAccount := map[int64]*cardState{}
+	var ids []int64
+	for _, st := range states {
+		if st.nrAccount != 0 {
+			byAccount[st.nrAccount] = st
+			ids = append(ids, st.nrAccount)
+		}
+	}
+	b.Queue(`SELECT account_id, side * balance FROM accounts WHERE org_id = $1 AND account_id = ANY($2)`, org, ids).
+		Query(func(rows pgx.Rows) error {
+			var id, bal int64
+			_, err := pgx.ForEachRow(rows, []any{&id, &bal}, func() error {
+				if st := byAccount[id]; st != nil {
+					st.nrBalance = bal
+				}
+				return nil
+			})
+			return err
+		})
+	b.Queue(`SELECT ref, account_id FROM accounts WHERE org_id = $1 AND kind = 'nonrefundable_credit' AND ref = ANY($2)`,
+		org, append(merchants, "")).Query(func(rows pgx.Rows) error {
+		var ref string
+		var id int64
+		_, err := pgx.ForEachRow(rows, []any{&ref, &id}, func() error {
+			contras[ref] = id
 			return nil
 		})
 		return err

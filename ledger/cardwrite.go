@@ -119,10 +119,10 @@ func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load t
 		if err != nil {
 			return err
 		}
-		var amount int64
-		var status, channel string
-		err = tx.QueryRow(ctx, `SELECT amount, status, channel FROM topups WHERE org_id = $1 AND topup_id = $2 AND card_id = $3`,
-			org, pgtype.UUID{Bytes: load, Valid: true}, card).Scan(&amount, &status, &channel)
+		var amount, nrAmount int64
+		var status string
+		err = tx.QueryRow(ctx, `SELECT amount, status, nonrefundable FROM topups WHERE org_id = $1 AND topup_id = $2 AND card_id = $3`,
+			org, pgtype.UUID{Bytes: load, Valid: true}, card).Scan(&amount, &status, &nrAmount)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: pending load %s of card %s", ErrNotFound, load, terminaltx.CardHex(card))
 		}
@@ -149,8 +149,9 @@ func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load t
 		id := l.newID()
 		e := entry{id: id, kind: "load_pending", event: st.event, ref: load.String(), at: l.now(), postings: transfer(pending, st.account, amount)}
 		locked := map[int64]bool{st.account: true}
-		if channel == "voucher" {
-			// Credit that is not money: its part of the card grows too.
+		if nrAmount > 0 {
+			// Credit that is not money (a voucher, or what a correction
+			// gives back of it): its part of the card grows too.
 			nr, err := ensureNonRefundable(ctx, tx, org, st)
 			if err != nil {
 				return err
@@ -159,7 +160,7 @@ func (l *Ledger) LoadPending(ctx context.Context, org int64, card []byte, load t
 			if err != nil {
 				return err
 			}
-			e.postings = append(e.postings, posting{contra, amount}, posting{nr, -amount})
+			e.postings = append(e.postings, posting{contra, nrAmount}, posting{nr, -nrAmount})
 			locked[nr] = true
 		}
 		if err := writeEntries(ctx, tx, org, []entry{e}, locked); err != nil {

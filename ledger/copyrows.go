@@ -13,7 +13,7 @@ import (
 // of the multi-row INSERT in apply, in the same order.
 const terminalTxsCopy = `COPY terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
 	amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained,
-	card_account, merchant_account) FROM STDIN (FORMAT binary)`
+	card_account, merchant_account, nonrefundable_account, nonrefundable_contra, nonrefundable_spent) FROM STDIN (FORMAT binary)`
 
 // copyHeader starts PostgreSQL's binary COPY format: the signature, no
 // flags, no header extension.
@@ -27,7 +27,7 @@ var pgEpochMicros = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 // transactions that carry items (see terminalRows.raws).
 const terminalTxsCopyRaw = `COPY terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
 	amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained,
-	card_account, merchant_account, raw) FROM STDIN (FORMAT binary)`
+	card_account, merchant_account, nonrefundable_account, nonrefundable_contra, nonrefundable_spent, raw) FROM STDIN (FORMAT binary)`
 
 // copyData encodes the rows of r for terminalTxsCopy, organizer org, or
 // terminalTxsCopyRaw when r has raws.
@@ -54,9 +54,9 @@ func (r *terminalRows) copyData(org int64) []byte {
 		}
 		raw(b)
 	}
-	cols := uint16(17)
+	cols := uint16(20)
 	if r.raws != nil {
-		cols = 18
+		cols = 21
 	}
 	account := func(id int64) {
 		if id == 0 {
@@ -90,6 +90,13 @@ func (r *terminalRows) copyData(org int64) []byte {
 		}
 		account(r.cardAccounts[k])
 		account(r.merchantAccounts[k])
+		account(r.nrAccounts[k]) // 0: NULL, as for the accounts
+		account(r.nrContras[k])
+		if r.nrAccounts[k] == 0 {
+			buf = binary.BigEndian.AppendUint32(buf, 0xffffffff)
+		} else {
+			i64(r.nrSpent[k]) // 0 too: the card's part is used up
+		}
 		if r.raws != nil {
 			nullable(r.raws[k])
 		}

@@ -31,6 +31,10 @@ var (
 	ErrSameActor = errors.New("ledger: a correction is approved by someone other than who asked for it")
 	// ErrNotPosted: the payment is held, not posted: there is nothing to correct.
 	ErrNotPosted = errors.New("ledger: the payment is not posted")
+	// ErrCreditLeft: the card's credit left the ledger (its refund was
+	// paid out, or it was replaced by a card whose refund was): a
+	// correction could never be loaded onto it, so none is posted.
+	ErrCreditLeft = errors.New("ledger: the card's refund was paid out")
 )
 
 // Correction states.
@@ -56,17 +60,20 @@ type CorrectionRequest struct {
 
 // Correction is a correction as the ledger records it.
 type Correction struct {
-	ID          txid.ID
-	Payment     txid.ID
-	Card        []byte
-	Merchant    string
-	Amount      int64
-	Reason      string
-	Status      string // CorrectionAwaitingApproval or CorrectionPosted
-	RequestedBy string
-	RequestedAt time.Time
-	ApprovedBy  string // "" unless it needed approval
-	PostedAt    *time.Time
+	ID       txid.ID
+	Payment  txid.ID
+	Card     []byte
+	Merchant string
+	Amount   int64
+	// NonRefundable is the part of Amount that gives back non-refundable
+	// credit (vouchers) the payment spent: it reaches the card as such.
+	NonRefundable int64
+	Reason        string
+	Status        string // CorrectionAwaitingApproval or CorrectionPosted
+	RequestedBy   string
+	RequestedAt   time.Time
+	ApprovedBy    string // "" unless it needed approval
+	PostedAt      *time.Time
 }
 
 // SetCorrectionThreshold sets the amount above which a correction needs a
@@ -127,12 +134,13 @@ func (l *Ledger) requestCorrection(ctx context.Context, org int64, req Correctio
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
 		var card []byte
 		var merchant, status, terminal string
-		var paid, cardSeq int64
+		var paid, cardSeq, spentNR int64
 		var merchantAcct *int64
 		var at time.Time
-		err := tx.QueryRow(ctx, `SELECT card_id, merchant_id, amount, status, merchant_account, terminal_id, card_seq, at FROM terminal_txs
-			WHERE org_id = $1 AND txn_id = $2`, org, pgtype.UUID{Bytes: req.Payment, Valid: true}).
-			Scan(&card, &merchant, &paid, &status, &merchantAcct, &terminal, &cardSeq, &at)
+		err := tx.QueryRow(ctx, `SELECT card_id, merchant_id, amount, status, merchant_account, terminal_id, card_seq, at,
+				coalesce(nonrefundable_spent, 0)
+			FROM terminal_txs WHERE org_id = $1 AND txn_id = $2`, org, pgtype.UUID{Bytes: req.Payment, Valid: true}).
+			Scan(&card, &merchant, &paid, &status, &merchantAcct, &terminal, &cardSeq, &at, &spentNR)
 		if errors.Is(err, pgx.ErrNoRows) || (err == nil && voidBy != "" && terminal != voidBy) {
 			return fmt.Errorf("%w: payment %s", ErrNotFound, req.Payment)
 		}
@@ -177,12 +185,13 @@ func (l *Ledger) requestCorrection(ctx context.Context, org int64, req Correctio
 			}
 			above = input.MaxAmount // a void needs no approval
 		}
-		out = Correction{ID: req.ID, Payment: req.Payment, Card: card, Merchant: merchant, Amount: req.Amount, Reason: req.Reason,
+		out = Correction{ID: req.ID, Payment: req.Payment, Card: card, Merchant: merchant, Amount: req.Amount,
+			NonRefundable: correctionNonRefundable(paid, spentNR, before, req.Amount), Reason: req.Reason,
 			Status: CorrectionAwaitingApproval, RequestedBy: req.Actor, RequestedAt: l.now()}
-		if _, err := tx.Exec(ctx, `INSERT INTO corrections (org_id, correction_id, payment_id, card_id, merchant_id, amount, reason,
-				requested_by, requested_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		if _, err := tx.Exec(ctx, `INSERT INTO corrections (org_id, correction_id, payment_id, card_id, merchant_id, amount, nonrefundable,
+				reason, requested_by, requested_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			org, pgtype.UUID{Bytes: req.ID, Valid: true}, pgtype.UUID{Bytes: req.Payment, Valid: true}, card, merchant,
-			req.Amount, req.Reason, req.Actor, out.RequestedAt, out.Status); err != nil {
+			req.Amount, out.NonRefundable, req.Reason, req.Actor, out.RequestedAt, out.Status); err != nil {
 			return err
 		}
 		if req.Amount > above {
@@ -239,15 +248,24 @@ func (l *Ledger) ApproveCorrection(ctx context.Context, org int64, id txid.ID, a
 }
 
 // postCorrection charges a correction back to the merchant and makes it a
-// pending load of the locked card.
+// pending load of the locked card, or of the card that replaced it (whose
+// pending loads a replacement moved). It fails with ErrCreditLeft, posting
+// nothing, when that card's refund was paid out: its pending loads would
+// never be written onto a card nor paid (RequestCorrection then records
+// nothing, ApproveCorrection leaves the correction awaiting approval).
 func (l *Ledger) postCorrection(ctx context.Context, tx pgx.Tx, org int64, st *cardState, merchantAcct int64, c *Correction, approver string) error {
 	now := l.now()
+	st, err := correctionCard(ctx, tx, org, st)
+	if err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, `UPDATE corrections SET status = 'posted', posted_at = $3, approved_by = $4
 		WHERE org_id = $1 AND correction_id = $2`, org, pgtype.UUID{Bytes: c.ID, Valid: true}, now, approver); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, amount, status, created_at)
-		VALUES ($1, $2, $3, 'correction', $4, 'pending', $5)`, org, pgtype.UUID{Bytes: c.ID, Valid: true}, st.card, c.Amount, now); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, amount, nonrefundable, status, created_at)
+		VALUES ($1, $2, $3, 'correction', $4, $5, 'pending', $6)`, org, pgtype.UUID{Bytes: c.ID, Valid: true}, st.card, c.Amount,
+		c.NonRefundable, now); err != nil {
 		return err
 	}
 	pending, err := accountID(ctx, tx, org, PendingLoads, "")
@@ -256,6 +274,24 @@ func (l *Ledger) postCorrection(ctx context.Context, tx pgx.Tx, org int64, st *c
 	}
 	e := entry{id: l.newID(), kind: "correction", event: st.event, ref: c.Payment.String(), at: now,
 		postings: transfer(merchantAcct, pending, c.Amount)}
+	if c.NonRefundable > 0 {
+		// The non-refundable credit given back is no longer spent at the
+		// merchant: it returns to the organizer's, from which the load
+		// puts it back in the card's part (LoadPending).
+		org0, err := accountID(ctx, tx, org, NonRefundableCredit, "")
+		if err != nil {
+			return err
+		}
+		spentAt, err := accountID(ctx, tx, org, NonRefundableCredit, c.Merchant)
+		if errors.Is(err, ErrNotFound) {
+			spentAt = org0
+		} else if err != nil {
+			return err
+		}
+		if spentAt != org0 {
+			e.postings = append(e.postings, posting{spentAt, c.NonRefundable}, posting{org0, -c.NonRefundable})
+		}
+	}
 	if err := writeEntries(ctx, tx, org, []entry{e}, nil); err != nil {
 		return err
 	}
@@ -265,12 +301,56 @@ func (l *Ledger) postCorrection(ctx context.Context, tx pgx.Tx, org int64, st *c
 	return nil
 }
 
-const correctionColumns = `correction_id, payment_id, card_id, merchant_id, amount, reason, status, requested_by, requested_at, approved_by, posted_at`
+// correctionNonRefundable returns the part of a correction of amount that
+// gives back non-refundable credit, for a payment of paid that spent spent
+// of it and has corrections of before already. A correction leaves the
+// card as if the payment had been smaller: as the payment spent the
+// non-refundable part first, a smaller one would have spent as much of it
+// up to its own amount, so the corrections give back the refundable part
+// first and the non-refundable part only beyond it.
+func correctionNonRefundable(paid, spent, before, amount int64) int64 {
+	refundable := paid - spent
+	return max(0, before+amount-refundable) - max(0, before-refundable)
+}
+
+// maxReplacements bounds the chain of replacements a correction follows.
+const maxReplacements = 16
+
+// correctionCard returns the card a correction of the locked card's
+// payment is loaded onto: the card itself, or, when it was replaced, the
+// card that replaced it (locked too, in turn). It fails with
+// ErrCreditLeft when that card's refund was paid out.
+func correctionCard(ctx context.Context, tx pgx.Tx, org int64, st *cardState) (*cardState, error) {
+	for range maxReplacements {
+		var status string
+		var paidOut bool
+		var next []byte
+		if err := tx.QueryRow(ctx, `SELECT c.status, EXISTS (SELECT 1 FROM refunds r
+				WHERE r.org_id = c.org_id AND r.card_id = c.card_id AND (r.amount IS NOT NULL OR r.status <> 'requested')),
+				(SELECT p.new_card FROM card_replacements p WHERE p.org_id = c.org_id AND p.old_card = c.card_id)
+			FROM cards c WHERE c.org_id = $1 AND c.card_id = $2`, org, st.card).Scan(&status, &paidOut, &next); err != nil {
+			return nil, err
+		}
+		switch {
+		case status == "refunded" && paidOut:
+			return nil, fmt.Errorf("%w: card %s", ErrCreditLeft, terminaltx.CardHex(st.card))
+		case status != "replaced" || next == nil:
+			return st, nil
+		}
+		var err error
+		if st, err = lockCard(ctx, tx, org, next); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("%w: card %s: more than %d replacements", ErrCreditLeft, terminaltx.CardHex(st.card), maxReplacements)
+}
+
+const correctionColumns = `correction_id, payment_id, card_id, merchant_id, amount, nonrefundable, reason, status, requested_by, requested_at, approved_by, posted_at`
 
 func scanCorrection(row pgx.Row) (Correction, error) {
 	var c Correction
 	var id, pay pgtype.UUID
-	err := row.Scan(&id, &pay, &c.Card, &c.Merchant, &c.Amount, &c.Reason, &c.Status, &c.RequestedBy, &c.RequestedAt, &c.ApprovedBy, &c.PostedAt)
+	err := row.Scan(&id, &pay, &c.Card, &c.Merchant, &c.Amount, &c.NonRefundable, &c.Reason, &c.Status, &c.RequestedBy, &c.RequestedAt, &c.ApprovedBy, &c.PostedAt)
 	c.ID, c.Payment = txid.ID(id.Bytes), txid.ID(pay.Bytes)
 	return c, err
 }

@@ -14,7 +14,7 @@ import (
 // money paid in, and a non-refundable part (vouchers, comps, welcome
 // credit), kept in the card's CardNonRefundable account against the
 // organizer's NonRefundableCredit. Payments spend the non-refundable part
-// first (the terminal debit trigger, migration 025), refunds pay only the
+// first (uploads, migration 029), refunds pay only the
 // refundable part, and breakage takes the rest.
 
 // Credit is a card's credit by kind.
@@ -40,9 +40,9 @@ type nonRefundable struct {
 func (l *Ledger) CardCredit(ctx context.Context, org int64, card []byte) (Credit, error) {
 	var c Credit
 	err := l.pool.QueryRow(ctx, `SELECT a.side * a.balance, coalesce(n.side * n.balance, 0),
-			coalesce((SELECT sum(amount) FILTER (WHERE channel <> 'voucher') FROM topups t
+			coalesce((SELECT sum(amount - nonrefundable) FROM topups t
 				WHERE t.org_id = c.org_id AND t.card_id = c.card_id AND t.status = 'pending'), 0)::bigint,
-			coalesce((SELECT sum(amount) FILTER (WHERE channel = 'voucher') FROM topups t
+			coalesce((SELECT sum(nonrefundable) FROM topups t
 				WHERE t.org_id = c.org_id AND t.card_id = c.card_id AND t.status = 'pending'), 0)::bigint
 		FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
 		LEFT JOIN accounts n ON n.org_id = a.org_id AND n.account_id = a.nonrefundable_account

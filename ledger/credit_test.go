@@ -190,3 +190,68 @@ func TestVerifyCreditKinds(t *testing.T) {
 	require.ErrorAs(t, l2.Verify(ctx), &ie)
 	require.Equal(t, "a non-refundable account belongs to no card account", ie.Problem)
 }
+
+// TestVoucherCreditRemembered: the ledger remembers which cards have voucher
+// credit and reads it with their lock; uploads after the first (of a
+// remembered card, at a merchant met or not) spend what is left of it, as
+// loads and earlier uploads left it.
+func TestVoucherCreditRemembered(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	bar := newTerminal(t, l, "bar-1", "bar")
+	c := newCard(5)
+	fund(t, l, 1000, c)
+	_, codes, err := l.IssueVouchers(ctx, org, VoucherBatch{Event: "fest", Amount: 500, Count: 2, Expires: time.Now().Add(time.Hour), Actor: "hq"})
+	require.NoError(t, err)
+	redeem(t, l, c, codes[0])
+	for i, want := range []int64{400, 300} {
+		res, err := l.Upload(ctx, org, [][]byte{bar.pay(t, c, 100)})
+		require.NoError(t, err)
+		require.Equal(t, []string{"accepted"}, statuses(res), i)
+		requireCredit(t, l, c, c.bal, want)
+	}
+	redeem(t, l, c, codes[1])
+	requireCredit(t, l, c, 1800, 800)
+	food := newTerminal(t, l, "food-1", "food")
+	res, err := l.Upload(ctx, org, [][]byte{bar.pay(t, c, 450), food.pay(t, c, 450)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted", "accepted"}, statuses(res))
+	requireCredit(t, l, c, 900, 0)
+	spent, err := l.Balance(ctx, org, NonRefundableCredit, "food")
+	require.NoError(t, err)
+	require.Equal(t, int64(-350), spent)
+	res, err = l.Upload(ctx, org, [][]byte{food.pay(t, c, 100)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"accepted"}, statuses(res))
+	requireCredit(t, l, c, 800, 0)
+	requireInvariants(t, l)
+}
+
+// TestVoucherCreditOldBinaryRows: during an upgrade a binary from before
+// migration 029 writes debits without naming the voucher credit they
+// spend; the trigger spends it for them, first, as before, and the sums
+// hold.
+func TestVoucherCreditOldBinaryRows(t *testing.T) {
+	l := newLedger(t)
+	ctx := context.Background()
+	newTerminal(t, l, "bar-1", "bar")
+	c := newCard(6)
+	fund(t, l, 1000, c)
+	_, codes, err := l.IssueVouchers(ctx, org, VoucherBatch{Event: "fest", Amount: 500, Count: 1, Expires: time.Now().Add(time.Hour), Actor: "hq"})
+	require.NoError(t, err)
+	redeem(t, l, c, codes[0])
+	requireCredit(t, l, c, 1500, 500)
+	// The old binary's multi-row insert, as it was.
+	_, err = l.pool.Exec(ctx, `INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
+			amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained, card_account, merchant_account)
+		SELECT $1, gen_random_uuid(), 'bar-1', 9, c.card_id, 9, 300, 1500, 1200, 'bar', now(), '\x00'::bytea, 'posted', '', false,
+			c.account_id, m.account_id
+		FROM cards c, merchants m WHERE c.org_id = $1 AND c.card_id = $2 AND m.org_id = $1 AND m.merchant_id = 'bar'`, org, c.uid)
+	require.NoError(t, err)
+	c.bal -= 300
+	requireCredit(t, l, c, 1200, 200)
+	spent, err := l.Balance(ctx, org, NonRefundableCredit, "bar")
+	require.NoError(t, err)
+	require.Equal(t, int64(-300), spent)
+	requireInvariants(t, l)
+}

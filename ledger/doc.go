@@ -49,12 +49,18 @@
 //
 // A card's credit (its card account) has a non-refundable part (vouchers,
 // comps) kept in its own CardNonRefundable account against the
-// organizer's NonRefundableCredit; the card account names it, and the
-// terminal debit trigger spends it first, as a journal entry of its own,
-// only for cards that have one. Refunds pay the rest; breakage takes both.
+// organizer's NonRefundableCredit; the card account names it, and a
+// terminal debit spends it first: the upload reads it with the card's lock
+// and names on the debit's terminal_txs row what it spends (migration
+// 029), which the trigger posts with the debit, as the ledger_postings
+// view shows. Refunds pay the rest; breakage takes both. A load's
+// non-refundable part is topups.nonrefundable (a voucher's whole amount).
 // A correction of a posted payment (RequestCorrection) charges its
-// merchant and credits its card as a pending load; above the organizer's
-// threshold another person approves it (ApproveCorrection).
+// merchant and credits its card as a pending load, giving back the
+// refundable part the payment spent first and then its non-refundable part
+// as such; above the organizer's threshold another person approves it
+// (ApproveCorrection). A card whose refund was paid out gets none
+// (ErrCreditLeft); a replaced card's goes to the card that replaced it.
 //
 // # Personal data and unmatched payments
 //

@@ -145,8 +145,8 @@ func (l *Ledger) RequestRefund(ctx context.Context, org int64, req RefundRequest
 		// Only money paid in is refunded: not the card's non-refundable
 		// part, nor vouchers not yet written onto it.
 		var pendingSum int64
-		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(amount), 0)::bigint FROM topups
-			WHERE org_id = $1 AND card_id = $2 AND status = 'pending' AND channel <> 'voucher'`, org, req.Card).Scan(&pendingSum); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(amount - nonrefundable), 0)::bigint FROM topups
+			WHERE org_id = $1 AND card_id = $2 AND status = 'pending'`, org, req.Card).Scan(&pendingSum); err != nil {
 			return err
 		}
 		nrs, err := readNonRefundable(ctx, tx, org, [][]byte{req.Card})
@@ -422,19 +422,15 @@ func (l *Ledger) RunPayout(ctx context.Context, org int64, debtor sepa.Party, ex
 		nrs := map[string]nonRefundable{}
 		if len(fixCards) > 0 {
 			rows, err := tx.Query(ctx, `UPDATE topups SET status = 'refunded'
-				WHERE org_id = $1 AND card_id = ANY($2) AND status = 'pending' RETURNING card_id, amount, channel = 'voucher'`, org, fixCards)
+				WHERE org_id = $1 AND card_id = ANY($2) AND status = 'pending' RETURNING card_id, amount - nonrefundable, nonrefundable`, org, fixCards)
 			if err != nil {
 				return err
 			}
 			var card []byte
-			var amount int64
-			var voucher bool
-			if _, err := pgx.ForEachRow(rows, []any{&card, &amount, &voucher}, func() error {
-				if voucher {
-					pendingNR[string(card)] += amount
-				} else {
-					pending[string(card)] += amount
-				}
+			var amount, nr int64
+			if _, err := pgx.ForEachRow(rows, []any{&card, &amount, &nr}, func() error {
+				pendingNR[string(card)] += nr
+				pending[string(card)] += amount
 				return nil
 			}); err != nil {
 				return err

@@ -47,8 +47,13 @@ type ReplaceRequest struct {
 	ID       txid.ID
 	Old, New []byte
 	Store    string // the store at whose desk ("" for HQ)
-	Actor    string // who did it, for the card's actions
-	Reason   string
+	// Batch and Slot are where New was personalized, for a store: the
+	// store must hold it by the custody log (ErrNotInStock), as for a sale,
+	// unless New was sold before; it then leaves the store's stock.
+	Batch  int64
+	Slot   int
+	Actor  string // who did it, for the card's actions
+	Reason string
 }
 
 // SetReplacementHold sets the organizer's replacement hold: the larger of
@@ -84,13 +89,18 @@ func replacementHold(balance, cents int64, percent int) int64 {
 // Repeating a request with the same ID and cards returns the same
 // replacement. It fails with ErrNotFound for an unknown card, ErrExists
 // when Old was replaced before, ErrConflict when Old is refunded or New
-// not active, and ErrInvalid for the same card twice or a bad reason.
+// not active, ErrNotInStock when the store does not hold New by the
+// custody log, and ErrInvalid for the same card twice, a bad reason or a
+// store's replacement without New's batch and slot.
 func (l *Ledger) ReplaceCard(ctx context.Context, org int64, req ReplaceRequest) (Replacement, error) {
 	if err := checkReason(req.Reason); err != nil {
 		return Replacement{}, err
 	}
 	if bytes.Equal(req.Old, req.New) {
 		return Replacement{}, fmt.Errorf("%w: a card cannot replace itself", ErrInvalid)
+	}
+	if req.Store != "" && (req.Batch <= 0 || req.Slot <= 0) {
+		return Replacement{}, fmt.Errorf("%w: the new card's batch and slot are required", ErrInvalid)
 	}
 	if req.ID == (txid.ID{}) {
 		req.ID = l.newID()
@@ -125,6 +135,11 @@ func (l *Ledger) ReplaceCard(ctx context.Context, org int64, req ReplaceRequest)
 		}
 		if old.event != nw.event {
 			return fmt.Errorf("%w: the new card is of event %s, the old of %s", ErrConflict, nw.event, old.event)
+		}
+		if req.Store != "" {
+			if err := takeFromStock(ctx, tx, org, req.Store, req.New, req.Batch, req.Slot, req.ID, l.now()); err != nil {
+				return err
+			}
 		}
 		var cents int64
 		var percent int

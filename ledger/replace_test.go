@@ -41,7 +41,7 @@ func TestReplacementLateDebits(t *testing.T) {
 	require.NoError(t, l.SetReplacementHold(ctx, org, 200, 0))
 	offline1, offline2 := bar.pay(t, lost, 150), bar.pay(t, lost, 400)
 
-	r, err := l.ReplaceCard(ctx, org, ReplaceRequest{Old: lost.uid, New: fresh.uid, Store: "store-1", Actor: "store", Reason: "lost"})
+	r, err := l.ReplaceCard(ctx, org, ReplaceRequest{Old: lost.uid, New: fresh.uid, Actor: "hq", Reason: "lost"})
 	require.NoError(t, err)
 	require.Equal(t, int64(1000), r.Balance)
 	require.Equal(t, int64(200), r.Hold)

@@ -192,6 +192,24 @@ func checkStock(ctx context.Context, tx pgx.Tx, org int64, store string, no int6
 	return nil
 }
 
+// takeFromStock checks that store holds card (of batch no, in slot) by the
+// custody log, as a sale does (checkStock), and records it leaving the
+// store's stock as sold (move id), unless the card was sold before: it
+// left a store's stock then.
+func takeFromStock(ctx context.Context, tx pgx.Tx, org int64, store string, card []byte, no int64, slot int, id txid.ID, at time.Time) error {
+	var sold bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM store_card_moves WHERE org_id = $1 AND card_id = $2 AND kind = 'sold')`,
+		org, card).Scan(&sold); err != nil || sold {
+		return err
+	}
+	if err := checkStock(ctx, tx, org, store, no, slot); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO store_card_moves (org_id, move_id, store_id, kind, count, card_id, batch_no, at)
+		VALUES ($1, $2, $3, 'sold', 1, $4, $5, $6)`, org, pgtype.UUID{Bytes: id, Valid: true}, store, card, no, at)
+	return err
+}
+
 // CardSale is a card sold at a store for cash: a refundable deposit and
 // optionally initial credit.
 type CardSale struct {

@@ -563,9 +563,22 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	// off keeps the scan of the card accounts by id an index scan even in a
 	// generic plan made while the tables were small (see
 	// queueLockCardAccounts).
-	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)")
+	// The rows name the voucher credit they spend (migration 029).
+	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true),
+		set_config('loopcard.nonrefundable_on_rows', 'on', true)`)
 	states := make(map[string]*cardState, len(cards))
 	lock := l.queueLockCardAccounts(b, org, cards, states)
+	var merchantIDs []string
+	seenMerchant := map[string]bool{}
+	for _, i := range todo {
+		if m := txs[i].Merchant; !seenMerchant[m] {
+			seenMerchant[m] = true
+			merchantIDs = append(merchantIDs, m)
+		}
+	}
+	// The voucher credit of the cards remembered to have some, read after
+	// their lock in this round trip (none for other uploads).
+	remembered := l.queueReadRememberedNonRefundable(b, org, cards, merchantIDs)
 	existing := map[txid.ID][32]byte{} // content hashes of recorded ids
 	usedSeq := map[termSeq]txid.ID{}
 	events := make(map[seqKey]cardEvent, len(todo)+len(cards)) // the batch, and the tips or rows next to it
@@ -578,6 +591,34 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	}
 	if err := lock.finish(l); err != nil {
 		return nil, err
+	}
+	// The cards' non-refundable parts, spent first (see below), and the
+	// accounts they are spent into: for uploads with a card that has one,
+	// read with the lock when remembered, else now, with the chain lookups
+	// below if any, and remembered.
+	lb := &pgx.Batch{}
+	contras := map[string]int64{}
+	rememberNR := false
+	if lock.nonRefundable {
+		done := remembered != nil && remembered.all && !remembered.stale
+		for _, st := range states {
+			if !done {
+				break
+			}
+			if st.nrAccount != 0 {
+				bal, ok := remembered.balances[st.nrAccount]
+				st.nrBalance, done = bal, ok
+			}
+		}
+		if done {
+			contras = remembered.contras
+		} else {
+			if remembered != nil && remembered.stale {
+				l.cardAccts.forgetNonRefundable()
+			}
+			queueReadNonRefundable(lb, org, states, merchantIDs, contras)
+			rememberNR = true
+		}
 	}
 	if !careful {
 		// The chain rows next to a transaction are looked up only when the
@@ -607,12 +648,16 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			}
 		}
 		if len(lookCards) > 0 {
-			lb := &pgx.Batch{}
 			queueReadChain(lb, org, lookCards, lookSeqs, events)
-			if err := tx.SendBatch(ctx, lb).Close(); err != nil {
-				return nil, fmt.Errorf("ledger: read card chains: %w", err)
-			}
 		}
+	}
+	if lb.Len() > 0 {
+		if err := tx.SendBatch(ctx, lb).Close(); err != nil {
+			return nil, fmt.Errorf("ledger: read card chains: %w", err)
+		}
+	}
+	if rememberNR {
+		l.cardAccts.rememberNonRefundable(org, states, contras)
 	}
 
 	var (
@@ -662,12 +707,30 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 			blocking++
 		}
 		var cardAccount, merchantAccount int64 // set when posted
+		var nr nrSpend
 		if v.posts() {
 			st.balance -= s.Amount
 			cardAccount, merchantAccount = st.account, f.terminal.merchantAccount
 			if !credited[merchantAccount] {
 				credited[merchantAccount] = true
 				merchants = append(merchants, merchantAccount)
+			}
+			// A card's non-refundable part is spent first, in card
+			// sequence order (todo's), up to what is left of it: into the
+			// merchant's nonrefundable_credit, or the organizer's. Every
+			// debit of a card that has such a part says what it spent, 0
+			// too (migration 029's trigger spends it for rows that do not).
+			if st.nrAccount != 0 {
+				contra, ok := contras[s.Merchant]
+				if !ok {
+					contra = contras[""]
+				}
+				nr = nrSpend{account: st.nrAccount, contra: contra, amount: min(s.Amount, st.nrBalance)}
+				st.nrBalance -= nr.amount
+				if nr.amount > 0 && !credited[contra] {
+					credited[contra] = true
+					merchants = append(merchants, contra)
+				}
 			}
 		}
 		if v.chained {
@@ -679,7 +742,7 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 		if v.status == Held && v.reason == ReasonUnfunded {
 			unfunded = append(unfunded, lateDebit{k: k, row: len(rec.ids), tx: s, merchantAccount: f.terminal.merchantAccount})
 		}
-		rec.add(s, v.dbStatus(), v.reason, v.chained, cardAccount, merchantAccount)
+		rec.add(s, v.dbStatus(), v.reason, v.chained, cardAccount, merchantAccount, nr)
 	}
 	var late entryRows // debits of cards whose refund was paid out
 	if blocking > 0 {
@@ -751,24 +814,27 @@ func (l *Ledger) apply(ctx context.Context, tx batchSender, org int64, txs []*te
 	if rec.raws == nil {
 		wb.Queue(`INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
 			amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained,
-			card_account, merchant_account)
+			card_account, merchant_account, nonrefundable_account, nonrefundable_contra, nonrefundable_spent)
 		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained,
-			nullif(cacct, 0), nullif(macct, 0)
+			nullif(cacct, 0), nullif(macct, 0), nullif(nacct, 0), nullif(ncontra, 0), CASE WHEN nacct <> 0 THEN nspent END
 		FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
-			$10::text[], $11::timestamptz[], $12::bytea[], $13::text[], $14::text[], $15::bool[], $16::bigint[], $17::bigint[])
-			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained, cacct, macct)`, args...)
+			$10::text[], $11::timestamptz[], $12::bytea[], $13::text[], $14::text[], $15::bool[], $16::bigint[], $17::bigint[],
+			$18::bigint[], $19::bigint[], $20::bigint[])
+			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained, cacct, macct,
+				nacct, ncontra, nspent)`, args...)
 	} else {
 		// Transactions with items (version 2) keep their bytes in raw:
 		// their fields alone do not give them back (see scanSigned).
 		wb.Queue(`INSERT INTO terminal_txs (org_id, txn_id, terminal_id, terminal_seq, card_id, card_seq,
 			amount, balance_before, balance_after, merchant_id, at, signature, status, hold_reason, chained,
-			card_account, merchant_account, raw)
+			card_account, merchant_account, nonrefundable_account, nonrefundable_contra, nonrefundable_spent, raw)
 		SELECT $1, id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained,
-			nullif(cacct, 0), nullif(macct, 0), raw
+			nullif(cacct, 0), nullif(macct, 0), nullif(nacct, 0), nullif(ncontra, 0), CASE WHEN nacct <> 0 THEN nspent END, raw
 		FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
 			$10::text[], $11::timestamptz[], $12::bytea[], $13::text[], $14::text[], $15::bool[], $16::bigint[], $17::bigint[],
-			$18::bytea[])
-			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained, cacct, macct, raw)`,
+			$18::bigint[], $19::bigint[], $20::bigint[], $21::bytea[])
+			AS u(id, term, tseq, card, cseq, amount, before, after, merchant, at, sig, status, reason, chained, cacct, macct,
+				nacct, ncontra, nspent, raw)`,
 			append(args, rec.raws)...)
 	}
 	rec.items.queue(wb, org)
@@ -1011,6 +1077,10 @@ type terminalRows struct {
 	cards, sigs                            [][]byte
 	chained                                []bool
 	cardAccounts, merchantAccounts         []int64 // 0 when not posted
+	// The non-refundable credit a posted debit spent (migration 029): the
+	// card's account, the one it goes to, the amount; account 0 when the
+	// card has none.
+	nrAccounts, nrContras, nrSpent []int64
 	// raws are the encodings of transactions with items, nil for the
 	// others (whose signature is in sigs); raws itself stays nil until a
 	// transaction with items is added, so that uploads without any write
@@ -1056,6 +1126,10 @@ func (r *itemRows) queue(b *pgx.Batch, org int64) {
 		org, r.ids, r.lines, r.merchants, r.ats, r.products, r.quantities, r.prices, r.vats, r.versions)
 }
 
+// nrSpend is the non-refundable credit a debit spends: from the card's
+// card_nonrefundable account to a nonrefundable_credit account.
+type nrSpend struct{ account, contra, amount int64 }
+
 // newTerminalRows returns terminalRows with room for n rows.
 func newTerminalRows(n int) *terminalRows {
 	ints := func() []int64 { return make([]int64, 0, n) }
@@ -1068,12 +1142,14 @@ func newTerminalRows(n int) *terminalRows {
 		cards: make([][]byte, 0, n), sigs: make([][]byte, 0, n),
 		chained:      make([]bool, 0, n),
 		cardAccounts: ints(), merchantAccounts: ints(),
+		nrAccounts: ints(), nrContras: ints(), nrSpent: ints(),
 	}
 }
 
 // add adds a transaction; a posted one names the card account it debits
-// and the merchant account it credits.
-func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, chained bool, cardAccount, merchantAccount int64) {
+// and the merchant account it credits, and the non-refundable credit it
+// spends if any.
+func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, chained bool, cardAccount, merchantAccount int64, nr nrSpend) {
 	r.ids = append(r.ids, pgtype.UUID{Bytes: s.ID, Valid: true})
 	r.terms = append(r.terms, s.Terminal)
 	r.merchants = append(r.merchants, s.Merchant)
@@ -1103,11 +1179,14 @@ func (r *terminalRows) add(s *terminaltx.Signed, status, reason string, chained 
 	r.chained = append(r.chained, chained)
 	r.cardAccounts = append(r.cardAccounts, cardAccount)
 	r.merchantAccounts = append(r.merchantAccounts, merchantAccount)
+	r.nrAccounts = append(r.nrAccounts, nr.account)
+	r.nrContras = append(r.nrContras, nr.contra)
+	r.nrSpent = append(r.nrSpent, nr.amount)
 }
 
 func (r *terminalRows) args() []any {
 	return []any{r.ids, r.terms, r.tseqs, r.cards, r.cseqs, r.amounts, r.befores, r.afters, r.merchants, r.ats,
-		r.sigs, r.statuses, r.reasons, r.chained, r.cardAccounts, r.merchantAccounts}
+		r.sigs, r.statuses, r.reasons, r.chained, r.cardAccounts, r.merchantAccounts, r.nrAccounts, r.nrContras, r.nrSpent}
 }
 
 // alert is a clone or tamper alert; raising one blocks the card unless it

@@ -199,8 +199,8 @@ func (l *Ledger) RedeemVoucher(ctx context.Context, org int64, r VoucherRedempti
 			WHERE org_id = $1 AND code_hash = $2`, org, h, l.now(), r.Card, pgtype.UUID{Bytes: r.ID, Valid: true}, r.Actor); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, store_id, amount, status, created_at)
-			VALUES ($1, $2, $3, 'voucher', $4, $5, 'pending', $6)`, org, pgtype.UUID{Bytes: r.ID, Valid: true}, r.Card, r.Store,
+		if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, store_id, amount, nonrefundable, status, created_at)
+			VALUES ($1, $2, $3, 'voucher', $4, $5, $5, 'pending', $6)`, org, pgtype.UUID{Bytes: r.ID, Valid: true}, r.Card, r.Store,
 			amount, l.now()); err != nil {
 			return err
 		}
@@ -219,4 +219,43 @@ func (l *Ledger) RedeemVoucher(ctx context.Context, org int64, r VoucherRedempti
 		return txid.ID{}, 0, fmt.Errorf("ledger: redeem voucher: %w", err)
 	}
 	return r.ID, amount, nil
+}
+
+// VoucherBatchInfo is an issued batch of vouchers as HQ lists it: never
+// its codes.
+type VoucherBatchInfo struct {
+	ID        txid.ID
+	Event     string
+	Amount    int64
+	Count     int
+	Redeemed  int
+	Expires   time.Time
+	Label     string
+	CreatedBy string
+	CreatedAt time.Time
+}
+
+// VoucherBatches lists the organizer's voucher batches, newest first, with
+// how many of each were redeemed.
+func (l *Ledger) VoucherBatches(ctx context.Context, org int64) ([]VoucherBatchInfo, error) {
+	rows, err := l.pool.Query(ctx, `SELECT b.batch_id, b.event_id, b.amount, b.count,
+			(SELECT count(*) FROM vouchers v WHERE v.org_id = b.org_id AND v.batch_id = b.batch_id AND v.redeemed_at IS NOT NULL)::int,
+			b.expires_at, b.label, b.created_by, b.created_at
+		FROM voucher_batches b WHERE b.org_id = $1 ORDER BY b.created_at DESC, b.batch_id LIMIT 1000`, org)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: voucher batches: %w", err)
+	}
+	var id pgtype.UUID
+	var b VoucherBatchInfo
+	var out []VoucherBatchInfo
+	_, err = pgx.ForEachRow(rows, []any{&id, &b.Event, &b.Amount, &b.Count, &b.Redeemed, &b.Expires, &b.Label, &b.CreatedBy, &b.CreatedAt},
+		func() error {
+			b.ID = txid.ID(id.Bytes)
+			out = append(out, b)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: voucher batches: %w", err)
+	}
+	return out, nil
 }

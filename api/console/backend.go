@@ -185,6 +185,7 @@ type Card struct {
 
 // Entry is one payment (negative) or top-up of a card's history.
 type Entry struct {
+	ID     string // a payment's transaction id, which a correction names
 	At     time.Time
 	TopUp  bool
 	Where  string

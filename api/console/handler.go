@@ -93,6 +93,9 @@ func New(o Options) (*Handler, error) {
 		h.pages[name] = t
 	}
 	m := http.NewServeMux()
+	if err := h.infoBooth(m); err != nil {
+		return nil, err
+	}
 	m.HandleFunc("GET /console", h.home)
 	m.HandleFunc("GET /console/{$}", h.home)
 	m.HandleFunc("GET /console/login", h.loginForm)
@@ -172,6 +175,7 @@ type page struct {
 	Error  string // a message key
 	Notice string // a message key
 	now    time.Time
+	Booth  *booth // the info booth's pages (booth.go)
 
 	LoginOrg, LoginName string
 

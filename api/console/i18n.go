@@ -178,9 +178,11 @@ func textsFor(l Lang) texts {
 	if l == Dutch {
 		i = 1
 	}
-	t := make(texts, len(messages))
-	for k, v := range messages {
-		t[k] = v[i]
+	t := make(texts, len(messages)+len(boothMessages))
+	for _, m := range []map[string][2]string{messages, boothMessages} {
+		for k, v := range m {
+			t[k] = v[i]
+		}
 	}
 	return t
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"io/fs"
+	"maps"
 	"regexp"
 	"testing"
 	"time"
@@ -12,6 +13,11 @@ import (
 // TestMessagesComplete: every message has English and Dutch, and every
 // message a template or the handler names exists.
 func TestMessagesComplete(t *testing.T) {
+	for k := range boothMessages {
+		require.NotContains(t, messages, k, "one text per key")
+	}
+	messages := maps.Clone(messages)
+	maps.Copy(messages, boothMessages)
 	for k, v := range messages {
 		require.NotEmpty(t, v[0], k)
 		require.NotEmpty(t, v[1], k)

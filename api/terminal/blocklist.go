@@ -44,6 +44,18 @@ type storedList struct {
 	Signature []byte `json:"signature"`
 }
 
+// NoPinnedKeyWarning is what a terminal enrolled before the blocklist
+// (with no hq-sign key pinned) logs when it opens: it cannot refuse
+// blocked cards offline, and takes no key later.
+const NoPinnedKeyWarning = "terminal: no HQ key pinned (enrolled before the blocklist): blocked, lost and stolen cards are NOT refused offline; " +
+	"upload its queue, register it again under a new id (loopcard terminal register) and enrol that into a new state directory " +
+	"(loopcard terminal enrol), then revoke the old id"
+
+// BlocklistPinned reports whether the terminal pinned hq-sign's key at
+// enrolment, and so takes the blocklist; one enrolled before the
+// blocklist did not (NoPinnedKeyWarning).
+func (t *Terminal) BlocklistPinned() bool { return t.hqKey != nil }
+
 // pinnedKey parses the hq-sign key of the identity (nil when the server
 // gave none at enrolment: such a terminal takes no blocklist).
 func (id *identity) pinnedKey() (crypto.PublicKey, error) {

@@ -1,7 +1,12 @@
 package terminal_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -61,6 +66,8 @@ func TestLostCardBlockedOfflineAndReplaced(t *testing.T) {
 
 	// The card is replaced at the store: the new card takes the ledger's
 	// 900 less the hold of 500 at once.
+	// The store holds the new card by the custody log (issue 17).
+	require.NoError(t, l.ReceiveCards(ctx, org, "store-a", w.batch, len(w.cards)))
 	sc, err := w.stack.StoreClient(ctx, org, w.store, "store-a")
 	require.NoError(t, err)
 	res, err := sc.Replace(ctx, fresh.Field(), lost.UID, "lost at the main stage")
@@ -121,4 +128,60 @@ func TestLostCardBlockedOfflineAndReplaced(t *testing.T) {
 	require.ErrorIs(t, err, terminal.ErrCardBlocked)
 	_, err = b.Debit(fresh.Field(), 10)
 	require.NoError(t, err)
+}
+
+// TestTerminalWithoutPinnedKey: a terminal enrolled before the blocklist
+// (its identity names no hq-sign key) says when it opens that it cannot
+// refuse blocked cards offline and what to do; it does not pin a key at
+// its next session-key fetch or upload (trust on first use would let
+// whoever answered first sign its blocklist), so a blocked card is still
+// taken offline, and its debit is paid to the merchant.
+func TestTerminalWithoutPinnedKey(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, 1, "")
+	card := w.cards[0]
+	dir := t.TempDir()
+	term := w.terminal(t, "bar-old", dir)
+	require.True(t, term.BlocklistPinned())
+	require.NoError(t, term.Close())
+	// The identity as a terminal enrolled before the blocklist has it.
+	path := filepath.Join(dir, terminal.IdentityFile)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var id map[string]any
+	require.NoError(t, json.Unmarshal(b, &id))
+	require.Contains(t, id, "hq_key")
+	delete(id, "hq_key")
+	b, err = json.Marshal(id)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+
+	var logs bytes.Buffer
+	cfg := w.stack.TerminalConfig(dir, "fest", "bar")
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	old, err := terminal.Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { old.Close() })
+	require.False(t, old.BlocklistPinned())
+	require.Contains(t, logs.String(), "blocked, lost and stolen cards are NOT refused offline")
+	require.Contains(t, logs.String(), "loopcard terminal enrol")
+
+	cfgStore := storeclient.Config{URL: w.stack.URL, HTTP: w.stack.HTTP, Org: org, Store: "store-a", Token: w.store}
+	_, err = storeclient.Block(ctx, cfgStore, card.UID, "lost")
+	require.NoError(t, err)
+	require.NoError(t, old.RenewSessionKey(ctx))
+	require.NoError(t, old.SyncBlocklist(ctx))
+	_, err = old.Upload(ctx)
+	require.NoError(t, err)
+	require.False(t, old.BlocklistPinned(), "no key taken from the server")
+	v, n := old.BlocklistVersion()
+	require.Zero(t, v)
+	require.Zero(t, n)
+	_, err = old.Debit(card.Field(), 100)
+	require.NoError(t, err, "without the blocklist the card is taken offline")
+	// The merchant keeps it, as a payment any terminal took before it
+	// synced the block (a replacement's hold covers it).
+	res, err := old.Upload(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Accepted)
 }

@@ -237,6 +237,12 @@ func Open(cfg Config) (*Terminal, error) {
 	if t.hqKey, err = t.id.pinnedKey(); err != nil {
 		return nil, err
 	}
+	if t.hqKey == nil {
+		// Enrolled before the blocklist: no key was pinned, and none is
+		// taken later (trusting the first key a server sends would let
+		// whoever answers first sign the terminal's blocklist).
+		t.log.Warn(NoPinnedKeyWarning, "terminal", t.id.Terminal)
+	}
 	if err := t.loadBlocklist(); err != nil {
 		t.log.Warn("terminal: stored blocklist not usable; the next answer brings it again", "err", err)
 	}

@@ -42,6 +42,7 @@ type world struct {
 	hq    string
 	store string
 	cards []*sim.IssuedCard
+	batch int64 // the cards' batch
 }
 
 func newWorld(t *testing.T, cards int, cardDir string) *world {
@@ -61,7 +62,7 @@ func newWorld(t *testing.T, cards int, cardDir string) *world {
 	require.NoError(t, err)
 	is, err := s.IssueCards(ctx, org, "fest", cards, t.TempDir(), cardDir, nil)
 	require.NoError(t, err)
-	w.cards = is.Cards
+	w.cards, w.batch = is.Cards, is.Batch.No
 	for _, c := range w.cards {
 		st, err := s.CashLoad(ctx, org, w.store, "store-a", c, 1000)
 		require.NoError(t, err)
