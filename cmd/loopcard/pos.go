@@ -76,7 +76,7 @@ func terminalUICommand() *cli.Command {
 			"as menu set takes) gives the buttons, and a basket is paid as one amount without line items.",
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "reader", Required: true, Usage: "PC/SC reader name, index or part of its name"},
-			&cli.StringFlag{Name: "menu", Usage: "menu file, JSON or CSV as `menu set` takes (used while the terminal has no menu of its own)"},
+			&cli.StringFlag{Name: "menu", Usage: "menu `FILE`, JSON or CSV as menu set takes (used while the terminal has no menu of its own)"},
 			&cli.DurationFlag{Name: "upload-every", Value: 5 * time.Second, Usage: "how often the background uploader runs"},
 		}, posFlags("8470")...), terminalFlags...),
 		Action: terminalUI,
