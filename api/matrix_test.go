@@ -161,6 +161,9 @@ func TestRoleMatrix(t *testing.T) {
 			day := e.clock.Now().UTC().AddDate(0, 0, -closes).Format(time.DateOnly)
 			return request{method: "POST", path: "/v1/stores/store-a/day-close", body: apitype.DayCloseRequest{Day: day, Counted: 0}}
 		},
+		"GET /v1/stores/{store}/business-day": func() request {
+			return request{method: "GET", path: "/v1/stores/store-a/business-day"}
+		},
 		"GET /v1/hq/reports/store-days": func() request { return request{method: "GET", path: "/v1/hq/reports/store-days"} },
 		"GET /v1/hq/reports/events/{event}": func() request {
 			return request{method: "GET", path: "/v1/hq/reports/events/fest"}

@@ -192,7 +192,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"EntriesRequest": apitype.EntriesRequest{}, "HandoverEntry": handover.Entry{}, "AppendResponse": apitype.AppendResponse{},
 		"PendingLoad": apitype.PendingLoad{}, "CreditKeyRequest": apitype.CreditKeyRequest{}, "CreditKey": apitype.CreditKeyResponse{},
 		"LoadWrittenRequest": apitype.LoadWrittenRequest{}, "SaleRequest": apitype.SaleRequest{}, "DayCloseRequest": apitype.DayCloseRequest{},
-		"DayCloseResponse": apitype.DayCloseResponse{}, "StoreDayReport": ledger.StoreDayReport{}, "ProductReport": ledger.ProductReport{},
+		"DayCloseResponse": apitype.DayCloseResponse{}, "BusinessDay": apitype.BusinessDay{}, "StoreDayReport": ledger.StoreDayReport{}, "ProductReport": ledger.ProductReport{},
 		"MoneyResponse": apitype.MoneyResponse{}, "StoreKexRequest": apitype.StoreKexRequest{}, "StoreCreditKey": apitype.StoreCreditKeyResponse{},
 		"BalanceKeyRequest": apitype.BalanceKeyRequest{}, "BalanceKey": apitype.BalanceKeyResponse{},
 		"StoreInfo": apitype.StoreInfo{}, "TerminalInfo": apitype.TerminalInfo{}, "OrganizerKey": apitype.OrganizerKey{}, "ReviewRequest": apitype.ReviewRequest{},

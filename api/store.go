@@ -79,6 +79,18 @@ func (s *Server) closeDay(c *call) error {
 		Expected: d.Expected, Counted: d.Counted, Difference: d.Difference()})
 }
 
+// storeBusinessDay answers the organizer's business day (its time zone,
+// day-end hour and the day it is now), which a till's day close and its
+// tally of the day's cash count by.
+func (s *Server) storeBusinessDay(c *call) error {
+	bd, err := s.ledger.BusinessDay(c.ctx, c.who.org)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, apitype.BusinessDay{TimeZone: bd.ZoneName(), DayEndHour: bd.EndHour,
+		Today: bd.Of(s.now()).Format(time.DateOnly)})
+}
+
 // storeDays reports every store's business days from ?from= to ?to= (at
 // most 92 days; default: the organizer's business day now).
 func (s *Server) storeDays(c *call) error {

@@ -189,17 +189,35 @@ func (l *Ledger) ReplaceCard(ctx context.Context, org int64, req ReplaceRequest)
 }
 
 // transferLoad moves amount from the locked card old to a pending load id
-// of card to (old card → pending loads).
+// of card to (old card → pending loads). The old card's non-refundable
+// credit (vouchers, comps) goes first, as payments spend it first: that
+// part leaves the old card's non-refundable account and rides on the load
+// as non-refundable, so the new card gets it back as credit a refund does
+// not pay (LoadPending puts it in the new card's part).
 func (l *Ledger) transferLoad(ctx context.Context, tx pgx.Tx, org int64, old *cardState, to []byte, store string, id txid.ID, amount int64, kind string) error {
 	pending, err := accountID(ctx, tx, org, PendingLoads, "")
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, store_id, amount, status, created_at)
-		VALUES ($1, $2, $3, 'transfer', $4, $5, 'pending', $6)`, org, pgtype.UUID{Bytes: id, Valid: true}, to, store, amount, l.now()); err != nil {
+	nrs, err := readNonRefundable(ctx, tx, org, [][]byte{old.card})
+	if err != nil {
+		return err
+	}
+	nr := nrs[string(old.card)]
+	nrAmount := min(max(nr.balance, 0), amount)
+	if _, err := tx.Exec(ctx, `INSERT INTO topups (org_id, topup_id, card_id, channel, store_id, amount, nonrefundable, status, created_at)
+		VALUES ($1, $2, $3, 'transfer', $4, $5, $6, 'pending', $7)`, org, pgtype.UUID{Bytes: id, Valid: true}, to, store, amount,
+		nrAmount, l.now()); err != nil {
 		return err
 	}
 	e := entry{id: id, kind: kind, event: old.event, ref: terminaltx.CardHex(old.card), at: l.now(), postings: transfer(old.account, pending, amount)}
+	if nrAmount > 0 {
+		release, err := releaseNonRefundable(ctx, tx, org, nonRefundable{account: nr.account, balance: nrAmount})
+		if err != nil {
+			return err
+		}
+		e.postings = append(e.postings, release...)
+	}
 	return writeEntries(ctx, tx, org, []entry{e}, map[int64]bool{old.account: true})
 }
 

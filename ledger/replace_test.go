@@ -153,3 +153,51 @@ func TestBlocklistVersions(t *testing.T) {
 	require.NoError(t, l.pool.QueryRow(ctx, `SELECT blocklist_synced FROM terminals WHERE terminal_id = 'bar-1'`).Scan(&synced))
 	require.Equal(t, int64(3), synced)
 }
+
+// A replaced card's voucher credit stays credit that is not money: the
+// new card gets it as its non-refundable part (first load, up to what
+// moves; the rest load, the remainder), so a refund of the new card pays
+// only the money paid in. On the old code the new card's whole balance
+// was refundable.
+func TestReplacementKeepsCreditKinds(t *testing.T) {
+	l := newLedger(t)
+	withSealer(t, l)
+	ctx := context.Background()
+	lost, fresh := newCard(1), newCard(2)
+	fund(t, l, 1000, lost)
+	require.NoError(t, l.RegisterCards(ctx, org, "fest", [][]byte{fresh.uid}))
+	_, codes, err := l.IssueVouchers(ctx, org, VoucherBatch{Event: "fest", Amount: 500, Count: 1, Expires: time.Now().Add(time.Hour),
+		Label: "artist drinks", Actor: "hq:1:alice"})
+	require.NoError(t, err)
+	redeem(t, l, lost, codes[0])
+	requireCredit(t, l, lost, 1500, 500)
+	require.NoError(t, l.SetReplacementHold(ctx, org, 1200, 0))
+
+	// 300 moves now: all of it voucher credit, which payments spend first.
+	r, err := l.ReplaceCard(ctx, org, ReplaceRequest{Old: lost.uid, New: fresh.uid, Actor: "hq", Reason: "lost"})
+	require.NoError(t, err)
+	require.Equal(t, int64(1200), r.Hold)
+	cr, err := l.CardCredit(ctx, org, fresh.uid)
+	require.NoError(t, err)
+	require.Equal(t, Credit{PendingNonRefundable: 300}, cr)
+	lost.bal = 1200
+	requireCredit(t, l, lost, 1200, 200)
+	require.NoError(t, l.LoadPending(ctx, org, fresh.uid, r.FirstLoad, &CardWrite{Seq: 1, Before: 0, After: 300}))
+	fresh.seq, fresh.bal = 1, 300
+	requireCredit(t, l, fresh, 300, 300)
+	requireInvariants(t, l)
+
+	// The hold follows: the other 200 of voucher credit, then money.
+	rs, err := l.SettleReplacements(ctx, org, 0)
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	require.Equal(t, int64(1200), rs[0].Rest)
+	require.NoError(t, l.LoadPending(ctx, org, fresh.uid, rs[0].RestLoad, &CardWrite{Seq: 2, Before: 300, After: 1500}))
+	fresh.seq, fresh.bal = 2, 1500
+	requireCredit(t, l, fresh, 1500, 500)
+	requireInvariants(t, l)
+
+	_, credit, err := l.RequestRefund(ctx, org, RefundRequest{Card: fresh.uid, Holder: "Ann Example", IBAN: "DE89 3704 0044 0532 0130 00"})
+	require.NoError(t, err)
+	require.Equal(t, int64(1000), credit, "only the money paid in")
+}

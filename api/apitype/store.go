@@ -25,7 +25,7 @@ type MoneyResponse struct {
 }
 
 // DayCloseRequest is the body of POST /v1/stores/{store}/day-close: the
-// cash counted at the end of a day (UTC date, YYYY-MM-DD).
+// cash counted at the end of a business day (YYYY-MM-DD; see BusinessDay).
 type DayCloseRequest struct {
 	Day     string `json:"day"`
 	Counted int64  `json:"counted"`
@@ -38,6 +38,16 @@ type DayCloseResponse struct {
 	Expected   int64  `json:"expected"`
 	Counted    int64  `json:"counted"`
 	Difference int64  `json:"difference"`
+}
+
+// BusinessDay is the answer of GET /v1/stores/{store}/business-day: the
+// organizer's business day, which ends at DayEndHour o'clock in TimeZone
+// (an IANA name). The business day of an instant t is the local date of
+// t - DayEndHour hours in TimeZone; Today is the server's now's.
+type BusinessDay struct {
+	TimeZone   string `json:"time_zone"`
+	DayEndHour int    `json:"day_end_hour"`
+	Today      string `json:"today"`
 }
 
 // HeaderIdempotencyKey names the header that makes a money request

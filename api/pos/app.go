@@ -21,6 +21,7 @@ import (
 	"github.com/loopcard/loopcard/api/internal/csrf"
 	"github.com/loopcard/loopcard/api/internal/httpstatus"
 	"github.com/loopcard/loopcard/api/terminal"
+	"github.com/loopcard/loopcard/ledger/menu"
 	"github.com/loopcard/loopcard/personalize/reader"
 )
 
@@ -159,10 +160,31 @@ func cardErr(err error) string {
 		return "err.nokey"
 	case errors.Is(err, ErrNotSupported):
 		return "err.notsupported"
+	case errors.Is(err, ErrMixedReturn):
+		return "err.mixedreturn"
+	case errors.Is(err, ErrOffline):
+		return "err.needsonline"
+	case errors.Is(err, terminal.ErrNothingToVoid):
+		return "err.nopayment"
+	case errors.Is(err, terminal.ErrNoMenu), errors.Is(err, terminal.ErrNotOnMenu):
+		return "err.menu"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ue):
 		return "err.timeout"
 	}
 	return "err.card"
+}
+
+// barErr is the message key of a bar operation's error, and the server's
+// words when it refused it.
+func barErr(err error) (key, detail string) {
+	var he *terminal.HTTPError
+	if errors.As(err, &he) {
+		if he.Status >= 500 {
+			return "err.needsonline", ""
+		}
+		return "err.refused", he.Message
+	}
+	return cardErr(err), ""
 }
 
 // page is what a template gets.
@@ -197,7 +219,7 @@ type page struct {
 
 type category struct {
 	Name     string
-	Products []Product
+	Products []menu.Product
 }
 
 // Money formats cents in the page's language.

@@ -84,8 +84,12 @@ func (b *Bar) sale(w http.ResponseWriter, r *http.Request) {
 	p := b.page(w, r, "sale")
 	if m, ok := b.till.Menu(); ok {
 		p.Menu = true
-		for _, c := range m.Categories() {
-			p.Categories = append(p.Categories, category{Name: c, Products: m.InCategory(c)})
+		for _, c := range categories(m) {
+			name := c
+			if name == "" {
+				name = p.T["other"]
+			}
+			p.Categories = append(p.Categories, category{Name: name, Products: inCategory(m, c)})
 		}
 	}
 	b.mu.Lock()
@@ -179,7 +183,8 @@ func (b *Bar) charge(w http.ResponseWriter, r *http.Request) {
 			rc, err = b.till.ReturnDeposit(ctx, card, lines)
 		}
 		if err != nil {
-			out := outcome{Err: cardErr(err)}
+			k, d := barErr(err)
+			out := outcome{Err: k, Detail: d}
 			if errors.Is(err, terminal.ErrInsufficient) {
 				if bal, berr := b.till.Balance(ctx, card); berr == nil {
 					out.Balance = &bal
@@ -217,7 +222,8 @@ func (b *Bar) void(w http.ResponseWriter, r *http.Request) {
 	err := b.run.start(KindVoid, 0, func(ctx context.Context, card terminal.Card) outcome {
 		rc, err := b.till.VoidLast(ctx, card)
 		if err != nil {
-			return outcome{Err: cardErr(err)}
+			k, d := barErr(err)
+			return outcome{Err: k, Detail: d}
 		}
 		return outcome{OK: true, Receipt: &rc}
 	})

@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,25 +13,28 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api/pos"
+	"github.com/loopcard/loopcard/api/terminal"
 )
 
 // BenchmarkTapToPaid measures, in one run against the same terminal, card
 // (a vcard in a vpcd slot through pcscd) and API, a payment of one
 // product from the press of "Charge" to the paid page through the bar app
 // (the form post, the card operation, the page's long poll and the result
-// page, over HTTP on loopback), against the bare `terminal pay` path (wait
-// for the card, write pending loads, debit). The card stays on the
-// reader; each payment is 1 cent.
+// page, over HTTP on loopback; a version 2 transaction with the line of
+// the menu the terminal synced), against the bare `terminal pay` path (wait
+// for the card, write pending loads, debit of an amount) and the same with
+// the line item (terminal.Items and Pay), without the app. The card stays
+// on the reader; each payment is 1 cent.
 func BenchmarkTapToPaid(b *testing.B) {
 	ctx := context.Background()
 	w := newWorld(b)
-	term := w.terminal(b)
+	version := w.setMenu(b, `{"products":[{"id":"mint","name":"Mint","price":1,"vat_rate_bp":900,"category":"Sweets"}]}`)
+	term := w.terminal(b) // it synced the menu
+	m, ok := term.Menu()
+	require.True(b, ok)
+	require.Equal(b, version, m.Version)
 	rd := w.reader(b)
 	w.insert(b, 0)
-	p := filepath.Join(b.TempDir(), "menu.json")
-	require.NoError(b, os.WriteFile(p, []byte(`{"products":[{"id":"mint","name":"Mint","price":1,"vat_rate_bp":900,"category":"Sweets"}]}`), 0o600))
-	m, err := pos.LoadMenuFile(p)
-	require.NoError(b, err)
 
 	b.Run("terminal-pay", func(b *testing.B) {
 		for b.Loop() {
@@ -46,8 +47,21 @@ func BenchmarkTapToPaid(b *testing.B) {
 			card.Close()
 		}
 	})
+	b.Run("terminal-pay-items", func(b *testing.B) {
+		for b.Loop() {
+			card, err := rd.WaitForCard(ctx)
+			require.NoError(b, err)
+			_, err = term.WritePendingLoads(ctx, card, term.ConfirmLoad)
+			require.NoError(b, err)
+			items, err := term.Items([]terminal.Line{{Product: "mint", Quantity: 1}})
+			require.NoError(b, err)
+			_, err = term.Pay(card, items)
+			require.NoError(b, err)
+			card.Close()
+		}
+	})
 
-	till := pos.NewTerminalTill(term, &m)
+	till := pos.NewTerminalTill(term, nil)
 	bar, err := pos.NewBar(pos.BarOptions{Till: till, Reader: rd})
 	require.NoError(b, err)
 	base := serve(b, bar)

@@ -19,10 +19,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/pos"
 	"github.com/loopcard/loopcard/api/sim"
 	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/api/terminal"
+	"github.com/loopcard/loopcard/ledger/menu"
 	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/personalize/reader/pcsc"
 	"github.com/loopcard/loopcard/personalize/reader/pcsctest"
@@ -139,13 +141,30 @@ func (w *world) storeClient(t *testing.T) (*storeclient.Client, string) {
 	return sc, dir
 }
 
-func menuFile(t testing.TB) *pos.Menu {
+func menuFile(t testing.TB) *menu.Menu {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "menu.json")
 	require.NoError(t, os.WriteFile(p, []byte(testMenu), 0o600))
 	m, err := pos.LoadMenuFile(p)
 	require.NoError(t, err)
 	return &m
+}
+
+// setMenu sets the merchant bar's menu on the server as HQ does (PUT
+// /v1/hq/merchants/bar/menu) and returns its version.
+func (w *world) setMenu(t testing.TB, text string) int32 {
+	t.Helper()
+	req, err := http.NewRequest("PUT", w.stack.URL+"/v1/hq/merchants/bar/menu", strings.NewReader(text))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+w.hq)
+	resp, err := w.stack.HTTP.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var m apitype.Menu
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	return m.Version
 }
 
 // serve serves h on a loopback port and returns its URL.

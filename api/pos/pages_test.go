@@ -16,13 +16,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api/terminal"
+	"github.com/loopcard/loopcard/ledger/menu"
 	"github.com/loopcard/loopcard/personalize/reader"
 )
 
 // fakeTill is a Till with a menu and nothing behind it.
-type fakeTill struct{ menu Menu }
+type fakeTill struct{ menu menu.Menu }
 
-func (f *fakeTill) Menu() (Menu, bool) { return f.menu, true }
+func (f *fakeTill) Menu() (menu.Menu, bool) { return f.menu, true }
 func (f *fakeTill) Pay(context.Context, terminal.Card, []Line) (Receipt, error) {
 	return Receipt{}, ErrNotSupported
 }
@@ -49,9 +50,9 @@ func (noCard) Close() error { return nil }
 
 func newTestBar(t *testing.T) *Bar {
 	t.Helper()
-	m := Menu{Products: []Product{{ID: "beer", Name: "Beer", Price: 350, VATRateBP: 2100, Category: "Drinks"},
+	m := menu.Menu{Products: []menu.Product{{ID: "beer", Name: "Beer", Price: 350, VATRateBP: 2100, Category: "Drinks"},
 		{ID: "cup", Name: "Cup", Price: 100, Category: "Deposit", Deposit: true}}}
-	require.NoError(t, m.Validate())
+	require.NoError(t, menu.Validate(m.Products))
 	b, err := NewBar(BarOptions{Till: &fakeTill{menu: m}, Reader: noCard{}})
 	require.NoError(t, err)
 	return b
@@ -194,30 +195,24 @@ func TestParseEuros(t *testing.T) {
 	}
 }
 
-func TestMenuValidate(t *testing.T) {
-	ok := Product{ID: "beer", Name: "Beer", Price: 350, VATRateBP: 2100, Category: "Drinks"}
-	for name, mut := range map[string]func(p *Product){
-		"id":       func(p *Product) { p.ID = "Beer!" },
-		"long id":  func(p *Product) { p.ID = strings.Repeat("a", 33) },
-		"name":     func(p *Product) { p.Name = "" },
-		"control":  func(p *Product) { p.Name = "Be\x00er" },
-		"category": func(p *Product) { p.Category = " Drinks" },
-		"price":    func(p *Product) { p.Price = -1 },
-		"big":      func(p *Product) { p.Price = maxPrice + 1 },
-		"vat":      func(p *Product) { p.VATRateBP = 10001 },
-	} {
-		p := ok
-		mut(&p)
-		require.Error(t, Menu{Products: []Product{p}}.Validate(), name)
-	}
-	require.NoError(t, Menu{Products: []Product{ok}}.Validate())
-	require.Error(t, Menu{Products: []Product{ok, ok}}.Validate(), "twice")
-	require.Error(t, Menu{}.Validate(), "empty")
+// TestLoadMenuFile: a menu file is read as `loopcard menu set` reads it,
+// JSON or CSV, and a bad one is refused with the product named.
+func TestLoadMenuFile(t *testing.T) {
 	dir := t.TempDir()
-	p := filepath.Join(dir, "m.json")
-	require.NoError(t, os.WriteFile(p, []byte(`{"products":[{"id":"beer","name":"Beer","price":350,"vat_rate_bp":2100,"category":"Drinks","colour":"red"}]}`), 0o600))
-	_, err := LoadMenuFile(p)
+	load := func(name, text string) (menu.Menu, error) {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+		return LoadMenuFile(p)
+	}
+	m, err := load("m.csv", "id,name,price,vat_rate_bp,category,age_restricted,deposit\nbeer,Beer,350,2100,Drinks,true,false\ncup,Cup,100,0,Deposit,false,true\n")
+	require.NoError(t, err)
+	require.Equal(t, []menu.Product{{ID: "beer", Name: "Beer", Price: 350, VATRateBP: 2100, Category: "Drinks", AgeRestricted: true},
+		{ID: "cup", Name: "Cup", Price: 100, Category: "Deposit", Deposit: true}}, m.Products)
+	require.Zero(t, m.Version, "a local file's menu has no version")
+	_, err = load("m.json", `{"products":[{"id":"beer","name":"Beer","price":350,"vat_rate_bp":2100,"category":"Drinks","colour":"red"}]}`)
 	require.ErrorContains(t, err, "colour", "unknown fields are refused")
+	_, err = load("bad.json", `{"products":[{"id":"Beer!","name":"Beer","price":350,"vat_rate_bp":2100}]}`)
+	require.ErrorIs(t, err, menu.ErrInvalid)
 }
 
 func TestMoney(t *testing.T) {

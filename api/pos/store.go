@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	_ "time/tzdata" // the organizers' zones wherever the till runs
 
 	"github.com/loopcard/loopcard/api/apitype"
 	"github.com/loopcard/loopcard/api/storeclient"
@@ -41,17 +42,34 @@ type Store struct {
 	o    StoreOptions
 	mu   sync.Mutex
 	tall tally
+	// asked is when the rule of the business day was last asked for;
+	// known is true once the server answered in this run.
+	asked time.Time
+	known bool
 }
 
-// tally is the cash this till took on one day (UTC date, as the API's
-// day close counts it).
+// tally is the cash this till took on one business day of the organizer
+// (as the API's day close counts it), kept in TallyFile with the business
+// day's rule as the server last told it, for use offline.
 type tally struct {
 	Day      string `json:"day"`
 	Sales    int    `json:"sales"`
 	SalesSum int64  `json:"sales_sum"`
 	TopUps   int    `json:"topups"`
 	TopUpSum int64  `json:"topups_sum"`
+	// TimeZone and DayEndHour are the organizer's business day; until the
+	// server told them, the contract's default (UTC, 06:00).
+	TimeZone   string `json:"time_zone,omitempty"`
+	DayEndHour *int   `json:"day_end_hour,omitempty"`
 }
+
+// defaultDayEndHour is an organizer's day-end hour until it sets one
+// (ledger.DefaultDayEndHour).
+const defaultDayEndHour = 6
+
+// ruleEvery is how often the home page asks the server for the business
+// day's rule, at most.
+const ruleEvery = time.Minute
 
 // storeHome is the home page's figures.
 type storeHome struct {
@@ -106,24 +124,71 @@ func NewStore(o StoreOptions) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) today() string { return s.o.Now().UTC().Format(time.DateOnly) }
+// today is the organizer's business day now (the local date of now -
+// DayEndHour hours in TimeZone), YYYY-MM-DD. Call with s.mu held.
+func (s *Store) today() string {
+	loc, err := time.LoadLocation(s.tall.TimeZone)
+	if err != nil || s.tall.TimeZone == "" {
+		loc = time.UTC
+	}
+	h := defaultDayEndHour
+	if s.tall.DayEndHour != nil {
+		h = *s.tall.DayEndHour
+	}
+	return s.o.Now().Add(-time.Duration(h) * time.Hour).In(loc).Format(time.DateOnly)
+}
+
+// learnDay asks the server for the business day's rule (force: now;
+// otherwise once a run, and after a failure again after ruleEvery) and
+// keeps it with the tally.
+func (s *Store) learnDay(ctx context.Context, force bool) {
+	s.mu.Lock()
+	if !force && (s.known || s.o.Now().Sub(s.asked) < ruleEvery) {
+		s.mu.Unlock()
+		return
+	}
+	s.asked = s.o.Now()
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	bd, err := storeclient.BusinessDay(ctx, s.sc.Config())
+	if err != nil {
+		s.log.Info("pos: business day not known from the server; the last one known is used", "err", err)
+		return
+	}
+	if _, err := time.LoadLocation(bd.TimeZone); err != nil || bd.DayEndHour < 0 || bd.DayEndHour > 23 {
+		s.log.Warn("pos: the server's business day does not parse", "time_zone", bd.TimeZone, "day_end_hour", bd.DayEndHour)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.known = true
+	if s.tall.TimeZone != bd.TimeZone || s.tall.DayEndHour == nil || *s.tall.DayEndHour != bd.DayEndHour {
+		h := bd.DayEndHour
+		s.tall.TimeZone, s.tall.DayEndHour = bd.TimeZone, &h
+		s.keep()
+	}
+}
+
+// roll starts a new tally on a new business day. Call with s.mu held.
+func (s *Store) roll() {
+	if d := s.today(); s.tall.Day != d {
+		s.tall = tally{Day: d, TimeZone: s.tall.TimeZone, DayEndHour: s.tall.DayEndHour}
+	}
+}
 
 // day returns the tally of today, starting a new one on a new day.
 func (s *Store) day() tally {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if d := s.today(); s.tall.Day != d {
-		s.tall = tally{Day: d}
-	}
+	s.roll()
 	return s.tall
 }
 
 func (s *Store) count(sale bool, cash int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if d := s.today(); s.tall.Day != d {
-		s.tall = tally{Day: d}
-	}
+	s.roll()
 	if sale {
 		s.tall.Sales++
 		s.tall.SalesSum += cash
@@ -131,6 +196,11 @@ func (s *Store) count(sale bool, cash int64) {
 		s.tall.TopUps++
 		s.tall.TopUpSum += cash
 	}
+	s.keep()
+}
+
+// keep writes the tally to TallyFile. Call with s.mu held.
+func (s *Store) keep() {
 	if s.o.TallyFile == "" {
 		return
 	}
@@ -153,6 +223,7 @@ func (s *Store) page(w http.ResponseWriter, r *http.Request, title string) *page
 
 func (s *Store) home(w http.ResponseWriter, r *http.Request) {
 	p := s.page(w, r, "storetitle")
+	s.learnDay(r.Context(), false)
 	t := s.day()
 	p.Store = &storeHome{Deposit: euros(s.o.Deposit), Credit: euros(s.o.Credit), Tally: t, Cash: t.SalesSum + t.TopUpSum, Day: t.Day}
 	s.render(w, "store", p)
@@ -273,7 +344,7 @@ func (s *Store) started(w http.ResponseWriter, r *http.Request, err error) {
 	http.Redirect(w, r, "/present", http.StatusSeeOther)
 }
 
-// closeDay closes today with the counted cash: the API answers what it
+// closeDay closes the organizer's business day now with the counted cash: the API answers what it
 // expected.
 func (s *Store) closeDay(w http.ResponseWriter, r *http.Request) {
 	v, ok := s.amounts(w, r, "counted")
@@ -282,7 +353,12 @@ func (s *Store) closeDay(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
-	d, err := storeclient.CloseDay(ctx, s.sc.Config(), s.today(), v[0])
+	// The close is online anyway: the rule of the business day first.
+	s.learnDay(ctx, true)
+	s.mu.Lock()
+	day := s.today()
+	s.mu.Unlock()
+	d, err := storeclient.CloseDay(ctx, s.sc.Config(), day, v[0])
 	p := s.page(w, r, "closed")
 	if err != nil {
 		k, detail := storeErr(err)

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/loopcard/loopcard/api/terminal"
+	"github.com/loopcard/loopcard/ledger/menu"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
 // Line is one line of a basket: a product and a quantity; a negative
 // quantity is a returned deposit item (a cup brought back).
 type Line struct {
-	Product Product
+	Product menu.Product
 	Qty     int32
 }
 
@@ -36,12 +37,18 @@ type Receipt struct {
 	ID   string
 	Kind string // KindPayment, KindVoid or KindReturn
 	// Amount is what left the card (negative: what went onto it).
-	Amount       int64
+	Amount int64
+	// BalanceAfter is the card's balance after it; for a void or a return,
+	// only when Written.
 	BalanceAfter int64
-	Card         string // the card's UID, hex
-	At           time.Time
-	Lines        []Line
-	Uploaded     bool
+	// Written is false for a credit (void, return) the ledger booked but
+	// that did not reach the card now (it left the reader): the card gets
+	// it at its next online tap.
+	Written  bool
+	Card     string // the card's UID, hex
+	At       time.Time
+	Lines    []Line
+	Uploaded bool
 }
 
 // Kinds of receipts.
@@ -51,24 +58,34 @@ const (
 	KindReturn  = "return"
 )
 
-// ErrNotSupported: the terminal cannot do this yet (a void, or a basket
-// that gives money back to the card).
-var ErrNotSupported = errors.New("pos: the terminal cannot do this yet")
+// Errors of the till.
+var (
+	// ErrNotSupported: the terminal cannot do this (a deposit return
+	// without the server's menu).
+	ErrNotSupported = errors.New("pos: the terminal cannot do this")
+	// ErrMixedReturn: a basket that gives money back holds purchases too;
+	// a deposit return takes returned items only.
+	ErrMixedReturn = errors.New("pos: a basket that gives money back holds returned deposit items only")
+	// ErrOffline: a void or a deposit return needs the server, which does
+	// not answer.
+	ErrOffline = errors.New("pos: the server cannot be reached")
+)
 
 // Till is what the bar app needs from the terminal. Card errors wrap the
 // terminal's sentinels (terminal.ErrInsufficient, ErrCardBlocked,
-// ErrUncertain, ErrUnresolved, ErrNoSessionKey).
+// ErrUncertain, ErrUnresolved, ErrNoSessionKey, ErrNothingToVoid), or are
+// ErrNotSupported, ErrMixedReturn, ErrOffline or a *terminal.HTTPError.
 type Till interface {
 	// Menu is the menu in use; ok is false when there is none.
-	Menu() (m Menu, ok bool)
+	Menu() (m menu.Menu, ok bool)
 	// Pay takes the basket (its total must be positive) from the card in
 	// the field.
 	Pay(ctx context.Context, card terminal.Card, lines []Line) (Receipt, error)
 	// ReturnDeposit credits the card in the field for a basket of
-	// returned deposit items only (its total is negative).
+	// returned deposit items only (its total is negative), online.
 	ReturnDeposit(ctx context.Context, card terminal.Card, lines []Line) (Receipt, error)
 	// VoidLast gives the last payment back to its card, which must be in
-	// the field.
+	// the field, online.
 	VoidLast(ctx context.Context, card terminal.Card) (Receipt, error)
 	// Balance reads the card's balance.
 	Balance(ctx context.Context, card terminal.Card) (int64, error)
@@ -81,17 +98,17 @@ type Till interface {
 	Online() bool
 }
 
-// TerminalTill is the Till over the reference terminal as it is today:
-// a basket is one debit of its total (terminaltx version 1, no line items),
-// the menu is a local file, and a void or a deposit return is not
-// possible (ErrNotSupported).
-//
-// MERGE(i19a): when api/terminal has menus and line items, the marked
-// methods switch to (*terminal.Terminal).Menu, Pay(card, items), the void
-// of the last payment and the deposit return: a few lines each.
+// TerminalTill is the Till over the reference terminal (api/terminal): the
+// menu is the one the terminal synced from the server (with its session
+// key, kept for offline use), else a local file's (--menu); a basket of
+// the synced menu is paid as a version 2 transaction carrying its lines,
+// one of a local file's as a version 1 debit of its total (a local menu
+// has no version the ledger knows: the report shows such payments
+// unitemized). A void and a deposit return are online: the ledger books
+// the credit and the terminal writes it onto the card in the field.
 type TerminalTill struct {
 	t         *terminal.Terminal
-	localMenu *Menu
+	localMenu *menu.Menu
 	// pendingLoads is how long a tap may wait for the server to list the
 	// card's online top-ups (written first, as `terminal pay` does).
 	pendingLoads time.Duration
@@ -103,19 +120,21 @@ type TerminalTill struct {
 }
 
 // NewTerminalTill is the Till of t. localMenu, when not nil, is the menu
-// of a file (--menu), used while the terminal has none of its own.
-func NewTerminalTill(t *terminal.Terminal, localMenu *Menu) *TerminalTill {
+// of a file (--menu, LoadMenuFile), used while the terminal has none of
+// its own.
+func NewTerminalTill(t *terminal.Terminal, localMenu *menu.Menu) *TerminalTill {
 	return &TerminalTill{t: t, localMenu: localMenu, pendingLoads: 2 * time.Second, online: true}
 }
 
-// Menu implements Till.
-func (tt *TerminalTill) Menu() (Menu, bool) {
-	// MERGE(i19a): prefer the synced menu:
-	//   if m, ok := tt.t.Menu(); ok { return fromMenu(m), true }
+// Menu implements Till: the terminal's synced menu first.
+func (tt *TerminalTill) Menu() (menu.Menu, bool) {
+	if m, ok := tt.t.Menu(); ok {
+		return m, true
+	}
 	if tt.localMenu != nil {
 		return *tt.localMenu, true
 	}
-	return Menu{}, false
+	return menu.Menu{}, false
 }
 
 // writeLoads writes the card's online top-ups first, as `terminal pay`
@@ -127,37 +146,111 @@ func (tt *TerminalTill) writeLoads(ctx context.Context, card terminal.Card) {
 	tt.Contact(err)
 }
 
-// Pay implements Till: one debit of the basket's total.
+// items prices lines with the terminal's synced menu (terminal.Items);
+// ok is false when the terminal has none (a local file's menu is in use).
+func (tt *TerminalTill) items(lines []Line) (items []terminaltx.Item, ok bool, err error) {
+	if _, synced := tt.t.Menu(); !synced {
+		return nil, false, nil
+	}
+	tl := make([]terminal.Line, len(lines))
+	for i, l := range lines {
+		tl[i] = terminal.Line{Product: l.Product.ID, Quantity: l.Qty}
+	}
+	items, err = tt.t.Items(tl)
+	return items, true, err
+}
+
+// Pay implements Till: a version 2 debit carrying the basket's lines
+// (terminal.Pay), or with a local file's menu one debit of its total.
 func (tt *TerminalTill) Pay(ctx context.Context, card terminal.Card, lines []Line) (Receipt, error) {
 	total := Total(lines)
 	if total <= 0 {
 		return Receipt{}, fmt.Errorf("pos: a payment of %d cents: the basket's total must be positive", total)
 	}
-	tt.writeLoads(ctx, card)
-	// MERGE(i19a): s, err := tt.t.Pay(card, items(lines)) — the signed
-	// transaction carries the lines (terminaltx version 2).
-	s, err := tt.t.Debit(card, total)
+	items, synced, err := tt.items(lines)
 	if err != nil {
 		return Receipt{}, err
 	}
-	r := Receipt{ID: s.ID.String(), Kind: KindPayment, Amount: s.Amount, BalanceAfter: s.BalanceAfter,
+	tt.writeLoads(ctx, card)
+	var s *terminaltx.Signed
+	if synced {
+		s, err = tt.t.Pay(card, items)
+	} else {
+		s, err = tt.t.Debit(card, total)
+	}
+	if err != nil {
+		return Receipt{}, err
+	}
+	r := Receipt{ID: s.ID.String(), Kind: KindPayment, Amount: s.Amount, BalanceAfter: s.BalanceAfter, Written: true,
 		Card: terminaltx.CardHex(s.Card), At: s.Time, Lines: lines}
 	tt.add(r)
 	return r, nil
 }
 
-// ReturnDeposit implements Till.
+// ReturnDeposit implements Till: returned deposit items only, credited
+// through a load the ledger books (terminal.DepositReturn) and the
+// terminal writes onto the card.
 func (tt *TerminalTill) ReturnDeposit(ctx context.Context, card terminal.Card, lines []Line) (Receipt, error) {
-	// MERGE(i19a): the terminal's deposit return (negative lines, a
-	// credit through a load).
-	return Receipt{}, ErrNotSupported
+	for _, l := range lines {
+		if l.Qty > 0 || !l.Product.Deposit {
+			return Receipt{}, ErrMixedReturn
+		}
+	}
+	items, synced, err := tt.items(lines)
+	if err != nil {
+		return Receipt{}, err
+	}
+	if !synced {
+		// The ledger prices a return with the merchant's menu on the
+		// server; a local file's is not one.
+		return Receipt{}, ErrNotSupported
+	}
+	c, err := tt.t.DepositReturn(ctx, card, items)
+	if err != nil {
+		return Receipt{}, tt.offlineErr(err)
+	}
+	r := tt.credit(card, KindReturn, c, lines)
+	tt.add(r)
+	return r, nil
 }
 
-// VoidLast implements Till.
+// VoidLast implements Till: the terminal's void of the card's last
+// payment (terminal.VoidLast, online).
 func (tt *TerminalTill) VoidLast(ctx context.Context, card terminal.Card) (Receipt, error) {
-	// MERGE(i19a): the terminal's void of its last payment (a credit back,
-	// signed and linked to the payment); add its receipt with tt.add.
-	return Receipt{}, ErrNotSupported
+	c, err := tt.t.VoidLast(ctx, card)
+	if err != nil {
+		return Receipt{}, tt.offlineErr(err)
+	}
+	r := tt.credit(card, KindVoid, c, nil)
+	tt.add(r)
+	return r, nil
+}
+
+// offlineErr records the contact of an online operation and turns a
+// failed connection into ErrOffline.
+func (tt *TerminalTill) offlineErr(err error) error {
+	var ue *url.Error
+	var he *terminal.HTTPError
+	switch {
+	case errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded):
+		tt.Contact(err)
+		return fmt.Errorf("%w: %w", ErrOffline, err)
+	case errors.As(err, &he):
+		tt.Contact(nil)
+	}
+	return err
+}
+
+// credit is the receipt of a credit back to the card.
+func (tt *TerminalTill) credit(card terminal.Card, kind string, c terminal.Credit, lines []Line) Receipt {
+	r := Receipt{ID: c.Load.String(), Kind: kind, Amount: -c.Amount, At: time.Now(), Lines: lines}
+	if uid, err := card.UID(); err == nil {
+		r.Card = terminaltx.CardHex(uid)
+	}
+	if c.Written != nil && c.Written.Write != nil {
+		r.Written, r.BalanceAfter = true, c.Written.Write.After
+	}
+	return r
 }
 
 // Balance implements Till.

@@ -18,3 +18,15 @@ func CloseDay(ctx context.Context, cfg Config, day string, counted int64) (apity
 		apitype.DayCloseRequest{Day: day, Counted: counted}, &out)
 	return out, err
 }
+
+// BusinessDay asks for the organizer's business day (GET
+// /v1/stores/{store}/business-day): its time zone, day-end hour and the day
+// it is now, by which the store's days are closed.
+func BusinessDay(ctx context.Context, cfg Config) (apitype.BusinessDay, error) {
+	if err := cfg.defaults(); err != nil {
+		return apitype.BusinessDay{}, err
+	}
+	var out apitype.BusinessDay
+	err := call(ctx, &cfg, "", "GET", "/v1/stores/"+cfg.Store+"/business-day", nil, &out)
+	return out, err
+}

@@ -52,6 +52,9 @@ func (t *Terminal) SyncMenu(ctx context.Context) (menu.Menu, error) {
 	if err := menu.Validate(m.Products); err != nil || m.Version <= 0 {
 		return menu.Menu{}, fmt.Errorf("terminal: menu: the server's menu does not validate: %w", err)
 	}
+	if held, ok := t.Menu(); ok && held.Version == m.Version && held.Merchant == m.Merchant {
+		return held, nil // kept already
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return menu.Menu{}, err

@@ -137,8 +137,11 @@ type Backoff struct {
 }
 
 // RunUploader uploads every interval until ctx ends, keeping the session
-// key fresh and backing off after failures. report, when not nil, gets the
-// result of every pass that sent something or failed.
+// key fresh and backing off after failures. A pass with nothing to upload
+// still asks the server (an empty batch for the blocklist, SyncBlocklist;
+// a terminal without a blocklist fetches its menu), so that every pass
+// tells whether the server answers. report, when not nil, gets the result
+// of every pass: a nil error means the server answered.
 func (t *Terminal) RunUploader(ctx context.Context, interval time.Duration, b Backoff, report func(UploadResult, error)) {
 	if b.Min <= 0 {
 		b.Min = 200 * time.Millisecond
@@ -159,12 +162,12 @@ func (t *Terminal) RunUploader(ctx context.Context, interval time.Duration, b Ba
 			r, err = t.Upload(ctx)
 		}
 		if err == nil && r.Batches == 0 {
-			err = t.SyncBlocklist(ctx)
+			err = t.idle(ctx)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		if report != nil && (err != nil || r.Batches > 0) {
+		if report != nil {
 			report(r, err)
 		}
 		if err != nil {
@@ -183,6 +186,20 @@ func (t *Terminal) RunUploader(ctx context.Context, interval time.Duration, b Ba
 			}
 		}
 	}
+}
+
+// idle is the pass of RunUploader with nothing to upload: the blocklist's
+// sync, or, for a terminal without a blocklist, the menu's (a merchant
+// without a menu is an answer too).
+func (t *Terminal) idle(ctx context.Context) error {
+	if t.hqKey != nil {
+		return t.SyncBlocklist(ctx)
+	}
+	_, err := t.SyncMenu(ctx)
+	if he := (*HTTPError)(nil); errors.As(err, &he) && !he.Temporary() {
+		return nil
+	}
+	return err
 }
 
 // compactAfter is how many finished transactions RunUploader lets the

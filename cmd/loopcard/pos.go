@@ -16,6 +16,7 @@ import (
 	"github.com/loopcard/loopcard/api/pos"
 	"github.com/loopcard/loopcard/api/storeclient"
 	"github.com/loopcard/loopcard/api/terminal"
+	lmenu "github.com/loopcard/loopcard/ledger/menu"
 	"github.com/loopcard/loopcard/personalize/reader/pcsc"
 )
 
@@ -69,11 +70,13 @@ func terminalUICommand() *cli.Command {
 		Name:  "ui",
 		Usage: "the bar's touch-screen app over this terminal's reader and queue, served on loopback: products, basket, present card, paid or declined, last transactions, offline queue",
 		Description: "Takes payments like `terminal pay`, offline too (the queue is uploaded in the background when the server answers).\n" +
-			"Until the terminal syncs its merchant's menu, the products come from --menu FILE (JSON: {\"products\":[{\"id\":\"beer\",\"name\":\"Beer\",\n" +
-			"\"price\":350,\"vat_rate_bp\":2100,\"category\":\"Drinks\"}, ...]}).",
+			"The products are the merchant's menu as the terminal last synced it (`loopcard menu set --merchant M FILE` on the server;\n" +
+			"the terminal fetches it with its session key and keeps it for offline use); such a basket is paid with its line items, and\n" +
+			"voids and deposit returns (online) credit the card on the reader. Until the terminal has a menu, --menu FILE (JSON or CSV,\n" +
+			"as menu set takes) gives the buttons, and a basket is paid as one amount without line items.",
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "reader", Required: true, Usage: "PC/SC reader name, index or part of its name"},
-			&cli.StringFlag{Name: "menu", Usage: "JSON file of the products (used while the terminal has no menu of its own)"},
+			&cli.StringFlag{Name: "menu", Usage: "menu `FILE`, JSON or CSV as menu set takes (used while the terminal has no menu of its own)"},
 			&cli.DurationFlag{Name: "upload-every", Value: 5 * time.Second, Usage: "how often the background uploader runs"},
 		}, posFlags("8470")...), terminalFlags...),
 		Action: terminalUI,
@@ -86,7 +89,7 @@ func terminalUI(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var menu *pos.Menu
+	var menu *lmenu.Menu
 	if f := c.String("menu"); f != "" {
 		m, err := pos.LoadMenuFile(f)
 		if err != nil {
@@ -107,6 +110,11 @@ func terminalUI(c *cli.Context) error {
 	// Offline, a session key that is still valid is kept.
 	if err := t.EnsureSessionKey(ctx); err != nil {
 		return fmt.Errorf("%w (the terminal needs the server once for a session key)", err)
+	}
+	// The merchant's menu as it is now (it also comes with every session
+	// key); offline, the one kept on disk is used.
+	if _, err := t.SyncMenu(ctx); err != nil {
+		logger(c).Info("terminal ui: menu not synced; the one kept is used", "err", err)
 	}
 	r, err := pcsc.Open(c.String("reader"))
 	if err != nil {

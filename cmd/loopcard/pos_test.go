@@ -25,7 +25,7 @@ func TestPOSBadInput(t *testing.T) {
 			"--listen 0.0.0.0:8470 is beyond loopback"},
 		{"store beyond loopback", []string{"store", "ui", "--state", dir, "--store", "s", "--reader", "0", "--listen", "192.168.1.2:8471"},
 			"--listen 192.168.1.2:8471 is beyond loopback"},
-		{"bad menu", []string{"terminal", "ui", "--state", dir, "--reader", "0", "--menu", bad}, `id "Beer!" is not 1 to 32 of a-z 0-9`},
+		{"bad menu", []string{"terminal", "ui", "--state", dir, "--reader", "0", "--menu", bad}, "product 1: id must be 1 to 32 characters of a-z 0-9"},
 		{"bad listen", []string{"terminal", "ui", "--state", dir, "--reader", "0", "--listen", "8470"}, "give HOST:PORT"},
 	}
 	for _, tt := range tests {
