@@ -418,14 +418,6 @@ func (l *Ledger) Verify(ctx context.Context) error {
 				FROM topups t JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id GROUP BY 1, 2, 3, 4) r
 			USING (org_id, event_id, channel, status)
 			WHERE s.count IS DISTINCT FROM r.count OR s.amount IS DISTINCT FROM r.amount)`},
-		{"the card balance totals differ from the cards' balances", `SELECT EXISTS (
-			SELECT 1 FROM (SELECT org_id, event_id, sum(cards_with_money) AS n, sum(outstanding) AS amount FROM card_balance_totals
-					GROUP BY 1, 2 HAVING sum(cards_with_money) <> 0 OR sum(outstanding) <> 0) s
-			FULL JOIN (SELECT c.org_id, c.event_id, count(*) FILTER (WHERE a.side * a.balance > 0) AS n, sum(a.side * a.balance) AS amount
-				FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id GROUP BY 1, 2
-				HAVING count(*) FILTER (WHERE a.side * a.balance > 0) <> 0 OR sum(a.side * a.balance) <> 0) r
-			USING (org_id, event_id)
-			WHERE s.n IS DISTINCT FROM r.n OR s.amount IS DISTINCT FROM r.amount)`},
 	}
 	for _, c := range checks {
 		var bad bool

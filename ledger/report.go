@@ -186,8 +186,10 @@ func (l *Ledger) Event(ctx context.Context, org int64, event string) (EventRepor
 			})
 			return err
 		})
-	b.Queue(`SELECT coalesce(sum(cards_with_money), 0)::bigint, coalesce(sum(outstanding), 0)::bigint
-		FROM card_balance_totals WHERE org_id = $1 AND event_id = $2`, org, event).QueryRow(func(row pgx.Row) error {
+	// The cards' balances are read, not totalled (see migration 031).
+	b.Queue(`SELECT count(*) FILTER (WHERE a.side * a.balance > 0), coalesce(sum(a.side * a.balance), 0)::bigint
+		FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
+		WHERE c.org_id = $1 AND c.event_id = $2`, org, event).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&rep.CardsWithMoney, &rep.Outstanding)
 	})
 	b.Queue(`SELECT count(*) FROM card_alerts a JOIN cards c ON c.org_id = a.org_id AND c.card_id = a.card_id

@@ -6,9 +6,11 @@
 --   terminal_sales       terminal transactions by event, terminal, hour
 --                        (UTC), merchant and status;
 --   topup_totals         top-ups by event, channel and status;
---   card_balance_totals  the event's cards with money, and their credit.
--- None of them is a hot row: a terminal's sales are its own rows (a
--- terminal's uploads come one after the other), and the other two are
+-- The cards' balances are not totalled: a trigger on every update of
+-- accounts halved batch uploads (scripts/bench ledger), and the event's
+-- cards are one join at read time.
+-- Neither is a hot row: a terminal's sales are its own rows (a
+-- terminal's uploads come one after the other), and the top-ups are
 -- split in 1024 shards by the writing connection (its process id), which
 -- concurrent transactions share only when two ids collide; the report
 -- sums the shards. Every upsert takes its rows in key order, so two
@@ -84,43 +86,6 @@ CREATE TRIGGER topups_totals_insert AFTER INSERT ON topups REFERENCING NEW TABLE
 CREATE TRIGGER topups_totals_update AFTER UPDATE ON topups REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_topup_totals();
 
-CREATE TABLE card_balance_totals (
-    org_id           bigint NOT NULL,
-    event_id         text NOT NULL,
-    shard            integer NOT NULL,
-    cards_with_money bigint NOT NULL,
-    outstanding      bigint NOT NULL,
-    PRIMARY KEY (org_id, event_id, shard)
-);
-
--- A card's account: its card and event, for the trigger below.
-CREATE INDEX cards_account ON cards (org_id, account_id) INCLUDE (event_id);
-
--- Card accounts' balances change only by updates (a new account starts at
--- zero, the guard on accounts sees to that). The trigger runs inside the
--- terminal debits' trigger, which turns hash joins and sequential scans
--- off for itself: the transition tables have no index, so this one turns
--- them on again.
-CREATE FUNCTION ledger_card_balance_totals() RETURNS trigger LANGUAGE plpgsql
-    SET enable_hashjoin = on SET enable_seqscan = on AS $fn$
-BEGIN
-    INSERT INTO card_balance_totals AS s (org_id, event_id, shard, cards_with_money, outstanding)
-        SELECT n.org_id, c.event_id, pg_backend_pid() % 1024,
-               sum((n.side * n.balance > 0)::int - (o.side * o.balance > 0)::int),
-               sum(n.side * n.balance - o.side * o.balance)::bigint
-          FROM new_accounts n JOIN old_accounts o ON o.org_id = n.org_id AND o.account_id = n.account_id
-          JOIN cards c ON c.org_id = n.org_id AND c.account_id = n.account_id
-         WHERE n.kind = 'card' AND n.balance <> o.balance
-         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        ON CONFLICT (org_id, event_id, shard)
-        DO UPDATE SET cards_with_money = s.cards_with_money + EXCLUDED.cards_with_money,
-                      outstanding = s.outstanding + EXCLUDED.outstanding;
-    RETURN NULL;
-END
-$fn$;
-CREATE TRIGGER accounts_card_totals AFTER UPDATE ON accounts REFERENCING OLD TABLE AS old_accounts NEW TABLE AS new_accounts
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_card_balance_totals();
-
 -- The report's chargeback and provider refund losses: a few journal
 -- entries among every top-up's.
 CREATE INDEX journal_losses ON journal (org_id, event_id) WHERE kind IN ('chargeback', 'provider_refund');
@@ -135,10 +100,6 @@ INSERT INTO topup_totals (org_id, event_id, channel, status, shard, count, amoun
     SELECT t.org_id, c.event_id, t.channel, t.status, 0, count(*), sum(t.amount)::bigint
       FROM topups t JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id
      GROUP BY 1, 2, 3, 4;
-INSERT INTO card_balance_totals (org_id, event_id, shard, cards_with_money, outstanding)
-    SELECT c.org_id, c.event_id, 0, count(*) FILTER (WHERE a.side * a.balance > 0), sum(a.side * a.balance)::bigint
-      FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id
-     GROUP BY 1, 2;
 
 -- A terminal's last heartbeat: with each upload and session-key fetch it
 -- says how many transactions wait in its queue besides the upload, and

@@ -26,7 +26,6 @@ var owners = map[string]string{
 	"card_alerts":           Ledger,
 	"card_blocklist":        Ledger,
 	"card_blocklist_heads":  Ledger,
-	"card_balance_totals":   Ledger, // the dashboard's running totals (031)
 	"card_chain":            Ledger, // view
 	"card_events":           Ledger,
 	"card_replacements":     Ledger,

@@ -30,7 +30,6 @@ CREATE TABLE accounts (
     CONSTRAINT accounts_side_check CHECK ((side = ANY (ARRAY[1, '-1'::integer]))),
     CONSTRAINT balance_floor CHECK (((floor IS NULL) OR ((side * balance) >= floor)))
 ) WITH (fillfactor=50);
-CREATE TRIGGER accounts_card_totals AFTER UPDATE ON accounts REFERENCING OLD TABLE AS old_accounts NEW TABLE AS new_accounts FOR EACH STATEMENT EXECUTE FUNCTION ledger_card_balance_totals();
 CREATE TRIGGER accounts_guard_balance BEFORE INSERT OR UPDATE ON accounts FOR EACH ROW WHEN (pg_trigger_depth() < 1) EXECUTE FUNCTION ledger_guard_balance();
 CREATE TRIGGER accounts_no_delete BEFORE DELETE OR TRUNCATE ON accounts FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
 
@@ -111,16 +110,6 @@ CREATE TABLE card_alerts (
     CONSTRAINT card_alerts_review CHECK ((((reviewed_at IS NULL) = (reviewed_by IS NULL)) AND ((reviewed_at IS NULL) = (review_reason IS NULL))))
 );
 CREATE INDEX card_alerts_card ON public.card_alerts USING btree (org_id, card_id);
-
--- table card_balance_totals, owned by ledger
-CREATE TABLE card_balance_totals (
-    org_id bigint NOT NULL,
-    event_id text NOT NULL,
-    shard integer NOT NULL,
-    cards_with_money bigint NOT NULL,
-    outstanding bigint NOT NULL,
-    CONSTRAINT card_balance_totals_pkey PRIMARY KEY (org_id, event_id, shard)
-);
 
 -- table card_blocklist, owned by ledger
 CREATE TABLE card_blocklist (
@@ -207,7 +196,6 @@ CREATE TABLE cards (
     CONSTRAINT cards_pkey PRIMARY KEY (org_id, card_id),
     CONSTRAINT cards_status_check CHECK ((status = ANY (ARRAY['active'::text, 'blocked'::text, 'refunded'::text, 'replaced'::text])))
 );
-CREATE INDEX cards_account ON public.cards USING btree (org_id, account_id) INCLUDE (event_id);
 CREATE TRIGGER cards_blocklist AFTER INSERT OR UPDATE OF status ON cards FOR EACH ROW EXECUTE FUNCTION ledger_card_blocklist();
 
 -- table corrections, owned by ledger
@@ -1091,29 +1079,6 @@ BEGIN
                     array_agg(t.merchant_id), array_agg(t.card_seq), array_agg(t.txn_id), array_agg(t.amount))
            FROM new_txs t WHERE t.card_account IS NOT NULL AND t.nonrefundable_spent IS NULL;
     END IF;
-    RETURN NULL;
-END
-$function$;
-
--- ledger_card_balance_totals(), by triggers on accounts
-CREATE OR REPLACE FUNCTION public.ledger_card_balance_totals()
- RETURNS trigger
- LANGUAGE plpgsql
- SET enable_hashjoin TO 'on'
- SET enable_seqscan TO 'on'
-AS $function$
-BEGIN
-    INSERT INTO card_balance_totals AS s (org_id, event_id, shard, cards_with_money, outstanding)
-        SELECT n.org_id, c.event_id, pg_backend_pid() % 1024,
-               sum((n.side * n.balance > 0)::int - (o.side * o.balance > 0)::int),
-               sum(n.side * n.balance - o.side * o.balance)::bigint
-          FROM new_accounts n JOIN old_accounts o ON o.org_id = n.org_id AND o.account_id = n.account_id
-          JOIN cards c ON c.org_id = n.org_id AND c.account_id = n.account_id
-         WHERE n.kind = 'card' AND n.balance <> o.balance
-         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        ON CONFLICT (org_id, event_id, shard)
-        DO UPDATE SET cards_with_money = s.cards_with_money + EXCLUDED.cards_with_money,
-                      outstanding = s.outstanding + EXCLUDED.outstanding;
     RETURN NULL;
 END
 $function$;
