@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/api"
+	"github.com/loopcard/loopcard/api/console/consoletest"
 	"github.com/loopcard/loopcard/ledger"
 )
 
@@ -179,40 +180,40 @@ func consoleBoothMatrix(t *testing.T, e *env, users map[string]staffUser) {
 // threshold, so it waits for another person), issues a batch of vouchers
 // whose codes the page shows once, and sees both pages in Dutch; each page
 // photographed and checked by axe-core.
-func consoleBoothBrowser(t *testing.T, e *env, b *consoleTab) {
+func consoleBoothBrowser(t *testing.T, e *env, b *consoletest.Tab) {
 	require.NoError(t, e.ledger.SetCorrectionThreshold(context.Background(), org, 100))
-	b.open("/console/cards?card=" + e.cards[1].hex())
-	b.submit(`a[href^="/console/corrections?payment="]`)
-	b.page("correction-form", "Correct a payment", "Payment (transaction id")
-	b.fill("#amount", "2.50")
-	b.fill("#reason", "the round was refused")
-	b.submit(`form[action="/console/corrections"] button`)
-	b.page("correction-awaiting", "waits for another HQ person", e.cards[1].hex(), "€ 2.50", "Approve")
+	b.Open("/console/cards?card=" + e.cards[1].hex())
+	b.Submit(`a[href^="/console/corrections?payment="]`)
+	b.Page("correction-form", "Correct a payment", "Payment (transaction id")
+	b.Fill("#amount", "2.50")
+	b.Fill("#reason", "the round was refused")
+	b.Submit(`form[action="/console/corrections"] button`)
+	b.Page("correction-awaiting", "waits for another HQ person", e.cards[1].hex(), "€ 2.50", "Approve")
 	cs, err := e.ledger.Corrections(context.Background(), org)
 	require.NoError(t, err)
 	require.Len(t, cs, 1)
 	require.Equal(t, ledger.CorrectionAwaitingApproval, cs[0].Status)
 	require.Equal(t, "hq:1:staff:alice", cs[0].RequestedBy)
 
-	b.open("/console/vouchers")
-	b.page("vouchers", "Issue a batch of vouchers", "None.")
-	b.fill("#amount", "5")
-	b.fill("#count", "3")
-	b.fill("#label", "crew drinks")
-	b.submit(`form[action="/console/vouchers"] button[value=page]`)
-	b.page("vouchers-issued", "shown only now", "crew drinks")
-	n, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll("#voucher-codes code").length`))
+	b.Open("/console/vouchers")
+	b.Page("vouchers", "Issue a batch of vouchers", "None.")
+	b.Fill("#amount", "5")
+	b.Fill("#count", "3")
+	b.Fill("#label", "crew drinks")
+	b.Submit(`form[action="/console/vouchers"] button[value=page]`)
+	b.Page("vouchers-issued", "shown only now", "crew drinks")
+	n, err := chromedp.Run(b.Ctx, chromedp.Evaluate[int](`document.querySelectorAll("#voucher-codes code").length`))
 	require.NoError(t, err)
 	require.Equal(t, 3, n)
-	code, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("#voucher-codes code")))
+	code, err := chromedp.Run(b.Ctx, chromedp.Text(chromedp.CSS("#voucher-codes code")))
 	require.NoError(t, err)
 	require.NotContains(t, e.logs.String(), code, "a code is in no log")
-	b.open("/console/vouchers")
-	require.NotContains(t, b.text(), code, "the codes are shown once")
+	b.Open("/console/vouchers")
+	require.NotContains(t, b.Text(), code, "the codes are shown once")
 
-	b.open("/console/corrections?lang=nl")
-	b.page("nl-corrections", "Correcties", "Een betaling corrigeren", "Goedkeuren")
-	b.open("/console/vouchers")
-	b.page("nl-vouchers", "Voucherreeksen", "crew drinks", "Uitgeven en de codes tonen")
-	b.open("/console/corrections?lang=en")
+	b.Open("/console/corrections?lang=nl")
+	b.Page("nl-corrections", "Correcties", "Een betaling corrigeren", "Goedkeuren")
+	b.Open("/console/vouchers")
+	b.Page("nl-vouchers", "Voucherreeksen", "crew drinks", "Uitgeven en de codes tonen")
+	b.Open("/console/corrections?lang=en")
 }

@@ -133,6 +133,9 @@ func TestRunbookEndToEnd(t *testing.T) {
 		return nil
 	}))
 	require.Positive(t, files)
+
+	// The HQ console on the installation the event left (issue 20).
+	walkRunbookConsole(t, filepath.Join(dir, "demo"), s)
 }
 
 // printedSecrets reads the label CSV (number, URL ending in the token,
