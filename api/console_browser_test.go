@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -141,5 +142,27 @@ func TestConsoleBrowser(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, text, "Je sessie is verlopen", "signed out: the pages need a new sign-in")
 
+	// A store member of store-a: its own store's day and custody, in
+	// Dutch and English, never store-b's.
+	sam := e.addStaff(org, "sam", api.RoleStore, "store-a")
+	e.stock("store-a") // the batch's cards received at store-a
+	b.Open("/console/login")
+	b.Fill("#name", sam.name)
+	b.Fill("#password", sam.password)
+	b.Submit(`form.login button`)
+	b.Page("nl-store-member", "Winkel store-a", "Verwacht contant")
+	require.Equal(t, "Mijn winkel", b.TextOf("nav"), "a store member's menu")
+	require.NotContains(t, b.Text(), "store-b")
+	b.Open("/console/stores?lang=en")
+	b.Page("store-member", "Store store-a", "Expected cash", "Cards in stock")
+	require.Equal(t, 1, b.Count("#store-days tbody tr"), "its own store's day only")
+	require.Equal(t, "store-a", b.TextOf("#store-days tbody td"))
+	require.Equal(t, strconv.Itoa(len(e.cards)), b.TextOf("#store-days tbody td:nth-child(6)"), "cards received")
+	require.Zero(t, b.Count(`a[href="/console/dashboard"]`), "a store member's menu has its own pages only")
+	b.Open("/console/stores?store=store-b")
+	b.Page("store-member-other-store", "Your role may not do this.")
+	require.NotContains(t, b.Text(), "store-b")
+	b.Open("/console/cards?card=" + e.cards[1].hex())
+	b.Page("store-member-card", "Your role may not do this.")
 	b.CheckConsole()
 }

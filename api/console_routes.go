@@ -355,6 +355,17 @@ func (b *consoleBackend) RevokeSessionKeys(ctx context.Context, from, terminal s
 }
 
 func (b *consoleBackend) StoreDays(ctx context.Context, from, fromDay, toDay string) ([]console.StoreDay, error) {
+	return b.storeDays(ctx, from, "/v1/hq/reports/store-days", fromDay, toDay)
+}
+
+func (b *consoleBackend) OneStoreDays(ctx context.Context, from, store, fromDay, toDay string) ([]console.StoreDay, error) {
+	if !terminaltx.ValidID(store) {
+		return nil, console.ErrNotFound
+	}
+	return b.storeDays(ctx, from, "/v1/stores/"+url.PathEscape(store)+"/days", fromDay, toDay)
+}
+
+func (b *consoleBackend) storeDays(ctx context.Context, from, path, fromDay, toDay string) ([]console.StoreDay, error) {
 	q := url.Values{}
 	if fromDay != "" {
 		q.Set("from", fromDay)
@@ -362,7 +373,6 @@ func (b *consoleBackend) StoreDays(ctx context.Context, from, fromDay, toDay str
 	if toDay != "" {
 		q.Set("to", toDay)
 	}
-	path := "/v1/hq/reports/store-days"
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -31,6 +32,7 @@ type staffUser struct {
 	org            int64
 	name, password string
 	secret         string // base32; empty without a second factor
+	role           api.Role
 }
 
 // addStaff adds a staff account of organizer o (cheap argon2id: the tests
@@ -41,7 +43,7 @@ func (e *env) addStaff(o int64, name string, role api.Role, store string) staffU
 	enr, err := api.AddStaff(context.Background(), e.pool, e.hsm, api.NewStaff{Org: o, Name: name, Role: role, Store: store,
 		Password: []byte(pw), PasswordMemory: 256, PasswordTime: 1}, e.clock.Now())
 	require.NoError(e.t, err)
-	return staffUser{org: o, name: name, password: pw, secret: enr.TOTPSecret}
+	return staffUser{org: o, name: name, password: pw, secret: enr.TOTPSecret, role: role}
 }
 
 // code is u's TOTP code at the server's time plus d.
@@ -125,7 +127,11 @@ func (b *consoleBrowser) signedIn(u staffUser) *consoleBrowser {
 	b.e.t.Helper()
 	r := b.signIn(u, u.password, b.e.code(u, 0))
 	require.Equal(b.e.t, http.StatusSeeOther, r.status, string(r.body))
-	require.Equal(b.e.t, "/console/dashboard", r.header.Get("Location"))
+	landing := "/console/dashboard"
+	if u.role == api.RoleStore {
+		landing = "/console/stores" // a store member's own store
+	}
+	require.Equal(b.e.t, landing, r.header.Get("Location"))
 	return b
 }
 
@@ -328,6 +334,12 @@ func TestConsoleRoleMatrix(t *testing.T) {
 	require.Positive(t, nheld, "the clone's debits are held")
 	require.Len(t, held, nheld)
 	require.NoError(t, e.ledger.CreateOrganizer(context.Background(), 2, "Other Org"))
+	// Cash at each store today: each store's day has its own expected
+	// cash, which only its members and HQ may see.
+	for st, cents := range map[string]int64{"store-a": 1234, "store-b": 98765} {
+		_, err := e.ledger.TopUpCash(context.Background(), org, ledger.CashTopUp{Store: st, Card: e.cards[2].uid, Amount: cents})
+		require.NoError(t, err)
+	}
 	users := map[string]staffUser{
 		"hq":      e.addStaff(org, "alice", api.RoleHQ, ""),
 		"auditor": e.addStaff(org, "audrey", api.RoleAuditor, ""),
@@ -358,16 +370,20 @@ func TestConsoleRoleMatrix(t *testing.T) {
 		{"audit export", "GET", "/console/audit/export", nil},
 		{"refunds", "GET", "/console/refunds", nil},
 		{"audit verify", "GET", "/console/audit/verify", nil},
+		{"own store", "GET", "/console/stores?store=store-a", nil},
+		{"another store", "GET", "/console/stores?store=store-b", nil},
 	}
 	want := map[string][]int{
-		"anonymous": {303, 303, 303, 303, 401, 401, 401, 401, 303, 401, 401, 401, 303, 303, 303, 303, 303, 303, 303},
-		"store":     {403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403},
-		"auditor":   {200, 200, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 403, 200, 403, 200, 200, 200},
+		"anonymous": {303, 303, 303, 303, 401, 401, 401, 401, 303, 401, 401, 401, 303, 303, 303, 303, 303, 303, 303, 303, 303},
+		// A store member sees its own store's days (the stores page
+		// shows its own store), never another store's.
+		"store":   {403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 403, 403, 403, 403, 403, 200, 403},
+		"auditor": {200, 200, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 403, 200, 403, 200, 200, 200, 200, 200},
 		// Another organizer's terminal has no session keys of the caller's
 		// organizer: none are revoked, as the API answers. It has no
 		// custody log to export.
-		"other": {200, 200, 200, 404, 404, 404, 404, 400, 200, 404, 303, 404, 200, 200, 200, 200, 404, 200, 404},
-		"hq":    {200, 200, 200, 200, 303, 303, 303, 400, 200, 201, 303, 303, 200, 200, 200, 200, 200, 200, 200},
+		"other": {200, 200, 200, 404, 404, 404, 404, 400, 200, 404, 303, 404, 200, 200, 200, 200, 404, 200, 404, 404, 404},
+		"hq":    {200, 200, 200, 200, 303, 303, 303, 400, 200, 201, 303, 303, 200, 200, 200, 200, 200, 200, 200, 200, 200},
 	}
 	for _, role := range []string{"anonymous", "store", "auditor", "other", "hq"} {
 		b := e.consoleBrowser()
@@ -420,6 +436,24 @@ func TestConsoleRoleMatrix(t *testing.T) {
 			if role == "anonymous" && a.method == "GET" {
 				require.Equal(t, "/console/login?ended=1", r.header.Get("Location"))
 			}
+			if strings.Contains(a.path, "/console/stores") && r.status == http.StatusOK {
+				page := string(r.body)
+				cashA, cashB := strings.Contains(page, "€ 12.34"), strings.Contains(page, "€ 987.65")
+				switch {
+				case role == "other":
+					require.False(t, cashA || cashB, "another organizer's stores: %s", a.name)
+				case role == "store" || strings.HasSuffix(a.path, "store-a"):
+					require.True(t, cashA, "%s %s: its own store's cash", role, a.name)
+					require.False(t, cashB, "%s %s: never another store's cash", role, a.name)
+				case strings.HasSuffix(a.path, "store-b"):
+					require.True(t, cashB && !cashA, "%s %s", role, a.name)
+				default:
+					require.True(t, cashA && cashB, "%s %s: every store", role, a.name)
+				}
+			}
+			if role == "store" && r.status < 400 && a.method == "GET" {
+				require.NotContains(t, string(r.body), `href="/console/dashboard"`, "a store member's menu has its own pages only")
+			}
 		}
 		if role != "hq" {
 			require.Equal(t, "blocked", e.cardStatus(e.cards[0]), role)
@@ -432,6 +466,31 @@ func TestConsoleRoleMatrix(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, terms, 1, role)
 			require.Equal(t, ledger.TerminalEnrolled, terms[0].Status, role)
+		}
+	}
+	// The API's own answer to a store's token: its own store's days, not
+	// another's; HQ may read either.
+	for _, c := range []struct {
+		path, bearer string
+		status       int
+	}{
+		{"/v1/stores/store-a/days", e.tokens["store"], http.StatusOK},
+		{"/v1/stores/store-b/days", e.tokens["store"], http.StatusForbidden},
+		{"/v1/stores/store-b/days", e.tokens["hq"], http.StatusOK},
+		{"/v1/stores/no-such-store/days", e.tokens["hq"], http.StatusNotFound},
+		{"/v1/stores/store-a/days?from=yesterday", e.tokens["hq"], http.StatusBadRequest},
+	} {
+		r := e.do(request{method: "GET", path: c.path, bearer: c.bearer})
+		require.Equal(t, c.status, r.status, "%s: %s", c.path, r.body)
+		if r.status == http.StatusOK {
+			var out struct {
+				Days []ledger.StoreDayReport `json:"days"`
+			}
+			require.NoError(t, json.Unmarshal(r.body, &out))
+			require.NotEmpty(t, out.Days, c.path)
+			for _, d := range out.Days {
+				require.Equal(t, c.path[len("/v1/stores/"):len(c.path)-len("/days")], d.Store)
+			}
 		}
 	}
 	terms, err := e.ledger.Terminals(context.Background(), org)

@@ -165,6 +165,7 @@ func TestRoleMatrix(t *testing.T) {
 			return request{method: "GET", path: "/v1/stores/store-a/business-day"}
 		},
 		"GET /v1/hq/reports/store-days": func() request { return request{method: "GET", path: "/v1/hq/reports/store-days"} },
+		"GET /v1/stores/{store}/days":   func() request { return request{method: "GET", path: "/v1/stores/store-a/days"} },
 		"GET /v1/hq/reports/events/{event}": func() request {
 			return request{method: "GET", path: "/v1/hq/reports/events/fest"}
 		},

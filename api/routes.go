@@ -109,6 +109,7 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/stores/{store}/loads/{load}/written", roles: roles(RoleStore), h: s.loadWritten, privileged: true, money: true},
 		{method: "POST", path: "/v1/stores/{store}/day-close", roles: roles(RoleStore, RoleHQ), h: s.closeDay, privileged: true},
 		{method: "GET", path: "/v1/stores/{store}/business-day", roles: roles(RoleStore, RoleHQ), h: s.storeBusinessDay},
+		{method: "GET", path: "/v1/stores/{store}/days", roles: roles(RoleStore, RoleHQ, RoleAuditor), h: s.ownStoreDays, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/receipts", roles: roles(RoleStore), h: s.storeReceipt, privileged: true, rerun: true},
 		{method: "POST", path: "/v1/stores/{store}/cards/{card}/block", roles: roles(RoleStore), h: s.storeBlockCard, privileged: true},
 		{method: "POST", path: "/v1/stores/{store}/replacements", roles: roles(RoleStore), h: s.replaceCard, privileged: true, money: true},

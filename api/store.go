@@ -94,33 +94,67 @@ func (s *Server) storeBusinessDay(c *call) error {
 // storeDays reports every store's business days from ?from= to ?to= (at
 // most 92 days; default: the organizer's business day now).
 func (s *Server) storeDays(c *call) error {
-	bd, err := s.ledger.BusinessDay(c.ctx, c.who.org)
+	days, err := s.daysReport(c)
 	if err != nil {
 		return err
+	}
+	return c.reply(http.StatusOK, map[string]any{"days": days})
+}
+
+// ownStoreDays is one store's days, for its own members (the route chain
+// holds a store member to its own store) and HQ: cash expected and
+// counted, cards received, sold and in stock.
+func (s *Server) ownStoreDays(c *call) error {
+	store := c.r.PathValue("store")
+	if !terminaltx.ValidID(store) {
+		return badRequest("bad store id", nil)
+	}
+	if err := s.ledger.CheckStore(c.ctx, c.who.org, store); err != nil {
+		return err
+	}
+	all, err := s.daysReport(c)
+	if err != nil {
+		return err
+	}
+	days := []ledger.StoreDayReport{}
+	for _, d := range all {
+		if d.Store == store {
+			days = append(days, d)
+		}
+	}
+	return c.reply(http.StatusOK, map[string]any{"days": days})
+}
+
+// daysReport is the organizer's store days from the query's from and to
+// (YYYY-MM-DD; default today, at most 92 days).
+func (s *Server) daysReport(c *call) ([]ledger.StoreDayReport, error) {
+	bd, err := s.ledger.BusinessDay(c.ctx, c.who.org)
+	if err != nil {
+		return nil, err
 	}
 	today := bd.Of(s.now())
 	from, to := today, today
 	if v := c.r.URL.Query().Get("from"); v != "" {
 		if from, err = time.Parse(time.DateOnly, v); err != nil {
-			return badRequest("from must be YYYY-MM-DD", nil)
+			return nil, badRequest("from must be YYYY-MM-DD", nil)
 		}
 	}
 	if v := c.r.URL.Query().Get("to"); v != "" {
 		if to, err = time.Parse(time.DateOnly, v); err != nil {
-			return badRequest("to must be YYYY-MM-DD", nil)
+			return nil, badRequest("to must be YYYY-MM-DD", nil)
 		}
 	}
 	if to.Before(from) || to.Sub(from) > 92*24*time.Hour {
-		return badRequest("from must not be after to, at most 92 days apart", nil)
+		return nil, badRequest("from must not be after to, at most 92 days apart", nil)
 	}
 	days, err := s.ledger.StoreDays(c.ctx, c.who.org, from, to)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if days == nil {
 		days = []ledger.StoreDayReport{}
 	}
-	return c.reply(http.StatusOK, map[string]any{"days": days})
+	return days, nil
 }
 
 func (s *Server) eventReport(c *call) error {

@@ -54,6 +54,8 @@ type Backend interface {
 	// StoreDays reports each store's days from fromDay to toDay
 	// (YYYY-MM-DD; empty is today).
 	StoreDays(ctx context.Context, from, fromDay, toDay string) ([]StoreDay, error)
+	// OneStoreDays is StoreDays of one store, as its members may see it.
+	OneStoreDays(ctx context.Context, from, store, fromDay, toDay string) ([]StoreDay, error)
 	Keys(ctx context.Context, from string) ([]Key, error)
 	// Audit returns the organizer's audit records after the record id
 	// after, oldest first.

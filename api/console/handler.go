@@ -223,6 +223,9 @@ type page struct {
 	// Debtor the account it pays from.
 	Run    *PayoutRun
 	Debtor Debtor
+
+	// Store is the one store the stores page shows (a store member's own).
+	Store string
 }
 
 // Prev and Next are the neighbouring page numbers of a paged list.
@@ -413,7 +416,18 @@ func (h *Handler) posted(w http.ResponseWriter, r *http.Request, p *page) bool {
 }
 
 func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, "/console/dashboard", http.StatusSeeOther)
+	http.Redirect(w, r, h.landing(r, sessionOf(r)), http.StatusSeeOther)
+}
+
+// landing is the first page of the session's staff member: a store
+// member's is its store's days, everyone else's the dashboard.
+func (h *Handler) landing(r *http.Request, s Secret) string {
+	if !s.IsZero() {
+		if _, st, err := h.be.Session(r.Context(), s); err == nil && st.Role == "store" {
+			return "/console/stores"
+		}
+	}
+	return "/console/dashboard"
 }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
@@ -450,7 +464,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.setSession(w, sess)
-	http.Redirect(w, r, "/console/dashboard", http.StatusSeeOther)
+	http.Redirect(w, r, h.landing(r, sess), http.StatusSeeOther)
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
@@ -715,7 +729,19 @@ func (h *Handler) stores(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.FromDay, p.ToDay = r.URL.Query().Get("from"), r.URL.Query().Get("to")
-	days, err := h.be.StoreDays(ctx, r.RemoteAddr, p.FromDay, p.ToDay)
+	// A store member sees its own store; HQ and auditors every store, or
+	// one. The API holds a store member to its own store.
+	p.Store = r.URL.Query().Get("store")
+	if p.Store == "" && p.Staff.Role == "store" {
+		p.Store = p.Staff.Store
+	}
+	var days []StoreDay
+	var err error
+	if p.Store != "" {
+		days, err = h.be.OneStoreDays(ctx, r.RemoteAddr, p.Store, p.FromDay, p.ToDay)
+	} else {
+		days, err = h.be.StoreDays(ctx, r.RemoteAddr, p.FromDay, p.ToDay)
+	}
 	if err != nil {
 		h.fail(w, r, p, err)
 		return

@@ -53,6 +53,8 @@ var messages = map[string][2]string{
 	"terminalsnav":      {"Terminals", "Terminals"},
 	"stores":            {"Stores and their days", "Winkels en hun dagen"},
 	"storesnav":         {"Stores", "Winkels"},
+	"mystore":           {"My store", "Mijn winkel"},
+	"allstores":         {"All stores", "Alle winkels"},
 	"keys":              {"Keys", "Sleutels"},
 	"audit":             {"Audit log", "Auditlog"},
 	"auditnav":          {"Audit", "Audit"},

@@ -181,11 +181,37 @@ func walkRunbookConsole(t *testing.T, dir string, s runbook.Summary) {
 	b.Page("vouchers")
 	b.Open("/console/dashboard?lang=nl")
 	b.Page("nl-dashboard", "Verkoop per verkooppunt per uur", runbook.Bar)
+	b.Submit(`header form button`)
+	b.Page("nl-signed-out", "Inloggen")
 
+	// A store member of the first store: its own store's day and
+	// custody, as the day close counted them, never the other store's.
+	own, other := s.Stores[0], s.Stores[1]
+	const storePassword = "store lead password"
+	loopcardIn(t, dir, storePassword+"\n", "staff", "add", "--organizer", org, "--name", "lead", "--role", "store", "--store", own.Store)
+	b.Open("/console/login?lang=en")
+	b.Fill("#org", org)
+	b.Fill("#name", "lead")
+	b.Fill("#password", storePassword)
+	b.Submit(`form.login button`)
+	b.Page("store-member", "Store "+own.Store, "Expected cash", euros(own.CashCounted))
+	rows, err := chromedp.Run(b.Ctx, chromedp.Evaluate[[][]string](`[...document.querySelectorAll("#store-days tbody tr")].map(r => [...r.cells].map(c => c.textContent))`))
+	require.NoError(t, err)
+	require.Len(t, rows, 1, "its own store's day only")
+	require.Equal(t, []string{own.Store, euros(own.CashExpected), euros(own.CashCounted), euros(0),
+		strconv.Itoa(own.Received), strconv.Itoa(own.Sold), strconv.Itoa(own.InStock)},
+		[]string{rows[0][0], rows[0][2], rows[0][3], rows[0][4], rows[0][5], rows[0][6], rows[0][7]})
+	require.NotContains(t, b.Text(), other.Store)
+	require.Zero(t, b.Count(`a[href="/console/dashboard"]`), "a store member's menu has its own pages only")
+	b.Open("/console/stores?store=" + other.Store)
+	b.Page("store-member-other-store", "Your role may not do this.")
+	require.NotContains(t, b.Text(), euros(other.CashCounted))
+	b.Open("/console/dashboard")
+	b.Page("store-member-dashboard", "Your role may not do this.")
 	b.CheckConsole()
 	shots, err := filepath.Glob(filepath.Join(b.Dir, "*.png"))
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, len(shots), 14, "a screenshot of every page")
+	require.GreaterOrEqual(t, len(shots), 17, "a screenshot of every page")
 }
 
 // euros is cents as the console's English pages write them.
