@@ -158,6 +158,7 @@ func TestConsoleBrowser(t *testing.T) {
 	require.Equal(t, 1, b.Count("#store-days tbody tr"), "its own store's day only")
 	require.Equal(t, "store-a", b.TextOf("#store-days tbody td"))
 	require.Equal(t, strconv.Itoa(len(e.cards)), b.TextOf("#store-days tbody td:nth-child(6)"), "cards received")
+	require.Equal(t, strconv.Itoa(len(e.cards)), b.TextOf(`[data-figure="cards_in_stock"]`), "cards in stock, first")
 	require.Zero(t, b.Count(`a[href="/console/dashboard"]`), "a store member's menu has its own pages only")
 	b.Open("/console/stores?store=store-b")
 	b.Page("store-member-other-store", "Your role may not do this.")

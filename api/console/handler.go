@@ -228,6 +228,21 @@ type page struct {
 	Store string
 }
 
+// LatestDay is the latest of the one store's days the stores page shows,
+// whose figures it puts first; nil when it shows every store or none.
+func (p *page) LatestDay() *StoreDay {
+	if p.Store == "" || len(p.Days) == 0 {
+		return nil
+	}
+	latest := &p.Days[0]
+	for i := range p.Days {
+		if p.Days[i].Day.After(latest.Day) {
+			latest = &p.Days[i]
+		}
+	}
+	return latest
+}
+
 // Prev and Next are the neighbouring page numbers of a paged list.
 func (p *page) Prev() int { return p.PageNo - 1 }
 func (p *page) Next() int { return p.PageNo + 1 }

@@ -202,6 +202,11 @@ func walkRunbookConsole(t *testing.T, dir string, s runbook.Summary) {
 		strconv.Itoa(own.Received), strconv.Itoa(own.Sold), strconv.Itoa(own.InStock)},
 		[]string{rows[0][0], rows[0][2], rows[0][3], rows[0][4], rows[0][5], rows[0][6], rows[0][7]})
 	require.NotContains(t, b.Text(), other.Store)
+	for fig, want := range map[string]string{"cards_received": strconv.Itoa(own.Received), "cards_sold": strconv.Itoa(own.Sold),
+		"cards_in_stock": strconv.Itoa(own.InStock), "expected_cash": euros(own.CashExpected), "counted_cash": euros(own.CashCounted),
+		"difference": euros(own.CashCounted - own.CashExpected)} {
+		require.Equal(t, want, b.TextOf(`[data-figure="`+fig+`"]`), fig)
+	}
 	require.Zero(t, b.Count(`a[href="/console/dashboard"]`), "a store member's menu has its own pages only")
 	b.Open("/console/stores?store=" + other.Store)
 	b.Page("store-member-other-store", "Your role may not do this.")
