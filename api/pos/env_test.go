@@ -3,15 +3,12 @@ package pos_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +17,7 @@ import (
 
 	"github.com/loopcard/loopcard/api"
 	"github.com/loopcard/loopcard/api/apitype"
+	"github.com/loopcard/loopcard/api/console/consoletest"
 	"github.com/loopcard/loopcard/api/pos"
 	"github.com/loopcard/loopcard/api/sim"
 	"github.com/loopcard/loopcard/api/storeclient"
@@ -178,148 +176,57 @@ func serve(t testing.TB, h http.Handler) string {
 	return "http://" + ln.Addr().String()
 }
 
-// tab is one headless Chromium tab on a POS app.
-type tab struct {
-	t     *testing.T
-	ctx   context.Context
-	url   string
-	dir   string
-	shots int
-	axe   string
-	mu    sync.Mutex
-	log   []string
-}
+// tab is a Chromium tab on the till's app at a touch screen's size.
+type tab struct{ *consoletest.Tab }
 
 func newTab(t *testing.T, url, artifacts string) *tab {
 	t.Helper()
-	exe, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not found: install the Debian package chromium (apt-get install chromium)")
-	}
-	axe, err := os.ReadFile("../cardpage/testdata/axe.min.js")
-	require.NoError(t, err)
-	dir := t.TempDir()
-	if a := os.Getenv("LOOPCARD_ARTIFACTS"); a != "" {
-		dir = filepath.Join(a, artifacts)
-		require.NoError(t, os.MkdirAll(dir, 0o755))
-	}
-	t.Logf("screenshots in %s", dir)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(800, 480),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("password-store", "basic"), chromedp.Flag("use-mock-keychain", true), chromedp.Flag("lang", "en-US"))
-	ctx, cancelTab := chromedp.NewContext(actx)
-	ctx, cancelTime := context.WithTimeout(ctx, 150*time.Second)
-	b := &tab{t: t, ctx: ctx, url: url, dir: dir, axe: string(axe)}
-	messages := chromedp.Console(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.log = append(b.log, m.String())
-			b.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		cancelTime()
-		cancelTab()
-		cancelAlloc()
-		<-done
-	})
-	b.size(800, 480)
-	return b
+	return &tab{consoletest.NewWith(t, url, artifacts, consoletest.Options{Width: 800, Height: 480, Touch: true,
+		PageText: "body", Timeout: 150 * time.Second})}
 }
 
 // size is the touch screen's size.
-func (b *tab) size(w, h int64) {
-	b.do(chromedp.EmulateViewport(w, h, chromedp.EmulateTouch))
-}
+func (b *tab) size(w, h int64) { b.Size(w, h) }
 
 func (b *tab) do(steps ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	require.NoError(b.t, chromedp.Do(b.ctx, steps...))
+	b.T.Helper()
+	b.Do(steps...)
 }
 
 func (b *tab) open(path string) {
-	b.t.Helper()
-	b.do(chromedp.Navigate(b.url+path), chromedp.WaitReady(chromedp.CSS("main")))
+	b.T.Helper()
+	b.Open(path)
 }
 
 // click clicks sel and waits for the next document to have wait.
 func (b *tab) click(sel, wait string) {
-	b.t.Helper()
-	b.do(chromedp.Evaluate[chromedp.Void](`document.documentElement.dataset.old = "1"`),
+	b.T.Helper()
+	b.Do(chromedp.Evaluate[chromedp.Void](`document.documentElement.dataset.old = "1"`),
 		chromedp.Click(chromedp.CSS(sel)),
 		chromedp.WaitReady(chromedp.CSS(`html:not([data-old]) `+wait)))
 }
 
 func (b *tab) fill(sel, text string) {
-	b.t.Helper()
-	q, err := json.Marshal(sel)
-	require.NoError(b.t, err)
-	b.do(chromedp.Evaluate[chromedp.Void](`document.querySelector(`+string(q)+`).value = ""`), chromedp.SendKeys(chromedp.CSS(sel), text))
+	b.T.Helper()
+	b.Fill(sel, text)
 }
 
 func (b *tab) text(sel string) string {
-	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
-	require.NoError(b.t, err)
-	return s
+	b.T.Helper()
+	return b.TextOf(sel)
 }
 
-// page checks the text of the page, photographs it and runs axe-core on
-// it (WCAG 2 A and AA rules and best practices): any finding fails.
+// page checks the page's text, photographs it and runs axe-core on it.
 func (b *tab) page(name string, want ...string) {
-	b.t.Helper()
-	text, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("body")))
-	require.NoError(b.t, err)
-	for _, w := range want {
-		require.Contains(b.t, text, w, name)
-	}
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
-	require.NoError(b.t, err)
-	b.shots++
-	require.NoError(b.t, os.WriteFile(filepath.Join(b.dir, fmt.Sprintf("%02d-%s.png", b.shots, name)), png, 0o644))
-	b.do(chromedp.Evaluate[chromedp.Void](b.axe))
-	res, err := chromedp.Run(b.ctx, chromedp.Evaluate[axeResult](`axe.run(document, {resultTypes: ["violations"]}).then(r => ({
-		passes: r.passes.length,
-		violations: r.violations.map(v => ({id: v.id, impact: v.impact || "", help: v.help, nodes: v.nodes.map(n => n.target.join(" "))}))}))`,
-		chromedp.EvalAwaitPromise))
-	require.NoError(b.t, err)
-	require.Greater(b.t, res.Passes, 10, "axe-core ran its rules")
-	for _, v := range res.Violations {
-		b.t.Errorf("axe %s: %s (%s) %s on %v", name, v.ID, v.Impact, v.Help, v.Nodes)
-	}
+	b.T.Helper()
+	b.Page(name, want...)
 }
 
 // noPolicyErrors fails on a Content-Security-Policy report or a script
 // exception in the console.
 func (b *tab) noPolicyErrors() {
-	b.t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, m := range b.log {
-		require.False(b.t, strings.Contains(m, "Content Security Policy") || strings.HasPrefix(m, "exception"), m)
-	}
-}
-
-type axeViolation struct {
-	ID     string   `json:"id"`
-	Impact string   `json:"impact"`
-	Help   string   `json:"help"`
-	Nodes  []string `json:"nodes"`
-}
-
-type axeResult struct {
-	Passes     int            `json:"passes"`
-	Violations []axeViolation `json:"violations"`
+	b.T.Helper()
+	b.CheckConsole()
 }
 
 // waitFor waits for sel in the document, after the page's script

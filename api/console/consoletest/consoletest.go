@@ -33,8 +33,21 @@ type Tab struct {
 	Dir   string
 	shots int
 	axe   string
-	mu    sync.Mutex
-	log   []string
+	// pageText is the element whose text Page checks.
+	pageText string
+	mu       sync.Mutex
+	log      []string
+}
+
+// Options shape a tab: its viewport, the element whose text Page checks
+// and how long the whole tab may run.
+type Options struct {
+	Width, Height int64
+	// Touch emulates a touch screen (a till); otherwise a phone.
+	Touch bool
+	// PageText is the element Page reads ("main" when empty).
+	PageText string
+	Timeout  time.Duration
 }
 
 // axePath is axe-core's script, kept beside the card page's tests.
@@ -47,6 +60,12 @@ func axePath() string {
 // $LOOPCARD_ARTIFACTS/name (a temporary directory without it). The API's
 // certificate is accepted as it is (a test CA's).
 func New(t *testing.T, url, name string) *Tab {
+	t.Helper()
+	return NewWith(t, url, name, Options{Width: 390, Height: 844, Timeout: 90 * time.Second})
+}
+
+// NewWith is New with o's viewport, page text and time limit.
+func NewWith(t *testing.T, url, name string, o Options) *Tab {
 	t.Helper()
 	exe, err := exec.LookPath("chromium")
 	if err != nil {
@@ -62,7 +81,7 @@ func New(t *testing.T, url, name string) *Tab {
 	t.Logf("screenshots in %s", dir)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(390, 844),
+		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(int(o.Width), int(o.Height)),
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-extensions", true),
@@ -70,8 +89,11 @@ func New(t *testing.T, url, name string) *Tab {
 		// The API's certificate is the test CA's.
 		chromedp.Flag("ignore-certificate-errors", true), chromedp.Flag("lang", "en-US"))
 	ctx, cancelTab := chromedp.NewContext(actx)
-	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
-	b := &Tab{T: t, Ctx: ctx, URL: url, Dir: dir, axe: string(axe)}
+	ctx, cancelTime := context.WithTimeout(ctx, o.Timeout)
+	if o.PageText == "" {
+		o.PageText = "main"
+	}
+	b := &Tab{T: t, Ctx: ctx, URL: url, Dir: dir, axe: string(axe), pageText: o.PageText}
 	messages := chromedp.Console(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -91,8 +113,18 @@ func New(t *testing.T, url, name string) *Tab {
 		cancelAlloc()
 		<-done
 	})
-	b.Do(chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	if o.Touch {
+		b.Size(o.Width, o.Height)
+	} else {
+		b.Do(chromedp.EmulateViewport(o.Width, o.Height, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	}
 	return b
+}
+
+// Size sets a touch screen's viewport.
+func (b *Tab) Size(w, h int64) {
+	b.T.Helper()
+	b.Do(chromedp.EmulateViewport(w, h, chromedp.EmulateTouch))
 }
 
 // Do runs steps in the tab.
@@ -180,7 +212,7 @@ func (b *Tab) Fill(sel, text string) {
 // it (WCAG 2 A and AA rules and best practices): any finding fails.
 func (b *Tab) Page(name string, want ...string) {
 	b.T.Helper()
-	text := b.Text()
+	text := b.TextOf(b.pageText)
 	for _, w := range want {
 		require.Contains(b.T, text, w, name)
 	}
