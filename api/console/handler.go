@@ -131,6 +131,15 @@ func New(o Options) (*Handler, error) {
 // keep a page small; the API's lists have them all.
 const maxRows = 50
 
+// firstRows keeps the first maxRows of rows and says how many more there
+// were.
+func firstRows[T any](rows []T) ([]T, int) {
+	if len(rows) > maxRows {
+		return rows[:maxRows], len(rows) - maxRows
+	}
+	return rows, 0
+}
+
 // termPage is how many terminals one page of the terminals list shows.
 const termPage = 50
 
@@ -328,9 +337,7 @@ func (p *page) countTerminals(ts []Terminal) []Terminal {
 			keep = append(keep, t)
 		}
 	}
-	if len(keep) > maxRows {
-		keep, p.More = keep[:maxRows], len(keep)-maxRows
-	}
+	keep, p.More = firstRows(keep)
 	return keep
 }
 
@@ -540,18 +547,14 @@ func (h *Handler) alerts(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, p, err)
 		return
 	}
-	if len(as) > maxRows {
-		as, p.More = as[:maxRows], len(as)-maxRows
-	}
+	as, p.More = firstRows(as)
 	p.Alerts = as
 	held, all, err := h.be.HeldTxs(ctx, r.RemoteAddr)
 	if err != nil {
 		h.fail(w, r, p, err)
 		return
 	}
-	if len(held) > maxRows {
-		held = held[:maxRows]
-	}
+	held, _ = firstRows(held)
 	p.Held, p.HeldAll = held, all
 	if r.URL.Query().Get("done") != "" {
 		p.Notice = "done"
@@ -595,9 +598,7 @@ func (h *Handler) cards(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, p, err)
 			return
 		}
-		if len(c.Entries) > maxRows {
-			c.Entries, p.More = c.Entries[:maxRows], len(c.Entries)-maxRows
-		}
+		c.Entries, p.More = firstRows(c.Entries)
 		p.Card = &c
 	}
 	h.render(w, http.StatusOK, "cards", p)
@@ -761,9 +762,7 @@ func (h *Handler) stores(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, p, err)
 		return
 	}
-	if len(days) > maxRows {
-		days, p.More = days[:maxRows], len(days)-maxRows
-	}
+	days, p.More = firstRows(days)
 	p.Days = days
 	h.render(w, http.StatusOK, "stores", p)
 }
@@ -849,9 +848,7 @@ func (h *Handler) batches(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, p, err)
 		return
 	}
-	if len(bs) > maxRows {
-		bs, p.More = bs[:maxRows], len(bs)-maxRows
-	}
+	bs, p.More = firstRows(bs)
 	p.Batches = bs
 	h.render(w, http.StatusOK, "batches", p)
 }
@@ -871,18 +868,14 @@ func (h *Handler) showRefunds(ctx context.Context, w http.ResponseWriter, r *htt
 		h.fail(w, r, p, err)
 		return
 	}
-	if len(rs) > maxRows {
-		rs, p.More = rs[:maxRows], len(rs)-maxRows
-	}
+	rs, p.More = firstRows(rs)
 	p.Refunds, p.Waiting = rs, waiting
 	ps, err := h.be.Payouts(ctx, r.RemoteAddr)
 	if err != nil {
 		h.fail(w, r, p, err)
 		return
 	}
-	if len(ps) > maxRows {
-		ps = ps[:maxRows]
-	}
+	ps, _ = firstRows(ps)
 	p.Payouts = ps
 	if id := r.URL.Query().Get("payout"); id != "" {
 		for _, x := range ps {
@@ -931,9 +924,7 @@ func (h *Handler) runPayout(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/console/refunds?payout="+url.QueryEscape(run.ID), http.StatusSeeOther)
 		return
 	}
-	if len(run.Lines) > maxRows {
-		run.Lines = run.Lines[:maxRows]
-	}
+	run.Lines, _ = firstRows(run.Lines)
 	p.Run = &run
 	h.showRefunds(ctx, w, r, p, http.StatusOK)
 }
