@@ -2,17 +2,14 @@ package cardpage
 
 import (
 	"context"
-	"crypto/rand"
 	"embed"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -138,29 +135,12 @@ const maxForm = 16 << 10
 // panic recovery.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	var idb [12]byte
-	_, _ = rand.Read(idb[:])
-	id := hex.EncodeToString(idb[:])
 	sw := &httpstatus.Writer{ResponseWriter: w}
 	hd := sw.Header()
-	hd.Set("X-Request-Id", id)
-	hd.Set("Content-Security-Policy", h.csp)
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "same-origin")
-	hd.Set("X-Frame-Options", "DENY")
+	id := httpstatus.PageHeaders(hd, h.csp)
 	hd.Set("Strict-Transport-Security", "max-age=31536000")
-	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
 	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			h.log.Error("cardpage: panic", "request_id", id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if sw.Status == 0 {
-				http.Error(sw, "internal error", http.StatusInternalServerError)
-			}
-		}
 		status := sw.Status
 		if status == 0 {
 			status = http.StatusOK
@@ -173,6 +153,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
 			slog.Duration("duration", time.Since(start)))
 	}()
+	defer httpstatus.RecoverPage(h.log, "cardpage: panic", id, sw)
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(sw, r.Body, maxForm)
 	}

@@ -3,9 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -13,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -150,32 +147,16 @@ const maxForm = 16 << 10
 // naming the route, and panic recovery.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	var idb [12]byte
-	_, _ = rand.Read(idb[:])
-	id := hex.EncodeToString(idb[:])
 	sw := &httpstatus.Writer{ResponseWriter: w}
 	hd := sw.Header()
-	hd.Set("X-Request-Id", id)
-	hd.Set("Content-Security-Policy", CSP)
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "same-origin")
+	id := httpstatus.PageHeaders(hd, CSP)
 	hd.Set("Cache-Control", "no-store")
-	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hd.Set("Strict-Transport-Security", "max-age=31536000")
 	_, pattern := h.mux.Handler(r)
 	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			h.log.Error("console: panic", "request_id", id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if sw.Status == 0 {
-				http.Error(sw, "internal error", http.StatusInternalServerError)
-			}
-		}
 		h.log.Info("access", "request_id", id, "route", pattern, "status", sw.Status, "duration", time.Since(start))
 	}()
+	defer httpstatus.RecoverPage(h.log, "console: panic", id, sw)
 	r.Body = http.MaxBytesReader(sw, r.Body, maxForm)
 	h.mux.ServeHTTP(sw, withCSRFSlot(r))
 }

@@ -2,9 +2,7 @@ package pos
 
 import (
 	"context"
-	"crypto/rand"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -12,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -299,32 +296,16 @@ func loopbackHost(h string) bool {
 // and panic recovery.
 func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	var idb [8]byte
-	_, _ = rand.Read(idb[:])
-	id := hex.EncodeToString(idb[:])
 	sw := &httpstatus.Writer{ResponseWriter: w}
 	hd := sw.Header()
-	hd.Set("X-Request-Id", id)
-	hd.Set("Content-Security-Policy", CSP)
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "same-origin")
+	id := httpstatus.PageHeaders(hd, CSP)
 	hd.Set("Cache-Control", "no-store")
-	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
 	_, pattern := a.mux.Handler(r)
 	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			a.log.Error("pos: panic", "request_id", id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if sw.Status == 0 {
-				http.Error(sw, "internal error", http.StatusInternalServerError)
-			}
-		}
 		a.log.Debug("access", "request_id", id, "route", pattern, "status", sw.Status, "duration", time.Since(start))
 	}()
+	defer httpstatus.RecoverPage(a.log, "pos: panic", id, sw)
 	if !a.anyHost && !loopbackHost(r.Host) {
 		http.Error(sw, "this till answers on loopback names only", http.StatusMisdirectedRequest)
 		return

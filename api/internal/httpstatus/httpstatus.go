@@ -1,5 +1,7 @@
 // Package httpstatus records the status code a handler writes, for the
-// access logs and metrics of the API and the card page.
+// access logs and metrics of the API and the card page, and holds what
+// every page server (card page, HQ console, POS apps) does around a
+// request: the security headers, a request id, panic recovery.
 package httpstatus
 
 import "net/http"
