@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loopcard/loopcard/api/internal/pagelang"
 )
 
 // Lang is a language the pages speak.
@@ -23,51 +25,11 @@ var Langs = []Lang{English, Dutch}
 // langCookie remembers the language switch (not secret, not personal).
 const langCookie = "lc_lang"
 
-// pickLang chooses the language: an explicit ?lang=, then the language
-// cookie, then Accept-Language (by quality), then English.
+// pickLang chooses the language: ?lang=, then the cookie, then
+// Accept-Language (pagelang.Pick).
 func pickLang(r *http.Request) (Lang, bool) {
-	if l, ok := parseLang(r.URL.Query().Get("lang")); ok {
-		return l, true
-	}
-	if c, err := r.Cookie(langCookie); err == nil {
-		if l, ok := parseLang(c.Value); ok {
-			return l, false
-		}
-	}
-	return acceptLanguage(r.Header.Get("Accept-Language")), false
-}
-
-func parseLang(s string) (Lang, bool) {
-	for _, l := range Langs {
-		if strings.EqualFold(s, string(l)) {
-			return l, true
-		}
-	}
-	return "", false
-}
-
-// acceptLanguage picks the best of Langs from an Accept-Language header
-// (RFC 9110 12.5.4): the highest quality wins, the first listed on a tie.
-func acceptLanguage(h string) Lang {
-	best, bestQ := English, -1.0
-	for part := range strings.SplitSeq(h, ",") {
-		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		q := 1.0
-		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				continue
-			}
-			q = f
-		}
-		primary, _, _ := strings.Cut(tag, "-")
-		l, ok := parseLang(primary)
-		if !ok || q <= 0 || q <= bestQ {
-			continue
-		}
-		best, bestQ = l, q
-	}
-	return best
+	l, explicit := pagelang.Pick(r, langCookie)
+	return Lang(l), explicit
 }
 
 // catalog is one language's messages.

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/loopcard/loopcard/api/internal/pagelang"
 )
 
 // Lang is a language the console speaks; English is the fallback.
@@ -19,26 +21,10 @@ const (
 const langCookie = "lc_console_lang"
 
 // pickLang chooses the language: ?lang=, then the cookie, then
-// Accept-Language (the first of en or nl named), then English.
+// Accept-Language (pagelang.Pick).
 func pickLang(r *http.Request) (Lang, bool) {
-	switch q := r.URL.Query().Get("lang"); q {
-	case "en", "nl":
-		return Lang(q), true
-	}
-	if c, err := r.Cookie(langCookie); err == nil && (c.Value == "en" || c.Value == "nl") {
-		return Lang(c.Value), false
-	}
-	for part := range strings.SplitSeq(r.Header.Get("Accept-Language"), ",") {
-		tag, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-		tag = strings.ToLower(tag)
-		switch {
-		case strings.HasPrefix(tag, "nl"):
-			return Dutch, false
-		case strings.HasPrefix(tag, "en"):
-			return English, false
-		}
-	}
-	return English, false
+	l, explicit := pagelang.Pick(r, langCookie)
+	return Lang(l), explicit
 }
 
 // messages are the console's texts: English, then Dutch. Every key has
