@@ -204,9 +204,7 @@ func (h *Handler) showCorrections(ctx context.Context, b InfoBooth, w http.Respo
 		h.fail(w, r, p, err)
 		return
 	}
-	if len(cs) > maxRows {
-		cs, p.More = cs[:maxRows], len(cs)-maxRows
-	}
+	cs, p.More = firstRows(cs)
 	p.Booth.Corrections = cs
 	h.render(w, status, "corrections", p)
 }
@@ -296,9 +294,7 @@ func (h *Handler) showVouchers(ctx context.Context, b InfoBooth, w http.Response
 		h.fail(w, r, p, err)
 		return
 	}
-	if len(bs) > maxRows {
-		bs, p.More = bs[:maxRows], len(bs)-maxRows
-	}
+	bs, p.More = firstRows(bs)
 	p.Booth.Batches = bs
 	if p.Staff.Role == "hq" {
 		if p.Events, err = h.be.Events(ctx, r.RemoteAddr); err != nil {
