@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/loopcard/loopcard/ledger"
-	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 	"github.com/loopcard/loopcard/ledger/txid"
 )
@@ -27,21 +24,8 @@ import (
 // operator.
 func TestLedgerCorrectionsCLI(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	t.Setenv("LOOPCARD_DATABASE_URL", url)
-	t.Setenv("LOOPCARD_DATA_DIR", t.TempDir())
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	require.NoError(t, ledger.Migrate(ctx, pool))
-	l := ledger.New(pool, ledger.Options{})
-	require.NoError(t, l.CreateOrganizer(ctx, 1, "Org"))
-	require.NoError(t, l.AddEvent(ctx, 1, "fest", "Fest", time.Time{}))
-	require.NoError(t, l.AddMerchant(ctx, 1, "bar", "Bar"))
-	tok, err := l.RegisterTerminal(ctx, 1, ledger.TerminalRegistration{Terminal: "bar-1", Merchant: "bar", Event: "fest", TTL: time.Hour})
-	require.NoError(t, err)
-	key := ed25519.NewKeyFromSeed(make([]byte, 32))
-	require.NoError(t, l.EnrolTerminal(ctx, 1, "bar-1", tok, key.Public().(ed25519.PublicKey)))
+	l, pool := cliLedger(t)
+	key := cliBarTerminal(t, l)
 	card := []byte{0x04, 1, 2, 3, 4, 5, 6}
 	require.NoError(t, l.RegisterCards(ctx, 1, "fest", [][]byte{card}))
 	require.NoError(t, l.AddStore(ctx, 1, "gate", "Gate"))

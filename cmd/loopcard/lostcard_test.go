@@ -5,13 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/loopcard/loopcard/ledger"
-	"github.com/loopcard/loopcard/ledger/pgcluster/pgtest"
 	"github.com/loopcard/loopcard/ledger/terminaltx"
 )
 
@@ -21,16 +17,7 @@ import (
 // version, the card unlisted), and the hold of replacements is set.
 func TestLedgerBlockCLI(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	t.Setenv("LOOPCARD_DATABASE_URL", url)
-	t.Setenv("LOOPCARD_DATA_DIR", t.TempDir())
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	require.NoError(t, ledger.Migrate(ctx, pool))
-	l := ledger.New(pool, ledger.Options{})
-	require.NoError(t, l.CreateOrganizer(ctx, 1, "Org"))
-	require.NoError(t, l.AddEvent(ctx, 1, "fest", "Fest", time.Time{}))
+	l, pool := cliLedger(t)
 	card := []byte{0x04, 1, 2, 3, 4, 5, 6}
 	require.NoError(t, l.RegisterCards(ctx, 1, "fest", [][]byte{card, {0x04, 9, 9, 9, 9, 9, 9}}))
 	hex := terminaltx.CardHex(card)
