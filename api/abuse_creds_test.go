@@ -41,7 +41,7 @@ func (e *env) forgedTerminal(keyID string) *terminal {
 // authenticated go on. The server's clock stands still: counts are exact.
 func TestAbuseFailedCredentials(t *testing.T) {
 	const budget = 30
-	e := newEnv(t, envOptions{cards: 1, limits: api.Limits{FailedCredentials: 1, FailedCredentialsBurst: budget}})
+	e := newEnv(t, envOptions{cards: 1, noRollUp: true, limits: api.Limits{FailedCredentials: 1, FailedCredentialsBurst: budget}})
 	term := e.enrolTerminal("bar-1")
 	sk := e.sessionKey(term)
 	acquires := func() int64 { return e.pool.Stat().AcquireCount() }
@@ -143,7 +143,7 @@ func TestAbuseFailedCredentials(t *testing.T) {
 // Forged headers on card pages now take the budget's tokens like any.
 func TestAbuseCardPageCredentialHeaders(t *testing.T) {
 	const budget = 5
-	e := newEnv(t, envOptions{cards: 1, limits: api.Limits{Anonymous: 1, AnonymousBurst: budget}})
+	e := newEnv(t, envOptions{cards: 1, noRollUp: true, limits: api.Limits{Anonymous: 1, AnonymousBurst: budget}})
 	served, refused := 0, 0
 	for i := range 2 * budget {
 		r := request{method: "GET", path: "/c/" + randomCardToken(), bearer: forgedToken()}

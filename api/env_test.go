@@ -171,6 +171,9 @@ type envOptions struct {
 	cards  int
 	// payments replaces the test payment provider (Stripe on stripe-mock).
 	payments *api.Payments
+	// noRollUp keeps Serve from rolling up the dashboard's totals, for
+	// tests that count the pool's acquisitions.
+	noRollUp bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -233,7 +236,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.payments != nil {
 		payments = o.payments
 	}
-	srv, err := api.New(api.Config{Ledger: l, Batches: bs, HSM: h, HQSign: hq, Now: clk.Now, Limits: o.limits,
+	rollUp := time.Duration(0)
+	if o.noRollUp {
+		rollUp = -1
+	}
+	srv, err := api.New(api.Config{Ledger: l, Batches: bs, HSM: h, HQSign: hq, Now: clk.Now, Limits: o.limits, RollUpEvery: rollUp,
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Payments: payments})
 	require.NoError(t, err)

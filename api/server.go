@@ -171,6 +171,10 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Limits Limits
+	// RollUpEvery is how often Serve rolls up the dashboard's totals
+	// (ledger.RollUp); 0 means ledger.DefaultRollUpEvery, a negative value
+	// never (the figures stay exact; the dashboard adds more rows).
+	RollUpEvery time.Duration
 	// Payments are online top-ups through a payment provider; nil means
 	// none (the card pages say so, the webhook route answers 404).
 	Payments *Payments
@@ -262,10 +266,12 @@ type Server struct {
 	hqSign  crypto.Signer
 	log     *slog.Logger
 	now     func() time.Time
-	limits  Limits
-	metrics *metrics.Registry
-	ipLimit *limiter
-	clLimit *limiter
+	// rollUpEvery: Config.RollUpEvery.
+	rollUpEvery time.Duration
+	limits      Limits
+	metrics     *metrics.Registry
+	ipLimit     *limiter
+	clLimit     *limiter
 	// anonymous is the budget of all anonymous requests; nil: none.
 	anonymous *rate.Limiter
 	// creds remembers failed and recently good credentials, and budgets
@@ -303,15 +309,16 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s := &Server{
-		ledger:  cfg.Ledger,
-		batches: cfg.Batches,
-		pool:    cfg.Pool,
-		hsm:     cfg.HSM,
-		hqSign:  cfg.HQSign,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		limits:  cfg.Limits,
-		alerted: map[string]time.Time{},
+		ledger:      cfg.Ledger,
+		batches:     cfg.Batches,
+		pool:        cfg.Pool,
+		hsm:         cfg.HSM,
+		hqSign:      cfg.HQSign,
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		rollUpEvery: cfg.RollUpEvery,
+		limits:      cfg.Limits,
+		alerted:     map[string]time.Time{},
 	}
 	if cfg.Payments != nil {
 		p := *cfg.Payments
@@ -443,6 +450,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tc *tls.Config, gra
 	hs := s.HTTPServer(tc)
 	stopJanitor := s.startJanitor(ctx)
 	defer stopJanitor()
+	stopRollUp := s.startRollUp(ctx)
+	defer stopRollUp()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
 	select {
@@ -460,6 +469,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tc *tls.Config, gra
 		return fmt.Errorf("api: shutdown: %w", err)
 	}
 	return nil
+}
+
+// startRollUp rolls up the dashboard's totals every Config.RollUpEvery
+// (see ledger.RollUp): the console's dashboard then adds only the last
+// seconds' rows to them.
+func (s *Server) startRollUp(ctx context.Context) func() {
+	every := s.rollUpEvery
+	if every < 0 {
+		return func() {}
+	}
+	if every == 0 {
+		every = ledger.DefaultRollUpEvery
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.ledger.RollUpEvery(ctx, every, s.log)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // startJanitor deletes expired nonces and checkouts once a minute, and

@@ -402,15 +402,34 @@ func (l *Ledger) Verify(ctx context.Context) error {
 			LEFT JOIN LATERAL (SELECT card_seq, balance_after FROM card_chain ch
 				WHERE ch.org_id = c.org_id AND ch.card_id = c.card_id ORDER BY card_seq DESC LIMIT 1) t ON true
 			WHERE a.chain_seq IS DISTINCT FROM t.card_seq OR a.chain_after IS DISTINCT FROM t.balance_after)`},
-		// The dashboard's running totals (migration 031) are what their
-		// rows add up to.
+		// The dashboard's totals (migrations 031 and 033): rolled up to the
+		// organizer's mark, with the rows above it, they are what the rows
+		// add up to.
 		{"the terminal sales totals differ from the terminal transactions", `SELECT EXISTS (
-			SELECT 1 FROM (SELECT org_id, event_id, terminal_id, hour, merchant_id, status, count, amount FROM terminal_sales WHERE count <> 0 OR amount <> 0) s
+			SELECT 1 FROM (SELECT org_id, event_id, terminal_id, hour, merchant_id, status, sum(count) AS count, sum(amount) AS amount
+					FROM (SELECT org_id, event_id, terminal_id, hour, merchant_id, status, count, amount FROM terminal_sales
+						UNION ALL
+						SELECT o.org_id, s.* FROM organizers o LEFT JOIN dashboard_rollups r USING (org_id)
+						CROSS JOIN LATERAL ledger_sales_since(o.org_id, coalesce(r.upto, 0), NULL) s) x
+					GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(count) <> 0 OR sum(amount) <> 0) s
 			FULL JOIN (SELECT t.org_id, c.event_id, t.terminal_id, date_trunc('hour', t.at, 'UTC') AS hour, t.merchant_id, t.status,
 					count(*) AS count, sum(t.amount) AS amount
 				FROM terminal_txs t JOIN cards c ON c.org_id = t.org_id AND c.card_id = t.card_id GROUP BY 1, 2, 3, 4, 5, 6) r
 			USING (org_id, event_id, terminal_id, hour, merchant_id, status)
 			WHERE s.count IS DISTINCT FROM r.count OR s.amount IS DISTINCT FROM r.amount)`},
+		{"the card totals differ from the cards' balances", `SELECT EXISTS (
+			SELECT 1 FROM (SELECT org_id, event_id, sum(with_money) AS with_money, sum(outstanding) AS outstanding
+					FROM (SELECT org_id, event_id, with_money, outstanding FROM card_totals
+						UNION ALL
+						SELECT o.org_id, s.* FROM organizers o LEFT JOIN dashboard_rollups r USING (org_id)
+						CROSS JOIN LATERAL ledger_card_totals_since(o.org_id, coalesce(r.upto, 0), NULL) s) x
+					GROUP BY 1, 2 HAVING sum(with_money) <> 0 OR sum(outstanding) <> 0) t
+			FULL JOIN (SELECT c.org_id, c.event_id, count(*) FILTER (WHERE a.side * a.balance > 0) AS with_money,
+					sum(a.side * a.balance) AS outstanding
+				FROM cards c JOIN accounts a ON a.org_id = c.org_id AND a.account_id = c.account_id GROUP BY 1, 2
+				HAVING count(*) FILTER (WHERE a.side * a.balance > 0) <> 0 OR sum(a.side * a.balance) <> 0) r
+			USING (org_id, event_id)
+			WHERE t.with_money IS DISTINCT FROM r.with_money OR t.outstanding IS DISTINCT FROM r.outstanding)`},
 		{"the top-up totals differ from the top-ups", `SELECT EXISTS (
 			SELECT 1 FROM (SELECT org_id, event_id, channel, status, sum(count) AS count, sum(amount) AS amount FROM topup_totals
 					GROUP BY 1, 2, 3, 4 HAVING sum(count) <> 0 OR sum(amount) <> 0) s

@@ -47,10 +47,12 @@ var owners = map[string]string{
 	"stores":                Ledger,
 	"terminal_refused_taps": Ledger,
 	"terminal_tx_items":     Ledger,
-	"terminal_sales":        Ledger, // the dashboard's running totals (031)
+	"terminal_sales":        Ledger, // the dashboard's totals (031, rolled up since 033)
 	"terminal_txs":          Ledger,
 	"terminals":             Ledger,
 	"topup_totals":          Ledger, // the dashboard's running totals (031)
+	"card_totals":           Ledger, // the dashboard's totals (033)
+	"dashboard_rollups":     Ledger, // how far the dashboard's totals are rolled up (033)
 	"topups":                Ledger,
 	"unmatched_payments":    Ledger,
 	"voucher_batches":       Ledger,
