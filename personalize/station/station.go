@@ -236,15 +236,21 @@ func (s *Station) registerRecorded(ctx context.Context) error {
 		}
 	}
 	// With no card recorded yet, this checks that the ledger knows the
-	// event before the first card is written.
-	return s.register(ctx, uids...)
+	// event before the first card is written. It is the station's start,
+	// not a card's time, so Times leaves it out (its parts stay within
+	// Total).
+	return s.enterCards(ctx, uids)
 }
 
-// register enters cards of the batch into the ledger.
+// register enters cards of the batch into the ledger, as a card's
+// database time.
 func (s *Station) register(ctx context.Context, uids ...[]byte) error {
+	return s.timeDB(func() error { return s.enterCards(ctx, uids) })
+}
+
+func (s *Station) enterCards(ctx context.Context, uids [][]byte) error {
 	b := s.cfg.Batch
-	err := s.timeDB(func() error { return s.cfg.Ledger.RegisterCards(ctx, b.OrgID, b.Event, uids) })
-	if err != nil {
+	if err := s.cfg.Ledger.RegisterCards(ctx, b.OrgID, b.Event, uids); err != nil {
 		return fmt.Errorf("station: register cards of batch %d in the ledger under event %q: %w", b.No, b.Event, err)
 	}
 	return nil
