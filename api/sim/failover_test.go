@@ -195,10 +195,20 @@ func failoverRun(t *testing.T, f *formation.Formation, s *sim.Stack, taps int) f
 	go func() {
 		r := hooks{}
 		defer func() { hooked <- r }()
+		var stoppedAt time.Time
 		for i := 0; ; i++ {
+			// Deliveries go on until one sent after the kill is answered,
+			// even past the end of the taps (for 30 s at most): a delivery
+			// sent just before the kill can be answered only after the
+			// failover, and the taps can end soon after it.
 			select {
 			case <-stopLoads:
-				return
+				if stoppedAt.IsZero() {
+					stoppedAt = time.Now()
+				}
+				if firstWriteAfter.Load() != 0 || killedAt.Load() == 0 || time.Since(stoppedAt) > 30*time.Second || ctx.Err() != nil {
+					return
+				}
 			default:
 			}
 			body, _ := json.Marshal(payment.Event{ID: fmt.Sprintf("evt-%X-%d", webCard.UID, i), Type: payment.TypePaymentSucceeded,
