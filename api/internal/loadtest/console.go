@@ -41,6 +41,7 @@ func seedConsole(ctx context.Context, l *ledger.Ledger, pool *pgxpool.Pool, h *k
 		Merchants: consoleMerchants, Terminals: consoleTerminals, Days: consoleDays}); err != nil {
 		return err
 	}
+	seeded := time.Since(start)
 	rolled := time.Now()
 	if err := l.RollUp(ctx); err != nil {
 		return err
@@ -52,7 +53,7 @@ func seedConsole(ctx context.Context, l *ledger.Ledger, pool *pgxpool.Pool, h *k
 		return err
 	}
 	s.Staff = &benchStaff{Name: "hq", Password: pw, TOTP: enr.TOTPSecret}
-	fmt.Fprintf(os.Stderr, "console bench: seeded %d cards and %d transactions in %s\n", nCards, nTxs, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "console bench: seeded %d cards and %d transactions in %s\n", nCards, nTxs, seeded.Round(time.Millisecond))
 	return nil
 }
 
